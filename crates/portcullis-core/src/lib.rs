@@ -1,0 +1,10 @@
+//! The pure domain core of Portcullis: the firewall model, validation, durations, the evaluator with pfSense
+//! first-match semantics, lint, and change plans. Nothing here does I/O: time comes in as an argument and
+//! state comes in as values, so every rule of the domain is testable on its own.
+
+pub mod duration;
+pub mod error;
+pub mod eval;
+pub mod model;
+
+pub use error::{FieldError, FieldResult};
