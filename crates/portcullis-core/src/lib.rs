@@ -5,6 +5,8 @@
 pub mod duration;
 pub mod error;
 pub mod eval;
+pub mod firewall;
 pub mod model;
+pub mod plan;
 
 pub use error::{FieldError, FieldResult};

@@ -1,1 +1,126 @@
+//! The embedded store: one SQLite file (WAL mode) that holds the lab firewall's state and the hash-chained
+//! audit trail. Every write is one transaction, so a crash leaves the state before or after, never between.
 
+mod audit;
+mod lab;
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::Connection;
+
+pub use audit::{AuditRow, AuditVerification};
+pub use lab::{LabState, LabWrite};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored record is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("cannot create the data directory {path}: {source}")]
+    Directory { path: String, source: std::io::Error },
+    #[error("the store was written by a newer Portcullis (schema {found}, this build knows {known})")]
+    SchemaTooNew { found: i64, known: i64 },
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS lab_rules (
+    target TEXT NOT NULL, rule_id TEXT NOT NULL, ord INTEGER NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (target, rule_id));
+CREATE INDEX IF NOT EXISTS lab_rules_ord ON lab_rules (target, ord);
+CREATE TABLE IF NOT EXISTS lab_aliases (
+    target TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (target, name));
+CREATE TABLE IF NOT EXISTS lab_alias_entries (
+    target TEXT NOT NULL, alias TEXT NOT NULL, value TEXT NOT NULL, detail TEXT NOT NULL,
+    expires_at_ms INTEGER, created_at_ms INTEGER, PRIMARY KEY (target, alias, value));
+CREATE INDEX IF NOT EXISTS lab_alias_entries_expiry ON lab_alias_entries (expires_at_ms)
+    WHERE expires_at_ms IS NOT NULL;
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY, record TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+";
+
+/// The store. Cheap to share behind an `Arc`; calls are serialised on one connection.
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path`.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Directory {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        Self::init(Connection::open(path)?)
+    }
+
+    pub fn open_in_memory() -> StoreResult<Self> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> StoreResult<Self> {
+        // WAL with synchronous=NORMAL: a committed transaction survives a process crash, and commits do not
+        // wait for fsync, which keeps the audit write of each call in microseconds.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        let found: Option<i64> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| {
+                r.get::<_, String>(0)
+            })
+            .ok()
+            .and_then(|v| v.parse().ok());
+        match found {
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(StoreError::SchemaTooNew {
+                    found: v,
+                    known: SCHEMA_VERSION,
+                });
+            }
+            Some(_) => {}
+            None => {
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
+                    [SCHEMA_VERSION.to_string()],
+                )?;
+            }
+        }
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a half-written transaction (SQLite rolls it back),
+        // so a poisoned lock is safe to take over.
+        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn meta_get(&self, key: &str) -> StoreResult<Option<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT value FROM meta WHERE key = ?1")?;
+        let mut rows = stmt.query([key])?;
+        Ok(match rows.next()? {
+            Some(row) => Some(row.get(0)?),
+            None => None,
+        })
+    }
+
+    pub fn meta_set(&self, key: &str, value: &str) -> StoreResult<()> {
+        self.conn().execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,141 @@
+//! The `Firewall` trait every backend implements (lab, pfSense, nftables), and the stable error codes that
+//! travel from a backend to a script.
+
+use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{RuleId, RuleSet};
+use crate::plan::ChangePlan;
+
+/// Stable, matchable error codes (BRIEF §6). Scripts match on these strings; never rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    ConnectionRefused,
+    AuthenticationFailed,
+    AuthorizationFailed,
+    TlsError,
+    Timeout,
+    PfrestNotInstalled,
+    NotFound,
+    Conflict,
+    ValidationError,
+    PolicyDenied,
+    RateLimited,
+    ApprovalRequired,
+    LockoutPrevented,
+    ApplyFailed,
+    VerificationFailed,
+    UnexpectedResponse,
+    Unavailable,
+    InternalError,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ConnectionRefused => "connection_refused",
+            Self::AuthenticationFailed => "authentication_failed",
+            Self::AuthorizationFailed => "authorization_failed",
+            Self::TlsError => "tls_error",
+            Self::Timeout => "timeout",
+            Self::PfrestNotInstalled => "pfrest_not_installed",
+            Self::NotFound => "not_found",
+            Self::Conflict => "conflict",
+            Self::ValidationError => "validation_error",
+            Self::PolicyDenied => "policy_denied",
+            Self::RateLimited => "rate_limited",
+            Self::ApprovalRequired => "approval_required",
+            Self::LockoutPrevented => "lockout_prevented",
+            Self::ApplyFailed => "apply_failed",
+            Self::VerificationFailed => "verification_failed",
+            Self::UnexpectedResponse => "unexpected_response",
+            Self::Unavailable => "unavailable",
+            Self::InternalError => "internal_error",
+        }
+    }
+}
+
+/// A failure inside a backend, with a hint a person can act on.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct BackendError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl BackendError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+/// What kind of firewall a target is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    Lab,
+    Pfsense,
+    Nftables,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct TargetInfo {
+    pub name: String,
+    pub kind: BackendKind,
+    pub description: String,
+}
+
+/// A health check of a target, as reported by `get_system_status`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct HealthCheck {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// System status of a target. Percentages are 0-100.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct SystemStatus {
+    pub cpu_usage: f64,
+    pub memory_usage: f64,
+    /// Seconds since the system started.
+    pub uptime: u64,
+    pub uptime_human: String,
+    pub version: String,
+    pub platform: String,
+    pub hostname: String,
+    pub health: Vec<HealthCheck>,
+}
+
+/// What applying a plan produced that the plan could not know in advance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Ids assigned to the rules of `CreateRule` operations, in operation order.
+    pub created_rules: Vec<RuleId>,
+}
+
+/// One firewall. Implementations read fresh state on every `snapshot` and apply a whole plan or nothing.
+#[async_trait]
+pub trait Firewall: Send + Sync {
+    fn info(&self) -> TargetInfo;
+
+    /// Interfaces, rules in evaluation order, and aliases, read from the firewall now.
+    async fn snapshot(&self) -> Result<RuleSet, BackendError>;
+
+    /// Applies every operation of the plan, or none of them.
+    async fn apply(&self, plan: &ChangePlan) -> Result<Applied, BackendError>;
+
+    async fn system_status(&self) -> Result<SystemStatus, BackendError>;
+}

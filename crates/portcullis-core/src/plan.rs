@@ -1,0 +1,678 @@
+//! Change planning: an intent plus freshly read state gives a plan — the before and after of every object the
+//! change touches — or a field error, with nothing changed. Backends apply plans; `verify` checks that the
+//! firewall, read back afterwards, holds exactly what the plan said.
+
+use ipnet::IpNet;
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::error::{FieldError, FieldResult};
+use crate::firewall::Applied;
+use crate::model::{
+    Action, AddressMatch, AddressTarget, Alias, AliasEntry, AliasKind, Direction, IpVersion, PortMatch,
+    Protocol, Rule, RuleId, RuleSet, Timestamp, net_to_string,
+};
+
+/// The managed alias behind blocks that apply to every interface.
+pub const BLOCK_ALIAS: &str = "PORTCULLIS_BLOCK";
+/// The `managed` tag of block-list aliases and of the rules that enforce them.
+pub const MANAGED_BLOCK: &str = "block_list";
+/// The `managed` tag of the pfSense anti-lockout rule.
+pub const MANAGED_ANTI_LOCKOUT: &str = "anti_lockout";
+
+/// The block alias for one interface, or for all of them.
+pub fn block_alias_name(interface: Option<&str>) -> String {
+    match interface {
+        None => BLOCK_ALIAS.to_string(),
+        Some(i) => format!("{BLOCK_ALIAS}_{}", i.to_ascii_uppercase()),
+    }
+}
+
+/// A new rule as asked for, already parsed but not yet checked against the firewall's state.
+#[derive(Debug, Clone)]
+pub struct RuleDraft {
+    pub interface: String,
+    pub direction: Direction,
+    pub action: Action,
+    pub ip_version: Option<IpVersion>,
+    pub protocol: Protocol,
+    pub source: AddressMatch,
+    pub source_port: PortMatch,
+    pub destination: AddressMatch,
+    pub destination_port: PortMatch,
+    pub description: String,
+    pub log: bool,
+    pub enabled: bool,
+    pub position: Option<usize>,
+}
+
+/// Fields to change on an existing rule; `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct RulePatch {
+    pub action: Option<Action>,
+    pub ip_version: Option<IpVersion>,
+    pub protocol: Option<Protocol>,
+    pub source: Option<AddressMatch>,
+    pub source_port: Option<PortMatch>,
+    pub destination: Option<AddressMatch>,
+    pub destination_port: Option<PortMatch>,
+    pub description: Option<String>,
+    pub enabled: Option<bool>,
+    pub log: Option<bool>,
+    pub position: Option<usize>,
+}
+
+/// What a change tool asks for.
+#[derive(Debug, Clone)]
+pub enum Intent {
+    CreateRule(RuleDraft),
+    ModifyRule { rule_id: RuleId, patch: RulePatch },
+    DeleteRule { rule_id: RuleId },
+    PauseRule { rule_id: RuleId, until: Timestamp },
+    ResumeRule { rule_id: RuleId },
+    Block { net: IpNet, interface: Option<String>, expires_at: Option<Timestamp>, reason: String },
+    Unblock { net: IpNet, interface: Option<String> },
+}
+
+/// One object-level step of a plan, with its before and after.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Operation {
+    /// `position` is the index among the rules of the rule's interface; the id is assigned on apply.
+    CreateRule { position: usize, after: Rule },
+    UpdateRule { before: Rule, after: Rule, position: Option<usize> },
+    DeleteRule { before: Rule },
+    CreateAlias { after: Alias },
+    /// Adds entries to an alias, replacing entries with the same value (listed in `before`).
+    PutAliasEntries { alias: String, before: Vec<AliasEntry>, after: Vec<AliasEntry> },
+    RemoveAliasEntries { alias: String, before: Vec<AliasEntry> },
+}
+
+/// Facts about a change that risk scoring and policy need, computed once by the planner.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
+pub struct ChangeFacts {
+    /// Host bits of the widest address the change touches: 0 for one host, 8 for a /24, 32 or 128 for `any`.
+    pub host_bits: u8,
+    /// Whether the change lets more traffic through (a pass rule added or widened, a block removed or paused).
+    pub widens_exposure: bool,
+    /// Seconds until the change undoes itself; `None` when it is permanent or has no expiry.
+    pub lifetime_seconds: Option<i64>,
+    pub permanent: bool,
+    pub interfaces: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct ChangePlan {
+    pub summary: String,
+    pub operations: Vec<Operation>,
+    pub warnings: Vec<String>,
+    pub facts: ChangeFacts,
+}
+
+/// Plans `intent` against `state` at `now`.
+pub fn plan(state: &RuleSet, intent: &Intent, now: Timestamp) -> FieldResult<ChangePlan> {
+    match intent {
+        Intent::CreateRule(draft) => plan_create(state, draft, now),
+        Intent::ModifyRule { rule_id, patch } => plan_modify(state, rule_id, patch, now),
+        Intent::DeleteRule { rule_id } => plan_delete(state, rule_id),
+        Intent::PauseRule { rule_id, until } => plan_pause(state, rule_id, *until, now),
+        Intent::ResumeRule { rule_id } => plan_resume(state, rule_id, now),
+        Intent::Block { net, interface, expires_at, reason } => {
+            plan_block(state, *net, interface.as_deref(), *expires_at, reason, now)
+        }
+        Intent::Unblock { net, interface } => plan_unblock(state, *net, interface.as_deref()),
+    }
+}
+
+fn plan_create(state: &RuleSet, draft: &RuleDraft, now: Timestamp) -> FieldResult<ChangePlan> {
+    let interface = state.resolve_interface("interface", &draft.interface)?.name.clone();
+    let mut rule = Rule {
+        rule_id: RuleId(String::new()),
+        interface: interface.clone(),
+        direction: draft.direction,
+        action: draft.action,
+        ip_version: IpVersion::Inet46,
+        protocol: draft.protocol,
+        source: canonical_address(state, &draft.source),
+        source_port: draft.source_port.clone(),
+        destination: canonical_address(state, &draft.destination),
+        destination_port: draft.destination_port.clone(),
+        description: draft.description.clone(),
+        enabled: draft.enabled,
+        log: draft.log,
+        managed: None,
+        paused_until: None,
+        created_at: Some(now),
+        updated_at: Some(now),
+    };
+    rule.ip_version = settle_ip_version(&rule, draft.ip_version)?;
+    check_rule(state, &rule)?;
+    let position = insertion_position(state, &interface, draft.position, None)?;
+    let mut warnings = breadth_warnings(&rule);
+    if draft.position.is_some_and(|p| p < position) {
+        warnings.push(format!(
+            "position {} is above the system rules of {interface}; the rule goes at position {position}",
+            draft.position.unwrap_or_default()
+        ));
+    }
+    let facts = ChangeFacts {
+        host_bits: rule_host_bits(state, &rule, now),
+        widens_exposure: rule.action == Action::Pass && rule.enabled,
+        lifetime_seconds: None,
+        permanent: true,
+        interfaces: vec![interface.clone()],
+    };
+    Ok(ChangePlan {
+        summary: format!(
+            "create {} rule on {interface} at position {position}: {}",
+            rule.action.as_str(),
+            describe_match(&rule)
+        ),
+        operations: vec![Operation::CreateRule { position, after: rule }],
+        warnings,
+        facts,
+    })
+}
+
+fn plan_modify(state: &RuleSet, id: &RuleId, patch: &RulePatch, now: Timestamp) -> FieldResult<ChangePlan> {
+    let before = editable_rule(state, id)?;
+    let mut after = before.clone();
+    apply_patch(state, &mut after, patch);
+    if patch.enabled.is_some() {
+        // An explicit enable or disable ends any pause.
+        after.paused_until = None;
+    }
+    after.ip_version = settle_ip_version(&after, patch.ip_version.or(Some(before.ip_version)))?;
+    check_rule(state, &after)?;
+    let current = state.position_of(id).unwrap_or_default();
+    let position = match patch.position {
+        Some(p) => Some(insertion_position(state, &before.interface, Some(p), Some(id))?),
+        None => None,
+    }
+    .filter(|p| *p != current);
+    if &after == before && position.is_none() {
+        return Err(FieldError::new("rule_id", format!("rule {id} already has these values; nothing to change")));
+    }
+    after.updated_at = Some(now);
+    let facts = ChangeFacts {
+        host_bits: rule_host_bits(state, &after, now).max(rule_host_bits(state, &before, now)),
+        widens_exposure: widens(before, &after) || position.is_some(),
+        lifetime_seconds: None,
+        permanent: true,
+        interfaces: vec![after.interface.clone()],
+    };
+    let mut warnings = breadth_warnings(&after);
+    if position.is_some() {
+        warnings.push("moving a rule changes which rule matches first for overlapping traffic".into());
+    }
+    Ok(ChangePlan {
+        summary: format!("modify rule {id} on {}: {}", after.interface, describe_match(&after)),
+        operations: vec![Operation::UpdateRule { before: before.clone(), after, position }],
+        warnings,
+        facts,
+    })
+}
+
+fn apply_patch(state: &RuleSet, rule: &mut Rule, patch: &RulePatch) {
+    let RulePatch {
+        action,
+        ip_version: _,
+        protocol,
+        source,
+        source_port,
+        destination,
+        destination_port,
+        description,
+        enabled,
+        log,
+        position: _,
+    } = patch;
+    set(&mut rule.action, action);
+    set(&mut rule.protocol, protocol);
+    set(&mut rule.source_port, source_port);
+    set(&mut rule.destination_port, destination_port);
+    set(&mut rule.description, description);
+    set(&mut rule.enabled, enabled);
+    set(&mut rule.log, log);
+    if let Some(s) = source {
+        rule.source = canonical_address(state, s);
+    }
+    if let Some(d) = destination {
+        rule.destination = canonical_address(state, d);
+    }
+}
+
+fn set<T: Clone>(slot: &mut T, value: &Option<T>) {
+    if let Some(v) = value {
+        *slot = v.clone();
+    }
+}
+
+/// Whether a rule edit lets more traffic through than before.
+fn widens(before: &Rule, after: &Rule) -> bool {
+    let was_passing = before.action == Action::Pass && before.enabled;
+    let is_passing = after.action == Action::Pass && after.enabled;
+    let was_blocking = before.action != Action::Pass && before.enabled;
+    (is_passing && (!was_passing || before != after)) || (was_blocking && after != before)
+}
+
+fn plan_delete(state: &RuleSet, id: &RuleId) -> FieldResult<ChangePlan> {
+    let before = editable_rule(state, id)?;
+    Ok(ChangePlan {
+        summary: format!("delete rule {id} on {}: {}", before.interface, describe_match(before)),
+        facts: ChangeFacts {
+            widens_exposure: before.action != Action::Pass && before.enabled,
+            permanent: true,
+            interfaces: vec![before.interface.clone()],
+            ..ChangeFacts::default()
+        },
+        operations: vec![Operation::DeleteRule { before: before.clone() }],
+        warnings: Vec::new(),
+    })
+}
+
+fn plan_pause(state: &RuleSet, id: &RuleId, until: Timestamp, now: Timestamp) -> FieldResult<ChangePlan> {
+    let before = editable_rule(state, id)?;
+    if !before.enabled && before.paused_until.is_none() {
+        return Err(FieldError::new("rule_id", format!("rule {id} is disabled, so there is nothing to pause")));
+    }
+    let mut after = before.clone();
+    after.enabled = false;
+    after.paused_until = Some(until);
+    after.updated_at = Some(now);
+    Ok(ChangePlan {
+        summary: format!("pause rule {id} on {} until {}", before.interface, until.to_rfc3339()),
+        facts: ChangeFacts {
+            widens_exposure: before.action != Action::Pass,
+            lifetime_seconds: Some((until - now).num_seconds()),
+            interfaces: vec![before.interface.clone()],
+            ..ChangeFacts::default()
+        },
+        operations: vec![Operation::UpdateRule { before: before.clone(), after, position: None }],
+        warnings: Vec::new(),
+    })
+}
+
+fn plan_resume(state: &RuleSet, id: &RuleId, now: Timestamp) -> FieldResult<ChangePlan> {
+    let before = editable_rule(state, id)?;
+    if before.paused_until.is_none() {
+        return Err(FieldError::new("rule_id", format!("rule {id} is not paused")));
+    }
+    let mut after = before.clone();
+    after.enabled = true;
+    after.paused_until = None;
+    after.updated_at = Some(now);
+    Ok(ChangePlan {
+        summary: format!("resume rule {id} on {}", before.interface),
+        facts: ChangeFacts {
+            widens_exposure: before.action == Action::Pass,
+            interfaces: vec![before.interface.clone()],
+            ..ChangeFacts::default()
+        },
+        operations: vec![Operation::UpdateRule { before: before.clone(), after, position: None }],
+        warnings: Vec::new(),
+    })
+}
+
+fn plan_block(
+    state: &RuleSet,
+    net: IpNet,
+    interface: Option<&str>,
+    expires_at: Option<Timestamp>,
+    reason: &str,
+    now: Timestamp,
+) -> FieldResult<ChangePlan> {
+    let interface = match interface {
+        Some(name) => Some(state.resolve_interface("interface", name)?.name.clone()),
+        None => None,
+    };
+    let alias_name = block_alias_name(interface.as_deref());
+    let value = net_to_string(&net);
+    let targets: Vec<String> = match &interface {
+        Some(i) => vec![i.clone()],
+        None => state.interfaces.iter().map(|i| i.name.clone()).collect(),
+    };
+    let mut operations = ensure_block_list(state, &alias_name, &targets, now);
+    let replaced: Vec<AliasEntry> = state
+        .alias(&alias_name)
+        .map(|a| a.entries.iter().filter(|e| e.value == value).cloned().collect())
+        .unwrap_or_default();
+    let mut warnings = Vec::new();
+    if let Some(old) = replaced.first() {
+        warnings.push(format!(
+            "{value} was already blocked (until {}); the new duration replaces it",
+            old.expires_at.map_or("removed by hand".into(), |t| t.to_rfc3339())
+        ));
+    }
+    if interface.is_none() {
+        warnings.push(format!("the block applies on every interface ({})", targets.join(", ")));
+    }
+    if net.prefix_len() == 0 {
+        warnings.push("this block covers every address of its family".into());
+    }
+    let entry = AliasEntry { value: value.clone(), detail: reason.to_string(), expires_at, created_at: Some(now) };
+    operations.push(Operation::PutAliasEntries { alias: alias_name.clone(), before: replaced, after: vec![entry] });
+    let scope = interface.as_deref().unwrap_or("all interfaces");
+    Ok(ChangePlan {
+        summary: format!(
+            "block {value} on {scope} {}",
+            expires_at.map_or("permanently".to_string(), |t| format!("until {}", t.to_rfc3339()))
+        ),
+        operations,
+        warnings,
+        facts: ChangeFacts {
+            host_bits: net.max_prefix_len() - net.prefix_len(),
+            widens_exposure: false,
+            lifetime_seconds: expires_at.map(|t| (t - now).num_seconds()),
+            permanent: expires_at.is_none(),
+            interfaces: targets,
+        },
+    })
+}
+
+/// Creates the block alias and its enforcing rules where they are missing.
+fn ensure_block_list(state: &RuleSet, alias_name: &str, interfaces: &[String], now: Timestamp) -> Vec<Operation> {
+    let mut ops = Vec::new();
+    if state.alias(alias_name).is_none() {
+        ops.push(Operation::CreateAlias {
+            after: Alias {
+                name: alias_name.to_string(),
+                kind: AliasKind::Network,
+                description: "Addresses blocked by Portcullis (entries expire on their own)".into(),
+                entries: Vec::new(),
+                managed: Some(MANAGED_BLOCK.into()),
+            },
+        });
+    }
+    for iface in interfaces {
+        let enforced = state.rules_on(iface).any(|r| {
+            r.managed.as_deref() == Some(MANAGED_BLOCK)
+                && r.source.target == AddressTarget::Alias(alias_name.to_string())
+        });
+        if !enforced {
+            ops.push(Operation::CreateRule {
+                position: leading_system_rules(state, iface),
+                after: block_rule(iface, alias_name, now),
+            });
+        }
+    }
+    ops
+}
+
+fn block_rule(interface: &str, alias_name: &str, now: Timestamp) -> Rule {
+    Rule {
+        rule_id: RuleId(String::new()),
+        interface: interface.to_string(),
+        direction: Direction::In,
+        action: Action::Block,
+        ip_version: IpVersion::Inet46,
+        protocol: Protocol::Any,
+        source: AddressMatch { target: AddressTarget::Alias(alias_name.to_string()), negate: false },
+        source_port: PortMatch::Any,
+        destination: AddressMatch::ANY,
+        destination_port: PortMatch::Any,
+        description: format!("Portcullis managed block list {alias_name}"),
+        enabled: true,
+        log: true,
+        managed: Some(MANAGED_BLOCK.into()),
+        paused_until: None,
+        created_at: Some(now),
+        updated_at: Some(now),
+    }
+}
+
+fn plan_unblock(state: &RuleSet, net: IpNet, interface: Option<&str>) -> FieldResult<ChangePlan> {
+    let value = net_to_string(&net);
+    let wanted_alias = match interface {
+        Some(name) => Some(block_alias_name(Some(&state.resolve_interface("interface", name)?.name))),
+        None => None,
+    };
+    let operations: Vec<Operation> = state
+        .aliases
+        .iter()
+        .filter(|a| a.managed.as_deref() == Some(MANAGED_BLOCK))
+        .filter(|a| wanted_alias.as_ref().is_none_or(|w| w == &a.name))
+        .filter_map(|a| {
+            let before: Vec<AliasEntry> = a.entries.iter().filter(|e| e.value == value).cloned().collect();
+            (!before.is_empty()).then(|| Operation::RemoveAliasEntries { alias: a.name.clone(), before })
+        })
+        .collect();
+    if operations.is_empty() {
+        return Err(FieldError::new("ip_address", format!("{value} is not blocked (see list_blocks)")));
+    }
+    Ok(ChangePlan {
+        summary: format!("unblock {value}"),
+        operations,
+        warnings: Vec::new(),
+        facts: ChangeFacts {
+            host_bits: net.max_prefix_len() - net.prefix_len(),
+            widens_exposure: true,
+            permanent: true,
+            ..ChangeFacts::default()
+        },
+    })
+}
+
+/// A rule the rule tools may change: it exists and is not owned by the system or by Portcullis.
+fn editable_rule<'a>(state: &'a RuleSet, id: &RuleId) -> FieldResult<&'a Rule> {
+    let rule = state.find_rule("rule_id", id)?;
+    if let Some(owner) = &rule.managed {
+        let how = if owner == MANAGED_BLOCK {
+            "use block_ip_address / unblock_ip_address"
+        } else {
+            "it is part of the firewall's own configuration"
+        };
+        return Err(FieldError::new("rule_id", format!("rule {id} is managed ({owner}); {how}")));
+    }
+    Ok(rule)
+}
+
+/// Interface names given as addresses are interface nets; keep them in pfRest's lower-case form.
+fn canonical_address(state: &RuleSet, m: &AddressMatch) -> AddressMatch {
+    match &m.target {
+        AddressTarget::Alias(name) if state.alias(name).is_none() => {
+            match state.interfaces.iter().find(|i| i.name.eq_ignore_ascii_case(name)) {
+                Some(iface) => AddressMatch { target: AddressTarget::Alias(iface.name.clone()), negate: m.negate },
+                None => m.clone(),
+            }
+        }
+        _ => m.clone(),
+    }
+}
+
+/// The IP version follows literal addresses when not given; a contradiction is an error.
+fn settle_ip_version(rule: &Rule, asked: Option<IpVersion>) -> FieldResult<IpVersion> {
+    let families: Vec<(&str, bool)> = [("source", &rule.source), ("destination", &rule.destination)]
+        .into_iter()
+        .filter_map(|(field, m)| match &m.target {
+            AddressTarget::Net(net) => Some((field, net.addr().is_ipv6())),
+            _ => None,
+        })
+        .collect();
+    if let [(_, a), (field, b)] = families.as_slice() {
+        if a != b {
+            return Err(FieldError::new(*field, "source and destination are of different IP families"));
+        }
+    }
+    let literal = families.first().map(|(f, v6)| (*f, if *v6 { IpVersion::Inet6 } else { IpVersion::Inet }));
+    match (asked, literal) {
+        (None, Some((_, v))) => Ok(v),
+        (None, None) => Ok(IpVersion::Inet46),
+        (Some(asked), Some((field, v))) if asked != v => {
+            if asked == IpVersion::Inet46 {
+                Ok(v)
+            } else {
+                Err(FieldError::new(field, format!("address family does not match ip_version {asked:?}")))
+            }
+        }
+        (Some(asked), _) => Ok(asked),
+    }
+}
+
+/// Checks references and field combinations of a complete rule against the firewall's state.
+fn check_rule(state: &RuleSet, rule: &Rule) -> FieldResult<()> {
+    check_address(state, "source", &rule.source)?;
+    check_address(state, "destination", &rule.destination)?;
+    for (field, port) in [("source_port", &rule.source_port), ("destination_port", &rule.destination_port)] {
+        if port.is_any() {
+            continue;
+        }
+        if !rule.protocol.has_ports() {
+            return Err(FieldError::new(
+                field,
+                format!("ports apply only to tcp, udp or tcp/udp rules, not to protocol {}", rule.protocol),
+            ));
+        }
+        if let PortMatch::Alias(name) = port {
+            match state.alias(name) {
+                Some(a) if a.kind == AliasKind::Port => {}
+                Some(_) => return Err(FieldError::new(field, format!("alias {name} is not a port alias"))),
+                None => return Err(FieldError::new(field, format!("no port alias named {name}"))),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_address(state: &RuleSet, field: &str, m: &AddressMatch) -> FieldResult<()> {
+    match &m.target {
+        AddressTarget::Alias(name) => {
+            let is_interface = state.interface(name).is_some();
+            match state.alias(name) {
+                Some(a) if a.kind == AliasKind::Port => {
+                    Err(FieldError::new(field, format!("alias {name} is a port alias, not an address alias")))
+                }
+                Some(_) => Ok(()),
+                None if is_interface => Ok(()),
+                None => Err(FieldError::new(
+                    field,
+                    format!("{name:?} is neither an alias nor an interface of this firewall"),
+                )),
+            }
+        }
+        AddressTarget::InterfaceNet(name) | AddressTarget::InterfaceAddress(name) => state
+            .interface(name)
+            .map(|_| ())
+            .ok_or_else(|| FieldError::new(field, format!("unknown interface {name:?}"))),
+        _ => Ok(()),
+    }
+}
+
+/// Rules owned by the system (anti-lockout) and Portcullis' block lists stay at the top of an interface.
+fn leading_system_rules(state: &RuleSet, interface: &str) -> usize {
+    state.rules_on(interface).take_while(|r| r.managed.is_some()).count()
+}
+
+fn insertion_position(
+    state: &RuleSet,
+    interface: &str,
+    asked: Option<usize>,
+    moving: Option<&RuleId>,
+) -> FieldResult<usize> {
+    let count = state.rules_on(interface).filter(|r| Some(&r.rule_id) != moving).count();
+    let floor = leading_system_rules(state, interface);
+    match asked {
+        None => Ok(count),
+        Some(p) if p > count => Err(FieldError::new(
+            "position",
+            format!("position {p} is past the end of {interface}'s {count} rules"),
+        )),
+        Some(p) => Ok(p.max(floor)),
+    }
+}
+
+fn rule_host_bits(state: &RuleSet, rule: &Rule, now: Timestamp) -> u8 {
+    let mut resolver = crate::eval::Resolver::new(state, now);
+    [&rule.source, &rule.destination]
+        .into_iter()
+        .map(|m| {
+            if m.negate {
+                return 128;
+            }
+            let n = resolver.address_set(m).size_hint();
+            (128 - n.leading_zeros()).saturating_sub(1).min(128) as u8
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+fn breadth_warnings(rule: &Rule) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if rule.action == Action::Pass && rule.source.is_any() {
+        warnings.push(format!("the rule passes traffic from every device on {}", rule.interface));
+    }
+    if rule.action == Action::Pass && rule.source.is_any() && rule.destination.is_any() && rule.destination_port.is_any()
+    {
+        warnings.push("the rule passes any traffic to any destination (any → any)".into());
+    }
+    warnings
+}
+
+fn describe_match(rule: &Rule) -> String {
+    let mut s = format!("{} from {}", rule.protocol, rule.source);
+    if !rule.source_port.is_any() {
+        s.push_str(&format!(" port {}", rule.source_port));
+    }
+    s.push_str(&format!(" to {}", rule.destination));
+    if !rule.destination_port.is_any() {
+        s.push_str(&format!(" port {}", rule.destination_port));
+    }
+    s
+}
+
+/// Compares two rules as the firewall would enforce them, ignoring identity and bookkeeping timestamps.
+pub fn same_enforcement(a: &Rule, b: &Rule) -> bool {
+    let strip = |r: &Rule| Rule { rule_id: RuleId(String::new()), created_at: None, updated_at: None, ..r.clone() };
+    strip(a) == strip(b)
+}
+
+/// Checks, on state read back after applying, that every operation of the plan took effect.
+pub fn verify(plan: &ChangePlan, applied: &Applied, after: &RuleSet) -> Result<(), String> {
+    let mut created = applied.created_rules.iter();
+    for op in &plan.operations {
+        match op {
+            Operation::CreateRule { after: wanted, .. } => {
+                let id = created.next().ok_or("the firewall reported fewer created rules than planned")?;
+                let found = after.rule(id).ok_or_else(|| format!("created rule {id} is missing on read-back"))?;
+                if !same_enforcement(found, wanted) {
+                    return Err(format!("rule {id} was created but differs from the plan"));
+                }
+            }
+            Operation::UpdateRule { after: wanted, .. } => {
+                let found = after
+                    .rule(&wanted.rule_id)
+                    .ok_or_else(|| format!("rule {} vanished during the change", wanted.rule_id))?;
+                if !same_enforcement(found, wanted) {
+                    return Err(format!("rule {} does not hold the planned values", wanted.rule_id));
+                }
+            }
+            Operation::DeleteRule { before } => {
+                if after.rule(&before.rule_id).is_some() {
+                    return Err(format!("rule {} is still present", before.rule_id));
+                }
+            }
+            Operation::CreateAlias { after: alias } => {
+                if after.alias(&alias.name).is_none() {
+                    return Err(format!("alias {} is missing on read-back", alias.name));
+                }
+            }
+            Operation::PutAliasEntries { alias, after: entries, .. } => {
+                let found = after.alias(alias).ok_or_else(|| format!("alias {alias} is missing"))?;
+                for e in entries {
+                    let ok = found.entries.iter().any(|f| f.value == e.value && f.expires_at == e.expires_at);
+                    if !ok {
+                        return Err(format!("{} is not in alias {alias} as planned", e.value));
+                    }
+                }
+            }
+            Operation::RemoveAliasEntries { alias, before } => {
+                if let Some(found) = after.alias(alias) {
+                    if let Some(e) = before.iter().find(|e| found.entries.iter().any(|f| f.value == e.value)) {
+                        return Err(format!("{} is still in alias {alias}", e.value));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,90 @@
+use std::sync::Arc;
+
+use chrono::{SubsecRound, TimeDelta, Utc};
+use portcullis_core::eval::{CompiledRuleSet, Decision};
+use portcullis_core::firewall::{ErrorCode, Firewall};
+use portcullis_core::model::{Action, Direction, Packet, PROTO_TCP};
+use portcullis_core::plan::{self, Intent};
+use portcullis_store::Store;
+
+use super::*;
+
+fn lab(store: &Arc<Store>) -> LabFirewall {
+    LabFirewall::open("lab", store.clone(), lab_interfaces(&default_interfaces())).unwrap()
+}
+
+fn packet(interface: &str, src: &str, dst: &str, port: u16) -> Packet {
+    Packet {
+        interface: interface.into(),
+        direction: Direction::In,
+        protocol: PROTO_TCP,
+        source: src.parse().unwrap(),
+        destination: dst.parse().unwrap(),
+        source_port: Some(40000),
+        destination_port: Some(port),
+    }
+}
+
+#[tokio::test]
+async fn fresh_install_has_pfsense_defaults() {
+    let store = Arc::new(Store::open_in_memory().unwrap());
+    let fw = lab(&store);
+    let state = fw.snapshot().await.unwrap();
+    let compiled = CompiledRuleSet::compile(&state, Utc::now());
+    let lan_out = compiled.evaluate(&packet("lan", "192.168.1.50", "203.0.113.9", 443)).unwrap();
+    assert_eq!(lan_out.action, Action::Pass);
+    let wan_in = compiled.evaluate(&packet("wan", "203.0.113.9", "198.51.100.2", 22)).unwrap();
+    assert_eq!(wan_in.decision, Decision::DefaultDeny);
+    let gui = compiled.evaluate(&packet("lan", "192.168.1.50", "192.168.1.1", 443)).unwrap();
+    let Decision::Rule(idx) = gui.decision else { panic!("anti-lockout should decide") };
+    assert_eq!(state.rules[idx].description, "Anti-Lockout Rule");
+}
+
+#[tokio::test]
+async fn block_applies_persists_and_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite");
+    let now = Utc::now().trunc_subsecs(3);
+    {
+        let store = Arc::new(Store::open(&path).unwrap());
+        let fw = lab(&store);
+        let state = fw.snapshot().await.unwrap();
+        let intent = Intent::Block {
+            net: "203.0.113.9/32".parse().unwrap(),
+            interface: None,
+            expires_at: Some(now + TimeDelta::hours(1)),
+            reason: "ssh brute force".into(),
+        };
+        let p = plan::plan(&state, &intent, now).unwrap();
+        let applied = fw.apply(&p).await.unwrap();
+        plan::verify(&p, &applied, &fw.snapshot().await.unwrap()).unwrap();
+    }
+    let store = Arc::new(Store::open(&path).unwrap());
+    let fw = lab(&store);
+    let state = fw.snapshot().await.unwrap();
+    let compiled = CompiledRuleSet::compile(&state, now);
+    let verdict = compiled.evaluate(&packet("wan", "203.0.113.9", "198.51.100.2", 22)).unwrap();
+    let Decision::Rule(idx) = verdict.decision else { panic!("the block rule should decide") };
+    assert_eq!(verdict.action, Action::Block, "block survives reopen");
+    assert_eq!(state.rules[idx].managed.as_deref(), Some(portcullis_core::plan::MANAGED_BLOCK));
+    let later = CompiledRuleSet::compile(&state, now + TimeDelta::hours(2));
+    let after = later.evaluate(&packet("wan", "203.0.113.9", "198.51.100.2", 22)).unwrap();
+    assert_eq!(after.decision, Decision::DefaultDeny, "expired entry no longer matches");
+}
+
+#[tokio::test]
+async fn stale_plan_is_a_conflict_and_changes_nothing() {
+    let store = Arc::new(Store::open_in_memory().unwrap());
+    let fw = lab(&store);
+    let state = fw.snapshot().await.unwrap();
+    let id = state.rules[1].rule_id.clone();
+    let now = Utc::now();
+    let pause = Intent::PauseRule { rule_id: id.clone(), until: now + TimeDelta::hours(1) };
+    let first = plan::plan(&state, &pause, now).unwrap();
+    let second = plan::plan(&state, &Intent::DeleteRule { rule_id: id }, now).unwrap();
+    fw.apply(&first).await.unwrap();
+    let before = fw.snapshot().await.unwrap();
+    let err = fw.apply(&second).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::Conflict);
+    assert_eq!(fw.snapshot().await.unwrap(), before);
+}

@@ -1,0 +1,1441 @@
+//! The YAML configuration file.
+//!
+//! Portcullis reads one YAML file (see [`load`] for where it is looked for),
+//! applies `PORTCULLIS_*` environment overrides on top of it, resolves secret
+//! references, and validates every value. Every error names the file, the key
+//! path (for example `security.rate_limit`) or the environment variable at
+//! fault, and never a secret value.
+//!
+//! Secrets (`pfsense.password`, `pfsense.api_key`) may be written literally,
+//! as `"env:VARNAME"` (read from the environment at load time) or as
+//! `"file:/path/to/secret"` (read from a file, trailing newline removed).
+//! Relative paths in the file (`file:` secrets, `pfsense.ca_file`, `data_dir`,
+//! `logging.file`, `logging.audit_file`) are relative to the directory of the
+//! configuration file.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Environment variable naming the configuration file.
+pub const ENV_CONFIG: &str = "PORTCULLIS_CONFIG";
+/// Overrides `data_dir`.
+pub const ENV_DATA_DIR: &str = "PORTCULLIS_DATA_DIR";
+/// Overrides `logging.level`.
+pub const ENV_LOG_LEVEL: &str = "PORTCULLIS_LOG_LEVEL";
+/// Overrides `security.rate_limit`.
+pub const ENV_RATE_LIMIT: &str = "PORTCULLIS_RATE_LIMIT";
+/// Overrides `security.principal`.
+pub const ENV_PRINCIPAL: &str = "PORTCULLIS_PRINCIPAL";
+/// Overrides `http.bind`.
+pub const ENV_HTTP_BIND: &str = "PORTCULLIS_HTTP_BIND";
+/// Overrides `pfsense.host` (creating the `pfsense` section if needed).
+pub const ENV_PFSENSE_HOST: &str = "PORTCULLIS_PFSENSE_HOST";
+/// Overrides `pfsense.api_key`.
+pub const ENV_PFSENSE_API_KEY: &str = "PORTCULLIS_PFSENSE_API_KEY";
+/// Overrides `pfsense.api_key` with the contents of a file.
+pub const ENV_PFSENSE_API_KEY_FILE: &str = "PORTCULLIS_PFSENSE_API_KEY_FILE";
+/// Overrides `pfsense.password`.
+pub const ENV_PFSENSE_PASSWORD: &str = "PORTCULLIS_PFSENSE_PASSWORD";
+/// Overrides `pfsense.password` with the contents of a file.
+pub const ENV_PFSENSE_PASSWORD_FILE: &str = "PORTCULLIS_PFSENSE_PASSWORD_FILE";
+
+/// Every environment variable this module reads (besides `env:` secrets).
+pub const ENV_VARIABLES: &[&str] = &[
+    ENV_CONFIG,
+    ENV_DATA_DIR,
+    ENV_LOG_LEVEL,
+    ENV_RATE_LIMIT,
+    ENV_PRINCIPAL,
+    ENV_HTTP_BIND,
+    ENV_PFSENSE_HOST,
+    ENV_PFSENSE_API_KEY,
+    ENV_PFSENSE_API_KEY_FILE,
+    ENV_PFSENSE_PASSWORD,
+    ENV_PFSENSE_PASSWORD_FILE,
+];
+
+const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "warning", "error"];
+
+// ---------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------
+
+/// Why the configuration could not be loaded. Messages never contain secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The configuration file could not be read.
+    #[error("cannot read configuration file `{}`: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration file is not valid YAML or does not match the schema
+    /// (unknown key, wrong type, ...). The message carries the key path and
+    /// the line/column.
+    #[error("invalid configuration file `{}`: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    /// A value in the configuration is out of range or malformed.
+    #[error("invalid configuration value `{key}`: {message}")]
+    Invalid { key: String, message: String },
+    /// An environment override is malformed or cannot be applied.
+    #[error("invalid environment variable `{variable}`: {message}")]
+    Env { variable: String, message: String },
+    /// A secret reference (`env:` / `file:`) could not be resolved.
+    #[error("cannot resolve secret `{key}`: {message}")]
+    Secret { key: String, message: String },
+}
+
+fn invalid(
+    key: impl Into<String>,
+    message: impl Into<String>,
+    origin: Option<&Path>,
+) -> ConfigError {
+    let mut message = message.into();
+    if let Some(origin) = origin {
+        message.push_str(&format!(" (in `{}`)", origin.display()));
+    }
+    ConfigError::Invalid {
+        key: key.into(),
+        message,
+    }
+}
+
+fn env_error(variable: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Env {
+        variable: variable.to_owned(),
+        message: message.into(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Secret
+// ---------------------------------------------------------------------------
+
+/// A secret string (password, API key). It never prints: `Debug`, `Display`
+/// and `Serialize` all render `***`. Use [`Secret::expose`] to get the value.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret value. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("***")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Secret)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Schema
+// ---------------------------------------------------------------------------
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The pfSense firewall to manage; `None` = lab mode only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pfsense: Option<PfSenseConfig>,
+    pub mcp: McpConfig,
+    pub security: SecurityConfig,
+    pub logging: LoggingConfig,
+    /// Logical interface name -> device name; empty = lab defaults.
+    pub interfaces: BTreeMap<String, String>,
+    /// Where state (audit store, lab) lives; `None` = [`default_data_dir`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    pub http: HttpConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            pfsense: None,
+            mcp: McpConfig::default(),
+            security: SecurityConfig::default(),
+            logging: LoggingConfig::default(),
+            interfaces: BTreeMap::new(),
+            data_dir: None,
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+/// Connection to a pfSense firewall.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PfSenseConfig {
+    pub host: String,
+    #[serde(default = "default_pfsense_port")]
+    pub port: u16,
+    /// `http` or `https`.
+    #[serde(default = "default_pfsense_protocol")]
+    pub protocol: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<Secret>,
+    #[serde(default = "default_true")]
+    pub verify_ssl: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Request timeout in seconds; `None` = `security.timeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
+}
+
+impl PfSenseConfig {
+    /// A pfSense section with only `host` set and every other key defaulted.
+    pub fn new(host: impl Into<String>) -> Self {
+        PfSenseConfig {
+            host: host.into(),
+            port: default_pfsense_port(),
+            protocol: default_pfsense_protocol(),
+            username: None,
+            password: None,
+            api_key: None,
+            verify_ssl: true,
+            ca_file: None,
+            timeout: None,
+        }
+    }
+
+    /// `protocol://host:port`.
+    pub fn base_url(&self) -> String {
+        if self.host.contains(':') && !self.host.starts_with('[') {
+            format!("{}://[{}]:{}", self.protocol, self.host, self.port)
+        } else {
+            format!("{}://{}:{}", self.protocol, self.host, self.port)
+        }
+    }
+}
+
+fn default_pfsense_port() -> u16 {
+    443
+}
+
+fn default_pfsense_protocol() -> String {
+    "https".to_owned()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// How the MCP server introduces itself.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct McpConfig {
+    pub server_name: String,
+    pub version: String,
+}
+
+impl Default for McpConfig {
+    fn default() -> Self {
+        McpConfig {
+            server_name: "portcullis".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
+}
+
+/// Guardrails.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Calls per minute per principal (>= 1).
+    pub rate_limit: u32,
+    /// Operation timeout in seconds (>= 1).
+    pub timeout: u64,
+    /// `None` = every operation allowed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_operations: Option<Vec<String>>,
+    pub denied_operations: Vec<String>,
+    pub restricted_interfaces: Vec<String>,
+    /// Changes scoring above this (0..=100) are refused.
+    pub max_risk_score: u8,
+    /// Name of the principal using the stdio transport.
+    pub principal: String,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            rate_limit: 100,
+            timeout: 30,
+            allowed_operations: None,
+            denied_operations: Vec::new(),
+            restricted_interfaces: Vec::new(),
+            max_risk_score: 80,
+            principal: "operator".to_owned(),
+        }
+    }
+}
+
+/// Logging. `level` is normalised to lower case, `warning` to `warn`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingConfig {
+    pub level: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_file: Option<PathBuf>,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            level: "info".to_owned(),
+            file: None,
+            audit_file: None,
+        }
+    }
+}
+
+impl LoggingConfig {
+    /// The level as a `tracing` level (unknown values fall back to INFO;
+    /// they cannot occur after validation).
+    pub fn tracing_level(&self) -> tracing::Level {
+        normalize_level(&self.level)
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(tracing::Level::INFO)
+    }
+}
+
+/// The streamable-HTTP MCP transport.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Socket address to listen on.
+    pub bind: String,
+    /// Bearer tokens, by SHA-256 hash.
+    pub tokens: Vec<TokenConfig>,
+    /// Allowed `Origin` header values.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            bind: "127.0.0.1:8787".to_owned(),
+            tokens: Vec::new(),
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The principal whose token hashes to the same SHA-256 as `token`.
+    pub fn principal_for_token(&self, token: &str) -> Option<&str> {
+        let digest = hash_token(token);
+        self.tokens
+            .iter()
+            .find(|t| constant_time_eq(t.sha256.as_bytes(), digest.as_bytes()))
+            .map(|t| t.principal.as_str())
+    }
+}
+
+/// A bearer token for the HTTP transport: the plain token never appears in
+/// the configuration, only its SHA-256 (lower-case hex after loading).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub principal: String,
+    pub sha256: String,
+}
+
+/// Lower-case hex SHA-256 of a bearer token, as stored in `http.tokens`.
+pub fn hash_token(token: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Where the configuration came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    File(PathBuf),
+    Defaults,
+}
+
+impl fmt::Display for ConfigSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigSource::File(path) => write!(f, "{}", path.display()),
+            ConfigSource::Defaults => f.write_str("built-in defaults"),
+        }
+    }
+}
+
+/// A loaded configuration and where it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub config: Config,
+    pub source: ConfigSource,
+}
+
+impl Config {
+    /// `data_dir`, or [`default_data_dir`] when unset.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(default_data_dir)
+    }
+
+    /// The effective configuration as YAML, secrets shown as `***`.
+    pub fn redacted_yaml(&self) -> String {
+        serde_norway::to_string(self)
+            .unwrap_or_else(|e| format!("# cannot render the configuration: {e}\n"))
+    }
+}
+
+fn project_dirs() -> Option<directories::ProjectDirs> {
+    directories::ProjectDirs::from("", "", "portcullis")
+}
+
+/// The platform's data directory for portcullis (e.g.
+/// `~/.local/share/portcullis`), or `.portcullis` if there is no home.
+pub fn default_data_dir() -> PathBuf {
+    project_dirs()
+        .map(|d| d.data_dir().to_path_buf())
+        .unwrap_or_else(|| PathBuf::from(".portcullis"))
+}
+
+/// The platform's default configuration file (e.g.
+/// `~/.config/portcullis/config.yaml`), if there is a home directory.
+pub fn default_config_path() -> Option<PathBuf> {
+    project_dirs().map(|d| d.config_dir().join("config.yaml"))
+}
+
+// ---------------------------------------------------------------------------
+// Loading
+// ---------------------------------------------------------------------------
+
+/// Loads the configuration.
+///
+/// The file is, in order: `explicit_path` (must exist), the file named by
+/// `PORTCULLIS_CONFIG` (must exist), the platform configuration directory's
+/// `config.yaml` (if it exists), else built-in defaults. Environment
+/// overrides are applied in every case. `env` looks up environment variables.
+pub fn load(
+    explicit_path: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<LoadedConfig, ConfigError> {
+    load_with_default(explicit_path, env, default_config_path().as_deref())
+}
+
+fn load_with_default(
+    explicit_path: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+    default_path: Option<&Path>,
+) -> Result<LoadedConfig, ConfigError> {
+    let path = if let Some(path) = explicit_path {
+        Some(path.to_path_buf())
+    } else if let Some(value) = env_value(env, ENV_CONFIG) {
+        let path = PathBuf::from(value);
+        if !path.exists() {
+            return Err(env_error(
+                ENV_CONFIG,
+                format!("configuration file `{}` does not exist", path.display()),
+            ));
+        }
+        Some(path)
+    } else {
+        default_path.filter(|p| p.exists()).map(Path::to_path_buf)
+    };
+
+    match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let config = parse(&text, &path, env)?;
+            Ok(LoadedConfig {
+                config,
+                source: ConfigSource::File(path),
+            })
+        }
+        None => {
+            let mut config = Config::default();
+            apply_env_overrides(&mut config, env)?;
+            Ok(LoadedConfig {
+                config,
+                source: ConfigSource::Defaults,
+            })
+        }
+    }
+}
+
+/// Parses configuration text that came from `origin` (used in messages and
+/// to resolve relative paths), resolves secrets, validates, and applies the
+/// environment overrides.
+pub fn parse(
+    text: &str,
+    origin: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let parsed: Option<Config> = serde_norway::from_str(text).map_err(|e| ConfigError::Parse {
+        path: origin.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let mut config = parsed.unwrap_or_default();
+    let base = origin.parent().unwrap_or(Path::new(""));
+    resolve_relative_paths(&mut config, base);
+    resolve_secrets(&mut config, base, origin, env)?;
+    validate(&mut config, origin)?;
+    apply_env_overrides(&mut config, env)?;
+    Ok(config)
+}
+
+fn env_value(env: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    env(name).filter(|v| !v.trim().is_empty())
+}
+
+fn resolve_relative(base: &Path, path: &mut PathBuf) {
+    if path.is_relative() && !base.as_os_str().is_empty() {
+        *path = base.join(&*path);
+    }
+}
+
+fn resolve_relative_paths(config: &mut Config, base: &Path) {
+    if let Some(p) = config.data_dir.as_mut() {
+        resolve_relative(base, p);
+    }
+    if let Some(p) = config.logging.file.as_mut() {
+        resolve_relative(base, p);
+    }
+    if let Some(p) = config.logging.audit_file.as_mut() {
+        resolve_relative(base, p);
+    }
+    if let Some(p) = config.pfsense.as_mut().and_then(|p| p.ca_file.as_mut()) {
+        resolve_relative(base, p);
+    }
+}
+
+fn read_secret_file(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read secret file `{}`: {e}", path.display()))?;
+    let value = text.trim_end_matches(['\n', '\r']).to_owned();
+    if value.is_empty() {
+        return Err(format!("secret file `{}` is empty", path.display()));
+    }
+    Ok(value)
+}
+
+fn resolve_secret(
+    secret: &mut Secret,
+    key: &str,
+    base: &Path,
+    origin: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    let err = |message: String| ConfigError::Secret {
+        key: key.to_owned(),
+        message: format!("{message} (in `{}`)", origin.display()),
+    };
+    let raw = secret.expose();
+    if let Some(var) = raw.strip_prefix("env:") {
+        let var = var.trim();
+        if var.is_empty() {
+            return Err(err("`env:` must be followed by a variable name".to_owned()));
+        }
+        match env(var) {
+            Some(value) if !value.is_empty() => *secret = Secret(value),
+            Some(_) => return Err(err(format!("environment variable `{var}` is empty"))),
+            None => return Err(err(format!("environment variable `{var}` is not set"))),
+        }
+    } else if let Some(path) = raw.strip_prefix("file:") {
+        let path = path.trim();
+        if path.is_empty() {
+            return Err(err("`file:` must be followed by a path".to_owned()));
+        }
+        let mut path = PathBuf::from(path);
+        resolve_relative(base, &mut path);
+        *secret = Secret(read_secret_file(&path).map_err(err)?);
+    }
+    Ok(())
+}
+
+fn resolve_secrets(
+    config: &mut Config,
+    base: &Path,
+    origin: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    if let Some(pf) = config.pfsense.as_mut() {
+        if let Some(s) = pf.password.as_mut() {
+            resolve_secret(s, "pfsense.password", base, origin, env)?;
+        }
+        if let Some(s) = pf.api_key.as_mut() {
+            resolve_secret(s, "pfsense.api_key", base, origin, env)?;
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Validation
+// ---------------------------------------------------------------------------
+
+fn normalize_level(level: &str) -> Option<&'static str> {
+    let lower = level.trim().to_ascii_lowercase();
+    match lower.as_str() {
+        "trace" => Some("trace"),
+        "debug" => Some("debug"),
+        "info" => Some("info"),
+        "warn" | "warning" => Some("warn"),
+        "error" => Some("error"),
+        _ => None,
+    }
+}
+
+fn check_host(host: &str) -> Result<(), String> {
+    let host = host.trim();
+    if host.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    if host.contains("://") {
+        return Err(format!(
+            "must be a host name or IP address without a scheme, got `{host}` \
+             (set `pfsense.protocol` for http/https)"
+        ));
+    }
+    if host.contains('/') || host.chars().any(char::is_whitespace) {
+        return Err(format!("must be a host name or IP address, got `{host}`"));
+    }
+    Ok(())
+}
+
+fn check_bind(bind: &str) -> Result<(), String> {
+    bind.trim()
+        .parse::<SocketAddr>()
+        .map(|_| ())
+        .map_err(|_| format!("must be a socket address such as `127.0.0.1:8787`, got `{bind}`"))
+}
+
+fn check_rate_limit(value: u32) -> Result<(), String> {
+    if value == 0 {
+        Err("must be at least 1 call per minute, got 0".to_owned())
+    } else {
+        Ok(())
+    }
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn validate(config: &mut Config, origin: &Path) -> Result<(), ConfigError> {
+    let o = Some(origin);
+
+    if let Some(pf) = config.pfsense.as_mut() {
+        check_host(&pf.host).map_err(|m| invalid("pfsense.host", m, o))?;
+        pf.host = pf.host.trim().to_owned();
+        if pf.port == 0 {
+            return Err(invalid(
+                "pfsense.port",
+                "must be between 1 and 65535, got 0",
+                o,
+            ));
+        }
+        let protocol = pf.protocol.trim().to_ascii_lowercase();
+        if protocol != "http" && protocol != "https" {
+            return Err(invalid(
+                "pfsense.protocol",
+                format!("must be `http` or `https`, got `{}`", pf.protocol),
+                o,
+            ));
+        }
+        pf.protocol = protocol;
+        if pf.timeout == Some(0) {
+            return Err(invalid(
+                "pfsense.timeout",
+                "must be at least 1 second, got 0",
+                o,
+            ));
+        }
+    }
+
+    if config.mcp.server_name.trim().is_empty() {
+        return Err(invalid("mcp.server_name", "must not be empty", o));
+    }
+
+    let sec = &config.security;
+    check_rate_limit(sec.rate_limit).map_err(|m| invalid("security.rate_limit", m, o))?;
+    if sec.timeout == 0 {
+        return Err(invalid(
+            "security.timeout",
+            "must be at least 1 second, got 0",
+            o,
+        ));
+    }
+    if sec.max_risk_score > 100 {
+        return Err(invalid(
+            "security.max_risk_score",
+            format!("must be between 0 and 100, got {}", sec.max_risk_score),
+            o,
+        ));
+    }
+    if sec.principal.trim().is_empty() {
+        return Err(invalid("security.principal", "must not be empty", o));
+    }
+    let lists = [
+        (
+            "security.allowed_operations",
+            sec.allowed_operations.as_deref().unwrap_or(&[]),
+        ),
+        ("security.denied_operations", &sec.denied_operations[..]),
+        (
+            "security.restricted_interfaces",
+            &sec.restricted_interfaces[..],
+        ),
+    ];
+    for (key, list) in lists {
+        if let Some(i) = list.iter().position(|s| s.trim().is_empty()) {
+            return Err(invalid(format!("{key}[{i}]"), "must not be empty", o));
+        }
+    }
+
+    match normalize_level(&config.logging.level) {
+        Some(level) => config.logging.level = level.to_owned(),
+        None => {
+            return Err(invalid(
+                "logging.level",
+                format!(
+                    "must be one of {}, got `{}`",
+                    LOG_LEVELS.join(", "),
+                    config.logging.level
+                ),
+                o,
+            ));
+        }
+    }
+
+    for (name, device) in &config.interfaces {
+        if !is_identifier(name) {
+            return Err(invalid(
+                format!("interfaces.{name}"),
+                "interface names must start with a letter and contain only letters, digits and `_`",
+                o,
+            ));
+        }
+        if device.trim().is_empty() {
+            return Err(invalid(
+                format!("interfaces.{name}"),
+                "the device name must not be empty",
+                o,
+            ));
+        }
+    }
+
+    check_bind(&config.http.bind).map_err(|m| invalid("http.bind", m, o))?;
+    let mut seen = BTreeSet::new();
+    for (i, token) in config.http.tokens.iter_mut().enumerate() {
+        if token.principal.trim().is_empty() {
+            return Err(invalid(
+                format!("http.tokens[{i}].principal"),
+                "must not be empty",
+                o,
+            ));
+        }
+        let hash = token.sha256.trim();
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid(
+                format!("http.tokens[{i}].sha256"),
+                "must be the SHA-256 of the token as 64 hexadecimal characters \
+                 (the plain token never goes in the configuration)",
+                o,
+            ));
+        }
+        token.sha256 = hash.to_ascii_lowercase();
+        if !seen.insert(token.sha256.clone()) {
+            return Err(invalid(
+                format!("http.tokens[{i}].sha256"),
+                "the same token hash is listed more than once",
+                o,
+            ));
+        }
+    }
+    if let Some(i) = config
+        .http
+        .allowed_origins
+        .iter()
+        .position(|s| s.trim().is_empty())
+    {
+        return Err(invalid(
+            format!("http.allowed_origins[{i}]"),
+            "must not be empty",
+            o,
+        ));
+    }
+
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Environment overrides
+// ---------------------------------------------------------------------------
+
+fn env_secret(
+    env: &dyn Fn(&str) -> Option<String>,
+    direct: &str,
+    file: &str,
+) -> Result<Option<Secret>, ConfigError> {
+    match (env_value(env, direct), env_value(env, file)) {
+        (Some(_), Some(_)) => Err(env_error(
+            direct,
+            format!("set either `{direct}` or `{file}`, not both"),
+        )),
+        (Some(value), None) => Ok(Some(Secret(value))),
+        (None, Some(path)) => read_secret_file(Path::new(path.trim()))
+            .map(|v| Some(Secret(v)))
+            .map_err(|m| env_error(file, m)),
+        (None, None) => Ok(None),
+    }
+}
+
+fn apply_env_overrides(
+    config: &mut Config,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    if let Some(dir) = env_value(env, ENV_DATA_DIR) {
+        config.data_dir = Some(PathBuf::from(dir));
+    }
+
+    if let Some(level) = env_value(env, ENV_LOG_LEVEL) {
+        let normalized = normalize_level(&level).ok_or_else(|| {
+            env_error(
+                ENV_LOG_LEVEL,
+                format!("must be one of {}, got `{level}`", LOG_LEVELS.join(", ")),
+            )
+        })?;
+        config.logging.level = normalized.to_owned();
+    }
+
+    if let Some(value) = env_value(env, ENV_RATE_LIMIT) {
+        let rate: u32 = value.trim().parse().map_err(|_| {
+            env_error(
+                ENV_RATE_LIMIT,
+                format!("must be a whole number of calls per minute (at least 1), got `{value}`"),
+            )
+        })?;
+        check_rate_limit(rate).map_err(|m| env_error(ENV_RATE_LIMIT, m))?;
+        config.security.rate_limit = rate;
+    }
+
+    if let Some(principal) = env_value(env, ENV_PRINCIPAL) {
+        config.security.principal = principal.trim().to_owned();
+    }
+
+    if let Some(bind) = env_value(env, ENV_HTTP_BIND) {
+        check_bind(&bind).map_err(|m| env_error(ENV_HTTP_BIND, m))?;
+        config.http.bind = bind.trim().to_owned();
+    }
+
+    if let Some(host) = env_value(env, ENV_PFSENSE_HOST) {
+        check_host(&host).map_err(|m| env_error(ENV_PFSENSE_HOST, m))?;
+        let host = host.trim().to_owned();
+        match config.pfsense.as_mut() {
+            Some(pf) => pf.host = host,
+            None => config.pfsense = Some(PfSenseConfig::new(host)),
+        }
+    }
+
+    let secrets = [
+        (ENV_PFSENSE_API_KEY, ENV_PFSENSE_API_KEY_FILE, true),
+        (ENV_PFSENSE_PASSWORD, ENV_PFSENSE_PASSWORD_FILE, false),
+    ];
+    for (direct, file, is_api_key) in secrets {
+        let Some(secret) = env_secret(env, direct, file)? else {
+            continue;
+        };
+        let variable = if env_value(env, direct).is_some() {
+            direct
+        } else {
+            file
+        };
+        let Some(pf) = config.pfsense.as_mut() else {
+            return Err(env_error(
+                variable,
+                format!(
+                    "there is no `pfsense` section to apply it to; a `pfsense.host` is needed \
+                     (set it in the configuration file or with `{ENV_PFSENSE_HOST}`)"
+                ),
+            ));
+        };
+        if is_api_key {
+            pf.api_key = Some(secret);
+        } else {
+            pf.password = Some(secret);
+        }
+    }
+
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const CUSTOMER_YAML: &str = r#"pfsense: {host: "192.168.1.1", port: 443, protocol: "https", username: "admin", password: "...",
+          api_key: "...", verify_ssl: true}
+mcp: {server_name: "pfsense-network-security", version: "1.0.0"}
+security: {rate_limit: 50, timeout: 30,
+           allowed_operations: [read_rules, create_rule, modify_rule, delete_rule, read_logs, block_ip],
+           restricted_interfaces: [wan]}
+logging: {level: INFO, file: /var/log/pfsense-mcp.log, audit_file: /var/log/pfsense-mcp-audit.log}
+interfaces: {wan: em0, lan: em1, dmz: em2}
+"#;
+
+    const SECRET: &str = "hunter2-very-secret-value";
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn env_from(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k: &str| map.get(k).cloned()
+    }
+
+    fn origin() -> &'static Path {
+        Path::new("/etc/portcullis/config.yaml")
+    }
+
+    fn parse_err(text: &str) -> ConfigError {
+        parse(text, origin(), &no_env).expect_err("expected an error")
+    }
+
+    fn assert_invalid_key(text: &str, expected_key: &str) {
+        match parse_err(text) {
+            ConfigError::Invalid { key, message } => {
+                assert_eq!(key, expected_key, "message: {message}");
+                assert!(message.contains("/etc/portcullis/config.yaml"), "{message}");
+            }
+            other => panic!("expected Invalid for {expected_key}, got {other}"),
+        }
+    }
+
+    #[test]
+    fn customer_file_loads_unchanged() {
+        let c = parse(CUSTOMER_YAML, origin(), &no_env).unwrap();
+        let pf = c.pfsense.as_ref().unwrap();
+        assert_eq!(pf.host, "192.168.1.1");
+        assert_eq!(pf.port, 443);
+        assert_eq!(pf.protocol, "https");
+        assert_eq!(pf.username.as_deref(), Some("admin"));
+        assert_eq!(pf.password.as_ref().unwrap().expose(), "...");
+        assert_eq!(pf.api_key.as_ref().unwrap().expose(), "...");
+        assert!(pf.verify_ssl);
+        assert_eq!(pf.ca_file, None);
+        assert_eq!(pf.timeout, None);
+        assert_eq!(c.mcp.server_name, "pfsense-network-security");
+        assert_eq!(c.mcp.version, "1.0.0");
+        assert_eq!(c.security.rate_limit, 50);
+        assert_eq!(c.security.timeout, 30);
+        assert_eq!(
+            c.security.allowed_operations.as_deref().unwrap(),
+            [
+                "read_rules",
+                "create_rule",
+                "modify_rule",
+                "delete_rule",
+                "read_logs",
+                "block_ip"
+            ]
+        );
+        assert!(c.security.denied_operations.is_empty());
+        assert_eq!(c.security.restricted_interfaces, ["wan"]);
+        assert_eq!(c.security.max_risk_score, 80);
+        assert_eq!(c.security.principal, "operator");
+        assert_eq!(c.logging.level, "info");
+        assert_eq!(c.logging.tracing_level(), tracing::Level::INFO);
+        assert_eq!(
+            c.logging.file.as_deref(),
+            Some(Path::new("/var/log/pfsense-mcp.log"))
+        );
+        assert_eq!(
+            c.logging.audit_file.as_deref(),
+            Some(Path::new("/var/log/pfsense-mcp-audit.log"))
+        );
+        let interfaces: Vec<(&str, &str)> = c
+            .interfaces
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(interfaces, [("dmz", "em2"), ("lan", "em1"), ("wan", "em0")]);
+        assert_eq!(c.data_dir, None);
+        assert_eq!(c.http.bind, "127.0.0.1:8787");
+        assert!(c.http.tokens.is_empty());
+    }
+
+    #[test]
+    fn customer_file_loads_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pfsense-mcp.yaml");
+        std::fs::write(&path, CUSTOMER_YAML).unwrap();
+        let loaded = load(Some(&path), &no_env).unwrap();
+        assert_eq!(loaded.source, ConfigSource::File(path));
+        assert_eq!(loaded.config.security.rate_limit, 50);
+        assert_eq!(loaded.config.interfaces.len(), 3);
+    }
+
+    #[test]
+    fn defaults_are_the_lab_defaults() {
+        let c = Config::default();
+        assert!(c.pfsense.is_none());
+        assert_eq!(c.mcp.server_name, "portcullis");
+        assert_eq!(c.mcp.version, env!("CARGO_PKG_VERSION"));
+        assert_eq!(c.security.rate_limit, 100);
+        assert_eq!(c.security.timeout, 30);
+        assert!(c.security.allowed_operations.is_none());
+        assert_eq!(c.security.max_risk_score, 80);
+        assert_eq!(c.security.principal, "operator");
+        assert_eq!(c.logging.level, "info");
+        assert!(c.interfaces.is_empty());
+        assert_eq!(c.http.bind, "127.0.0.1:8787");
+        assert_eq!(c.data_dir(), default_data_dir());
+        // The defaults pass validation.
+        let mut d = Config::default();
+        validate(&mut d, origin()).unwrap();
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        for text in ["", "# only a comment\n", "~\n", "{}\n"] {
+            let c = parse(text, origin(), &no_env).unwrap();
+            assert!(c.pfsense.is_none(), "{text:?}");
+            assert_eq!(c.security.rate_limit, 100);
+        }
+    }
+
+    #[test]
+    fn partial_sections_keep_defaults() {
+        let c = parse(
+            "pfsense: {host: fw.example}\nsecurity: {rate_limit: 7}\n",
+            origin(),
+            &no_env,
+        )
+        .unwrap();
+        let pf = c.pfsense.unwrap();
+        assert_eq!(
+            (pf.port, pf.protocol.as_str(), pf.verify_ssl),
+            (443, "https", true)
+        );
+        assert_eq!(pf.base_url(), "https://fw.example:443");
+        assert_eq!(c.security.rate_limit, 7);
+        assert_eq!(c.security.timeout, 30);
+        assert_eq!(c.security.max_risk_score, 80);
+    }
+
+    #[test]
+    fn unknown_top_level_key_is_named() {
+        let err = parse_err("securty: {rate_limit: 5}\n");
+        let msg = err.to_string();
+        assert!(matches!(err, ConfigError::Parse { .. }), "{msg}");
+        assert!(msg.contains("securty"), "{msg}");
+        assert!(msg.contains("/etc/portcullis/config.yaml"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_nested_key_is_named_with_path() {
+        let err = parse_err("security: {rate_limt: 5}\n");
+        let msg = err.to_string();
+        assert!(matches!(err, ConfigError::Parse { .. }), "{msg}");
+        assert!(msg.contains("rate_limt"), "{msg}");
+        assert!(msg.contains("security"), "{msg}");
+        assert!(msg.contains("line 1"), "{msg}");
+
+        let err = parse_err(
+            "http:\n  tokens:\n    - principal: bot\n      sha256: abc\n      token: plain\n",
+        );
+        let msg = err.to_string();
+        assert!(msg.contains("`token`"), "{msg}");
+        assert!(msg.contains("http.tokens[0]"), "{msg}");
+
+        let msg = parse_err("pfsense: {host: fw, apikey: x}\n").to_string();
+        assert!(msg.contains("apikey") && msg.contains("pfsense"), "{msg}");
+    }
+
+    #[test]
+    fn missing_pfsense_host_is_an_error() {
+        let msg = parse_err("pfsense: {port: 443}\n").to_string();
+        assert!(msg.contains("host"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_type_names_key() {
+        let msg = parse_err("security: {rate_limit: lots}\n").to_string();
+        assert!(msg.contains("security.rate_limit"), "{msg}");
+    }
+
+    #[test]
+    fn missing_fallback_gives_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let absent = dir.path().join("config.yaml");
+        let loaded = load_with_default(None, &no_env, Some(&absent)).unwrap();
+        assert_eq!(loaded.source, ConfigSource::Defaults);
+        assert_eq!(loaded.config.security.rate_limit, 100);
+        let loaded = load_with_default(None, &no_env, None).unwrap();
+        assert_eq!(loaded.source, ConfigSource::Defaults);
+    }
+
+    #[test]
+    fn existing_fallback_is_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, "security: {rate_limit: 9}\n").unwrap();
+        let loaded = load_with_default(None, &no_env, Some(&path)).unwrap();
+        assert_eq!(loaded.source, ConfigSource::File(path));
+        assert_eq!(loaded.config.security.rate_limit, 9);
+    }
+
+    #[test]
+    fn explicit_missing_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let absent = dir.path().join("nope.yaml");
+        let err = load(Some(&absent), &no_env).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }));
+        assert!(err.to_string().contains("nope.yaml"), "{err}");
+    }
+
+    #[test]
+    fn env_config_path_is_used_and_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("from-env.yaml");
+        let fallback = dir.path().join("fallback.yaml");
+        std::fs::write(&fallback, "security: {rate_limit: 1}\n").unwrap();
+
+        let path_str = path.to_str().unwrap().to_owned();
+        let env = env_from(&[(ENV_CONFIG, &path_str)]);
+        let err = load_with_default(None, &env, Some(&fallback)).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains(ENV_CONFIG) && msg.contains("from-env.yaml"),
+            "{msg}"
+        );
+
+        std::fs::write(&path, "security: {rate_limit: 3}\n").unwrap();
+        let loaded = load_with_default(None, &env, Some(&fallback)).unwrap();
+        assert_eq!(loaded.source, ConfigSource::File(path.clone()));
+        assert_eq!(loaded.config.security.rate_limit, 3);
+
+        // An explicit path beats the environment variable.
+        let loaded = load_with_default(Some(&fallback), &env, None).unwrap();
+        assert_eq!(loaded.config.security.rate_limit, 1);
+    }
+
+    #[test]
+    fn env_overrides_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("api_key");
+        std::fs::write(&key_file, "key-from-file\n").unwrap();
+        let key_file = key_file.to_str().unwrap().to_owned();
+        let env = env_from(&[
+            (ENV_DATA_DIR, "/srv/portcullis"),
+            (ENV_LOG_LEVEL, "WARNING"),
+            (ENV_RATE_LIMIT, "12"),
+            (ENV_PRINCIPAL, "alice"),
+            (ENV_HTTP_BIND, "0.0.0.0:9000"),
+            (ENV_PFSENSE_HOST, "10.0.0.1"),
+            (ENV_PFSENSE_API_KEY_FILE, &key_file),
+            (ENV_PFSENSE_PASSWORD, "pw-from-env"),
+        ]);
+        let c = parse(CUSTOMER_YAML, origin(), &env).unwrap();
+        assert_eq!(c.data_dir(), PathBuf::from("/srv/portcullis"));
+        assert_eq!(c.logging.level, "warn");
+        assert_eq!(c.security.rate_limit, 12);
+        assert_eq!(c.security.principal, "alice");
+        assert_eq!(c.http.bind, "0.0.0.0:9000");
+        let pf = c.pfsense.unwrap();
+        assert_eq!(pf.host, "10.0.0.1");
+        assert_eq!(pf.username.as_deref(), Some("admin"));
+        assert_eq!(pf.api_key.unwrap().expose(), "key-from-file");
+        assert_eq!(pf.password.unwrap().expose(), "pw-from-env");
+    }
+
+    #[test]
+    fn env_overrides_apply_to_defaults() {
+        let env = env_from(&[
+            (ENV_RATE_LIMIT, "5"),
+            (ENV_PFSENSE_HOST, "fw.lan"),
+            (ENV_PFSENSE_API_KEY, "k"),
+        ]);
+        let loaded = load_with_default(None, &env, None).unwrap();
+        assert_eq!(loaded.source, ConfigSource::Defaults);
+        assert_eq!(loaded.config.security.rate_limit, 5);
+        let pf = loaded.config.pfsense.unwrap();
+        assert_eq!(pf.host, "fw.lan");
+        assert_eq!(pf.api_key.unwrap().expose(), "k");
+    }
+
+    #[test]
+    fn empty_env_values_are_ignored() {
+        let env = env_from(&[(ENV_RATE_LIMIT, ""), (ENV_CONFIG, "  ")]);
+        let loaded = load_with_default(None, &env, None).unwrap();
+        assert_eq!(loaded.config.security.rate_limit, 100);
+    }
+
+    #[test]
+    fn bad_env_values_name_the_variable() {
+        for (var, value) in [
+            (ENV_RATE_LIMIT, "0"),
+            (ENV_RATE_LIMIT, "fast"),
+            (ENV_RATE_LIMIT, "-3"),
+            (ENV_LOG_LEVEL, "loud"),
+            (ENV_HTTP_BIND, "localhost"),
+            (ENV_PFSENSE_HOST, "https://fw"),
+        ] {
+            let env = env_from(&[(var, value)]);
+            match load_with_default(None, &env, None).unwrap_err() {
+                ConfigError::Env { variable, .. } => assert_eq!(variable, var),
+                other => panic!("{var}={value}: {other}"),
+            }
+        }
+    }
+
+    #[test]
+    fn env_secret_without_pfsense_section_is_an_error() {
+        for var in [ENV_PFSENSE_API_KEY, ENV_PFSENSE_PASSWORD] {
+            let env = env_from(&[(var, SECRET)]);
+            let err = load_with_default(None, &env, None).unwrap_err();
+            let msg = err.to_string();
+            assert!(matches!(err, ConfigError::Env { .. }), "{msg}");
+            assert!(msg.contains(var), "{msg}");
+            assert!(msg.contains("pfsense.host"), "{msg}");
+            assert!(!msg.contains(SECRET), "{msg}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, SECRET).unwrap();
+        let env = env_from(&[(ENV_PFSENSE_PASSWORD_FILE, file.to_str().unwrap())]);
+        let msg = load_with_default(None, &env, None).unwrap_err().to_string();
+        assert!(msg.contains(ENV_PFSENSE_PASSWORD_FILE), "{msg}");
+        assert!(!msg.contains(SECRET), "{msg}");
+    }
+
+    #[test]
+    fn env_secret_and_file_together_is_an_error() {
+        let env = env_from(&[
+            (ENV_PFSENSE_HOST, "fw"),
+            (ENV_PFSENSE_API_KEY, SECRET),
+            (ENV_PFSENSE_API_KEY_FILE, "/nonexistent"),
+        ]);
+        let msg = load_with_default(None, &env, None).unwrap_err().to_string();
+        assert!(msg.contains(ENV_PFSENSE_API_KEY_FILE), "{msg}");
+        assert!(!msg.contains(SECRET), "{msg}");
+    }
+
+    #[test]
+    fn env_and_file_secrets_resolve() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw.txt"), "pw-from-file\r\n").unwrap();
+        let abs = dir.path().join("key.txt");
+        std::fs::write(&abs, "key-from-abs-file\n").unwrap();
+        let config_path = dir.path().join("config.yaml");
+        let text = format!(
+            "pfsense:\n  host: fw\n  password: \"file:pw.txt\"\n  api_key: \"file:{}\"\n",
+            abs.display()
+        );
+        let c = parse(&text, &config_path, &no_env).unwrap();
+        let pf = c.pfsense.unwrap();
+        assert_eq!(pf.password.unwrap().expose(), "pw-from-file");
+        assert_eq!(pf.api_key.unwrap().expose(), "key-from-abs-file");
+
+        let env = env_from(&[("FW_KEY", "key-from-env")]);
+        let c = parse(
+            "pfsense: {host: fw, api_key: \"env:FW_KEY\"}\n",
+            origin(),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(c.pfsense.unwrap().api_key.unwrap().expose(), "key-from-env");
+    }
+
+    #[test]
+    fn unresolvable_secrets_name_key_and_source() {
+        let err = parse_err("pfsense: {host: fw, password: \"env:MISSING_PW\"}\n");
+        match &err {
+            ConfigError::Secret { key, message } => {
+                assert_eq!(key, "pfsense.password");
+                assert!(message.contains("MISSING_PW"), "{message}");
+            }
+            other => panic!("{other}"),
+        }
+        let err = parse_err("pfsense: {host: fw, api_key: \"file:/nonexistent/secret\"}\n");
+        match &err {
+            ConfigError::Secret { key, message } => {
+                assert_eq!(key, "pfsense.api_key");
+                assert!(message.contains("/nonexistent/secret"), "{message}");
+            }
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn secrets_never_leak() {
+        let env = env_from(&[("PW", SECRET)]);
+        let text = format!(
+            "pfsense: {{host: fw, username: admin, password: \"env:PW\", api_key: \"{SECRET}-2\"}}\n"
+        );
+        let c = parse(&text, origin(), &env).unwrap();
+        let pf = c.pfsense.as_ref().unwrap();
+        assert_eq!(pf.password.as_ref().unwrap().expose(), SECRET);
+
+        let debug = format!("{c:?}");
+        let pretty = format!("{c:#?}");
+        let yaml = c.redacted_yaml();
+        let display = format!("{}", pf.api_key.as_ref().unwrap());
+        for out in [&debug, &pretty, &yaml, &display] {
+            assert!(!out.contains(SECRET), "{out}");
+            assert!(out.contains("***"), "{out}");
+        }
+        // The redacted YAML is itself a valid configuration.
+        let round = parse(&yaml, origin(), &no_env).unwrap();
+        assert_eq!(round.pfsense.unwrap().host, "fw");
+
+        // Errors raised next to a secret do not show it.
+        let text = format!("pfsense: {{host: fw, port: 0, password: \"{SECRET}\"}}\n");
+        let err = parse_err(&text);
+        assert!(!err.to_string().contains(SECRET));
+        assert!(!format!("{err:?}").contains(SECRET));
+        let text = format!("pfsense: {{host: fw, password: \"{SECRET}\", bogus: 1}}\n");
+        let err = parse_err(&text);
+        assert!(!err.to_string().contains(SECRET));
+        assert!(!format!("{err:?}").contains(SECRET));
+    }
+
+    #[test]
+    fn invalid_values_name_their_keys() {
+        assert_invalid_key("pfsense: {host: fw, protocol: ftp}\n", "pfsense.protocol");
+        assert_invalid_key("pfsense: {host: fw, port: 0}\n", "pfsense.port");
+        assert_invalid_key("pfsense: {host: \"https://fw\"}\n", "pfsense.host");
+        assert_invalid_key("pfsense: {host: fw, timeout: 0}\n", "pfsense.timeout");
+        assert_invalid_key("security: {rate_limit: 0}\n", "security.rate_limit");
+        assert_invalid_key("security: {timeout: 0}\n", "security.timeout");
+        assert_invalid_key(
+            "security: {max_risk_score: 101}\n",
+            "security.max_risk_score",
+        );
+        assert_invalid_key("security: {principal: \"\"}\n", "security.principal");
+        assert_invalid_key("logging: {level: verbose}\n", "logging.level");
+        assert_invalid_key("http: {bind: \"localhost\"}\n", "http.bind");
+        assert_invalid_key(
+            "http: {tokens: [{principal: bot, sha256: abc123}]}\n",
+            "http.tokens[0].sha256",
+        );
+        assert_invalid_key(
+            &format!(
+                "http: {{tokens: [{{principal: bot, sha256: {}}}]}}\n",
+                "g".repeat(64)
+            ),
+            "http.tokens[0].sha256",
+        );
+        assert_invalid_key("interfaces: {1wan: em0}\n", "interfaces.1wan");
+        assert_invalid_key("interfaces: {\"w-an\": em0}\n", "interfaces.w-an");
+        assert_invalid_key("interfaces: {wan: \"\"}\n", "interfaces.wan");
+    }
+
+    #[test]
+    fn normalisations() {
+        let hash = hash_token("s3cret-token").to_ascii_uppercase();
+        let text = format!(
+            "pfsense: {{host: fw, protocol: HTTP}}\nlogging: {{level: Warning}}\n\
+             http: {{tokens: [{{principal: bot, sha256: {hash}}}]}}\n"
+        );
+        let c = parse(&text, origin(), &no_env).unwrap();
+        assert_eq!(c.pfsense.unwrap().protocol, "http");
+        assert_eq!(c.logging.level, "warn");
+        assert_eq!(c.logging.tracing_level(), tracing::Level::WARN);
+        assert_eq!(c.http.tokens[0].sha256, hash.to_ascii_lowercase());
+        assert_eq!(c.http.principal_for_token("s3cret-token"), Some("bot"));
+        assert_eq!(c.http.principal_for_token("wrong"), None);
+        for level in ["trace", "DEBUG", "Info", "warn", "ERROR"] {
+            let text = format!("logging: {{level: {level}}}\n");
+            assert!(parse(&text, origin(), &no_env).is_ok(), "{level}");
+        }
+    }
+
+    #[test]
+    fn relative_paths_are_relative_to_the_config_file() {
+        let c = parse(
+            "data_dir: state\nlogging: {file: log/p.log, audit_file: /abs/audit.log}\n",
+            origin(),
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(c.data_dir(), PathBuf::from("/etc/portcullis/state"));
+        assert_eq!(
+            c.logging.file.as_deref(),
+            Some(Path::new("/etc/portcullis/log/p.log"))
+        );
+        assert_eq!(
+            c.logging.audit_file.as_deref(),
+            Some(Path::new("/abs/audit.log"))
+        );
+    }
+
+    #[test]
+    fn duplicate_token_hashes_are_rejected() {
+        let h = hash_token("t");
+        let text = format!(
+            "http: {{tokens: [{{principal: a, sha256: {h}}}, {{principal: b, sha256: {h}}}]}}\n"
+        );
+        assert_invalid_key(&text, "http.tokens[1].sha256");
+    }
+
+    #[test]
+    fn hash_token_is_sha256_hex() {
+        assert_eq!(
+            hash_token("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}
