@@ -1,0 +1,71 @@
+//! The error every tool call can end in: a stable code, a message, the field at fault, and a hint.
+
+use portcullis_core::FieldError;
+use portcullis_core::firewall::{BackendError, ErrorCode};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize, thiserror::Error)]
+#[error("{}: {message}", code.as_str())]
+pub struct CallError {
+    pub code: ErrorCode,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_seconds: Option<u64>,
+}
+
+impl CallError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            field: None,
+            hint: None,
+            retry_after_seconds: None,
+        }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn policy(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::PolicyDenied, message)
+    }
+
+    pub fn approval_required(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::ApprovalRequired, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InternalError, message)
+    }
+}
+
+impl From<FieldError> for CallError {
+    fn from(e: FieldError) -> Self {
+        Self {
+            code: ErrorCode::ValidationError,
+            message: format!("{}: {}", e.field, e.message),
+            field: Some(e.field),
+            hint: None,
+            retry_after_seconds: None,
+        }
+    }
+}
+
+impl From<BackendError> for CallError {
+    fn from(e: BackendError) -> Self {
+        Self {
+            code: e.code,
+            message: e.message,
+            field: None,
+            hint: e.hint,
+            retry_after_seconds: None,
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! The risk score (0–100) of a call. Calibrated so that everyday operator actions pass the default
+//! threshold of 80 (block one address for a day: 10; pause one block rule for an hour: 35) and broad or
+//! permanent exposure does not (a permanent pass any → any on a restricted WAN: 100).
+//! The table is documented in docs/GUARDRAILS.md; keep both in step.
+
+use portcullis_core::plan::ChangeFacts;
+
+/// Weights of the score. Base weights are per operation; the rest add up on top.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RiskWeights {
+    pub base: Vec<(String, u8)>,
+    pub widens_exposure: u8,
+    pub permanent: u8,
+    pub longer_than_a_week: u8,
+    pub restricted_interface: u8,
+    /// Added for host bits of the widest address: (at most this many host bits, weight).
+    pub breadth: Vec<(u8, u8)>,
+}
+
+impl Default for RiskWeights {
+    fn default() -> Self {
+        let base = [
+            ("create_rule", 30),
+            ("modify_rule", 25),
+            ("delete_rule", 35),
+            ("pause_rule", 15),
+            ("resume_rule", 10),
+            ("block_ip", 10),
+            ("unblock_ip", 20),
+        ];
+        Self {
+            base: base.into_iter().map(|(op, w)| (op.to_string(), w)).collect(),
+            widens_exposure: 20,
+            permanent: 15,
+            longer_than_a_week: 10,
+            restricted_interface: 15,
+            // a single host adds nothing; up to a /24 adds 10; up to a /16 adds 25; wider adds 40.
+            breadth: vec![(0, 0), (8, 10), (16, 25), (255, 40)],
+        }
+    }
+}
+
+/// What the score is computed from.
+pub struct RiskInput<'a> {
+    pub operation: &'a str,
+    pub read_only: bool,
+    pub facts: Option<&'a ChangeFacts>,
+}
+
+pub fn risk_score(w: &RiskWeights, input: &RiskInput<'_>, restricted: &[String]) -> u8 {
+    if input.read_only {
+        return 0;
+    }
+    let base = w.base.iter().find(|(op, _)| op == input.operation).map_or(30, |(_, s)| *s);
+    let Some(facts) = input.facts else {
+        return base;
+    };
+    let breadth = w
+        .breadth
+        .iter()
+        .find(|(max_bits, _)| facts.host_bits <= *max_bits)
+        .map_or(0, |(_, s)| *s);
+    let mut score = u32::from(base) + u32::from(breadth);
+    if facts.widens_exposure {
+        score += u32::from(w.widens_exposure);
+        if facts.permanent {
+            score += u32::from(w.permanent);
+        }
+    }
+    if facts.lifetime_seconds.is_some_and(|s| s > 7 * 86_400) {
+        score += u32::from(w.longer_than_a_week);
+    }
+    if facts.interfaces.iter().any(|i| restricted.iter().any(|r| r.eq_ignore_ascii_case(i))) {
+        score += u32::from(w.restricted_interface);
+    }
+    score.min(100) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn score(op: &str, facts: ChangeFacts) -> u8 {
+        risk_score(
+            &RiskWeights::default(),
+            &RiskInput { operation: op, read_only: false, facts: Some(&facts) },
+            &["wan".to_string()],
+        )
+    }
+
+    #[test]
+    fn everyday_actions_pass_and_broad_exposure_does_not() {
+        let block_day = ChangeFacts {
+            host_bits: 0,
+            lifetime_seconds: Some(86_400),
+            interfaces: vec!["lan".into()],
+            ..Default::default()
+        };
+        assert!(score("block_ip", block_day) <= 80);
+        let pause_hour = ChangeFacts {
+            widens_exposure: true,
+            lifetime_seconds: Some(3600),
+            interfaces: vec!["lan".into()],
+            ..Default::default()
+        };
+        assert!(score("pause_rule", pause_hour) <= 80);
+        let any_any_wan = ChangeFacts {
+            host_bits: 128,
+            widens_exposure: true,
+            permanent: true,
+            interfaces: vec!["wan".into()],
+            ..Default::default()
+        };
+        assert!(score("create_rule", any_any_wan) > 80);
+    }
+}
