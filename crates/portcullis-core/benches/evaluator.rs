@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use portcullis_core::eval::{
-    AddrSet, Evaluator, IndexedEvaluator, LinearEvaluator, PacketKey, ResolvedRule, Verdict,
+    AddrSet, Decision, Evaluator, IndexedEvaluator, LinearEvaluator, PacketKey, ResolvedRule,
+    Verdict,
 };
 use portcullis_core::model::{Action, Direction, IpVersion, Protocol};
 
@@ -84,7 +85,7 @@ fn blocklist(rng: &mut Rng) -> (Arc<AddrSet>, Vec<IpAddr>) {
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            let prefix = if i % 10 == 0 { 24 } else { 32 };
+            let prefix = if i.is_multiple_of(10) { 24 } else { 32 };
             IpNet::new(*h, prefix).expect("prefix fits").trunc()
         })
         .collect();
@@ -356,7 +357,7 @@ fn main() {
         .sum();
     let decided_by_rule = linear_verdicts
         .iter()
-        .filter(|v| matches!(v.decision, portcullis_core::eval::Decision::Rule(_)))
+        .filter(|v| matches!(v.decision, Decision::Rule(_)))
         .count();
     println!(
         "{label}: {} packets, {decided_by_rule} decided by a rule, mismatches  {mismatches}",

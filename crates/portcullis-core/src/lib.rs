@@ -6,6 +6,7 @@ pub mod duration;
 pub mod error;
 pub mod eval;
 pub mod firewall;
+pub mod lint;
 pub mod model;
 pub mod plan;
 

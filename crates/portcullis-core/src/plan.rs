@@ -676,3 +676,38 @@ pub fn verify(plan: &ChangePlan, applied: &Applied, after: &RuleSet) -> Result<(
     }
     Ok(())
 }
+
+/// The plan that carries out every expiry due at `now`: managed alias entries past their time are removed and
+/// paused rules whose pause is over are resumed. `None` when nothing is due.
+pub fn plan_expiry(state: &RuleSet, now: Timestamp) -> Option<ChangePlan> {
+    let mut operations: Vec<Operation> = state
+        .aliases
+        .iter()
+        .filter(|a| a.managed.is_some())
+        .filter_map(|a| {
+            let before: Vec<AliasEntry> = a.entries.iter().filter(|e| !e.is_live(now)).cloned().collect();
+            (!before.is_empty()).then(|| Operation::RemoveAliasEntries { alias: a.name.clone(), before })
+        })
+        .collect();
+    for rule in state.rules.iter().filter(|r| r.paused_until.is_some_and(|t| t <= now)) {
+        let after = Rule { enabled: true, paused_until: None, updated_at: Some(now), ..rule.clone() };
+        operations.push(Operation::UpdateRule { before: rule.clone(), after, position: None });
+    }
+    if operations.is_empty() {
+        return None;
+    }
+    let entries: usize = operations
+        .iter()
+        .map(|op| match op {
+            Operation::RemoveAliasEntries { before, .. } => before.len(),
+            _ => 0,
+        })
+        .sum();
+    let resumed = operations.len() - operations.iter().filter(|op| matches!(op, Operation::RemoveAliasEntries { .. })).count();
+    Some(ChangePlan {
+        summary: format!("expire {entries} entries and resume {resumed} paused rules that are due"),
+        operations,
+        warnings: Vec::new(),
+        facts: ChangeFacts::default(),
+    })
+}

@@ -257,7 +257,7 @@ fn ports(choice: &PortChoice) -> Option<Vec<(u16, u16)>> {
 /// Boundary `i` of the pool: the network (even `i`) or broadcast (odd `i`) of a pool net, as an integer.
 fn pool_bound(i: usize) -> (bool, u128) {
     let (lo, hi, is_v4) = net_bounds(&pool_net(i / 2));
-    (is_v4, if i % 2 == 0 { lo } else { hi })
+    (is_v4, if i.is_multiple_of(2) { lo } else { hi })
 }
 
 fn net_bounds(net: &IpNet) -> (u128, u128, bool) {

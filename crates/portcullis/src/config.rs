@@ -43,21 +43,6 @@ pub const ENV_PFSENSE_PASSWORD: &str = "PORTCULLIS_PFSENSE_PASSWORD";
 /// Overrides `pfsense.password` with the contents of a file.
 pub const ENV_PFSENSE_PASSWORD_FILE: &str = "PORTCULLIS_PFSENSE_PASSWORD_FILE";
 
-/// Every environment variable this module reads (besides `env:` secrets).
-pub const ENV_VARIABLES: &[&str] = &[
-    ENV_CONFIG,
-    ENV_DATA_DIR,
-    ENV_LOG_LEVEL,
-    ENV_RATE_LIMIT,
-    ENV_PRINCIPAL,
-    ENV_HTTP_BIND,
-    ENV_PFSENSE_HOST,
-    ENV_PFSENSE_API_KEY,
-    ENV_PFSENSE_API_KEY_FILE,
-    ENV_PFSENSE_PASSWORD,
-    ENV_PFSENSE_PASSWORD_FILE,
-];
-
 const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "warning", "error"];
 
 // ---------------------------------------------------------------------------
@@ -123,6 +108,7 @@ pub struct Secret(String);
 
 impl Secret {
     /// Wraps a secret value.
+    #[allow(dead_code)] // helper for callers; not every caller needs it
     pub fn new(value: impl Into<String>) -> Self {
         Secret(value.into())
     }
@@ -161,8 +147,9 @@ impl<'de> Deserialize<'de> for Secret {
 // Schema
 // ---------------------------------------------------------------------------
 
-/// The whole configuration file.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// The whole configuration file. `Config::default()` is the lab setup: no
+/// firewall, built-in guardrails.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// The pfSense firewall to manage; `None` = lab mode only.
@@ -177,20 +164,6 @@ pub struct Config {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
     pub http: HttpConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            pfsense: None,
-            mcp: McpConfig::default(),
-            security: SecurityConfig::default(),
-            logging: LoggingConfig::default(),
-            interfaces: BTreeMap::new(),
-            data_dir: None,
-            http: HttpConfig::default(),
-        }
-    }
 }
 
 /// Connection to a pfSense firewall.
@@ -235,6 +208,7 @@ impl PfSenseConfig {
     }
 
     /// `protocol://host:port`.
+    #[allow(dead_code)] // helper for callers; not every caller needs it
     pub fn base_url(&self) -> String {
         if self.host.contains(':') && !self.host.starts_with('[') {
             format!("{}://[{}]:{}", self.protocol, self.host, self.port)
@@ -330,6 +304,7 @@ impl Default for LoggingConfig {
 impl LoggingConfig {
     /// The level as a `tracing` level (unknown values fall back to INFO;
     /// they cannot occur after validation).
+    #[allow(dead_code)] // helper for callers; not every caller needs it
     pub fn tracing_level(&self) -> tracing::Level {
         normalize_level(&self.level)
             .and_then(|l| l.parse().ok())
@@ -361,6 +336,7 @@ impl Default for HttpConfig {
 
 impl HttpConfig {
     /// The principal whose token hashes to the same SHA-256 as `token`.
+    #[allow(dead_code)] // helper for callers; not every caller needs it
     pub fn principal_for_token(&self, token: &str) -> Option<&str> {
         let digest = hash_token(token);
         self.tokens
@@ -380,6 +356,7 @@ pub struct TokenConfig {
 }
 
 /// Lower-case hex SHA-256 of a bearer token, as stored in `http.tokens`.
+#[allow(dead_code)] // helper for callers; not every caller needs it
 pub fn hash_token(token: &str) -> String {
     use sha2::Digest as _;
     hex::encode(sha2::Sha256::digest(token.as_bytes()))
@@ -513,7 +490,7 @@ pub fn parse(
 ) -> Result<Config, ConfigError> {
     let parsed: Option<Config> = serde_norway::from_str(text).map_err(|e| ConfigError::Parse {
         path: origin.to_path_buf(),
-        message: e.to_string(),
+        message: describe_yaml_error(&e.to_string(), text),
     })?;
     let mut config = parsed.unwrap_or_default();
     let base = origin.parent().unwrap_or(Path::new(""));
@@ -522,6 +499,51 @@ pub fn parse(
     validate(&mut config, origin)?;
     apply_env_overrides(&mut config, env)?;
     Ok(config)
+}
+
+/// Rewrites serde_norway's "`path`: unknown field `x`, expected ..." into
+/// "unknown key `path.x`, expected ...", and adds the line of an unknown
+/// top-level key (serde_norway does not report one).
+fn describe_yaml_error(message: &str, text: &str) -> String {
+    const UNKNOWN: &str = "unknown field `";
+    let Some(start) = message.find(UNKNOWN) else {
+        return message.to_owned();
+    };
+    let prefix = &message[..start];
+    let path = match prefix.strip_suffix(": ") {
+        Some(path) => path,
+        None if prefix.is_empty() => "",
+        None => return message.to_owned(),
+    };
+    let after = &message[start + UNKNOWN.len()..];
+    let Some(end) = after.find('`') else {
+        return message.to_owned();
+    };
+    let field = &after[..end];
+    let rest = &after[end + 1..];
+    let key = if path.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{path}.{field}")
+    };
+    let mut out = format!("unknown key `{key}`{rest}");
+    if path.is_empty() && !rest.contains(" at line ") {
+        let spellings = [
+            field.to_owned(),
+            format!("\"{field}\""),
+            format!("'{field}'"),
+        ];
+        let line = text.lines().position(|l| {
+            spellings.iter().any(|k| {
+                l.strip_prefix(k.as_str())
+                    .is_some_and(|r| r.trim_start().starts_with(':'))
+            })
+        });
+        if let Some(line) = line {
+            out.push_str(&format!(" at line {}", line + 1));
+        }
+    }
+    out
 }
 
 fn env_value(env: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
@@ -1080,7 +1102,11 @@ interfaces: {wan: em0, lan: em1, dmz: em2}
         let err = parse_err("securty: {rate_limit: 5}\n");
         let msg = err.to_string();
         assert!(matches!(err, ConfigError::Parse { .. }), "{msg}");
-        assert!(msg.contains("securty"), "{msg}");
+        assert!(msg.contains("unknown key `securty`"), "{msg}");
+        assert!(msg.contains("expected one of"), "{msg}");
+        let msg = parse_err("mcp: {}\n\"securty\": 1\n").to_string();
+        assert!(msg.contains("unknown key `securty`"), "{msg}");
+        assert!(msg.contains("at line 2"), "{msg}");
         assert!(msg.contains("/etc/portcullis/config.yaml"), "{msg}");
     }
 
@@ -1089,19 +1115,18 @@ interfaces: {wan: em0, lan: em1, dmz: em2}
         let err = parse_err("security: {rate_limt: 5}\n");
         let msg = err.to_string();
         assert!(matches!(err, ConfigError::Parse { .. }), "{msg}");
-        assert!(msg.contains("rate_limt"), "{msg}");
-        assert!(msg.contains("security"), "{msg}");
+        assert!(msg.contains("unknown key `security.rate_limt`"), "{msg}");
         assert!(msg.contains("line 1"), "{msg}");
 
         let err = parse_err(
             "http:\n  tokens:\n    - principal: bot\n      sha256: abc\n      token: plain\n",
         );
         let msg = err.to_string();
-        assert!(msg.contains("`token`"), "{msg}");
-        assert!(msg.contains("http.tokens[0]"), "{msg}");
+        assert!(msg.contains("`http.tokens[0].token`"), "{msg}");
+        assert!(msg.contains("line 5"), "{msg}");
 
         let msg = parse_err("pfsense: {host: fw, apikey: x}\n").to_string();
-        assert!(msg.contains("apikey") && msg.contains("pfsense"), "{msg}");
+        assert!(msg.contains("`pfsense.apikey`"), "{msg}");
     }
 
     #[test]

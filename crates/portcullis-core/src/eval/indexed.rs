@@ -224,7 +224,7 @@ fn bits_where(
 ) -> Vec<u64> {
     let mut bits = vec![0u64; words];
     for (i, rule) in rules.iter().enumerate() {
-        if pred(*rule) {
+        if pred(rule) {
             bits[i / 64] |= 1 << (i % 64);
         }
     }

@@ -1,0 +1,284 @@
+//! Tool arguments, with the exact names the customer's scripts use (BRIEF §2), and their parsing into domain
+//! requests. Parsing is the syntactic half of validation: every error names the argument at fault.
+
+use chrono::TimeDelta;
+use ipnet::IpNet;
+use portcullis_core::duration::Lifetime;
+use portcullis_core::model::{
+    Action, AddressMatch, Direction, IpVersion, PortMatch, PortRange, Protocol, RuleId, parse_net, validate_text,
+};
+use portcullis_core::plan::{Intent, RuleDraft, RulePatch};
+use portcullis_core::{FieldError, FieldResult};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::CallError;
+
+pub const MAX_DESCRIPTION: usize = 255;
+pub const MAX_PAUSE_MINUTES: u32 = 1440;
+
+/// A value scripts send either as a string or as a number (ports, rule ids).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum StrOrNum {
+    Str(String),
+    Num(i64),
+}
+
+impl StrOrNum {
+    fn text(&self) -> String {
+        match self {
+            Self::Str(s) => s.clone(),
+            Self::Num(n) => n.to_string(),
+        }
+    }
+}
+
+/// Reads a tool's arguments into its type; a wrong type or a missing argument names the field.
+pub fn parse_args<T: DeserializeOwned>(args: &Value) -> Result<T, CallError> {
+    let value = if args.is_null() { Value::Object(Default::default()) } else { args.clone() };
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let field = if path == "." || path.is_empty() {
+            missing_field_name(&inner).unwrap_or_else(|| "arguments".into())
+        } else {
+            path
+        };
+        CallError::from(FieldError::new(field, inner))
+    })
+}
+
+fn missing_field_name(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("missing field `")?;
+    Some(rest.split('`').next()?.to_string())
+}
+
+/// Arguments every tool accepts.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+pub struct TargetArg {
+    /// The firewall to act on; the default target when omitted.
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct GetFirewallRulesArgs {
+    /// Only rules of this interface (name like `lan`, or device like `em1`).
+    pub interface: Option<String>,
+    /// Leave out disabled and paused rules.
+    pub enabled_only: Option<bool>,
+    /// Compact rows plus counts per interface and action.
+    pub summary: Option<bool>,
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct CreateFirewallRuleArgs {
+    pub interface: String,
+    /// pass, block or reject.
+    pub action: String,
+    /// any, tcp, udp, tcp/udp, icmp, icmpv6, esp, ah, gre, ... (default any).
+    pub protocol: Option<String>,
+    /// any, an IP, a CIDR, an alias, an interface name (its subnet), iface:ip or (self); prefix ! to invert.
+    pub source: String,
+    pub destination: String,
+    /// A port (22), a range (1000:2000) or a port alias; tcp/udp only.
+    pub destination_port: Option<StrOrNum>,
+    pub source_port: Option<StrOrNum>,
+    pub description: Option<String>,
+    /// 0-based position among the interface's rules; appended when omitted.
+    pub position: Option<u32>,
+    pub log: Option<bool>,
+    /// Create the rule disabled.
+    pub disabled: Option<bool>,
+    /// in (default), out or any.
+    pub direction: Option<String>,
+    /// inet, inet6 or inet46; follows the addresses when omitted.
+    pub ip_version: Option<String>,
+    /// Return the plan and change nothing.
+    pub dry_run: Option<bool>,
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ModifyFirewallRuleArgs {
+    pub rule_id: StrOrNum,
+    pub enabled: Option<bool>,
+    pub description: Option<String>,
+    pub action: Option<String>,
+    pub protocol: Option<String>,
+    pub source: Option<String>,
+    pub destination: Option<String>,
+    pub source_port: Option<StrOrNum>,
+    pub destination_port: Option<StrOrNum>,
+    pub log: Option<bool>,
+    pub position: Option<u32>,
+    pub ip_version: Option<String>,
+    pub dry_run: Option<bool>,
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct RuleIdArgs {
+    pub rule_id: StrOrNum,
+    pub dry_run: Option<bool>,
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct PauseRuleArgs {
+    pub rule_id: StrOrNum,
+    /// How long to pause, 1-1440 minutes (default 60). The rule resumes by itself.
+    pub minutes: Option<i64>,
+    pub dry_run: Option<bool>,
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct BlockIpAddressArgs {
+    /// An IPv4/IPv6 address or CIDR.
+    pub ip_address: String,
+    /// Block on this interface only; every interface when omitted.
+    pub interface: Option<String>,
+    /// 30m, 1h, 24h, 7d, ... or permanent. The block expires by itself.
+    pub duration: String,
+    pub reason: String,
+    pub dry_run: Option<bool>,
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct UnblockIpAddressArgs {
+    pub ip_address: String,
+    /// Only the block on this interface; every block of the address when omitted.
+    pub interface: Option<String>,
+    pub dry_run: Option<bool>,
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct InterfaceFilterArgs {
+    pub interface: Option<String>,
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SimulatePacketArgs {
+    pub interface: String,
+    /// in (default) or out.
+    pub direction: Option<String>,
+    /// tcp, udp, icmp, icmpv6, or another protocol name or number.
+    pub protocol: String,
+    /// The packet's source address.
+    pub source: String,
+    pub destination: String,
+    pub destination_port: Option<StrOrNum>,
+    pub source_port: Option<StrOrNum>,
+    pub target: Option<String>,
+}
+
+// ---- parsing into domain values ----
+
+pub fn rule_id(v: &StrOrNum) -> FieldResult<RuleId> {
+    RuleId::parse("rule_id", &v.text())
+}
+
+pub fn port(field: &str, v: &Option<StrOrNum>) -> FieldResult<PortMatch> {
+    v.as_ref().map_or(Ok(PortMatch::Any), |p| PortMatch::parse(field, &p.text()))
+}
+
+fn opt<T>(v: &Option<String>, parse: impl Fn(&str) -> FieldResult<T>) -> FieldResult<Option<T>> {
+    v.as_deref().map(parse).transpose()
+}
+
+pub fn description(field: &str, v: &Option<String>) -> FieldResult<Option<String>> {
+    match v {
+        Some(text) => validate_text(field, text, MAX_DESCRIPTION).map(|()| Some(text.trim().to_string())),
+        None => Ok(None),
+    }
+}
+
+/// An address or CIDR that can be blocked, as a network.
+pub fn block_target(field: &str, v: &str) -> FieldResult<IpNet> {
+    parse_net(field, v)
+}
+
+pub fn interface_name(field: &str, v: &str) -> FieldResult<String> {
+    portcullis_core::model::validate_identifier(field, v.trim())?;
+    Ok(v.trim().to_string())
+}
+
+pub fn create_intent(a: &CreateFirewallRuleArgs) -> FieldResult<Intent> {
+    Ok(Intent::CreateRule(RuleDraft {
+        interface: interface_name("interface", &a.interface)?,
+        direction: opt(&a.direction, |s| Direction::parse("direction", s))?.unwrap_or(Direction::In),
+        action: Action::parse("action", &a.action)?,
+        ip_version: opt(&a.ip_version, |s| IpVersion::parse("ip_version", s))?,
+        protocol: opt(&a.protocol, |s| Protocol::parse("protocol", s))?.unwrap_or(Protocol::Any),
+        source: AddressMatch::parse("source", &a.source)?,
+        source_port: port("source_port", &a.source_port)?,
+        destination: AddressMatch::parse("destination", &a.destination)?,
+        destination_port: port("destination_port", &a.destination_port)?,
+        description: description("description", &a.description)?.unwrap_or_default(),
+        log: a.log.unwrap_or(false),
+        enabled: !a.disabled.unwrap_or(false),
+        position: a.position.map(|p| p as usize),
+    }))
+}
+
+pub fn modify_intent(a: &ModifyFirewallRuleArgs) -> FieldResult<Intent> {
+    let patch = RulePatch {
+        action: opt(&a.action, |s| Action::parse("action", s))?,
+        ip_version: opt(&a.ip_version, |s| IpVersion::parse("ip_version", s))?,
+        protocol: opt(&a.protocol, |s| Protocol::parse("protocol", s))?,
+        source: opt(&a.source, |s| AddressMatch::parse("source", s))?,
+        source_port: a.source_port.as_ref().map(|p| PortMatch::parse("source_port", &p.text())).transpose()?,
+        destination: opt(&a.destination, |s| AddressMatch::parse("destination", s))?,
+        destination_port: a
+            .destination_port
+            .as_ref()
+            .map(|p| PortMatch::parse("destination_port", &p.text()))
+            .transpose()?,
+        description: description("description", &a.description)?,
+        enabled: a.enabled,
+        log: a.log,
+        position: a.position.map(|p| p as usize),
+    };
+    Ok(Intent::ModifyRule { rule_id: rule_id(&a.rule_id)?, patch })
+}
+
+pub fn pause_span(minutes: Option<i64>) -> FieldResult<TimeDelta> {
+    let m = minutes.unwrap_or(60);
+    if !(1..=i64::from(MAX_PAUSE_MINUTES)).contains(&m) {
+        return Err(FieldError::new("minutes", format!("{m} is out of range; pause for 1-{MAX_PAUSE_MINUTES} minutes")));
+    }
+    Ok(TimeDelta::minutes(m))
+}
+
+pub fn lifetime(v: &str) -> FieldResult<Lifetime> {
+    Lifetime::parse("duration", v)
+}
+
+pub fn reason(v: &str) -> FieldResult<String> {
+    let text = v.trim();
+    if text.is_empty() {
+        return Err(FieldError::new("reason", "a reason is required; it goes into the audit trail and the block list"));
+    }
+    validate_text("reason", text, MAX_DESCRIPTION)?;
+    Ok(text.to_string())
+}
+
+pub fn simulate_port(field: &str, v: &Option<StrOrNum>) -> FieldResult<Option<u16>> {
+    match v {
+        None => Ok(None),
+        Some(p) => {
+            let range = PortRange::parse(field, &p.text())?;
+            if range.first != range.last {
+                return Err(FieldError::new(field, "a packet has one port, not a range"));
+            }
+            Ok(Some(range.first))
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! The tool catalogue: names, descriptions, operations, annotations and schemas. Transports list tools from
+//! here and call them through `ToolService::call`; there is no other way in.
+
+use schemars::{JsonSchema, SchemaGenerator, generate::SchemaSettings};
+use serde_json::{Map, Value};
+
+use crate::args::*;
+use crate::views::*;
+
+/// Whether a tool reads or changes the firewall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolKind {
+    Read,
+    Change,
+}
+
+/// One tool as every transport sees it.
+#[derive(Debug, Clone)]
+pub struct ToolDef {
+    pub name: &'static str,
+    pub title: &'static str,
+    pub description: &'static str,
+    /// The operation name policies refer to (`security.allowed_operations`).
+    pub operation: &'static str,
+    pub kind: ToolKind,
+    pub destructive: bool,
+    pub idempotent: bool,
+    pub input_schema: Map<String, Value>,
+    pub output_schema: Map<String, Value>,
+}
+
+fn schema_of<T: JsonSchema>() -> Map<String, Value> {
+    // Draft 2020-12 with definitions inlined where possible, which MCP clients validate without resolvers.
+    let settings = SchemaSettings::draft2020_12().with(|s| s.inline_subschemas = true);
+    let schema = SchemaGenerator::new(settings).into_root_schema_for::<T>();
+    let mut map = match serde_json::to_value(schema) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    map.remove("$schema");
+    map.remove("title");
+    map
+}
+
+#[allow(clippy::too_many_arguments)]
+fn def<A: JsonSchema, R: JsonSchema>(
+    name: &'static str,
+    title: &'static str,
+    operation: &'static str,
+    kind: ToolKind,
+    destructive: bool,
+    idempotent: bool,
+    description: &'static str,
+) -> ToolDef {
+    ToolDef {
+        name,
+        title,
+        description,
+        operation,
+        kind,
+        destructive,
+        idempotent,
+        input_schema: schema_of::<A>(),
+        output_schema: schema_of::<R>(),
+    }
+}
+
+use ToolKind::{Change, Read};
+
+/// Every tool Portcullis offers, in catalogue order.
+pub fn catalogue() -> Vec<ToolDef> {
+    vec![
+        def::<GetFirewallRulesArgs, RulesResult>(
+            "get_firewall_rules",
+            "Firewall rules",
+            "read_rules",
+            Read,
+            false,
+            true,
+            "List firewall rules in evaluation order with stable rule_id, interface, action, protocol, source, \
+             destination, ports, description, enabled/paused state and position.",
+        ),
+        def::<CreateFirewallRuleArgs, ChangeResult>(
+            "create_firewall_rule",
+            "Create a firewall rule",
+            "create_rule",
+            Change,
+            false,
+            false,
+            "Create a rule on an interface. Returns the plan, risk score and the rule as read back from the \
+             firewall. dry_run: true returns the exact plan and changes nothing.",
+        ),
+        def::<ModifyFirewallRuleArgs, ChangeResult>(
+            "modify_firewall_rule",
+            "Modify a firewall rule",
+            "modify_rule",
+            Change,
+            true,
+            true,
+            "Change fields of a rule addressed by rule_id (enable/disable, description, action, addresses, \
+             ports, position). Managed rules (anti-lockout, block lists) are refused.",
+        ),
+        def::<RuleIdArgs, ChangeResult>(
+            "delete_firewall_rule",
+            "Delete a firewall rule",
+            "delete_rule",
+            Change,
+            true,
+            true,
+            "Delete a rule by rule_id. The plan shows the rule as it was.",
+        ),
+        def::<PauseRuleArgs, ChangeResult>(
+            "pause_rule",
+            "Pause a rule",
+            "pause_rule",
+            Change,
+            true,
+            true,
+            "Disable a rule for 1-1440 minutes (default 60); it resumes by itself.",
+        ),
+        def::<RuleIdArgs, ChangeResult>(
+            "resume_rule",
+            "Resume a paused rule",
+            "resume_rule",
+            Change,
+            false,
+            true,
+            "Re-enable a paused rule now.",
+        ),
+        def::<BlockIpAddressArgs, ChangeResult>(
+            "block_ip_address",
+            "Block an address",
+            "block_ip",
+            Change,
+            false,
+            true,
+            "Block an IPv4/IPv6 address or CIDR on one or every interface for a duration (30m, 1h, 24h, 7d or \
+             permanent) with a reason. The block is an entry of a managed block-list alias and expires by itself.",
+        ),
+        def::<UnblockIpAddressArgs, ChangeResult>(
+            "unblock_ip_address",
+            "Unblock an address",
+            "unblock_ip",
+            Change,
+            true,
+            true,
+            "Remove the block of an address or CIDR (on one interface, or everywhere).",
+        ),
+        def::<InterfaceFilterArgs, BlocksResult>(
+            "list_blocks",
+            "Active blocks",
+            "read_blocks",
+            Read,
+            false,
+            true,
+            "List active blocks with interface, reason, creation and expiry time.",
+        ),
+        def::<TargetArg, SystemStatusResult>(
+            "get_system_status",
+            "System status",
+            "read_system",
+            Read,
+            false,
+            true,
+            "CPU and memory usage (percent), uptime (seconds), version, platform and health checks of a target.",
+        ),
+        def::<SimulatePacketArgs, SimulateResult>(
+            "simulate_packet",
+            "Simulate a packet",
+            "read_rules",
+            Read,
+            false,
+            true,
+            "Decide a packet against the current rule set with pfSense first-match semantics and name the rule \
+             that decides it (or the implicit default).",
+        ),
+        def::<InterfaceFilterArgs, LintResult>(
+            "lint_rules",
+            "Lint the rule set",
+            "read_rules",
+            Read,
+            false,
+            true,
+            "Find shadowed, redundant, overly broad, disabled, long-disabled and paused rules.",
+        ),
+    ]
+}

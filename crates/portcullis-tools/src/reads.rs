@@ -1,0 +1,206 @@
+//! The read tools: answers computed from freshly read firewall state.
+
+use std::collections::BTreeMap;
+
+use chrono::TimeDelta;
+use portcullis_core::eval::{CompiledRuleSet, Decision};
+use portcullis_core::lint::{LintOptions, lint};
+use portcullis_core::model::{Direction, Packet, Protocol, RuleSet, Timestamp};
+use portcullis_core::plan::{BLOCK_ALIAS, MANAGED_BLOCK};
+use portcullis_core::{FieldError, FieldResult};
+
+use crate::args::{self, GetFirewallRulesArgs, SimulatePacketArgs};
+use crate::views::*;
+
+pub fn firewall_rules(target: &str, state: &RuleSet, a: &GetFirewallRulesArgs) -> FieldResult<RulesResult> {
+    let interface = match &a.interface {
+        Some(name) => Some(state.resolve_interface("interface", name)?.name.clone()),
+        None => None,
+    };
+    let data: Vec<RuleView> = state
+        .rules
+        .iter()
+        .filter(|r| interface.as_ref().is_none_or(|i| &r.interface == i))
+        .filter(|r| !a.enabled_only.unwrap_or(false) || r.enabled)
+        .map(|r| RuleView::of(state, r))
+        .collect();
+    let summary = a.summary.unwrap_or(false).then(|| summarise(&data));
+    Ok(RulesResult {
+        target: target.to_string(),
+        count: data.len(),
+        data,
+        summary,
+        default_policy: DefaultPolicy {
+            inbound: "block (implicit default deny after the last rule)".into(),
+            outbound: "pass (implicit)".into(),
+        },
+    })
+}
+
+fn summarise(rows: &[RuleView]) -> RulesSummary {
+    let mut by_interface = BTreeMap::new();
+    let mut by_action = BTreeMap::new();
+    for r in rows {
+        *by_interface.entry(r.rule.interface.clone()).or_default() += 1;
+        *by_action.entry(r.rule.action.as_str().to_string()).or_default() += 1;
+    }
+    RulesSummary {
+        total: rows.len(),
+        enabled: rows.iter().filter(|r| r.status == "enabled").count(),
+        disabled: rows.iter().filter(|r| r.status == "disabled").count(),
+        paused: rows.iter().filter(|r| r.status == "paused").count(),
+        by_interface,
+        by_action,
+    }
+}
+
+pub fn blocks(target: &str, state: &RuleSet, interface: Option<&str>, now: Timestamp) -> FieldResult<BlocksResult> {
+    let interface = match interface {
+        Some(name) => Some(state.resolve_interface("interface", name)?.name.clone()),
+        None => None,
+    };
+    let data: Vec<BlockView> = state
+        .aliases
+        .iter()
+        .filter(|a| a.managed.as_deref() == Some(MANAGED_BLOCK))
+        .flat_map(|alias| {
+            let scope = alias
+                .name
+                .strip_prefix(&format!("{BLOCK_ALIAS}_"))
+                .map_or("all".to_string(), str::to_ascii_lowercase);
+            alias.entries.iter().filter(move |e| e.is_live(now)).map(move |e| BlockView {
+                ip_address: e.value.clone(),
+                interface: scope.clone(),
+                reason: e.detail.clone(),
+                created_at: e.created_at,
+                expires_at: e.expires_at,
+                remaining_seconds: e.expires_at.map(|t| (t - now).num_seconds().max(0)),
+                permanent: e.expires_at.is_none(),
+                alias: alias.name.clone(),
+            })
+        })
+        .filter(|b| interface.as_ref().is_none_or(|i| &b.interface == i || b.interface == "all"))
+        .collect();
+    Ok(BlocksResult { target: target.to_string(), count: data.len(), data })
+}
+
+pub fn simulate(target: &str, state: &RuleSet, a: &SimulatePacketArgs, now: Timestamp) -> FieldResult<SimulateResult> {
+    let interface = state.resolve_interface("interface", &a.interface)?.name.clone();
+    let direction = match &a.direction {
+        Some(d) => Direction::parse("direction", d)?,
+        None => Direction::In,
+    };
+    if direction == Direction::Any {
+        return Err(FieldError::new("direction", "a packet travels in or out, not both"));
+    }
+    let source = host_address("source", &a.source)?;
+    let destination = host_address("destination", &a.destination)?;
+    let protocol = Protocol::parse("protocol", &a.protocol)?;
+    let number = protocol.packet_number(source.is_ipv6()).ok_or_else(|| {
+        FieldError::new("protocol", "a packet has one protocol: tcp, udp, icmp, icmpv6, or another single protocol")
+    })?;
+    let destination_port = args::simulate_port("destination_port", &a.destination_port)?;
+    let source_port = args::simulate_port("source_port", &a.source_port)?;
+    if protocol.has_ports() && destination_port.is_none() {
+        return Err(FieldError::new("destination_port", format!("a {protocol} packet needs a destination_port")));
+    }
+    let packet = Packet {
+        interface: interface.clone(),
+        direction,
+        protocol: number,
+        source,
+        destination,
+        source_port: if protocol.has_ports() { source_port.or(Some(49152)) } else { None },
+        destination_port: if protocol.has_ports() { destination_port } else { None },
+    };
+    let verdict = CompiledRuleSet::compile(state, now).evaluate(&packet)?;
+    let rule = deciding_rule(state, &interface, verdict.decision);
+    let explanation = match verdict.decision {
+        Decision::Rule(_) => format!(
+            "first matching rule on {interface} is #{} {:?}: {}",
+            rule.position.unwrap_or_default(),
+            rule.description,
+            verdict.action.as_str()
+        ),
+        Decision::DefaultDeny => format!("no rule on {interface} matches; the implicit default deny blocks it"),
+        Decision::DefaultPassOut => "outbound traffic passes unless a rule blocks it".into(),
+    };
+    Ok(SimulateResult {
+        target: target.to_string(),
+        verdict: verdict.action.as_str().into(),
+        rule,
+        packet: SimulatedPacket {
+            interface,
+            direction: format!("{direction:?}").to_ascii_lowercase(),
+            protocol: protocol.to_string(),
+            source: source.to_string(),
+            destination: destination.to_string(),
+            source_port: packet.source_port,
+            destination_port: packet.destination_port,
+        },
+        explanation,
+        evaluated_at: now,
+    })
+}
+
+fn host_address(field: &str, v: &str) -> FieldResult<std::net::IpAddr> {
+    v.trim()
+        .parse()
+        .map_err(|_| FieldError::new(field, format!("{v:?} is not an IP address (a packet has one source and one destination)")))
+}
+
+fn deciding_rule(state: &RuleSet, interface: &str, decision: Decision) -> DecidingRule {
+    match decision {
+        Decision::Rule(idx) => {
+            let r = &state.rules[idx];
+            DecidingRule {
+                kind: "rule".into(),
+                rule_id: Some(r.rule_id.to_string()),
+                position: state.position_of(&r.rule_id),
+                interface: r.interface.clone(),
+                description: r.description.clone(),
+                managed: r.managed.clone(),
+            }
+        }
+        Decision::DefaultDeny => DecidingRule {
+            kind: "default_deny".into(),
+            rule_id: None,
+            position: None,
+            interface: interface.to_string(),
+            description: "Default deny rule (implicit)".into(),
+            managed: None,
+        },
+        Decision::DefaultPassOut => DecidingRule {
+            kind: "default_pass_out".into(),
+            rule_id: None,
+            position: None,
+            interface: interface.to_string(),
+            description: "Default pass out (implicit)".into(),
+            managed: None,
+        },
+    }
+}
+
+pub fn lint_rules(
+    target: &str,
+    state: &RuleSet,
+    interface: Option<&str>,
+    exposed: &[String],
+    now: Timestamp,
+) -> FieldResult<LintResult> {
+    let interface = match interface {
+        Some(name) => Some(state.resolve_interface("interface", name)?.name.clone()),
+        None => None,
+    };
+    let options = LintOptions { exposed_interfaces: exposed, stale_after: TimeDelta::days(30) };
+    let data: Vec<_> = lint(state, now, &options)
+        .into_iter()
+        .filter(|f| interface.as_ref().is_none_or(|i| &f.interface == i))
+        .collect();
+    let mut by_kind = BTreeMap::new();
+    for f in &data {
+        let kind = serde_json::to_value(f.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        *by_kind.entry(kind).or_default() += 1;
+    }
+    Ok(LintResult { target: target.to_string(), count: data.len(), data, by_kind })
+}

@@ -1,0 +1,147 @@
+use std::sync::Arc;
+
+use portcullis_guard::{Auditor, GuardSettings, OperationPolicy};
+use portcullis_lab::{LabFirewall, default_interfaces, lab_interfaces};
+use portcullis_store::Store;
+use serde_json::json;
+
+use super::*;
+
+fn service_with(settings: GuardSettings) -> (ToolService, Arc<Store>) {
+    let store = Arc::new(Store::open_in_memory().unwrap());
+    let lab = LabFirewall::open("lab", store.clone(), lab_interfaces(&default_interfaces())).unwrap();
+    let guard = Guard::new(settings, Auditor::new(store.clone(), None).unwrap()).unwrap();
+    (ToolService::new(guard, vec![Target::new("lab", Arc::new(lab))]).unwrap(), store)
+}
+
+fn service() -> (ToolService, Arc<Store>) {
+    service_with(GuardSettings::default())
+}
+
+fn ctx() -> CallContext {
+    CallContext::new(Principal { name: "tester".into(), role: "operator".into() }, Transport::Cli, None)
+}
+
+#[test]
+fn every_catalogue_tool_has_a_handler_and_schemas() {
+    for def in catalogue() {
+        match prepare(def.name, &json!({})) {
+            Err(e) => assert_ne!(e.code, ErrorCode::InternalError, "{} has no handler", def.name),
+            Ok(_) => {}
+        }
+        assert_eq!(def.input_schema.get("type"), Some(&json!("object")), "{}", def.name);
+        assert_eq!(def.output_schema.get("type"), Some(&json!("object")), "{}", def.name);
+    }
+}
+
+#[tokio::test]
+async fn block_simulate_unblock_flow() {
+    let (svc, _) = service();
+    let c = ctx();
+    let block = svc
+        .call(&c, "block_ip_address", json!({"ip_address": "203.0.113.50", "duration": "1h", "reason": "scan"}))
+        .await
+        .unwrap();
+    assert_eq!(block["status"], "applied");
+    assert_eq!(block["verified"], true);
+    let blocks = svc.call(&c, "list_blocks", json!({})).await.unwrap();
+    assert_eq!(blocks["data"][0]["ip_address"], "203.0.113.50");
+    let sim = json!({"interface": "wan", "direction": "in", "protocol": "tcp", "source": "203.0.113.50",
+                     "destination": "198.51.100.2", "destination_port": 22});
+    let verdict = svc.call(&c, "simulate_packet", sim.clone()).await.unwrap();
+    assert_eq!(verdict["verdict"], "block");
+    assert_eq!(verdict["rule"]["managed"], "block_list");
+    svc.call(&c, "unblock_ip_address", json!({"ip_address": "203.0.113.50"})).await.unwrap();
+    let verdict = svc.call(&c, "simulate_packet", sim).await.unwrap();
+    assert_eq!(verdict["rule"]["kind"], "default_deny");
+}
+
+#[tokio::test]
+async fn invalid_inputs_name_the_field_change_nothing_and_are_audited() {
+    let (svc, store) = service();
+    let c = ctx();
+    let rules = svc.call(&c, "get_firewall_rules", json!({})).await.unwrap();
+    let some_rule = rules["data"][1]["rule_id"].as_str().unwrap().to_string();
+    let cases = [
+        ("block_ip_address", json!({"ip_address": "300.1.1.1", "duration": "1h", "reason": "x"}), "ip_address"),
+        ("block_ip_address", json!({"ip_address": "10.0.0.0/33", "duration": "1h", "reason": "x"}), "ip_address"),
+        ("block_ip_address", json!({"ip_address": "192.0.2.1", "duration": "-1h", "reason": "x"}), "duration"),
+        ("block_ip_address", json!({"ip_address": "192.0.2.1", "duration": "1h", "reason": "x", "interface": "opt9"}), "interface"),
+        ("create_firewall_rule", json!({"interface": "lan", "action": "pass", "protocol": "tcp", "source": "any",
+            "destination": "any", "destination_port": 70000, "description": "x"}), "destination_port"),
+        ("create_firewall_rule", json!({"interface": "nope", "action": "pass", "protocol": "tcp", "source": "any",
+            "destination": "any", "destination_port": 22, "description": "x"}), "interface"),
+        ("create_firewall_rule", json!({"interface": "lan", "action": "pass", "protocol": "tcp", "source": "any",
+            "destination": "any", "destination_port": 22, "description": "bad\u{1b}[31m"}), "description"),
+        ("modify_firewall_rule", json!({"rule_id": "999999", "enabled": false}), "rule_id"),
+        ("delete_firewall_rule", json!({"rule_id": "999999"}), "rule_id"),
+        ("pause_rule", json!({"rule_id": some_rule, "minutes": 5000}), "minutes"),
+    ];
+    let before = svc.call(&c, "get_firewall_rules", json!({})).await.unwrap();
+    let audited_before = store.audit_tail(1).unwrap()[0].seq;
+    for (tool, args, field) in &cases {
+        let err = svc.call(&c, tool, args.clone()).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::ValidationError, "{tool} {args}");
+        assert_eq!(err.field.as_deref(), Some(*field), "{tool} {args}: {}", err.message);
+    }
+    let after = svc.call(&c, "get_firewall_rules", json!({})).await.unwrap();
+    assert_eq!(before["data"], after["data"], "nothing changed");
+    let tail = store.audit_tail(cases.len() + 1).unwrap();
+    assert_eq!(tail[0].seq, audited_before + cases.len() as i64 + 1);
+    let denials = tail.iter().filter(|r| r.record["decision"] == "denied").count();
+    assert_eq!(denials, cases.len());
+    assert!(store.audit_verify().unwrap().ok);
+}
+
+#[tokio::test]
+async fn allowed_operations_and_rate_limit_are_enforced() {
+    let settings = GuardSettings {
+        policy: OperationPolicy::new(Some(vec!["read_*".into(), "block_ip".into()]), vec![]),
+        rate_limit_per_minute: 3,
+        ..GuardSettings::default()
+    };
+    let (svc, _) = service_with(settings);
+    let c = ctx();
+    let err = svc.call(&c, "delete_firewall_rule", json!({"rule_id": "1"})).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::PolicyDenied);
+    for _ in 0..3 {
+        svc.call(&c, "list_blocks", json!({})).await.unwrap();
+    }
+    let err = svc.call(&c, "list_blocks", json!({})).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::RateLimited);
+}
+
+#[tokio::test]
+async fn dry_run_plans_without_changing_and_rules_round_trip() {
+    let (svc, _) = service();
+    let c = ctx();
+    let args = json!({"interface": "wan", "action": "pass", "protocol": "tcp", "source": "192.0.2.0/24",
+                      "destination": "wan:ip", "destination_port": "443", "description": "Office to GUI"});
+    let mut dry = args.clone();
+    dry["dry_run"] = json!(true);
+    let planned = svc.call(&c, "create_firewall_rule", dry).await.unwrap();
+    assert_eq!(planned["status"], "planned");
+    assert_eq!(svc.call(&c, "get_firewall_rules", json!({"interface": "wan"})).await.unwrap()["count"], 0);
+    let created = svc.call(&c, "create_firewall_rule", args).await.unwrap();
+    let id = created["rule"]["rule_id"].as_str().unwrap().to_string();
+    assert_eq!(created["rule"]["ip_version"], "inet");
+    let paused = svc.call(&c, "pause_rule", json!({"rule_id": id, "minutes": 30})).await.unwrap();
+    assert_eq!(paused["rule"]["status"], "paused");
+    let resumed = svc.call(&c, "resume_rule", json!({"rule_id": id})).await.unwrap();
+    assert_eq!(resumed["rule"]["status"], "enabled");
+    svc.call(&c, "delete_firewall_rule", json!({"rule_id": id})).await.unwrap();
+}
+
+#[tokio::test]
+async fn expired_blocks_are_swept_and_audited() {
+    let (svc, store) = service();
+    let c = ctx();
+    svc.call(&c, "block_ip_address", json!({"ip_address": "198.51.100.77", "duration": "1s", "reason": "test"}))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(svc.call(&c, "list_blocks", json!({})).await.unwrap()["count"], 0, "expired entries are not listed");
+    let report = svc.sweep_expired().await;
+    assert_eq!(report[0].1.as_ref().unwrap(), &1);
+    assert_eq!(store.audit_tail(1).unwrap()[0].record["tool"], "expire");
+}

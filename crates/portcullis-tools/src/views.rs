@@ -1,0 +1,170 @@
+//! Tool results. Each type here is a tool's structured output and generates its output schema; list-like
+//! results carry their rows under `data` (BRIEF §2).
+
+use std::collections::BTreeMap;
+
+use portcullis_core::firewall::SystemStatus;
+use portcullis_core::lint::Finding;
+use portcullis_core::model::{Rule, RuleSet, Timestamp};
+use portcullis_core::plan::Operation;
+use schemars::JsonSchema;
+use serde::Serialize;
+
+/// A rule with its position among its interface's rules and its state in words.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RuleView {
+    #[serde(flatten)]
+    pub rule: Rule,
+    /// 0-based index among the rules of the rule's interface; evaluation goes top to bottom.
+    pub position: usize,
+    /// enabled, disabled or paused.
+    pub status: String,
+}
+
+impl RuleView {
+    pub fn of(state: &RuleSet, rule: &Rule) -> Self {
+        let status = if rule.paused_until.is_some() {
+            "paused"
+        } else if rule.enabled {
+            "enabled"
+        } else {
+            "disabled"
+        };
+        Self {
+            rule: rule.clone(),
+            position: state.position_of(&rule.rule_id).unwrap_or_default(),
+            status: status.into(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RulesSummary {
+    pub total: usize,
+    pub enabled: usize,
+    pub disabled: usize,
+    pub paused: usize,
+    pub by_interface: BTreeMap<String, usize>,
+    pub by_action: BTreeMap<String, usize>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DefaultPolicy {
+    pub inbound: String,
+    pub outbound: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RulesResult {
+    pub target: String,
+    pub data: Vec<RuleView>,
+    pub count: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<RulesSummary>,
+    pub default_policy: DefaultPolicy,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeStatus {
+    /// Applied on the firewall and verified by reading it back.
+    Applied,
+    /// `dry_run`: the exact plan; nothing was changed.
+    Planned,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ChangeResult {
+    pub change_id: String,
+    pub status: ChangeStatus,
+    pub target: String,
+    pub summary: String,
+    /// Before and after of every object the change touches, in the order they are applied.
+    pub plan: Vec<Operation>,
+    pub warnings: Vec<String>,
+    pub risk_score: u8,
+    /// When the change undoes itself (block expiry, end of a pause).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    /// The rule as it is now on the firewall, for rule changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<RuleView>,
+    pub verified: bool,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct BlockView {
+    pub ip_address: String,
+    /// The interface the block applies on, or `all`.
+    pub interface: String,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining_seconds: Option<i64>,
+    pub permanent: bool,
+    pub alias: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct BlocksResult {
+    pub target: String,
+    pub data: Vec<BlockView>,
+    pub count: usize,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SystemStatusResult {
+    pub target: String,
+    pub backend: String,
+    #[serde(flatten)]
+    pub status: SystemStatus,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DecidingRule {
+    /// `rule`, `default_deny` or `default_pass_out`.
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<usize>,
+    pub interface: String,
+    pub description: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub managed: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SimulatedPacket {
+    pub interface: String,
+    pub direction: String,
+    pub protocol: String,
+    pub source: String,
+    pub destination: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination_port: Option<u16>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SimulateResult {
+    pub target: String,
+    /// pass, block or reject.
+    pub verdict: String,
+    pub rule: DecidingRule,
+    pub packet: SimulatedPacket,
+    pub explanation: String,
+    pub evaluated_at: Timestamp,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct LintResult {
+    pub target: String,
+    pub data: Vec<Finding>,
+    pub count: usize,
+    pub by_kind: BTreeMap<String, usize>,
+}
