@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use portcullis_core::eval::{
-    AddrSet, Decision, Evaluator, IndexedEvaluator, LinearEvaluator, PacketKey, ResolvedRule,
-    Verdict,
+    AddrSet, Decision, Evaluator, IndexedEvaluator, LinearEvaluator, PacketKey, ResolvedRule, Verdict,
 };
 use portcullis_core::model::{Action, Direction, IpVersion, Protocol};
 
@@ -66,9 +65,7 @@ fn v4(a: u32) -> IpAddr {
 }
 
 fn net(addr: u32, prefix: u8) -> Arc<AddrSet> {
-    let net: IpNet = format!("{}/{prefix}", Ipv4Addr::from(addr))
-        .parse()
-        .expect("generated prefix is valid");
+    let net: IpNet = format!("{}/{prefix}", Ipv4Addr::from(addr)).parse().expect("generated prefix is valid");
     Arc::new(AddrSet::from_nets([&net]))
 }
 
@@ -78,9 +75,7 @@ fn host_net(addr: IpAddr) -> Arc<AddrSet> {
 
 /// A block list of random public hosts and /24s, as a managed alias would hold.
 fn blocklist(rng: &mut Rng) -> (Arc<AddrSet>, Vec<IpAddr>) {
-    let hosts: Vec<IpAddr> = (0..BLOCKLIST_ENTRIES)
-        .map(|_| v4(0x0100_0000 + rng.below(0xDF00_0000) as u32))
-        .collect();
+    let hosts: Vec<IpAddr> = (0..BLOCKLIST_ENTRIES).map(|_| v4(0x0100_0000 + rng.below(0xDF00_0000) as u32)).collect();
     let nets: Vec<IpNet> = hosts
         .iter()
         .enumerate()
@@ -103,9 +98,7 @@ struct Site {
 impl Site {
     fn new(rng: &mut Rng) -> Self {
         Self {
-            public_hosts: (0..64)
-                .map(|_| 0xCB00_7100 + rng.below(256) as u32)
-                .collect(),
+            public_hosts: (0..64).map(|_| 0xCB00_7100 + rng.below(256) as u32).collect(),
             lan: 0xC0A8_0100,
             dmz: 0x0A0A_0000,
             guest: 0xAC10_0000,
@@ -155,33 +148,14 @@ fn random_port_set(rng: &mut Rng) -> Option<Vec<(u16, u16)>> {
 
 /// One of the many specific rules: single hosts, CIDRs, port ranges, pass and block, some IPv6.
 fn specific_rule(rng: &mut Rng, site: &Site, index: usize, interface: u16) -> ResolvedRule {
-    let action = if rng.percent(70) {
-        Action::Pass
-    } else {
-        Action::Block
-    };
+    let action = if rng.percent(70) { Action::Pass } else { Action::Block };
     let mut rule = any_rule(index, interface, action);
     if rng.percent(5) {
         rule.ip_version = IpVersion::Inet6;
-        rule.destination = host_net(IpAddr::V6(Ipv6Addr::new(
-            0x2001,
-            0xdb8,
-            0,
-            0,
-            0,
-            0,
-            0,
-            index as u16,
-        )));
+        rule.destination = host_net(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, index as u16)));
         return rule;
     }
-    rule.protocol = rng.pick(&[
-        Protocol::Tcp,
-        Protocol::Tcp,
-        Protocol::Udp,
-        Protocol::TcpUdp,
-        Protocol::Icmp,
-    ]);
+    rule.protocol = rng.pick(&[Protocol::Tcp, Protocol::Tcp, Protocol::Udp, Protocol::TcpUdp, Protocol::Icmp]);
     let (own, own_prefix) = site.own_net(interface);
     rule.source = match rng.below(4) {
         0 => Arc::new(AddrSet::any()),
@@ -215,12 +189,7 @@ fn rule_set(rng: &mut Rng, site: &Site, blocklist: &Arc<AddrSet>) -> Vec<Resolve
         let interface = rng.weighted(&INTERFACE_RULE_SHARE) as u16;
         rules.push(specific_rule(rng, site, rules.len(), interface));
     }
-    for (interface, action) in [
-        (0, Action::Block),
-        (1, Action::Pass),
-        (2, Action::Pass),
-        (3, Action::Block),
-    ] {
+    for (interface, action) in [(0, Action::Block), (1, Action::Pass), (2, Action::Pass), (3, Action::Block)] {
         rules.push(any_rule(rules.len(), interface, action));
     }
     rules
@@ -241,20 +210,12 @@ fn random_packet(rng: &mut Rng, site: &Site, blocked: &[IpAddr]) -> PacketKey {
     let interface = rng.weighted(&INTERFACE_PACKET_SHARE) as u16;
     let protocol = rng.pick(&[6u8, 6, 6, 6, 6, 6, 6, 17, 17, 1]);
     let port = |rng: &mut Rng| {
-        if rng.percent(60) {
-            rng.pick(&COMMON_PORTS)
-        } else {
-            rng.below(65_536) as u16
-        }
+        if rng.percent(60) { rng.pick(&COMMON_PORTS) } else { rng.below(65_536) as u16 }
     };
     let with_ports = protocol != 1;
     let mut packet = PacketKey {
         interface,
-        direction: if rng.percent(90) {
-            Direction::In
-        } else {
-            Direction::Out
-        },
+        direction: if rng.percent(90) { Direction::In } else { Direction::Out },
         protocol,
         source: packet_address(rng, site, interface, blocked),
         destination: packet_address(rng, site, interface, blocked),
@@ -262,26 +223,8 @@ fn random_packet(rng: &mut Rng, site: &Site, blocked: &[IpAddr]) -> PacketKey {
         destination_port: with_ports.then(|| port(rng)),
     };
     if rng.percent(3) {
-        packet.source = IpAddr::V6(Ipv6Addr::new(
-            0x2001,
-            0xdb8,
-            9,
-            0,
-            0,
-            0,
-            0,
-            rng.next() as u16,
-        ));
-        packet.destination = IpAddr::V6(Ipv6Addr::new(
-            0x2001,
-            0xdb8,
-            0,
-            0,
-            0,
-            0,
-            0,
-            rng.below(1_100) as u16,
-        ));
+        packet.source = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 9, 0, 0, 0, 0, rng.next() as u16));
+        packet.destination = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, rng.below(1_100) as u16));
     }
     packet
 }
@@ -312,9 +255,7 @@ fn main() {
     let (blocklist, blocked_hosts) = blocklist(&mut rng);
     let site = Site::new(&mut rng);
     let rules = rule_set(&mut rng, &site, &blocklist);
-    let packets: Vec<PacketKey> = (0..PACKETS)
-        .map(|_| random_packet(&mut rng, &site, &blocked_hosts))
-        .collect();
+    let packets: Vec<PacketKey> = (0..PACKETS).map(|_| random_packet(&mut rng, &site, &blocked_hosts)).collect();
     let label = format!("evaluator/{} rules", rules.len());
 
     let linear = LinearEvaluator::new(&rules);
@@ -322,22 +263,16 @@ fn main() {
     let linear_rate = rate(packets.len(), linear_time);
     println!("{label}: linear scan (baseline)  {linear_rate:.0} verdicts/s");
 
-    let (indexed, compile_time) = (0..INDEXED_RUNS)
-        .map(|_| timed_compile(&rules))
-        .min_by_key(|(_, time)| *time)
-        .expect("at least one run");
-    let runs: Vec<(Vec<Verdict>, Duration)> =
-        (0..INDEXED_RUNS).map(|_| run(&indexed, &packets)).collect();
+    let (indexed, compile_time) =
+        (0..INDEXED_RUNS).map(|_| timed_compile(&rules)).min_by_key(|(_, time)| *time).expect("at least one run");
+    let runs: Vec<(Vec<Verdict>, Duration)> = (0..INDEXED_RUNS).map(|_| run(&indexed, &packets)).collect();
     let best = runs.iter().map(|(_, time)| *time).min().unwrap_or_default();
     let indexed_rate = rate(packets.len(), best);
     println!(
         "{label}: indexed  {indexed_rate:.0} verdicts/s  ({:.1}× baseline, best of {INDEXED_RUNS})",
         indexed_rate / linear_rate
     );
-    println!(
-        "{label}: indexed compile time  {:.2} ms",
-        compile_time.as_secs_f64() * 1e3
-    );
+    println!("{label}: indexed compile time  {:.2} ms", compile_time.as_secs_f64() * 1e3);
     println!(
         "{label}: indexed memory  {:.1} KiB of index + {:.1} KiB shared block list ({} ranges)",
         indexed.memory_bytes() as f64 / 1024.0,
@@ -345,23 +280,9 @@ fn main() {
         blocklist.v4.len() + blocklist.v6.len()
     );
 
-    let mismatches: usize = runs
-        .iter()
-        .map(|(verdicts, _)| {
-            verdicts
-                .iter()
-                .zip(&linear_verdicts)
-                .filter(|(a, b)| a != b)
-                .count()
-        })
-        .sum();
-    let decided_by_rule = linear_verdicts
-        .iter()
-        .filter(|v| matches!(v.decision, Decision::Rule(_)))
-        .count();
-    println!(
-        "{label}: {} packets, {decided_by_rule} decided by a rule, mismatches  {mismatches}",
-        packets.len()
-    );
+    let mismatches: usize =
+        runs.iter().map(|(verdicts, _)| verdicts.iter().zip(&linear_verdicts).filter(|(a, b)| a != b).count()).sum();
+    let decided_by_rule = linear_verdicts.iter().filter(|v| matches!(v.decision, Decision::Rule(_))).count();
+    println!("{label}: {} packets, {decided_by_rule} decided by a rule, mismatches  {mismatches}", packets.len());
     assert_eq!(mismatches, 0, "indexed and linear verdicts differ");
 }

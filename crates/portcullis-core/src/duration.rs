@@ -54,10 +54,7 @@ impl fmt::Display for Lifetime {
 pub fn parse_span(field: &str, value: &str) -> FieldResult<TimeDelta> {
     let v = value.trim().to_ascii_lowercase();
     let bad = |why: &str| {
-        FieldError::new(
-            field,
-            format!("{value:?} is not a duration: {why}; use forms like 30m, 1h, 24h, 7d or 1h30m"),
-        )
+        FieldError::new(field, format!("{value:?} is not a duration: {why}; use forms like 30m, 1h, 24h, 7d or 1h30m"))
     };
     if v.is_empty() {
         return Err(bad("it is empty"));
@@ -82,10 +79,8 @@ pub fn parse_span(field: &str, value: &str) -> FieldResult<TimeDelta> {
         };
         let n: i64 = digits.parse().map_err(|_| bad("a number must come before each unit"))?;
         digits.clear();
-        let part = n
-            .checked_mul(seconds_per_unit)
-            .and_then(TimeDelta::try_seconds)
-            .ok_or_else(|| bad("it is too long"))?;
+        let part =
+            n.checked_mul(seconds_per_unit).and_then(TimeDelta::try_seconds).ok_or_else(|| bad("it is too long"))?;
         total = total.checked_add(&part).ok_or_else(|| bad("it is too long"))?;
     }
     if !digits.is_empty() {

@@ -77,7 +77,10 @@ pub fn lint(rules: &RuleSet, now: Timestamp, options: &LintOptions<'_>) -> Vec<F
                 finding(
                     FindingKind::LongDisabled,
                     Severity::Warning,
-                    format!("disabled for more than {} days; delete it if it is no longer needed", options.stale_after.num_days()),
+                    format!(
+                        "disabled for more than {} days; delete it if it is no longer needed",
+                        options.stale_after.num_days()
+                    ),
                 )
             } else {
                 finding(FindingKind::Disabled, Severity::Info, "disabled; consider deleting it".into())

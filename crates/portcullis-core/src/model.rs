@@ -29,10 +29,7 @@ impl Action {
             "pass" | "allow" | "accept" => Ok(Self::Pass),
             "block" | "deny" | "drop" => Ok(Self::Block),
             "reject" => Ok(Self::Reject),
-            other => Err(FieldError::new(
-                field,
-                format!("unknown action {other:?}; expected pass, block or reject"),
-            )),
+            other => Err(FieldError::new(field, format!("unknown action {other:?}; expected pass, block or reject"))),
         }
     }
 
@@ -60,10 +57,7 @@ impl Direction {
             "in" | "inbound" => Ok(Self::In),
             "out" | "outbound" => Ok(Self::Out),
             "any" | "both" => Ok(Self::Any),
-            other => Err(FieldError::new(
-                field,
-                format!("unknown direction {other:?}; expected in, out or any"),
-            )),
+            other => Err(FieldError::new(field, format!("unknown direction {other:?}; expected in, out or any"))),
         }
     }
 
@@ -88,10 +82,9 @@ impl IpVersion {
             "inet" | "ipv4" | "4" => Ok(Self::Inet),
             "inet6" | "ipv6" | "6" => Ok(Self::Inet6),
             "inet46" | "any" | "both" => Ok(Self::Inet46),
-            other => Err(FieldError::new(
-                field,
-                format!("unknown IP version {other:?}; expected inet, inet6 or inet46"),
-            )),
+            other => {
+                Err(FieldError::new(field, format!("unknown IP version {other:?}; expected inet, inet6 or inet46")))
+            }
         }
     }
 
@@ -216,9 +209,7 @@ impl Protocol {
 
     /// Whether every packet matched by `other` is matched by `self`.
     pub fn covers(self, other: Protocol) -> bool {
-        self == Self::Any
-            || self == other
-            || (self == Self::TcpUdp && matches!(other, Self::Tcp | Self::Udp))
+        self == Self::Any || self == other || (self == Self::TcpUdp && matches!(other, Self::Tcp | Self::Udp))
     }
 }
 
@@ -281,10 +272,7 @@ pub struct PortRange {
 
 impl PortRange {
     pub fn single(port: u16) -> Self {
-        Self {
-            first: port,
-            last: port,
-        }
+        Self { first: port, last: port }
     }
 
     pub fn contains(&self, port: u16) -> bool {
@@ -319,27 +307,17 @@ impl PortRange {
 
 fn parse_port(field: &str, s: &str) -> FieldResult<u16> {
     let n: u64 = s.trim().parse().map_err(|_| {
-        FieldError::new(
-            field,
-            format!("{s:?} is not a port number (1-65535), a range like 1000:2000, or a port alias"),
-        )
+        FieldError::new(field, format!("{s:?} is not a port number (1-65535), a range like 1000:2000, or a port alias"))
     })?;
     if n == 0 || n > 65535 {
-        return Err(FieldError::new(
-            field,
-            format!("port {n} is out of range; ports are 1-65535"),
-        ));
+        return Err(FieldError::new(field, format!("port {n} is out of range; ports are 1-65535")));
     }
     Ok(n as u16)
 }
 
 impl fmt::Display for PortRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.first == self.last {
-            write!(f, "{}", self.first)
-        } else {
-            write!(f, "{}:{}", self.first, self.last)
-        }
+        if self.first == self.last { write!(f, "{}", self.first) } else { write!(f, "{}:{}", self.first, self.last) }
     }
 }
 
@@ -380,12 +358,7 @@ impl fmt::Display for PortMatch {
     }
 }
 
-string_serde!(
-    PortMatch,
-    PortMatch::parse,
-    "port",
-    "any, a port (22), a range (1000:2000) or a port alias name"
-);
+string_serde!(PortMatch, PortMatch::parse, "port", "any, a port (22), a range (1000:2000) or a port alias name");
 
 /// What an address field of a rule refers to (pfRest `filter-address`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -411,10 +384,7 @@ pub struct AddressMatch {
 }
 
 impl AddressMatch {
-    pub const ANY: AddressMatch = AddressMatch {
-        target: AddressTarget::Any,
-        negate: false,
-    };
+    pub const ANY: AddressMatch = AddressMatch { target: AddressTarget::Any, negate: false };
 
     /// Parses a pfRest filter address. Names that are neither keywords nor addresses are taken as aliases
     /// or interfaces; whether one exists is checked against the target's state by the planner.
@@ -480,20 +450,12 @@ string_serde!(
 
 /// Writes a host route as a bare address and anything wider in CIDR form.
 fn write_net(f: &mut fmt::Formatter<'_>, net: &IpNet) -> fmt::Result {
-    if net.prefix_len() == net.max_prefix_len() {
-        write!(f, "{}", net.addr())
-    } else {
-        write!(f, "{net}")
-    }
+    if net.prefix_len() == net.max_prefix_len() { write!(f, "{}", net.addr()) } else { write!(f, "{net}") }
 }
 
 /// Renders a network the way Portcullis reports addresses: a single host without its prefix.
 pub fn net_to_string(net: &IpNet) -> String {
-    if net.prefix_len() == net.max_prefix_len() {
-        net.addr().to_string()
-    } else {
-        net.to_string()
-    }
+    if net.prefix_len() == net.max_prefix_len() { net.addr().to_string() } else { net.to_string() }
 }
 
 fn looks_like_address(s: &str) -> bool {
@@ -519,20 +481,16 @@ pub fn parse_net(field: &str, value: &str) -> FieldResult<IpNet> {
             .map(IpNet::from)
             .map_err(|_| FieldError::new(field, format!("{v:?} is not a valid IPv4 or IPv6 address"))),
         Some((addr, prefix)) => {
-            let ip: IpAddr = addr.parse().map_err(|_| {
-                FieldError::new(field, format!("{addr:?} is not a valid IPv4 or IPv6 address"))
-            })?;
-            let max = if ip.is_ipv4() { 32 } else { 128 };
-            let len: u8 = prefix
+            let ip: IpAddr = addr
                 .parse()
-                .ok()
-                .filter(|l| *l <= max)
-                .ok_or_else(|| {
-                    FieldError::new(
-                        field,
-                        format!("prefix length /{prefix} is invalid; it must be 0-{max} for this address family"),
-                    )
-                })?;
+                .map_err(|_| FieldError::new(field, format!("{addr:?} is not a valid IPv4 or IPv6 address")))?;
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            let len: u8 = prefix.parse().ok().filter(|l| *l <= max).ok_or_else(|| {
+                FieldError::new(
+                    field,
+                    format!("prefix length /{prefix} is invalid; it must be 0-{max} for this address family"),
+                )
+            })?;
             let net = IpNet::new(ip, len).map_err(|e| FieldError::new(field, e.to_string()))?;
             if net.trunc() != net {
                 return Err(FieldError::new(
@@ -591,10 +549,7 @@ pub fn validate_text(field: &str, s: &str, max_len: usize) -> FieldResult<()> {
         ));
     }
     if let Some(c) = s.chars().find(|c| matches!(c, '<' | '>' | '`')) {
-        return Err(FieldError::new(
-            field,
-            format!("contains {c:?}; markup is not allowed in firewall text"),
-        ));
+        return Err(FieldError::new(field, format!("contains {c:?}; markup is not allowed in firewall text")));
     }
     Ok(())
 }
@@ -607,16 +562,11 @@ pub struct RuleId(pub String);
 impl RuleId {
     pub fn parse(field: &str, value: &str) -> FieldResult<Self> {
         let v = value.trim();
-        let ok = !v.is_empty()
-            && v.len() <= 64
-            && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        let ok = !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if ok {
             Ok(Self(v.to_string()))
         } else {
-            Err(FieldError::new(
-                field,
-                format!("{value:?} is not a rule id (use the rule_id from get_firewall_rules)"),
-            ))
+            Err(FieldError::new(field, format!("{value:?} is not a rule id (use the rule_id from get_firewall_rules)")))
         }
     }
 
@@ -755,10 +705,7 @@ impl RuleSet {
             .find(|i| i.name.eq_ignore_ascii_case(wanted) || i.device.eq_ignore_ascii_case(wanted))
             .ok_or_else(|| {
                 let known: Vec<&str> = self.interfaces.iter().map(|i| i.name.as_str()).collect();
-                FieldError::new(
-                    field,
-                    format!("unknown interface {wanted:?}; this firewall has {}", known.join(", ")),
-                )
+                FieldError::new(field, format!("unknown interface {wanted:?}; this firewall has {}", known.join(", ")))
             })
     }
 
@@ -772,20 +719,14 @@ impl RuleSet {
 
     pub fn find_rule(&self, field: &str, id: &RuleId) -> FieldResult<&Rule> {
         self.rule(id).ok_or_else(|| {
-            FieldError::new(
-                field,
-                format!("no rule with id {id} on this firewall (see get_firewall_rules)"),
-            )
+            FieldError::new(field, format!("no rule with id {id} on this firewall (see get_firewall_rules)"))
         })
     }
 
     /// A rule's position among the rules of its interface.
     pub fn position_of(&self, id: &RuleId) -> Option<usize> {
         let rule = self.rule(id)?;
-        self.rules
-            .iter()
-            .filter(|r| r.interface == rule.interface)
-            .position(|r| &r.rule_id == id)
+        self.rules.iter().filter(|r| r.interface == rule.interface).position(|r| &r.rule_id == id)
     }
 
     pub fn rules_on<'a>(&'a self, interface: &'a str) -> impl Iterator<Item = &'a Rule> + 'a {

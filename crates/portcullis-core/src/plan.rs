@@ -9,8 +9,8 @@ use serde::Serialize;
 use crate::error::{FieldError, FieldResult};
 use crate::firewall::Applied;
 use crate::model::{
-    Action, AddressMatch, AddressTarget, Alias, AliasEntry, AliasKind, Direction, IpVersion, PortMatch,
-    Protocol, Rule, RuleId, RuleSet, Timestamp, net_to_string,
+    Action, AddressMatch, AddressTarget, Alias, AliasEntry, AliasKind, Direction, IpVersion, PortMatch, Protocol, Rule,
+    RuleId, RuleSet, Timestamp, net_to_string,
 };
 
 /// The managed alias behind blocks that apply to every interface.
@@ -77,15 +77,35 @@ pub enum Intent {
 /// One object-level step of a plan, with its before and after.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(tag = "op", rename_all = "snake_case")]
+// A plan holds a handful of operations built once per change; boxing the rules would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Operation {
     /// `position` is the index among the rules of the rule's interface; the id is assigned on apply.
-    CreateRule { position: usize, after: Rule },
-    UpdateRule { before: Rule, after: Rule, position: Option<usize> },
-    DeleteRule { before: Rule },
-    CreateAlias { after: Alias },
+    CreateRule {
+        position: usize,
+        after: Rule,
+    },
+    UpdateRule {
+        before: Rule,
+        after: Rule,
+        position: Option<usize>,
+    },
+    DeleteRule {
+        before: Rule,
+    },
+    CreateAlias {
+        after: Alias,
+    },
     /// Adds entries to an alias, replacing entries with the same value (listed in `before`).
-    PutAliasEntries { alias: String, before: Vec<AliasEntry>, after: Vec<AliasEntry> },
-    RemoveAliasEntries { alias: String, before: Vec<AliasEntry> },
+    PutAliasEntries {
+        alias: String,
+        before: Vec<AliasEntry>,
+        after: Vec<AliasEntry>,
+    },
+    RemoveAliasEntries {
+        alias: String,
+        before: Vec<AliasEntry>,
+    },
 }
 
 /// Facts about a change that risk scoring and policy need, computed once by the planner.
@@ -195,7 +215,7 @@ fn plan_modify(state: &RuleSet, id: &RuleId, patch: &RulePatch, now: Timestamp) 
     }
     after.updated_at = Some(now);
     let facts = ChangeFacts {
-        host_bits: rule_host_bits(state, &after, now).max(rule_host_bits(state, &before, now)),
+        host_bits: rule_host_bits(state, &after, now).max(rule_host_bits(state, before, now)),
         widens_exposure: widens(before, &after) || position.is_some(),
         lifetime_seconds: None,
         permanent: true,
@@ -489,10 +509,10 @@ fn settle_ip_version(rule: &Rule, asked: Option<IpVersion>) -> FieldResult<IpVer
             _ => None,
         })
         .collect();
-    if let [(_, a), (field, b)] = families.as_slice() {
-        if a != b {
-            return Err(FieldError::new(*field, "source and destination are of different IP families"));
-        }
+    if let [(_, a), (field, b)] = families.as_slice()
+        && a != b
+    {
+        return Err(FieldError::new(*field, "source and destination are of different IP families"));
     }
     let literal = families.first().map(|(f, v6)| (*f, if *v6 { IpVersion::Inet6 } else { IpVersion::Inet }));
     match (asked, literal) {
@@ -573,10 +593,9 @@ fn insertion_position(
     let floor = leading_system_rules(state, interface);
     match asked {
         None => Ok(count),
-        Some(p) if p > count => Err(FieldError::new(
-            "position",
-            format!("position {p} is past the end of {interface}'s {count} rules"),
-        )),
+        Some(p) if p > count => {
+            Err(FieldError::new("position", format!("position {p} is past the end of {interface}'s {count} rules")))
+        }
         Some(p) => Ok(p.max(floor)),
     }
 }
@@ -601,7 +620,10 @@ fn breadth_warnings(rule: &Rule) -> Vec<String> {
     if rule.action == Action::Pass && rule.source.is_any() {
         warnings.push(format!("the rule passes traffic from every device on {}", rule.interface));
     }
-    if rule.action == Action::Pass && rule.source.is_any() && rule.destination.is_any() && rule.destination_port.is_any()
+    if rule.action == Action::Pass
+        && rule.source.is_any()
+        && rule.destination.is_any()
+        && rule.destination_port.is_any()
     {
         warnings.push("the rule passes any traffic to any destination (any → any)".into());
     }
@@ -666,10 +688,10 @@ pub fn verify(plan: &ChangePlan, applied: &Applied, after: &RuleSet) -> Result<(
                 }
             }
             Operation::RemoveAliasEntries { alias, before } => {
-                if let Some(found) = after.alias(alias) {
-                    if let Some(e) = before.iter().find(|e| found.entries.iter().any(|f| f.value == e.value)) {
-                        return Err(format!("{} is still in alias {alias}", e.value));
-                    }
+                if let Some(found) = after.alias(alias)
+                    && let Some(e) = before.iter().find(|e| found.entries.iter().any(|f| f.value == e.value))
+                {
+                    return Err(format!("{} is still in alias {alias}", e.value));
                 }
             }
         }
@@ -703,7 +725,8 @@ pub fn plan_expiry(state: &RuleSet, now: Timestamp) -> Option<ChangePlan> {
             _ => 0,
         })
         .sum();
-    let resumed = operations.len() - operations.iter().filter(|op| matches!(op, Operation::RemoveAliasEntries { .. })).count();
+    let resumed =
+        operations.len() - operations.iter().filter(|op| matches!(op, Operation::RemoveAliasEntries { .. })).count();
     Some(ChangePlan {
         summary: format!("expire {entries} entries and resume {resumed} paused rules that are due"),
         operations,

@@ -7,8 +7,7 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 use portcullis_core::eval::{
-    AddrSet, Decision, Evaluator, IndexedEvaluator, LinearEvaluator, PacketKey, ResolvedRule,
-    Verdict,
+    AddrSet, Decision, Evaluator, IndexedEvaluator, LinearEvaluator, PacketKey, ResolvedRule, Verdict,
 };
 use portcullis_core::model::{Action, Direction, IpVersion, Protocol};
 use proptest::prelude::*;
@@ -35,44 +34,26 @@ const NET_POOL: &[&str] = &[
     "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128",
 ];
 
-const PORT_POOL: &[u16] = &[
-    0, 1, 21, 22, 23, 53, 79, 80, 81, 443, 1023, 1024, 8080, 65534, 65535,
-];
+const PORT_POOL: &[u16] = &[0, 1, 21, 22, 23, 53, 79, 80, 81, 443, 1023, 1024, 8080, 65534, 65535];
 
 const PROTOCOL_POOL: &[u8] = &[0, 1, 6, 17, 47, 50, 58, 255];
 
 fn pool_net(i: usize) -> IpNet {
-    NET_POOL[i % NET_POOL.len()]
-        .parse()
-        .expect("pool nets are valid")
+    NET_POOL[i % NET_POOL.len()].parse().expect("pool nets are valid")
 }
 
 /// Block-list-like sets of well over 64 ranges, inside the pool's nets so that packets hit them.
 fn big_sets() -> [Arc<AddrSet>; 2] {
     let a: Vec<IpNet> = (0..120u32)
         .map(|k| IpNet::from(IpAddr::from(Ipv4Addr::from(0x0a01_0000 + k * 512))))
-        .chain((0..40u16).map(|k| {
-            IpNet::from(IpAddr::from(Ipv6Addr::new(
-                0x2001,
-                0xdb8,
-                1,
-                0,
-                0,
-                0,
-                0,
-                k * 3,
-            )))
-        }))
+        .chain((0..40u16).map(|k| IpNet::from(IpAddr::from(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, k * 3)))))
         .collect();
     let b: Vec<IpNet> = (0..100u32)
         .map(|k| format!("192.168.{}.{}/30", k % 4, k * 8 % 256))
         .chain((0..30u32).map(|k| format!("10.1.{k}.0/28")))
         .map(|s| s.parse().expect("generated nets are valid"))
         .collect();
-    [
-        Arc::new(AddrSet::from_nets(&a)),
-        Arc::new(AddrSet::from_nets(&b)),
-    ]
+    [Arc::new(AddrSet::from_nets(&a)), Arc::new(AddrSet::from_nets(&b))]
 }
 
 #[derive(Debug, Clone)]
@@ -124,11 +105,7 @@ struct PacketSpec {
 }
 
 fn direction() -> impl Strategy<Value = Direction> {
-    prop_oneof![
-        Just(Direction::In),
-        Just(Direction::Out),
-        Just(Direction::Any)
-    ]
+    prop_oneof![Just(Direction::In), Just(Direction::Out), Just(Direction::Any)]
 }
 
 fn protocol() -> impl Strategy<Value = Protocol> {
@@ -164,33 +141,23 @@ fn port_choice() -> impl Strategy<Value = PortChoice> {
 
 fn rule_spec() -> impl Strategy<Value = RuleSpec> {
     let interface = prop_oneof![3 => Just(0u16), 1 => Just(1), 1 => Just(2)];
-    let action = prop_oneof![
-        Just(Action::Pass),
-        Just(Action::Block),
-        Just(Action::Reject)
-    ];
-    let ip_version = prop_oneof![
-        Just(IpVersion::Inet),
-        Just(IpVersion::Inet6),
-        Just(IpVersion::Inet46)
-    ];
+    let action = prop_oneof![Just(Action::Pass), Just(Action::Block), Just(Action::Reject)];
+    let ip_version = prop_oneof![Just(IpVersion::Inet), Just(IpVersion::Inet6), Just(IpVersion::Inet46)];
     (
         (interface, direction(), action, ip_version, protocol()),
         (addr_choice(), addr_choice(), port_choice(), port_choice()),
     )
-        .prop_map(
-            |((interface, direction, action, ip_version, protocol), (s, d, sp, dp))| RuleSpec {
-                interface,
-                direction,
-                action,
-                ip_version,
-                protocol,
-                source: s,
-                destination: d,
-                source_ports: sp,
-                destination_ports: dp,
-            },
-        )
+        .prop_map(|((interface, direction, action, ip_version, protocol), (s, d, sp, dp))| RuleSpec {
+            interface,
+            direction,
+            action,
+            ip_version,
+            protocol,
+            source: s,
+            destination: d,
+            source_ports: sp,
+            destination_ports: dp,
+        })
 }
 
 fn addr_pick() -> impl Strategy<Value = AddrPick> {
@@ -210,21 +177,17 @@ fn port() -> impl Strategy<Value = Option<u16>> {
 
 fn packet_spec() -> impl Strategy<Value = PacketSpec> {
     let protocol = prop_oneof![3 => prop::sample::select(PROTOCOL_POOL), 1 => any::<u8>()];
-    (
-        (0..4u16, direction(), protocol),
-        (addr_pick(), addr_pick(), port(), port()),
+    ((0..4u16, direction(), protocol), (addr_pick(), addr_pick(), port(), port())).prop_map(
+        |((interface, direction, protocol), (source, destination, sp, dp))| PacketSpec {
+            interface,
+            direction,
+            protocol,
+            source,
+            destination,
+            source_port: sp,
+            destination_port: dp,
+        },
     )
-        .prop_map(
-            |((interface, direction, protocol), (source, destination, sp, dp))| PacketSpec {
-                interface,
-                direction,
-                protocol,
-                source,
-                destination,
-                source_port: sp,
-                destination_port: dp,
-            },
-        )
 }
 
 fn merge_ports(mut ranges: Vec<(u16, u16)>) -> Vec<(u16, u16)> {
@@ -243,13 +206,9 @@ fn ports(choice: &PortChoice) -> Option<Vec<(u16, u16)>> {
     let pick = |(a, b): &(usize, usize)| (PORT_POOL[*a], PORT_POOL[*b]);
     match choice {
         PortChoice::Any => None,
-        PortChoice::Ranges(pairs) => Some(merge_ports(
-            pairs
-                .iter()
-                .map(pick)
-                .map(|(a, b)| (a.min(b), a.max(b)))
-                .collect(),
-        )),
+        PortChoice::Ranges(pairs) => {
+            Some(merge_ports(pairs.iter().map(pick).map(|(a, b)| (a.min(b), a.max(b))).collect()))
+        }
         PortChoice::Raw(pairs) => Some(pairs.iter().map(pick).collect()),
     }
 }
@@ -262,11 +221,7 @@ fn pool_bound(i: usize) -> (bool, u128) {
 
 fn net_bounds(net: &IpNet) -> (u128, u128, bool) {
     match net {
-        IpNet::V4(n) => (
-            u32::from(n.network()).into(),
-            u32::from(n.broadcast()).into(),
-            true,
-        ),
+        IpNet::V4(n) => (u32::from(n.network()).into(), u32::from(n.broadcast()).into(), true),
         IpNet::V6(n) => (u128::from(n.network()), u128::from(n.broadcast()), false),
     }
 }
@@ -287,9 +242,7 @@ fn raw_set(pairs: &[(usize, usize)]) -> AddrSet {
 fn addr_set(choice: &AddrChoice, big: &[Arc<AddrSet>; 2]) -> Arc<AddrSet> {
     match choice {
         AddrChoice::Any => Arc::new(AddrSet::any()),
-        AddrChoice::Nets(idx) => Arc::new(AddrSet::from_nets(
-            &idx.iter().map(|i| pool_net(*i)).collect::<Vec<_>>(),
-        )),
+        AddrChoice::Nets(idx) => Arc::new(AddrSet::from_nets(&idx.iter().map(|i| pool_net(*i)).collect::<Vec<_>>())),
         AddrChoice::Big(i) => Arc::clone(&big[*i]),
         AddrChoice::Raw(pairs) => Arc::new(raw_set(pairs)),
     }
@@ -325,11 +278,7 @@ fn around(lo: u128, hi: u128, is_v4: bool, mode: u8, r: u128) -> IpAddr {
         3 => hi.wrapping_add(1),
         _ => lo.wrapping_add(r % (hi - lo).saturating_add(1).max(1)),
     };
-    if is_v4 {
-        IpAddr::V4(Ipv4Addr::from(value as u32))
-    } else {
-        IpAddr::V6(Ipv6Addr::from(value))
-    }
+    if is_v4 { IpAddr::V4(Ipv4Addr::from(value as u32)) } else { IpAddr::V6(Ipv6Addr::from(value)) }
 }
 
 fn address(pick: &AddrPick, big: &[Arc<AddrSet>; 2]) -> IpAddr {
@@ -386,10 +335,7 @@ proptest! {
 // Hand-written cases.
 
 fn net_set(nets: &[&str]) -> Arc<AddrSet> {
-    let nets: Vec<IpNet> = nets
-        .iter()
-        .map(|s| s.parse().expect("test nets are valid"))
-        .collect();
+    let nets: Vec<IpNet> = nets.iter().map(|s| s.parse().expect("test nets are valid")).collect();
     Arc::new(AddrSet::from_nets(&nets))
 }
 
@@ -430,10 +376,7 @@ fn verdict(rules: &[ResolvedRule], packet: &PacketKey) -> Verdict {
 }
 
 fn rule_verdict(action: Action, index: usize) -> Verdict {
-    Verdict {
-        action,
-        decision: Decision::Rule(index),
-    }
+    Verdict { action, decision: Decision::Rule(index) }
 }
 
 #[test]
@@ -442,14 +385,8 @@ fn first_match_wins() {
     block.source = net_set(&["10.0.0.0/8"]);
     let pass = base_rule(1, Action::Pass);
     let rules = [block, pass];
-    assert_eq!(
-        verdict(&rules, &tcp_packet("10.1.2.3", "192.0.2.1", Some(80))),
-        rule_verdict(Action::Block, 0)
-    );
-    assert_eq!(
-        verdict(&rules, &tcp_packet("11.1.2.3", "192.0.2.1", Some(80))),
-        rule_verdict(Action::Pass, 1)
-    );
+    assert_eq!(verdict(&rules, &tcp_packet("10.1.2.3", "192.0.2.1", Some(80))), rule_verdict(Action::Block, 0));
+    assert_eq!(verdict(&rules, &tcp_packet("11.1.2.3", "192.0.2.1", Some(80))), rule_verdict(Action::Pass, 1));
 }
 
 #[test]
@@ -458,14 +395,8 @@ fn negated_source_matches_outside_the_set() {
     rule.source = net_set(&["192.168.1.0/24"]);
     rule.source_negate = true;
     let rules = [rule];
-    assert_eq!(
-        verdict(&rules, &tcp_packet("192.168.2.1", "10.0.0.1", Some(22))),
-        rule_verdict(Action::Reject, 7)
-    );
-    assert_eq!(
-        verdict(&rules, &tcp_packet("192.168.1.9", "10.0.0.1", Some(22))),
-        Verdict::default_for(Direction::In)
-    );
+    assert_eq!(verdict(&rules, &tcp_packet("192.168.2.1", "10.0.0.1", Some(22))), rule_verdict(Action::Reject, 7));
+    assert_eq!(verdict(&rules, &tcp_packet("192.168.1.9", "10.0.0.1", Some(22))), Verdict::default_for(Direction::In));
 }
 
 #[test]
@@ -482,11 +413,7 @@ fn defaults_deny_inbound_and_pass_outbound() {
     assert_eq!(outbound.action, Action::Pass);
     assert_eq!(outbound.decision, Decision::DefaultPassOut);
     packet.interface = 9;
-    assert_eq!(
-        verdict(&rules, &packet).decision,
-        Decision::DefaultPassOut,
-        "no rules on the interface"
-    );
+    assert_eq!(verdict(&rules, &packet).decision, Decision::DefaultPassOut, "no rules on the interface");
 }
 
 #[test]
@@ -498,27 +425,19 @@ fn portless_packet_skips_port_rules() {
     let mut icmp = tcp_packet("10.0.0.1", "10.0.0.2", None);
     icmp.protocol = 1;
     assert_eq!(verdict(&rules, &icmp), rule_verdict(Action::Pass, 1));
-    assert_eq!(
-        verdict(&rules, &tcp_packet("10.0.0.1", "10.0.0.2", Some(65535))),
-        rule_verdict(Action::Block, 0)
-    );
+    assert_eq!(verdict(&rules, &tcp_packet("10.0.0.1", "10.0.0.2", Some(65535))), rule_verdict(Action::Block, 0));
 }
 
 #[test]
 fn mixed_family_packet_matches_nothing() {
     let rules = [base_rule(0, Action::Pass)];
     let packet = tcp_packet("10.0.0.1", "2001:db8::1", Some(80));
-    assert_eq!(
-        verdict(&rules, &packet),
-        Verdict::default_for(Direction::In)
-    );
+    assert_eq!(verdict(&rules, &packet), Verdict::default_for(Direction::In));
 }
 
 #[test]
 fn big_shared_set_decides_for_plain_and_negated_rules() {
-    let nets: Vec<String> = (0..500u32)
-        .map(|k| format!("10.{}.{}.0/24", k / 200, k % 200 + 1))
-        .collect();
+    let nets: Vec<String> = (0..500u32).map(|k| format!("10.{}.{}.0/24", k / 200, k % 200 + 1)).collect();
     let nets: Vec<&str> = nets.iter().map(String::as_str).collect();
     let blocklist = net_set(&nets);
     let mut block = base_rule(0, Action::Block);
@@ -527,18 +446,9 @@ fn big_shared_set_decides_for_plain_and_negated_rules() {
     pass_outside.destination = Arc::clone(&blocklist);
     pass_outside.destination_negate = true;
     let rules = [block, pass_outside];
-    assert_eq!(
-        verdict(&rules, &tcp_packet("10.1.5.9", "8.8.8.8", Some(53))),
-        rule_verdict(Action::Block, 0)
-    );
-    assert_eq!(
-        verdict(&rules, &tcp_packet("10.1.0.9", "8.8.8.8", Some(53))),
-        rule_verdict(Action::Pass, 1)
-    );
-    assert_eq!(
-        verdict(&rules, &tcp_packet("10.1.0.9", "10.2.7.1", Some(53))),
-        Verdict::default_for(Direction::In)
-    );
+    assert_eq!(verdict(&rules, &tcp_packet("10.1.5.9", "8.8.8.8", Some(53))), rule_verdict(Action::Block, 0));
+    assert_eq!(verdict(&rules, &tcp_packet("10.1.0.9", "8.8.8.8", Some(53))), rule_verdict(Action::Pass, 1));
+    assert_eq!(verdict(&rules, &tcp_packet("10.1.0.9", "10.2.7.1", Some(53))), Verdict::default_for(Direction::In));
 }
 
 #[test]
@@ -552,14 +462,8 @@ fn rules_beyond_the_first_word_are_found() {
         .collect();
     rules.push(base_rule(200, Action::Pass));
     for port in [0, 63, 64, 65, 127, 128, 199, 200, 5000] {
-        let expected = if port < 200 {
-            rule_verdict(Action::Block, usize::from(port))
-        } else {
-            rule_verdict(Action::Pass, 200)
-        };
-        assert_eq!(
-            verdict(&rules, &tcp_packet("10.0.0.1", "10.0.0.2", Some(port))),
-            expected
-        );
+        let expected =
+            if port < 200 { rule_verdict(Action::Block, usize::from(port)) } else { rule_verdict(Action::Pass, 200) };
+        assert_eq!(verdict(&rules, &tcp_packet("10.0.0.1", "10.0.0.2", Some(port))), expected);
     }
 }

@@ -53,9 +53,11 @@ impl Auditor {
                         CallError::internal(format!("cannot create audit directory {}: {e}", dir.display()))
                     })?;
                 }
-                let f = OpenOptions::new().create(true).append(true).open(path).map_err(|e| {
-                    CallError::internal(format!("cannot open audit_file {}: {e}", path.display()))
-                })?;
+                let f = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| CallError::internal(format!("cannot open audit_file {}: {e}", path.display())))?;
                 Some(Mutex::new(f))
             }
             None => None,
@@ -70,10 +72,8 @@ impl Auditor {
     /// Appends the record to the chain and the audit file; returns its sequence number.
     pub fn record(&self, record: &AuditRecord) -> Result<i64, CallError> {
         let value = serde_json::to_value(record).map_err(|e| CallError::internal(e.to_string()))?;
-        let row = self
-            .store
-            .audit_append(&value)
-            .map_err(|e| CallError::internal(format!("audit write failed: {e}")))?;
+        let row =
+            self.store.audit_append(&value).map_err(|e| CallError::internal(format!("audit write failed: {e}")))?;
         self.write_line(&row);
         Ok(row.seq)
     }

@@ -19,13 +19,7 @@ pub struct CallError {
 
 impl CallError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            field: None,
-            hint: None,
-            retry_after_seconds: None,
-        }
+        Self { code, message: message.into(), field: None, hint: None, retry_after_seconds: None }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -60,12 +54,6 @@ impl From<FieldError> for CallError {
 
 impl From<BackendError> for CallError {
     fn from(e: BackendError) -> Self {
-        Self {
-            code: e.code,
-            message: e.message,
-            field: None,
-            hint: e.hint,
-            retry_after_seconds: None,
-        }
+        Self { code: e.code, message: e.message, field: None, hint: e.hint, retry_after_seconds: None }
     }
 }

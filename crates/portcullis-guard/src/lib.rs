@@ -46,12 +46,7 @@ pub struct CallContext {
 
 impl CallContext {
     pub fn new(principal: Principal, transport: Transport, origin: Option<String>) -> Self {
-        Self {
-            principal,
-            transport,
-            origin,
-            correlation_id: uuid::Uuid::new_v4().to_string(),
-        }
+        Self { principal, transport, origin, correlation_id: uuid::Uuid::new_v4().to_string() }
     }
 }
 
@@ -87,11 +82,7 @@ pub struct Guard {
 impl Guard {
     pub fn new(settings: GuardSettings, auditor: Auditor) -> Result<Self, CallError> {
         let rates = RateLimits::per_minute(settings.rate_limit_per_minute)?;
-        Ok(Self {
-            settings,
-            rates,
-            auditor,
-        })
+        Ok(Self { settings, rates, auditor })
     }
 
     /// Authorize: the operation must be allowed for this call.

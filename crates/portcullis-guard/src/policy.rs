@@ -9,10 +9,7 @@ pub struct OperationPolicy {
 
 impl OperationPolicy {
     pub fn allow_all() -> Self {
-        Self {
-            allowed: None,
-            denied: Vec::new(),
-        }
+        Self { allowed: None, denied: Vec::new() }
     }
 
     pub fn new(allowed: Option<Vec<String>>, denied: Vec<String>) -> Self {

@@ -16,10 +16,7 @@ pub struct RateLimits {
 impl RateLimits {
     pub fn per_minute(n: u32) -> Result<Self, CallError> {
         let n = NonZeroU32::new(n).ok_or_else(|| CallError::internal("security.rate_limit must be at least 1"))?;
-        Ok(Self {
-            per_principal: RateLimiter::keyed(Quota::per_minute(n)),
-            per_minute: n.get(),
-        })
+        Ok(Self { per_principal: RateLimiter::keyed(Quota::per_minute(n)), per_minute: n.get() })
     }
 
     pub fn check(&self, principal: &str) -> Result<(), CallError> {

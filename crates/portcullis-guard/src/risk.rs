@@ -55,11 +55,7 @@ pub fn risk_score(w: &RiskWeights, input: &RiskInput<'_>, restricted: &[String])
     let Some(facts) = input.facts else {
         return base;
     };
-    let breadth = w
-        .breadth
-        .iter()
-        .find(|(max_bits, _)| facts.host_bits <= *max_bits)
-        .map_or(0, |(_, s)| *s);
+    let breadth = w.breadth.iter().find(|(max_bits, _)| facts.host_bits <= *max_bits).map_or(0, |(_, s)| *s);
     let mut score = u32::from(base) + u32::from(breadth);
     if facts.widens_exposure {
         score += u32::from(w.widens_exposure);

@@ -71,12 +71,7 @@ fn cpu_times() -> Option<CpuTimes> {
 fn memory_usage() -> Option<f64> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
     let field = |name: &str| -> Option<f64> {
-        info.lines()
-            .find(|l| l.starts_with(name))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
+        info.lines().find(|l| l.starts_with(name))?.split_whitespace().nth(1)?.parse().ok()
     };
     let total = field("MemTotal:")?;
     let available = field("MemAvailable:")?;

@@ -64,11 +64,7 @@ impl LabFirewall {
     }
 
     fn rule_set(&self, state: &LabState) -> RuleSet {
-        RuleSet {
-            interfaces: self.interfaces.clone(),
-            rules: state.rules.clone(),
-            aliases: state.aliases.clone(),
-        }
+        RuleSet { interfaces: self.interfaces.clone(), rules: state.rules.clone(), aliases: state.aliases.clone() }
     }
 }
 
@@ -117,9 +113,7 @@ impl<'a> Change<'a> {
                 Ok(())
             }
             Operation::PutAliasEntries { alias, after, .. } => {
-                let target = self
-                    .alias_mut(alias)
-                    .ok_or_else(|| conflict(format!("alias {alias} does not exist")))?;
+                let target = self.alias_mut(alias).ok_or_else(|| conflict(format!("alias {alias} does not exist")))?;
                 for entry in after {
                     target.entries.retain(|e| e.value != entry.value);
                     target.entries.push(entry.clone());
@@ -128,9 +122,7 @@ impl<'a> Change<'a> {
                 Ok(())
             }
             Operation::RemoveAliasEntries { alias, before } => {
-                let target = self
-                    .alias_mut(alias)
-                    .ok_or_else(|| conflict(format!("alias {alias} does not exist")))?;
+                let target = self.alias_mut(alias).ok_or_else(|| conflict(format!("alias {alias} does not exist")))?;
                 for entry in before {
                     target.entries.retain(|e| e.value != entry.value);
                 }
@@ -227,12 +219,7 @@ impl Firewall for LabFirewall {
         for op in &plan.operations {
             change.apply(op)?;
         }
-        let alias_defs: Vec<&Alias> = change
-            .next
-            .aliases
-            .iter()
-            .filter(|a| change.aliases.contains(&a.name))
-            .collect();
+        let alias_defs: Vec<&Alias> = change.next.aliases.iter().filter(|a| change.aliases.contains(&a.name)).collect();
         let write = LabWrite {
             rules: change.rules_changed.then_some(change.next.rules.as_slice()),
             aliases: alias_defs,
@@ -248,7 +235,8 @@ impl Firewall for LabFirewall {
         let sample = self.host.sample();
         let state = self.state();
         let now = Utc::now();
-        let live_entries: usize = state.aliases.iter().map(|a| a.entries.iter().filter(|e| e.is_live(now)).count()).sum();
+        let live_entries: usize =
+            state.aliases.iter().map(|a| a.entries.iter().filter(|e| e.is_live(now)).count()).sum();
         let overdue: usize = state.aliases.iter().map(|a| a.entries.len()).sum::<usize>() - live_entries;
         let store_ok = self.store.meta_get("schema_version");
         Ok(SystemStatus {

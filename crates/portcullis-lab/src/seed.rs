@@ -3,8 +3,8 @@
 use chrono::TimeDelta;
 use ipnet::IpNet;
 use portcullis_core::model::{
-    Action, AddressMatch, AddressTarget, Direction, Interface, IpVersion, PortMatch, PortRange, Protocol, Rule,
-    RuleId, Timestamp,
+    Action, AddressMatch, AddressTarget, Direction, Interface, IpVersion, PortMatch, PortRange, Protocol, Rule, RuleId,
+    Timestamp,
 };
 use portcullis_core::plan::MANAGED_ANTI_LOCKOUT;
 use portcullis_store::LabState;
@@ -13,10 +13,7 @@ use portcullis_store::LabState;
 pub type LabInterface = (String, String);
 
 pub fn default_interfaces() -> Vec<LabInterface> {
-    [("wan", "em0"), ("lan", "em1"), ("dmz", "em2")]
-        .into_iter()
-        .map(|(n, d)| (n.to_string(), d.to_string()))
-        .collect()
+    [("wan", "em0"), ("lan", "em1"), ("dmz", "em2")].into_iter().map(|(n, d)| (n.to_string(), d.to_string())).collect()
 }
 
 /// Builds lab interfaces with documentation-range addresses: wan on TEST-NET-2, lan and the others on private

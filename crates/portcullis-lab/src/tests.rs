@@ -3,7 +3,7 @@ use std::sync::Arc;
 use chrono::{SubsecRound, TimeDelta, Utc};
 use portcullis_core::eval::{CompiledRuleSet, Decision};
 use portcullis_core::firewall::{ErrorCode, Firewall};
-use portcullis_core::model::{Action, Direction, Packet, PROTO_TCP};
+use portcullis_core::model::{Action, Direction, PROTO_TCP, Packet};
 use portcullis_core::plan::{self, Intent};
 use portcullis_store::Store;
 

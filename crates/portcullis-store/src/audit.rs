@@ -43,9 +43,7 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let last: Option<(i64, String)> = tx
-            .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         let (seq, prev_hash) = match last {
             Some((seq, hash)) => (seq + 1, hash),
@@ -56,12 +54,7 @@ impl Store {
         tx.prepare_cached("INSERT INTO audit (seq, record, prev_hash, hash) VALUES (?1, ?2, ?3, ?4)")?
             .execute(params![seq, record_json, prev_hash, hash])?;
         tx.commit()?;
-        Ok(AuditRow {
-            seq,
-            record: record.clone(),
-            prev_hash,
-            hash,
-        })
+        Ok(AuditRow { seq, record: record.clone(), prev_hash, hash })
     }
 
     /// The newest `limit` records, newest first.
@@ -69,17 +62,11 @@ impl Store {
         let conn = self.conn();
         let mut stmt =
             conn.prepare_cached("SELECT seq, record, prev_hash, hash FROM audit ORDER BY seq DESC LIMIT ?1")?;
-        let rows = stmt.query_map([limit as i64], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?))
-        })?;
+        let rows = stmt
+            .query_map([limit as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?)))?;
         rows.map(|row| {
             let (seq, record, prev_hash, hash) = row?;
-            Ok(AuditRow {
-                seq,
-                record: serde_json::from_str(&record)?,
-                prev_hash,
-                hash,
-            })
+            Ok(AuditRow { seq, record: serde_json::from_str(&record)?, prev_hash, hash })
         })
         .collect()
     }
@@ -120,12 +107,7 @@ impl Store {
             expected_prev = hash;
             expected_seq += 1;
         }
-        Ok(AuditVerification {
-            ok: true,
-            records: count,
-            broken_at: None,
-            problem: None,
-        })
+        Ok(AuditVerification { ok: true, records: count, broken_at: None, problem: None })
     }
 
     /// Test support for tamper detection: runs raw SQL against the store.
@@ -158,7 +140,9 @@ mod tests {
     #[test]
     fn edit_delete_and_swap_are_detected_with_sequence() {
         let store = store_with(5);
-        store.execute_raw_for_tests("UPDATE audit SET record = replace(record, 'rules', 'RULES') WHERE seq = 3").unwrap();
+        store
+            .execute_raw_for_tests("UPDATE audit SET record = replace(record, 'rules', 'RULES') WHERE seq = 3")
+            .unwrap();
         assert_eq!(store.audit_verify().unwrap().broken_at, Some(3));
 
         let store = store_with(5);

@@ -91,10 +91,7 @@ impl Store {
             replace_rules(&tx, target, rules)?;
         }
         for alias in &write.aliases {
-            let definition = Alias {
-                entries: Vec::new(),
-                ..(*alias).clone()
-            };
+            let definition = Alias { entries: Vec::new(), ..(*alias).clone() };
             tx.execute(
                 "INSERT INTO lab_aliases (target, name, body) VALUES (?1, ?2, ?3)
                  ON CONFLICT(target, name) DO UPDATE SET body = excluded.body",
@@ -109,18 +106,10 @@ impl Store {
                    expires_at_ms = excluded.expires_at_ms, created_at_ms = excluded.created_at_ms",
             )?;
             for (alias, e) in &write.put_entries {
-                put.execute(params![
-                    target,
-                    alias,
-                    e.value,
-                    e.detail,
-                    to_ms(e.expires_at),
-                    to_ms(e.created_at)
-                ])?;
+                put.execute(params![target, alias, e.value, e.detail, to_ms(e.expires_at), to_ms(e.created_at)])?;
             }
-            let mut remove = tx.prepare_cached(
-                "DELETE FROM lab_alias_entries WHERE target = ?1 AND alias = ?2 AND value = ?3",
-            )?;
+            let mut remove =
+                tx.prepare_cached("DELETE FROM lab_alias_entries WHERE target = ?1 AND alias = ?2 AND value = ?3")?;
             for (alias, value) in &write.remove_entries {
                 remove.execute(params![target, alias, value])?;
             }
@@ -136,8 +125,7 @@ impl Store {
 
 fn replace_rules(tx: &Transaction<'_>, target: &str, rules: &[Rule]) -> StoreResult<()> {
     tx.execute("DELETE FROM lab_rules WHERE target = ?1", [target])?;
-    let mut insert =
-        tx.prepare_cached("INSERT INTO lab_rules (target, rule_id, ord, body) VALUES (?1, ?2, ?3, ?4)")?;
+    let mut insert = tx.prepare_cached("INSERT INTO lab_rules (target, rule_id, ord, body) VALUES (?1, ?2, ?3, ?4)")?;
     for (ord, rule) in rules.iter().enumerate() {
         insert.execute(params![target, rule.rule_id.as_str(), ord as i64, serde_json::to_string(rule)?])?;
     }
@@ -161,12 +149,22 @@ mod tests {
             managed: Some("block_list".into()),
         };
         let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);
-        let a = AliasEntry { value: "192.0.2.1".into(), detail: "scan".into(), expires_at: Some(now), created_at: Some(now) };
-        let b = AliasEntry { value: "192.0.2.2".into(), detail: "brute".into(), expires_at: None, created_at: Some(now) };
+        let a = AliasEntry {
+            value: "192.0.2.1".into(),
+            detail: "scan".into(),
+            expires_at: Some(now),
+            created_at: Some(now),
+        };
+        let b =
+            AliasEntry { value: "192.0.2.2".into(), detail: "brute".into(), expires_at: None, created_at: Some(now) };
         {
             let store = Store::open(&path).unwrap();
             assert!(store.lab_load("lab").unwrap().is_none());
-            let write = LabWrite { aliases: vec![&alias], put_entries: vec![("BLOCK", &a), ("BLOCK", &b)], ..Default::default() };
+            let write = LabWrite {
+                aliases: vec![&alias],
+                put_entries: vec![("BLOCK", &a), ("BLOCK", &b)],
+                ..Default::default()
+            };
             store.lab_write("lab", &write).unwrap();
             let remove = LabWrite { remove_entries: vec![("BLOCK", "192.0.2.1")], ..Default::default() };
             store.lab_write("lab", &remove).unwrap();

@@ -54,10 +54,8 @@ impl Store {
     /// Opens (creating if needed) the store at `path`.
     pub fn open(path: &Path) -> StoreResult<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Directory {
-                path: dir.display().to_string(),
-                source,
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|source| StoreError::Directory { path: dir.display().to_string(), source })?;
         }
         Self::init(Connection::open(path)?)
     }
@@ -75,17 +73,12 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         let found: Option<i64> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| {
-                r.get::<_, String>(0)
-            })
+            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get::<_, String>(0))
             .ok()
             .and_then(|v| v.parse().ok());
         match found {
             Some(v) if v > SCHEMA_VERSION => {
-                return Err(StoreError::SchemaTooNew {
-                    found: v,
-                    known: SCHEMA_VERSION,
-                });
+                return Err(StoreError::SchemaTooNew { found: v, known: SCHEMA_VERSION });
             }
             Some(_) => {}
             None => {
@@ -95,9 +88,7 @@ impl Store {
                 )?;
             }
         }
-        Ok(Self {
-            conn: Mutex::new(conn),
-        })
+        Ok(Self { conn: Mutex::new(conn) })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {

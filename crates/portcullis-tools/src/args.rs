@@ -252,7 +252,10 @@ pub fn modify_intent(a: &ModifyFirewallRuleArgs) -> FieldResult<Intent> {
 pub fn pause_span(minutes: Option<i64>) -> FieldResult<TimeDelta> {
     let m = minutes.unwrap_or(60);
     if !(1..=i64::from(MAX_PAUSE_MINUTES)).contains(&m) {
-        return Err(FieldError::new("minutes", format!("{m} is out of range; pause for 1-{MAX_PAUSE_MINUTES} minutes")));
+        return Err(FieldError::new(
+            "minutes",
+            format!("{m} is out of range; pause for 1-{MAX_PAUSE_MINUTES} minutes"),
+        ));
     }
     Ok(TimeDelta::minutes(m))
 }

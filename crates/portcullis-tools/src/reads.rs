@@ -64,10 +64,8 @@ pub fn blocks(target: &str, state: &RuleSet, interface: Option<&str>, now: Times
         .iter()
         .filter(|a| a.managed.as_deref() == Some(MANAGED_BLOCK))
         .flat_map(|alias| {
-            let scope = alias
-                .name
-                .strip_prefix(&format!("{BLOCK_ALIAS}_"))
-                .map_or("all".to_string(), str::to_ascii_lowercase);
+            let scope =
+                alias.name.strip_prefix(&format!("{BLOCK_ALIAS}_")).map_or("all".to_string(), str::to_ascii_lowercase);
             alias.entries.iter().filter(move |e| e.is_live(now)).map(move |e| BlockView {
                 ip_address: e.value.clone(),
                 interface: scope.clone(),
@@ -144,9 +142,9 @@ pub fn simulate(target: &str, state: &RuleSet, a: &SimulatePacketArgs, now: Time
 }
 
 fn host_address(field: &str, v: &str) -> FieldResult<std::net::IpAddr> {
-    v.trim()
-        .parse()
-        .map_err(|_| FieldError::new(field, format!("{v:?} is not an IP address (a packet has one source and one destination)")))
+    v.trim().parse().map_err(|_| {
+        FieldError::new(field, format!("{v:?} is not an IP address (a packet has one source and one destination)"))
+    })
 }
 
 fn deciding_rule(state: &RuleSet, interface: &str, decision: Decision) -> DecidingRule {

@@ -75,26 +75,16 @@ pub enum ConfigError {
     Secret { key: String, message: String },
 }
 
-fn invalid(
-    key: impl Into<String>,
-    message: impl Into<String>,
-    origin: Option<&Path>,
-) -> ConfigError {
+fn invalid(key: impl Into<String>, message: impl Into<String>, origin: Option<&Path>) -> ConfigError {
     let mut message = message.into();
     if let Some(origin) = origin {
         message.push_str(&format!(" (in `{}`)", origin.display()));
     }
-    ConfigError::Invalid {
-        key: key.into(),
-        message,
-    }
+    ConfigError::Invalid { key: key.into(), message }
 }
 
 fn env_error(variable: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Env {
-        variable: variable.to_owned(),
-        message: message.into(),
-    }
+    ConfigError::Env { variable: variable.to_owned(), message: message.into() }
 }
 
 // ---------------------------------------------------------------------------
@@ -240,10 +230,7 @@ pub struct McpConfig {
 
 impl Default for McpConfig {
     fn default() -> Self {
-        McpConfig {
-            server_name: "portcullis".to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-        }
+        McpConfig { server_name: "portcullis".to_owned(), version: env!("CARGO_PKG_VERSION").to_owned() }
     }
 }
 
@@ -293,11 +280,7 @@ pub struct LoggingConfig {
 
 impl Default for LoggingConfig {
     fn default() -> Self {
-        LoggingConfig {
-            level: "info".to_owned(),
-            file: None,
-            audit_file: None,
-        }
+        LoggingConfig { level: "info".to_owned(), file: None, audit_file: None }
     }
 }
 
@@ -306,9 +289,7 @@ impl LoggingConfig {
     /// they cannot occur after validation).
     #[allow(dead_code)] // helper for callers; not every caller needs it
     pub fn tracing_level(&self) -> tracing::Level {
-        normalize_level(&self.level)
-            .and_then(|l| l.parse().ok())
-            .unwrap_or(tracing::Level::INFO)
+        normalize_level(&self.level).and_then(|l| l.parse().ok()).unwrap_or(tracing::Level::INFO)
     }
 }
 
@@ -326,11 +307,7 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig {
-            bind: "127.0.0.1:8787".to_owned(),
-            tokens: Vec::new(),
-            allowed_origins: Vec::new(),
-        }
+        HttpConfig { bind: "127.0.0.1:8787".to_owned(), tokens: Vec::new(), allowed_origins: Vec::new() }
     }
 }
 
@@ -397,8 +374,7 @@ impl Config {
 
     /// The effective configuration as YAML, secrets shown as `***`.
     pub fn redacted_yaml(&self) -> String {
-        serde_norway::to_string(self)
-            .unwrap_or_else(|e| format!("# cannot render the configuration: {e}\n"))
+        serde_norway::to_string(self).unwrap_or_else(|e| format!("# cannot render the configuration: {e}\n"))
     }
 }
 
@@ -409,9 +385,7 @@ fn project_dirs() -> Option<directories::ProjectDirs> {
 /// The platform's data directory for portcullis (e.g.
 /// `~/.local/share/portcullis`), or `.portcullis` if there is no home.
 pub fn default_data_dir() -> PathBuf {
-    project_dirs()
-        .map(|d| d.data_dir().to_path_buf())
-        .unwrap_or_else(|| PathBuf::from(".portcullis"))
+    project_dirs().map(|d| d.data_dir().to_path_buf()).unwrap_or_else(|| PathBuf::from(".portcullis"))
 }
 
 /// The platform's default configuration file (e.g.
@@ -430,10 +404,7 @@ pub fn default_config_path() -> Option<PathBuf> {
 /// `PORTCULLIS_CONFIG` (must exist), the platform configuration directory's
 /// `config.yaml` (if it exists), else built-in defaults. Environment
 /// overrides are applied in every case. `env` looks up environment variables.
-pub fn load(
-    explicit_path: Option<&Path>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<LoadedConfig, ConfigError> {
+pub fn load(explicit_path: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<LoadedConfig, ConfigError> {
     load_with_default(explicit_path, env, default_config_path().as_deref())
 }
 
@@ -447,10 +418,7 @@ fn load_with_default(
     } else if let Some(value) = env_value(env, ENV_CONFIG) {
         let path = PathBuf::from(value);
         if !path.exists() {
-            return Err(env_error(
-                ENV_CONFIG,
-                format!("configuration file `{}` does not exist", path.display()),
-            ));
+            return Err(env_error(ENV_CONFIG, format!("configuration file `{}` does not exist", path.display())));
         }
         Some(path)
     } else {
@@ -459,23 +427,15 @@ fn load_with_default(
 
     match path {
         Some(path) => {
-            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
-                path: path.clone(),
-                source,
-            })?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
             let config = parse(&text, &path, env)?;
-            Ok(LoadedConfig {
-                config,
-                source: ConfigSource::File(path),
-            })
+            Ok(LoadedConfig { config, source: ConfigSource::File(path) })
         }
         None => {
             let mut config = Config::default();
             apply_env_overrides(&mut config, env)?;
-            Ok(LoadedConfig {
-                config,
-                source: ConfigSource::Defaults,
-            })
+            Ok(LoadedConfig { config, source: ConfigSource::Defaults })
         }
     }
 }
@@ -483,11 +443,7 @@ fn load_with_default(
 /// Parses configuration text that came from `origin` (used in messages and
 /// to resolve relative paths), resolves secrets, validates, and applies the
 /// environment overrides.
-pub fn parse(
-    text: &str,
-    origin: &Path,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Config, ConfigError> {
+pub fn parse(text: &str, origin: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
     let parsed: Option<Config> = serde_norway::from_str(text).map_err(|e| ConfigError::Parse {
         path: origin.to_path_buf(),
         message: describe_yaml_error(&e.to_string(), text),
@@ -521,23 +477,12 @@ fn describe_yaml_error(message: &str, text: &str) -> String {
     };
     let field = &after[..end];
     let rest = &after[end + 1..];
-    let key = if path.is_empty() {
-        field.to_owned()
-    } else {
-        format!("{path}.{field}")
-    };
+    let key = if path.is_empty() { field.to_owned() } else { format!("{path}.{field}") };
     let mut out = format!("unknown key `{key}`{rest}");
     if path.is_empty() && !rest.contains(" at line ") {
-        let spellings = [
-            field.to_owned(),
-            format!("\"{field}\""),
-            format!("'{field}'"),
-        ];
+        let spellings = [field.to_owned(), format!("\"{field}\""), format!("'{field}'")];
         let line = text.lines().position(|l| {
-            spellings.iter().any(|k| {
-                l.strip_prefix(k.as_str())
-                    .is_some_and(|r| r.trim_start().starts_with(':'))
-            })
+            spellings.iter().any(|k| l.strip_prefix(k.as_str()).is_some_and(|r| r.trim_start().starts_with(':')))
         });
         if let Some(line) = line {
             out.push_str(&format!(" at line {}", line + 1));
@@ -572,8 +517,8 @@ fn resolve_relative_paths(config: &mut Config, base: &Path) {
 }
 
 fn read_secret_file(path: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read secret file `{}`: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read secret file `{}`: {e}", path.display()))?;
     let value = text.trim_end_matches(['\n', '\r']).to_owned();
     if value.is_empty() {
         return Err(format!("secret file `{}` is empty", path.display()));
@@ -673,17 +618,12 @@ fn check_bind(bind: &str) -> Result<(), String> {
 }
 
 fn check_rate_limit(value: u32) -> Result<(), String> {
-    if value == 0 {
-        Err("must be at least 1 call per minute, got 0".to_owned())
-    } else {
-        Ok(())
-    }
+    if value == 0 { Err("must be at least 1 call per minute, got 0".to_owned()) } else { Ok(()) }
 }
 
 fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic()) && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn validate(config: &mut Config, origin: &Path) -> Result<(), ConfigError> {
@@ -693,27 +633,15 @@ fn validate(config: &mut Config, origin: &Path) -> Result<(), ConfigError> {
         check_host(&pf.host).map_err(|m| invalid("pfsense.host", m, o))?;
         pf.host = pf.host.trim().to_owned();
         if pf.port == 0 {
-            return Err(invalid(
-                "pfsense.port",
-                "must be between 1 and 65535, got 0",
-                o,
-            ));
+            return Err(invalid("pfsense.port", "must be between 1 and 65535, got 0", o));
         }
         let protocol = pf.protocol.trim().to_ascii_lowercase();
         if protocol != "http" && protocol != "https" {
-            return Err(invalid(
-                "pfsense.protocol",
-                format!("must be `http` or `https`, got `{}`", pf.protocol),
-                o,
-            ));
+            return Err(invalid("pfsense.protocol", format!("must be `http` or `https`, got `{}`", pf.protocol), o));
         }
         pf.protocol = protocol;
         if pf.timeout == Some(0) {
-            return Err(invalid(
-                "pfsense.timeout",
-                "must be at least 1 second, got 0",
-                o,
-            ));
+            return Err(invalid("pfsense.timeout", "must be at least 1 second, got 0", o));
         }
     }
 
@@ -724,11 +652,7 @@ fn validate(config: &mut Config, origin: &Path) -> Result<(), ConfigError> {
     let sec = &config.security;
     check_rate_limit(sec.rate_limit).map_err(|m| invalid("security.rate_limit", m, o))?;
     if sec.timeout == 0 {
-        return Err(invalid(
-            "security.timeout",
-            "must be at least 1 second, got 0",
-            o,
-        ));
+        return Err(invalid("security.timeout", "must be at least 1 second, got 0", o));
     }
     if sec.max_risk_score > 100 {
         return Err(invalid(
@@ -741,15 +665,9 @@ fn validate(config: &mut Config, origin: &Path) -> Result<(), ConfigError> {
         return Err(invalid("security.principal", "must not be empty", o));
     }
     let lists = [
-        (
-            "security.allowed_operations",
-            sec.allowed_operations.as_deref().unwrap_or(&[]),
-        ),
+        ("security.allowed_operations", sec.allowed_operations.as_deref().unwrap_or(&[])),
         ("security.denied_operations", &sec.denied_operations[..]),
-        (
-            "security.restricted_interfaces",
-            &sec.restricted_interfaces[..],
-        ),
+        ("security.restricted_interfaces", &sec.restricted_interfaces[..]),
     ];
     for (key, list) in lists {
         if let Some(i) = list.iter().position(|s| s.trim().is_empty()) {
@@ -762,11 +680,7 @@ fn validate(config: &mut Config, origin: &Path) -> Result<(), ConfigError> {
         None => {
             return Err(invalid(
                 "logging.level",
-                format!(
-                    "must be one of {}, got `{}`",
-                    LOG_LEVELS.join(", "),
-                    config.logging.level
-                ),
+                format!("must be one of {}, got `{}`", LOG_LEVELS.join(", "), config.logging.level),
                 o,
             ));
         }
@@ -781,11 +695,7 @@ fn validate(config: &mut Config, origin: &Path) -> Result<(), ConfigError> {
             ));
         }
         if device.trim().is_empty() {
-            return Err(invalid(
-                format!("interfaces.{name}"),
-                "the device name must not be empty",
-                o,
-            ));
+            return Err(invalid(format!("interfaces.{name}"), "the device name must not be empty", o));
         }
     }
 
@@ -793,11 +703,7 @@ fn validate(config: &mut Config, origin: &Path) -> Result<(), ConfigError> {
     let mut seen = BTreeSet::new();
     for (i, token) in config.http.tokens.iter_mut().enumerate() {
         if token.principal.trim().is_empty() {
-            return Err(invalid(
-                format!("http.tokens[{i}].principal"),
-                "must not be empty",
-                o,
-            ));
+            return Err(invalid(format!("http.tokens[{i}].principal"), "must not be empty", o));
         }
         let hash = token.sha256.trim();
         if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -810,24 +716,11 @@ fn validate(config: &mut Config, origin: &Path) -> Result<(), ConfigError> {
         }
         token.sha256 = hash.to_ascii_lowercase();
         if !seen.insert(token.sha256.clone()) {
-            return Err(invalid(
-                format!("http.tokens[{i}].sha256"),
-                "the same token hash is listed more than once",
-                o,
-            ));
+            return Err(invalid(format!("http.tokens[{i}].sha256"), "the same token hash is listed more than once", o));
         }
     }
-    if let Some(i) = config
-        .http
-        .allowed_origins
-        .iter()
-        .position(|s| s.trim().is_empty())
-    {
-        return Err(invalid(
-            format!("http.allowed_origins[{i}]"),
-            "must not be empty",
-            o,
-        ));
+    if let Some(i) = config.http.allowed_origins.iter().position(|s| s.trim().is_empty()) {
+        return Err(invalid(format!("http.allowed_origins[{i}]"), "must not be empty", o));
     }
 
     Ok(())
@@ -837,48 +730,32 @@ fn validate(config: &mut Config, origin: &Path) -> Result<(), ConfigError> {
 // Environment overrides
 // ---------------------------------------------------------------------------
 
-fn env_secret(
-    env: &dyn Fn(&str) -> Option<String>,
-    direct: &str,
-    file: &str,
-) -> Result<Option<Secret>, ConfigError> {
+fn env_secret(env: &dyn Fn(&str) -> Option<String>, direct: &str, file: &str) -> Result<Option<Secret>, ConfigError> {
     match (env_value(env, direct), env_value(env, file)) {
-        (Some(_), Some(_)) => Err(env_error(
-            direct,
-            format!("set either `{direct}` or `{file}`, not both"),
-        )),
+        (Some(_), Some(_)) => Err(env_error(direct, format!("set either `{direct}` or `{file}`, not both"))),
         (Some(value), None) => Ok(Some(Secret(value))),
-        (None, Some(path)) => read_secret_file(Path::new(path.trim()))
-            .map(|v| Some(Secret(v)))
-            .map_err(|m| env_error(file, m)),
+        (None, Some(path)) => {
+            read_secret_file(Path::new(path.trim())).map(|v| Some(Secret(v))).map_err(|m| env_error(file, m))
+        }
         (None, None) => Ok(None),
     }
 }
 
-fn apply_env_overrides(
-    config: &mut Config,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(), ConfigError> {
+fn apply_env_overrides(config: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
     if let Some(dir) = env_value(env, ENV_DATA_DIR) {
         config.data_dir = Some(PathBuf::from(dir));
     }
 
     if let Some(level) = env_value(env, ENV_LOG_LEVEL) {
         let normalized = normalize_level(&level).ok_or_else(|| {
-            env_error(
-                ENV_LOG_LEVEL,
-                format!("must be one of {}, got `{level}`", LOG_LEVELS.join(", ")),
-            )
+            env_error(ENV_LOG_LEVEL, format!("must be one of {}, got `{level}`", LOG_LEVELS.join(", ")))
         })?;
         config.logging.level = normalized.to_owned();
     }
 
     if let Some(value) = env_value(env, ENV_RATE_LIMIT) {
         let rate: u32 = value.trim().parse().map_err(|_| {
-            env_error(
-                ENV_RATE_LIMIT,
-                format!("must be a whole number of calls per minute (at least 1), got `{value}`"),
-            )
+            env_error(ENV_RATE_LIMIT, format!("must be a whole number of calls per minute (at least 1), got `{value}`"))
         })?;
         check_rate_limit(rate).map_err(|m| env_error(ENV_RATE_LIMIT, m))?;
         config.security.rate_limit = rate;
@@ -910,11 +787,7 @@ fn apply_env_overrides(
         let Some(secret) = env_secret(env, direct, file)? else {
             continue;
         };
-        let variable = if env_value(env, direct).is_some() {
-            direct
-        } else {
-            file
-        };
+        let variable = if env_value(env, direct).is_some() { direct } else { file };
         let Some(pf) = config.pfsense.as_mut() else {
             return Err(env_error(
                 variable,
@@ -960,10 +833,7 @@ interfaces: {wan: em0, lan: em1, dmz: em2}
     }
 
     fn env_from(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         move |k: &str| map.get(k).cloned()
     }
 
@@ -1004,14 +874,7 @@ interfaces: {wan: em0, lan: em1, dmz: em2}
         assert_eq!(c.security.timeout, 30);
         assert_eq!(
             c.security.allowed_operations.as_deref().unwrap(),
-            [
-                "read_rules",
-                "create_rule",
-                "modify_rule",
-                "delete_rule",
-                "read_logs",
-                "block_ip"
-            ]
+            ["read_rules", "create_rule", "modify_rule", "delete_rule", "read_logs", "block_ip"]
         );
         assert!(c.security.denied_operations.is_empty());
         assert_eq!(c.security.restricted_interfaces, ["wan"]);
@@ -1019,19 +882,9 @@ interfaces: {wan: em0, lan: em1, dmz: em2}
         assert_eq!(c.security.principal, "operator");
         assert_eq!(c.logging.level, "info");
         assert_eq!(c.logging.tracing_level(), tracing::Level::INFO);
-        assert_eq!(
-            c.logging.file.as_deref(),
-            Some(Path::new("/var/log/pfsense-mcp.log"))
-        );
-        assert_eq!(
-            c.logging.audit_file.as_deref(),
-            Some(Path::new("/var/log/pfsense-mcp-audit.log"))
-        );
-        let interfaces: Vec<(&str, &str)> = c
-            .interfaces
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        assert_eq!(c.logging.file.as_deref(), Some(Path::new("/var/log/pfsense-mcp.log")));
+        assert_eq!(c.logging.audit_file.as_deref(), Some(Path::new("/var/log/pfsense-mcp-audit.log")));
+        let interfaces: Vec<(&str, &str)> = c.interfaces.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(interfaces, [("dmz", "em2"), ("lan", "em1"), ("wan", "em0")]);
         assert_eq!(c.data_dir, None);
         assert_eq!(c.http.bind, "127.0.0.1:8787");
@@ -1080,17 +933,9 @@ interfaces: {wan: em0, lan: em1, dmz: em2}
 
     #[test]
     fn partial_sections_keep_defaults() {
-        let c = parse(
-            "pfsense: {host: fw.example}\nsecurity: {rate_limit: 7}\n",
-            origin(),
-            &no_env,
-        )
-        .unwrap();
+        let c = parse("pfsense: {host: fw.example}\nsecurity: {rate_limit: 7}\n", origin(), &no_env).unwrap();
         let pf = c.pfsense.unwrap();
-        assert_eq!(
-            (pf.port, pf.protocol.as_str(), pf.verify_ssl),
-            (443, "https", true)
-        );
+        assert_eq!((pf.port, pf.protocol.as_str(), pf.verify_ssl), (443, "https", true));
         assert_eq!(pf.base_url(), "https://fw.example:443");
         assert_eq!(c.security.rate_limit, 7);
         assert_eq!(c.security.timeout, 30);
@@ -1118,9 +963,7 @@ interfaces: {wan: em0, lan: em1, dmz: em2}
         assert!(msg.contains("unknown key `security.rate_limt`"), "{msg}");
         assert!(msg.contains("line 1"), "{msg}");
 
-        let err = parse_err(
-            "http:\n  tokens:\n    - principal: bot\n      sha256: abc\n      token: plain\n",
-        );
+        let err = parse_err("http:\n  tokens:\n    - principal: bot\n      sha256: abc\n      token: plain\n");
         let msg = err.to_string();
         assert!(msg.contains("`http.tokens[0].token`"), "{msg}");
         assert!(msg.contains("line 5"), "{msg}");
@@ -1182,10 +1025,7 @@ interfaces: {wan: em0, lan: em1, dmz: em2}
         let env = env_from(&[(ENV_CONFIG, &path_str)]);
         let err = load_with_default(None, &env, Some(&fallback)).unwrap_err();
         let msg = err.to_string();
-        assert!(
-            msg.contains(ENV_CONFIG) && msg.contains("from-env.yaml"),
-            "{msg}"
-        );
+        assert!(msg.contains(ENV_CONFIG) && msg.contains("from-env.yaml"), "{msg}");
 
         std::fs::write(&path, "security: {rate_limit: 3}\n").unwrap();
         let loaded = load_with_default(None, &env, Some(&fallback)).unwrap();
@@ -1228,11 +1068,7 @@ interfaces: {wan: em0, lan: em1, dmz: em2}
 
     #[test]
     fn env_overrides_apply_to_defaults() {
-        let env = env_from(&[
-            (ENV_RATE_LIMIT, "5"),
-            (ENV_PFSENSE_HOST, "fw.lan"),
-            (ENV_PFSENSE_API_KEY, "k"),
-        ]);
+        let env = env_from(&[(ENV_RATE_LIMIT, "5"), (ENV_PFSENSE_HOST, "fw.lan"), (ENV_PFSENSE_API_KEY, "k")]);
         let loaded = load_with_default(None, &env, None).unwrap();
         assert_eq!(loaded.source, ConfigSource::Defaults);
         assert_eq!(loaded.config.security.rate_limit, 5);
@@ -1305,22 +1141,15 @@ interfaces: {wan: em0, lan: em1, dmz: em2}
         let abs = dir.path().join("key.txt");
         std::fs::write(&abs, "key-from-abs-file\n").unwrap();
         let config_path = dir.path().join("config.yaml");
-        let text = format!(
-            "pfsense:\n  host: fw\n  password: \"file:pw.txt\"\n  api_key: \"file:{}\"\n",
-            abs.display()
-        );
+        let text =
+            format!("pfsense:\n  host: fw\n  password: \"file:pw.txt\"\n  api_key: \"file:{}\"\n", abs.display());
         let c = parse(&text, &config_path, &no_env).unwrap();
         let pf = c.pfsense.unwrap();
         assert_eq!(pf.password.unwrap().expose(), "pw-from-file");
         assert_eq!(pf.api_key.unwrap().expose(), "key-from-abs-file");
 
         let env = env_from(&[("FW_KEY", "key-from-env")]);
-        let c = parse(
-            "pfsense: {host: fw, api_key: \"env:FW_KEY\"}\n",
-            origin(),
-            &env,
-        )
-        .unwrap();
+        let c = parse("pfsense: {host: fw, api_key: \"env:FW_KEY\"}\n", origin(), &env).unwrap();
         assert_eq!(c.pfsense.unwrap().api_key.unwrap().expose(), "key-from-env");
     }
 
@@ -1347,9 +1176,7 @@ interfaces: {wan: em0, lan: em1, dmz: em2}
     #[test]
     fn secrets_never_leak() {
         let env = env_from(&[("PW", SECRET)]);
-        let text = format!(
-            "pfsense: {{host: fw, username: admin, password: \"env:PW\", api_key: \"{SECRET}-2\"}}\n"
-        );
+        let text = format!("pfsense: {{host: fw, username: admin, password: \"env:PW\", api_key: \"{SECRET}-2\"}}\n");
         let c = parse(&text, origin(), &env).unwrap();
         let pf = c.pfsense.as_ref().unwrap();
         assert_eq!(pf.password.as_ref().unwrap().expose(), SECRET);
@@ -1385,22 +1212,13 @@ interfaces: {wan: em0, lan: em1, dmz: em2}
         assert_invalid_key("pfsense: {host: fw, timeout: 0}\n", "pfsense.timeout");
         assert_invalid_key("security: {rate_limit: 0}\n", "security.rate_limit");
         assert_invalid_key("security: {timeout: 0}\n", "security.timeout");
-        assert_invalid_key(
-            "security: {max_risk_score: 101}\n",
-            "security.max_risk_score",
-        );
+        assert_invalid_key("security: {max_risk_score: 101}\n", "security.max_risk_score");
         assert_invalid_key("security: {principal: \"\"}\n", "security.principal");
         assert_invalid_key("logging: {level: verbose}\n", "logging.level");
         assert_invalid_key("http: {bind: \"localhost\"}\n", "http.bind");
+        assert_invalid_key("http: {tokens: [{principal: bot, sha256: abc123}]}\n", "http.tokens[0].sha256");
         assert_invalid_key(
-            "http: {tokens: [{principal: bot, sha256: abc123}]}\n",
-            "http.tokens[0].sha256",
-        );
-        assert_invalid_key(
-            &format!(
-                "http: {{tokens: [{{principal: bot, sha256: {}}}]}}\n",
-                "g".repeat(64)
-            ),
+            &format!("http: {{tokens: [{{principal: bot, sha256: {}}}]}}\n", "g".repeat(64)),
             "http.tokens[0].sha256",
         );
         assert_invalid_key("interfaces: {1wan: em0}\n", "interfaces.1wan");
@@ -1430,37 +1248,22 @@ interfaces: {wan: em0, lan: em1, dmz: em2}
 
     #[test]
     fn relative_paths_are_relative_to_the_config_file() {
-        let c = parse(
-            "data_dir: state\nlogging: {file: log/p.log, audit_file: /abs/audit.log}\n",
-            origin(),
-            &no_env,
-        )
-        .unwrap();
+        let c = parse("data_dir: state\nlogging: {file: log/p.log, audit_file: /abs/audit.log}\n", origin(), &no_env)
+            .unwrap();
         assert_eq!(c.data_dir(), PathBuf::from("/etc/portcullis/state"));
-        assert_eq!(
-            c.logging.file.as_deref(),
-            Some(Path::new("/etc/portcullis/log/p.log"))
-        );
-        assert_eq!(
-            c.logging.audit_file.as_deref(),
-            Some(Path::new("/abs/audit.log"))
-        );
+        assert_eq!(c.logging.file.as_deref(), Some(Path::new("/etc/portcullis/log/p.log")));
+        assert_eq!(c.logging.audit_file.as_deref(), Some(Path::new("/abs/audit.log")));
     }
 
     #[test]
     fn duplicate_token_hashes_are_rejected() {
         let h = hash_token("t");
-        let text = format!(
-            "http: {{tokens: [{{principal: a, sha256: {h}}}, {{principal: b, sha256: {h}}}]}}\n"
-        );
+        let text = format!("http: {{tokens: [{{principal: a, sha256: {h}}}, {{principal: b, sha256: {h}}}]}}\n");
         assert_invalid_key(&text, "http.tokens[1].sha256");
     }
 
     #[test]
     fn hash_token_is_sha256_hex() {
-        assert_eq!(
-            hash_token("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(hash_token("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 }

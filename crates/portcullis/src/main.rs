@@ -1,1 +1,230 @@
-fn main() {}
+//! `portcullis`: the MCP server (stdio and Streamable HTTP) and the CLI. Thin by design: configuration,
+//! transports and rendering live here; every tool call runs in `portcullis_tools::ToolService`.
+
+mod app;
+mod cli;
+mod config;
+mod http;
+mod mcp;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use portcullis_guard::Transport;
+use rmcp::ServiceExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::config::{ConfigSource, LoadedConfig};
+
+#[derive(Parser)]
+#[command(name = "portcullis", version, about = "A firewall assistant with guardrails, over MCP and the CLI")]
+struct Cli {
+    /// Configuration file (YAML). Default: $PORTCULLIS_CONFIG, then the platform config dir, then lab defaults.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Where the store lives (overrides config `data_dir` and $PORTCULLIS_DATA_DIR).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve MCP: over stdio by default, or Streamable HTTP with --http ADDR.
+    Serve {
+        /// Serve Streamable HTTP on this address (e.g. 127.0.0.1:8787) instead of stdio.
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "")]
+        http: Option<String>,
+    },
+    /// List the tool catalogue.
+    Tools {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Call a tool: `portcullis call block_ip_address ip_address=192.0.2.7 duration=1h reason="port scan"`.
+    Call {
+        tool: String,
+        /// Arguments as key=value.
+        args: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Audit trail commands.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Load and validate the configuration, and show it with secrets redacted.
+    Check,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify the hash chain of the audit trail.
+    Verify,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => std::process::ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("portcullis: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<LoadedConfig> {
+    let env = |name: &str| std::env::var(name).ok();
+    let mut loaded = config::load(cli.config.as_deref(), &env)?;
+    if let Some(dir) = &cli.data_dir {
+        loaded.config.data_dir = Some(dir.clone());
+    }
+    Ok(loaded)
+}
+
+fn init_logging(level: tracing::Level) {
+    // stdout is the MCP channel in stdio mode: logs always go to stderr.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.as_str().to_ascii_lowercase()));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    let loaded = load_config(&cli)?;
+    let quiet = !matches!(cli.command, Command::Serve { .. });
+    init_logging(if quiet { tracing::Level::WARN } else { loaded.config.logging.tracing_level() });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(dispatch(cli.command, loaded))
+}
+
+async fn dispatch(command: Command, loaded: LoadedConfig) -> anyhow::Result<i32> {
+    match command {
+        Command::Config { command: ConfigCommand::Check } => config_check(loaded),
+        Command::Tools { json } => {
+            cli::print_catalogue(&portcullis_tools::catalogue(), json)?;
+            Ok(0)
+        }
+        Command::Call { tool, args, json } => {
+            let app = App::open(loaded.config)?;
+            cli::call(&app, &tool, &args, json).await
+        }
+        Command::Audit { command: AuditCommand::Verify } => {
+            let app = App::open(loaded.config)?;
+            let v = app.store.audit_verify()?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(if v.ok { 0 } else { 3 })
+        }
+        Command::Serve { http } => {
+            let app = App::open(loaded.config)?;
+            serve(app, http).await.map(|()| 0)
+        }
+    }
+}
+
+fn config_check(loaded: LoadedConfig) -> anyhow::Result<i32> {
+    let source = match &loaded.source {
+        ConfigSource::File(p) => format!("file {}", p.display()),
+        ConfigSource::Defaults => "built-in lab defaults (no config file found)".into(),
+    };
+    println!("# configuration OK, from {source}");
+    println!("# data directory: {}", loaded.config.data_dir().display());
+    if loaded.config.pfsense.is_some() {
+        println!(
+            "# note: a pfsense target is configured; this build serves the embedded lab target \"lab\" only \
+             (the pfSense backend is not part of this version yet)"
+        );
+    }
+    print!("{}", loaded.config.redacted_yaml());
+    Ok(0)
+}
+
+async fn serve(app: App, http: Option<String>) -> anyhow::Result<()> {
+    tracing::info!(store = %app.store_path.display(), "serving the lab target");
+    let shutdown = CancellationToken::new();
+    spawn_expiry_sweeper(&app, shutdown.clone());
+    spawn_signal_handler(shutdown.clone());
+    match http {
+        Some(bind) => {
+            let bind = if bind.is_empty() { app.config.http.bind.clone() } else { bind };
+            http::serve(&app, &bind, shutdown).await
+        }
+        None => serve_stdio(&app, shutdown).await,
+    }
+}
+
+async fn serve_stdio(app: &App, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let mcp = &app.config.mcp;
+    let server = mcp::McpServer::new(
+        app.service.clone(),
+        Transport::Stdio,
+        app.local_principal(),
+        &mcp.server_name,
+        &mcp.version,
+    );
+    let running = server.serve(rmcp::transport::stdio()).await.context("MCP handshake over stdio failed")?;
+    tokio::select! {
+        quit = running.waiting() => { quit.context("MCP stdio session failed")?; }
+        () = shutdown.cancelled() => {}
+    }
+    Ok(())
+}
+
+/// Expiries take effect at their time in every verdict; the sweeper also removes them from the firewall.
+fn spawn_expiry_sweeper(app: &App, shutdown: CancellationToken) {
+    let service = app.service.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            for (target, outcome) in service.sweep_expired().await {
+                match outcome {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(target, "expired {n} entries"),
+                    Err(e) => tracing::warn!(target, "expiry sweep failed: {e}"),
+                }
+            }
+        }
+    });
+}
+
+fn spawn_signal_handler(shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        shutdown.cancel();
+    });
+}

@@ -32,24 +32,14 @@ impl IndexedEvaluator {
         for rule in rules {
             by_interface.entry(rule.interface).or_default().push(rule);
         }
-        let (interfaces, partitions) = by_interface
-            .into_iter()
-            .map(|(id, rules)| (id, Partition::new(&rules)))
-            .unzip();
-        Self {
-            interfaces,
-            partitions,
-        }
+        let (interfaces, partitions) = by_interface.into_iter().map(|(id, rules)| (id, Partition::new(&rules))).unzip();
+        Self { interfaces, partitions }
     }
 
     /// Approximate heap bytes of the index, not counting the big address sets it shares with the rules.
     pub fn memory_bytes(&self) -> usize {
         self.interfaces.capacity() * size_of::<u16>()
-            + self
-                .partitions
-                .iter()
-                .map(Partition::memory_bytes)
-                .sum::<usize>()
+            + self.partitions.iter().map(Partition::memory_bytes).sum::<usize>()
     }
 
     fn partition(&self, interface: u16) -> Option<&Partition> {
@@ -82,17 +72,10 @@ struct Partition {
 impl Partition {
     fn new(rules: &[&ResolvedRule]) -> Self {
         let words = rules.len().div_ceil(64);
-        let sources: Vec<_> = rules
-            .iter()
-            .map(|r| (&*r.source, r.source_negate))
-            .collect();
-        let destinations: Vec<_> = rules
-            .iter()
-            .map(|r| (&*r.destination, r.destination_negate))
-            .collect();
+        let sources: Vec<_> = rules.iter().map(|r| (&*r.source, r.source_negate)).collect();
+        let destinations: Vec<_> = rules.iter().map(|r| (&*r.destination, r.destination_negate)).collect();
         let source_ports: Vec<_> = rules.iter().map(|r| r.source_ports.as_ref()).collect();
-        let destination_ports: Vec<_> =
-            rules.iter().map(|r| r.destination_ports.as_ref()).collect();
+        let destination_ports: Vec<_> = rules.iter().map(|r| r.destination_ports.as_ref()).collect();
         Self {
             words,
             verdicts: rules.iter().map(|r| rule_verdict(r)).collect(),
@@ -124,23 +107,14 @@ impl Partition {
             let candidates = rows.iter().fold(!0u64, |acc, row| acc & row[w]);
             let survivors = self.apply_probes(w, candidates, p, &mut probed);
             if survivors != 0 {
-                return self
-                    .verdicts
-                    .get(w * 64 + survivors.trailing_zeros() as usize)
-                    .copied();
+                return self.verdicts.get(w * 64 + survivors.trailing_zeros() as usize).copied();
             }
         }
         None
     }
 
     /// Drops the candidates of word `w` that a big set rules out, searching only the sets they depend on.
-    fn apply_probes(
-        &self,
-        w: usize,
-        mut candidates: u64,
-        p: &PacketKey,
-        probed: &mut Probed,
-    ) -> u64 {
+    fn apply_probes(&self, w: usize, mut candidates: u64, p: &PacketKey, probed: &mut Probed) -> u64 {
         for (i, probe) in self.probes.iter().enumerate() {
             if candidates == 0 {
                 break;
@@ -164,19 +138,12 @@ impl Partition {
             + self.destination.memory_bytes()
             + self.source_port.memory_bytes()
             + self.destination_port.memory_bytes()
-            + self
-                .probes
-                .iter()
-                .map(SetProbe::memory_bytes)
-                .sum::<usize>()
+            + self.probes.iter().map(SetProbe::memory_bytes).sum::<usize>()
     }
 }
 
 fn rule_verdict(rule: &ResolvedRule) -> Verdict {
-    Verdict {
-        action: rule.action,
-        decision: Decision::Rule(rule.index),
-    }
+    Verdict { action: rule.action, decision: Decision::Rule(rule.index) }
 }
 
 /// Equal-length bitsets over a partition's rules, stored back to back.
@@ -187,10 +154,7 @@ struct Rows {
 
 impl Rows {
     fn new(count: usize, words: usize) -> Self {
-        Self {
-            words,
-            bits: vec![0; count * words],
-        }
+        Self { words, bits: vec![0; count * words] }
     }
 
     fn row(&self, i: usize) -> &[u64] {
@@ -217,11 +181,7 @@ impl Rows {
 }
 
 /// A bitset with the bits of the rules for which `pred` holds.
-fn bits_where(
-    rules: &[&ResolvedRule],
-    words: usize,
-    pred: impl Fn(&ResolvedRule) -> bool,
-) -> Vec<u64> {
+fn bits_where(rules: &[&ResolvedRule], words: usize, pred: impl Fn(&ResolvedRule) -> bool) -> Vec<u64> {
     let mut bits = vec![0u64; words];
     for (i, rule) in rules.iter().enumerate() {
         if pred(rule) {
@@ -244,9 +204,7 @@ fn direction_row(direction: Direction) -> usize {
 fn direction_rows(rules: &[&ResolvedRule], words: usize) -> Rows {
     let mut rows = Rows::new(0, words);
     for packet_direction in PACKET_DIRECTIONS {
-        rows.push(&bits_where(rules, words, |r| {
-            r.direction.matches(packet_direction)
-        }));
+        rows.push(&bits_where(rules, words, |r| r.direction.matches(packet_direction)));
     }
     rows
 }
@@ -290,14 +248,8 @@ impl ProtocolTable {
 }
 
 fn protocol_bits(rules: &[&ResolvedRule], words: usize, protocol: u8, is_v6: bool) -> Vec<u64> {
-    let family_probe: IpAddr = if is_v6 {
-        Ipv6Addr::UNSPECIFIED.into()
-    } else {
-        Ipv4Addr::UNSPECIFIED.into()
-    };
-    bits_where(rules, words, |r| {
-        r.ip_version.admits(&family_probe) && r.protocol.matches(protocol, is_v6)
-    })
+    let family_probe: IpAddr = if is_v6 { Ipv6Addr::UNSPECIFIED.into() } else { Ipv4Addr::UNSPECIFIED.into() };
+    bits_where(rules, words, |r| r.ip_version.admits(&family_probe) && r.protocol.matches(protocol, is_v6))
 }
 
 /// A value a rule range is made of: IPv4 and IPv6 addresses as integers, ports.
@@ -430,10 +382,7 @@ fn address_need<'a, T>(set: &AddrSet, family: &'a [(T, T)], negate: bool) -> Nee
     } else if set.any {
         if negate { Need::Nothing } else { Need::All }
     } else {
-        Need::Ranges {
-            ranges: family,
-            negate,
-        }
+        Need::Ranges { ranges: family, negate }
     }
 }
 
@@ -445,18 +394,9 @@ struct AddressTable {
 
 impl AddressTable {
     fn new(fields: &[(&AddrSet, bool)], words: usize) -> Self {
-        let v4: Vec<_> = fields
-            .iter()
-            .map(|(set, neg)| address_need(set, &set.v4, *neg))
-            .collect();
-        let v6: Vec<_> = fields
-            .iter()
-            .map(|(set, neg)| address_need(set, &set.v6, *neg))
-            .collect();
-        Self {
-            v4: IntervalTable::new(&v4, words),
-            v6: IntervalTable::new(&v6, words),
-        }
+        let v4: Vec<_> = fields.iter().map(|(set, neg)| address_need(set, &set.v4, *neg)).collect();
+        let v6: Vec<_> = fields.iter().map(|(set, neg)| address_need(set, &set.v6, *neg)).collect();
+        Self { v4: IntervalTable::new(&v4, words), v6: IntervalTable::new(&v6, words) }
     }
 
     fn lookup(&self, addr: &IpAddr) -> &[u64] {
@@ -483,24 +423,14 @@ impl PortTable {
             .iter()
             .map(|ports| match ports {
                 None => Need::All,
-                Some(ranges) => Need::Ranges {
-                    ranges: ranges.as_slice(),
-                    negate: false,
-                },
+                Some(ranges) => Need::Ranges { ranges: ranges.as_slice(), negate: false },
             })
             .collect();
         let mut without_port = vec![0u64; words];
-        for (i, _) in fields
-            .iter()
-            .enumerate()
-            .filter(|(_, ports)| ports.is_none())
-        {
+        for (i, _) in fields.iter().enumerate().filter(|(_, ports)| ports.is_none()) {
             without_port[i / 64] |= 1 << (i % 64);
         }
-        Self {
-            with_port: IntervalTable::new(&needs, words),
-            without_port,
-        }
+        Self { with_port: IntervalTable::new(&needs, words), without_port }
     }
 
     fn lookup(&self, port: Option<u16>) -> &[u64] {
@@ -538,11 +468,7 @@ impl SetProbe {
         for (i, rule) in rules.iter().enumerate() {
             let fields = [
                 (Side::Source, &rule.source, rule.source_negate),
-                (
-                    Side::Destination,
-                    &rule.destination,
-                    rule.destination_negate,
-                ),
+                (Side::Destination, &rule.destination, rule.destination_negate),
             ];
             for (side, set, negate) in fields.into_iter().filter(|(_, set, _)| is_big(set)) {
                 let at = *seen.entry((Arc::as_ptr(set), side)).or_insert_with(|| {
@@ -556,20 +482,11 @@ impl SetProbe {
     }
 
     fn empty(set: &Arc<AddrSet>, side: Side, words: usize) -> Self {
-        Self {
-            set: Arc::clone(set),
-            side,
-            kill_if_inside: vec![0; words],
-            kill_if_outside: vec![0; words],
-        }
+        Self { set: Arc::clone(set), side, kill_if_inside: vec![0; words], kill_if_outside: vec![0; words] }
     }
 
     fn add_rule(&mut self, rule: usize, negate: bool) {
-        let kill = if negate {
-            &mut self.kill_if_inside
-        } else {
-            &mut self.kill_if_outside
-        };
+        let kill = if negate { &mut self.kill_if_inside } else { &mut self.kill_if_outside };
         kill[rule / 64] |= 1 << (rule % 64);
     }
 

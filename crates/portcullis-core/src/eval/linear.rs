@@ -10,9 +10,7 @@ pub struct LinearEvaluator {
 
 impl LinearEvaluator {
     pub fn new(rules: &[ResolvedRule]) -> Self {
-        Self {
-            rules: rules.to_vec(),
-        }
+        Self { rules: rules.to_vec() }
     }
 }
 
@@ -21,10 +19,7 @@ impl Evaluator for LinearEvaluator {
         self.rules
             .iter()
             .find(|r| r.matches(packet))
-            .map(|r| Verdict {
-                action: r.action,
-                decision: Decision::Rule(r.index),
-            })
+            .map(|r| Verdict { action: r.action, decision: Decision::Rule(r.index) })
             .unwrap_or_else(|| Verdict::default_for(packet.direction))
     }
 }

@@ -35,14 +35,8 @@ pub struct Verdict {
 impl Verdict {
     pub fn default_for(direction: Direction) -> Self {
         match direction {
-            Direction::Out => Self {
-                action: Action::Pass,
-                decision: Decision::DefaultPassOut,
-            },
-            Direction::In | Direction::Any => Self {
-                action: Action::Block,
-                decision: Decision::DefaultDeny,
-            },
+            Direction::Out => Self { action: Action::Pass, decision: Decision::DefaultPassOut },
+            Direction::In | Direction::Any => Self { action: Action::Block, decision: Decision::DefaultDeny },
         }
     }
 }
@@ -62,27 +56,18 @@ impl CompiledRuleSet {
     pub fn compile(rules: &RuleSet, now: Timestamp) -> Self {
         let mut resolver = Resolver::new(rules, now);
         let resolved = resolver.resolve_all();
-        let interface_ids = rules
-            .interfaces
-            .iter()
-            .enumerate()
-            .map(|(i, iface)| (iface.name.clone(), i as u16))
-            .collect();
-        Self {
-            interface_ids,
-            evaluator: IndexedEvaluator::new(&resolved),
-        }
+        let interface_ids =
+            rules.interfaces.iter().enumerate().map(|(i, iface)| (iface.name.clone(), i as u16)).collect();
+        Self { interface_ids, evaluator: IndexedEvaluator::new(&resolved) }
     }
 
     pub fn packet_key(&self, packet: &Packet) -> FieldResult<PacketKey> {
-        let interface = *self.interface_ids.get(&packet.interface).ok_or_else(|| {
-            FieldError::new("interface", format!("unknown interface {:?}", packet.interface))
-        })?;
+        let interface = *self
+            .interface_ids
+            .get(&packet.interface)
+            .ok_or_else(|| FieldError::new("interface", format!("unknown interface {:?}", packet.interface)))?;
         if packet.source.is_ipv4() != packet.destination.is_ipv4() {
-            return Err(FieldError::new(
-                "destination",
-                "source and destination must be of the same IP family",
-            ));
+            return Err(FieldError::new("destination", "source and destination must be of the same IP family"));
         }
         Ok(PacketKey {
             interface,

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use ipnet::IpNet;
 
 use crate::model::{
-    Action, AddressMatch, AddressTarget, AliasKind, Direction, IpVersion, PortMatch, PortRange, Protocol,
-    RuleSet, Timestamp,
+    Action, AddressMatch, AddressTarget, AliasKind, Direction, IpVersion, PortMatch, PortRange, Protocol, RuleSet,
+    Timestamp,
 };
 
 /// A set of addresses as sorted, merged, inclusive ranges per family.
@@ -22,10 +22,7 @@ pub struct AddrSet {
 
 impl AddrSet {
     pub fn any() -> Self {
-        Self {
-            any: true,
-            ..Self::default()
-        }
+        Self { any: true, ..Self::default() }
     }
 
     pub fn from_nets<'a>(nets: impl IntoIterator<Item = &'a IpNet>) -> Self {
@@ -86,9 +83,7 @@ impl AddrSet {
             return u128::MAX;
         }
         let v4: u128 = self.v4.iter().map(|(a, b)| u128::from(b - a) + 1).sum();
-        self.v6
-            .iter()
-            .fold(v4, |acc, (a, b)| acc.saturating_add((b - a).saturating_add(1)))
+        self.v6.iter().fold(v4, |acc, (a, b)| acc.saturating_add((b - a).saturating_add(1)))
     }
 }
 
@@ -211,18 +206,9 @@ const MAX_ALIAS_DEPTH: usize = 8;
 
 impl<'a> Resolver<'a> {
     pub fn new(rules: &'a RuleSet, now: Timestamp) -> Self {
-        let interface_ids = rules
-            .interfaces
-            .iter()
-            .enumerate()
-            .map(|(i, iface)| (iface.name.as_str(), i as u16))
-            .collect();
-        Self {
-            rules,
-            now,
-            interface_ids,
-            cache: HashMap::new(),
-        }
+        let interface_ids =
+            rules.interfaces.iter().enumerate().map(|(i, iface)| (iface.name.as_str(), i as u16)).collect();
+        Self { rules, now, interface_ids, cache: HashMap::new() }
     }
 
     pub fn interface_id(&self, name: &str) -> Option<u16> {
@@ -297,12 +283,8 @@ impl<'a> Resolver<'a> {
                 AddrSet::from_nets(&nets)
             }
             AddressTarget::ThisFirewall => {
-                let nets: Vec<IpNet> = ifaces
-                    .iter()
-                    .flat_map(|i| [i.ipv4, i.ipv6])
-                    .flatten()
-                    .map(|n| IpNet::from(n.addr()))
-                    .collect();
+                let nets: Vec<IpNet> =
+                    ifaces.iter().flat_map(|i| [i.ipv4, i.ipv6]).flatten().map(|n| IpNet::from(n.addr())).collect();
                 AddrSet::from_nets(&nets)
             }
             AddressTarget::Alias(name) => self.alias_set(name, depth),

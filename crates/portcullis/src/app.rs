@@ -1,0 +1,65 @@
+//! Wiring: from a loaded config to the one `ToolService` that MCP and the CLI share.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use portcullis_guard::{Auditor, Guard, GuardSettings, OperationPolicy, Principal, RiskWeights};
+use portcullis_lab::{LabFirewall, default_interfaces, lab_interfaces};
+use portcullis_store::Store;
+use portcullis_tools::{Target, ToolService};
+
+use crate::config::Config;
+
+/// The name of the embedded lab target.
+pub const LAB_TARGET: &str = "lab";
+
+pub struct App {
+    pub service: Arc<ToolService>,
+    pub store: Arc<Store>,
+    pub config: Config,
+    pub store_path: PathBuf,
+}
+
+impl App {
+    pub fn open(config: Config) -> anyhow::Result<Self> {
+        let store_path = config.data_dir().join("portcullis.sqlite");
+        let store = Arc::new(
+            Store::open(&store_path).with_context(|| format!("opening the store at {}", store_path.display()))?,
+        );
+        let mapping: Vec<(String, String)> = if config.interfaces.is_empty() {
+            default_interfaces()
+        } else {
+            config.interfaces.iter().map(|(n, d)| (n.to_ascii_lowercase(), d.clone())).collect()
+        };
+        let lab = LabFirewall::open(LAB_TARGET, store.clone(), lab_interfaces(&mapping))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let auditor = Auditor::new(store.clone(), config.logging.audit_file.as_deref())
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        let guard = Guard::new(guard_settings(&config), auditor).map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        let service = ToolService::new(guard, vec![Target::new(LAB_TARGET, Arc::new(lab))])
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        Ok(Self { service: Arc::new(service), store, config, store_path })
+    }
+
+    /// The principal local transports (stdio, CLI) run as. Never admin unless the config says so.
+    pub fn local_principal(&self) -> Principal {
+        let name = self.config.security.principal.clone();
+        let role = match name.as_str() {
+            "admin" | "viewer" | "operator" => name.clone(),
+            _ => "operator".into(),
+        };
+        Principal { name, role }
+    }
+}
+
+fn guard_settings(config: &Config) -> GuardSettings {
+    let security = &config.security;
+    GuardSettings {
+        policy: OperationPolicy::new(security.allowed_operations.clone(), security.denied_operations.clone()),
+        rate_limit_per_minute: security.rate_limit,
+        max_risk_score: security.max_risk_score,
+        restricted_interfaces: security.restricted_interfaces.clone(),
+        weights: RiskWeights::default(),
+    }
+}

@@ -1,0 +1,214 @@
+//! The CLI for people: the catalogue, `call TOOL key=value ...` with readable tables (or `--json`), through
+//! the same `ToolService::call` as MCP.
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{ContentArrangement, Table};
+use portcullis_guard::{CallContext, CallError, Transport};
+use portcullis_tools::{ToolDef, ToolKind};
+use serde_json::{Map, Value};
+
+use crate::app::App;
+
+/// Turns `key=value` words into tool arguments, typed by the tool's input schema.
+pub fn parse_pairs(def: &ToolDef, pairs: &[String]) -> Result<Value, String> {
+    let properties = def.input_schema.get("properties").and_then(Value::as_object);
+    let mut args = Map::new();
+    for pair in pairs {
+        let (key, raw) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("argument {pair:?} is not key=value (try `portcullis tools {}`)", def.name))?;
+        let schema = properties.and_then(|p| p.get(key));
+        if schema.is_none() {
+            eprintln!("note: {} has no argument {key:?}; passing it on anyway", def.name);
+        }
+        args.insert(key.to_string(), typed_value(raw, schema));
+    }
+    Ok(Value::Object(args))
+}
+
+fn typed_value(raw: &str, schema: Option<&Value>) -> Value {
+    let types = schema.map(schema_types).unwrap_or_default();
+    let wants = |t: &str| types.iter().any(|x| x == t);
+    if (raw.starts_with('{') || raw.starts_with('['))
+        && let Ok(v) = serde_json::from_str(raw)
+    {
+        return v;
+    }
+    if wants("boolean") {
+        match raw.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "1" => return Value::Bool(true),
+            "false" | "no" | "0" => return Value::Bool(false),
+            _ => {}
+        }
+    }
+    if (wants("integer") || wants("number"))
+        && let Ok(n) = raw.parse::<i64>()
+    {
+        return Value::from(n);
+    }
+    Value::String(raw.to_string())
+}
+
+/// The JSON types a property schema admits (following `type` arrays and `anyOf`/`oneOf`).
+fn schema_types(schema: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    match schema.get("type") {
+        Some(Value::String(t)) => out.push(t.clone()),
+        Some(Value::Array(ts)) => out.extend(ts.iter().filter_map(|t| t.as_str().map(String::from))),
+        _ => {}
+    }
+    for key in ["anyOf", "oneOf"] {
+        if let Some(Value::Array(alts)) = schema.get(key) {
+            out.extend(alts.iter().flat_map(schema_types));
+        }
+    }
+    out
+}
+
+pub async fn call(app: &App, tool: &str, pairs: &[String], json: bool) -> anyhow::Result<i32> {
+    let service = &app.service;
+    let args = match service.tools().iter().find(|d| d.name == tool) {
+        Some(def) => parse_pairs(def, pairs).map_err(anyhow::Error::msg)?,
+        // Unknown tools still go through the pipeline, so that the refusal is audited like any other.
+        None => Value::Object(Map::new()),
+    };
+    let user = std::env::var("USER").ok().map(|u| format!("cli:{u}"));
+    let ctx = CallContext::new(app.local_principal(), Transport::Cli, user);
+    match service.call(&ctx, tool, args).await {
+        Ok(value) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else {
+                print!("{}", render(&value));
+            }
+            Ok(0)
+        }
+        Err(e) => {
+            print_error(&e, json);
+            Ok(if e.code == portcullis_core::firewall::ErrorCode::ValidationError { 2 } else { 1 })
+        }
+    }
+}
+
+fn print_error(e: &CallError, json: bool) {
+    if json {
+        let body = serde_json::json!({ "error": e });
+        println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
+        return;
+    }
+    eprintln!("error [{}]: {}", e.code.as_str(), e.message);
+    if let Some(field) = &e.field {
+        eprintln!("  field: {field}");
+    }
+    if let Some(hint) = &e.hint {
+        eprintln!("  hint:  {hint}");
+    }
+}
+
+/// Renders a result for a person: scalar fields as `key: value`, `data` and `plan` rows as tables.
+pub fn render(value: &Value) -> String {
+    let Some(map) = value.as_object() else {
+        return format!("{value}\n");
+    };
+    let mut out = String::new();
+    for (key, v) in map {
+        if matches!(v, Value::Array(_) | Value::Object(_)) {
+            continue;
+        }
+        out.push_str(&format!("{key}: {}\n", scalar(v)));
+    }
+    for (key, v) in map {
+        match v {
+            Value::Array(rows) if rows.iter().all(Value::is_object) && !rows.is_empty() => {
+                out.push_str(&format!("\n{key}:\n{}\n", table(rows)));
+            }
+            Value::Array(items) if !items.is_empty() => {
+                out.push_str(&format!("\n{key}:\n"));
+                for item in items {
+                    out.push_str(&format!("  - {}\n", scalar(item)));
+                }
+            }
+            Value::Object(inner) if !inner.is_empty() => {
+                out.push_str(&format!("\n{key}:\n"));
+                for (k, v) in inner {
+                    out.push_str(&format!("  {k}: {}\n", scalar(v)));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn table(rows: &[Value]) -> String {
+    let mut columns: Vec<String> = Vec::new();
+    for row in rows.iter().filter_map(Value::as_object) {
+        for key in row.keys() {
+            if !columns.contains(key) {
+                columns.push(key.clone());
+            }
+        }
+    }
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_header(&columns);
+    for row in rows.iter().filter_map(Value::as_object) {
+        t.add_row(columns.iter().map(|c| row.get(c).map(scalar).unwrap_or_default()));
+    }
+    t.to_string()
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+pub fn print_catalogue(defs: &[ToolDef], json: bool) -> anyhow::Result<()> {
+    if json {
+        let list: Vec<Value> = defs
+            .iter()
+            .map(|d| {
+                serde_json::json!({
+                    "name": d.name, "title": d.title, "description": d.description, "operation": d.operation,
+                    "read_only": d.kind == ToolKind::Read, "input_schema": d.input_schema,
+                    "output_schema": d.output_schema,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_header([
+        "tool",
+        "kind",
+        "operation",
+        "arguments",
+        "what it does",
+    ]);
+    for d in defs {
+        let args = d
+            .input_schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|p| {
+                let required: Vec<&str> = d
+                    .input_schema
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .map(|r| r.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                p.keys()
+                    .map(|k| if required.contains(&k.as_str()) { k.clone() } else { format!("{k}?") })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        let kind = if d.kind == ToolKind::Read { "read" } else { "change" };
+        t.add_row([d.name, kind, d.operation, &args, d.description]);
+    }
+    println!("{t}");
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! Streamable HTTP transport: `/mcp` (rmcp), `/health`. Binds loopback unless bearer tokens are configured;
+//! with tokens, every request to `/mcp` must carry one, and the token's principal makes the calls. Host and
+//! Origin headers are checked (DNS-rebinding protection).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use portcullis_guard::{Principal, Transport};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::config::HttpConfig;
+use crate::mcp::McpServer;
+
+#[derive(Clone)]
+struct AuthState {
+    http: Arc<HttpConfig>,
+}
+
+/// Refuses a non-loopback bind without bearer tokens: an open firewall API on the network is never a default.
+pub fn check_bind(addr: &SocketAddr, http: &HttpConfig) -> anyhow::Result<()> {
+    if !addr.ip().is_loopback() && http.tokens.is_empty() {
+        bail!(
+            "refusing to serve MCP over HTTP on {addr} without bearer tokens: configure http.tokens \
+             (SHA-256 of each token) or bind a loopback address such as 127.0.0.1:8787"
+        );
+    }
+    Ok(())
+}
+
+pub async fn serve(app: &App, bind: &str, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let addr: SocketAddr = bind.parse().with_context(|| format!("--http {bind:?} is not an address:port"))?;
+    let http = app.config.http.clone();
+    check_bind(&addr, &http)?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot bind {addr}"))?;
+    let local = listener.local_addr()?;
+    let router = router(app, &http, local, shutdown.clone());
+    // The printed address tells scripts (and tests) which port an ephemeral bind received.
+    tracing::info!("MCP over Streamable HTTP on http://{local}/mcp (health: http://{local}/health)");
+    eprintln!("portcullis: listening on http://{local}/mcp");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .context("HTTP server failed")
+}
+
+fn router(app: &App, http: &HttpConfig, local: SocketAddr, shutdown: CancellationToken) -> Router {
+    let service = app.service.clone();
+    let principal = app.local_principal();
+    let mcp = &app.config.mcp;
+    let server = McpServer::new(service, Transport::Http, principal, &mcp.server_name, &mcp.version);
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(allowed_hosts(local))
+        .with_allowed_origins(allowed_origins(http, local))
+        .enforce_origin_validation()
+        .with_cancellation_token(shutdown.child_token());
+    let mcp_service: StreamableHttpService<McpServer, LocalSessionManager> =
+        StreamableHttpService::new(move || Ok(server.clone()), Default::default(), config);
+    let auth = AuthState { http: Arc::new(http.clone()) };
+    Router::new()
+        .nest_service("/mcp", mcp_service)
+        .layer(middleware::from_fn_with_state(auth, authenticate))
+        .route("/health", get(health))
+}
+
+fn allowed_hosts(local: SocketAddr) -> Vec<String> {
+    let mut hosts = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into(), "[::1]".into()];
+    if !local.ip().is_unspecified() {
+        hosts.push(local.ip().to_string());
+    }
+    if !local.ip().is_loopback() {
+        // Behind a token, a non-loopback bind serves whatever name clients use for this host.
+        hosts.clear();
+    }
+    hosts
+}
+
+fn allowed_origins(http: &HttpConfig, _local: SocketAddr) -> Vec<String> {
+    let mut origins: Vec<String> =
+        ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"].iter().map(|s| s.to_string()).collect();
+    origins.extend(http.allowed_origins.iter().cloned());
+    origins
+}
+
+async fn health() -> impl IntoResponse {
+    Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+}
+
+/// Maps a bearer token to its principal. Without configured tokens the server is loopback-only (see
+/// `check_bind`) and calls run as the local principal.
+async fn authenticate(State(auth): State<AuthState>, mut request: Request, next: Next) -> Response {
+    if auth.http.tokens.is_empty() {
+        return next.run(request).await;
+    }
+    let Some(token) = bearer(request.headers()) else {
+        return unauthorized("a bearer token is required (Authorization: Bearer <token>)");
+    };
+    match auth.http.principal_for_token(&token) {
+        Some(name) => {
+            let role = if matches!(name, "admin" | "viewer" | "operator") { name } else { "operator" };
+            request.extensions_mut().insert(Principal { name: name.to_string(), role: role.to_string() });
+            next.run(request).await
+        }
+        None => unauthorized("the bearer token is not valid"),
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?;
+    Some(token.trim().to_string())
+}
+
+fn unauthorized(message: &str) -> Response {
+    let body = json!({"error": {"code": "authentication_failed", "message": message}});
+    (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], Json(body)).into_response()
+}

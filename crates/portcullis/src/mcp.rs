@@ -1,0 +1,101 @@
+//! The MCP adapter (rmcp). It lists the catalogue and hands every call to `ToolService::call`; it holds no
+//! business logic, so MCP and the CLI behave the same.
+
+use std::sync::Arc;
+
+use portcullis_guard::{CallContext, CallError, Principal, Transport};
+use portcullis_tools::{ToolDef, ToolKind, ToolService};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde_json::{Value, json};
+
+#[derive(Clone)]
+pub struct McpServer {
+    service: Arc<ToolService>,
+    transport: Transport,
+    /// Who calls when the transport itself does not authenticate (stdio, loopback HTTP without tokens).
+    default_principal: Principal,
+    tools: Arc<Vec<Tool>>,
+    info: Arc<ServerConfig>,
+}
+
+impl McpServer {
+    pub fn new(
+        service: Arc<ToolService>,
+        transport: Transport,
+        default_principal: Principal,
+        name: &str,
+        version: &str,
+    ) -> Self {
+        let tools = service.tools().iter().map(to_mcp_tool).collect();
+        let info = ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new(name, version))
+            .with_instructions(
+                "Portcullis runs network security on firewalls with guardrails. Read tools are safe; change tools \
+                 accept dry_run: true to show the exact plan first. Every call is audited.",
+            );
+        Self { service, transport, default_principal, tools: Arc::new(tools), info: Arc::new(info) }
+    }
+
+    fn context(&self, ctx: &RequestContext<RoleServer>) -> CallContext {
+        let http_principal = ctx
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<Principal>().cloned());
+        let client = ctx.peer.peer_info().map(|info| {
+            let c = &info.client_info;
+            format!("{} {}", c.name, c.version)
+        });
+        CallContext::new(http_principal.unwrap_or_else(|| self.default_principal.clone()), self.transport, client)
+    }
+}
+
+fn to_mcp_tool(def: &ToolDef) -> Tool {
+    let annotations = ToolAnnotations::with_title(def.title)
+        .read_only(def.kind == ToolKind::Read)
+        .destructive(def.destructive)
+        .idempotent(def.idempotent)
+        .open_world(false);
+    Tool::new(def.name, def.description, Arc::new(def.input_schema.clone()))
+        .with_title(def.title)
+        .with_raw_output_schema(Arc::new(def.output_schema.clone()))
+        .with_annotations(annotations)
+}
+
+/// A tool error as the client sees it: the stable code, the field at fault and a hint, as JSON text.
+pub fn error_result(e: &CallError) -> CallToolResult {
+    let body = json!({ "error": e });
+    CallToolResult::error(vec![ContentBlock::text(body.to_string())])
+}
+
+impl ServerHandler for McpServer {
+    fn get_info(&self) -> ServerConfig {
+        (*self.info).clone()
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items((*self.tools).clone()))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let ctx = self.context(&context);
+        let args = request.arguments.map(Value::Object).unwrap_or(Value::Null);
+        let result = match self.service.call(&ctx, &request.name, args).await {
+            Ok(value) => CallToolResult::structured(value),
+            Err(e) => error_result(&e),
+        };
+        Ok(result.into())
+    }
+}
