@@ -28,6 +28,21 @@ pub struct AuditVerification {
     pub problem: Option<String>,
 }
 
+fn append_in_transaction(conn: &rusqlite::Connection, record_json: &str) -> StoreResult<(i64, String, String)> {
+    let last: Option<(i64, String)> = conn
+        .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let (seq, prev_hash) = match last {
+        Some((seq, hash)) => (seq + 1, hash),
+        None => (1, GENESIS.to_string()),
+    };
+    let hash = chain_hash(&prev_hash, seq, record_json);
+    conn.prepare_cached("INSERT INTO audit (seq, record, prev_hash, hash) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![seq, record_json, prev_hash, hash])?;
+    Ok((seq, prev_hash, hash))
+}
+
 fn chain_hash(prev_hash: &str, seq: i64, record_json: &str) -> String {
     let mut h = Sha256::new();
     h.update(prev_hash.as_bytes());
@@ -40,20 +55,16 @@ fn chain_hash(prev_hash: &str, seq: i64, record_json: &str) -> String {
 impl Store {
     /// Appends a record to the chain; returns its sequence number and hash.
     pub fn audit_append(&self, record: &serde_json::Value) -> StoreResult<AuditRow> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let last: Option<(i64, String)> = tx
-            .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        let (seq, prev_hash) = match last {
-            Some((seq, hash)) => (seq + 1, hash),
-            None => (1, GENESIS.to_string()),
-        };
         let record_json = serde_json::to_string(record)?;
-        let hash = chain_hash(&prev_hash, seq, &record_json);
-        tx.prepare_cached("INSERT INTO audit (seq, record, prev_hash, hash) VALUES (?1, ?2, ?3, ?4)")?
-            .execute(params![seq, record_json, prev_hash, hash])?;
-        tx.commit()?;
+        let conn = self.conn();
+        // IMMEDIATE takes the write lock before reading the chain's head, so that two processes appending at
+        // once (the CLI beside a running server) cannot both extend the same record. Statements are cached:
+        // this runs on every tool call.
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        let appended = append_in_transaction(&conn, &record_json);
+        let end = if appended.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        conn.prepare_cached(end)?.execute([])?;
+        let (seq, prev_hash, hash) = appended?;
         Ok(AuditRow { seq, record: record.clone(), prev_hash, hash })
     }
 

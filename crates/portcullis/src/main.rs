@@ -108,11 +108,17 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     let loaded = load_config(&cli)?;
     let quiet = !matches!(cli.command, Command::Serve { .. });
     init_logging(if quiet { tracing::Level::WARN } else { loaded.config.logging.tracing_level() });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    // stdio is one conversation on one pipe: a single-threaded runtime answers it without cross-thread
+    // wake-ups. HTTP serves many clients at once and gets worker threads.
+    let multi_threaded = matches!(&cli.command, Command::Serve { http: Some(_) });
+    let mut builder = if multi_threaded {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(2);
+        b
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = builder.enable_all().build().context("starting the async runtime")?;
     runtime.block_on(dispatch(cli.command, loaded))
 }
 
@@ -180,7 +186,7 @@ async fn serve_stdio(app: &App, shutdown: CancellationToken) -> anyhow::Result<(
         &mcp.server_name,
         &mcp.version,
     );
-    let running = server.serve(rmcp::transport::stdio()).await.context("MCP handshake over stdio failed")?;
+    let running = server.serve(rmcp::transport::io::stdio_pipes()).await.context("MCP handshake over stdio failed")?;
     tokio::select! {
         quit = running.waiting() => { quit.context("MCP stdio session failed")?; }
         () = shutdown.cancelled() => {}

@@ -1,0 +1,415 @@
+"""End-to-end tests of `portcullis` through the official MCP Python SDK, HTTP and the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import anyio
+import pytest
+
+from harness import STEP_TIMEOUT, call, error, httpx, ok, read_audit
+
+pytestmark = pytest.mark.anyio
+
+TRANSPORTS = ["stdio", "http"]
+
+EXPECTED_TOOLS = {
+    "get_firewall_rules",
+    "create_firewall_rule",
+    "modify_firewall_rule",
+    "delete_firewall_rule",
+    "pause_rule",
+    "resume_rule",
+    "block_ip_address",
+    "unblock_ip_address",
+    "list_blocks",
+    "get_system_status",
+    "simulate_packet",
+    "lint_rules",
+}
+READ_TOOLS = {"get_firewall_rules", "list_blocks", "get_system_status", "simulate_packet", "lint_rules"}
+
+SCENARIO_TIMEOUT = 60.0
+
+WAN_SSH_FROM = {
+    "interface": "wan",
+    "direction": "in",
+    "protocol": "tcp",
+    "destination": "198.51.100.2",
+    "destination_port": 22,
+}
+
+
+def _blocks_by_ip(listing: dict) -> dict[str, dict]:
+    return {row["ip_address"]: row for row in listing["data"]}
+
+
+# --------------------------------------------------------------------------
+# 1. the main flow, with a restart in the middle
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_flow(servers, data_dir: Path, transport: str):
+    pc = servers(transport, data_dir)
+    pc.start()
+    with anyio.fail_after(SCENARIO_TIMEOUT):
+        async with pc.session() as s:
+            # -- the catalogue
+            with anyio.fail_after(STEP_TIMEOUT):
+                tools = (await s.list_tools()).tools
+            by_name = {t.name: t for t in tools}
+            assert set(by_name) == EXPECTED_TOOLS
+            assert len(tools) == len(EXPECTED_TOOLS), "duplicate tool names"
+            for t in tools:
+                assert isinstance(t.input_schema, dict) and t.input_schema.get("type") == "object", t.name
+                assert isinstance(t.output_schema, dict) and t.output_schema.get("type") == "object", t.name
+                assert t.description, t.name
+                hint = t.annotations.read_only_hint if t.annotations else None
+                if t.name in READ_TOOLS:
+                    assert hint is True, f"{t.name} should be annotated readOnlyHint: true"
+                else:
+                    assert hint is not True, f"{t.name} changes state but claims readOnlyHint"
+
+            # -- fresh rule set
+            rules = ok(await call(s, "get_firewall_rules"))
+            assert rules["count"] == 3 == len(rules["data"])
+            first = rules["data"][0]
+            assert first["managed"] == "anti_lockout", first
+            assert first["interface"] == "lan"
+            descriptions = [r["description"] for r in rules["data"]]
+            assert descriptions[1:] == ["Default allow LAN to any rule", "Default allow LAN IPv6 to any rule"]
+
+            status = ok(await call(s, "get_system_status"))
+            for key in ("cpu_usage", "memory_usage", "uptime"):
+                assert isinstance(status.get(key), (int, float)), (key, status)
+            assert ok(await call(s, "lint_rules"))["data"] == []
+
+            # -- block, see it, simulate it
+            blocked = ok(
+                await call(
+                    s,
+                    "block_ip_address",
+                    {"ip_address": "203.0.113.7", "duration": "1h", "reason": "port scan from test_flow"},
+                )
+            )
+            assert blocked["status"] == "applied", blocked
+            assert blocked["verified"] is True, blocked
+            assert blocked["change_id"] and blocked["expires_at"], blocked
+            assert isinstance(blocked["risk_score"], (int, float)), blocked
+
+            rows = _blocks_by_ip(ok(await call(s, "list_blocks")))
+            assert set(rows) == {"203.0.113.7"}, rows
+            row = rows["203.0.113.7"]
+            assert row["interface"] == "all", row
+            assert 3500 <= row["remaining_seconds"] <= 3600, row
+            assert row["permanent"] is False, row
+            assert row["reason"] == "port scan from test_flow", row
+
+            sim = ok(await call(s, "simulate_packet", {**WAN_SSH_FROM, "source": "203.0.113.7"}))
+            assert sim["verdict"] == "block", sim
+            assert sim["rule"]["kind"] == "rule", sim
+            assert sim["rule"]["managed"] == "block_list", sim
+
+            # -- unblock; the packet now falls through to the implicit default deny
+            ok(await call(s, "unblock_ip_address", {"ip_address": "203.0.113.7"}))
+            assert _blocks_by_ip(ok(await call(s, "list_blocks"))) == {}
+            sim = ok(await call(s, "simulate_packet", {**WAN_SSH_FROM, "source": "203.0.113.7"}))
+            assert sim["rule"]["kind"] == "default_deny", sim
+            assert sim["verdict"] in ("block", "reject"), sim
+
+            blocked = ok(
+                await call(
+                    s,
+                    "block_ip_address",
+                    {"ip_address": "203.0.113.8", "duration": "1h", "reason": "second address"},
+                )
+            )
+            assert blocked["status"] == "applied", blocked
+
+        # -- stop the server and start a new one on the same data directory
+        pc.restart()
+        async with pc.session() as s:
+            rows = _blocks_by_ip(ok(await call(s, "list_blocks")))
+            assert "203.0.113.7" not in rows, rows
+            assert set(rows) == {"203.0.113.8"}, rows
+            assert rows["203.0.113.8"]["reason"] == "second address"
+            assert 3000 <= rows["203.0.113.8"]["remaining_seconds"] <= 3600, rows
+
+            rules = ok(await call(s, "get_firewall_rules"))
+            managed = [r for r in rules["data"] if r.get("managed") == "block_list"]
+            assert managed, f"managed block rules lost across restart: {rules['data']}"
+            assert {r["interface"] for r in managed} >= {"wan"}, managed
+            assert any(r.get("managed") == "anti_lockout" for r in rules["data"]), rules["data"]
+            descriptions = {r["description"] for r in rules["data"]}
+            assert {"Default allow LAN to any rule", "Default allow LAN IPv6 to any rule"} <= descriptions
+
+            sim = ok(await call(s, "simulate_packet", {**WAN_SSH_FROM, "source": "203.0.113.8"}))
+            assert sim["verdict"] == "block" and sim["rule"]["managed"] == "block_list", sim
+
+    audit = read_audit(data_dir)
+    assert {r["transport"] for r in audit} == {transport}, audit
+    assert [r["tool"] for r in audit].count("block_ip_address") == 2
+    assert all(r["decision"] == "allowed" and r["outcome"] == "ok" for r in audit), audit
+
+
+# --------------------------------------------------------------------------
+# 2. invalid inputs are refused, change nothing, and are audited as denied
+# --------------------------------------------------------------------------
+
+INVALID_CALLS = [
+    ("block_ip_address", {"ip_address": "300.1.1.1", "duration": "1h", "reason": "bad ip"}, "ip_address"),
+    ("block_ip_address", {"ip_address": "10.0.0.0/33", "duration": "1h", "reason": "bad cidr"}, "ip_address"),
+    (
+        "create_firewall_rule",
+        {
+            "interface": "wan",
+            "action": "pass",
+            "protocol": "tcp",
+            "source": "any",
+            "destination": "any",
+            "destination_port": 70000,
+            "description": "port out of range",
+        },
+        "destination_port",
+    ),
+    (
+        "create_firewall_rule",
+        {
+            "interface": "opt9",
+            "action": "pass",
+            "protocol": "tcp",
+            "source": "any",
+            "destination": "any",
+            "destination_port": 443,
+            "description": "no such interface",
+        },
+        "interface",
+    ),
+    ("modify_firewall_rule", {"rule_id": "999999", "enabled": False}, "rule_id"),
+    (
+        "create_firewall_rule",
+        {
+            "interface": "wan",
+            "action": "pass",
+            "protocol": "tcp",
+            "source": "any",
+            "destination": "any",
+            "destination_port": 443,
+            "description": "evil\x1b[31mred",
+        },
+        "description",
+    ),
+    ("block_ip_address", {"ip_address": "203.0.113.9", "duration": "-1h", "reason": "negative"}, "duration"),
+]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_invalid_inputs(servers, data_dir: Path, transport: str):
+    pc = servers(transport, data_dir)
+    pc.start()
+    calls: list[str] = []
+    with anyio.fail_after(SCENARIO_TIMEOUT):
+        async with pc.session() as s:
+
+            async def tool(name, args=None):
+                calls.append(name)
+                return await call(s, name, args)
+
+            rules_before = ok(await tool("get_firewall_rules"))
+            blocks_before = ok(await tool("list_blocks"))
+
+            for name, args, field in INVALID_CALLS:
+                err = error(await tool(name, args))
+                assert err["code"] == "validation_error", (name, args, err)
+                assert err.get("field") == field, (name, args, err)
+
+            assert ok(await tool("get_firewall_rules")) == rules_before
+            assert ok(await tool("list_blocks")) == blocks_before
+
+            # Read the audit trail while the server is still running (WAL readers).
+            audit = read_audit(data_dir)
+
+    pc.stop()
+    assert [r["tool"] for r in audit] == calls, "expected exactly one audit record per tool call"
+    assert read_audit(data_dir) == audit, "audit changed after the server stopped"
+    for rec in audit:
+        assert rec["transport"] == transport, rec
+        assert isinstance(rec.get("principal"), dict) and rec["principal"].get("name"), rec
+    invalid = audit[2 : 2 + len(INVALID_CALLS)]
+    for rec, (name, args, _field) in zip(invalid, INVALID_CALLS):
+        assert rec["tool"] == name, rec
+        assert rec["decision"] == "denied", rec
+        assert rec["outcome"] == "validation_error", rec
+    for rec in audit[:2] + audit[2 + len(INVALID_CALLS) :]:
+        assert rec["decision"] == "allowed" and rec["outcome"] == "ok", rec
+
+    verify = pc.cli("audit", "verify")
+    assert verify.returncode == 0, verify.stderr
+    report = json.loads(verify.stdout)
+    assert report["ok"] is True, report
+    assert report["records"] >= len(calls), report
+
+
+# --------------------------------------------------------------------------
+# 3. every listed tool goes through the audited pipeline
+# --------------------------------------------------------------------------
+
+
+async def test_every_listed_tool_goes_through_the_pipeline(servers, data_dir: Path):
+    pc = servers("stdio", data_dir)
+    with anyio.fail_after(SCENARIO_TIMEOUT):
+        async with pc.session() as s:
+            with anyio.fail_after(STEP_TIMEOUT):
+                tools = (await s.list_tools()).tools
+            assert tools, "no tools listed"
+            for t in tools:
+                before = read_audit(data_dir) if (data_dir / "portcullis.sqlite").exists() else []
+                result = await call(s, t.name, {})
+                after = read_audit(data_dir)
+                assert len(after) == len(before) + 1, (
+                    f"{t.name} with {{}} added {len(after) - len(before)} audit records "
+                    f"(is_error={result.is_error}); every tool must go through the audited pipeline"
+                )
+                rec = after[-1]
+                assert rec["tool"] == t.name, rec
+                assert rec["transport"] == "stdio", rec
+                assert rec["decision"] in ("allowed", "denied"), rec
+                if result.is_error:
+                    assert rec["decision"] == "denied" or rec["outcome"] != "ok", (t.name, rec)
+                    error(result)
+                else:
+                    ok(result)
+
+
+# --------------------------------------------------------------------------
+# 4. security.allowed_operations
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_allowed_operations_enforced(servers, data_dir: Path, tmp_path: Path, transport: str):
+    config = tmp_path / "portcullis.yaml"
+    config.write_text("security:\n  allowed_operations: [read_rules, read_blocks]\n")
+    pc = servers(transport, data_dir, config=config)
+    pc.start()
+    with anyio.fail_after(SCENARIO_TIMEOUT):
+        async with pc.session() as s:
+            err = error(
+                await call(
+                    s,
+                    "block_ip_address",
+                    {"ip_address": "192.0.2.10", "duration": "1h", "reason": "should be refused"},
+                )
+            )
+            assert err["code"] == "policy_denied", err
+            assert ok(await call(s, "get_firewall_rules"))["count"] == 3
+            assert ok(await call(s, "list_blocks"))["data"] == []
+
+    audit = read_audit(data_dir)
+    assert [r["tool"] for r in audit] == ["block_ip_address", "get_firewall_rules", "list_blocks"]
+    denial = audit[0]
+    assert denial["decision"] == "denied" and denial["outcome"] == "policy_denied", denial
+    assert denial["arguments"]["ip_address"] == "192.0.2.10", denial
+    assert all(r["decision"] == "allowed" for r in audit[1:]), audit
+
+
+# --------------------------------------------------------------------------
+# 5. HTTP: Origin check, health, and no unauthenticated non-loopback bind
+# --------------------------------------------------------------------------
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "origin-test", "version": "0"},
+    },
+}
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+async def test_http_refuses_bad_origin(servers, data_dir: Path):
+    pc = servers("http", data_dir)
+    pc.start()
+    base = pc.http.base
+    with anyio.fail_after(SCENARIO_TIMEOUT):
+        async with httpx.AsyncClient(trust_env=False, timeout=httpx.Timeout(STEP_TIMEOUT)) as client:
+            r = await client.post(
+                f"{base}/mcp", json=INITIALIZE, headers={**MCP_HEADERS, "Origin": "http://evil.example"}
+            )
+            assert r.status_code == 403, (r.status_code, r.text)
+
+            r = await client.get(f"{base}/health")
+            assert r.status_code == 200, r.text
+            assert r.json()["status"] == "ok", r.text
+
+            # Look-alike origins and a foreign Host (DNS rebinding) are refused too.
+            for origin in ("http://localhost.evil.example", "http://127.0.0.1.evil.example", "null"):
+                r = await client.post(f"{base}/mcp", json=INITIALIZE, headers={**MCP_HEADERS, "Origin": origin})
+                assert r.status_code == 403, (origin, r.status_code, r.text)
+            r = await client.post(f"{base}/mcp", json=INITIALIZE, headers={**MCP_HEADERS, "Host": "evil.example"})
+            assert r.status_code == 403, ("Host: evil.example", r.status_code, r.text)
+
+            # Controls: no Origin, or the server's own origin, is served.
+            r = await client.post(f"{base}/mcp", json=INITIALIZE, headers=MCP_HEADERS)
+            assert r.status_code == 200, (r.status_code, r.text)
+            r = await client.post(f"{base}/mcp", json=INITIALIZE, headers={**MCP_HEADERS, "Origin": base})
+            assert r.status_code == 200, (r.status_code, r.text)
+
+
+def test_http_refuses_wildcard_bind_without_tokens(portcullis_bin: str, data_dir: Path):
+    try:
+        proc = subprocess.run(
+            [portcullis_bin, "--data-dir", str(data_dir), "serve", "--http", "0.0.0.0:0"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=15,
+        )
+    except subprocess.TimeoutExpired as e:  # run() has killed it
+        pytest.fail(f"serve --http 0.0.0.0:0 without tokens kept running: {e.stderr!r}")
+    assert proc.returncode != 0, proc.stderr
+    assert "token" in proc.stderr.lower(), proc.stderr
+
+
+# --------------------------------------------------------------------------
+# 6. the CLI shares the pipeline and the store
+# --------------------------------------------------------------------------
+
+
+def test_cli_shares_the_pipeline(servers, data_dir: Path):
+    pc = servers("stdio", data_dir)
+    r = pc.cli("call", "block_ip_address", "ip_address=192.0.2.55", "duration=30m", "reason=cli", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    blocked = json.loads(r.stdout)
+    assert blocked["status"] == "applied", blocked
+
+    r = pc.cli("call", "list_blocks", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = _blocks_by_ip(json.loads(r.stdout))
+    assert set(rows) == {"192.0.2.55"}, rows
+    assert rows["192.0.2.55"]["reason"] == "cli"
+    assert 1700 <= rows["192.0.2.55"]["remaining_seconds"] <= 1800, rows
+
+    audit = read_audit(data_dir)
+    assert [r["tool"] for r in audit] == ["block_ip_address", "list_blocks"], audit
+    assert all(r["transport"] == "cli" for r in audit), audit
+    assert audit[0]["decision"] == "allowed" and audit[0]["outcome"] == "ok", audit[0]
+    assert audit[0]["arguments"]["ip_address"] == "192.0.2.55", audit[0]
+
+
+async def test_cli_and_mcp_see_the_same_store(servers, data_dir: Path):
+    """A block made over the CLI is visible to an MCP client on the same data directory."""
+    pc = servers("stdio", data_dir)
+    r = pc.cli("call", "block_ip_address", "ip_address=192.0.2.56", "duration=30m", "reason=cli", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    with anyio.fail_after(SCENARIO_TIMEOUT):
+        async with pc.session() as s:
+            rows = _blocks_by_ip(ok(await call(s, "list_blocks")))
+    assert set(rows) == {"192.0.2.56"}, rows
+    assert [r["transport"] for r in read_audit(data_dir)] == ["cli", "stdio"]
