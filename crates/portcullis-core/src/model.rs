@@ -537,6 +537,9 @@ pub fn validate_alias_name(field: &str, s: &str) -> FieldResult<()> {
     }
 }
 
+/// Characters refused in free text.
+pub const FORBIDDEN_IN_TEXT: &str = r#"<>`$;|&\"'{}"#;
+
 /// Free text such as descriptions and reasons: bounded, no control characters, no markup.
 pub fn validate_text(field: &str, s: &str, max_len: usize) -> FieldResult<()> {
     if s.chars().count() > max_len {
@@ -548,8 +551,13 @@ pub fn validate_text(field: &str, s: &str, max_len: usize) -> FieldResult<()> {
             format!("contains the control character U+{:04X}; use plain text", c as u32),
         ));
     }
-    if let Some(c) = s.chars().find(|c| matches!(c, '<' | '>' | '`')) {
-        return Err(FieldError::new(field, format!("contains {c:?}; markup is not allowed in firewall text")));
+    // Text goes to firewall configs, shells on the firewall, logs and HTML reports: markup, quoting and shell
+    // metacharacters have no business in a rule description.
+    if let Some(c) = s.chars().find(|c| FORBIDDEN_IN_TEXT.contains(*c)) {
+        return Err(FieldError::new(
+            field,
+            format!("contains {c:?}; markup, quotes and shell metacharacters ({FORBIDDEN_IN_TEXT}) are not allowed"),
+        ));
     }
     Ok(())
 }

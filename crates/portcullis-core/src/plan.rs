@@ -111,7 +111,7 @@ pub enum Operation {
 /// Facts about a change that risk scoring and policy need, computed once by the planner.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
 pub struct ChangeFacts {
-    /// Host bits of the widest address the change touches: 0 for one host, 8 for a /24, 32 or 128 for `any`.
+    /// Host bits of the widest source the change admits or stops: 0 for one host, 8 for a /24, 127 for `any`.
     pub host_bits: u8,
     /// Whether the change lets more traffic through (a pass rule added or widened, a block removed or paused).
     pub widens_exposure: bool,
@@ -600,19 +600,14 @@ fn insertion_position(
     }
 }
 
+/// Breadth of a rule is the breadth of its source: who the rule admits (or stops). A pass from one subnet to any
+/// destination is an everyday outbound rule; a pass from any source is exposure.
 fn rule_host_bits(state: &RuleSet, rule: &Rule, now: Timestamp) -> u8 {
-    let mut resolver = crate::eval::Resolver::new(state, now);
-    [&rule.source, &rule.destination]
-        .into_iter()
-        .map(|m| {
-            if m.negate {
-                return 128;
-            }
-            let n = resolver.address_set(m).size_hint();
-            (128 - n.leading_zeros()).saturating_sub(1).min(128) as u8
-        })
-        .max()
-        .unwrap_or(0)
+    if rule.source.negate {
+        return 128;
+    }
+    let addresses = crate::eval::Resolver::new(state, now).address_set(&rule.source).size_hint();
+    (128 - addresses.leading_zeros()).saturating_sub(1).min(128) as u8
 }
 
 fn breadth_warnings(rule: &Rule) -> Vec<String> {

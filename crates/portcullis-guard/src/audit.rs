@@ -34,6 +34,9 @@ pub struct AuditRecord {
     pub reason: Option<String>,
     pub risk_score: u8,
     pub change_id: Option<String>,
+    /// The human approval the call consumed or is waiting for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
     /// `ok`, `dry_run`, or the error code the call ended with.
     pub outcome: String,
     pub duration_us: u64,

@@ -15,11 +15,14 @@ pub struct CallError {
     pub hint: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after_seconds: Option<u64>,
+    /// The pending approval a person can grant, for `approval_required`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
 }
 
 impl CallError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), field: None, hint: None, retry_after_seconds: None }
+        Self { code, message: message.into(), field: None, hint: None, retry_after_seconds: None, approval_id: None }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -48,12 +51,20 @@ impl From<FieldError> for CallError {
             field: Some(e.field),
             hint: None,
             retry_after_seconds: None,
+            approval_id: None,
         }
     }
 }
 
 impl From<BackendError> for CallError {
     fn from(e: BackendError) -> Self {
-        Self { code: e.code, message: e.message, field: None, hint: e.hint, retry_after_seconds: None }
+        Self {
+            code: e.code,
+            message: e.message,
+            field: None,
+            hint: e.hint,
+            retry_after_seconds: None,
+            approval_id: None,
+        }
     }
 }

@@ -2,18 +2,27 @@
 //! whether the caller is within its rate, how risky the change is, and the audit record of the call.
 //! `portcullis-tools` runs these stages, in this order, for every tool call from every transport.
 
+mod alerts;
+pub mod approval;
+pub mod argpolicy;
 mod audit;
 mod error;
 mod policy;
 mod rate;
 mod risk;
+pub mod roles;
 
+pub use alerts::AlertMonitor;
 pub use audit::{AuditRecord, Auditor, Decision, redact};
 pub use error::CallError;
 pub use policy::{OperationPolicy, pattern_matches};
-pub use rate::RateLimits;
+pub use rate::{RateClass, RateLimits, RateQuotas};
 pub use risk::{RiskInput, RiskWeights, risk_score};
+pub use roles::{Caps, Category, Level, Requirement, Role, Roles};
 
+use chrono::TimeDelta;
+use ipnet::IpNet;
+use portcullis_core::firewall::ErrorCode;
 use serde::Serialize;
 
 /// How a call reached Portcullis.
@@ -54,65 +63,106 @@ impl CallContext {
 #[derive(Debug, Clone)]
 pub struct GuardSettings {
     pub policy: OperationPolicy,
-    pub rate_limit_per_minute: u32,
+    pub roles: Roles,
+    pub rates: RateQuotas,
     pub max_risk_score: u8,
     pub restricted_interfaces: Vec<String>,
+    /// Management hosts and the never-block list (loopback and the firewall's own addresses are always added).
+    pub protected_addresses: Vec<IpNet>,
     pub weights: RiskWeights,
+    pub approval_ttl: TimeDelta,
 }
 
 impl Default for GuardSettings {
     fn default() -> Self {
         Self {
             policy: OperationPolicy::allow_all(),
-            rate_limit_per_minute: 100,
+            roles: Roles::default(),
+            rates: RateQuotas::default(),
             max_risk_score: 80,
             restricted_interfaces: Vec::new(),
+            protected_addresses: Vec::new(),
             weights: RiskWeights::default(),
+            approval_ttl: TimeDelta::minutes(15),
         }
     }
 }
 
-/// The guard: policy, rate limits and the auditor, shared by every transport.
+/// The guard: policy, rate limits, the auditor and the alert monitor, shared by every transport.
 pub struct Guard {
     pub settings: GuardSettings,
     rates: RateLimits,
     pub auditor: Auditor,
+    pub alerts: AlertMonitor,
 }
 
 impl Guard {
     pub fn new(settings: GuardSettings, auditor: Auditor) -> Result<Self, CallError> {
-        let rates = RateLimits::per_minute(settings.rate_limit_per_minute)?;
-        Ok(Self { settings, rates, auditor })
+        let rates = RateLimits::new(settings.rates)?;
+        Ok(Self { settings, rates, auditor, alerts: AlertMonitor::default() })
     }
 
-    /// Authorize: the operation must be allowed for this call.
-    pub fn authorize(&self, ctx: &CallContext, operation: &str) -> Result<(), CallError> {
+    pub fn role(&self, ctx: &CallContext) -> Result<&Role, CallError> {
+        self.settings.roles.get(&ctx.principal.role).ok_or_else(|| {
+            CallError::new(
+                ErrorCode::AuthorizationFailed,
+                format!("principal {} has role {:?}, which is not defined", ctx.principal.name, ctx.principal.role),
+            )
+        })
+    }
+
+    /// Whether the principal may call a tool at all (used to hide tools from `tools/list` too).
+    pub fn permits(&self, ctx: &CallContext, operation: &str, need: Requirement) -> bool {
+        self.authorize(ctx, operation, need).is_ok()
+    }
+
+    /// Authorize: the role must grant the tool's category and level, and the operation must be allowed.
+    pub fn authorize(&self, ctx: &CallContext, operation: &str, need: Requirement) -> Result<(), CallError> {
+        let role = self.role(ctx)?;
+        if !role.allows(need) {
+            return Err(CallError::new(
+                ErrorCode::AuthorizationFailed,
+                format!(
+                    "{} (role {}) may not {operation}: it needs {} access to {}, the role has {}",
+                    ctx.principal.name,
+                    ctx.principal.role,
+                    need.level,
+                    need.category.as_str(),
+                    role.level(need.category)
+                ),
+            )
+            .with_hint("ask an administrator, or use a principal whose role grants it"));
+        }
         self.settings.policy.check(operation).map_err(|reason| {
             CallError::policy(format!("{} may not {operation}: {reason}", ctx.principal.name))
                 .with_hint("the operation is not in security.allowed_operations (or is in denied_operations)")
         })
     }
 
-    /// Rate limit: one token per call from this principal.
-    pub fn rate_limit(&self, ctx: &CallContext) -> Result<(), CallError> {
-        self.rates.check(&ctx.principal.name)
+    /// Rate limit: one token per call from this principal, in the tool's class.
+    pub fn rate_limit(&self, ctx: &CallContext, class: RateClass) -> Result<(), CallError> {
+        self.rates.check(&ctx.principal.name, class)
     }
 
-    /// Risk: the score of a change; above `max_risk_score` the change needs a human approval.
-    pub fn assess(&self, input: &RiskInput<'_>) -> (u8, Result<(), CallError>) {
+    /// Risk: the score of a change, and why it needs a person's approval, if it does.
+    pub fn assess(&self, ctx: &CallContext, input: &RiskInput<'_>) -> (u8, Option<String>) {
         let score = risk_score(&self.settings.weights, input, &self.settings.restricted_interfaces);
         let max = self.settings.max_risk_score;
-        let verdict = if score > max {
-            Err(CallError::approval_required(format!(
-                "risk score {score} is above security.max_risk_score {max}; this change needs a human approval"
-            ))
-            .with_hint(
-                "review the plan with dry_run: true; approvals (`portcullis approve`) are not yet available in \
-                 this version, so an administrator must raise max_risk_score for this change",
-            ))
-        } else {
-            Ok(())
-        };
-        (score, verdict)
+        if score > max {
+            return (score, Some(format!("risk score {score} is above security.max_risk_score {max}")));
+        }
+        let restricted = input.facts.map(|f| {
+            f.interfaces.iter().find(|i| self.settings.restricted_interfaces.iter().any(|r| r.eq_ignore_ascii_case(i)))
+        });
+        if let Some(Some(iface)) = restricted
+            && !input.read_only
+            && ctx.principal.role != "admin"
+        {
+            return (
+                score,
+                Some(format!("changes on restricted interface {iface} need an admin or a person's approval")),
+            );
+        }
+        (score, None)
     }
 }

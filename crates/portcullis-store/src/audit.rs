@@ -18,6 +18,16 @@ pub struct AuditRow {
     pub hash: String,
 }
 
+/// What `audit_query` selects; `None` fields match everything.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub tool: Option<String>,
+    pub principal: Option<String>,
+    pub decision: Option<String>,
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    pub limit: usize,
+}
+
 /// The outcome of checking the whole chain.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct AuditVerification {
@@ -75,6 +85,29 @@ impl Store {
             conn.prepare_cached("SELECT seq, record, prev_hash, hash FROM audit ORDER BY seq DESC LIMIT ?1")?;
         let rows = stmt
             .query_map([limit as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?)))?;
+        rows.map(|row| {
+            let (seq, record, prev_hash, hash) = row?;
+            Ok(AuditRow { seq, record: serde_json::from_str(&record)?, prev_hash, hash })
+        })
+        .collect()
+    }
+
+    /// Records matching a filter, newest first.
+    pub fn audit_query(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, record, prev_hash, hash FROM audit
+             WHERE (?1 IS NULL OR json_extract(record, '$.tool') = ?1)
+               AND (?2 IS NULL OR json_extract(record, '$.principal.name') = ?2)
+               AND (?3 IS NULL OR json_extract(record, '$.decision') = ?3)
+               AND (?4 IS NULL OR json_extract(record, '$.time') >= ?4)
+             ORDER BY seq DESC LIMIT ?5",
+        )?;
+        let since = filter.since.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
+        let rows = stmt
+            .query_map(params![filter.tool, filter.principal, filter.decision, since, filter.limit as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?))
+            })?;
         rows.map(|row| {
             let (seq, record, prev_hash, hash) = row?;
             Ok(AuditRow { seq, record: serde_json::from_str(&record)?, prev_hash, hash })

@@ -1,6 +1,7 @@
 //! The embedded store: one SQLite file (WAL mode) that holds the lab firewall's state and the hash-chained
 //! audit trail. Every write is one transaction, so a crash leaves the state before or after, never between.
 
+mod approvals;
 mod audit;
 mod lab;
 
@@ -9,7 +10,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::Connection;
 
-pub use audit::{AuditRow, AuditVerification};
+pub use approvals::{Alert, Approval};
+pub use audit::{AuditFilter, AuditRow, AuditVerification};
 pub use lab::{LabState, LabWrite};
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +45,15 @@ CREATE INDEX IF NOT EXISTS lab_alias_entries_expiry ON lab_alias_entries (expire
     WHERE expires_at_ms IS NOT NULL;
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY, record TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS approvals (
+    id TEXT PRIMARY KEY, digest TEXT NOT NULL, principal TEXT NOT NULL, tool TEXT NOT NULL, target TEXT NOT NULL,
+    arguments TEXT NOT NULL, summary TEXT NOT NULL, risk_score INTEGER NOT NULL, reason TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL, expires_at_ms INTEGER NOT NULL, status TEXT NOT NULL, decided_by TEXT,
+    decided_at_ms INTEGER);
+CREATE INDEX IF NOT EXISTS approvals_lookup ON approvals (principal, digest, status);
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, kind TEXT NOT NULL, principal TEXT NOT NULL,
+    message TEXT NOT NULL);
 ";
 
 /// The store. Cheap to share behind an `Arc`; calls are serialised on one connection.

@@ -63,6 +63,22 @@ pub struct TargetArg {
     pub target: Option<String>,
 }
 
+/// No arguments.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct NoArgs {}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct AuditLogArgs {
+    /// At most this many records (default 50, at most 1000).
+    pub limit: Option<u32>,
+    pub tool: Option<String>,
+    pub principal: Option<String>,
+    /// allowed or denied.
+    pub decision: Option<String>,
+    /// Only records from this long ago until now: 15m, 1h, 24h, 7d.
+    pub timeframe: Option<String>,
+}
+
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct GetFirewallRulesArgs {
     /// Only rules of this interface (name like `lan`, or device like `em1`).

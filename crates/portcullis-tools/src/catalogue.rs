@@ -1,6 +1,7 @@
 //! The tool catalogue: names, descriptions, operations, annotations and schemas. Transports list tools from
 //! here and call them through `ToolService::call`; there is no other way in.
 
+use portcullis_guard::{Category, Level, RateClass, Requirement};
 use schemars::{JsonSchema, SchemaGenerator, generate::SchemaSettings};
 use serde_json::{Map, Value};
 
@@ -23,6 +24,9 @@ pub struct ToolDef {
     /// The operation name policies refer to (`security.allowed_operations`).
     pub operation: &'static str,
     pub kind: ToolKind,
+    /// The permission a principal's role must grant.
+    pub requirement: Requirement,
+    pub rate_class: RateClass,
     pub destructive: bool,
     pub idempotent: bool,
     pub input_schema: Map<String, Value>,
@@ -52,12 +56,15 @@ fn def<A: JsonSchema, R: JsonSchema>(
     idempotent: bool,
     description: &'static str,
 ) -> ToolDef {
+    let (requirement, rate_class) = access(name, kind);
     ToolDef {
         name,
         title,
         description,
         operation,
         kind,
+        requirement,
+        rate_class,
         destructive,
         idempotent,
         input_schema: schema_of::<A>(),
@@ -66,6 +73,26 @@ fn def<A: JsonSchema, R: JsonSchema>(
 }
 
 use ToolKind::{Change, Read};
+
+/// The permission and rate class of each tool: the table in docs/PERMISSIONS.md is generated from this.
+fn access(name: &str, kind: ToolKind) -> (Requirement, RateClass) {
+    let category = match name {
+        "block_ip_address" | "unblock_ip_address" | "list_blocks" | "pause_rule" | "resume_rule" => Category::Security,
+        "get_system_status" | "get_audit_log" | "verify_audit_log" => Category::System,
+        _ => Category::RuleManagement,
+    };
+    let level = match (name, kind) {
+        ("delete_firewall_rule", _) => Level::Admin,
+        (_, Read) => Level::Read,
+        (_, Change) => Level::Write,
+    };
+    let rate = match (level, kind) {
+        (Level::Admin, _) => RateClass::Admin,
+        (_, Change) => RateClass::Sensitive,
+        (_, Read) => RateClass::Default,
+    };
+    (Requirement { category, level }, rate)
+}
 
 /// Every tool Portcullis offers, in catalogue order.
 pub fn catalogue() -> Vec<ToolDef> {
@@ -183,5 +210,62 @@ pub fn catalogue() -> Vec<ToolDef> {
             true,
             "Find shadowed, redundant, overly broad, disabled, long-disabled and paused rules.",
         ),
+        def::<AuditLogArgs, AuditLogResult>(
+            "get_audit_log",
+            "Audit log",
+            "read_audit",
+            Read,
+            false,
+            true,
+            "The audit trail, newest first: one record per call with principal, tool, redacted arguments, \
+             decision, reason, risk score and outcome. Filters: tool, principal, decision, timeframe.",
+        ),
+        def::<NoArgs, AuditVerifyResult>(
+            "verify_audit_log",
+            "Verify the audit log",
+            "read_audit",
+            Read,
+            false,
+            true,
+            "Check the audit trail's hash chain; reports the first edited, deleted or reordered record.",
+        ),
     ]
+}
+
+/// The permission table of docs/PERMISSIONS.md, generated from the catalogue and the built-in roles.
+pub fn permissions_markdown(roles: &portcullis_guard::Roles) -> String {
+    let builtin = portcullis_guard::roles::BUILTIN_ROLES;
+    let mut out = String::from(
+        "# Permissions\n\n\
+         Generated from the tool catalogue and the built-in roles by \
+         `UPDATE_DOCS=1 cargo test -p portcullis-tools --test guardrails`; a test fails when this file and the \
+         code disagree, and the role matrix test checks every tool against this table.\n\n\
+         Levels: none < read < write < admin. Rate classes per principal and minute: default 100, sensitive 10, \
+         admin 5 (config `security.rate_limits`).\n\n",
+    );
+    out.push_str("| tool | operation | category | level | rate class |");
+    for r in builtin {
+        out.push_str(&format!(" {r} |"));
+    }
+    out.push_str("\n|---|---|---|---|---|");
+    out.push_str(&"---|".repeat(builtin.len()));
+    out.push('\n');
+    for t in catalogue() {
+        let class =
+            serde_json::to_value(t.rate_class).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |",
+            t.name,
+            t.operation,
+            t.requirement.category.as_str(),
+            t.requirement.level,
+            class
+        ));
+        for r in builtin {
+            let allowed = roles.get(r).is_some_and(|role| role.allows(t.requirement));
+            out.push_str(if allowed { " allow |" } else { " deny |" });
+        }
+        out.push('\n');
+    }
+    out
 }

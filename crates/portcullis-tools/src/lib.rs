@@ -16,11 +16,14 @@ use chrono::{SubsecRound, Utc};
 use portcullis_core::firewall::{ErrorCode, Firewall};
 use portcullis_core::model::{RuleSet, Timestamp};
 use portcullis_core::plan::{self, ChangePlan, Intent, Operation};
+use portcullis_guard::approval::{self, ApprovalNeed};
+use portcullis_guard::argpolicy::{self, PolicyInput};
 use portcullis_guard::{AuditRecord, CallContext, Decision, Guard, Principal, RiskInput, Transport, redact};
+use portcullis_store::AuditFilter;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use catalogue::{ToolDef, ToolKind, catalogue};
+pub use catalogue::{ToolDef, ToolKind, catalogue, permissions_markdown};
 pub use portcullis_guard::CallError;
 pub use views::*;
 
@@ -55,6 +58,8 @@ enum Request {
     Status,
     Simulate(SimulatePacketArgs),
     Lint(Option<String>),
+    AuditLog(AuditLogArgs),
+    AuditVerify,
     Change { intent: Intent, dry_run: bool },
 }
 
@@ -64,6 +69,7 @@ struct Trace {
     target: Option<String>,
     risk: u8,
     change_id: Option<String>,
+    approval_id: Option<String>,
     dry_run: bool,
 }
 
@@ -85,6 +91,11 @@ impl ToolService {
 
     pub fn tools(&self) -> &[ToolDef] {
         &self.tools
+    }
+
+    /// The tools this caller may use; the others are hidden from its `tools/list` (and refused if called).
+    pub fn tools_for(&self, ctx: &CallContext) -> Vec<&ToolDef> {
+        self.tools.iter().filter(|t| self.guard.permits(ctx, t.operation, t.requirement)).collect()
     }
 
     pub fn guard(&self) -> &Guard {
@@ -115,6 +126,7 @@ impl ToolService {
             reason: result.as_ref().err().map(|e| format!("{}: {}", e.code.as_str(), e.message)),
             risk_score: trace.risk,
             change_id: trace.change_id,
+            approval_id: trace.approval_id.clone(),
             outcome: match &result {
                 Ok(_) if trace.dry_run => "dry_run".into(),
                 Ok(_) => "ok".into(),
@@ -122,6 +134,9 @@ impl ToolService {
             },
             duration_us: started.elapsed().as_micros() as u64,
         };
+        if let Err(e) = &result {
+            self.raise_alerts(ctx, tool, e, trace.risk);
+        }
         if let Err(audit_error) = self.guard.auditor.record(&record) {
             tracing::error!(tool, "audit record not written: {audit_error}");
             return Err(match result {
@@ -135,24 +150,77 @@ impl ToolService {
         result
     }
 
+    fn raise_alerts(&self, ctx: &CallContext, tool: &str, error: &CallError, risk: u8) {
+        let store = self.guard.auditor.store();
+        let now = Utc::now();
+        if is_denial(error.code) {
+            self.guard.alerts.denial(store, &ctx.principal.name, now);
+        }
+        let high_risk = risk > self.guard.settings.max_risk_score;
+        if error.code == ErrorCode::ApprovalRequired && high_risk
+            || error.code == ErrorCode::PolicyDenied && risk >= self.guard.settings.max_risk_score
+        {
+            self.guard.alerts.refused_high_risk(store, &ctx.principal.name, tool, risk, now);
+        }
+    }
+
     async fn run(&self, ctx: &CallContext, tool: &str, args: &Value, trace: &mut Trace) -> Result<Value, CallError> {
         authenticate(ctx)?;
         let def = self.tools.iter().find(|t| t.name == tool).ok_or_else(|| {
             CallError::new(ErrorCode::NotFound, format!("there is no tool named {tool:?}"))
                 .with_hint("`portcullis tools` lists the catalogue")
         })?;
-        self.guard.authorize(ctx, def.operation)?;
+        self.guard.authorize(ctx, def.operation, def.requirement)?;
         let (target_name, request) = prepare(tool, args)?;
-        self.guard.rate_limit(ctx)?;
+        self.guard.rate_limit(ctx, def.rate_class)?;
+        match request {
+            Request::AuditLog(a) => return self.audit_log(&a),
+            Request::AuditVerify => return self.audit_verify(),
+            _ => {}
+        }
         let target = self.target(target_name.as_deref())?;
         trace.target = Some(target.name.clone());
         match request {
             Request::Change { intent, dry_run } => {
                 trace.dry_run = dry_run;
-                self.change(def, target, &intent, dry_run, trace).await
+                let call = ChangeCall { ctx, def, target, args, intent: &intent, dry_run };
+                self.change(&call, trace).await
             }
             read => self.read(target, read).await,
         }
+    }
+
+    fn audit_log(&self, a: &AuditLogArgs) -> Result<Value, CallError> {
+        let limit = a.limit.unwrap_or(50);
+        if !(1..=1000).contains(&limit) {
+            return Err(portcullis_core::FieldError::new("limit", "must be 1-1000").into());
+        }
+        if let Some(d) = &a.decision
+            && d != "allowed"
+            && d != "denied"
+        {
+            return Err(portcullis_core::FieldError::new("decision", "must be allowed or denied").into());
+        }
+        let since = match &a.timeframe {
+            Some(t) => Some(Utc::now() - portcullis_core::duration::parse_span("timeframe", t)?),
+            None => None,
+        };
+        let filter = AuditFilter {
+            tool: a.tool.clone(),
+            principal: a.principal.clone(),
+            decision: a.decision.clone(),
+            since,
+            limit: limit as usize,
+        };
+        let rows = self.guard.auditor.store().audit_query(&filter).map_err(|e| CallError::internal(e.to_string()))?;
+        let data: Vec<AuditEntry> =
+            rows.into_iter().map(|r| AuditEntry { seq: r.seq, hash: r.hash, record: r.record }).collect();
+        to_json(&AuditLogResult { count: data.len(), data })
+    }
+
+    fn audit_verify(&self) -> Result<Value, CallError> {
+        let v = self.guard.auditor.store().audit_verify().map_err(|e| CallError::internal(e.to_string()))?;
+        to_json(&AuditVerifyResult { ok: v.ok, records: v.records, broken_at: v.broken_at, problem: v.problem })
     }
 
     fn target(&self, name: Option<&str>) -> Result<&Target, CallError> {
@@ -181,29 +249,26 @@ impl ToolService {
             Request::Blocks(i) => to_json(&reads::blocks(name, &state, i.as_deref(), now)?),
             Request::Simulate(a) => to_json(&reads::simulate(name, &state, &a, now)?),
             Request::Lint(i) => to_json(&reads::lint_rules(name, &state, i.as_deref(), &self.exposed_interfaces, now)?),
-            Request::Status | Request::Change { .. } => Err(CallError::internal("not a read request")),
+            Request::Status | Request::AuditLog(_) | Request::AuditVerify | Request::Change { .. } => {
+                Err(CallError::internal("not a target read"))
+            }
         }
     }
 
-    async fn change(
-        &self,
-        def: &ToolDef,
-        target: &Target,
-        intent: &Intent,
-        dry_run: bool,
-        trace: &mut Trace,
-    ) -> Result<Value, CallError> {
+    async fn change(&self, call: &ChangeCall<'_>, trace: &mut Trace) -> Result<Value, CallError> {
         let change_id = uuid::Uuid::new_v4().to_string();
         trace.change_id = Some(change_id.clone());
+        let target = call.target;
         // One writer per firewall, from reading the state the plan is made against until the read-back.
         let _writer = target.writer.lock().await;
         let now = now();
         let state = target.firewall.snapshot().await?;
-        let plan = plan::plan(&state, intent, now)?;
-        let (risk, approval) =
-            self.guard.assess(&RiskInput { operation: def.operation, read_only: false, facts: Some(&plan.facts) });
+        let plan = plan::plan(&state, call.intent, now)?;
+        self.check_arguments(call, &plan, &state, now)?;
+        let (risk, needs_approval) = self
+            .guard
+            .assess(call.ctx, &RiskInput { operation: call.def.operation, read_only: false, facts: Some(&plan.facts) });
         trace.risk = risk;
-        approval?;
         let mut result = ChangeResult {
             change_id,
             status: ChangeStatus::Planned,
@@ -212,19 +277,61 @@ impl ToolService {
             plan: plan.operations.clone(),
             warnings: plan.warnings.clone(),
             risk_score: risk,
-            expires_at: expiry_of(intent),
+            expires_at: expiry_of(call.intent),
             rule: None,
             verified: false,
+            approval_required: needs_approval.is_some(),
+            approval_id: None,
         };
-        if dry_run {
+        if call.dry_run {
             result.rule = planned_rule(&state, &plan);
             return to_json(&result);
+        }
+        if let Some(reason) = needs_approval {
+            let need = ApprovalNeed {
+                principal: &call.ctx.principal.name,
+                tool: call.def.name,
+                target: &target.name,
+                args: call.args,
+                summary: &plan.summary,
+                risk_score: risk,
+                reason: &reason,
+                now,
+                ttl: self.guard.settings.approval_ttl,
+            };
+            let granted = approval::require(self.guard.auditor.store(), &need).inspect_err(|e| {
+                trace.approval_id.clone_from(&e.approval_id);
+            })?;
+            trace.approval_id = Some(granted.id.clone());
+            result.approval_id = Some(granted.id);
         }
         let after = apply_and_verify(target.firewall.as_ref(), &plan).await?;
         result.status = ChangeStatus::Applied;
         result.verified = true;
         result.rule = applied_rule(&after.state, &plan, &after.created);
         to_json(&result)
+    }
+
+    /// Argument policy: protected addresses, the role's caps, no pass any → any on restricted interfaces.
+    fn check_arguments(
+        &self,
+        call: &ChangeCall<'_>,
+        plan: &ChangePlan,
+        state: &RuleSet,
+        now: Timestamp,
+    ) -> Result<(), CallError> {
+        let role = self.guard.role(call.ctx)?;
+        let settings = &self.guard.settings;
+        argpolicy::check(&PolicyInput {
+            intent: call.intent,
+            plan,
+            state,
+            now,
+            caps: &role.caps,
+            role: &call.ctx.principal.role,
+            protected: &settings.protected_addresses,
+            restricted_interfaces: &settings.restricted_interfaces,
+        })
     }
 
     /// Carries out every expiry that is due (blocks, pauses) on every target, audited as a system call.
@@ -261,12 +368,23 @@ impl ToolService {
             reason: result.as_ref().err().map(|e| e.message.clone()),
             risk_score: 0,
             change_id: Some(uuid::Uuid::new_v4().to_string()),
+            approval_id: None,
             outcome: result.as_ref().map_or_else(|e| e.code.as_str().to_string(), |_| "ok".into()),
             duration_us: started.elapsed().as_micros() as u64,
         };
         self.guard.auditor.record(&record)?;
         result.map(|_| plan.operations.len())
     }
+}
+
+/// A change call on its way through the pipeline.
+struct ChangeCall<'a> {
+    ctx: &'a CallContext,
+    def: &'a ToolDef,
+    target: &'a Target,
+    args: &'a Value,
+    intent: &'a Intent,
+    dry_run: bool,
 }
 
 /// Denials are refusals by the guard; other errors are failures of an allowed call.
@@ -366,6 +484,11 @@ fn prepare(tool: &str, args: &Value) -> Result<(Option<String>, Request), CallEr
             Ok((a.target, Request::Lint(a.interface)))
         }
         "get_system_status" => Ok((parse_args::<TargetArg>(args)?.target, Request::Status)),
+        "get_audit_log" => Ok((None, Request::AuditLog(parse_args(args)?))),
+        "verify_audit_log" => {
+            parse_args::<NoArgs>(args)?;
+            Ok((None, Request::AuditVerify))
+        }
         "simulate_packet" => {
             let a: SimulatePacketArgs = parse_args(args)?;
             Ok((a.target.clone(), Request::Simulate(a)))

@@ -19,7 +19,11 @@ fn service() -> (ToolService, Arc<Store>) {
 }
 
 fn ctx() -> CallContext {
-    CallContext::new(Principal { name: "tester".into(), role: "operator".into() }, Transport::Cli, None)
+    ctx_as("admin")
+}
+
+fn ctx_as(role: &str) -> CallContext {
+    CallContext::new(Principal { name: format!("{role}-user"), role: role.into() }, Transport::Cli, None)
 }
 
 #[test]
@@ -112,7 +116,7 @@ async fn invalid_inputs_name_the_field_change_nothing_and_are_audited() {
 async fn allowed_operations_and_rate_limit_are_enforced() {
     let settings = GuardSettings {
         policy: OperationPolicy::new(Some(vec!["read_*".into(), "block_ip".into()]), vec![]),
-        rate_limit_per_minute: 3,
+        rates: portcullis_guard::RateQuotas { default: 3, sensitive: 10, admin: 5 },
         ..GuardSettings::default()
     };
     let (svc, _) = service_with(settings);

@@ -90,6 +90,11 @@ pub struct ChangeResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<RuleView>,
     pub verified: bool,
+    /// Whether applying this change needs a person's approval (reported by dry runs too).
+    pub approval_required: bool,
+    /// The approval this change used, when it needed one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -167,4 +172,29 @@ pub struct LintResult {
     pub data: Vec<Finding>,
     pub count: usize,
     pub by_kind: BTreeMap<String, usize>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub hash: String,
+    /// The record as written: time, principal, transport, tool, operation, arguments (redacted), decision,
+    /// reason, risk score, change id, outcome.
+    pub record: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct AuditLogResult {
+    pub data: Vec<AuditEntry>,
+    pub count: usize,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct AuditVerifyResult {
+    pub ok: bool,
+    pub records: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broken_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }

@@ -1,0 +1,113 @@
+//! Argument policy: what no role may do (block a protected address, pass any → any on a restricted interface)
+//! and what a role's caps forbid (too broad, too long). Checked on the plan, after validation, before risk.
+
+use ipnet::IpNet;
+use portcullis_core::FieldError;
+use portcullis_core::model::{Action, RuleSet, Timestamp};
+use portcullis_core::plan::{ChangePlan, Intent, Operation};
+
+use crate::CallError;
+use crate::roles::Caps;
+
+/// Addresses that must never be blocked: loopback, the firewall's own addresses, management hosts and the
+/// configured never-block list.
+pub fn protected_nets(state: &RuleSet, configured: &[IpNet]) -> Vec<(IpNet, String)> {
+    let mut nets: Vec<(IpNet, String)> = vec![
+        ("127.0.0.0/8".parse().map(|n| (n, "loopback".to_string()))),
+        ("::1/128".parse().map(|n| (n, "loopback".to_string()))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    for iface in &state.interfaces {
+        for addr in [iface.ipv4, iface.ipv6].into_iter().flatten() {
+            nets.push((IpNet::from(addr.addr()), format!("the firewall's own address on {}", iface.name)));
+        }
+    }
+    nets.extend(configured.iter().map(|n| (*n, "security.protected_addresses".to_string())));
+    nets
+}
+
+fn overlaps(a: &IpNet, b: &IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+fn denied(field: &str, message: String) -> CallError {
+    let mut e = CallError::policy(format!("{field}: {message}"));
+    e.field = Some(field.to_string());
+    e
+}
+
+pub struct PolicyInput<'a> {
+    pub intent: &'a Intent,
+    pub plan: &'a ChangePlan,
+    pub state: &'a RuleSet,
+    pub now: Timestamp,
+    pub caps: &'a Caps,
+    pub role: &'a str,
+    pub protected: &'a [IpNet],
+    pub restricted_interfaces: &'a [String],
+}
+
+pub fn check(input: &PolicyInput<'_>) -> Result<(), CallError> {
+    if let Intent::Block { net, expires_at, .. } = input.intent {
+        check_block_target(input, net)?;
+        check_duration(input, *expires_at)?;
+    }
+    check_exposure(input)
+}
+
+fn check_block_target(input: &PolicyInput<'_>, net: &IpNet) -> Result<(), CallError> {
+    if let Some((p, why)) = protected_nets(input.state, input.protected).iter().find(|(p, _)| overlaps(p, net)) {
+        return Err(denied("ip_address", format!("{net} covers {p}, which is protected ({why}) and is never blocked")));
+    }
+    let min_prefix = if net.addr().is_ipv4() { input.caps.min_block_prefix_v4 } else { input.caps.min_block_prefix_v6 };
+    if net.prefix_len() < min_prefix {
+        return Err(denied(
+            "ip_address",
+            format!("{net} is wider than role {} may block (at most a /{min_prefix})", input.role),
+        ));
+    }
+    Ok(())
+}
+
+fn check_duration(input: &PolicyInput<'_>, expires_at: Option<Timestamp>) -> Result<(), CallError> {
+    let Some(max) = input.caps.max_duration_seconds else { return Ok(()) };
+    let too_long = match expires_at {
+        None => true,
+        Some(t) => (t - input.now).num_seconds() > max,
+    };
+    if too_long {
+        let span = portcullis_core::duration::format_span(chrono::TimeDelta::seconds(max));
+        return Err(denied("duration", format!("role {} may block for at most {span}, not permanently", input.role)));
+    }
+    Ok(())
+}
+
+/// No pass rule from any to any on a restricted interface, whoever asks.
+fn check_exposure(input: &PolicyInput<'_>) -> Result<(), CallError> {
+    for op in &input.plan.operations {
+        let rule = match op {
+            Operation::CreateRule { after, .. } | Operation::UpdateRule { after, .. } => after,
+            _ => continue,
+        };
+        let restricted = input.restricted_interfaces.iter().any(|r| r.eq_ignore_ascii_case(&rule.interface));
+        if restricted
+            && rule.enabled
+            && rule.action == Action::Pass
+            && rule.source.is_any()
+            && rule.destination.is_any()
+        {
+            return Err(denied(
+                "source",
+                format!("a pass rule from any to any on restricted interface {} is never allowed", rule.interface),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Turns a field error from parsing policy config into a call error.
+pub fn config_error(e: FieldError) -> CallError {
+    CallError::internal(format!("policy configuration: {e}"))
+}

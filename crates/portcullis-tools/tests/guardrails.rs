@@ -1,0 +1,312 @@
+//! Guardrails, end to end through `ToolService::call` on the lab backend: the role matrix against the
+//! documented table, human approval bound to exact arguments, hostile inputs, rate classes, alerts, tampering.
+
+use std::sync::Arc;
+
+use portcullis_core::firewall::ErrorCode;
+use portcullis_guard::{Auditor, CallContext, Guard, GuardSettings, Principal, RateQuotas, Roles, Transport};
+use portcullis_lab::{LabFirewall, default_interfaces, lab_interfaces};
+use portcullis_store::Store;
+use portcullis_tools::{Target, ToolService, catalogue, permissions_markdown};
+use serde_json::{Value, json};
+
+const MANAGEMENT_HOST: &str = "192.168.1.10";
+
+fn service_with(mut settings: GuardSettings) -> (ToolService, Arc<Store>) {
+    let store = Arc::new(Store::open_in_memory().unwrap());
+    let lab = LabFirewall::open("lab", store.clone(), lab_interfaces(&default_interfaces())).unwrap();
+    settings.protected_addresses.push(format!("{MANAGEMENT_HOST}/32").parse().unwrap());
+    let guard = Guard::new(settings, Auditor::new(store.clone(), None).unwrap()).unwrap();
+    (ToolService::new(guard, vec![Target::new("lab", Arc::new(lab))]).unwrap(), store)
+}
+
+fn generous() -> GuardSettings {
+    GuardSettings {
+        rates: RateQuotas { default: 10_000, sensitive: 10_000, admin: 10_000 },
+        ..GuardSettings::default()
+    }
+}
+
+fn as_role(role: &str) -> CallContext {
+    CallContext::new(Principal { name: format!("{role}-user"), role: role.into() }, Transport::Cli, None)
+}
+
+async fn call(svc: &ToolService, role: &str, tool: &str, args: Value) -> Result<Value, portcullis_tools::CallError> {
+    svc.call(&as_role(role), tool, args).await
+}
+
+fn docs_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/PERMISSIONS.md")
+}
+
+#[test]
+fn permissions_doc_is_generated_from_the_code() {
+    let generated = permissions_markdown(&Roles::default());
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(docs_path(), &generated).unwrap();
+    }
+    let documented = std::fs::read_to_string(docs_path()).unwrap_or_default();
+    assert_eq!(documented, generated, "docs/PERMISSIONS.md is stale: run with UPDATE_DOCS=1");
+}
+
+/// The documented allow/deny of (tool, role), read from docs/PERMISSIONS.md.
+fn documented(tool: &str, role: &str) -> bool {
+    let doc = std::fs::read_to_string(docs_path()).unwrap();
+    let header: Vec<&str> =
+        doc.lines().find(|l| l.starts_with("| tool |")).unwrap().split('|').map(str::trim).collect();
+    let column = header.iter().position(|c| *c == role).unwrap();
+    let row =
+        doc.lines().find(|l| l.starts_with(&format!("| {tool} |"))).unwrap_or_else(|| panic!("{tool} undocumented"));
+    row.split('|').map(str::trim).nth(column).unwrap() == "allow"
+}
+
+/// Valid arguments for each tool, with whatever state the call needs prepared as admin.
+async fn valid_call(svc: &ToolService, tool: &str) -> Value {
+    let rule = || async {
+        let created = call(
+            svc,
+            "admin",
+            "create_firewall_rule",
+            json!({"interface": "dmz", "action": "pass", "protocol": "tcp", "source": "10.10.10.0/24",
+                   "destination": "any", "destination_port": 443, "description": "DMZ web out"}),
+        )
+        .await
+        .unwrap();
+        created["rule"]["rule_id"].clone()
+    };
+    match tool {
+        "get_firewall_rules" | "list_blocks" | "get_system_status" | "lint_rules" | "verify_audit_log" => json!({}),
+        "get_audit_log" => json!({"limit": 5}),
+        "simulate_packet" => json!({"interface": "wan", "direction": "in", "protocol": "tcp",
+                                    "source": "203.0.113.5", "destination": "198.51.100.2", "destination_port": 22}),
+        "create_firewall_rule" => json!({"interface": "dmz", "action": "block", "protocol": "udp", "source": "any",
+                                         "destination": "any", "destination_port": 53, "description": "No DNS"}),
+        "modify_firewall_rule" => json!({"rule_id": rule().await, "description": "renamed"}),
+        "delete_firewall_rule" => json!({"rule_id": rule().await}),
+        "pause_rule" => json!({"rule_id": rule().await, "minutes": 30}),
+        "resume_rule" => {
+            let id = rule().await;
+            call(svc, "admin", "pause_rule", json!({"rule_id": id, "minutes": 30})).await.unwrap();
+            json!({"rule_id": id})
+        }
+        "block_ip_address" => json!({"ip_address": "203.0.113.66", "duration": "1h", "reason": "matrix"}),
+        "unblock_ip_address" => {
+            call(
+                svc,
+                "admin",
+                "block_ip_address",
+                json!({"ip_address": "203.0.113.77", "duration": "1h", "reason": "x"}),
+            )
+            .await
+            .unwrap();
+            json!({"ip_address": "203.0.113.77"})
+        }
+        other => panic!("the matrix has no valid call for {other}: add one"),
+    }
+}
+
+#[tokio::test]
+async fn every_tool_for_every_builtin_role_matches_the_documented_table() {
+    for def in catalogue() {
+        for role in ["viewer", "operator", "admin"] {
+            let (svc, store) = service_with(generous());
+            let args = valid_call(&svc, def.name).await;
+            let outcome = call(&svc, role, def.name, args.clone()).await;
+            let expected = documented(def.name, role);
+            match (&outcome, expected) {
+                (Ok(_), true) => {}
+                (Err(e), false) => assert_eq!(e.code, ErrorCode::AuthorizationFailed, "{} as {role}", def.name),
+                (Ok(_), false) => panic!("{} as {role} was allowed but the table says deny", def.name),
+                (Err(e), true) => panic!("{} as {role} failed: {e:?} ({args})", def.name),
+            }
+            let last = &store.audit_tail(1).unwrap()[0].record;
+            assert_eq!(last["tool"], def.name);
+            assert_eq!(last["decision"], if expected { "allowed" } else { "denied" });
+            let visible = svc.tools_for(&as_role(role)).iter().any(|t| t.name == def.name);
+            assert_eq!(visible, expected, "{} listed for {role}", def.name);
+        }
+    }
+}
+
+fn any_any_lan() -> Value {
+    json!({"interface": "lan", "action": "pass", "protocol": "any", "source": "any", "destination": "any",
+           "description": "open everything"})
+}
+
+#[tokio::test]
+async fn approval_is_bound_to_exact_arguments_and_single_use() {
+    let (svc, store) = service_with(generous());
+    let err = call(&svc, "admin", "create_firewall_rule", any_any_lan()).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::ApprovalRequired);
+    let id = err.approval_id.clone().unwrap();
+    let rules_before = call(&svc, "admin", "get_firewall_rules", json!({})).await.unwrap()["count"].clone();
+
+    // The model cannot approve itself by insisting.
+    let mut insisting = any_any_lan();
+    insisting["confirm"] = json!(true);
+    let again = call(&svc, "admin", "create_firewall_rule", insisting).await.unwrap_err();
+    assert_eq!(again.code, ErrorCode::ApprovalRequired);
+    assert_ne!(again.approval_id.as_deref(), Some(id.as_str()), "different arguments, different approval");
+
+    store.approval_decide(&id, true, "human:alice", chrono::Utc::now()).unwrap();
+    let mut other = any_any_lan();
+    other["description"] = json!("open everything, but different");
+    let e = call(&svc, "admin", "create_firewall_rule", other).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::ApprovalRequired, "a grant for one call does not authorise another");
+    assert_eq!(call(&svc, "admin", "get_firewall_rules", json!({})).await.unwrap()["count"], rules_before);
+
+    let applied = call(&svc, "admin", "create_firewall_rule", any_any_lan()).await.unwrap();
+    assert_eq!(applied["status"], "applied");
+    assert_eq!(applied["approval_id"], id.as_str());
+    let reuse = call(&svc, "admin", "create_firewall_rule", any_any_lan()).await.unwrap_err();
+    assert_eq!(reuse.code, ErrorCode::ApprovalRequired, "an approval is single-use");
+
+    let dry = json!({"dry_run": true});
+    let mut planned = any_any_lan();
+    planned.as_object_mut().unwrap().extend(dry.as_object().unwrap().clone());
+    let plan = call(&svc, "admin", "create_firewall_rule", planned).await.unwrap();
+    assert_eq!(plan["status"], "planned");
+    assert_eq!(plan["approval_required"], true);
+}
+
+#[tokio::test]
+async fn restricted_interfaces_need_admin_or_approval_and_never_pass_any_any() {
+    let settings = GuardSettings { restricted_interfaces: vec!["wan".into()], ..generous() };
+    let (svc, _) = service_with(settings);
+    let err = call(
+        &svc,
+        "operator",
+        "block_ip_address",
+        json!({"ip_address": "203.0.113.9", "interface": "wan", "duration": "1h", "reason": "scan"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code, ErrorCode::ApprovalRequired);
+    call(
+        &svc,
+        "admin",
+        "block_ip_address",
+        json!({"ip_address": "203.0.113.9", "interface": "wan", "duration": "1h", "reason": "scan"}),
+    )
+    .await
+    .unwrap();
+    let wan_any = json!({"interface": "wan", "action": "pass", "protocol": "any", "source": "any",
+                         "destination": "any", "description": "oops"});
+    let err = call(&svc, "admin", "create_firewall_rule", wan_any).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::PolicyDenied);
+    assert_eq!(err.field.as_deref(), Some("source"));
+}
+
+#[tokio::test]
+async fn hostile_inputs_are_refused_with_field_errors_and_change_nothing() {
+    let (svc, store) = service_with(generous());
+    let block = |ip: &str| json!({"ip_address": ip, "duration": "1h", "reason": "corpus"});
+    let rule = |field: &str, value: &str| {
+        let mut args = json!({"interface": "lan", "action": "block", "protocol": "tcp", "source": "any",
+                              "destination": "any", "destination_port": 25, "description": "corpus"});
+        args[field] = json!(value);
+        args
+    };
+    let long_name = "a".repeat(300);
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("block_ip_address", block("1.2.3.4; rm -rf /"), "ip_address"),
+        ("block_ip_address", block("$(reboot)"), "ip_address"),
+        ("block_ip_address", block("' OR 1=1 --"), "ip_address"),
+        ("block_ip_address", block("<script>alert(1)</script>"), "ip_address"),
+        ("block_ip_address", block("0.0.0.0/0"), "ip_address"),
+        ("block_ip_address", block("::/0"), "ip_address"),
+        ("block_ip_address", block(MANAGEMENT_HOST), "ip_address"),
+        ("block_ip_address", block("127.0.0.1"), "ip_address"),
+        ("block_ip_address", block("198.51.100.2"), "ip_address"),
+        ("block_ip_address", block("10.0.0.0/8"), "ip_address"),
+        ("block_ip_address", json!({"ip_address": "203.0.113.1", "duration": "1h", "reason": "x`id`"}), "reason"),
+        ("block_ip_address", json!({"ip_address": "203.0.113.1", "duration": "1h; reboot", "reason": "x"}), "duration"),
+        ("create_firewall_rule", rule("description", "'; DROP TABLE rules; --"), "description"),
+        ("create_firewall_rule", rule("description", "<img src=x onerror=alert(1)>"), "description"),
+        ("create_firewall_rule", rule("source", "any; reboot"), "source"),
+        ("create_firewall_rule", rule("destination", "$(curl evil)"), "destination"),
+        ("create_firewall_rule", rule("interface", &long_name), "interface"),
+        ("create_firewall_rule", rule("source", &format!("{}.example.com", "x".repeat(260))), "source"),
+        (
+            "simulate_packet",
+            json!({"interface": "wan", "protocol": "tcp", "source": "1.2.3.4|id",
+                                   "destination": "198.51.100.2", "destination_port": 22}),
+            "source",
+        ),
+    ];
+    let before_rules = call(&svc, "admin", "get_firewall_rules", json!({})).await.unwrap()["data"].clone();
+    for (tool, args, field) in &cases {
+        // Operators are the everyday role for blocks; admin for rules.
+        let role = if *tool == "block_ip_address" { "operator" } else { "admin" };
+        let err = call(&svc, role, tool, args.clone()).await.unwrap_err();
+        assert!(matches!(err.code, ErrorCode::ValidationError | ErrorCode::PolicyDenied), "{tool} {args}: {err:?}");
+        assert_eq!(err.field.as_deref(), Some(*field), "{tool} {args}: {}", err.message);
+    }
+    assert_eq!(call(&svc, "admin", "get_firewall_rules", json!({})).await.unwrap()["data"], before_rules);
+    assert_eq!(call(&svc, "admin", "list_blocks", json!({})).await.unwrap()["count"], 0);
+    let denied = store
+        .audit_query(&portcullis_store::AuditFilter {
+            decision: Some("denied".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(denied.len(), cases.len());
+}
+
+#[tokio::test]
+async fn sensitive_calls_have_their_own_rate_and_denial_bursts_raise_an_alert() {
+    let settings =
+        GuardSettings { rates: RateQuotas { default: 100, sensitive: 3, admin: 1 }, ..GuardSettings::default() };
+    let (svc, store) = service_with(settings);
+    for i in 0..3 {
+        let args = json!({"ip_address": format!("203.0.113.{}", 10 + i), "duration": "1h", "reason": "rate"});
+        call(&svc, "operator", "block_ip_address", args).await.unwrap();
+    }
+    let err = call(
+        &svc,
+        "operator",
+        "block_ip_address",
+        json!({"ip_address": "203.0.113.20", "duration": "1h", "reason": "r"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code, ErrorCode::RateLimited);
+    assert!(err.retry_after_seconds.is_some());
+    call(&svc, "operator", "list_blocks", json!({})).await.expect("reads keep their own budget");
+
+    for _ in 0..6 {
+        let _ = call(
+            &svc,
+            "viewer",
+            "block_ip_address",
+            json!({"ip_address": "203.0.113.30", "duration": "1h", "reason": "r"}),
+        )
+        .await;
+    }
+    let alerts = store.alerts_since(chrono::Utc::now() - chrono::TimeDelta::minutes(1)).unwrap();
+    assert!(alerts.iter().any(|a| a.kind == "denial_burst" && a.principal == "viewer-user"), "{alerts:?}");
+}
+
+#[tokio::test]
+async fn refused_high_risk_change_raises_an_alert() {
+    let (svc, store) = service_with(generous());
+    let _ = call(&svc, "admin", "create_firewall_rule", any_any_lan()).await.unwrap_err();
+    let alerts = store.alerts_since(chrono::Utc::now() - chrono::TimeDelta::minutes(1)).unwrap();
+    assert!(alerts.iter().any(|a| a.kind == "high_risk_refused"), "{alerts:?}");
+}
+
+#[tokio::test]
+async fn verify_audit_log_reports_tampering_with_the_sequence_number() {
+    let (svc, store) = service_with(generous());
+    for _ in 0..4 {
+        call(&svc, "viewer", "get_firewall_rules", json!({})).await.unwrap();
+    }
+    assert_eq!(call(&svc, "viewer", "verify_audit_log", json!({})).await.unwrap()["ok"], true);
+    store.execute_raw_for_tests("UPDATE audit SET record = replace(record, 'viewer', 'admin') WHERE seq = 2").unwrap();
+    let report = call(&svc, "viewer", "verify_audit_log", json!({})).await.unwrap();
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["broken_at"], 2);
+    let log = call(&svc, "viewer", "get_audit_log", json!({"tool": "get_firewall_rules", "limit": 2})).await.unwrap();
+    assert_eq!(log["count"], 2);
+}
