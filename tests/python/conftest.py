@@ -45,6 +45,11 @@ def servers(portcullis_bin: str, tmp_path: Path):
     made: list[Portcullis] = []
 
     def make(transport: str, data_dir: Path, config: Path | None = None) -> Portcullis:
+        # The flows exercise every tool, so they run as an explicitly configured admin; tests about other
+        # principals pass their own config.
+        if config is None:
+            config = tmp_path / "admin.yaml"
+            config.write_text("security:\n  principal: admin\n")
         p = Portcullis(portcullis_bin, transport, data_dir, config, tmp_path)
         made.append(p)
         return p

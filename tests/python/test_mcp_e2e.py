@@ -28,8 +28,19 @@ EXPECTED_TOOLS = {
     "get_system_status",
     "simulate_packet",
     "lint_rules",
+    "get_audit_log",
+    "verify_audit_log",
 }
-READ_TOOLS = {"get_firewall_rules", "list_blocks", "get_system_status", "simulate_packet", "lint_rules"}
+READ_TOOLS = {
+    "get_firewall_rules",
+    "list_blocks",
+    "get_system_status",
+    "simulate_packet",
+    "lint_rules",
+    "get_audit_log",
+    "verify_audit_log",
+}
+RULE_EDITING = {"create_firewall_rule", "modify_firewall_rule", "delete_firewall_rule"}
 
 SCENARIO_TIMEOUT = 60.0
 
@@ -413,3 +424,54 @@ async def test_cli_and_mcp_see_the_same_store(servers, data_dir: Path):
             rows = _blocks_by_ip(ok(await call(s, "list_blocks")))
     assert set(rows) == {"192.0.2.56"}, rows
     assert [r["transport"] for r in read_audit(data_dir)] == ["cli", "stdio"]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_operator_does_not_see_or_call_rule_editing_tools(servers, data_dir: Path, tmp_path: Path, transport: str):
+    config = tmp_path / "operator.yaml"
+    config.write_text("security:\n  principal: operator\n")
+    pc = servers(transport, data_dir, config=config)
+    pc.start()
+    with anyio.fail_after(SCENARIO_TIMEOUT):
+        async with pc.session() as session:
+            names = {t.name for t in (await session.list_tools()).tools}
+            assert names == EXPECTED_TOOLS - RULE_EDITING, names
+            result = await call(
+                session,
+                "create_firewall_rule",
+                {"interface": "lan", "action": "pass", "protocol": "tcp", "source": "lan",
+                 "destination": "any", "destination_port": 443, "description": "web"},
+            )
+            assert error(result)["code"] == "authorization_failed"
+            blocked = ok(await call(session, "block_ip_address",
+                                    {"ip_address": "203.0.113.40", "duration": "1h", "reason": "operator"}))
+            assert blocked["status"] == "applied"
+    pc.stop()
+    denied = [r for r in read_audit(data_dir) if r["tool"] == "create_firewall_rule"]
+    assert denied and denied[0]["decision"] == "denied" and denied[0]["principal"]["role"] == "operator"
+
+
+async def test_high_risk_change_waits_for_a_person(servers, data_dir: Path):
+    pc = servers("stdio", data_dir)
+    pc.start()
+    wide_open = {"interface": "lan", "action": "pass", "protocol": "any", "source": "any",
+                 "destination": "any", "description": "open everything"}
+    with anyio.fail_after(SCENARIO_TIMEOUT):
+        async with pc.session() as session:
+            first = error(await call(session, "create_firewall_rule", wide_open))
+            assert first["code"] == "approval_required", first
+            approval = first["approval_id"]
+            insisting = error(await call(session, "create_firewall_rule", {**wide_open, "confirm": True}))
+            assert insisting["code"] == "approval_required", "the model cannot approve by insisting"
+
+            listed = pc.cli("approvals")
+            assert approval in listed.stdout, listed.stdout
+            granted = pc.cli("approve", approval, "--yes")
+            assert granted.returncode == 0, granted.stdout + granted.stderr
+
+            applied = ok(await call(session, "create_firewall_rule", wide_open))
+            assert applied["status"] == "applied" and applied["approval_id"] == approval
+            again = error(await call(session, "create_firewall_rule", wide_open))
+            assert again["code"] == "approval_required", "approvals are single-use"
+    tools = [r["tool"] for r in read_audit(data_dir)]
+    assert "approve" in tools

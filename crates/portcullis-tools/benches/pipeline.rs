@@ -25,10 +25,11 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("portcullis-pipeline-{}", std::process::id()));
     let store = Arc::new(Store::open(&dir.join("store.sqlite")).expect("store"));
     let lab = Arc::new(LabFirewall::open("lab", store.clone(), lab_interfaces(&default_interfaces())).expect("lab"));
-    let settings = GuardSettings { rate_limit_per_minute: u32::MAX, ..GuardSettings::default() };
+    let rates = portcullis_guard::RateQuotas { default: u32::MAX, sensitive: u32::MAX, admin: u32::MAX };
+    let settings = GuardSettings { rates, ..GuardSettings::default() };
     let guard = Guard::new(settings, Auditor::new(store.clone(), None).expect("auditor")).expect("guard");
     let service = ToolService::new(guard, vec![Target::new("lab", lab.clone())]).expect("service");
-    let ctx = CallContext::new(Principal { name: "bench".into(), role: "operator".into() }, Transport::Cli, None);
+    let ctx = CallContext::new(Principal { name: "bench".into(), role: "viewer".into() }, Transport::Cli, None);
     let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
 
     runtime.block_on(async {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use portcullis_guard::{Auditor, Guard, GuardSettings, OperationPolicy, Principal, RiskWeights};
+use portcullis_guard::{Auditor, Guard, GuardSettings, OperationPolicy, Principal, Roles};
 use portcullis_lab::{LabFirewall, default_interfaces, lab_interfaces};
 use portcullis_store::Store;
 use portcullis_tools::{Target, ToolService};
@@ -36,30 +36,35 @@ impl App {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let auditor = Auditor::new(store.clone(), config.logging.audit_file.as_deref())
             .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-        let guard = Guard::new(guard_settings(&config), auditor).map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        let guard = Guard::new(guard_settings(&config)?, auditor).map_err(|e| anyhow::anyhow!("{}", e.message))?;
         let service = ToolService::new(guard, vec![Target::new(LAB_TARGET, Arc::new(lab))])
             .map_err(|e| anyhow::anyhow!("{}", e.message))?;
         Ok(Self { service: Arc::new(service), store, config, store_path })
     }
 
-    /// The principal local transports (stdio, CLI) run as. Never admin unless the config says so.
+    /// The principal local transports (stdio, CLI) run as: `security.principal`, by default `operator`. Never
+    /// admin unless the config says so.
     pub fn local_principal(&self) -> Principal {
-        let name = self.config.security.principal.clone();
-        let role = match name.as_str() {
-            "admin" | "viewer" | "operator" => name.clone(),
-            _ => "operator".into(),
-        };
-        Principal { name, role }
+        self.principal(&self.config.security.principal)
+    }
+
+    /// A named principal with its role from config (validated at load; an unknown one gets no role at all).
+    pub fn principal(&self, name: &str) -> Principal {
+        let role = self.config.security.role_of(name).unwrap_or_else(|| "none".into());
+        Principal { name: name.to_string(), role }
     }
 }
 
-fn guard_settings(config: &Config) -> GuardSettings {
+fn guard_settings(config: &Config) -> anyhow::Result<GuardSettings> {
     let security = &config.security;
-    GuardSettings {
+    Ok(GuardSettings {
         policy: OperationPolicy::new(security.allowed_operations.clone(), security.denied_operations.clone()),
-        rate_limit_per_minute: security.rate_limit,
+        roles: Roles::with_custom(security.roles.clone()).map_err(anyhow::Error::msg)?,
+        rates: security.rate_quotas(),
         max_risk_score: security.max_risk_score,
         restricted_interfaces: security.restricted_interfaces.clone(),
-        weights: RiskWeights::default(),
-    }
+        protected_addresses: security.protected_nets(),
+        weights: security.risk_weights.clone().unwrap_or_default(),
+        approval_ttl: security.approval_ttl(),
+    })
 }

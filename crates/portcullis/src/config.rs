@@ -251,6 +251,77 @@ pub struct SecurityConfig {
     pub max_risk_score: u8,
     /// Name of the principal using the stdio transport.
     pub principal: String,
+    /// Principals and their roles. Built-in role names (viewer, operator, admin) are principals of that role
+    /// without an entry here.
+    pub principals: BTreeMap<String, PrincipalConfig>,
+    /// Custom roles: permission level per category and caps.
+    pub roles: BTreeMap<String, portcullis_guard::Role>,
+    /// Calls per minute per principal and class; `rate_limit` above is the default class.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<RateLimitsConfig>,
+    /// Addresses and networks that are never blocked (management hosts, a never-block list).
+    pub protected_addresses: Vec<String>,
+    pub management_hosts: Vec<String>,
+    /// How long a pending human approval stays valid (e.g. 15m).
+    pub approval_ttl: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub risk_weights: Option<portcullis_guard::RiskWeights>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalConfig {
+    pub role: String,
+}
+
+/// Per-class rate limits (calls per minute per principal).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitsConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default: Option<u32>,
+    pub sensitive: u32,
+    pub admin: u32,
+}
+
+impl Default for RateLimitsConfig {
+    fn default() -> Self {
+        Self { default: None, sensitive: 10, admin: 5 }
+    }
+}
+
+impl SecurityConfig {
+    /// The role of a principal: its entry in `principals`, or the role of the same name.
+    pub fn role_of(&self, principal: &str) -> Option<String> {
+        if let Some(p) = self.principals.get(principal) {
+            return Some(p.role.clone());
+        }
+        let builtin = portcullis_guard::roles::BUILTIN_ROLES.contains(&principal);
+        (builtin || self.roles.contains_key(principal)).then(|| principal.to_string())
+    }
+
+    pub fn rate_quotas(&self) -> portcullis_guard::RateQuotas {
+        let classes = self.rate_limits.clone().unwrap_or_default();
+        portcullis_guard::RateQuotas {
+            default: classes.default.unwrap_or(self.rate_limit),
+            sensitive: classes.sensitive,
+            admin: classes.admin,
+        }
+    }
+
+    /// Management hosts and protected addresses as networks (validated at load).
+    pub fn protected_nets(&self) -> Vec<ipnet::IpNet> {
+        self.protected_addresses
+            .iter()
+            .chain(&self.management_hosts)
+            .filter_map(|s| portcullis_core::model::parse_net("security.protected_addresses", s).ok())
+            .collect()
+    }
+
+    pub fn approval_ttl(&self) -> chrono::TimeDelta {
+        portcullis_core::duration::parse_span("security.approval_ttl", &self.approval_ttl)
+            .unwrap_or(chrono::TimeDelta::minutes(15))
+    }
 }
 
 impl Default for SecurityConfig {
@@ -263,6 +334,13 @@ impl Default for SecurityConfig {
             restricted_interfaces: Vec::new(),
             max_risk_score: 80,
             principal: "operator".to_owned(),
+            principals: BTreeMap::new(),
+            roles: BTreeMap::new(),
+            rate_limits: None,
+            protected_addresses: Vec::new(),
+            management_hosts: Vec::new(),
+            approval_ttl: "15m".to_owned(),
+            risk_weights: None,
         }
     }
 }
@@ -723,6 +801,58 @@ fn validate(config: &mut Config, origin: &Path) -> Result<(), ConfigError> {
         return Err(invalid(format!("http.allowed_origins[{i}]"), "must not be empty", o));
     }
 
+    validate_access(config, o)
+}
+
+/// Principals, roles, tokens, rate classes, protected addresses and the approval TTL.
+fn validate_access(config: &Config, o: Option<&Path>) -> Result<(), ConfigError> {
+    let sec = &config.security;
+    for name in sec.roles.keys() {
+        if portcullis_guard::roles::BUILTIN_ROLES.contains(&name.as_str()) {
+            return Err(invalid(format!("security.roles.{name}"), "built-in roles cannot be redefined", o));
+        }
+    }
+    for (name, p) in &sec.principals {
+        let known =
+            portcullis_guard::roles::BUILTIN_ROLES.contains(&p.role.as_str()) || sec.roles.contains_key(&p.role);
+        if !known {
+            return Err(invalid(format!("security.principals.{name}.role"), format!("no role named `{}`", p.role), o));
+        }
+    }
+    if sec.role_of(&sec.principal).is_none() {
+        return Err(invalid(
+            "security.principal",
+            format!("`{}` has no role: add security.principals.{}.role", sec.principal, sec.principal),
+            o,
+        ));
+    }
+    for (i, token) in config.http.tokens.iter().enumerate() {
+        if sec.role_of(&token.principal).is_none() {
+            return Err(invalid(
+                format!("http.tokens[{i}].principal"),
+                format!("`{}` has no role: add security.principals.{}.role", token.principal, token.principal),
+                o,
+            ));
+        }
+    }
+    if let Some(limits) = &sec.rate_limits {
+        let classes =
+            [("default", limits.default.unwrap_or(1)), ("sensitive", limits.sensitive), ("admin", limits.admin)];
+        for (class, n) in classes {
+            check_rate_limit(n).map_err(|m| invalid(format!("security.rate_limits.{class}"), m, o))?;
+        }
+    }
+    for (key, list) in [
+        ("security.protected_addresses", &sec.protected_addresses),
+        ("security.management_hosts", &sec.management_hosts),
+    ] {
+        for (i, s) in list.iter().enumerate() {
+            portcullis_core::model::parse_net("address", s)
+                .map_err(|e| invalid(format!("{key}[{i}]"), e.message, o))?;
+        }
+    }
+    portcullis_core::duration::parse_span("approval_ttl", &sec.approval_ttl)
+        .map_err(|e| invalid("security.approval_ttl", e.message, o))?;
     Ok(())
 }
 
@@ -1227,10 +1357,35 @@ interfaces: {wan: em0, lan: em1, dmz: em2}
     }
 
     #[test]
+    fn principals_roles_and_guard_settings_load_and_are_checked() {
+        let text = "security:\n  principal: alice\n  principals: {alice: {role: auditor}, bob: {role: admin}}\n  \
+                    roles: {auditor: {permissions: {analytics: read, system: read}}}\n  \
+                    rate_limits: {sensitive: 4, admin: 2}\n  protected_addresses: [10.0.0.0/24, 192.0.2.10]\n  \
+                    approval_ttl: 5m\n  risk_weights: {permanent: 30}\n";
+        let c = parse(text, origin(), &no_env).unwrap();
+        assert_eq!(c.security.role_of("alice").as_deref(), Some("auditor"));
+        assert_eq!(c.security.role_of("operator").as_deref(), Some("operator"));
+        assert_eq!(c.security.role_of("mallory"), None);
+        let q = c.security.rate_quotas();
+        assert_eq!((q.default, q.sensitive, q.admin), (100, 4, 2));
+        assert_eq!(c.security.protected_nets().len(), 2);
+        assert_eq!(c.security.approval_ttl(), chrono::TimeDelta::minutes(5));
+        assert_eq!(c.security.risk_weights.unwrap().permanent, 30);
+
+        assert_invalid_key("security: {principal: mallory}\n", "security.principal");
+        assert_invalid_key("security: {principals: {a: {role: root}}}\n", "security.principals.a.role");
+        assert_invalid_key("security: {roles: {admin: {}}}\n", "security.roles.admin");
+        assert_invalid_key("security: {protected_addresses: [10.0.0.0/33]}\n", "security.protected_addresses[0]");
+        assert_invalid_key("security: {approval_ttl: -5m}\n", "security.approval_ttl");
+        assert_invalid_key("security: {rate_limits: {sensitive: 0}}\n", "security.rate_limits.sensitive");
+    }
+
+    #[test]
     fn normalisations() {
         let hash = hash_token("s3cret-token").to_ascii_uppercase();
         let text = format!(
             "pfsense: {{host: fw, protocol: HTTP}}\nlogging: {{level: Warning}}\n\
+             security: {{principals: {{bot: {{role: operator}}}}}}\n\
              http: {{tokens: [{{principal: bot, sha256: {hash}}}]}}\n"
         );
         let c = parse(&text, origin(), &no_env).unwrap();

@@ -25,6 +25,8 @@ use crate::mcp::McpServer;
 #[derive(Clone)]
 struct AuthState {
     http: Arc<HttpConfig>,
+    /// The role of each token's principal, resolved from config once.
+    roles: Arc<std::collections::BTreeMap<String, String>>,
 }
 
 /// Refuses a non-loopback bind without bearer tokens: an open firewall API on the network is never a default.
@@ -66,7 +68,8 @@ fn router(app: &App, http: &HttpConfig, local: SocketAddr, shutdown: Cancellatio
         .with_cancellation_token(shutdown.child_token());
     let mcp_service: StreamableHttpService<McpServer, LocalSessionManager> =
         StreamableHttpService::new(move || Ok(server.clone()), Default::default(), config);
-    let auth = AuthState { http: Arc::new(http.clone()) };
+    let roles = http.tokens.iter().map(|t| (t.principal.clone(), app.principal(&t.principal).role)).collect();
+    let auth = AuthState { http: Arc::new(http.clone()), roles: Arc::new(roles) };
     Router::new()
         .nest_service("/mcp", mcp_service)
         .layer(middleware::from_fn_with_state(auth, authenticate))
@@ -107,8 +110,8 @@ async fn authenticate(State(auth): State<AuthState>, mut request: Request, next:
     };
     match auth.http.principal_for_token(&token) {
         Some(name) => {
-            let role = if matches!(name, "admin" | "viewer" | "operator") { name } else { "operator" };
-            request.extensions_mut().insert(Principal { name: name.to_string(), role: role.to_string() });
+            let role = auth.roles.get(name).cloned().unwrap_or_else(|| "none".into());
+            request.extensions_mut().insert(Principal { name: name.to_string(), role });
             next.run(request).await
         }
         None => unauthorized("the bearer token is not valid"),

@@ -2,6 +2,7 @@
 //! transports and rendering live here; every tool call runs in `portcullis_tools::ToolService`.
 
 mod app;
+mod approvals;
 mod cli;
 mod config;
 mod http;
@@ -63,6 +64,18 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Grant a pending approval (a person's decision; the assistant cannot make it).
+    Approve {
+        id: String,
+        /// Refuse instead of grant.
+        #[arg(long)]
+        deny: bool,
+        /// Do not ask for confirmation on the terminal.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// List pending approvals.
+    Approvals,
 }
 
 #[derive(Subcommand)]
@@ -138,6 +151,14 @@ async fn dispatch(command: Command, loaded: LoadedConfig) -> anyhow::Result<i32>
             let v = app.store.audit_verify()?;
             println!("{}", serde_json::to_string_pretty(&v)?);
             Ok(if v.ok { 0 } else { 3 })
+        }
+        Command::Approve { id, deny, yes } => {
+            let app = App::open(loaded.config)?;
+            approvals::decide(&app, &id, !deny, yes)
+        }
+        Command::Approvals => {
+            let app = App::open(loaded.config)?;
+            approvals::list(&app)
         }
         Command::Serve { http } => {
             let app = App::open(loaded.config)?;

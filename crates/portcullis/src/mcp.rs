@@ -80,9 +80,13 @@ impl ServerHandler for McpServer {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items((*self.tools).clone()))
+        // A principal sees only the tools its role and the operation policy let it call.
+        let ctx = self.context(&context);
+        let allowed: Vec<&str> = self.service.tools_for(&ctx).iter().map(|t| t.name).collect();
+        let visible = self.tools.iter().filter(|t| allowed.contains(&t.name.as_ref())).cloned().collect();
+        Ok(ListToolsResult::with_all_items(visible))
     }
 
     async fn call_tool(
