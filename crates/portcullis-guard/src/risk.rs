@@ -3,12 +3,17 @@
 //! permanent exposure does not (a permanent pass any → any on a restricted WAN: 100).
 //! The table is documented in docs/GUARDRAILS.md; keep both in step.
 
-use portcullis_core::plan::ChangeFacts;
+use std::collections::BTreeMap;
 
-/// Weights of the score. Base weights are per operation; the rest add up on top.
-#[derive(Debug, Clone, PartialEq)]
+use portcullis_core::plan::ChangeFacts;
+use serde::{Deserialize, Serialize};
+
+/// Weights of the score. Base weights are per operation; the rest add up on top. Config `security.risk_weights`
+/// overrides any of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct RiskWeights {
-    pub base: Vec<(String, u8)>,
+    pub base: BTreeMap<String, u8>,
     pub widens_exposure: u8,
     pub permanent: u8,
     pub longer_than_a_week: u8,
@@ -51,7 +56,7 @@ pub fn risk_score(w: &RiskWeights, input: &RiskInput<'_>, restricted: &[String])
     if input.read_only {
         return 0;
     }
-    let base = w.base.iter().find(|(op, _)| op == input.operation).map_or(30, |(_, s)| *s);
+    let base = w.base.get(input.operation).copied().unwrap_or(30);
     let Some(facts) = input.facts else {
         return base;
     };
