@@ -475,3 +475,32 @@ async def test_high_risk_change_waits_for_a_person(servers, data_dir: Path):
             assert again["code"] == "approval_required", "approvals are single-use"
     tools = [r["tool"] for r in read_audit(data_dir)]
     assert "approve" in tools
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_person_approves_through_mcp_elicitation(servers, data_dir: Path, transport: str):
+    """A client that supports elicitation shows the approval to its user; the model never answers it."""
+    from mcp import types
+
+    asked: list[str] = []
+    answers = [True, False]
+
+    async def person(context, params):
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"approve": answers[len(asked) - 1]})
+
+    pc = servers(transport, data_dir)
+    pc.start()
+    wide_open = {"interface": "lan", "action": "pass", "protocol": "any", "source": "any",
+                 "destination": "any", "description": "open everything"}
+    with anyio.fail_after(SCENARIO_TIMEOUT):
+        async with pc.session(elicitation_callback=person) as session:
+            applied = ok(await call(session, "create_firewall_rule", wide_open))
+            assert applied["status"] == "applied" and applied["approval_id"], applied
+            assert "risk" in asked[0] and "lan" in asked[0], asked
+            declined = error(await call(session, "create_firewall_rule", {**wide_open, "description": "again"}))
+            assert declined["code"] == "approval_required" and "declined" in declined["message"], declined
+            rules = ok(await call(session, "get_firewall_rules", {"interface": "lan"}))
+            assert [r["description"] for r in rules["data"]].count("open everything") == 1
+            assert all(r["description"] != "again" for r in rules["data"])
+    assert len(asked) == 2

@@ -43,6 +43,26 @@ pub struct Principal {
     pub role: String,
 }
 
+/// A person who can be asked, during a call, to approve it (an MCP client that shows elicitation requests to
+/// its user). The model behind the client never sees the question, so it cannot answer it.
+#[async_trait::async_trait]
+pub trait HumanApprover: Send + Sync {
+    /// Who answers, for the audit trail (e.g. `elicitation:claude-desktop 1.2`).
+    fn name(&self) -> String;
+    /// Asks the person; `Ok(true)` only on an explicit approval.
+    async fn confirm(&self, question: &str) -> Result<bool, String>;
+}
+
+/// A shared approver; `Debug` so that call contexts stay printable.
+#[derive(Clone)]
+pub struct Approver(pub std::sync::Arc<dyn HumanApprover>);
+
+impl std::fmt::Debug for Approver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Approver({})", self.0.name())
+    }
+}
+
 /// Everything known about a call before its arguments are read.
 #[derive(Debug, Clone, Serialize)]
 pub struct CallContext {
@@ -51,11 +71,19 @@ pub struct CallContext {
     /// Where the call came from: the MCP client name, the HTTP peer, or the CLI user.
     pub origin: Option<String>,
     pub correlation_id: String,
+    /// A person reachable during the call, when the transport offers one.
+    #[serde(skip)]
+    pub approver: Option<Approver>,
 }
 
 impl CallContext {
     pub fn new(principal: Principal, transport: Transport, origin: Option<String>) -> Self {
-        Self { principal, transport, origin, correlation_id: uuid::Uuid::new_v4().to_string() }
+        Self { principal, transport, origin, correlation_id: uuid::Uuid::new_v4().to_string(), approver: None }
+    }
+
+    pub fn with_approver(mut self, approver: Option<Approver>) -> Self {
+        self.approver = approver;
+        self
     }
 }
 

@@ -299,7 +299,7 @@ impl ToolService {
                 now,
                 ttl: self.guard.settings.approval_ttl,
             };
-            let granted = approval::require(self.guard.auditor.store(), &need).inspect_err(|e| {
+            let granted = self.approve(call.ctx, &need).await.inspect_err(|e| {
                 trace.approval_id.clone_from(&e.approval_id);
             })?;
             trace.approval_id = Some(granted.id.clone());
@@ -310,6 +310,42 @@ impl ToolService {
         result.verified = true;
         result.rule = applied_rule(&after.state, &plan, &after.created);
         to_json(&result)
+    }
+
+    /// Consumes a person's grant for exactly this call; when none exists and a person is reachable through the
+    /// transport (MCP elicitation), asks them now.
+    async fn approve(
+        &self,
+        ctx: &CallContext,
+        need: &ApprovalNeed<'_>,
+    ) -> Result<portcullis_store::Approval, CallError> {
+        let store = self.guard.auditor.store();
+        let pending = match approval::require(store, need) {
+            Ok(granted) => return Ok(granted),
+            Err(e) => e,
+        };
+        let (Some(approver), Some(id)) = (&ctx.approver, pending.approval_id.clone()) else {
+            return Err(pending);
+        };
+        let question = format!(
+            "Portcullis: {} asks to {} on target {} (risk {}). {}. Approve this exact change?",
+            need.principal, need.summary, need.target, need.risk_score, need.reason
+        );
+        let answer = approver.0.confirm(&question).await;
+        let grant = matches!(answer, Ok(true));
+        let by = approver.0.name();
+        store.approval_decide(&id, grant, &by, Utc::now()).map_err(|e| CallError::internal(e.to_string()))?;
+        if !grant {
+            let why = match answer {
+                Err(e) => format!("the approval request could not be shown: {e}"),
+                Ok(_) => format!("{by} declined"),
+            };
+            let mut refused = CallError::new(ErrorCode::ApprovalRequired, format!("approval {id}: {why}"))
+                .with_hint("the change was not made");
+            refused.approval_id = Some(id);
+            return Err(refused);
+        }
+        approval::require(store, need)
     }
 
     /// Argument policy: protected addresses, the role's caps, no pass any → any on restricted interfaces.

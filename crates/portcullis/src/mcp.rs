@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use portcullis_guard::{CallContext, CallError, Principal, Transport};
+use std::time::Duration;
+
+use portcullis_guard::{Approver, CallContext, CallError, HumanApprover, Principal, Transport};
 use portcullis_tools::{ToolDef, ToolKind, ToolService};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
@@ -50,7 +52,52 @@ impl McpServer {
             let c = &info.client_info;
             format!("{} {}", c.name, c.version)
         });
+        let approver = supports_form_elicitation(&ctx.peer).then(|| {
+            let name = format!("elicitation:{}", client.clone().unwrap_or_else(|| "mcp-client".into()));
+            Approver(Arc::new(ElicitationApprover { peer: ctx.peer.clone(), name }))
+        });
         CallContext::new(http_principal.unwrap_or_else(|| self.default_principal.clone()), self.transport, client)
+            .with_approver(approver)
+    }
+}
+
+fn supports_form_elicitation(peer: &rmcp::Peer<RoleServer>) -> bool {
+    peer.supported_elicitation_modes().contains(&rmcp::service::ElicitationMode::Form)
+}
+
+/// The person's answer in the client's elicitation form.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+struct ApprovalAnswer {
+    /// Approve this exact change.
+    approve: bool,
+}
+
+rmcp::elicit_safe!(ApprovalAnswer);
+
+/// Asks the client's user, through MCP elicitation, to approve a change.
+struct ElicitationApprover {
+    peer: rmcp::Peer<RoleServer>,
+    name: String,
+}
+
+/// How long a person has to answer before the change is refused.
+const APPROVAL_WAIT: Duration = Duration::from_secs(300);
+
+#[async_trait::async_trait]
+impl HumanApprover for ElicitationApprover {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    async fn confirm(&self, question: &str) -> Result<bool, String> {
+        match self.peer.elicit_with_timeout::<ApprovalAnswer>(question, Some(APPROVAL_WAIT)).await {
+            Ok(Some(answer)) => Ok(answer.approve),
+            Ok(None) => Ok(false),
+            Err(rmcp::service::ElicitationError::UserDeclined | rmcp::service::ElicitationError::UserCancelled) => {
+                Ok(false)
+            }
+            Err(e) => Err(e.to_string()),
+        }
     }
 }
 
