@@ -1,0 +1,247 @@
+//! Runtime fault switches. Every switch is an atomic, so tests can flip them while requests are in flight.
+
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Default `write_latency`: the time between a write request reading config and writing it back.
+pub const DEFAULT_WRITE_LATENCY: Duration = Duration::from_millis(20);
+/// Default delay of a filter reload (`POST /api/v2/firewall/apply`, `apply: true`).
+pub const DEFAULT_APPLY_DELAY: Duration = Duration::from_millis(150);
+
+/// Fault switches, settable at runtime (from tests via [`crate::Emulator::faults`], from other processes via
+/// `POST /__emulator/faults`). The `*_next_n` counters decrement once per affected request.
+///
+/// Requests hit by `drop`, `fail`, `garbage`, `config_locked`, `wrong_credentials` or `html_404_everything` are
+/// NOT processed (no state change). `drop_after_commit` processes the request, then drops the connection (the
+/// client cannot know whether its write landed).
+#[derive(Debug)]
+pub struct Faults {
+    latency_ms: AtomicU64,
+    fail_next_n: AtomicU64,
+    fail_status: AtomicU16,
+    config_locked_next_n: AtomicU64,
+    garbage_next_n: AtomicU64,
+    drop_next_n: AtomicU64,
+    drop_after_commit_next_n: AtomicU64,
+    wrong_credentials: AtomicBool,
+    html_404_everything: AtomicBool,
+    lost_updates: AtomicBool,
+    write_latency_ms: AtomicU64,
+    apply_delay_ms: AtomicU64,
+}
+
+/// A copy of every switch (what `GET /__emulator/faults` returns).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultsSnapshot {
+    pub latency_ms: u64,
+    pub fail_next_n: u64,
+    pub fail_status: u16,
+    pub config_locked_next_n: u64,
+    pub garbage_next_n: u64,
+    pub drop_next_n: u64,
+    pub drop_after_commit_next_n: u64,
+    pub wrong_credentials: bool,
+    pub html_404_everything: bool,
+    pub lost_updates: bool,
+    pub write_latency_ms: u64,
+    pub apply_delay_ms: u64,
+}
+
+/// A partial update of the switches (body of `POST /__emulator/faults`); absent fields are left alone.
+/// `{"reset": true}` first restores the defaults.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultsPatch {
+    pub reset: Option<bool>,
+    pub latency_ms: Option<u64>,
+    pub fail_next_n: Option<u64>,
+    pub fail_status: Option<u16>,
+    pub config_locked_next_n: Option<u64>,
+    pub garbage_next_n: Option<u64>,
+    pub drop_next_n: Option<u64>,
+    pub drop_after_commit_next_n: Option<u64>,
+    pub wrong_credentials: Option<bool>,
+    pub html_404_everything: Option<bool>,
+    pub lost_updates: Option<bool>,
+    pub write_latency_ms: Option<u64>,
+    pub apply_delay_ms: Option<u64>,
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis().min(u128::from(u64::MAX)) as u64
+}
+
+impl Faults {
+    pub(crate) fn new(lost_updates: bool, write_latency: Duration, apply_delay: Duration) -> Self {
+        Faults {
+            latency_ms: AtomicU64::new(0),
+            fail_next_n: AtomicU64::new(0),
+            fail_status: AtomicU16::new(500),
+            config_locked_next_n: AtomicU64::new(0),
+            garbage_next_n: AtomicU64::new(0),
+            drop_next_n: AtomicU64::new(0),
+            drop_after_commit_next_n: AtomicU64::new(0),
+            wrong_credentials: AtomicBool::new(false),
+            html_404_everything: AtomicBool::new(false),
+            lost_updates: AtomicBool::new(lost_updates),
+            write_latency_ms: AtomicU64::new(ms(write_latency)),
+            apply_delay_ms: AtomicU64::new(ms(apply_delay)),
+        }
+    }
+
+    /// Added to every `/api` response.
+    pub fn set_latency(&self, latency: Duration) {
+        self.latency_ms.store(ms(latency), Ordering::SeqCst);
+    }
+    /// The next `n` requests fail with `status` (502/504: nginx HTML page; others: pfRest JSON envelope).
+    pub fn fail_next(&self, n: u64, status: u16) {
+        self.fail_status.store(status, Ordering::SeqCst);
+        self.fail_next_n.store(n, Ordering::SeqCst);
+    }
+    /// The next `n` config writes (POST/PATCH/PUT/DELETE on rules/aliases) get 503 `MODEL_WRITE_CONFIG_LOCKED`.
+    pub fn config_locked_next(&self, n: u64) {
+        self.config_locked_next_n.store(n, Ordering::SeqCst);
+    }
+    /// The next `n` requests get a 200 with a body that is not JSON.
+    pub fn garbage_next(&self, n: u64) {
+        self.garbage_next_n.store(n, Ordering::SeqCst);
+    }
+    /// The next `n` requests get their connection closed without any response (nothing is processed).
+    pub fn drop_next(&self, n: u64) {
+        self.drop_next_n.store(n, Ordering::SeqCst);
+    }
+    /// The next `n` requests are processed (writes land) and then the connection is closed without a response.
+    pub fn drop_after_commit_next(&self, n: u64) {
+        self.drop_after_commit_next_n.store(n, Ordering::SeqCst);
+    }
+    /// Reject every request with 401 `AUTH_AUTHENTICATION_FAILED` while on.
+    pub fn set_wrong_credentials(&self, on: bool) {
+        self.wrong_credentials.store(on, Ordering::SeqCst);
+    }
+    /// Simulate pfRest not being installed: every `/api` path answers nginx's HTML 404 while on.
+    pub fn set_html_404_everything(&self, on: bool) {
+        self.html_404_everything.store(on, Ordering::SeqCst);
+    }
+    /// Emulate pfRest's unprotected read-modify-write of config.xml (default on). Off = writes are serialised.
+    pub fn set_lost_updates(&self, on: bool) {
+        self.lost_updates.store(on, Ordering::SeqCst);
+    }
+    /// Time between a write request reading the config and writing its modified copy back.
+    pub fn set_write_latency(&self, latency: Duration) {
+        self.write_latency_ms.store(ms(latency), Ordering::SeqCst);
+    }
+    /// How long a filter reload takes (async applies finish this long after the request).
+    pub fn set_apply_delay(&self, delay: Duration) {
+        self.apply_delay_ms.store(ms(delay), Ordering::SeqCst);
+    }
+
+    pub fn latency(&self) -> Duration {
+        Duration::from_millis(self.latency_ms.load(Ordering::SeqCst))
+    }
+    pub fn lost_updates(&self) -> bool {
+        self.lost_updates.load(Ordering::SeqCst)
+    }
+    pub fn write_latency(&self) -> Duration {
+        Duration::from_millis(self.write_latency_ms.load(Ordering::SeqCst))
+    }
+    pub fn apply_delay(&self) -> Duration {
+        Duration::from_millis(self.apply_delay_ms.load(Ordering::SeqCst))
+    }
+    pub(crate) fn wrong_credentials(&self) -> bool {
+        self.wrong_credentials.load(Ordering::SeqCst)
+    }
+    pub(crate) fn html_404_everything(&self) -> bool {
+        self.html_404_everything.load(Ordering::SeqCst)
+    }
+    pub(crate) fn fail_status(&self) -> u16 {
+        self.fail_status.load(Ordering::SeqCst)
+    }
+
+    fn take(counter: &AtomicU64) -> bool {
+        counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+    }
+    pub(crate) fn take_fail(&self) -> bool {
+        Self::take(&self.fail_next_n)
+    }
+    pub(crate) fn take_config_locked(&self) -> bool {
+        Self::take(&self.config_locked_next_n)
+    }
+    pub(crate) fn take_garbage(&self) -> bool {
+        Self::take(&self.garbage_next_n)
+    }
+    pub(crate) fn take_drop(&self) -> bool {
+        Self::take(&self.drop_next_n)
+    }
+    pub(crate) fn take_drop_after_commit(&self) -> bool {
+        Self::take(&self.drop_after_commit_next_n)
+    }
+
+    /// Restore the defaults (no faults, lost updates on, default write latency and apply delay).
+    pub fn reset(&self) {
+        self.apply_patch(&FaultsPatch {
+            latency_ms: Some(0),
+            fail_next_n: Some(0),
+            fail_status: Some(500),
+            config_locked_next_n: Some(0),
+            garbage_next_n: Some(0),
+            drop_next_n: Some(0),
+            drop_after_commit_next_n: Some(0),
+            wrong_credentials: Some(false),
+            html_404_everything: Some(false),
+            lost_updates: Some(true),
+            write_latency_ms: Some(ms(DEFAULT_WRITE_LATENCY)),
+            apply_delay_ms: Some(ms(DEFAULT_APPLY_DELAY)),
+            reset: None,
+        });
+    }
+
+    pub fn snapshot(&self) -> FaultsSnapshot {
+        let l = |a: &AtomicU64| a.load(Ordering::SeqCst);
+        FaultsSnapshot {
+            latency_ms: l(&self.latency_ms),
+            fail_next_n: l(&self.fail_next_n),
+            fail_status: self.fail_status.load(Ordering::SeqCst),
+            config_locked_next_n: l(&self.config_locked_next_n),
+            garbage_next_n: l(&self.garbage_next_n),
+            drop_next_n: l(&self.drop_next_n),
+            drop_after_commit_next_n: l(&self.drop_after_commit_next_n),
+            wrong_credentials: self.wrong_credentials.load(Ordering::SeqCst),
+            html_404_everything: self.html_404_everything.load(Ordering::SeqCst),
+            lost_updates: self.lost_updates.load(Ordering::SeqCst),
+            write_latency_ms: l(&self.write_latency_ms),
+            apply_delay_ms: l(&self.apply_delay_ms),
+        }
+    }
+
+    pub fn apply_patch(&self, p: &FaultsPatch) {
+        if p.reset == Some(true) {
+            self.reset();
+        }
+        let s = |a: &AtomicU64, v: Option<u64>| {
+            if let Some(v) = v {
+                a.store(v, Ordering::SeqCst);
+            }
+        };
+        let b = |a: &AtomicBool, v: Option<bool>| {
+            if let Some(v) = v {
+                a.store(v, Ordering::SeqCst);
+            }
+        };
+        s(&self.latency_ms, p.latency_ms);
+        if let Some(st) = p.fail_status {
+            self.fail_status.store(st, Ordering::SeqCst);
+        }
+        s(&self.fail_next_n, p.fail_next_n);
+        s(&self.config_locked_next_n, p.config_locked_next_n);
+        s(&self.garbage_next_n, p.garbage_next_n);
+        s(&self.drop_next_n, p.drop_next_n);
+        s(&self.drop_after_commit_next_n, p.drop_after_commit_next_n);
+        b(&self.wrong_credentials, p.wrong_credentials);
+        b(&self.html_404_everything, p.html_404_everything);
+        b(&self.lost_updates, p.lost_updates);
+        s(&self.write_latency_ms, p.write_latency_ms);
+        s(&self.apply_delay_ms, p.apply_delay_ms);
+    }
+}

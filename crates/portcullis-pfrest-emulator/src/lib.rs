@@ -1,0 +1,299 @@
+//! A stateful emulator of pfRest v2 (pfSense-pkg-RESTAPI), for integration tests of pfSense clients.
+//!
+//! It listens on loopback only and behaves like the contract in `shared/pfrest/CONTRACT.md` (and the pfRest
+//! v2.10 source it was read from): the response envelope, KeyAuth/BasicAuth/JWTAuth, ids that are list positions,
+//! stable rule trackers, writes that only take effect after `POST /api/v2/firewall/apply`, dirty subsystems,
+//! async/sync applies, queries/sorting/paging, the firewall log's paging semantics, nginx HTML 404s for unknown
+//! paths, and pfRest's unprotected read-modify-write of config.xml (concurrent writes lose updates).
+//!
+//! Every request is also linted against the embedded schema subset (`schema/subset.json`, extracted from the pfRest
+//! native schema by `scripts/extract-schema.py`); problems are answered the way pfRest answers them (unknown fields
+//! are ignored, etc.) *and* recorded in [`Emulator::schema_violations`] so tests can fail on them.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use portcullis_pfrest_emulator::{Emulator, EmulatorConfig};
+//! let emu = Emulator::start(EmulatorConfig::with_api_key("secret")).await?;
+//! let base = emu.base_url(); // http://127.0.0.1:PORT
+//! // ... drive a client against `base` ...
+//! assert!(emu.schema_violations().is_empty());
+//! emu.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod faults;
+mod model;
+mod query;
+mod schema;
+mod server;
+mod state;
+mod status;
+mod util;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::task::JoinHandle;
+
+pub use faults::{DEFAULT_APPLY_DELAY, DEFAULT_WRITE_LATENCY, Faults, FaultsPatch, FaultsSnapshot};
+pub use model::InterfaceRepresentation;
+
+use state::Inner;
+
+/// pfRest authentication methods (REST API setting `auth_methods`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuthMethod {
+    /// `Authorization: Basic base64(user:pass)`.
+    BasicAuth,
+    /// `X-API-Key: <key>`.
+    KeyAuth,
+    /// `Authorization: Bearer <jwt>` (token from `POST /api/v2/auth/jwt` with Basic credentials).
+    #[allow(clippy::upper_case_acronyms)]
+    JWTAuth,
+}
+
+/// Emulator settings. `EmulatorConfig::default()` has no credentials; use [`EmulatorConfig::with_api_key`] or fill
+/// `api_keys` / `users`.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// Keys accepted in `X-API-Key` (full privileges).
+    pub api_keys: Vec<String>,
+    /// Keys of a user that only holds the `...-get` privileges: non-GET requests get 403 `AUTH_AUTHORIZATION_FAILED`.
+    pub read_only_api_keys: Vec<String>,
+    /// Local users for Basic auth (and for obtaining JWTs), as (username, password). Full privileges.
+    pub users: Vec<(String, String)>,
+    /// Reported pfRest version, e.g. `v2.10.0`. Versions before `v2.8.0` switch the emulator to the old behaviour
+    /// where it matters to clients: no `dry_run` (the request is executed!) and the old log `limit` semantics.
+    pub version: String,
+    /// Enabled auth methods, in the order pfRest tries them (first method whose credentials are present wins).
+    /// A fresh pfRest install has only `BasicAuth`; the emulator enables all three by default.
+    pub auth_methods: Vec<AuthMethod>,
+    /// REST API setting `represent_interfaces_as` (default `descr`: `WAN`, `LAN`, `OPT1`).
+    pub represent_interfaces_as: InterfaceRepresentation,
+    /// REST API setting `hateoas` (adds `_links`; default off like pfRest).
+    pub hateoas: bool,
+    /// JWT lifetime (REST API setting `jwt_exp`, default 3600 s).
+    pub jwt_exp: Duration,
+    /// Start with pfSense's two factory LAN pass rules (trackers 100000101/100000102). Default true.
+    pub seed_default_rules: bool,
+    /// Bump trackers so rules created within the same second still get distinct trackers (default true). pfRest
+    /// itself uses the creation's unix time (`time()`), so two rules created in the same second share a tracker.
+    pub unique_trackers: bool,
+    /// pfSense-pkg-WireGuard installed (WireGuard status endpoints answer; otherwise 404
+    /// `MODEL_MISSING_REQUIRED_PACKAGE`). Default true.
+    pub wireguard_installed: bool,
+    /// Refuse deleting an alias that a rule references (409 `MODEL_CANNOT_BE_DELETED_WHILE_REFERENCED`). Default
+    /// false: pfRest v2.10 does NOT check this (FirewallAlias.name has no `referenced_by`); the rule is then
+    /// silently skipped at the next filter reload (see [`AppliedRuleset::notices`]).
+    pub refuse_referenced_alias_delete: bool,
+    /// Initial firewall log lines (default: the 63 real filterlog samples in `fixtures/`).
+    pub firewall_log: Option<Vec<String>>,
+    /// Emulate lost updates of concurrent unserialised writes (default true, like the real device).
+    pub lost_updates: bool,
+    /// Time between a write reading the config and writing it back (default 20 ms).
+    pub write_latency: Duration,
+    /// Duration of a filter reload (default 150 ms).
+    pub apply_delay: Duration,
+    /// Port on 127.0.0.1 (0 = pick a free one).
+    pub port: u16,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        EmulatorConfig {
+            api_keys: vec![],
+            read_only_api_keys: vec![],
+            users: vec![],
+            version: "v2.10.0".to_string(),
+            auth_methods: vec![AuthMethod::BasicAuth, AuthMethod::KeyAuth, AuthMethod::JWTAuth],
+            represent_interfaces_as: InterfaceRepresentation::Descr,
+            hateoas: false,
+            jwt_exp: Duration::from_secs(3600),
+            seed_default_rules: true,
+            unique_trackers: true,
+            wireguard_installed: true,
+            refuse_referenced_alias_delete: false,
+            firewall_log: None,
+            lost_updates: true,
+            write_latency: DEFAULT_WRITE_LATENCY,
+            apply_delay: DEFAULT_APPLY_DELAY,
+            port: 0,
+        }
+    }
+}
+
+impl EmulatorConfig {
+    /// Defaults plus one API key.
+    pub fn with_api_key(key: impl Into<String>) -> Self {
+        EmulatorConfig { api_keys: vec![key.into()], ..Default::default() }
+    }
+}
+
+/// One request as received (for counting API calls).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoggedRequest {
+    pub method: String,
+    /// Path without the query string.
+    pub path: String,
+    /// Raw query string (may be empty).
+    pub query: String,
+    /// Raw body (lossy UTF-8).
+    pub body: String,
+    /// HTTP status sent; 0 when the connection was dropped without a response.
+    pub status: u16,
+    /// The fault that hit this request, if any (`drop`, `fail`, `garbage`, `config_locked`, ...).
+    pub fault: Option<String>,
+}
+
+impl LoggedRequest {
+    /// The body parsed as JSON (`Value::Null` if it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// What the filter actually enforces: the config as of the last completed filter reload.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AppliedRuleset {
+    /// Number of completed filter reloads since start (0 = the boot-time load).
+    pub generation: u64,
+    /// Unix time of that reload.
+    pub applied_at: i64,
+    /// Enforced rules in evaluation order (enabled rules whose aliases resolve), representation form without `id`.
+    pub rules: Vec<Value>,
+    /// Alias tables loaded by that reload.
+    pub aliases: Vec<Value>,
+    /// Filter reload notices (e.g. a rule skipped because an alias it uses no longer exists).
+    pub notices: Vec<String>,
+}
+
+/// A copy of the emulator's state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateView {
+    /// Configured rules in order; `id` is the position, `tracker` the stable id.
+    pub rules: Vec<Value>,
+    /// Configured aliases in order, with `id`.
+    pub aliases: Vec<Value>,
+    /// Dirty firewall subsystems (what `GET /api/v2/firewall/apply` reports); rule edits never appear here.
+    pub pending_subsystems: Vec<String>,
+    /// The running ruleset.
+    pub applied: AppliedRuleset,
+    /// Filter reloads queued or running.
+    pub applies_in_progress: usize,
+}
+
+impl StateView {
+    /// The configured rule with this tracker.
+    pub fn rule_by_tracker(&self, tracker: i64) -> Option<&Value> {
+        self.rules.iter().find(|r| r["tracker"].as_i64() == Some(tracker))
+    }
+    /// Trackers of the configured rules, in order.
+    pub fn rule_trackers(&self) -> Vec<i64> {
+        self.rules.iter().filter_map(|r| r["tracker"].as_i64()).collect()
+    }
+    /// Trackers of the enforced rules, in order.
+    pub fn applied_trackers(&self) -> Vec<i64> {
+        self.applied.rules.iter().filter_map(|r| r["tracker"].as_i64()).collect()
+    }
+    /// The configured alias with this name.
+    pub fn alias(&self, name: &str) -> Option<&Value> {
+        self.aliases.iter().find(|a| a["name"] == name)
+    }
+    /// The enforced alias table with this name.
+    pub fn applied_alias(&self, name: &str) -> Option<&Value> {
+        self.applied.aliases.iter().find(|a| a["name"] == name)
+    }
+}
+
+/// A running emulator. Cheap to clone (shared handle).
+#[derive(Clone)]
+pub struct Emulator {
+    inner: Arc<Inner>,
+    addr: SocketAddr,
+    task: Arc<std::sync::Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+impl Emulator {
+    /// Bind 127.0.0.1:`config.port` (0 = any free port) and serve in a background task.
+    pub async fn start(config: EmulatorConfig) -> std::io::Result<Emulator> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port)).await?;
+        let addr = listener.local_addr()?;
+        let inner = Arc::new(Inner::new(config));
+        let task = tokio::spawn(server::serve(Arc::clone(&inner), listener));
+        Ok(Emulator { inner, addr, task: Arc::new(std::sync::Mutex::new(Some(task))) })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Fault switches.
+    pub fn faults(&self) -> &Faults {
+        &self.inner.faults
+    }
+
+    /// A copy of the current config, pending subsystems and running ruleset.
+    pub fn state(&self) -> StateView {
+        self.inner.state_view()
+    }
+
+    /// Every `/api` request received so far (control requests under `/__emulator` are not logged).
+    pub fn request_log(&self) -> Vec<LoggedRequest> {
+        self.inner.requests()
+    }
+
+    /// Forget the request log.
+    pub fn clear_request_log(&self) {
+        self.inner.clear_requests();
+    }
+
+    /// Every request that did not match the schema (unknown fields, wrong types, bad enum values, missing required
+    /// fields, control parameters that have no effect, ...), as `"METHOD /path: problem"`.
+    pub fn schema_violations(&self) -> Vec<String> {
+        self.inner.violations()
+    }
+
+    /// Forget recorded schema violations.
+    pub fn clear_schema_violations(&self) {
+        self.inner.clear_violations();
+    }
+
+    /// Append raw lines to the firewall log (`/api/v2/status/logs/firewall`).
+    pub fn push_firewall_log_lines<I, S>(&self, lines: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.inner.push_log_lines(lines.into_iter().map(Into::into));
+    }
+
+    /// Wait until no filter reload is queued or running.
+    pub async fn wait_for_applies(&self) {
+        self.inner.wait_for_applies().await;
+    }
+
+    /// Stop accepting connections and drop any further requests on open connections.
+    pub async fn shutdown(self) {
+        self.inner.shut_down.store(true, std::sync::atomic::Ordering::SeqCst);
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
