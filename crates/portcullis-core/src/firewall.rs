@@ -115,6 +115,55 @@ pub struct SystemStatus {
     pub health: Vec<HealthCheck>,
 }
 
+/// The kind of VPN a status row is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VpnKind {
+    Openvpn,
+    Ipsec,
+    Wireguard,
+}
+
+/// A VPN server, tunnel or phase-1 connection.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct VpnConnection {
+    pub kind: VpnKind,
+    pub name: String,
+    /// up, down, connecting, or what the firewall reports.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+    #[serde(default)]
+    pub bytes_in: u64,
+    #[serde(default)]
+    pub bytes_out: u64,
+}
+
+/// A connected VPN user or peer.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct VpnUser {
+    pub kind: VpnKind,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtual_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connected_since: Option<String>,
+    #[serde(default)]
+    pub bytes_in: u64,
+    #[serde(default)]
+    pub bytes_out: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct VpnStatus {
+    pub connections: Vec<VpnConnection>,
+    pub users: Vec<VpnUser>,
+}
+
 /// What applying a plan produced that the plan could not know in advance.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Applied {
@@ -134,4 +183,20 @@ pub trait Firewall: Send + Sync {
     async fn apply(&self, plan: &ChangePlan) -> Result<Applied, BackendError>;
 
     async fn system_status(&self) -> Result<SystemStatus, BackendError>;
+
+    /// Validates a plan with the firewall itself without changing anything (pfRest `dry_run`). Backends that
+    /// cannot do this accept every plan the core planner made.
+    async fn check(&self, _plan: &ChangePlan) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    /// VPN servers, tunnels and connected users, optionally of one kind.
+    async fn vpn_status(&self, _kind: Option<VpnKind>) -> Result<VpnStatus, BackendError> {
+        Ok(VpnStatus::default())
+    }
+
+    /// The newest raw firewall log lines (pfSense filterlog format), newest last, at most `limit`.
+    async fn firewall_log(&self, _limit: usize) -> Result<Vec<String>, BackendError> {
+        Err(BackendError::new(ErrorCode::Unavailable, "this firewall does not serve its log"))
+    }
 }
