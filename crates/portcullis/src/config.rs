@@ -154,7 +154,24 @@ pub struct Config {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
     pub http: HttpConfig,
+    /// More firewalls by name (an MSP runs many); `pfsense:` above is the target named `pfsense`.
+    pub targets: BTreeMap<String, TargetConfig>,
+    /// The target used when a call names none: this, else the first pfSense target, else `lab`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_target: Option<String>,
 }
+
+/// One named firewall of `targets:`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum TargetConfig {
+    Pfsense(PfSenseConfig),
+}
+
+/// The name of the embedded lab target, always present.
+pub const LAB_TARGET: &str = "lab";
+/// The name the legacy `pfsense:` section gets as a target.
+pub const LEGACY_PFSENSE_TARGET: &str = "pfsense";
 
 /// Connection to a pfSense firewall.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -450,6 +467,21 @@ impl Config {
         self.data_dir.clone().unwrap_or_else(default_data_dir)
     }
 
+    /// Every configured pfSense firewall by target name, the legacy section first.
+    pub fn pfsense_targets(&self) -> Vec<(String, &PfSenseConfig)> {
+        let legacy = self.pfsense.iter().map(|pf| (LEGACY_PFSENSE_TARGET.to_string(), pf));
+        let named = self.targets.iter().map(|(name, TargetConfig::Pfsense(pf))| (name.clone(), pf));
+        legacy.chain(named).collect()
+    }
+
+    /// The target used when a call names none.
+    pub fn default_target(&self) -> String {
+        self.default_target
+            .clone()
+            .or_else(|| self.pfsense_targets().first().map(|(name, _)| name.clone()))
+            .unwrap_or_else(|| LAB_TARGET.to_string())
+    }
+
     /// The effective configuration as YAML, secrets shown as `***`.
     pub fn redacted_yaml(&self) -> String {
         serde_norway::to_string(self).unwrap_or_else(|e| format!("# cannot render the configuration: {e}\n"))
@@ -592,6 +624,11 @@ fn resolve_relative_paths(config: &mut Config, base: &Path) {
     if let Some(p) = config.pfsense.as_mut().and_then(|p| p.ca_file.as_mut()) {
         resolve_relative(base, p);
     }
+    for TargetConfig::Pfsense(pf) in config.targets.values_mut() {
+        if let Some(p) = pf.ca_file.as_mut() {
+            resolve_relative(base, p);
+        }
+    }
 }
 
 fn read_secret_file(path: &Path) -> Result<String, String> {
@@ -644,12 +681,14 @@ fn resolve_secrets(
     origin: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(), ConfigError> {
-    if let Some(pf) = config.pfsense.as_mut() {
+    let legacy = config.pfsense.as_mut().map(|pf| ("pfsense".to_string(), pf));
+    let named = config.targets.iter_mut().map(|(name, TargetConfig::Pfsense(pf))| (format!("targets.{name}"), pf));
+    for (key, pf) in legacy.into_iter().chain(named) {
         if let Some(s) = pf.password.as_mut() {
-            resolve_secret(s, "pfsense.password", base, origin, env)?;
+            resolve_secret(s, &format!("{key}.password"), base, origin, env)?;
         }
         if let Some(s) = pf.api_key.as_mut() {
-            resolve_secret(s, "pfsense.api_key", base, origin, env)?;
+            resolve_secret(s, &format!("{key}.api_key"), base, origin, env)?;
         }
     }
     Ok(())
@@ -704,22 +743,43 @@ fn is_identifier(name: &str) -> bool {
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic()) && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+fn validate_pfsense(pf: &mut PfSenseConfig, key: &str, o: Option<&Path>) -> Result<(), ConfigError> {
+    check_host(&pf.host).map_err(|m| invalid(format!("{key}.host"), m, o))?;
+    pf.host = pf.host.trim().to_owned();
+    if pf.port == 0 {
+        return Err(invalid(format!("{key}.port"), "must be between 1 and 65535, got 0", o));
+    }
+    let protocol = pf.protocol.trim().to_ascii_lowercase();
+    if protocol != "http" && protocol != "https" {
+        return Err(invalid(format!("{key}.protocol"), format!("must be `http` or `https`, got `{}`", pf.protocol), o));
+    }
+    pf.protocol = protocol;
+    if pf.timeout == Some(0) {
+        return Err(invalid(format!("{key}.timeout"), "must be at least 1 second, got 0", o));
+    }
+    Ok(())
+}
+
 fn validate(config: &mut Config, origin: &Path) -> Result<(), ConfigError> {
     let o = Some(origin);
 
     if let Some(pf) = config.pfsense.as_mut() {
-        check_host(&pf.host).map_err(|m| invalid("pfsense.host", m, o))?;
-        pf.host = pf.host.trim().to_owned();
-        if pf.port == 0 {
-            return Err(invalid("pfsense.port", "must be between 1 and 65535, got 0", o));
+        validate_pfsense(pf, "pfsense", o)?;
+    }
+    for (name, TargetConfig::Pfsense(pf)) in config.targets.iter_mut() {
+        if !is_identifier(name) || name == LAB_TARGET || name == LEGACY_PFSENSE_TARGET && config.pfsense.is_some() {
+            return Err(invalid(
+                format!("targets.{name}"),
+                "target names are identifiers, and `lab` (and `pfsense` when the pfsense section is used) are taken",
+                o,
+            ));
         }
-        let protocol = pf.protocol.trim().to_ascii_lowercase();
-        if protocol != "http" && protocol != "https" {
-            return Err(invalid("pfsense.protocol", format!("must be `http` or `https`, got `{}`", pf.protocol), o));
-        }
-        pf.protocol = protocol;
-        if pf.timeout == Some(0) {
-            return Err(invalid("pfsense.timeout", "must be at least 1 second, got 0", o));
+        validate_pfsense(pf, &format!("targets.{name}"), o)?;
+    }
+    if let Some(default) = &config.default_target {
+        let known = default == LAB_TARGET || config.pfsense_targets().iter().any(|(n, _)| n == default);
+        if !known {
+            return Err(invalid("default_target", format!("no target named `{default}`"), o));
         }
     }
 
@@ -1378,6 +1438,25 @@ interfaces: {wan: em0, lan: em1, dmz: em2}
         assert_invalid_key("security: {protected_addresses: [10.0.0.0/33]}\n", "security.protected_addresses[0]");
         assert_invalid_key("security: {approval_ttl: -5m}\n", "security.approval_ttl");
         assert_invalid_key("security: {rate_limits: {sensitive: 0}}\n", "security.rate_limits.sensitive");
+    }
+
+    #[test]
+    fn several_targets_and_the_default() {
+        let env = |name: &str| (name == "HQ_KEY").then(|| "hq-secret".to_string());
+        let text = "pfsense: {host: 192.0.2.1, api_key: k}\n\
+                    targets:\n  branch: {kind: pfsense, host: 192.0.2.2, api_key: \"env:HQ_KEY\", verify_ssl: false}\n\
+                    default_target: branch\n";
+        let c = parse(text, origin(), &env).unwrap();
+        let names: Vec<String> = c.pfsense_targets().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["pfsense", "branch"]);
+        assert_eq!(c.default_target(), "branch");
+        assert_eq!(c.pfsense_targets()[1].1.api_key.as_ref().unwrap().expose(), "hq-secret");
+        assert_eq!(parse("pfsense: {host: fw}\n", origin(), &no_env).unwrap().default_target(), "pfsense");
+        assert_eq!(Config::default().default_target(), "lab");
+        assert_invalid_key("default_target: nowhere\n", "default_target");
+        assert_invalid_key("targets: {lab: {kind: pfsense, host: fw}}\n", "targets.lab");
+        assert_invalid_key("targets: {b: {kind: pfsense, host: fw, port: 0}}\n", "targets.b.port");
+        assert!(parse("targets: {b: {kind: pfsense, host: fw, colour: red}}\n", origin(), &no_env).is_err());
     }
 
     #[test]
