@@ -30,6 +30,7 @@ EXPECTED_TOOLS = {
     "lint_rules",
     "get_audit_log",
     "verify_audit_log",
+    "get_vpn_status",
 }
 READ_TOOLS = {
     "get_firewall_rules",
@@ -39,6 +40,7 @@ READ_TOOLS = {
     "lint_rules",
     "get_audit_log",
     "verify_audit_log",
+    "get_vpn_status",
 }
 RULE_EDITING = {"create_firewall_rule", "modify_firewall_rule", "delete_firewall_rule"}
 

@@ -63,6 +63,14 @@ pub struct TargetArg {
     pub target: Option<String>,
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct VpnStatusArgs {
+    /// openvpn, ipsec or wireguard; every kind when omitted.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub target: Option<String>,
+}
+
 /// No arguments.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct NoArgs {}
@@ -298,6 +306,18 @@ pub fn simulate_port(field: &str, v: &Option<StrOrNum>) -> FieldResult<Option<u1
                 return Err(FieldError::new(field, "a packet has one port, not a range"));
             }
             Ok(Some(range.first))
+        }
+    }
+}
+
+pub fn vpn_kind(v: &str) -> FieldResult<portcullis_core::firewall::VpnKind> {
+    use portcullis_core::firewall::VpnKind;
+    match v.trim().to_ascii_lowercase().as_str() {
+        "openvpn" => Ok(VpnKind::Openvpn),
+        "ipsec" => Ok(VpnKind::Ipsec),
+        "wireguard" => Ok(VpnKind::Wireguard),
+        other => {
+            Err(FieldError::new("type", format!("unknown VPN type {other:?}; expected openvpn, ipsec or wireguard")))
         }
     }
 }

@@ -79,6 +79,7 @@ fn access(name: &str, kind: ToolKind) -> (Requirement, RateClass) {
     let category = match name {
         "block_ip_address" | "unblock_ip_address" | "list_blocks" | "pause_rule" | "resume_rule" => Category::Security,
         "get_system_status" | "get_audit_log" | "verify_audit_log" => Category::System,
+        "get_vpn_status" => Category::Network,
         _ => Category::RuleManagement,
     };
     let level = match (name, kind) {
@@ -190,6 +191,16 @@ pub fn catalogue() -> Vec<ToolDef> {
             false,
             true,
             "CPU and memory usage (percent), uptime (seconds), version, platform and health checks of a target.",
+        ),
+        def::<VpnStatusArgs, VpnStatusResult>(
+            "get_vpn_status",
+            "VPN status",
+            "read_vpn",
+            Read,
+            false,
+            true,
+            "OpenVPN, IPsec and WireGuard servers and tunnels with their state and traffic, and the connected users \
+             and peers. type: openvpn, ipsec or wireguard to narrow it.",
         ),
         def::<SimulatePacketArgs, SimulateResult>(
             "simulate_packet",

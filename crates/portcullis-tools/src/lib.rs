@@ -56,6 +56,7 @@ enum Request {
     Rules(GetFirewallRulesArgs),
     Blocks(Option<String>),
     Status,
+    Vpn(Option<portcullis_core::firewall::VpnKind>),
     Simulate(SimulatePacketArgs),
     Lint(Option<String>),
     AuditLog(AuditLogArgs),
@@ -242,6 +243,17 @@ impl ToolService {
             let backend = format!("{:?}", target.firewall.info().kind).to_ascii_lowercase();
             return to_json(&SystemStatusResult { target: name.into(), backend, status });
         }
+        if let Request::Vpn(kind) = request {
+            let status = target.firewall.vpn_status(kind).await?;
+            let connections_up = status.connections.iter().filter(|c| c.status.eq_ignore_ascii_case("up")).count();
+            let result = VpnStatusResult {
+                target: name.into(),
+                connections: status.connections,
+                users: status.users,
+                connections_up,
+            };
+            return to_json(&result);
+        }
         let state = target.firewall.snapshot().await?;
         let now = now();
         match request {
@@ -249,9 +261,11 @@ impl ToolService {
             Request::Blocks(i) => to_json(&reads::blocks(name, &state, i.as_deref(), now)?),
             Request::Simulate(a) => to_json(&reads::simulate(name, &state, &a, now)?),
             Request::Lint(i) => to_json(&reads::lint_rules(name, &state, i.as_deref(), &self.exposed_interfaces, now)?),
-            Request::Status | Request::AuditLog(_) | Request::AuditVerify | Request::Change { .. } => {
-                Err(CallError::internal("not a target read"))
-            }
+            Request::Status
+            | Request::Vpn(_)
+            | Request::AuditLog(_)
+            | Request::AuditVerify
+            | Request::Change { .. } => Err(CallError::internal("not a target read")),
         }
     }
 
@@ -521,6 +535,10 @@ fn prepare(tool: &str, args: &Value) -> Result<(Option<String>, Request), CallEr
         }
         "get_system_status" => Ok((parse_args::<TargetArg>(args)?.target, Request::Status)),
         "get_audit_log" => Ok((None, Request::AuditLog(parse_args(args)?))),
+        "get_vpn_status" => {
+            let a: VpnStatusArgs = parse_args(args)?;
+            Ok((a.target, Request::Vpn(a.kind.as_deref().map(vpn_kind).transpose()?)))
+        }
         "verify_audit_log" => {
             parse_args::<NoArgs>(args)?;
             Ok((None, Request::AuditVerify))

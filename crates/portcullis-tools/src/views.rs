@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use portcullis_core::firewall::SystemStatus;
+use portcullis_core::firewall::{SystemStatus, VpnConnection, VpnUser};
 use portcullis_core::lint::Finding;
 use portcullis_core::model::{Rule, RuleSet, Timestamp};
 use portcullis_core::plan::Operation;
@@ -197,4 +197,13 @@ pub struct AuditVerifyResult {
     pub broken_at: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct VpnStatusResult {
+    pub target: String,
+    pub connections: Vec<VpnConnection>,
+    pub users: Vec<VpnUser>,
+    /// Servers and tunnels that are up.
+    pub connections_up: usize,
 }

@@ -76,6 +76,7 @@ async fn valid_call(svc: &ToolService, tool: &str) -> Value {
     };
     match tool {
         "get_firewall_rules" | "list_blocks" | "get_system_status" | "lint_rules" | "verify_audit_log" => json!({}),
+        "get_vpn_status" => json!({"type": "openvpn"}),
         "get_audit_log" => json!({"limit": 5}),
         "simulate_packet" => json!({"interface": "wan", "direction": "in", "protocol": "tcp",
                                     "source": "203.0.113.5", "destination": "198.51.100.2", "destination_port": 22}),
