@@ -174,12 +174,9 @@ fn config_check(loaded: LoadedConfig) -> anyhow::Result<i32> {
     };
     println!("# configuration OK, from {source}");
     println!("# data directory: {}", loaded.config.data_dir().display());
-    if loaded.config.pfsense.is_some() {
-        println!(
-            "# note: a pfsense target is configured; this build serves the embedded lab target \"lab\" only \
-             (the pfSense backend is not part of this version yet)"
-        );
-    }
+    let mut targets = vec![config::LAB_TARGET.to_string()];
+    targets.extend(loaded.config.pfsense_targets().into_iter().map(|(name, pf)| format!("{name} ({})", pf.host)));
+    println!("# targets: {}; default: {}", targets.join(", "), loaded.config.default_target());
     print!("{}", loaded.config.redacted_yaml());
     Ok(0)
 }
