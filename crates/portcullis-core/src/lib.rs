@@ -7,6 +7,7 @@ pub mod error;
 pub mod eval;
 pub mod firewall;
 pub mod lint;
+pub mod lockout;
 pub mod model;
 pub mod plan;
 

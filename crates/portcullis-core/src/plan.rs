@@ -729,3 +729,20 @@ pub fn plan_expiry(state: &RuleSet, now: Timestamp) -> Option<ChangePlan> {
         facts: ChangeFacts::default(),
     })
 }
+
+/// Where the `position`-th rule of `interface` goes in the global, ordered rule list: before the rule now at
+/// that position, or after the interface's last rule.
+pub fn global_index(rules: &[Rule], interface: &str, position: usize) -> usize {
+    let mut seen = 0;
+    let mut after_last = None;
+    for (i, r) in rules.iter().enumerate() {
+        if r.interface == interface {
+            if seen == position {
+                return i;
+            }
+            seen += 1;
+            after_last = Some(i + 1);
+        }
+    }
+    after_last.unwrap_or(rules.len())
+}

@@ -97,6 +97,10 @@ pub struct GuardSettings {
     pub restricted_interfaces: Vec<String>,
     /// Management hosts and the never-block list (loopback and the firewall's own addresses are always added).
     pub protected_addresses: Vec<IpNet>,
+    /// Hosts administrators manage the firewall from: they must keep reaching it (443, 22) after any change.
+    pub management_hosts: Vec<IpNet>,
+    /// Further flows that no change may cut.
+    pub management_flows: Vec<portcullis_core::lockout::ManagementFlow>,
     pub weights: RiskWeights,
     pub approval_ttl: TimeDelta,
 }
@@ -110,6 +114,8 @@ impl Default for GuardSettings {
             max_risk_score: 80,
             restricted_interfaces: Vec::new(),
             protected_addresses: Vec::new(),
+            management_hosts: Vec::new(),
+            management_flows: Vec::new(),
             weights: RiskWeights::default(),
             approval_ttl: TimeDelta::minutes(15),
         }

@@ -13,7 +13,7 @@ use portcullis_core::firewall::{
     Applied, BackendError, BackendKind, ErrorCode, Firewall, HealthCheck, SystemStatus, TargetInfo,
 };
 use portcullis_core::model::{Alias, AliasEntry, Interface, Rule, RuleId, RuleSet};
-use portcullis_core::plan::{ChangePlan, Operation};
+use portcullis_core::plan::{ChangePlan, Operation, global_index};
 use portcullis_store::{LabState, LabWrite, Store};
 
 pub use seed::{LabInterface, default_interfaces, lab_interfaces};
@@ -180,22 +180,6 @@ impl<'a> Change<'a> {
         let base = Utc::now().timestamp().max(0) as u64 * 10;
         RuleId(max.map_or(base, |m| m.max(base) + 1).to_string())
     }
-}
-
-/// Where in the global rule list the `position`-th rule of `interface` goes.
-fn global_index(rules: &[Rule], interface: &str, position: usize) -> usize {
-    let mut seen = 0;
-    let mut last_of_interface = None;
-    for (i, r) in rules.iter().enumerate() {
-        if r.interface == interface {
-            if seen == position {
-                return i;
-            }
-            seen += 1;
-            last_of_interface = Some(i);
-        }
-    }
-    last_of_interface.map_or(rules.len(), |i| i + 1)
 }
 
 #[async_trait]

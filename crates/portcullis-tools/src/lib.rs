@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use chrono::{SubsecRound, Utc};
 use portcullis_core::firewall::{ErrorCode, Firewall};
+use portcullis_core::lockout;
 use portcullis_core::model::{RuleSet, Timestamp};
 use portcullis_core::plan::{self, ChangePlan, Intent, Operation};
 use portcullis_guard::approval::{self, ApprovalNeed};
@@ -279,6 +280,7 @@ impl ToolService {
         let state = target.firewall.snapshot().await?;
         let plan = plan::plan(&state, call.intent, now)?;
         self.check_arguments(call, &plan, &state, now)?;
+        self.check_lockout(&plan, &state, now)?;
         let (risk, needs_approval) = self
             .guard
             .assess(call.ctx, &RiskInput { operation: call.def.operation, read_only: false, facts: Some(&plan.facts) });
@@ -360,6 +362,24 @@ impl ToolService {
             return Err(refused);
         }
         approval::require(store, need)
+    }
+
+    /// Lockout prevention: every management flow that passes now must still pass after the change.
+    fn check_lockout(&self, plan: &ChangePlan, state: &RuleSet, now: Timestamp) -> Result<(), CallError> {
+        let settings = &self.guard.settings;
+        let mut flows = settings.management_flows.clone();
+        flows.extend(lockout::flows_for_hosts(state, &settings.management_hosts));
+        lockout::check(state, plan, &flows, now).map_err(|l| {
+            let by = match &l.rule_id {
+                Some(id) => format!("rule {id} ({:?})", l.rule_description),
+                None => l.rule_description.clone(),
+            };
+            CallError::new(
+                ErrorCode::LockoutPrevented,
+                format!("this change would cut the management flow {}: {by} would decide it", l.flow.name),
+            )
+            .with_hint("keep a rule that passes the flow above the change, or change the management flows in config")
+        })
     }
 
     /// Argument policy: protected addresses, the role's caps, no pass any → any on restricted interfaces.

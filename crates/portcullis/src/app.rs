@@ -64,6 +64,8 @@ fn guard_settings(config: &Config) -> anyhow::Result<GuardSettings> {
         max_risk_score: security.max_risk_score,
         restricted_interfaces: security.restricted_interfaces.clone(),
         protected_addresses: security.protected_nets(),
+        management_hosts: security.management_nets(),
+        management_flows: security.management_flows.clone(),
         weights: security.risk_weights.clone().unwrap_or_default(),
         approval_ttl: security.approval_ttl(),
     })

@@ -279,6 +279,8 @@ pub struct SecurityConfig {
     /// Addresses and networks that are never blocked (management hosts, a never-block list).
     pub protected_addresses: Vec<String>,
     pub management_hosts: Vec<String>,
+    /// Flows no change may cut, beyond those of `management_hosts` (which keep 443 and 22 to the firewall).
+    pub management_flows: Vec<portcullis_core::lockout::ManagementFlow>,
     /// How long a pending human approval stays valid (e.g. 15m).
     pub approval_ttl: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -326,6 +328,14 @@ impl SecurityConfig {
         }
     }
 
+    /// Management hosts as networks (validated at load).
+    pub fn management_nets(&self) -> Vec<ipnet::IpNet> {
+        self.management_hosts
+            .iter()
+            .filter_map(|s| portcullis_core::model::parse_net("security.management_hosts", s).ok())
+            .collect()
+    }
+
     /// Management hosts and protected addresses as networks (validated at load).
     pub fn protected_nets(&self) -> Vec<ipnet::IpNet> {
         self.protected_addresses
@@ -356,6 +366,7 @@ impl Default for SecurityConfig {
             rate_limits: None,
             protected_addresses: Vec::new(),
             management_hosts: Vec::new(),
+            management_flows: Vec::new(),
             approval_ttl: "15m".to_owned(),
             risk_weights: None,
         }

@@ -1,0 +1,133 @@
+//! Lockout prevention: the flows administrators need to reach the firewall are evaluated on the rule set as
+//! it would be after a change; a change that cuts one of them is refused, naming the flow and the rule.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::eval::{CompiledRuleSet, Decision};
+use crate::model::{AliasEntry, Direction, PROTO_TCP, Packet, Rule, RuleId, RuleSet, Timestamp};
+use crate::plan::{ChangePlan, Operation, global_index};
+
+/// A flow that must keep working, e.g. the admin subnet → the firewall's GUI on 443.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ManagementFlow {
+    pub name: String,
+    /// The interface the flow arrives on.
+    pub interface: String,
+    #[schemars(with = "String")]
+    pub source: IpAddr,
+    #[schemars(with = "String")]
+    pub destination: IpAddr,
+    /// TCP destination port.
+    pub port: u16,
+}
+
+/// Why a change was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Lockout {
+    pub flow: ManagementFlow,
+    /// The rule that would decide the flow after the change (`None`: the implicit default deny).
+    pub rule_id: Option<String>,
+    pub rule_description: String,
+}
+
+/// The flows implied by management hosts: each must keep reaching the firewall's address on the interface
+/// whose subnet holds it, on HTTPS (443) and SSH (22).
+pub fn flows_for_hosts(state: &RuleSet, hosts: &[IpNet]) -> Vec<ManagementFlow> {
+    let mut flows = Vec::new();
+    for host in hosts.iter().filter(|h| h.prefix_len() == h.max_prefix_len()) {
+        for iface in &state.interfaces {
+            for net in [iface.ipv4, iface.ipv6].into_iter().flatten() {
+                if net.trunc().contains(&host.addr()) {
+                    for port in [443, 22] {
+                        flows.push(ManagementFlow {
+                            name: format!("{} → {} ({}) port {port}", host.addr(), net.addr(), iface.name),
+                            interface: iface.name.clone(),
+                            source: host.addr(),
+                            destination: net.addr(),
+                            port,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    flows
+}
+
+/// The rule set as it would be after the plan, for evaluation only (new rules get placeholder ids).
+pub fn preview(state: &RuleSet, plan: &ChangePlan) -> RuleSet {
+    let mut next = state.clone();
+    for (n, op) in plan.operations.iter().enumerate() {
+        match op {
+            Operation::CreateRule { position, after } => {
+                let rule = Rule { rule_id: RuleId(format!("planned-{n}")), ..after.clone() };
+                let at = global_index(&next.rules, &rule.interface, *position);
+                next.rules.insert(at, rule);
+            }
+            Operation::UpdateRule { before, after, position } => {
+                if let Some(i) = next.rules.iter().position(|r| r.rule_id == before.rule_id) {
+                    next.rules.remove(i);
+                    let at = match position {
+                        Some(p) => global_index(&next.rules, &after.interface, *p),
+                        None => i,
+                    };
+                    next.rules.insert(at, after.clone());
+                }
+            }
+            Operation::DeleteRule { before } => next.rules.retain(|r| r.rule_id != before.rule_id),
+            Operation::CreateAlias { after } => next.aliases.push(after.clone()),
+            Operation::PutAliasEntries { alias, after, .. } => {
+                if let Some(a) = next.aliases.iter_mut().find(|a| &a.name == alias) {
+                    a.entries.retain(|e| !after.iter().any(|n| n.value == e.value));
+                    a.entries.extend(after.iter().cloned());
+                }
+            }
+            Operation::RemoveAliasEntries { alias, before } => {
+                if let Some(a) = next.aliases.iter_mut().find(|a| &a.name == alias) {
+                    a.entries.retain(|e: &AliasEntry| !before.iter().any(|b| b.value == e.value));
+                }
+            }
+        }
+    }
+    next
+}
+
+/// The first flow that passes before the change and not after it.
+pub fn check(
+    before: &RuleSet,
+    plan: &ChangePlan,
+    flows: &[ManagementFlow],
+    now: Timestamp,
+) -> Result<(), Box<Lockout>> {
+    if flows.is_empty() {
+        return Ok(());
+    }
+    let after = preview(before, plan);
+    let (old, new) = (CompiledRuleSet::compile(before, now), CompiledRuleSet::compile(&after, now));
+    for flow in flows {
+        let packet = Packet {
+            interface: flow.interface.clone(),
+            direction: Direction::In,
+            protocol: PROTO_TCP,
+            source: flow.source,
+            destination: flow.destination,
+            source_port: Some(49152),
+            destination_port: Some(flow.port),
+        };
+        let (Ok(was), Ok(will)) = (old.evaluate(&packet), new.evaluate(&packet)) else { continue };
+        let passed = was.action == crate::model::Action::Pass;
+        if passed && will.action != crate::model::Action::Pass {
+            let (rule_id, rule_description) = match will.decision {
+                Decision::Rule(i) => (Some(after.rules[i].rule_id.to_string()), after.rules[i].description.clone()),
+                _ => (None, "the implicit default deny (no rule would pass it any more)".to_string()),
+            };
+            return Err(Box::new(Lockout { flow: flow.clone(), rule_id, rule_description }));
+        }
+    }
+    Ok(())
+}
