@@ -163,6 +163,14 @@ class Portcullis:
         self.stop()
         self.start()
 
+    def kill(self) -> None:
+        """SIGKILL the HTTP server: no shutdown code runs, as in a crash."""
+        assert self.http is not None and self.http.proc is not None
+        self.http.proc.kill()
+        self.http.proc.wait(timeout=10)
+        self.http.stop()
+        self.http = None
+
     # -- MCP sessions ----------------------------------------------------------
 
     @asynccontextmanager

@@ -31,6 +31,9 @@ EXPECTED_TOOLS = {
     "get_audit_log",
     "verify_audit_log",
     "get_vpn_status",
+    "list_pending_changes",
+    "confirm_change",
+    "rollback_change",
 }
 READ_TOOLS = {
     "get_firewall_rules",
@@ -41,6 +44,7 @@ READ_TOOLS = {
     "get_audit_log",
     "verify_audit_log",
     "get_vpn_status",
+    "list_pending_changes",
 }
 RULE_EDITING = {"create_firewall_rule", "modify_firewall_rule", "delete_firewall_rule"}
 
@@ -351,7 +355,10 @@ async def test_http_refuses_bad_origin(servers, data_dir: Path):
     pc.start()
     base = pc.http.base
     with anyio.fail_after(SCENARIO_TIMEOUT):
-        async with httpx.AsyncClient(trust_env=False, timeout=httpx.Timeout(STEP_TIMEOUT)) as client:
+        # A refused request is answered before its body is read, so the server closes that connection; each
+        # probe gets its own connection instead of racing that close on a pooled one.
+        no_reuse = httpx.Limits(max_keepalive_connections=0)
+        async with httpx.AsyncClient(trust_env=False, timeout=httpx.Timeout(STEP_TIMEOUT), limits=no_reuse) as client:
             r = await client.post(
                 f"{base}/mcp", json=INITIALIZE, headers={**MCP_HEADERS, "Origin": "http://evil.example"}
             )
@@ -506,3 +513,31 @@ async def test_person_approves_through_mcp_elicitation(servers, data_dir: Path, 
             assert [r["description"] for r in rules["data"]].count("open everything") == 1
             assert all(r["description"] != "again" for r in rules["data"])
     assert len(asked) == 2
+
+
+async def test_unconfirmed_change_is_reverted_after_sigkill(servers, data_dir: Path):
+    """Commit-confirmed: the server is killed during the window; its next start reverts the change first."""
+    pc = servers("http", data_dir)
+    pc.start()
+    with anyio.fail_after(SCENARIO_TIMEOUT):
+        async with pc.session() as session:
+            kept = ok(await call(session, "block_ip_address",
+                                 {"ip_address": "203.0.113.60", "duration": "1h", "reason": "kept", "confirm_within": "3s"}))
+            ok(await call(session, "confirm_change", {"change_id": kept["change_id"]}))
+            pending = ok(await call(session, "block_ip_address",
+                                    {"ip_address": "203.0.113.61", "duration": "1h", "reason": "unconfirmed",
+                                     "confirm_within": "3s"}))
+            assert pending["status"] == "pending_confirmation", pending
+            listed = ok(await call(session, "list_pending_changes"))
+            assert [c["change_id"] for c in listed["data"]] == [pending["change_id"]], listed
+    pc.kill()
+    await anyio.sleep(3.5)
+    pc.start()
+    with anyio.fail_after(SCENARIO_TIMEOUT):
+        async with pc.session() as session:
+            blocks = ok(await call(session, "list_blocks"))
+            assert sorted(b["ip_address"] for b in blocks["data"]) == ["203.0.113.60"], blocks
+            assert ok(await call(session, "list_pending_changes"))["count"] == 0
+    rollbacks = [r for r in read_audit(data_dir) if r["tool"] == "rollback_change"]
+    assert rollbacks and rollbacks[0]["principal"]["name"] == "portcullis", rollbacks
+    assert rollbacks[0]["change_id"] == pending["change_id"]

@@ -4,7 +4,7 @@
 
 use ipnet::IpNet;
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{FieldError, FieldResult};
 use crate::firewall::Applied;
@@ -75,7 +75,7 @@ pub enum Intent {
 }
 
 /// One object-level step of a plan, with its before and after.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "op", rename_all = "snake_case")]
 // A plan holds a handful of operations built once per change; boxing the rules would buy nothing.
 #[allow(clippy::large_enum_variant)]
@@ -109,7 +109,7 @@ pub enum Operation {
 }
 
 /// Facts about a change that risk scoring and policy need, computed once by the planner.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ChangeFacts {
     /// Host bits of the widest source the change admits or stops: 0 for one host, 8 for a /24, 127 for `any`.
     pub host_bits: u8,
@@ -121,7 +121,7 @@ pub struct ChangeFacts {
     pub interfaces: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ChangePlan {
     pub summary: String,
     pub operations: Vec<Operation>,
@@ -268,12 +268,21 @@ fn set<T: Clone>(slot: &mut T, value: &Option<T>) {
     }
 }
 
-/// Whether a rule edit lets more traffic through than before.
+/// Whether a rule edit may let more traffic through than before: a pass rule that appears, or changes what it
+/// matches; a block that goes away, or changes what it matches. Descriptions and logging widen nothing.
 fn widens(before: &Rule, after: &Rule) -> bool {
-    let was_passing = before.action == Action::Pass && before.enabled;
-    let is_passing = after.action == Action::Pass && after.enabled;
-    let was_blocking = before.action != Action::Pass && before.enabled;
-    (is_passing && (!was_passing || before != after)) || (was_blocking && after != before)
+    let matching_changed = before.direction != after.direction
+        || before.ip_version != after.ip_version
+        || before.protocol != after.protocol
+        || before.source != after.source
+        || before.source_port != after.source_port
+        || before.destination != after.destination
+        || before.destination_port != after.destination_port
+        || before.interface != after.interface;
+    let passing = |r: &Rule| r.action == Action::Pass && r.enabled;
+    let blocking = |r: &Rule| r.action != Action::Pass && r.enabled;
+    (passing(after) && (!passing(before) || matching_changed))
+        || (blocking(before) && (!blocking(after) || matching_changed))
 }
 
 fn plan_delete(state: &RuleSet, id: &RuleId) -> FieldResult<ChangePlan> {
@@ -606,8 +615,7 @@ fn rule_host_bits(state: &RuleSet, rule: &Rule, now: Timestamp) -> u8 {
     if rule.source.negate {
         return 128;
     }
-    let addresses = crate::eval::Resolver::new(state, now).address_set(&rule.source).size_hint();
-    (128 - addresses.leading_zeros()).saturating_sub(1).min(128) as u8
+    crate::eval::Resolver::new(state, now).address_set(&rule.source).breadth_bits()
 }
 
 fn breadth_warnings(rule: &Rule) -> Vec<String> {
@@ -745,4 +753,56 @@ pub fn global_index(rules: &[Rule], interface: &str, position: usize) -> usize {
         }
     }
     after_last.unwrap_or(rules.len())
+}
+
+/// The plan that undoes `plan`, given what applying it produced and the state before it. Applied against the
+/// state right after the change it restores the rules and entries as they were; if the firewall has drifted
+/// since, its `before` values no longer match and the backend refuses it as a conflict. Aliases the change
+/// created are left in place, empty.
+pub fn invert(plan: &ChangePlan, applied: &Applied, before_state: &RuleSet, after_state: &RuleSet) -> ChangePlan {
+    let mut created = applied.created_rules.iter();
+    let mut undo: Vec<Operation> = Vec::new();
+    for op in &plan.operations {
+        match op {
+            Operation::CreateRule { .. } => {
+                if let Some(rule) = created.next().and_then(|id| after_state.rule(id)) {
+                    undo.push(Operation::DeleteRule { before: rule.clone() });
+                }
+            }
+            Operation::UpdateRule { before, after, position } => {
+                let now = after_state.rule(&after.rule_id).cloned().unwrap_or_else(|| after.clone());
+                let back = position.and_then(|_| before_state.position_of(&before.rule_id));
+                undo.push(Operation::UpdateRule { before: now, after: before.clone(), position: back });
+            }
+            Operation::DeleteRule { before } => {
+                let position = before_state.position_of(&before.rule_id).unwrap_or_default();
+                undo.push(Operation::CreateRule { position, after: before.clone() });
+            }
+            Operation::CreateAlias { .. } => {}
+            Operation::PutAliasEntries { alias, before, after } => {
+                undo.push(Operation::RemoveAliasEntries { alias: alias.clone(), before: after.clone() });
+                if !before.is_empty() {
+                    undo.push(Operation::PutAliasEntries {
+                        alias: alias.clone(),
+                        before: Vec::new(),
+                        after: before.clone(),
+                    });
+                }
+            }
+            Operation::RemoveAliasEntries { alias, before } => {
+                undo.push(Operation::PutAliasEntries {
+                    alias: alias.clone(),
+                    before: Vec::new(),
+                    after: before.clone(),
+                });
+            }
+        }
+    }
+    undo.reverse();
+    ChangePlan {
+        summary: format!("undo: {}", plan.summary),
+        operations: undo,
+        warnings: Vec::new(),
+        facts: ChangeFacts { widens_exposure: !plan.facts.widens_exposure, ..plan.facts.clone() },
+    }
 }

@@ -103,6 +103,8 @@ pub struct GuardSettings {
     pub management_flows: Vec<portcullis_core::lockout::ManagementFlow>,
     pub weights: RiskWeights,
     pub approval_ttl: TimeDelta,
+    /// Changes on restricted interfaces are applied with this confirmation window unless the call sets one.
+    pub confirm_restricted: Option<TimeDelta>,
 }
 
 impl Default for GuardSettings {
@@ -118,6 +120,7 @@ impl Default for GuardSettings {
             management_flows: Vec::new(),
             weights: RiskWeights::default(),
             approval_ttl: TimeDelta::minutes(15),
+            confirm_restricted: None,
         }
     }
 }

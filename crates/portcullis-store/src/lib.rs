@@ -3,6 +3,7 @@
 
 mod approvals;
 mod audit;
+mod journal;
 mod lab;
 
 use std::path::Path;
@@ -12,6 +13,7 @@ use rusqlite::Connection;
 
 pub use approvals::{Alert, Approval};
 pub use audit::{AuditFilter, AuditRow, AuditVerification};
+pub use journal::JournalEntry;
 pub use lab::{LabState, LabWrite};
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +53,11 @@ CREATE TABLE IF NOT EXISTS approvals (
     created_at_ms INTEGER NOT NULL, expires_at_ms INTEGER NOT NULL, status TEXT NOT NULL, decided_by TEXT,
     decided_at_ms INTEGER);
 CREATE INDEX IF NOT EXISTS approvals_lookup ON approvals (principal, digest, status);
+CREATE TABLE IF NOT EXISTS changes (
+    change_id TEXT PRIMARY KEY, target TEXT NOT NULL, tool TEXT NOT NULL, principal TEXT NOT NULL,
+    status TEXT NOT NULL, summary TEXT NOT NULL, plan TEXT NOT NULL, inverse TEXT, created_at_ms INTEGER NOT NULL,
+    confirm_by_ms INTEGER, note TEXT);
+CREATE INDEX IF NOT EXISTS changes_status ON changes (status);
 CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, kind TEXT NOT NULL, principal TEXT NOT NULL,
     message TEXT NOT NULL);

@@ -71,6 +71,14 @@ pub struct VpnStatusArgs {
     pub target: Option<String>,
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ChangeIdArgs {
+    /// The change_id a change tool returned.
+    pub change_id: String,
+    /// For rollback_change: show the undo plan and change nothing.
+    pub dry_run: Option<bool>,
+}
+
 /// No arguments.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct NoArgs {}
@@ -123,6 +131,8 @@ pub struct CreateFirewallRuleArgs {
     pub ip_version: Option<String>,
     /// Return the plan and change nothing.
     pub dry_run: Option<bool>,
+    /// Apply now and undo automatically unless `confirm_change` arrives within this time (e.g. 5m).
+    pub confirm_within: Option<String>,
     pub target: Option<String>,
 }
 
@@ -141,6 +151,8 @@ pub struct ModifyFirewallRuleArgs {
     pub position: Option<u32>,
     pub ip_version: Option<String>,
     pub dry_run: Option<bool>,
+    /// Apply now and undo automatically unless `confirm_change` arrives within this time (e.g. 5m).
+    pub confirm_within: Option<String>,
     pub target: Option<String>,
 }
 
@@ -148,6 +160,8 @@ pub struct ModifyFirewallRuleArgs {
 pub struct RuleIdArgs {
     pub rule_id: StrOrNum,
     pub dry_run: Option<bool>,
+    /// Apply now and undo automatically unless `confirm_change` arrives within this time (e.g. 5m).
+    pub confirm_within: Option<String>,
     pub target: Option<String>,
 }
 
@@ -157,6 +171,8 @@ pub struct PauseRuleArgs {
     /// How long to pause, 1-1440 minutes (default 60). The rule resumes by itself.
     pub minutes: Option<i64>,
     pub dry_run: Option<bool>,
+    /// Apply now and undo automatically unless `confirm_change` arrives within this time (e.g. 5m).
+    pub confirm_within: Option<String>,
     pub target: Option<String>,
 }
 
@@ -170,6 +186,8 @@ pub struct BlockIpAddressArgs {
     pub duration: String,
     pub reason: String,
     pub dry_run: Option<bool>,
+    /// Apply now and undo automatically unless `confirm_change` arrives within this time (e.g. 5m).
+    pub confirm_within: Option<String>,
     pub target: Option<String>,
 }
 
@@ -179,6 +197,8 @@ pub struct UnblockIpAddressArgs {
     /// Only the block on this interface; every block of the address when omitted.
     pub interface: Option<String>,
     pub dry_run: Option<bool>,
+    /// Apply now and undo automatically unless `confirm_change` arrives within this time (e.g. 5m).
+    pub confirm_within: Option<String>,
     pub target: Option<String>,
 }
 
@@ -320,4 +340,10 @@ pub fn vpn_kind(v: &str) -> FieldResult<portcullis_core::firewall::VpnKind> {
             Err(FieldError::new("type", format!("unknown VPN type {other:?}; expected openvpn, ipsec or wireguard")))
         }
     }
+}
+
+pub fn change_id(v: &str) -> FieldResult<String> {
+    let v = v.trim();
+    let ok = !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+    if ok { Ok(v.to_string()) } else { Err(FieldError::new("change_id", format!("{v:?} is not a change id"))) }
 }

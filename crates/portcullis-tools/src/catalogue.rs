@@ -77,7 +77,14 @@ use ToolKind::{Change, Read};
 /// The permission and rate class of each tool: the table in docs/PERMISSIONS.md is generated from this.
 fn access(name: &str, kind: ToolKind) -> (Requirement, RateClass) {
     let category = match name {
-        "block_ip_address" | "unblock_ip_address" | "list_blocks" | "pause_rule" | "resume_rule" => Category::Security,
+        "block_ip_address"
+        | "unblock_ip_address"
+        | "list_blocks"
+        | "pause_rule"
+        | "resume_rule"
+        | "confirm_change"
+        | "rollback_change"
+        | "list_pending_changes" => Category::Security,
         "get_system_status" | "get_audit_log" | "verify_audit_log" => Category::System,
         "get_vpn_status" => Category::Network,
         _ => Category::RuleManagement,
@@ -220,6 +227,35 @@ pub fn catalogue() -> Vec<ToolDef> {
             false,
             true,
             "Find shadowed, redundant, overly broad, disabled, long-disabled and paused rules.",
+        ),
+        def::<NoArgs, PendingChangesResult>(
+            "list_pending_changes",
+            "Changes awaiting confirmation",
+            "read_changes",
+            Read,
+            false,
+            true,
+            "Changes applied with a confirmation window (confirm_within) that are undone automatically unless \
+             confirmed, with the time left.",
+        ),
+        def::<ChangeIdArgs, ChangeRecordView>(
+            "confirm_change",
+            "Confirm a change",
+            "confirm_change",
+            Change,
+            false,
+            true,
+            "Keep a change that was applied with a confirmation window; without it the change is undone at confirm_by.",
+        ),
+        def::<ChangeIdArgs, ChangeResult>(
+            "rollback_change",
+            "Roll back a change",
+            "rollback_change",
+            Change,
+            true,
+            false,
+            "Undo an applied change now: the undo plan restores the objects the change touched, verified by \
+             read-back. dry_run: true shows the undo plan.",
         ),
         def::<AuditLogArgs, AuditLogResult>(
             "get_audit_log",

@@ -6,13 +6,14 @@
 
 mod args;
 mod catalogue;
+mod changes;
 mod reads;
 mod views;
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::{SubsecRound, Utc};
+use chrono::{SubsecRound, TimeDelta, Utc};
 use portcullis_core::firewall::{ErrorCode, Firewall};
 use portcullis_core::lockout;
 use portcullis_core::model::{RuleSet, Timestamp};
@@ -62,7 +63,10 @@ enum Request {
     Lint(Option<String>),
     AuditLog(AuditLogArgs),
     AuditVerify,
-    Change { intent: Intent, dry_run: bool },
+    Change { intent: Intent, dry_run: bool, confirm_within: Option<TimeDelta> },
+    ConfirmChange(String),
+    RollbackChange { change_id: String, dry_run: bool },
+    PendingChanges,
 }
 
 /// What the audit record needs to know about how far a call got.
@@ -178,14 +182,20 @@ impl ToolService {
         match request {
             Request::AuditLog(a) => return self.audit_log(&a),
             Request::AuditVerify => return self.audit_verify(),
+            Request::PendingChanges => return self.pending_changes(),
+            Request::ConfirmChange(id) => return self.confirm_change(&id, trace),
+            Request::RollbackChange { change_id, dry_run } => {
+                trace.dry_run = dry_run;
+                return self.rollback_change(ctx, &change_id, dry_run, trace).await;
+            }
             _ => {}
         }
         let target = self.target(target_name.as_deref())?;
         trace.target = Some(target.name.clone());
         match request {
-            Request::Change { intent, dry_run } => {
+            Request::Change { intent, dry_run, confirm_within } => {
                 trace.dry_run = dry_run;
-                let call = ChangeCall { ctx, def, target, args, intent: &intent, dry_run };
+                let call = ChangeCall { ctx, def, target, args, intent: &intent, dry_run, confirm_within };
                 self.change(&call, trace).await
             }
             read => self.read(target, read).await,
@@ -262,11 +272,7 @@ impl ToolService {
             Request::Blocks(i) => to_json(&reads::blocks(name, &state, i.as_deref(), now)?),
             Request::Simulate(a) => to_json(&reads::simulate(name, &state, &a, now)?),
             Request::Lint(i) => to_json(&reads::lint_rules(name, &state, i.as_deref(), &self.exposed_interfaces, now)?),
-            Request::Status
-            | Request::Vpn(_)
-            | Request::AuditLog(_)
-            | Request::AuditVerify
-            | Request::Change { .. } => Err(CallError::internal("not a target read")),
+            _ => Err(CallError::internal("not a target read")),
         }
     }
 
@@ -298,7 +304,10 @@ impl ToolService {
             verified: false,
             approval_required: needs_approval.is_some(),
             approval_id: None,
+            confirm_by: None,
         };
+        // The firewall validates the plan itself where it can (pfRest dry_run) before anything is written.
+        target.firewall.check(&plan).await?;
         if call.dry_run {
             result.rule = planned_rule(&state, &plan);
             return to_json(&result);
@@ -321,11 +330,34 @@ impl ToolService {
             trace.approval_id = Some(granted.id.clone());
             result.approval_id = Some(granted.id);
         }
-        let after = apply_and_verify(target.firewall.as_ref(), &plan).await?;
-        result.status = ChangeStatus::Applied;
+        let confirm_by = self.confirm_window(call, &plan).map(|w| now + w);
+        self.journal_begin(&result.change_id, call, &plan, confirm_by, now)?;
+        let after = match apply_and_verify(target.firewall.as_ref(), &plan).await {
+            Ok(after) => after,
+            Err(e) => {
+                self.journal_failed(&result.change_id, &e);
+                return Err(e);
+            }
+        };
+        let applied = portcullis_core::firewall::Applied { created_rules: after.created.clone() };
+        let inverse = plan::invert(&plan, &applied, &state, &after.state);
+        self.journal_applied(&result.change_id, &inverse, confirm_by)?;
+        result.status = if confirm_by.is_some() { ChangeStatus::PendingConfirmation } else { ChangeStatus::Applied };
+        result.confirm_by = confirm_by;
         result.verified = true;
         result.rule = applied_rule(&after.state, &plan, &after.created);
         to_json(&result)
+    }
+
+    /// The confirmation window of a change: asked for, or the default for restricted interfaces.
+    fn confirm_window(&self, call: &ChangeCall<'_>, plan: &ChangePlan) -> Option<TimeDelta> {
+        let settings = &self.guard.settings;
+        let restricted = plan
+            .facts
+            .interfaces
+            .iter()
+            .any(|i| settings.restricted_interfaces.iter().any(|r| r.eq_ignore_ascii_case(i)));
+        call.confirm_within.or(if restricted { settings.confirm_restricted } else { None })
     }
 
     /// Consumes a person's grant for exactly this call; when none exists and a person is reachable through the
@@ -455,6 +487,7 @@ struct ChangeCall<'a> {
     args: &'a Value,
     intent: &'a Intent,
     dry_run: bool,
+    confirm_within: Option<TimeDelta>,
 }
 
 /// Denials are refusals by the guard; other errors are failures of an allowed call.
@@ -537,8 +570,10 @@ fn to_json<T: Serialize>(value: &T) -> Result<Value, CallError> {
 /// Validates a tool's arguments into a request. Every catalogue tool has an arm here.
 fn prepare(tool: &str, args: &Value) -> Result<(Option<String>, Request), CallError> {
     let now = now();
-    let change = |target: Option<String>, intent: Intent, dry_run: Option<bool>| {
-        Ok((target, Request::Change { intent, dry_run: dry_run.unwrap_or(false) }))
+    let change = |target: Option<String>, intent: Intent, dry_run: Option<bool>, confirm: &Option<String>| {
+        let confirm_within =
+            confirm.as_deref().map(|c| portcullis_core::duration::parse_span("confirm_within", c)).transpose()?;
+        Ok((target, Request::Change { intent, dry_run: dry_run.unwrap_or(false), confirm_within }))
     };
     match tool {
         "get_firewall_rules" => {
@@ -555,6 +590,21 @@ fn prepare(tool: &str, args: &Value) -> Result<(Option<String>, Request), CallEr
         }
         "get_system_status" => Ok((parse_args::<TargetArg>(args)?.target, Request::Status)),
         "get_audit_log" => Ok((None, Request::AuditLog(parse_args(args)?))),
+        "list_pending_changes" => {
+            parse_args::<NoArgs>(args)?;
+            Ok((None, Request::PendingChanges))
+        }
+        "confirm_change" => {
+            let a: ChangeIdArgs = parse_args(args)?;
+            Ok((None, Request::ConfirmChange(change_id(&a.change_id)?)))
+        }
+        "rollback_change" => {
+            let a: ChangeIdArgs = parse_args(args)?;
+            Ok((
+                None,
+                Request::RollbackChange { change_id: change_id(&a.change_id)?, dry_run: a.dry_run.unwrap_or(false) },
+            ))
+        }
         "get_vpn_status" => {
             let a: VpnStatusArgs = parse_args(args)?;
             Ok((a.target, Request::Vpn(a.kind.as_deref().map(vpn_kind).transpose()?)))
@@ -569,24 +619,24 @@ fn prepare(tool: &str, args: &Value) -> Result<(Option<String>, Request), CallEr
         }
         "create_firewall_rule" => {
             let a: CreateFirewallRuleArgs = parse_args(args)?;
-            change(a.target.clone(), create_intent(&a)?, a.dry_run)
+            change(a.target.clone(), create_intent(&a)?, a.dry_run, &a.confirm_within)
         }
         "modify_firewall_rule" => {
             let a: ModifyFirewallRuleArgs = parse_args(args)?;
-            change(a.target.clone(), modify_intent(&a)?, a.dry_run)
+            change(a.target.clone(), modify_intent(&a)?, a.dry_run, &a.confirm_within)
         }
         "delete_firewall_rule" => {
             let a: RuleIdArgs = parse_args(args)?;
-            change(a.target, Intent::DeleteRule { rule_id: rule_id(&a.rule_id)? }, a.dry_run)
+            change(a.target, Intent::DeleteRule { rule_id: rule_id(&a.rule_id)? }, a.dry_run, &a.confirm_within)
         }
         "pause_rule" => {
             let a: PauseRuleArgs = parse_args(args)?;
             let until = now + pause_span(a.minutes)?;
-            change(a.target, Intent::PauseRule { rule_id: rule_id(&a.rule_id)?, until }, a.dry_run)
+            change(a.target, Intent::PauseRule { rule_id: rule_id(&a.rule_id)?, until }, a.dry_run, &a.confirm_within)
         }
         "resume_rule" => {
             let a: RuleIdArgs = parse_args(args)?;
-            change(a.target, Intent::ResumeRule { rule_id: rule_id(&a.rule_id)? }, a.dry_run)
+            change(a.target, Intent::ResumeRule { rule_id: rule_id(&a.rule_id)? }, a.dry_run, &a.confirm_within)
         }
         "block_ip_address" => {
             let a: BlockIpAddressArgs = parse_args(args)?;
@@ -596,7 +646,7 @@ fn prepare(tool: &str, args: &Value) -> Result<(Option<String>, Request), CallEr
                 expires_at: lifetime(&a.duration)?.expires_at(now),
                 reason: reason(&a.reason)?,
             };
-            change(a.target, intent, a.dry_run)
+            change(a.target, intent, a.dry_run, &a.confirm_within)
         }
         "unblock_ip_address" => {
             let a: UnblockIpAddressArgs = parse_args(args)?;
@@ -604,7 +654,7 @@ fn prepare(tool: &str, args: &Value) -> Result<(Option<String>, Request), CallEr
                 net: block_target("ip_address", &a.ip_address)?,
                 interface: a.interface.as_deref().map(|i| interface_name("interface", i)).transpose()?,
             };
-            change(a.target, intent, a.dry_run)
+            change(a.target, intent, a.dry_run, &a.confirm_within)
         }
         other => Err(CallError::internal(format!("tool {other} is in the catalogue but has no handler"))),
     }

@@ -71,6 +71,10 @@ pub enum ChangeStatus {
     Applied,
     /// `dry_run`: the exact plan; nothing was changed.
     Planned,
+    /// Applied and verified; undone automatically at `confirm_by` unless `confirm_change` arrives.
+    PendingConfirmation,
+    /// The undo of an earlier change, applied and verified.
+    RolledBack,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -95,6 +99,34 @@ pub struct ChangeResult {
     /// The approval this change used, when it needed one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval_id: Option<String>,
+    /// When an unconfirmed change is undone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirm_by: Option<Timestamp>,
+}
+
+/// A change as the journal holds it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ChangeRecordView {
+    pub change_id: String,
+    pub target: String,
+    pub tool: String,
+    pub principal: String,
+    /// applying, applied, pending_confirmation, confirmed, rolled_back, rollback_failed or failed.
+    pub status: String,
+    pub summary: String,
+    pub created_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirm_by: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds_left: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PendingChangesResult {
+    pub data: Vec<ChangeRecordView>,
+    pub count: usize,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]

@@ -77,6 +77,18 @@ async fn valid_call(svc: &ToolService, tool: &str) -> Value {
     match tool {
         "get_firewall_rules" | "list_blocks" | "get_system_status" | "lint_rules" | "verify_audit_log" => json!({}),
         "get_vpn_status" => json!({"type": "openvpn"}),
+        "list_pending_changes" => json!({}),
+        "confirm_change" | "rollback_change" => {
+            let change = call(
+                svc,
+                "admin",
+                "block_ip_address",
+                json!({"ip_address": "203.0.113.88", "duration": "1h", "reason": "matrix", "confirm_within": "1h"}),
+            )
+            .await
+            .unwrap();
+            json!({"change_id": change["change_id"]})
+        }
         "get_audit_log" => json!({"limit": 5}),
         "simulate_packet" => json!({"interface": "wan", "direction": "in", "protocol": "tcp",
                                     "source": "203.0.113.5", "destination": "198.51.100.2", "destination_port": 22}),

@@ -91,3 +91,137 @@ async fn configured_flows_are_protected_and_harmless_changes_pass() {
     let created = svc.call(&admin(), "create_firewall_rule", harmless).await.unwrap();
     assert_eq!(created["status"], "applied");
 }
+
+#[tokio::test]
+async fn an_unconfirmed_change_is_rolled_back_and_a_confirmed_one_stays() {
+    let svc = service();
+    let kept = svc
+        .call(
+            &admin(),
+            "block_ip_address",
+            json!({"ip_address": "203.0.113.1", "duration": "1h", "reason": "kept", "confirm_within": "1s"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept["status"], "pending_confirmation");
+    assert!(kept["confirm_by"].is_string());
+    let dropped = svc
+        .call(
+            &admin(),
+            "block_ip_address",
+            json!({"ip_address": "203.0.113.2", "duration": "1h", "reason": "dropped", "confirm_within": "1s"}),
+        )
+        .await
+        .unwrap();
+    let pending = svc.call(&admin(), "list_pending_changes", json!({})).await.unwrap();
+    assert_eq!(pending["count"], 2);
+    let confirmed = svc.call(&admin(), "confirm_change", json!({"change_id": kept["change_id"]})).await.unwrap();
+    assert_eq!(confirmed["status"], "confirmed");
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let report = svc.roll_back_overdue().await;
+    assert_eq!(report.len(), 1);
+    assert_eq!(report[0].0, dropped["change_id"].as_str().unwrap());
+    assert!(report[0].1.is_ok(), "{:?}", report[0].1);
+
+    let blocks = svc.call(&admin(), "list_blocks", json!({})).await.unwrap();
+    let ips: Vec<&str> = blocks["data"].as_array().unwrap().iter().map(|b| b["ip_address"].as_str().unwrap()).collect();
+    assert_eq!(ips, ["203.0.113.1"]);
+    let late = svc.call(&admin(), "confirm_change", json!({"change_id": dropped["change_id"]})).await.unwrap_err();
+    assert_eq!(late.code, ErrorCode::Conflict);
+}
+
+#[tokio::test]
+async fn rollback_on_demand_restores_created_modified_and_deleted_rules() {
+    let svc = service();
+    let original = rules(&svc).await;
+    let created = svc
+        .call(
+            &admin(),
+            "create_firewall_rule",
+            json!({"interface": "dmz", "action": "pass", "protocol": "tcp", "source": "10.10.10.0/24",
+                     "destination": "any", "destination_port": 443, "description": "DMZ web out"}),
+        )
+        .await
+        .unwrap();
+    let undo = svc
+        .call(&admin(), "rollback_change", json!({"change_id": created["change_id"], "dry_run": true}))
+        .await
+        .unwrap();
+    assert_eq!(undo["status"], "planned");
+    assert_eq!(undo["plan"][0]["op"], "delete_rule");
+    let undone = svc.call(&admin(), "rollback_change", json!({"change_id": created["change_id"]})).await.unwrap();
+    assert_eq!(undone["status"], "rolled_back");
+    assert_eq!(rules(&svc).await, original);
+
+    let smtp = svc
+        .call(
+            &admin(),
+            "create_firewall_rule",
+            json!({"interface": "lan", "action": "block", "protocol": "tcp", "source": "lan", "destination": "any",
+                     "destination_port": 25, "position": 1, "description": "No SMTP"}),
+        )
+        .await
+        .unwrap();
+    let id = smtp["rule"]["rule_id"].clone();
+    let with_smtp = rules(&svc).await;
+    let edit = svc
+        .call(
+            &admin(),
+            "modify_firewall_rule",
+            json!({"rule_id": id, "destination_port": "25:26", "description": "No SMTP(s)"}),
+        )
+        .await
+        .unwrap();
+    svc.call(&admin(), "rollback_change", json!({"change_id": edit["change_id"]})).await.unwrap();
+    assert_eq!(strip_times(rules(&svc).await), strip_times(with_smtp.clone()));
+    let deleted = svc.call(&admin(), "delete_firewall_rule", json!({"rule_id": id})).await.unwrap();
+    svc.call(&admin(), "rollback_change", json!({"change_id": deleted["change_id"]})).await.unwrap();
+    let restored = rules(&svc).await;
+    let smtp_rule = restored.as_array().unwrap().iter().find(|r| r["description"] == "No SMTP").unwrap();
+    assert_eq!(smtp_rule["position"], 1, "recreated where it was");
+}
+
+fn strip_times(mut v: Value) -> Value {
+    for r in v.as_array_mut().unwrap() {
+        r.as_object_mut().unwrap().remove("updated_at");
+    }
+    v
+}
+
+#[tokio::test]
+async fn a_rollback_after_a_hand_edit_is_refused_as_drift() {
+    let svc = service();
+    let created = svc
+        .call(
+            &admin(),
+            "create_firewall_rule",
+            json!({"interface": "dmz", "action": "block", "protocol": "udp", "source": "any", "destination": "any",
+                     "destination_port": 53, "description": "No DNS out"}),
+        )
+        .await
+        .unwrap();
+    let id = created["rule"]["rule_id"].clone();
+    svc.call(&admin(), "modify_firewall_rule", json!({"rule_id": id, "description": "edited by hand"})).await.unwrap();
+    let err = svc.call(&admin(), "rollback_change", json!({"change_id": created["change_id"]})).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::Conflict, "{err:?}");
+    let still = rules(&svc).await;
+    assert!(still.as_array().unwrap().iter().any(|r| r["description"] == "edited by hand"), "nothing changed");
+}
+
+#[tokio::test]
+async fn undoing_a_change_needs_the_permission_the_change_needed() {
+    let svc = service();
+    let created = svc
+        .call(
+            &admin(),
+            "create_firewall_rule",
+            json!({"interface": "dmz", "action": "block", "protocol": "tcp", "source": "any", "destination": "any",
+                     "destination_port": 23, "description": "No telnet"}),
+        )
+        .await
+        .unwrap();
+    let operator = CallContext::new(Principal { name: "ops".into(), role: "operator".into() }, Transport::Cli, None);
+    let err = svc.call(&operator, "rollback_change", json!({"change_id": created["change_id"]})).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::AuthorizationFailed);
+}

@@ -68,5 +68,6 @@ fn guard_settings(config: &Config) -> anyhow::Result<GuardSettings> {
         management_flows: security.management_flows.clone(),
         weights: security.risk_weights.clone().unwrap_or_default(),
         approval_ttl: security.approval_ttl(),
+        confirm_restricted: security.confirm_restricted(),
     })
 }

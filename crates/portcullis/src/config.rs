@@ -283,6 +283,10 @@ pub struct SecurityConfig {
     pub management_flows: Vec<portcullis_core::lockout::ManagementFlow>,
     /// How long a pending human approval stays valid (e.g. 15m).
     pub approval_ttl: String,
+    /// Changes on restricted interfaces are applied with this confirmation window (e.g. 5m) unless the call
+    /// sets `confirm_within`; unconfirmed, they are undone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirm_within: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub risk_weights: Option<portcullis_guard::RiskWeights>,
 }
@@ -345,6 +349,10 @@ impl SecurityConfig {
             .collect()
     }
 
+    pub fn confirm_restricted(&self) -> Option<chrono::TimeDelta> {
+        self.confirm_within.as_deref().and_then(|w| portcullis_core::duration::parse_span("confirm_within", w).ok())
+    }
+
     pub fn approval_ttl(&self) -> chrono::TimeDelta {
         portcullis_core::duration::parse_span("security.approval_ttl", &self.approval_ttl)
             .unwrap_or(chrono::TimeDelta::minutes(15))
@@ -368,6 +376,7 @@ impl Default for SecurityConfig {
             management_hosts: Vec::new(),
             management_flows: Vec::new(),
             approval_ttl: "15m".to_owned(),
+            confirm_within: None,
             risk_weights: None,
         }
     }
@@ -924,6 +933,10 @@ fn validate_access(config: &Config, o: Option<&Path>) -> Result<(), ConfigError>
     }
     portcullis_core::duration::parse_span("approval_ttl", &sec.approval_ttl)
         .map_err(|e| invalid("security.approval_ttl", e.message, o))?;
+    if let Some(w) = &sec.confirm_within {
+        portcullis_core::duration::parse_span("confirm_within", w)
+            .map_err(|e| invalid("security.confirm_within", e.message, o))?;
+    }
     Ok(())
 }
 

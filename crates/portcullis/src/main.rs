@@ -144,6 +144,7 @@ async fn dispatch(command: Command, loaded: LoadedConfig) -> anyhow::Result<i32>
         }
         Command::Call { tool, args, json } => {
             let app = App::open(loaded.config)?;
+            recover(&app).await;
             cli::call(&app, &tool, &args, json).await
         }
         Command::Audit { command: AuditCommand::Verify } => {
@@ -183,6 +184,7 @@ fn config_check(loaded: LoadedConfig) -> anyhow::Result<i32> {
 
 async fn serve(app: App, http: Option<String>) -> anyhow::Result<()> {
     tracing::info!(store = %app.store_path.display(), "serving the lab target");
+    recover(&app).await;
     let shutdown = CancellationToken::new();
     spawn_expiry_sweeper(&app, shutdown.clone());
     spawn_signal_handler(shutdown.clone());
@@ -212,6 +214,13 @@ async fn serve_stdio(app: &App, shutdown: CancellationToken) -> anyhow::Result<(
     Ok(())
 }
 
+/// Settles changes left in flight by a crash and undoes overdue unconfirmed ones, before anything is served.
+async fn recover(app: &App) {
+    for line in app.service.recover().await {
+        tracing::warn!("{line}");
+    }
+}
+
 /// Expiries take effect at their time in every verdict; the sweeper also removes them from the firewall.
 fn spawn_expiry_sweeper(app: &App, shutdown: CancellationToken) {
     let service = app.service.clone();
@@ -221,6 +230,12 @@ fn spawn_expiry_sweeper(app: &App, shutdown: CancellationToken) {
             tokio::select! {
                 _ = tick.tick() => {}
                 () = shutdown.cancelled() => return,
+            }
+            for (change, outcome) in service.roll_back_overdue().await {
+                match outcome {
+                    Ok(()) => tracing::warn!(change, "unconfirmed change rolled back"),
+                    Err(e) => tracing::error!(change, "rollback of an unconfirmed change failed: {e}"),
+                }
             }
             for (target, outcome) in service.sweep_expired().await {
                 match outcome {

@@ -77,6 +77,20 @@ impl AddrSet {
         !self.any && self.v4.is_empty() && self.v6.is_empty()
     }
 
+    /// How broad the set is, in host bits of its widest family: 0 for one host, 8 for an IPv4 /24. IPv6 is
+    /// measured against the /64 that one IPv6 LAN is, so a /64 counts like a /24; `any` counts 128.
+    pub fn breadth_bits(&self) -> u8 {
+        if self.any {
+            return 128;
+        }
+        let bits = |n: u128| (128 - n.leading_zeros()).saturating_sub(1) as u8;
+        let v4: u128 = self.v4.iter().map(|(a, b)| u128::from(b - a) + 1).sum();
+        let v6 = self.v6.iter().fold(0u128, |acc, (a, b)| acc.saturating_add((b - a).saturating_add(1)));
+        let v4_bits = if v4 == 0 { 0 } else { bits(v4) };
+        let v6_bits = if v6 == 0 { 0 } else { bits(v6).saturating_sub(56) };
+        v4_bits.max(v6_bits)
+    }
+
     /// Number of addresses in the set, saturating; `any` counts as the whole IPv6 space.
     pub fn size_hint(&self) -> u128 {
         if self.any {
