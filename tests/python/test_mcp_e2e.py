@@ -34,6 +34,9 @@ EXPECTED_TOOLS = {
     "list_pending_changes",
     "confirm_change",
     "rollback_change",
+    "grant_access",
+    "revoke_access",
+    "list_grants",
 }
 READ_TOOLS = {
     "get_firewall_rules",
@@ -45,6 +48,7 @@ READ_TOOLS = {
     "verify_audit_log",
     "get_vpn_status",
     "list_pending_changes",
+    "list_grants",
 }
 RULE_EDITING = {"create_firewall_rule", "modify_firewall_rule", "delete_firewall_rule"}
 

@@ -72,7 +72,23 @@ pub enum Intent {
     ResumeRule { rule_id: RuleId },
     Block { net: IpNet, interface: Option<String>, expires_at: Option<Timestamp>, reason: String },
     Unblock { net: IpNet, interface: Option<String> },
+    Grant { net: IpNet, alias: Option<String>, expires_at: Option<Timestamp>, reason: String, rule: Option<GrantRule> },
+    Revoke { net: IpNet, alias: Option<String> },
 }
+
+/// The pass rule a grant list needs, created with the first grant when asked for.
+#[derive(Debug, Clone)]
+pub struct GrantRule {
+    pub interface: String,
+    pub protocol: Protocol,
+    pub destination: AddressMatch,
+    pub destination_port: PortMatch,
+}
+
+/// The managed alias behind grants unless a call names another.
+pub const GRANT_ALIAS: &str = "PORTCULLIS_GRANT";
+/// The `managed` tag of grant-list aliases and of the pass rules created for them.
+pub const MANAGED_GRANT: &str = "grant_list";
 
 /// One object-level step of a plan, with its before and after.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -141,6 +157,10 @@ pub fn plan(state: &RuleSet, intent: &Intent, now: Timestamp) -> FieldResult<Cha
             plan_block(state, *net, interface.as_deref(), *expires_at, reason, now)
         }
         Intent::Unblock { net, interface } => plan_unblock(state, *net, interface.as_deref()),
+        Intent::Grant { net, alias, expires_at, reason, rule } => {
+            plan_grant(state, *net, alias.as_deref(), *expires_at, reason, rule.as_ref(), now)
+        }
+        Intent::Revoke { net, alias } => plan_revoke(state, *net, alias.as_deref()),
     }
 }
 
@@ -340,6 +360,127 @@ fn plan_resume(state: &RuleSet, id: &RuleId, now: Timestamp) -> FieldResult<Chan
         },
         operations: vec![Operation::UpdateRule { before: before.clone(), after, position: None }],
         warnings: Vec::new(),
+    })
+}
+
+fn plan_grant(
+    state: &RuleSet,
+    net: IpNet,
+    alias: Option<&str>,
+    expires_at: Option<Timestamp>,
+    reason: &str,
+    rule: Option<&GrantRule>,
+    now: Timestamp,
+) -> FieldResult<ChangePlan> {
+    let alias_name = alias.unwrap_or(GRANT_ALIAS).to_string();
+    let mut operations = Vec::new();
+    let mut warnings = Vec::new();
+    match state.alias(&alias_name) {
+        Some(a) if a.managed.as_deref() != Some(MANAGED_GRANT) => {
+            return Err(FieldError::new("alias", format!("alias {alias_name} is not a Portcullis grant list")));
+        }
+        Some(_) => {}
+        None => operations.push(Operation::CreateAlias {
+            after: Alias {
+                name: alias_name.clone(),
+                kind: AliasKind::Network,
+                description: "Access granted by Portcullis (entries expire on their own)".into(),
+                entries: Vec::new(),
+                managed: Some(MANAGED_GRANT.into()),
+            },
+        }),
+    }
+    let referenced = |iface: Option<&str>| {
+        state.rules.iter().any(|r| {
+            r.action == Action::Pass
+                && iface.is_none_or(|i| r.interface == i)
+                && r.source.target == AddressTarget::Alias(alias_name.clone())
+        })
+    };
+    let mut interfaces = Vec::new();
+    match rule {
+        Some(g) => {
+            let iface = state.resolve_interface("interface", &g.interface)?.name.clone();
+            if !referenced(Some(&iface)) {
+                let pass = grant_rule(&iface, &alias_name, g, now);
+                // The alias the rule's source names may be created by this same plan: check the rest.
+                check_rule(state, &Rule { source: AddressMatch::ANY, ..pass.clone() })?;
+                operations.push(Operation::CreateRule { position: leading_system_rules(state, &iface), after: pass });
+            }
+            interfaces.push(iface);
+        }
+        None if !referenced(None) => warnings.push(format!(
+            "no pass rule references {alias_name} yet, so the grant has no effect until one does \
+             (give interface and port to create it)"
+        )),
+        None => {}
+    }
+    let value = net_to_string(&net);
+    let replaced: Vec<AliasEntry> = state
+        .alias(&alias_name)
+        .map(|a| a.entries.iter().filter(|e| e.value == value).cloned().collect())
+        .unwrap_or_default();
+    let entry = AliasEntry { value: value.clone(), detail: reason.to_string(), expires_at, created_at: Some(now) };
+    operations.push(Operation::PutAliasEntries { alias: alias_name.clone(), before: replaced, after: vec![entry] });
+    Ok(ChangePlan {
+        summary: format!(
+            "grant {value} access through {alias_name} {}",
+            expires_at.map_or("permanently".to_string(), |t| format!("until {}", t.to_rfc3339()))
+        ),
+        operations,
+        warnings,
+        facts: ChangeFacts {
+            host_bits: net.max_prefix_len() - net.prefix_len(),
+            widens_exposure: true,
+            lifetime_seconds: expires_at.map(|t| (t - now).num_seconds()),
+            permanent: expires_at.is_none(),
+            interfaces,
+        },
+    })
+}
+
+fn grant_rule(interface: &str, alias_name: &str, g: &GrantRule, now: Timestamp) -> Rule {
+    Rule {
+        rule_id: RuleId(String::new()),
+        interface: interface.to_string(),
+        direction: Direction::In,
+        action: Action::Pass,
+        ip_version: IpVersion::Inet46,
+        protocol: g.protocol,
+        source: AddressMatch { target: AddressTarget::Alias(alias_name.to_string()), negate: false },
+        source_port: PortMatch::Any,
+        destination: g.destination.clone(),
+        destination_port: g.destination_port.clone(),
+        description: format!("Portcullis grant list {alias_name}"),
+        enabled: true,
+        log: true,
+        managed: Some(MANAGED_GRANT.into()),
+        paused_until: None,
+        created_at: Some(now),
+        updated_at: Some(now),
+    }
+}
+
+fn plan_revoke(state: &RuleSet, net: IpNet, alias: Option<&str>) -> FieldResult<ChangePlan> {
+    let value = net_to_string(&net);
+    let operations: Vec<Operation> = state
+        .aliases
+        .iter()
+        .filter(|a| a.managed.as_deref() == Some(MANAGED_GRANT))
+        .filter(|a| alias.is_none_or(|w| w == a.name))
+        .filter_map(|a| {
+            let before: Vec<AliasEntry> = a.entries.iter().filter(|e| e.value == value).cloned().collect();
+            (!before.is_empty()).then(|| Operation::RemoveAliasEntries { alias: a.name.clone(), before })
+        })
+        .collect();
+    if operations.is_empty() {
+        return Err(FieldError::new("ip_address", format!("{value} has no grant (see list_grants)")));
+    }
+    Ok(ChangePlan {
+        summary: format!("revoke the access of {value}"),
+        operations,
+        warnings: Vec::new(),
+        facts: ChangeFacts { host_bits: net.max_prefix_len() - net.prefix_len(), ..ChangeFacts::default() },
     })
 }
 

@@ -50,9 +50,16 @@ pub struct PolicyInput<'a> {
 }
 
 pub fn check(input: &PolicyInput<'_>) -> Result<(), CallError> {
-    if let Intent::Block { net, expires_at, .. } = input.intent {
-        check_block_target(input, net)?;
-        check_duration(input, *expires_at)?;
+    match input.intent {
+        Intent::Block { net, expires_at, .. } => {
+            check_block_target(input, net)?;
+            check_duration(input, *expires_at)?;
+        }
+        Intent::Grant { net, expires_at, .. } => {
+            check_breadth(input, net, "let in")?;
+            check_duration(input, *expires_at)?;
+        }
+        _ => {}
     }
     check_exposure(input)
 }
@@ -61,11 +68,15 @@ fn check_block_target(input: &PolicyInput<'_>, net: &IpNet) -> Result<(), CallEr
     if let Some((p, why)) = protected_nets(input.state, input.protected).iter().find(|(p, _)| overlaps(p, net)) {
         return Err(denied("ip_address", format!("{net} covers {p}, which is protected ({why}) and is never blocked")));
     }
+    check_breadth(input, net, "block")
+}
+
+fn check_breadth(input: &PolicyInput<'_>, net: &IpNet, verb: &str) -> Result<(), CallError> {
     let min_prefix = if net.addr().is_ipv4() { input.caps.min_block_prefix_v4 } else { input.caps.min_block_prefix_v6 };
     if net.prefix_len() < min_prefix {
         return Err(denied(
             "ip_address",
-            format!("{net} is wider than role {} may block (at most a /{min_prefix})", input.role),
+            format!("{net} is wider than role {} may {verb} (at most a /{min_prefix})", input.role),
         ));
     }
     Ok(())
@@ -79,7 +90,10 @@ fn check_duration(input: &PolicyInput<'_>, expires_at: Option<Timestamp>) -> Res
     };
     if too_long {
         let span = portcullis_core::duration::format_span(chrono::TimeDelta::seconds(max));
-        return Err(denied("duration", format!("role {} may block for at most {span}, not permanently", input.role)));
+        return Err(denied(
+            "duration",
+            format!("role {} may block or grant for at most {span}, not permanently", input.role),
+        ));
     }
     Ok(())
 }

@@ -32,6 +32,8 @@ impl Default for RiskWeights {
             ("resume_rule", 10),
             ("block_ip", 10),
             ("unblock_ip", 20),
+            ("grant_access", 20),
+            ("revoke_access", 10),
         ];
         Self {
             base: base.into_iter().map(|(op, w)| (op.to_string(), w)).collect(),

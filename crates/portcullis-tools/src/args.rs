@@ -203,6 +203,45 @@ pub struct UnblockIpAddressArgs {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+pub struct GrantAccessArgs {
+    /// The address or CIDR let in.
+    pub ip_address: String,
+    /// 30m, 1h, 8h, ... or permanent. The grant expires by itself.
+    pub duration: String,
+    /// The managed allow alias (default PORTCULLIS_GRANT) that pass rules reference.
+    pub alias: Option<String>,
+    pub reason: String,
+    /// With `port`: create the pass rule from the alias on this interface if none references it yet.
+    pub interface: Option<String>,
+    /// tcp (default), udp or tcp/udp, for the created rule.
+    pub protocol: Option<String>,
+    /// The destination of the created rule (default: the interface's own address, `iface:ip`).
+    pub destination: Option<String>,
+    pub port: Option<StrOrNum>,
+    pub dry_run: Option<bool>,
+    /// Apply now and undo automatically unless `confirm_change` arrives within this time (e.g. 5m).
+    pub confirm_within: Option<String>,
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct RevokeAccessArgs {
+    pub ip_address: String,
+    /// Only this grant list; every grant list when omitted.
+    pub alias: Option<String>,
+    pub dry_run: Option<bool>,
+    /// Apply now and undo automatically unless `confirm_change` arrives within this time (e.g. 5m).
+    pub confirm_within: Option<String>,
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ListGrantsArgs {
+    pub alias: Option<String>,
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct InterfaceFilterArgs {
     pub interface: Option<String>,
     pub target: Option<String>,
@@ -346,4 +385,38 @@ pub fn change_id(v: &str) -> FieldResult<String> {
     let v = v.trim();
     let ok = !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
     if ok { Ok(v.to_string()) } else { Err(FieldError::new("change_id", format!("{v:?} is not a change id"))) }
+}
+
+pub fn alias_name(v: &Option<String>) -> FieldResult<Option<String>> {
+    match v {
+        Some(name) => {
+            portcullis_core::model::validate_alias_name("alias", name.trim())?;
+            Ok(Some(name.trim().to_string()))
+        }
+        None => Ok(None),
+    }
+}
+
+pub fn grant_intent(a: &GrantAccessArgs, now: portcullis_core::model::Timestamp) -> FieldResult<Intent> {
+    use portcullis_core::plan::GrantRule;
+    let rule = match (&a.interface, &a.port) {
+        (Some(iface), Some(_)) => {
+            let interface = interface_name("interface", iface)?;
+            let protocol = opt(&a.protocol, |s| Protocol::parse("protocol", s))?.unwrap_or(Protocol::Tcp);
+            let default_destination = format!("{interface}:ip");
+            let destination =
+                AddressMatch::parse("destination", a.destination.as_deref().unwrap_or(&default_destination))?;
+            Some(GrantRule { interface, protocol, destination, destination_port: port("port", &a.port)? })
+        }
+        (None, None) => None,
+        (Some(_), None) => return Err(FieldError::new("port", "give the port the grant opens on that interface")),
+        (None, Some(_)) => return Err(FieldError::new("interface", "give the interface the grant opens the port on")),
+    };
+    Ok(Intent::Grant {
+        net: block_target("ip_address", &a.ip_address)?,
+        alias: alias_name(&a.alias)?,
+        expires_at: lifetime(&a.duration)?.expires_at(now),
+        reason: reason(&a.reason)?,
+        rule,
+    })
 }

@@ -84,6 +84,9 @@ fn access(name: &str, kind: ToolKind) -> (Requirement, RateClass) {
         | "resume_rule"
         | "confirm_change"
         | "rollback_change"
+        | "grant_access"
+        | "revoke_access"
+        | "list_grants"
         | "list_pending_changes" => Category::Security,
         "get_system_status" | "get_audit_log" | "verify_audit_log" => Category::System,
         "get_vpn_status" => Category::Network,
@@ -180,6 +183,34 @@ pub fn catalogue() -> Vec<ToolDef> {
             true,
             true,
             "Remove the block of an address or CIDR (on one interface, or everywhere).",
+        ),
+        def::<GrantAccessArgs, ChangeResult>(
+            "grant_access",
+            "Grant access",
+            "grant_access",
+            Change,
+            false,
+            true,
+            "Let an address or CIDR in for a while (knock to get in): an entry with expiry in a managed allow \
+             alias that pass rules reference. With interface and port, the pass rule is created on first use.",
+        ),
+        def::<RevokeAccessArgs, ChangeResult>(
+            "revoke_access",
+            "Revoke access",
+            "revoke_access",
+            Change,
+            true,
+            true,
+            "Remove a grant now (from one grant list, or all).",
+        ),
+        def::<ListGrantsArgs, GrantsResult>(
+            "list_grants",
+            "Active grants",
+            "read_grants",
+            Read,
+            false,
+            true,
+            "Active grants with reason, expiry and the pass rules that let them in.",
         ),
         def::<InterfaceFilterArgs, BlocksResult>(
             "list_blocks",

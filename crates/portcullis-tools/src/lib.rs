@@ -61,6 +61,7 @@ enum Request {
     Vpn(Option<portcullis_core::firewall::VpnKind>),
     Simulate(SimulatePacketArgs),
     Lint(Option<String>),
+    Grants(Option<String>),
     AuditLog(AuditLogArgs),
     AuditVerify,
     Change { intent: Intent, dry_run: bool, confirm_within: Option<TimeDelta> },
@@ -272,6 +273,7 @@ impl ToolService {
             Request::Blocks(i) => to_json(&reads::blocks(name, &state, i.as_deref(), now)?),
             Request::Simulate(a) => to_json(&reads::simulate(name, &state, &a, now)?),
             Request::Lint(i) => to_json(&reads::lint_rules(name, &state, i.as_deref(), &self.exposed_interfaces, now)?),
+            Request::Grants(a) => to_json(&reads::grants(name, &state, a.as_deref(), now)),
             _ => Err(CallError::internal("not a target read")),
         }
     }
@@ -422,6 +424,14 @@ impl ToolService {
         state: &RuleSet,
         now: Timestamp,
     ) -> Result<(), CallError> {
+        // A grant that creates its pass rule creates a rule: that needs the permission rules need.
+        if plan.operations.iter().any(|op| matches!(op, Operation::CreateRule { after, .. } if after.managed.as_deref() == Some(plan::MANAGED_GRANT))) {
+            let need = portcullis_guard::Requirement {
+                category: portcullis_guard::Category::RuleManagement,
+                level: portcullis_guard::Level::Write,
+            };
+            self.guard.authorize(call.ctx, "create_rule", need)?;
+        }
         let role = self.guard.role(call.ctx)?;
         let settings = &self.guard.settings;
         argpolicy::check(&PolicyInput {
@@ -533,7 +543,7 @@ async fn apply_and_verify(firewall: &dyn Firewall, plan: &ChangePlan) -> Result<
 
 fn expiry_of(intent: &Intent) -> Option<Timestamp> {
     match intent {
-        Intent::Block { expires_at, .. } => *expires_at,
+        Intent::Block { expires_at, .. } | Intent::Grant { expires_at, .. } => *expires_at,
         Intent::PauseRule { until, .. } => Some(*until),
         _ => None,
     }
@@ -647,6 +657,20 @@ fn prepare(tool: &str, args: &Value) -> Result<(Option<String>, Request), CallEr
                 reason: reason(&a.reason)?,
             };
             change(a.target, intent, a.dry_run, &a.confirm_within)
+        }
+        "grant_access" => {
+            let a: GrantAccessArgs = parse_args(args)?;
+            change(a.target.clone(), grant_intent(&a, now)?, a.dry_run, &a.confirm_within)
+        }
+        "revoke_access" => {
+            let a: RevokeAccessArgs = parse_args(args)?;
+            let intent =
+                Intent::Revoke { net: block_target("ip_address", &a.ip_address)?, alias: alias_name(&a.alias)? };
+            change(a.target, intent, a.dry_run, &a.confirm_within)
+        }
+        "list_grants" => {
+            let a: ListGrantsArgs = parse_args(args)?;
+            Ok((a.target, Request::Grants(alias_name(&a.alias)?)))
         }
         "unblock_ip_address" => {
             let a: UnblockIpAddressArgs = parse_args(args)?;

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use chrono::TimeDelta;
 use portcullis_core::eval::{CompiledRuleSet, Decision};
 use portcullis_core::lint::{LintOptions, lint};
+use portcullis_core::model::{Action, AddressTarget};
 use portcullis_core::model::{Direction, Packet, Protocol, RuleSet, Timestamp};
-use portcullis_core::plan::{BLOCK_ALIAS, MANAGED_BLOCK};
+use portcullis_core::plan::{BLOCK_ALIAS, MANAGED_BLOCK, MANAGED_GRANT};
 use portcullis_core::{FieldError, FieldResult};
 
 use crate::args::{self, GetFirewallRulesArgs, SimulatePacketArgs};
@@ -201,4 +202,31 @@ pub fn lint_rules(
         *by_kind.entry(kind).or_default() += 1;
     }
     Ok(LintResult { target: target.to_string(), count: data.len(), data, by_kind })
+}
+
+pub fn grants(target: &str, state: &RuleSet, alias: Option<&str>, now: Timestamp) -> GrantsResult {
+    let data: Vec<GrantView> = state
+        .aliases
+        .iter()
+        .filter(|a| a.managed.as_deref() == Some(MANAGED_GRANT) && alias.is_none_or(|w| w == a.name))
+        .flat_map(|a| {
+            let rules: Vec<String> = state
+                .rules
+                .iter()
+                .filter(|r| r.action == Action::Pass && r.source.target == AddressTarget::Alias(a.name.clone()))
+                .map(|r| r.rule_id.to_string())
+                .collect();
+            a.entries.iter().filter(move |e| e.is_live(now)).map(move |e| GrantView {
+                ip_address: e.value.clone(),
+                alias: a.name.clone(),
+                reason: e.detail.clone(),
+                created_at: e.created_at,
+                expires_at: e.expires_at,
+                remaining_seconds: e.expires_at.map(|t| (t - now).num_seconds().max(0)),
+                permanent: e.expires_at.is_none(),
+                rules: rules.clone(),
+            })
+        })
+        .collect();
+    GrantsResult { target: target.to_string(), count: data.len(), data }
 }

@@ -239,3 +239,26 @@ pub struct VpnStatusResult {
     /// Servers and tunnels that are up.
     pub connections_up: usize,
 }
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct GrantView {
+    pub ip_address: String,
+    pub alias: String,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining_seconds: Option<i64>,
+    pub permanent: bool,
+    /// The pass rules that let this grant in (rule ids).
+    pub rules: Vec<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct GrantsResult {
+    pub target: String,
+    pub data: Vec<GrantView>,
+    pub count: usize,
+}

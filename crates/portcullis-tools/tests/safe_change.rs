@@ -225,3 +225,81 @@ async fn undoing_a_change_needs_the_permission_the_change_needed() {
     let err = svc.call(&operator, "rollback_change", json!({"change_id": created["change_id"]})).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::AuthorizationFailed);
 }
+
+fn ssh_from(ip: &str) -> Value {
+    json!({"interface": "wan", "direction": "in", "protocol": "tcp", "source": ip,
+           "destination": "198.51.100.2", "destination_port": 22})
+}
+
+#[tokio::test]
+async fn a_grant_lets_one_address_in_until_it_expires_or_is_revoked() {
+    let svc = service();
+    let granted = svc
+        .call(
+            &admin(),
+            "grant_access",
+            json!({"ip_address": "203.0.113.5", "duration": "1h", "reason": "contractor until 18:00",
+                     "interface": "wan", "port": 22}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(granted["status"], "applied");
+    let ops: Vec<&str> = granted["plan"].as_array().unwrap().iter().map(|o| o["op"].as_str().unwrap()).collect();
+    assert_eq!(ops, ["create_alias", "create_rule", "put_alias_entries"]);
+
+    let inside = svc.call(&admin(), "simulate_packet", ssh_from("203.0.113.5")).await.unwrap();
+    assert_eq!(inside["verdict"], "pass");
+    assert_eq!(inside["rule"]["managed"], "grant_list");
+    let other = svc.call(&admin(), "simulate_packet", ssh_from("203.0.113.6")).await.unwrap();
+    assert_eq!(other["verdict"], "block", "only the granted address");
+
+    let second = svc
+        .call(
+            &admin(),
+            "grant_access",
+            json!({"ip_address": "203.0.113.7", "duration": "1s", "reason": "short", "interface": "wan", "port": 22}),
+        )
+        .await
+        .unwrap();
+    let ops: Vec<&str> = second["plan"].as_array().unwrap().iter().map(|o| o["op"].as_str().unwrap()).collect();
+    assert_eq!(ops, ["put_alias_entries"], "the alias and its rule exist now");
+    let listed = svc.call(&admin(), "list_grants", json!({})).await.unwrap();
+    assert_eq!(listed["count"], 2);
+    assert_eq!(listed["data"][0]["rules"].as_array().unwrap().len(), 1);
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let expired = svc.call(&admin(), "simulate_packet", ssh_from("203.0.113.7")).await.unwrap();
+    assert_eq!(expired["verdict"], "block", "an expired grant lets nothing in, even before the sweep");
+
+    svc.call(&admin(), "revoke_access", json!({"ip_address": "203.0.113.5"})).await.unwrap();
+    let revoked = svc.call(&admin(), "simulate_packet", ssh_from("203.0.113.5")).await.unwrap();
+    assert_eq!(revoked["verdict"], "block");
+    let err = svc.call(&admin(), "revoke_access", json!({"ip_address": "203.0.113.5"})).await.unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("ip_address"));
+}
+
+#[tokio::test]
+async fn operators_grants_are_capped() {
+    let svc = service();
+    let operator = CallContext::new(Principal { name: "ops".into(), role: "operator".into() }, Transport::Cli, None);
+    let wide = json!({"ip_address": "203.0.0.0/16", "duration": "1h", "reason": "too wide"});
+    let err = svc.call(&operator, "grant_access", wide).await.unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("ip_address"), "{err:?}");
+    let forever = json!({"ip_address": "203.0.113.9", "duration": "permanent", "reason": "forever"});
+    assert_eq!(svc.call(&operator, "grant_access", forever).await.unwrap_err().field.as_deref(), Some("duration"));
+}
+
+#[tokio::test]
+async fn an_operator_grants_into_a_list_but_only_an_admin_creates_its_rule() {
+    let svc = service();
+    let operator = CallContext::new(Principal { name: "ops".into(), role: "operator".into() }, Transport::Cli, None);
+    let knock =
+        |ip: &str| json!({"ip_address": ip, "duration": "1h", "reason": "contractor", "interface": "wan", "port": 22});
+    let err = svc.call(&operator, "grant_access", knock("203.0.113.20")).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::AuthorizationFailed, "{err:?}");
+    svc.call(&admin(), "grant_access", knock("203.0.113.21")).await.unwrap();
+    let granted = svc.call(&operator, "grant_access", knock("203.0.113.20")).await.unwrap();
+    assert_eq!(granted["status"], "applied");
+    let sim = svc.call(&operator, "simulate_packet", ssh_from("203.0.113.20")).await.unwrap();
+    assert_eq!(sim["verdict"], "pass");
+}
