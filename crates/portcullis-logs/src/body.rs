@@ -1,0 +1,462 @@
+//! The CSV body (contract §8.2): fields by position, parsed without allocating.
+//!
+//! Every access is bounds-checked (`get`), so no input can make this panic.
+
+use std::net::IpAddr;
+
+use crate::entry::{
+    Action, CarpInfo, Direction, FilterLogEntry, IcmpDetail, IcmpInfo, IpHeader, Ipv4Header, Ipv6Header, OtherInfo,
+    ProtocolInfo, SeqRange, TcpInfo, UdpInfo,
+};
+use crate::error::{Field, ParseError};
+use crate::header::Header;
+use crate::ip::{parse_ipv4, parse_ipv6};
+use crate::num::{parse_hex, parse_i64, parse_u64};
+
+/// A cursor over the comma-separated fields of the body.
+///
+/// Numbers and IPv4 addresses are parsed in place, in the pass that finds their terminating comma; text fields
+/// are delimited with [`find_byte`]. Fields are short (6 bytes on average): too short for `memchr`'s vector
+/// search to pay for its call.
+struct Fields<'a> {
+    text: &'a str,
+    /// Start of the next field; `text.len() + 1` once the last field has been returned.
+    pos: usize,
+    /// Index of the next field.
+    index: u16,
+}
+
+impl<'a> Fields<'a> {
+    #[inline(always)]
+    fn new(text: &'a str) -> Self {
+        Fields { text, pos: 0, index: 0 }
+    }
+
+    /// The index of the next field, for errors.
+    #[inline(always)]
+    fn at(&self) -> u16 {
+        self.index
+    }
+
+    /// Moves past a field that ends at `end` (the position of its comma, or the end of the text).
+    #[inline(always)]
+    fn advance(&mut self, end: usize) {
+        self.pos = end + 1;
+        self.index = self.index.saturating_add(1);
+    }
+
+    /// The next field, or `None` past the end (the index still moves on, so later errors name the right field).
+    #[inline(always)]
+    fn next(&mut self) -> Option<&'a str> {
+        let start = self.pos;
+        let Some(rest) = self.text.as_bytes().get(start..) else {
+            self.index = self.index.saturating_add(1);
+            return None;
+        };
+        let end = start + find_byte(rest, b',').unwrap_or(rest.len());
+        self.advance(end);
+        self.text.get(start..end)
+    }
+
+    /// The next field, required.
+    #[inline(always)]
+    fn req(&mut self, field: Field) -> Result<&'a str, ParseError> {
+        let index = self.index;
+        self.next().ok_or(ParseError::MissingField { index, field })
+    }
+
+    /// Parses the decimal digits of the next field in place: `Ok(None)` for an empty field, `Err(true)` past the
+    /// end, `Err(false)` for anything but digits or a number too large for a `u64`.
+    #[inline(always)]
+    fn digits(&mut self) -> Result<Option<u64>, bool> {
+        let bytes = self.text.as_bytes();
+        let start = self.pos;
+        let Some(rest) = bytes.get(start..) else {
+            self.index = self.index.saturating_add(1);
+            return Err(true);
+        };
+        let mut acc: u64 = 0;
+        let mut len = 0;
+        for &c in rest {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            acc = acc.wrapping_mul(10).wrapping_add(u64::from(d));
+            len += 1;
+        }
+        // 19 digits always fit a u64; 20 may (checked again, without wrapping), more never do.
+        if len > 19 {
+            acc = rest.get(..len).and_then(|d| std::str::from_utf8(d).ok()).and_then(parse_u64).ok_or(false)?;
+        }
+        match rest.get(len) {
+            None | Some(b',') => {
+                self.advance(start + len);
+                Ok(if len == 0 { None } else { Some(acc) })
+            }
+            Some(_) => Err(false),
+        }
+    }
+
+    /// The next field as a required number that fits `T`.
+    #[inline(always)]
+    fn num<T: TryFrom<u64>>(&mut self, field: Field) -> Result<T, ParseError> {
+        let index = self.index;
+        match self.digits() {
+            Ok(Some(v)) => T::try_from(v).map_err(|_| ParseError::BadNumber { index, field }),
+            Err(true) => Err(ParseError::MissingField { index, field }),
+            Ok(None) | Err(false) => Err(ParseError::BadNumber { index, field }),
+        }
+    }
+
+    /// The next field as an optional number: absent or empty gives `None`.
+    #[inline(always)]
+    fn opt_num<T: TryFrom<u64>>(&mut self, field: Field) -> Result<Option<T>, ParseError> {
+        let index = self.index;
+        match self.digits() {
+            Ok(Some(v)) => T::try_from(v).map(Some).map_err(|_| ParseError::BadNumber { index, field }),
+            Ok(None) | Err(true) => Ok(None),
+            Err(false) => Err(ParseError::BadNumber { index, field }),
+        }
+    }
+
+    /// The next field as a required hexadecimal number (`0x` prefix optional).
+    #[inline(always)]
+    fn hex<T: TryFrom<u64>>(&mut self, field: Field) -> Result<T, ParseError> {
+        let index = self.index;
+        let s = self.req(field)?;
+        parse_hex(s).and_then(|v| T::try_from(v).ok()).ok_or(ParseError::BadNumber { index, field })
+    }
+
+    /// The next field as an IPv4 address, parsed in place.
+    #[inline(always)]
+    fn ipv4(&mut self, field: Field) -> Result<IpAddr, ParseError> {
+        let index = self.index;
+        let rest = self.text.as_bytes().get(self.pos..).ok_or(ParseError::MissingField { index, field })?;
+        let (addr, len) = parse_ipv4(rest).ok_or(ParseError::BadIp { index, field })?;
+        self.advance(self.pos + len);
+        Ok(IpAddr::V4(addr))
+    }
+
+    /// The next field as an IPv6 address.
+    #[inline(always)]
+    fn ipv6(&mut self, field: Field) -> Result<IpAddr, ParseError> {
+        let index = self.index;
+        let s = self.req(field)?;
+        parse_ipv6(s).map(IpAddr::V6).ok_or(ParseError::BadIp { index, field })
+    }
+
+    /// The text from the next field to the end of the body (empty past the end).
+    #[inline(always)]
+    fn rest(&self) -> &'a str {
+        self.text.get(self.pos..).unwrap_or("")
+    }
+
+    /// Whether the next field starts with `b` (cheap test before a prefix comparison).
+    #[inline(always)]
+    fn peek_is(&self, b: u8) -> bool {
+        self.text.as_bytes().get(self.pos) == Some(&b)
+    }
+
+    /// Consumes everything.
+    fn finish(&mut self) {
+        self.pos = self.text.len() + 1;
+    }
+}
+
+/// The position of the first `needle` in `hay`, eight bytes at a time (SWAR): in `word ^ needle×8` a match is a
+/// zero byte, and `!(((x & 0x7f..) + 0x7f..) | x | 0x7f..)` sets the high bit of exactly the zero bytes. For the
+/// short haystacks of a log line this beats `memchr`'s call and vector set-up.
+#[inline(always)]
+pub(crate) fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
+    const LOW7: u64 = u64::from_ne_bytes([0x7f; 8]);
+    let pattern = u64::from_ne_bytes([needle; 8]);
+    let mut chunks = hay.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let x = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).unwrap_or([0; 8])) ^ pattern;
+        let found = !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7);
+        if found != 0 {
+            return Some(offset + (found.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    chunks.remainder().iter().position(|&b| b == needle).map(|p| offset + p)
+}
+
+/// Parses the CSV body; `header` supplies the prefix fields.
+pub(crate) fn parse<'a>(header: Header<'a>) -> Result<FilterLogEntry<'a>, ParseError> {
+    let body = header.body;
+    if body.is_empty() {
+        return Err(ParseError::MissingField { index: 0, field: Field::RuleNumber });
+    }
+    let mut f = Fields::new(body);
+    let rule_number = f.opt_num::<u32>(Field::RuleNumber)?;
+    let sub_rule = f.opt_num::<u32>(Field::SubRule)?;
+    let anchor = f.req(Field::Anchor)?;
+    let tracker = f.opt_num::<u64>(Field::Tracker)?;
+    let index = f.at();
+    let interface = f.req(Field::Interface)?;
+    if interface.is_empty() {
+        return Err(ParseError::BadValue { index, field: Field::Interface });
+    }
+    let reason = f.req(Field::Reason)?;
+    let index = f.at();
+    let action = match f.req(Field::Action)? {
+        "pass" => Action::Pass,
+        "block" => Action::Block,
+        "reject" => Action::Reject,
+        _ => return Err(ParseError::BadValue { index, field: Field::Action }),
+    };
+    let index = f.at();
+    let direction = match f.req(Field::Direction)? {
+        "in" => Direction::In,
+        "out" => Direction::Out,
+        _ => return Err(ParseError::BadValue { index, field: Field::Direction }),
+    };
+    let index = f.at();
+    let ip_version = match f.req(Field::IpVersion)? {
+        "4" => 4,
+        "6" => 6,
+        _ => return Err(ParseError::BadValue { index, field: Field::IpVersion }),
+    };
+    let mut error = None;
+    if let Some(e) = f.peek_is(b'e').then(|| f.rest().strip_prefix("error=")).flatten() {
+        let e = e.get(..find_byte(e.as_bytes(), b',').unwrap_or(e.len())).unwrap_or(e);
+        error = Some(e);
+        f.next();
+    }
+
+    let (ip, protocol_name, protocol_id, length, src, dst) = if ip_version == 4 {
+        let tos = f.hex::<u8>(Field::Tos)?;
+        let ecn = f.req(Field::Ecn)?;
+        let ttl = f.num::<u8>(Field::Ttl)?;
+        let id = f.num::<u16>(Field::Id)?;
+        let offset = f.num::<u32>(Field::Offset)?;
+        let flags = f.req(Field::Flags)?;
+        let protocol_id = f.num::<u8>(Field::ProtocolId)?;
+        let protocol_name = f.req(Field::Protocol)?;
+        let length = f.num::<u32>(Field::Length)?;
+        let src = f.ipv4(Field::SourceAddress)?;
+        let dst = f.ipv4(Field::DestinationAddress)?;
+        let header = Ipv4Header { tos, ecn, ttl, id, offset, flags };
+        (IpHeader::V4(header), protocol_name, protocol_id, length, src, dst)
+    } else {
+        let class = f.hex::<u8>(Field::Class)?;
+        let flow_label = f.hex::<u32>(Field::FlowLabel)?;
+        let hop_limit = f.num::<u8>(Field::HopLimit)?;
+        let protocol_name = f.req(Field::Protocol)?;
+        let protocol_id = f.num::<u8>(Field::ProtocolId)?;
+        let length = f.num::<u32>(Field::Length)?;
+        let src = f.ipv6(Field::SourceAddress)?;
+        let dst = f.ipv6(Field::DestinationAddress)?;
+        let header = Ipv6Header { class, flow_label, hop_limit };
+        (IpHeader::V6(header), protocol_name, protocol_id, length, src, dst)
+    };
+
+    let proto = match protocol_id {
+        6 => ProtocolInfo::Tcp(tcp(&mut f)?),
+        17 | 132 => {
+            let src_port = f.num::<u16>(Field::SourcePort)?;
+            let dst_port = f.num::<u16>(Field::DestinationPort)?;
+            let data_length = f.opt_num::<u32>(Field::DataLength)?;
+            ProtocolInfo::Udp(UdpInfo { src_port, dst_port, data_length })
+        }
+        1 => ProtocolInfo::Icmp(icmp(&mut f)?),
+        112 if !f.rest().is_empty() && !f.rest().starts_with(',') => ProtocolInfo::Carp(carp(&mut f)?),
+        _ => {
+            let text = f.rest();
+            let data_length = text.strip_prefix("datalength=").and_then(leading_number);
+            ProtocolInfo::Other(OtherInfo { data_length, text })
+        }
+    };
+
+    Ok(FilterLogEntry {
+        format: header.format,
+        priority: header.priority,
+        timestamp: header.timestamp,
+        host: header.host,
+        pid: header.pid,
+        body,
+        rule_number,
+        sub_rule,
+        anchor,
+        tracker,
+        interface,
+        reason,
+        action,
+        direction,
+        ip_version,
+        error,
+        ip,
+        protocol_name,
+        protocol_id,
+        length,
+        src,
+        dst,
+        proto,
+    })
+}
+
+/// The digits at the start of `s` (after optional spaces), as a number: `datalength=8 ` gives 8.
+fn leading_number(s: &str) -> Option<u32> {
+    let s = s.trim_start_matches(' ');
+    let end = s.bytes().take_while(u8::is_ascii_digit).count();
+    parse_u64(s.get(..end)?).and_then(|v| u32::try_from(v).ok())
+}
+
+/// A number with surrounding spaces allowed (ICMP fields: ` 17664`).
+fn loose_u32(s: &str) -> Option<u32> {
+    parse_u64(s.trim_matches(' ')).and_then(|v| u32::try_from(v).ok())
+}
+
+fn tcp<'a>(f: &mut Fields<'a>) -> Result<TcpInfo<'a>, ParseError> {
+    let src_port = f.num::<u16>(Field::SourcePort)?;
+    let dst_port = f.num::<u16>(Field::DestinationPort)?;
+    let index = f.at();
+    let bad_length = ParseError::BadNumber { index, field: Field::DataLength };
+    let data_length = if f.peek_is(b'-') {
+        let s = f.next().unwrap_or("");
+        Some(parse_i64(s).and_then(|v| i32::try_from(v).ok()).ok_or(bad_length)?)
+    } else {
+        f.opt_num::<u64>(Field::DataLength)?.map(|v| i32::try_from(v).map_err(|_| bad_length)).transpose()?
+    };
+    let mut info = TcpInfo {
+        src_port,
+        dst_port,
+        data_length,
+        flags: "",
+        seq: None,
+        ack: None,
+        window: None,
+        urg: None,
+        options: "",
+        error_message: None,
+        extra: "",
+    };
+    // Flags, seq, ack, window, urg, options: any of them may be replaced by `errormsg='...'`, which runs to the
+    // end of the line (its text may contain commas).
+    if errormsg(f, &mut info) {
+        return Ok(info);
+    }
+    info.flags = f.next().unwrap_or("");
+    if errormsg(f, &mut info) {
+        return Ok(info);
+    }
+    let index = f.at();
+    info.seq = seq_range(f.next().unwrap_or("")).ok_or(ParseError::BadNumber { index, field: Field::Sequence })?;
+    if errormsg(f, &mut info) {
+        return Ok(info);
+    }
+    info.ack = f.opt_num(Field::Acknowledgement)?;
+    if errormsg(f, &mut info) {
+        return Ok(info);
+    }
+    info.window = f.opt_num(Field::Window)?;
+    if errormsg(f, &mut info) {
+        return Ok(info);
+    }
+    info.urg = f.opt_num(Field::UrgentPointer)?;
+    if errormsg(f, &mut info) {
+        return Ok(info);
+    }
+    info.options = f.next().unwrap_or("");
+    info.extra = f.rest();
+    Ok(info)
+}
+
+/// When the next field is `errormsg=...`: records its text (to the end of the line, without the quotes and the
+/// trailing comma) and consumes the rest.
+#[inline]
+fn errormsg<'a>(f: &mut Fields<'a>, info: &mut TcpInfo<'a>) -> bool {
+    if !f.peek_is(b'e') {
+        return false;
+    }
+    let Some(msg) = f.rest().strip_prefix("errormsg=") else {
+        return false;
+    };
+    let msg = msg.strip_suffix(',').unwrap_or(msg);
+    let msg = msg.strip_prefix('\'').and_then(|m| m.strip_suffix('\'')).unwrap_or(msg);
+    info.error_message = Some(msg);
+    f.finish();
+    true
+}
+
+/// `n` or `start:end`; `Some(None)` for an empty field, `None` when it is not a number.
+fn seq_range(s: &str) -> Option<Option<SeqRange>> {
+    if s.is_empty() {
+        return Some(None);
+    }
+    let num = |t: &str| parse_u64(t).and_then(|v| u32::try_from(v).ok());
+    let range = match find_byte(s.as_bytes(), b':') {
+        None => SeqRange { start: num(s)?, end: None },
+        Some(i) => SeqRange { start: num(s.get(..i)?)?, end: Some(num(s.get(i + 1..)?)?) },
+    };
+    Some(Some(range))
+}
+
+fn icmp<'a>(f: &mut Fields<'a>) -> Result<IcmpInfo<'a>, ParseError> {
+    let icmp_type = f.req(Field::IcmpType)?;
+    if let Some(n) = icmp_type.strip_prefix("datalength=").and_then(leading_number) {
+        return Ok(IcmpInfo { icmp_type: None, detail: IcmpDetail::DataLength(n) });
+    }
+    let text = f.rest();
+    let typed = match icmp_type {
+        "request" | "reply" | "tstamp" => icmp_echo(f),
+        "tstampreply" => icmp_tstampreply(f),
+        "unreachproto" => icmp_unreachproto(f),
+        "unreachport" => icmp_unreachport(f),
+        "needfrag" => icmp_needfrag(f),
+        _ => None,
+    };
+    Ok(IcmpInfo { icmp_type: Some(icmp_type), detail: typed.unwrap_or(IcmpDetail::Text(text)) })
+}
+
+fn icmp_echo<'a>(f: &mut Fields<'a>) -> Option<IcmpDetail<'a>> {
+    let id = loose_u32(f.next()?)?;
+    let seq = loose_u32(f.next()?)?;
+    Some(IcmpDetail::Echo { id, seq })
+}
+
+fn icmp_tstampreply<'a>(f: &mut Fields<'a>) -> Option<IcmpDetail<'a>> {
+    let id = loose_u32(f.next()?)?;
+    let seq = loose_u32(f.next()?)?;
+    let otime = f.next()?;
+    let rtime = f.next()?;
+    let ttime = f.next()?;
+    Some(IcmpDetail::TimestampReply { id, seq, otime, rtime, ttime })
+}
+
+fn icmp_unreachproto<'a>(f: &mut Fields<'a>) -> Option<IcmpDetail<'a>> {
+    let dst = loose_ip(f.next()?)?;
+    let proto = loose_u32(f.next()?)?;
+    Some(IcmpDetail::UnreachProto { dst, proto })
+}
+
+fn icmp_unreachport<'a>(f: &mut Fields<'a>) -> Option<IcmpDetail<'a>> {
+    let dst = loose_ip(f.next()?)?;
+    let proto = f.next()?;
+    let port = loose_u32(f.next()?)?;
+    Some(IcmpDetail::UnreachPort { dst, proto, port })
+}
+
+fn icmp_needfrag<'a>(f: &mut Fields<'a>) -> Option<IcmpDetail<'a>> {
+    let dst = loose_ip(f.next()?)?;
+    let mtu = loose_u32(f.next()?)?;
+    Some(IcmpDetail::NeedFrag { dst, mtu })
+}
+
+fn loose_ip(s: &str) -> Option<IpAddr> {
+    s.trim_matches(' ').parse().ok()
+}
+
+fn carp<'a>(f: &mut Fields<'a>) -> Result<CarpInfo<'a>, ParseError> {
+    Ok(CarpInfo {
+        carp_type: f.req(Field::CarpType)?,
+        ttl: f.num(Field::CarpTtl)?,
+        vhid: f.num(Field::Vhid)?,
+        version: f.num(Field::CarpVersion)?,
+        advskew: f.num(Field::Advskew)?,
+        advbase: f.num(Field::Advbase)?,
+    })
+}

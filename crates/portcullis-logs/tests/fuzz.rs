@@ -1,0 +1,176 @@
+//! Property tests as a fuzzer: arbitrary strings and arbitrary mutations of the real sample lines (truncation,
+//! byte replacement, inserted and deleted delimiters, spliced lines) never make the parser panic, and whatever
+//! parses is consistent. Until a `cargo fuzz` target exists, `fuzz_many_mutations` runs 20,000 cases.
+
+use std::time::Instant;
+
+use chrono::{TimeZone, Utc};
+use portcullis_logs::{ParseStats, parse_line, parse_lines};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+
+const FIXTURE: &str = include_str!("fixtures/filterlog-samples.txt");
+
+fn samples() -> Vec<&'static str> {
+    FIXTURE.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).collect()
+}
+
+/// Parses `line`; when it parses, exercises everything derived from the entry.
+fn check(line: &str) {
+    if let Ok(entry) = parse_line(line) {
+        assert!(line.contains(entry.body));
+        assert!(matches!(entry.ip_version, 4 | 6));
+        assert_eq!(entry.ip_version == 4, entry.src.is_ipv4());
+        assert_eq!(entry.ip_version == 4, entry.dst.is_ipv4());
+        assert!(!entry.interface.is_empty());
+        let now = Utc.with_ymd_and_hms(2026, 11, 21, 13, 4, 5).unwrap();
+        let _ = entry.timestamp(2026, now);
+        let _ = entry.timestamp(i32::MIN, now);
+        let _ = entry.timestamp(i32::MAX, now);
+        let record = entry.to_record();
+        assert_eq!(record.interface, entry.interface);
+        for year in [2026, 262_143, -262_144, i32::MIN, i32::MAX] {
+            let _ = entry.to_record_at(year, now);
+        }
+        let _ = entry.timestamp_in(2026, now, chrono::FixedOffset::east_opt(86_399).unwrap());
+        let _ = (entry.src_port(), entry.dst_port(), entry.tcp_flags(), entry.icmp_type());
+    }
+}
+
+/// One edit of a line.
+#[derive(Debug, Clone)]
+enum Mutation {
+    /// Keep the first `n` bytes (modulo the length).
+    Truncate(usize),
+    /// Replace the byte at `at` with `byte` (the result is decoded lossily, as a collector would).
+    Replace { at: usize, byte: u8 },
+    /// Insert `text` at `at`.
+    Insert { at: usize, text: String },
+    /// Remove `len` bytes at `at`.
+    Remove { at: usize, len: usize },
+    /// Append the tail of another sample from byte `from`.
+    Splice { other: usize, from: usize },
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        any::<usize>().prop_map(Mutation::Truncate),
+        (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Mutation::Replace { at, byte }),
+        (
+            any::<usize>(),
+            prop::sample::select(vec![
+                ",",
+                ",,",
+                ":",
+                " ",
+                "-",
+                "0",
+                "9999999999999999999999",
+                "\u{fffd}",
+                "[",
+                "]",
+                "\"",
+                "'",
+                "<",
+                "\r",
+                "\n",
+                "error=",
+                "errormsg='",
+                "datalength="
+            ])
+        )
+            .prop_map(|(at, text)| Mutation::Insert { at, text: text.to_owned() }),
+        (any::<usize>(), 0usize..16).prop_map(|(at, len)| Mutation::Remove { at, len }),
+        (any::<usize>(), any::<usize>()).prop_map(|(other, from)| Mutation::Splice { other, from }),
+    ]
+}
+
+fn apply(line: &str, mutations: &[Mutation], samples: &[&str]) -> String {
+    let mut bytes = line.as_bytes().to_vec();
+    for m in mutations {
+        let len = bytes.len();
+        match m {
+            Mutation::Truncate(n) => bytes.truncate(n % (len + 1)),
+            Mutation::Replace { at, byte } => {
+                if len > 0 {
+                    bytes[at % len] = *byte;
+                }
+            }
+            Mutation::Insert { at, text } => {
+                let at = at % (len + 1);
+                bytes.splice(at..at, text.bytes());
+            }
+            Mutation::Remove { at, len: n } => {
+                let at = at % (len + 1);
+                let end = (at + n).min(len);
+                bytes.drain(at..end);
+            }
+            Mutation::Splice { other, from } => {
+                let other = samples[other % samples.len()].as_bytes();
+                bytes.extend_from_slice(&other[from % (other.len() + 1)..]);
+            }
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// 20,000 cases by default; `PORTCULLIS_FUZZ_CASES=2000000` for a longer run.
+#[test]
+fn fuzz_many_mutations() {
+    let samples = samples();
+    let cases = std::env::var("PORTCULLIS_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let started = Instant::now();
+    let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
+    let strategy = (0..samples.len(), prop::collection::vec(mutation(), 1..6));
+    runner
+        .run(&strategy, |(index, mutations)| {
+            let line = apply(samples[index], &mutations, &samples);
+            check(&line);
+            Ok(())
+        })
+        .unwrap();
+    eprintln!("fuzz_many_mutations: {cases} cases in {:.2?}", started.elapsed());
+}
+
+proptest! {
+    #![proptest_config(Config { cases: 5_000, failure_persistence: None, ..Config::default() })]
+
+    /// Any string at all.
+    #[test]
+    fn arbitrary_strings(line in any::<String>()) {
+        check(&line);
+    }
+
+    /// Strings from the alphabet of filterlog lines, so the parser gets past the first fields.
+    #[test]
+    fn filterlog_alphabet(line in "(<[0-9]{1,3}>)?(1 |[A-Z][a-z]{2} [ 0-9][0-9] [0-9:]{8} )?[a-z0-9 .:\\[\\]-]{0,12} ?(filterlog(\\[[0-9]+\\])?:? )?[0-9a-fx.:,A-Za-z=;' -]{0,160}") {
+        check(&line);
+    }
+
+    /// A body assembled from plausible field values in plausible places.
+    #[test]
+    fn plausible_fields(fields in prop::collection::vec(
+        prop::sample::select(vec![
+            "", "0", "1", "4", "6", "17", "58", "112", "255", "65535", "4294967296", "0x0", "0xf6279", "match", "pass",
+            "block", "in", "out", "em0", "tcp", "udp", "icmp", "DF", "none", "S", "PA", "1:2", "10.0.0.1", "fe80::1",
+            "256.0.0.1", "request", "tstampreply", "unreachport", "needfrag", "advertise", "datalength=8",
+            "errormsg='x,y'", "error=short", "IPV4-IN-IPV4", "-12",
+        ]),
+        0..40,
+    )) {
+        check(&fields.join(","));
+    }
+}
+
+#[test]
+fn parse_lines_survives_arbitrary_text() {
+    let mut runner = TestRunner::new(Config { cases: 2_000, failure_persistence: None, ..Config::default() });
+    runner
+        .run(&prop::collection::vec(any::<String>(), 0..20), |parts| {
+            let text = parts.join("\n");
+            let stats = ParseStats::of_text(&text);
+            assert_eq!(stats.total() as usize, parse_lines(&text).count());
+            Ok(())
+        })
+        .unwrap();
+}

@@ -1,0 +1,768 @@
+//! The HTTP client: one `reqwest::Client` per firewall, authentication, the pfRest envelope, retries and paging,
+//! and the typed endpoint calls the pfSense backend uses.
+
+use std::error::Error as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use portcullis_core::firewall::ErrorCode;
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::config::{Auth, ClientConfig, RequestInfo, RequestObserver, RetryPolicy};
+use crate::error::{self, PfRestError};
+use crate::types::{
+    FirewallAlias, FirewallAliasRequest, FirewallApplyRequest, FirewallApplyStatus, FirewallRule, FirewallRuleRequest,
+    GatewayStatus, InterfaceStats, IpsecSa, LogLine, NetworkInterface, OpenVpnClientStatus, OpenVpnServerStatus,
+    RestApiVersion, SystemStatus, WireGuardPeer, WireGuardTunnel,
+};
+use crate::version::PfRestVersion;
+
+const JWT_PATH: &str = "/api/v2/auth/jwt";
+/// Renew a JWT this long before it expires.
+const JWT_MARGIN_SECS: i64 = 30;
+/// Refuse to page beyond this many objects (a firewall answering pages forever is broken, not big).
+const MAX_LIST_ITEMS: usize = 5_000_000;
+
+/// HTTP methods the client sends (never PUT: on a plural endpoint it replaces the whole collection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Method {
+    Get,
+    Post,
+    Patch,
+    Delete,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+
+    fn reqwest(self) -> reqwest::Method {
+        match self {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Patch => reqwest::Method::PATCH,
+            Method::Delete => reqwest::Method::DELETE,
+        }
+    }
+}
+
+/// One request as the client will send it (body already serialised, so retries resend the same bytes).
+struct Call<'a> {
+    method: Method,
+    path: &'a str,
+    query: Vec<(String, String)>,
+    body: Option<Vec<u8>>,
+    /// Safe to repeat after a timeout, a dropped connection or a 5xx.
+    idempotent: bool,
+}
+
+impl Call<'_> {
+    fn endpoint(&self) -> String {
+        format!("{} {}", self.method.as_str(), self.path)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Jwt {
+    token: String,
+    /// Unix time the token expires, when it could be read from the token.
+    expires: Option<i64>,
+    fetched: i64,
+}
+
+impl Jwt {
+    /// Still good for a while: renewed 30 s before it expires, or after 3/4 of a shorter lifetime.
+    fn fresh(&self, now: i64) -> bool {
+        self.expires.is_none_or(|exp| {
+            let margin = JWT_MARGIN_SECS.min((exp - self.fetched).max(0) / 4);
+            now < exp - margin
+        })
+    }
+}
+
+/// A pfRest v2 client for one firewall. Cheap to share behind an `Arc`; requests may run concurrently (the caller
+/// serialises writes: pfRest itself does not, see the contract's lost-update pitfall).
+pub struct PfRestClient {
+    http: reqwest::Client,
+    base: String,
+    host: String,
+    auth: Auth,
+    retry: RetryPolicy,
+    page_size: usize,
+    observer: Option<RequestObserver>,
+    jwt: tokio::sync::Mutex<Option<Jwt>>,
+    version: std::sync::Mutex<Option<PfRestVersion>>,
+}
+
+impl std::fmt::Debug for PfRestClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PfRestClient").field("base", &self.base).field("auth", &self.auth).finish_non_exhaustive()
+    }
+}
+
+fn config_error(message: String) -> PfRestError {
+    PfRestError::new(ErrorCode::ValidationError, message)
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+impl PfRestClient {
+    /// Builds the client (no request is sent). Fails on a malformed base URL or an unreadable CA bundle.
+    pub fn new(config: ClientConfig) -> Result<Self, PfRestError> {
+        let base = config.base_url.trim().trim_end_matches('/').to_string();
+        let url =
+            reqwest::Url::parse(&base).map_err(|e| config_error(format!("base_url {base:?} is not a URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(config_error(format!("base_url {base:?} must start with https:// (or http://)")));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(config_error("base_url must not contain credentials; use the auth settings".into()));
+        }
+        if url.path() != "/" && !url.path().is_empty() {
+            return Err(config_error(format!("base_url {base:?} must not have a path (the client adds /api/v2/...)")));
+        }
+        let host = url.host_str().unwrap_or_default().to_string();
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .user_agent(concat!("portcullis-pfrest/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &config.ca_bundle {
+            let pem = std::fs::read(path).map_err(|e| {
+                config_error(format!("cannot read the CA bundle {}: {e}", path.display()))
+                    .hint("ca_bundle must be a readable PEM file with one or more CA certificates")
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                config_error(format!("the CA bundle {} is not valid PEM: {e}", path.display()))
+                    .hint("ca_bundle must hold -----BEGIN CERTIFICATE----- blocks")
+            })?;
+            if certs.is_empty() {
+                return Err(config_error(format!("the CA bundle {} holds no certificate", path.display())));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if !config.verify_ssl {
+            tracing::warn!(
+                firewall = %host,
+                "TLS certificate verification is OFF for this firewall (verify_ssl: false): anyone on the path can \
+                 impersonate it; use ca_bundle instead outside a lab"
+            );
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| PfRestError::new(ErrorCode::InternalError, format!("cannot build the HTTP client: {e}")))?;
+        Ok(PfRestClient {
+            http,
+            base,
+            host,
+            auth: config.auth,
+            retry: config.retry,
+            page_size: config.page_size.max(1),
+            observer: config.observer,
+            jwt: tokio::sync::Mutex::new(None),
+            version: std::sync::Mutex::new(None),
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// The firewall's host name or address, from the base URL.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    // -----------------------------------------------------------------------------------------------------------
+    // Transport.
+
+    async fn authorize(
+        &self,
+        rb: reqwest::RequestBuilder,
+        call: &Call<'_>,
+    ) -> Result<reqwest::RequestBuilder, PfRestError> {
+        Ok(match &self.auth {
+            Auth::ApiKey(key) => rb.header("X-API-Key", key),
+            Auth::Basic { username, password } => rb.basic_auth(username, Some(password)),
+            Auth::Jwt { username, password } if call.path == JWT_PATH => rb.basic_auth(username, Some(password)),
+            Auth::Jwt { .. } => rb.bearer_auth(self.jwt_token().await?),
+        })
+    }
+
+    /// A valid JWT, obtained or renewed as needed (`POST /api/v2/auth/jwt` with Basic credentials).
+    async fn jwt_token(&self) -> Result<String, PfRestError> {
+        let mut slot = self.jwt.lock().await;
+        if let Some(jwt) = slot.as_ref()
+            && jwt.fresh(now_unix())
+        {
+            return Ok(jwt.token.clone());
+        }
+        let call = Call {
+            method: Method::Post,
+            path: JWT_PATH,
+            query: Vec::new(),
+            body: Some(b"{}".to_vec()),
+            idempotent: false,
+        };
+        // Boxed: execute -> authorize -> jwt_token -> execute (the JWT call itself uses Basic auth, no deeper).
+        let data = Box::pin(self.execute(&call)).await?;
+        let token = data.get("token").and_then(Value::as_str).filter(|t| !t.is_empty()).ok_or_else(|| {
+            PfRestError::new(ErrorCode::UnexpectedResponse, format!("POST {JWT_PATH}: the answer holds no token"))
+        })?;
+        let jwt = Jwt { token: token.to_string(), expires: jwt_expiry(token), fetched: now_unix() };
+        *slot = Some(jwt.clone());
+        Ok(jwt.token)
+    }
+
+    async fn forget_jwt(&self) {
+        *self.jwt.lock().await = None;
+    }
+
+    /// Sends one attempt and returns the envelope's `data`.
+    async fn send_once(&self, call: &Call<'_>, attempt: u32) -> Result<Value, PfRestError> {
+        let endpoint = call.endpoint();
+        if let Some(observer) = &self.observer {
+            observer(&RequestInfo { method: call.method.as_str(), path: call.path.to_string(), attempt });
+        }
+        let url = format!("{}{}", self.base, call.path);
+        let mut rb = self.http.request(call.method.reqwest(), &url).header(ACCEPT, "application/json");
+        if !call.query.is_empty() {
+            rb = rb.query(&call.query);
+        }
+        // No Content-Type on a GET/DELETE: pfRest would then ignore the query string (contract §2).
+        if let Some(body) = &call.body {
+            rb = rb.header(CONTENT_TYPE, "application/json").body(body.clone());
+        }
+        let rb = self.authorize(rb, call).await?;
+        let response = rb.send().await.map_err(|e| transport_error(&endpoint, &e))?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.map_err(|e| transport_error(&endpoint, &e))?;
+        let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
+        let envelope = parsed.as_ref().and_then(Value::as_object).filter(|o| {
+            o.contains_key("data") && o.get("response_id").is_some_and(Value::is_string) && o.contains_key("code")
+        });
+        match envelope {
+            Some(env) if status == 200 => Ok(env.get("data").cloned().unwrap_or(Value::Null)),
+            Some(env) => Err(error::from_status(
+                &endpoint,
+                status,
+                env.get("response_id").and_then(Value::as_str),
+                env.get("message").and_then(Value::as_str),
+                true,
+            )),
+            None if status == 200 => {
+                let what =
+                    if parsed.is_some() { "JSON without the pfRest envelope" } else { "a body that is not JSON" };
+                let mut e = PfRestError::new(
+                    ErrorCode::UnexpectedResponse,
+                    format!("{endpoint}: HTTP 200 with {what} ({} bytes)", bytes.len()),
+                )
+                .hint("the firewall's PHP may have printed warnings into the answer; check pfRest's and PHP's logs");
+                e.status = Some(200);
+                e.outcome_unknown = true;
+                Err(e)
+            }
+            None => Err(error::from_status(&endpoint, status, None, None, false)),
+        }
+    }
+
+    /// Sends a call with the retry policy. Reads are retried on connection errors, timeouts and 5xx; every method
+    /// is retried on 503 `MODEL_WRITE_CONFIG_LOCKED` (nothing was written). A JWT rejected with 401 is renewed once.
+    async fn execute(&self, call: &Call<'_>) -> Result<Value, PfRestError> {
+        let mut attempt = 0u32;
+        let mut retries = 0u32;
+        let mut renewed_jwt = false;
+        loop {
+            attempt += 1;
+            let err = match self.send_once(call, attempt).await {
+                Ok(data) => return Ok(data),
+                Err(e) => e,
+            };
+            if err.status == Some(401) && matches!(self.auth, Auth::Jwt { .. }) && call.path != JWT_PATH && !renewed_jwt
+            {
+                renewed_jwt = true;
+                self.forget_jwt().await;
+                continue;
+            }
+            let locked = err.is("MODEL_WRITE_CONFIG_LOCKED");
+            let transient = matches!(err.code, ErrorCode::ConnectionRefused | ErrorCode::Timeout)
+                || err.status.is_some_and(|s| s >= 500)
+                || (err.status.is_none() && err.code == ErrorCode::UnexpectedResponse);
+            let retry = locked || (call.idempotent && transient);
+            if !retry || retries >= self.retry.max_retries {
+                if retries > 0 {
+                    let mut err = err;
+                    err.message = format!("{} (after {} attempts)", err.message, retries + 1);
+                    return Err(err);
+                }
+                return Err(err);
+            }
+            retries += 1;
+            let delay = self.retry.delay(retries);
+            tracing::debug!(endpoint = %call.endpoint(), retry = retries, ?delay, error = %err.message, "retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------------------------
+    // Generic calls.
+
+    fn pairs(query: &[(&str, String)]) -> Vec<(String, String)> {
+        query.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    }
+
+    fn body<B: Serialize>(endpoint: &str, body: &B) -> Result<Vec<u8>, PfRestError> {
+        serde_json::to_vec(body).map_err(|e| {
+            PfRestError::new(ErrorCode::InternalError, format!("{endpoint}: cannot serialise the request: {e}"))
+        })
+    }
+
+    fn decode<T: DeserializeOwned>(endpoint: &str, data: Value) -> Result<T, PfRestError> {
+        serde_json::from_value(data).map_err(|e| {
+            let mut err = PfRestError::new(
+                ErrorCode::UnexpectedResponse,
+                format!("{endpoint}: the answer does not have the expected shape: {e}"),
+            );
+            err.status = Some(200);
+            err
+        })
+    }
+
+    /// GET a singular endpoint; returns `data`.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T, PfRestError> {
+        let call = Call { method: Method::Get, path, query: Self::pairs(query), body: None, idempotent: true };
+        let data = self.execute(&call).await?;
+        Self::decode(&call.endpoint(), data)
+    }
+
+    /// GET every object of a plural endpoint, page by page (`limit`/`offset`). `filters` are pfRest queries
+    /// (`field` or `field__filter`); only pass fields of the endpoint's model: pfRest skips an unknown field, so the
+    /// query would match everything.
+    pub async fn list<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        filters: &[(&str, String)],
+    ) -> Result<Vec<T>, PfRestError> {
+        let mut out = Vec::new();
+        let mut offset = 0usize;
+        loop {
+            let mut query = Self::pairs(filters);
+            query.push(("limit".into(), self.page_size.to_string()));
+            query.push(("offset".into(), offset.to_string()));
+            let call = Call { method: Method::Get, path, query, body: None, idempotent: true };
+            let data = self.execute(&call).await?;
+            let Value::Array(items) = data else {
+                let mut err = PfRestError::new(
+                    ErrorCode::UnexpectedResponse,
+                    format!("{}: expected a list in `data`, got {}", call.endpoint(), type_name(&data)),
+                );
+                err.status = Some(200);
+                return Err(err);
+            };
+            let n = items.len();
+            for item in items {
+                out.push(Self::decode(&call.endpoint(), item)?);
+            }
+            if n < self.page_size {
+                return Ok(out);
+            }
+            offset += n;
+            if out.len() > MAX_LIST_ITEMS {
+                return Err(PfRestError::new(
+                    ErrorCode::UnexpectedResponse,
+                    format!("{}: more than {MAX_LIST_ITEMS} objects; refusing to page further", call.endpoint()),
+                ));
+            }
+        }
+    }
+
+    async fn write<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+        dry_run: bool,
+        idempotent: bool,
+    ) -> Result<T, PfRestError> {
+        let endpoint = format!("{} {path}", method.as_str());
+        if dry_run {
+            self.require_dry_run(&endpoint).await?;
+        }
+        let body = Self::body(&endpoint, body)?;
+        let call = Call { method, path, query: Vec::new(), body: Some(body), idempotent };
+        let data = self.execute(&call).await?;
+        Self::decode(&endpoint, data)
+    }
+
+    /// POST a JSON body; returns `data`. Never repeated after a timeout or a dropped connection.
+    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, PfRestError> {
+        self.write(Method::Post, path, body, false, false).await
+    }
+
+    /// PATCH a JSON body; returns `data`. Never repeated after a timeout or a dropped connection.
+    pub async fn patch<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, PfRestError> {
+        self.write(Method::Patch, path, body, false, false).await
+    }
+
+    /// DELETE a singular object, parameters in the query string (`id`, `dry_run`, ...); returns `data`.
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T, PfRestError> {
+        let endpoint = format!("DELETE {path}");
+        if query.iter().any(|(k, v)| *k == "dry_run" && v == "true") {
+            self.require_dry_run(&endpoint).await?;
+        }
+        let call = Call { method: Method::Delete, path, query: Self::pairs(query), body: None, idempotent: false };
+        let data = self.execute(&call).await?;
+        Self::decode(&endpoint, data)
+    }
+
+    // -----------------------------------------------------------------------------------------------------------
+    // Version.
+
+    /// The installed pfRest version (`GET /api/v2/system/restapi/version`), read once and cached.
+    pub async fn version(&self) -> Result<PfRestVersion, PfRestError> {
+        if let Some(v) = *self.version.lock().unwrap_or_else(|e| e.into_inner()) {
+            return Ok(v);
+        }
+        let path = "/api/v2/system/restapi/version";
+        let info: RestApiVersion = self.get(path, &[]).await?;
+        let version = PfRestVersion::parse(&info.current_version).ok_or_else(|| {
+            PfRestError::new(
+                ErrorCode::UnexpectedResponse,
+                format!("GET {path}: current_version {:?} is not a version number", info.current_version),
+            )
+        })?;
+        if version.major != 2 {
+            return Err(PfRestError::new(
+                ErrorCode::UnexpectedResponse,
+                format!("GET {path}: pfRest {version} is not a v2 release; this client speaks pfRest v2"),
+            )
+            .hint("install pfRest v2 (v2.8.0 or later recommended)"));
+        }
+        *self.version.lock().unwrap_or_else(|e| e.into_inner()) = Some(version);
+        Ok(version)
+    }
+
+    /// Whether the firewall honours `dry_run` (pfRest v2.8.0 and later; older versions ignore it and run the
+    /// request for real).
+    pub async fn supports_dry_run(&self) -> Result<bool, PfRestError> {
+        Ok(self.version().await?.supports_dry_run())
+    }
+
+    async fn require_dry_run(&self, endpoint: &str) -> Result<(), PfRestError> {
+        let version = self.version().await?;
+        if version.supports_dry_run() {
+            Ok(())
+        } else {
+            Err(PfRestError::new(
+                ErrorCode::Unavailable,
+                format!("{endpoint}: pfRest {version} has no dry_run (v2.8.0+); refusing to send a request it would run for real"),
+            )
+            .hint("upgrade pfRest to v2.8.0 or later to validate changes without making them"))
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------------------------
+    // Firewall rules.
+
+    /// Every rule, in evaluation order.
+    pub async fn rules(&self) -> Result<Vec<FirewallRule>, PfRestError> {
+        self.list("/api/v2/firewall/rules", &[]).await
+    }
+
+    /// The rule with this tracker (with its current `id`), if any.
+    pub async fn rule_by_tracker(&self, tracker: i64) -> Result<Option<FirewallRule>, PfRestError> {
+        let found: Vec<FirewallRule> = self.list("/api/v2/firewall/rules", &[("tracker", tracker.to_string())]).await?;
+        Ok(found.into_iter().find(|r| r.tracker == Some(tracker)))
+    }
+
+    pub async fn create_rule(&self, rule: &FirewallRuleRequest) -> Result<FirewallRule, PfRestError> {
+        self.write(Method::Post, "/api/v2/firewall/rule", rule, rule.controls.dry_run == Some(true), false).await
+    }
+
+    /// PATCH a rule; `rule.id` must be set (resolve it by tracker right before).
+    pub async fn update_rule(&self, rule: &FirewallRuleRequest) -> Result<FirewallRule, PfRestError> {
+        if rule.id.is_none() {
+            return Err(config_error("PATCH /api/v2/firewall/rule: the rule id is missing".into()));
+        }
+        self.write(Method::Patch, "/api/v2/firewall/rule", rule, rule.controls.dry_run == Some(true), false).await
+    }
+
+    /// DELETE one rule by its current id (never the plural endpoint: it ignores `dry_run`).
+    pub async fn delete_rule(&self, id: u64, dry_run: bool) -> Result<FirewallRule, PfRestError> {
+        let mut query = vec![("id", id.to_string())];
+        if dry_run {
+            query.push(("dry_run", "true".into()));
+        }
+        self.delete("/api/v2/firewall/rule", &query).await
+    }
+
+    // -----------------------------------------------------------------------------------------------------------
+    // Aliases.
+
+    pub async fn aliases(&self) -> Result<Vec<FirewallAlias>, PfRestError> {
+        self.list("/api/v2/firewall/aliases", &[]).await
+    }
+
+    /// The alias with this name (with its current `id`), if any.
+    pub async fn alias_by_name(&self, name: &str) -> Result<Option<FirewallAlias>, PfRestError> {
+        let found: Vec<FirewallAlias> = self.list("/api/v2/firewall/aliases", &[("name", name.to_string())]).await?;
+        Ok(found.into_iter().find(|a| a.name == name))
+    }
+
+    pub async fn create_alias(&self, alias: &FirewallAliasRequest) -> Result<FirewallAlias, PfRestError> {
+        self.write(Method::Post, "/api/v2/firewall/alias", alias, alias.controls.dry_run == Some(true), false).await
+    }
+
+    /// PATCH an alias; `alias.id` must be set. `address`/`detail` replace the whole arrays.
+    pub async fn update_alias(&self, alias: &FirewallAliasRequest) -> Result<FirewallAlias, PfRestError> {
+        if alias.id.is_none() {
+            return Err(config_error("PATCH /api/v2/firewall/alias: the alias id is missing".into()));
+        }
+        self.write(Method::Patch, "/api/v2/firewall/alias", alias, alias.controls.dry_run == Some(true), false).await
+    }
+
+    pub async fn delete_alias(&self, id: u64, dry_run: bool) -> Result<FirewallAlias, PfRestError> {
+        let mut query = vec![("id", id.to_string())];
+        if dry_run {
+            query.push(("dry_run", "true".into()));
+        }
+        self.delete("/api/v2/firewall/alias", &query).await
+    }
+
+    // -----------------------------------------------------------------------------------------------------------
+    // Apply.
+
+    /// Reloads the filter and waits for it (`POST /api/v2/firewall/apply` with `async: false`; `async: true` clears
+    /// the pending flag before the reload is done). Safe to repeat, so it is retried like a read.
+    pub async fn apply_firewall(&self) -> Result<FirewallApplyStatus, PfRestError> {
+        let body = FirewallApplyRequest { async_: Some(false), dry_run: None };
+        self.write(Method::Post, "/api/v2/firewall/apply", &body, false, true).await
+    }
+
+    /// Whether changes are pending (`GET /api/v2/firewall/apply`). Rule edits never show as pending in pfRest.
+    pub async fn apply_status(&self) -> Result<FirewallApplyStatus, PfRestError> {
+        self.get("/api/v2/firewall/apply", &[]).await
+    }
+
+    // -----------------------------------------------------------------------------------------------------------
+    // Interfaces and status.
+
+    pub async fn interfaces(&self) -> Result<Vec<NetworkInterface>, PfRestError> {
+        self.list("/api/v2/interfaces", &[]).await
+    }
+
+    pub async fn interface_stats(&self) -> Result<Vec<InterfaceStats>, PfRestError> {
+        self.list("/api/v2/status/interfaces", &[]).await
+    }
+
+    pub async fn system_status(&self) -> Result<SystemStatus, PfRestError> {
+        self.get("/api/v2/status/system", &[]).await
+    }
+
+    pub async fn gateways(&self) -> Result<Vec<GatewayStatus>, PfRestError> {
+        self.list("/api/v2/status/gateways", &[]).await
+    }
+
+    pub async fn openvpn_servers(&self) -> Result<Vec<OpenVpnServerStatus>, PfRestError> {
+        self.list("/api/v2/status/openvpn/servers", &[]).await
+    }
+
+    pub async fn openvpn_clients(&self) -> Result<Vec<OpenVpnClientStatus>, PfRestError> {
+        self.list("/api/v2/status/openvpn/clients", &[]).await
+    }
+
+    pub async fn ipsec_sas(&self) -> Result<Vec<IpsecSa>, PfRestError> {
+        self.list("/api/v2/status/ipsec/sas", &[]).await
+    }
+
+    /// WireGuard tunnels; `None` when the WireGuard package is not installed.
+    pub async fn wireguard_tunnels(&self) -> Result<Option<Vec<WireGuardTunnel>>, PfRestError> {
+        missing_package_is_none(self.list("/api/v2/status/wireguard/tunnels", &[]).await)
+    }
+
+    /// WireGuard peers; `None` when the WireGuard package is not installed.
+    pub async fn wireguard_peers(&self) -> Result<Option<Vec<WireGuardPeer>>, PfRestError> {
+        missing_package_is_none(self.list("/api/v2/status/wireguard/peers", &[]).await)
+    }
+
+    /// The newest `limit` raw filterlog lines, oldest first. pfRest v2.8.0+ returns the newest N lines in order for
+    /// `?limit=N`; older versions return the oldest N unless `reverse=true` (then newest first), contract §4.
+    pub async fn firewall_log(&self, limit: usize) -> Result<Vec<String>, PfRestError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let new_semantics = self.version().await?.at_least(PfRestVersion::DRY_RUN);
+        let mut query = vec![("limit", limit.to_string())];
+        if !new_semantics {
+            query.push(("reverse", "true".into()));
+        }
+        let lines: Vec<LogLine> = self.get("/api/v2/status/logs/firewall", &query).await?;
+        let mut lines: Vec<String> = lines.into_iter().map(|l| l.text).collect();
+        if !new_semantics {
+            lines.reverse();
+        }
+        if lines.len() > limit {
+            lines.drain(..lines.len() - limit);
+        }
+        Ok(lines)
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn missing_package_is_none<T>(r: Result<T, PfRestError>) -> Result<Option<T>, PfRestError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.is("MODEL_MISSING_REQUIRED_PACKAGE") || e.is("DISPATCHER_MISSING_REQUIRED_PACKAGE") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The `exp` claim of a JWT, without verifying it (the firewall does that).
+fn jwt_expiry(token: &str) -> Option<i64> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64url_decode(payload)?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("exp")?.as_i64()
+}
+
+fn base64url_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut bits, mut nbits) = (0u32, 0u32);
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' | b'+' => 62,
+            b'_' | b'/' => 63,
+            b'=' => break,
+            _ => return None,
+        };
+        bits = (bits << 6) | u32::from(v);
+        nbits += 6;
+        if nbits >= 8 {
+            nbits -= 8;
+            out.push((bits >> nbits) as u8);
+            bits &= (1 << nbits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// Whether a transport error comes from TLS (handshake, certificate), judged from the error chain.
+fn is_tls(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = e.source();
+    while let Some(s) = source {
+        let text = s.to_string().to_ascii_lowercase();
+        let tls_words = ["certificate", "tls", "ssl", "handshake", "corrupt message", "invalidcontenttype", "alert"];
+        if tls_words.iter().any(|w| text.contains(w)) {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// Maps an error of reqwest (no answer, or the answer broke off). The URL is left out of the message: it has no
+/// secrets, but the endpoint is named already.
+fn transport_error(endpoint: &str, e: &reqwest::Error) -> PfRestError {
+    let mut cause = String::new();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = e.source();
+    while let Some(s) = source {
+        cause = s.to_string();
+        source = s.source();
+    }
+    let cause = if cause.is_empty() { e.without_url_string() } else { cause };
+    let mut err = if e.is_timeout() {
+        PfRestError::new(ErrorCode::Timeout, format!("{endpoint}: no answer in time ({cause})"))
+            .hint(error::HINT_TIMEOUT)
+    } else if is_tls(e) {
+        PfRestError::new(ErrorCode::TlsError, format!("{endpoint}: TLS failed: {cause}")).hint(error::HINT_TLS)
+    } else if e.is_connect() {
+        PfRestError::new(ErrorCode::ConnectionRefused, format!("{endpoint}: cannot connect: {cause}"))
+            .hint(error::HINT_CONNECT)
+    } else {
+        PfRestError::new(
+            ErrorCode::UnexpectedResponse,
+            format!("{endpoint}: the connection closed without a complete answer ({cause})"),
+        )
+        .hint(error::HINT_UNKNOWN_OUTCOME)
+    };
+    // Nothing was sent when the connection could not be made; otherwise the request may have been processed.
+    err.outcome_unknown = !e.is_connect();
+    if err.code == ErrorCode::Timeout && err.hint.is_some() {
+        err.hint = Some(format!("{} {}", error::HINT_TIMEOUT, error::HINT_UNKNOWN_OUTCOME));
+    }
+    err
+}
+
+trait WithoutUrl {
+    fn without_url_string(&self) -> String;
+}
+
+impl WithoutUrl for reqwest::Error {
+    fn without_url_string(&self) -> String {
+        let mut text = self.to_string();
+        if let Some(url) = self.url() {
+            text = text.replace(url.as_str(), "<url>");
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jwt_expiry_is_read_from_the_payload() {
+        // {"exp":1700000000}
+        let payload = "eyJleHAiOjE3MDAwMDAwMDB9";
+        assert_eq!(jwt_expiry(&format!("x.{payload}.y")), Some(1_700_000_000));
+        assert_eq!(jwt_expiry("not-a-jwt"), None);
+    }
+
+    #[test]
+    fn jwt_renewal_margin() {
+        let long = Jwt { token: String::new(), expires: Some(10_000), fetched: 6_400 };
+        assert!(long.fresh(9_969));
+        assert!(!long.fresh(9_970));
+        let short = Jwt { token: String::new(), expires: Some(104), fetched: 100 };
+        assert!(short.fresh(102), "a 4 s token is renewed 1 s before it expires");
+        assert!(!short.fresh(103));
+    }
+
+    #[test]
+    fn base_url_is_checked() {
+        let auth = Auth::ApiKey("k".into());
+        assert!(PfRestClient::new(ClientConfig::new("https://fw.example:8443/", auth.clone())).is_ok());
+        for bad in ["fw.example", "ftp://fw", "https://u:p@fw", "https://fw/api/v2"] {
+            let err = PfRestClient::new(ClientConfig::new(bad, auth.clone())).unwrap_err();
+            assert_eq!(err.code, ErrorCode::ValidationError, "{bad}");
+            assert!(!err.message.contains(":p@"), "no secrets in {}", err.message);
+        }
+    }
+}

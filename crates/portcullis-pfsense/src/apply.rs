@@ -1,0 +1,808 @@
+//! Applying and checking plans on pfSense: operations in order, an undo log, reconciliation of writes whose outcome
+//! is unknown, one alias PATCH per alias, one filter reload, and rollback on failure.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use portcullis_core::firewall::{Applied, BackendError, ErrorCode};
+use portcullis_core::model::{AddressTarget, PortMatch, Rule, RuleId};
+use portcullis_core::plan::{ChangePlan, Operation, same_enforcement};
+use portcullis_pfrest::types::{FirewallAlias, FirewallAliasRequest, FirewallRule, FirewallRuleRequest, WriteControls};
+use portcullis_pfrest::{PfRestClient, PfRestError};
+
+use crate::mapping::{
+    self, InterfaceMap, RuleFields, alias_create_request, canonical_value, device_value, entry_detail, pause_key,
+};
+use crate::{PfSenseFirewall, store_error};
+
+fn conflict(message: impl Into<String>) -> BackendError {
+    BackendError::new(ErrorCode::Conflict, message)
+        .with_hint("the firewall changed since the plan was made; plan again")
+}
+
+/// The pfSense tracker behind a rule id.
+fn tracker_of(id: &RuleId) -> Result<i64, BackendError> {
+    id.as_str().parse().map_err(|_| conflict(format!("rule {id} is not a pfSense rule (its id is not a tracker)")))
+}
+
+/// Entry operations of a plan, grouped by alias: all of an alias' entry changes become one PATCH, sent at the
+/// position of the alias' first entry operation.
+fn alias_groups(plan: &ChangePlan) -> HashMap<&str, (usize, Vec<&Operation>)> {
+    let mut groups: HashMap<&str, (usize, Vec<&Operation>)> = HashMap::new();
+    for (i, op) in plan.operations.iter().enumerate() {
+        let alias = match op {
+            Operation::PutAliasEntries { alias, .. } | Operation::RemoveAliasEntries { alias, .. } => alias.as_str(),
+            _ => continue,
+        };
+        groups.entry(alias).or_insert_with(|| (i, Vec::new())).1.push(op);
+    }
+    groups
+}
+
+/// Everything that can be refused without asking the firewall, checked before the first write.
+fn prevalidate(plan: &ChangePlan) -> Result<(), BackendError> {
+    for op in &plan.operations {
+        match op {
+            Operation::CreateRule { after, .. } => {
+                RuleFields::from_rule(after)?;
+            }
+            Operation::UpdateRule { before, after, .. } => {
+                tracker_of(&before.rule_id)?;
+                RuleFields::from_rule(before)?;
+                RuleFields::from_rule(after)?;
+            }
+            Operation::DeleteRule { before } => {
+                tracker_of(&before.rule_id)?;
+            }
+            Operation::CreateAlias { after } => {
+                alias_create_request(after)?;
+            }
+            Operation::PutAliasEntries { alias, after, .. } => {
+                for e in after {
+                    entry_detail(alias, e)?;
+                }
+            }
+            Operation::RemoveAliasEntries { .. } => {}
+        }
+    }
+    Ok(())
+}
+
+/// The new `address`/`detail` arrays of `current` after the entry operations (in order). Entries are matched by
+/// canonical value (`203.0.113.9` = `203.0.113.9/32`); a put replaces an entry with the same value.
+fn merge_entries(current: &FirewallAlias, ops: &[&Operation]) -> Result<(Vec<String>, Vec<String>), BackendError> {
+    let kind = current.type_.as_str();
+    let mut slots: Vec<Option<(String, String)>> = current
+        .address
+        .iter()
+        .enumerate()
+        .map(|(i, a)| Some((a.clone(), current.detail.get(i).cloned().unwrap_or_default())))
+        .collect();
+    let mut index: HashMap<String, Vec<usize>> = HashMap::with_capacity(slots.len());
+    for (i, a) in current.address.iter().enumerate() {
+        index.entry(canonical_value(a)).or_default().push(i);
+    }
+    let forget = |slots: &mut Vec<Option<(String, String)>>, index: &mut HashMap<String, Vec<usize>>, value: &str| {
+        if let Some(at) = index.remove(&canonical_value(value)) {
+            for i in at {
+                slots[i] = None;
+            }
+        }
+    };
+    for op in ops {
+        match op {
+            Operation::PutAliasEntries { after, .. } => {
+                for e in after {
+                    forget(&mut slots, &mut index, &e.value);
+                    slots.push(Some((device_value(&e.value, kind), entry_detail(&current.name, e)?)));
+                    index.insert(canonical_value(&e.value), vec![slots.len() - 1]);
+                }
+            }
+            Operation::RemoveAliasEntries { before, .. } => {
+                for e in before {
+                    forget(&mut slots, &mut index, &e.value);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(slots.into_iter().flatten().unzip())
+}
+
+/// Where a new rule goes so that it is the `position`-th rule of its interface (`None` = append at the end;
+/// pfRest answers 500 for a placement at or past the end).
+fn placement_for_create(
+    rules: &[FirewallRule],
+    ifaces: &InterfaceMap,
+    interface: &str,
+    position: usize,
+) -> Option<u64> {
+    let on_interface: Vec<usize> = rules
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.interface.first().is_some_and(|i| ifaces.normalize(i) == interface))
+        .map(|(i, _)| i)
+        .collect();
+    let at = match on_interface.get(position) {
+        Some(i) => *i,
+        None => on_interface.last().map_or(rules.len(), |last| last + 1),
+    };
+    (at < rules.len()).then_some(at as u64)
+}
+
+/// Where a moved rule goes (pfRest removes it from its place, then inserts it at `placement`).
+fn placement_for_move(
+    rules: &[FirewallRule],
+    ifaces: &InterfaceMap,
+    tracker: i64,
+    interface: &str,
+    position: usize,
+) -> u64 {
+    let others: Vec<&FirewallRule> = rules.iter().filter(|r| r.tracker != Some(tracker)).collect();
+    let on_interface: Vec<usize> = others
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.interface.first().is_some_and(|i| ifaces.normalize(i) == interface))
+        .map(|(i, _)| i)
+        .collect();
+    let at = match on_interface.get(position) {
+        Some(i) => *i,
+        None => on_interface.last().map_or(others.len(), |last| last + 1),
+    };
+    at as u64
+}
+
+/// How to undo one completed step.
+#[derive(Debug, Clone)]
+enum Undo {
+    CreatedRule { tracker: i64 },
+    UpdatedRule { tracker: i64, restore: Box<FirewallRuleRequest>, placement: Option<u64> },
+    DeletedRule { recreate: Box<FirewallRuleRequest>, placement: Option<u64> },
+    CreatedAlias { name: String },
+    PatchedAlias { name: String, address: Vec<String>, detail: Vec<String> },
+    StoreValue { key: String, previous: String },
+}
+
+impl Undo {
+    fn on_device(&self) -> bool {
+        !matches!(self, Undo::StoreValue { .. })
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Undo::CreatedRule { tracker } => format!("delete created rule {tracker}"),
+            Undo::UpdatedRule { tracker, .. } => format!("restore rule {tracker}"),
+            Undo::DeletedRule { .. } => "re-create the deleted rule".into(),
+            Undo::CreatedAlias { name } => format!("delete created alias {name}"),
+            Undo::PatchedAlias { name, .. } => format!("restore the entries of alias {name}"),
+            Undo::StoreValue { key, .. } => format!("restore {key}"),
+        }
+    }
+}
+
+fn describe_op(op: &Operation) -> String {
+    match op {
+        Operation::CreateRule { after, .. } => format!("create rule on {}", after.interface),
+        Operation::UpdateRule { before, .. } => format!("update rule {}", before.rule_id),
+        Operation::DeleteRule { before } => format!("delete rule {}", before.rule_id),
+        Operation::CreateAlias { after } => format!("create alias {}", after.name),
+        Operation::PutAliasEntries { alias, .. } | Operation::RemoveAliasEntries { alias, .. } => {
+            format!("update the entries of alias {alias}")
+        }
+    }
+}
+
+/// A pause deadline to record once the device writes succeeded: `None` clears it.
+struct PauseChange {
+    tracker: i64,
+    until: Option<chrono::DateTime<chrono::Utc>>,
+    updated_time: Option<i64>,
+}
+
+struct Engine<'a> {
+    fw: &'a PfSenseFirewall,
+    ifaces: InterfaceMap,
+    undo: Vec<Undo>,
+    applied: Applied,
+    pauses: Vec<PauseChange>,
+    /// When the last rule creation was answered (see [`crate::PfSenseOptions::tracker_spacing`]).
+    last_rule_created: std::sync::Mutex<Option<Instant>>,
+}
+
+impl<'a> Engine<'a> {
+    fn new(fw: &'a PfSenseFirewall, ifaces: InterfaceMap) -> Self {
+        Engine {
+            fw,
+            ifaces,
+            undo: Vec::new(),
+            applied: Applied::default(),
+            pauses: Vec::new(),
+            last_rule_created: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn client(&self) -> &'a PfRestClient {
+        &self.fw.client
+    }
+
+    /// Creates a rule at least `tracker_spacing` after the previous creation, so pfRest gives it its own tracker.
+    async fn post_rule(&self, req: &FirewallRuleRequest) -> Result<FirewallRule, PfRestError> {
+        let spacing = self.fw.options.tracker_spacing;
+        let last = *self.last_rule_created.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(last) = last
+            && last.elapsed() < spacing
+        {
+            tokio::time::sleep(spacing - last.elapsed()).await;
+        }
+        let result = self.client().create_rule(req).await;
+        *self.last_rule_created.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        result
+    }
+
+    /// The device rule the plan saw, with its current id; `conflict` if it is gone or no longer matches.
+    async fn current_rule(&self, before: &Rule, all: Option<&[FirewallRule]>) -> Result<FirewallRule, BackendError> {
+        let tracker = tracker_of(&before.rule_id)?;
+        let found = match all {
+            Some(rules) => rules.iter().find(|r| r.tracker == Some(tracker)).cloned(),
+            None => self.client().rule_by_tracker(tracker).await?,
+        };
+        let current = found.ok_or_else(|| conflict(format!("rule {} no longer exists", before.rule_id)))?;
+        let model = self.fw.model_rule(&current, &self.ifaces)?;
+        if !same_enforcement(&model, before) {
+            return Err(conflict(format!(
+                "rule {} was changed on the firewall since the plan was made",
+                before.rule_id
+            )));
+        }
+        Ok(current)
+    }
+
+    async fn operation(
+        &mut self,
+        index: usize,
+        op: &Operation,
+        groups: &HashMap<&str, (usize, Vec<&Operation>)>,
+    ) -> Result<(), BackendError> {
+        match op {
+            Operation::CreateRule { position, after } => self.create_rule(*position, after).await,
+            Operation::UpdateRule { before, after, position } => self.update_rule(before, after, *position).await,
+            Operation::DeleteRule { before } => self.delete_rule(before).await,
+            Operation::CreateAlias { after } => self.create_alias(after).await,
+            Operation::PutAliasEntries { alias, .. } | Operation::RemoveAliasEntries { alias, .. } => {
+                match groups.get(alias.as_str()) {
+                    Some((first, ops)) if *first == index => self.patch_alias(alias, ops).await,
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+
+    async fn create_rule(&mut self, position: usize, after: &Rule) -> Result<(), BackendError> {
+        let fields = RuleFields::from_rule(after)?;
+        for attempt in 1..=3 {
+            let rules = self.client().rules().await?;
+            let mut req = fields.create_request();
+            req.controls.placement = placement_for_create(&rules, &self.ifaces, &fields.interface, position);
+            let created = self.post_rule(&req).await;
+            let rule = match created {
+                Ok(rule) => rule,
+                Err(e) => {
+                    if e.outcome_unknown {
+                        self.reconcile_create(&rules, after).await;
+                    }
+                    return Err(e.into());
+                }
+            };
+            let Some(tracker) = rule.tracker else {
+                self.reconcile_create(&rules, after).await;
+                return Err(mapping::unexpected("POST /api/v2/firewall/rule: the created rule has no tracker"));
+            };
+            let taken = rules.iter().any(|r| r.tracker == Some(tracker))
+                || self.applied.created_rules.iter().any(|id| id.as_str() == tracker.to_string());
+            if taken {
+                // Another rule was created in the same second and has this tracker: remove ours (by the id the
+                // answer gave it) and create it again a second later.
+                let id =
+                    rule.id.ok_or_else(|| mapping::unexpected("POST /api/v2/firewall/rule: no id in the answer"))?;
+                tracing::warn!(tracker, attempt, "a new rule got a tracker that is already in use; creating it again");
+                self.client().delete_rule(id, false).await?;
+                tokio::time::sleep(std::time::Duration::from_millis(1050)).await;
+                continue;
+            }
+            self.undo.push(Undo::CreatedRule { tracker });
+            self.applied.created_rules.push(RuleId(tracker.to_string()));
+            if after.paused_until.is_some() && !after.enabled {
+                self.pauses.push(PauseChange { tracker, until: after.paused_until, updated_time: rule.updated_time });
+            }
+            return Ok(());
+        }
+        Err(BackendError::new(
+            ErrorCode::ApplyFailed,
+            "POST /api/v2/firewall/rule: pfSense kept giving the new rule a tracker that another rule already has",
+        )
+        .with_hint("retry in a few seconds"))
+    }
+
+    /// After a creation whose outcome is unknown: a new rule that matches `after` is the one we made; undo it too.
+    async fn reconcile_create(&mut self, before: &[FirewallRule], after: &Rule) {
+        let known: HashSet<i64> = before.iter().filter_map(|r| r.tracker).collect();
+        let Ok(now) = self.client().rules().await else { return };
+        let wanted = Rule { paused_until: None, ..after.clone() };
+        for r in now.iter().filter(|r| r.tracker.is_some_and(|t| !known.contains(&t))) {
+            let Ok(model) = mapping::rule_from_device(r, &self.ifaces, None) else { continue };
+            if same_enforcement(&model, &wanted) {
+                tracing::warn!(tracker = ?r.tracker, "a rule creation reported an error but landed; it will be undone");
+                self.undo.push(Undo::CreatedRule { tracker: r.tracker.unwrap_or_default() });
+                return;
+            }
+        }
+    }
+
+    async fn update_rule(&mut self, before: &Rule, after: &Rule, position: Option<usize>) -> Result<(), BackendError> {
+        let tracker = tracker_of(&before.rule_id)?;
+        let all = match position {
+            Some(_) => Some(self.client().rules().await?),
+            None => None,
+        };
+        let current = self.current_rule(before, all.as_deref()).await?;
+        let bf = RuleFields::from_rule(before)?;
+        let af = RuleFields::from_rule(after)?;
+        let mut req = bf.patch_to(&af);
+        let mut restore_at = None;
+        if let (Some(p), Some(all)) = (position, all.as_deref()) {
+            req.controls.placement = Some(placement_for_move(all, &self.ifaces, tracker, &af.interface, p));
+            restore_at = current.id;
+        }
+        let pause_until = if after.enabled { None } else { after.paused_until };
+        if !req.has_changes() && req.controls.placement.is_none() {
+            self.pauses.push(PauseChange { tracker, until: pause_until, updated_time: current.updated_time });
+            return Ok(());
+        }
+        req.id = current.id;
+        match self.client().update_rule(&req).await {
+            Ok(updated) => {
+                self.undo.push(Undo::UpdatedRule {
+                    tracker,
+                    restore: Box::new(af.patch_to(&bf)),
+                    placement: restore_at,
+                });
+                self.pauses.push(PauseChange { tracker, until: pause_until, updated_time: updated.updated_time });
+                Ok(())
+            }
+            Err(e) => {
+                if e.outcome_unknown
+                    && let Ok(Some(now)) = self.client().rule_by_tracker(tracker).await
+                    && (now != current)
+                {
+                    tracing::warn!(tracker, "a rule update reported an error but landed; it will be undone");
+                    self.undo.push(Undo::UpdatedRule {
+                        tracker,
+                        restore: Box::new(af.patch_to(&bf)),
+                        placement: restore_at,
+                    });
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn delete_rule(&mut self, before: &Rule) -> Result<(), BackendError> {
+        let tracker = tracker_of(&before.rule_id)?;
+        let current = self.current_rule(before, None).await?;
+        let id = current.id.ok_or_else(|| mapping::unexpected("GET /api/v2/firewall/rules: a rule without an id"))?;
+        let undo =
+            Undo::DeletedRule { recreate: Box::new(FirewallRuleRequest::recreate(&current)), placement: Some(id) };
+        match self.client().delete_rule(id, false).await {
+            Ok(_) => {
+                self.undo.push(undo);
+                self.pauses.push(PauseChange { tracker, until: None, updated_time: None });
+                Ok(())
+            }
+            Err(e) => {
+                if e.outcome_unknown && matches!(self.client().rule_by_tracker(tracker).await, Ok(None)) {
+                    tracing::warn!(tracker, "a rule deletion reported an error but landed; it will be undone");
+                    self.undo.push(undo);
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn create_alias(&mut self, after: &portcullis_core::model::Alias) -> Result<(), BackendError> {
+        if self.client().alias_by_name(&after.name).await?.is_some() {
+            return Err(conflict(format!("alias {} already exists", after.name)));
+        }
+        let req = alias_create_request(after)?;
+        match self.client().create_alias(&req).await {
+            Ok(_) => {
+                self.undo.push(Undo::CreatedAlias { name: after.name.clone() });
+                Ok(())
+            }
+            Err(e) => {
+                if e.outcome_unknown && matches!(self.client().alias_by_name(&after.name).await, Ok(Some(_))) {
+                    tracing::warn!(alias = %after.name, "an alias creation reported an error but landed; it will be undone");
+                    self.undo.push(Undo::CreatedAlias { name: after.name.clone() });
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Every entry change of one alias in a single PATCH of its `address`/`detail` arrays.
+    async fn patch_alias(&mut self, name: &str, ops: &[&Operation]) -> Result<(), BackendError> {
+        let current =
+            self.client().alias_by_name(name).await?.ok_or_else(|| conflict(format!("alias {name} does not exist")))?;
+        let (address, detail) = merge_entries(&current, ops)?;
+        if address == current.address && detail == current.detail {
+            return Ok(());
+        }
+        let req = FirewallAliasRequest {
+            id: current.id,
+            address: Some(address.clone()),
+            detail: Some(detail),
+            ..Default::default()
+        };
+        let undo = Undo::PatchedAlias {
+            name: name.to_string(),
+            address: current.address.clone(),
+            detail: current.detail.clone(),
+        };
+        match self.client().update_alias(&req).await {
+            Ok(_) => {
+                self.undo.push(undo);
+                Ok(())
+            }
+            Err(e) => {
+                if e.outcome_unknown
+                    && let Ok(Some(now)) = self.client().alias_by_name(name).await
+                    && now.address == address
+                {
+                    tracing::warn!(alias = %name, "an alias update reported an error but landed; it will be undone");
+                    self.undo.push(undo);
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Writes the pause deadlines of the plan (after every device write succeeded), undoable like the rest.
+    fn record_pauses(&mut self) -> Result<(), BackendError> {
+        for change in std::mem::take(&mut self.pauses) {
+            let key = pause_key(&self.fw.name, &change.tracker.to_string());
+            let previous = self.fw.store.meta_get(&key).map_err(store_error)?.unwrap_or_default();
+            let value = change.until.map(|t| PfSenseFirewall::pause_record(t, change.updated_time)).unwrap_or_default();
+            if value == previous {
+                continue;
+            }
+            self.fw.store.meta_set(&key, &value).map_err(store_error)?;
+            self.undo.push(Undo::StoreValue { key, previous });
+        }
+        Ok(())
+    }
+
+    /// Reloads the filter and waits until pfSense reports no pending change.
+    async fn commit(&self) -> Result<(), BackendError> {
+        self.client().apply_firewall().await?;
+        let opts = self.fw.options;
+        let mut pending = Vec::new();
+        for attempt in 0..opts.apply_poll_attempts.max(1) {
+            let status = self.client().apply_status().await?;
+            if status.applied == Some(true) {
+                return Ok(());
+            }
+            pending = status.pending_subsystems;
+            if attempt + 1 < opts.apply_poll_attempts {
+                tokio::time::sleep(opts.apply_poll_interval).await;
+            }
+        }
+        Err(BackendError::new(
+            ErrorCode::ApplyFailed,
+            format!(
+                "POST /api/v2/firewall/apply: pfSense still reports pending changes ({}) after the filter reload",
+                if pending.is_empty() { "none named".to_string() } else { pending.join(", ") }
+            ),
+        )
+        .with_hint("check Status > Filter Reload and the system log on the firewall"))
+    }
+
+    async fn undo_one(&self, undo: &Undo) -> Result<(), BackendError> {
+        let c = self.client();
+        match undo {
+            Undo::CreatedRule { tracker } => {
+                if let Some(rule) = c.rule_by_tracker(*tracker).await?
+                    && let Some(id) = rule.id
+                {
+                    c.delete_rule(id, false).await?;
+                }
+            }
+            Undo::UpdatedRule { tracker, restore, placement } => {
+                let rule = c
+                    .rule_by_tracker(*tracker)
+                    .await?
+                    .ok_or_else(|| conflict(format!("rule {tracker} vanished before it could be restored")))?;
+                let mut req = (**restore).clone();
+                req.id = rule.id;
+                req.controls.placement = *placement;
+                if req.has_changes() || placement.is_some() {
+                    c.update_rule(&req).await?;
+                }
+            }
+            Undo::DeletedRule { recreate, placement } => {
+                let count = c.rules().await?.len() as u64;
+                let mut req = (**recreate).clone();
+                req.controls.placement = placement.filter(|p| *p < count);
+                let rule = self.post_rule(&req).await?;
+                tracing::warn!(
+                    tracker = ?rule.tracker,
+                    "a deleted rule was re-created by a rollback; pfSense gave it a new tracker (rule id)"
+                );
+            }
+            Undo::CreatedAlias { name } => {
+                if let Some(alias) = c.alias_by_name(name).await?
+                    && let Some(id) = alias.id
+                {
+                    c.delete_alias(id, false).await?;
+                }
+            }
+            Undo::PatchedAlias { name, address, detail } => {
+                let alias = c
+                    .alias_by_name(name)
+                    .await?
+                    .ok_or_else(|| conflict(format!("alias {name} vanished before it could be restored")))?;
+                let req = FirewallAliasRequest {
+                    id: alias.id,
+                    address: Some(address.clone()),
+                    detail: Some(detail.clone()),
+                    ..Default::default()
+                };
+                c.update_alias(&req).await?;
+            }
+            Undo::StoreValue { key, previous } => {
+                self.fw.store.meta_set(key, previous).map_err(store_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Undoes every completed step, newest first, then reloads the filter if the device was touched. Returns the
+    /// steps that could not be undone.
+    async fn rollback(&mut self) -> (usize, Vec<String>) {
+        let undo = std::mem::take(&mut self.undo);
+        let touched_device = undo.iter().any(Undo::on_device);
+        let mut failures = Vec::new();
+        for u in undo.iter().rev() {
+            if let Err(e) = self.undo_one(u).await {
+                failures.push(format!("{}: {}", u.describe(), e.message));
+            }
+        }
+        if touched_device && let Err(e) = self.commit().await {
+            failures.push(format!("reload the filter: {}", e.message));
+        }
+        (undo.len(), failures)
+    }
+
+    /// Rolls back and turns the step's error into the error of the whole apply.
+    async fn fail(&mut self, error: BackendError, step: &str) -> BackendError {
+        let (undone, failures) = self.rollback().await;
+        let code = match error.code {
+            ErrorCode::UnexpectedResponse | ErrorCode::InternalError => ErrorCode::ApplyFailed,
+            ErrorCode::NotFound => ErrorCode::Conflict,
+            other => other,
+        };
+        let outcome = if failures.is_empty() {
+            if undone == 0 {
+                "nothing was changed".to_string()
+            } else {
+                format!("the {undone} completed step(s) were rolled back")
+            }
+        } else {
+            format!("ROLLBACK INCOMPLETE ({})", failures.join("; "))
+        };
+        let hint = if failures.is_empty() {
+            error.hint
+        } else {
+            Some(
+                "the firewall may hold part of this change: read it back (get_firewall_rules, list_blocks) and fix \
+                 what remains"
+                    .to_string(),
+            )
+        };
+        tracing::warn!(step, error = %error.message, %outcome, "pfSense apply failed");
+        BackendError { code, message: format!("{step} failed: {}; {outcome}", error.message), hint }
+    }
+}
+
+pub(crate) async fn apply(fw: &PfSenseFirewall, plan: &ChangePlan) -> Result<Applied, BackendError> {
+    let _writer = fw.writer.lock().await;
+    prevalidate(plan)?;
+    let interfaces = fw.client.interfaces().await?;
+    let mut engine = Engine::new(fw, InterfaceMap::new(&interfaces));
+    let groups = alias_groups(plan);
+    for (index, op) in plan.operations.iter().enumerate() {
+        if let Err(e) = engine.operation(index, op, &groups).await {
+            return Err(engine.fail(e, &describe_op(op)).await);
+        }
+    }
+    let touched_device = engine.undo.iter().any(Undo::on_device);
+    if let Err(e) = engine.record_pauses() {
+        return Err(engine.fail(e, "record the pause deadlines").await);
+    }
+    if touched_device && let Err(e) = engine.commit().await {
+        return Err(engine.fail(e, "apply the change on the firewall").await);
+    }
+    Ok(engine.applied)
+}
+
+/// A pfRest refusal of a dry run is a validation error; transport problems keep their code.
+fn dry_run_error(e: PfRestError) -> BackendError {
+    let refused = matches!(e.status, Some(400 | 404 | 409 | 422))
+        || (e.status == Some(403) && e.code == ErrorCode::ValidationError);
+    let mut err = BackendError::from(e);
+    if refused {
+        err.code = ErrorCode::ValidationError;
+        err.message = format!("the firewall refused the change: {}", err.message);
+    }
+    err
+}
+
+fn references_any(rule: &Rule, names: &HashSet<String>) -> bool {
+    let addr = |t: &AddressTarget| matches!(t, AddressTarget::Alias(n) if names.contains(n));
+    let port = |p: &PortMatch| matches!(p, PortMatch::Alias(n) if names.contains(n));
+    addr(&rule.source.target)
+        || addr(&rule.destination.target)
+        || port(&rule.source_port)
+        || port(&rule.destination_port)
+}
+
+/// Validates every write of the plan with pfRest's `dry_run` (v2.8.0+), changing nothing.
+pub(crate) async fn check(fw: &PfSenseFirewall, plan: &ChangePlan) -> Result<(), BackendError> {
+    let c = &fw.client;
+    if !c.supports_dry_run().await? {
+        return Ok(());
+    }
+    prevalidate(plan)?;
+    let interfaces = c.interfaces().await?;
+    let engine = Engine::new(fw, InterfaceMap::new(&interfaces));
+    let groups = alias_groups(plan);
+    let mut new_aliases: HashMap<String, FirewallAlias> = HashMap::new();
+    for (index, op) in plan.operations.iter().enumerate() {
+        match op {
+            Operation::CreateRule { after, .. } => {
+                let names: HashSet<String> = new_aliases.keys().cloned().collect();
+                if references_any(after, &names) {
+                    // The alias exists only after the plan's own CreateAlias: a dry run would refuse the reference.
+                    continue;
+                }
+                let mut req = RuleFields::from_rule(after)?.create_request();
+                req.controls = WriteControls::dry_run();
+                c.create_rule(&req).await.map_err(dry_run_error)?;
+            }
+            Operation::UpdateRule { before, after, .. } => {
+                let current = engine.current_rule(before, None).await?;
+                let mut req = RuleFields::from_rule(before)?.patch_to(&RuleFields::from_rule(after)?);
+                if req.has_changes() {
+                    req.id = current.id;
+                    req.controls = WriteControls::dry_run();
+                    c.update_rule(&req).await.map_err(dry_run_error)?;
+                }
+            }
+            Operation::DeleteRule { before } => {
+                let current = engine.current_rule(before, None).await?;
+                let id = current.id.unwrap_or_default();
+                c.delete_rule(id, true).await.map_err(dry_run_error)?;
+            }
+            Operation::CreateAlias { after } => {
+                if c.alias_by_name(&after.name).await?.is_some() {
+                    return Err(conflict(format!("alias {} already exists", after.name)));
+                }
+                let mut req = alias_create_request(after)?;
+                req.controls = WriteControls::dry_run();
+                c.create_alias(&req).await.map_err(dry_run_error)?;
+                let shape = FirewallAlias {
+                    name: after.name.clone(),
+                    type_: req.type_.clone().unwrap_or_default(),
+                    descr: after.description.clone(),
+                    address: req.address.clone().unwrap_or_default(),
+                    detail: req.detail.clone().unwrap_or_default(),
+                    ..Default::default()
+                };
+                new_aliases.insert(after.name.clone(), shape);
+            }
+            Operation::PutAliasEntries { alias, .. } | Operation::RemoveAliasEntries { alias, .. } => {
+                let Some((first, ops)) = groups.get(alias.as_str()) else { continue };
+                if *first != index {
+                    continue;
+                }
+                if let Some(shape) = new_aliases.get(alias) {
+                    let (address, detail) = merge_entries(shape, ops)?;
+                    let req = FirewallAliasRequest {
+                        name: Some(shape.name.clone()),
+                        type_: Some(shape.type_.clone()),
+                        descr: Some(shape.descr.clone()),
+                        address: Some(address),
+                        detail: Some(detail),
+                        controls: WriteControls::dry_run(),
+                        ..Default::default()
+                    };
+                    c.create_alias(&req).await.map_err(dry_run_error)?;
+                } else {
+                    let current = c
+                        .alias_by_name(alias)
+                        .await?
+                        .ok_or_else(|| conflict(format!("alias {alias} does not exist")))?;
+                    let (address, detail) = merge_entries(&current, ops)?;
+                    let req = FirewallAliasRequest {
+                        id: current.id,
+                        address: Some(address),
+                        detail: Some(detail),
+                        controls: WriteControls::dry_run(),
+                        ..Default::default()
+                    };
+                    c.update_alias(&req).await.map_err(dry_run_error)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_core::model::AliasEntry;
+    use serde_json::json;
+
+    fn rules(ifaces: &[&str]) -> Vec<FirewallRule> {
+        ifaces
+            .iter()
+            .enumerate()
+            .map(|(i, iface)| {
+                serde_json::from_value(json!({"id": i, "tracker": 100 + i, "interface": [iface]})).unwrap()
+            })
+            .collect()
+    }
+
+    fn map() -> InterfaceMap {
+        let list = serde_json::from_value::<Vec<portcullis_pfrest::types::NetworkInterface>>(json!([
+            {"id": "wan", "if": "em0", "descr": "WAN"}, {"id": "lan", "if": "em1", "descr": "LAN"}
+        ]))
+        .unwrap();
+        InterfaceMap::new(&list)
+    }
+
+    #[test]
+    fn placements_are_positions_among_the_interface_rules() {
+        let all = rules(&["LAN", "LAN", "WAN", "LAN", "WAN"]);
+        let m = map();
+        assert_eq!(placement_for_create(&all, &m, "lan", 0), Some(0));
+        assert_eq!(placement_for_create(&all, &m, "lan", 2), Some(3));
+        assert_eq!(placement_for_create(&all, &m, "lan", 3), Some(4), "after the last lan rule");
+        assert_eq!(placement_for_create(&all, &m, "wan", 2), None, "the end: append");
+        assert_eq!(placement_for_create(&all, &m, "opt1", 0), None);
+        // Moving tracker 100 (lan #0) to lan position 2: the list without it is [lan, wan, lan, wan].
+        assert_eq!(placement_for_move(&all, &m, 100, "lan", 2), 3);
+        assert_eq!(placement_for_move(&all, &m, 100, "lan", 0), 0);
+    }
+
+    #[test]
+    fn entries_merge_in_one_pass() {
+        let current = FirewallAlias {
+            id: Some(0),
+            name: "PORTCULLIS_BLOCK".into(),
+            type_: "network".into(),
+            address: vec!["192.0.2.1/32".into(), "192.0.2.2/32".into()],
+            detail: vec!["old one".into(), "old two".into()],
+            ..Default::default()
+        };
+        let e = |v: &str| AliasEntry { value: v.into(), detail: "r".into(), expires_at: None, created_at: None };
+        let put = Operation::PutAliasEntries {
+            alias: "PORTCULLIS_BLOCK".into(),
+            before: vec![],
+            after: vec![e("192.0.2.1"), e("2001:db8::1")],
+        };
+        let remove = Operation::RemoveAliasEntries { alias: "PORTCULLIS_BLOCK".into(), before: vec![e("192.0.2.2")] };
+        let (address, detail) = merge_entries(&current, &[&put, &remove]).unwrap();
+        assert_eq!(address, vec!["192.0.2.1/32", "2001:db8::1/128"]);
+        assert_eq!(detail[0], "r | portcullis expires=never");
+    }
+}

@@ -1,0 +1,207 @@
+//! The pfSense backend: Portcullis' [`Firewall`] over pfRest v2 (the pfSense-pkg-RESTAPI package).
+//!
+//! - **Identity**: a rule's id is its pfSense `tracker` (stable); pfRest's `id` is a list position that shifts, so
+//!   it is resolved by tracker (rules) or name (aliases) right before every write.
+//! - **Plans are applied whole**: one writer at a time per firewall (pfRest itself loses concurrent updates), each
+//!   rule `before` checked against the device (`conflict` if it changed), alias entries edited in memory and written
+//!   with ONE PATCH per alias, then one `POST /api/v2/firewall/apply` (`async: false`) confirmed by
+//!   `GET /api/v2/firewall/apply`. A failure part-way undoes what was done, newest first, and reloads the filter, so
+//!   the firewall ends before or after the plan, not between. A write whose outcome is unknown (timeout, dropped
+//!   connection) is never repeated: the object is re-read and, if the write landed, undone too.
+//! - **State kept on the device**: block entries carry their reason, expiry and creation time in the alias entry's
+//!   `detail` text ([`detail`]), so they survive on pfSense itself. Only pause deadlines, which pfSense has no field
+//!   for, live in the Portcullis store (`pfsense:{target}:pause:{tracker}`), tied to the rule's `updated_time` so a
+//!   rule edited by hand since is not resumed by surprise.
+
+mod apply;
+pub mod detail;
+pub mod mapping;
+mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use portcullis_core::firewall::{
+    Applied, BackendError, BackendKind, ErrorCode, Firewall, SystemStatus, TargetInfo, VpnKind, VpnStatus,
+};
+use portcullis_core::model::{Rule, RuleSet, Timestamp};
+use portcullis_core::plan::ChangePlan;
+use portcullis_pfrest::types::FirewallRule;
+use portcullis_pfrest::{ClientConfig, PfRestClient};
+use portcullis_store::Store;
+use serde::{Deserialize, Serialize};
+
+use crate::mapping::InterfaceMap;
+
+pub use portcullis_pfrest;
+
+/// Tuning of the apply step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PfSenseOptions {
+    /// How often to ask `GET /api/v2/firewall/apply` whether the reload finished.
+    pub apply_poll_attempts: u32,
+    pub apply_poll_interval: Duration,
+    /// Least time between two rule creations. pfRest stamps a new rule's `tracker` with the creation's unix time
+    /// (`time()`), so two rules created within the same second share a tracker, and Portcullis could no longer
+    /// tell them apart; one second apart they differ.
+    pub tracker_spacing: Duration,
+}
+
+impl Default for PfSenseOptions {
+    fn default() -> Self {
+        PfSenseOptions {
+            apply_poll_attempts: 20,
+            apply_poll_interval: Duration::from_millis(250),
+            tracker_spacing: Duration::from_millis(1050),
+        }
+    }
+}
+
+/// A pfSense firewall reached through pfRest.
+pub struct PfSenseFirewall {
+    name: String,
+    client: Arc<PfRestClient>,
+    store: Arc<Store>,
+    /// One writer per firewall: held for a whole `apply`.
+    writer: tokio::sync::Mutex<()>,
+    options: PfSenseOptions,
+}
+
+impl std::fmt::Debug for PfSenseFirewall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PfSenseFirewall")
+            .field("name", &self.name)
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the store keeps for a paused rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PauseRecord {
+    pub until: String,
+    /// The rule's `updated_time` right after Portcullis disabled it; a different value means someone edited the
+    /// rule since, and the pause no longer applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_time: Option<i64>,
+}
+
+pub(crate) fn store_error(e: portcullis_store::StoreError) -> BackendError {
+    BackendError::new(ErrorCode::InternalError, format!("store: {e}"))
+        .with_hint("check that the data directory is writable and not full")
+}
+
+impl PfSenseFirewall {
+    /// A pfSense target named `name`. No request is sent until the first call.
+    pub fn new(name: &str, client_config: ClientConfig, store: Arc<Store>) -> Result<Self, BackendError> {
+        let client = PfRestClient::new(client_config)?;
+        Ok(PfSenseFirewall {
+            name: name.to_string(),
+            client: Arc::new(client),
+            store,
+            writer: tokio::sync::Mutex::new(()),
+            options: PfSenseOptions::default(),
+        })
+    }
+
+    pub fn with_options(mut self, options: PfSenseOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The pfRest client (shared).
+    pub fn client(&self) -> &Arc<PfRestClient> {
+        &self.client
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The pause deadline Portcullis recorded for this device rule, if it still applies.
+    pub(crate) fn paused_until(&self, rule: &FirewallRule) -> Result<Option<Timestamp>, BackendError> {
+        let Some(tracker) = rule.tracker else { return Ok(None) };
+        if !rule.disabled {
+            return Ok(None);
+        }
+        let key = mapping::pause_key(&self.name, &tracker.to_string());
+        let Some(raw) = self.store.meta_get(&key).map_err(store_error)? else { return Ok(None) };
+        let Ok(record) = serde_json::from_str::<PauseRecord>(&raw) else { return Ok(None) };
+        if record.updated_time.is_some() && rule.updated_time.is_some() && record.updated_time != rule.updated_time {
+            return Ok(None);
+        }
+        Ok(DateTime::parse_from_rfc3339(&record.until).ok().map(|t| t.with_timezone(&Utc)))
+    }
+
+    pub(crate) fn pause_record(until: Timestamp, updated_time: Option<i64>) -> String {
+        let record = PauseRecord { until: until.to_rfc3339_opts(SecondsFormat::AutoSi, true), updated_time };
+        serde_json::to_string(&record).unwrap_or_default()
+    }
+
+    /// A device rule in the model.
+    pub(crate) fn model_rule(&self, raw: &FirewallRule, ifaces: &InterfaceMap) -> Result<Rule, BackendError> {
+        let paused = self.paused_until(raw)?;
+        mapping::rule_from_device(raw, ifaces, paused).map_err(|e| {
+            mapping::unexpected(format!(
+                "GET /api/v2/firewall/rules: rule {} holds a value Portcullis cannot read: {e}",
+                mapping::rule_id(raw)
+            ))
+        })
+    }
+
+    async fn read_state(&self) -> Result<RuleSet, BackendError> {
+        let c = &self.client;
+        let (config, stats, rules, aliases) =
+            tokio::try_join!(c.interfaces(), c.interface_stats(), c.rules(), c.aliases())?;
+        let ifaces = InterfaceMap::new(&config);
+        let rules = rules.iter().map(|r| self.model_rule(r, &ifaces)).collect::<Result<Vec<_>, _>>()?;
+        let aliases = aliases
+            .iter()
+            .filter_map(|a| {
+                let alias = mapping::alias_from_device(a);
+                if alias.is_none() {
+                    tracing::debug!(alias = %a.name, kind = %a.type_, "skipping an alias of a type the model has no kind for");
+                }
+                alias
+            })
+            .collect();
+        Ok(RuleSet { interfaces: mapping::interfaces(&config, &stats), rules, aliases })
+    }
+}
+
+#[async_trait]
+impl Firewall for PfSenseFirewall {
+    fn info(&self) -> TargetInfo {
+        TargetInfo {
+            name: self.name.clone(),
+            kind: BackendKind::Pfsense,
+            description: format!("pfSense at {} (pfRest v2)", self.client.host()),
+        }
+    }
+
+    async fn snapshot(&self) -> Result<RuleSet, BackendError> {
+        self.read_state().await
+    }
+
+    async fn apply(&self, plan: &ChangePlan) -> Result<Applied, BackendError> {
+        apply::apply(self, plan).await
+    }
+
+    async fn system_status(&self) -> Result<SystemStatus, BackendError> {
+        status::system_status(self).await
+    }
+
+    async fn check(&self, plan: &ChangePlan) -> Result<(), BackendError> {
+        apply::check(self, plan).await
+    }
+
+    async fn vpn_status(&self, kind: Option<VpnKind>) -> Result<VpnStatus, BackendError> {
+        status::vpn_status(&self.client, kind).await
+    }
+
+    async fn firewall_log(&self, limit: usize) -> Result<Vec<String>, BackendError> {
+        Ok(self.client.firewall_log(limit).await?)
+    }
+}
