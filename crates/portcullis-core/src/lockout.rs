@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::eval::{CompiledRuleSet, Decision};
-use crate::model::{AliasEntry, Direction, PROTO_TCP, Packet, Rule, RuleId, RuleSet, Timestamp};
+use crate::model::{Direction, PROTO_TCP, Packet, Rule, RuleId, RuleSet, Timestamp};
 use crate::plan::{ChangePlan, Operation, global_index};
 
 /// A flow that must keep working, e.g. the admin subnet → the firewall's GUI on 443.
@@ -83,13 +83,12 @@ pub fn preview(state: &RuleSet, plan: &ChangePlan) -> RuleSet {
             Operation::CreateAlias { after } => next.aliases.push(after.clone()),
             Operation::PutAliasEntries { alias, after, .. } => {
                 if let Some(a) = next.aliases.iter_mut().find(|a| &a.name == alias) {
-                    a.entries.retain(|e| !after.iter().any(|n| n.value == e.value));
-                    a.entries.extend(after.iter().cloned());
+                    a.put_entries(after);
                 }
             }
             Operation::RemoveAliasEntries { alias, before } => {
                 if let Some(a) = next.aliases.iter_mut().find(|a| &a.name == alias) {
-                    a.entries.retain(|e: &AliasEntry| !before.iter().any(|b| b.value == e.value));
+                    a.remove_entries(before);
                 }
             }
         }

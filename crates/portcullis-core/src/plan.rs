@@ -823,17 +823,17 @@ pub fn verify(plan: &ChangePlan, applied: &Applied, after: &RuleSet) -> Result<(
                 }
             }
             Operation::PutAliasEntries { alias, after: entries, .. } => {
-                let found = after.alias(alias).ok_or_else(|| format!("alias {alias} is missing"))?;
+                let found = after.alias(alias).ok_or_else(|| format!("alias {alias} is missing"))?.entries_by_value();
                 for e in entries {
-                    let ok = found.entries.iter().any(|f| f.value == e.value && f.expires_at == e.expires_at);
+                    let ok = found.get(e.value.as_str()).is_some_and(|f| f.expires_at == e.expires_at);
                     if !ok {
                         return Err(format!("{} is not in alias {alias} as planned", e.value));
                     }
                 }
             }
             Operation::RemoveAliasEntries { alias, before } => {
-                if let Some(found) = after.alias(alias)
-                    && let Some(e) = before.iter().find(|e| found.entries.iter().any(|f| f.value == e.value))
+                if let Some(found) = after.alias(alias).map(Alias::entries_by_value)
+                    && let Some(e) = before.iter().find(|e| found.contains_key(e.value.as_str()))
                 {
                     return Err(format!("{} is still in alias {alias}", e.value));
                 }

@@ -114,18 +114,13 @@ impl<'a> Change<'a> {
             }
             Operation::PutAliasEntries { alias, after, .. } => {
                 let target = self.alias_mut(alias).ok_or_else(|| conflict(format!("alias {alias} does not exist")))?;
-                for entry in after {
-                    target.entries.retain(|e| e.value != entry.value);
-                    target.entries.push(entry.clone());
-                }
+                target.put_entries(after);
                 self.put.extend(after.iter().map(|e| (alias.as_str(), e)));
                 Ok(())
             }
             Operation::RemoveAliasEntries { alias, before } => {
                 let target = self.alias_mut(alias).ok_or_else(|| conflict(format!("alias {alias} does not exist")))?;
-                for entry in before {
-                    target.entries.retain(|e| e.value != entry.value);
-                }
+                target.remove_entries(before);
                 self.remove.extend(before.iter().map(|e| (alias.as_str(), e.value.as_str())));
                 Ok(())
             }
