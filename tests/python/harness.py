@@ -40,7 +40,7 @@ DEFAULT_BIN = REPO / "target" / "debug" / "portcullis"
 STEP_TIMEOUT = 20.0
 START_TIMEOUT = 15.0
 
-LISTENING_RE = re.compile(r"portcullis: listening on (http://127\.0\.0\.1:(\d+)/mcp)")
+LISTENING_RE = re.compile(r"(?:portcullis: listening on (http://127\.0\.0\.1:(\d+)/mcp)|pfrest-emulator listening on (http://127\.0\.0\.1:(\d+)))")
 
 
 # --------------------------------------------------------------------------
@@ -92,7 +92,8 @@ class HttpServer:
                 log.flush()
                 m = LISTENING_RE.search(line)
                 if m and not self._ready.is_set():
-                    self.url, self.port = m.group(1), int(m.group(2))
+                    url, port = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+                    self.url, self.port = url, int(port)
                     self._ready.set()
 
     @property

@@ -37,6 +37,7 @@ EXPECTED_TOOLS = {
     "grant_access",
     "revoke_access",
     "list_grants",
+    "query_firewall_logs",
 }
 READ_TOOLS = {
     "get_firewall_rules",
@@ -49,6 +50,7 @@ READ_TOOLS = {
     "get_vpn_status",
     "list_pending_changes",
     "list_grants",
+    "query_firewall_logs",
 }
 RULE_EDITING = {"create_firewall_rule", "modify_firewall_rule", "delete_firewall_rule"}
 

@@ -85,6 +85,13 @@ pub struct GrantRule {
     pub destination_port: PortMatch,
 }
 
+/// Descriptions Portcullis gives its managed aliases and rules; backends that cannot store a `managed` tag (pfSense)
+/// recognise them by these.
+pub const BLOCK_ALIAS_DESCR: &str = "Addresses blocked by Portcullis (entries expire on their own)";
+pub const GRANT_ALIAS_DESCR: &str = "Access granted by Portcullis (entries expire on their own)";
+pub const BLOCK_RULE_DESCR: &str = "Portcullis managed block list";
+pub const GRANT_RULE_DESCR: &str = "Portcullis grant list";
+
 /// The managed alias behind grants unless a call names another.
 pub const GRANT_ALIAS: &str = "PORTCULLIS_GRANT";
 /// The `managed` tag of grant-list aliases and of the pass rules created for them.
@@ -384,7 +391,7 @@ fn plan_grant(
             after: Alias {
                 name: alias_name.clone(),
                 kind: AliasKind::Network,
-                description: "Access granted by Portcullis (entries expire on their own)".into(),
+                description: GRANT_ALIAS_DESCR.into(),
                 entries: Vec::new(),
                 managed: Some(MANAGED_GRANT.into()),
             },
@@ -451,7 +458,7 @@ fn grant_rule(interface: &str, alias_name: &str, g: &GrantRule, now: Timestamp) 
         source_port: PortMatch::Any,
         destination: g.destination.clone(),
         destination_port: g.destination_port.clone(),
-        description: format!("Portcullis grant list {alias_name}"),
+        description: format!("{GRANT_RULE_DESCR} {alias_name}"),
         enabled: true,
         log: true,
         managed: Some(MANAGED_GRANT.into()),
@@ -548,7 +555,7 @@ fn ensure_block_list(state: &RuleSet, alias_name: &str, interfaces: &[String], n
             after: Alias {
                 name: alias_name.to_string(),
                 kind: AliasKind::Network,
-                description: "Addresses blocked by Portcullis (entries expire on their own)".into(),
+                description: BLOCK_ALIAS_DESCR.into(),
                 entries: Vec::new(),
                 managed: Some(MANAGED_BLOCK.into()),
             },
@@ -581,7 +588,7 @@ fn block_rule(interface: &str, alias_name: &str, now: Timestamp) -> Rule {
         source_port: PortMatch::Any,
         destination: AddressMatch::ANY,
         destination_port: PortMatch::Any,
-        description: format!("Portcullis managed block list {alias_name}"),
+        description: format!("{BLOCK_RULE_DESCR} {alias_name}"),
         enabled: true,
         log: true,
         managed: Some(MANAGED_BLOCK.into()),

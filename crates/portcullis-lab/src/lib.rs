@@ -210,6 +210,11 @@ impl Firewall for LabFirewall {
         Ok(change.applied)
     }
 
+    /// The lab decides packets in `simulate_packet` but carries no traffic, so its log is empty.
+    async fn firewall_log(&self, _limit: usize) -> Result<Vec<String>, BackendError> {
+        Ok(Vec::new())
+    }
+
     async fn system_status(&self) -> Result<SystemStatus, BackendError> {
         let sample = self.host.sample();
         let state = self.state();

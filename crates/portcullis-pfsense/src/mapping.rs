@@ -15,7 +15,9 @@ use portcullis_core::model::{
     Action, AddressMatch, AddressTarget, Alias, AliasEntry, AliasKind, Direction, Interface, IpVersion, PortMatch,
     Protocol, Rule, RuleId, Timestamp, net_to_string,
 };
-use portcullis_core::plan::{BLOCK_ALIAS, MANAGED_BLOCK};
+use portcullis_core::plan::{
+    BLOCK_ALIAS, BLOCK_ALIAS_DESCR, GRANT_ALIAS_DESCR, GRANT_RULE_DESCR, MANAGED_BLOCK, MANAGED_GRANT,
+};
 use portcullis_pfrest::types::{
     FirewallAlias, FirewallAliasRequest, FirewallRule, FirewallRuleRequest, InterfaceStats, NetworkInterface,
 };
@@ -23,7 +25,7 @@ use portcullis_pfrest::types::{
 use crate::detail;
 
 /// Description prefix of the rules that enforce Portcullis block lists (see `plan::block_rule`).
-pub const MANAGED_BLOCK_DESCR: &str = "Portcullis managed block list";
+pub const MANAGED_BLOCK_DESCR: &str = portcullis_core::plan::BLOCK_RULE_DESCR;
 /// `managed` tag of floating rules: the model has no floating rules, so they are shown but not edited.
 pub const MANAGED_FLOATING: &str = "floating";
 /// `managed` tag of rules without a tracker (no stable identity to address them by).
@@ -172,6 +174,8 @@ pub fn rule_from_device(
         Some(MANAGED_FLOATING.to_string())
     } else if r.descr.starts_with(MANAGED_BLOCK_DESCR) {
         Some(MANAGED_BLOCK.to_string())
+    } else if r.descr.starts_with(GRANT_RULE_DESCR) {
+        Some(MANAGED_GRANT.to_string())
     } else {
         None
     };
@@ -335,6 +339,18 @@ pub fn is_managed_alias(name: &str) -> bool {
     name.starts_with(BLOCK_ALIAS)
 }
 
+/// The `managed` tag of a device alias: Portcullis' block and grant lists, by name or by the description
+/// Portcullis gives them.
+pub fn managed_alias_kind(name: &str, descr: &str) -> Option<&'static str> {
+    if descr == GRANT_ALIAS_DESCR {
+        Some(MANAGED_GRANT)
+    } else if is_managed_alias(name) || descr == BLOCK_ALIAS_DESCR {
+        Some(MANAGED_BLOCK)
+    } else {
+        None
+    }
+}
+
 pub fn alias_kind(type_: &str) -> Option<AliasKind> {
     match type_ {
         "host" => Some(AliasKind::Host),
@@ -356,7 +372,8 @@ pub fn alias_type(kind: AliasKind) -> &'static str {
 /// `detail` texts ([`detail::decode`]); values of Portcullis' block lists are shown in canonical form.
 pub fn alias_from_device(a: &FirewallAlias) -> Option<Alias> {
     let kind = alias_kind(&a.type_)?;
-    let managed = is_managed_alias(&a.name);
+    let tag = managed_alias_kind(&a.name, &a.descr);
+    let managed = tag.is_some();
     let entries = a
         .address
         .iter()
@@ -371,13 +388,7 @@ pub fn alias_from_device(a: &FirewallAlias) -> Option<Alias> {
             }
         })
         .collect();
-    Some(Alias {
-        name: a.name.clone(),
-        kind,
-        description: a.descr.clone(),
-        entries,
-        managed: managed.then(|| MANAGED_BLOCK.to_string()),
-    })
+    Some(Alias { name: a.name.clone(), kind, description: a.descr.clone(), entries, managed: tag.map(str::to_string) })
 }
 
 /// The `detail` text of an entry, checked against pfRest's limits.

@@ -79,6 +79,25 @@ pub struct ChangeIdArgs {
     pub dry_run: Option<bool>,
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct QueryLogsArgs {
+    /// How far back: 15m, 1h, 24h, 7d, ...
+    pub timeframe: String,
+    /// pass, block or reject.
+    pub action: Option<String>,
+    /// At most this many entries (default 100, at most 1000).
+    pub limit: Option<u32>,
+    /// An address or a CIDR.
+    pub source_ip: Option<String>,
+    pub destination_ip: Option<String>,
+    pub destination_port: Option<StrOrNum>,
+    pub protocol: Option<String>,
+    pub interface: Option<String>,
+    /// The next_cursor of a previous answer, for the next page.
+    pub cursor: Option<String>,
+    pub target: Option<String>,
+}
+
 /// No arguments.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct NoArgs {}

@@ -90,6 +90,7 @@ fn access(name: &str, kind: ToolKind) -> (Requirement, RateClass) {
         | "list_pending_changes" => Category::Security,
         "get_system_status" | "get_audit_log" | "verify_audit_log" => Category::System,
         "get_vpn_status" => Category::Network,
+        "query_firewall_logs" => Category::Analytics,
         _ => Category::RuleManagement,
     };
     let level = match (name, kind) {
@@ -239,6 +240,17 @@ pub fn catalogue() -> Vec<ToolDef> {
             true,
             "OpenVPN, IPsec and WireGuard servers and tunnels with their state and traffic, and the connected users \
              and peers. type: openvpn, ipsec or wireguard to narrow it.",
+        ),
+        def::<QueryLogsArgs, LogsResult>(
+            "query_firewall_logs",
+            "Firewall logs",
+            "read_logs",
+            Read,
+            false,
+            true,
+            "Firewall log entries, newest first: timestamp, interface, action, direction, protocol, source and \
+             destination with ports, the rule_id (tracker) that logged them, length. Filters: timeframe (15m, 1h, \
+             24h, 7d), action, source_ip (address or CIDR), destination_ip, destination_port, protocol, interface.",
         ),
         def::<SimulatePacketArgs, SimulateResult>(
             "simulate_packet",

@@ -7,6 +7,7 @@
 mod args;
 mod catalogue;
 mod changes;
+mod logs;
 mod reads;
 mod views;
 
@@ -62,6 +63,7 @@ enum Request {
     Simulate(SimulatePacketArgs),
     Lint(Option<String>),
     Grants(Option<String>),
+    Logs(QueryLogsArgs),
     AuditLog(AuditLogArgs),
     AuditVerify,
     Change { intent: Intent, dry_run: bool, confirm_within: Option<TimeDelta> },
@@ -274,6 +276,11 @@ impl ToolService {
             Request::Simulate(a) => to_json(&reads::simulate(name, &state, &a, now)?),
             Request::Lint(i) => to_json(&reads::lint_rules(name, &state, i.as_deref(), &self.exposed_interfaces, now)?),
             Request::Grants(a) => to_json(&reads::grants(name, &state, a.as_deref(), now)),
+            Request::Logs(a) => {
+                let query = logs::LogQuery::parse(&a, &state, now)?;
+                let lines = target.firewall.firewall_log(logs::LINES_PER_QUERY).await?;
+                to_json(&logs::query(name, &lines, &state, &query, now))
+            }
             _ => Err(CallError::internal("not a target read")),
         }
     }
@@ -667,6 +674,10 @@ fn prepare(tool: &str, args: &Value) -> Result<(Option<String>, Request), CallEr
             let intent =
                 Intent::Revoke { net: block_target("ip_address", &a.ip_address)?, alias: alias_name(&a.alias)? };
             change(a.target, intent, a.dry_run, &a.confirm_within)
+        }
+        "query_firewall_logs" => {
+            let a: QueryLogsArgs = parse_args(args)?;
+            Ok((a.target.clone(), Request::Logs(a)))
         }
         "list_grants" => {
             let a: ListGrantsArgs = parse_args(args)?;

@@ -262,3 +262,36 @@ pub struct GrantsResult {
     pub data: Vec<GrantView>,
     pub count: usize,
 }
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct LogEntryView {
+    pub timestamp: Option<Timestamp>,
+    /// The logical interface (wan, lan, ...), or the device when it is not known.
+    pub interface: String,
+    pub action: String,
+    pub direction: String,
+    pub protocol: String,
+    pub src_ip: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src_port: Option<u16>,
+    pub dst_ip: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dst_port: Option<String>,
+    /// The tracker of the rule that logged the packet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule_id: Option<String>,
+    pub length: u32,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct LogsResult {
+    pub target: String,
+    pub data: Vec<LogEntryView>,
+    pub count: usize,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    /// Raw lines read from the firewall, and those that were not filterlog lines.
+    pub lines_read: usize,
+    pub lines_malformed: usize,
+}

@@ -77,6 +77,7 @@ async fn valid_call(svc: &ToolService, tool: &str) -> Value {
     match tool {
         "get_firewall_rules" | "list_blocks" | "get_system_status" | "lint_rules" | "verify_audit_log" => json!({}),
         "get_vpn_status" => json!({"type": "openvpn"}),
+        "query_firewall_logs" => json!({"timeframe": "1h", "action": "block"}),
         "list_pending_changes" | "list_grants" => json!({}),
         "grant_access" => json!({"ip_address": "203.0.113.44", "duration": "1h", "reason": "matrix"}),
         "revoke_access" => {

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use anyhow::Context;
 use portcullis_guard::{Auditor, Guard, GuardSettings, OperationPolicy, Principal, Roles};
 use portcullis_lab::{LabFirewall, default_interfaces, lab_interfaces};
+use portcullis_pfrest::{Auth, ClientConfig};
+use portcullis_pfsense::PfSenseFirewall;
 use portcullis_store::Store;
 use portcullis_tools::{Target, ToolService};
 
 use crate::config::Config;
 
-/// The name of the embedded lab target.
-pub const LAB_TARGET: &str = "lab";
+use crate::config::LAB_TARGET;
 
 pub struct App {
     pub service: Arc<ToolService>,
@@ -34,11 +35,11 @@ impl App {
         };
         let lab = LabFirewall::open(LAB_TARGET, store.clone(), lab_interfaces(&mapping))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let targets = targets(&config, &store, lab)?;
         let auditor = Auditor::new(store.clone(), config.logging.audit_file.as_deref())
             .map_err(|e| anyhow::anyhow!("{}", e.message))?;
         let guard = Guard::new(guard_settings(&config)?, auditor).map_err(|e| anyhow::anyhow!("{}", e.message))?;
-        let service = ToolService::new(guard, vec![Target::new(LAB_TARGET, Arc::new(lab))])
-            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        let service = ToolService::new(guard, targets).map_err(|e| anyhow::anyhow!("{}", e.message))?;
         Ok(Self { service: Arc::new(service), store, config, store_path })
     }
 
@@ -53,6 +54,37 @@ impl App {
         let role = self.config.security.role_of(name).unwrap_or_else(|| "none".into());
         Principal { name: name.to_string(), role }
     }
+}
+
+/// Every configured firewall, the default target first (the service treats the first as the default).
+fn targets(config: &Config, store: &Arc<Store>, lab: LabFirewall) -> anyhow::Result<Vec<Target>> {
+    let mut targets = vec![Target::new(LAB_TARGET, Arc::new(lab))];
+    for (name, pf) in config.pfsense_targets() {
+        let client = client_config(pf).with_context(|| format!("target {name}"))?;
+        let firewall =
+            PfSenseFirewall::new(&name, client, store.clone()).map_err(|e| anyhow::anyhow!("target {name}: {e}"))?;
+        targets.push(Target::new(name, Arc::new(firewall)));
+    }
+    let default = config.default_target();
+    targets.sort_by_key(|t| t.name != default);
+    Ok(targets)
+}
+
+/// The pfRest client settings of a pfSense target; an API key wins over a username and password.
+fn client_config(pf: &crate::config::PfSenseConfig) -> anyhow::Result<ClientConfig> {
+    let url = format!("{}://{}:{}", pf.protocol, pf.host, pf.port);
+    let auth = match (&pf.api_key, &pf.username, &pf.password) {
+        (Some(key), _, _) => Auth::ApiKey(key.expose().to_string()),
+        (None, Some(user), Some(password)) => {
+            Auth::Basic { username: user.clone(), password: password.expose().to_string() }
+        }
+        _ => anyhow::bail!("no credentials: set api_key, or username and password"),
+    };
+    let timeout = pf.timeout.unwrap_or(30);
+    let mut client = ClientConfig::new(url, auth).with_timeouts_secs(timeout.min(10), timeout);
+    client.verify_ssl = pf.verify_ssl;
+    client.ca_bundle = pf.ca_file.clone();
+    Ok(client)
 }
 
 fn guard_settings(config: &Config) -> anyhow::Result<GuardSettings> {

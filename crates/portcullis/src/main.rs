@@ -183,7 +183,7 @@ fn config_check(loaded: LoadedConfig) -> anyhow::Result<i32> {
 }
 
 async fn serve(app: App, http: Option<String>) -> anyhow::Result<()> {
-    tracing::info!(store = %app.store_path.display(), "serving the lab target");
+    tracing::info!(store = %app.store_path.display(), targets = ?app.service.target_names(), "serving");
     recover(&app).await;
     let shutdown = CancellationToken::new();
     spawn_expiry_sweeper(&app, shutdown.clone());

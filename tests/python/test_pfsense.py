@@ -1,0 +1,157 @@
+"""The product against a pfSense target: the real binary, configured with a pfSense target that points at the
+pfRest emulator process, driven with the official MCP client over stdio and HTTP, and with the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import anyio
+import pytest
+
+from harness import HttpServer, call, error, httpx, ok, read_audit
+
+pytestmark = pytest.mark.anyio
+
+SCENARIO_TIMEOUT = 90.0
+API_KEY = "emulator-test-key-0123456789"
+
+
+@pytest.fixture
+def emulator(portcullis_bin: str, tmp_path: Path):
+    binary = os.environ.get("PFREST_EMULATOR_BIN") or str(Path(portcullis_bin).with_name("pfrest-emulator"))
+    server = HttpServer([binary, "--port", "0", "--api-key", API_KEY], tmp_path / "emulator.log").start()
+    yield server
+    server.stop()
+
+
+def control(emulator: HttpServer, path: str, body: dict | None = None):
+    url = f"http://127.0.0.1:{emulator.port}/__emulator/{path}"
+    with httpx.Client(trust_env=False, timeout=10) as client:
+        r = client.post(url, json=body) if body is not None else client.get(url)
+    r.raise_for_status()
+    return r.json() if r.content else None
+
+
+@pytest.fixture
+def pf_config(emulator: HttpServer, tmp_path: Path) -> Path:
+    config = tmp_path / "pfsense.yaml"
+    config.write_text(
+        "targets:\n"
+        f"  fw: {{kind: pfsense, protocol: http, host: 127.0.0.1, port: {emulator.port}, api_key: {API_KEY}, timeout: 5}}\n"
+        "default_target: fw\n"
+        "security:\n  principal: admin\n  rate_limits: {sensitive: 1000, admin: 1000}\n"
+    )
+    return config
+
+
+def blocks(result) -> list[str]:
+    return sorted(b["ip_address"] for b in ok(result)["data"])
+
+
+SSH_FROM = {"interface": "wan", "direction": "in", "protocol": "tcp", "destination": "198.51.100.2", "destination_port": 22}
+
+
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+async def test_foundation_flow_on_pfsense(servers, data_dir: Path, pf_config: Path, emulator, transport: str):
+    pc = servers(transport, data_dir, config=pf_config)
+    pc.start()
+    with anyio.fail_after(SCENARIO_TIMEOUT):
+        async with pc.session() as session:
+            names = {t.name for t in (await session.list_tools()).tools}
+            assert {"get_firewall_rules", "block_ip_address", "query_firewall_logs"} <= names
+            rules = ok(await call(session, "get_firewall_rules"))
+            assert rules["target"] == "fw" and rules["count"] >= 1, rules
+
+            blocked = ok(await call(session, "block_ip_address",
+                                    {"ip_address": "203.0.113.7", "duration": "1h", "reason": "ssh brute force"}))
+            assert blocked["status"] == "applied" and blocked["verified"] is True, blocked
+            assert blocks(await call(session, "list_blocks")) == ["203.0.113.7"]
+            verdict = ok(await call(session, "simulate_packet", {**SSH_FROM, "source": "203.0.113.7"}))
+            assert verdict["verdict"] == "block" and verdict["rule"]["managed"] == "block_list", verdict
+            ok(await call(session, "unblock_ip_address", {"ip_address": "203.0.113.7"}))
+            verdict = ok(await call(session, "simulate_packet", {**SSH_FROM, "source": "203.0.113.7"}))
+            assert verdict["verdict"] == "block" and verdict["rule"]["kind"] == "default_deny", verdict
+            ok(await call(session, "block_ip_address", {"ip_address": "203.0.113.8", "duration": "1h", "reason": "scan"}))
+    pc.stop()
+    pc.start()
+    with anyio.fail_after(SCENARIO_TIMEOUT):
+        async with pc.session() as session:
+            assert blocks(await call(session, "list_blocks")) == ["203.0.113.8"], "state lives on the firewall"
+    state = control(emulator, "state")
+    assert any(a["name"] == "PORTCULLIS_BLOCK" for a in state["aliases"]), state["aliases"]
+    assert control(emulator, "violations") == [], "every request matched the pfRest schema"
+
+
+async def test_rules_blocks_grants_logs_and_status_on_pfsense(servers, data_dir: Path, pf_config: Path, emulator):
+    pc = servers("stdio", data_dir, config=pf_config)
+    with anyio.fail_after(SCENARIO_TIMEOUT):
+        async with pc.session() as session:
+            created = ok(await call(session, "create_firewall_rule",
+                                    {"interface": "lan", "action": "block", "protocol": "tcp", "source": "lan",
+                                     "destination": "any", "destination_port": "25", "description": "No direct SMTP"}))
+            rule_id = created["rule"]["rule_id"]
+            assert created["status"] == "applied" and rule_id.isdigit(), created
+            paused = ok(await call(session, "pause_rule", {"rule_id": rule_id, "minutes": 30}))
+            assert paused["rule"]["status"] == "paused", paused
+            resumed = ok(await call(session, "resume_rule", {"rule_id": rule_id}))
+            assert resumed["rule"]["status"] == "enabled", resumed
+
+            for ip, duration in [("198.51.100.201", "30m"), ("198.51.100.202", "24h"), ("198.51.100.203", "7d")]:
+                ok(await call(session, "block_ip_address", {"ip_address": ip, "duration": duration, "reason": "wave"}))
+            rows = {b["ip_address"]: b["remaining_seconds"] for b in ok(await call(session, "list_blocks"))["data"]}
+            assert 1700 < rows["198.51.100.201"] <= 1800 and 86000 < rows["198.51.100.202"] <= 86400, rows
+            assert 604000 < rows["198.51.100.203"] <= 604800, rows
+
+            granted = ok(await call(session, "grant_access",
+                                    {"ip_address": "203.0.113.50", "duration": "2h", "reason": "contractor",
+                                     "interface": "wan", "port": 22, "destination": "any"}))
+            assert granted["status"] == "applied", granted
+            inside = ok(await call(session, "simulate_packet", {**SSH_FROM, "source": "203.0.113.50"}))
+            assert inside["verdict"] == "pass", inside
+
+            logs = ok(await call(session, "query_firewall_logs", {"timeframe": "3650d", "limit": 20}))
+            assert logs["count"] > 0 and logs["lines_read"] > 0, logs
+            entry = logs["data"][0]
+            assert {"timestamp", "interface", "action", "src_ip", "dst_ip", "protocol", "length"} <= set(entry), entry
+            blocked_only = ok(await call(session, "query_firewall_logs", {"timeframe": "3650d", "action": "block"}))
+            assert all(e["action"] == "block" for e in blocked_only["data"]), blocked_only
+
+            status = ok(await call(session, "get_system_status"))
+            assert status["target"] == "fw" and status["backend"] == "pfsense", status
+            assert isinstance(status["cpu_usage"], (int, float)) and isinstance(status["uptime"], int), status
+            vpn = ok(await call(session, "get_vpn_status"))
+            assert isinstance(vpn["connections"], list) and isinstance(vpn["users"], list), vpn
+            assert vpn["connections"], "the emulator has OpenVPN/IPsec/WireGuard status to report"
+    assert control(emulator, "violations") == []
+
+
+async def test_fault_switches_give_their_error_codes(servers, data_dir: Path, pf_config: Path, emulator):
+    pc = servers("stdio", data_dir, config=pf_config)
+    cases = [
+        ({"html_404_everything": True}, "pfrest_not_installed"),
+        ({"wrong_credentials": True}, "authentication_failed"),
+        ({"fail_next_n": 20, "fail_status": 500}, "unexpected_response"),
+    ]
+    with anyio.fail_after(SCENARIO_TIMEOUT):
+        async with pc.session() as session:
+            before = control(emulator, "state")
+            for faults, code in cases:
+                control(emulator, "faults", {"reset": True})
+                control(emulator, "faults", faults)
+                err = error(await call(session, "block_ip_address",
+                                       {"ip_address": "203.0.113.99", "duration": "1h", "reason": "fault"}))
+                assert err["code"] == code, (faults, err)
+                assert "hint" in err, err
+            control(emulator, "faults", {"reset": True})
+            assert control(emulator, "state")["aliases"] == before["aliases"], "nothing changed"
+
+    # The CLI reports the same code through the same pipeline.
+    control(emulator, "faults", {"html_404_everything": True})
+    r = pc.cli("call", "get_firewall_rules", "--json")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert json.loads(r.stdout)["error"]["code"] == "pfrest_not_installed", r.stdout
+    control(emulator, "faults", {"reset": True})
+    audit = read_audit(data_dir)
+    assert any(rec["outcome"] == "pfrest_not_installed" and rec["transport"] == "cli" for rec in audit), audit
