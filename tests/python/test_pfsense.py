@@ -133,6 +133,8 @@ async def test_fault_switches_give_their_error_codes(servers, data_dir: Path, pf
         ({"html_404_everything": True}, "pfrest_not_installed"),
         ({"wrong_credentials": True}, "authentication_failed"),
         ({"fail_next_n": 20, "fail_status": 500}, "unexpected_response"),
+        ({"garbage_next_n": 20}, "unexpected_response"),
+        ({"drop_next_n": 20}, "unexpected_response"),
     ]
     with anyio.fail_after(SCENARIO_TIMEOUT):
         async with pc.session() as session:
@@ -147,6 +149,13 @@ async def test_fault_switches_give_their_error_codes(servers, data_dir: Path, pf
             control(emulator, "faults", {"reset": True})
             assert control(emulator, "state")["aliases"] == before["aliases"], "nothing changed"
 
+            # A config lock is retried: the change lands once, whole.
+            control(emulator, "faults", {"config_locked_next_n": 2})
+            locked = ok(await call(session, "block_ip_address",
+                                   {"ip_address": "203.0.113.98", "duration": "1h", "reason": "locked"}))
+            assert locked["status"] == "applied" and locked["verified"], locked
+            control(emulator, "faults", {"reset": True})
+
     # The CLI reports the same code through the same pipeline.
     control(emulator, "faults", {"html_404_everything": True})
     r = pc.cli("call", "get_firewall_rules", "--json")
@@ -155,3 +164,29 @@ async def test_fault_switches_give_their_error_codes(servers, data_dir: Path, pf
     control(emulator, "faults", {"reset": True})
     audit = read_audit(data_dir)
     assert any(rec["outcome"] == "pfrest_not_installed" and rec["transport"] == "cli" for rec in audit), audit
+
+
+async def test_concurrent_blocks_both_land(servers, data_dir: Path, pf_config: Path, emulator):
+    """The device loses one of two unserialised writes (the emulator does too); one writer per target saves both."""
+    control(emulator, "faults", {"lost_updates": True, "write_latency_ms": 150})
+    pc = servers("http", data_dir, config=pf_config)
+    pc.start()
+
+    async def block(ip: str):
+        async with pc.session() as session:
+            return ok(await call(session, "block_ip_address", {"ip_address": ip, "duration": "1h", "reason": "race"}))
+
+    with anyio.fail_after(SCENARIO_TIMEOUT):
+        results = {}
+
+        async def run(ip: str):
+            results[ip] = await block(ip)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run, "203.0.113.71")
+            tg.start_soon(run, "203.0.113.72")
+        assert all(r["status"] == "applied" for r in results.values()), results
+        async with pc.session() as session:
+            assert blocks(await call(session, "list_blocks")) == ["203.0.113.71", "203.0.113.72"]
+    alias = next(a for a in control(emulator, "state")["aliases"] if a["name"] == "PORTCULLIS_BLOCK")
+    assert len(alias["address"]) == 2, alias
