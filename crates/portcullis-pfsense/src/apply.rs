@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use portcullis_core::firewall::{Applied, BackendError, ErrorCode};
 use portcullis_core::model::{AddressTarget, PortMatch, Rule, RuleId};
+use portcullis_core::plan::global_index_by;
 use portcullis_core::plan::{ChangePlan, Operation, same_enforcement};
 use portcullis_pfrest::types::{FirewallAlias, FirewallAliasRequest, FirewallRule, FirewallRuleRequest, WriteControls};
 use portcullis_pfrest::{PfRestClient, PfRestError};
@@ -117,17 +118,12 @@ fn placement_for_create(
     interface: &str,
     position: usize,
 ) -> Option<u64> {
-    let on_interface: Vec<usize> = rules
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.interface.first().is_some_and(|i| ifaces.normalize(i) == interface))
-        .map(|(i, _)| i)
-        .collect();
-    let at = match on_interface.get(position) {
-        Some(i) => *i,
-        None => on_interface.last().map_or(rules.len(), |last| last + 1),
-    };
+    let at = global_index_by(rules, |r| on_interface(r, ifaces, interface), position);
     (at < rules.len()).then_some(at as u64)
+}
+
+fn on_interface(rule: &FirewallRule, ifaces: &InterfaceMap, interface: &str) -> bool {
+    rule.interface.first().is_some_and(|i| ifaces.normalize(i) == interface)
 }
 
 /// Where a moved rule goes (pfRest removes it from its place, then inserts it at `placement`).
@@ -139,17 +135,7 @@ fn placement_for_move(
     position: usize,
 ) -> u64 {
     let others: Vec<&FirewallRule> = rules.iter().filter(|r| r.tracker != Some(tracker)).collect();
-    let on_interface: Vec<usize> = others
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.interface.first().is_some_and(|i| ifaces.normalize(i) == interface))
-        .map(|(i, _)| i)
-        .collect();
-    let at = match on_interface.get(position) {
-        Some(i) => *i,
-        None => on_interface.last().map_or(others.len(), |last| last + 1),
-    };
-    at as u64
+    global_index_by(&others, |r| on_interface(r, ifaces, interface), position) as u64
 }
 
 /// How to undo one completed step.
