@@ -547,3 +547,25 @@ async def test_unconfirmed_change_is_reverted_after_sigkill(servers, data_dir: P
     rollbacks = [r for r in read_audit(data_dir) if r["tool"] == "rollback_change"]
     assert rollbacks and rollbacks[0]["principal"]["name"] == "portcullis", rollbacks
     assert rollbacks[0]["change_id"] == pending["change_id"]
+
+
+async def test_short_block_expires_even_across_a_restart(servers, data_dir: Path):
+    pc = servers("http", data_dir)
+    pc.start()
+    with anyio.fail_after(SCENARIO_TIMEOUT):
+        async with pc.session() as session:
+            ok(await call(session, "block_ip_address", {"ip_address": "203.0.113.90", "duration": "2s", "reason": "short"}))
+            assert [b["ip_address"] for b in ok(await call(session, "list_blocks"))["data"]] == ["203.0.113.90"]
+    pc.stop()
+    await anyio.sleep(2.5)
+    pc.start()
+    with anyio.fail_after(SCENARIO_TIMEOUT):
+        async with pc.session() as session:
+            assert ok(await call(session, "list_blocks"))["count"] == 0
+            verdict = ok(await call(session, "simulate_packet",
+                                    {"interface": "wan", "direction": "in", "protocol": "tcp", "source": "203.0.113.90",
+                                     "destination": "198.51.100.2", "destination_port": 22}))
+            assert verdict["rule"]["kind"] == "default_deny", verdict
+            await anyio.sleep(1.5)  # the sweeper runs every second and removes the entry itself
+    expiries = [r for r in read_audit(data_dir) if r["tool"] == "expire"]
+    assert expiries and expiries[-1]["outcome"] == "ok", expiries

@@ -190,3 +190,43 @@ async def test_concurrent_blocks_both_land(servers, data_dir: Path, pf_config: P
             assert blocks(await call(session, "list_blocks")) == ["203.0.113.71", "203.0.113.72"]
     alias = next(a for a in control(emulator, "state")["aliases"] if a["name"] == "PORTCULLIS_BLOCK")
     assert len(alias["address"]) == 2, alias
+
+
+async def test_safe_change_on_pfsense(servers, data_dir: Path, emulator, tmp_path: Path):
+    """Lockout prevention, confirm-or-rollback and expiry against the pfSense target."""
+    config = tmp_path / "pfsense-safe.yaml"
+    config.write_text(
+        "targets:\n"
+        f"  fw: {{kind: pfsense, protocol: http, host: 127.0.0.1, port: {emulator.port}, api_key: {API_KEY}, timeout: 5}}\n"
+        "default_target: fw\n"
+        "security:\n  principal: admin\n  rate_limits: {sensitive: 1000, admin: 1000}\n"
+        "  management_flows: [{name: admin desk to the GUI, interface: lan, source: 192.168.1.10, "
+        "destination: 192.168.1.1, port: 443}]\n"
+    )
+    pc = servers("http", data_dir, config=config)
+    pc.start()
+    with anyio.fail_after(SCENARIO_TIMEOUT):
+        async with pc.session() as session:
+            cut = error(await call(session, "create_firewall_rule",
+                                   {"interface": "lan", "action": "block", "protocol": "tcp", "source": "any",
+                                    "destination": "any", "destination_port": 443, "position": 0,
+                                    "description": "No HTTPS"}))
+            assert cut["code"] == "lockout_prevented" and "admin desk to the GUI" in cut["message"], cut
+
+            # The first block creates the block list and its rules (pfSense needs a second between new rules).
+            kept = ok(await call(session, "block_ip_address",
+                                 {"ip_address": "203.0.113.80", "duration": "1h", "reason": "kept", "confirm_within": "30s"}))
+            ok(await call(session, "confirm_change", {"change_id": kept["change_id"]}))
+            ok(await call(session, "block_ip_address",
+                          {"ip_address": "203.0.113.81", "duration": "1h", "reason": "unconfirmed", "confirm_within": "3s"}))
+            ok(await call(session, "block_ip_address", {"ip_address": "203.0.113.82", "duration": "3s", "reason": "short"}))
+    pc.kill()
+    await anyio.sleep(3.5)
+    pc.start()
+    with anyio.fail_after(SCENARIO_TIMEOUT):
+        async with pc.session() as session:
+            assert blocks(await call(session, "list_blocks")) == ["203.0.113.80"]
+            await anyio.sleep(1.5)
+    alias = next(a for a in control(emulator, "state")["aliases"] if a["name"] == "PORTCULLIS_BLOCK")
+    assert alias["address"] == ["203.0.113.80/32"], "the unconfirmed block was undone and the expired one removed"
+    assert control(emulator, "violations") == []
