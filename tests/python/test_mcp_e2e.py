@@ -38,6 +38,7 @@ EXPECTED_TOOLS = {
     "revoke_access",
     "list_grants",
     "query_firewall_logs",
+    "get_active_alarms",
 }
 READ_TOOLS = {
     "get_firewall_rules",
@@ -51,6 +52,7 @@ READ_TOOLS = {
     "list_pending_changes",
     "list_grants",
     "query_firewall_logs",
+    "get_active_alarms",
 }
 RULE_EDITING = {"create_firewall_rule", "modify_firewall_rule", "delete_firewall_rule"}
 

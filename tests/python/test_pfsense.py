@@ -230,3 +230,28 @@ async def test_safe_change_on_pfsense(servers, data_dir: Path, emulator, tmp_pat
     alias = next(a for a in control(emulator, "state")["aliases"] if a["name"] == "PORTCULLIS_BLOCK")
     assert alias["address"] == ["203.0.113.80/32"], "the unconfirmed block was undone and the expired one removed"
     assert control(emulator, "violations") == []
+
+
+async def test_hand_removed_entry_is_reported_as_drift(servers, data_dir: Path, pf_config: Path, emulator):
+    pc = servers("stdio", data_dir, config=pf_config)
+    with anyio.fail_after(SCENARIO_TIMEOUT):
+        async with pc.session() as session:
+            assert ok(await call(session, "get_active_alarms"))["count"] == 0
+            for ip in ("203.0.113.41", "203.0.113.42"):
+                ok(await call(session, "block_ip_address", {"ip_address": ip, "duration": "1h", "reason": "drift"}))
+
+            # An administrator removes one entry in the pfSense GUI (here: the same pfRest call it makes).
+            headers = {"X-API-Key": API_KEY}
+            base = f"http://127.0.0.1:{emulator.port}/api/v2"
+            async with httpx.AsyncClient(trust_env=False, timeout=10) as client:
+                found = (await client.get(f"{base}/firewall/aliases", params={"name": "PORTCULLIS_BLOCK"}, headers=headers)).json()
+                alias = found["data"][0]
+                keep = [i for i, a in enumerate(alias["address"]) if not a.startswith("203.0.113.41")]
+                body = {"id": alias["id"], "address": [alias["address"][i] for i in keep],
+                        "detail": [alias["detail"][i] for i in keep], "apply": True}
+                r = await client.patch(f"{base}/firewall/alias", json=body, headers=headers)
+                assert r.status_code == 200, r.text
+
+            alarms = ok(await call(session, "get_active_alarms"))
+            drift = [a for a in alarms["data"] if a["type"] == "drift"]
+            assert drift and "203.0.113.41" in drift[0]["message"] and "removed by hand" in drift[0]["message"], alarms

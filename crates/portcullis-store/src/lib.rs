@@ -5,6 +5,7 @@ mod approvals;
 mod audit;
 mod journal;
 mod lab;
+mod managed;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -15,6 +16,7 @@ pub use approvals::{Alert, Approval};
 pub use audit::{AuditFilter, AuditRow, AuditVerification};
 pub use journal::JournalEntry;
 pub use lab::{LabState, LabWrite};
+pub use managed::ManagedEntry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -58,6 +60,9 @@ CREATE TABLE IF NOT EXISTS changes (
     status TEXT NOT NULL, summary TEXT NOT NULL, plan TEXT NOT NULL, inverse TEXT, created_at_ms INTEGER NOT NULL,
     confirm_by_ms INTEGER, note TEXT);
 CREATE INDEX IF NOT EXISTS changes_status ON changes (status);
+CREATE TABLE IF NOT EXISTS managed_entries (
+    target TEXT NOT NULL, alias TEXT NOT NULL, value TEXT NOT NULL, expires_at_ms INTEGER,
+    PRIMARY KEY (target, alias, value));
 CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, kind TEXT NOT NULL, principal TEXT NOT NULL,
     message TEXT NOT NULL);

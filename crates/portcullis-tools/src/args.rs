@@ -98,6 +98,12 @@ pub struct QueryLogsArgs {
     pub target: Option<String>,
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct AlarmsArgs {
+    /// How far back alerts go (default 24h).
+    pub timeframe: Option<String>,
+}
+
 /// No arguments.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct NoArgs {}

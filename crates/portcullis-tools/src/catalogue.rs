@@ -87,7 +87,8 @@ fn access(name: &str, kind: ToolKind) -> (Requirement, RateClass) {
         | "grant_access"
         | "revoke_access"
         | "list_grants"
-        | "list_pending_changes" => Category::Security,
+        | "list_pending_changes"
+        | "get_active_alarms" => Category::Security,
         "get_system_status" | "get_audit_log" | "verify_audit_log" => Category::System,
         "get_vpn_status" => Category::Network,
         "query_firewall_logs" => Category::Analytics,
@@ -270,6 +271,16 @@ pub fn catalogue() -> Vec<ToolDef> {
             false,
             true,
             "Find shadowed, redundant, overly broad, disabled, long-disabled and paused rules.",
+        ),
+        def::<AlarmsArgs, AlarmsResult>(
+            "get_active_alarms",
+            "Active alarms",
+            "read_alarms",
+            Read,
+            false,
+            true,
+            "Alarms with type, severity and a recommendation: managed block and grant lists edited by hand on the \
+             firewall (drift), bursts of denied calls, refused high-risk changes.",
         ),
         def::<NoArgs, PendingChangesResult>(
             "list_pending_changes",

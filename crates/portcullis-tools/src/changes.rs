@@ -14,7 +14,7 @@ use portcullis_store::JournalEntry;
 use serde_json::Value;
 
 use crate::views::{ChangeRecordView, ChangeResult, ChangeStatus, PendingChangesResult};
-use crate::{CallError, ChangeCall, Target, ToolService, Trace, apply_and_verify, now, to_json};
+use crate::{CallError, ChangeCall, Target, ToolService, Trace, now, to_json};
 
 fn store_error(e: portcullis_store::StoreError) -> CallError {
     CallError::internal(format!("change journal: {e}"))
@@ -176,7 +176,7 @@ impl ToolService {
         }
         let _writer = target.writer.lock().await;
         let store = self.guard.auditor.store();
-        match apply_and_verify(target.firewall.as_ref(), &inverse).await {
+        match self.apply_verified(target, &inverse).await {
             Ok(_) => {
                 store.journal_update(&entry.change_id, "rolled_back", None, None).map_err(store_error)?;
                 result.status = ChangeStatus::RolledBack;

@@ -7,6 +7,7 @@
 mod args;
 mod catalogue;
 mod changes;
+mod drift;
 mod logs;
 mod reads;
 mod views;
@@ -48,6 +49,8 @@ impl Target {
 
 pub struct ToolService {
     guard: Guard,
+    /// The last drift reported per target, so that a standing difference raises one alarm, not one per check.
+    last_drift: std::sync::Mutex<std::collections::HashMap<String, String>>,
     targets: Vec<Target>,
     tools: Vec<ToolDef>,
     /// Interfaces facing untrusted networks (restricted ones and `wan`), for lint.
@@ -70,6 +73,7 @@ enum Request {
     ConfirmChange(String),
     RollbackChange { change_id: String, dry_run: bool },
     PendingChanges,
+    Alarms(AlarmsArgs),
 }
 
 /// What the audit record needs to know about how far a call got.
@@ -95,7 +99,7 @@ impl ToolService {
         }
         let mut exposed = guard.settings.restricted_interfaces.clone();
         exposed.push("wan".into());
-        Ok(Self { guard, targets, tools: catalogue(), exposed_interfaces: exposed })
+        Ok(Self { guard, last_drift: Default::default(), targets, tools: catalogue(), exposed_interfaces: exposed })
     }
 
     pub fn tools(&self) -> &[ToolDef] {
@@ -186,6 +190,7 @@ impl ToolService {
             Request::AuditLog(a) => return self.audit_log(&a),
             Request::AuditVerify => return self.audit_verify(),
             Request::PendingChanges => return self.pending_changes(),
+            Request::Alarms(a) => return self.active_alarms(&a).await,
             Request::ConfirmChange(id) => return self.confirm_change(&id, trace),
             Request::RollbackChange { change_id, dry_run } => {
                 trace.dry_run = dry_run;
@@ -341,7 +346,7 @@ impl ToolService {
         }
         let confirm_by = self.confirm_window(call, &plan).map(|w| now + w);
         self.journal_begin(&result.change_id, call, &plan, confirm_by, now)?;
-        let after = match apply_and_verify(target.firewall.as_ref(), &plan).await {
+        let after = match self.apply_verified(target, &plan).await {
             Ok(after) => after,
             Err(e) => {
                 self.journal_failed(&result.change_id, &e);
@@ -470,7 +475,7 @@ impl ToolService {
             return Ok(0);
         };
         let started = Instant::now();
-        let result = apply_and_verify(target.firewall.as_ref(), &plan).await;
+        let result = self.apply_verified(target, &plan).await;
         let ctx = CallContext::new(
             Principal { name: "portcullis".into(), role: "system".into() },
             Transport::System,
@@ -529,7 +534,7 @@ fn authenticate(ctx: &CallContext) -> Result<(), CallError> {
     Ok(())
 }
 
-struct AfterApply {
+pub(crate) struct AfterApply {
     state: RuleSet,
     created: Vec<portcullis_core::model::RuleId>,
 }
@@ -607,6 +612,7 @@ fn prepare(tool: &str, args: &Value) -> Result<(Option<String>, Request), CallEr
         }
         "get_system_status" => Ok((parse_args::<TargetArg>(args)?.target, Request::Status)),
         "get_audit_log" => Ok((None, Request::AuditLog(parse_args(args)?))),
+        "get_active_alarms" => Ok((None, Request::Alarms(parse_args(args)?))),
         "list_pending_changes" => {
             parse_args::<NoArgs>(args)?;
             Ok((None, Request::PendingChanges))

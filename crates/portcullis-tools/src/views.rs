@@ -295,3 +295,24 @@ pub struct LogsResult {
     pub lines_read: usize,
     pub lines_malformed: usize,
 }
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Alarm {
+    /// drift, denial_burst, high_risk_refused, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub severity: String,
+    pub time: Timestamp,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    pub recommendation: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct AlarmsResult {
+    pub data: Vec<Alarm>,
+    pub count: usize,
+}

@@ -303,3 +303,40 @@ async fn an_operator_grants_into_a_list_but_only_an_admin_creates_its_rule() {
     let sim = svc.call(&operator, "simulate_packet", ssh_from("203.0.113.20")).await.unwrap();
     assert_eq!(sim["verdict"], "pass");
 }
+
+#[tokio::test]
+async fn a_managed_entry_removed_by_hand_is_reported_as_drift() {
+    use portcullis_core::firewall::Firewall;
+    use portcullis_core::plan::{ChangeFacts, ChangePlan, Operation};
+
+    let store = Arc::new(Store::open_in_memory().unwrap());
+    let lab = Arc::new(LabFirewall::open("lab", store.clone(), lab_interfaces(&default_interfaces())).unwrap());
+    let guard = Guard::new(GuardSettings::default(), Auditor::new(store, None).unwrap()).unwrap();
+    let svc = ToolService::new(guard, vec![Target::new("lab", lab.clone())]).unwrap();
+    assert!(svc.check_drift().await.is_empty(), "the first check adopts what is there");
+    for ip in ["203.0.113.31", "203.0.113.32"] {
+        svc.call(&admin(), "block_ip_address", json!({"ip_address": ip, "duration": "1h", "reason": "drift"}))
+            .await
+            .unwrap();
+    }
+    assert!(svc.check_drift().await.is_empty());
+
+    // Someone edits the firewall by hand, outside Portcullis.
+    let state = lab.snapshot().await.unwrap();
+    let entry =
+        state.alias("PORTCULLIS_BLOCK").unwrap().entries.iter().find(|e| e.value == "203.0.113.31").unwrap().clone();
+    let by_hand = ChangePlan {
+        summary: "hand edit".into(),
+        operations: vec![Operation::RemoveAliasEntries { alias: "PORTCULLIS_BLOCK".into(), before: vec![entry] }],
+        warnings: vec![],
+        facts: ChangeFacts::default(),
+    };
+    lab.apply(&by_hand).await.unwrap();
+
+    let drift = svc.check_drift().await;
+    assert_eq!(drift.len(), 1);
+    assert_eq!(drift[0].removed_by_hand, vec![("PORTCULLIS_BLOCK".to_string(), "203.0.113.31".to_string())]);
+    let alarms = svc.call(&admin(), "get_active_alarms", json!({})).await.unwrap();
+    let drift_alarm = alarms["data"].as_array().unwrap().iter().find(|a| a["type"] == "drift").unwrap();
+    assert!(drift_alarm["message"].as_str().unwrap().contains("203.0.113.31"), "{drift_alarm}");
+}

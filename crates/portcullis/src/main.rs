@@ -221,15 +221,24 @@ async fn recover(app: &App) {
     }
 }
 
+/// Seconds between drift checks (a full read of every target).
+const DRIFT_CHECK_EVERY: u64 = 10;
+
 /// Expiries take effect at their time in every verdict; the sweeper also removes them from the firewall.
 fn spawn_expiry_sweeper(app: &App, shutdown: CancellationToken) {
     let service = app.service.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut ticks: u64 = 0;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 () = shutdown.cancelled() => return,
+            }
+            ticks += 1;
+            if ticks % DRIFT_CHECK_EVERY == 1 {
+                // Reports go to the log and to get_active_alarms; the check itself is read-only.
+                service.check_drift().await;
             }
             for (change, outcome) in service.roll_back_overdue().await {
                 match outcome {

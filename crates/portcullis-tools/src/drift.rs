@@ -1,0 +1,193 @@
+//! Drift: Portcullis records every entry it puts into (or takes out of) a managed alias; the firewall is
+//! compared with that record, and entries removed or added there by hand are reported as alarms.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{TimeDelta, Utc};
+use portcullis_core::model::RuleSet;
+use portcullis_core::plan::{ChangePlan, Operation};
+use portcullis_store::ManagedEntry;
+use serde_json::Value;
+
+use crate::args::AlarmsArgs;
+use crate::views::{Alarm, AlarmsResult};
+use crate::{AfterApply, CallError, Target, ToolService, apply_and_verify, now, to_json};
+
+/// What differs between Portcullis' record and one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drift {
+    pub target: String,
+    /// (alias, value) recorded by Portcullis but gone from the firewall.
+    pub removed_by_hand: Vec<(String, String)>,
+    /// (alias, value) on the firewall that Portcullis never put there.
+    pub added_by_hand: Vec<(String, String)>,
+}
+
+impl Drift {
+    fn is_empty(&self) -> bool {
+        self.removed_by_hand.is_empty() && self.added_by_hand.is_empty()
+    }
+
+    fn describe(&self) -> String {
+        let list = |v: &[(String, String)]| v.iter().map(|(a, e)| format!("{e} ({a})")).collect::<Vec<_>>().join(", ");
+        let mut parts = Vec::new();
+        if !self.removed_by_hand.is_empty() {
+            parts.push(format!("removed by hand: {}", list(&self.removed_by_hand)));
+        }
+        if !self.added_by_hand.is_empty() {
+            parts.push(format!("added by hand: {}", list(&self.added_by_hand)));
+        }
+        format!("managed lists on {} differ from Portcullis' record; {}", self.target, parts.join("; "))
+    }
+}
+
+fn seeded_key(target: &str) -> String {
+    format!("managed_record_seeded:{target}")
+}
+
+impl ToolService {
+    /// Applies, verifies, and records what the plan did to managed aliases.
+    pub(crate) async fn apply_verified(&self, target: &Target, plan: &ChangePlan) -> Result<AfterApply, CallError> {
+        let after = apply_and_verify(target.firewall.as_ref(), plan).await?;
+        let (put, removed) = managed_changes(plan, &after.state);
+        if !put.is_empty() || !removed.is_empty() {
+            self.guard.auditor.store().managed_record(&target.name, &put, &removed).map_err(|e| {
+                CallError::internal(format!("the change was applied but its record could not be written: {e}"))
+            })?;
+        }
+        Ok(after)
+    }
+
+    /// Compares every target with the record; raises one alarm per new difference. The first check of a target
+    /// adopts what its managed aliases hold.
+    pub async fn check_drift(&self) -> Vec<Drift> {
+        let mut found = Vec::new();
+        for target in &self.targets {
+            let Ok(state) = target.firewall.snapshot().await else { continue };
+            let Some(drift) = self.drift_of(target, &state) else { continue };
+            if !drift.is_empty() {
+                found.push(drift);
+            }
+        }
+        let mut last = self.last_drift.lock().unwrap_or_else(|p| p.into_inner());
+        for drift in &found {
+            let signature = drift.describe();
+            if last.get(&drift.target) != Some(&signature) {
+                let store = self.guard.auditor.store();
+                if let Err(e) = store.alert_raise("drift", "portcullis", &signature, Utc::now()) {
+                    tracing::error!("drift alarm not stored: {e}");
+                }
+                tracing::warn!(target = drift.target, "{signature}");
+                last.insert(drift.target.clone(), signature);
+            }
+        }
+        last.retain(|t, _| found.iter().any(|d| &d.target == t));
+        found
+    }
+
+    fn drift_of(&self, target: &Target, state: &RuleSet) -> Option<Drift> {
+        let store = self.guard.auditor.store();
+        let now = now();
+        let on_firewall: HashMap<&str, BTreeSet<&str>> = state
+            .aliases
+            .iter()
+            .filter(|a| a.managed.is_some())
+            .map(|a| (a.name.as_str(), a.entries.iter().filter(|e| e.is_live(now)).map(|e| e.value.as_str()).collect()))
+            .collect();
+        let key = seeded_key(&target.name);
+        if store.meta_get(&key).ok().flatten().is_none() {
+            let adopt: Vec<ManagedEntry> = state
+                .aliases
+                .iter()
+                .filter(|a| a.managed.is_some())
+                .flat_map(|a| a.entries.iter().map(|e| (a.name.clone(), e)))
+                .map(|(alias, e)| ManagedEntry { alias, value: e.value.clone(), expires_at: e.expires_at })
+                .collect();
+            store.managed_record(&target.name, &adopt, &[]).ok()?;
+            store.meta_set(&key, "true").ok()?;
+            return None;
+        }
+        let recorded = store.managed_live(&target.name, now).ok()?;
+        let mut drift = Drift { target: target.name.clone(), removed_by_hand: Vec::new(), added_by_hand: Vec::new() };
+        for (alias, values) in &recorded {
+            let there = on_firewall.get(alias.as_str());
+            for v in values.iter().filter(|v| there.is_none_or(|t| !t.contains(v.as_str()))) {
+                drift.removed_by_hand.push((alias.clone(), v.clone()));
+            }
+        }
+        for (alias, values) in &on_firewall {
+            let known = recorded.get(*alias);
+            for v in values.iter().filter(|v| known.is_none_or(|k| !k.iter().any(|x| x == *v))) {
+                drift.added_by_hand.push((alias.to_string(), v.to_string()));
+            }
+        }
+        drift.removed_by_hand.sort();
+        drift.added_by_hand.sort();
+        Some(drift)
+    }
+
+    /// `get_active_alarms`: alerts of the timeframe (denial bursts, refused high-risk changes, drift) and the
+    /// drift found now.
+    pub(crate) async fn active_alarms(&self, a: &AlarmsArgs) -> Result<Value, CallError> {
+        let span = match &a.timeframe {
+            Some(t) => portcullis_core::duration::parse_span("timeframe", t)?,
+            None => TimeDelta::hours(24),
+        };
+        let store = self.guard.auditor.store();
+        let alerts = store.alerts_since(Utc::now() - span).map_err(|e| CallError::internal(e.to_string()))?;
+        let mut data: Vec<Alarm> = self
+            .check_drift()
+            .await
+            .into_iter()
+            .map(|d| Alarm {
+                kind: "drift".into(),
+                severity: "high".into(),
+                time: Utc::now(),
+                message: d.describe(),
+                principal: None,
+                target: Some(d.target.clone()),
+                recommendation:
+                    "review the hand edit: re-apply with block_ip_address / grant_access, or remove it by hand too"
+                        .into(),
+            })
+            .collect();
+        data.extend(alerts.into_iter().filter(|al| al.kind != "drift").map(|al| Alarm {
+            severity: if al.kind == "denial_burst" { "medium".into() } else { "high".into() },
+            recommendation: match al.kind.as_str() {
+                "denial_burst" => {
+                    format!("check what {} is trying to do; revoke its token if it is not expected", al.principal)
+                }
+                _ => "review the refused change in get_audit_log before approving anything like it".into(),
+            },
+            kind: al.kind,
+            time: al.time,
+            message: al.message,
+            principal: Some(al.principal),
+            target: None,
+        }));
+        to_json(&AlarmsResult { count: data.len(), data })
+    }
+}
+
+/// The entries a plan put into and took out of managed aliases, as they stand on the firewall afterwards.
+fn managed_changes(plan: &ChangePlan, after: &RuleSet) -> (Vec<ManagedEntry>, Vec<(String, String)>) {
+    let managed = |alias: &str| after.alias(alias).is_some_and(|a| a.managed.is_some());
+    let mut put = Vec::new();
+    let mut removed = Vec::new();
+    for op in &plan.operations {
+        match op {
+            Operation::PutAliasEntries { alias, after: entries, .. } if managed(alias) => {
+                put.extend(entries.iter().map(|e| ManagedEntry {
+                    alias: alias.clone(),
+                    value: e.value.clone(),
+                    expires_at: e.expires_at,
+                }));
+            }
+            Operation::RemoveAliasEntries { alias, before } if managed(alias) => {
+                removed.extend(before.iter().map(|e| (alias.clone(), e.value.clone())));
+            }
+            _ => {}
+        }
+    }
+    (put, removed)
+}
