@@ -571,3 +571,28 @@ async def test_short_block_expires_even_across_a_restart(servers, data_dir: Path
             await anyio.sleep(1.5)  # the sweeper runs every second and removes the entry itself
     expiries = [r for r in read_audit(data_dir) if r["tool"] == "expire"]
     assert expiries and expiries[-1]["outcome"] == "ok", expiries
+
+
+def test_block_list_feed_is_plain_text_behind_a_token(servers, data_dir: Path, tmp_path: Path):
+    import hashlib
+
+    token = "feed-secret-token-0123456789"
+    config = tmp_path / "feed.yaml"
+    config.write_text(
+        "security:\n  principal: admin\n  principals: {edge-router: {role: viewer}}\n"
+        f"http:\n  tokens: [{{principal: edge-router, sha256: {hashlib.sha256(token.encode()).hexdigest()}}}]\n"
+    )
+    pc = servers("http", data_dir, config=config)
+    r = pc.cli("call", "block_ip_address", "ip_address=198.51.100.99", "duration=1h", "reason=feed", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    pc.start()
+    base = pc.http.base
+    with httpx.Client(trust_env=False, timeout=10) as client:
+        assert client.get(f"{base}/feeds/blocks.txt").status_code == 401
+        assert client.get(f"{base}/feeds/blocks.txt", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        ok_r = client.get(f"{base}/feeds/blocks.txt", headers={"Authorization": f"Bearer {token}"})
+        assert ok_r.status_code == 200 and ok_r.headers["content-type"].startswith("text/plain"), ok_r.text
+        assert ok_r.text == "198.51.100.99\n", ok_r.text
+        assert client.get(f"{base}/feeds/other.txt", headers={"Authorization": f"Bearer {token}"}).status_code == 404
+    pulls = [r for r in read_audit(data_dir) if r.get("origin") == "feed blocks.txt"]
+    assert pulls and pulls[0]["principal"]["name"] == "edge-router", pulls

@@ -12,7 +12,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use portcullis_guard::{Principal, Transport};
+use portcullis_core::firewall::ErrorCode;
+use portcullis_guard::{CallContext, Principal, Transport};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
@@ -70,10 +71,12 @@ fn router(app: &App, http: &HttpConfig, local: SocketAddr, shutdown: Cancellatio
         StreamableHttpService::new(move || Ok(server.clone()), Default::default(), config);
     let roles = http.tokens.iter().map(|t| (t.principal.clone(), app.principal(&t.principal).role)).collect();
     let auth = AuthState { http: Arc::new(http.clone()), roles: Arc::new(roles) };
+    let feeds = FeedState { service: app.service.clone(), auth: auth.clone() };
     Router::new()
         .nest_service("/mcp", mcp_service)
         .layer(middleware::from_fn_with_state(auth, authenticate))
         .route("/health", get(health))
+        .route("/feeds/{list}", get(feed).with_state(feeds))
 }
 
 fn allowed_hosts(local: SocketAddr) -> Vec<String> {
@@ -93,6 +96,63 @@ fn allowed_origins(http: &HttpConfig, _local: SocketAddr) -> Vec<String> {
         ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"].iter().map(|s| s.to_string()).collect();
     origins.extend(http.allowed_origins.iter().cloned());
     origins
+}
+
+#[derive(Clone)]
+struct FeedState {
+    service: Arc<portcullis_tools::ToolService>,
+    auth: AuthState,
+}
+
+#[derive(serde::Deserialize)]
+struct FeedQuery {
+    target: Option<String>,
+}
+
+/// A managed list as plain text, one address or CIDR per line, for firewalls that pull block lists on their own
+/// schedule. Token-protected always; each pull runs through the guarded pipeline like the matching tool.
+async fn feed(
+    State(state): State<FeedState>,
+    axum::extract::Path(list): axum::extract::Path<String>,
+    axum::extract::Query(query): axum::extract::Query<FeedQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let text = |status: StatusCode, body: String| (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body);
+    if state.auth.http.tokens.is_empty() {
+        return text(StatusCode::NOT_FOUND, "feeds are served only when http.tokens are configured\n".into())
+            .into_response();
+    }
+    let Some(name) = bearer(&headers).and_then(|t| state.auth.http.principal_for_token(&t).map(str::to_string)) else {
+        return unauthorized("a valid bearer token is required");
+    };
+    let tool = match list.as_str() {
+        "blocks.txt" => "list_blocks",
+        "grants.txt" => "list_grants",
+        _ => return text(StatusCode::NOT_FOUND, "feeds: blocks.txt, grants.txt\n".into()).into_response(),
+    };
+    let role = state.auth.roles.get(&name).cloned().unwrap_or_else(|| "none".into());
+    let ctx = CallContext::new(Principal { name, role }, Transport::Http, Some(format!("feed {list}")));
+    match state.service.call(&ctx, tool, json!({ "target": query.target })).await {
+        Ok(value) => {
+            let lines: String = value["data"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|row| row["ip_address"].as_str())
+                .map(|ip| format!("{ip}\n"))
+                .collect();
+            text(StatusCode::OK, lines).into_response()
+        }
+        Err(e) => {
+            let status = match e.code {
+                ErrorCode::AuthorizationFailed | ErrorCode::PolicyDenied => StatusCode::FORBIDDEN,
+                ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::ValidationError => StatusCode::BAD_REQUEST,
+                _ => StatusCode::BAD_GATEWAY,
+            };
+            text(status, format!("{}: {}\n", e.code.as_str(), e.message)).into_response()
+        }
+    }
 }
 
 async fn health() -> impl IntoResponse {
