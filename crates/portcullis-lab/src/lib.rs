@@ -25,6 +25,8 @@ pub struct LabFirewall {
     interfaces: Vec<Interface>,
     /// The in-memory copy of the stored state; writes go to the store first, then here.
     state: Mutex<LabState>,
+    /// The store's lab version the in-memory copy was read at; another process's write moves it.
+    loaded_version: Mutex<i64>,
     host: host::HostProbe,
 }
 
@@ -50,17 +52,36 @@ impl LabFirewall {
                 state
             }
         };
+        let version = store.lab_version(name).map_err(store_error)?;
         Ok(Self {
             name: name.to_string(),
             store,
             interfaces,
             state: Mutex::new(state),
+            loaded_version: Mutex::new(version),
             host: host::HostProbe::default(),
         })
     }
 
-    fn state(&self) -> MutexGuard<'_, LabState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// The state, reloaded first if another process (the CLI beside a server) wrote to the store since.
+    fn state(&self) -> Result<MutexGuard<'_, LabState>, BackendError> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut loaded = self.loaded_version.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.store.lab_version(&self.name).map_err(store_error)?;
+        if current != *loaded {
+            if let Some(fresh) = self.store.lab_load(&self.name).map_err(store_error)? {
+                *state = fresh;
+            }
+            *loaded = current;
+        }
+        Ok(state)
+    }
+
+    /// Records that the in-memory copy now matches the store after this process's own write.
+    fn mark_current(&self) -> Result<(), BackendError> {
+        let current = self.store.lab_version(&self.name).map_err(store_error)?;
+        *self.loaded_version.lock().unwrap_or_else(|p| p.into_inner()) = current;
+        Ok(())
     }
 
     fn rule_set(&self, state: &LabState) -> RuleSet {
@@ -188,12 +209,13 @@ impl Firewall for LabFirewall {
     }
 
     async fn snapshot(&self) -> Result<RuleSet, BackendError> {
-        Ok(self.rule_set(&self.state()))
+        let state = self.state()?;
+        Ok(self.rule_set(&state))
     }
 
     async fn apply(&self, plan: &ChangePlan) -> Result<Applied, BackendError> {
         // One writer: the state lock is held from reading the current state to swapping in the new one.
-        let mut state = self.state();
+        let mut state = self.state()?;
         let mut change = Change::new(&state);
         for op in &plan.operations {
             change.apply(op)?;
@@ -207,6 +229,7 @@ impl Firewall for LabFirewall {
         };
         self.store.lab_write(&self.name, &write).map_err(store_error)?;
         *state = change.next;
+        self.mark_current()?;
         Ok(change.applied)
     }
 
@@ -217,7 +240,7 @@ impl Firewall for LabFirewall {
 
     async fn system_status(&self) -> Result<SystemStatus, BackendError> {
         let sample = self.host.sample();
-        let state = self.state();
+        let state = self.state()?;
         let now = Utc::now();
         let live_entries: usize =
             state.aliases.iter().map(|a| a.entries.iter().filter(|e| e.is_live(now)).count()).sum();

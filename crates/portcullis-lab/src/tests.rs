@@ -88,3 +88,28 @@ async fn stale_plan_is_a_conflict_and_changes_nothing() {
     assert_eq!(err.code, ErrorCode::Conflict);
     assert_eq!(fw.snapshot().await.unwrap(), before);
 }
+
+#[tokio::test]
+async fn a_second_process_sees_and_respects_the_first_ones_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite");
+    let server =
+        LabFirewall::open("lab", Arc::new(Store::open(&path).unwrap()), lab_interfaces(&default_interfaces())).unwrap();
+    let cli =
+        LabFirewall::open("lab", Arc::new(Store::open(&path).unwrap()), lab_interfaces(&default_interfaces())).unwrap();
+    let now = Utc::now().trunc_subsecs(3);
+    let stale = server.snapshot().await.unwrap();
+    let block = |ip: &str| Intent::Block {
+        net: ip.parse().unwrap(),
+        interface: None,
+        expires_at: Some(now + TimeDelta::hours(1)),
+        reason: "x".into(),
+    };
+    let from_cli = plan::plan(&cli.snapshot().await.unwrap(), &block("203.0.113.1/32"), now).unwrap();
+    cli.apply(&from_cli).await.unwrap();
+    let seen = server.snapshot().await.unwrap();
+    assert!(seen.alias("PORTCULLIS_BLOCK").is_some(), "the server reloads what the CLI wrote");
+    // A plan the server made before the CLI's write no longer matches: a conflict, not a silent overwrite.
+    let stale_plan = plan::plan(&stale, &block("203.0.113.2/32"), now).unwrap();
+    assert_eq!(server.apply(&stale_plan).await.unwrap_err().code, ErrorCode::Conflict);
+}

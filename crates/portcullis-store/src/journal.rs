@@ -85,6 +85,17 @@ impl Store {
         Ok(())
     }
 
+    /// Moves a change from one of `from` to `to`, atomically; false when another process got there first.
+    pub fn journal_claim(&self, change_id: &str, from: &[&str], to: &str) -> StoreResult<bool> {
+        let changed = self
+            .conn()
+            .prepare_cached(
+                "UPDATE changes SET status = ?3 WHERE change_id = ?1 AND status IN (SELECT value FROM json_each(?2))",
+            )?
+            .execute(params![change_id, serde_json::to_string(from)?, to])?;
+        Ok(changed == 1)
+    }
+
     pub fn journal_get(&self, change_id: &str) -> StoreResult<Option<JournalEntry>> {
         Ok(self
             .conn()

@@ -118,8 +118,19 @@ impl Store {
             "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, 'true')",
             [format!("lab:{target}:initialised")],
         )?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, '1')
+             ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+            [format!("lab:{target}:version")],
+        )?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// A counter that every write to the lab target bumps: another process holding the state in memory reloads
+    /// when it has moved.
+    pub fn lab_version(&self, target: &str) -> StoreResult<i64> {
+        Ok(self.meta_get(&format!("lab:{target}:version"))?.and_then(|v| v.parse().ok()).unwrap_or(0))
     }
 }
 

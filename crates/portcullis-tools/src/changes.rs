@@ -16,6 +16,9 @@ use serde_json::Value;
 use crate::views::{ChangeRecordView, ChangeResult, ChangeStatus, PendingChangesResult};
 use crate::{CallError, ChangeCall, Target, ToolService, Trace, now, to_json};
 
+/// The journal statuses from which a change can be undone.
+const ROLLBACK_FROM: &[&str] = &["pending_confirmation", "applied", "confirmed"];
+
 fn store_error(e: portcullis_store::StoreError) -> CallError {
     CallError::internal(format!("change journal: {e}"))
 }
@@ -144,7 +147,7 @@ impl ToolService {
 
     /// Applies the undo plan of a journal entry.
     async fn roll_back(&self, entry: &JournalEntry, dry_run: bool) -> Result<ChangeResult, CallError> {
-        if !matches!(entry.status.as_str(), "pending_confirmation" | "applied" | "confirmed") {
+        if !ROLLBACK_FROM.contains(&entry.status.as_str()) {
             return Err(CallError::new(
                 ErrorCode::Conflict,
                 format!("change {} is {}; only applied changes can be rolled back", entry.change_id, entry.status),
@@ -176,6 +179,13 @@ impl ToolService {
         }
         let _writer = target.writer.lock().await;
         let store = self.guard.auditor.store();
+        // Claimed in the journal first: another process (the CLI beside a server) may be undoing it too.
+        if !store.journal_claim(&entry.change_id, ROLLBACK_FROM, "rolling_back").map_err(store_error)? {
+            return Err(CallError::new(
+                ErrorCode::Conflict,
+                format!("change {} is already being rolled back or was settled meanwhile", entry.change_id),
+            ));
+        }
         match self.apply_verified(target, &inverse).await {
             Ok(_) => {
                 store.journal_update(&entry.change_id, "rolled_back", None, None).map_err(store_error)?;
