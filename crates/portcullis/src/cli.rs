@@ -140,21 +140,83 @@ pub fn render(value: &Value) -> String {
     out
 }
 
+/// Columns people read first, in this order; others follow. Bookkeeping columns are left to `--json`.
+const FIRST_COLUMNS: &[&str] = &[
+    "rule_id",
+    "position",
+    "interface",
+    "status",
+    "action",
+    "protocol",
+    "source",
+    "source_port",
+    "destination",
+    "destination_port",
+    "ip_address",
+    "alias",
+    "reason",
+    "expires_at",
+    "remaining_seconds",
+    "change_id",
+    "type",
+    "severity",
+    "kind",
+    "message",
+    "description",
+];
+const HIDDEN_COLUMNS: &[&str] = &["created_at", "updated_at", "enabled", "direction", "ip_version", "log", "prev_hash"];
+
 fn table(rows: &[Value]) -> String {
+    if rows.iter().all(|r| r.get("op").is_some()) {
+        return plan_lines(rows);
+    }
     let mut columns: Vec<String> = Vec::new();
     for row in rows.iter().filter_map(Value::as_object) {
-        for key in row.keys() {
+        for key in row.keys().filter(|k| !HIDDEN_COLUMNS.contains(&k.as_str())) {
             if !columns.contains(key) {
                 columns.push(key.clone());
             }
         }
     }
+    let rank = |c: &String| FIRST_COLUMNS.iter().position(|f| f == c).unwrap_or(FIRST_COLUMNS.len());
+    columns.sort_by_key(rank);
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_header(&columns);
     for row in rows.iter().filter_map(Value::as_object) {
         t.add_row(columns.iter().map(|c| row.get(c).map(scalar).unwrap_or_default()));
     }
     t.to_string()
+}
+
+/// A plan, one line per operation: what it does to which object.
+fn plan_lines(ops: &[Value]) -> String {
+    let describe = |v: &Value| -> String {
+        match (v.get("rule_id"), v.get("description"), v.get("name")) {
+            (_, _, Some(name)) => format!("alias {}", scalar(name)),
+            (Some(id), Some(d), _) if !scalar(id).is_empty() => format!("rule {} {:?}", scalar(id), scalar(d)),
+            (_, Some(d), _) => {
+                format!("new rule {:?} on {}", scalar(d), v.get("interface").map(scalar).unwrap_or_default())
+            }
+            _ => String::new(),
+        }
+    };
+    let entries = |v: Option<&Value>| {
+        v.and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|e| e.get("value")).map(scalar).collect::<Vec<_>>().join(", "))
+    };
+    ops.iter()
+        .map(|op| {
+            let kind = op.get("op").map(scalar).unwrap_or_default();
+            let alias = op.get("alias").map(scalar).unwrap_or_default();
+            let what = match kind.as_str() {
+                "put_alias_entries" => format!("{alias} += {}", entries(op.get("after")).unwrap_or_default()),
+                "remove_alias_entries" => format!("{alias} -= {}", entries(op.get("before")).unwrap_or_default()),
+                "delete_rule" => describe(op.get("before").unwrap_or(&Value::Null)),
+                _ => describe(op.get("after").unwrap_or(&Value::Null)),
+            };
+            format!("  {kind:<22} {what}\n")
+        })
+        .collect()
 }
 
 fn scalar(v: &Value) -> String {
@@ -211,4 +273,24 @@ pub fn print_catalogue(defs: &[ToolDef], json: bool) -> anyhow::Result<()> {
     }
     println!("{t}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tables_lead_with_what_people_read_and_plans_read_as_lines() {
+        let rules = json!({"count": 1, "data": [{"description": "Web", "created_at": "2026-01-01T00:00:00Z",
+            "rule_id": "17", "action": "pass", "position": 0, "interface": "lan"}]});
+        let out = render(&rules);
+        assert!(!out.contains("created_at"), "{out}");
+        let header = out.lines().find(|l| l.contains("rule_id")).unwrap();
+        assert!(header.find("rule_id") < header.find("description"), "{header}");
+
+        let plan = json!({"plan": [{"op": "put_alias_entries", "alias": "PORTCULLIS_BLOCK", "before": [],
+            "after": [{"value": "203.0.113.9"}]}]});
+        assert!(render(&plan).contains("PORTCULLIS_BLOCK += 203.0.113.9"), "{}", render(&plan));
+    }
 }
