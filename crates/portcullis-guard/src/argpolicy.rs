@@ -2,7 +2,6 @@
 //! and what a role's caps forbid (too broad, too long). Checked on the plan, after validation, before risk.
 
 use ipnet::IpNet;
-use portcullis_core::FieldError;
 use portcullis_core::model::{Action, RuleSet, Timestamp};
 use portcullis_core::plan::{ChangePlan, Intent, Operation};
 
@@ -119,9 +118,4 @@ fn check_exposure(input: &PolicyInput<'_>) -> Result<(), CallError> {
         }
     }
     Ok(())
-}
-
-/// Turns a field error from parsing policy config into a call error.
-pub fn config_error(e: FieldError) -> CallError {
-    CallError::internal(format!("policy configuration: {e}"))
 }

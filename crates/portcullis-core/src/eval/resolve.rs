@@ -90,15 +90,6 @@ impl AddrSet {
         let v6_bits = if v6 == 0 { 0 } else { bits(v6).saturating_sub(56) };
         v4_bits.max(v6_bits)
     }
-
-    /// Number of addresses in the set, saturating; `any` counts as the whole IPv6 space.
-    pub fn size_hint(&self) -> u128 {
-        if self.any {
-            return u128::MAX;
-        }
-        let v4: u128 = self.v4.iter().map(|(a, b)| u128::from(b - a) + 1).sum();
-        self.v6.iter().fold(v4, |acc, (a, b)| acc.saturating_add((b - a).saturating_add(1)))
-    }
 }
 
 fn merge_ranges<T: Ord + Copy + num_like::Succ>(mut ranges: Vec<(T, T)>) -> Vec<(T, T)> {
