@@ -255,3 +255,32 @@ async def test_hand_removed_entry_is_reported_as_drift(servers, data_dir: Path, 
             alarms = ok(await call(session, "get_active_alarms"))
             drift = [a for a in alarms["data"] if a["type"] == "drift"]
             assert drift and "203.0.113.41" in drift[0]["message"] and "removed by hand" in drift[0]["message"], alarms
+
+
+def test_every_fault_switch_gives_its_code_through_the_cli(servers, data_dir: Path, emulator, tmp_path: Path):
+    """Each fault of the emulator, seen by a person at the CLI: the documented code, and the firewall unchanged."""
+    config = tmp_path / "pfsense-fast.yaml"
+    config.write_text(
+        "targets:\n"
+        f"  fw: {{kind: pfsense, protocol: http, host: 127.0.0.1, port: {emulator.port}, api_key: {API_KEY}, timeout: 1}}\n"
+        "default_target: fw\nsecurity:\n  principal: admin\n  rate_limits: {sensitive: 1000, admin: 1000}\n"
+    )
+    pc = servers("stdio", data_dir, config=config)
+    cases = [
+        ({"html_404_everything": True}, "pfrest_not_installed"),
+        ({"wrong_credentials": True}, "authentication_failed"),
+        ({"fail_next_n": 20, "fail_status": 500}, "unexpected_response"),
+        ({"garbage_next_n": 20}, "unexpected_response"),
+        ({"drop_next_n": 20}, "unexpected_response"),
+        ({"latency_ms": 1500}, "timeout"),
+    ]
+    before = control(emulator, "state")["aliases"]
+    for faults, code in cases:
+        control(emulator, "faults", {"reset": True})
+        control(emulator, "faults", faults)
+        r = pc.cli("call", "block_ip_address", "ip_address=203.0.113.97", "duration=1h", "reason=fault", "--json",
+                   timeout=60)
+        assert r.returncode == 1, (faults, r.stdout, r.stderr)
+        assert json.loads(r.stdout)["error"]["code"] == code, (faults, r.stdout)
+    control(emulator, "faults", {"reset": True})
+    assert control(emulator, "state")["aliases"] == before, "no fault left a change behind"
