@@ -38,12 +38,36 @@ fn view(e: &JournalEntry, now: Timestamp) -> ChangeRecordView {
     }
 }
 
-fn system_context(why: &str) -> CallContext {
-    CallContext::new(
+/// The audit record of something Portcullis did by itself (expiry, automatic rollback, recovery).
+pub(crate) fn system_record<T>(
+    target: &str,
+    tool: &str,
+    why: &str,
+    arguments: Value,
+    change_id: &str,
+    outcome: &Result<T, CallError>,
+    started: Instant,
+) -> AuditRecord {
+    let context = CallContext::new(
         Principal { name: "portcullis".into(), role: "system".into() },
         Transport::System,
         Some(why.into()),
-    )
+    );
+    AuditRecord {
+        time: Utc::now(),
+        context,
+        target: Some(target.to_string()),
+        tool: tool.into(),
+        operation: tool.into(),
+        arguments,
+        decision: Decision::Allowed,
+        reason: outcome.as_ref().err().map(|e| e.message.clone()),
+        risk_score: 0,
+        change_id: Some(change_id.to_string()),
+        approval_id: None,
+        outcome: outcome.as_ref().map_or_else(|e| e.code.as_str().to_string(), |_| "ok".into()),
+        duration_us: started.elapsed().as_micros() as u64,
+    }
 }
 
 impl ToolService {
@@ -227,21 +251,8 @@ impl ToolService {
         outcome: &Result<(), CallError>,
         started: Instant,
     ) {
-        let record = AuditRecord {
-            time: Utc::now(),
-            context: system_context(why),
-            target: Some(entry.target.clone()),
-            tool: tool.into(),
-            operation: tool.into(),
-            arguments: serde_json::json!({"change_id": entry.change_id}),
-            decision: Decision::Allowed,
-            reason: outcome.as_ref().err().map(|e| e.message.clone()),
-            risk_score: 0,
-            change_id: Some(entry.change_id.clone()),
-            approval_id: None,
-            outcome: outcome.as_ref().map_or_else(|e| e.code.as_str().to_string(), |_| "ok".into()),
-            duration_us: started.elapsed().as_micros() as u64,
-        };
+        let arguments = serde_json::json!({"change_id": entry.change_id});
+        let record = system_record(&entry.target, tool, why, arguments, &entry.change_id, outcome, started);
         if let Err(e) = self.guard.auditor.record(&record) {
             tracing::error!("audit of {tool} for {} failed: {}", entry.change_id, e.message);
         }

@@ -22,7 +22,7 @@ use portcullis_core::model::{RuleSet, Timestamp};
 use portcullis_core::plan::{self, ChangePlan, Intent, Operation};
 use portcullis_guard::approval::{self, ApprovalNeed};
 use portcullis_guard::argpolicy::{self, PolicyInput};
-use portcullis_guard::{AuditRecord, CallContext, Decision, Guard, Principal, RiskInput, Transport, redact};
+use portcullis_guard::{AuditRecord, CallContext, Decision, Guard, RiskInput, redact};
 use portcullis_store::AuditFilter;
 use serde::Serialize;
 use serde_json::Value;
@@ -476,26 +476,10 @@ impl ToolService {
         };
         let started = Instant::now();
         let result = self.apply_verified(target, &plan).await;
-        let ctx = CallContext::new(
-            Principal { name: "portcullis".into(), role: "system".into() },
-            Transport::System,
-            Some("expiry sweeper".into()),
-        );
-        let record = AuditRecord {
-            time: Utc::now(),
-            context: ctx,
-            target: Some(target.name.clone()),
-            tool: "expire".into(),
-            operation: "expire".into(),
-            arguments: serde_json::to_value(&plan.operations).unwrap_or(Value::Null),
-            decision: Decision::Allowed,
-            reason: result.as_ref().err().map(|e| e.message.clone()),
-            risk_score: 0,
-            change_id: Some(uuid::Uuid::new_v4().to_string()),
-            approval_id: None,
-            outcome: result.as_ref().map_or_else(|e| e.code.as_str().to_string(), |_| "ok".into()),
-            duration_us: started.elapsed().as_micros() as u64,
-        };
+        let arguments = serde_json::to_value(&plan.operations).unwrap_or(Value::Null);
+        let change_id = uuid::Uuid::new_v4().to_string();
+        let record =
+            changes::system_record(&target.name, "expire", "expiry sweeper", arguments, &change_id, &result, started);
         self.guard.auditor.record(&record)?;
         result.map(|_| plan.operations.len())
     }

@@ -60,23 +60,19 @@ pub fn blocks(target: &str, state: &RuleSet, interface: Option<&str>, now: Times
         Some(name) => Some(state.resolve_interface("interface", name)?.name.clone()),
         None => None,
     };
-    let data: Vec<BlockView> = state
-        .aliases
-        .iter()
-        .filter(|a| a.managed.as_deref() == Some(MANAGED_BLOCK))
-        .flat_map(|alias| {
-            let scope =
-                alias.name.strip_prefix(&format!("{BLOCK_ALIAS}_")).map_or("all".to_string(), str::to_ascii_lowercase);
-            alias.entries.iter().filter(move |e| e.is_live(now)).map(move |e| BlockView {
-                ip_address: e.value.clone(),
-                interface: scope.clone(),
-                reason: e.detail.clone(),
-                created_at: e.created_at,
-                expires_at: e.expires_at,
-                remaining_seconds: e.expires_at.map(|t| (t - now).num_seconds().max(0)),
-                permanent: e.expires_at.is_none(),
-                alias: alias.name.clone(),
-            })
+    let data: Vec<BlockView> = live_entries(state, MANAGED_BLOCK, now)
+        .map(|(alias, e)| BlockView {
+            ip_address: e.value.clone(),
+            interface: alias
+                .name
+                .strip_prefix(&format!("{BLOCK_ALIAS}_"))
+                .map_or("all".to_string(), str::to_ascii_lowercase),
+            reason: e.detail.clone(),
+            created_at: e.created_at,
+            expires_at: e.expires_at,
+            remaining_seconds: remaining_seconds(e, now),
+            permanent: e.expires_at.is_none(),
+            alias: alias.name.clone(),
         })
         .filter(|b| interface.as_ref().is_none_or(|i| &b.interface == i || b.interface == "all"))
         .collect();
@@ -205,28 +201,45 @@ pub fn lint_rules(
 }
 
 pub fn grants(target: &str, state: &RuleSet, alias: Option<&str>, now: Timestamp) -> GrantsResult {
-    let data: Vec<GrantView> = state
-        .aliases
-        .iter()
-        .filter(|a| a.managed.as_deref() == Some(MANAGED_GRANT) && alias.is_none_or(|w| w == a.name))
-        .flat_map(|a| {
-            let rules: Vec<String> = state
-                .rules
-                .iter()
-                .filter(|r| r.action == Action::Pass && r.source.target == AddressTarget::Alias(a.name.clone()))
-                .map(|r| r.rule_id.to_string())
-                .collect();
-            a.entries.iter().filter(move |e| e.is_live(now)).map(move |e| GrantView {
-                ip_address: e.value.clone(),
-                alias: a.name.clone(),
-                reason: e.detail.clone(),
-                created_at: e.created_at,
-                expires_at: e.expires_at,
-                remaining_seconds: e.expires_at.map(|t| (t - now).num_seconds().max(0)),
-                permanent: e.expires_at.is_none(),
-                rules: rules.clone(),
-            })
+    let passing = |name: &str| -> Vec<String> {
+        let source = AddressTarget::Alias(name.to_string());
+        state
+            .rules
+            .iter()
+            .filter(|r| r.action == Action::Pass && r.source.target == source)
+            .map(|r| r.rule_id.to_string())
+            .collect()
+    };
+    let mut rules_of: std::collections::HashMap<&str, Vec<String>> = std::collections::HashMap::new();
+    let data: Vec<GrantView> = live_entries(state, MANAGED_GRANT, now)
+        .filter(|(a, _)| alias.is_none_or(|w| w == a.name))
+        .map(|(a, e)| GrantView {
+            ip_address: e.value.clone(),
+            alias: a.name.clone(),
+            reason: e.detail.clone(),
+            created_at: e.created_at,
+            expires_at: e.expires_at,
+            remaining_seconds: remaining_seconds(e, now),
+            permanent: e.expires_at.is_none(),
+            rules: rules_of.entry(a.name.as_str()).or_insert_with(|| passing(&a.name)).clone(),
         })
         .collect();
     GrantsResult { target: target.to_string(), count: data.len(), data }
+}
+
+/// The live entries of every managed alias with this tag, with their alias.
+fn live_entries<'a>(
+    state: &'a RuleSet,
+    tag: &'a str,
+    now: Timestamp,
+) -> impl Iterator<Item = (&'a portcullis_core::model::Alias, &'a portcullis_core::model::AliasEntry)> + 'a {
+    state
+        .aliases
+        .iter()
+        .filter(move |a| a.managed.as_deref() == Some(tag))
+        .flat_map(move |a| a.entries.iter().filter(move |e| e.is_live(now)).map(move |e| (a, e)))
+}
+
+fn remaining_seconds(e: &portcullis_core::model::AliasEntry, now: Timestamp) -> Option<i64> {
+    e.expires_at.map(|t| (t - now).num_seconds().max(0))
 }

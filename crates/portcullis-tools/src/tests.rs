@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use portcullis_guard::{Auditor, GuardSettings, OperationPolicy};
+use portcullis_guard::{Auditor, GuardSettings, OperationPolicy, Principal, Transport};
 use portcullis_lab::{LabFirewall, default_interfaces, lab_interfaces};
 use portcullis_store::Store;
 use serde_json::json;
