@@ -886,6 +886,13 @@ pub fn plan_expiry(state: &RuleSet, now: Timestamp) -> Option<ChangePlan> {
     })
 }
 
+/// When the earliest pause in `state` ends (overdue ones included), for the reconciler's schedule. Entry expiries
+/// are scheduled from the store's time index instead, so this looks at rules only and stays cheap however long
+/// the managed lists are.
+pub fn next_pause_end(state: &RuleSet) -> Option<Timestamp> {
+    state.rules.iter().filter_map(|r| r.paused_until).min()
+}
+
 /// Where the `position`-th rule of `interface` goes in the global, ordered rule list: before the rule now at
 /// that position, or after the interface's last rule.
 pub fn global_index(rules: &[Rule], interface: &str, position: usize) -> usize {

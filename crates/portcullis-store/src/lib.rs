@@ -63,6 +63,8 @@ CREATE INDEX IF NOT EXISTS changes_status ON changes (status);
 CREATE TABLE IF NOT EXISTS managed_entries (
     target TEXT NOT NULL, alias TEXT NOT NULL, value TEXT NOT NULL, expires_at_ms INTEGER,
     PRIMARY KEY (target, alias, value));
+CREATE INDEX IF NOT EXISTS managed_entries_by_expiry ON managed_entries (target, expires_at_ms)
+    WHERE expires_at_ms IS NOT NULL;
 CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, kind TEXT NOT NULL, principal TEXT NOT NULL,
     message TEXT NOT NULL);

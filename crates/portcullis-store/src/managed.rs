@@ -53,6 +53,27 @@ impl Store {
         }
         Ok(out)
     }
+
+    /// The earliest expiry among a target's recorded entries, overdue ones included: the reconciler's time
+    /// index. One probe of the `managed_entries_by_expiry` index, however many entries are pending.
+    pub fn managed_next_expiry(&self, target: &str) -> StoreResult<Option<DateTime<Utc>>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT MIN(expires_at_ms) FROM managed_entries WHERE target = ?1 AND expires_at_ms IS NOT NULL",
+        )?;
+        let ms: Option<i64> = stmt.query_row(params![target], |r| r.get(0))?;
+        Ok(ms.and_then(DateTime::from_timestamp_millis))
+    }
+
+    /// Forgets the records of a target's entries that expired at or before `cutoff`, once a sweep has taken
+    /// every such entry off the firewall (or found it already gone). Returns how many were forgotten.
+    pub fn managed_forget_expired(&self, target: &str, cutoff: DateTime<Utc>) -> StoreResult<usize> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "DELETE FROM managed_entries WHERE target = ?1 AND expires_at_ms IS NOT NULL AND expires_at_ms <= ?2",
+        )?;
+        Ok(stmt.execute(params![target, cutoff.timestamp_millis()])?)
+    }
 }
 
 #[cfg(test)]
@@ -73,5 +94,27 @@ mod tests {
         let live = store.managed_live("lab", now).unwrap();
         assert_eq!(live["PORTCULLIS_BLOCK"], vec!["192.0.2.3".to_string()]);
         assert!(store.managed_live("other", now).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_time_index_gives_the_earliest_expiry_and_forgets_what_a_sweep_settled() {
+        let store = Store::open_in_memory().unwrap();
+        let now = DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap();
+        let e = |v: &str, ttl: Option<i64>| ManagedEntry {
+            alias: "PORTCULLIS_BLOCK".into(),
+            value: v.into(),
+            expires_at: ttl.map(|s| now + chrono::TimeDelta::seconds(s)),
+        };
+        assert_eq!(store.managed_next_expiry("lab").unwrap(), None);
+        store
+            .managed_record("lab", &[e("192.0.2.1", Some(60)), e("192.0.2.2", Some(-5)), e("192.0.2.3", None)], &[])
+            .unwrap();
+        store.managed_record("other", &[e("192.0.2.9", Some(-60))], &[]).unwrap();
+        assert_eq!(store.managed_next_expiry("lab").unwrap(), Some(now - chrono::TimeDelta::seconds(5)));
+        assert_eq!(store.managed_forget_expired("lab", now).unwrap(), 1);
+        assert_eq!(store.managed_next_expiry("lab").unwrap(), Some(now + chrono::TimeDelta::seconds(60)));
+        // Permanent entries and other targets are untouched.
+        assert_eq!(store.managed_live("lab", now).unwrap()["PORTCULLIS_BLOCK"].len(), 2);
+        assert!(store.managed_next_expiry("other").unwrap().is_some());
     }
 }

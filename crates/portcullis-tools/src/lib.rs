@@ -10,6 +10,7 @@ mod changes;
 mod drift;
 mod logs;
 mod reads;
+mod reconciler;
 mod views;
 
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use serde_json::Value;
 
 pub use catalogue::{ToolDef, ToolKind, catalogue, permissions_markdown};
 pub use portcullis_guard::CallError;
+pub use reconciler::{SweepOutcome, TargetSchedule};
 pub use views::*;
 
 use args::*;
@@ -39,11 +41,18 @@ pub struct Target {
     pub name: String,
     pub firewall: Arc<dyn Firewall>,
     writer: tokio::sync::Mutex<()>,
+    /// What the reconciler knows of this target's next deadlines.
+    schedule: std::sync::Mutex<TargetSchedule>,
 }
 
 impl Target {
     pub fn new(name: impl Into<String>, firewall: Arc<dyn Firewall>) -> Self {
-        Self { name: name.into(), firewall, writer: tokio::sync::Mutex::new(()) }
+        Self {
+            name: name.into(),
+            firewall,
+            writer: tokio::sync::Mutex::new(()),
+            schedule: std::sync::Mutex::new(TargetSchedule::default()),
+        }
     }
 }
 
@@ -456,32 +465,6 @@ impl ToolService {
             protected: &settings.protected_addresses,
             restricted_interfaces: &settings.restricted_interfaces,
         })
-    }
-
-    /// Carries out every expiry that is due (blocks, pauses) on every target, audited as a system call.
-    pub async fn sweep_expired(&self) -> Vec<(String, Result<usize, CallError>)> {
-        let mut report = Vec::new();
-        for target in &self.targets {
-            let outcome = self.sweep_target(target).await;
-            report.push((target.name.clone(), outcome));
-        }
-        report
-    }
-
-    async fn sweep_target(&self, target: &Target) -> Result<usize, CallError> {
-        let _writer = target.writer.lock().await;
-        let state = target.firewall.snapshot().await?;
-        let Some(plan) = plan::plan_expiry(&state, now()) else {
-            return Ok(0);
-        };
-        let started = Instant::now();
-        let result = self.apply_verified(target, &plan).await;
-        let arguments = serde_json::to_value(&plan.operations).unwrap_or(Value::Null);
-        let change_id = uuid::Uuid::new_v4().to_string();
-        let record =
-            changes::system_record(&target.name, "expire", "expiry sweeper", arguments, &change_id, &result, started);
-        self.guard.auditor.record(&record)?;
-        result.map(|_| plan.operations.len())
     }
 }
 

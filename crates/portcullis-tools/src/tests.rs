@@ -164,3 +164,78 @@ async fn expired_blocks_are_swept_and_audited() {
     assert_eq!(report[0].1.as_ref().unwrap(), &1);
     assert_eq!(store.audit_tail(1).unwrap()[0].record["tool"], "expire");
 }
+
+/// A lab that counts full reads, to see when the reconciler reads a target.
+struct CountingFirewall {
+    inner: LabFirewall,
+    snapshots: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Firewall for CountingFirewall {
+    fn info(&self) -> portcullis_core::firewall::TargetInfo {
+        self.inner.info()
+    }
+    async fn snapshot(&self) -> Result<RuleSet, portcullis_core::firewall::BackendError> {
+        self.snapshots.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.snapshot().await
+    }
+    async fn apply(
+        &self,
+        plan: &ChangePlan,
+    ) -> Result<portcullis_core::firewall::Applied, portcullis_core::firewall::BackendError> {
+        self.inner.apply(plan).await
+    }
+    async fn system_status(
+        &self,
+    ) -> Result<portcullis_core::firewall::SystemStatus, portcullis_core::firewall::BackendError> {
+        self.inner.system_status().await
+    }
+}
+
+#[tokio::test]
+async fn the_reconciler_reads_a_target_only_when_something_is_due_and_removes_it_on_time() {
+    let store = Arc::new(Store::open_in_memory().unwrap());
+    let lab = LabFirewall::open("lab", store.clone(), lab_interfaces(&default_interfaces())).unwrap();
+    let counting = Arc::new(CountingFirewall { inner: lab, snapshots: Default::default() });
+    let guard = Guard::new(GuardSettings::default(), Auditor::new(store.clone(), None).unwrap()).unwrap();
+    let svc = ToolService::new(guard, vec![Target::new("lab", counting.clone())]).unwrap();
+    let reads = || counting.snapshots.load(std::sync::atomic::Ordering::SeqCst);
+    let c = ctx();
+    svc.call(&c, "block_ip_address", json!({"ip_address": "198.51.100.1", "duration": "1h", "reason": "t"}))
+        .await
+        .unwrap();
+
+    // The first sweep reads the target once; then nothing is due for an hour, so sweeps do not read it.
+    assert_eq!(svc.sweep_due().await.len(), 1);
+    let after_first = reads();
+    for _ in 0..5 {
+        assert!(svc.sweep_due().await.is_empty());
+    }
+    assert_eq!(reads(), after_first, "a target with nothing due is not read");
+    let next = svc.next_deadline();
+    assert!(next > now() + TimeDelta::seconds(5), "next deadline is the full-read interval, not now: {next}");
+
+    // A block due in a second moves the deadline; the reconciler wakes for it and takes it off the firewall.
+    svc.call(&c, "block_ip_address", json!({"ip_address": "198.51.100.22", "duration": "1s", "reason": "t"}))
+        .await
+        .unwrap();
+    let due = svc.next_deadline();
+    assert!(due <= now() + TimeDelta::seconds(1), "the time index gives the new block's expiry: {due}");
+    let mut swept = Vec::new();
+    let stop = tokio::time::sleep(std::time::Duration::from_millis(2500));
+    svc.reconcile(stop, |s| swept.push((s.cutoff, s.finished, s.result.as_ref().ok().copied()))).await;
+    let removal = swept.iter().find(|(_, _, n)| *n == Some(1)).expect("a sweep removed the expired block");
+    assert!(
+        removal.0 >= due && removal.0 - due < TimeDelta::milliseconds(500),
+        "swept at its time: {removal:?} vs {due}"
+    );
+    let state = counting.snapshot().await.unwrap();
+    let values: Vec<&str> = state.aliases.iter().flat_map(|a| a.entries.iter().map(|e| e.value.as_str())).collect();
+    assert!(!values.contains(&"198.51.100.22") && values.contains(&"198.51.100.1"), "{values:?}");
+    assert_eq!(store.managed_next_expiry("lab").unwrap(), Some(store_expiry(&state, "198.51.100.1")));
+}
+
+fn store_expiry(state: &RuleSet, value: &str) -> Timestamp {
+    state.aliases.iter().flat_map(|a| &a.entries).find(|e| e.value == value).and_then(|e| e.expires_at).unwrap()
+}

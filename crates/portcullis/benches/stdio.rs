@@ -35,9 +35,13 @@ impl Server {
         Server { child, stdin, stdout, next_id: 1 }
     }
 
+    /// Writes the message and its newline in one `write`, as MCP clients do; two writes would make the server
+    /// wake up twice for one message and measure the wake-up instead of the work.
     fn send(&mut self, message: &str) {
-        self.stdin.write_all(message.as_bytes()).expect("write");
-        self.stdin.write_all(b"\n").expect("write");
+        let mut line = String::with_capacity(message.len() + 1);
+        line.push_str(message);
+        line.push('\n');
+        self.stdin.write_all(line.as_bytes()).expect("write");
         self.stdin.flush().expect("flush");
     }
 
@@ -180,13 +184,12 @@ fn pipe_echo_floor() -> Duration {
     let mut cat = Command::new("cat").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("spawn cat");
     let mut stdin = cat.stdin.take().expect("stdin");
     let mut stdout = BufReader::new(cat.stdout.take().expect("stdout"));
-    let message = br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{}}"#;
+    let line_bytes = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"params\":{}}\n".to_vec();
     let mut samples = Vec::with_capacity(CALLS);
     let mut line = String::new();
     for _ in 0..CALLS {
         let t = Instant::now();
-        stdin.write_all(message).expect("write");
-        stdin.write_all(b"\n").expect("write");
+        stdin.write_all(&line_bytes).expect("write");
         stdin.flush().expect("flush");
         line.clear();
         stdout.read_line(&mut line).expect("read");

@@ -9,7 +9,6 @@ mod http;
 mod mcp;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -221,39 +220,18 @@ async fn recover(app: &App) {
     }
 }
 
-/// Seconds between drift checks (a full read of every target).
-const DRIFT_CHECK_EVERY: u64 = 10;
-
-/// Expiries take effect at their time in every verdict; the sweeper also removes them from the firewall.
+/// Expiries take effect at their time in every verdict; the reconciler also removes them from the firewall at
+/// that time, rolls back overdue unconfirmed changes and checks drift (`portcullis_tools::reconciler`).
 fn spawn_expiry_sweeper(app: &App, shutdown: CancellationToken) {
     let service = app.service.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        let mut ticks: u64 = 0;
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = shutdown.cancelled() => return,
-            }
-            ticks += 1;
-            if ticks % DRIFT_CHECK_EVERY == 1 {
-                // Reports go to the log and to get_active_alarms; the check itself is read-only.
-                service.check_drift().await;
-            }
-            for (change, outcome) in service.roll_back_overdue().await {
-                match outcome {
-                    Ok(()) => tracing::warn!(change, "unconfirmed change rolled back"),
-                    Err(e) => tracing::error!(change, "rollback of an unconfirmed change failed: {e}"),
-                }
-            }
-            for (target, outcome) in service.sweep_expired().await {
-                match outcome {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(target, "expired {n} entries"),
-                    Err(e) => tracing::warn!(target, "expiry sweep failed: {e}"),
-                }
-            }
-        }
+        service
+            .reconcile(shutdown.cancelled(), |sweep| match &sweep.result {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(target = sweep.target, "expired {n} entries"),
+                Err(e) => tracing::warn!(target = sweep.target, "expiry sweep failed: {e}"),
+            })
+            .await;
     });
 }
 

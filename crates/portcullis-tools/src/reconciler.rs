@@ -1,0 +1,208 @@
+//! The reconciler: takes expired blocks and grants off the firewall and resumes paused rules, on time.
+//!
+//! It does not poll every target's full state. Entry expiries come from the store's time index
+//! (`managed_entries_by_expiry`), which every process writing to the store keeps, so one indexed probe per
+//! target tells when the next entry is due however many are pending; pause ends come from the last state the
+//! service read. The loop sleeps until the earliest deadline (or the next housekeeping tick), then sweeps only
+//! the targets that have something due: one fresh read, one plan removing everything due, applied and verified
+//! like any change, audited as `portcullis`. A full read of each target also happens every
+//! [`FULL_SWEEP_EVERY`], which catches pauses set by another process and entries the index never saw.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeDelta, Utc};
+use portcullis_core::model::{RuleSet, Timestamp};
+use portcullis_core::plan::{self, ChangePlan, Operation};
+use serde_json::{Value, json};
+
+use crate::{CallError, Target, ToolService, changes, now};
+
+/// The longest a target goes without a full read by the reconciler.
+pub const FULL_SWEEP_EVERY: TimeDelta = TimeDelta::seconds(10);
+
+/// Rollbacks of overdue unconfirmed changes run on this tick; drift checks every [`DRIFT_CHECK_EVERY_TICKS`].
+const HOUSEKEEPING_TICK: Duration = Duration::from_secs(1);
+const DRIFT_CHECK_EVERY_TICKS: u64 = 10;
+
+/// What the reconciler knows of one target's next deadlines.
+#[derive(Debug, Clone, Default)]
+pub struct TargetSchedule {
+    /// The earliest pause end in the last state read (overdue ones included); `None` when nothing is paused.
+    next_pause_end: Option<Timestamp>,
+    /// When the reconciler last read the whole target; `None` before the first read.
+    last_full_read: Option<Timestamp>,
+}
+
+/// One sweep of one target, for logs and benchmarks.
+#[derive(Debug)]
+pub struct SweepOutcome {
+    pub target: String,
+    /// Everything that expired at or before this moment was due in this sweep.
+    pub cutoff: Timestamp,
+    /// When the firewall was verified to be without the due entries.
+    pub finished: Timestamp,
+    /// Entries removed plus rules resumed, or why the sweep failed.
+    pub result: Result<usize, CallError>,
+}
+
+impl Target {
+    fn schedule(&self) -> std::sync::MutexGuard<'_, TargetSchedule> {
+        self.schedule.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Remembers the pause ends of a state just read or written.
+    pub(crate) fn note_state(&self, state: &RuleSet) {
+        self.schedule().next_pause_end = plan::next_pause_end(state);
+    }
+}
+
+impl ToolService {
+    /// The earliest moment at which some target has something due, as far as the time index and the last reads
+    /// know. A target never read yet is due now.
+    pub fn next_deadline(&self) -> Timestamp {
+        let now = now();
+        self.targets.iter().map(|t| self.target_deadline(t, now)).min().unwrap_or(now + FULL_SWEEP_EVERY)
+    }
+
+    fn target_deadline(&self, target: &Target, now: Timestamp) -> Timestamp {
+        let schedule = target.schedule().clone();
+        let Some(last_full_read) = schedule.last_full_read else { return now };
+        let next_expiry = match self.guard.auditor.store().managed_next_expiry(&target.name) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(target = target.name, "time index unreadable, sweeping now: {e}");
+                Some(now)
+            }
+        };
+        [Some(last_full_read + FULL_SWEEP_EVERY), next_expiry, schedule.next_pause_end]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(now)
+    }
+
+    /// Sweeps every target that has something due now; the others are not read.
+    pub async fn sweep_expired(&self) -> Vec<(String, Result<usize, CallError>)> {
+        self.sweep_due().await.into_iter().map(|o| (o.target, o.result)).collect()
+    }
+
+    /// Like [`ToolService::sweep_expired`], with the times of each sweep.
+    pub async fn sweep_due(&self) -> Vec<SweepOutcome> {
+        let mut outcomes = Vec::new();
+        for target in &self.targets {
+            let cutoff = now();
+            if self.target_deadline(target, cutoff) > cutoff {
+                continue;
+            }
+            let result = self.sweep_target(target, cutoff).await;
+            outcomes.push(SweepOutcome { target: target.name.clone(), cutoff, finished: Utc::now(), result });
+        }
+        outcomes
+    }
+
+    async fn sweep_target(&self, target: &Target, cutoff: Timestamp) -> Result<usize, CallError> {
+        let _writer = target.writer.lock().await;
+        let state = target.firewall.snapshot().await?;
+        target.schedule().last_full_read = Some(cutoff);
+        target.note_state(&state);
+        let done = match plan::plan_expiry(&state, cutoff) {
+            Some(plan) => self.apply_expiry(target, &plan).await?,
+            None => 0,
+        };
+        // Everything due by the cutoff is now off the firewall (verified) or was never there: its record is done.
+        self.guard
+            .auditor
+            .store()
+            .managed_forget_expired(&target.name, cutoff)
+            .map_err(|e| CallError::internal(format!("expired entries removed, but their records remain: {e}")))?;
+        Ok(done)
+    }
+
+    async fn apply_expiry(&self, target: &Target, plan: &ChangePlan) -> Result<usize, CallError> {
+        let started = Instant::now();
+        let result = self.apply_verified(target, plan).await;
+        let change_id = uuid::Uuid::new_v4().to_string();
+        let record = changes::system_record(
+            &target.name,
+            "expire",
+            "expiry reconciler",
+            expiry_summary(plan),
+            &change_id,
+            &result,
+            started,
+        );
+        self.guard.auditor.record(&record)?;
+        result.map(|_| settled(plan))
+    }
+
+    /// Runs the reconciler until `stop` completes: sweeps at each deadline, rolls back overdue unconfirmed
+    /// changes every second, checks drift every ten. `observe` sees every sweep.
+    pub async fn reconcile(&self, stop: impl Future<Output = ()>, mut observe: impl FnMut(&SweepOutcome)) {
+        tokio::pin!(stop);
+        let mut next_tick = Instant::now();
+        let mut ticks: u64 = 0;
+        loop {
+            let wake = next_tick.min(instant_of(self.next_deadline()));
+            tokio::select! {
+                () = tokio::time::sleep_until(wake.into()) => {}
+                () = &mut stop => return,
+            }
+            if Instant::now() >= next_tick {
+                self.housekeeping(ticks).await;
+                ticks += 1;
+                next_tick += HOUSEKEEPING_TICK;
+            }
+            for outcome in self.sweep_due().await {
+                observe(&outcome);
+            }
+        }
+    }
+
+    async fn housekeeping(&self, tick: u64) {
+        if tick.is_multiple_of(DRIFT_CHECK_EVERY_TICKS) {
+            // Reports go to the log and to get_active_alarms; the check itself is read-only.
+            self.check_drift().await;
+        }
+        for (change, outcome) in self.roll_back_overdue().await {
+            match outcome {
+                Ok(()) => tracing::warn!(change, "unconfirmed change rolled back"),
+                Err(e) => tracing::error!(change, "rollback of an unconfirmed change failed: {e}"),
+            }
+        }
+    }
+}
+
+/// Entries removed plus rules resumed by an expiry plan.
+fn settled(plan: &ChangePlan) -> usize {
+    plan.operations
+        .iter()
+        .map(|op| match op {
+            Operation::RemoveAliasEntries { before, .. } => before.len(),
+            _ => 1,
+        })
+        .sum()
+}
+
+/// The monotonic instant of a wall-clock deadline (now if it has passed).
+fn instant_of(deadline: Timestamp) -> Instant {
+    let ahead = (deadline - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+    Instant::now() + ahead
+}
+
+/// The audit arguments of an expiry: the values removed from each list and the rules resumed, without the rest
+/// of each entry, so that a sweep of many entries stays a readable record.
+fn expiry_summary(plan: &ChangePlan) -> Value {
+    let mut removed = serde_json::Map::new();
+    let mut resumed = Vec::new();
+    for op in &plan.operations {
+        match op {
+            Operation::RemoveAliasEntries { alias, before } => {
+                removed.insert(alias.clone(), before.iter().map(|e| Value::from(e.value.as_str())).collect());
+            }
+            Operation::UpdateRule { after, .. } => resumed.push(Value::from(after.rule_id.to_string())),
+            _ => {}
+        }
+    }
+    json!({"removed": removed, "resumed": resumed})
+}
