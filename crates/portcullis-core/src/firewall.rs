@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{RuleId, RuleSet};
+use crate::model::{AliasEntry, RuleId, RuleSet};
 use crate::plan::ChangePlan;
 
 /// Stable, matchable error codes (BRIEF §6). Scripts match on these strings; never rename one.
@@ -198,5 +198,13 @@ pub trait Firewall: Send + Sync {
     /// The newest raw firewall log lines (pfSense filterlog format), newest last, at most `limit`.
     async fn firewall_log(&self, _limit: usize) -> Result<Vec<String>, BackendError> {
         Err(BackendError::new(ErrorCode::Unavailable, "this firewall does not serve its log"))
+    }
+
+    /// The entries of `alias` whose values are among `values`, read from the firewall now; `None` when the alias
+    /// does not exist. The reconciler reads only the entries that are due this way, so backends that hold long
+    /// lists locally answer without copying the whole state; the default reads a full snapshot.
+    async fn alias_entries(&self, alias: &str, values: &[String]) -> Result<Option<Vec<AliasEntry>>, BackendError> {
+        let state = self.snapshot().await?;
+        Ok(state.alias(alias).map(|a| a.entries_among(values)))
     }
 }

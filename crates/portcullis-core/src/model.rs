@@ -688,6 +688,12 @@ impl Alias {
         self.entries.retain(|e| !gone.contains(e.value.as_str()));
     }
 
+    /// Copies of the entries whose values are among `values`, in list order.
+    pub fn entries_among(&self, values: &[String]) -> Vec<AliasEntry> {
+        let wanted: std::collections::HashSet<&str> = values.iter().map(String::as_str).collect();
+        self.entries.iter().filter(|e| wanted.contains(e.value.as_str())).cloned().collect()
+    }
+
     /// The entries by value, for lookups across large lists.
     pub fn entries_by_value(&self) -> std::collections::HashMap<&str, &AliasEntry> {
         self.entries.iter().map(|e| (e.value.as_str(), e)).collect()

@@ -886,6 +886,31 @@ pub fn plan_expiry(state: &RuleSet, now: Timestamp) -> Option<ChangePlan> {
     })
 }
 
+/// The plan that removes, from each alias, those of the given entries that are no longer live at `now`; `None`
+/// when none is due. The reconciler's plan for entries read by value instead of from a full snapshot.
+pub fn plan_entry_expiry(entries: Vec<(String, Vec<AliasEntry>)>, now: Timestamp) -> Option<ChangePlan> {
+    let operations: Vec<Operation> = entries
+        .into_iter()
+        .filter_map(|(alias, entries)| {
+            let before: Vec<AliasEntry> = entries.into_iter().filter(|e| !e.is_live(now)).collect();
+            (!before.is_empty()).then_some(Operation::RemoveAliasEntries { alias, before })
+        })
+        .collect();
+    let count: usize = operations
+        .iter()
+        .map(|op| match op {
+            Operation::RemoveAliasEntries { before, .. } => before.len(),
+            _ => 0,
+        })
+        .sum();
+    (!operations.is_empty()).then(|| ChangePlan {
+        summary: format!("expire {count} entries that are due"),
+        operations,
+        warnings: Vec::new(),
+        facts: ChangeFacts::default(),
+    })
+}
+
 /// When the earliest pause in `state` ends (overdue ones included), for the reconciler's schedule. Entry expiries
 /// are scheduled from the store's time index instead, so this looks at rules only and stays cheap however long
 /// the managed lists are.

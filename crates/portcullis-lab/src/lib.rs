@@ -89,6 +89,54 @@ impl LabFirewall {
     }
 }
 
+/// Whether an operation only adds or removes entries of an existing alias.
+fn is_entry_operation(op: &Operation) -> bool {
+    matches!(op, Operation::PutAliasEntries { .. } | Operation::RemoveAliasEntries { .. })
+}
+
+impl LabFirewall {
+    /// Applies a plan that only adds or removes alias entries without copying the state: every alias is checked
+    /// first, the store write commits, and only then is the in-memory list edited, which cannot fail. A block
+    /// list of a million entries is then not copied for every expiry.
+    fn apply_entries_in_place(&self, state: &mut LabState, plan: &ChangePlan) -> Result<Applied, BackendError> {
+        let mut write = LabWrite::default();
+        for op in &plan.operations {
+            let (Operation::PutAliasEntries { alias, .. } | Operation::RemoveAliasEntries { alias, .. }) = op else {
+                continue;
+            };
+            if !state.aliases.iter().any(|a| &a.name == alias) {
+                return Err(conflict(format!("alias {alias} does not exist")));
+            }
+            match op {
+                Operation::PutAliasEntries { after, .. } => {
+                    write.put_entries.extend(after.iter().map(|e| (alias.as_str(), e)))
+                }
+                Operation::RemoveAliasEntries { before, .. } => {
+                    write.remove_entries.extend(before.iter().map(|e| (alias.as_str(), e.value.as_str())))
+                }
+                _ => {}
+            }
+        }
+        self.store.lab_write(&self.name, &write).map_err(store_error)?;
+        for op in &plan.operations {
+            match op {
+                Operation::PutAliasEntries { alias, after, .. } => alias_in(state, alias, |a| a.put_entries(after)),
+                Operation::RemoveAliasEntries { alias, before } => alias_in(state, alias, |a| a.remove_entries(before)),
+                _ => {}
+            }
+        }
+        self.mark_current()?;
+        Ok(Applied::default())
+    }
+}
+
+/// Edits the alias `name` (which `apply_entries_in_place` has checked exists).
+fn alias_in(state: &mut LabState, name: &str, edit: impl FnOnce(&mut Alias)) {
+    if let Some(alias) = state.aliases.iter_mut().find(|a| a.name == name) {
+        edit(alias);
+    }
+}
+
 fn conflict(msg: String) -> BackendError {
     BackendError::new(ErrorCode::Conflict, msg).with_hint("the firewall changed since the plan was made; plan again")
 }
@@ -216,6 +264,9 @@ impl Firewall for LabFirewall {
     async fn apply(&self, plan: &ChangePlan) -> Result<Applied, BackendError> {
         // One writer: the state lock is held from reading the current state to swapping in the new one.
         let mut state = self.state()?;
+        if plan.operations.iter().all(is_entry_operation) {
+            return self.apply_entries_in_place(&mut state, plan);
+        }
         let mut change = Change::new(&state);
         for op in &plan.operations {
             change.apply(op)?;
@@ -231,6 +282,11 @@ impl Firewall for LabFirewall {
         *state = change.next;
         self.mark_current()?;
         Ok(change.applied)
+    }
+
+    async fn alias_entries(&self, alias: &str, values: &[String]) -> Result<Option<Vec<AliasEntry>>, BackendError> {
+        let state = self.state()?;
+        Ok(state.aliases.iter().find(|a| a.name == alias).map(|a| a.entries_among(values)))
     }
 
     /// The lab decides packets in `simulate_packet` but carries no traffic, so its log is empty.

@@ -113,3 +113,42 @@ async fn a_second_process_sees_and_respects_the_first_ones_writes() {
     let stale_plan = plan::plan(&stale, &block("203.0.113.2/32"), now).unwrap();
     assert_eq!(server.apply(&stale_plan).await.unwrap_err().code, ErrorCode::Conflict);
 }
+
+#[tokio::test]
+async fn entry_plans_are_applied_in_place_persisted_and_refused_whole_on_a_missing_alias() {
+    let store = Arc::new(Store::open_in_memory().unwrap());
+    let fw = lab(&store);
+    let now = Utc::now().trunc_subsecs(3);
+    let state = fw.snapshot().await.unwrap();
+    let block = Intent::Block {
+        net: "203.0.113.1/32".parse().unwrap(),
+        interface: None,
+        reason: "t".into(),
+        expires_at: Some(now + TimeDelta::hours(1)),
+    };
+    fw.apply(&plan::plan(&state, &block, now).unwrap()).await.unwrap();
+    let entry = |v: &str| AliasEntry { value: v.into(), detail: "t".into(), expires_at: None, created_at: Some(now) };
+    let put = |alias: &str, v: &str| Operation::PutAliasEntries {
+        alias: alias.into(),
+        before: vec![],
+        after: vec![entry(v)],
+    };
+    let plan_of =
+        |operations| ChangePlan { summary: "t".into(), operations, warnings: vec![], facts: Default::default() };
+
+    // One operation on a missing alias refuses the whole plan: the other entry is not added either.
+    let refused = fw.apply(&plan_of(vec![put(plan::BLOCK_ALIAS, "203.0.113.2"), put("NO_SUCH", "203.0.113.3")])).await;
+    assert_eq!(refused.unwrap_err().code, ErrorCode::Conflict);
+    let values = ["203.0.113.1".to_string(), "203.0.113.2".to_string()];
+    let read = fw.alias_entries(plan::BLOCK_ALIAS, &values).await.unwrap().unwrap();
+    assert_eq!(read.iter().map(|e| e.value.as_str()).collect::<Vec<_>>(), ["203.0.113.1"]);
+    assert!(fw.alias_entries("NO_SUCH", &values).await.unwrap().is_none());
+
+    fw.apply(&plan_of(vec![put(plan::BLOCK_ALIAS, "203.0.113.2")])).await.unwrap();
+    let removal = Operation::RemoveAliasEntries { alias: plan::BLOCK_ALIAS.into(), before: vec![entry("203.0.113.1")] };
+    fw.apply(&plan_of(vec![removal])).await.unwrap();
+    // A new process sees exactly what this one wrote.
+    let reopened = lab(&store);
+    let read = reopened.alias_entries(plan::BLOCK_ALIAS, &values).await.unwrap().unwrap();
+    assert_eq!(read.iter().map(|e| e.value.as_str()).collect::<Vec<_>>(), ["203.0.113.2"]);
+}

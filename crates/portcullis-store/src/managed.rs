@@ -65,6 +65,31 @@ impl Store {
         Ok(ms.and_then(DateTime::from_timestamp_millis))
     }
 
+    /// The recorded entries of a target that expire at or before `cutoff`, earliest first, at most `limit`, by
+    /// alias: what the reconciler removes next, read from the time index without touching the rest.
+    pub fn managed_due(
+        &self,
+        target: &str,
+        cutoff: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<(String, Vec<String>)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT alias, value FROM managed_entries WHERE target = ?1 AND expires_at_ms IS NOT NULL
+             AND expires_at_ms <= ?2 ORDER BY expires_at_ms LIMIT ?3",
+        )?;
+        let mut by_alias: Vec<(String, Vec<String>)> = Vec::new();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        for row in stmt.query_map(params![target, cutoff.timestamp_millis(), limit], |r| Ok((r.get(0)?, r.get(1)?)))? {
+            let (alias, value): (String, String) = row?;
+            match by_alias.iter_mut().find(|(a, _)| *a == alias) {
+                Some((_, values)) => values.push(value),
+                None => by_alias.push((alias, vec![value])),
+            }
+        }
+        Ok(by_alias)
+    }
+
     /// Forgets the records of a target's entries that expired at or before `cutoff`, once a sweep has taken
     /// every such entry off the firewall (or found it already gone). Returns how many were forgotten.
     pub fn managed_forget_expired(&self, target: &str, cutoff: DateTime<Utc>) -> StoreResult<usize> {
@@ -111,6 +136,10 @@ mod tests {
             .unwrap();
         store.managed_record("other", &[e("192.0.2.9", Some(-60))], &[]).unwrap();
         assert_eq!(store.managed_next_expiry("lab").unwrap(), Some(now - chrono::TimeDelta::seconds(5)));
+        let due = store.managed_due("lab", now, 10).unwrap();
+        assert_eq!(due, vec![("PORTCULLIS_BLOCK".to_string(), vec!["192.0.2.2".to_string()])]);
+        assert_eq!(store.managed_due("lab", now + chrono::TimeDelta::hours(1), 10).unwrap()[0].1.len(), 2);
+        assert_eq!(store.managed_due("lab", now + chrono::TimeDelta::hours(1), 1).unwrap()[0].1, vec!["192.0.2.2"]);
         assert_eq!(store.managed_forget_expired("lab", now).unwrap(), 1);
         assert_eq!(store.managed_next_expiry("lab").unwrap(), Some(now + chrono::TimeDelta::seconds(60)));
         // Permanent entries and other targets are untouched.

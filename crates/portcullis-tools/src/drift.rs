@@ -1,7 +1,7 @@
 //! Drift: Portcullis records every entry it puts into (or takes out of) a managed alias; the firewall is
 //! compared with that record, and entries removed or added there by hand are reported as alarms.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{TimeDelta, Utc};
 use portcullis_core::model::RuleSet;
@@ -116,9 +116,12 @@ impl ToolService {
                 drift.removed_by_hand.push((alias.clone(), v.clone()));
             }
         }
+        // Sets, not the recorded lists: a managed list can hold a million entries.
+        let known_sets: HashMap<&str, HashSet<&str>> =
+            recorded.iter().map(|(a, vs)| (a.as_str(), vs.iter().map(String::as_str).collect())).collect();
         for (alias, values) in &on_firewall {
-            let known = recorded.get(*alias);
-            for v in values.iter().filter(|v| known.is_none_or(|k| !k.iter().any(|x| x == *v))) {
+            let known = known_sets.get(*alias);
+            for v in values.iter().filter(|v| known.is_none_or(|k| !k.contains(*v))) {
                 drift.added_by_hand.push((alias.to_string(), v.to_string()));
             }
         }

@@ -508,16 +508,24 @@ pub(crate) struct AfterApply {
 
 /// Applies a plan and reads the firewall back; a change that did not take effect is an error.
 async fn apply_and_verify(firewall: &dyn Firewall, plan: &ChangePlan) -> Result<AfterApply, CallError> {
-    let applied = firewall.apply(plan).await.map_err(|e| {
-        let code = if e.code == ErrorCode::InternalError { ErrorCode::ApplyFailed } else { e.code };
-        CallError { code, ..CallError::from(e) }
-    })?;
+    let applied = apply_plan(firewall, plan).await?;
     let state = firewall.snapshot().await?;
     plan::verify(plan, &applied, &state).map_err(|why| {
         CallError::new(ErrorCode::VerificationFailed, format!("the change did not take effect as planned: {why}"))
             .with_hint("read the rules back with get_firewall_rules and retry; the firewall may be locked")
     })?;
     Ok(AfterApply { state, created: applied.created_rules })
+}
+
+/// Applies a plan; a backend's internal failure is reported as `apply_failed`.
+async fn apply_plan(
+    firewall: &dyn Firewall,
+    plan: &ChangePlan,
+) -> Result<portcullis_core::firewall::Applied, CallError> {
+    firewall.apply(plan).await.map_err(|e| {
+        let code = if e.code == ErrorCode::InternalError { ErrorCode::ApplyFailed } else { e.code };
+        CallError { code, ..CallError::from(e) }
+    })
 }
 
 fn expiry_of(intent: &Intent) -> Option<Timestamp> {

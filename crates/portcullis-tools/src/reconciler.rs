@@ -11,19 +11,26 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use std::collections::HashMap;
+
 use chrono::{TimeDelta, Utc};
-use portcullis_core::model::{RuleSet, Timestamp};
+use portcullis_core::model::{AliasEntry, RuleSet, Timestamp};
 use portcullis_core::plan::{self, ChangePlan, Operation};
+use portcullis_store::ManagedEntry;
 use serde_json::{Value, json};
 
 use crate::{CallError, Target, ToolService, changes, now};
 
 /// The longest a target goes without a full read by the reconciler.
-pub const FULL_SWEEP_EVERY: TimeDelta = TimeDelta::seconds(10);
+pub const FULL_SWEEP_EVERY: TimeDelta = TimeDelta::seconds(60);
 
-/// Rollbacks of overdue unconfirmed changes run on this tick; drift checks every [`DRIFT_CHECK_EVERY_TICKS`].
+/// The most due entries one sweep removes; a larger backlog is worked off in consecutive sweeps.
+const EXPIRY_BATCH: usize = 50_000;
+
+/// Rollbacks of overdue unconfirmed changes run on this tick.
 const HOUSEKEEPING_TICK: Duration = Duration::from_secs(1);
-const DRIFT_CHECK_EVERY_TICKS: u64 = 10;
+/// The usual interval between drift checks (a full read of every target).
+const DRIFT_CHECK_EVERY: Duration = Duration::from_secs(10);
 
 /// What the reconciler knows of one target's next deadlines.
 #[derive(Debug, Clone, Default)]
@@ -103,11 +110,24 @@ impl ToolService {
 
     async fn sweep_target(&self, target: &Target, cutoff: Timestamp) -> Result<usize, CallError> {
         let _writer = target.writer.lock().await;
+        let schedule = target.schedule().clone();
+        let full_read_due = schedule.last_full_read.is_none_or(|t| t + FULL_SWEEP_EVERY <= cutoff)
+            || schedule.next_pause_end.is_some_and(|t| t <= cutoff);
+        if full_read_due { self.sweep_full(target, cutoff).await } else { self.sweep_entries(target, cutoff).await }
+    }
+
+    /// Reads the whole target and settles everything due in it: pauses, and entries whether the index knew
+    /// them or not.
+    async fn sweep_full(&self, target: &Target, cutoff: Timestamp) -> Result<usize, CallError> {
         let state = target.firewall.snapshot().await?;
         target.schedule().last_full_read = Some(cutoff);
         target.note_state(&state);
         let done = match plan::plan_expiry(&state, cutoff) {
-            Some(plan) => self.apply_expiry(target, &plan).await?,
+            Some(plan) => {
+                let started = Instant::now();
+                let result = self.apply_verified(target, &plan).await.map(|_| ());
+                self.audit_expiry(target, &plan, result, started)?
+            }
             None => 0,
         };
         // Everything due by the cutoff is now off the firewall (verified) or was never there: its record is done.
@@ -119,9 +139,56 @@ impl ToolService {
         Ok(done)
     }
 
-    async fn apply_expiry(&self, target: &Target, plan: &ChangePlan) -> Result<usize, CallError> {
-        let started = Instant::now();
-        let result = self.apply_verified(target, plan).await;
+    /// Settles the entries the time index says are due, reading only those entries from the firewall.
+    async fn sweep_entries(&self, target: &Target, cutoff: Timestamp) -> Result<usize, CallError> {
+        let store = self.guard.auditor.store();
+        let due =
+            store.managed_due(&target.name, cutoff, EXPIRY_BATCH).map_err(|e| CallError::internal(e.to_string()))?;
+        let mut on_firewall = Vec::with_capacity(due.len());
+        for (alias, values) in &due {
+            let entries = target.firewall.alias_entries(alias, values).await?.unwrap_or_default();
+            on_firewall.push((alias.clone(), entries));
+        }
+        let (still_live, settled) = reconcile_records(&due, &on_firewall, cutoff);
+        let done = match plan::plan_entry_expiry(on_firewall, cutoff) {
+            Some(plan) => {
+                let started = Instant::now();
+                let result = self.remove_entries_verified(target, &plan).await;
+                self.audit_expiry(target, &plan, result, started)?
+            }
+            None => 0,
+        };
+        store
+            .managed_record(&target.name, &still_live, &settled)
+            .map_err(|e| CallError::internal(format!("expired entries removed, but their records remain: {e}")))?;
+        Ok(done)
+    }
+
+    /// Applies an entry-removal plan and reads just those entries back: none may remain.
+    async fn remove_entries_verified(&self, target: &Target, plan: &ChangePlan) -> Result<(), CallError> {
+        crate::apply_plan(target.firewall.as_ref(), plan).await?;
+        for op in &plan.operations {
+            let Operation::RemoveAliasEntries { alias, before } = op else { continue };
+            let values: Vec<String> = before.iter().map(|e| e.value.clone()).collect();
+            let left = target.firewall.alias_entries(alias, &values).await?.unwrap_or_default();
+            if let Some(e) = left.first() {
+                return Err(CallError::new(
+                    portcullis_core::firewall::ErrorCode::VerificationFailed,
+                    format!("expired entry {} is still in {alias} after its removal", e.value),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the audit record of an expiry and returns how much it settled.
+    fn audit_expiry(
+        &self,
+        target: &Target,
+        plan: &ChangePlan,
+        result: Result<(), CallError>,
+        started: Instant,
+    ) -> Result<usize, CallError> {
         let change_id = uuid::Uuid::new_v4().to_string();
         let record = changes::system_record(
             &target.name,
@@ -133,15 +200,16 @@ impl ToolService {
             started,
         );
         self.guard.auditor.record(&record)?;
-        result.map(|_| settled(plan))
+        result.map(|()| settled(plan))
     }
 
     /// Runs the reconciler until `stop` completes: sweeps at each deadline, rolls back overdue unconfirmed
-    /// changes every second, checks drift every ten. `observe` sees every sweep.
+    /// changes every second, checks drift every ten seconds or, when the managed lists are so long that a check
+    /// takes a while, at most 5% of the time. `observe` sees every sweep.
     pub async fn reconcile(&self, stop: impl Future<Output = ()>, mut observe: impl FnMut(&SweepOutcome)) {
         tokio::pin!(stop);
         let mut next_tick = Instant::now();
-        let mut ticks: u64 = 0;
+        let mut next_drift_check = Instant::now();
         loop {
             let wake = next_tick.min(instant_of(self.next_deadline()));
             tokio::select! {
@@ -149,9 +217,14 @@ impl ToolService {
                 () = &mut stop => return,
             }
             if Instant::now() >= next_tick {
-                self.housekeeping(ticks).await;
-                ticks += 1;
+                self.roll_back_overdue_logged().await;
                 next_tick += HOUSEKEEPING_TICK;
+            }
+            if Instant::now() >= next_drift_check {
+                let started = Instant::now();
+                // Reports go to the log and to get_active_alarms; the check itself is read-only.
+                self.check_drift().await;
+                next_drift_check = Instant::now() + DRIFT_CHECK_EVERY.max(started.elapsed() * 20);
             }
             for outcome in self.sweep_due().await {
                 observe(&outcome);
@@ -159,11 +232,7 @@ impl ToolService {
         }
     }
 
-    async fn housekeeping(&self, tick: u64) {
-        if tick.is_multiple_of(DRIFT_CHECK_EVERY_TICKS) {
-            // Reports go to the log and to get_active_alarms; the check itself is read-only.
-            self.check_drift().await;
-        }
+    async fn roll_back_overdue_logged(&self) {
         for (change, outcome) in self.roll_back_overdue().await {
             match outcome {
                 Ok(()) => tracing::warn!(change, "unconfirmed change rolled back"),
@@ -171,6 +240,33 @@ impl ToolService {
             }
         }
     }
+}
+
+/// What the record should say after a sweep of due entries: entries still live on the firewall (re-blocked
+/// since, with a later expiry) get their new expiry; the others are settled, whether the sweep removes them or
+/// they were gone already.
+fn reconcile_records(
+    due: &[(String, Vec<String>)],
+    on_firewall: &[(String, Vec<AliasEntry>)],
+    cutoff: Timestamp,
+) -> (Vec<ManagedEntry>, Vec<(String, String)>) {
+    let mut still_live = Vec::new();
+    let mut settled = Vec::new();
+    for ((alias, values), (_, entries)) in due.iter().zip(on_firewall) {
+        let live: HashMap<&str, &AliasEntry> =
+            entries.iter().filter(|e| e.is_live(cutoff)).map(|e| (e.value.as_str(), e)).collect();
+        for value in values {
+            match live.get(value.as_str()) {
+                Some(e) => still_live.push(ManagedEntry {
+                    alias: alias.clone(),
+                    value: value.clone(),
+                    expires_at: e.expires_at,
+                }),
+                None => settled.push((alias.clone(), value.clone())),
+            }
+        }
+    }
+    (still_live, settled)
 }
 
 /// Entries removed plus rules resumed by an expiry plan.
