@@ -1,7 +1,7 @@
 //! Drift: Portcullis records every entry it puts into (or takes out of) a managed alias; the firewall is
 //! compared with that record, and entries removed or added there by hand are reported as alarms.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use chrono::{TimeDelta, Utc};
 use portcullis_core::model::RuleSet;
@@ -89,7 +89,7 @@ impl ToolService {
     fn drift_of(&self, target: &Target, state: &RuleSet) -> Option<Drift> {
         let store = self.guard.auditor.store();
         let now = now();
-        let on_firewall: HashMap<&str, BTreeSet<&str>> = state
+        let on_firewall: HashMap<&str, HashSet<&str>> = state
             .aliases
             .iter()
             .filter(|a| a.managed.is_some())
