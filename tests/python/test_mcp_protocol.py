@@ -133,21 +133,29 @@ async def test_log_notifications_follow_the_level_the_client_sets(servers, data_
                 await anyio.sleep(0.02)
 
     async with p.session(logging_callback=on_log) as s:
-        with anyio.fail_after(STEP_TIMEOUT):
-            await s.set_logging_level("info")
+        # The configured level (info) keeps reads quiet and reports changes and refusals.
         ok(await call(s, "list_blocks", {}))
+        ok(await call(s, "block_ip_address", {"ip_address": "203.0.113.60", "duration": "1h", "reason": "log"}))
         await settle(1)
-        assert received[-1].level == "info" and received[-1].data["tool"] == "list_blocks", received
-        await call(s, "block_ip_address", {"ip_address": "bad", "duration": "1h", "reason": "x"})
+        assert received[-1].level == "notice" and received[-1].data["tool"] == "block_ip_address", received
+        assert received[-1].data["outcome"] == "applied" and received[-1].data["change_id"]
+
+        with anyio.fail_after(STEP_TIMEOUT):
+            await s.set_logging_level("debug")
+        ok(await call(s, "list_blocks", {}))
         await settle(2)
+        assert received[-1].level == "debug" and received[-1].data["tool"] == "list_blocks", received
+        await call(s, "block_ip_address", {"ip_address": "bad", "duration": "1h", "reason": "x"})
+        await settle(3)
         assert received[-1].level == "warning" and received[-1].data["outcome"] == "validation_error"
 
         with anyio.fail_after(STEP_TIMEOUT):
             await s.set_logging_level("error")
         ok(await call(s, "list_blocks", {}))
         await call(s, "block_ip_address", {"ip_address": "bad", "duration": "1h", "reason": "x"})
+        ok(await call(s, "block_ip_address", {"ip_address": "203.0.113.61", "duration": "1h", "reason": "log"}))
         await anyio.sleep(0.3)
-        assert len(received) == 2, f"nothing below error is sent after setLevel(error): {received[2:]}"
+        assert len(received) == 3, f"nothing below error is sent after setLevel(error): {received[3:]}"
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -236,3 +244,28 @@ async def test_cancelling_a_long_call_stops_its_work(servers, data_dir: Path, sl
     stop_ms = (ended_at - cancelled_at) * 1000
     print(f"\ncancel-to-stop over {transport}: {stop_ms:.1f} ms (the call ran {record['duration_us'] / 1000:.0f} ms)")
     assert record["duration_us"] < SLOW_MS * 1000, "the call ended before its first slow round trip finished"
+
+
+async def test_a_cancelled_change_is_not_applied(servers, data_dir: Path, slow_pfsense):
+    """Cancelled while it reads the slow firewall (before applying): the change is not made, and says so."""
+    emulator, config = slow_pfsense
+    p = servers("stdio", data_dir, config)
+    async with p.session() as s:
+        ok(await call(s, "get_system_status", {}))
+        _set_latency(emulator, SLOW_MS)
+        async with anyio.create_task_group() as tg:
+
+            async def change() -> None:
+                await s.call_tool("block_ip_address", {"ip_address": "203.0.113.99", "duration": "1h", "reason": "c"})
+
+            tg.start_soon(change)
+            await anyio.sleep(0.5)
+            tg.cancel_scope.cancel()
+        with anyio.fail_after(STEP_TIMEOUT):
+            while not any(r["tool"] == "block_ip_address" for r in read_audit(data_dir)):
+                await anyio.sleep(0.01)
+        _set_latency(emulator, 0)
+        blocks = ok(await call(s, "list_blocks", {}))
+    record = next(r for r in read_audit(data_dir) if r["tool"] == "block_ip_address")
+    assert record["outcome"] == "cancelled", record
+    assert blocks["data"] == [], "nothing was blocked"

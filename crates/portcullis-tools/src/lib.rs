@@ -308,7 +308,7 @@ impl ToolService {
         let _writer = until_cancelled(ctx, async { Ok(target.writer.lock().await) }).await?;
         ctx.report_progress(1, Some(CHANGE_STEPS), "planning against fresh state");
         let now = now();
-        let state = target.firewall.snapshot().await?;
+        let state = until_cancelled(ctx, async { Ok(target.firewall.snapshot().await?) }).await?;
         let plan = plan::plan(&state, call.intent, now)?;
         self.check_arguments(call, &plan, &state, now)?;
         self.check_lockout(&plan, &state, now)?;
@@ -331,8 +331,10 @@ impl ToolService {
             approval_id: None,
             confirm_by: None,
         };
-        // The firewall validates the plan itself where it can (pfRest dry_run) before anything is written.
-        target.firewall.check(&plan).await?;
+        // The firewall validates the plan itself where it can (pfRest dry_run) before anything is written. Until the
+        // apply starts, every wait (fresh state, the target's check, a person's approval) ends when the caller
+        // cancels; a pending approval then simply expires.
+        until_cancelled(ctx, async { Ok(target.firewall.check(&plan).await?) }).await?;
         if call.dry_run {
             result.rule = planned_rule(&state, &plan);
             return to_json(&result);
@@ -349,7 +351,7 @@ impl ToolService {
                 now,
                 ttl: self.guard.settings.approval_ttl,
             };
-            let granted = self.approve(call.ctx, &need).await.inspect_err(|e| {
+            let granted = until_cancelled(ctx, self.approve(ctx, &need)).await.inspect_err(|e| {
                 trace.approval_id.clone_from(&e.approval_id);
             })?;
             trace.approval_id = Some(granted.id.clone());

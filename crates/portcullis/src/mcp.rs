@@ -203,12 +203,19 @@ fn protocol_error(e: &CallError) -> ErrorData {
     }
 }
 
-/// How a call ended, for the client's log: level and a one-line summary.
+/// How a call ended, for the client's log: level and a one-line summary. Reads log at debug (a client that wants
+/// them asks with `logging/setLevel`; the default level, from config, keeps reads quiet), applied changes at notice,
+/// refusals at warning, failures of allowed calls at error.
 fn call_log(tool: &str, result: &Result<Value, CallError>) -> (LogLevel, Value) {
     match result {
         Ok(value) => {
-            let status = value.get("status").and_then(Value::as_str).unwrap_or("ok");
-            (LoggingLevel::Info, json!({"tool": tool, "outcome": status, "change_id": value.get("change_id")}))
+            let status = value.get("status").and_then(Value::as_str);
+            let level = match status {
+                Some("applied" | "pending_confirmation") => LoggingLevel::Notice,
+                Some(_) => LoggingLevel::Info,
+                None => LoggingLevel::Debug,
+            };
+            (level, json!({"tool": tool, "outcome": status.unwrap_or("ok"), "change_id": value.get("change_id")}))
         }
         Err(e) => {
             let level = match e.code {
