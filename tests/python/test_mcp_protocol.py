@@ -17,7 +17,13 @@ from mcp.shared.exceptions import MCPError
 
 from harness import STEP_TIMEOUT, HttpServer, call, httpx, ok, read_audit
 
-pytestmark = pytest.mark.anyio
+pytestmark = [
+    pytest.mark.anyio,
+    # Logging and resources/subscribe are what clients negotiating 2025-11-25 use; the SDK warns that the
+    # 2026-07-28 protocol replaces them.
+    pytest.mark.filterwarnings("ignore:The logging capability is deprecated"),
+    pytest.mark.filterwarnings("ignore:resources/(un)?subscribe is removed"),
+]
 
 TRANSPORTS = ["stdio", "http"]
 
@@ -181,6 +187,15 @@ async def test_progress_of_a_change(servers, data_dir: Path, transport: str):
     assert [s[0] for s in steps] == [0, 1, 2, 3] and all(s[1] == 3 for s in steps), steps
     assert steps[-1][2] == "applied and verified"
 
+    steps.clear()
+    async with p.session() as s:
+        with anyio.fail_after(STEP_TIMEOUT):
+            ok(await s.call_tool("query_firewall_logs", {"timeframe": "7d"}, progress_callback=on_progress))
+            while len(steps) < 3:
+                await anyio.sleep(0.02)
+    assert [(s[0], s[1]) for s in steps] == [(0, 2), (1, 2), (2, 2)], steps
+    assert steps[1][2].startswith("filtering ")
+
 
 # --------------------------------------------------------------------------
 # cancellation of a long call
@@ -269,3 +284,35 @@ async def test_a_cancelled_change_is_not_applied(servers, data_dir: Path, slow_p
     record = next(r for r in read_audit(data_dir) if r["tool"] == "block_ip_address")
     assert record["outcome"] == "cancelled", record
     assert blocks["data"] == [], "nothing was blocked"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_subscribed_resources_are_announced_after_a_change(servers, data_dir: Path, transport: str):
+    p = servers(transport, data_dir)
+    p.start()
+    updated: list[str] = []
+
+    async def on_message(message) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            updated.append(str(message.params.uri))
+
+    async with p.session(message_handler=on_message) as s:
+        with anyio.fail_after(STEP_TIMEOUT):
+            await s.subscribe_resource("portcullis://blocks")
+            await s.subscribe_resource("portcullis://grants")
+        ok(await call(s, "list_blocks", {}))
+        await anyio.sleep(0.2)
+        assert updated == [], "a read changes nothing"
+        ok(await call(s, "block_ip_address", {"ip_address": "203.0.113.70", "duration": "1h", "reason": "sub"}))
+        with anyio.fail_after(STEP_TIMEOUT):
+            while len(updated) < 2:
+                await anyio.sleep(0.02)
+        assert sorted(updated) == ["portcullis://blocks", "portcullis://grants"]
+        with anyio.fail_after(STEP_TIMEOUT):
+            await s.unsubscribe_resource("portcullis://grants")
+        ok(await call(s, "block_ip_address", {"ip_address": "203.0.113.71", "duration": "1h", "reason": "sub"}))
+        with anyio.fail_after(STEP_TIMEOUT):
+            while len(updated) < 3:
+                await anyio.sleep(0.02)
+        await anyio.sleep(0.2)
+        assert updated[2:] == ["portcullis://blocks"], updated

@@ -213,7 +213,7 @@ impl ToolService {
                 self.change(&call, trace).await
             }
             // A read changes nothing, so it may stop at any await point once the caller gives up.
-            read => until_cancelled(ctx, self.read(target, read)).await,
+            read => until_cancelled(ctx, self.read(ctx, target, read)).await,
         }
     }
 
@@ -262,7 +262,7 @@ impl ToolService {
         }
     }
 
-    async fn read(&self, target: &Target, request: Request) -> Result<Value, CallError> {
+    async fn read(&self, ctx: &CallContext, target: &Target, request: Request) -> Result<Value, CallError> {
         let name = target.name.as_str();
         if let Request::Status = request {
             let status = target.firewall.system_status().await?;
@@ -291,8 +291,12 @@ impl ToolService {
             Request::Aliases(a) => to_json(&reads::aliases(name, &state, a.as_deref(), now)?),
             Request::Logs(a) => {
                 let query = logs::LogQuery::parse(&a, &state, now)?;
+                ctx.report_progress(0, Some(2), "reading the firewall log");
                 let lines = target.firewall.firewall_log(logs::LINES_PER_QUERY).await?;
-                to_json(&logs::query(name, &lines, &state, &query, now))
+                ctx.report_progress(1, Some(2), &format!("filtering {} log lines", lines.len()));
+                let result = to_json(&logs::query(name, &lines, &state, &query, now));
+                ctx.report_progress(2, Some(2), "done");
+                result
             }
             _ => Err(CallError::internal("not a target read")),
         }
