@@ -515,3 +515,35 @@ fn completion(mut values: Vec<String>) -> CompletionInfo {
     info.values = values;
     info
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_levels_map_to_mcp_levels_in_order() {
+        let levels: Vec<u8> =
+            ["trace", "DEBUG", "INFO", "warn", "error"].iter().map(|l| severity(log_level_from_config(l))).collect();
+        assert_eq!(levels, [0, 0, 1, 3, 4]);
+        assert_eq!(log_level_from_config("anything-else"), LoggingLevel::Info);
+    }
+
+    #[test]
+    fn completions_are_capped_at_the_protocol_maximum_and_say_so() {
+        let many: Vec<String> = (0..150).map(|i| format!("10.0.0.{i}")).collect();
+        let info = completion(many);
+        assert_eq!((info.values.len(), info.total, info.has_more), (100, Some(150), Some(true)));
+        let few = completion(vec!["lan".into()]);
+        assert_eq!((few.values, few.has_more), (vec!["lan".to_string()], Some(false)));
+    }
+
+    #[test]
+    fn reads_log_quietly_changes_loudly() {
+        let read = call_log("list_blocks", &Ok(json!({"data": []})));
+        let change = call_log("block_ip_address", &Ok(json!({"status": "applied", "change_id": "c1"})));
+        let refused = call_log("block_ip_address", &Err(CallError::policy("no")));
+        let failed = call_log("block_ip_address", &Err(CallError::internal("boom")));
+        let levels: Vec<LogLevel> = [read, change, refused, failed].into_iter().map(|(level, _)| level).collect();
+        assert_eq!(levels, [LoggingLevel::Debug, LoggingLevel::Notice, LoggingLevel::Warning, LoggingLevel::Error]);
+    }
+}
