@@ -316,3 +316,23 @@ async def test_subscribed_resources_are_announced_after_a_change(servers, data_d
                 await anyio.sleep(0.02)
         await anyio.sleep(0.2)
         assert updated[2:] == ["portcullis://blocks"], updated
+
+
+def test_ctrl_c_cancels_a_cli_call_the_same_way(servers, data_dir: Path, slow_pfsense):
+    import signal
+    import subprocess
+
+    emulator, config = slow_pfsense
+    p = servers("stdio", data_dir, config)
+    _set_latency(emulator, SLOW_MS)
+    proc = subprocess.Popen(
+        [p.binary, *p.global_args, "call", "query_firewall_logs", "timeframe=30d"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=STEP_TIMEOUT)
+    assert proc.returncode == 1, stderr
+    assert "error [cancelled]" in stderr, stderr
+    record = next(r for r in read_audit(data_dir) if r["tool"] == "query_firewall_logs")
+    assert record["outcome"] == "cancelled" and record["transport"] == "cli", record
