@@ -336,3 +336,24 @@ def test_ctrl_c_cancels_a_cli_call_the_same_way(servers, data_dir: Path, slow_pf
     assert "error [cancelled]" in stderr, stderr
     record = next(r for r in read_audit(data_dir) if r["tool"] == "query_firewall_logs")
     assert record["outcome"] == "cancelled" and record["transport"] == "cli", record
+
+
+async def test_a_change_by_another_session_is_announced(servers, data_dir: Path):
+    p = servers("http", data_dir)
+    p.start()
+    updated: list[str] = []
+
+    async def on_message(message) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            updated.append(str(message.params.uri))
+
+    async with p.session(message_handler=on_message) as watcher, p.session() as other:
+        with anyio.fail_after(STEP_TIMEOUT):
+            await watcher.subscribe_resource("portcullis://targets/lab/blocks")
+            await watcher.subscribe_resource("portcullis://targets/elsewhere/blocks")
+        ok(await call(other, "block_ip_address", {"ip_address": "203.0.113.80", "duration": "1h", "reason": "x"}))
+        with anyio.fail_after(STEP_TIMEOUT):
+            while not updated:
+                await anyio.sleep(0.02)
+        await anyio.sleep(0.2)
+    assert updated == ["portcullis://targets/lab/blocks"], "only resources that read the changed target"

@@ -59,6 +59,8 @@ pub struct ToolService {
     tools: Vec<ToolDef>,
     /// Interfaces facing untrusted networks (restricted ones and `wan`), for lint.
     exposed_interfaces: Vec<String>,
+    /// The name of each target whose firewall a change (from any caller, the sweeper or a rollback) altered.
+    changed: tokio::sync::broadcast::Sender<String>,
 }
 
 /// What a validated call will do.
@@ -104,7 +106,20 @@ impl ToolService {
         }
         let mut exposed = guard.settings.restricted_interfaces.clone();
         exposed.push("wan".into());
-        Ok(Self { guard, last_drift: Default::default(), targets, tools: catalogue(), exposed_interfaces: exposed })
+        let (changed, _) = tokio::sync::broadcast::channel(64);
+        Ok(Self {
+            guard,
+            last_drift: Default::default(),
+            targets,
+            tools: catalogue(),
+            exposed_interfaces: exposed,
+            changed,
+        })
+    }
+
+    /// Announces each change applied to a target (its name), e.g. for MCP resource subscriptions.
+    pub fn subscribe_changes(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.changed.subscribe()
     }
 
     pub fn tools(&self) -> &[ToolDef] {

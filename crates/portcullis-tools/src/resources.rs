@@ -131,6 +131,17 @@ fn not_found(uri: &str) -> CallError {
 }
 
 impl ToolService {
+    /// Whether a change applied to `target` may change what `uri` reads (the audit tail changes with every call and
+    /// is not tied to a target).
+    pub fn resource_depends_on(&self, uri: &str, target: &str) -> bool {
+        match tool_for(uri) {
+            Ok(Some((tool, args))) if tool != "get_audit_log" => {
+                args["target"].as_str().unwrap_or(self.targets[0].name.as_str()) == target
+            }
+            _ => false,
+        }
+    }
+
     /// Reads a resource as `ctx`'s principal. Data comes from the matching read tool, through the pipeline.
     pub async fn read_resource(&self, ctx: &CallContext, uri: &str) -> Result<ResourceBody, CallError> {
         let body = |mime_type, text| ResourceBody { uri: uri.to_string(), mime_type, text };

@@ -38,6 +38,8 @@ pub struct McpServer {
     session: Arc<Session>,
 }
 
+const AUDIT_TAIL: &str = "portcullis://audit/tail";
+
 /// Log levels, least severe first; `LoggingLevel` from rmcp has no order.
 pub type LogLevel = LoggingLevel;
 
@@ -69,7 +71,19 @@ struct Session {
     /// Log notifications below this level are not sent.
     log_level: Mutex<LogLevel>,
     /// Resource URIs the client subscribed to.
-    subscriptions: Mutex<BTreeSet<String>>,
+    subscriptions: Arc<Mutex<BTreeSet<String>>>,
+    /// Whether the task announcing firewall changes to this session runs (started by the first subscription).
+    announcing: std::sync::atomic::AtomicBool,
+}
+
+impl Session {
+    fn new(log_level: LogLevel) -> Arc<Self> {
+        Arc::new(Session {
+            log_level: Mutex::new(log_level),
+            subscriptions: Default::default(),
+            announcing: Default::default(),
+        })
+    }
 }
 
 impl McpServer {
@@ -95,15 +109,13 @@ impl McpServer {
                 "Portcullis runs network security on firewalls with guardrails. Read tools are safe; change tools \
                  accept dry_run: true to show the exact plan first. Every call is audited.",
             );
-        let session = Arc::new(Session { log_level: Mutex::new(log_level), subscriptions: Default::default() });
+        let session = Session::new(log_level);
         Self { service, transport, default_principal, tools: Arc::new(tools), info: Arc::new(info), session }
     }
 
     /// A copy for a new MCP session: same service, fresh log level and subscriptions.
     pub fn for_session(&self) -> Self {
-        let level = *lock(&self.session.log_level);
-        let session = Arc::new(Session { log_level: Mutex::new(level), subscriptions: Default::default() });
-        Self { session, ..self.clone() }
+        Self { session: Session::new(*lock(&self.session.log_level)), ..self.clone() }
     }
 
     /// Sends a log notification if the session's level lets it through.
@@ -117,20 +129,45 @@ impl McpServer {
         }
     }
 
-    /// Tells the client which subscribed resources a call may have changed: the audit tail after any call, the
-    /// firewall lists after a change that was applied.
-    async fn notify_updates(&self, peer: &rmcp::Peer<RoleServer>, changed_firewall: bool) {
-        let uris: Vec<String> = lock(&self.session.subscriptions)
-            .iter()
-            .filter(|uri| changed_firewall || uri.as_str() == "portcullis://audit/tail")
-            .filter(|uri| uri.starts_with("portcullis://"))
-            .cloned()
-            .collect();
-        for uri in uris {
-            if let Err(e) = peer.notify_resource_updated(ResourceUpdatedNotificationParam::new(uri)).await {
+    /// After one of this session's calls: the audit tail has a new record.
+    async fn notify_audit_tail(&self, peer: &rmcp::Peer<RoleServer>) {
+        if lock(&self.session.subscriptions).contains(AUDIT_TAIL) {
+            let note = ResourceUpdatedNotificationParam::new(AUDIT_TAIL);
+            if let Err(e) = peer.notify_resource_updated(note).await {
                 tracing::debug!("resource update not delivered: {e}");
             }
         }
+    }
+
+    /// Announces to this session every change applied to a firewall, by anyone (other sessions, the CLI, the
+    /// expiry sweeper, rollbacks), for the subscribed resources that read that firewall. Runs until the client
+    /// goes away.
+    fn start_announcing(&self, peer: rmcp::Peer<RoleServer>) {
+        if self.session.announcing.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let mut changes = self.service.subscribe_changes();
+        let service = self.service.clone();
+        let subscriptions = self.session.subscriptions.clone();
+        tokio::spawn(async move {
+            loop {
+                let target = match changes.recv().await {
+                    Ok(target) => target,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                };
+                let uris: Vec<String> = lock(&subscriptions)
+                    .iter()
+                    .filter(|uri| service.resource_depends_on(uri, &target))
+                    .cloned()
+                    .collect();
+                for uri in uris {
+                    if peer.notify_resource_updated(ResourceUpdatedNotificationParam::new(uri)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
     }
 
     fn context(&self, ctx: &RequestContext<RoleServer>) -> CallContext {
@@ -345,9 +382,7 @@ impl ServerHandler for McpServer {
         }
         let (level, summary) = call_log(&request.name, &outcome);
         self.log(&context.peer, level, summary).await;
-        let changed =
-            outcome.as_ref().is_ok_and(|v| matches!(v["status"].as_str(), Some("applied" | "pending_confirmation")));
-        self.notify_updates(&context.peer, changed).await;
+        self.notify_audit_tail(&context.peer).await;
         let result = match outcome {
             Ok(value) => CallToolResult::structured(value),
             Err(e) => error_result(&e),
@@ -413,9 +448,10 @@ impl ServerHandler for McpServer {
     async fn subscribe(
         &self,
         request: SubscribeRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         lock(&self.session.subscriptions).insert(request.uri);
+        self.start_announcing(context.peer);
         Ok(())
     }
 
