@@ -40,9 +40,9 @@ pub struct McpServer {
 
 const AUDIT_TAIL: &str = "portcullis://audit/tail";
 
-/// Log levels, least severe first; `LoggingLevel` from rmcp has no order.
 pub type LogLevel = LoggingLevel;
 
+/// The rank of a level, least severe first (`LoggingLevel` from rmcp has no order).
 fn severity(level: LogLevel) -> u8 {
     match level {
         LoggingLevel::Debug => 0,
@@ -266,7 +266,7 @@ fn call_log(tool: &str, result: &Result<Value, CallError>) -> (LogLevel, Value) 
     }
 }
 
-fn string_args(args: Option<&Map<String, Value>>) -> Map<String, Value> {
+fn arguments_map(args: Option<&Map<String, Value>>) -> Map<String, Value> {
     args.cloned().unwrap_or_default()
 }
 
@@ -356,7 +356,7 @@ impl ServerHandler for McpServer {
     ) -> Result<CallToolResponse, ErrorData> {
         #[cfg(feature = "conformance")]
         if crate::conformance::is_fixture_tool(&request.name) {
-            let args = string_args(request.arguments.as_ref());
+            let args = arguments_map(request.arguments.as_ref());
             return crate::conformance::call_tool(self, &request.name, &args, &context).await.map(Into::into);
         }
         let (progress, forwarder) = match context.meta.get_progress_token() {
@@ -491,7 +491,7 @@ impl ServerHandler for McpServer {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        let args = string_args(request.arguments.as_ref());
+        let args = arguments_map(request.arguments.as_ref());
         #[cfg(feature = "conformance")]
         if let Some(fixture) = crate::conformance::get_prompt(&request.name, &args) {
             return Ok(fixture.into());
