@@ -175,7 +175,7 @@ class Portcullis:
     # -- MCP sessions ----------------------------------------------------------
 
     @asynccontextmanager
-    async def session(self, elicitation_callback=None) -> AsyncIterator[ClientSession]:
+    async def session(self, elicitation_callback=None, **client_options: Any) -> AsyncIterator[ClientSession]:
         """An initialized MCP client session to this server.
 
         For stdio, entering spawns `portcullis serve` and leaving stops it.
@@ -189,7 +189,11 @@ class Portcullis:
             with open(self.log_dir / f"stdio-{self.starts}.log", "w", encoding="utf-8") as errlog:
                 async with stdio_client(params, errlog=errlog) as (read, write):
                     async with ClientSession(
-                        read, write, read_timeout_seconds=STEP_TIMEOUT, elicitation_callback=elicitation_callback
+                        read,
+                        write,
+                        read_timeout_seconds=STEP_TIMEOUT,
+                        elicitation_callback=elicitation_callback,
+                        **client_options,
                     ) as s:
                         with anyio.fail_after(STEP_TIMEOUT):
                             await s.initialize()
@@ -202,7 +206,11 @@ class Portcullis:
                 async with _http_transport(self.http.url, http_client=client) as streams:
                     read, write = streams[0], streams[1]
                     async with ClientSession(
-                        read, write, read_timeout_seconds=STEP_TIMEOUT, elicitation_callback=elicitation_callback
+                        read,
+                        write,
+                        read_timeout_seconds=STEP_TIMEOUT,
+                        elicitation_callback=elicitation_callback,
+                        **client_options,
                     ) as s:
                         with anyio.fail_after(STEP_TIMEOUT):
                             await s.initialize()

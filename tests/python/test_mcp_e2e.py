@@ -39,6 +39,7 @@ EXPECTED_TOOLS = {
     "list_grants",
     "query_firewall_logs",
     "get_active_alarms",
+    "list_aliases",
 }
 READ_TOOLS = {
     "get_firewall_rules",
@@ -53,6 +54,7 @@ READ_TOOLS = {
     "list_grants",
     "query_firewall_logs",
     "get_active_alarms",
+    "list_aliases",
 }
 RULE_EDITING = {"create_firewall_rule", "modify_firewall_rule", "delete_firewall_rule"}
 

@@ -30,6 +30,8 @@ pub enum ErrorCode {
     UnexpectedResponse,
     Unavailable,
     InternalError,
+    /// The caller gave up (MCP `notifications/cancelled`) before the work finished; nothing was changed.
+    Cancelled,
 }
 
 impl ErrorCode {
@@ -53,6 +55,7 @@ impl ErrorCode {
             Self::UnexpectedResponse => "unexpected_response",
             Self::Unavailable => "unavailable",
             Self::InternalError => "internal_error",
+            Self::Cancelled => "cancelled",
         }
     }
 }

@@ -38,6 +38,10 @@ impl CallError {
         Self::new(ErrorCode::ApprovalRequired, message)
     }
 
+    pub fn cancelled() -> Self {
+        Self::new(ErrorCode::Cancelled, "the caller cancelled the call").with_hint("nothing was changed")
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InternalError, message)
     }

@@ -24,6 +24,7 @@ use chrono::TimeDelta;
 use ipnet::IpNet;
 use portcullis_core::firewall::ErrorCode;
 use serde::Serialize;
+pub use tokio_util::sync::CancellationToken;
 
 /// How a call reached Portcullis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -53,6 +54,21 @@ pub trait HumanApprover: Send + Sync {
     async fn confirm(&self, question: &str) -> Result<bool, String>;
 }
 
+/// Receives progress of a call's work (done out of total, with a short message). Must not block.
+pub trait ProgressSink: Send + Sync {
+    fn report(&self, done: u64, total: Option<u64>, message: &str);
+}
+
+/// A shared progress sink; `Debug` so that call contexts stay printable.
+#[derive(Clone)]
+pub struct Progress(pub std::sync::Arc<dyn ProgressSink>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
+}
+
 /// A shared approver; `Debug` so that call contexts stay printable.
 #[derive(Clone)]
 pub struct Approver(pub std::sync::Arc<dyn HumanApprover>);
@@ -74,16 +90,55 @@ pub struct CallContext {
     /// A person reachable during the call, when the transport offers one.
     #[serde(skip)]
     pub approver: Option<Approver>,
+    /// Cancelled when the caller gives up (MCP `notifications/cancelled`); long work checks it.
+    #[serde(skip)]
+    pub cancel: CancellationToken,
+    /// Where progress of long work goes, when the caller asked for it (MCP `_meta.progressToken`).
+    #[serde(skip)]
+    pub progress: Option<Progress>,
 }
 
 impl CallContext {
     pub fn new(principal: Principal, transport: Transport, origin: Option<String>) -> Self {
-        Self { principal, transport, origin, correlation_id: uuid::Uuid::new_v4().to_string(), approver: None }
+        Self {
+            principal,
+            transport,
+            origin,
+            correlation_id: uuid::Uuid::new_v4().to_string(),
+            approver: None,
+            cancel: CancellationToken::new(),
+            progress: None,
+        }
     }
 
     pub fn with_approver(mut self, approver: Option<Approver>) -> Self {
         self.approver = approver;
         self
+    }
+
+    pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    pub fn with_progress(mut self, progress: Option<Progress>) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// `Err(cancelled)` once the caller has given up: long work calls this between steps.
+    pub fn check_cancelled(&self) -> Result<(), CallError> {
+        if self.cancel.is_cancelled() {
+            return Err(CallError::cancelled());
+        }
+        Ok(())
+    }
+
+    /// Reports progress to the caller, if it asked for it.
+    pub fn report_progress(&self, done: u64, total: Option<u64>, message: &str) {
+        if let Some(p) = &self.progress {
+            p.0.report(done, total, message);
+        }
     }
 }
 

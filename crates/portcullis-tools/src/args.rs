@@ -128,6 +128,15 @@ pub struct GetFirewallRulesArgs {
     pub enabled_only: Option<bool>,
     /// Compact rows plus counts per interface and action.
     pub summary: Option<bool>,
+    /// Only the rule with this id.
+    pub rule_id: Option<StrOrNum>,
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ListAliasesArgs {
+    /// One alias by name, with all its entries; without it, every alias with its entry count.
+    pub name: Option<String>,
     pub target: Option<String>,
 }
 

@@ -214,6 +214,16 @@ pub fn catalogue() -> Vec<ToolDef> {
             true,
             "Active grants with reason, expiry and the pass rules that let them in.",
         ),
+        def::<ListAliasesArgs, AliasesResult>(
+            "list_aliases",
+            "Aliases",
+            "read_aliases",
+            Read,
+            false,
+            true,
+            "Aliases (named address and port lists) with their kind and entry count; with name, one alias and its \
+             live entries with reason and expiry.",
+        ),
         def::<InterfaceFilterArgs, BlocksResult>(
             "list_blocks",
             "Active blocks",

@@ -50,6 +50,8 @@ impl ToolService {
     pub(crate) async fn apply_verified(&self, target: &Target, plan: &ChangePlan) -> Result<AfterApply, CallError> {
         let after = apply_and_verify(target.firewall.as_ref(), plan).await?;
         target.note_state(&after.state);
+        // Nobody listening is fine; a lagging listener only misses announcements, never the change.
+        let _ = self.changed.send(target.name.clone());
         let (put, removed) = managed_changes(plan, &after.state);
         if !put.is_empty() || !removed.is_empty() {
             self.guard.auditor.store().managed_record(&target.name, &put, &removed).map_err(|e| {

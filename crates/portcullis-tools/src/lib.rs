@@ -9,8 +9,10 @@ mod catalogue;
 mod changes;
 mod drift;
 mod logs;
+mod prompts;
 mod reads;
 mod reconciler;
+mod resources;
 mod views;
 
 use std::sync::Arc;
@@ -31,6 +33,8 @@ use serde_json::Value;
 pub use catalogue::{ToolDef, ToolKind, catalogue, permissions_markdown};
 pub use portcullis_guard::CallError;
 pub use reconciler::{SweepOutcome, TargetSchedule};
+pub use prompts::{PromptArgDef, PromptBody, PromptDef, prompts};
+pub use resources::{ResourceBody, ResourceDef, ResourceTemplateDef, resource_templates, resources};
 pub use views::*;
 
 use args::*;
@@ -64,6 +68,8 @@ pub struct ToolService {
     tools: Vec<ToolDef>,
     /// Interfaces facing untrusted networks (restricted ones and `wan`), for lint.
     exposed_interfaces: Vec<String>,
+    /// The name of each target whose firewall a change (from any caller, the sweeper or a rollback) altered.
+    changed: tokio::sync::broadcast::Sender<String>,
 }
 
 /// What a validated call will do.
@@ -75,6 +81,7 @@ enum Request {
     Simulate(SimulatePacketArgs),
     Lint(Option<String>),
     Grants(Option<String>),
+    Aliases(Option<String>),
     Logs(QueryLogsArgs),
     AuditLog(AuditLogArgs),
     AuditVerify,
@@ -108,7 +115,20 @@ impl ToolService {
         }
         let mut exposed = guard.settings.restricted_interfaces.clone();
         exposed.push("wan".into());
-        Ok(Self { guard, last_drift: Default::default(), targets, tools: catalogue(), exposed_interfaces: exposed })
+        let (changed, _) = tokio::sync::broadcast::channel(64);
+        Ok(Self {
+            guard,
+            last_drift: Default::default(),
+            targets,
+            tools: catalogue(),
+            exposed_interfaces: exposed,
+            changed,
+        })
+    }
+
+    /// Announces each change applied to a target (its name), e.g. for MCP resource subscriptions.
+    pub fn subscribe_changes(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.changed.subscribe()
     }
 
     pub fn tools(&self) -> &[ToolDef] {
@@ -195,11 +215,12 @@ impl ToolService {
         self.guard.authorize(ctx, def.operation, def.requirement)?;
         let (target_name, request) = prepare(tool, args)?;
         self.guard.rate_limit(ctx, def.rate_class)?;
+        ctx.check_cancelled()?;
         match request {
             Request::AuditLog(a) => return self.audit_log(&a),
             Request::AuditVerify => return self.audit_verify(),
             Request::PendingChanges => return self.pending_changes(),
-            Request::Alarms(a) => return self.active_alarms(&a).await,
+            Request::Alarms(a) => return until_cancelled(ctx, self.active_alarms(&a)).await,
             Request::ConfirmChange(id) => return self.confirm_change(&id, trace),
             Request::RollbackChange { change_id, dry_run } => {
                 trace.dry_run = dry_run;
@@ -215,7 +236,8 @@ impl ToolService {
                 let call = ChangeCall { ctx, def, target, args, intent: &intent, dry_run, confirm_within };
                 self.change(&call, trace).await
             }
-            read => self.read(target, read).await,
+            // A read changes nothing, so it may stop at any await point once the caller gives up.
+            read => until_cancelled(ctx, self.read(ctx, target, read)).await,
         }
     }
 
@@ -264,7 +286,7 @@ impl ToolService {
         }
     }
 
-    async fn read(&self, target: &Target, request: Request) -> Result<Value, CallError> {
+    async fn read(&self, ctx: &CallContext, target: &Target, request: Request) -> Result<Value, CallError> {
         let name = target.name.as_str();
         if let Request::Status = request {
             let status = target.firewall.system_status().await?;
@@ -290,10 +312,15 @@ impl ToolService {
             Request::Simulate(a) => to_json(&reads::simulate(name, &state, &a, now)?),
             Request::Lint(i) => to_json(&reads::lint_rules(name, &state, i.as_deref(), &self.exposed_interfaces, now)?),
             Request::Grants(a) => to_json(&reads::grants(name, &state, a.as_deref(), now)),
+            Request::Aliases(a) => to_json(&reads::aliases(name, &state, a.as_deref(), now)?),
             Request::Logs(a) => {
                 let query = logs::LogQuery::parse(&a, &state, now)?;
+                ctx.report_progress(0, Some(2), "reading the firewall log");
                 let lines = target.firewall.firewall_log(logs::LINES_PER_QUERY).await?;
-                to_json(&logs::query(name, &lines, &state, &query, now))
+                ctx.report_progress(1, Some(2), &format!("filtering {} log lines", lines.len()));
+                let result = to_json(&logs::query(name, &lines, &state, &query, now));
+                ctx.report_progress(2, Some(2), "done");
+                result
             }
             _ => Err(CallError::internal("not a target read")),
         }
@@ -303,10 +330,13 @@ impl ToolService {
         let change_id = uuid::Uuid::new_v4().to_string();
         trace.change_id = Some(change_id.clone());
         let target = call.target;
+        let ctx = call.ctx;
+        ctx.report_progress(0, Some(CHANGE_STEPS), "waiting for the target's writer lock");
         // One writer per firewall, from reading the state the plan is made against until the read-back.
-        let _writer = target.writer.lock().await;
+        let _writer = until_cancelled(ctx, async { Ok(target.writer.lock().await) }).await?;
+        ctx.report_progress(1, Some(CHANGE_STEPS), "planning against fresh state");
         let now = now();
-        let state = target.firewall.snapshot().await?;
+        let state = until_cancelled(ctx, async { Ok(target.firewall.snapshot().await?) }).await?;
         let plan = plan::plan(&state, call.intent, now)?;
         self.check_arguments(call, &plan, &state, now)?;
         self.check_lockout(&plan, &state, now)?;
@@ -329,8 +359,10 @@ impl ToolService {
             approval_id: None,
             confirm_by: None,
         };
-        // The firewall validates the plan itself where it can (pfRest dry_run) before anything is written.
-        target.firewall.check(&plan).await?;
+        // The firewall validates the plan itself where it can (pfRest dry_run) before anything is written. Until the
+        // apply starts, every wait (fresh state, the target's check, a person's approval) ends when the caller
+        // cancels; a pending approval then simply expires.
+        until_cancelled(ctx, async { Ok(target.firewall.check(&plan).await?) }).await?;
         if call.dry_run {
             result.rule = planned_rule(&state, &plan);
             return to_json(&result);
@@ -347,13 +379,17 @@ impl ToolService {
                 now,
                 ttl: self.guard.settings.approval_ttl,
             };
-            let granted = self.approve(call.ctx, &need).await.inspect_err(|e| {
+            let granted = until_cancelled(ctx, self.approve(ctx, &need)).await.inspect_err(|e| {
                 trace.approval_id.clone_from(&e.approval_id);
             })?;
             trace.approval_id = Some(granted.id.clone());
             result.approval_id = Some(granted.id);
         }
         let confirm_by = self.confirm_window(call, &plan).map(|w| now + w);
+        // The last moment a cancellation is honoured: once applying starts, the change runs to its end (before
+        // or after, never between).
+        ctx.check_cancelled()?;
+        ctx.report_progress(2, Some(CHANGE_STEPS), "applying");
         self.journal_begin(&result.change_id, call, &plan, confirm_by, now)?;
         let after = match self.apply_verified(target, &plan).await {
             Ok(after) => after,
@@ -369,6 +405,7 @@ impl ToolService {
         result.confirm_by = confirm_by;
         result.verified = true;
         result.rule = applied_rule(&after.state, &plan, &after.created);
+        ctx.report_progress(CHANGE_STEPS, Some(CHANGE_STEPS), "applied and verified");
         to_json(&result)
     }
 
@@ -477,6 +514,21 @@ struct ChangeCall<'a> {
     intent: &'a Intent,
     dry_run: bool,
     confirm_within: Option<TimeDelta>,
+}
+
+/// Progress steps of a change: lock, plan, apply, verified.
+const CHANGE_STEPS: u64 = 3;
+
+/// Runs work that may be abandoned at any await point, until it ends or the caller cancels.
+async fn until_cancelled<T>(
+    ctx: &CallContext,
+    work: impl std::future::Future<Output = Result<T, CallError>>,
+) -> Result<T, CallError> {
+    tokio::select! {
+        biased;
+        () = ctx.cancel.cancelled() => Err(CallError::cancelled()),
+        result = work => result,
+    }
 }
 
 /// Denials are refusals by the guard; other errors are failures of an allowed call.
@@ -659,6 +711,10 @@ fn prepare(tool: &str, args: &Value) -> Result<(Option<String>, Request), CallEr
         "query_firewall_logs" => {
             let a: QueryLogsArgs = parse_args(args)?;
             Ok((a.target.clone(), Request::Logs(a)))
+        }
+        "list_aliases" => {
+            let a: ListAliasesArgs = parse_args(args)?;
+            Ok((a.target, Request::Aliases(a.name)))
         }
         "list_grants" => {
             let a: ListGrantsArgs = parse_args(args)?;

@@ -18,9 +18,11 @@ pub fn firewall_rules(target: &str, state: &RuleSet, a: &GetFirewallRulesArgs) -
         Some(name) => Some(state.resolve_interface("interface", name)?.name.clone()),
         None => None,
     };
+    let wanted = a.rule_id.as_ref().map(crate::args::rule_id).transpose()?;
     let data: Vec<RuleView> = state
         .rules
         .iter()
+        .filter(|r| wanted.as_ref().is_none_or(|id| &r.rule_id == id))
         .filter(|r| interface.as_ref().is_none_or(|i| &r.interface == i))
         .filter(|r| !a.enabled_only.unwrap_or(false) || r.enabled)
         .map(|r| RuleView::of(state, r))
@@ -31,6 +33,7 @@ pub fn firewall_rules(target: &str, state: &RuleSet, a: &GetFirewallRulesArgs) -
         count: data.len(),
         data,
         summary,
+        interfaces: state.interfaces.clone(),
         default_policy: DefaultPolicy {
             inbound: "block (implicit default deny after the last rule)".into(),
             outbound: "pass (implicit)".into(),
@@ -53,6 +56,29 @@ fn summarise(rows: &[RuleView]) -> RulesSummary {
         by_interface,
         by_action,
     }
+}
+
+/// Aliases of a target: every alias with its entry count, or one alias with its entries.
+pub fn aliases(target: &str, state: &RuleSet, name: Option<&str>, now: Timestamp) -> FieldResult<AliasesResult> {
+    if let Some(n) = name
+        && !state.aliases.iter().any(|a| a.name == n)
+    {
+        return Err(FieldError::new("name", format!("there is no alias named {n:?} on target {target}")));
+    }
+    let data: Vec<AliasView> = state
+        .aliases
+        .iter()
+        .filter(|a| name.is_none_or(|n| a.name == n))
+        .map(|a| AliasView {
+            name: a.name.clone(),
+            kind: a.kind,
+            description: a.description.clone(),
+            managed: a.managed.clone(),
+            entry_count: a.entries.iter().filter(|e| e.is_live(now)).count(),
+            entries: name.map(|_| a.entries.iter().filter(|e| e.is_live(now)).cloned().collect()),
+        })
+        .collect();
+    Ok(AliasesResult { target: target.to_string(), count: data.len(), data })
 }
 
 pub fn blocks(target: &str, state: &RuleSet, interface: Option<&str>, now: Timestamp) -> FieldResult<BlocksResult> {

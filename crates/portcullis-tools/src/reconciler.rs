@@ -167,6 +167,8 @@ impl ToolService {
     /// Applies an entry-removal plan and reads just those entries back: none may remain.
     async fn remove_entries_verified(&self, target: &Target, plan: &ChangePlan) -> Result<(), CallError> {
         crate::apply_plan(target.firewall.as_ref(), plan).await?;
+        // Nobody listening is fine; resource subscribers learn that the lists changed.
+        let _ = self.changed.send(target.name.clone());
         for op in &plan.operations {
             let Operation::RemoveAliasEntries { alias, before } = op else { continue };
             let values: Vec<String> = before.iter().map(|e| e.value.clone()).collect();

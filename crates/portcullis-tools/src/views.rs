@@ -61,7 +61,32 @@ pub struct RulesResult {
     pub count: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summary: Option<RulesSummary>,
+    /// The target's interfaces (names rules use, devices, addresses).
+    pub interfaces: Vec<portcullis_core::model::Interface>,
     pub default_policy: DefaultPolicy,
+}
+
+/// `list_aliases`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct AliasesResult {
+    pub target: String,
+    pub data: Vec<AliasView>,
+    pub count: usize,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct AliasView {
+    pub name: String,
+    pub kind: portcullis_core::model::AliasKind,
+    pub description: String,
+    /// The kind of list Portcullis manages (`block_list`, `grant_list`), if it manages this alias.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub managed: Option<String>,
+    /// Live entries (expired ones not yet swept are left out).
+    pub entry_count: usize,
+    /// The live entries, when one alias is asked for by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entries: Option<Vec<portcullis_core::model::AliasEntry>>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, JsonSchema)]

@@ -78,7 +78,7 @@ async fn valid_call(svc: &ToolService, tool: &str) -> Value {
         "get_firewall_rules" | "list_blocks" | "get_system_status" | "lint_rules" | "verify_audit_log" => json!({}),
         "get_vpn_status" => json!({"type": "openvpn"}),
         "query_firewall_logs" => json!({"timeframe": "1h", "action": "block"}),
-        "list_pending_changes" | "list_grants" | "get_active_alarms" => json!({}),
+        "list_pending_changes" | "list_grants" | "get_active_alarms" | "list_aliases" => json!({}),
         "grant_access" => json!({"ip_address": "203.0.113.44", "duration": "1h", "reason": "matrix"}),
         "revoke_access" => {
             call(svc, "admin", "grant_access", json!({"ip_address": "203.0.113.45", "duration": "1h", "reason": "x"}))

@@ -74,7 +74,17 @@ pub async fn call(app: &App, tool: &str, pairs: &[String], json: bool) -> anyhow
     };
     let user = std::env::var("USER").ok().map(|u| format!("cli:{u}"));
     let ctx = CallContext::new(app.local_principal(), Transport::Cli, user);
-    match service.call(&ctx, tool, args).await {
+    // Ctrl-C cancels the call the way an MCP client's cancellation does: a read stops, a change not yet applied is
+    // not made, and the audit record says `cancelled`.
+    let cancel = ctx.cancel.clone();
+    let interrupt = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            cancel.cancel();
+        }
+    });
+    let outcome = service.call(&ctx, tool, args).await;
+    interrupt.abort();
+    match outcome {
         Ok(value) => {
             if json {
                 println!("{}", serde_json::to_string_pretty(&value)?);

@@ -61,14 +61,15 @@ fn router(app: &App, http: &HttpConfig, local: SocketAddr, shutdown: Cancellatio
     let service = app.service.clone();
     let principal = app.local_principal();
     let mcp = &app.config.mcp;
-    let server = McpServer::new(service, Transport::Http, principal, &mcp.server_name, &mcp.version);
+    let log_level = crate::mcp::log_level_from_config(&app.config.logging.level);
+    let server = McpServer::new(service, Transport::Http, principal, &mcp.server_name, &mcp.version, log_level);
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(allowed_hosts(local))
         .with_allowed_origins(allowed_origins(http, local))
         .enforce_origin_validation()
         .with_cancellation_token(shutdown.child_token());
     let mcp_service: StreamableHttpService<McpServer, LocalSessionManager> =
-        StreamableHttpService::new(move || Ok(server.clone()), Default::default(), config);
+        StreamableHttpService::new(move || Ok(server.for_session()), Default::default(), config);
     let roles = http.tokens.iter().map(|t| (t.principal.clone(), app.principal(&t.principal).role)).collect();
     let auth = AuthState { http: Arc::new(http.clone()), roles: Arc::new(roles) };
     let feeds = FeedState { service: app.service.clone(), auth: auth.clone() };

@@ -5,6 +5,8 @@ mod app;
 mod approvals;
 mod cli;
 mod config;
+#[cfg(feature = "conformance")]
+mod conformance;
 mod http;
 mod mcp;
 
@@ -204,6 +206,7 @@ async fn serve_stdio(app: &App, shutdown: CancellationToken) -> anyhow::Result<(
         app.local_principal(),
         &mcp.server_name,
         &mcp.version,
+        mcp::log_level_from_config(&app.config.logging.level),
     );
     let running = server.serve(rmcp::transport::io::stdio_pipes()).await.context("MCP handshake over stdio failed")?;
     tokio::select! {
