@@ -32,8 +32,8 @@ use serde_json::Value;
 
 pub use catalogue::{ToolDef, ToolKind, catalogue, permissions_markdown};
 pub use portcullis_guard::CallError;
-pub use reconciler::{SweepOutcome, TargetSchedule};
 pub use prompts::{PromptArgDef, PromptBody, PromptDef, prompts};
+pub use reconciler::{SweepOutcome, TargetSchedule};
 pub use resources::{ResourceBody, ResourceDef, ResourceTemplateDef, resource_templates, resources};
 pub use views::*;
 

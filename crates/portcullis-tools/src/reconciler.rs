@@ -31,6 +31,8 @@ const EXPIRY_BATCH: usize = 50_000;
 const HOUSEKEEPING_TICK: Duration = Duration::from_secs(1);
 /// The usual interval between drift checks (a full read of every target).
 const DRIFT_CHECK_EVERY: Duration = Duration::from_secs(10);
+/// How long a drift check may wait for due expiries to be settled first.
+const DRIFT_CHECK_MAX_DELAY: Duration = Duration::from_secs(60);
 
 /// What the reconciler knows of one target's next deadlines.
 #[derive(Debug, Clone, Default)]
@@ -207,7 +209,8 @@ impl ToolService {
 
     /// Runs the reconciler until `stop` completes: sweeps at each deadline, rolls back overdue unconfirmed
     /// changes every second, checks drift every ten seconds or, when the managed lists are so long that a check
-    /// takes a while, at most 5% of the time. `observe` sees every sweep.
+    /// takes a while, at most 5% of the time, and not while expiries are due unless it has waited a minute.
+    /// `observe` sees every sweep.
     pub async fn reconcile(&self, stop: impl Future<Output = ()>, mut observe: impl FnMut(&SweepOutcome)) {
         tokio::pin!(stop);
         let mut next_tick = Instant::now();
@@ -222,7 +225,10 @@ impl ToolService {
                 self.roll_back_overdue_logged().await;
                 next_tick += HOUSEKEEPING_TICK;
             }
-            if Instant::now() >= next_drift_check {
+            // Deadlines first: a drift check waits while expiries are due, up to DRIFT_CHECK_MAX_DELAY.
+            let now = Instant::now();
+            let expiries_waiting = instant_of(self.next_deadline()) <= now;
+            if now >= next_drift_check && (!expiries_waiting || now >= next_drift_check + DRIFT_CHECK_MAX_DELAY) {
                 let started = Instant::now();
                 // Reports go to the log and to get_active_alarms; the check itself is read-only.
                 self.check_drift().await;
