@@ -153,14 +153,15 @@ pub fn volume_anomalies(
     while hour < to_ms {
         let lines = hours.get(&hour).copied().unwrap_or(0);
         let elapsed = (now_ms - hour).clamp(0, HOUR_MS);
-        let judged = if elapsed >= HOUR_MS { Some(lines as f64) } else if elapsed >= HOUR_MS / 4 {
+        let judged = if elapsed >= HOUR_MS {
+            Some(lines as f64)
+        } else if elapsed >= HOUR_MS / 4 {
             Some(lines as f64 * HOUR_MS as f64 / elapsed as f64)
         } else {
             None
         };
-        let history: Vec<f64> = (1..=7)
-            .filter_map(|d| hours.get(&(hour - d * 24 * HOUR_MS)).map(|n| *n as f64))
-            .collect();
+        let history: Vec<f64> =
+            (1..=7).filter_map(|d| hours.get(&(hour - d * 24 * HOUR_MS)).map(|n| *n as f64)).collect();
         if let Some(rate) = judged
             && history.len() >= t.baseline_min_days
             && lines >= t.volume_min_lines

@@ -61,7 +61,8 @@ pub fn filterlog_line(p: &LoggedPacket<'_>) -> String {
         let _ = write!(s, "6,0x00,0x00000,64,{name},{},{},{},{},", p.protocol, p.length, p.src, p.dst);
     } else {
         let flags = if p.protocol == 6 { "DF" } else { "none" };
-        let _ = write!(s, "4,0x0,,64,{},0,{flags},{},{name},{},{},{},", p.id % 65536, p.protocol, p.length, p.src, p.dst);
+        let _ =
+            write!(s, "4,0x0,,64,{},0,{flags},{},{name},{},{},{},", p.id % 65536, p.protocol, p.length, p.src, p.dst);
     }
     match p.protocol {
         6 => {
@@ -115,7 +116,10 @@ mod tests {
             let p = packet(proto, src, dst);
             let line = filterlog_line(&p);
             let e = parse_line(&line).unwrap_or_else(|err| panic!("{line}: {err}"));
-            assert_eq!((e.protocol_id, e.src, e.dst, e.action, e.direction), (proto, p.src, p.dst, p.action, p.direction));
+            assert_eq!(
+                (e.protocol_id, e.src, e.dst, e.action, e.direction),
+                (proto, p.src, p.dst, p.action, p.direction)
+            );
             assert_eq!(e.tracker, Some(p.tracker), "{line}");
             assert_eq!(e.interface, "em0");
             assert_eq!(e.length, 60);

@@ -34,14 +34,15 @@
 mod body;
 pub mod compact;
 pub mod detect;
-pub mod format;
-pub mod rollup;
 mod entry;
 mod error;
+pub mod format;
 mod header;
 mod ip;
 mod num;
 mod record;
+pub mod report;
+pub mod rollup;
 mod stats;
 mod time;
 

@@ -87,7 +87,12 @@ impl PullDedup {
     }
 
     /// Stores the lines of a pull that the previous pull did not have, and remembers this pull.
-    pub fn ingest(&mut self, store: &LogStore, lines: &[String], now: DateTime<Utc>) -> Result<IngestStats, StoreError> {
+    pub fn ingest(
+        &mut self,
+        store: &LogStore,
+        lines: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<IngestStats, StoreError> {
         let hashes: Vec<u64> = lines.iter().map(|l| line_hash(l)).collect();
         let fresh: Vec<&str> =
             lines.iter().zip(&hashes).filter(|(_, h)| !self.previous.contains(h)).map(|(l, _)| l.as_str()).collect();

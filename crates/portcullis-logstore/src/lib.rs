@@ -374,11 +374,8 @@ impl LogStore {
         let mut inner = self.lock();
         self.scan_dir(&mut inner)?;
         let oldest_kept = hour_of((now - self.retention.max_age).timestamp_millis());
-        let mut sizes: Vec<(i64, u64)> = inner
-            .hours
-            .keys()
-            .map(|h| (*h, fs::metadata(self.seg_path(*h)).map(|m| m.len()).unwrap_or(0)))
-            .collect();
+        let mut sizes: Vec<(i64, u64)> =
+            inner.hours.keys().map(|h| (*h, fs::metadata(self.seg_path(*h)).map(|m| m.len()).unwrap_or(0))).collect();
         let mut total: u64 = sizes.iter().map(|s| s.1).sum();
         let mut doomed = Vec::new();
         for (hour, size) in sizes.drain(..) {

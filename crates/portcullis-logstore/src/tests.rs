@@ -85,7 +85,9 @@ fn retention_deletes_old_segments_and_keeps_within_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let store = LogStore::open(dir.path(), Retention { max_age: TimeDelta::hours(5), max_bytes: 64 * 25 }).unwrap();
     let now = DateTime::from_timestamp_millis(T0 + 10 * HOUR_MS).unwrap();
-    let records: Vec<Record> = (0..10).flat_map(|h| (0..10).map(move |i| rec(T0 + h * HOUR_MS + i, "203.0.113.1", 22, Action::Block))).collect();
+    let records: Vec<Record> = (0..10)
+        .flat_map(|h| (0..10).map(move |i| rec(T0 + h * HOUR_MS + i, "203.0.113.1", 22, Action::Block)))
+        .collect();
     store.append(&records).unwrap();
     store.flush().unwrap();
     let deleted = store.enforce_retention(now).unwrap();
@@ -101,7 +103,9 @@ fn lines_are_parsed_interned_and_pulls_deduplicated() {
     let store = open(dir.path());
     let now = Utc::now();
     let line = |t: &str, src: &str| {
-        format!("<134>1 {t} fw filterlog 1 - - 5,,,1000000103,em0,match,block,in,4,0x0,,64,1,0,DF,6,tcp,60,{src},198.51.100.2,40000,22,0,S,1,,64240,,mss")
+        format!(
+            "<134>1 {t} fw filterlog 1 - - 5,,,1000000103,em0,match,block,in,4,0x0,,64,1,0,DF,6,tcp,60,{src},198.51.100.2,40000,22,0,S,1,,64240,,mss"
+        )
     };
     let t = (now - TimeDelta::minutes(5)).to_rfc3339();
     let lines = vec![line(&t, "203.0.113.1"), line(&t, "203.0.113.2"), "garbage".to_string()];
