@@ -112,7 +112,7 @@ pub fn source_findings(window: &Rollup, t: &Thresholds) -> Vec<Finding> {
         let sensitive = s.sensitive_total();
         if sensitive >= t.brute_force_attempts {
             let mut ports: Vec<(u16, u64)> = s.sensitive.iter().map(|(p, n)| (*p, *n)).collect();
-            ports.sort_by(|a, b| b.1.cmp(&a.1));
+            ports.sort_by_key(|p| std::cmp::Reverse(p.1));
             let detail = ports.iter().map(|(p, n)| format!("{n} attempts on port {p}")).collect::<Vec<_>>().join(", ");
             out.push(finding(ThreatKind::BruteForce, sensitive, ports.iter().map(|p| p.0).collect(), detail));
         }

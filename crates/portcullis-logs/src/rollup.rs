@@ -19,11 +19,12 @@ pub const PORTS_KEPT_PER_SOURCE: usize = 1024;
 /// Counts by action: pass, block, reject.
 pub type ActionCounts = [u64; 3];
 
-fn action_index(a: Action) -> usize {
+fn bump(counts: &mut ActionCounts, a: Action) {
+    let [pass, block, reject] = counts;
     match a {
-        Action::Pass => 0,
-        Action::Block => 1,
-        Action::Reject => 2,
+        Action::Pass => *pass += 1,
+        Action::Block => *block += 1,
+        Action::Reject => *reject += 1,
     }
 }
 
@@ -157,11 +158,11 @@ impl Rollup {
     /// Folds in one record. Fold records of one hour into one rollup and merge hours: a source's
     /// `hours_active` is then the number of hours it was seen in.
     pub fn fold(&mut self, r: &Record) {
-        let a = action_index(r.action);
+        let a = r.action;
         self.records += 1;
-        self.actions[a] += 1;
+        bump(&mut self.actions, a);
         let bucket = self.minutes.entry((r.ts_ms.div_euclid(MINUTE_MS) * MINUTE_MS, r.interface)).or_default();
-        bucket.actions[a] += 1;
+        bump(&mut bucket.actions, a);
         let len = u64::from(r.length);
         match r.direction {
             Direction::In => {
@@ -175,7 +176,7 @@ impl Rollup {
         }
         *self.hours.entry(r.ts_ms.div_euclid(HOUR_MS) * HOUR_MS).or_insert(0) += 1;
         if let Some(port) = r.dst_port {
-            self.ports.entry(PortKey { protocol: r.protocol, port }).or_default()[a] += 1;
+            bump(self.ports.entry(PortKey { protocol: r.protocol, port }).or_default(), a);
         }
         if let Some(t) = r.tracker {
             *self.rules.entry(t).or_insert(0) += 1;
@@ -186,7 +187,7 @@ impl Rollup {
             hours_active: 1,
             ..Default::default()
         });
-        s.actions[a] += 1;
+        bump(&mut s.actions, a);
         s.bytes += len;
         s.first_ms = s.first_ms.min(r.ts_ms);
         s.last_ms = s.last_ms.max(r.ts_ms);
@@ -194,7 +195,7 @@ impl Rollup {
             if SENSITIVE_PORTS.contains(&port) {
                 *s.sensitive.entry(port).or_insert(0) += 1;
             }
-            if a != 0 && s.blocked_ports.len() < PORTS_KEPT_PER_SOURCE {
+            if a != Action::Pass && s.blocked_ports.len() < PORTS_KEPT_PER_SOURCE {
                 s.blocked_ports.insert(port);
             }
         }

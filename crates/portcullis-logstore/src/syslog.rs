@@ -91,7 +91,12 @@ impl Listener {
     }
 }
 
-async fn serve_udp(socket: UdpSocket, tx: mpsc::Sender<String>, stats: Arc<ListenerStats>, shutdown: CancellationToken) {
+async fn serve_udp(
+    socket: UdpSocket,
+    tx: mpsc::Sender<String>,
+    stats: Arc<ListenerStats>,
+    shutdown: CancellationToken,
+) {
     let mut buf = vec![0u8; 65536];
     loop {
         let n = tokio::select! {
@@ -114,7 +119,12 @@ async fn serve_udp(socket: UdpSocket, tx: mpsc::Sender<String>, stats: Arc<Liste
     }
 }
 
-async fn serve_tcp(listener: TcpListener, tx: mpsc::Sender<String>, stats: Arc<ListenerStats>, shutdown: CancellationToken) {
+async fn serve_tcp(
+    listener: TcpListener,
+    tx: mpsc::Sender<String>,
+    stats: Arc<ListenerStats>,
+    shutdown: CancellationToken,
+) {
     loop {
         let stream = tokio::select! {
             r = listener.accept() => match r {
@@ -130,7 +140,12 @@ async fn serve_tcp(listener: TcpListener, tx: mpsc::Sender<String>, stats: Arc<L
     }
 }
 
-async fn serve_stream(mut stream: TcpStream, tx: mpsc::Sender<String>, stats: Arc<ListenerStats>, shutdown: CancellationToken) {
+async fn serve_stream(
+    mut stream: TcpStream,
+    tx: mpsc::Sender<String>,
+    stats: Arc<ListenerStats>,
+    shutdown: CancellationToken,
+) {
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = vec![0u8; 65536];
     loop {
@@ -184,10 +199,8 @@ enum Frame {
 fn next_frame(buf: &mut Vec<u8>, at_end: bool) -> Result<Frame, ()> {
     let digits = buf.iter().take_while(|b| b.is_ascii_digit()).count();
     if digits > 0 && buf.get(digits) == Some(&b' ') {
-        let len: usize = std::str::from_utf8(buf.get(..digits).unwrap_or_default())
-            .ok()
-            .and_then(|d| d.parse().ok())
-            .ok_or(())?;
+        let len: usize =
+            std::str::from_utf8(buf.get(..digits).unwrap_or_default()).ok().and_then(|d| d.parse().ok()).ok_or(())?;
         if len > MAX_FRAME {
             return Err(());
         }
@@ -195,7 +208,9 @@ fn next_frame(buf: &mut Vec<u8>, at_end: bool) -> Result<Frame, ()> {
         if buf.len() < end {
             return Ok(Frame::NeedMore);
         }
-        let line = String::from_utf8_lossy(buf.get(digits + 1..end).unwrap_or_default()).trim_end_matches(['\n', '\r', '\0']).to_string();
+        let line = String::from_utf8_lossy(buf.get(digits + 1..end).unwrap_or_default())
+            .trim_end_matches(['\n', '\r', '\0'])
+            .to_string();
         buf.drain(..end);
         return Ok(if line.is_empty() { Frame::Skip } else { Frame::Line(line) });
     }
@@ -232,8 +247,9 @@ async fn write_batches(store: Arc<LogStore>, mut rx: mpsc::Receiver<String>, sta
             }
         }
         let store2 = store.clone();
-        let result = tokio::task::spawn_blocking(move || store2.ingest_lines(batch.iter().map(String::as_str), Utc::now()))
-            .await;
+        let result =
+            tokio::task::spawn_blocking(move || store2.ingest_lines(batch.iter().map(String::as_str), Utc::now()))
+                .await;
         match result {
             Ok(Ok(s)) => {
                 stats.stored.fetch_add(s.stored, Ordering::Relaxed);

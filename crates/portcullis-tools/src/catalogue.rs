@@ -5,8 +5,8 @@ use portcullis_guard::{Category, Level, RateClass, Requirement};
 use schemars::{JsonSchema, SchemaGenerator, generate::SchemaSettings};
 use serde_json::{Map, Value};
 
-use crate::args::*;
 use crate::analytics::*;
+use crate::args::*;
 use crate::views::*;
 
 /// Whether a tool reads or changes the firewall.

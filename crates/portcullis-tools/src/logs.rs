@@ -66,11 +66,8 @@ pub fn query(
     q: &LogQuery,
     now: Timestamp,
 ) -> Result<LogsResult, CallError> {
-    let interface = match &q.interface {
-        // A device the store never saw has no lines.
-        Some(device) => Some(store.known_interface_id(device).unwrap_or(u16::MAX)),
-        None => None,
-    };
+    // A device the store never saw has no lines.
+    let interface = q.interface.as_ref().map(|device| store.known_interface_id(device).unwrap_or(u16::MAX));
     let keep = |r: &Record| {
         q.action.is_none_or(|a| a.as_str() == r.action.as_str())
             && q.source.is_none_or(|n| n.contains(&r.src))

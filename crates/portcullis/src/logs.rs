@@ -75,7 +75,8 @@ impl LogsConfig {
             }
         }
         if let Some(age) = &self.max_age {
-            portcullis_core::duration::parse_span("logs.max_age", age).map_err(|e| ("logs.max_age".into(), e.message))?;
+            portcullis_core::duration::parse_span("logs.max_age", age)
+                .map_err(|e| ("logs.max_age".into(), e.message))?;
         }
         if self.max_size_mb == Some(0) {
             return Err(("logs.max_size_mb".into(), "must be at least 1".into()));
@@ -136,7 +137,8 @@ pub async fn spawn_tasks(app: &App, shutdown: CancellationToken) -> anyhow::Resu
         tracing::info!(udp = ?listener.udp_addr(), tcp = ?listener.tcp_addr(), target, "syslog listener started");
         tokio::spawn(listener.run(store, shutdown.clone()));
     }
-    let stores: Vec<Arc<LogStore>> = app.service.target_names().iter().filter_map(|t| app.service.log_store(t).cloned()).collect();
+    let stores: Vec<Arc<LogStore>> =
+        app.service.target_names().iter().filter_map(|t| app.service.log_store(t).cloned()).collect();
     let retention_shutdown = shutdown.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(600));
@@ -166,7 +168,10 @@ pub async fn spawn_tasks(app: &App, shutdown: CancellationToken) -> anyhow::Resu
 fn spawn_auto_response(app: &App, shutdown: CancellationToken) {
     let cfg = app.config.logs.auto_response.clone();
     let service = app.service.clone();
-    let principal = Principal { name: cfg.principal.clone(), role: app.config.security.role_of(&cfg.principal).unwrap_or_else(|| "operator".into()) };
+    let principal = Principal {
+        name: cfg.principal.clone(),
+        role: app.config.security.role_of(&cfg.principal).unwrap_or_else(|| "operator".into()),
+    };
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(cfg.every_seconds));
         let mut blocked: HashSet<(String, String)> = HashSet::new();
@@ -179,18 +184,30 @@ fn spawn_auto_response(app: &App, shutdown: CancellationToken) {
                 let ctx = CallContext::new(principal.clone(), Transport::System, Some("auto_response".into()));
                 let args = serde_json::json!({"timeframe": cfg.timeframe, "target": target});
                 let Ok(found) = service.call(&ctx, "analyze_threats", args).await else { continue };
-                let Ok(threats) = serde_json::from_value::<Vec<serde_json::Value>>(found["data"].clone()) else { continue };
+                let Ok(threats) = serde_json::from_value::<Vec<serde_json::Value>>(found["data"].clone()) else {
+                    continue;
+                };
                 for t in threats {
                     let score = t["threat_score"].as_u64().unwrap_or(0);
-                    let (Some(ip), Some(duration)) = (t["source_ip"].as_str(), t["recommended_block_duration"].as_str()) else { continue };
+                    let (Some(ip), Some(duration)) =
+                        (t["source_ip"].as_str(), t["recommended_block_duration"].as_str())
+                    else {
+                        continue;
+                    };
                     if score < u64::from(cfg.min_score) || !blocked.insert((target.clone(), ip.to_string())) {
                         continue;
                     }
-                    let reason = format!("auto: {} (threat score {score})", t["type"].as_str().unwrap_or("threat").replace('_', " "));
-                    let args = serde_json::json!({"ip_address": ip, "duration": duration, "reason": reason, "target": target});
+                    let reason = format!(
+                        "auto: {} (threat score {score})",
+                        t["type"].as_str().unwrap_or("threat").replace('_', " ")
+                    );
+                    let args =
+                        serde_json::json!({"ip_address": ip, "duration": duration, "reason": reason, "target": target});
                     match service.call(&ctx, "block_ip_address", args).await {
                         Ok(_) => tracing::warn!(target, ip, duration, score, "automated response: blocked"),
-                        Err(e) => tracing::warn!(target, ip, "automated response refused: {}: {}", e.code.as_str(), e.message),
+                        Err(e) => {
+                            tracing::warn!(target, ip, "automated response refused: {}: {}", e.code.as_str(), e.message)
+                        }
                     }
                 }
             }

@@ -197,7 +197,8 @@ async fn dispatch(command: Command, loaded: LoadedConfig) -> anyhow::Result<i32>
                 days,
                 peak_per_hour,
             };
-            let stats = app.service.generate_lab_traffic(&options).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            let stats =
+                app.service.generate_lab_traffic(&options).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
             println!("stored {} filterlog lines in the lab's log store ({} malformed)", stats.stored, stats.malformed);
             Ok(0)
         }
