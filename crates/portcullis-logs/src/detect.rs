@@ -105,13 +105,17 @@ pub fn source_findings(window: &Rollup, t: &Thresholds) -> Vec<Finding> {
             last_ms: s.last_ms,
         };
         if s.blocked_ports.len() >= t.scan_ports {
-            let ports: Vec<u16> = s.blocked_ports.iter().take(10).copied().collect();
-            let detail = format!("{} distinct ports probed and blocked", s.blocked_ports.len());
+            let ports: Vec<u16> = s.blocked_ports.iter().take(10).collect();
+            let detail = if s.blocked_ports.is_full() {
+                format!("{} or more distinct ports probed and blocked", s.blocked_ports.len())
+            } else {
+                format!("{} distinct ports probed and blocked", s.blocked_ports.len())
+            };
             out.push(finding(ThreatKind::PortScan, s.denied(), ports, detail));
         }
         let sensitive = s.sensitive_total();
         if sensitive >= t.brute_force_attempts {
-            let mut ports: Vec<(u16, u64)> = s.sensitive.iter().map(|(p, n)| (*p, *n)).collect();
+            let mut ports: Vec<(u16, u64)> = s.sensitive_ports().collect();
             ports.sort_by_key(|p| std::cmp::Reverse(p.1));
             let detail = ports.iter().map(|(p, n)| format!("{n} attempts on port {p}")).collect::<Vec<_>>().join(", ");
             out.push(finding(ThreatKind::BruteForce, sensitive, ports.iter().map(|p| p.0).collect(), detail));

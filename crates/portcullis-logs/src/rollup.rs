@@ -2,7 +2,8 @@
 //! any span is answered by merging the rollups of the whole hours inside it plus a rollup of the records at the
 //! partial edges.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -13,8 +14,154 @@ use crate::entry::{Action, Direction};
 /// Ports whose attempts count as brute force (remote logins, file sharing, databases).
 pub const SENSITIVE_PORTS: [u16; 12] = [21, 22, 23, 25, 445, 1433, 3306, 3389, 5432, 5900, 6379, 27017];
 
-/// At most this many distinct destination ports are kept per source: a scan is evident long before.
-pub const PORTS_KEPT_PER_SOURCE: usize = 1024;
+/// At most this many distinct destination ports are kept per source: a scan is evident long before, and a fixed
+/// inline set keeps merging hour rollups free of allocation.
+pub const PORTS_KEPT_PER_SOURCE: usize = 32;
+
+/// A small set of ports, sorted, inline; it stops growing at [`PORTS_KEPT_PER_SOURCE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortSet {
+    len: u8,
+    ports: [u16; PORTS_KEPT_PER_SOURCE],
+}
+
+impl Default for PortSet {
+    fn default() -> Self {
+        Self { len: 0, ports: [0; PORTS_KEPT_PER_SOURCE] }
+    }
+}
+
+impl PortSet {
+    /// Distinct ports held (at most [`PORTS_KEPT_PER_SOURCE`]).
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// Whether no port is held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether the set stopped growing (the source touched at least this many ports).
+    pub fn is_full(&self) -> bool {
+        self.len() >= PORTS_KEPT_PER_SOURCE
+    }
+
+    /// The ports, ascending.
+    pub fn iter(&self) -> impl Iterator<Item = u16> + '_ {
+        self.ports.iter().take(self.len()).copied()
+    }
+
+    /// Adds every port of `other` (up to the bound), in one linear pass over both sorted arrays.
+    pub fn union(&mut self, other: &PortSet) {
+        if other.is_empty() || self.is_full() {
+            return;
+        }
+        let mut out = [0u16; PORTS_KEPT_PER_SOURCE];
+        let mut n = 0;
+        let mine = *self;
+        let (mut a, mut b) = (mine.iter().peekable(), other.iter().peekable());
+        while n < PORTS_KEPT_PER_SOURCE {
+            let next = match (a.peek().copied(), b.peek().copied()) {
+                (Some(x), Some(y)) if x == y => {
+                    a.next();
+                    b.next();
+                    x
+                }
+                (Some(x), Some(y)) if x < y => {
+                    a.next();
+                    x
+                }
+                (Some(_), Some(y)) | (None, Some(y)) => {
+                    b.next();
+                    y
+                }
+                (Some(x), None) => {
+                    a.next();
+                    x
+                }
+                (None, None) => break,
+            };
+            if let Some(slot) = out.get_mut(n) {
+                *slot = next;
+            }
+            n += 1;
+        }
+        drop((a, b));
+        self.ports = out;
+        self.len = n as u8;
+    }
+
+    /// Adds a port (ignored when full).
+    pub fn insert(&mut self, port: u16) {
+        let held = self.ports.get(..self.len()).unwrap_or_default();
+        if let Err(at) = held.binary_search(&port)
+            && !self.is_full()
+        {
+            let len = self.len();
+            if let Some(tail) = self.ports.get_mut(at..=len) {
+                tail.rotate_right(1);
+                if let Some(first) = tail.first_mut() {
+                    *first = port;
+                }
+                self.len += 1;
+            }
+        }
+    }
+}
+
+/// A fast hasher for addresses and small keys (FxHash-style multiply-rotate). Rollups are merged by the
+/// hundred thousand entries; SipHash's protection against crafted collisions costs more than it is worth here,
+/// where keys are bounded by the store's own aggregation.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            if let Some(dst) = word.get_mut(..chunk.len()) {
+                dst.copy_from_slice(chunk);
+            }
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u16(&mut self, i: u16) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        // The product's low bits depend only on the input's low bits (for addresses, a shared first octet):
+        // bring the well-mixed high bits down, where the table takes its bucket index.
+        self.0.rotate_left(26)
+    }
+}
+
+impl FastHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// A map with [`FastHasher`].
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 /// Counts by action: pass, block, reject.
 pub type ActionCounts = [u64; 3];
@@ -73,10 +220,10 @@ pub struct SourceStat {
     pub actions: ActionCounts,
     /// Bytes sent.
     pub bytes: u64,
-    /// Lines to a sensitive port, by port.
-    pub sensitive: BTreeMap<u16, u64>,
+    /// Lines to each of the [`SENSITIVE_PORTS`], in that order.
+    pub sensitive: [u64; SENSITIVE_PORTS.len()],
     /// Distinct destination ports of blocked lines (at most [`PORTS_KEPT_PER_SOURCE`]).
-    pub blocked_ports: BTreeSet<u16>,
+    pub blocked_ports: PortSet,
     /// Hours in which the source was seen (1 per hour segment, summed by merging).
     pub hours_active: u32,
     /// First and last time seen (ms).
@@ -98,24 +245,25 @@ impl SourceStat {
 
     /// Lines to sensitive ports.
     pub fn sensitive_total(&self) -> u64 {
-        self.sensitive.values().sum()
+        self.sensitive.iter().sum()
     }
 
-    fn merge(&mut self, o: &SourceStat) {
+    /// (port, lines) for the sensitive ports this source tried.
+    pub fn sensitive_ports(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
+        SENSITIVE_PORTS.iter().zip(self.sensitive).filter(|(_, n)| *n > 0).map(|(p, n)| (*p, n))
+    }
+
+    /// Adds another period's statistics of the same source.
+    pub fn merge(&mut self, o: &SourceStat) {
         let fresh = self.total() == 0;
         for (a, b) in self.actions.iter_mut().zip(o.actions) {
             *a += b;
         }
         self.bytes += o.bytes;
-        for (p, n) in &o.sensitive {
-            *self.sensitive.entry(*p).or_insert(0) += n;
+        for (a, b) in self.sensitive.iter_mut().zip(o.sensitive) {
+            *a += b;
         }
-        for p in &o.blocked_ports {
-            if self.blocked_ports.len() >= PORTS_KEPT_PER_SOURCE {
-                break;
-            }
-            self.blocked_ports.insert(*p);
-        }
+        self.blocked_ports.union(&o.blocked_ports);
         self.hours_active += o.hours_active;
         self.first_ms = if fresh { o.first_ms } else { self.first_ms.min(o.first_ms) };
         self.last_ms = self.last_ms.max(o.last_ms);
@@ -143,11 +291,11 @@ pub struct Rollup {
     /// Lines per hour start (ms): the hour-of-day baseline is made of these.
     pub hours: BTreeMap<i64, u64>,
     /// Lines by destination `protocol:port`, by action.
-    pub ports: HashMap<PortKey, ActionCounts>,
+    pub ports: FastMap<PortKey, ActionCounts>,
     /// Per source address.
-    pub sources: HashMap<IpAddr, SourceStat>,
+    pub sources: FastMap<IpAddr, SourceStat>,
     /// Lines per rule tracker.
-    pub rules: HashMap<u64, u64>,
+    pub rules: FastMap<u64, u64>,
 }
 
 const MINUTE_MS: i64 = 60_000;
@@ -192,10 +340,12 @@ impl Rollup {
         s.first_ms = s.first_ms.min(r.ts_ms);
         s.last_ms = s.last_ms.max(r.ts_ms);
         if let Some(port) = r.dst_port {
-            if SENSITIVE_PORTS.contains(&port) {
-                *s.sensitive.entry(port).or_insert(0) += 1;
+            if let Some(i) = SENSITIVE_PORTS.iter().position(|p| *p == port)
+                && let Some(n) = s.sensitive.get_mut(i)
+            {
+                *n += 1;
             }
-            if a != Action::Pass && s.blocked_ports.len() < PORTS_KEPT_PER_SOURCE {
+            if a != Action::Pass {
                 s.blocked_ports.insert(port);
             }
         }
@@ -203,16 +353,7 @@ impl Rollup {
 
     /// Adds another rollup (of records disjoint from this one's).
     pub fn merge(&mut self, o: &Rollup) {
-        self.records += o.records;
-        for (a, b) in self.actions.iter_mut().zip(o.actions) {
-            *a += b;
-        }
-        for (k, v) in &o.minutes {
-            self.minutes.entry(*k).or_default().add(v);
-        }
-        for (k, v) in &o.hours {
-            *self.hours.entry(*k).or_insert(0) += v;
-        }
+        self.merge_traffic(o);
         for (k, v) in &o.ports {
             let e = self.ports.entry(*k).or_default();
             for (a, b) in e.iter_mut().zip(v) {
@@ -222,8 +363,24 @@ impl Rollup {
         for (k, v) in &o.rules {
             *self.rules.entry(*k).or_insert(0) += v;
         }
+        self.sources.reserve(o.sources.len().saturating_sub(self.sources.len() / 2));
         for (ip, s) in &o.sources {
             self.sources.entry(*ip).or_default().merge(s);
+        }
+    }
+
+    /// Adds only the totals and the traffic (minutes, hours) of another rollup: enough for traffic statistics,
+    /// and much cheaper than [`Rollup::merge`].
+    pub fn merge_traffic(&mut self, o: &Rollup) {
+        self.records += o.records;
+        for (a, b) in self.actions.iter_mut().zip(o.actions) {
+            *a += b;
+        }
+        for (k, v) in &o.minutes {
+            self.minutes.entry(*k).or_default().add(v);
+        }
+        for (k, v) in &o.hours {
+            *self.hours.entry(*k).or_insert(0) += v;
         }
     }
 
@@ -270,7 +427,13 @@ impl Rollup {
     /// The `n` sources with most blocked/rejected lines, most first (ties by address).
     pub fn top_denied_sources(&self, n: usize) -> Vec<(IpAddr, &SourceStat)> {
         let mut v: Vec<_> = self.sources.iter().filter(|(_, s)| s.denied() > 0).map(|(ip, s)| (*ip, s)).collect();
-        v.sort_by(|a, b| b.1.denied().cmp(&a.1.denied()).then(a.0.cmp(&b.0)));
+        let order =
+            |a: &(IpAddr, &SourceStat), b: &(IpAddr, &SourceStat)| b.1.denied().cmp(&a.1.denied()).then(a.0.cmp(&b.0));
+        if n > 0 && v.len() > n {
+            v.select_nth_unstable_by(n - 1, order);
+            v.truncate(n);
+        }
+        v.sort_by(order);
         v.truncate(n);
         v
     }
@@ -288,6 +451,29 @@ impl Rollup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_sets_stay_sorted_distinct_and_bounded() {
+        let mut p = PortSet::default();
+        for port in [80u16, 22, 80, 443, 1, 22] {
+            p.insert(port);
+        }
+        assert_eq!(p.iter().collect::<Vec<_>>(), vec![1, 22, 80, 443]);
+        for port in 1000..1100 {
+            p.insert(port);
+        }
+        assert_eq!(p.len(), PORTS_KEPT_PER_SOURCE);
+        assert!(p.is_full());
+        assert!(p.iter().collect::<Vec<_>>().windows(2).all(|w| w[0] < w[1]));
+        let (mut a, mut b) = (PortSet::default(), PortSet::default());
+        [5u16, 1, 9].into_iter().for_each(|x| a.insert(x));
+        [9u16, 2, 7, 1].into_iter().for_each(|x| b.insert(x));
+        a.union(&b);
+        assert_eq!(a.iter().collect::<Vec<_>>(), vec![1, 2, 5, 7, 9]);
+        let mut full = p;
+        full.union(&a);
+        assert_eq!(full, p);
+    }
 
     fn rec(ts_ms: i64, src: &str, port: u16, action: Action) -> Record {
         Record {
@@ -323,6 +509,7 @@ mod tests {
         let s = &merged.sources[&"203.0.113.1".parse::<IpAddr>().unwrap()];
         assert_eq!((s.denied(), s.sensitive_total(), s.hours_active), (80, 50, 2));
         assert_eq!(s.blocked_ports.len(), 31);
+        assert_eq!(s.sensitive_ports().collect::<Vec<_>>(), vec![(22, 50)]);
         assert_eq!(merged.hours.len(), 2);
         assert_eq!(merged.series(HOUR_MS, None).values().map(|b| b.packets()).collect::<Vec<_>>(), vec![50, 30]);
         assert_eq!(merged.top_denied_ports(1), vec![(PortKey { protocol: 6, port: 22 }, 50)]);

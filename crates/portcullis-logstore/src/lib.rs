@@ -81,7 +81,11 @@ pub struct LogStore {
     dir: PathBuf,
     retention: Retention,
     inner: Mutex<Inner>,
+    /// Merged rollups of whole UTC days, with the record counts of the segments they were made from.
+    days: Mutex<HashMap<i64, (Vec<u64>, Arc<Rollup>)>>,
 }
+
+const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// A page of records, newest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,7 +107,7 @@ impl LogStore {
     pub fn open(dir: impl Into<PathBuf>, retention: Retention) -> Result<Arc<Self>, StoreError> {
         let dir = dir.into();
         fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let store = Self { dir, retention, inner: Mutex::new(Inner::default()) };
+        let store = Self { dir, retention, inner: Mutex::new(Inner::default()), days: Mutex::default() };
         {
             let mut inner = store.lock();
             store.reload_devices(&mut inner)?;
@@ -291,30 +295,99 @@ impl LogStore {
     }
 
     fn hours_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<i64>, StoreError> {
+        if from_ms >= to_ms {
+            return Ok(Vec::new());
+        }
         let mut inner = self.lock();
         self.scan_dir(&mut inner)?;
         Ok(inner.hours.range(hour_of(from_ms)..=hour_of(to_ms.saturating_sub(1))).map(|(h, _)| *h).collect())
     }
 
-    /// Aggregates of the records with `from_ms <= ts < to_ms`.
-    pub fn rollup(&self, from_ms: i64, to_ms: i64) -> Result<Rollup, StoreError> {
-        let mut out = Rollup::default();
+    /// Calls `visit` with the rollup of every hour of `[from_ms, to_ms)`: the cached rollup for whole hours, a
+    /// rollup of the records inside the span for the partial hours at the edges.
+    pub fn visit_rollups(&self, from_ms: i64, to_ms: i64, mut visit: impl FnMut(&Rollup)) -> Result<(), StoreError> {
         for hour in self.hours_between(from_ms, to_ms)? {
             let start = hour * HOUR_MS;
             if start >= from_ms && start + HOUR_MS <= to_ms {
                 let mut inner = self.lock();
                 self.refresh_hour(&mut inner, hour)?;
                 if let Some(h) = inner.hours.get(&hour) {
-                    out.merge(&h.rollup);
+                    visit(&h.rollup);
                 }
             } else {
                 let mut edge = Rollup::default();
                 for r in self.hour_records(hour)?.iter().filter(|r| r.ts_ms >= from_ms && r.ts_ms < to_ms) {
                     edge.fold(r);
                 }
-                out.merge(&edge);
+                visit(&edge);
             }
         }
+        Ok(())
+    }
+
+    /// Aggregates of the records with `from_ms <= ts < to_ms`. Whole UTC days inside the span come from merged
+    /// day rollups (kept while their segments do not change), so a week merges seven rollups, not 168.
+    pub fn rollup(&self, from_ms: i64, to_ms: i64) -> Result<Rollup, StoreError> {
+        let mut out = Rollup::default();
+        let first_day = from_ms.div_euclid(DAY_MS) + i64::from(from_ms.rem_euclid(DAY_MS) != 0);
+        let end_day = to_ms.div_euclid(DAY_MS);
+        if first_day >= end_day {
+            self.visit_rollups(from_ms, to_ms, |r| out.merge(r))?;
+            return Ok(out);
+        }
+        self.visit_rollups(from_ms, first_day * DAY_MS, |r| out.merge(r))?;
+        for day in first_day..end_day {
+            let merged = self.day_rollup(day)?;
+            if out.records == 0 && out.sources.is_empty() {
+                out = (*merged).clone();
+            } else {
+                out.merge(&merged);
+            }
+        }
+        self.visit_rollups(end_day * DAY_MS, to_ms, |r| out.merge(r))?;
+        Ok(out)
+    }
+
+    /// The merged rollup of one UTC day, cached with the record counts of its segments.
+    fn day_rollup(&self, day: i64) -> Result<Arc<Rollup>, StoreError> {
+        let first_hour = day * 24;
+        let signature: Vec<u64> = (first_hour..first_hour + 24)
+            .map(|h| fs::metadata(self.seg_path(h)).map(|m| m.len() / RECORD_SIZE as u64).unwrap_or(0))
+            .collect();
+        if let Some((sig, r)) = self.days.lock().unwrap_or_else(|p| p.into_inner()).get(&day)
+            && *sig == signature
+        {
+            return Ok(r.clone());
+        }
+        let mut merged = Rollup::default();
+        self.visit_rollups(day * DAY_MS, (day + 1) * DAY_MS, |r| merged.merge(r))?;
+        let merged = Arc::new(merged);
+        self.days.lock().unwrap_or_else(|p| p.into_inner()).insert(day, (signature, merged.clone()));
+        Ok(merged)
+    }
+
+    /// Totals and traffic (no per-source, per-port or per-rule detail) of `[from_ms, to_ms)`.
+    pub fn traffic_rollup(&self, from_ms: i64, to_ms: i64) -> Result<Rollup, StoreError> {
+        let mut out = Rollup::default();
+        self.visit_rollups(from_ms, to_ms, |r| out.merge_traffic(r))?;
+        Ok(out)
+    }
+
+    /// What the given sources did in `[from_ms, to_ms)` (sources never seen are absent).
+    pub fn sources_rollup(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        sources: &[std::net::IpAddr],
+    ) -> Result<HashMap<std::net::IpAddr, portcullis_logs::rollup::SourceStat>, StoreError> {
+        let mut out: HashMap<std::net::IpAddr, portcullis_logs::rollup::SourceStat> = HashMap::new();
+        self.visit_rollups(from_ms, to_ms, |r| {
+            for ip in sources {
+                if let Some(s) = r.sources.get(ip) {
+                    out.entry(*ip).or_default().merge(s);
+                }
+            }
+        })?;
         Ok(out)
     }
 
@@ -393,6 +466,9 @@ impl LogStore {
                 }
             }
             inner.hours.remove(hour);
+        }
+        if !doomed.is_empty() {
+            self.days.lock().unwrap_or_else(|p| p.into_inner()).clear();
         }
         Ok(doomed.len())
     }

@@ -41,12 +41,19 @@ fn rollups_over_spans_equal_a_fold_of_the_records_in_them() {
         by_hour.values().for_each(|h| want.merge(h));
         assert_eq!(got, want, "{from}..{to}");
     }
+    // Whole days come from the day cache, which notices appends.
+    let days = (41 * 24 * HOUR_MS, 44 * 24 * HOUR_MS);
+    let before = store.rollup(days.0, days.1).unwrap();
+    store.append(&[rec(T0 + 5, "203.0.113.7", 22, Action::Block)]).unwrap();
+    let after = store.rollup(days.0, days.1).unwrap();
+    assert_eq!(after.records, before.records + 1);
+    assert!(after.sources.contains_key(&"203.0.113.7".parse().unwrap()));
     // A second process sees the same, from the rollup files plus what was appended after them.
     store.append(&[rec(T0 + 10, "203.0.113.9", 22, Action::Pass)]).unwrap();
     let other = open(dir.path());
     let r = other.rollup(T0, T0 + HOUR_MS).unwrap();
-    assert_eq!(r.records, 181);
-    assert_eq!(other.hourly_counts(T0, T0 + 6 * HOUR_MS).unwrap().values().sum::<u64>(), 1001);
+    assert_eq!(r.records, 182);
+    assert_eq!(other.hourly_counts(T0, T0 + 6 * HOUR_MS).unwrap().values().sum::<u64>(), 1002);
 }
 
 #[test]

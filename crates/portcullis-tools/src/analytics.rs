@@ -231,7 +231,7 @@ impl ToolService {
         // A device the store never saw has no lines.
         let iface_id = interface.map(|i| store.known_interface_id(&i.device).unwrap_or(u16::MAX));
         let (from, to) = ((now - window).timestamp_millis(), now.timestamp_millis() + 1);
-        let rollup = store.rollup(from, to).map_err(store_error)?;
+        let rollup = store.traffic_rollup(from, to).map_err(store_error)?;
         let step = granularity.num_milliseconds();
         let series = rollup.series(step, iface_id);
         let mut data = Vec::new();
@@ -270,7 +270,7 @@ impl ToolService {
         })
     }
 
-    /// Threats of `[now - window, now]` on one target, highest score first.
+    /// Threats of `[now - window, now]` on one target, highest score first, and the lines analysed.
     pub(crate) fn threats(
         &self,
         target: &Target,
@@ -278,46 +278,9 @@ impl ToolService {
         now: Timestamp,
     ) -> Result<(Vec<ThreatView>, u64), CallError> {
         let store = self.store_of(target)?;
-        let (from, to) = ((now - window).timestamp_millis(), now.timestamp_millis() + 1);
-        let rollup = store.rollup(from, to).map_err(store_error)?;
-        let t = Thresholds::default();
-        let mut findings = detect::source_findings(&rollup, &t);
-        let history_from = from - HISTORY_DAYS * 24 * HOUR_MS;
-        let hours = store.hourly_counts(history_from, to).map_err(store_error)?;
-        for anomaly in detect::volume_anomalies(&hours, from, to, now.timestamp_millis(), &t) {
-            let hour = store.rollup(anomaly.hour_ms, anomaly.hour_ms + HOUR_MS).map_err(store_error)?;
-            let Some((ip, s)) = hour.sources.iter().max_by_key(|(ip, s)| (s.total(), std::cmp::Reverse(**ip))) else {
-                continue;
-            };
-            let detail = format!(
-                "{} lines in the hour from {} against a baseline of {:.0} ± {:.0} for that hour of day; {} of them from this source",
-                anomaly.lines,
-                ms_time(anomaly.hour_ms).format("%Y-%m-%d %H:00"),
-                anomaly.baseline_mean,
-                anomaly.baseline_stddev,
-                s.total()
-            );
-            // A spike across an hour boundary is one finding.
-            if let Some(f) = findings.iter_mut().find(|f| f.kind == ThreatKind::UnusualTrafficVolume && f.source == *ip)
-            {
-                f.attempt_count += s.total();
-                f.detail = format!("{}; {detail}", f.detail);
-                f.first_ms = f.first_ms.min(s.first_ms);
-                f.last_ms = f.last_ms.max(s.last_ms);
-                continue;
-            }
-            findings.push(Finding {
-                kind: ThreatKind::UnusualTrafficVolume,
-                source: *ip,
-                attempt_count: s.total(),
-                ports: Vec::new(),
-                detail,
-                first_ms: s.first_ms,
-                last_ms: s.last_ms,
-            });
-        }
-        let earlier = store.rollup(history_from, from).map_err(store_error)?;
-        Ok((score(&findings, &earlier), rollup.records))
+        let rollup =
+            store.rollup((now - window).timestamp_millis(), now.timestamp_millis() + 1).map_err(store_error)?;
+        Ok((threats_in(store, &rollup, window, now)?, rollup.records))
     }
 
     pub(crate) fn analyze_threats(
@@ -357,7 +320,7 @@ impl ToolService {
         let store = self.store_of(target)?;
         let (from, to) = ((now - window).timestamp_millis(), now.timestamp_millis() + 1);
         let rollup = store.rollup(from, to).map_err(store_error)?;
-        let (threats, _) = self.threats(target, window, now)?;
+        let threats = threats_in(store, &rollup, window, now)?;
         let disabled: Vec<String> = state
             .rules
             .iter()
@@ -465,15 +428,66 @@ fn human_span(d: TimeDelta) -> String {
     }
 }
 
+/// Detections over a window's rollup, plus volume against the hour-of-day baseline, scored with each flagged
+/// source's history in the week before the window.
+fn threats_in(
+    store: &LogStore,
+    rollup: &Rollup,
+    window: TimeDelta,
+    now: Timestamp,
+) -> Result<Vec<ThreatView>, CallError> {
+    let (from, to) = ((now - window).timestamp_millis(), now.timestamp_millis() + 1);
+    let t = Thresholds::default();
+    let mut findings = detect::source_findings(rollup, &t);
+    let history_from = from - HISTORY_DAYS * 24 * HOUR_MS;
+    let hours = store.hourly_counts(history_from, to).map_err(store_error)?;
+    for anomaly in detect::volume_anomalies(&hours, from, to, now.timestamp_millis(), &t) {
+        let hour = store.rollup(anomaly.hour_ms, anomaly.hour_ms + HOUR_MS).map_err(store_error)?;
+        let Some((ip, s)) = hour.sources.iter().max_by_key(|(ip, s)| (s.total(), std::cmp::Reverse(**ip))) else {
+            continue;
+        };
+        let detail = format!(
+            "{} lines in the hour from {} against a baseline of {:.0} ± {:.0} for that hour of day; {} of them from this source",
+            anomaly.lines,
+            ms_time(anomaly.hour_ms).format("%Y-%m-%d %H:00"),
+            anomaly.baseline_mean,
+            anomaly.baseline_stddev,
+            s.total()
+        );
+        // A spike across an hour boundary is one finding.
+        if let Some(f) = findings.iter_mut().find(|f| f.kind == ThreatKind::UnusualTrafficVolume && f.source == *ip) {
+            f.attempt_count += s.total();
+            f.detail = format!("{}; {detail}", f.detail);
+            f.first_ms = f.first_ms.min(s.first_ms);
+            f.last_ms = f.last_ms.max(s.last_ms);
+            continue;
+        }
+        findings.push(Finding {
+            kind: ThreatKind::UnusualTrafficVolume,
+            source: *ip,
+            attempt_count: s.total(),
+            ports: Vec::new(),
+            detail,
+            first_ms: s.first_ms,
+            last_ms: s.last_ms,
+        });
+    }
+    let mut flagged: Vec<IpAddr> = findings.iter().map(|f| f.source).collect();
+    flagged.sort();
+    flagged.dedup();
+    let earlier = store.sources_rollup(history_from, from, &flagged).map_err(store_error)?;
+    Ok(score(&findings, &earlier))
+}
+
 /// Groups findings by source, scores each source, and makes one view per finding.
-fn score(findings: &[Finding], earlier: &Rollup) -> Vec<ThreatView> {
+fn score(findings: &[Finding], earlier: &HashMap<IpAddr, portcullis_logs::rollup::SourceStat>) -> Vec<ThreatView> {
     let mut by_source: BTreeMap<IpAddr, Vec<&Finding>> = BTreeMap::new();
     for f in findings {
         by_source.entry(f.source).or_default().push(f);
     }
     let mut out = Vec::new();
     for (ip, fs) in by_source {
-        let prior = earlier.sources.get(&ip).map_or(0, |s| s.denied());
+        let prior = earlier.get(&ip).map_or(0, |s| s.denied());
         let score = detect::threat_score(&fs, prior);
         let duration = detect::block_duration(score);
         for f in fs {
