@@ -4,6 +4,7 @@
 
 mod host;
 mod seed;
+pub mod traffic;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 

@@ -1,4 +1,6 @@
-//! Log analytics for Portcullis. For now: the pfSense `filterlog` parser.
+//! Log analytics for Portcullis: the pfSense `filterlog` parser, the compact stored record ([`compact`]),
+//! mergeable aggregates ([`rollup`]), detections and the threat score ([`detect`]), the filterlog writer
+//! ([`format`]) and the security report ([`report`]).
 //!
 //! [`parse_line`] reads one line in any of the forms pfSense and syslog collectors produce (contract §8: BSD/RFC
 //! 3164 with or without `<PRI>` and host, RFC 5424, RFC 3339-timestamped collector lines, and the bare CSV body)
@@ -30,12 +32,17 @@
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod body;
+pub mod compact;
+pub mod detect;
 mod entry;
 mod error;
+pub mod format;
 mod header;
 mod ip;
 mod num;
 mod record;
+pub mod report;
+pub mod rollup;
 mod stats;
 mod time;
 

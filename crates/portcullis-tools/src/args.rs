@@ -99,6 +99,35 @@ pub struct QueryLogsArgs {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+pub struct TrafficStatsArgs {
+    /// Only traffic of this interface (name like `wan`, or device like `em0`).
+    pub interface: Option<String>,
+    /// How far back: 15m, 1h, 24h, 7d, ...
+    pub timeframe: String,
+    /// Which metrics the caller wants (bytes, packets, connections, blocked, bandwidth); every bucket carries all.
+    pub metrics: Option<Vec<String>>,
+    /// Bucket length of `data` (1m, 5m, 1h, 1d); default from the timeframe.
+    pub granularity: Option<String>,
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct AnalyzeThreatsArgs {
+    /// How far back: 1h, 24h, 7d, ...
+    pub timeframe: String,
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ReportArgs {
+    /// How far back: 24h, 7d, 30d, ...
+    pub timeframe: String,
+    /// json (default), markdown or html.
+    pub format: Option<String>,
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct AlarmsArgs {
     /// How far back alerts go (default 24h).
     pub timeframe: Option<String>,

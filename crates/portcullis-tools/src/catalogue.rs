@@ -5,6 +5,7 @@ use portcullis_guard::{Category, Level, RateClass, Requirement};
 use schemars::{JsonSchema, SchemaGenerator, generate::SchemaSettings};
 use serde_json::{Map, Value};
 
+use crate::analytics::*;
 use crate::args::*;
 use crate::views::*;
 
@@ -91,7 +92,11 @@ fn access(name: &str, kind: ToolKind) -> (Requirement, RateClass) {
         | "get_active_alarms" => Category::Security,
         "get_system_status" | "get_audit_log" | "verify_audit_log" => Category::System,
         "get_vpn_status" => Category::Network,
-        "query_firewall_logs" => Category::Analytics,
+        "query_firewall_logs"
+        | "get_traffic_stats"
+        | "analyze_threats"
+        | "generate_security_report"
+        | "get_dashboard_data" => Category::Analytics,
         _ => Category::RuleManagement,
     };
     let level = match (name, kind) {
@@ -262,6 +267,51 @@ pub fn catalogue() -> Vec<ToolDef> {
             "Firewall log entries, newest first: timestamp, interface, action, direction, protocol, source and \
              destination with ports, the rule_id (tracker) that logged them, length. Filters: timeframe (15m, 1h, \
              24h, 7d), action, source_ip (address or CIDR), destination_ip, destination_port, protocol, interface.",
+        ),
+        def::<TrafficStatsArgs, TrafficStatsResult>(
+            "get_traffic_stats",
+            "Traffic statistics",
+            "read_logs",
+            Read,
+            false,
+            true,
+            "Traffic from the firewall log: total_bytes, total_packets, bytes_in/out, packets_in/out, bandwidth_util \
+             (average bits/s) and data: [{timestamp, bytes, packets, connections, blocked}] per granularity bucket. \
+             Filters: timeframe (1h, 24h, 7d), interface.",
+        ),
+        def::<AnalyzeThreatsArgs, ThreatsResult>(
+            "analyze_threats",
+            "Analyze threats",
+            "read_logs",
+            Read,
+            false,
+            true,
+            "Detect threats in the firewall log of a timeframe: port scans, brute force on sensitive ports (22, \
+             3389, 445, ...), repeated attacks, traffic volume above the hour-of-day baseline. Each has type, \
+             severity, source_ip, attempt_count, an adaptive threat_score (0-100) with the block duration it calls \
+             for (>=80 7d, >=50 24h, >=20 1h) and a recommendation.",
+        ),
+        def::<ReportArgs, ReportResult>(
+            "generate_security_report",
+            "Security report",
+            "read_logs",
+            Read,
+            false,
+            true,
+            "A security report for a timeframe: summary (rules, log lines, blocked, allowed, traffic), security \
+             events by protocol:port, top blocked IPs, threats and recommendations. format: json (default), \
+             markdown, or html (standalone page with charts: blocked over time, top sources, top ports, actions by \
+             interface).",
+        ),
+        def::<TargetArg, DashboardResult>(
+            "get_dashboard_data",
+            "Dashboard",
+            "read_logs",
+            Read,
+            false,
+            true,
+            "One-call overview: system health, firewall status (rules, interfaces), the last hour's traffic, VPN, \
+             active blocks and recent threats.",
         ),
         def::<SimulatePacketArgs, SimulateResult>(
             "simulate_packet",

@@ -64,6 +64,18 @@ impl ToolService {
     /// Compares every target with the record; raises one alarm per new difference. The first check of a target
     /// adopts what its managed aliases hold.
     pub async fn check_drift(&self) -> Vec<Drift> {
+        let started = std::time::Instant::now();
+        let found = self.find_drift().await;
+        *self.drift_check_cost.lock().unwrap_or_else(|p| p.into_inner()) = started.elapsed();
+        found
+    }
+
+    /// How long the last drift check took.
+    pub fn drift_check_cost(&self) -> std::time::Duration {
+        *self.drift_check_cost.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn find_drift(&self) -> Vec<Drift> {
         let mut found = Vec::new();
         for target in &self.targets {
             let Ok(state) = target.firewall.snapshot().await else { continue };
@@ -152,6 +164,8 @@ impl ToolService {
                 message: d.describe(),
                 principal: None,
                 target: Some(d.target.clone()),
+                source_ip: None,
+                threat_score: None,
                 recommendation:
                     "review the hand edit: re-apply with block_ip_address / grant_access, or remove it by hand too"
                         .into(),
@@ -170,8 +184,41 @@ impl ToolService {
             message: al.message,
             principal: Some(al.principal),
             target: None,
+            source_ip: None,
+            threat_score: None,
         }));
+        data.extend(self.threat_alarms(span));
         to_json(&AlarmsResult { count: data.len(), data })
+    }
+}
+
+impl ToolService {
+    /// Threats in the logs of every target (scored high or critical) over the alarm timeframe, capped at a day so
+    /// that an alarm stays current.
+    fn threat_alarms(&self, span: TimeDelta) -> Vec<Alarm> {
+        let now = crate::now();
+        let mut out = Vec::new();
+        for target in self.targets.iter().filter(|t| self.log_store(&t.name).is_some()) {
+            let threats = match self.threats(target, span.min(TimeDelta::hours(24)), now) {
+                Ok((t, _)) => t,
+                Err(e) => {
+                    tracing::warn!(target = target.name, "threat alarms: {}", e.message);
+                    continue;
+                }
+            };
+            out.extend(threats.into_iter().filter(|t| t.threat_score >= 50).map(|t| Alarm {
+                message: format!("{} from {}: {}", t.kind_label(), t.source_ip, t.detail),
+                kind: t.kind,
+                severity: t.severity,
+                time: t.last_seen,
+                principal: None,
+                target: Some(target.name.clone()),
+                source_ip: Some(t.source_ip),
+                threat_score: Some(t.threat_score),
+                recommendation: t.recommendation,
+            }));
+        }
+        out
     }
 }
 

@@ -4,6 +4,7 @@
 //! authenticate (by the transport) → authorize → validate arguments → rate-limit → read fresh state and plan
 //! (semantic validation) → assess risk → execute → verify by read-back → audit (always, allowed or denied).
 
+mod analytics;
 mod args;
 mod catalogue;
 mod changes;
@@ -30,6 +31,7 @@ use portcullis_store::AuditFilter;
 use serde::Serialize;
 use serde_json::Value;
 
+pub use analytics::{DashboardResult, ReportResult, ThreatView, ThreatsResult, TrafficPoint, TrafficStatsResult};
 pub use catalogue::{ToolDef, ToolKind, catalogue, permissions_markdown};
 pub use portcullis_guard::CallError;
 pub use prompts::{PromptArgDef, PromptBody, PromptDef, prompts};
@@ -64,7 +66,11 @@ pub struct ToolService {
     guard: Guard,
     /// The last drift reported per target, so that a standing difference raises one alarm, not one per check.
     last_drift: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// How long the last drift check took, so the reconciler can keep it out of the way of deadlines.
+    drift_check_cost: std::sync::Mutex<std::time::Duration>,
     targets: Vec<Target>,
+    /// Each target's log store, by target name.
+    log_stores: std::collections::HashMap<String, Arc<portcullis_logstore::LogStore>>,
     tools: Vec<ToolDef>,
     /// Interfaces facing untrusted networks (restricted ones and `wan`), for lint.
     exposed_interfaces: Vec<String>,
@@ -83,6 +89,10 @@ enum Request {
     Grants(Option<String>),
     Aliases(Option<String>),
     Logs(QueryLogsArgs),
+    TrafficStats(TrafficStatsArgs),
+    Threats(AnalyzeThreatsArgs),
+    Report(ReportArgs),
+    Dashboard,
     AuditLog(AuditLogArgs),
     AuditVerify,
     Change { intent: Intent, dry_run: bool, confirm_within: Option<TimeDelta> },
@@ -119,7 +129,9 @@ impl ToolService {
         Ok(Self {
             guard,
             last_drift: Default::default(),
+            drift_check_cost: Default::default(),
             targets,
+            log_stores: Default::default(),
             tools: catalogue(),
             exposed_interfaces: exposed,
             changed,
@@ -316,11 +328,27 @@ impl ToolService {
             Request::Logs(a) => {
                 let query = logs::LogQuery::parse(&a, &state, now)?;
                 ctx.report_progress(0, Some(2), "reading the firewall log");
-                let lines = target.firewall.firewall_log(logs::LINES_PER_QUERY).await?;
-                ctx.report_progress(1, Some(2), &format!("filtering {} log lines", lines.len()));
-                let result = to_json(&logs::query(name, &lines, &state, &query, now));
+                self.sync_logs(target).await?;
+                ctx.report_progress(1, Some(2), "querying the log store");
+                let result = to_json(&logs::query(name, self.store_of(target)?, &state, &query, now)?);
                 ctx.report_progress(2, Some(2), "done");
                 result
+            }
+            Request::TrafficStats(a) => {
+                self.sync_logs(target).await?;
+                to_json(&self.traffic_stats(target, &state, &a, now)?)
+            }
+            Request::Threats(a) => {
+                self.sync_logs(target).await?;
+                to_json(&self.analyze_threats(target, &a, now)?)
+            }
+            Request::Report(a) => {
+                self.sync_logs(target).await?;
+                to_json(&self.security_report(target, &state, &a, now)?)
+            }
+            Request::Dashboard => {
+                self.sync_logs(target).await?;
+                to_json(&self.dashboard(target, &state, now).await?)
             }
             _ => Err(CallError::internal("not a target read")),
         }
@@ -716,6 +744,19 @@ fn prepare(tool: &str, args: &Value) -> Result<(Option<String>, Request), CallEr
             let a: ListAliasesArgs = parse_args(args)?;
             Ok((a.target, Request::Aliases(a.name)))
         }
+        "get_traffic_stats" => {
+            let a: TrafficStatsArgs = parse_args(args)?;
+            Ok((a.target.clone(), Request::TrafficStats(a)))
+        }
+        "analyze_threats" => {
+            let a: AnalyzeThreatsArgs = parse_args(args)?;
+            Ok((a.target.clone(), Request::Threats(a)))
+        }
+        "generate_security_report" => {
+            let a: ReportArgs = parse_args(args)?;
+            Ok((a.target.clone(), Request::Report(a)))
+        }
+        "get_dashboard_data" => Ok((parse_args::<TargetArg>(args)?.target, Request::Dashboard)),
         "list_grants" => {
             let a: ListGrantsArgs = parse_args(args)?;
             Ok((a.target, Request::Grants(alias_name(&a.alias)?)))

@@ -1,16 +1,18 @@
-//! `query_firewall_logs`: the target's own filterlog lines, parsed, linked to interfaces by device, filtered
-//! and returned newest first.
+//! `query_firewall_logs`: the target's filterlog lines from its log store (fed by syslog, files, the lab traffic
+//! generator, and for pfSense targets the pfRest log endpoint, pulled before each question), filtered and
+//! returned newest first, a page at a time.
 
-use chrono::Datelike;
 use ipnet::IpNet;
 use portcullis_core::model::{Action, Protocol, RuleSet, Timestamp, parse_net};
 use portcullis_core::{FieldError, FieldResult};
-use portcullis_logs::parse_line;
+use portcullis_logs::compact::{Record, protocol_name};
+use portcullis_logstore::LogStore;
 
+use crate::CallError;
 use crate::args::{QueryLogsArgs, simulate_port};
 use crate::views::{LogEntryView, LogsResult};
 
-/// Raw lines read from the firewall per query: enough for a page after filtering on a busy firewall.
+/// Lines read from a firewall's own log endpoint per pull: enough for a page after filtering on a busy firewall.
 pub const LINES_PER_QUERY: usize = 5000;
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
@@ -48,7 +50,7 @@ impl LogQuery {
             interface: a
                 .interface
                 .as_deref()
-                .map(|i| state.resolve_interface("interface", i).map(|x| x.name.clone()))
+                .map(|i| state.resolve_interface("interface", i).map(|x| x.device.clone()))
                 .transpose()?,
             limit: limit as usize,
             offset,
@@ -56,66 +58,53 @@ impl LogQuery {
     }
 }
 
-/// Filters raw lines (oldest first, as firewalls write them) into a page of entries, newest first.
-pub fn query(target: &str, lines: &[String], state: &RuleSet, q: &LogQuery, now: Timestamp) -> LogsResult {
-    let mut malformed = 0;
-    let mut matched = Vec::new();
-    for line in lines.iter().rev() {
-        let entry = match parse_line(line) {
-            Ok(e) => e,
-            Err(_) => {
-                malformed += 1;
-                continue;
-            }
-        };
-        let view = to_view(&entry, state, now);
-        if keep(q, &entry, &view) {
-            matched.push(view);
-        }
-    }
-    matched.sort_by_key(|e| std::cmp::Reverse(e.timestamp));
-    let total = matched.len();
-    let data: Vec<LogEntryView> = matched.into_iter().skip(q.offset).take(q.limit).collect();
+/// A page of the store's entries that match, newest first.
+pub fn query(
+    target: &str,
+    store: &LogStore,
+    state: &RuleSet,
+    q: &LogQuery,
+    now: Timestamp,
+) -> Result<LogsResult, CallError> {
+    // A device the store never saw has no lines.
+    let interface = q.interface.as_ref().map(|device| store.known_interface_id(device).unwrap_or(u16::MAX));
+    let keep = |r: &Record| {
+        q.action.is_none_or(|a| a.as_str() == r.action.as_str())
+            && q.source.is_none_or(|n| n.contains(&r.src))
+            && q.destination.is_none_or(|n| n.contains(&r.dst))
+            && q.destination_port.is_none_or(|p| r.dst_port == Some(p))
+            && q.protocol.is_none_or(|p| p.matches(r.protocol, r.src.is_ipv6()))
+            && interface.is_none_or(|i| r.interface == i)
+    };
+    let page = store
+        .query(q.since.timestamp_millis(), now.timestamp_millis() + 1, q.offset, q.limit, keep)
+        .map_err(|e| CallError::internal(e.to_string()))?;
+    let data: Vec<LogEntryView> = page.records.iter().map(|r| to_view(r, store, state)).collect();
     let next = q.offset + data.len();
-    LogsResult {
+    Ok(LogsResult {
         target: target.to_string(),
         count: data.len(),
         data,
-        next_cursor: (next < total).then(|| next.to_string()),
-        lines_read: lines.len(),
-        lines_malformed: malformed,
-    }
+        next_cursor: page.more.then(|| next.to_string()),
+        lines_read: page.scanned as usize,
+        lines_malformed: 0,
+    })
 }
 
-fn to_view(e: &portcullis_logs::FilterLogEntry<'_>, state: &RuleSet, now: Timestamp) -> LogEntryView {
-    let interface = state
-        .interfaces
-        .iter()
-        .find(|i| i.device == e.interface)
-        .map_or_else(|| e.interface.to_string(), |i| i.name.clone());
-    let r = e.to_record_at(now.year(), now);
+fn to_view(r: &Record, store: &LogStore, state: &RuleSet) -> LogEntryView {
+    let device = store.device(r.interface);
+    let interface = state.interfaces.iter().find(|i| i.device == device).map_or(device, |i| i.name.clone());
     LogEntryView {
-        timestamp: e.timestamp(now.year(), now),
+        timestamp: Some(r.time()),
         interface,
-        action: r.action,
-        direction: r.direction,
-        protocol: r.protocol,
-        src_ip: r.src_ip,
+        action: r.action.as_str().to_string(),
+        direction: r.direction.as_str().to_string(),
+        protocol: protocol_name(r.protocol, r.src.is_ipv6()),
+        src_ip: r.src.to_string(),
         src_port: r.src_port,
-        dst_ip: r.dst_ip,
-        dst_port: r.dst_port,
-        rule_id: r.rule_id,
+        dst_ip: r.dst.to_string(),
+        dst_port: r.dst_port.map(|p| p.to_string()),
+        rule_id: r.tracker.map(|t| t.to_string()),
         length: r.length,
     }
-}
-
-fn keep(q: &LogQuery, e: &portcullis_logs::FilterLogEntry<'_>, v: &LogEntryView) -> bool {
-    let is_v6 = e.src.is_ipv6();
-    v.timestamp.is_none_or(|t| t >= q.since)
-        && q.action.is_none_or(|a| a.as_str() == v.action)
-        && q.source.is_none_or(|n| n.contains(&e.src))
-        && q.destination.is_none_or(|n| n.contains(&e.dst))
-        && q.destination_port.is_none_or(|p| e.dst_port() == Some(p))
-        && q.protocol.is_none_or(|p| p.matches(e.protocol_id, is_v6))
-        && q.interface.as_ref().is_none_or(|i| &v.interface == i)
 }

@@ -333,6 +333,12 @@ pub struct Alarm {
     pub principal: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// For threats found in the logs: the source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+    /// For threats found in the logs: the adaptive threat score.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threat_score: Option<u8>,
     pub recommendation: String,
 }
 

@@ -17,7 +17,10 @@ fn service_with(mut settings: GuardSettings) -> (ToolService, Arc<Store>) {
     let lab = LabFirewall::open("lab", store.clone(), lab_interfaces(&default_interfaces())).unwrap();
     settings.protected_addresses.push(format!("{MANAGEMENT_HOST}/32").parse().unwrap());
     let guard = Guard::new(settings, Auditor::new(store.clone(), None).unwrap()).unwrap();
-    (ToolService::new(guard, vec![Target::new("lab", Arc::new(lab))]).unwrap(), store)
+    let logs_dir = tempfile::tempdir().unwrap().keep();
+    let logs = portcullis_logstore::LogStore::open(logs_dir, portcullis_logstore::Retention::default()).unwrap();
+    let stores = std::collections::HashMap::from([("lab".to_string(), logs)]);
+    (ToolService::new(guard, vec![Target::new("lab", Arc::new(lab))]).unwrap().with_log_stores(stores), store)
 }
 
 fn generous() -> GuardSettings {
@@ -78,6 +81,10 @@ async fn valid_call(svc: &ToolService, tool: &str) -> Value {
         "get_firewall_rules" | "list_blocks" | "get_system_status" | "lint_rules" | "verify_audit_log" => json!({}),
         "get_vpn_status" => json!({"type": "openvpn"}),
         "query_firewall_logs" => json!({"timeframe": "1h", "action": "block"}),
+        "get_traffic_stats" => json!({"timeframe": "1h"}),
+        "analyze_threats" => json!({"timeframe": "24h"}),
+        "generate_security_report" => json!({"timeframe": "24h", "format": "html"}),
+        "get_dashboard_data" => json!({}),
         "list_pending_changes" | "list_grants" | "get_active_alarms" | "list_aliases" => json!({}),
         "grant_access" => json!({"ip_address": "203.0.113.44", "duration": "1h", "reason": "matrix"}),
         "revoke_access" => {

@@ -159,6 +159,8 @@ pub struct Config {
     /// The target used when a call names none: this, else the first pfSense target, else `lab`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_target: Option<String>,
+    /// Log ingestion, retention and automated responses.
+    pub logs: crate::logs::LogsConfig,
 }
 
 /// One named firewall of `targets:`.
@@ -802,6 +804,8 @@ fn validate(config: &mut Config, origin: &Path) -> Result<(), ConfigError> {
             return Err(invalid("default_target", format!("no target named `{default}`"), o));
         }
     }
+
+    config.logs.validate().map_err(|(key, message)| invalid(key, message, o))?;
 
     if config.mcp.server_name.trim().is_empty() {
         return Err(invalid("mcp.server_name", "must not be empty", o));

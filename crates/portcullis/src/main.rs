@@ -8,6 +8,7 @@ mod config;
 #[cfg(feature = "conformance")]
 mod conformance;
 mod http;
+mod logs;
 mod mcp;
 
 use std::path::PathBuf;
@@ -77,6 +78,30 @@ enum Command {
     },
     /// List pending approvals.
     Approvals,
+    /// Lab commands.
+    Lab {
+        #[command(subcommand)]
+        command: LabCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LabCommand {
+    /// Generate traffic through the lab firewall's rule set and store it as filterlog lines (ending now).
+    Traffic {
+        /// `default` (history, SSH brute force, port scan, volume spike in the last hour) or `normal`.
+        #[arg(long, default_value = "default")]
+        scenario: String,
+        /// Random seed: the same seed gives the same packets.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Days of history before the last hour.
+        #[arg(long, default_value_t = 3)]
+        days: u32,
+        /// Ordinary lines per hour at the busiest time of day.
+        #[arg(long, default_value_t = 600)]
+        peak_per_hour: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -162,6 +187,22 @@ async fn dispatch(command: Command, loaded: LoadedConfig) -> anyhow::Result<i32>
             let app = App::open(loaded.config)?;
             approvals::list(&app)
         }
+        Command::Lab { command: LabCommand::Traffic { scenario, seed, days, peak_per_hour } } => {
+            let app = App::open(loaded.config)?;
+            let scenario = portcullis_lab::traffic::Scenario::parse(&scenario)
+                .ok_or_else(|| anyhow::anyhow!("--scenario: `{scenario}` is not a scenario (default, normal)"))?;
+            let options = portcullis_lab::traffic::TrafficOptions {
+                scenario,
+                seed,
+                end: chrono::Utc::now(),
+                days,
+                peak_per_hour,
+            };
+            let stats =
+                app.service.generate_lab_traffic(&options).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            println!("stored {} filterlog lines in the lab's log store ({} malformed)", stats.stored, stats.malformed);
+            Ok(0)
+        }
         Command::Serve { http } => {
             let app = App::open(loaded.config)?;
             serve(app, http).await.map(|()| 0)
@@ -188,6 +229,7 @@ async fn serve(app: App, http: Option<String>) -> anyhow::Result<()> {
     recover(&app).await;
     let shutdown = CancellationToken::new();
     spawn_expiry_sweeper(&app, shutdown.clone());
+    logs::spawn_tasks(&app, shutdown.clone()).await?;
     spawn_signal_handler(shutdown.clone());
     match http {
         Some(bind) => {

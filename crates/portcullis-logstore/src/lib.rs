@@ -1,0 +1,486 @@
+//! The embedded log store, sized for tens of millions of lines on one machine.
+//!
+//! Lines are kept per firewall target in a directory of hour segments: `<hour>.seg` is an array of 64-byte
+//! [`Record`]s (appended in whole records with `O_APPEND`, so another process may append at the same time), and
+//! `<hour>.rollup` is the [`Rollup`] of the first `covered` records of that segment. A question over a span merges
+//! the rollups of the whole hours inside it and folds the records of the partial hours at its edges; a rollup that
+//! covers fewer records than its segment holds (written before a crash, or by another process) is brought up to
+//! date by folding the missing tail, so rollup files are a cache that can never be wrong, only late. Retention
+//! deletes whole segments by age and by total size.
+
+mod ingest;
+pub mod syslog;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use portcullis_logs::compact::{RECORD_SIZE, Record};
+use portcullis_logs::rollup::{HOUR_MS, Rollup};
+
+pub use ingest::{IngestStats, PullDedup};
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A file could not be read or written.
+    #[error("log store {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The store holds more interface devices than ids.
+    #[error("log store: too many interface devices")]
+    TooManyInterfaces,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io { path: path.to_path_buf(), source }
+}
+
+/// How long lines are kept and how much disk they may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Segments whose hour ended longer ago than this are deleted.
+    pub max_age: TimeDelta,
+    /// The oldest segments are deleted while the segments use more bytes than this.
+    pub max_bytes: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self { max_age: TimeDelta::days(30), max_bytes: 4 << 30 }
+    }
+}
+
+#[derive(Default)]
+struct HourCache {
+    rollup: Rollup,
+    /// Records of the segment folded into `rollup`.
+    covered: u64,
+    /// `covered` at the last write of the rollup file.
+    persisted: u64,
+    /// Whether the rollup file was read (or found missing).
+    loaded: bool,
+}
+
+#[derive(Default)]
+struct Inner {
+    devices: Vec<String>,
+    ids: HashMap<String, u16>,
+    hours: BTreeMap<i64, HourCache>,
+}
+
+/// One target's log store.
+pub struct LogStore {
+    dir: PathBuf,
+    retention: Retention,
+    inner: Mutex<Inner>,
+    /// Merged rollups of whole UTC days, with the record counts of the segments they were made from.
+    days: Mutex<HashMap<i64, (Vec<u64>, Arc<Rollup>)>>,
+}
+
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// A page of records, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The records of the page.
+    pub records: Vec<Record>,
+    /// Records read to answer.
+    pub scanned: u64,
+    /// Whether more records match after this page.
+    pub more: bool,
+}
+
+fn hour_of(ts_ms: i64) -> i64 {
+    ts_ms.div_euclid(HOUR_MS)
+}
+
+impl LogStore {
+    /// Opens (creating) the store in `dir` and applies retention.
+    pub fn open(dir: impl Into<PathBuf>, retention: Retention) -> Result<Arc<Self>, StoreError> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let store = Self { dir, retention, inner: Mutex::new(Inner::default()), days: Mutex::default() };
+        {
+            let mut inner = store.lock();
+            store.reload_devices(&mut inner)?;
+            store.scan_dir(&mut inner)?;
+        }
+        store.enforce_retention(Utc::now())?;
+        Ok(Arc::new(store))
+    }
+
+    /// The directory of the store.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn seg_path(&self, hour: i64) -> PathBuf {
+        self.dir.join(format!("{hour}.seg"))
+    }
+
+    fn rollup_path(&self, hour: i64) -> PathBuf {
+        self.dir.join(format!("{hour}.rollup"))
+    }
+
+    fn devices_path(&self) -> PathBuf {
+        self.dir.join("interfaces.txt")
+    }
+
+    fn reload_devices(&self, inner: &mut Inner) -> Result<(), StoreError> {
+        let path = self.devices_path();
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        inner.devices = text.lines().map(str::to_string).collect();
+        inner.ids = inner.devices.iter().enumerate().map(|(i, d)| (d.clone(), i as u16)).collect();
+        Ok(())
+    }
+
+    /// Notices segments created since the last look (by this or another process).
+    fn scan_dir(&self, inner: &mut Inner) -> Result<(), StoreError> {
+        for entry in fs::read_dir(&self.dir).map_err(io(&self.dir))? {
+            let entry = entry.map_err(io(&self.dir))?;
+            let name = entry.file_name();
+            let Some(hour) = name.to_str().and_then(|n| n.strip_suffix(".seg")).and_then(|h| h.parse::<i64>().ok())
+            else {
+                continue;
+            };
+            inner.hours.entry(hour).or_default();
+        }
+        Ok(())
+    }
+
+    /// The id of an interface device, interned on first use.
+    pub fn interface_id(&self, device: &str) -> Result<u16, StoreError> {
+        let mut inner = self.lock();
+        self.intern(&mut inner, device)
+    }
+
+    fn intern(&self, inner: &mut Inner, device: &str) -> Result<u16, StoreError> {
+        if let Some(id) = inner.ids.get(device) {
+            return Ok(*id);
+        }
+        // Another process may have added devices since.
+        self.reload_devices(inner)?;
+        if let Some(id) = inner.ids.get(device) {
+            return Ok(*id);
+        }
+        let id = u16::try_from(inner.devices.len()).map_err(|_| StoreError::TooManyInterfaces)?;
+        let path = self.devices_path();
+        let mut f = OpenOptions::new().create(true).append(true).open(&path).map_err(io(&path))?;
+        let clean: String = device.chars().filter(|c| !c.is_control()).collect();
+        f.write_all(format!("{clean}\n").as_bytes()).map_err(io(&path))?;
+        inner.devices.push(clean.clone());
+        inner.ids.insert(clean, id);
+        inner.ids.insert(device.to_string(), id);
+        Ok(id)
+    }
+
+    /// The id of a known device, without interning it.
+    pub fn known_interface_id(&self, device: &str) -> Option<u16> {
+        let mut inner = self.lock();
+        if !inner.ids.contains_key(device) {
+            let _ = self.reload_devices(&mut inner);
+        }
+        inner.ids.get(device).copied()
+    }
+
+    /// The device of an interface id.
+    pub fn device(&self, id: u16) -> String {
+        let mut inner = self.lock();
+        if usize::from(id) >= inner.devices.len() {
+            let _ = self.reload_devices(&mut inner);
+        }
+        inner.devices.get(usize::from(id)).cloned().unwrap_or_else(|| format!("if{id}"))
+    }
+
+    /// Appends records (any order, any hours). Each hour's records are written with one append.
+    pub fn append(&self, records: &[Record]) -> Result<(), StoreError> {
+        let mut by_hour: BTreeMap<i64, Vec<u8>> = BTreeMap::new();
+        for r in records {
+            by_hour.entry(hour_of(r.ts_ms)).or_default().extend_from_slice(&r.encode());
+        }
+        let mut inner = self.lock();
+        for (hour, bytes) in by_hour {
+            let path = self.seg_path(hour);
+            let mut f = OpenOptions::new().create(true).append(true).read(true).open(&path).map_err(io(&path))?;
+            let len = f.metadata().map_err(io(&path))?.len();
+            if len % RECORD_SIZE as u64 != 0 {
+                // A torn record from a crash: appending after it would misalign every later record.
+                f.set_len(len - len % RECORD_SIZE as u64).map_err(io(&path))?;
+            }
+            f.write_all(&bytes).map_err(io(&path))?;
+            inner.hours.entry(hour).or_default();
+        }
+        Ok(())
+    }
+
+    /// Writes the rollups that changed since they were last written (a cache: losing them costs a rescan).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let hours: Vec<i64> = inner.hours.keys().copied().collect();
+        for hour in hours {
+            if let Some(h) = inner.hours.get(&hour)
+                && h.loaded
+                && h.covered > h.persisted
+            {
+                let bytes = postcard::to_stdvec(&(h.covered, &h.rollup)).unwrap_or_default();
+                let covered = h.covered;
+                let path = self.rollup_path(hour);
+                let tmp = self.dir.join(format!("{hour}.rollup.tmp{}", std::process::id()));
+                fs::write(&tmp, &bytes).map_err(io(&tmp))?;
+                fs::rename(&tmp, &path).map_err(io(&path))?;
+                if let Some(h) = inner.hours.get_mut(&hour) {
+                    h.persisted = covered;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings one hour's rollup up to date with its segment.
+    fn refresh_hour(&self, inner: &mut Inner, hour: i64) -> Result<(), StoreError> {
+        let cache = inner.hours.entry(hour).or_default();
+        if !cache.loaded {
+            cache.loaded = true;
+            if let Ok(bytes) = fs::read(self.rollup_path(hour))
+                && let Ok((covered, rollup)) = postcard::from_bytes::<(u64, Rollup)>(&bytes)
+            {
+                cache.covered = covered;
+                cache.persisted = covered;
+                cache.rollup = rollup;
+            }
+        }
+        let path = self.seg_path(hour);
+        let len = match fs::metadata(&path) {
+            Ok(m) => m.len() / RECORD_SIZE as u64,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(io(&path)(e)),
+        };
+        if len < cache.covered {
+            // The segment was replaced (retention in another process): start over.
+            *cache = HourCache { loaded: true, ..Default::default() };
+        }
+        if len > cache.covered {
+            for r in read_records(&path, cache.covered, len)? {
+                cache.rollup.fold(&r);
+            }
+            cache.covered = len;
+        }
+        Ok(())
+    }
+
+    /// Records of one hour, in file order.
+    pub fn hour_records(&self, hour: i64) -> Result<Vec<Record>, StoreError> {
+        let path = self.seg_path(hour);
+        let len = match fs::metadata(&path) {
+            Ok(m) => m.len() / RECORD_SIZE as u64,
+            Err(_) => return Ok(Vec::new()),
+        };
+        read_records(&path, 0, len)
+    }
+
+    fn hours_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<i64>, StoreError> {
+        if from_ms >= to_ms {
+            return Ok(Vec::new());
+        }
+        let mut inner = self.lock();
+        self.scan_dir(&mut inner)?;
+        Ok(inner.hours.range(hour_of(from_ms)..=hour_of(to_ms.saturating_sub(1))).map(|(h, _)| *h).collect())
+    }
+
+    /// Calls `visit` with the rollup of every hour of `[from_ms, to_ms)`: the cached rollup for whole hours, a
+    /// rollup of the records inside the span for the partial hours at the edges.
+    pub fn visit_rollups(&self, from_ms: i64, to_ms: i64, mut visit: impl FnMut(&Rollup)) -> Result<(), StoreError> {
+        for hour in self.hours_between(from_ms, to_ms)? {
+            let start = hour * HOUR_MS;
+            if start >= from_ms && start + HOUR_MS <= to_ms {
+                let mut inner = self.lock();
+                self.refresh_hour(&mut inner, hour)?;
+                if let Some(h) = inner.hours.get(&hour) {
+                    visit(&h.rollup);
+                }
+            } else {
+                let mut edge = Rollup::default();
+                for r in self.hour_records(hour)?.iter().filter(|r| r.ts_ms >= from_ms && r.ts_ms < to_ms) {
+                    edge.fold(r);
+                }
+                visit(&edge);
+            }
+        }
+        Ok(())
+    }
+
+    /// Aggregates of the records with `from_ms <= ts < to_ms`. Whole UTC days inside the span come from merged
+    /// day rollups (kept while their segments do not change), so a week merges seven rollups, not 168.
+    pub fn rollup(&self, from_ms: i64, to_ms: i64) -> Result<Rollup, StoreError> {
+        let mut out = Rollup::default();
+        let first_day = from_ms.div_euclid(DAY_MS) + i64::from(from_ms.rem_euclid(DAY_MS) != 0);
+        let end_day = to_ms.div_euclid(DAY_MS);
+        if first_day >= end_day {
+            self.visit_rollups(from_ms, to_ms, |r| out.merge(r))?;
+            return Ok(out);
+        }
+        self.visit_rollups(from_ms, first_day * DAY_MS, |r| out.merge(r))?;
+        for day in first_day..end_day {
+            let merged = self.day_rollup(day)?;
+            if out.records == 0 && out.sources.is_empty() {
+                out = (*merged).clone();
+            } else {
+                out.merge(&merged);
+            }
+        }
+        self.visit_rollups(end_day * DAY_MS, to_ms, |r| out.merge(r))?;
+        Ok(out)
+    }
+
+    /// The merged rollup of one UTC day, cached with the record counts of its segments.
+    fn day_rollup(&self, day: i64) -> Result<Arc<Rollup>, StoreError> {
+        let first_hour = day * 24;
+        let signature: Vec<u64> = (first_hour..first_hour + 24)
+            .map(|h| fs::metadata(self.seg_path(h)).map(|m| m.len() / RECORD_SIZE as u64).unwrap_or(0))
+            .collect();
+        if let Some((sig, r)) = self.days.lock().unwrap_or_else(|p| p.into_inner()).get(&day)
+            && *sig == signature
+        {
+            return Ok(r.clone());
+        }
+        let mut merged = Rollup::default();
+        self.visit_rollups(day * DAY_MS, (day + 1) * DAY_MS, |r| merged.merge(r))?;
+        let merged = Arc::new(merged);
+        self.days.lock().unwrap_or_else(|p| p.into_inner()).insert(day, (signature, merged.clone()));
+        Ok(merged)
+    }
+
+    /// Totals and traffic (no per-source, per-port or per-rule detail) of `[from_ms, to_ms)`.
+    pub fn traffic_rollup(&self, from_ms: i64, to_ms: i64) -> Result<Rollup, StoreError> {
+        let mut out = Rollup::default();
+        self.visit_rollups(from_ms, to_ms, |r| out.merge_traffic(r))?;
+        Ok(out)
+    }
+
+    /// What the given sources did in `[from_ms, to_ms)` (sources never seen are absent).
+    pub fn sources_rollup(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        sources: &[std::net::IpAddr],
+    ) -> Result<HashMap<std::net::IpAddr, portcullis_logs::rollup::SourceStat>, StoreError> {
+        let mut out: HashMap<std::net::IpAddr, portcullis_logs::rollup::SourceStat> = HashMap::new();
+        self.visit_rollups(from_ms, to_ms, |r| {
+            for ip in sources {
+                if let Some(s) = r.sources.get(ip) {
+                    out.entry(*ip).or_default().merge(s);
+                }
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Lines per hour start (ms) for the hours of `[from_ms, to_ms)`, from segment sizes (nothing is read).
+    pub fn hourly_counts(&self, from_ms: i64, to_ms: i64) -> Result<BTreeMap<i64, u64>, StoreError> {
+        let mut out = BTreeMap::new();
+        for hour in self.hours_between(from_ms, to_ms)? {
+            let len = fs::metadata(self.seg_path(hour)).map(|m| m.len() / RECORD_SIZE as u64).unwrap_or(0);
+            out.insert(hour * HOUR_MS, len);
+        }
+        Ok(out)
+    }
+
+    /// Records with `from_ms <= ts < to_ms` that `keep` accepts, newest first, skipping `offset` and returning at
+    /// most `limit`.
+    pub fn query(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        offset: usize,
+        limit: usize,
+        mut keep: impl FnMut(&Record) -> bool,
+    ) -> Result<Page, StoreError> {
+        let mut page = Page { records: Vec::new(), scanned: 0, more: false };
+        let mut skipped = 0;
+        for hour in self.hours_between(from_ms, to_ms)?.into_iter().rev() {
+            let mut records = self.hour_records(hour)?;
+            page.scanned += records.len() as u64;
+            records.retain(|r| r.ts_ms >= from_ms && r.ts_ms < to_ms && keep(r));
+            records.sort_by_key(|r| std::cmp::Reverse(r.ts_ms));
+            for r in records {
+                if skipped < offset {
+                    skipped += 1;
+                } else if page.records.len() < limit {
+                    page.records.push(r);
+                } else {
+                    page.more = true;
+                    return Ok(page);
+                }
+            }
+        }
+        Ok(page)
+    }
+
+    /// Total records and bytes on disk.
+    pub fn size(&self) -> Result<(u64, u64), StoreError> {
+        let mut bytes = 0;
+        for hour in self.hours_between(i64::MIN / 2, i64::MAX / 2)? {
+            bytes += fs::metadata(self.seg_path(hour)).map(|m| m.len()).unwrap_or(0);
+        }
+        Ok((bytes / RECORD_SIZE as u64, bytes))
+    }
+
+    /// Deletes segments older than the maximum age, then the oldest while over the byte budget. Returns the
+    /// number of segments deleted.
+    pub fn enforce_retention(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let mut inner = self.lock();
+        self.scan_dir(&mut inner)?;
+        let oldest_kept = hour_of((now - self.retention.max_age).timestamp_millis());
+        let mut sizes: Vec<(i64, u64)> =
+            inner.hours.keys().map(|h| (*h, fs::metadata(self.seg_path(*h)).map(|m| m.len()).unwrap_or(0))).collect();
+        let mut total: u64 = sizes.iter().map(|s| s.1).sum();
+        let mut doomed = Vec::new();
+        for (hour, size) in sizes.drain(..) {
+            if hour < oldest_kept || total > self.retention.max_bytes {
+                doomed.push(hour);
+                total -= size;
+            }
+        }
+        for hour in &doomed {
+            for path in [self.seg_path(*hour), self.rollup_path(*hour)] {
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io(&path)(e)),
+                }
+            }
+            inner.hours.remove(hour);
+        }
+        if !doomed.is_empty() {
+            self.days.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
+        Ok(doomed.len())
+    }
+}
+
+fn read_records(path: &Path, from: u64, to: u64) -> Result<Vec<Record>, StoreError> {
+    let mut f = File::open(path).map_err(io(path))?;
+    f.seek(SeekFrom::Start(from * RECORD_SIZE as u64)).map_err(io(path))?;
+    let mut buf = vec![0u8; ((to - from) as usize) * RECORD_SIZE];
+    f.read_exact(&mut buf).map_err(io(path))?;
+    Ok(buf.chunks_exact(RECORD_SIZE).filter_map(Record::decode).collect())
+}
+
+#[cfg(test)]
+mod tests;

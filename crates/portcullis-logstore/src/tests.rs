@@ -1,0 +1,129 @@
+use super::*;
+use portcullis_logs::{Action, Direction};
+
+fn rec(ts_ms: i64, src: &str, port: u16, action: Action) -> Record {
+    Record {
+        ts_ms,
+        interface: 0,
+        action,
+        direction: Direction::In,
+        protocol: 6,
+        src: src.parse().unwrap(),
+        dst: "198.51.100.2".parse().unwrap(),
+        src_port: Some(40000),
+        dst_port: Some(port),
+        tracker: Some(1),
+        length: 60,
+    }
+}
+
+const T0: i64 = 1_000 * HOUR_MS;
+
+fn open(dir: &Path) -> Arc<LogStore> {
+    LogStore::open(dir, Retention { max_age: TimeDelta::days(36500), max_bytes: u64::MAX }).unwrap()
+}
+
+#[test]
+fn rollups_over_spans_equal_a_fold_of_the_records_in_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let records: Vec<Record> =
+        (0..1000).map(|i| rec(T0 + i * 20_000, "203.0.113.1", (i % 50) as u16, Action::Block)).collect();
+    store.append(&records).unwrap();
+    store.flush().unwrap();
+    for (from, to) in [(T0, T0 + 3 * HOUR_MS), (T0 + 1234, T0 + 2 * HOUR_MS + 77), (T0 + HOUR_MS, T0 + 2 * HOUR_MS)] {
+        let got = store.rollup(from, to).unwrap();
+        let mut want = Rollup::default();
+        let mut by_hour: BTreeMap<i64, Rollup> = BTreeMap::new();
+        for r in records.iter().filter(|r| r.ts_ms >= from && r.ts_ms < to) {
+            by_hour.entry(hour_of(r.ts_ms)).or_default().fold(r);
+        }
+        by_hour.values().for_each(|h| want.merge(h));
+        assert_eq!(got, want, "{from}..{to}");
+    }
+    // Whole days come from the day cache, which notices appends.
+    let days = (41 * 24 * HOUR_MS, 44 * 24 * HOUR_MS);
+    let before = store.rollup(days.0, days.1).unwrap();
+    store.append(&[rec(T0 + 5, "203.0.113.7", 22, Action::Block)]).unwrap();
+    let after = store.rollup(days.0, days.1).unwrap();
+    assert_eq!(after.records, before.records + 1);
+    assert!(after.sources.contains_key(&"203.0.113.7".parse().unwrap()));
+    // A second process sees the same, from the rollup files plus what was appended after them.
+    store.append(&[rec(T0 + 10, "203.0.113.9", 22, Action::Pass)]).unwrap();
+    let other = open(dir.path());
+    let r = other.rollup(T0, T0 + HOUR_MS).unwrap();
+    assert_eq!(r.records, 182);
+    assert_eq!(other.hourly_counts(T0, T0 + 6 * HOUR_MS).unwrap().values().sum::<u64>(), 1002);
+}
+
+#[test]
+fn queries_come_newest_first_in_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let records: Vec<Record> = (0..300).map(|i| rec(T0 + i * 60_000, "203.0.113.1", 22, Action::Block)).collect();
+    store.append(&records).unwrap();
+    let first = store.query(T0, T0 + 10 * HOUR_MS, 0, 100, |r| r.ts_ms % 120_000 == 0).unwrap();
+    assert_eq!(first.records.len(), 100);
+    assert!(first.more);
+    assert!(first.records.windows(2).all(|w| w[0].ts_ms > w[1].ts_ms));
+    assert_eq!(first.records[0].ts_ms, T0 + 298 * 60_000);
+    let last = store.query(T0, T0 + 10 * HOUR_MS, 100, 100, |r| r.ts_ms % 120_000 == 0).unwrap();
+    assert_eq!(last.records.len(), 50);
+    assert!(!last.more);
+}
+
+#[test]
+fn a_torn_tail_is_ignored_and_cut_before_the_next_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.append(&[rec(T0, "203.0.113.1", 22, Action::Block)]).unwrap();
+    let seg = store.seg_path(hour_of(T0));
+    let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
+    f.write_all(&[1, 2, 3]).unwrap();
+    assert_eq!(store.rollup(T0, T0 + HOUR_MS).unwrap().records, 1);
+    store.append(&[rec(T0 + 1, "203.0.113.2", 22, Action::Block)]).unwrap();
+    let all = store.hour_records(hour_of(T0)).unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[1].src.to_string(), "203.0.113.2");
+}
+
+#[test]
+fn retention_deletes_old_segments_and_keeps_within_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path(), Retention { max_age: TimeDelta::hours(5), max_bytes: 64 * 25 }).unwrap();
+    let now = DateTime::from_timestamp_millis(T0 + 10 * HOUR_MS).unwrap();
+    let records: Vec<Record> = (0..10)
+        .flat_map(|h| (0..10).map(move |i| rec(T0 + h * HOUR_MS + i, "203.0.113.1", 22, Action::Block)))
+        .collect();
+    store.append(&records).unwrap();
+    store.flush().unwrap();
+    let deleted = store.enforce_retention(now).unwrap();
+    assert_eq!(deleted, 8, "5 too old, then 3 more over the byte budget");
+    assert_eq!(store.size().unwrap(), (20, 20 * 64));
+    assert_eq!(store.rollup(T0, T0 + 10 * HOUR_MS).unwrap().records, 20);
+    assert!(!store.rollup_path(hour_of(T0)).exists());
+}
+
+#[test]
+fn lines_are_parsed_interned_and_pulls_deduplicated() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let now = Utc::now();
+    let line = |t: &str, src: &str| {
+        format!(
+            "<134>1 {t} fw filterlog 1 - - 5,,,1000000103,em0,match,block,in,4,0x0,,64,1,0,DF,6,tcp,60,{src},198.51.100.2,40000,22,0,S,1,,64240,,mss"
+        )
+    };
+    let t = (now - TimeDelta::minutes(5)).to_rfc3339();
+    let lines = vec![line(&t, "203.0.113.1"), line(&t, "203.0.113.2"), "garbage".to_string()];
+    let mut pull = PullDedup::load(&store, "fw");
+    let s = pull.ingest(&store, &lines, now).unwrap();
+    assert_eq!((s.stored, s.malformed, s.duplicates), (2, 1, 0));
+    let mut more = lines.clone();
+    more.push(line(&t, "203.0.113.3"));
+    let s = PullDedup::load(&store, "fw").ingest(&store, &more, now).unwrap();
+    assert_eq!((s.stored, s.duplicates), (1, 3));
+    let page = store.query(0, i64::MAX / 2, 0, 10, |_| true).unwrap();
+    assert_eq!(page.records.len(), 3);
+    assert_eq!(store.device(page.records[0].interface), "em0");
+}

@@ -1,0 +1,614 @@
+//! Log analytics tools over each target's log store: `get_traffic_stats`, `analyze_threats`,
+//! `generate_security_report`, `get_dashboard_data`, the log-derived alarms, and the lab traffic generator.
+//! The numbers come from `portcullis_logs` (rollups, detections, report rendering); this module picks the spans,
+//! maps interface devices to names, and shapes the answers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use portcullis_core::firewall::{BackendKind, ErrorCode};
+use portcullis_core::model::{RuleSet, Timestamp};
+use portcullis_core::{FieldError, FieldResult};
+use portcullis_logs::detect::{self, Finding, ThreatKind, Thresholds};
+use portcullis_logs::report::{self, Report};
+use portcullis_logs::rollup::{HOUR_MS, Rollup};
+use portcullis_logstore::{IngestStats, LogStore, PullDedup};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::args::{AnalyzeThreatsArgs, ReportArgs, TrafficStatsArgs};
+use crate::{CallError, Target, ToolService};
+
+/// Days of history before a window that count for a source's earlier behaviour and the volume baseline.
+const HISTORY_DAYS: i64 = 7;
+/// Most buckets a traffic series may have.
+const MAX_BUCKETS: i64 = 2000;
+
+fn store_error(e: portcullis_logstore::StoreError) -> CallError {
+    CallError::internal(e.to_string())
+}
+
+fn span(field: &str, value: &str) -> FieldResult<TimeDelta> {
+    let span = portcullis_core::duration::parse_span(field, value)?;
+    if span > TimeDelta::days(366) {
+        return Err(FieldError::new(field, "at most 366d"));
+    }
+    Ok(span)
+}
+
+fn ms_time(ms: i64) -> Timestamp {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// One bucket of `get_traffic_stats`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TrafficPoint {
+    pub timestamp: Timestamp,
+    pub bytes: u64,
+    pub packets: u64,
+    /// Passed lines: pfSense logs the first packet of each connection a logging pass rule lets through.
+    pub connections: u64,
+    pub blocked: u64,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TrafficStatsResult {
+    pub target: String,
+    pub timeframe: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// Bucket length, e.g. `5m`, `1h`.
+    pub granularity: String,
+    pub total_bytes: u64,
+    pub total_packets: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub packets_in: u64,
+    pub packets_out: u64,
+    /// Average bits per second of the logged traffic over the timeframe (filterlog sees logged packets, not
+    /// interface counters).
+    pub bandwidth_util: f64,
+    /// The busiest bucket, in bits per second.
+    pub peak_bps: f64,
+    pub blocked: u64,
+    pub passed: u64,
+    pub data: Vec<TrafficPoint>,
+}
+
+/// One detected threat.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ThreatView {
+    /// repeated_attack, port_scan, brute_force, unusual_traffic_volume.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// low, medium, high, critical (from the threat score).
+    pub severity: String,
+    pub source_ip: String,
+    pub attempt_count: u64,
+    pub recommendation: String,
+    /// The source's adaptive threat score, 0-100 (all its findings, and its history before the window).
+    pub threat_score: u8,
+    /// ≥80 → 7d, ≥50 → 24h, ≥20 → 1h.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recommended_block_duration: Option<String>,
+    pub ports: Vec<u16>,
+    pub detail: String,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+}
+
+impl ThreatView {
+    /// The type in words (`brute force`).
+    pub fn kind_label(&self) -> String {
+        self.kind.replace('_', " ")
+    }
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ThreatsResult {
+    pub target: String,
+    pub timeframe: String,
+    pub data: Vec<ThreatView>,
+    pub count: usize,
+    /// Lines in the timeframe.
+    pub lines_analyzed: u64,
+    /// Threats by type.
+    pub by_type: BTreeMap<String, usize>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ReportResult {
+    pub target: String,
+    pub timeframe: String,
+    /// json, markdown or html.
+    pub format: String,
+    /// The report's data (summary, security_events, top_blocked_ips, blocked_over_time, actions_by_interface,
+    /// threats, recommendations).
+    pub report: Value,
+    /// The rendered report for markdown and html.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DashboardResult {
+    pub target: String,
+    pub backend: String,
+    /// cpu_usage, memory_usage, uptime, version, health.
+    pub system_health: Value,
+    /// Rule counts and active blocks.
+    pub firewall_status: Value,
+    /// The last hour's traffic.
+    pub traffic: Value,
+    pub vpn: Value,
+    pub active_blocks: usize,
+    /// Threats of the last hour, highest score first (at most 5).
+    pub recent_threats: Vec<ThreatView>,
+}
+
+impl ToolService {
+    /// Gives each target its log store (targets without one answer log tools with an error).
+    pub fn with_log_stores(mut self, stores: HashMap<String, Arc<LogStore>>) -> Self {
+        self.log_stores = stores;
+        self
+    }
+
+    pub fn log_store(&self, target: &str) -> Option<&Arc<LogStore>> {
+        self.log_stores.get(target)
+    }
+
+    pub(crate) fn store_of(&self, target: &Target) -> Result<&Arc<LogStore>, CallError> {
+        self.log_stores.get(&target.name).ok_or_else(|| {
+            CallError::new(ErrorCode::NotFound, format!("target {} has no log store", target.name))
+                .with_hint("log tools need the data directory's log store; check the configuration")
+        })
+    }
+
+    /// Brings the store up to date with what the firewall itself reports (pfSense: its log endpoint), before a
+    /// question is answered. The lab's lines arrive by `lab traffic` and syslog only.
+    pub(crate) async fn sync_logs(&self, target: &Target) -> Result<IngestStats, CallError> {
+        let store = self.store_of(target)?;
+        if target.firewall.info().kind == BackendKind::Lab {
+            return Ok(IngestStats::default());
+        }
+        let lines = target.firewall.firewall_log(crate::logs::LINES_PER_QUERY).await?;
+        let mut pull = PullDedup::load(store, "firewall");
+        let stats = pull.ingest(store, &lines, Utc::now()).map_err(store_error)?;
+        store.flush().map_err(store_error)?;
+        Ok(stats)
+    }
+
+    /// `portcullis lab traffic`: generated traffic through the lab target's rule set, stored as filterlog lines.
+    pub async fn generate_lab_traffic(
+        &self,
+        options: &portcullis_lab::traffic::TrafficOptions,
+    ) -> Result<IngestStats, CallError> {
+        let target = self
+            .targets
+            .iter()
+            .find(|t| t.firewall.info().kind == BackendKind::Lab)
+            .ok_or_else(|| CallError::internal("no lab target"))?;
+        let state = target.firewall.snapshot().await?;
+        let lines = portcullis_lab::traffic::generate(&state, options, "pfsense.lab");
+        let store = self.store_of(target)?;
+        let stats = store.ingest_lines(lines.iter().map(String::as_str), options.end).map_err(store_error)?;
+        store.flush().map_err(store_error)?;
+        Ok(stats)
+    }
+
+    pub(crate) fn traffic_stats(
+        &self,
+        target: &Target,
+        state: &RuleSet,
+        a: &TrafficStatsArgs,
+        now: Timestamp,
+    ) -> Result<TrafficStatsResult, CallError> {
+        let store = self.store_of(target)?;
+        let window = span("timeframe", &a.timeframe)?;
+        let granularity = match &a.granularity {
+            Some(g) => span("granularity", g)?,
+            None => default_granularity(window),
+        };
+        if granularity < TimeDelta::minutes(1) {
+            return Err(FieldError::new("granularity", "at least 1m").into());
+        }
+        if window.num_milliseconds() / granularity.num_milliseconds() > MAX_BUCKETS {
+            return Err(FieldError::new("granularity", format!("too fine: more than {MAX_BUCKETS} buckets")).into());
+        }
+        for m in a.metrics.iter().flatten() {
+            if !["bytes", "packets", "connections", "blocked", "bandwidth"].contains(&m.as_str()) {
+                return Err(FieldError::new(
+                    "metrics",
+                    format!("unknown metric {m:?}; use bytes, packets, connections, blocked, bandwidth"),
+                )
+                .into());
+            }
+        }
+        let interface = a.interface.as_deref().map(|i| state.resolve_interface("interface", i)).transpose()?;
+        // A device the store never saw has no lines.
+        let iface_id = interface.map(|i| store.known_interface_id(&i.device).unwrap_or(u16::MAX));
+        let (from, to) = ((now - window).timestamp_millis(), now.timestamp_millis() + 1);
+        let rollup = store.traffic_rollup(from, to).map_err(store_error)?;
+        let step = granularity.num_milliseconds();
+        let series = rollup.series(step, iface_id);
+        let mut data = Vec::new();
+        let mut bucket = from.div_euclid(step) * step;
+        let mut peak: u64 = 0;
+        while bucket < to {
+            let b = series.get(&bucket).copied().unwrap_or_default();
+            peak = peak.max(b.bytes());
+            data.push(TrafficPoint {
+                timestamp: ms_time(bucket),
+                bytes: b.bytes(),
+                packets: b.packets(),
+                connections: b.actions[0],
+                blocked: b.actions[1] + b.actions[2],
+            });
+            bucket += step;
+        }
+        let t = rollup.traffic(iface_id);
+        let seconds = window.num_seconds().max(1) as f64;
+        Ok(TrafficStatsResult {
+            target: target.name.clone(),
+            timeframe: a.timeframe.clone(),
+            interface: interface.map(|i| i.name.clone()),
+            granularity: human_span(granularity),
+            total_bytes: t.bytes(),
+            total_packets: t.packets(),
+            bytes_in: t.bytes_in,
+            bytes_out: t.bytes_out,
+            packets_in: t.packets_in,
+            packets_out: t.packets_out,
+            bandwidth_util: round2(t.bytes() as f64 * 8.0 / seconds),
+            peak_bps: round2(peak as f64 * 8.0 / (step as f64 / 1000.0)),
+            blocked: t.actions[1] + t.actions[2],
+            passed: t.actions[0],
+            data,
+        })
+    }
+
+    /// Threats of `[now - window, now]` on one target, highest score first, and the lines analysed.
+    pub(crate) fn threats(
+        &self,
+        target: &Target,
+        window: TimeDelta,
+        now: Timestamp,
+    ) -> Result<(Vec<ThreatView>, u64), CallError> {
+        let store = self.store_of(target)?;
+        let rollup =
+            store.rollup((now - window).timestamp_millis(), now.timestamp_millis() + 1).map_err(store_error)?;
+        Ok((threats_in(store, &rollup, window, now)?, rollup.records))
+    }
+
+    pub(crate) fn analyze_threats(
+        &self,
+        target: &Target,
+        a: &AnalyzeThreatsArgs,
+        now: Timestamp,
+    ) -> Result<ThreatsResult, CallError> {
+        let window = span("timeframe", &a.timeframe)?;
+        let (data, lines) = self.threats(target, window, now)?;
+        let mut by_type = BTreeMap::new();
+        for t in &data {
+            *by_type.entry(t.kind.clone()).or_insert(0) += 1;
+        }
+        Ok(ThreatsResult {
+            target: target.name.clone(),
+            timeframe: a.timeframe.clone(),
+            count: data.len(),
+            data,
+            lines_analyzed: lines,
+            by_type,
+        })
+    }
+
+    pub(crate) fn security_report(
+        &self,
+        target: &Target,
+        state: &RuleSet,
+        a: &ReportArgs,
+        now: Timestamp,
+    ) -> Result<ReportResult, CallError> {
+        let format = a.format.as_deref().unwrap_or("json");
+        if !["json", "markdown", "html"].contains(&format) {
+            return Err(FieldError::new("format", "must be json, markdown or html").into());
+        }
+        let window = span("timeframe", &a.timeframe)?;
+        let store = self.store_of(target)?;
+        let (from, to) = ((now - window).timestamp_millis(), now.timestamp_millis() + 1);
+        let rollup = store.rollup(from, to).map_err(store_error)?;
+        let threats = threats_in(store, &rollup, window, now)?;
+        let disabled: Vec<String> = state
+            .rules
+            .iter()
+            .filter(|r| !r.enabled || r.paused_until.is_some_and(|p| p > now))
+            .map(|r| if r.description.is_empty() { r.rule_id.0.clone() } else { r.description.clone() })
+            .collect();
+        let mut report = build_report(&target.name, &a.timeframe, now, window, &rollup, state, store, &threats);
+        report.summary.rules_total = state.rules.len();
+        report.summary.rules_disabled = disabled.len();
+        report.summary.rules_enabled = state.rules.len() - disabled.len();
+        report.recommendations = report::recommendations(&report, &disabled);
+        let content = match format {
+            "markdown" => Some(report::markdown(&report)),
+            "html" => Some(report::html(&report)),
+            _ => None,
+        };
+        Ok(ReportResult {
+            target: target.name.clone(),
+            timeframe: a.timeframe.clone(),
+            format: format.to_string(),
+            report: serde_json::to_value(&report).map_err(|e| CallError::internal(e.to_string()))?,
+            content,
+        })
+    }
+
+    pub(crate) async fn dashboard(
+        &self,
+        target: &Target,
+        state: &RuleSet,
+        now: Timestamp,
+    ) -> Result<DashboardResult, CallError> {
+        let status = target.firewall.system_status().await?;
+        let vpn = match target.firewall.vpn_status(None).await {
+            Ok(v) => serde_json::json!({
+                "connections": v.connections.len(),
+                "connections_up": v.connections.iter().filter(|c| c.status.eq_ignore_ascii_case("up")).count(),
+                "users": v.users.len(),
+            }),
+            Err(e) => serde_json::json!({"error": e.to_string()}),
+        };
+        let blocks = crate::reads::blocks(&target.name, state, None, now)?;
+        let stats_args = TrafficStatsArgs {
+            interface: None,
+            timeframe: "1h".into(),
+            metrics: None,
+            granularity: Some("5m".into()),
+            target: None,
+        };
+        let traffic = self.traffic_stats(target, state, &stats_args, now)?;
+        let (mut threats, _) = self.threats(target, TimeDelta::hours(1), now)?;
+        threats.truncate(5);
+        let enabled = state.rules.iter().filter(|r| r.enabled && r.paused_until.is_none_or(|p| p <= now)).count();
+        Ok(DashboardResult {
+            target: target.name.clone(),
+            backend: format!("{:?}", target.firewall.info().kind).to_ascii_lowercase(),
+            system_health: serde_json::to_value(&status).map_err(|e| CallError::internal(e.to_string()))?,
+            firewall_status: serde_json::json!({
+                "rules_total": state.rules.len(),
+                "rules_enabled": enabled,
+                "interfaces": state.interfaces.iter().map(|i| i.name.clone()).collect::<Vec<_>>(),
+                "active_blocks": blocks.count,
+            }),
+            traffic: serde_json::json!({
+                "timeframe": "1h",
+                "total_packets": traffic.total_packets,
+                "total_bytes": traffic.total_bytes,
+                "blocked": traffic.blocked,
+                "passed": traffic.passed,
+                "bandwidth_util": traffic.bandwidth_util,
+                "data": traffic.data,
+            }),
+            vpn,
+            active_blocks: blocks.count,
+            recent_threats: threats,
+        })
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+fn default_granularity(window: TimeDelta) -> TimeDelta {
+    if window <= TimeDelta::hours(1) {
+        TimeDelta::minutes(5)
+    } else if window <= TimeDelta::hours(6) {
+        TimeDelta::minutes(15)
+    } else if window <= TimeDelta::days(2) {
+        TimeDelta::hours(1)
+    } else if window <= TimeDelta::days(14) {
+        TimeDelta::hours(6)
+    } else {
+        TimeDelta::days(1)
+    }
+}
+
+fn human_span(d: TimeDelta) -> String {
+    let m = d.num_minutes();
+    if m % 1440 == 0 {
+        format!("{}d", m / 1440)
+    } else if m % 60 == 0 {
+        format!("{}h", m / 60)
+    } else {
+        format!("{m}m")
+    }
+}
+
+/// Detections over a window's rollup, plus volume against the hour-of-day baseline, scored with each flagged
+/// source's history in the week before the window.
+fn threats_in(
+    store: &LogStore,
+    rollup: &Rollup,
+    window: TimeDelta,
+    now: Timestamp,
+) -> Result<Vec<ThreatView>, CallError> {
+    let (from, to) = ((now - window).timestamp_millis(), now.timestamp_millis() + 1);
+    let t = Thresholds::default();
+    let mut findings = detect::source_findings(rollup, &t);
+    let history_from = from - HISTORY_DAYS * 24 * HOUR_MS;
+    let hours = store.hourly_counts(history_from, to).map_err(store_error)?;
+    for anomaly in detect::volume_anomalies(&hours, from, to, now.timestamp_millis(), &t) {
+        let hour = store.rollup(anomaly.hour_ms, anomaly.hour_ms + HOUR_MS).map_err(store_error)?;
+        let Some((ip, s)) = hour.sources.iter().max_by_key(|(ip, s)| (s.total(), std::cmp::Reverse(**ip))) else {
+            continue;
+        };
+        let detail = format!(
+            "{} lines in the hour from {} against a baseline of {:.0} ± {:.0} for that hour of day; {} of them from this source",
+            anomaly.lines,
+            ms_time(anomaly.hour_ms).format("%Y-%m-%d %H:00"),
+            anomaly.baseline_mean,
+            anomaly.baseline_stddev,
+            s.total()
+        );
+        // A spike across an hour boundary is one finding.
+        if let Some(f) = findings.iter_mut().find(|f| f.kind == ThreatKind::UnusualTrafficVolume && f.source == *ip) {
+            f.attempt_count += s.total();
+            f.detail = format!("{}; {detail}", f.detail);
+            f.first_ms = f.first_ms.min(s.first_ms);
+            f.last_ms = f.last_ms.max(s.last_ms);
+            continue;
+        }
+        findings.push(Finding {
+            kind: ThreatKind::UnusualTrafficVolume,
+            source: *ip,
+            attempt_count: s.total(),
+            ports: Vec::new(),
+            detail,
+            first_ms: s.first_ms,
+            last_ms: s.last_ms,
+        });
+    }
+    let mut flagged: Vec<IpAddr> = findings.iter().map(|f| f.source).collect();
+    flagged.sort();
+    flagged.dedup();
+    let earlier = store.sources_rollup(history_from, from, &flagged).map_err(store_error)?;
+    Ok(score(&findings, &earlier))
+}
+
+/// Groups findings by source, scores each source, and makes one view per finding.
+fn score(findings: &[Finding], earlier: &HashMap<IpAddr, portcullis_logs::rollup::SourceStat>) -> Vec<ThreatView> {
+    let mut by_source: BTreeMap<IpAddr, Vec<&Finding>> = BTreeMap::new();
+    for f in findings {
+        by_source.entry(f.source).or_default().push(f);
+    }
+    let mut out = Vec::new();
+    for (ip, fs) in by_source {
+        let prior = earlier.get(&ip).map_or(0, |s| s.denied());
+        let score = detect::threat_score(&fs, prior);
+        let duration = detect::block_duration(score);
+        for f in fs {
+            let recommendation = match duration {
+                Some(d) => format!(
+                    "block_ip_address ip_address={ip} duration={d} reason=\"{}\"{}",
+                    f.kind.as_str().replace('_', " "),
+                    if prior > 0 { format!(" (seen denied {prior} times in the week before)") } else { String::new() }
+                ),
+                None => "watch: below the score that calls for a block".into(),
+            };
+            out.push(ThreatView {
+                kind: f.kind.as_str().to_string(),
+                severity: detect::severity(score).to_string(),
+                source_ip: ip.to_string(),
+                attempt_count: f.attempt_count,
+                recommendation,
+                threat_score: score,
+                recommended_block_duration: duration.map(str::to_string),
+                ports: f.ports.clone(),
+                detail: f.detail.clone(),
+                first_seen: ms_time(f.first_ms),
+                last_seen: ms_time(f.last_ms),
+            });
+        }
+    }
+    out.sort_by(|a, b| {
+        b.threat_score.cmp(&a.threat_score).then(a.source_ip.cmp(&b.source_ip)).then(a.kind.cmp(&b.kind))
+    });
+    out
+}
+
+fn interface_name(state: &RuleSet, device: &str) -> String {
+    state.interfaces.iter().find(|i| i.device == device).map_or_else(|| device.to_string(), |i| i.name.clone())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_report(
+    target: &str,
+    timeframe: &str,
+    now: Timestamp,
+    window: TimeDelta,
+    rollup: &Rollup,
+    state: &RuleSet,
+    store: &LogStore,
+    threats: &[ThreatView],
+) -> Report {
+    let traffic = rollup.traffic(None);
+    let step = default_granularity(window).num_milliseconds();
+    let from = (now - window).timestamp_millis();
+    let series = rollup.series(step, None);
+    let mut blocked_over_time = Vec::new();
+    let mut bucket = from.div_euclid(step) * step;
+    while bucket <= now.timestamp_millis() {
+        let b = series.get(&bucket).copied().unwrap_or_default();
+        blocked_over_time.push(report::TimePoint {
+            timestamp: ms_time(bucket),
+            blocked: b.actions[1] + b.actions[2],
+            allowed: b.actions[0],
+        });
+        bucket += step;
+    }
+    let mut events: Vec<report::PortEvents> = rollup
+        .ports
+        .iter()
+        .map(|(k, c)| report::PortEvents {
+            port: format!("{}:{}", portcullis_logs::compact::protocol_name(k.protocol, false), k.port),
+            blocked: c[1] + c[2],
+            allowed: c[0],
+        })
+        .collect();
+    events.sort_by(|a, b| b.blocked.cmp(&a.blocked).then(b.allowed.cmp(&a.allowed)).then(a.port.cmp(&b.port)));
+    events.truncate(25);
+    let mut seen = std::collections::HashSet::new();
+    Report {
+        target: target.to_string(),
+        timeframe: timeframe.to_string(),
+        from: now - window,
+        generated_at: now,
+        summary: report::Summary {
+            log_lines: rollup.records,
+            blocked: rollup.denied(),
+            allowed: rollup.actions[0],
+            total_bytes: traffic.bytes(),
+            bytes_in: traffic.bytes_in,
+            bytes_out: traffic.bytes_out,
+            ..Default::default()
+        },
+        security_events: events,
+        top_blocked_ips: rollup
+            .top_denied_sources(10)
+            .into_iter()
+            .map(|(ip, s)| report::BlockedSource {
+                ip: ip.to_string(),
+                blocked: s.denied(),
+                distinct_ports: s.blocked_ports.len(),
+            })
+            .collect(),
+        blocked_over_time,
+        actions_by_interface: rollup
+            .actions_by_interface()
+            .into_iter()
+            .map(|(id, c)| report::InterfaceActions {
+                interface: interface_name(state, &store.device(id)),
+                pass: c[0],
+                block: c[1],
+                reject: c[2],
+            })
+            .collect(),
+        threats: threats
+            .iter()
+            .filter(|t| seen.insert((t.source_ip.clone(), t.kind.clone())))
+            .map(|t| report::ReportThreat {
+                kind: t.kind.clone(),
+                severity: t.severity.clone(),
+                source_ip: t.source_ip.clone(),
+                attempt_count: t.attempt_count,
+                threat_score: t.threat_score,
+                recommended_block: t.recommended_block_duration.clone(),
+            })
+            .collect(),
+        recommendations: Vec::new(),
+    }
+}

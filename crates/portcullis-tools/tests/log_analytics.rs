@@ -1,0 +1,172 @@
+//! Log analytics end to end inside the service: `lab traffic` scenarios through the lab rule set into a real log
+//! store, then the log tools through `ToolService::call` (the guard pipeline).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::Utc;
+use portcullis_guard::{Auditor, CallContext, Guard, GuardSettings, Principal, RateQuotas, Transport};
+use portcullis_lab::traffic::{BRUTE_FORCER, FLOODER, PERSISTENT_RDP, SCANNER, Scenario, TrafficOptions};
+use portcullis_lab::{LabFirewall, default_interfaces, lab_interfaces};
+use portcullis_logstore::{LogStore, Retention};
+use portcullis_store::Store;
+use portcullis_tools::{Target, ToolService};
+use serde_json::{Value, json};
+
+fn service(dir: &std::path::Path) -> ToolService {
+    let store = Arc::new(Store::open_in_memory().unwrap());
+    let lab = LabFirewall::open("lab", store.clone(), lab_interfaces(&default_interfaces())).unwrap();
+    let settings =
+        GuardSettings { rates: RateQuotas { default: 10_000, sensitive: 10_000, admin: 10_000 }, ..Default::default() };
+    let guard = Guard::new(settings, Auditor::new(store, None).unwrap()).unwrap();
+    let logs = LogStore::open(dir.join("lab"), Retention::default()).unwrap();
+    ToolService::new(guard, vec![Target::new("lab", Arc::new(lab))])
+        .unwrap()
+        .with_log_stores(HashMap::from([("lab".to_string(), logs)]))
+}
+
+fn viewer() -> CallContext {
+    CallContext::new(Principal { name: "eve".into(), role: "viewer".into() }, Transport::Cli, None)
+}
+
+async fn with_traffic(scenario: Scenario) -> (tempfile::TempDir, ToolService) {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(dir.path());
+    let options = TrafficOptions { scenario, seed: 11, end: Utc::now(), days: 3, peak_per_hour: 400 };
+    let stats = svc.generate_lab_traffic(&options).await.unwrap();
+    assert!(stats.stored > 15_000 && stats.malformed == 0, "{stats:?}");
+    (dir, svc)
+}
+
+fn sources(threats: &Value, kind: &str) -> Vec<String> {
+    let mut v: Vec<String> = threats["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["type"] == kind)
+        .map(|t| t["source_ip"].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn analyze_threats_finds_the_attackers_and_not_the_normal_hosts() {
+    let (_dir, svc) = with_traffic(Scenario::Default).await;
+    let found = svc.call(&viewer(), "analyze_threats", json!({"timeframe": "1h"})).await.unwrap();
+    assert_eq!(sources(&found, "brute_force"), vec![BRUTE_FORCER]);
+    assert_eq!(sources(&found, "port_scan"), vec![SCANNER]);
+    assert_eq!(sources(&found, "unusual_traffic_volume"), vec![FLOODER]);
+    for t in found["data"].as_array().unwrap() {
+        let ip = t["source_ip"].as_str().unwrap();
+        assert!(!ip.starts_with("192.168.1.") && !ip.starts_with("198.18."), "normal host flagged: {t}");
+        assert!(
+            t["severity"].is_string() && t["attempt_count"].as_u64().unwrap() > 0 && t["recommendation"].is_string()
+        );
+    }
+    let brute = found["data"].as_array().unwrap().iter().find(|t| t["type"] == "brute_force").unwrap();
+    assert_eq!(brute["attempt_count"], 300);
+    assert_eq!(brute["recommended_block_duration"], "24h", "{brute}");
+
+    // Over a day the persistent RDP host shows up too, as brute force and as a repeated attack.
+    let day = svc.call(&viewer(), "analyze_threats", json!({"timeframe": "24h"})).await.unwrap();
+    assert!(sources(&day, "repeated_attack").contains(&PERSISTENT_RDP.to_string()), "{day}");
+    assert!(sources(&day, "brute_force").contains(&PERSISTENT_RDP.to_string()));
+
+    // The alarms list the high-scoring threats.
+    let alarms = svc.call(&viewer(), "get_active_alarms", json!({"timeframe": "1h"})).await.unwrap();
+    assert!(alarms["data"].as_array().unwrap().iter().any(|a| a["source_ip"] == BRUTE_FORCER), "{alarms}");
+}
+
+#[tokio::test]
+async fn normal_traffic_alone_raises_nothing() {
+    let (_dir, svc) = with_traffic(Scenario::Normal).await;
+    for timeframe in ["1h", "24h", "7d"] {
+        let found = svc.call(&viewer(), "analyze_threats", json!({"timeframe": timeframe})).await.unwrap();
+        assert_eq!(found["count"], 0, "{timeframe}: {found}");
+    }
+}
+
+#[tokio::test]
+async fn logs_and_stats_answer_from_the_store() {
+    let (_dir, svc) = with_traffic(Scenario::Default).await;
+    let ssh = svc
+        .call(
+            &viewer(),
+            "query_firewall_logs",
+            json!({"timeframe": "1h", "source_ip": "203.0.113.0/24", "destination_port": "22", "limit": 50}),
+        )
+        .await
+        .unwrap();
+    let data = ssh["data"].as_array().unwrap();
+    assert_eq!(data.len(), 50);
+    assert!(ssh["next_cursor"].is_string());
+    for e in data {
+        assert_eq!(
+            (e["src_ip"].as_str(), e["dst_port"].as_str(), e["action"].as_str()),
+            (Some(BRUTE_FORCER), Some("22"), Some("block"))
+        );
+        assert_eq!(e["interface"], "wan");
+        assert_eq!(e["rule_id"], "1000000103");
+    }
+    let times: Vec<&str> = data.iter().map(|e| e["timestamp"].as_str().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
+    let page2 = svc
+        .call(&viewer(), "query_firewall_logs", json!({"timeframe": "1h", "source_ip": BRUTE_FORCER, "destination_port": 22, "limit": 1000, "cursor": ssh["next_cursor"]}))
+        .await
+        .unwrap();
+    assert_eq!(page2["count"].as_u64().unwrap() + 50, 300);
+
+    let lan = svc
+        .call(&viewer(), "get_traffic_stats", json!({"timeframe": "24h", "interface": "lan", "granularity": "1h"}))
+        .await
+        .unwrap();
+    let buckets = lan["data"].as_array().unwrap();
+    assert!(buckets.len() == 24 || buckets.len() == 25, "{}", buckets.len());
+    let sum: u64 = buckets.iter().map(|b| b["packets"].as_u64().unwrap()).sum();
+    assert_eq!(sum, lan["total_packets"].as_u64().unwrap());
+    assert_eq!(lan["blocked"], 0, "LAN clients pass by the default allow rule");
+    assert!(lan["bytes_in"].as_u64().unwrap() > 0 && lan["bandwidth_util"].as_f64().unwrap() > 0.0);
+
+    let err =
+        svc.call(&viewer(), "get_traffic_stats", json!({"timeframe": "7d", "granularity": "1m"})).await.unwrap_err();
+    assert!(err.message.contains("granularity"), "{}", err.message);
+    let err = svc
+        .call(&viewer(), "query_firewall_logs", json!({"timeframe": "1h", "source_ip": "300.1.1.1"}))
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("source_ip"), "{}", err.message);
+}
+
+#[tokio::test]
+async fn report_in_three_formats_and_dashboard() {
+    let (dir, svc) = with_traffic(Scenario::Default).await;
+    let json_report = svc.call(&viewer(), "generate_security_report", json!({"timeframe": "24h"})).await.unwrap();
+    let r = &json_report["report"];
+    assert!(r["summary"]["blocked"].as_u64().unwrap() > 6000, "{}", r["summary"]);
+    assert_eq!(r["top_blocked_ips"][0]["ip"], FLOODER);
+    assert!(r["security_events"].as_array().unwrap().iter().any(|e| e["port"] == "tcp:22" && e["blocked"] == 300));
+    let recs = r["recommendations"].as_array().unwrap();
+    assert!(recs.iter().any(|x| x.as_str().unwrap().starts_with("Heavy SSH attack volume")), "{recs:?}");
+    let md = svc
+        .call(&viewer(), "generate_security_report", json!({"timeframe": "24h", "format": "markdown"}))
+        .await
+        .unwrap();
+    assert!(md["content"].as_str().unwrap().contains("| tcp:22 | 300 | 0 |"));
+    let html =
+        svc.call(&viewer(), "generate_security_report", json!({"timeframe": "24h", "format": "html"})).await.unwrap();
+    let page = html["content"].as_str().unwrap();
+    assert_eq!(page.matches("<svg").count(), 4);
+    std::fs::write(dir.path().join("report.html"), page).unwrap();
+    let bad = svc
+        .call(&viewer(), "generate_security_report", json!({"timeframe": "24h", "format": "pdf"}))
+        .await
+        .unwrap_err();
+    assert!(bad.message.contains("format"));
+
+    let dash = svc.call(&viewer(), "get_dashboard_data", json!({})).await.unwrap();
+    assert!(dash["system_health"]["uptime"].is_u64(), "{dash}");
+    assert!(dash["traffic"]["total_packets"].as_u64().unwrap() > 0);
+    assert!(dash["recent_threats"].as_array().unwrap().iter().any(|t| t["source_ip"] == BRUTE_FORCER));
+    assert_eq!(dash["active_blocks"], 0);
+}

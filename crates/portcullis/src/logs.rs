@@ -1,0 +1,220 @@
+//! The `logs:` config section and the log tasks `serve` starts: the syslog listener, retention, and (opt-in)
+//! automated responses, which are ordinary `block_ip_address` calls through the guard pipeline.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use portcullis_guard::{CallContext, Principal, Transport};
+use portcullis_logstore::{LogStore, Retention};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+
+/// `logs:` in the config file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogsConfig {
+    /// Listen for syslog over UDP on this address (e.g. `127.0.0.1:5514`); lines go to `syslog_target`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syslog_udp: Option<String>,
+    /// Listen for syslog over TCP (octet counting or newline framing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syslog_tcp: Option<String>,
+    /// The target whose store receives syslog lines (default: the default target).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syslog_target: Option<String>,
+    /// How long lines are kept: `30d` by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<String>,
+    /// Most disk space per target's store, in MiB (default 4096).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_size_mb: Option<u64>,
+    pub auto_response: AutoResponseConfig,
+}
+
+/// `logs.auto_response`: off unless enabled.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AutoResponseConfig {
+    pub enabled: bool,
+    /// Block sources whose threat score is at least this (the score picks the duration).
+    pub min_score: u8,
+    /// Seconds between analyses.
+    pub every_seconds: u64,
+    /// The window analysed each time.
+    pub timeframe: String,
+    /// The principal the blocks are made as (its role's caps apply).
+    pub principal: String,
+}
+
+impl Default for AutoResponseConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            min_score: 50,
+            every_seconds: 60,
+            timeframe: "1h".into(),
+            principal: "portcullis-auto".into(),
+        }
+    }
+}
+
+impl LogsConfig {
+    /// Checks the section; the error names the key.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        for (key, addr) in [("logs.syslog_udp", &self.syslog_udp), ("logs.syslog_tcp", &self.syslog_tcp)] {
+            if let Some(a) = addr
+                && a.parse::<SocketAddr>().is_err()
+            {
+                return Err((key.into(), format!("`{a}` is not an address:port like 127.0.0.1:5514")));
+            }
+        }
+        if let Some(age) = &self.max_age {
+            portcullis_core::duration::parse_span("logs.max_age", age)
+                .map_err(|e| ("logs.max_age".into(), e.message))?;
+        }
+        if self.max_size_mb == Some(0) {
+            return Err(("logs.max_size_mb".into(), "must be at least 1".into()));
+        }
+        let a = &self.auto_response;
+        portcullis_core::duration::parse_span("logs.auto_response.timeframe", &a.timeframe)
+            .map_err(|e| ("logs.auto_response.timeframe".into(), e.message))?;
+        if a.every_seconds == 0 {
+            return Err(("logs.auto_response.every_seconds".into(), "must be at least 1".into()));
+        }
+        if a.min_score > 100 {
+            return Err(("logs.auto_response.min_score".into(), "must be 0-100".into()));
+        }
+        Ok(())
+    }
+
+    pub fn retention(&self) -> Retention {
+        let default = Retention::default();
+        Retention {
+            max_age: self
+                .max_age
+                .as_deref()
+                .and_then(|a| portcullis_core::duration::parse_span("logs.max_age", a).ok())
+                .unwrap_or(default.max_age),
+            max_bytes: self.max_size_mb.map_or(default.max_bytes, |mb| mb.saturating_mul(1 << 20)),
+        }
+    }
+}
+
+/// Opens one log store per target under `<data_dir>/logs/<target>`.
+pub fn open_stores(
+    data_dir: &Path,
+    targets: &[String],
+    retention: Retention,
+) -> anyhow::Result<HashMap<String, Arc<LogStore>>> {
+    let mut stores = HashMap::new();
+    for t in targets {
+        let dir: PathBuf = data_dir.join("logs").join(t);
+        stores.insert(t.clone(), LogStore::open(&dir, retention).map_err(|e| anyhow::anyhow!("{e}"))?);
+    }
+    Ok(stores)
+}
+
+/// Starts the syslog listeners, the retention sweep and the automated responses the config asks for.
+pub async fn spawn_tasks(app: &App, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let cfg = &app.config.logs;
+    let target = cfg.syslog_target.clone().unwrap_or_else(|| app.config.default_target());
+    if cfg.syslog_udp.is_some() || cfg.syslog_tcp.is_some() {
+        let store = app
+            .service
+            .log_store(&target)
+            .ok_or_else(|| anyhow::anyhow!("logs.syslog_target: no target named `{target}`"))?
+            .clone();
+        let parse = |a: &Option<String>| a.as_deref().map(str::parse::<SocketAddr>).transpose();
+        let listener = portcullis_logstore::syslog::Listener::bind(parse(&cfg.syslog_udp)?, parse(&cfg.syslog_tcp)?)
+            .await
+            .map_err(|e| anyhow::anyhow!("syslog listener: {e}"))?;
+        tracing::info!(udp = ?listener.udp_addr(), tcp = ?listener.tcp_addr(), target, "syslog listener started");
+        tokio::spawn(listener.run(store, shutdown.clone()));
+    }
+    let stores: Vec<Arc<LogStore>> =
+        app.service.target_names().iter().filter_map(|t| app.service.log_store(t).cloned()).collect();
+    let retention_shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = retention_shutdown.cancelled() => return,
+            }
+            for s in &stores {
+                match s.enforce_retention(Utc::now()) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(store = %s.dir().display(), "retention removed {n} hour segments"),
+                    Err(e) => tracing::warn!("log retention: {e}"),
+                }
+            }
+        }
+    });
+    if cfg.auto_response.enabled {
+        spawn_auto_response(app, shutdown);
+    }
+    Ok(())
+}
+
+/// Every `every_seconds`: analyse each target's last `timeframe` and block sources at or above `min_score` for
+/// the duration their score calls for, through `ToolService::call` as the configured principal (so policy, caps,
+/// protected ranges, rate limits, risk, approval and audit all apply).
+fn spawn_auto_response(app: &App, shutdown: CancellationToken) {
+    let cfg = app.config.logs.auto_response.clone();
+    let service = app.service.clone();
+    let principal = Principal {
+        name: cfg.principal.clone(),
+        role: app.config.security.role_of(&cfg.principal).unwrap_or_else(|| "operator".into()),
+    };
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(cfg.every_seconds));
+        let mut blocked: HashSet<(String, String)> = HashSet::new();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            for target in service.target_names() {
+                let ctx = CallContext::new(principal.clone(), Transport::System, Some("auto_response".into()));
+                let args = serde_json::json!({"timeframe": cfg.timeframe, "target": target});
+                let Ok(found) = service.call(&ctx, "analyze_threats", args).await else { continue };
+                let Ok(threats) = serde_json::from_value::<Vec<serde_json::Value>>(found["data"].clone()) else {
+                    continue;
+                };
+                for t in threats {
+                    let score = t["threat_score"].as_u64().unwrap_or(0);
+                    let (Some(ip), Some(duration)) =
+                        (t["source_ip"].as_str(), t["recommended_block_duration"].as_str())
+                    else {
+                        continue;
+                    };
+                    if score < u64::from(cfg.min_score) || !blocked.insert((target.clone(), ip.to_string())) {
+                        continue;
+                    }
+                    let reason = format!(
+                        "auto: {} (threat score {score})",
+                        t["type"].as_str().unwrap_or("threat").replace('_', " ")
+                    );
+                    let args =
+                        serde_json::json!({"ip_address": ip, "duration": duration, "reason": reason, "target": target});
+                    match service.call(&ctx, "block_ip_address", args).await {
+                        Ok(_) => tracing::warn!(target, ip, duration, score, "automated response: blocked"),
+                        Err(e) => {
+                            tracing::warn!(target, ip, "automated response refused: {}: {}", e.code.as_str(), e.message)
+                        }
+                    }
+                }
+            }
+            // Bounded memory; a source blocked again only gets its block renewed.
+            if blocked.len() > 10_000 {
+                blocked.clear();
+            }
+        }
+    });
+}
