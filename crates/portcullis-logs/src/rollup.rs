@@ -18,7 +18,7 @@ pub const SENSITIVE_PORTS: [u16; 12] = [21, 22, 23, 25, 445, 1433, 3306, 3389, 5
 /// inline set keeps merging hour rollups free of allocation.
 pub const PORTS_KEPT_PER_SOURCE: usize = 32;
 
-/// A small set of ports, sorted, inline; it stops growing at [`PORTS_KEPT_PER_SOURCE`].
+/// A small set of ports, sorted, inline: the smallest [`PORTS_KEPT_PER_SOURCE`] distinct ports seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortSet {
     len: u8,
@@ -54,7 +54,7 @@ impl PortSet {
 
     /// Adds every port of `other` (up to the bound), in one linear pass over both sorted arrays.
     pub fn union(&mut self, other: &PortSet) {
-        if other.is_empty() || self.is_full() {
+        if other.is_empty() {
             return;
         }
         let mut out = [0u16; PORTS_KEPT_PER_SOURCE];
@@ -92,20 +92,24 @@ impl PortSet {
         self.len = n as u8;
     }
 
-    /// Adds a port (ignored when full).
+    /// Adds a port. A full set keeps the smallest ports, so that the set does not depend on the order in which
+    /// records are folded and rollups merged.
     pub fn insert(&mut self, port: u16) {
         let held = self.ports.get(..self.len()).unwrap_or_default();
-        if let Err(at) = held.binary_search(&port)
-            && !self.is_full()
-        {
-            let len = self.len();
-            if let Some(tail) = self.ports.get_mut(at..=len) {
-                tail.rotate_right(1);
-                if let Some(first) = tail.first_mut() {
-                    *first = port;
-                }
-                self.len += 1;
+        let Err(at) = held.binary_search(&port) else { return };
+        if at >= PORTS_KEPT_PER_SOURCE {
+            return;
+        }
+        let len = self.len();
+        let end = if self.is_full() { len - 1 } else { len };
+        if let Some(tail) = self.ports.get_mut(at..=end) {
+            tail.rotate_right(1);
+            if let Some(first) = tail.first_mut() {
+                *first = port;
             }
+        }
+        if !self.is_full() {
+            self.len += 1;
         }
     }
 }
@@ -472,7 +476,8 @@ mod tests {
         assert_eq!(a.iter().collect::<Vec<_>>(), vec![1, 2, 5, 7, 9]);
         let mut full = p;
         full.union(&a);
-        assert_eq!(full, p);
+        assert_eq!(full.iter().take(6).collect::<Vec<_>>(), vec![1, 2, 5, 7, 9, 22], "the smallest are kept");
+        assert_eq!(full.len(), PORTS_KEPT_PER_SOURCE);
     }
 
     fn rec(ts_ms: i64, src: &str, port: u16, action: Action) -> Record {

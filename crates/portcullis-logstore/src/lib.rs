@@ -81,11 +81,15 @@ pub struct LogStore {
     dir: PathBuf,
     retention: Retention,
     inner: Mutex<Inner>,
-    /// Merged rollups of whole UTC days, with the record counts of the segments they were made from.
-    days: Mutex<HashMap<i64, (Vec<u64>, Arc<Rollup>)>>,
+    /// Merged rollups of aligned blocks of hours (first hour, hours), with the record counts of the segments they
+    /// were made from.
+    blocks: Mutex<BlockCache>,
 }
 
-const DAY_MS: i64 = 24 * HOUR_MS;
+type BlockCache = HashMap<(i64, i64), (Vec<u64>, Arc<Rollup>)>;
+
+/// Cached block lengths in hours, longest first: UTC days, quarter days.
+const BLOCK_HOURS: [i64; 2] = [24, 6];
 
 /// A page of records, newest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,7 +111,7 @@ impl LogStore {
     pub fn open(dir: impl Into<PathBuf>, retention: Retention) -> Result<Arc<Self>, StoreError> {
         let dir = dir.into();
         fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let store = Self { dir, retention, inner: Mutex::new(Inner::default()), days: Mutex::default() };
+        let store = Self { dir, retention, inner: Mutex::new(Inner::default()), blocks: Mutex::default() };
         {
             let mut inner = store.lock();
             store.reload_devices(&mut inner)?;
@@ -325,44 +329,59 @@ impl LogStore {
         Ok(())
     }
 
-    /// Aggregates of the records with `from_ms <= ts < to_ms`. Whole UTC days inside the span come from merged
-    /// day rollups (kept while their segments do not change), so a week merges seven rollups, not 168.
+    /// Aggregates of the records with `from_ms <= ts < to_ms`. Aligned blocks of whole hours inside the span
+    /// (UTC days, then quarter days) come from merged block rollups, kept while their segments do not change, so
+    /// a week merges about twenty rollups, not 168.
     pub fn rollup(&self, from_ms: i64, to_ms: i64) -> Result<Rollup, StoreError> {
         let mut out = Rollup::default();
-        let first_day = from_ms.div_euclid(DAY_MS) + i64::from(from_ms.rem_euclid(DAY_MS) != 0);
-        let end_day = to_ms.div_euclid(DAY_MS);
-        if first_day >= end_day {
-            self.visit_rollups(from_ms, to_ms, |r| out.merge(r))?;
+        let mut add = |r: &Rollup| {
+            if out.records == 0 && out.sources.is_empty() {
+                out = r.clone();
+            } else {
+                out.merge(r);
+            }
+        };
+        let first_hour = from_ms.div_euclid(HOUR_MS) + i64::from(from_ms.rem_euclid(HOUR_MS) != 0);
+        let end_hour = to_ms.div_euclid(HOUR_MS);
+        if first_hour >= end_hour {
+            self.visit_rollups(from_ms, to_ms, add)?;
             return Ok(out);
         }
-        self.visit_rollups(from_ms, first_day * DAY_MS, |r| out.merge(r))?;
-        for day in first_day..end_day {
-            let merged = self.day_rollup(day)?;
-            if out.records == 0 && out.sources.is_empty() {
-                out = (*merged).clone();
+        self.visit_rollups(from_ms, first_hour * HOUR_MS, &mut add)?;
+        let mut hour = first_hour;
+        while hour < end_hour {
+            let len = BLOCK_HOURS.iter().copied().find(|len| hour % len == 0 && hour + len <= end_hour).unwrap_or(1);
+            if len == 1 {
+                self.visit_rollups(hour * HOUR_MS, (hour + 1) * HOUR_MS, &mut add)?;
             } else {
-                out.merge(&merged);
+                add(&*self.block_rollup(hour, len)?);
             }
+            hour += len;
         }
-        self.visit_rollups(end_day * DAY_MS, to_ms, |r| out.merge(r))?;
+        self.visit_rollups(end_hour * HOUR_MS, to_ms, add)?;
         Ok(out)
     }
 
-    /// The merged rollup of one UTC day, cached with the record counts of its segments.
-    fn day_rollup(&self, day: i64) -> Result<Arc<Rollup>, StoreError> {
-        let first_hour = day * 24;
-        let signature: Vec<u64> = (first_hour..first_hour + 24)
+    /// The merged rollup of `len` hours from `first_hour`, cached with the record counts of its segments.
+    fn block_rollup(&self, first_hour: i64, len: i64) -> Result<Arc<Rollup>, StoreError> {
+        let signature: Vec<u64> = (first_hour..first_hour + len)
             .map(|h| fs::metadata(self.seg_path(h)).map(|m| m.len() / RECORD_SIZE as u64).unwrap_or(0))
             .collect();
-        if let Some((sig, r)) = self.days.lock().unwrap_or_else(|p| p.into_inner()).get(&day)
+        if let Some((sig, r)) = self.blocks.lock().unwrap_or_else(|p| p.into_inner()).get(&(first_hour, len))
             && *sig == signature
         {
             return Ok(r.clone());
         }
         let mut merged = Rollup::default();
-        self.visit_rollups(day * DAY_MS, (day + 1) * DAY_MS, |r| merged.merge(r))?;
+        if len == 24 {
+            for quarter in 0..4 {
+                merged.merge(&*self.block_rollup(first_hour + quarter * 6, 6)?);
+            }
+        } else {
+            self.visit_rollups(first_hour * HOUR_MS, (first_hour + len) * HOUR_MS, |r| merged.merge(r))?;
+        }
         let merged = Arc::new(merged);
-        self.days.lock().unwrap_or_else(|p| p.into_inner()).insert(day, (signature, merged.clone()));
+        self.blocks.lock().unwrap_or_else(|p| p.into_inner()).insert((first_hour, len), (signature, merged.clone()));
         Ok(merged)
     }
 
@@ -468,7 +487,7 @@ impl LogStore {
             inner.hours.remove(hour);
         }
         if !doomed.is_empty() {
-            self.days.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            self.blocks.lock().unwrap_or_else(|p| p.into_inner()).clear();
         }
         Ok(doomed.len())
     }
