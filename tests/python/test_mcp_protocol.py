@@ -225,8 +225,15 @@ def _set_latency(emulator: HttpServer, ms: int) -> None:
         client.post(f"http://127.0.0.1:{emulator.port}/__emulator/faults", json={"latency_ms": ms}).raise_for_status()
 
 
+LONG_CALLS = {
+    "query_firewall_logs": {"timeframe": "30d", "limit": 1000},
+    "generate_security_report": {"timeframe": "30d", "format": "html"},
+}
+
+
+@pytest.mark.parametrize("tool", sorted(LONG_CALLS))
 @pytest.mark.parametrize("transport", TRANSPORTS)
-async def test_cancelling_a_long_call_stops_its_work(servers, data_dir: Path, slow_pfsense, transport: str):
+async def test_cancelling_a_long_call_stops_its_work(servers, data_dir: Path, slow_pfsense, transport: str, tool: str):
     emulator, config = slow_pfsense
     p = servers(transport, data_dir, config)
     p.start()
@@ -238,8 +245,9 @@ async def test_cancelling_a_long_call_stops_its_work(servers, data_dir: Path, sl
 
             async def long_call() -> None:
                 started.set()
-                # A read over the slow firewall: several API round trips of SLOW_MS each.
-                await s.call_tool("query_firewall_logs", {"timeframe": "30d", "limit": 1000})
+                # A read over the slow firewall (a report pulls the firewall's log first): several API round
+                # trips of SLOW_MS each.
+                await s.call_tool(tool, LONG_CALLS[tool])
 
             tg.start_soon(long_call)
             await started.wait()
@@ -248,16 +256,16 @@ async def test_cancelling_a_long_call_stops_its_work(servers, data_dir: Path, sl
             tg.cancel_scope.cancel()  # the client sends notifications/cancelled for the abandoned request
 
         with anyio.fail_after(STEP_TIMEOUT):
-            while not any(r["tool"] == "query_firewall_logs" for r in read_audit(data_dir)):
+            while not any(r["tool"] == tool for r in read_audit(data_dir)):
                 await anyio.sleep(0.01)
         _set_latency(emulator, 0)
         ok(await call(s, "get_system_status", {}))  # the session is still usable
 
-    record = next(r for r in read_audit(data_dir) if r["tool"] == "query_firewall_logs")
+    record = next(r for r in read_audit(data_dir) if r["tool"] == tool)
     assert record["outcome"] == "cancelled", record
     ended_at = datetime.fromisoformat(record["time"].replace("Z", "+00:00")).timestamp()
     stop_ms = (ended_at - cancelled_at) * 1000
-    print(f"\ncancel-to-stop over {transport}: {stop_ms:.1f} ms (the call ran {record['duration_us'] / 1000:.0f} ms)")
+    print(f"\n{tool}: cancel-to-stop over {transport}: {stop_ms:.1f} ms (the call ran {record['duration_us'] / 1000:.0f} ms)")
     assert record["duration_us"] < SLOW_MS * 1000, "the call ended before its first slow round trip finished"
 
 
