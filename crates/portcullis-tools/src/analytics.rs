@@ -24,6 +24,8 @@ use crate::{CallError, Target, ToolService};
 
 /// Days of history before a window that count for a source's earlier behaviour and the volume baseline.
 const HISTORY_DAYS: i64 = 7;
+/// Hours over which a source blocked in a shorter window is judged for repeated attacks.
+const REPEATED_LOOKBACK_HOURS: i64 = 24;
 /// Most buckets a traffic series may have.
 const MAX_BUCKETS: i64 = 2000;
 
@@ -119,18 +121,55 @@ pub struct ThreatsResult {
     pub by_type: BTreeMap<String, usize>,
 }
 
+/// The report's parts at the top level, as BRIEF §2 names them.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ReportResult {
     pub target: String,
     pub timeframe: String,
     /// json, markdown or html.
     pub format: String,
-    /// The report's data (summary, security_events, top_blocked_ips, blocked_over_time, actions_by_interface,
-    /// threats, recommendations).
-    pub report: Value,
+    /// Start of the period.
+    pub from: Timestamp,
+    pub generated_at: Timestamp,
+    /// Totals: rules (total, enabled, disabled), log lines, blocked, allowed, traffic.
+    pub summary: Value,
+    /// Lines per destination `protocol:port`, most blocked first.
+    pub security_events: Value,
+    /// Sources with most blocked lines.
+    pub top_blocked_ips: Value,
+    /// Blocked and allowed lines over time.
+    pub blocked_over_time: Value,
+    /// Lines by action per interface.
+    pub actions_by_interface: Value,
+    /// Detected threats, highest score first.
+    pub threats: Value,
+    /// What to do, in sentences.
+    pub recommendations: Vec<String>,
     /// The rendered report for markdown and html.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+}
+
+impl ReportResult {
+    fn new(format: &str, report: &Report, content: Option<String>) -> Result<Self, CallError> {
+        let mut parts = serde_json::to_value(report).map_err(|e| CallError::internal(e.to_string()))?;
+        let mut take = |key: &str| parts.get_mut(key).map(Value::take).unwrap_or(Value::Null);
+        Ok(Self {
+            target: report.target.clone(),
+            timeframe: report.timeframe.clone(),
+            format: format.to_string(),
+            from: report.from,
+            generated_at: report.generated_at,
+            summary: take("summary"),
+            security_events: take("security_events"),
+            top_blocked_ips: take("top_blocked_ips"),
+            blocked_over_time: take("blocked_over_time"),
+            actions_by_interface: take("actions_by_interface"),
+            threats: take("threats"),
+            recommendations: report.recommendations.clone(),
+            content,
+        })
+    }
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -337,13 +376,7 @@ impl ToolService {
             "html" => Some(report::html(&report)),
             _ => None,
         };
-        Ok(ReportResult {
-            target: target.name.clone(),
-            timeframe: a.timeframe.clone(),
-            format: format.to_string(),
-            report: serde_json::to_value(&report).map_err(|e| CallError::internal(e.to_string()))?,
-            content,
-        })
+        ReportResult::new(format, &report, content)
     }
 
     pub(crate) async fn dashboard(
@@ -439,6 +472,10 @@ fn threats_in(
     let (from, to) = ((now - window).timestamp_millis(), now.timestamp_millis() + 1);
     let t = Thresholds::default();
     let mut findings = detect::source_findings(rollup, &t);
+    if window < TimeDelta::hours(REPEATED_LOOKBACK_HOURS) {
+        let repeated = repeated_over_lookback(store, rollup, &findings, to, &t)?;
+        findings.extend(repeated);
+    }
     let history_from = from - HISTORY_DAYS * 24 * HOUR_MS;
     let hours = store.hourly_counts(history_from, to).map_err(store_error)?;
     for anomaly in detect::volume_anomalies(&hours, from, to, now.timestamp_millis(), &t) {
@@ -477,6 +514,43 @@ fn threats_in(
     flagged.dedup();
     let earlier = store.sources_rollup(history_from, from, &flagged).map_err(store_error)?;
     Ok(score(&findings, &earlier))
+}
+
+/// A repeated attack is blocked again and again over hours, so a window shorter than that sees only its latest
+/// hour: the sources blocked in the window are judged on the last [`REPEATED_LOOKBACK_HOURS`] instead.
+fn repeated_over_lookback(
+    store: &LogStore,
+    rollup: &Rollup,
+    findings: &[Finding],
+    to: i64,
+    t: &Thresholds,
+) -> Result<Vec<Finding>, CallError> {
+    let known = |ip: &IpAddr| findings.iter().any(|f| f.kind == ThreatKind::RepeatedAttack && f.source == *ip);
+    let blocked: Vec<IpAddr> =
+        rollup.sources.iter().filter(|(ip, s)| s.denied() > 0 && !known(ip)).map(|(ip, _)| *ip).collect();
+    if blocked.is_empty() {
+        return Ok(Vec::new());
+    }
+    let lookback = store.sources_rollup(to - REPEATED_LOOKBACK_HOURS * HOUR_MS, to, &blocked).map_err(store_error)?;
+    let mut found: Vec<Finding> = lookback
+        .into_iter()
+        .filter(|(_, s)| s.denied() >= t.repeated_blocks && s.hours_active >= t.repeated_hours)
+        .map(|(ip, s)| Finding {
+            kind: ThreatKind::RepeatedAttack,
+            source: ip,
+            attempt_count: s.denied(),
+            ports: Vec::new(),
+            detail: format!(
+                "{} blocked lines over {} hours of the last {REPEATED_LOOKBACK_HOURS} h, still active in this window",
+                s.denied(),
+                s.hours_active
+            ),
+            first_ms: s.first_ms,
+            last_ms: s.last_ms,
+        })
+        .collect();
+    found.sort_by_key(|f| f.source);
+    Ok(found)
 }
 
 /// Groups findings by source, scores each source, and makes one view per finding.

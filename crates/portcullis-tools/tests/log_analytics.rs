@@ -142,7 +142,7 @@ async fn logs_and_stats_answer_from_the_store() {
 async fn report_in_three_formats_and_dashboard() {
     let (dir, svc) = with_traffic(Scenario::Default).await;
     let json_report = svc.call(&viewer(), "generate_security_report", json!({"timeframe": "24h"})).await.unwrap();
-    let r = &json_report["report"];
+    let r = &json_report;
     assert!(r["summary"]["blocked"].as_u64().unwrap() > 6000, "{}", r["summary"]);
     assert_eq!(r["top_blocked_ips"][0]["ip"], FLOODER);
     assert!(r["security_events"].as_array().unwrap().iter().any(|e| e["port"] == "tcp:22" && e["blocked"] == 300));
