@@ -244,7 +244,7 @@ impl<'a> BatchBuilder<'a> {
             for rule in rules {
                 let comment = self.texts.compose(&rule_meta(rule).head(), &rule.description)?;
                 let counted = hits.get(&rule.rule_id).copied().unwrap_or_default();
-                let expansions = rule_statements(next, rule, Hits::default())?;
+                let expansions = rule_statements(next, rule, direction == Direction::In, Hits::default())?;
                 for (n, mut statements) in expansions.into_iter().enumerate() {
                     // The whole count goes to the first nft rule of the group; reading sums them again.
                     if n == 0 {

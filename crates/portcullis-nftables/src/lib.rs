@@ -17,6 +17,7 @@
 
 pub mod apply;
 pub mod comment;
+pub mod logs;
 pub mod read;
 pub mod runner;
 mod status;
@@ -33,6 +34,7 @@ use portcullis_core::model::{
 };
 use portcullis_core::plan::ChangePlan;
 use portcullis_store::Store;
+use sha2::Digest;
 
 use crate::apply::{BatchBuilder, Layout, simulate};
 use crate::comment::TextStore;
@@ -77,6 +79,15 @@ pub struct Current {
     pub kernel: KernelTable,
     pub state: RuleSet,
     pub hits: HitMap,
+}
+
+/// The id of an interface's "default allow" rule: numeric like every rule id (log lines carry it as a pfSense
+/// tracker), derived from the interface name so that it is the same before and after the chain exists, and far
+/// below the ids of created rules (ten times a Unix time).
+fn seed_rule_id(interface: &str) -> RuleId {
+    let digest = sha2::Sha256::digest(interface.as_bytes());
+    let n = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % 1_000_000;
+    RuleId((1_000_000 + u64::from(n)).to_string())
 }
 
 /// The description of the rule a new interface chain starts with.
@@ -155,7 +166,7 @@ impl NftablesFirewall {
             return Vec::new();
         }
         vec![Rule {
-            rule_id: RuleId(format!("default-{interface}")),
+            rule_id: seed_rule_id(interface),
             interface: interface.to_string(),
             direction: Direction::In,
             action: Action::Pass,
@@ -301,5 +312,33 @@ impl Firewall for NftablesFirewall {
 
     async fn system_status(&self) -> Result<SystemStatus, BackendError> {
         status::system_status(self).await
+    }
+
+    /// The kernel log lines of Portcullis' rules, as filterlog lines, oldest first, at most `limit`.
+    async fn firewall_log(&self, limit: usize) -> Result<Vec<String>, BackendError> {
+        let output = tokio::process::Command::new("dmesg")
+            .args(["--time-format", "iso", "--nopager"])
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| BackendError::new(ErrorCode::Unavailable, format!("cannot run dmesg: {e}")))?;
+        if !output.status.success() {
+            return Err(BackendError::new(
+                ErrorCode::Unavailable,
+                format!("dmesg: {}", String::from_utf8_lossy(&output.stderr).trim()),
+            )
+            .with_hint("reading the kernel log needs root or CAP_SYSLOG"));
+        }
+        let text = String::from_utf8_lossy(&output.stdout);
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let devices: Vec<&str> = self.settings.interfaces.iter().map(|(_, d)| d.as_str()).collect();
+        let mut lines: Vec<String> = text
+            .lines()
+            .filter_map(|l| logs::filterlog_line(l, hostname.trim()))
+            .filter(|l| devices.iter().any(|d| l.contains(&format!(",{d},match,"))))
+            .collect();
+        let skip = lines.len().saturating_sub(limit);
+        lines.drain(..skip);
+        Ok(lines)
     }
 }

@@ -269,11 +269,6 @@ fn port_statement(field: &'static str, port: &PortMatch) -> Result<Option<S<'sta
     })
 }
 
-/// The log prefix of a rule: the kernel log line starts with it, so a line names its rule.
-pub fn log_prefix(rule_id: &str, action: Action) -> String {
-    format!("pc:{rule_id}:{}: ", action.as_str())
-}
-
 /// Counter values a rebuilt rule starts from, so that rebuilding a chain keeps its rules' hit counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Hits {
@@ -282,7 +277,13 @@ pub struct Hits {
 }
 
 /// The nft rules (as statement lists) that enforce one model rule, in order.
-pub fn rule_statements(state: &RuleSet, rule: &Rule, hits: Hits) -> Result<Vec<Vec<S<'static>>>, BackendError> {
+/// `inbound` says which chain the rules go to (a rule for both directions is written to both), for the log prefix.
+pub fn rule_statements(
+    state: &RuleSet,
+    rule: &Rule,
+    inbound: bool,
+    hits: Hits,
+) -> Result<Vec<Vec<S<'static>>>, BackendError> {
     let sources = address_alternatives(state, Side::Source, &rule.source)?;
     let destinations = address_alternatives(state, Side::Destination, &rule.destination)?;
     let wanted_v6 = match rule.ip_version {
@@ -326,7 +327,7 @@ pub fn rule_statements(state: &RuleSet, rule: &Rule, hits: Hits) -> Result<Vec<V
             }))));
             if rule.enabled {
                 if rule.log {
-                    let prefix = log_prefix(rule.rule_id.as_str(), rule.action);
+                    let prefix = crate::logs::log_prefix(rule.rule_id.as_str(), rule.action.as_str(), inbound);
                     statements.push(S::Log(Some(Log { prefix: Some(prefix.into()), ..Log::new(None) })));
                 }
                 statements.push(match rule.action {

@@ -247,3 +247,32 @@ async fn every_rule_shape_reads_back_as_written() {
     let state = fw.snapshot().await.expect("snapshot");
     assert_eq!(state.rules_on("lan").count(), 1 + 1 + shapes.len());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn blocked_packets_are_logged_and_read_back_as_filterlog_lines() {
+    // Kernel logging from a network namespace other than the host's is off unless this is set.
+    std::fs::write("/proc/sys/net/netfilter/nf_log_all_netns", "1").expect("root can enable namespace logging");
+    let net = Topology::new();
+    let fw = net.firewall();
+    let (_, applied, _, _) = change(&fw, block(CLIENT_B, TimeDelta::hours(1))).await;
+    let rule_id: u64 = applied.created_rules[0].as_str().parse().expect("numeric rule id");
+    // A port no other test uses, so that the line found is this test's.
+    let port = 20000 + (std::process::id() % 10000) as u16;
+    assert!(!net.tcp(CLIENT_B, port));
+    let mut found = None;
+    for _ in 0..20 {
+        let lines = fw.firewall_log(5000).await.expect("kernel log");
+        found = lines.into_iter().rev().find(|l| {
+            portcullis_logs::parse_line(l).is_ok_and(|e| {
+                e.dst_port() == Some(port) && e.src.to_string() == CLIENT_B && e.tracker == Some(rule_id)
+            })
+        });
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let line = found.expect("the dropped SYN is in the log, linked to the block rule");
+    let entry = portcullis_logs::parse_line(&line).expect("filterlog");
+    assert_eq!((entry.action.as_str(), entry.direction.as_str(), entry.interface), ("block", "in", "lan0"));
+}
