@@ -72,6 +72,17 @@ pub struct NftablesFirewall {
     host: status::HostProbe,
 }
 
+/// Traffic through one interface since the link came up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct InterfaceCounters {
+    pub interface: String,
+    pub device: String,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub packets_in: u64,
+    pub packets_out: u64,
+}
+
 /// What the kernel holds now, in both forms.
 pub struct Current {
     /// Whether Portcullis' table exists.
@@ -267,6 +278,35 @@ impl NftablesFirewall {
             }
             err
         })
+    }
+
+    /// Byte and packet counters of every configured interface (the kernel's link statistics, `ip -s link`), for
+    /// traffic statistics.
+    pub async fn interface_counters(&self) -> Result<Vec<InterfaceCounters>, BackendError> {
+        let links = self.settings.runner.ip_json(&["-s", "link", "show"]).await?;
+        let links = links.as_array().cloned().unwrap_or_default();
+        Ok(self
+            .settings
+            .interfaces
+            .iter()
+            .map(|(logical, device)| {
+                let stats = links.iter().find(|l| l["ifname"].as_str() == Some(device.as_str())).map(|l| &l["stats64"]);
+                let n = |dir: &str, what: &str| stats.and_then(|s| s[dir][what].as_u64()).unwrap_or(0);
+                InterfaceCounters {
+                    interface: logical.clone(),
+                    device: device.clone(),
+                    bytes_in: n("rx", "bytes"),
+                    bytes_out: n("tx", "bytes"),
+                    packets_in: n("rx", "packets"),
+                    packets_out: n("tx", "packets"),
+                }
+            })
+            .collect())
+    }
+
+    /// What each rule has matched since it was written (nft counters, carried over when a chain is rebuilt).
+    pub async fn rule_hits(&self) -> Result<HitMap, BackendError> {
+        Ok(self.read_current().await?.hits)
     }
 
     /// Deletes Portcullis' table (and with it every rule, set and block it holds). Nothing else is touched.

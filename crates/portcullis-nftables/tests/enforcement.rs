@@ -72,6 +72,14 @@ async fn a_fresh_table_changes_nothing_and_a_block_stops_that_source_only() {
     };
     assert_eq!((verdict(CLIENT_B), verdict(CLIENT_A)), (Action::Block, Action::Pass));
 
+    // Counters: the block rule counted the dropped packets, the links the traffic.
+    let block_rule = after.rules.iter().find(|r| r.managed.as_deref() == Some("block_list") && r.interface == "lan");
+    let hits = fw.rule_hits().await.expect("hits");
+    assert!(hits[&block_rule.expect("lan block rule").rule_id].packets >= 2, "{hits:?}");
+    let counters = fw.interface_counters().await.expect("counters");
+    let lan = counters.iter().find(|c| c.interface == "lan").expect("lan");
+    assert!(lan.packets_in > 4 && lan.bytes_in > lan.packets_in, "{lan:?}");
+
     let entries = &after.alias(plan::BLOCK_ALIAS).expect("block list").entries;
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].detail, "ssh brute force");
