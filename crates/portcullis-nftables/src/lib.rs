@@ -17,6 +17,7 @@
 
 pub mod apply;
 pub mod comment;
+pub mod egress;
 pub mod logs;
 pub mod read;
 pub mod runner;

@@ -284,3 +284,45 @@ async fn blocked_packets_are_logged_and_read_back_as_filterlog_lines() {
     let entry = portcullis_logs::parse_line(&line).expect("filterlog");
     assert_eq!((entry.action.as_str(), entry.direction.as_str(), entry.interface), ("block", "in", "lan0"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_egress_policy_lets_the_host_reach_only_the_allowed_flows() {
+    use portcullis_nftables::egress::{EgressFlow, EgressPolicy};
+    let net = Topology::new();
+    let fw = net.firewall();
+    change(&fw, block("192.0.2.99", TimeDelta::hours(1))).await;
+    let listing = normalised(net.list_table());
+    assert!(net.router_tcp(8080) && net.router_tcp(8081) && net.router_ping(SERVER));
+
+    // The router plays the host that runs Portcullis: its firewall API is the server's 8080, its DNS the server.
+    let policy = EgressPolicy {
+        interface: "wan".into(),
+        allow: [
+            vec![EgressFlow {
+                name: "firewall API".into(),
+                protocol: Protocol::Tcp,
+                destination: portcullis_core::model::parse_net("ip", SERVER).expect("net"),
+                port: Some(portcullis_core::model::PortRange::single(8080)),
+            }],
+            EgressPolicy::dns_flows(&format!("nameserver {SERVER}\n")),
+        ]
+        .concat(),
+    };
+    let state = fw.snapshot().await.expect("snapshot");
+    let p = policy.plan_apply(&state, now()).expect("plan");
+    let applied = fw.apply(&p).await.expect("apply");
+    let after = fw.snapshot().await.expect("snapshot");
+    plan::verify(&p, &applied, &after).expect("verified");
+
+    assert!(net.router_tcp(8080), "the firewall API is allowed");
+    assert!(!net.router_tcp(8081), "any other port is dropped");
+    assert!(!net.router_ping(SERVER), "and any other protocol");
+    assert!(net.tcp(CLIENT_A, 8081) && net.ping(CLIENT_A, SERVER), "forwarded traffic is not the host's own");
+    assert!(net.ping(CLIENT_A, ROUTER_LAN), "replies to inbound traffic still leave");
+
+    let removal = EgressPolicy::plan_remove(&after, "wan").expect("plan");
+    let removed = fw.apply(&removal).await.expect("remove");
+    plan::verify(&removal, &removed, &fw.snapshot().await.expect("snapshot")).expect("verified");
+    assert!(net.router_tcp(8081) && net.router_ping(SERVER), "removed");
+    assert_eq!(normalised(net.list_table()), listing, "the table is as it was before the policy");
+}

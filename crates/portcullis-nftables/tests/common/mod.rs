@@ -117,6 +117,26 @@ impl Topology {
             .success()
     }
 
+    /// A TCP connect from the router itself to the server.
+    pub fn router_tcp(&self, port: u16) -> bool {
+        Command::new("ip")
+            .args(["netns", "exec", &self.router, "nc", "-z", "-w1", SERVER, &port.to_string()])
+            .stderr(Stdio::null())
+            .status()
+            .expect("nc")
+            .success()
+    }
+
+    /// One ICMP echo from the router itself.
+    pub fn router_ping(&self, destination: &str) -> bool {
+        Command::new("ip")
+            .args(["netns", "exec", &self.router, "ping", "-c1", "-W1", destination])
+            .stdout(Stdio::null())
+            .status()
+            .expect("ping")
+            .success()
+    }
+
     pub fn settings(&self) -> NftablesSettings {
         NftablesSettings {
             runner: NftRunner::in_netns(self.router.clone()),
