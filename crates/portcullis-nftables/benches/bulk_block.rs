@@ -14,6 +14,7 @@ use portcullis_core::firewall::Firewall;
 use portcullis_core::model::AliasEntry;
 use portcullis_core::plan::{self, BLOCK_ALIAS, ChangeFacts, ChangePlan, Intent, Operation};
 use portcullis_nftables::comment::{EntryMeta, TextStore};
+use portcullis_nftables::read::KernelTable;
 use portcullis_nftables::{NftRunner, NftablesFirewall, NftablesSettings};
 use portcullis_store::Store;
 
@@ -78,8 +79,15 @@ fn entries(now: chrono::DateTime<Utc>) -> Vec<AliasEntry> {
         .collect()
 }
 
+/// Where the time of a backend apply and read-back goes.
+struct Breakdown {
+    build: Duration,
+    list: Duration,
+    parse: Duration,
+}
+
 /// The backend: one plan with 100,000 entries, applied as one batch, then read back and verified.
-async fn backend() -> (Duration, Duration, usize) {
+async fn backend() -> (Duration, Duration, usize, Breakdown) {
     let ns = Netns::new("b");
     let fw = firewall(&ns);
     seed(&fw).await;
@@ -102,7 +110,18 @@ async fn backend() -> (Duration, Duration, usize) {
     plan::verify(&plan, &applied, &state).expect("verified");
     let verify = started.elapsed();
     let count = state.alias(BLOCK_ALIAS).map_or(0, |a| a.entries.len());
-    (apply, verify, count)
+
+    let current = fw.read_current().await.expect("read");
+    let started = Instant::now();
+    let _ = fw.batch(&current, &plan, now);
+    let build = started.elapsed();
+    let started = Instant::now();
+    let json = fw.list_table_json().await.expect("list").expect("table");
+    let list = started.elapsed();
+    let started = Instant::now();
+    KernelTable::parse(&json).expect("parse");
+    let parse = started.elapsed();
+    (apply, verify, count, Breakdown { build, list, parse })
 }
 
 /// The baseline: the same elements, timeouts and comments in nft's own syntax, loaded with `nft -f FILE`.
@@ -136,10 +155,14 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     runtime.block_on(async {
         let (baseline, listed) = by_hand().await;
-        let (apply, verify, count) = backend().await;
+        let (apply, verify, count, b) = backend().await;
         assert!(count > N as usize && listed > N as usize, "every entry must be in the kernel");
         println!("nftables/block {N} addresses with expiry, one batch through the backend: {apply:.2?} ({count} entries read back, verification {verify:.2?})");
         println!("nftables/baseline: nft -f of the same {N} elements from a file: {baseline:.2?}");
         println!("nftables/ratio: {:.2}× the baseline", apply.as_secs_f64() / baseline.as_secs_f64());
+        println!(
+            "nftables/breakdown: building the batch {:.2?}; read-back = nft -j list table {:.2?} + parsing {:.2?} + model",
+            b.build, b.list, b.parse
+        );
     });
 }
