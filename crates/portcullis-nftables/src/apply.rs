@@ -16,7 +16,9 @@ use portcullis_core::plan::{ChangePlan, Operation, global_index, same_enforcemen
 
 use crate::comment::{EntryMeta, RuleMeta, SYSTEM_MARK, SetMeta, TextStore};
 use crate::read::HitMap;
-use crate::translate::{ALIASES_CHAIN, FAMILY, Hits, SetPart, matches, net_expr, rule_chain, rule_statements, set_def};
+use crate::translate::{
+    ALIASES_CHAIN, FAMILY, GENERATION_SET, Hits, SetPart, matches, net_expr, rule_chain, rule_statements, set_def,
+};
 
 fn conflict(message: impl Into<String>) -> BackendError {
     BackendError::new(ErrorCode::Conflict, message)
@@ -167,8 +169,11 @@ impl<'a> BatchBuilder<'a> {
 
     /// The table, its base chains (state tracking and the dispatch of each device to its interface's chain),
     /// rebuilt in every batch so that the interface mapping always follows the configuration.
-    pub fn skeleton(&mut self) {
-        self.commands.push(add(NfListObject::Table(Table { family: FAMILY, name: self.table(), handle: None })));
+    /// `exists` says whether the table was there when it was read: if not, it is created with `create` (which
+    /// fails if another process created it meanwhile) rather than `add`.
+    pub fn skeleton(&mut self, exists: bool) {
+        let table = NfListObject::Table(Table { family: FAMILY, name: self.table(), handle: None });
+        self.commands.push(if exists { add(table) } else { NfObject::CmdObject(NfCmd::Create(table)) });
         self.commands.push(add(NfListObject::Chain(self.chain(ALIASES_CHAIN))));
         for (name, _) in self.layout.interfaces {
             for direction in [Direction::In, Direction::Out] {
@@ -233,6 +238,29 @@ impl<'a> BatchBuilder<'a> {
                 S::VerdictMap(VerdictMap { key: E::Named(NE::Meta(Meta { key })), data: E::Named(NE::Set(pairs)) });
             self.commands.push(self.rule(name, vec![dispatch], format!("{SYSTEM_MARK} dispatch")));
         }
+    }
+
+    /// Swaps the table's generation number: first in the batch, so a stale batch fails before anything else.
+    pub fn generation(&mut self, read: Option<u32>, next: u32) {
+        let set = nftables::schema::Set {
+            family: FAMILY,
+            table: self.table(),
+            name: Cow::Borrowed(GENERATION_SET),
+            set_type: nftables::schema::SetTypeValue::Single(nftables::schema::SetType::Mark),
+            ..nftables::schema::Set::default()
+        };
+        self.commands.push(add(NfListObject::Set(Box::new(set))));
+        let table = self.table();
+        let element = |n: u32| Element {
+            family: FAMILY,
+            table: table.clone(),
+            name: Cow::Borrowed(GENERATION_SET),
+            elem: Cow::Owned(vec![E::Number(n)]),
+        };
+        if let Some(old) = read {
+            self.commands.push(NfObject::CmdObject(NfCmd::Delete(NfListObject::Element(element(old)))));
+        }
+        self.commands.push(add(NfListObject::Element(element(next))));
     }
 
     /// Empties an interface's chains and writes its rules again in order, each with its counter carried over.

@@ -102,6 +102,14 @@ fn seed_rule_id(interface: &str) -> RuleId {
     RuleId((1_000_000 + u64::from(n)).to_string())
 }
 
+/// A new generation number, different from the one read.
+fn next_generation(read: Option<u32>) -> u32 {
+    let now = Utc::now();
+    let fresh =
+        now.timestamp_subsec_nanos() ^ (now.timestamp() as u32).rotate_left(7) ^ std::process::id().rotate_left(19);
+    if Some(fresh) == read { fresh.wrapping_add(1) } else { fresh }
+}
+
 /// The description of the rule a new interface chain starts with.
 pub const DEFAULT_ALLOW_DESCR: &str = "Default allow (other nftables tables decide the rest)";
 
@@ -248,7 +256,8 @@ impl NftablesFirewall {
         let outcome = simulate(&current.state, plan, now)?;
         let layout = self.layout();
         let mut batch = BatchBuilder::new(&layout, &self.texts);
-        batch.skeleton();
+        batch.skeleton(current.exists);
+        batch.generation(current.kernel.generation, next_generation(current.kernel.generation));
         for alias in &outcome.new_aliases {
             batch.create_alias_sets(&outcome.next, alias)?;
         }
@@ -339,7 +348,19 @@ impl Firewall for NftablesFirewall {
         let _writer = self.writer.lock().await;
         let current = self.read_current().await?;
         let (batch, applied) = self.batch(&current, plan, Utc::now())?;
-        self.run_batch(&batch, false).await?;
+        if let Err(e) = self.run_batch(&batch, false).await {
+            // Another process wrote to the table since it was read: its generation number is gone.
+            let now = self.list_table_json().await.ok().flatten().and_then(|j| KernelTable::parse(&j).ok());
+            let table_now = now.map(|t| t.generation);
+            if table_now.is_some_and(|g| g != current.kernel.generation) || (!current.exists && table_now.is_some()) {
+                return Err(BackendError::new(
+                    ErrorCode::Conflict,
+                    format!("the table changed during the write ({})", e.message),
+                )
+                .with_hint("another Portcullis process wrote to this firewall at the same time; plan again"));
+            }
+            return Err(e);
+        }
         tracing::info!(target = %self.name, operations = plan.operations.len(), "applied one nft batch");
         Ok(applied)
     }

@@ -15,7 +15,7 @@ use portcullis_core::model::{
 };
 
 use crate::comment::{EntryMeta, RuleMeta, SYSTEM_MARK, SetMeta, TextStore};
-use crate::translate::{ALIASES_CHAIN, Hits, PROTOCOL_NAMES, SetPart};
+use crate::translate::{ALIASES_CHAIN, GENERATION_SET, Hits, PROTOCOL_NAMES, SetPart};
 
 /// One rule of Portcullis' table as listed.
 #[derive(Debug, Clone)]
@@ -44,6 +44,8 @@ pub struct ListedElement {
 pub struct KernelTable {
     pub chains: BTreeMap<String, Vec<ListedRule>>,
     pub sets: BTreeMap<String, ListedSet>,
+    /// The table's write generation (see [`crate::translate::GENERATION_SET`]).
+    pub generation: Option<u32>,
 }
 
 fn unexpected(message: String) -> BackendError {
@@ -67,6 +69,10 @@ impl KernelTable {
         for mut object in objects {
             if let Some(set) = object.get_mut("set") {
                 let name = set["name"].as_str().unwrap_or_default().to_string();
+                if name == GENERATION_SET {
+                    table.generation = set["elem"].get(0).and_then(|e| e.as_u64()).and_then(|g| u32::try_from(g).ok());
+                    continue;
+                }
                 let elements = match set.get_mut("elem").map(serde_json::Value::take) {
                     Some(serde_json::Value::Array(items)) => items
                         .into_iter()

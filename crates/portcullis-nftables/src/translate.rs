@@ -24,6 +24,11 @@ pub const FAMILY: NfFamily = NfFamily::INet;
 /// An unhooked chain whose rules only carry the description of each alias in their comment.
 pub const ALIASES_CHAIN: &str = "aliases";
 
+/// A set holding one number that every batch replaces (delete the number read, add a new one): a batch built on
+/// a table that another process changed since deletes a number that is gone, and the kernel refuses it whole.
+/// This makes concurrent writers from several processes a `conflict` instead of a lost update.
+pub const GENERATION_SET: &str = "generation";
+
 /// Which of an alias' four sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SetPart {
