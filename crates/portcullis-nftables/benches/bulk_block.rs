@@ -102,6 +102,10 @@ async fn backend() -> (Duration, Duration, usize, Breakdown) {
         warnings: Vec::new(),
         facts: ChangeFacts::default(),
     };
+    let current = fw.read_current().await.expect("read");
+    let started = Instant::now();
+    let _ = fw.batch(&current, &plan, now).expect("batch");
+    let build = started.elapsed();
     let started = Instant::now();
     let applied = fw.apply(&plan).await.expect("apply");
     let apply = started.elapsed();
@@ -111,10 +115,6 @@ async fn backend() -> (Duration, Duration, usize, Breakdown) {
     let verify = started.elapsed();
     let count = state.alias(BLOCK_ALIAS).map_or(0, |a| a.entries.len());
 
-    let current = fw.read_current().await.expect("read");
-    let started = Instant::now();
-    let _ = fw.batch(&current, &plan, now);
-    let build = started.elapsed();
     let started = Instant::now();
     let json = fw.list_table_json().await.expect("list").expect("table");
     let list = started.elapsed();
@@ -151,17 +151,48 @@ async fn by_hand() -> (Duration, usize) {
     (elapsed, count)
 }
 
+/// A second baseline: the backend's own JSON batch, written to a file and loaded with `nft -j -f FILE`, to tell
+/// nft's JSON path apart from Portcullis' work.
+async fn same_batch_by_hand() -> Duration {
+    let ns = Netns::new("j");
+    let fw = firewall(&ns);
+    seed(&fw).await;
+    let now = Utc::now().trunc_subsecs(3);
+    let plan = ChangePlan {
+        summary: format!("block {N} addresses"),
+        operations: vec![Operation::PutAliasEntries {
+            alias: BLOCK_ALIAS.into(),
+            before: Vec::new(),
+            after: entries(now),
+        }],
+        warnings: Vec::new(),
+        facts: ChangeFacts::default(),
+    };
+    let current = fw.read_current().await.expect("read");
+    let (batch, _) = fw.batch(&current, &plan, now).expect("batch");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("batch.json");
+    std::fs::write(&path, serde_json::to_vec(&batch).expect("json")).expect("write");
+    let started = Instant::now();
+    let out = ns.nft(&["-j", "-f", path.to_str().expect("path")]);
+    let elapsed = started.elapsed();
+    assert!(out.status.success(), "nft -j -f: {}", String::from_utf8_lossy(&out.stderr));
+    elapsed
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     runtime.block_on(async {
         let (baseline, listed) = by_hand().await;
         let (apply, verify, count, b) = backend().await;
+        let json_by_hand = same_batch_by_hand().await;
         assert!(count > N as usize && listed > N as usize, "every entry must be in the kernel");
         println!("nftables/block {N} addresses with expiry, one batch through the backend: {apply:.2?} ({count} entries read back, verification {verify:.2?})");
         println!("nftables/baseline: nft -f of the same {N} elements from a file: {baseline:.2?}");
         println!("nftables/ratio: {:.2}× the baseline", apply.as_secs_f64() / baseline.as_secs_f64());
+        println!("nftables/baseline 2: nft -j -f of the backend's own batch from a file: {json_by_hand:.2?} (nft's JSON path)");
         println!(
-            "nftables/breakdown: building the batch {:.2?}; read-back = nft -j list table {:.2?} + parsing {:.2?} + model",
+            "nftables/breakdown: of the apply, building the batch took {:.2?}; read-back = nft -j list table {:.2?} + parsing {:.2?} + model",
             b.build, b.list, b.parse
         );
     });

@@ -46,6 +46,28 @@ fn block_ip_address_through_the_cli_is_enforced_by_the_kernel() {
     assert!(!net.ping(CLIENT_B, SERVER) && !net.tcp(CLIENT_B, 8080), "the kernel drops the blocked source");
     assert!(net.ping(CLIENT_A, SERVER) && net.tcp(CLIENT_A, 8080), "and only that source");
 
+    // The dropped packets are logged by the kernel and read back through query_firewall_logs. Logging from a
+    // network namespace needs this switch.
+    std::fs::write("/proc/sys/net/netfilter/nf_log_all_netns", "1").expect("root can enable namespace logging");
+    let port = (30000 + std::process::id() % 10000).to_string();
+    assert!(!net.tcp(CLIENT_B, port.parse().expect("port")));
+    let mut logged = serde_json::Value::Null;
+    let mut hit = false;
+    for _ in 0..20 {
+        logged = portcullis(
+            dir.path(),
+            &["call", "query_firewall_logs", "timeframe=1h", &format!("source_ip={CLIENT_B}"), "--json"],
+        );
+        hit = logged["data"].as_array().is_some_and(|rows| {
+            rows.iter().any(|r| r["dst_port"] == port.as_str() && r["action"] == "block" && r["interface"] == "lan")
+        });
+        if hit {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(hit, "the blocked SYN is in query_firewall_logs, on lan, as a block: {logged}");
+
     let blocks = portcullis(dir.path(), &["call", "list_blocks", "--json"]);
     assert!(blocks.to_string().contains(CLIENT_B), "{blocks}");
     let verdict = portcullis(
