@@ -80,6 +80,10 @@ async fn a_fresh_table_changes_nothing_and_a_block_stops_that_source_only() {
     let lan = counters.iter().find(|c| c.interface == "lan").expect("lan");
     assert!(lan.packets_in > 4 && lan.bytes_in > lan.packets_in, "{lan:?}");
 
+    let status = fw.system_status().await.expect("status");
+    assert!(status.version.contains("nftables"), "{}", status.version);
+    assert!(status.health.iter().all(|h| h.ok), "{:?}", status.health);
+
     let entries = &after.alias(plan::BLOCK_ALIAS).expect("block list").entries;
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].detail, "ssh brute force");
@@ -365,4 +369,22 @@ async fn two_processes_writing_at_once_lose_nothing() {
     let state = net.firewall().snapshot().await.expect("snapshot");
     let created = state.rules_on("lan").filter(|r| r.description == "test rule").count();
     assert_eq!(created, 12, "every rule landed ({conflicts} conflicts retried)");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn removing_an_entry_the_kernel_already_dropped_still_applies() {
+    let net = Topology::new();
+    let fw = net.firewall();
+    let (_, _, _, after) = change(&fw, block(CLIENT_B, TimeDelta::hours(1))).await;
+    // What the kernel does when a timeout runs out between the sweeper's read and its write.
+    net.nft(&["delete", "element", "inet", "portcullis", "PORTCULLIS_BLOCK_h4", &format!("{{ {CLIENT_B} }}")]);
+    let p = plan::plan(
+        &after,
+        &Intent::Unblock { net: portcullis_core::model::parse_net("ip", CLIENT_B).expect("net"), interface: None },
+        now(),
+    )
+    .expect("plan");
+    let applied = fw.apply(&p).await.expect("the removal of a vanished entry is not an error");
+    plan::verify(&p, &applied, &fw.snapshot().await.expect("snapshot")).expect("verified");
+    assert!(net.tcp(CLIENT_B, 8080));
 }
