@@ -271,13 +271,12 @@ impl<'a> BatchBuilder<'a> {
             let rules = next.rules_on(interface).filter(|r| r.direction == direction || r.direction == Direction::Any);
             for rule in rules {
                 let comment = self.texts.compose(&rule_meta(rule).head(), &rule.description)?;
-                let counted = hits.get(&rule.rule_id).copied().unwrap_or_default();
-                let expansions = rule_statements(next, rule, direction == Direction::In, Hits::default())?;
-                for (n, mut statements) in expansions.into_iter().enumerate() {
-                    // The whole count goes to the first nft rule of the group; reading sums them again.
-                    if n == 0 {
-                        set_counter(&mut statements, counted);
-                    }
+                // A rule for both directions keeps its (summed) count in its inbound chain only.
+                let counted = match (rule.direction, direction) {
+                    (Direction::Any, Direction::Out) => Hits::default(),
+                    _ => hits.get(&rule.rule_id).copied().unwrap_or_default(),
+                };
+                for statements in rule_statements(next, rule, direction == Direction::In, counted)? {
                     self.commands.push(self.rule(&chain, statements, comment.clone()));
                 }
             }
@@ -387,17 +386,6 @@ fn timed(value: E<'static>, timeout: Option<u32>, comment: Option<String>) -> E<
         comment: comment.map(Cow::Owned),
         counter: None,
     }))
-}
-
-fn set_counter(statements: &mut [S<'static>], hits: Hits) {
-    for s in statements.iter_mut() {
-        if let S::Counter(c) = s {
-            *c = nftables::stmt::Counter::Anonymous(Some(nftables::stmt::AnonymousCounter {
-                packets: Some(hits.packets as usize),
-                bytes: Some(hits.bytes as usize),
-            }));
-        }
-    }
 }
 
 pub fn rule_meta(rule: &Rule) -> RuleMeta {

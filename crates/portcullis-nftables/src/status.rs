@@ -22,18 +22,19 @@ pub struct HostProbe {
 }
 
 impl HostProbe {
-    fn cpu_usage(&self) -> f64 {
-        let mut last = self.last_cpu.lock().unwrap_or_else(|p| p.into_inner());
-        let previous = match *last {
+    async fn cpu_usage(&self) -> f64 {
+        let stored = *self.last_cpu.lock().unwrap_or_else(|p| p.into_inner());
+        let previous = match stored {
             Some(prev) => Some(prev),
             None => {
+                // First call: a short baseline, so the figure describes now and not the average since boot.
                 let first = cpu_times();
-                std::thread::sleep(Duration::from_millis(50));
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 first
             }
         };
         let current = cpu_times();
-        *last = current;
+        *self.last_cpu.lock().unwrap_or_else(|p| p.into_inner()) = current;
         match (previous, current) {
             (Some(a), Some(b)) if b.total > a.total => {
                 let usage = (b.busy - a.busy.min(b.busy)) as f64 / (b.total - a.total) as f64 * 100.0;
@@ -67,7 +68,7 @@ fn uptime() -> Option<u64> {
 }
 
 pub async fn system_status(fw: &NftablesFirewall) -> Result<SystemStatus, BackendError> {
-    let cpu = tokio::task::block_in_place(|| fw.host.cpu_usage());
+    let cpu = fw.host.cpu_usage().await;
     let version = fw.settings.runner.nft(&["--version"]).await.map_err(|e| e.into_backend("nft --version"))?;
     let uptime = uptime().unwrap_or(0);
     let mut health = Vec::new();

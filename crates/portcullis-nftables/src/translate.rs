@@ -282,7 +282,8 @@ pub struct Hits {
 }
 
 /// The nft rules (as statement lists) that enforce one model rule, in order.
-/// `inbound` says which chain the rules go to (a rule for both directions is written to both), for the log prefix.
+/// `inbound` says which chain the rules go to (a rule for both directions is written to both), for the log prefix;
+/// `hits` are the counts the rule starts from.
 pub fn rule_statements(
     state: &RuleSet,
     rule: &Rule,
@@ -326,9 +327,11 @@ pub fn rule_statements(
             statements.extend(ports.iter().cloned());
             statements.extend(s.statements.iter().cloned());
             statements.extend(d.statements.iter().cloned());
+            // The whole count goes to the first nft rule of the group; reading sums the group again.
+            let start = if out.is_empty() { hits } else { Hits::default() };
             statements.push(S::Counter(Counter::Anonymous(Some(AnonymousCounter {
-                packets: Some(hits.packets as usize),
-                bytes: Some(hits.bytes as usize),
+                packets: Some(start.packets as usize),
+                bytes: Some(start.bytes as usize),
             }))));
             if rule.enabled {
                 if rule.log {

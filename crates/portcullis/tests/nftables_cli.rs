@@ -89,6 +89,10 @@ fn block_ip_address_through_the_cli_is_enforced_by_the_kernel() {
         portcullis(dir.path(), &["call", "unblock_ip_address", &format!("ip_address={CLIENT_B}"), "--json"]);
     assert_eq!(unblocked["status"], "applied", "{unblocked}");
     assert!(net.ping(CLIENT_B, SERVER) && net.tcp(CLIENT_B, 8080), "unblocked");
+    let status = portcullis(dir.path(), &["call", "get_system_status", "--json"]);
+    assert!(status["version"].as_str().is_some_and(|v| v.contains("nftables")), "{status}");
+    let rules = portcullis(dir.path(), &["call", "get_firewall_rules", "interface=lan", "--json"]);
+    assert!(rules.to_string().contains("Portcullis managed block list"), "{rules}");
     let audit = portcullis(dir.path(), &["call", "verify_audit_log", "--json"]);
     assert!(audit.to_string().contains("true"), "{audit}");
 }
