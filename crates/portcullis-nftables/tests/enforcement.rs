@@ -147,8 +147,6 @@ async fn a_paused_rule_stops_matching_and_resumes() {
     let (_, _, _, paused) =
         change(&fw, Intent::PauseRule { rule_id: id.clone(), until: now() + TimeDelta::hours(1) }).await;
     assert!(net.ping(CLIENT_A, SERVER), "a paused rule does not match");
-    let counted = fw.rule_hits().await.expect("hits")[&id].packets;
-    assert!(counted >= 1, "the dropped echo was counted, and the count survived rewriting the chain");
     let rule = paused.rule(&id).expect("still there");
     assert!(!rule.enabled && rule.paused_until.is_some(), "kept in place, marked paused");
 
