@@ -144,8 +144,11 @@ async fn a_paused_rule_stops_matching_and_resumes() {
     assert!(!net.ping(CLIENT_A, SERVER), "the rule blocks ICMP from A");
     assert!(net.tcp(CLIENT_A, 8080), "and nothing else");
 
+    let counted = fw.rule_hits().await.expect("hits")[&id].packets;
+    assert!(counted >= 1, "the dropped echo was counted");
     let (_, _, _, paused) =
         change(&fw, Intent::PauseRule { rule_id: id.clone(), until: now() + TimeDelta::hours(1) }).await;
+    assert_eq!(fw.rule_hits().await.expect("hits")[&id].packets, counted, "the count survived rewriting the chain");
     assert!(net.ping(CLIENT_A, SERVER), "a paused rule does not match");
     let rule = paused.rule(&id).expect("still there");
     assert!(!rule.enabled && rule.paused_until.is_some(), "kept in place, marked paused");
