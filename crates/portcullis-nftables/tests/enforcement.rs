@@ -157,33 +157,6 @@ async fn a_paused_rule_stops_matching_and_resumes() {
     assert!(!net.ping(CLIENT_A, SERVER), "resumed");
 }
 
-/// The table listing without what changes by itself: handles, counters, the time left on entries, and the write
-/// generation.
-fn normalised(mut listing: serde_json::Value) -> serde_json::Value {
-    fn strip(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(map) => {
-                map.remove("handle");
-                map.remove("expires");
-                if let Some(c) = map.get_mut("counter")
-                    && c.is_object()
-                {
-                    *c = serde_json::json!({});
-                }
-                map.values_mut().for_each(strip);
-            }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
-    strip(&mut listing);
-    // The write generation changes with every batch by design.
-    if let Some(objects) = listing["nftables"].as_array_mut() {
-        objects.retain(|o| o["set"]["name"] != "generation");
-    }
-    listing
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rolled_back_change_restores_the_previous_table() {
     let net = Topology::new();

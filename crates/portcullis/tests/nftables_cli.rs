@@ -32,7 +32,8 @@ fn block_ip_address_through_the_cli_is_enforced_by_the_kernel() {
     let net = Topology::new();
     let dir = tempfile::tempdir().expect("tempdir");
     let config = format!(
-        "targets:\n  router: {{kind: nftables, netns: {}, interfaces: {{lan: lan0, wan: wan0}}}}\ndefault_target: router\n",
+        "targets:\n  router: {{kind: nftables, netns: {}, interfaces: {{lan: lan0, wan: wan0}}}}\ndefault_target: router\n\
+         security: {{principal: admin}}\n",
         net.router
     );
     std::fs::write(dir.path().join("config.yaml"), config).expect("config");
@@ -93,6 +94,32 @@ fn block_ip_address_through_the_cli_is_enforced_by_the_kernel() {
     assert!(status["version"].as_str().is_some_and(|v| v.contains("nftables")), "{status}");
     let rules = portcullis(dir.path(), &["call", "get_firewall_rules", "interface=lan", "--json"]);
     assert!(rules.to_string().contains("Portcullis managed block list"), "{rules}");
+    // rollback_change through the journal restores the table exactly.
+    let before = normalised(net.list_table());
+    let created = portcullis(
+        dir.path(),
+        &[
+            "call",
+            "create_firewall_rule",
+            "interface=lan",
+            "action=block",
+            "protocol=tcp",
+            "source=any",
+            &format!("destination={SERVER}"),
+            "destination_port=8081",
+            "description=close 8081",
+            "position=0",
+            "--json",
+        ],
+    );
+    assert_eq!(created["status"], "applied", "{created}");
+    assert!(!net.tcp(CLIENT_A, 8081), "the new rule is enforced");
+    let change_id = created["change_id"].as_str().expect("change_id").to_string();
+    let rolled = portcullis(dir.path(), &["call", "rollback_change", &format!("change_id={change_id}"), "--json"]);
+    assert_eq!(rolled["status"], "rolled_back", "{rolled}");
+    assert_eq!(normalised(net.list_table()), before, "the table is exactly as before the change");
+    assert!(net.tcp(CLIENT_A, 8081), "and traffic flows again");
+
     let audit = portcullis(dir.path(), &["call", "verify_audit_log", "--json"]);
     assert!(audit.to_string().contains("true"), "{audit}");
 }

@@ -177,6 +177,33 @@ impl Drop for Topology {
     }
 }
 
+/// The table listing without what changes by itself: handles, counters, the time left on entries, and the write
+/// generation.
+pub fn normalised(mut listing: serde_json::Value) -> serde_json::Value {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                map.remove("handle");
+                map.remove("expires");
+                if let Some(c) = map.get_mut("counter")
+                    && c.is_object()
+                {
+                    *c = serde_json::json!({});
+                }
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut listing);
+    // The write generation changes with every batch by design.
+    if let Some(objects) = listing["nftables"].as_array_mut() {
+        objects.retain(|o| o["set"]["name"] != "generation");
+    }
+    listing
+}
+
 /// Plans `intent` on a fresh snapshot, applies it, and verifies the read-back, as the tool service does.
 pub async fn change(fw: &NftablesFirewall, intent: Intent) -> (ChangePlan, Applied, RuleSet, RuleSet) {
     let now = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 3);
