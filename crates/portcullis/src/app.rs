@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use portcullis_guard::{Auditor, Guard, GuardSettings, OperationPolicy, Principal, Roles};
 use portcullis_lab::{LabFirewall, default_interfaces, lab_interfaces};
+use portcullis_nftables::{NftRunner, NftablesFirewall, NftablesSettings};
 use portcullis_pfrest::{Auth, ClientConfig};
 use portcullis_pfsense::PfSenseFirewall;
 use portcullis_store::Store;
@@ -67,6 +68,20 @@ fn targets(config: &Config, store: &Arc<Store>, lab: LabFirewall) -> anyhow::Res
         let firewall =
             PfSenseFirewall::new(&name, client, store.clone()).map_err(|e| anyhow::anyhow!("target {name}: {e}"))?;
         targets.push(Target::new(name, Arc::new(firewall)));
+    }
+    for (name, nft) in config.nftables_targets() {
+        let runner = NftRunner {
+            nft: nft.nft_path.clone().unwrap_or_else(|| "nft".into()),
+            netns: nft.netns.clone(),
+            ..NftRunner::default()
+        };
+        let settings = NftablesSettings {
+            table: nft.table.clone(),
+            interfaces: nft.interfaces.iter().map(|(l, d)| (l.clone(), d.clone())).collect(),
+            runner,
+            default_allow: nft.default_allow,
+        };
+        targets.push(Target::new(name.clone(), Arc::new(NftablesFirewall::new(&name, settings, store.clone()))));
     }
     let default = config.default_target();
     targets.sort_by_key(|t| t.name != default);

@@ -168,6 +168,32 @@ pub struct Config {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum TargetConfig {
     Pfsense(PfSenseConfig),
+    Nftables(NftablesConfig),
+}
+
+/// A Linux host or router filtered by nftables (`kind: nftables`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NftablesConfig {
+    /// The `inet` table Portcullis owns; nothing outside it is touched.
+    #[serde(default = "default_nft_table")]
+    pub table: String,
+    /// Logical interface name -> kernel device, e.g. `{lan: eth1, wan: eth0}`.
+    pub interfaces: BTreeMap<String, String>,
+    /// A network namespace to run `nft` in (`ip netns exec NAME nft`); unset = Portcullis' own namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
+    /// The `nft` binary; unset = `nft` from `PATH`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nft_path: Option<PathBuf>,
+    /// Whether a new interface chain starts with a "default allow" rule (`false`: inbound traffic is denied
+    /// until rules pass it).
+    #[serde(default = "default_true")]
+    pub default_allow: bool,
+}
+
+fn default_nft_table() -> String {
+    "portcullis".to_owned()
 }
 
 /// The name of the embedded lab target, always present.
@@ -492,8 +518,22 @@ impl Config {
     /// Every configured pfSense firewall by target name, the legacy section first.
     pub fn pfsense_targets(&self) -> Vec<(String, &PfSenseConfig)> {
         let legacy = self.pfsense.iter().map(|pf| (LEGACY_PFSENSE_TARGET.to_string(), pf));
-        let named = self.targets.iter().map(|(name, TargetConfig::Pfsense(pf))| (name.clone(), pf));
+        let named = self.targets.iter().filter_map(|(name, t)| match t {
+            TargetConfig::Pfsense(pf) => Some((name.clone(), pf)),
+            TargetConfig::Nftables(_) => None,
+        });
         legacy.chain(named).collect()
+    }
+
+    /// Every configured nftables target by name.
+    pub fn nftables_targets(&self) -> Vec<(String, &NftablesConfig)> {
+        self.targets
+            .iter()
+            .filter_map(|(name, t)| match t {
+                TargetConfig::Nftables(nft) => Some((name.clone(), nft)),
+                TargetConfig::Pfsense(_) => None,
+            })
+            .collect()
     }
 
     /// The target used when a call names none.
@@ -646,9 +686,14 @@ fn resolve_relative_paths(config: &mut Config, base: &Path) {
     if let Some(p) = config.pfsense.as_mut().and_then(|p| p.ca_file.as_mut()) {
         resolve_relative(base, p);
     }
-    for TargetConfig::Pfsense(pf) in config.targets.values_mut() {
-        if let Some(p) = pf.ca_file.as_mut() {
-            resolve_relative(base, p);
+    for target in config.targets.values_mut() {
+        match target {
+            TargetConfig::Pfsense(pf) => {
+                if let Some(p) = pf.ca_file.as_mut() {
+                    resolve_relative(base, p);
+                }
+            }
+            TargetConfig::Nftables(_) => {}
         }
     }
 }
@@ -704,7 +749,10 @@ fn resolve_secrets(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(), ConfigError> {
     let legacy = config.pfsense.as_mut().map(|pf| ("pfsense".to_string(), pf));
-    let named = config.targets.iter_mut().map(|(name, TargetConfig::Pfsense(pf))| (format!("targets.{name}"), pf));
+    let named = config.targets.iter_mut().filter_map(|(name, t)| match t {
+        TargetConfig::Pfsense(pf) => Some((format!("targets.{name}"), pf)),
+        TargetConfig::Nftables(_) => None,
+    });
     for (key, pf) in legacy.into_iter().chain(named) {
         if let Some(s) = pf.password.as_mut() {
             resolve_secret(s, &format!("{key}.password"), base, origin, env)?;
@@ -782,13 +830,67 @@ fn validate_pfsense(pf: &mut PfSenseConfig, key: &str, o: Option<&Path>) -> Resu
     Ok(())
 }
 
+/// Names that reach `nft` and `ip` as arguments: letters, digits, `_`, `-` and `.`, nothing a shell or nft
+/// would read differently.
+fn is_plain_name(name: &str, max: usize) -> bool {
+    !name.is_empty()
+        && name.len() <= max
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+}
+
+fn validate_nftables(nft: &mut NftablesConfig, key: &str, o: Option<&Path>) -> Result<(), ConfigError> {
+    if !is_identifier(&nft.table) || nft.table.len() > 64 {
+        return Err(invalid(
+            format!("{key}.table"),
+            format!("`{}` is not a table name (letters, digits, _)", nft.table),
+            o,
+        ));
+    }
+    if nft.interfaces.is_empty() {
+        return Err(invalid(format!("{key}.interfaces"), "name at least one interface, e.g. {lan: eth1}", o));
+    }
+    let mut devices = std::collections::HashSet::new();
+    for (logical, device) in &nft.interfaces {
+        if !is_identifier(logical) || logical.len() > 32 {
+            return Err(invalid(
+                format!("{key}.interfaces.{logical}"),
+                "logical interface names are identifiers (letters, digits, _) of at most 32 characters",
+                o,
+            ));
+        }
+        // IFNAMSIZ: kernel device names have at most 15 characters.
+        if !is_plain_name(device, 15) {
+            return Err(invalid(
+                format!("{key}.interfaces.{logical}"),
+                format!("`{device}` is not a kernel device name (at most 15 letters, digits, _ - .)"),
+                o,
+            ));
+        }
+        if !devices.insert(device.as_str()) {
+            return Err(invalid(
+                format!("{key}.interfaces.{logical}"),
+                format!("device `{device}` is mapped twice"),
+                o,
+            ));
+        }
+    }
+    nft.interfaces =
+        std::mem::take(&mut nft.interfaces).into_iter().map(|(l, d)| (l.to_ascii_lowercase(), d)).collect();
+    if let Some(ns) = &nft.netns
+        && !is_plain_name(ns, 64)
+    {
+        return Err(invalid(format!("{key}.netns"), format!("`{ns}` is not a network namespace name"), o));
+    }
+    Ok(())
+}
+
 fn validate(config: &mut Config, origin: &Path) -> Result<(), ConfigError> {
     let o = Some(origin);
 
     if let Some(pf) = config.pfsense.as_mut() {
         validate_pfsense(pf, "pfsense", o)?;
     }
-    for (name, TargetConfig::Pfsense(pf)) in config.targets.iter_mut() {
+    for (name, target) in config.targets.iter_mut() {
         if !is_identifier(name) || name == LAB_TARGET || name == LEGACY_PFSENSE_TARGET && config.pfsense.is_some() {
             return Err(invalid(
                 format!("targets.{name}"),
@@ -796,10 +898,15 @@ fn validate(config: &mut Config, origin: &Path) -> Result<(), ConfigError> {
                 o,
             ));
         }
-        validate_pfsense(pf, &format!("targets.{name}"), o)?;
+        match target {
+            TargetConfig::Pfsense(pf) => validate_pfsense(pf, &format!("targets.{name}"), o)?,
+            TargetConfig::Nftables(nft) => validate_nftables(nft, &format!("targets.{name}"), o)?,
+        }
     }
     if let Some(default) = &config.default_target {
-        let known = default == LAB_TARGET || config.pfsense_targets().iter().any(|(n, _)| n == default);
+        let known = default == LAB_TARGET
+            || config.pfsense_targets().iter().any(|(n, _)| n == default)
+            || config.targets.contains_key(default);
         if !known {
             return Err(invalid("default_target", format!("no target named `{default}`"), o));
         }
@@ -1485,6 +1592,38 @@ interfaces: {wan: em0, lan: em1, dmz: em2}
         assert_invalid_key("targets: {lab: {kind: pfsense, host: fw}}\n", "targets.lab");
         assert_invalid_key("targets: {b: {kind: pfsense, host: fw, port: 0}}\n", "targets.b.port");
         assert!(parse("targets: {b: {kind: pfsense, host: fw, colour: red}}\n", origin(), &no_env).is_err());
+    }
+
+    #[test]
+    fn nftables_targets_load_and_name_their_bad_fields() {
+        let text = "targets:\n  router: {kind: nftables, interfaces: {LAN: eth1, wan: eth0}, netns: edge}\n\
+                    default_target: router\n";
+        let c = parse(text, origin(), &no_env).unwrap();
+        let (name, nft) = &c.nftables_targets()[0];
+        assert_eq!((name.as_str(), nft.table.as_str(), nft.netns.as_deref()), ("router", "portcullis", Some("edge")));
+        assert_eq!(nft.interfaces.get("lan").map(String::as_str), Some("eth1"));
+        assert!(nft.default_allow);
+        assert_eq!(c.default_target(), "router");
+        assert!(c.pfsense_targets().is_empty());
+        assert_invalid_key("targets: {r: {kind: nftables, interfaces: {}}}\n", "targets.r.interfaces");
+        assert_invalid_key(
+            "targets: {r: {kind: nftables, interfaces: {lan: \"eth0;rm\"}}}\n",
+            "targets.r.interfaces.lan",
+        );
+        assert_invalid_key(
+            "targets: {r: {kind: nftables, interfaces: {lan: e0}, table: \"x y\"}}\n",
+            "targets.r.table",
+        );
+        assert_invalid_key(
+            "targets: {r: {kind: nftables, interfaces: {lan: e0}, netns: \"a/b\"}}\n",
+            "targets.r.netns",
+        );
+        assert_invalid_key(
+            "targets: {r: {kind: nftables, interfaces: {lan: e0, wan: e0}}}\n",
+            "targets.r.interfaces.wan",
+        );
+        let err = parse("targets: {r: {kind: nftables, interfaces: {lan: e0}, colour: red}}\n", origin(), &no_env);
+        assert!(err.unwrap_err().to_string().contains("colour"));
     }
 
     #[test]

@@ -1,0 +1,199 @@
+//! Blocking 100,000 addresses with expiry on nftables, in a network namespace made for the run: the backend's
+//! whole apply (read the table fresh, check the plan against it, build ONE `nft -j -f -` batch with a timeout
+//! and comment per element, let the kernel commit it) beside the baseline of `nft -f` loading the same elements,
+//! timeouts and comments from a file written by hand. The read-back that verifies the change is timed too.
+//!
+//! Needs root and nft. Run: `cargo bench -p portcullis-nftables --bench bulk_block`
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{SubsecRound, TimeDelta, Utc};
+use portcullis_core::firewall::Firewall;
+use portcullis_core::model::AliasEntry;
+use portcullis_core::plan::{self, BLOCK_ALIAS, ChangeFacts, ChangePlan, Intent, Operation};
+use portcullis_nftables::comment::{EntryMeta, TextStore};
+use portcullis_nftables::read::KernelTable;
+use portcullis_nftables::{NftRunner, NftablesFirewall, NftablesSettings};
+use portcullis_store::Store;
+
+const N: u32 = 100_000;
+const REASON: &str = "threat feed";
+
+fn address(i: u32) -> String {
+    format!("10.{}.{}.{}", 100 + ((i >> 16) & 0xff), (i >> 8) & 0xff, i & 0xff)
+}
+
+struct Netns(String);
+
+impl Netns {
+    fn new(tag: &str) -> Self {
+        let name = format!("pcbench{}{tag}", std::process::id());
+        let ok = Command::new("ip").args(["netns", "add", &name]).status().is_ok_and(|s| s.success());
+        assert!(ok, "ip netns add {name} failed: the benchmark needs root and iproute2");
+        Netns(name)
+    }
+
+    fn nft(&self, args: &[&str]) -> std::process::Output {
+        Command::new("ip").args(["netns", "exec", &self.0, "nft"]).args(args).output().expect("nft")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn firewall(ns: &Netns) -> NftablesFirewall {
+    let settings = NftablesSettings {
+        runner: NftRunner::in_netns(ns.0.clone()),
+        ..NftablesSettings::new(vec![("lan".into(), "lan0".into()), ("wan".into(), "wan0".into())])
+    };
+    NftablesFirewall::new("bench", settings, Arc::new(Store::open_in_memory().expect("store")))
+}
+
+/// Creates the block list and its rules with one ordinary block, as the first `block_ip_address` would.
+async fn seed(fw: &NftablesFirewall) {
+    let now = Utc::now().trunc_subsecs(3);
+    let state = fw.snapshot().await.expect("snapshot");
+    let intent = Intent::Block {
+        net: "192.0.2.1/32".parse().expect("net"),
+        interface: None,
+        expires_at: Some(now + TimeDelta::days(1)),
+        reason: REASON.into(),
+    };
+    let p = plan::plan(&state, &intent, now).expect("plan");
+    fw.apply(&p).await.expect("seed");
+}
+
+fn entries(now: chrono::DateTime<Utc>) -> Vec<AliasEntry> {
+    (0..N)
+        .map(|i| AliasEntry {
+            value: address(i),
+            detail: REASON.into(),
+            expires_at: Some(now + TimeDelta::hours(24)),
+            created_at: Some(now),
+        })
+        .collect()
+}
+
+/// Where the time of a backend apply and read-back goes.
+struct Breakdown {
+    build: Duration,
+    list: Duration,
+    parse: Duration,
+}
+
+/// The backend: one plan with 100,000 entries, applied as one batch, then read back and verified.
+async fn backend() -> (Duration, Duration, usize, Breakdown) {
+    let ns = Netns::new("b");
+    let fw = firewall(&ns);
+    seed(&fw).await;
+    let now = Utc::now().trunc_subsecs(3);
+    let plan = ChangePlan {
+        summary: format!("block {N} addresses"),
+        operations: vec![Operation::PutAliasEntries {
+            alias: BLOCK_ALIAS.into(),
+            before: Vec::new(),
+            after: entries(now),
+        }],
+        warnings: Vec::new(),
+        facts: ChangeFacts::default(),
+    };
+    let current = fw.read_current().await.expect("read");
+    let started = Instant::now();
+    let _ = fw.batch(&current, &plan, now).expect("batch");
+    let build = started.elapsed();
+    let started = Instant::now();
+    let applied = fw.apply(&plan).await.expect("apply");
+    let apply = started.elapsed();
+    let started = Instant::now();
+    let state = fw.snapshot().await.expect("read back");
+    plan::verify(&plan, &applied, &state).expect("verified");
+    let verify = started.elapsed();
+    let count = state.alias(BLOCK_ALIAS).map_or(0, |a| a.entries.len());
+
+    let started = Instant::now();
+    let json = fw.list_table_json().await.expect("list").expect("table");
+    let list = started.elapsed();
+    let started = Instant::now();
+    KernelTable::parse(&json).expect("parse");
+    let parse = started.elapsed();
+    (apply, verify, count, Breakdown { build, list, parse })
+}
+
+/// The baseline: the same elements, timeouts and comments in nft's own syntax, loaded with `nft -f FILE`.
+async fn by_hand() -> (Duration, usize) {
+    let ns = Netns::new("h");
+    let fw = firewall(&ns);
+    seed(&fw).await;
+    let now = Utc::now().trunc_subsecs(3);
+    let texts = TextStore::new(Arc::new(Store::open_in_memory().expect("store")));
+    let meta = EntryMeta { expires_at: Some(now + TimeDelta::hours(24)), created_at: Some(now) };
+    let comment = texts.compose(&meta.head(), REASON).expect("comment");
+    let mut file = String::with_capacity(N as usize * 80);
+    file.push_str("add element inet portcullis PORTCULLIS_BLOCK_h4 {\n");
+    for i in 0..N {
+        file.push_str(&format!("  {} timeout 86400s comment \"{comment}\",\n", address(i)));
+    }
+    file.push_str("}\n");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("block.nft");
+    std::fs::write(&path, file).expect("write");
+    let started = Instant::now();
+    let out = ns.nft(&["-f", path.to_str().expect("path")]);
+    let elapsed = started.elapsed();
+    assert!(out.status.success(), "nft -f: {}", String::from_utf8_lossy(&out.stderr));
+    let listed = ns.nft(&["list", "set", "inet", "portcullis", "PORTCULLIS_BLOCK_h4"]);
+    let count = String::from_utf8_lossy(&listed.stdout).matches("timeout").count();
+    (elapsed, count)
+}
+
+/// A second baseline: the backend's own JSON batch, written to a file and loaded with `nft -j -f FILE`, to tell
+/// nft's JSON path apart from Portcullis' work.
+async fn same_batch_by_hand() -> Duration {
+    let ns = Netns::new("j");
+    let fw = firewall(&ns);
+    seed(&fw).await;
+    let now = Utc::now().trunc_subsecs(3);
+    let plan = ChangePlan {
+        summary: format!("block {N} addresses"),
+        operations: vec![Operation::PutAliasEntries {
+            alias: BLOCK_ALIAS.into(),
+            before: Vec::new(),
+            after: entries(now),
+        }],
+        warnings: Vec::new(),
+        facts: ChangeFacts::default(),
+    };
+    let current = fw.read_current().await.expect("read");
+    let (batch, _) = fw.batch(&current, &plan, now).expect("batch");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("batch.json");
+    std::fs::write(&path, serde_json::to_vec(&batch).expect("json")).expect("write");
+    let started = Instant::now();
+    let out = ns.nft(&["-j", "-f", path.to_str().expect("path")]);
+    let elapsed = started.elapsed();
+    assert!(out.status.success(), "nft -j -f: {}", String::from_utf8_lossy(&out.stderr));
+    elapsed
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let (baseline, listed) = by_hand().await;
+        let (apply, verify, count, b) = backend().await;
+        let json_by_hand = same_batch_by_hand().await;
+        assert!(count > N as usize && listed > N as usize, "every entry must be in the kernel");
+        println!("nftables/block {N} addresses with expiry, one batch through the backend: {apply:.2?} ({count} entries read back, verification {verify:.2?})");
+        println!("nftables/baseline: nft -f of the same {N} elements from a file: {baseline:.2?}");
+        println!("nftables/ratio: {:.2}× the baseline", apply.as_secs_f64() / baseline.as_secs_f64());
+        println!("nftables/baseline 2: nft -j -f of the backend's own batch from a file: {json_by_hand:.2?} (nft's JSON path)");
+        println!(
+            "nftables/breakdown: of the apply, building the batch took {:.2?}; read-back = nft -j list table {:.2?} + parsing {:.2?} + model",
+            b.build, b.list, b.parse
+        );
+    });
+}

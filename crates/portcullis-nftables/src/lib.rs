@@ -1,0 +1,406 @@
+//! The nftables backend: Portcullis' [`Firewall`] on a Linux host or router through `nft -j`.
+//!
+//! - **Its own table** (`inet portcullis` by default). Nothing outside it is read or written, so rules of other
+//!   tables stay in charge of everything Portcullis does not decide; base chains have an `accept` policy.
+//! - **pfSense semantics, enforced by the kernel**: one chain per logical interface and direction
+//!   (`in_lan`, `out_lan`), entered from the base chains by device name; rules in order, first match wins;
+//!   inbound traffic that no rule passes is dropped at the end of the interface's chain (the implicit default
+//!   deny the core evaluator models); replies of accepted connections pass by conntrack state. A fresh table
+//!   starts with one "default allow" rule per interface (an ordinary rule that can be edited or removed), so that
+//!   installing Portcullis changes nothing until rules are added.
+//! - **One atomic batch per plan** (`nft -j -f -`); rules carry their stable id and bookkeeping in their comment
+//!   ([`comment`]); a disabled or paused rule keeps its place and its counter but has no verdict.
+//! - **Blocks and grants are sets** with per-element timeouts (the kernel removes an entry on time even if
+//!   Portcullis is down) and the exact expiry in the element comment (the sweeper's plans remove it too).
+//! - **`snapshot` reads the kernel** (`nft -j list table`) and translates the rules' expressions back to the
+//!   model, so the verifier checks what the kernel enforces.
+
+pub mod apply;
+pub mod comment;
+pub mod egress;
+pub mod logs;
+pub mod read;
+pub mod runner;
+mod status;
+pub mod translate;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use portcullis_core::firewall::{Applied, BackendError, BackendKind, ErrorCode, Firewall, SystemStatus, TargetInfo};
+use portcullis_core::model::{
+    Action, AddressMatch, Direction, Interface, IpVersion, PortMatch, Protocol, Rule, RuleId, RuleSet, Timestamp,
+};
+use portcullis_core::plan::ChangePlan;
+use portcullis_store::Store;
+use sha2::Digest;
+
+use crate::apply::{BatchBuilder, Layout, simulate};
+use crate::comment::TextStore;
+use crate::read::{HitMap, KernelTable, aliases, chain_rules};
+use crate::translate::rule_chain;
+
+pub use runner::{NftError, NftRunner};
+
+/// Settings of one nftables target.
+#[derive(Debug, Clone)]
+pub struct NftablesSettings {
+    /// The table in family `inet` that Portcullis owns.
+    pub table: String,
+    /// (logical name, kernel device) of every interface Portcullis filters, e.g. (`lan`, `eth1`).
+    pub interfaces: Vec<(String, String)>,
+    pub runner: NftRunner,
+    /// Whether a new interface chain starts with a "default allow" rule (true) or denies inbound traffic until
+    /// rules pass it (false, as on a pfSense WAN).
+    pub default_allow: bool,
+}
+
+impl NftablesSettings {
+    pub fn new(interfaces: Vec<(String, String)>) -> Self {
+        Self { table: "portcullis".into(), interfaces, runner: NftRunner::default(), default_allow: true }
+    }
+}
+
+/// A Linux host or router filtered by nftables.
+pub struct NftablesFirewall {
+    name: String,
+    settings: NftablesSettings,
+    texts: TextStore,
+    /// One writer per firewall: held from reading the table to applying the batch.
+    writer: tokio::sync::Mutex<()>,
+    host: status::HostProbe,
+}
+
+/// Traffic through one interface since the link came up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct InterfaceCounters {
+    pub interface: String,
+    pub device: String,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub packets_in: u64,
+    pub packets_out: u64,
+}
+
+/// What the kernel holds now, in both forms.
+pub struct Current {
+    /// Whether Portcullis' table exists.
+    pub exists: bool,
+    pub kernel: KernelTable,
+    pub state: RuleSet,
+    pub hits: HitMap,
+}
+
+/// The id of an interface's "default allow" rule: numeric like every rule id (log lines carry it as a pfSense
+/// tracker), derived from the interface name so that it is the same before and after the chain exists, and far
+/// below the ids of created rules (ten times a Unix time).
+fn seed_rule_id(interface: &str) -> RuleId {
+    let digest = sha2::Sha256::digest(interface.as_bytes());
+    let n = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % 1_000_000;
+    RuleId((1_000_000 + u64::from(n)).to_string())
+}
+
+/// A new generation number, different from the one read.
+fn next_generation(read: Option<u32>) -> u32 {
+    let now = Utc::now();
+    let fresh =
+        now.timestamp_subsec_nanos() ^ (now.timestamp() as u32).rotate_left(7) ^ std::process::id().rotate_left(19);
+    if Some(fresh) == read { fresh.wrapping_add(1) } else { fresh }
+}
+
+/// The description of the rule a new interface chain starts with.
+pub const DEFAULT_ALLOW_DESCR: &str = "Default allow (other nftables tables decide the rest)";
+
+impl NftablesFirewall {
+    pub fn new(name: &str, settings: NftablesSettings, store: Arc<Store>) -> Self {
+        Self {
+            name: name.to_string(),
+            settings,
+            texts: TextStore::new(store),
+            writer: tokio::sync::Mutex::new(()),
+            host: status::HostProbe::default(),
+        }
+    }
+
+    pub fn settings(&self) -> &NftablesSettings {
+        &self.settings
+    }
+
+    /// `nft -j list table inet NAME`, or `None` when the table does not exist yet.
+    pub async fn list_table_json(&self) -> Result<Option<String>, BackendError> {
+        match self.settings.runner.nft(&["-j", "list", "table", "inet", &self.settings.table]).await {
+            Ok(json) => Ok(Some(json)),
+            Err(e) if e.is_missing_table() => Ok(None),
+            Err(e) => Err(e.into_backend("nft list table")),
+        }
+    }
+
+    /// Reads the table and the interfaces and translates them into the model.
+    pub async fn read_current(&self) -> Result<Current, BackendError> {
+        let now = Utc::now();
+        let (json, interfaces) = tokio::try_join!(self.list_table_json(), self.interfaces())?;
+        let kernel = match &json {
+            Some(json) => KernelTable::parse(json)?,
+            None => KernelTable::default(),
+        };
+        let mut rules = Vec::new();
+        let mut hits = HitMap::new();
+        for (logical, _) in &self.settings.interfaces {
+            let in_chain = rule_chain(logical, Direction::In);
+            if !kernel.chains.contains_key(&in_chain) {
+                rules.extend(self.seed_rules(logical));
+                continue;
+            }
+            let inbound = chain_rules(&kernel, &in_chain, logical, Direction::In, &self.texts)?;
+            let outbound =
+                chain_rules(&kernel, &rule_chain(logical, Direction::Out), logical, Direction::Out, &self.texts)?;
+            let out_ids: HashSet<RuleId> = outbound.iter().map(|(r, _)| r.rule_id.clone()).collect();
+            let in_ids: HashSet<RuleId> = inbound.iter().map(|(r, _)| r.rule_id.clone()).collect();
+            for (mut rule, h) in inbound {
+                if out_ids.contains(&rule.rule_id) {
+                    rule.direction = Direction::Any;
+                }
+                hits.insert(rule.rule_id.clone(), h);
+                rules.push(rule);
+            }
+            for (rule, h) in outbound {
+                if let Some(seen) = hits.get_mut(&rule.rule_id) {
+                    seen.packets += h.packets;
+                    seen.bytes += h.bytes;
+                }
+                if !in_ids.contains(&rule.rule_id) {
+                    hits.insert(rule.rule_id.clone(), h);
+                    rules.push(rule);
+                }
+            }
+        }
+        let state = RuleSet { interfaces, rules, aliases: aliases(&kernel, &self.texts, now)? };
+        Ok(Current { exists: json.is_some(), kernel, state, hits })
+    }
+
+    /// The rules a new interface chain starts with.
+    fn seed_rules(&self, interface: &str) -> Vec<Rule> {
+        if !self.settings.default_allow {
+            return Vec::new();
+        }
+        vec![Rule {
+            rule_id: seed_rule_id(interface),
+            interface: interface.to_string(),
+            direction: Direction::In,
+            action: Action::Pass,
+            ip_version: IpVersion::Inet46,
+            protocol: Protocol::Any,
+            source: AddressMatch::ANY,
+            source_port: PortMatch::Any,
+            destination: AddressMatch::ANY,
+            destination_port: PortMatch::Any,
+            description: DEFAULT_ALLOW_DESCR.into(),
+            enabled: true,
+            log: false,
+            managed: None,
+            paused_until: None,
+            created_at: None,
+            updated_at: None,
+        }]
+    }
+
+    /// The configured interfaces with their addresses and link state, read from the kernel.
+    async fn interfaces(&self) -> Result<Vec<Interface>, BackendError> {
+        let links = self.settings.runner.ip_json(&["address", "show"]).await?;
+        let links = links.as_array().cloned().unwrap_or_default();
+        Ok(self
+            .settings
+            .interfaces
+            .iter()
+            .map(|(logical, device)| {
+                let link = links.iter().find(|l| l["ifname"].as_str() == Some(device.as_str()));
+                let address = |family: &str| {
+                    link.and_then(|l| l["addr_info"].as_array()).and_then(|infos| {
+                        infos.iter().find_map(|i| {
+                            let global = i["scope"].as_str() == Some("global");
+                            if i["family"].as_str() != Some(family) || !global {
+                                return None;
+                            }
+                            format!("{}/{}", i["local"].as_str()?, i["prefixlen"].as_u64()?).parse().ok()
+                        })
+                    })
+                };
+                let up = link
+                    .and_then(|l| l["flags"].as_array())
+                    .is_some_and(|flags| flags.iter().any(|f| f.as_str() == Some("UP")));
+                Interface {
+                    name: logical.clone(),
+                    device: device.clone(),
+                    description: format!("{logical} ({device})"),
+                    ipv4: address("inet"),
+                    ipv6: address("inet6"),
+                    enabled: up,
+                }
+            })
+            .collect())
+    }
+
+    fn layout(&self) -> Layout<'_> {
+        Layout { table: &self.settings.table, interfaces: &self.settings.interfaces }
+    }
+
+    /// The batch that carries `plan` out on `current`, and what applying it yields.
+    pub fn batch(
+        &self,
+        current: &Current,
+        plan: &ChangePlan,
+        now: Timestamp,
+    ) -> Result<(nftables::schema::Nftables<'static>, Applied), BackendError> {
+        let outcome = simulate(&current.state, plan, now)?;
+        let layout = self.layout();
+        let mut batch = BatchBuilder::new(&layout, &self.texts);
+        batch.skeleton(current.exists);
+        batch.generation(current.kernel.generation, next_generation(current.kernel.generation));
+        for alias in &outcome.new_aliases {
+            batch.create_alias_sets(&outcome.next, alias)?;
+        }
+        for (logical, _) in &self.settings.interfaces {
+            // Interfaces whose chains are not in the kernel yet get their (seed) rules written now.
+            let materialized = current.kernel.chains.contains_key(&rule_chain(logical, Direction::In));
+            if outcome.interfaces.contains(logical) || !materialized {
+                batch.rebuild_interface(&outcome.next, logical, &current.hits)?;
+            }
+        }
+        batch.elements(&current.state, &outcome.put, &outcome.remove, now)?;
+        Ok((batch.finish(), outcome.applied))
+    }
+
+    async fn run_batch(&self, batch: &nftables::schema::Nftables<'_>, check_only: bool) -> Result<(), BackendError> {
+        let json = serde_json::to_vec(batch)
+            .map_err(|e| BackendError::new(ErrorCode::InternalError, format!("cannot encode the nft batch: {e}")))?;
+        let args: &[&str] = if check_only { &["-c", "-j", "-f", "-"] } else { &["-j", "-f", "-"] };
+        self.settings.runner.nft_stdin(args, &json).await.map(|_| ()).map_err(|e| {
+            let doing = if check_only { "nft -c (check)" } else { "nft -f (apply)" };
+            let mut err = e.into_backend(doing);
+            if err.message.contains("conflicting intervals") || err.message.contains("interval overlaps") {
+                err.code = ErrorCode::ValidationError;
+                err.hint = Some(
+                    "nftables interval sets cannot hold overlapping networks; remove the overlapping entry first"
+                        .into(),
+                );
+            }
+            err
+        })
+    }
+
+    /// Byte and packet counters of every configured interface (the kernel's link statistics, `ip -s link`), for
+    /// traffic statistics.
+    pub async fn interface_counters(&self) -> Result<Vec<InterfaceCounters>, BackendError> {
+        let links = self.settings.runner.ip_json(&["-s", "link", "show"]).await?;
+        let links = links.as_array().cloned().unwrap_or_default();
+        Ok(self
+            .settings
+            .interfaces
+            .iter()
+            .map(|(logical, device)| {
+                let stats = links.iter().find(|l| l["ifname"].as_str() == Some(device.as_str())).map(|l| &l["stats64"]);
+                let n = |dir: &str, what: &str| stats.and_then(|s| s[dir][what].as_u64()).unwrap_or(0);
+                InterfaceCounters {
+                    interface: logical.clone(),
+                    device: device.clone(),
+                    bytes_in: n("rx", "bytes"),
+                    bytes_out: n("tx", "bytes"),
+                    packets_in: n("rx", "packets"),
+                    packets_out: n("tx", "packets"),
+                }
+            })
+            .collect())
+    }
+
+    /// What each rule has matched since it was written (nft counters, carried over when a chain is rebuilt).
+    pub async fn rule_hits(&self) -> Result<HitMap, BackendError> {
+        Ok(self.read_current().await?.hits)
+    }
+
+    /// Deletes Portcullis' table (and with it every rule, set and block it holds). Nothing else is touched.
+    pub async fn remove_table(&self) -> Result<(), BackendError> {
+        let _writer = self.writer.lock().await;
+        match self.settings.runner.nft(&["delete", "table", "inet", &self.settings.table]).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_missing_table() => Ok(()),
+            Err(e) => Err(e.into_backend("nft delete table")),
+        }
+    }
+}
+
+#[async_trait]
+impl Firewall for NftablesFirewall {
+    fn info(&self) -> TargetInfo {
+        TargetInfo {
+            name: self.name.clone(),
+            kind: BackendKind::Nftables,
+            description: format!("{} (table inet {})", self.settings.runner, self.settings.table),
+        }
+    }
+
+    async fn snapshot(&self) -> Result<RuleSet, BackendError> {
+        Ok(self.read_current().await?.state)
+    }
+
+    async fn apply(&self, plan: &ChangePlan) -> Result<Applied, BackendError> {
+        let _writer = self.writer.lock().await;
+        let current = self.read_current().await?;
+        let (batch, applied) = self.batch(&current, plan, Utc::now())?;
+        if let Err(e) = self.run_batch(&batch, false).await {
+            // Another process wrote to the table since it was read: its generation number is gone.
+            let now = self.list_table_json().await.ok().flatten().and_then(|j| KernelTable::parse(&j).ok());
+            let table_now = now.map(|t| t.generation);
+            if table_now.is_some_and(|g| g != current.kernel.generation) || (!current.exists && table_now.is_some()) {
+                return Err(BackendError::new(
+                    ErrorCode::Conflict,
+                    format!("the table changed during the write ({})", e.message),
+                )
+                .with_hint("another Portcullis process wrote to this firewall at the same time; plan again"));
+            }
+            return Err(e);
+        }
+        tracing::info!(target = %self.name, operations = plan.operations.len(), "applied one nft batch");
+        Ok(applied)
+    }
+
+    /// `nft -c`: the kernel checks the whole batch without committing it.
+    async fn check(&self, plan: &ChangePlan) -> Result<(), BackendError> {
+        let current = self.read_current().await?;
+        let (batch, _) = self.batch(&current, plan, Utc::now())?;
+        self.run_batch(&batch, true).await
+    }
+
+    async fn system_status(&self) -> Result<SystemStatus, BackendError> {
+        status::system_status(self).await
+    }
+
+    /// The kernel log lines of Portcullis' rules, as filterlog lines, oldest first, at most `limit`.
+    async fn firewall_log(&self, limit: usize) -> Result<Vec<String>, BackendError> {
+        let output = tokio::process::Command::new("dmesg")
+            .args(["--time-format", "iso", "--nopager"])
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| BackendError::new(ErrorCode::Unavailable, format!("cannot run dmesg: {e}")))?;
+        if !output.status.success() {
+            return Err(BackendError::new(
+                ErrorCode::Unavailable,
+                format!("dmesg: {}", String::from_utf8_lossy(&output.stderr).trim()),
+            )
+            .with_hint("reading the kernel log needs root or CAP_SYSLOG"));
+        }
+        let text = String::from_utf8_lossy(&output.stdout);
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let devices: Vec<&str> = self.settings.interfaces.iter().map(|(_, d)| d.as_str()).collect();
+        let mut lines: Vec<String> = text
+            .lines()
+            .filter_map(|l| logs::filterlog_line(l, hostname.trim()))
+            .filter(|l| devices.iter().any(|d| l.contains(&format!(",{d},match,"))))
+            .collect();
+        let skip = lines.len().saturating_sub(limit);
+        lines.drain(..skip);
+        Ok(lines)
+    }
+}

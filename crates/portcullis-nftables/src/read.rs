@@ -1,0 +1,446 @@
+//! The kernel's table back in the model: rules from their nft expressions (so the verifier checks what the
+//! kernel enforces), identity and bookkeeping from their comments, aliases from their sets.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::TimeDelta;
+use ipnet::IpNet;
+use nftables::expr::{Expression as E, NamedExpression as NE, Payload, SetItem};
+use nftables::schema::{NfListObject, NfObject};
+use nftables::stmt::{Counter, Operator, Statement as S};
+use portcullis_core::firewall::{BackendError, ErrorCode};
+use portcullis_core::model::{
+    Action, AddressMatch, AddressTarget, Alias, AliasEntry, Direction, IpVersion, PortMatch, PortRange, Protocol, Rule,
+    RuleId, Timestamp,
+};
+
+use crate::comment::{EntryMeta, RuleMeta, SYSTEM_MARK, SetMeta, TextStore};
+use crate::translate::{ALIASES_CHAIN, GENERATION_SET, Hits, PROTOCOL_NAMES, SetPart};
+
+/// One rule of Portcullis' table as listed.
+#[derive(Debug, Clone)]
+pub struct ListedRule {
+    pub handle: u32,
+    pub comment: Option<String>,
+    pub statements: Vec<S<'static>>,
+}
+
+/// One set as listed.
+#[derive(Debug, Clone, Default)]
+pub struct ListedSet {
+    pub elements: Vec<ListedElement>,
+}
+
+/// One set element as listed: its address, the seconds the kernel still keeps it, its comment.
+#[derive(Debug, Clone)]
+pub struct ListedElement {
+    pub net: IpNet,
+    pub expires: Option<u64>,
+    pub comment: Option<String>,
+}
+
+/// Portcullis' table as the kernel holds it.
+#[derive(Debug, Clone, Default)]
+pub struct KernelTable {
+    pub chains: BTreeMap<String, Vec<ListedRule>>,
+    pub sets: BTreeMap<String, ListedSet>,
+    /// The table's write generation (see [`crate::translate::GENERATION_SET`]).
+    pub generation: Option<u32>,
+}
+
+fn unexpected(message: String) -> BackendError {
+    BackendError::new(ErrorCode::UnexpectedResponse, message)
+        .with_hint("Portcullis' nftables table holds something it did not write; remove it or the whole table")
+}
+
+impl KernelTable {
+    /// Parses `nft -j list table inet NAME`. Rules and chains go through the `nftables` crate's types; set
+    /// elements (100,000 and more in a block list) are read directly from the JSON, which is several times faster
+    /// than the crate's untagged expression types.
+    pub fn parse(json: &str) -> Result<Self, BackendError> {
+        let cannot =
+            |e: serde_json::Error| unexpected(format!("nft -j list table printed JSON Portcullis cannot read: {e}"));
+        let mut listing: serde_json::Value = serde_json::from_str(json).map_err(cannot)?;
+        let objects = match listing.get_mut("nftables").map(serde_json::Value::take) {
+            Some(serde_json::Value::Array(objects)) => objects,
+            _ => return Err(unexpected("nft -j list table printed no \"nftables\" array".into())),
+        };
+        let mut table = KernelTable::default();
+        for mut object in objects {
+            if let Some(set) = object.get_mut("set") {
+                let name = set["name"].as_str().unwrap_or_default().to_string();
+                if name == GENERATION_SET {
+                    table.generation = set["elem"].get(0).and_then(|e| e.as_u64()).and_then(|g| u32::try_from(g).ok());
+                    continue;
+                }
+                let elements = match set.get_mut("elem").map(serde_json::Value::take) {
+                    Some(serde_json::Value::Array(items)) => items
+                        .into_iter()
+                        .map(|item| {
+                            listed_element(item).ok_or_else(|| {
+                                unexpected(format!("set {name} holds an element that is not an address"))
+                            })
+                        })
+                        .collect::<Result<_, _>>()?,
+                    _ => Vec::new(),
+                };
+                table.sets.insert(name, ListedSet { elements });
+                continue;
+            }
+            if object.get("rule").is_none() && object.get("chain").is_none() {
+                continue;
+            }
+            match serde_json::from_value::<NfObject<'static>>(object).map_err(cannot)? {
+                NfObject::ListObject(NfListObject::Chain(c)) => {
+                    table.chains.entry(c.name.to_string()).or_default();
+                }
+                NfObject::ListObject(NfListObject::Rule(r)) => {
+                    table.chains.entry(r.chain.to_string()).or_default().push(ListedRule {
+                        handle: r.handle.unwrap_or_default(),
+                        comment: r.comment.as_ref().map(|c| c.to_string()),
+                        statements: r.expr.to_vec(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(table)
+    }
+}
+
+/// `"10.0.0.7"`, `{"prefix": {"addr": "10.0.0.0", "len": 8}}`, or either inside `{"elem": {"val": …, "expires": …,
+/// "comment": …}}`.
+fn listed_element(mut item: serde_json::Value) -> Option<ListedElement> {
+    fn net(v: &serde_json::Value) -> Option<IpNet> {
+        match v {
+            serde_json::Value::String(s) => s.parse::<std::net::IpAddr>().ok().map(IpNet::from),
+            other => {
+                let p = other.get("prefix")?;
+                let addr: std::net::IpAddr = p["addr"].as_str()?.parse().ok()?;
+                IpNet::new(addr, u8::try_from(p["len"].as_u64()?).ok()?).ok()
+            }
+        }
+    }
+    match item.get_mut("elem").map(serde_json::Value::take) {
+        Some(mut e) => Some(ListedElement {
+            net: net(&e["val"])?,
+            expires: e["expires"].as_u64(),
+            comment: match e.get_mut("comment").map(serde_json::Value::take) {
+                Some(serde_json::Value::String(c)) => Some(c),
+                _ => None,
+            },
+        }),
+        None => Some(ListedElement { net: net(&item)?, expires: None, comment: None }),
+    }
+}
+
+/// An address field as one nft rule matches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AddrPart {
+    Any,
+    Net(IpNet, bool),
+    Alias(String, bool),
+    ThisFirewall(bool),
+}
+
+/// One nft rule read into model terms.
+#[derive(Debug, Clone)]
+struct ParsedRule {
+    v6: Option<bool>,
+    protocol: Option<Protocol>,
+    source_port: PortMatch,
+    destination_port: PortMatch,
+    source: AddrPart,
+    destination: AddrPart,
+    verdict: Option<Action>,
+    log: bool,
+    hits: Hits,
+}
+
+fn text_of<'a>(e: &'a E<'_>) -> Option<&'a str> {
+    match e {
+        E::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn protocol_number(e: &E<'_>) -> Option<u8> {
+    match e {
+        E::Number(n) => u8::try_from(*n).ok(),
+        E::String(s) => PROTOCOL_NAMES.iter().find(|(name, _)| *name == s.as_ref()).map(|(_, n)| *n),
+        _ => None,
+    }
+}
+
+fn protocol_of(e: &E<'_>) -> Option<Protocol> {
+    let mut numbers: Vec<u8> = match e {
+        E::Named(NE::Set(items)) => items
+            .iter()
+            .map(|i| match i {
+                SetItem::Element(e) => protocol_number(e),
+                _ => None,
+            })
+            .collect::<Option<_>>()?,
+        other => vec![protocol_number(other)?],
+    };
+    numbers.sort_unstable();
+    match numbers.as_slice() {
+        [6, 17] => Some(Protocol::TcpUdp),
+        [1, 58] => Some(Protocol::Icmp),
+        [n] => Protocol::parse("protocol", &n.to_string()).ok(),
+        _ => None,
+    }
+}
+
+fn port_of(e: &E<'_>) -> Option<PortMatch> {
+    let number = |e: &E<'_>| match e {
+        E::Number(n) => u16::try_from(*n).ok(),
+        _ => None,
+    };
+    match e {
+        E::Number(_) => Some(PortMatch::Range(PortRange::single(number(e)?))),
+        E::Range(r) => Some(PortMatch::Range(PortRange { first: number(&r.range[0])?, last: number(&r.range[1])? })),
+        _ => None,
+    }
+}
+
+/// An address or network as listed: `10.0.0.7` or `{"prefix": {"addr": "10.0.0.0", "len": 8}}`.
+pub fn net_of(e: &E<'_>) -> Option<IpNet> {
+    match e {
+        E::String(s) => s.parse::<std::net::IpAddr>().ok().map(IpNet::from),
+        E::Named(NE::Prefix(p)) => {
+            let addr: std::net::IpAddr = text_of(&p.addr)?.parse().ok()?;
+            IpNet::new(addr, u8::try_from(p.len).ok()?).ok()
+        }
+        _ => None,
+    }
+}
+
+fn address_part(right: &E<'_>, negate: bool) -> Option<AddrPart> {
+    if let Some(set) = text_of(right).and_then(|s| s.strip_prefix('@')) {
+        let (alias, _) = SetPart::split(set)?;
+        return Some(AddrPart::Alias(alias.to_string(), negate));
+    }
+    net_of(right).map(|n| AddrPart::Net(n, negate))
+}
+
+fn parse_rule(rule: &ListedRule) -> Result<ParsedRule, String> {
+    let mut p = ParsedRule {
+        v6: None,
+        protocol: None,
+        source_port: PortMatch::Any,
+        destination_port: PortMatch::Any,
+        source: AddrPart::Any,
+        destination: AddrPart::Any,
+        verdict: None,
+        log: false,
+        hits: Hits::default(),
+    };
+    for statement in &rule.statements {
+        match statement {
+            S::Match(m) => parse_match(&mut p, &m.left, &m.right, m.op)?,
+            S::Counter(Counter::Anonymous(c)) => {
+                let c = c.clone().unwrap_or_default();
+                p.hits = Hits { packets: c.packets.unwrap_or(0) as u64, bytes: c.bytes.unwrap_or(0) as u64 };
+            }
+            S::Log(_) => p.log = true,
+            S::Accept(_) => p.verdict = Some(Action::Pass),
+            S::Drop(_) => p.verdict = Some(Action::Block),
+            S::Reject(_) => p.verdict = Some(Action::Reject),
+            other => return Err(format!("a statement Portcullis does not write: {other:?}")),
+        }
+    }
+    Ok(p)
+}
+
+fn parse_match(p: &mut ParsedRule, left: &E<'_>, right: &E<'_>, op: Operator) -> Result<(), String> {
+    let negate = match op {
+        Operator::EQ | Operator::IN => false,
+        Operator::NEQ => true,
+        other => return Err(format!("a comparison Portcullis does not write: {other:?}")),
+    };
+    let bad = || format!("a match Portcullis does not write: {left:?} {right:?}");
+    match left {
+        E::Named(NE::Meta(m)) => match serde_json::to_value(m.key).ok().and_then(|v| v.as_str().map(str::to_string)) {
+            Some(k) if k == "l4proto" => p.protocol = Some(protocol_of(right).ok_or_else(bad)?),
+            Some(k) if k == "nfproto" => p.v6 = Some(text_of(right) == Some("ipv6")),
+            _ => return Err(bad()),
+        },
+        E::Named(NE::Payload(Payload::PayloadField(f))) => match (f.protocol.as_ref(), f.field.as_ref()) {
+            (proto @ ("ip" | "ip6"), field @ ("saddr" | "daddr")) => {
+                p.v6 = Some(proto == "ip6");
+                let part = address_part(right, negate).ok_or_else(bad)?;
+                let slot = if field == "saddr" { &mut p.source } else { &mut p.destination };
+                // A negated alias is two matches (outside the hosts set and outside the networks set).
+                if !matches!((&*slot, &part), (AddrPart::Alias(a, true), AddrPart::Alias(b, true)) if a == b) {
+                    if *slot != AddrPart::Any {
+                        return Err(bad());
+                    }
+                    *slot = part;
+                }
+            }
+            (proto @ ("th" | "tcp" | "udp"), field @ ("sport" | "dport")) => {
+                match proto {
+                    "tcp" => p.protocol = Some(Protocol::Tcp),
+                    "udp" => p.protocol = Some(Protocol::Udp),
+                    _ => {}
+                }
+                let port = port_of(right).ok_or_else(bad)?;
+                if field == "sport" {
+                    p.source_port = port;
+                } else {
+                    p.destination_port = port;
+                }
+            }
+            _ => return Err(bad()),
+        },
+        E::Named(NE::Fib(f)) => {
+            let is_source = f.flags.iter().any(|fl| {
+                serde_json::to_value(fl).ok().and_then(|v| v.as_str().map(str::to_string)).as_deref() == Some("saddr")
+            });
+            let slot = if is_source { &mut p.source } else { &mut p.destination };
+            *slot = AddrPart::ThisFirewall(negate);
+        }
+        _ => return Err(bad()),
+    }
+    Ok(())
+}
+
+fn address_match(part: &AddrPart) -> AddressMatch {
+    let (target, negate) = match part {
+        AddrPart::Any => (AddressTarget::Any, false),
+        AddrPart::Net(n, neg) => (AddressTarget::Net(*n), *neg),
+        AddrPart::Alias(a, neg) => (AddressTarget::Alias(a.clone()), *neg),
+        AddrPart::ThisFirewall(neg) => (AddressTarget::ThisFirewall, *neg),
+    };
+    AddressMatch { target, negate }
+}
+
+/// A model rule read from the nft rules that carry its id, and the hits they counted.
+fn model_rule(
+    interface: &str,
+    direction: Direction,
+    meta: &RuleMeta,
+    description: String,
+    group: &[ParsedRule],
+) -> Result<(Rule, Hits), String> {
+    let first = group.first().ok_or("no nft rule")?;
+    let families: Vec<Option<bool>> = group.iter().map(|p| p.v6).collect();
+    let enforced = if families.iter().all(|f| *f == Some(false)) {
+        IpVersion::Inet
+    } else if families.iter().all(|f| *f == Some(true)) {
+        IpVersion::Inet6
+    } else {
+        IpVersion::Inet46
+    };
+    // What was written wins where the kernel cannot tell the two apart (see `RuleMeta::ip_version`); a rule
+    // that matches both families is read as such whatever its comment says.
+    let ip_version = if enforced == IpVersion::Inet46 || meta.ip_version == IpVersion::Inet46 {
+        IpVersion::Inet46
+    } else {
+        enforced
+    };
+    let hits = group.iter().fold(Hits::default(), |acc, p| Hits {
+        packets: acc.packets + p.hits.packets,
+        bytes: acc.bytes + p.hits.bytes,
+    });
+    let action = first.verdict.unwrap_or(meta.action);
+    let enabled = first.verdict.is_some();
+    let rule = Rule {
+        rule_id: RuleId(meta.rule_id.clone()),
+        interface: interface.to_string(),
+        direction,
+        action,
+        ip_version,
+        protocol: first.protocol.unwrap_or(Protocol::Any),
+        source: address_match(&first.source),
+        source_port: first.source_port.clone(),
+        destination: address_match(&first.destination),
+        destination_port: first.destination_port.clone(),
+        description,
+        enabled,
+        log: if enabled { first.log } else { meta.log },
+        managed: meta.managed.clone(),
+        paused_until: if enabled { None } else { meta.paused_until },
+        created_at: meta.created_at,
+        updated_at: meta.updated_at,
+    };
+    Ok((rule, hits))
+}
+
+/// The rules of one chain, grouped by id, in chain order.
+pub fn chain_rules(
+    table: &KernelTable,
+    chain: &str,
+    interface: &str,
+    direction: Direction,
+    texts: &TextStore,
+) -> Result<Vec<(Rule, Hits)>, BackendError> {
+    let Some(listed) = table.chains.get(chain) else { return Ok(Vec::new()) };
+    let mut groups: Vec<(RuleMeta, String, Vec<ParsedRule>)> = Vec::new();
+    for rule in listed {
+        let comment = rule.comment.as_deref().unwrap_or("");
+        if comment.starts_with(SYSTEM_MARK) {
+            continue;
+        }
+        let (head, text) = texts.split(comment)?;
+        let meta = RuleMeta::parse(head).ok_or_else(|| {
+            unexpected(format!("rule handle {} in chain {chain} carries no Portcullis rule id", rule.handle))
+        })?;
+        let parsed = parse_rule(rule).map_err(|why| {
+            unexpected(format!("rule {} (handle {}) in chain {chain}: {why}", meta.rule_id, rule.handle))
+        })?;
+        match groups.last_mut() {
+            Some((m, _, group)) if m.rule_id == meta.rule_id => group.push(parsed),
+            _ => groups.push((meta, text, vec![parsed])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(meta, text, group)| {
+            model_rule(interface, direction, &meta, text, &group)
+                .map_err(|why| unexpected(format!("rule {}: {why}", meta.rule_id)))
+        })
+        .collect()
+}
+
+/// Aliases from their sets (four per alias) and their descriptions (rules of the `aliases` chain), entries with
+/// their exact expiry from the element comments.
+pub fn aliases(table: &KernelTable, texts: &TextStore, now: Timestamp) -> Result<Vec<Alias>, BackendError> {
+    let mut by_name: BTreeMap<String, Alias> = BTreeMap::new();
+    for rule in table.chains.get(ALIASES_CHAIN).into_iter().flatten() {
+        let (head, description) = texts.split(rule.comment.as_deref().unwrap_or(""))?;
+        let meta = SetMeta::parse(head).ok_or_else(|| {
+            unexpected(format!("rule handle {} of chain {ALIASES_CHAIN} describes no alias", rule.handle))
+        })?;
+        by_name.insert(
+            meta.name.clone(),
+            Alias { name: meta.name, kind: meta.kind, description, entries: Vec::new(), managed: meta.managed },
+        );
+    }
+    for (set_name, set) in &table.sets {
+        let Some((alias_name, _)) = SetPart::split(set_name) else { continue };
+        let alias = by_name
+            .get_mut(alias_name)
+            .ok_or_else(|| unexpected(format!("set {set_name} belongs to no alias Portcullis described")))?;
+        for element in &set.elements {
+            alias.entries.push(entry(element, texts, now)?);
+        }
+    }
+    Ok(by_name.into_values().collect())
+}
+
+fn entry(element: &ListedElement, texts: &TextStore, now: Timestamp) -> Result<AliasEntry, BackendError> {
+    let (head, detail) = texts.split(element.comment.as_deref().unwrap_or(""))?;
+    let meta = EntryMeta::parse(head);
+    let kernel_expiry = element.expires.map(|s| now + TimeDelta::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000)));
+    Ok(AliasEntry {
+        value: portcullis_core::model::net_to_string(&element.net),
+        detail,
+        expires_at: meta.expires_at.or(kernel_expiry),
+        created_at: meta.created_at,
+    })
+}
+
+/// Rule hit counts by rule id.
+pub type HitMap = HashMap<RuleId, Hits>;
