@@ -41,7 +41,7 @@ fn record(rng: &mut Rng, ts_ms: i64, wan: u16, lan: u16) -> Record {
             interface: lan,
             action: Action::Pass,
             direction: Direction::In,
-            protocol: if r % 7 == 0 { 17 } else { 6 },
+            protocol: if r.is_multiple_of(7) { 17 } else { 6 },
             src: IpAddr::V4(Ipv4Addr::new(192, 168, 1, 10 + (r >> 8) as u8 % 200)),
             dst: IpAddr::V4(Ipv4Addr::new(93, 184, (r >> 16) as u8, (r >> 24) as u8)),
             src_port: Some(32768 + (r >> 32) as u16 % 28000),
