@@ -39,6 +39,10 @@ EXPECTED_TOOLS = {
     "list_grants",
     "query_firewall_logs",
     "get_active_alarms",
+    "get_traffic_stats",
+    "analyze_threats",
+    "generate_security_report",
+    "get_dashboard_data",
 }
 READ_TOOLS = {
     "get_firewall_rules",
@@ -53,6 +57,10 @@ READ_TOOLS = {
     "list_grants",
     "query_firewall_logs",
     "get_active_alarms",
+    "get_traffic_stats",
+    "analyze_threats",
+    "generate_security_report",
+    "get_dashboard_data",
 }
 RULE_EDITING = {"create_firewall_rule", "modify_firewall_rule", "delete_firewall_rule"}
 
