@@ -181,3 +181,29 @@ async def test_html_report_of_lab_traffic_renders_its_charts_in_chromium(servers
     }
     for name, (region, rgb) in checks.items():
         assert count_colour(rows, bpp, width, region, rgb) > 200, f"{name}: colour not found in {region}"
+
+
+async def test_automated_response_blocks_through_the_guardrails(servers, data_dir: Path, tmp_path: Path):
+    config = tmp_path / "auto.yaml"
+    config.write_text(
+        "security:\n  principal: admin\n"
+        "logs:\n  auto_response: {enabled: true, min_score: 50, every_seconds: 1, timeframe: 1h}\n"
+    )
+    pc = servers("http", data_dir, config=config)
+    traffic = pc.cli("lab", "traffic", "--seed", "5", timeout=120)
+    assert traffic.returncode == 0, traffic.stderr
+    pc.start()
+    async with pc.session() as session:
+        with anyio.fail_after(30):
+            while True:
+                blocks = ok(await call(session, "list_blocks"))
+                blocked = {b["ip_address"] for b in blocks["data"]}
+                if "203.0.113.50" in blocked:
+                    break
+                await anyio.sleep(0.5)
+        assert not any(ip.startswith("192.168.1.") for ip in blocked), blocked
+        entry = next(b for b in blocks["data"] if b["ip_address"] == "203.0.113.50")
+        assert entry["reason"].startswith("auto: brute force"), entry
+    records = [r for r in pc.audit() if r.get("tool") == "block_ip_address"]
+    assert records and all(r["principal"]["name"] == "portcullis-auto" for r in records), records
+    assert all(r["transport"] == "system" and r["decision"] == "allowed" for r in records), records

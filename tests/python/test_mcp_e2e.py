@@ -40,6 +40,10 @@ EXPECTED_TOOLS = {
     "query_firewall_logs",
     "get_active_alarms",
     "list_aliases",
+    "get_traffic_stats",
+    "analyze_threats",
+    "generate_security_report",
+    "get_dashboard_data",
 }
 READ_TOOLS = {
     "get_firewall_rules",
@@ -55,6 +59,10 @@ READ_TOOLS = {
     "query_firewall_logs",
     "get_active_alarms",
     "list_aliases",
+    "get_traffic_stats",
+    "analyze_threats",
+    "generate_security_report",
+    "get_dashboard_data",
 }
 RULE_EDITING = {"create_firewall_rule", "modify_firewall_rule", "delete_firewall_rule"}
 

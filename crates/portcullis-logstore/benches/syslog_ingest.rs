@@ -56,8 +56,15 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
     println!("{:>12} | {:>28} | {:>28}", "offered/s", "baseline: bare socket", "listener: parsed and stored");
     for rate in [10_000u64, 25_000, 50_000, 100_000, 200_000] {
-        // Baseline: a bare socket that counts datagrams.
-        let bare = runtime.block_on(tokio::net::UdpSocket::bind("127.0.0.1:0")).expect("bind");
+        // Baseline: a bare socket (same receive buffer as the listener's) that counts datagrams.
+        let bare = {
+            let _guard = runtime.enter();
+            let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).expect("socket");
+            let _ = s.set_recv_buffer_size(8 << 20);
+            s.bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().expect("addr").into()).expect("bind");
+            s.set_nonblocking(true).expect("nonblocking");
+            tokio::net::UdpSocket::from_std(s.into()).expect("tokio socket")
+        };
         let bare_addr = bare.local_addr().expect("addr");
         let counted = Arc::new(AtomicU64::new(0));
         let c = counted.clone();

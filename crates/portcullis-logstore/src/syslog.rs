@@ -47,7 +47,7 @@ impl Listener {
     /// Binds the sockets (port 0 picks a free port; see [`Listener::udp_addr`]).
     pub async fn bind(udp: Option<SocketAddr>, tcp: Option<SocketAddr>) -> std::io::Result<Self> {
         let udp = match udp {
-            Some(a) => Some(UdpSocket::bind(a).await?),
+            Some(a) => Some(bind_udp(a)?),
             None => None,
         };
         let tcp = match tcp {
@@ -90,6 +90,22 @@ impl Listener {
         let _ = writer.await;
     }
 }
+
+/// A UDP socket with a large receive buffer: bursts wait in the kernel instead of being dropped while the
+/// receiver is busy (the kernel caps the size at `net.core.rmem_max`).
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if let Err(e) = socket.set_recv_buffer_size(UDP_RECEIVE_BUFFER) {
+        tracing::warn!("syslog udp: receive buffer not enlarged: {e}");
+    }
+    socket.bind(&addr.into())?;
+    socket.set_nonblocking(true)?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// Bytes of kernel receive buffer asked for on the UDP socket.
+const UDP_RECEIVE_BUFFER: usize = 8 << 20;
 
 async fn serve_udp(
     socket: UdpSocket,

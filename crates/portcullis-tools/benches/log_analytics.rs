@@ -41,7 +41,7 @@ fn record(rng: &mut Rng, ts_ms: i64, wan: u16, lan: u16) -> Record {
             interface: lan,
             action: Action::Pass,
             direction: Direction::In,
-            protocol: if r % 7 == 0 { 17 } else { 6 },
+            protocol: if r.is_multiple_of(7) { 17 } else { 6 },
             src: IpAddr::V4(Ipv4Addr::new(192, 168, 1, 10 + (r >> 8) as u8 % 200)),
             dst: IpAddr::V4(Ipv4Addr::new(93, 184, (r >> 16) as u8, (r >> 24) as u8)),
             src_port: Some(32768 + (r >> 32) as u16 % 28000),
@@ -61,7 +61,8 @@ fn record(rng: &mut Rng, ts_ms: i64, wan: u16, lan: u16) -> Record {
             src: IpAddr::V4(Ipv4Addr::new(198, 18, (skewed >> 8) as u8, skewed as u8)),
             dst: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 2)),
             src_port: Some(1024 + (r >> 32) as u16 % 60000),
-            dst_port: Some([22, 23, 80, 443, 445, 3389, 8080, 5900][(r >> 40) as usize % 8] + ((r >> 44) % 3) as u16),
+            // Each source keeps to its own one or two ports, as background noise does.
+            dst_port: Some([22, 23, 80, 443, 445, 3389, 8080, 5900][((skewed + (r >> 40) % 2) % 8) as usize]),
             tracker: Some(1_000_000_103),
             length: 60,
         }

@@ -114,6 +114,7 @@ pub struct ThreatsResult {
     pub target: String,
     pub timeframe: String,
     pub data: Vec<ThreatView>,
+    /// Threats found (data holds the `limit` highest-scoring).
     pub count: usize,
     /// Lines in the timeframe.
     pub lines_analyzed: u64,
@@ -329,15 +330,21 @@ impl ToolService {
         now: Timestamp,
     ) -> Result<ThreatsResult, CallError> {
         let window = span("timeframe", &a.timeframe)?;
-        let (data, lines) = self.threats(target, window, now)?;
+        let limit = a.limit.unwrap_or(100);
+        if !(1..=1000).contains(&limit) {
+            return Err(FieldError::new("limit", "must be 1-1000").into());
+        }
+        let (mut data, lines) = self.threats(target, window, now)?;
         let mut by_type = BTreeMap::new();
         for t in &data {
             *by_type.entry(t.kind.clone()).or_insert(0) += 1;
         }
+        let count = data.len();
+        data.truncate(limit as usize);
         Ok(ThreatsResult {
             target: target.name.clone(),
             timeframe: a.timeframe.clone(),
-            count: data.len(),
+            count,
             data,
             lines_analyzed: lines,
             by_type,
@@ -674,6 +681,7 @@ fn build_report(
         threats: threats
             .iter()
             .filter(|t| seen.insert((t.source_ip.clone(), t.kind.clone())))
+            .take(25)
             .map(|t| report::ReportThreat {
                 kind: t.kind.clone(),
                 severity: t.severity.clone(),

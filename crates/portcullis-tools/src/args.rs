@@ -115,6 +115,8 @@ pub struct TrafficStatsArgs {
 pub struct AnalyzeThreatsArgs {
     /// How far back: 1h, 24h, 7d, ...
     pub timeframe: String,
+    /// At most this many threats, highest score first (default 100, at most 1000); `count` is the total.
+    pub limit: Option<u32>,
     pub target: Option<String>,
 }
 
