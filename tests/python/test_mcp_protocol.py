@@ -65,7 +65,9 @@ async def test_resources_read_through_the_pipeline(servers, data_dir: Path, tran
         assert [r["rule_id"] for r in one["data"]] == [some_rule]
         assert tail["data"][0]["record"]["tool"] == "get_firewall_rules", "newest first: the read just before"
         assert report.contents[0].mime_type == "text/markdown"
-        assert "No security report" in report.contents[0].text, "says there is none instead of inventing one"
+        text = report.contents[0].text
+        assert text.startswith("# Security report: lab (24h)") and "| blocked | 0 |" in text, text[:400]
+        assert any(r["tool"] == "generate_security_report" for r in read_audit(data_dir)), "read through the pipeline"
 
         with anyio.fail_after(STEP_TIMEOUT):
             with pytest.raises(MCPError) as missing:

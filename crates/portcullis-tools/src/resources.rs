@@ -64,7 +64,7 @@ pub fn resources() -> Vec<ResourceDef> {
             "portcullis://report/latest",
             "report-latest",
             "Latest security report",
-            "The most recent security report, or a note that none exists yet.",
+            "The security report of the last 24 hours (markdown), made when read, from the log store.",
             MARKDOWN,
         ),
         def("portcullis://targets", "targets", "Targets", "The configured firewalls; the first is the default.", JSON),
@@ -119,7 +119,8 @@ fn tool_for(uri: &str) -> Result<Option<(&'static str, Value)>, CallError> {
         ["interfaces", interface, "rules"] if !interface.is_empty() => {
             ("get_firewall_rules", json!({"interface": interface}))
         }
-        ["report", "latest"] | ["targets"] => return Ok(None),
+        ["report", "latest"] => ("generate_security_report", json!({"timeframe": "24h", "format": "markdown"})),
+        ["targets"] => return Ok(None),
         _ => return Err(not_found(uri)),
     };
     Ok(Some(call))
@@ -135,7 +136,7 @@ impl ToolService {
     /// is not tied to a target).
     pub fn resource_depends_on(&self, uri: &str, target: &str) -> bool {
         match tool_for(uri) {
-            Ok(Some((tool, args))) if tool != "get_audit_log" => {
+            Ok(Some((tool, args))) if !matches!(tool, "get_audit_log" | "generate_security_report") => {
                 args["target"].as_str().unwrap_or(self.targets[0].name.as_str()) == target
             }
             _ => false,
@@ -146,31 +147,21 @@ impl ToolService {
     pub async fn read_resource(&self, ctx: &CallContext, uri: &str) -> Result<ResourceBody, CallError> {
         let body = |mime_type, text| ResourceBody { uri: uri.to_string(), mime_type, text };
         match tool_for(uri)? {
+            Some(("generate_security_report", args)) => {
+                let value = self.call(ctx, "generate_security_report", args).await?;
+                Ok(body(MARKDOWN, value["content"].as_str().unwrap_or_default().to_string()))
+            }
             Some((tool, args)) => {
                 let value = self.call(ctx, tool, args).await?;
                 let text = serde_json::to_string_pretty(&value)
                     .map_err(|e| CallError::internal(format!("resource not serialisable: {e}")))?;
                 Ok(body(JSON, text))
             }
-            None if uri == "portcullis://targets" => {
+            None => {
                 let names = self.target_names();
                 Ok(body(JSON, json!({"default": names[0], "targets": names}).to_string()))
             }
-            None => Ok(body(MARKDOWN, self.latest_report())),
         }
-    }
-
-    /// Reports are not stored yet (no `generate_security_report` in this build): the resource says so instead of
-    /// inventing one.
-    fn latest_report(&self) -> String {
-        let has_reports = self.tools.iter().any(|t| t.name == "generate_security_report");
-        let how = if has_reports {
-            "Call `generate_security_report` to produce one; generated reports are not kept as resources yet."
-        } else {
-            "This Portcullis build has no `generate_security_report` tool yet; the `weekly_security_report` prompt \
-             gathers the data for one from the read tools."
-        };
-        format!("# No security report yet\n\nNo security report has been generated on this server. {how}\n")
     }
 
     /// Known values for an argument of a prompt or resource template, starting with `prefix`. Values that live on
