@@ -196,7 +196,7 @@ async def test_progress_of_a_change(servers, data_dir: Path, transport: str):
             while len(steps) < 3:
                 await anyio.sleep(0.02)
     assert [(s[0], s[1]) for s in steps] == [(0, 2), (1, 2), (2, 2)], steps
-    assert steps[1][2].startswith("filtering ")
+    assert steps[1][2] == "querying the log store", steps
 
 
 # --------------------------------------------------------------------------
