@@ -2,7 +2,6 @@
 //! lists), persisted in the store so that a restart keeps every change. It is the default target, and the
 //! same evaluator it uses decides `simulate_packet` for every backend.
 
-mod host;
 mod seed;
 pub mod traffic;
 
@@ -28,7 +27,7 @@ pub struct LabFirewall {
     state: Mutex<LabState>,
     /// The store's lab version the in-memory copy was read at; another process's write moves it.
     loaded_version: Mutex<i64>,
-    host: host::HostProbe,
+    host: portcullis_host::HostProbe,
 }
 
 fn store_error(e: portcullis_store::StoreError) -> BackendError {
@@ -60,7 +59,7 @@ impl LabFirewall {
             interfaces,
             state: Mutex::new(state),
             loaded_version: Mutex::new(version),
-            host: host::HostProbe::default(),
+            host: portcullis_host::HostProbe::default(),
         })
     }
 
@@ -296,7 +295,7 @@ impl Firewall for LabFirewall {
     }
 
     async fn system_status(&self) -> Result<SystemStatus, BackendError> {
-        let sample = self.host.sample();
+        let sample = self.host.sample().await;
         let state = self.state()?;
         let now = Utc::now();
         let live_entries: usize =

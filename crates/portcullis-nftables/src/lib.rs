@@ -70,7 +70,7 @@ pub struct NftablesFirewall {
     texts: TextStore,
     /// One writer per firewall: held from reading the table to applying the batch.
     writer: tokio::sync::Mutex<()>,
-    host: status::HostProbe,
+    host: portcullis_host::HostProbe,
 }
 
 /// Traffic through one interface since the link came up.
@@ -120,7 +120,7 @@ impl NftablesFirewall {
             settings,
             texts: TextStore::new(store),
             writer: tokio::sync::Mutex::new(()),
-            host: status::HostProbe::default(),
+            host: portcullis_host::HostProbe::default(),
         }
     }
 
@@ -392,7 +392,7 @@ impl Firewall for NftablesFirewall {
             .with_hint("reading the kernel log needs root or CAP_SYSLOG"));
         }
         let text = String::from_utf8_lossy(&output.stdout);
-        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let hostname = portcullis_host::hostname();
         let devices: Vec<&str> = self.settings.interfaces.iter().map(|(_, d)| d.as_str()).collect();
         let mut lines: Vec<String> = text
             .lines()
