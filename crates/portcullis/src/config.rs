@@ -646,6 +646,9 @@ fn resolve_relative_paths(config: &mut Config, base: &Path) {
     if let Some(p) = config.pfsense.as_mut().and_then(|p| p.ca_file.as_mut()) {
         resolve_relative(base, p);
     }
+    for p in &mut config.logs.files {
+        resolve_relative(base, p);
+    }
     for TargetConfig::Pfsense(pf) in config.targets.values_mut() {
         if let Some(p) = pf.ca_file.as_mut() {
             resolve_relative(base, p);

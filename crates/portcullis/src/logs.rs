@@ -25,9 +25,12 @@ pub struct LogsConfig {
     /// Listen for syslog over TCP (octet counting or newline framing).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub syslog_tcp: Option<String>,
-    /// The target whose store receives syslog lines (default: the default target).
+    /// The target whose store receives syslog lines and followed files (default: the default target).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub syslog_target: Option<String>,
+    /// Log files to follow (appends, rotation, truncation), e.g. a collector's `/var/log/pfsense/filter.log`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<PathBuf>,
     /// How long lines are kept: `30d` by default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_age: Option<String>,
@@ -137,6 +140,14 @@ pub async fn spawn_tasks(app: &App, shutdown: CancellationToken) -> anyhow::Resu
         tracing::info!(udp = ?listener.udp_addr(), tcp = ?listener.tcp_addr(), target, "syslog listener started");
         tokio::spawn(listener.run(store, shutdown.clone()));
     }
+    if !cfg.files.is_empty() {
+        let store = app
+            .service
+            .log_store(&target)
+            .ok_or_else(|| anyhow::anyhow!("logs.syslog_target: no target named `{target}`"))?
+            .clone();
+        spawn_file_followers(store, cfg.files.clone(), shutdown.clone());
+    }
     let stores: Vec<Arc<LogStore>> =
         app.service.target_names().iter().filter_map(|t| app.service.log_store(t).cloned()).collect();
     let retention_shutdown = shutdown.clone();
@@ -160,6 +171,29 @@ pub async fn spawn_tasks(app: &App, shutdown: CancellationToken) -> anyhow::Resu
         spawn_auto_response(app, shutdown);
     }
     Ok(())
+}
+
+/// Polls each followed file once a second.
+fn spawn_file_followers(store: Arc<LogStore>, files: Vec<PathBuf>, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut followers: Vec<portcullis_logstore::files::Follower> =
+            files.iter().map(|f| portcullis_logstore::files::Follower::new(&store, f)).collect();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            for (f, path) in followers.iter_mut().zip(&files) {
+                if let Err(e) = f.poll(&store, Utc::now()) {
+                    tracing::warn!(file = %path.display(), "log file not read: {e}");
+                }
+            }
+            if let Err(e) = store.flush() {
+                tracing::warn!("log rollups not written: {e}");
+            }
+        }
+    });
 }
 
 /// Every `every_seconds`: analyse each target's last `timeframe` and block sources at or above `min_score` for
