@@ -252,3 +252,38 @@ fn spawn_auto_response(app: &App, shutdown: CancellationToken) {
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::{ConfigError, parse};
+
+    fn load(text: &str) -> Result<crate::config::Config, ConfigError> {
+        parse(text, Path::new("/etc/portcullis/config.yaml"), &|_| None)
+    }
+
+    #[test]
+    fn logs_section_loads_and_bad_values_name_their_key() {
+        let c = load("logs:\n  syslog_udp: 127.0.0.1:5514\n  files: [filter.log]\n  max_age: 7d\n  max_size_mb: 10\n")
+            .unwrap();
+        assert_eq!(c.logs.files, vec![Path::new("/etc/portcullis/filter.log").to_path_buf()]);
+        let r = c.logs.retention();
+        assert_eq!((r.max_age, r.max_bytes), (chrono::TimeDelta::days(7), 10 << 20));
+        assert!(!c.logs.auto_response.enabled, "automated responses are opt-in");
+        for (text, key) in [
+            ("logs: {syslog_udp: 'nonsense'}", "logs.syslog_udp"),
+            ("logs: {syslog_tcp: '1.2.3.4'}", "logs.syslog_tcp"),
+            ("logs: {max_age: forever}", "logs.max_age"),
+            ("logs: {max_size_mb: 0}", "logs.max_size_mb"),
+            ("logs: {auto_response: {min_score: 101}}", "logs.auto_response.min_score"),
+            ("logs: {auto_response: {every_seconds: 0}}", "logs.auto_response.every_seconds"),
+        ] {
+            match load(text) {
+                Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        assert!(matches!(load("logs: {sylog_udp: x}"), Err(ConfigError::Parse { .. })), "unknown keys are errors");
+    }
+}
