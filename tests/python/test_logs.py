@@ -207,3 +207,37 @@ async def test_automated_response_blocks_through_the_guardrails(servers, data_di
     records = [r for r in pc.audit() if r.get("tool") == "block_ip_address"]
     assert records and all(r["principal"]["name"] == "portcullis-auto" for r in records), records
     assert all(r["transport"] == "system" and r["decision"] == "allowed" for r in records), records
+
+
+async def test_followed_file_across_rotation_and_gz_import(servers, data_dir: Path, tmp_path: Path):
+    log = tmp_path / "filter.log"
+    config = tmp_path / "files.yaml"
+    config.write_text(f"security:\n  principal: admin\nlogs:\n  files: [{log}]\n")
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    log.write_text("".join(filterlog(f"203.0.113.{i}", 22, now, bsd=False) + "\n" for i in range(1, 4)))
+    pc = servers("http", data_dir, config=config)
+    pc.start()
+
+    async def count(session) -> int:
+        got = ok(await call(session, "query_firewall_logs", {"timeframe": "15m", "limit": 1000}))
+        return got["count"]
+
+    async with pc.session() as session:
+        with anyio.fail_after(20):
+            while await count(session) < 3:
+                await anyio.sleep(0.2)
+        with open(log, "a") as f:
+            f.write(filterlog("203.0.113.4", 22, now, bsd=False) + "\n")
+        log.rename(tmp_path / "filter.log.0")
+        log.write_text(filterlog("203.0.113.5", 22, now, bsd=False) + "\n")
+        with anyio.fail_after(20):
+            while await count(session) < 5:
+                await anyio.sleep(0.2)
+        await anyio.sleep(1.5)
+        assert await count(session) == 5, "nothing twice"
+    import gzip
+    archive = tmp_path / "filter.log.1.gz"
+    with gzip.open(archive, "wt") as g:
+        g.write("".join(filterlog(f"198.18.9.{i}", 445, now, bsd=False) + "\n" for i in range(1, 11)))
+    imported = pc.cli("logs", "import", str(archive))
+    assert imported.returncode == 0 and "stored 10 lines" in imported.stdout, imported

@@ -26,8 +26,9 @@ fn line(i: u64) -> String {
     )
 }
 
-/// Sends `rate` lines per second for `SECONDS`, paced per millisecond; returns the lines sent.
-fn send(target: std::net::SocketAddr, rate: u64) -> u64 {
+/// Sends `rate` lines per second for `SECONDS`, paced per line (a sender that cannot keep up sends as fast as it
+/// can); returns the lines sent and the rate achieved.
+fn send(target: std::net::SocketAddr, rate: u64) -> (u64, f64) {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("sender");
     let lines: Vec<String> = (0..rate * SECONDS).map(line).collect();
     let start = Instant::now();
@@ -41,7 +42,7 @@ fn send(target: std::net::SocketAddr, rate: u64) -> u64 {
             sent += 1;
         }
     }
-    sent
+    (sent, sent as f64 / start.elapsed().as_secs_f64())
 }
 
 fn wait_for(counter: &AtomicU64, want: u64) -> u64 {
@@ -54,8 +55,11 @@ fn wait_for(counter: &AtomicU64, want: u64) -> u64 {
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
-    println!("{:>12} | {:>28} | {:>28}", "offered/s", "baseline: bare socket", "listener: parsed and stored");
-    for rate in [10_000u64, 25_000, 50_000, 100_000, 200_000] {
+    println!(
+        "{:>12} | {:>28} | {:>28} | {:>10}",
+        "offered/s", "baseline: bare socket", "listener: parsed and stored", "sent/s"
+    );
+    for rate in [25_000u64, 50_000, 100_000, 200_000, 400_000] {
         // Baseline: a bare socket (same receive buffer as the listener's) that counts datagrams.
         let bare = {
             let _guard = runtime.enter();
@@ -79,7 +83,7 @@ fn main() {
                 }
             }
         });
-        let sent = send(bare_addr, rate);
+        let (sent, _) = send(bare_addr, rate);
         let got_bare = wait_for(&counted, sent);
         stop.cancel();
 
@@ -92,7 +96,7 @@ fn main() {
         let stats = listener.stats();
         let stop = CancellationToken::new();
         let task = runtime.spawn(listener.run(store.clone(), stop.clone()));
-        let sent_l = send(addr, rate);
+        let (sent_l, achieved) = send(addr, rate);
         let stored = {
             let deadline = Instant::now() + Duration::from_secs(5);
             while stats.stored.load(Ordering::Relaxed) < sent_l && Instant::now() < deadline {
@@ -104,13 +108,14 @@ fn main() {
         let _ = runtime.block_on(task);
         let pct = |got: u64, sent: u64| 100.0 * got as f64 / sent.max(1) as f64;
         println!(
-            "{rate:>12} | {:>14} of {:>8} {:>5.1}% | {:>14} of {:>8} {:>5.1}%",
+            "{rate:>12} | {:>14} of {:>8} {:>5.1}% | {:>14} of {:>8} {:>5.1}% | {:>10.0}",
             got_bare,
             sent,
             pct(got_bare, sent),
             stored,
             sent_l,
-            pct(stored, sent_l)
+            pct(stored, sent_l),
+            achieved
         );
     }
 }

@@ -8,6 +8,7 @@
 //! date by folding the missing tail, so rollup files are a cache that can never be wrong, only late. Retention
 //! deletes whole segments by age and by total size.
 
+pub mod files;
 mod ingest;
 pub mod syslog;
 

@@ -310,17 +310,20 @@ impl ToolService {
         })
     }
 
-    /// Threats of `[now - window, now]` on one target, highest score first, and the lines analysed.
+    /// The `limit` highest-scoring threats of `[now - window, now]` on one target, and what was analysed.
     pub(crate) fn threats(
         &self,
         target: &Target,
         window: TimeDelta,
         now: Timestamp,
-    ) -> Result<(Vec<ThreatView>, u64), CallError> {
+        limit: usize,
+    ) -> Result<(Vec<ThreatView>, ThreatTotals), CallError> {
         let store = self.store_of(target)?;
         let rollup =
             store.rollup((now - window).timestamp_millis(), now.timestamp_millis() + 1).map_err(store_error)?;
-        Ok((threats_in(store, &rollup, window, now)?, rollup.records))
+        let (views, mut totals) = threats_in(store, &rollup, window, now, limit)?;
+        totals.lines = rollup.records;
+        Ok((views, totals))
     }
 
     pub(crate) fn analyze_threats(
@@ -334,20 +337,14 @@ impl ToolService {
         if !(1..=1000).contains(&limit) {
             return Err(FieldError::new("limit", "must be 1-1000").into());
         }
-        let (mut data, lines) = self.threats(target, window, now)?;
-        let mut by_type = BTreeMap::new();
-        for t in &data {
-            *by_type.entry(t.kind.clone()).or_insert(0) += 1;
-        }
-        let count = data.len();
-        data.truncate(limit as usize);
+        let (data, totals) = self.threats(target, window, now, limit as usize)?;
         Ok(ThreatsResult {
             target: target.name.clone(),
             timeframe: a.timeframe.clone(),
-            count,
+            count: totals.findings,
             data,
-            lines_analyzed: lines,
-            by_type,
+            lines_analyzed: totals.lines,
+            by_type: totals.by_type,
         })
     }
 
@@ -366,7 +363,7 @@ impl ToolService {
         let store = self.store_of(target)?;
         let (from, to) = ((now - window).timestamp_millis(), now.timestamp_millis() + 1);
         let rollup = store.rollup(from, to).map_err(store_error)?;
-        let threats = threats_in(store, &rollup, window, now)?;
+        let (threats, _) = threats_in(store, &rollup, window, now, REPORT_THREATS)?;
         let disabled: Vec<String> = state
             .rules
             .iter()
@@ -410,8 +407,7 @@ impl ToolService {
             target: None,
         };
         let traffic = self.traffic_stats(target, state, &stats_args, now)?;
-        let (mut threats, _) = self.threats(target, TimeDelta::hours(1), now)?;
-        threats.truncate(5);
+        let (threats, _) = self.threats(target, TimeDelta::hours(1), now, 5)?;
         let enabled = state.rules.iter().filter(|r| r.enabled && r.paused_until.is_none_or(|p| p <= now)).count();
         Ok(DashboardResult {
             target: target.name.clone(),
@@ -468,6 +464,43 @@ fn human_span(d: TimeDelta) -> String {
     }
 }
 
+/// A repeated attack is blocked again and again over hours, so a window shorter than that sees only its latest
+/// hour: the sources blocked in the window are judged on the last [`REPEATED_LOOKBACK_HOURS`] instead.
+fn repeated_over_lookback(
+    store: &LogStore,
+    rollup: &Rollup,
+    findings: &[Finding],
+    to: i64,
+    t: &Thresholds,
+) -> Result<Vec<Finding>, CallError> {
+    let known = |ip: &IpAddr| findings.iter().any(|f| f.kind == ThreatKind::RepeatedAttack && f.source == *ip);
+    let blocked: Vec<IpAddr> =
+        rollup.sources.iter().filter(|(ip, s)| s.denied() > 0 && !known(ip)).map(|(ip, _)| *ip).collect();
+    if blocked.is_empty() {
+        return Ok(Vec::new());
+    }
+    let lookback = store.sources_rollup(to - REPEATED_LOOKBACK_HOURS * HOUR_MS, to, &blocked).map_err(store_error)?;
+    let mut found: Vec<Finding> = lookback
+        .into_iter()
+        .filter(|(_, s)| s.denied() >= t.repeated_blocks && s.hours_active >= t.repeated_hours)
+        .map(|(ip, s)| Finding {
+            kind: ThreatKind::RepeatedAttack,
+            source: ip,
+            attempt_count: s.denied(),
+            ports: Vec::new(),
+            detail: format!(
+                "{} blocked lines over {} hours of the last {REPEATED_LOOKBACK_HOURS} h, still active in this window",
+                s.denied(),
+                s.hours_active
+            ),
+            first_ms: s.first_ms,
+            last_ms: s.last_ms,
+        })
+        .collect();
+    found.sort_by_key(|f| f.source);
+    Ok(found)
+}
+
 /// Detections over a window's rollup, plus volume against the hour-of-day baseline, scored with each flagged
 /// source's history in the week before the window.
 fn threats_in(
@@ -475,7 +508,8 @@ fn threats_in(
     rollup: &Rollup,
     window: TimeDelta,
     now: Timestamp,
-) -> Result<Vec<ThreatView>, CallError> {
+    limit: usize,
+) -> Result<(Vec<ThreatView>, ThreatTotals), CallError> {
     let (from, to) = ((now - window).timestamp_millis(), now.timestamp_millis() + 1);
     let t = Thresholds::default();
     let mut findings = detect::source_findings(rollup, &t);
@@ -516,58 +550,50 @@ fn threats_in(
             last_ms: s.last_ms,
         });
     }
-    let mut flagged: Vec<IpAddr> = findings.iter().map(|f| f.source).collect();
-    flagged.sort();
-    flagged.dedup();
-    let earlier = store.sources_rollup(history_from, from, &flagged).map_err(store_error)?;
-    Ok(score(&findings, &earlier))
-}
-
-/// A repeated attack is blocked again and again over hours, so a window shorter than that sees only its latest
-/// hour: the sources blocked in the window are judged on the last [`REPEATED_LOOKBACK_HOURS`] instead.
-fn repeated_over_lookback(
-    store: &LogStore,
-    rollup: &Rollup,
-    findings: &[Finding],
-    to: i64,
-    t: &Thresholds,
-) -> Result<Vec<Finding>, CallError> {
-    let known = |ip: &IpAddr| findings.iter().any(|f| f.kind == ThreatKind::RepeatedAttack && f.source == *ip);
-    let blocked: Vec<IpAddr> =
-        rollup.sources.iter().filter(|(ip, s)| s.denied() > 0 && !known(ip)).map(|(ip, _)| *ip).collect();
-    if blocked.is_empty() {
-        return Ok(Vec::new());
+    let mut totals = ThreatTotals { findings: findings.len(), ..Default::default() };
+    for f in &findings {
+        *totals.by_type.entry(f.kind.as_str().to_string()).or_insert(0) += 1;
     }
-    let lookback = store.sources_rollup(to - REPEATED_LOOKBACK_HOURS * HOUR_MS, to, &blocked).map_err(store_error)?;
-    let mut found: Vec<Finding> = lookback
-        .into_iter()
-        .filter(|(_, s)| s.denied() >= t.repeated_blocks && s.hours_active >= t.repeated_hours)
-        .map(|(ip, s)| Finding {
-            kind: ThreatKind::RepeatedAttack,
-            source: ip,
-            attempt_count: s.denied(),
-            ports: Vec::new(),
-            detail: format!(
-                "{} blocked lines over {} hours of the last {REPEATED_LOOKBACK_HOURS} h, still active in this window",
-                s.denied(),
-                s.hours_active
-            ),
-            first_ms: s.first_ms,
-            last_ms: s.last_ms,
-        })
-        .collect();
-    found.sort_by_key(|f| f.source);
-    Ok(found)
-}
-
-/// Groups findings by source, scores each source, and makes one view per finding.
-fn score(findings: &[Finding], earlier: &HashMap<IpAddr, portcullis_logs::rollup::SourceStat>) -> Vec<ThreatView> {
+    // Score every flagged source on the window alone, then look up the week before only for the strongest
+    // candidates: history adds at most 25 points, and on a busy firewall thousands of sources are flagged.
     let mut by_source: BTreeMap<IpAddr, Vec<&Finding>> = BTreeMap::new();
-    for f in findings {
+    for f in &findings {
         by_source.entry(f.source).or_default().push(f);
     }
+    let mut ranked: Vec<(IpAddr, Vec<&Finding>, u8)> = by_source
+        .into_iter()
+        .map(|(ip, fs)| {
+            let s = detect::threat_score(&fs, 0);
+            (ip, fs, s)
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+    ranked.truncate(limit.saturating_mul(2) + 50);
+    let candidates: Vec<IpAddr> = ranked.iter().map(|r| r.0).collect();
+    let earlier = store.sources_rollup(history_from, from, &candidates).map_err(store_error)?;
+    let mut views = score(ranked, &earlier);
+    views.truncate(limit);
+    Ok((views, totals))
+}
+
+/// Threats kept in a report.
+const REPORT_THREATS: usize = 25;
+
+/// What a threat analysis looked at and found in all (the views are the strongest `limit`).
+#[derive(Debug, Default)]
+pub(crate) struct ThreatTotals {
+    pub lines: u64,
+    pub findings: usize,
+    pub by_type: BTreeMap<String, usize>,
+}
+
+/// Scores each source with its history and makes one view per finding, highest score first.
+fn score(
+    sources: Vec<(IpAddr, Vec<&Finding>, u8)>,
+    earlier: &HashMap<IpAddr, portcullis_logs::rollup::SourceStat>,
+) -> Vec<ThreatView> {
     let mut out = Vec::new();
-    for (ip, fs) in by_source {
+    for (ip, fs, _) in sources {
         let prior = earlier.get(&ip).map_or(0, |s| s.denied());
         let score = detect::threat_score(&fs, prior);
         let duration = detect::block_duration(score);

@@ -199,7 +199,7 @@ impl ToolService {
         let now = crate::now();
         let mut out = Vec::new();
         for target in self.targets.iter().filter(|t| self.log_store(&t.name).is_some()) {
-            let threats = match self.threats(target, span.min(TimeDelta::hours(24)), now) {
+            let threats = match self.threats(target, span.min(TimeDelta::hours(24)), now, 200) {
                 Ok((t, _)) => t,
                 Err(e) => {
                     tracing::warn!(target = target.name, "threat alarms: {}", e.message);

@@ -686,6 +686,9 @@ fn resolve_relative_paths(config: &mut Config, base: &Path) {
     if let Some(p) = config.pfsense.as_mut().and_then(|p| p.ca_file.as_mut()) {
         resolve_relative(base, p);
     }
+    for p in &mut config.logs.files {
+        resolve_relative(base, p);
+    }
     for target in config.targets.values_mut() {
         match target {
             TargetConfig::Pfsense(pf) => {

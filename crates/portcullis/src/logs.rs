@@ -25,9 +25,12 @@ pub struct LogsConfig {
     /// Listen for syslog over TCP (octet counting or newline framing).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub syslog_tcp: Option<String>,
-    /// The target whose store receives syslog lines (default: the default target).
+    /// The target whose store receives syslog lines and followed files (default: the default target).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub syslog_target: Option<String>,
+    /// Log files to follow (appends, rotation, truncation), e.g. a collector's `/var/log/pfsense/filter.log`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<PathBuf>,
     /// How long lines are kept: `30d` by default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_age: Option<String>,
@@ -137,6 +140,14 @@ pub async fn spawn_tasks(app: &App, shutdown: CancellationToken) -> anyhow::Resu
         tracing::info!(udp = ?listener.udp_addr(), tcp = ?listener.tcp_addr(), target, "syslog listener started");
         tokio::spawn(listener.run(store, shutdown.clone()));
     }
+    if !cfg.files.is_empty() {
+        let store = app
+            .service
+            .log_store(&target)
+            .ok_or_else(|| anyhow::anyhow!("logs.syslog_target: no target named `{target}`"))?
+            .clone();
+        spawn_file_followers(store, cfg.files.clone(), shutdown.clone());
+    }
     let stores: Vec<Arc<LogStore>> =
         app.service.target_names().iter().filter_map(|t| app.service.log_store(t).cloned()).collect();
     let retention_shutdown = shutdown.clone();
@@ -160,6 +171,29 @@ pub async fn spawn_tasks(app: &App, shutdown: CancellationToken) -> anyhow::Resu
         spawn_auto_response(app, shutdown);
     }
     Ok(())
+}
+
+/// Polls each followed file once a second.
+fn spawn_file_followers(store: Arc<LogStore>, files: Vec<PathBuf>, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut followers: Vec<portcullis_logstore::files::Follower> =
+            files.iter().map(|f| portcullis_logstore::files::Follower::new(&store, f)).collect();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            for (f, path) in followers.iter_mut().zip(&files) {
+                if let Err(e) = f.poll(&store, Utc::now()) {
+                    tracing::warn!(file = %path.display(), "log file not read: {e}");
+                }
+            }
+            if let Err(e) = store.flush() {
+                tracing::warn!("log rollups not written: {e}");
+            }
+        }
+    });
 }
 
 /// Every `every_seconds`: analyse each target's last `timeframe` and block sources at or above `min_score` for
@@ -217,4 +251,39 @@ fn spawn_auto_response(app: &App, shutdown: CancellationToken) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::{ConfigError, parse};
+
+    fn load(text: &str) -> Result<crate::config::Config, ConfigError> {
+        parse(text, Path::new("/etc/portcullis/config.yaml"), &|_| None)
+    }
+
+    #[test]
+    fn logs_section_loads_and_bad_values_name_their_key() {
+        let c = load("logs:\n  syslog_udp: 127.0.0.1:5514\n  files: [filter.log]\n  max_age: 7d\n  max_size_mb: 10\n")
+            .unwrap();
+        assert_eq!(c.logs.files, vec![Path::new("/etc/portcullis/filter.log").to_path_buf()]);
+        let r = c.logs.retention();
+        assert_eq!((r.max_age, r.max_bytes), (chrono::TimeDelta::days(7), 10 << 20));
+        assert!(!c.logs.auto_response.enabled, "automated responses are opt-in");
+        for (text, key) in [
+            ("logs: {syslog_udp: 'nonsense'}", "logs.syslog_udp"),
+            ("logs: {syslog_tcp: '1.2.3.4'}", "logs.syslog_tcp"),
+            ("logs: {max_age: forever}", "logs.max_age"),
+            ("logs: {max_size_mb: 0}", "logs.max_size_mb"),
+            ("logs: {auto_response: {min_score: 101}}", "logs.auto_response.min_score"),
+            ("logs: {auto_response: {every_seconds: 0}}", "logs.auto_response.every_seconds"),
+        ] {
+            match load(text) {
+                Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        assert!(matches!(load("logs: {sylog_udp: x}"), Err(ConfigError::Parse { .. })), "unknown keys are errors");
+    }
 }

@@ -78,10 +78,26 @@ enum Command {
     },
     /// List pending approvals.
     Approvals,
+    /// Log store commands.
+    Logs {
+        #[command(subcommand)]
+        command: LogsCommand,
+    },
     /// Lab commands.
     Lab {
         #[command(subcommand)]
         command: LabCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LogsCommand {
+    /// Store the filterlog lines of files (plain or .gz) in a target's log store.
+    Import {
+        files: Vec<PathBuf>,
+        /// The target the lines belong to (default: the default target).
+        #[arg(long)]
+        target: Option<String>,
     },
 }
 
@@ -186,6 +202,20 @@ async fn dispatch(command: Command, loaded: LoadedConfig) -> anyhow::Result<i32>
         Command::Approvals => {
             let app = App::open(loaded.config)?;
             approvals::list(&app)
+        }
+        Command::Logs { command: LogsCommand::Import { files, target } } => {
+            let app = App::open(loaded.config)?;
+            let target = target.unwrap_or_else(|| app.config.default_target());
+            let store = app
+                .service
+                .log_store(&target)
+                .ok_or_else(|| anyhow::anyhow!("--target: no target named `{target}`"))?;
+            for file in files {
+                let s = portcullis_logstore::files::import_file(store, &file, chrono::Utc::now())
+                    .with_context(|| format!("importing {}", file.display()))?;
+                println!("{}: stored {} lines ({} not filterlog)", file.display(), s.stored, s.malformed);
+            }
+            Ok(0)
         }
         Command::Lab { command: LabCommand::Traffic { scenario, seed, days, peak_per_hour } } => {
             let app = App::open(loaded.config)?;
