@@ -198,6 +198,17 @@ async def test_progress_of_a_change(servers, data_dir: Path, transport: str):
     assert [(s[0], s[1]) for s in steps] == [(0, 2), (1, 2), (2, 2)], steps
     assert steps[1][2] == "querying the log store", steps
 
+    steps.clear()
+    async with p.session() as s:
+        with anyio.fail_after(STEP_TIMEOUT):
+            args = {"timeframe": "24h", "format": "html"}
+            ok(await s.call_tool("generate_security_report", args, progress_callback=on_progress))
+            while len(steps) < 3:
+                await anyio.sleep(0.02)
+    assert [(s[0], s[1], s[2]) for s in steps] == [
+        (0, 2, "reading the firewall log"), (1, 2, "querying the log store"), (2, 2, "done")
+    ], steps
+
 
 # --------------------------------------------------------------------------
 # cancellation of a long call

@@ -325,33 +325,43 @@ impl ToolService {
             Request::Lint(i) => to_json(&reads::lint_rules(name, &state, i.as_deref(), &self.exposed_interfaces, now)?),
             Request::Grants(a) => to_json(&reads::grants(name, &state, a.as_deref(), now)),
             Request::Aliases(a) => to_json(&reads::aliases(name, &state, a.as_deref(), now)?),
-            Request::Logs(a) => {
-                let query = logs::LogQuery::parse(&a, &state, now)?;
-                ctx.report_progress(0, Some(2), "reading the firewall log");
-                self.sync_logs(target).await?;
-                ctx.report_progress(1, Some(2), "querying the log store");
-                let result = to_json(&logs::query(name, self.store_of(target)?, &state, &query, now)?);
-                ctx.report_progress(2, Some(2), "done");
-                result
-            }
-            Request::TrafficStats(a) => {
-                self.sync_logs(target).await?;
-                to_json(&self.traffic_stats(target, &state, &a, now)?)
-            }
-            Request::Threats(a) => {
-                self.sync_logs(target).await?;
-                to_json(&self.analyze_threats(target, &a, now)?)
-            }
-            Request::Report(a) => {
-                self.sync_logs(target).await?;
-                to_json(&self.security_report(target, &state, &a, now)?)
-            }
-            Request::Dashboard => {
-                self.sync_logs(target).await?;
-                to_json(&self.dashboard(target, &state, now).await?)
-            }
+            log_read @ (Request::Logs(_)
+            | Request::TrafficStats(_)
+            | Request::Threats(_)
+            | Request::Report(_)
+            | Request::Dashboard) => self.log_read(ctx, target, &state, log_read, now).await,
             _ => Err(CallError::internal("not a target read")),
         }
+    }
+
+    /// A read of the target's log store, in two steps reported as progress: bring the store up to date (pfSense
+    /// targets are pulled first), then query or aggregate it.
+    async fn log_read(
+        &self,
+        ctx: &CallContext,
+        target: &Target,
+        state: &RuleSet,
+        request: Request,
+        now: Timestamp,
+    ) -> Result<Value, CallError> {
+        let name = target.name.as_str();
+        let query = match &request {
+            Request::Logs(a) => Some(logs::LogQuery::parse(a, state, now)?),
+            _ => None,
+        };
+        ctx.report_progress(0, Some(2), "reading the firewall log");
+        self.sync_logs(target).await?;
+        ctx.report_progress(1, Some(2), "querying the log store");
+        let result = match (request, query) {
+            (Request::Logs(_), Some(query)) => to_json(&logs::query(name, self.store_of(target)?, state, &query, now)?),
+            (Request::TrafficStats(a), _) => to_json(&self.traffic_stats(target, state, &a, now)?),
+            (Request::Threats(a), _) => to_json(&self.analyze_threats(target, &a, now)?),
+            (Request::Report(a), _) => to_json(&self.security_report(target, state, &a, now)?),
+            (Request::Dashboard, _) => to_json(&self.dashboard(target, state, now).await?),
+            _ => Err(CallError::internal("not a log read")),
+        };
+        ctx.report_progress(2, Some(2), "done");
+        result
     }
 
     async fn change(&self, call: &ChangeCall<'_>, trace: &mut Trace) -> Result<Value, CallError> {
