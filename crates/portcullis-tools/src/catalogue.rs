@@ -44,7 +44,40 @@ fn schema_of<T: JsonSchema>() -> Map<String, Value> {
     };
     map.remove("$schema");
     map.remove("title");
-    map
+    let mut schema = Value::Object(map);
+    objects_for_boolean_schemas(&mut schema);
+    match schema {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+/// Replaces the boolean schema `true` (what schemars makes of a free-form `serde_json::Value`) with its equal `{}`
+/// below `properties` and `items`: MCP clients (the official TypeScript SDK among them) accept only object
+/// schemas there and refuse the whole tool list otherwise.
+fn objects_for_boolean_schemas(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                if child == &Value::Bool(true) && matches!(key.as_str(), "items" | "additionalProperties") {
+                    *child = Value::Object(Map::new());
+                } else if key == "properties" {
+                    if let Value::Object(props) = child {
+                        for prop in props.values_mut() {
+                            if prop == &Value::Bool(true) {
+                                *prop = Value::Object(Map::new());
+                            }
+                            objects_for_boolean_schemas(prop);
+                        }
+                    }
+                } else {
+                    objects_for_boolean_schemas(child);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(objects_for_boolean_schemas),
+        _ => {}
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

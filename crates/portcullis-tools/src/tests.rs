@@ -34,7 +34,45 @@ fn every_catalogue_tool_has_a_handler_and_schemas() {
         }
         assert_eq!(def.input_schema.get("type"), Some(&json!("object")), "{}", def.name);
         assert_eq!(def.output_schema.get("type"), Some(&json!("object")), "{}", def.name);
+        for schema in [&def.input_schema, &def.output_schema] {
+            if let Some(path) = boolean_subschema(&Value::Object(schema.clone()), String::new()) {
+                panic!("{}: boolean schema at {path} (MCP clients refuse them)", def.name);
+            }
+        }
     }
+}
+
+/// The path of a `true`/`false` schema under `properties`, `items` or `additionalProperties`, if any.
+fn boolean_subschema(schema: &Value, path: String) -> Option<String> {
+    let Value::Object(map) = schema else { return None };
+    for (key, child) in map {
+        let here = format!("{path}/{key}");
+        match (key.as_str(), child) {
+            ("items" | "additionalProperties", Value::Bool(_)) => return Some(here),
+            ("properties", Value::Object(props)) => {
+                for (name, prop) in props {
+                    if prop.is_boolean() {
+                        return Some(format!("{here}/{name}"));
+                    }
+                    if let Some(p) = boolean_subschema(prop, format!("{here}/{name}")) {
+                        return Some(p);
+                    }
+                }
+            }
+            (_, Value::Object(_)) => {
+                if let Some(p) = boolean_subschema(child, here) {
+                    return Some(p);
+                }
+            }
+            (_, Value::Array(items)) => {
+                if let Some(p) = items.iter().find_map(|i| boolean_subschema(i, here.clone())) {
+                    return Some(p);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 #[tokio::test]
