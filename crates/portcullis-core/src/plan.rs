@@ -869,20 +869,20 @@ pub fn plan_expiry(state: &RuleSet, now: Timestamp) -> Option<ChangePlan> {
     if operations.is_empty() {
         return None;
     }
-    let entries: usize = operations
-        .iter()
-        .map(|op| match op {
-            Operation::RemoveAliasEntries { before, .. } => before.len(),
-            _ => 0,
-        })
-        .sum();
-    let resumed =
-        operations.len() - operations.iter().filter(|op| matches!(op, Operation::RemoveAliasEntries { .. })).count();
+    let (entries, resumed) = expiry_counts(&operations);
     Some(ChangePlan {
         summary: format!("expire {entries} entries and resume {resumed} paused rules that are due"),
         operations,
         warnings: Vec::new(),
         facts: ChangeFacts::default(),
+    })
+}
+
+/// What an expiry plan settles: the alias entries it removes, and the paused rules it resumes.
+pub fn expiry_counts(operations: &[Operation]) -> (usize, usize) {
+    operations.iter().fold((0, 0), |(entries, resumed), op| match op {
+        Operation::RemoveAliasEntries { before, .. } => (entries + before.len(), resumed),
+        _ => (entries, resumed + 1),
     })
 }
 
@@ -896,13 +896,7 @@ pub fn plan_entry_expiry(entries: Vec<(String, Vec<AliasEntry>)>, now: Timestamp
             (!before.is_empty()).then_some(Operation::RemoveAliasEntries { alias, before })
         })
         .collect();
-    let count: usize = operations
-        .iter()
-        .map(|op| match op {
-            Operation::RemoveAliasEntries { before, .. } => before.len(),
-            _ => 0,
-        })
-        .sum();
+    let (count, _) = expiry_counts(&operations);
     (!operations.is_empty()).then(|| ChangePlan {
         summary: format!("expire {count} entries that are due"),
         operations,

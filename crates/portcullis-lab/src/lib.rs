@@ -101,18 +101,14 @@ impl LabFirewall {
     fn apply_entries_in_place(&self, state: &mut LabState, plan: &ChangePlan) -> Result<Applied, BackendError> {
         let mut write = LabWrite::default();
         for op in &plan.operations {
-            let (Operation::PutAliasEntries { alias, .. } | Operation::RemoveAliasEntries { alias, .. }) = op else {
-                continue;
-            };
-            if !state.aliases.iter().any(|a| &a.name == alias) {
-                return Err(conflict(format!("alias {alias} does not exist")));
-            }
             match op {
-                Operation::PutAliasEntries { after, .. } => {
-                    write.put_entries.extend(after.iter().map(|e| (alias.as_str(), e)))
+                Operation::PutAliasEntries { alias, after, .. } => {
+                    require_alias(state, alias)?;
+                    write.put_entries.extend(after.iter().map(|e| (alias.as_str(), e)));
                 }
-                Operation::RemoveAliasEntries { before, .. } => {
-                    write.remove_entries.extend(before.iter().map(|e| (alias.as_str(), e.value.as_str())))
+                Operation::RemoveAliasEntries { alias, before } => {
+                    require_alias(state, alias)?;
+                    write.remove_entries.extend(before.iter().map(|e| (alias.as_str(), e.value.as_str())));
                 }
                 _ => {}
             }
@@ -127,6 +123,14 @@ impl LabFirewall {
         }
         self.mark_current()?;
         Ok(Applied::default())
+    }
+}
+
+fn require_alias(state: &LabState, name: &str) -> Result<(), BackendError> {
+    if state.aliases.iter().any(|a| a.name == name) {
+        Ok(())
+    } else {
+        Err(conflict(format!("alias {name} does not exist")))
     }
 }
 

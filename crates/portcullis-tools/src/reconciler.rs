@@ -204,7 +204,8 @@ impl ToolService {
             started,
         );
         self.guard.auditor.record(&record)?;
-        result.map(|()| settled(plan))
+        let (entries, resumed) = plan::expiry_counts(&plan.operations);
+        result.map(|()| entries + resumed)
     }
 
     /// Runs the reconciler until `stop` completes: sweeps at each deadline, rolls back overdue unconfirmed
@@ -276,17 +277,6 @@ fn reconcile_records(
         }
     }
     (still_live, settled)
-}
-
-/// Entries removed plus rules resumed by an expiry plan.
-fn settled(plan: &ChangePlan) -> usize {
-    plan.operations
-        .iter()
-        .map(|op| match op {
-            Operation::RemoveAliasEntries { before, .. } => before.len(),
-            _ => 1,
-        })
-        .sum()
 }
 
 /// The monotonic instant of a wall-clock deadline (now if it has passed).
