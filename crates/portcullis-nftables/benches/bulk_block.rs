@@ -86,13 +86,9 @@ struct Breakdown {
     parse: Duration,
 }
 
-/// The backend: one plan with 100,000 entries, applied as one batch, then read back and verified.
-async fn backend() -> (Duration, Duration, usize, Breakdown) {
-    let ns = Netns::new("b");
-    let fw = firewall(&ns);
-    seed(&fw).await;
-    let now = Utc::now().trunc_subsecs(3);
-    let plan = ChangePlan {
+/// One plan that puts all N timed entries into the block list.
+fn bulk_block_plan(now: chrono::DateTime<Utc>) -> ChangePlan {
+    ChangePlan {
         summary: format!("block {N} addresses"),
         operations: vec![Operation::PutAliasEntries {
             alias: BLOCK_ALIAS.into(),
@@ -101,7 +97,16 @@ async fn backend() -> (Duration, Duration, usize, Breakdown) {
         }],
         warnings: Vec::new(),
         facts: ChangeFacts::default(),
-    };
+    }
+}
+
+/// The backend: one plan with 100,000 entries, applied as one batch, then read back and verified.
+async fn backend() -> (Duration, Duration, usize, Breakdown) {
+    let ns = Netns::new("b");
+    let fw = firewall(&ns);
+    seed(&fw).await;
+    let now = Utc::now().trunc_subsecs(3);
+    let plan = bulk_block_plan(now);
     let current = fw.read_current().await.expect("read");
     let started = Instant::now();
     let _ = fw.batch(&current, &plan, now).expect("batch");
@@ -158,16 +163,7 @@ async fn same_batch_by_hand() -> Duration {
     let fw = firewall(&ns);
     seed(&fw).await;
     let now = Utc::now().trunc_subsecs(3);
-    let plan = ChangePlan {
-        summary: format!("block {N} addresses"),
-        operations: vec![Operation::PutAliasEntries {
-            alias: BLOCK_ALIAS.into(),
-            before: Vec::new(),
-            after: entries(now),
-        }],
-        warnings: Vec::new(),
-        facts: ChangeFacts::default(),
-    };
+    let plan = bulk_block_plan(now);
     let current = fw.read_current().await.expect("read");
     let (batch, _) = fw.batch(&current, &plan, now).expect("batch");
     let dir = tempfile::tempdir().expect("tempdir");
