@@ -43,6 +43,17 @@ pub struct TargetSchedule {
     last_full_read: Option<Timestamp>,
 }
 
+impl TargetSchedule {
+    /// When the target must next be read whole: at once if it never was, else at the earlier of the full-read
+    /// interval and the next pause end.
+    fn full_read_due(&self, now: Timestamp) -> Timestamp {
+        match self.last_full_read {
+            None => now,
+            Some(last) => self.next_pause_end.map_or(last + FULL_SWEEP_EVERY, |p| p.min(last + FULL_SWEEP_EVERY)),
+        }
+    }
+}
+
 /// One sweep of one target, for logs and benchmarks.
 #[derive(Debug)]
 pub struct SweepOutcome {
@@ -75,20 +86,14 @@ impl ToolService {
     }
 
     fn target_deadline(&self, target: &Target, now: Timestamp) -> Timestamp {
-        let schedule = target.schedule().clone();
-        let Some(last_full_read) = schedule.last_full_read else { return now };
-        let next_expiry = match self.guard.auditor.store().managed_next_expiry(&target.name) {
-            Ok(t) => t,
+        let full_read = target.schedule().full_read_due(now);
+        match self.guard.auditor.store().managed_next_expiry(&target.name) {
+            Ok(next_expiry) => next_expiry.map_or(full_read, |t| t.min(full_read)),
             Err(e) => {
                 tracing::warn!(target = target.name, "time index unreadable, sweeping now: {e}");
-                Some(now)
+                now
             }
-        };
-        [Some(last_full_read + FULL_SWEEP_EVERY), next_expiry, schedule.next_pause_end]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(now)
+        }
     }
 
     /// Sweeps every target that has something due now; the others are not read.
@@ -112,9 +117,7 @@ impl ToolService {
 
     async fn sweep_target(&self, target: &Target, cutoff: Timestamp) -> Result<usize, CallError> {
         let _writer = target.writer.lock().await;
-        let schedule = target.schedule().clone();
-        let full_read_due = schedule.last_full_read.is_none_or(|t| t + FULL_SWEEP_EVERY <= cutoff)
-            || schedule.next_pause_end.is_some_and(|t| t <= cutoff);
+        let full_read_due = target.schedule().full_read_due(cutoff) <= cutoff;
         if full_read_due { self.sweep_full(target, cutoff).await } else { self.sweep_entries(target, cutoff).await }
     }
 
