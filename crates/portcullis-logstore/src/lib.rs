@@ -5,8 +5,13 @@
 //! `<hour>.rollup` is the [`Rollup`] of the first `covered` records of that segment. A question over a span merges
 //! the rollups of the whole hours inside it and folds the records of the partial hours at its edges; a rollup that
 //! covers fewer records than its segment holds (written before a crash, or by another process) is brought up to
-//! date by folding the missing tail, so rollup files are a cache that can never be wrong, only late. Retention
-//! deletes whole segments by age and by total size.
+//! date by folding the missing tail, so rollup files are a cache that can never be wrong, only late. Aligned
+//! blocks of hours (UTC quarter days and days) get merged rollups of their own, `<first hour>.b<hours>.rollup`,
+//! stamped with the record count of each segment they were made from: a stamp that no longer matches makes them
+//! stale, never wrong. With them a freshly opened store answers a week from about twenty files, not 168.
+//!
+//! Rollups in memory are a cache with a byte budget ([`LogStore::set_cache_budget`]); the least recently used are
+//! dropped and read again from their files when needed. Retention deletes whole segments by age and by total size.
 
 pub mod files;
 mod ingest;
@@ -16,6 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -68,6 +74,10 @@ struct HourCache {
     persisted: u64,
     /// Whether the rollup file was read (or found missing).
     loaded: bool,
+    /// The cache clock at the last use, for eviction.
+    used: u64,
+    /// `rollup.approx_bytes()` at the last refresh.
+    bytes: usize,
 }
 
 #[derive(Default)]
@@ -82,15 +92,35 @@ pub struct LogStore {
     dir: PathBuf,
     retention: Retention,
     inner: Mutex<Inner>,
-    /// Merged rollups of aligned blocks of hours (first hour, hours), with the record counts of the segments they
-    /// were made from.
-    blocks: Mutex<BlockCache>,
+    /// Merged rollups of aligned blocks of hours, by (first hour, hours).
+    blocks: Mutex<HashMap<(i64, i64), CachedBlock>>,
+    /// Ticks on every use of a cached rollup; the least recent are evicted first.
+    clock: AtomicU64,
+    /// Bytes the rollups in memory may take before the least recently used are dropped.
+    cache_budget: AtomicU64,
 }
 
-type BlockCache = HashMap<(i64, i64), (Vec<u64>, Arc<Rollup>)>;
+/// A block's merged rollup, valid while the segments still hold `signature` records each.
+struct CachedBlock {
+    signature: Vec<u64>,
+    /// `None` once evicted from memory.
+    rollup: Option<Arc<Rollup>>,
+    /// Whether the block file holds this signature.
+    on_disk: bool,
+    used: u64,
+    bytes: usize,
+}
 
 /// Cached block lengths in hours, longest first: UTC days, quarter days.
 const BLOCK_HOURS: [i64; 2] = [24, 6];
+
+/// The default budget of rollups in memory.
+pub const DEFAULT_CACHE_BUDGET: u64 = 256 << 20;
+
+enum Evictable {
+    Hour(i64),
+    Block((i64, i64)),
+}
 
 /// A page of records, newest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,7 +142,14 @@ impl LogStore {
     pub fn open(dir: impl Into<PathBuf>, retention: Retention) -> Result<Arc<Self>, StoreError> {
         let dir = dir.into();
         fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let store = Self { dir, retention, inner: Mutex::new(Inner::default()), blocks: Mutex::default() };
+        let store = Self {
+            dir,
+            retention,
+            inner: Mutex::new(Inner::default()),
+            blocks: Mutex::default(),
+            clock: AtomicU64::new(0),
+            cache_budget: AtomicU64::new(DEFAULT_CACHE_BUDGET),
+        };
         {
             let mut inner = store.lock();
             store.reload_devices(&mut inner)?;
@@ -127,8 +164,28 @@ impl LogStore {
         &self.dir
     }
 
+    /// Sets how many bytes of rollups the store keeps in memory.
+    pub fn set_cache_budget(&self, bytes: u64) {
+        self.cache_budget.store(bytes, Ordering::Relaxed);
+        self.trim_cache();
+    }
+
+    /// About how many bytes the rollups in memory take.
+    pub fn cached_bytes(&self) -> usize {
+        let hours: usize = self.lock().hours.values().map(|h| h.bytes).sum();
+        hours + self.lock_blocks().values().map(|b| b.bytes).sum::<usize>()
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_blocks(&self) -> MutexGuard<'_, HashMap<(i64, i64), CachedBlock>> {
+        self.blocks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn tick(&self) -> u64 {
+        self.clock.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     fn seg_path(&self, hour: i64) -> PathBuf {
@@ -137,6 +194,10 @@ impl LogStore {
 
     fn rollup_path(&self, hour: i64) -> PathBuf {
         self.dir.join(format!("{hour}.rollup"))
+    }
+
+    fn block_path(&self, first_hour: i64, len: i64) -> PathBuf {
+        self.dir.join(format!("{first_hour}.b{len}.rollup"))
     }
 
     fn devices_path(&self) -> PathBuf {
@@ -285,7 +346,11 @@ impl LogStore {
                 cache.rollup.fold(&r);
             }
             cache.covered = len;
+            cache.bytes = cache.rollup.approx_bytes();
+        } else if cache.bytes == 0 {
+            cache.bytes = cache.rollup.approx_bytes();
         }
+        cache.used = self.tick();
         Ok(())
     }
 
@@ -330,66 +395,201 @@ impl LogStore {
         Ok(())
     }
 
-    /// Aggregates of the records with `from_ms <= ts < to_ms`. Aligned blocks of whole hours inside the span
-    /// (UTC days, then quarter days) come from merged block rollups, kept while their segments do not change, so
-    /// a week merges about twenty rollups, not 168.
+    /// Calls `visit` with rollups that together cover exactly `[from_ms, to_ms)`: aligned blocks of whole hours
+    /// inside the span (UTC days, then quarter days) as block rollups, the other whole hours as hour rollups,
+    /// and the partial hours at the edges folded from their records.
+    fn visit_span(&self, from_ms: i64, to_ms: i64, mut visit: impl FnMut(&Rollup)) -> Result<(), StoreError> {
+        let first_hour = from_ms.div_euclid(HOUR_MS) + i64::from(from_ms.rem_euclid(HOUR_MS) != 0);
+        let end_hour = to_ms.div_euclid(HOUR_MS);
+        if first_hour >= end_hour {
+            return self.visit_rollups(from_ms, to_ms, visit);
+        }
+        self.visit_rollups(from_ms, first_hour * HOUR_MS, &mut visit)?;
+        let mut hour = first_hour;
+        while hour < end_hour {
+            let len = BLOCK_HOURS.iter().copied().find(|len| hour % len == 0 && hour + len <= end_hour).unwrap_or(1);
+            if len == 1 {
+                self.visit_rollups(hour * HOUR_MS, (hour + 1) * HOUR_MS, &mut visit)?;
+            } else {
+                visit(&*self.block_rollup(hour, len)?);
+            }
+            hour += len;
+        }
+        self.visit_rollups(end_hour * HOUR_MS, to_ms, visit)?;
+        self.trim_cache();
+        Ok(())
+    }
+
+    /// Aggregates of the records with `from_ms <= ts < to_ms`; a week merges about twenty rollups, not 168.
     pub fn rollup(&self, from_ms: i64, to_ms: i64) -> Result<Rollup, StoreError> {
         let mut out = Rollup::default();
-        let mut add = |r: &Rollup| {
+        self.visit_span(from_ms, to_ms, |r| {
             if out.records == 0 && out.sources.is_empty() {
                 out = r.clone();
             } else {
                 out.merge(r);
             }
-        };
-        let first_hour = from_ms.div_euclid(HOUR_MS) + i64::from(from_ms.rem_euclid(HOUR_MS) != 0);
-        let end_hour = to_ms.div_euclid(HOUR_MS);
-        if first_hour >= end_hour {
-            self.visit_rollups(from_ms, to_ms, add)?;
-            return Ok(out);
-        }
-        self.visit_rollups(from_ms, first_hour * HOUR_MS, &mut add)?;
-        let mut hour = first_hour;
-        while hour < end_hour {
-            let len = BLOCK_HOURS.iter().copied().find(|len| hour % len == 0 && hour + len <= end_hour).unwrap_or(1);
-            if len == 1 {
-                self.visit_rollups(hour * HOUR_MS, (hour + 1) * HOUR_MS, &mut add)?;
-            } else {
-                add(&*self.block_rollup(hour, len)?);
-            }
-            hour += len;
-        }
-        self.visit_rollups(end_hour * HOUR_MS, to_ms, add)?;
+        })?;
         Ok(out)
     }
 
-    /// The merged rollup of `len` hours from `first_hour`, cached with the record counts of its segments.
-    fn block_rollup(&self, first_hour: i64, len: i64) -> Result<Arc<Rollup>, StoreError> {
-        let signature: Vec<u64> = (first_hour..first_hour + len)
+    /// The record count of each segment of `len` hours from `first_hour`: what a block rollup was made from.
+    fn block_signature(&self, first_hour: i64, len: i64) -> Vec<u64> {
+        (first_hour..first_hour + len)
             .map(|h| fs::metadata(self.seg_path(h)).map(|m| m.len() / RECORD_SIZE as u64).unwrap_or(0))
-            .collect();
-        if let Some((sig, r)) = self.blocks.lock().unwrap_or_else(|p| p.into_inner()).get(&(first_hour, len))
-            && *sig == signature
+            .collect()
+    }
+
+    /// The merged rollup of `len` hours from `first_hour`: from memory, else from its file, else merged from
+    /// its quarters or hours (and then written, once all its hours are over).
+    fn block_rollup(&self, first_hour: i64, len: i64) -> Result<Arc<Rollup>, StoreError> {
+        let signature = self.block_signature(first_hour, len);
+        let mut on_disk = false;
+        if let Some(b) = self.lock_blocks().get_mut(&(first_hour, len))
+            && b.signature == signature
         {
-            return Ok(r.clone());
-        }
-        let mut merged = Rollup::default();
-        if len == 24 {
-            for quarter in 0..4 {
-                merged.merge(&*self.block_rollup(first_hour + quarter * 6, 6)?);
+            if let Some(r) = &b.rollup {
+                b.used = self.tick();
+                return Ok(r.clone());
             }
-        } else {
-            self.visit_rollups(first_hour * HOUR_MS, (first_hour + len) * HOUR_MS, |r| merged.merge(r))?;
+            on_disk = b.on_disk;
         }
+        let path = self.block_path(first_hour, len);
+        let from_file = if on_disk || path.exists() { read_block(&path, &signature) } else { None };
+        let on_disk = from_file.is_some();
+        let merged = match from_file {
+            Some(r) => r,
+            None => self.merge_block(first_hour, len)?,
+        };
         let merged = Arc::new(merged);
-        self.blocks.lock().unwrap_or_else(|p| p.into_inner()).insert((first_hour, len), (signature, merged.clone()));
+        let settled = first_hour + len <= hour_of(Utc::now().timestamp_millis());
+        let on_disk =
+            on_disk || (settled && signature.iter().any(|n| *n > 0) && self.write_block(&path, &signature, &merged));
+        let cached = CachedBlock {
+            bytes: merged.approx_bytes(),
+            signature,
+            rollup: Some(merged.clone()),
+            on_disk,
+            used: self.tick(),
+        };
+        self.lock_blocks().insert((first_hour, len), cached);
         Ok(merged)
+    }
+
+    fn merge_block(&self, first_hour: i64, len: i64) -> Result<Rollup, StoreError> {
+        let mut merged = Rollup::default();
+        match BLOCK_HOURS.iter().copied().find(|part| *part < len && len % part == 0) {
+            Some(part) => {
+                for start in (first_hour..first_hour + len).step_by(part as usize) {
+                    merged.merge(&*self.block_rollup(start, part)?);
+                }
+            }
+            None => self.visit_rollups(first_hour * HOUR_MS, (first_hour + len) * HOUR_MS, |r| merged.merge(r))?,
+        }
+        Ok(merged)
+    }
+
+    /// Writes a block file; a cache, so a failure is logged and the block stays in memory only.
+    fn write_block(&self, path: &Path, signature: &[u64], rollup: &Rollup) -> bool {
+        let written = postcard::to_stdvec(&(signature, rollup)).map_err(std::io::Error::other).and_then(|bytes| {
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            fs::write(&tmp, &bytes)?;
+            fs::rename(&tmp, path)
+        });
+        match written {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "block rollup not written: {e}");
+                false
+            }
+        }
+    }
+
+    /// Writes the rollup files of everything that ended before `now`: a block file for every whole UTC day with
+    /// lines, then for today's quarter days that ended, then the hour rollups of the current quarter's past hours.
+    /// A store opened later (a restart) then answers a week from about twenty files. Meant for a background task:
+    /// what is already current costs a look at segment sizes. Returns the number of blocks (re)built.
+    pub fn settle(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let current_hour = hour_of(now.timestamp_millis());
+        let today = current_hour.div_euclid(24) * 24;
+        let quarter = current_hour.div_euclid(6) * 6;
+        let hours: Vec<i64> = {
+            let mut inner = self.lock();
+            self.scan_dir(&mut inner)?;
+            inner.hours.range(..current_hour).map(|(h, _)| *h).collect()
+        };
+        let days: std::collections::BTreeSet<i64> =
+            hours.iter().map(|h| h.div_euclid(24) * 24).filter(|d| *d < today).collect();
+        let quarters: std::collections::BTreeSet<i64> =
+            hours.iter().map(|h| h.div_euclid(6) * 6).filter(|q| (today..quarter).contains(q)).collect();
+        let mut built = 0;
+        for (first_hour, len) in days.into_iter().map(|d| (d, 24)).chain(quarters.into_iter().map(|q| (q, 6))) {
+            built += usize::from(self.settle_block(first_hour, len)?);
+        }
+        for hour in hours.into_iter().filter(|h| *h >= quarter) {
+            self.refresh_hour(&mut self.lock(), hour)?;
+        }
+        self.flush()?;
+        self.trim_cache();
+        Ok(built)
+    }
+
+    /// Builds (or reads) a block unless its file is known to be current; whether it was not.
+    fn settle_block(&self, first_hour: i64, len: i64) -> Result<bool, StoreError> {
+        let signature = self.block_signature(first_hour, len);
+        let current = self.lock_blocks().get(&(first_hour, len)).is_some_and(|b| b.on_disk && b.signature == signature);
+        if !current {
+            self.block_rollup(first_hour, len)?;
+            self.trim_cache();
+        }
+        Ok(!current)
+    }
+
+    /// Drops the least recently used rollups from memory while they take more than the budget. Hour rollups
+    /// not yet written are dropped too: they are folded again from their segment when needed.
+    fn trim_cache(&self) {
+        let budget = usize::try_from(self.cache_budget.load(Ordering::Relaxed)).unwrap_or(usize::MAX);
+        let mut inner = self.lock();
+        let mut blocks = self.lock_blocks();
+        let mut total: usize =
+            inner.hours.values().map(|h| h.bytes).sum::<usize>() + blocks.values().map(|b| b.bytes).sum::<usize>();
+        if total <= budget {
+            return;
+        }
+        let mut candidates: Vec<(u64, Evictable)> = inner
+            .hours
+            .iter()
+            .filter(|(_, h)| h.loaded)
+            .map(|(hour, h)| (h.used, Evictable::Hour(*hour)))
+            .chain(blocks.iter().filter(|(_, b)| b.rollup.is_some()).map(|(k, b)| (b.used, Evictable::Block(*k))))
+            .collect();
+        candidates.sort_unstable_by_key(|c| c.0);
+        for (_, victim) in candidates {
+            if total <= budget {
+                break;
+            }
+            match victim {
+                Evictable::Hour(hour) => {
+                    if let Some(h) = inner.hours.get_mut(&hour) {
+                        total -= h.bytes;
+                        *h = HourCache::default();
+                    }
+                }
+                Evictable::Block(key) => {
+                    if let Some(b) = blocks.get_mut(&key) {
+                        total -= b.bytes;
+                        b.bytes = 0;
+                        b.rollup = None;
+                    }
+                }
+            }
+        }
     }
 
     /// Totals and traffic (no per-source, per-port or per-rule detail) of `[from_ms, to_ms)`.
     pub fn traffic_rollup(&self, from_ms: i64, to_ms: i64) -> Result<Rollup, StoreError> {
         let mut out = Rollup::default();
-        self.visit_rollups(from_ms, to_ms, |r| out.merge_traffic(r))?;
+        self.visit_span(from_ms, to_ms, |r| out.merge_traffic(r))?;
         Ok(out)
     }
 
@@ -401,7 +601,7 @@ impl LogStore {
         sources: &[std::net::IpAddr],
     ) -> Result<HashMap<std::net::IpAddr, portcullis_logs::rollup::SourceStat>, StoreError> {
         let mut out: HashMap<std::net::IpAddr, portcullis_logs::rollup::SourceStat> = HashMap::new();
-        self.visit_rollups(from_ms, to_ms, |r| {
+        self.visit_span(from_ms, to_ms, |r| {
             for ip in sources {
                 if let Some(s) = r.sources.get(ip) {
                     out.entry(*ip).or_default().merge(s);
@@ -478,7 +678,8 @@ impl LogStore {
             }
         }
         for hour in &doomed {
-            for path in [self.seg_path(*hour), self.rollup_path(*hour)] {
+            let blocks = BLOCK_HOURS.map(|len| self.block_path(hour - hour.rem_euclid(len), len));
+            for path in [self.seg_path(*hour), self.rollup_path(*hour)].into_iter().chain(blocks) {
                 match fs::remove_file(&path) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -488,10 +689,20 @@ impl LogStore {
             inner.hours.remove(hour);
         }
         if !doomed.is_empty() {
-            self.blocks.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            self.lock_blocks().clear();
         }
         Ok(doomed.len())
     }
+}
+
+/// A block file's rollup, if it was made from segments of exactly `signature` records.
+fn read_block(path: &Path, signature: &[u64]) -> Option<Rollup> {
+    let bytes = fs::read(path).ok()?;
+    let (stamp, rest) = postcard::take_from_bytes::<Vec<u64>>(&bytes).ok()?;
+    if stamp != signature {
+        return None;
+    }
+    postcard::from_bytes::<Rollup>(rest).ok()
 }
 
 fn read_records(path: &Path, from: u64, to: u64) -> Result<Vec<Record>, StoreError> {

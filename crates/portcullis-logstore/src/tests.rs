@@ -141,3 +141,76 @@ fn lines_are_parsed_interned_and_pulls_deduplicated() {
     assert_eq!(page.records.len(), 3);
     assert_eq!(store.device(page.records[0].interface), "em0");
 }
+
+/// Records spread over three whole UTC days from `T0`'s day, a few distinct sources an hour.
+fn three_days() -> (i64, Vec<Record>) {
+    let day0 = hour_of(T0).div_euclid(24) * 24 * HOUR_MS;
+    let records = (0..3 * 24 * 12)
+        .map(|i| rec(day0 + i * 5 * 60_000, &format!("203.0.113.{}", i % 40), (i % 9) as u16, Action::Block))
+        .collect();
+    (day0, records)
+}
+
+#[test]
+fn whole_days_are_answered_from_block_files_that_go_stale_when_their_segments_grow() {
+    let dir = tempfile::tempdir().unwrap();
+    let (day0, records) = three_days();
+    let span = (day0 - 30 * 60_000, day0 + 3 * 24 * HOUR_MS + 30 * 60_000);
+    let want = {
+        let store = open(dir.path());
+        store.append(&records).unwrap();
+        assert_eq!(store.settle(Utc::now()).unwrap(), 3);
+        assert_eq!(store.settle(Utc::now()).unwrap(), 0, "current block files are not built again");
+        store.rollup(span.0, span.1).unwrap()
+    };
+    let first_hour = hour_of(day0);
+    for d in 0..3 {
+        assert!(dir.path().join(format!("{}.b24.rollup", first_hour + d * 24)).exists());
+    }
+    // A fresh store answers from the day files alone: not one hour rollup is loaded.
+    let fresh = open(dir.path());
+    assert_eq!(fresh.rollup(span.0, span.1).unwrap(), want);
+    assert_eq!(fresh.lock().hours.values().filter(|h| h.loaded).count(), 0, "no hour rollup was needed");
+
+    // One more line in the middle day: its file is stale, for this process and for a fresh one.
+    fresh.append(&[rec(day0 + 24 * HOUR_MS + 7, "198.51.100.77", 22, Action::Block)]).unwrap();
+    let grown = fresh.rollup(span.0, span.1).unwrap();
+    assert_eq!(grown.records, want.records + 1);
+    assert!(grown.sources.contains_key(&"198.51.100.77".parse().unwrap()));
+    assert_eq!(open(dir.path()).rollup(span.0, span.1).unwrap(), grown);
+}
+
+#[test]
+fn rollups_in_memory_stay_within_the_budget_and_answers_do_not_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let (day0, records) = three_days();
+    let store = open(dir.path());
+    store.append(&records).unwrap();
+    let span = (day0 + 90 * 60_000, day0 + 3 * 24 * HOUR_MS - 90 * 60_000);
+    let unbounded = store.rollup(span.0, span.1).unwrap();
+    let everything = store.cached_bytes();
+    let budget = everything / 4;
+    store.set_cache_budget(budget as u64);
+    assert!(store.cached_bytes() <= budget, "{} > {budget}", store.cached_bytes());
+    for _ in 0..3 {
+        assert_eq!(store.rollup(span.0, span.1).unwrap(), unbounded);
+        assert!(store.cached_bytes() <= budget, "{} > {budget}", store.cached_bytes());
+    }
+    let sources: Vec<std::net::IpAddr> = vec!["203.0.113.5".parse().unwrap()];
+    assert_eq!(store.sources_rollup(span.0, span.1, &sources).unwrap()[&sources[0]], unbounded.sources[&sources[0]]);
+    assert_eq!(store.traffic_rollup(span.0, span.1).unwrap().minutes, unbounded.minutes);
+}
+
+#[test]
+fn retention_deletes_the_block_files_of_deleted_hours() {
+    let dir = tempfile::tempdir().unwrap();
+    let (day0, records) = three_days();
+    let store = open(dir.path());
+    store.append(&records).unwrap();
+    store.settle(Utc::now()).unwrap();
+    let day_file = dir.path().join(format!("{}.b24.rollup", hour_of(day0)));
+    assert!(day_file.exists());
+    let aged = LogStore::open(dir.path(), Retention { max_age: TimeDelta::hours(1), max_bytes: u64::MAX }).unwrap();
+    assert!(!day_file.exists());
+    assert_eq!(aged.rollup(day0, day0 + 3 * 24 * HOUR_MS).unwrap().records, 0);
+}

@@ -104,14 +104,12 @@ fn main() {
             done += n;
         }
         println!("wrote {lines} records in {:.1} s", t.elapsed().as_secs_f64());
+        // What `serve`'s maintenance task does for the hours and days that ended.
         let t = Instant::now();
-        let r = logs.rollup(start_ms, now.timestamp_millis() + 1).expect("rollup");
-        logs.flush().expect("flush");
+        let blocks = logs.settle(now).expect("settle");
         println!(
-            "built and wrote hour rollups in {:.1} s ({} records, {} sources)",
-            t.elapsed().as_secs_f64(),
-            r.records,
-            r.sources.len()
+            "built and wrote the rollups of what ended ({blocks} day and quarter-day blocks) in {:.1} s",
+            t.elapsed().as_secs_f64()
         );
     }
 
@@ -129,6 +127,29 @@ fn main() {
     }
     let baseline = t.elapsed();
     println!("baseline: decode + count all {total} records ({blocked} blocked): {}", ms(baseline));
+
+    // The store alone, opened afresh: a 7-day aggregate read from the rollup files, then again from memory.
+    {
+        let fresh = LogStore::open(dir.join("lab"), retention).expect("log store");
+        let week = (now.timestamp_millis() - span_ms, now.timestamp_millis() + 1);
+        let t = Instant::now();
+        let traffic = fresh.traffic_rollup(week.0, week.1).expect("rollup");
+        let cold = t.elapsed();
+        let t = Instant::now();
+        let full = fresh.rollup(week.0, week.1).expect("rollup");
+        let merged = t.elapsed();
+        let t = Instant::now();
+        fresh.rollup(week.0, week.1).expect("rollup");
+        println!(
+            "store: 7-day traffic aggregate on a freshly opened store {} ({} records); full aggregate after it {} \
+             ({} sources); again {}",
+            ms(cold),
+            traffic.records,
+            ms(merged),
+            full.sources.len(),
+            ms(t.elapsed())
+        );
+    }
 
     let store = Arc::new(Store::open(&dir.join("store.sqlite")).expect("store"));
     let lab = Arc::new(LabFirewall::open("lab", store.clone(), lab_interfaces(&default_interfaces())).expect("lab"));
@@ -172,5 +193,11 @@ fn main() {
             );
         }
     });
+    let logs = service.log_store("lab").expect("store");
+    println!(
+        "rollups kept in memory after these calls: {:.0} MiB (budget {} MiB)",
+        logs.cached_bytes() as f64 / f64::from(1 << 20),
+        portcullis_logstore::DEFAULT_CACHE_BUDGET >> 20
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -41,7 +41,7 @@ impl App {
             .map_err(|e| anyhow::anyhow!("{}", e.message))?;
         let guard = Guard::new(guard_settings(&config)?, auditor).map_err(|e| anyhow::anyhow!("{}", e.message))?;
         let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
-        let log_stores = crate::logs::open_stores(&config.data_dir(), &names, config.logs.retention())?;
+        let log_stores = crate::logs::open_stores(&config.data_dir(), &names, &config.logs)?;
         let service =
             ToolService::new(guard, targets).map_err(|e| anyhow::anyhow!("{}", e.message))?.with_log_stores(log_stores);
         Ok(Self { service: Arc::new(service), store, config, store_path })

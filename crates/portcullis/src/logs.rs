@@ -37,6 +37,10 @@ pub struct LogsConfig {
     /// Most disk space per target's store, in MiB (default 4096).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_size_mb: Option<u64>,
+    /// Most memory per target's store for aggregates kept between questions, in MiB (default 256); the least
+    /// recently used are dropped and read again from disk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_mb: Option<u64>,
     pub auto_response: AutoResponseConfig,
 }
 
@@ -81,8 +85,10 @@ impl LogsConfig {
             portcullis_core::duration::parse_span("logs.max_age", age)
                 .map_err(|e| ("logs.max_age".into(), e.message))?;
         }
-        if self.max_size_mb == Some(0) {
-            return Err(("logs.max_size_mb".into(), "must be at least 1".into()));
+        for (key, mb) in [("logs.max_size_mb", self.max_size_mb), ("logs.cache_mb", self.cache_mb)] {
+            if mb == Some(0) {
+                return Err((key.into(), "must be at least 1".into()));
+            }
         }
         let a = &self.auto_response;
         portcullis_core::duration::parse_span("logs.auto_response.timeframe", &a.timeframe)
@@ -107,18 +113,25 @@ impl LogsConfig {
             max_bytes: self.max_size_mb.map_or(default.max_bytes, |mb| mb.saturating_mul(1 << 20)),
         }
     }
+
+    /// The memory budget of each store's cached aggregates, in bytes.
+    pub fn cache_bytes(&self) -> u64 {
+        self.cache_mb.map_or(portcullis_logstore::DEFAULT_CACHE_BUDGET, |mb| mb.saturating_mul(1 << 20))
+    }
 }
 
 /// Opens one log store per target under `<data_dir>/logs/<target>`.
 pub fn open_stores(
     data_dir: &Path,
     targets: &[String],
-    retention: Retention,
+    logs: &LogsConfig,
 ) -> anyhow::Result<HashMap<String, Arc<LogStore>>> {
     let mut stores = HashMap::new();
     for t in targets {
         let dir: PathBuf = data_dir.join("logs").join(t);
-        stores.insert(t.clone(), LogStore::open(&dir, retention).map_err(|e| anyhow::anyhow!("{e}"))?);
+        let store = LogStore::open(&dir, logs.retention()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        store.set_cache_budget(logs.cache_bytes());
+        stores.insert(t.clone(), store);
     }
     Ok(stores)
 }
@@ -158,12 +171,10 @@ pub async fn spawn_tasks(app: &App, shutdown: CancellationToken) -> anyhow::Resu
                 _ = tick.tick() => {}
                 () = retention_shutdown.cancelled() => return,
             }
-            for s in &stores {
-                match s.enforce_retention(Utc::now()) {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(store = %s.dir().display(), "retention removed {n} hour segments"),
-                    Err(e) => tracing::warn!("log retention: {e}"),
-                }
+            let stores = stores.clone();
+            let swept = tokio::task::spawn_blocking(move || stores.iter().for_each(|s| maintain(s))).await;
+            if let Err(e) = swept {
+                tracing::warn!("log store maintenance stopped: {e}");
             }
         }
     });
@@ -171,6 +182,20 @@ pub async fn spawn_tasks(app: &App, shutdown: CancellationToken) -> anyhow::Resu
         spawn_auto_response(app, shutdown);
     }
     Ok(())
+}
+
+/// Retention, then the rollup files of the hours and days that ended, so that long spans stay quick after a restart.
+fn maintain(store: &LogStore) {
+    match store.enforce_retention(Utc::now()) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(store = %store.dir().display(), "retention removed {n} hour segments"),
+        Err(e) => tracing::warn!("log retention: {e}"),
+    }
+    match store.settle(Utc::now()) {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(store = %store.dir().display(), "wrote {n} block rollups"),
+        Err(e) => tracing::warn!("day rollups: {e}"),
+    }
 }
 
 /// Polls each followed file once a second.
@@ -275,6 +300,7 @@ mod tests {
             ("logs: {syslog_udp: 'nonsense'}", "logs.syslog_udp"),
             ("logs: {syslog_tcp: '1.2.3.4'}", "logs.syslog_tcp"),
             ("logs: {max_age: forever}", "logs.max_age"),
+            ("logs: {cache_mb: 0}", "logs.cache_mb"),
             ("logs: {max_size_mb: 0}", "logs.max_size_mb"),
             ("logs: {auto_response: {min_score: 101}}", "logs.auto_response.min_score"),
             ("logs: {auto_response: {every_seconds: 0}}", "logs.auto_response.every_seconds"),
