@@ -210,4 +210,36 @@ pub trait Firewall: Send + Sync {
         let state = self.snapshot().await?;
         Ok(state.alias(alias).map(|a| a.entries_among(values)))
     }
+
+    /// The interfaces' cumulative counters, kept by the firewall itself (every packet, where logs see only the
+    /// logged ones); `None` for a firewall that keeps none (the lab).
+    async fn interface_counters(&self) -> Result<Option<Vec<InterfaceCounters>>, BackendError> {
+        Ok(None)
+    }
+
+    /// What each rule has matched since it was written; `None` where the firewall does not report it.
+    async fn rule_hits(&self) -> Result<Option<Vec<RuleHits>>, BackendError> {
+        Ok(None)
+    }
+}
+
+/// An interface's cumulative counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct InterfaceCounters {
+    /// Logical name, e.g. `wan`.
+    pub interface: String,
+    /// Device, e.g. `em0`.
+    pub device: String,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub packets_in: u64,
+    pub packets_out: u64,
+}
+
+/// What one rule has matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RuleHits {
+    pub rule_id: RuleId,
+    pub packets: u64,
+    pub bytes: u64,
 }

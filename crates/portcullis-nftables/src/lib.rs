@@ -29,7 +29,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use portcullis_core::firewall::{Applied, BackendError, BackendKind, ErrorCode, Firewall, SystemStatus, TargetInfo};
+use portcullis_core::firewall::{
+    Applied, BackendError, BackendKind, ErrorCode, Firewall, InterfaceCounters, RuleHits, SystemStatus, TargetInfo,
+};
 use portcullis_core::model::{
     Action, AddressMatch, Direction, Interface, IpVersion, PortMatch, Protocol, Rule, RuleId, RuleSet, Timestamp,
 };
@@ -71,17 +73,6 @@ pub struct NftablesFirewall {
     /// One writer per firewall: held from reading the table to applying the batch.
     writer: tokio::sync::Mutex<()>,
     host: portcullis_host::HostProbe,
-}
-
-/// Traffic through one interface since the link came up.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct InterfaceCounters {
-    pub interface: String,
-    pub device: String,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    pub packets_in: u64,
-    pub packets_out: u64,
 }
 
 /// What the kernel holds now, in both forms.
@@ -292,7 +283,7 @@ impl NftablesFirewall {
 
     /// Byte and packet counters of every configured interface (the kernel's link statistics, `ip -s link`), for
     /// traffic statistics.
-    pub async fn interface_counters(&self) -> Result<Vec<InterfaceCounters>, BackendError> {
+    pub async fn link_counters(&self) -> Result<Vec<InterfaceCounters>, BackendError> {
         let links = self.settings.runner.ip_json(&["-s", "link", "show"]).await?;
         let links = links.as_array().cloned().unwrap_or_default();
         Ok(self
@@ -312,11 +303,6 @@ impl NftablesFirewall {
                 }
             })
             .collect())
-    }
-
-    /// What each rule has matched since it was written (nft counters, carried over when a chain is rebuilt).
-    pub async fn rule_hits(&self) -> Result<HitMap, BackendError> {
-        Ok(self.read_current().await?.hits)
     }
 
     /// Deletes Portcullis' table (and with it every rule, set and block it holds). Nothing else is touched.
@@ -374,6 +360,22 @@ impl Firewall for NftablesFirewall {
 
     async fn system_status(&self) -> Result<SystemStatus, BackendError> {
         status::system_status(self).await
+    }
+
+    async fn interface_counters(&self) -> Result<Option<Vec<InterfaceCounters>>, BackendError> {
+        Ok(Some(self.link_counters().await?))
+    }
+
+    async fn rule_hits(&self) -> Result<Option<Vec<RuleHits>>, BackendError> {
+        let mut rules: Vec<RuleHits> = self
+            .read_current()
+            .await?
+            .hits
+            .into_iter()
+            .map(|(rule_id, h)| RuleHits { rule_id, packets: h.packets, bytes: h.bytes })
+            .collect();
+        rules.sort_by(|a, b| a.rule_id.cmp(&b.rule_id));
+        Ok(Some(rules))
     }
 
     /// The kernel log lines of Portcullis' rules, as filterlog lines, oldest first, at most `limit`.

@@ -290,6 +290,15 @@ pub struct InterfaceStats {
     pub subnetv6: Option<String>,
     #[serde(deserialize_with = "lenient::bool")]
     pub enable: bool,
+    /// Cumulative counters of the interface (every packet, passed or blocked).
+    #[serde(deserialize_with = "lenient::u64_or_zero")]
+    pub inbytes: u64,
+    #[serde(deserialize_with = "lenient::u64_or_zero")]
+    pub outbytes: u64,
+    #[serde(deserialize_with = "lenient::u64_or_zero")]
+    pub inpkts: u64,
+    #[serde(deserialize_with = "lenient::u64_or_zero")]
+    pub outpkts: u64,
 }
 
 /// `GET /api/v2/system/restapi/version`.

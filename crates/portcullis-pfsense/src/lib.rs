@@ -24,7 +24,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use portcullis_core::firewall::{
-    Applied, BackendError, BackendKind, ErrorCode, Firewall, SystemStatus, TargetInfo, VpnKind, VpnStatus,
+    Applied, BackendError, BackendKind, ErrorCode, Firewall, InterfaceCounters, SystemStatus, TargetInfo, VpnKind,
+    VpnStatus,
 };
 use portcullis_core::model::{Rule, RuleSet, Timestamp};
 use portcullis_core::plan::ChangePlan;
@@ -179,6 +180,11 @@ impl Firewall for PfSenseFirewall {
             kind: BackendKind::Pfsense,
             description: format!("pfSense at {} (pfRest v2)", self.client.host()),
         }
+    }
+
+    /// From the status endpoint (pfRest reports no per-rule counters).
+    async fn interface_counters(&self) -> Result<Option<Vec<InterfaceCounters>>, BackendError> {
+        Ok(Some(mapping::interface_counters(&self.client.interface_stats().await?)))
     }
 
     async fn snapshot(&self) -> Result<RuleSet, BackendError> {

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
-use portcullis_core::firewall::{BackendError, ErrorCode};
+use portcullis_core::firewall::{BackendError, ErrorCode, InterfaceCounters};
 use portcullis_core::model::{
     Action, AddressMatch, AddressTarget, Alias, AliasEntry, AliasKind, Direction, Interface, IpVersion, PortMatch,
     Protocol, Rule, RuleId, Timestamp, net_to_string,
@@ -112,6 +112,21 @@ pub fn interfaces(config: &[NetworkInterface], stats: &[InterfaceStats]) -> Vec<
                 ipv6: live_v6.or_else(|| net(c.ipaddrv6.as_deref(), c.subnetv6)),
                 enabled: c.enable,
             }
+        })
+        .collect()
+}
+
+/// The interfaces' cumulative counters, by interface id (`wan`) and NIC (`igb0`).
+pub fn interface_counters(stats: &[InterfaceStats]) -> Vec<InterfaceCounters> {
+    stats
+        .iter()
+        .map(|s| InterfaceCounters {
+            interface: s.name.to_ascii_lowercase(),
+            device: s.hwif.clone(),
+            bytes_in: s.inbytes,
+            bytes_out: s.outbytes,
+            packets_in: s.inpkts,
+            packets_out: s.outpkts,
         })
         .collect()
 }

@@ -33,6 +33,14 @@ async fn system_status_reads_pfsense() {
     assert!(gateways.detail.contains("WAN_DHCP6"), "{}", gateways.detail);
     let info = lab.fw.info();
     assert_eq!(info.kind, portcullis_core::firewall::BackendKind::Pfsense);
+    let links = lab.fw.interface_counters().await.unwrap().expect("pfSense counts every interface");
+    let wan = links.iter().find(|l| l.interface == "wan").expect("wan");
+    assert_eq!(
+        (wan.bytes_in, wan.bytes_out, wan.packets_in, wan.packets_out),
+        (123_456_789, 98_765_432, 234_567, 198_765)
+    );
+    assert!(!wan.device.is_empty(), "{wan:?}");
+    assert_eq!(lab.fw.rule_hits().await.unwrap(), None, "pfRest reports no rule counters");
     lab.finish().await;
 }
 

@@ -33,7 +33,7 @@ fn store_error(e: portcullis_logstore::StoreError) -> CallError {
     CallError::internal(e.to_string())
 }
 
-fn span(field: &str, value: &str) -> FieldResult<TimeDelta> {
+pub(crate) fn span(field: &str, value: &str) -> FieldResult<TimeDelta> {
     let span = portcullis_core::duration::parse_span(field, value)?;
     if span > TimeDelta::days(366) {
         return Err(FieldError::new(field, "at most 366d"));
@@ -78,6 +78,10 @@ pub struct TrafficStatsResult {
     pub blocked: u64,
     pub passed: u64,
     pub data: Vec<TrafficPoint>,
+    /// The firewall's own interface counters (every packet, where the figures above count logged lines), with
+    /// rates over the timeframe once Portcullis holds a reading from it; absent for a firewall without counters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interfaces: Option<Vec<crate::InterfaceTraffic>>,
 }
 
 /// One detected threat.
@@ -307,6 +311,7 @@ impl ToolService {
             blocked: t.actions[1] + t.actions[2],
             passed: t.actions[0],
             data,
+            interfaces: None,
         })
     }
 

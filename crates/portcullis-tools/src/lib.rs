@@ -8,6 +8,7 @@ mod analytics;
 mod args;
 mod catalogue;
 mod changes;
+mod counters;
 mod drift;
 mod logs;
 mod prompts;
@@ -33,6 +34,7 @@ use serde_json::Value;
 
 pub use analytics::{DashboardResult, ReportResult, ThreatView, ThreatsResult, TrafficPoint, TrafficStatsResult};
 pub use catalogue::{ToolDef, ToolKind, catalogue, permissions_markdown};
+pub use counters::{HitsView, InterfaceTraffic};
 pub use portcullis_guard::CallError;
 pub use prompts::{PromptArgDef, PromptBody, PromptDef, prompts};
 pub use reconciler::{SweepOutcome, TargetSchedule};
@@ -76,6 +78,8 @@ pub struct ToolService {
     exposed_interfaces: Vec<String>,
     /// The name of each target whose firewall a change (from any caller, the sweeper or a rollback) altered.
     changed: tokio::sync::broadcast::Sender<String>,
+    /// Interface counter readings, for rates over a timeframe.
+    counter_history: counters::CounterHistory,
 }
 
 /// What a validated call will do.
@@ -135,6 +139,7 @@ impl ToolService {
             tools: catalogue(),
             exposed_interfaces: exposed,
             changed,
+            counter_history: Default::default(),
         })
     }
 
@@ -319,7 +324,10 @@ impl ToolService {
         let state = target.firewall.snapshot().await?;
         let now = now();
         match request {
-            Request::Rules(a) => to_json(&reads::firewall_rules(name, &state, &a)?),
+            Request::Rules(a) => {
+                let hits = self.rule_hits(target).await;
+                to_json(&reads::firewall_rules(name, &state, &a, hits.as_ref())?)
+            }
             Request::Blocks(i) => to_json(&reads::blocks(name, &state, i.as_deref(), now)?),
             Request::Simulate(a) => to_json(&reads::simulate(name, &state, &a, now)?),
             Request::Lint(i) => to_json(&reads::lint_rules(name, &state, i.as_deref(), &self.exposed_interfaces, now)?),
@@ -354,7 +362,16 @@ impl ToolService {
         ctx.report_progress(1, Some(2), "querying the log store");
         let result = match (request, query) {
             (Request::Logs(_), Some(query)) => to_json(&logs::query(name, self.store_of(target)?, state, &query, now)?),
-            (Request::TrafficStats(a), _) => to_json(&self.traffic_stats(target, state, &a, now)?),
+            (Request::TrafficStats(a), _) => {
+                let mut stats = self.traffic_stats(target, state, &a, now)?;
+                let from = (now - analytics::span("timeframe", &a.timeframe)?).timestamp_millis();
+                stats.interfaces = self.link_traffic(target, from).await.map(|mut links| {
+                    let wanted = |l: &InterfaceTraffic| stats.interface.as_ref().is_none_or(|i| &l.interface == i);
+                    links.retain(wanted);
+                    links
+                });
+                to_json(&stats)
+            }
             (Request::Threats(a), _) => to_json(&self.analyze_threats(target, &a, now)?),
             (Request::Report(a), _) => to_json(&self.security_report(target, state, &a, now)?),
             (Request::Dashboard, _) => to_json(&self.dashboard(target, state, now).await?),

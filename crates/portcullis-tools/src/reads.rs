@@ -1,19 +1,26 @@
 //! The read tools: answers computed from freshly read firewall state.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::TimeDelta;
 use portcullis_core::eval::{CompiledRuleSet, Decision};
 use portcullis_core::lint::{LintOptions, lint};
 use portcullis_core::model::{Action, AddressTarget};
-use portcullis_core::model::{Direction, Packet, Protocol, RuleSet, Timestamp};
+use portcullis_core::model::{Direction, Packet, Protocol, RuleId, RuleSet, Timestamp};
 use portcullis_core::plan::{BLOCK_ALIAS, MANAGED_BLOCK, MANAGED_GRANT};
 use portcullis_core::{FieldError, FieldResult};
 
+use crate::HitsView;
 use crate::args::{self, GetFirewallRulesArgs, SimulatePacketArgs};
 use crate::views::*;
 
-pub fn firewall_rules(target: &str, state: &RuleSet, a: &GetFirewallRulesArgs) -> FieldResult<RulesResult> {
+/// The rules, with what each matched where the firewall counts it (`hits`).
+pub fn firewall_rules(
+    target: &str,
+    state: &RuleSet,
+    a: &GetFirewallRulesArgs,
+    hits: Option<&HashMap<RuleId, HitsView>>,
+) -> FieldResult<RulesResult> {
     let interface = match &a.interface {
         Some(name) => Some(state.resolve_interface("interface", name)?.name.clone()),
         None => None,
@@ -25,7 +32,7 @@ pub fn firewall_rules(target: &str, state: &RuleSet, a: &GetFirewallRulesArgs) -
         .filter(|r| wanted.as_ref().is_none_or(|id| &r.rule_id == id))
         .filter(|r| interface.as_ref().is_none_or(|i| &r.interface == i))
         .filter(|r| !a.enabled_only.unwrap_or(false) || r.enabled)
-        .map(|r| RuleView::of(state, r))
+        .map(|r| RuleView { hits: hits.and_then(|h| h.get(&r.rule_id)).copied(), ..RuleView::of(state, r) })
         .collect();
     let summary = a.summary.unwrap_or(false).then(|| summarise(&data));
     Ok(RulesResult {

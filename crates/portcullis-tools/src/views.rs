@@ -19,6 +19,9 @@ pub struct RuleView {
     pub position: usize,
     /// enabled, disabled or paused.
     pub status: String,
+    /// What the rule matched since it was written, where the firewall counts it (nftables).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hits: Option<crate::HitsView>,
 }
 
 impl RuleView {
@@ -34,6 +37,7 @@ impl RuleView {
             rule: rule.clone(),
             position: state.position_of(&rule.rule_id).unwrap_or_default(),
             status: status.into(),
+            hits: None,
         }
     }
 }

@@ -259,6 +259,7 @@ async fn serve(app: App, http: Option<String>) -> anyhow::Result<()> {
     recover(&app).await;
     let shutdown = CancellationToken::new();
     spawn_expiry_sweeper(&app, shutdown.clone());
+    spawn_counter_sampler(&app, shutdown.clone());
     logs::spawn_tasks(&app, shutdown.clone()).await?;
     spawn_signal_handler(shutdown.clone());
     match http {
@@ -307,6 +308,21 @@ fn spawn_expiry_sweeper(app: &App, shutdown: CancellationToken) {
                 Err(e) => tracing::warn!(target = sweep.target, "expiry sweep failed: {e}"),
             })
             .await;
+    });
+}
+
+/// Reads every target's interface counters once a minute, so that traffic statistics can give rates over their
+/// timeframe.
+fn spawn_counter_sampler(app: &App, shutdown: CancellationToken) {
+    let service = app.service.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => service.sample_counters().await,
+                () = shutdown.cancelled() => return,
+            }
+        }
     });
 }
 

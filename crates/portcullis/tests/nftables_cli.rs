@@ -69,6 +69,19 @@ fn block_ip_address_through_the_cli_is_enforced_by_the_kernel() {
     }
     assert!(hit, "the blocked SYN is in query_firewall_logs, on lan, as a block: {logged}");
 
+    // The kernel's own counters: the block rule counted the dropped packets, the link every packet.
+    let rules = portcullis(dir.path(), &["call", "get_firewall_rules", "interface=lan", "--json"]);
+    let block_rule = rules["data"].as_array().and_then(|rows| {
+        rows.iter().find(|r| r["description"].as_str().is_some_and(|d| d.contains("Portcullis managed block list")))
+    });
+    let dropped = block_rule.and_then(|r| r["hits"]["packets"].as_u64()).unwrap_or(0);
+    assert!(dropped >= 2, "the block rule counted the dropped ping and SYNs: {rules}");
+    let stats = portcullis(dir.path(), &["call", "get_traffic_stats", "timeframe=1h", "interface=lan", "--json"]);
+    let links = stats["interfaces"].as_array().cloned().unwrap_or_default();
+    assert_eq!(links.len(), 1, "only the interface asked for: {stats}");
+    assert_eq!((links[0]["interface"].as_str(), links[0]["device"].as_str()), (Some("lan"), Some("lan0")));
+    assert!(links[0]["packets_in"].as_u64().is_some_and(|p| p >= dropped), "{stats}");
+
     let blocks = portcullis(dir.path(), &["call", "list_blocks", "--json"]);
     assert!(blocks.to_string().contains(CLIENT_B), "{blocks}");
     let verdict = portcullis(
