@@ -404,20 +404,44 @@ impl LogStore {
         if first_hour >= end_hour {
             return self.visit_rollups(from_ms, to_ms, visit);
         }
-        self.visit_rollups(from_ms, first_hour * HOUR_MS, &mut visit)?;
+        let mut pieces = Vec::new();
         let mut hour = first_hour;
         while hour < end_hour {
             let len = BLOCK_HOURS.iter().copied().find(|len| hour % len == 0 && hour + len <= end_hour).unwrap_or(1);
+            pieces.push((hour, len));
+            hour += len;
+        }
+        self.load_blocks(pieces.iter().copied().filter(|(_, len)| *len > 1).collect());
+        self.visit_rollups(from_ms, first_hour * HOUR_MS, &mut visit)?;
+        for (hour, len) in pieces {
             if len == 1 {
                 self.visit_rollups(hour * HOUR_MS, (hour + 1) * HOUR_MS, &mut visit)?;
             } else {
                 visit(&*self.block_rollup(hour, len)?);
             }
-            hour += len;
         }
         self.visit_rollups(end_hour * HOUR_MS, to_ms, visit)?;
         self.trim_cache();
         Ok(())
+    }
+
+    /// Brings the blocks that are not in memory into it, on as many threads as there are cores: reading a day's
+    /// rollup file is mostly decoding tens of thousands of sources, and a week needs several.
+    fn load_blocks(&self, blocks: Vec<(i64, i64)>) {
+        let missing: Vec<(i64, i64)> = {
+            let cache = self.lock_blocks();
+            blocks.into_iter().filter(|k| cache.get(k).is_none_or(|b| b.rollup.is_none())).collect()
+        };
+        let threads = std::thread::available_parallelism().map_or(1, usize::from).min(missing.len());
+        if threads < 2 {
+            return;
+        }
+        std::thread::scope(|scope| {
+            for share in missing.chunks(missing.len().div_ceil(threads)) {
+                // Errors come back when the block is visited, in order.
+                scope.spawn(move || share.iter().for_each(|(hour, len)| drop(self.block_rollup(*hour, *len))));
+            }
+        });
     }
 
     /// Aggregates of the records with `from_ms <= ts < to_ms`; a week merges about twenty rollups, not 168.
