@@ -28,13 +28,9 @@ pub struct HitsView {
 /// One interface's traffic from the firewall's counters.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct InterfaceTraffic {
-    pub interface: String,
-    pub device: String,
     /// Cumulative since the interface came up, read now.
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    pub packets_in: u64,
-    pub packets_out: u64,
+    #[serde(flatten)]
+    pub counters: InterfaceCounters,
     /// Average bits per second over `measured_seconds`, the part of the timeframe Portcullis holds a reading
     /// from; absent until there are two readings (or after the counters restarted).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -88,12 +84,7 @@ pub(crate) fn traffic_between(now: &[InterfaceCounters], now_ms: i64, then: Opti
             let rate_in_bps = rate(c.bytes_in, before.map(|b| b.bytes_in));
             let rate_out_bps = rate(c.bytes_out, before.map(|b| b.bytes_out));
             InterfaceTraffic {
-                interface: c.interface.clone(),
-                device: c.device.clone(),
-                bytes_in: c.bytes_in,
-                bytes_out: c.bytes_out,
-                packets_in: c.packets_in,
-                packets_out: c.packets_out,
+                counters: c.clone(),
                 measured_seconds: seconds.filter(|_| rate_in_bps.is_some()).map(|s| s as u64),
                 rate_in_bps,
                 rate_out_bps,
@@ -173,7 +164,7 @@ mod tests {
         assert_eq!(t.rate_in_bps, Some(120_000.0 * 8.0 / 60.0));
         assert_eq!(t.rate_out_bps, None, "bytes out went down: the counter restarted");
         let first = &traffic_between(&now, 120_000, None)[0];
-        assert_eq!((first.bytes_in, first.rate_in_bps, first.measured_seconds), (181_000, None, None));
+        assert_eq!((first.counters.bytes_in, first.rate_in_bps, first.measured_seconds), (181_000, None, None));
     }
 
     #[test]

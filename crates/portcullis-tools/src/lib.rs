@@ -366,7 +366,8 @@ impl ToolService {
                 let mut stats = self.traffic_stats(target, state, &a, now)?;
                 let from = (now - analytics::span("timeframe", &a.timeframe)?).timestamp_millis();
                 stats.interfaces = self.link_traffic(target, from).await.map(|mut links| {
-                    let wanted = |l: &InterfaceTraffic| stats.interface.as_ref().is_none_or(|i| &l.interface == i);
+                    let wanted =
+                        |l: &InterfaceTraffic| stats.interface.as_ref().is_none_or(|i| &l.counters.interface == i);
                     links.retain(wanted);
                     links
                 });
