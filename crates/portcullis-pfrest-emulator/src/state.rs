@@ -270,7 +270,7 @@ impl Inner {
         lock(&self.log_lines).extend(lines);
     }
 
-    /// Appends `n` new filterlog lines stamped now, each distinct (the IP id and TCP sequence count up).
+    /// Appends `n` new filterlog lines stamped now, each distinct (IP id, source port and TCP sequence count up).
     pub(crate) fn grow_log(&self, n: u64) {
         if n == 0 {
             return;
@@ -281,8 +281,9 @@ impl Inner {
         log.extend((first..first + n as usize).map(|i| {
             format!(
                 "<134>1 {now} pfSense.home.arpa filterlog 72237 - - 5,,,1000000103,em0,match,block,in,4,0x0,,64,{},0,\
-                 none,6,tcp,60,198.51.100.77,203.0.113.2,40000,22,0,S,{i},,64240,,mss",
-                i % 65536
+                 none,6,tcp,60,198.51.100.77,203.0.113.2,{},22,0,S,{i},,64240,,mss",
+                i % 65536,
+                1024 + i % 64512
             )
         }));
     }
