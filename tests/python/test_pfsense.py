@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 
 import anyio
@@ -284,3 +285,39 @@ def test_every_fault_switch_gives_its_code_through_the_cli(servers, data_dir: Pa
         assert json.loads(r.stdout)["error"]["code"] == code, (faults, r.stdout)
     control(emulator, "faults", {"reset": True})
     assert control(emulator, "state")["aliases"] == before, "no fault left a change behind"
+
+
+@pytest.mark.parametrize("version", ["v2.10.0", "v2.7.6"])
+async def test_a_burst_between_two_log_questions_is_read_to_its_oldest_line(
+    servers, portcullis_bin: str, data_dir: Path, tmp_path: Path, version: str
+):
+    """12,000 lines arrive between two questions (more than one 5,000-line page): the pull pages back to the
+    previous pull, so the burst's oldest line is found and no gap is reported, with either pfRest paging."""
+    binary = os.environ.get("PFREST_EMULATOR_BIN") or str(Path(portcullis_bin).with_name("pfrest-emulator"))
+    emu = HttpServer([binary, "--port", "0", "--api-key", API_KEY, "--version", version],
+                     tmp_path / "emulator.log").start()
+    try:
+        config = tmp_path / "pfsense.yaml"
+        config.write_text(
+            "targets:\n"
+            f"  fw: {{kind: pfsense, protocol: http, host: 127.0.0.1, port: {emu.port}, api_key: {API_KEY}, timeout: 5}}\n"
+            "default_target: fw\n"
+            "security:\n  principal: admin\n"
+        )
+        pc = servers("stdio", data_dir, config=config)
+        with anyio.fail_after(SCENARIO_TIMEOUT):
+            async with pc.session() as session:
+                ok(await call(session, "query_firewall_logs", {"timeframe": "1h"}))
+                now = datetime.now(timezone.utc).isoformat()
+                line = ("<134>1 {now} pfSense.home.arpa filterlog 72237 - - 5,,,1000000103,em0,match,block,in,4,0x0,,"
+                        "64,1,0,DF,6,tcp,60,{src},203.0.113.2,{port},22,0,S,1,,64240,,mss")
+                deep = line.format(now=now, src="192.0.2.99", port=40000)
+                burst = [deep] + [line.format(now=now, src="192.0.2.45", port=10000 + i) for i in range(11_999)]
+                assert control(emu, "firewall_log", {"lines": burst})["lines"] >= 12_000
+                found = ok(await call(session, "query_firewall_logs", {"timeframe": "1h", "source_ip": "192.0.2.99"}))
+                assert found["count"] == 1 and "log_gap" not in found, found
+                assert found["data"][0]["src_port"] == 40000, found
+                stats = ok(await call(session, "get_traffic_stats", {"timeframe": "1h"}))
+                assert stats["blocked"] >= 12_000 and "log_gap" not in stats, stats
+    finally:
+        emu.stop()

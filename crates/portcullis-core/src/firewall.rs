@@ -203,6 +203,23 @@ pub trait Firewall: Send + Sync {
         Err(BackendError::new(ErrorCode::Unavailable, "this firewall does not serve its log"))
     }
 
+    /// Whether [`Firewall::firewall_log_page`] reaches past the newest page. Pulls from a backend that does not
+    /// page cannot go deeper than one page, so they cannot close a gap and do not try.
+    fn pages_firewall_log(&self) -> bool {
+        false
+    }
+
+    /// One page of the log counted from the newest line: the `limit` lines before the newest `skip` ones, oldest
+    /// first; shorter than `limit` when it reaches the oldest line. Lines that arrive between two calls shift the
+    /// pages towards the newest, so consecutive pages may overlap, never leave a gap. The default serves the
+    /// first page only, through [`Firewall::firewall_log`].
+    async fn firewall_log_page(&self, skip: usize, limit: usize) -> Result<Vec<String>, BackendError> {
+        if skip > 0 {
+            return Err(BackendError::new(ErrorCode::Unavailable, "this firewall's log is not paged"));
+        }
+        self.firewall_log(limit).await
+    }
+
     /// The entries of `alias` whose values are among `values`, read from the firewall now; `None` when the alias
     /// does not exist. The reconciler reads only the entries that are due this way, so backends that hold long
     /// lists locally answer without copying the whole state; the default reads a full snapshot.

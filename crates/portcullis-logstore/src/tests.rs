@@ -130,13 +130,18 @@ fn lines_are_parsed_interned_and_pulls_deduplicated() {
     };
     let t = (now - TimeDelta::minutes(5)).to_rfc3339();
     let lines = vec![line(&t, "203.0.113.1"), line(&t, "203.0.113.2"), "garbage".to_string()];
-    let mut pull = PullDedup::load(&store, "fw");
-    let s = pull.ingest(&store, &lines, now).unwrap();
+    let pull_once = |lines: &[String]| {
+        let mut dedup = PullDedup::load(&store, "fw").unwrap();
+        let mut pull = dedup.start(100, 1_000);
+        pull.add_older_page(lines.to_vec());
+        dedup.ingest(&store, pull, now).unwrap()
+    };
+    let s = pull_once(&lines);
     assert_eq!((s.stored, s.malformed, s.duplicates), (2, 1, 0));
     let mut more = lines.clone();
     more.push(line(&t, "203.0.113.3"));
-    let s = PullDedup::load(&store, "fw").ingest(&store, &more, now).unwrap();
-    assert_eq!((s.stored, s.duplicates), (1, 3));
+    let s = pull_once(&more);
+    assert_eq!((s.stored, s.duplicates, s.gaps), (1, 3, 0));
     let page = store.query(0, i64::MAX / 2, 0, 10, |_| true).unwrap();
     assert_eq!(page.records.len(), 3);
     assert_eq!(store.device(page.records[0].interface), "em0");

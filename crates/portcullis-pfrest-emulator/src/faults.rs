@@ -30,6 +30,7 @@ pub struct Faults {
     lost_updates: AtomicBool,
     write_latency_ms: AtomicU64,
     apply_delay_ms: AtomicU64,
+    log_growth_per_read: AtomicU64,
 }
 
 /// A copy of every switch (what `GET /__emulator/faults` returns).
@@ -47,6 +48,7 @@ pub struct FaultsSnapshot {
     pub lost_updates: bool,
     pub write_latency_ms: u64,
     pub apply_delay_ms: u64,
+    pub log_growth_per_read: u64,
 }
 
 /// A partial update of the switches (body of `POST /__emulator/faults`); absent fields are left alone.
@@ -67,6 +69,7 @@ pub struct FaultsPatch {
     pub lost_updates: Option<bool>,
     pub write_latency_ms: Option<u64>,
     pub apply_delay_ms: Option<u64>,
+    pub log_growth_per_read: Option<u64>,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -88,6 +91,7 @@ impl Faults {
             lost_updates: AtomicBool::new(lost_updates),
             write_latency_ms: AtomicU64::new(ms(write_latency)),
             apply_delay_ms: AtomicU64::new(ms(apply_delay)),
+            log_growth_per_read: AtomicU64::new(0),
         }
     }
 
@@ -135,6 +139,15 @@ impl Faults {
     /// How long a filter reload takes (async applies finish this long after the request).
     pub fn set_apply_delay(&self, delay: Duration) {
         self.apply_delay_ms.store(ms(delay), Ordering::SeqCst);
+    }
+
+    /// Traffic that keeps arriving while a client pages through the firewall log: every read of
+    /// `/api/v2/status/logs/firewall` first appends this many new filterlog lines (default 0).
+    pub fn set_log_growth_per_read(&self, lines: u64) {
+        self.log_growth_per_read.store(lines, Ordering::SeqCst);
+    }
+    pub fn log_growth_per_read(&self) -> u64 {
+        self.log_growth_per_read.load(Ordering::SeqCst)
     }
 
     pub fn latency(&self) -> Duration {
@@ -193,6 +206,7 @@ impl Faults {
             lost_updates: Some(true),
             write_latency_ms: Some(ms(DEFAULT_WRITE_LATENCY)),
             apply_delay_ms: Some(ms(DEFAULT_APPLY_DELAY)),
+            log_growth_per_read: Some(0),
             reset: None,
         });
     }
@@ -212,6 +226,7 @@ impl Faults {
             lost_updates: self.lost_updates.load(Ordering::SeqCst),
             write_latency_ms: l(&self.write_latency_ms),
             apply_delay_ms: l(&self.apply_delay_ms),
+            log_growth_per_read: l(&self.log_growth_per_read),
         }
     }
 
@@ -243,5 +258,6 @@ impl Faults {
         b(&self.lost_updates, p.lost_updates);
         s(&self.write_latency_ms, p.write_latency_ms);
         s(&self.apply_delay_ms, p.apply_delay_ms);
+        s(&self.log_growth_per_read, p.log_growth_per_read);
     }
 }

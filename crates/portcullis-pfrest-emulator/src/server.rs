@@ -864,6 +864,7 @@ fn static_list(
 /// pages from the oldest line (each page newest-first). Before v2.8.0 (and with a query) the whole log is read and
 /// paginated from the oldest line.
 fn firewall_log(inner: &Inner, query: &Map<String, Value>, c: &Controls) -> Result<Value, ApiError> {
+    inner.grow_log(inner.faults.log_growth_per_read());
     let lines = inner.log_lines();
     let m = model("FirewallLog");
     let terms = parse_terms(m, query)?;
@@ -876,13 +877,13 @@ fn firewall_log(inner: &Inner, query: &Map<String, Value>, c: &Controls) -> Resu
         let page: Vec<(usize, &String)> = if c.reverse {
             let start = c.offset.min(n);
             let end = if c.limit == 0 { n } else { (start + c.limit).min(n) };
-            lines[start..end].iter().enumerate().rev().collect()
+            (start..end).rev().map(|i| (i, &lines[i])).collect()
         } else {
             let end = n.saturating_sub(c.offset);
             let start = if c.limit == 0 { 0 } else { end.saturating_sub(c.limit) };
-            lines[start..end].iter().enumerate().collect()
+            (start..end).map(|i| (i, &lines[i])).collect()
         };
-        return Ok(Value::Array(page.into_iter().map(|(i, text)| json!({"id": i + c.offset, "text": text})).collect()));
+        return Ok(Value::Array(page.into_iter().map(|(id, text)| json!({"id": id, "text": text})).collect()));
     }
     let items: Vec<Value> = lines.iter().enumerate().map(|(i, t)| json!({"id": i, "text": t})).collect();
     Ok(Value::Array(list(items, &terms, &list_options(c))?))

@@ -270,6 +270,24 @@ impl Inner {
         lock(&self.log_lines).extend(lines);
     }
 
+    /// Appends `n` new filterlog lines stamped now, each distinct (IP id, source port and TCP sequence count up).
+    pub(crate) fn grow_log(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let mut log = lock(&self.log_lines);
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false);
+        let first = log.len();
+        log.extend((first..first + n as usize).map(|i| {
+            format!(
+                "<134>1 {now} pfSense.home.arpa filterlog 72237 - - 5,,,1000000103,em0,match,block,in,4,0x0,,64,{},0,\
+                 none,6,tcp,60,198.51.100.77,203.0.113.2,{},22,0,S,{i},,64240,,mss",
+                i % 65536,
+                1024 + i % 64512
+            )
+        }));
+    }
+
     pub(crate) fn state_view(&self) -> StateView {
         let cfg = self.config_snapshot();
         let repr = self.repr();

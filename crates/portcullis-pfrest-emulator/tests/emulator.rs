@@ -701,6 +701,50 @@ async fn old_pfrest_versions_have_old_log_paging_and_no_dry_run() {
 }
 
 #[tokio::test]
+async fn both_log_paging_semantics_serve_the_same_page_counted_from_the_newest() {
+    let samples: Vec<String> = include_str!("../fixtures/filterlog-samples.txt")
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect();
+    let texts = |r: &Resp| -> Vec<String> {
+        r.data().as_array().unwrap().iter().map(|e| e["text"].as_str().unwrap().to_string()).collect()
+    };
+    // v2.8+: `limit=5&offset=10` = lines 48..53 in order.
+    let (emu, c) = start().await;
+    assert_eq!(texts(&c.get("/api/v2/status/logs/firewall?limit=5&offset=10").await), samples[48..53].to_vec());
+    // The oldest page is short, not padded or wrapped.
+    assert_eq!(texts(&c.get("/api/v2/status/logs/firewall?limit=5&offset=60").await), samples[..3].to_vec());
+    emu.shutdown().await;
+    // Before v2.8: the whole log reversed, then sliced: the same lines, newest first.
+    let emu = Emulator::start(EmulatorConfig { version: "v2.7.6".into(), ..config() }).await.unwrap();
+    let c = Client::new(&emu);
+    let mut expected = samples[48..53].to_vec();
+    expected.reverse();
+    assert_eq!(texts(&c.get("/api/v2/status/logs/firewall?reverse=true&limit=5&offset=10").await), expected);
+    assert_eq!(texts(&c.get("/api/v2/status/logs/firewall?limit=2&offset=1").await), samples[1..3].to_vec());
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_log_can_grow_while_a_client_pages() {
+    let (emu, c) = start().await;
+    emu.faults().set_log_growth_per_read(3);
+    let first = c.get("/api/v2/status/logs/firewall?limit=4").await.data();
+    let second = c.get("/api/v2/status/logs/firewall?limit=4&offset=4").await.data();
+    let text = |v: &Value, i: usize| v[i]["text"].as_str().unwrap().to_string();
+    // Three lines arrived between the reads: the second page's newest three are the first page's oldest three.
+    assert_eq!(
+        (1..4).map(|i| text(&second, i)).collect::<Vec<_>>(),
+        (0..3).map(|i| text(&first, i)).collect::<Vec<_>>()
+    );
+    assert!(text(&first, 3).contains("198.51.100.77"), "grown lines are new filterlog lines: {}", text(&first, 3));
+    assert_ne!(text(&first, 3), text(&first, 2), "grown lines are distinct");
+    assert_eq!(emu.faults().snapshot().log_growth_per_read, 3);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
 async fn dry_run_validates_without_writing() {
     let (emu, c) = start().await;
     let mut rule = block_rule("dry");

@@ -598,20 +598,31 @@ impl PfRestClient {
         missing_package_is_none(self.list("/api/v2/status/wireguard/peers", &[]).await)
     }
 
-    /// The newest `limit` raw filterlog lines, oldest first. pfRest v2.8.0+ returns the newest N lines in order for
-    /// `?limit=N`; older versions return the oldest N unless `reverse=true` (then newest first), contract §4.
+    /// The newest `limit` raw filterlog lines, oldest first.
     pub async fn firewall_log(&self, limit: usize) -> Result<Vec<String>, PfRestError> {
+        self.firewall_log_page(0, limit).await
+    }
+
+    /// One page of raw filterlog lines counted from the newest: the `limit` lines before the newest `skip` ones,
+    /// oldest first, on every version (contract §4). pfRest v2.8.0+ pushes paging into the log reader:
+    /// `?limit=N&offset=K` is that page in order. Older versions read the whole log, reverse it if asked, then
+    /// slice: `?reverse=true&limit=N&offset=K` is the same page newest first. A page shorter than `limit` ends at
+    /// the oldest line of the log.
+    pub async fn firewall_log_page(&self, skip: usize, limit: usize) -> Result<Vec<String>, PfRestError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let new_semantics = self.version().await?.at_least(PfRestVersion::DRY_RUN);
+        let pushed_down = self.version().await?.at_least(PfRestVersion::DRY_RUN);
         let mut query = vec![("limit", limit.to_string())];
-        if !new_semantics {
+        if skip > 0 {
+            query.push(("offset", skip.to_string()));
+        }
+        if !pushed_down {
             query.push(("reverse", "true".into()));
         }
         let lines: Vec<LogLine> = self.get("/api/v2/status/logs/firewall", &query).await?;
         let mut lines: Vec<String> = lines.into_iter().map(|l| l.text).collect();
-        if !new_semantics {
+        if !pushed_down {
             lines.reverse();
         }
         if lines.len() > limit {

@@ -210,4 +210,12 @@ impl Firewall for PfSenseFirewall {
     async fn firewall_log(&self, limit: usize) -> Result<Vec<String>, BackendError> {
         Ok(self.client.firewall_log(limit).await?)
     }
+
+    fn pages_firewall_log(&self) -> bool {
+        true
+    }
+
+    async fn firewall_log_page(&self, skip: usize, limit: usize) -> Result<Vec<String>, BackendError> {
+        Ok(self.client.firewall_log_page(skip, limit).await?)
+    }
 }

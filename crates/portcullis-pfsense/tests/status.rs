@@ -101,6 +101,31 @@ async fn firewall_log_is_the_newest_lines_newest_last_on_every_version() {
 }
 
 #[tokio::test]
+async fn firewall_log_pages_count_from_the_newest_line_oldest_first_on_every_version() {
+    for version in ["v2.10.0", "v2.7.2"] {
+        let lines: Vec<String> = (1..=50).map(|i| format!("line {i:02}")).collect();
+        let cfg =
+            EmulatorConfig { version: version.into(), firewall_log: Some(lines), ..EmulatorConfig::with_api_key(KEY) };
+        let lab = Lab::start_with(cfg, |_| {}).await;
+        assert!(lab.fw.pages_firewall_log());
+        let page = lab.fw.firewall_log_page(10, 3).await.unwrap();
+        assert_eq!(page, vec!["line 38", "line 39", "line 40"], "{version}");
+        let oldest = lab.fw.firewall_log_page(48, 5).await.unwrap();
+        assert_eq!(oldest, vec!["line 01", "line 02"], "{version}: the oldest page is short");
+        assert!(lab.fw.firewall_log_page(50, 5).await.unwrap().is_empty(), "{version}");
+        // Pages read one after another join up into the whole log.
+        let mut whole: Vec<String> = Vec::new();
+        for skip in (0..50).step_by(7) {
+            let mut page = lab.fw.firewall_log_page(skip, 7).await.unwrap();
+            page.extend(whole);
+            whole = page;
+        }
+        assert_eq!(whole, lab.fw.firewall_log(50).await.unwrap(), "{version}");
+        lab.finish().await;
+    }
+}
+
+#[tokio::test]
 async fn jwt_auth_gets_a_token_reuses_it_and_renews_it() {
     let cfg = EmulatorConfig { jwt_exp: Duration::from_secs(3), ..with_users(EmulatorConfig::with_api_key(KEY)) };
     let lab = Lab::start_with(cfg, |c| {

@@ -20,6 +20,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::args::{AnalyzeThreatsArgs, ReportArgs, TrafficStatsArgs};
+use crate::views::LogGap;
 use crate::{CallError, Target, ToolService};
 
 /// Days of history before a window that count for a source's earlier behaviour and the volume baseline.
@@ -82,6 +83,10 @@ pub struct TrafficStatsResult {
     /// rates over the timeframe once Portcullis holds a reading from it; absent for a firewall without counters.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interfaces: Option<Vec<crate::InterfaceTraffic>>,
+    /// Present when the pull of the firewall's own log before this answer could not reach back to the previous
+    /// pull: lines logged in between may be missing from the store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_gap: Option<LogGap>,
 }
 
 /// One detected threat.
@@ -124,6 +129,10 @@ pub struct ThreatsResult {
     pub lines_analyzed: u64,
     /// Threats by type.
     pub by_type: BTreeMap<String, usize>,
+    /// Present when the pull of the firewall's own log before this answer could not reach back to the previous
+    /// pull: lines logged in between may be missing from the store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_gap: Option<LogGap>,
 }
 
 /// The report's parts at the top level, as BRIEF §2 names them.
@@ -153,6 +162,10 @@ pub struct ReportResult {
     /// The rendered report for markdown and html.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    /// Present when the pull of the firewall's own log before this answer could not reach back to the previous
+    /// pull: lines logged in between may be missing from the store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_gap: Option<LogGap>,
 }
 
 impl ReportResult {
@@ -173,6 +186,7 @@ impl ReportResult {
             threats: take("threats"),
             recommendations: report.recommendations.clone(),
             content,
+            log_gap: None,
         })
     }
 }
@@ -191,6 +205,10 @@ pub struct DashboardResult {
     pub active_blocks: usize,
     /// Threats of the last hour, highest score first (at most 5).
     pub recent_threats: Vec<ThreatView>,
+    /// Present when the pull of the firewall's own log before this answer could not reach back to the previous
+    /// pull: lines logged in between may be missing from the store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_gap: Option<LogGap>,
 }
 
 impl ToolService {
@@ -211,18 +229,34 @@ impl ToolService {
         })
     }
 
+    /// The most lines one pull of a firewall's own log reads (default [`DEFAULT_LOG_PULL_CAP`]).
+    pub fn with_log_pull_cap(mut self, lines: usize) -> Self {
+        self.log_pull_cap = lines.max(1);
+        self
+    }
+
     /// Brings the store up to date with what the firewall itself reports (pfSense: its log endpoint), before a
-    /// question is answered. The lab's lines arrive by `lab traffic` and syslog only.
-    pub(crate) async fn sync_logs(&self, target: &Target) -> Result<IngestStats, CallError> {
+    /// question is answered: pages back from the newest line until the lines of the previous pull, so a burst
+    /// between two questions is stored whole up to the cap, and a pull that hits the cap says so. The lab's
+    /// lines arrive by `lab traffic` and syslog only.
+    pub(crate) async fn sync_logs(&self, target: &Target) -> Result<Option<LogGap>, CallError> {
         let store = self.store_of(target)?;
         if target.firewall.info().kind == BackendKind::Lab {
-            return Ok(IngestStats::default());
+            return Ok(None);
         }
-        let lines = target.firewall.firewall_log(crate::logs::LINES_PER_QUERY).await?;
-        let mut pull = PullDedup::load(store, "firewall");
-        let stats = pull.ingest(store, &lines, Utc::now()).map_err(store_error)?;
+        // Two pulls of one target at once would both store what is new since the same previous pull.
+        let _pulling = target.log_pull.lock().await;
+        let page = crate::logs::LINES_PER_QUERY;
+        let cap = if target.firewall.pages_firewall_log() { self.log_pull_cap } else { page };
+        let mut dedup = PullDedup::load(store, "firewall").map_err(store_error)?;
+        let mut pull = dedup.start(page, cap);
+        while let Some(skip) = pull.next_skip() {
+            let lines = target.firewall.firewall_log_page(skip, pull.page_size()).await?;
+            pull.add_older_page(lines);
+        }
+        let stats = dedup.ingest(store, pull, Utc::now()).map_err(store_error)?;
         store.flush().map_err(store_error)?;
-        Ok(stats)
+        Ok(log_gap(&target.name, &stats, cap))
     }
 
     /// `portcullis lab traffic`: generated traffic through the lab target's rule set, stored as filterlog lines.
@@ -312,6 +346,7 @@ impl ToolService {
             passed: t.actions[0],
             data,
             interfaces: None,
+            log_gap: None,
         })
     }
 
@@ -350,6 +385,7 @@ impl ToolService {
             data,
             lines_analyzed: totals.lines,
             by_type: totals.by_type,
+            log_gap: None,
         })
     }
 
@@ -436,8 +472,36 @@ impl ToolService {
             vpn,
             active_blocks: blocks.count,
             recent_threats: threats,
+            log_gap: None,
         })
     }
+}
+
+/// The most lines one pull of a firewall's log reads by default: 20 pages of 5,000.
+pub const DEFAULT_LOG_PULL_CAP: usize = 100_000;
+
+/// A pull that did not meet the previous one, logged and described for the answer.
+fn log_gap(target: &str, stats: &IngestStats, cap: usize) -> Option<LogGap> {
+    if stats.gaps == 0 {
+        return None;
+    }
+    tracing::warn!(
+        target_name = target,
+        lines_read = stats.lines,
+        stored = stats.stored,
+        cap,
+        "the firewall log pull did not reach the previous pull: lines logged in between may be missing"
+    );
+    Some(LogGap {
+        lines_read: stats.lines,
+        cap: cap as u64,
+        warning: format!(
+            "read {} lines back from the newest without meeting the lines the previous pull read (at most {cap} \
+             are read per pull, and the firewall may have rotated or cleared its log): lines logged between the \
+             two pulls may be missing",
+            stats.lines
+        ),
+    })
 }
 
 fn round2(x: f64) -> f64 {

@@ -32,9 +32,12 @@ use portcullis_store::AuditFilter;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use analytics::{DashboardResult, ReportResult, ThreatView, ThreatsResult, TrafficPoint, TrafficStatsResult};
+pub use analytics::{
+    DEFAULT_LOG_PULL_CAP, DashboardResult, ReportResult, ThreatView, ThreatsResult, TrafficPoint, TrafficStatsResult,
+};
 pub use catalogue::{ToolDef, ToolKind, catalogue, permissions_markdown};
 pub use counters::{HitsView, InterfaceTraffic};
+pub use logs::LINES_PER_QUERY as LINES_PER_PULL_PAGE;
 pub use portcullis_guard::CallError;
 pub use prompts::{PromptArgDef, PromptBody, PromptDef, prompts};
 pub use reconciler::{SweepOutcome, TargetSchedule};
@@ -49,6 +52,8 @@ pub struct Target {
     pub name: String,
     pub firewall: Arc<dyn Firewall>,
     writer: tokio::sync::Mutex<()>,
+    /// One pull of the firewall's own log at a time.
+    log_pull: tokio::sync::Mutex<()>,
     /// What the reconciler knows of this target's next deadlines.
     schedule: std::sync::Mutex<TargetSchedule>,
 }
@@ -59,6 +64,7 @@ impl Target {
             name: name.into(),
             firewall,
             writer: tokio::sync::Mutex::new(()),
+            log_pull: tokio::sync::Mutex::new(()),
             schedule: std::sync::Mutex::new(TargetSchedule::default()),
         }
     }
@@ -73,6 +79,7 @@ pub struct ToolService {
     targets: Vec<Target>,
     /// Each target's log store, by target name.
     log_stores: std::collections::HashMap<String, Arc<portcullis_logstore::LogStore>>,
+    log_pull_cap: usize,
     tools: Vec<ToolDef>,
     /// Interfaces facing untrusted networks (restricted ones and `wan`), for lint.
     exposed_interfaces: Vec<String>,
@@ -136,6 +143,7 @@ impl ToolService {
             drift_check_cost: Default::default(),
             targets,
             log_stores: Default::default(),
+            log_pull_cap: analytics::DEFAULT_LOG_PULL_CAP,
             tools: catalogue(),
             exposed_interfaces: exposed,
             changed,
@@ -358,24 +366,39 @@ impl ToolService {
             _ => None,
         };
         ctx.report_progress(0, Some(2), "reading the firewall log");
-        self.sync_logs(target).await?;
+        let log_gap = self.sync_logs(target).await?;
         ctx.report_progress(1, Some(2), "querying the log store");
         let result = match (request, query) {
-            (Request::Logs(_), Some(query)) => to_json(&logs::query(name, self.store_of(target)?, state, &query, now)?),
+            (Request::Logs(_), Some(query)) => {
+                let mut r = logs::query(name, self.store_of(target)?, state, &query, now)?;
+                r.log_gap = log_gap;
+                to_json(&r)
+            }
             (Request::TrafficStats(a), _) => {
-                let mut stats = self.traffic_stats(target, state, &a, now)?;
+                let mut r = self.traffic_stats(target, state, &a, now)?;
+                r.log_gap = log_gap;
                 let from = (now - analytics::span("timeframe", &a.timeframe)?).timestamp_millis();
-                stats.interfaces = self.link_traffic(target, from).await.map(|mut links| {
-                    let wanted =
-                        |l: &InterfaceTraffic| stats.interface.as_ref().is_none_or(|i| &l.counters.interface == i);
-                    links.retain(wanted);
+                r.interfaces = self.link_traffic(target, from).await.map(|mut links| {
+                    links.retain(|l| r.interface.as_ref().is_none_or(|i| &l.counters.interface == i));
                     links
                 });
-                to_json(&stats)
+                to_json(&r)
             }
-            (Request::Threats(a), _) => to_json(&self.analyze_threats(target, &a, now)?),
-            (Request::Report(a), _) => to_json(&self.security_report(target, state, &a, now)?),
-            (Request::Dashboard, _) => to_json(&self.dashboard(target, state, now).await?),
+            (Request::Threats(a), _) => {
+                let mut r = self.analyze_threats(target, &a, now)?;
+                r.log_gap = log_gap;
+                to_json(&r)
+            }
+            (Request::Report(a), _) => {
+                let mut r = self.security_report(target, state, &a, now)?;
+                r.log_gap = log_gap;
+                to_json(&r)
+            }
+            (Request::Dashboard, _) => {
+                let mut r = self.dashboard(target, state, now).await?;
+                r.log_gap = log_gap;
+                to_json(&r)
+            }
             _ => Err(CallError::internal("not a log read")),
         };
         ctx.report_progress(2, Some(2), "done");

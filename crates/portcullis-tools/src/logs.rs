@@ -88,6 +88,7 @@ pub fn query(
         next_cursor: page.more.then(|| next.to_string()),
         lines_read: page.scanned as usize,
         lines_malformed: 0,
+        log_gap: None,
     })
 }
 

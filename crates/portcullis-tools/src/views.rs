@@ -323,6 +323,21 @@ pub struct LogsResult {
     /// Raw lines read from the firewall, and those that were not filterlog lines.
     pub lines_read: usize,
     pub lines_malformed: usize,
+    /// Present when the pull of the firewall's own log before this answer could not reach back to the previous
+    /// pull: lines logged in between may be missing from the store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_gap: Option<LogGap>,
+}
+
+/// A pull of the firewall's own log (pfRest) that ended before it met the lines the previous pull had read: the
+/// page cap was reached during a burst, or the firewall's log no longer holds them (cleared or rotated).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct LogGap {
+    /// Lines this pull read from the firewall.
+    pub lines_read: u64,
+    /// The most a pull reads.
+    pub cap: u64,
+    pub warning: String,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]

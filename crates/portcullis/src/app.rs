@@ -42,8 +42,10 @@ impl App {
         let guard = Guard::new(guard_settings(&config)?, auditor).map_err(|e| anyhow::anyhow!("{}", e.message))?;
         let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
         let log_stores = crate::logs::open_stores(&config.data_dir(), &names, &config.logs)?;
-        let service =
-            ToolService::new(guard, targets).map_err(|e| anyhow::anyhow!("{}", e.message))?.with_log_stores(log_stores);
+        let service = ToolService::new(guard, targets)
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?
+            .with_log_stores(log_stores)
+            .with_log_pull_cap(config.logs.pull_max_lines.unwrap_or(portcullis_tools::DEFAULT_LOG_PULL_CAP));
         Ok(Self { service: Arc::new(service), store, config, store_path })
     }
 

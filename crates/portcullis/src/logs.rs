@@ -41,6 +41,10 @@ pub struct LogsConfig {
     /// recently used are dropped and read again from disk.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_mb: Option<u64>,
+    /// The most lines one pull of a pfSense target's log reads, paging back to the previous pull (default
+    /// 100000). A burst longer than this between two log questions is reported as a gap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_max_lines: Option<usize>,
     pub auto_response: AutoResponseConfig,
 }
 
@@ -89,6 +93,10 @@ impl LogsConfig {
             if mb == Some(0) {
                 return Err((key.into(), "must be at least 1".into()));
             }
+        }
+        if self.pull_max_lines.is_some_and(|n| n < portcullis_tools::LINES_PER_PULL_PAGE) {
+            let least = portcullis_tools::LINES_PER_PULL_PAGE;
+            return Err(("logs.pull_max_lines".into(), format!("must be at least {least} (one page)")));
         }
         let a = &self.auto_response;
         portcullis_core::duration::parse_span("logs.auto_response.timeframe", &a.timeframe)
@@ -302,6 +310,7 @@ mod tests {
             ("logs: {max_age: forever}", "logs.max_age"),
             ("logs: {cache_mb: 0}", "logs.cache_mb"),
             ("logs: {max_size_mb: 0}", "logs.max_size_mb"),
+            ("logs: {pull_max_lines: 10}", "logs.pull_max_lines"),
             ("logs: {auto_response: {min_score: 101}}", "logs.auto_response.min_score"),
             ("logs: {auto_response: {every_seconds: 0}}", "logs.auto_response.every_seconds"),
         ] {
