@@ -112,11 +112,14 @@ pub(crate) fn plan_set(state: &RuleSet, policy: &EgressPolicy, now: Timestamp) -
             ));
         }
     }
-    let mut operations: Vec<Operation> =
+    // The new rules go after every rule there is, and an old policy's rules are deleted after them: created
+    // first, the new rules get ids above every id in use (backends count up from the largest), never the id of
+    // a rule the same plan deletes.
+    let old: Vec<Operation> =
         egress_rules(state, &interface).map(|r| Operation::DeleteRule { before: r.clone() }).collect();
-    let replacing = !operations.is_empty();
-    let first = state.rules_on(&interface).count() - operations.len();
-    let mut position = first;
+    let replacing = !old.is_empty();
+    let mut operations = Vec::new();
+    let mut position = state.rules_on(&interface).count();
     for flow in &policy.allow {
         let rule = policy_rule(
             &interface,
@@ -134,6 +137,7 @@ pub(crate) fn plan_set(state: &RuleSet, policy: &EgressPolicy, now: Timestamp) -
     let rest =
         policy_rule(&interface, EGRESS_DROP_DESCR.into(), Action::Block, Protocol::Any, any, PortMatch::Any, now);
     operations.push(Operation::CreateRule { position, after: rest });
+    operations.extend(old);
     let mut warnings = vec![format!("traffic this host starts on {interface} is dropped unless it is allowed")];
     if replacing {
         warnings.push(format!("the egress policy already on {interface} is replaced"));
@@ -345,13 +349,25 @@ mod tests {
         let replace = set(&with_policy, vec![api()]);
         assert_eq!(replace.operations.iter().filter(|o| matches!(o, Operation::DeleteRule { .. })).count(), 3);
         assert!(replace.facts.widens_exposure);
+        let (replaced, applied) = apply(&with_policy, &replace, 400);
+        let descriptions = |s: &RuleSet| s.rules.iter().map(|r| r.description.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            descriptions(&replaced),
+            ["ssh in", "Portcullis egress: allow pfSense API hq", EGRESS_DROP_DESCR],
+            "the new policy takes the old one's place"
+        );
+        let undo = invert(&replace, &applied, &with_policy, &replaced);
+        assert_eq!(
+            descriptions(&apply(&replaced, &undo, 500).0),
+            descriptions(&with_policy),
+            "and its undo restores it"
+        );
 
         let removal = plan(&with_policy, &Intent::RemoveEgressPolicy { interface: "wan".into() }, now()).expect("plan");
         let (removed, applied) = apply(&with_policy, &removal, 200);
         assert_eq!(removed.rules, state.rules);
         let undo = invert(&removal, &applied, &with_policy, &removed);
         let (restored, _) = apply(&removed, &undo, 300);
-        let descriptions = |s: &RuleSet| s.rules.iter().map(|r| r.description.clone()).collect::<Vec<_>>();
         assert_eq!(descriptions(&restored), descriptions(&with_policy), "the undo puts every rule back in its place");
         assert!(restored.rules.iter().zip(&with_policy.rules).all(|(a, b)| crate::plan::same_enforcement(a, b)));
 

@@ -351,7 +351,6 @@ pub struct SetEgressPolicyArgs {
 
 /// One flow an egress policy allows.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct EgressAllowArgs {
     /// What the flow is for, e.g. `package mirror`.
     pub name: String,
@@ -361,6 +360,9 @@ pub struct EgressAllowArgs {
     pub destination: String,
     /// A port (443) or a range (1000:2000); every port when omitted.
     pub port: Option<StrOrNum>,
+    /// Any other key is refused: a misspelt `port` must not silently allow every port.
+    #[serde(flatten)]
+    pub unknown: std::collections::BTreeMap<String, Value>,
 }
 
 // ---- parsing into domain values ----
@@ -505,6 +507,9 @@ pub fn egress_allow(allow: &[EgressAllowArgs]) -> FieldResult<Vec<portcullis_cor
         .enumerate()
         .map(|(i, a)| {
             let field = |name: &str| format!("allow[{i}].{name}");
+            if let Some(key) = a.unknown.keys().next() {
+                return Err(FieldError::new(field(key), "unknown key; expected name, protocol, destination, port"));
+            }
             validate_text(&field("name"), &a.name, MAX_DESCRIPTION)?;
             let port = match port(&field("port"), &a.port)? {
                 PortMatch::Any => None,
