@@ -58,23 +58,23 @@ impl EgressPolicy {
     }
 }
 
+/// A rule of the policy: from the host itself (`(self)`) out of `interface` to `destination` (`None`: anywhere).
 fn policy_rule(
     interface: &str,
     description: String,
     action: Action,
     protocol: Protocol,
-    destination: IpNet,
+    destination: Option<IpNet>,
     port: PortMatch,
     now: Timestamp,
 ) -> Rule {
-    let any = destination.prefix_len() == 0;
-    let ip_version = match destination {
-        _ if any => IpVersion::Inet46,
-        IpNet::V4(_) => IpVersion::Inet,
-        IpNet::V6(_) => IpVersion::Inet6,
+    let (ip_version, destination) = match destination {
+        None => (IpVersion::Inet46, AddressMatch::ANY),
+        Some(net) => {
+            let version = if net.addr().is_ipv4() { IpVersion::Inet } else { IpVersion::Inet6 };
+            (version, AddressMatch { target: AddressTarget::Net(net), negate: false })
+        }
     };
-    let destination =
-        if any { AddressMatch::ANY } else { AddressMatch { target: AddressTarget::Net(destination), negate: false } };
     Rule {
         rule_id: RuleId(String::new()),
         interface: interface.to_string(),
@@ -126,16 +126,15 @@ pub(crate) fn plan_set(state: &RuleSet, policy: &EgressPolicy, now: Timestamp) -
             format!("Portcullis egress: allow {}", flow.name),
             Action::Pass,
             flow.protocol,
-            flow.destination,
+            Some(flow.destination),
             flow.port.map_or(PortMatch::Any, PortMatch::Range),
             now,
         );
         operations.push(Operation::CreateRule { position, after: rule });
         position += 1;
     }
-    let any: IpNet = IpNet::V4(ipnet::Ipv4Net::default());
     let rest =
-        policy_rule(&interface, EGRESS_DROP_DESCR.into(), Action::Block, Protocol::Any, any, PortMatch::Any, now);
+        policy_rule(&interface, EGRESS_DROP_DESCR.into(), Action::Block, Protocol::Any, None, PortMatch::Any, now);
     operations.push(Operation::CreateRule { position, after: rest });
     operations.extend(old);
     let mut warnings = vec![format!("traffic this host starts on {interface} is dropped unless it is allowed")];
@@ -233,8 +232,7 @@ mod tests {
             enabled: true,
         };
         let mut state = RuleSet { interfaces: vec![wan], ..RuleSet::default() };
-        let inbound =
-            policy_rule("wan", "ssh in".into(), Action::Pass, Protocol::Tcp, net("0.0.0.0/0"), PortMatch::Any, now());
+        let inbound = policy_rule("wan", "ssh in".into(), Action::Pass, Protocol::Tcp, None, PortMatch::Any, now());
         state.rules.push(Rule {
             rule_id: RuleId("1".into()),
             managed: None,

@@ -711,13 +711,19 @@ fn to_json<T: Serialize>(value: &T) -> Result<Value, CallError> {
     serde_json::to_value(value).map_err(|e| CallError::internal(format!("result not serialisable: {e}")))
 }
 
+/// The `confirm_within` of a change call.
+fn confirm_span(confirm: &Option<String>) -> Result<Option<TimeDelta>, CallError> {
+    Ok(confirm.as_deref().map(|c| portcullis_core::duration::parse_span("confirm_within", c)).transpose()?)
+}
+
 /// Validates a tool's arguments into a request. Every catalogue tool has an arm here.
 fn prepare(tool: &str, args: &Value) -> Result<(Option<String>, Request), CallError> {
     let now = now();
     let change = |target: Option<String>, intent: Intent, dry_run: Option<bool>, confirm: &Option<String>| {
-        let confirm_within =
-            confirm.as_deref().map(|c| portcullis_core::duration::parse_span("confirm_within", c)).transpose()?;
-        Ok((target, Request::Change { intent, dry_run: dry_run.unwrap_or(false), confirm_within }))
+        Ok((
+            target,
+            Request::Change { intent, dry_run: dry_run.unwrap_or(false), confirm_within: confirm_span(confirm)? },
+        ))
     };
     match tool {
         "get_firewall_rules" => {
@@ -846,11 +852,7 @@ fn prepare(tool: &str, args: &Value) -> Result<(Option<String>, Request), CallEr
                 include_firewall_apis: a.include_firewall_apis.unwrap_or(true),
                 include_mcp_clients: a.include_mcp_clients.unwrap_or(true),
             };
-            let confirm_within = a
-                .confirm_within
-                .as_deref()
-                .map(|c| portcullis_core::duration::parse_span("confirm_within", c))
-                .transpose()?;
+            let confirm_within = confirm_span(&a.confirm_within)?;
             Ok((a.target, Request::Egress { ask, dry_run: a.dry_run.unwrap_or(false), confirm_within }))
         }
         other => Err(CallError::internal(format!("tool {other} is in the catalogue but has no handler"))),
