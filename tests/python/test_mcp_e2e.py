@@ -44,6 +44,7 @@ EXPECTED_TOOLS = {
     "analyze_threats",
     "generate_security_report",
     "get_dashboard_data",
+    "set_egress_policy",
 }
 READ_TOOLS = {
     "get_firewall_rules",
@@ -65,6 +66,8 @@ READ_TOOLS = {
     "get_dashboard_data",
 }
 RULE_EDITING = {"create_firewall_rule", "modify_firewall_rule", "delete_firewall_rule"}
+# The host's egress policy is an admin's (system category, admin level).
+ADMIN_SYSTEM = {"set_egress_policy"}
 
 SCENARIO_TIMEOUT = 60.0
 
@@ -319,6 +322,18 @@ async def test_every_listed_tool_goes_through_the_pipeline(servers, data_dir: Pa
                     ok(result)
 
 
+async def test_http_calls_record_the_client_address(servers, data_dir: Path):
+    """The HTTP peer reaches the call's context: it is in the audit record, and set_egress_policy keeps it reachable."""
+    pc = servers("http", data_dir)
+    pc.start()
+    with anyio.fail_after(SCENARIO_TIMEOUT):
+        async with pc.session() as s:
+            ok(await call(s, "list_blocks"))
+    rec = read_audit(data_dir)[-1]
+    assert rec["tool"] == "list_blocks" and rec["transport"] == "http", rec
+    assert str(rec.get("peer", "")).startswith("127.0.0.1:"), rec
+
+
 # --------------------------------------------------------------------------
 # 4. security.allowed_operations
 # --------------------------------------------------------------------------
@@ -462,7 +477,7 @@ async def test_operator_does_not_see_or_call_rule_editing_tools(servers, data_di
     with anyio.fail_after(SCENARIO_TIMEOUT):
         async with pc.session() as session:
             names = {t.name for t in (await session.list_tools()).tools}
-            assert names == EXPECTED_TOOLS - RULE_EDITING, names
+            assert names == EXPECTED_TOOLS - RULE_EDITING - ADMIN_SYSTEM, names
             result = await call(
                 session,
                 "create_firewall_rule",

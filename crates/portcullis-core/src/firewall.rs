@@ -193,6 +193,12 @@ pub trait Firewall: Send + Sync {
         Ok(())
     }
 
+    /// Whether this firewall decides the traffic that the host running Portcullis starts itself (outbound rules with
+    /// the source `(self)`), which an egress policy for that host needs. Only a firewall on that host can.
+    fn filters_own_traffic(&self) -> bool {
+        false
+    }
+
     /// VPN servers, tunnels and connected users, optionally of one kind.
     async fn vpn_status(&self, _kind: Option<VpnKind>) -> Result<VpnStatus, BackendError> {
         Ok(VpnStatus::default())

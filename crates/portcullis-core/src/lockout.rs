@@ -16,14 +16,21 @@ use crate::plan::{ChangePlan, Operation, global_index};
 #[serde(deny_unknown_fields)]
 pub struct ManagementFlow {
     pub name: String,
-    /// The interface the flow arrives on.
+    /// The interface the flow arrives on (or, outbound, leaves by).
     pub interface: String,
+    /// `in` (default): to the firewall; `out`: a flow the firewall host itself starts, e.g. to an API it manages.
+    #[serde(default = "inbound")]
+    pub direction: Direction,
     #[schemars(with = "String")]
     pub source: IpAddr,
     #[schemars(with = "String")]
     pub destination: IpAddr,
     /// TCP destination port.
     pub port: u16,
+}
+
+fn inbound() -> Direction {
+    Direction::In
 }
 
 /// Why a change was refused.
@@ -47,6 +54,7 @@ pub fn flows_for_hosts(state: &RuleSet, hosts: &[IpNet]) -> Vec<ManagementFlow> 
                         flows.push(ManagementFlow {
                             name: format!("{} → {} ({}) port {port}", host.addr(), net.addr(), iface.name),
                             interface: iface.name.clone(),
+                            direction: Direction::In,
                             source: host.addr(),
                             destination: net.addr(),
                             port,
@@ -111,7 +119,7 @@ pub fn check(
     for flow in flows {
         let packet = Packet {
             interface: flow.interface.clone(),
-            direction: Direction::In,
+            direction: flow.direction,
             protocol: PROTO_TCP,
             source: flow.source,
             destination: flow.destination,

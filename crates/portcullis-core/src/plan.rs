@@ -66,14 +66,46 @@ pub struct RulePatch {
 #[derive(Debug, Clone)]
 pub enum Intent {
     CreateRule(RuleDraft),
-    ModifyRule { rule_id: RuleId, patch: RulePatch },
-    DeleteRule { rule_id: RuleId },
-    PauseRule { rule_id: RuleId, until: Timestamp },
-    ResumeRule { rule_id: RuleId },
-    Block { net: IpNet, interface: Option<String>, expires_at: Option<Timestamp>, reason: String },
-    Unblock { net: IpNet, interface: Option<String> },
-    Grant { net: IpNet, alias: Option<String>, expires_at: Option<Timestamp>, reason: String, rule: Option<GrantRule> },
-    Revoke { net: IpNet, alias: Option<String> },
+    ModifyRule {
+        rule_id: RuleId,
+        patch: RulePatch,
+    },
+    DeleteRule {
+        rule_id: RuleId,
+    },
+    PauseRule {
+        rule_id: RuleId,
+        until: Timestamp,
+    },
+    ResumeRule {
+        rule_id: RuleId,
+    },
+    Block {
+        net: IpNet,
+        interface: Option<String>,
+        expires_at: Option<Timestamp>,
+        reason: String,
+    },
+    Unblock {
+        net: IpNet,
+        interface: Option<String>,
+    },
+    Grant {
+        net: IpNet,
+        alias: Option<String>,
+        expires_at: Option<Timestamp>,
+        reason: String,
+        rule: Option<GrantRule>,
+    },
+    Revoke {
+        net: IpNet,
+        alias: Option<String>,
+    },
+    /// The host's own egress policy on one interface, replacing one already there (`crate::egress`).
+    SetEgressPolicy(crate::egress::EgressPolicy),
+    RemoveEgressPolicy {
+        interface: String,
+    },
 }
 
 /// The pass rule a grant list needs, created with the first grant when asked for.
@@ -168,6 +200,8 @@ pub fn plan(state: &RuleSet, intent: &Intent, now: Timestamp) -> FieldResult<Cha
             plan_grant(state, *net, alias.as_deref(), *expires_at, reason, rule.as_ref(), now)
         }
         Intent::Revoke { net, alias } => plan_revoke(state, *net, alias.as_deref()),
+        Intent::SetEgressPolicy(policy) => crate::egress::plan_set(state, policy, now),
+        Intent::RemoveEgressPolicy { interface } => crate::egress::plan_remove(state, interface),
     }
 }
 
@@ -636,6 +670,8 @@ fn editable_rule<'a>(state: &'a RuleSet, id: &RuleId) -> FieldResult<&'a Rule> {
     if let Some(owner) = &rule.managed {
         let how = if owner == MANAGED_BLOCK {
             "use block_ip_address / unblock_ip_address"
+        } else if owner == crate::egress::MANAGED_EGRESS {
+            "use set_egress_policy"
         } else {
             "it is part of the firewall's own configuration"
         };
@@ -934,6 +970,22 @@ pub fn global_index_by<T>(items: &[T], on_interface: impl Fn(&T) -> bool, positi
     after_last.unwrap_or(items.len())
 }
 
+/// Deleted rules come back in the order of their old positions: each is then inserted where it was, counting the
+/// ones before it that are already back (restoring the last one first would put it above the others).
+fn restore_deleted_in_order(undo: &mut [Operation]) {
+    let is_create = |op: &Operation| matches!(op, Operation::CreateRule { .. });
+    let position = |op: &Operation| match op {
+        Operation::CreateRule { position, after } => (after.interface.clone(), *position),
+        _ => (String::new(), 0),
+    };
+    let mut start = 0;
+    while start < undo.len() {
+        let len = undo[start..].iter().take_while(|op| is_create(op)).count();
+        undo[start..start + len].sort_by_key(position);
+        start += len.max(1);
+    }
+}
+
 /// The plan that undoes `plan`, given what applying it produced and the state before it. Applied against the
 /// state right after the change it restores the rules and entries as they were; if the firewall has drifted
 /// since, its `before` values no longer match and the backend refuses it as a conflict. Aliases the change
@@ -978,6 +1030,7 @@ pub fn invert(plan: &ChangePlan, applied: &Applied, before_state: &RuleSet, afte
         }
     }
     undo.reverse();
+    restore_deleted_in_order(&mut undo);
     ChangePlan {
         summary: format!("undo: {}", plan.summary),
         operations: undo,

@@ -86,6 +86,9 @@ pub struct CallContext {
     pub transport: Transport,
     /// Where the call came from: the MCP client name, the HTTP peer, or the CLI user.
     pub origin: Option<String>,
+    /// The network address the call came from, when the transport knows it (HTTP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<std::net::SocketAddr>,
     pub correlation_id: String,
     /// A person reachable during the call, when the transport offers one.
     #[serde(skip)]
@@ -104,6 +107,7 @@ impl CallContext {
             principal,
             transport,
             origin,
+            peer: None,
             correlation_id: uuid::Uuid::new_v4().to_string(),
             approver: None,
             cancel: CancellationToken::new(),
@@ -113,6 +117,11 @@ impl CallContext {
 
     pub fn with_approver(mut self, approver: Option<Approver>) -> Self {
         self.approver = approver;
+        self
+    }
+
+    pub fn with_peer(mut self, peer: Option<std::net::SocketAddr>) -> Self {
+        self.peer = peer;
         self
     }
 

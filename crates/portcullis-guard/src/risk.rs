@@ -34,6 +34,9 @@ impl Default for RiskWeights {
             ("unblock_ip", 20),
             ("grant_access", 20),
             ("revoke_access", 10),
+            // It decides every connection the host starts: a wrong list cuts Portcullis off from the firewalls it
+            // manages, so a person approves it under the default threshold of 80.
+            ("set_egress_policy", 85),
         ];
         Self {
             base: base.into_iter().map(|(op, w)| (op.to_string(), w)).collect(),
@@ -115,5 +118,7 @@ mod tests {
             ..Default::default()
         };
         assert!(score("create_rule", any_any_wan) > 80);
+        let egress = ChangeFacts { permanent: true, interfaces: vec!["eth0".into()], ..Default::default() };
+        assert!(score("set_egress_policy", egress) > 80, "the host's egress policy always needs a person");
     }
 }

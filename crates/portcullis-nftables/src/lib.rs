@@ -17,7 +17,6 @@
 
 pub mod apply;
 pub mod comment;
-pub mod egress;
 pub mod logs;
 pub mod read;
 pub mod runner;
@@ -324,6 +323,11 @@ impl Firewall for NftablesFirewall {
             kind: BackendKind::Nftables,
             description: format!("{} (table inet {})", self.settings.runner, self.settings.table),
         }
+    }
+
+    /// The table filters the host (or network namespace) `nft` runs in, Portcullis' own traffic included.
+    fn filters_own_traffic(&self) -> bool {
+        true
     }
 
     async fn snapshot(&self) -> Result<RuleSet, BackendError> {

@@ -282,7 +282,7 @@ async fn blocked_packets_are_logged_and_read_back_as_filterlog_lines() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_egress_policy_lets_the_host_reach_only_the_allowed_flows() {
-    use portcullis_nftables::egress::{EgressFlow, EgressPolicy};
+    use portcullis_core::egress::{EgressFlow, EgressPolicy};
     let net = Topology::new();
     let fw = net.firewall();
     change(&fw, block("192.0.2.99", TimeDelta::hours(1))).await;
@@ -303,11 +303,7 @@ async fn the_egress_policy_lets_the_host_reach_only_the_allowed_flows() {
         ]
         .concat(),
     };
-    let state = fw.snapshot().await.expect("snapshot");
-    let p = policy.plan_apply(&state, now()).expect("plan");
-    let applied = fw.apply(&p).await.expect("apply");
-    let after = fw.snapshot().await.expect("snapshot");
-    plan::verify(&p, &applied, &after).expect("verified");
+    let (_, _, _, after) = change(&fw, Intent::SetEgressPolicy(policy)).await;
 
     assert!(net.router_tcp(8080), "the firewall API is allowed");
     assert!(!net.router_tcp(8081), "any other port is dropped");
@@ -315,11 +311,21 @@ async fn the_egress_policy_lets_the_host_reach_only_the_allowed_flows() {
     assert!(net.tcp(CLIENT_A, 8081) && net.ping(CLIENT_A, SERVER), "forwarded traffic is not the host's own");
     assert!(net.ping(CLIENT_A, ROUTER_LAN), "replies to inbound traffic still leave");
 
-    let removal = EgressPolicy::plan_remove(&after, "wan").expect("plan");
-    let removed = fw.apply(&removal).await.expect("remove");
-    plan::verify(&removal, &removed, &fw.snapshot().await.expect("snapshot")).expect("verified");
+    let (removal, removed, _, gone) = change(&fw, Intent::RemoveEgressPolicy { interface: "wan".into() }).await;
     assert!(net.router_tcp(8081) && net.router_ping(SERVER), "removed");
     assert_eq!(normalised(net.list_table()), listing, "the table is as it was before the policy");
+
+    // Undoing the removal (what rollback_change applies) puts the same rules back in the same order; re-created
+    // rules get new ids, as every created rule does.
+    let undo = plan::invert(&removal, &removed, &after, &gone);
+    let restored = fw.apply(&undo).await.expect("undo");
+    let back = fw.snapshot().await.expect("snapshot");
+    plan::verify(&undo, &restored, &back).expect("verified");
+    assert_eq!(back.rules.len(), after.rules.len());
+    for (now, then) in back.rules.iter().zip(&after.rules) {
+        assert!(plan::same_enforcement(now, then), "the policy is back as it was: {now:?} / {then:?}");
+    }
+    assert!(net.router_tcp(8080) && !net.router_tcp(8081), "and enforced again");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -327,6 +327,44 @@ pub struct SimulatePacketArgs {
     pub target: Option<String>,
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SetEgressPolicyArgs {
+    /// The interface whose traffic from this host the policy decides (name like `wan`, or device).
+    pub interface: String,
+    /// true (default): put the policy in place, replacing one already there; false: remove it.
+    pub enabled: Option<bool>,
+    /// Further flows this host may start, in order.
+    pub allow: Option<Vec<EgressAllowArgs>>,
+    /// Allow DNS (TCP and UDP 53) to the resolvers of /etc/resolv.conf (default true).
+    pub include_dns: Option<bool>,
+    /// Allow the APIs of the configured pfSense targets, their host names resolved now (default true).
+    pub include_firewall_apis: Option<bool>,
+    /// Allow the MCP clients: the configured client networks and the calling client's address (default true).
+    pub include_mcp_clients: Option<bool>,
+    /// Return the plan and change nothing.
+    pub dry_run: Option<bool>,
+    /// Apply now and undo automatically unless `confirm_change` arrives within this time (e.g. 5m).
+    pub confirm_within: Option<String>,
+    /// An nftables target on the host that runs Portcullis.
+    pub target: Option<String>,
+}
+
+/// One flow an egress policy allows.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct EgressAllowArgs {
+    /// What the flow is for, e.g. `package mirror`.
+    pub name: String,
+    /// tcp, udp, tcp/udp, icmp or any (default tcp).
+    pub protocol: Option<String>,
+    /// An address or CIDR.
+    pub destination: String,
+    /// A port (443) or a range (1000:2000); every port when omitted.
+    pub port: Option<StrOrNum>,
+    /// Any other key is refused: a misspelt `port` must not silently allow every port.
+    #[serde(flatten)]
+    pub unknown: std::collections::BTreeMap<String, Value>,
+}
+
 // ---- parsing into domain values ----
 
 pub fn rule_id(v: &StrOrNum) -> FieldResult<RuleId> {
@@ -460,6 +498,34 @@ pub fn alias_name(v: &Option<String>) -> FieldResult<Option<String>> {
         }
         None => Ok(None),
     }
+}
+
+/// The explicit flows of `set_egress_policy`; errors name the flow (`allow[1].port`).
+pub fn egress_allow(allow: &[EgressAllowArgs]) -> FieldResult<Vec<portcullis_core::egress::EgressFlow>> {
+    allow
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let field = |name: &str| format!("allow[{i}].{name}");
+            if let Some(key) = a.unknown.keys().next() {
+                return Err(FieldError::new(field(key), "unknown key; expected name, protocol, destination, port"));
+            }
+            validate_text(&field("name"), &a.name, MAX_DESCRIPTION)?;
+            let port = match port(&field("port"), &a.port)? {
+                PortMatch::Any => None,
+                PortMatch::Range(range) => Some(range),
+                PortMatch::Alias(_) => {
+                    return Err(FieldError::new(field("port"), "give a port number or range, not an alias"));
+                }
+            };
+            Ok(portcullis_core::egress::EgressFlow {
+                name: a.name.trim().to_string(),
+                protocol: opt(&a.protocol, |s| Protocol::parse(&field("protocol"), s))?.unwrap_or(Protocol::Tcp),
+                destination: parse_net(&field("destination"), &a.destination)?,
+                port,
+            })
+        })
+        .collect()
 }
 
 pub fn grant_intent(a: &GrantAccessArgs, now: portcullis_core::model::Timestamp) -> FieldResult<Intent> {

@@ -123,7 +123,7 @@ fn access(name: &str, kind: ToolKind) -> (Requirement, RateClass) {
         | "list_grants"
         | "list_pending_changes"
         | "get_active_alarms" => Category::Security,
-        "get_system_status" | "get_audit_log" | "verify_audit_log" => Category::System,
+        "get_system_status" | "get_audit_log" | "verify_audit_log" | "set_egress_policy" => Category::System,
         "get_vpn_status" => Category::Network,
         "query_firewall_logs"
         | "get_traffic_stats"
@@ -133,7 +133,7 @@ fn access(name: &str, kind: ToolKind) -> (Requirement, RateClass) {
         _ => Category::RuleManagement,
     };
     let level = match (name, kind) {
-        ("delete_firewall_rule", _) => Level::Admin,
+        ("delete_firewall_rule" | "set_egress_policy", _) => Level::Admin,
         (_, Read) => Level::Read,
         (_, Change) => Level::Write,
     };
@@ -384,6 +384,19 @@ pub fn catalogue() -> Vec<ToolDef> {
             true,
             "Changes applied with a confirmation window (confirm_within) that are undone automatically unless \
              confirmed, with the time left.",
+        ),
+        def::<SetEgressPolicyArgs, ChangeResult>(
+            "set_egress_policy",
+            "Egress policy of the Portcullis host",
+            "set_egress_policy",
+            Change,
+            true,
+            true,
+            "Limit what the host that runs Portcullis may start on an interface (an nftables target on that host): \
+             the flows in allow, DNS to the resolvers of /etc/resolv.conf, the APIs of the configured firewalls \
+             and the MCP clients (each switchable); everything else it sends is logged and dropped. Forwarded \
+             traffic is not affected. Replaces a policy already there; enabled: false removes it. Refused if the \
+             host could no longer reach a firewall API or the calling client.",
         ),
         def::<ChangeIdArgs, ChangeRecordView>(
             "confirm_change",

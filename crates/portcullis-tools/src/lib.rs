@@ -10,6 +10,7 @@ mod catalogue;
 mod changes;
 mod counters;
 mod drift;
+mod egress;
 mod logs;
 mod prompts;
 mod reads;
@@ -37,6 +38,7 @@ pub use analytics::{
 };
 pub use catalogue::{ToolDef, ToolKind, catalogue, permissions_markdown};
 pub use counters::{HitsView, InterfaceTraffic};
+pub use egress::{EgressSources, FirewallApi};
 pub use logs::LINES_PER_QUERY as LINES_PER_PULL_PAGE;
 pub use portcullis_guard::CallError;
 pub use prompts::{PromptArgDef, PromptBody, PromptDef, prompts};
@@ -87,6 +89,8 @@ pub struct ToolService {
     changed: tokio::sync::broadcast::Sender<String>,
     /// Interface counter readings, for rates over a timeframe.
     counter_history: counters::CounterHistory,
+    /// Where the flows of the host's egress policy come from.
+    egress: EgressSources,
 }
 
 /// What a validated call will do.
@@ -106,9 +110,22 @@ enum Request {
     Dashboard,
     AuditLog(AuditLogArgs),
     AuditVerify,
-    Change { intent: Intent, dry_run: bool, confirm_within: Option<TimeDelta> },
+    Change {
+        intent: Intent,
+        dry_run: bool,
+        confirm_within: Option<TimeDelta>,
+    },
+    /// `set_egress_policy`: its intent needs the configured flows, added once the target is known.
+    Egress {
+        ask: egress::EgressRequest,
+        dry_run: bool,
+        confirm_within: Option<TimeDelta>,
+    },
     ConfirmChange(String),
-    RollbackChange { change_id: String, dry_run: bool },
+    RollbackChange {
+        change_id: String,
+        dry_run: bool,
+    },
     PendingChanges,
     Alarms(AlarmsArgs),
 }
@@ -148,7 +165,14 @@ impl ToolService {
             exposed_interfaces: exposed,
             changed,
             counter_history: Default::default(),
+            egress: EgressSources::default(),
         })
+    }
+
+    /// What `set_egress_policy` adds to the flows a call gives: firewall APIs, resolv.conf, MCP clients.
+    pub fn with_egress_sources(mut self, sources: EgressSources) -> Self {
+        self.egress = sources;
+        self
     }
 
     /// Announces each change applied to a target (its name), e.g. for MCP resource subscriptions.
@@ -258,7 +282,24 @@ impl ToolService {
         match request {
             Request::Change { intent, dry_run, confirm_within } => {
                 trace.dry_run = dry_run;
-                let call = ChangeCall { ctx, def, target, args, intent: &intent, dry_run, confirm_within };
+                let call = ChangeCall {
+                    ctx,
+                    def,
+                    target,
+                    args,
+                    intent: &intent,
+                    dry_run,
+                    confirm_within,
+                    must_reach: Vec::new(),
+                };
+                self.change(&call, trace).await
+            }
+            Request::Egress { ask, dry_run, confirm_within } => {
+                trace.dry_run = dry_run;
+                egress::require_own_host(target)?;
+                let egress::EgressIntent { intent, must_reach } =
+                    until_cancelled(ctx, self.egress.intent(ctx, ask)).await?;
+                let call = ChangeCall { ctx, def, target, args, intent: &intent, dry_run, confirm_within, must_reach };
                 self.change(&call, trace).await
             }
             // A read changes nothing, so it may stop at any await point once the caller gives up.
@@ -418,7 +459,7 @@ impl ToolService {
         let state = until_cancelled(ctx, async { Ok(target.firewall.snapshot().await?) }).await?;
         let plan = plan::plan(&state, call.intent, now)?;
         self.check_arguments(call, &plan, &state, now)?;
-        self.check_lockout(&plan, &state, now)?;
+        self.check_lockout(call, &plan, &state, now)?;
         let (risk, needs_approval) = self
             .guard
             .assess(call.ctx, &RiskInput { operation: call.def.operation, read_only: false, facts: Some(&plan.facts) });
@@ -535,11 +576,21 @@ impl ToolService {
         approval::require(store, need)
     }
 
-    /// Lockout prevention: every management flow that passes now must still pass after the change.
-    fn check_lockout(&self, plan: &ChangePlan, state: &RuleSet, now: Timestamp) -> Result<(), CallError> {
+    /// Lockout prevention: every management flow that passes now must still pass after the change, and so must the
+    /// host's own flows to the endpoints an egress policy must keep (firewall APIs, the calling client).
+    fn check_lockout(
+        &self,
+        call: &ChangeCall<'_>,
+        plan: &ChangePlan,
+        state: &RuleSet,
+        now: Timestamp,
+    ) -> Result<(), CallError> {
         let settings = &self.guard.settings;
         let mut flows = settings.management_flows.clone();
         flows.extend(lockout::flows_for_hosts(state, &settings.management_hosts));
+        if let Intent::SetEgressPolicy(policy) = call.intent {
+            flows.extend(portcullis_core::egress::must_reach_flows(state, &policy.interface, &call.must_reach));
+        }
         lockout::check(state, plan, &flows, now).map_err(|l| {
             let by = match &l.rule_id {
                 Some(id) => format!("rule {id} ({:?})", l.rule_description),
@@ -549,7 +600,11 @@ impl ToolService {
                 ErrorCode::LockoutPrevented,
                 format!("this change would cut the management flow {}: {by} would decide it", l.flow.name),
             )
-            .with_hint("keep a rule that passes the flow above the change, or change the management flows in config")
+            .with_hint(if l.flow.direction == portcullis_core::model::Direction::Out {
+                "allow the flow in the egress policy (allow, include_firewall_apis, include_mcp_clients)"
+            } else {
+                "keep a rule that passes the flow above the change, or change the management flows in config"
+            })
         })
     }
 
@@ -593,6 +648,8 @@ struct ChangeCall<'a> {
     intent: &'a Intent,
     dry_run: bool,
     confirm_within: Option<TimeDelta>,
+    /// Endpoints the host must still reach after the change (an egress policy's firewall APIs and caller).
+    must_reach: Vec<(String, std::net::SocketAddr)>,
 }
 
 /// Progress steps of a change: lock, plan, apply, verified.
@@ -695,13 +752,19 @@ fn to_json<T: Serialize>(value: &T) -> Result<Value, CallError> {
     serde_json::to_value(value).map_err(|e| CallError::internal(format!("result not serialisable: {e}")))
 }
 
+/// The `confirm_within` of a change call.
+fn confirm_span(confirm: &Option<String>) -> Result<Option<TimeDelta>, CallError> {
+    Ok(confirm.as_deref().map(|c| portcullis_core::duration::parse_span("confirm_within", c)).transpose()?)
+}
+
 /// Validates a tool's arguments into a request. Every catalogue tool has an arm here.
 fn prepare(tool: &str, args: &Value) -> Result<(Option<String>, Request), CallError> {
     let now = now();
     let change = |target: Option<String>, intent: Intent, dry_run: Option<bool>, confirm: &Option<String>| {
-        let confirm_within =
-            confirm.as_deref().map(|c| portcullis_core::duration::parse_span("confirm_within", c)).transpose()?;
-        Ok((target, Request::Change { intent, dry_run: dry_run.unwrap_or(false), confirm_within }))
+        Ok((
+            target,
+            Request::Change { intent, dry_run: dry_run.unwrap_or(false), confirm_within: confirm_span(confirm)? },
+        ))
     };
     match tool {
         "get_firewall_rules" => {
@@ -819,6 +882,19 @@ fn prepare(tool: &str, args: &Value) -> Result<(Option<String>, Request), CallEr
                 interface: a.interface.as_deref().map(|i| interface_name("interface", i)).transpose()?,
             };
             change(a.target, intent, a.dry_run, &a.confirm_within)
+        }
+        "set_egress_policy" => {
+            let a: SetEgressPolicyArgs = parse_args(args)?;
+            let ask = egress::EgressRequest {
+                interface: interface_name("interface", &a.interface)?,
+                enabled: a.enabled.unwrap_or(true),
+                allow: egress_allow(a.allow.as_deref().unwrap_or_default())?,
+                include_dns: a.include_dns.unwrap_or(true),
+                include_firewall_apis: a.include_firewall_apis.unwrap_or(true),
+                include_mcp_clients: a.include_mcp_clients.unwrap_or(true),
+            };
+            let confirm_within = confirm_span(&a.confirm_within)?;
+            Ok((a.target, Request::Egress { ask, dry_run: a.dry_run.unwrap_or(false), confirm_within }))
         }
         other => Err(CallError::internal(format!("tool {other} is in the catalogue but has no handler"))),
     }

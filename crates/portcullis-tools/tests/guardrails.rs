@@ -1,6 +1,8 @@
 //! Guardrails, end to end through `ToolService::call` on the lab backend: the role matrix against the
 //! documented table, human approval bound to exact arguments, hostile inputs, rate classes, alerts, tampering.
 
+mod common;
+
 use std::sync::Arc;
 
 use portcullis_core::firewall::ErrorCode;
@@ -20,7 +22,9 @@ fn service_with(mut settings: GuardSettings) -> (ToolService, Arc<Store>) {
     let logs_dir = tempfile::tempdir().unwrap().keep();
     let logs = portcullis_logstore::LogStore::open(logs_dir, portcullis_logstore::Retention::default()).unwrap();
     let stores = std::collections::HashMap::from([("lab".to_string(), logs)]);
-    (ToolService::new(guard, vec![Target::new("lab", Arc::new(lab))]).unwrap().with_log_stores(stores), store)
+    let host = LabFirewall::open("host", store.clone(), lab_interfaces(&default_interfaces())).unwrap();
+    let targets = vec![Target::new("lab", Arc::new(lab)), Target::new("host", Arc::new(common::OwnHost(host)))];
+    (ToolService::new(guard, targets).unwrap().with_log_stores(stores), store)
 }
 
 fn generous() -> GuardSettings {
@@ -118,6 +122,9 @@ async fn valid_call(svc: &ToolService, tool: &str) -> Value {
             json!({"rule_id": id})
         }
         "block_ip_address" => json!({"ip_address": "203.0.113.66", "duration": "1h", "reason": "matrix"}),
+        // A dry run: the change itself needs a person's approval at any role.
+        "set_egress_policy" => json!({"target": "host", "interface": "wan", "dry_run": true, "include_dns": false,
+                                      "allow": [{"name": "mirror", "destination": "203.0.113.80", "port": 443}]}),
         "unblock_ip_address" => {
             call(
                 svc,

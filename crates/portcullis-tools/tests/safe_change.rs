@@ -22,6 +22,7 @@ fn service() -> ToolService {
         management_flows: vec![ManagementFlow {
             name: "monitoring → DMZ web".into(),
             interface: "lan".into(),
+            direction: portcullis_core::model::Direction::In,
             source: "192.168.1.20".parse().unwrap(),
             destination: "10.10.10.5".parse().unwrap(),
             port: 8443,

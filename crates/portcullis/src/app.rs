@@ -10,7 +10,7 @@ use portcullis_nftables::{NftRunner, NftablesFirewall, NftablesSettings};
 use portcullis_pfrest::{Auth, ClientConfig};
 use portcullis_pfsense::PfSenseFirewall;
 use portcullis_store::Store;
-use portcullis_tools::{Target, ToolService};
+use portcullis_tools::{EgressSources, FirewallApi, Target, ToolService};
 
 use crate::config::Config;
 
@@ -45,7 +45,8 @@ impl App {
         let service = ToolService::new(guard, targets)
             .map_err(|e| anyhow::anyhow!("{}", e.message))?
             .with_log_stores(log_stores)
-            .with_log_pull_cap(config.logs.pull_max_lines.unwrap_or(portcullis_tools::DEFAULT_LOG_PULL_CAP));
+            .with_log_pull_cap(config.logs.pull_max_lines.unwrap_or(portcullis_tools::DEFAULT_LOG_PULL_CAP))
+            .with_egress_sources(egress_sources(&config));
         Ok(Self { service: Arc::new(service), store, config, store_path })
     }
 
@@ -105,6 +106,25 @@ fn client_config(pf: &crate::config::PfSenseConfig) -> anyhow::Result<ClientConf
     client.verify_ssl = pf.verify_ssl;
     client.ca_bundle = pf.ca_file.clone();
     Ok(client)
+}
+
+/// What `set_egress_policy` allows beside the flows a call gives: the API of every pfSense target (resolved when
+/// the policy is set, so a changed address is picked up), the MCP client networks and the resolver list.
+fn egress_sources(config: &Config) -> EgressSources {
+    let firewall_apis = config
+        .pfsense_targets()
+        .into_iter()
+        .map(|(target, pf)| FirewallApi {
+            target,
+            host: pf.host.trim_start_matches('[').trim_end_matches(']').to_string(),
+            port: pf.port,
+        })
+        .collect();
+    EgressSources {
+        firewall_apis,
+        mcp_clients: config.egress.mcp_client_nets(),
+        resolv_conf: config.egress.resolv_conf.clone(),
+    }
 }
 
 fn guard_settings(config: &Config) -> anyhow::Result<GuardSettings> {

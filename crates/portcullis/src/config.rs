@@ -161,6 +161,34 @@ pub struct Config {
     pub default_target: Option<String>,
     /// Log ingestion, retention and automated responses.
     pub logs: crate::logs::LogsConfig,
+    /// Where the flows of `set_egress_policy` come from, beside the configured targets' APIs.
+    pub egress: EgressConfig,
+}
+
+/// The egress policy's sources (`egress:`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EgressConfig {
+    /// Networks (CIDRs or addresses) MCP clients connect from; allowed with `include_mcp_clients`.
+    pub mcp_clients: Vec<String>,
+    /// The resolver list DNS flows are read from, at call time.
+    pub resolv_conf: PathBuf,
+}
+
+impl Default for EgressConfig {
+    fn default() -> Self {
+        EgressConfig { mcp_clients: Vec::new(), resolv_conf: PathBuf::from("/etc/resolv.conf") }
+    }
+}
+
+impl EgressConfig {
+    /// MCP client networks (validated at load).
+    pub fn mcp_client_nets(&self) -> Vec<ipnet::IpNet> {
+        self.mcp_clients
+            .iter()
+            .filter_map(|s| portcullis_core::model::parse_net("egress.mcp_clients", s).ok())
+            .collect()
+    }
 }
 
 /// One named firewall of `targets:`.
@@ -1039,6 +1067,7 @@ fn validate_access(config: &Config, o: Option<&Path>) -> Result<(), ConfigError>
     for (key, list) in [
         ("security.protected_addresses", &sec.protected_addresses),
         ("security.management_hosts", &sec.management_hosts),
+        ("egress.mcp_clients", &config.egress.mcp_clients),
     ] {
         for (i, s) in list.iter().enumerate() {
             portcullis_core::model::parse_net("address", s)
@@ -1574,6 +1603,7 @@ interfaces: {wan: em0, lan: em1, dmz: em2}
         assert_invalid_key("security: {principals: {a: {role: root}}}\n", "security.principals.a.role");
         assert_invalid_key("security: {roles: {admin: {}}}\n", "security.roles.admin");
         assert_invalid_key("security: {protected_addresses: [10.0.0.0/33]}\n", "security.protected_addresses[0]");
+        assert_invalid_key("egress: {mcp_clients: [192.0.2.0/24, nope]}\n", "egress.mcp_clients[1]");
         assert_invalid_key("security: {approval_ttl: -5m}\n", "security.approval_ttl");
         assert_invalid_key("security: {rate_limits: {sensitive: 0}}\n", "security.rate_limits.sensitive");
     }

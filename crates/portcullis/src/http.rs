@@ -51,7 +51,8 @@ pub async fn serve(app: &App, bind: &str, shutdown: CancellationToken) -> anyhow
     // The printed address tells scripts (and tests) which port an ephemeral bind received.
     tracing::info!("MCP over Streamable HTTP on http://{local}/mcp (health: http://{local}/health)");
     eprintln!("portcullis: listening on http://{local}/mcp");
-    axum::serve(listener, router)
+    // The peer address reaches each call's context, so that an egress policy keeps the calling client reachable.
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
         .context("HTTP server failed")

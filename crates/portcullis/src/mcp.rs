@@ -171,10 +171,11 @@ impl McpServer {
     }
 
     fn context(&self, ctx: &RequestContext<RoleServer>) -> CallContext {
-        let http_principal = ctx
-            .extensions
-            .get::<axum::http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<Principal>().cloned());
+        let parts = ctx.extensions.get::<axum::http::request::Parts>();
+        let http_principal = parts.and_then(|parts| parts.extensions.get::<Principal>().cloned());
+        let peer = parts
+            .and_then(|parts| parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>())
+            .map(|info| info.0);
         let client = ctx.peer.peer_info().map(|info| {
             let c = &info.client_info;
             format!("{} {}", c.name, c.version)
@@ -185,6 +186,7 @@ impl McpServer {
         });
         CallContext::new(http_principal.unwrap_or_else(|| self.default_principal.clone()), self.transport, client)
             .with_approver(approver)
+            .with_peer(peer)
             .with_cancel(ctx.ct.clone())
     }
 }

@@ -9,15 +9,19 @@ use std::process::Command;
 
 use common::*;
 
-fn portcullis(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+fn run(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .arg("--config")
         .arg(dir.join("config.yaml"))
         .arg("--data-dir")
         .arg(dir.join("data"))
         .args(args)
         .output()
-        .expect("portcullis runs");
+        .expect("portcullis runs")
+}
+
+fn portcullis(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let out = run(dir, args);
     assert!(
         out.status.success(),
         "portcullis {args:?}: {}\n{}",
@@ -25,6 +29,27 @@ fn portcullis(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("portcullis {args:?} printed no JSON: {e}"))
+}
+
+/// A call the guard refuses: its `--json` error.
+fn refused(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let out = run(dir, args);
+    assert!(!out.status.success(), "portcullis {args:?} should be refused: {}", String::from_utf8_lossy(&out.stdout));
+    let body: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("portcullis {args:?} printed no JSON: {e}"));
+    body["error"].clone()
+}
+
+/// A change that needs a person: refused with an approval id, approved at the terminal, then run again.
+fn approved(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let pending = refused(dir, args);
+    assert_eq!(pending["code"], "approval_required", "{pending}");
+    let id = pending["approval_id"].as_str().expect("approval_id");
+    let out = run(dir, &["approve", id, "--yes"]);
+    assert!(out.status.success(), "approve: {}", String::from_utf8_lossy(&out.stderr));
+    let done = portcullis(dir, args);
+    assert_eq!((done["status"].as_str(), done["approval_id"].as_str()), (Some("applied"), Some(id)), "{done}");
+    done
 }
 
 #[test]
@@ -135,4 +160,55 @@ fn block_ip_address_through_the_cli_is_enforced_by_the_kernel() {
 
     let audit = portcullis(dir.path(), &["call", "verify_audit_log", "--json"]);
     assert!(audit.to_string().contains("true"), "{audit}");
+}
+
+/// The host's egress policy through `set_egress_policy` on the CLI (the whole pipeline: lockout check, approval,
+/// journal, audit), enforced by the kernel: the router namespace plays the host that runs Portcullis, the
+/// server's 8080 the API of a configured pfSense target, and the server its DNS resolver.
+#[test]
+fn the_egress_policy_set_through_the_cli_lets_the_host_reach_only_the_allowed_flows() {
+    let net = Topology::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let resolv_conf = dir.path().join("resolv.conf");
+    std::fs::write(&resolv_conf, format!("nameserver {SERVER}\n")).expect("resolv.conf");
+    let config = format!(
+        "targets:\n  router: {{kind: nftables, netns: {}, interfaces: {{lan: lan0, wan: wan0}}}}\n  \
+         hq: {{kind: pfsense, host: {SERVER}, port: 8080, protocol: http, api_key: unused}}\n\
+         default_target: router\nsecurity: {{principal: admin}}\negress: {{resolv_conf: {}}}\n",
+        net.router,
+        resolv_conf.display()
+    );
+    std::fs::write(dir.path().join("config.yaml"), config).expect("config");
+    // Something in the table first, so that "as before" compares rules and sets, not a table against none.
+    let args = ["call", "block_ip_address", "ip_address=192.0.2.99", "duration=1h", "reason=scan", "--json"];
+    assert_eq!(portcullis(dir.path(), &args)["status"], "applied");
+    let before = normalised(net.list_table());
+    assert!(net.router_tcp(8080) && net.router_tcp(8081) && net.router_ping(SERVER));
+
+    let cut =
+        refused(dir.path(), &["call", "set_egress_policy", "interface=wan", "include_firewall_apis=false", "--json"]);
+    assert_eq!(cut["code"], "lockout_prevented", "the host would lose the API of hq: {cut}");
+    assert!(cut["message"].as_str().is_some_and(|m| m.contains("API of target hq")), "{cut}");
+    assert_eq!(normalised(net.list_table()), before, "a refused policy changes nothing");
+
+    let set = approved(dir.path(), &["call", "set_egress_policy", "interface=wan", "--json"]);
+    assert!(set["risk_score"].as_u64().is_some_and(|r| r > 80), "{set}");
+    assert!(net.router_tcp(8080), "the API of hq is allowed");
+    assert!(!net.router_tcp(8081), "any other port is dropped");
+    assert!(!net.router_ping(SERVER), "and any other protocol");
+    assert!(net.tcp(CLIENT_A, 8081) && net.ping(CLIENT_A, SERVER), "forwarded traffic is not the host's own");
+    let rules = portcullis(dir.path(), &["call", "get_firewall_rules", "interface=wan", "--json"]);
+    let text = rules.to_string();
+    assert!(text.contains(&format!("allow DNS {SERVER}")) && text.contains("log and drop the rest"), "{rules}");
+
+    let removed = approved(dir.path(), &["call", "set_egress_policy", "interface=wan", "enabled=false", "--json"]);
+    assert!(removed["summary"].as_str().is_some_and(|s| s.contains("remove")), "{removed}");
+    assert_eq!(normalised(net.list_table()), before, "the table is exactly as before the policy");
+    assert!(net.router_tcp(8081) && net.router_ping(SERVER), "and the host reaches everything again");
+
+    let audit = portcullis(dir.path(), &["call", "get_audit_log", "tool=set_egress_policy", "--json"]);
+    let outcomes: Vec<&str> =
+        audit["data"].as_array().expect("records").iter().filter_map(|r| r["record"]["outcome"].as_str()).collect();
+    assert_eq!(outcomes, ["ok", "approval_required", "ok", "approval_required", "lockout_prevented"], "{audit}");
+    assert_eq!(portcullis(dir.path(), &["call", "verify_audit_log", "--json"])["ok"], true);
 }

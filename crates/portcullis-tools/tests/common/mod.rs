@@ -1,0 +1,35 @@
+//! Test support shared by the integration tests of the tool service.
+
+use async_trait::async_trait;
+use portcullis_core::firewall::{Applied, BackendError, Firewall, SystemStatus, TargetInfo};
+use portcullis_core::model::RuleSet;
+use portcullis_core::plan::ChangePlan;
+use portcullis_lab::LabFirewall;
+
+/// The lab firewall standing in for an nftables target on Portcullis' own host, for the tool service's tests of
+/// `set_egress_policy`: it stores, applies and reads rules like the lab; only `filters_own_traffic` differs. The
+/// kernel's side is proven with packets in `crates/portcullis/tests/nftables_cli.rs`.
+pub struct OwnHost(pub LabFirewall);
+
+#[async_trait]
+impl Firewall for OwnHost {
+    fn info(&self) -> TargetInfo {
+        self.0.info()
+    }
+
+    async fn snapshot(&self) -> Result<RuleSet, BackendError> {
+        self.0.snapshot().await
+    }
+
+    async fn apply(&self, plan: &ChangePlan) -> Result<Applied, BackendError> {
+        self.0.apply(plan).await
+    }
+
+    async fn system_status(&self) -> Result<SystemStatus, BackendError> {
+        self.0.system_status().await
+    }
+
+    fn filters_own_traffic(&self) -> bool {
+        true
+    }
+}
