@@ -323,9 +323,7 @@ impl LogStore {
         let cache = inner.hours.entry(hour).or_default();
         if !cache.loaded {
             cache.loaded = true;
-            if let Ok(bytes) = fs::read(self.rollup_path(hour))
-                && let Ok((covered, rollup)) = postcard::from_bytes::<(u64, Rollup)>(&bytes)
-            {
+            if let Some((covered, rollup)) = self.read_hour_file(hour) {
                 cache.covered = covered;
                 cache.persisted = covered;
                 cache.rollup = rollup;
@@ -352,6 +350,33 @@ impl LogStore {
         }
         cache.used = self.tick();
         Ok(())
+    }
+
+    /// An hour's rollup file: the records it covers and their rollup (`None` if missing or unreadable).
+    fn read_hour_file(&self, hour: i64) -> Option<(u64, Rollup)> {
+        let bytes = fs::read(self.rollup_path(hour)).ok()?;
+        postcard::from_bytes::<(u64, Rollup)>(&bytes).ok()
+    }
+
+    /// Reads an hour's rollup file into memory unless it is there, decoding outside the store's lock so that
+    /// several hours can be read at once.
+    fn load_hour(&self, hour: i64) {
+        if self.lock().hours.get(&hour).is_none_or(|c| c.loaded) {
+            return;
+        }
+        let decoded = self.read_hour_file(hour);
+        let mut inner = self.lock();
+        if let Some(cache) = inner.hours.get_mut(&hour)
+            && !cache.loaded
+        {
+            cache.loaded = true;
+            if let Some((covered, rollup)) = decoded {
+                cache.covered = covered;
+                cache.persisted = covered;
+                cache.bytes = rollup.approx_bytes();
+                cache.rollup = rollup;
+            }
+        }
     }
 
     /// Records of one hour, in file order.
@@ -411,7 +436,7 @@ impl LogStore {
             pieces.push((hour, len));
             hour += len;
         }
-        self.load_blocks(pieces.iter().copied().filter(|(_, len)| *len > 1).collect());
+        self.preload(&pieces);
         self.visit_rollups(from_ms, first_hour * HOUR_MS, &mut visit)?;
         for (hour, len) in pieces {
             if len == 1 {
@@ -425,12 +450,20 @@ impl LogStore {
         Ok(())
     }
 
-    /// Brings the blocks that are not in memory into it, on as many threads as there are cores: reading a day's
-    /// rollup file is mostly decoding tens of thousands of sources, and a week needs several.
-    fn load_blocks(&self, blocks: Vec<(i64, i64)>) {
+    /// Brings the hour and block rollups of `pieces` that are not in memory into it, on as many threads as there
+    /// are cores: reading a rollup file is mostly decoding tens of thousands of sources, and a week needs a dozen.
+    fn preload(&self, pieces: &[(i64, i64)]) {
         let missing: Vec<(i64, i64)> = {
-            let cache = self.lock_blocks();
-            blocks.into_iter().filter(|k| cache.get(k).is_none_or(|b| b.rollup.is_none())).collect()
+            let hours = &self.lock().hours;
+            let blocks = self.lock_blocks();
+            pieces
+                .iter()
+                .copied()
+                .filter(|(hour, len)| match len {
+                    1 => hours.get(hour).is_some_and(|h| !h.loaded),
+                    _ => blocks.get(&(*hour, *len)).is_none_or(|b| b.rollup.is_none()),
+                })
+                .collect()
         };
         let threads = std::thread::available_parallelism().map_or(1, usize::from).min(missing.len());
         if threads < 2 {
@@ -438,8 +471,16 @@ impl LogStore {
         }
         std::thread::scope(|scope| {
             for share in missing.chunks(missing.len().div_ceil(threads)) {
-                // Errors come back when the block is visited, in order.
-                scope.spawn(move || share.iter().for_each(|(hour, len)| drop(self.block_rollup(*hour, *len))));
+                scope.spawn(move || {
+                    for (hour, len) in share {
+                        if *len == 1 {
+                            self.load_hour(*hour);
+                        } else {
+                            // An error comes back when the block is visited, in order.
+                            drop(self.block_rollup(*hour, *len));
+                        }
+                    }
+                });
             }
         });
     }
