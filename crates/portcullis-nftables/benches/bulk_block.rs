@@ -168,7 +168,7 @@ async fn same_batch_by_hand() -> Duration {
     let (batch, _) = fw.batch(&current, &plan, now).expect("batch");
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("batch.json");
-    std::fs::write(&path, serde_json::to_vec(&batch).expect("json")).expect("write");
+    std::fs::write(&path, batch.to_json().expect("json")).expect("write");
     let started = Instant::now();
     let out = ns.nft(&["-j", "-f", path.to_str().expect("path")]);
     let elapsed = started.elapsed();

@@ -252,7 +252,7 @@ impl NftablesFirewall {
         current: &Current,
         plan: &ChangePlan,
         now: Timestamp,
-    ) -> Result<(nftables::schema::Nftables<'static>, Applied), BackendError> {
+    ) -> Result<(apply::Batch, Applied), BackendError> {
         let outcome = simulate(&current.state, plan, now)?;
         let layout = self.layout();
         let mut batch = BatchBuilder::new(&layout, &self.texts);
@@ -272,9 +272,8 @@ impl NftablesFirewall {
         Ok((batch.finish(), outcome.applied))
     }
 
-    async fn run_batch(&self, batch: &nftables::schema::Nftables<'_>, check_only: bool) -> Result<(), BackendError> {
-        let json = serde_json::to_vec(batch)
-            .map_err(|e| BackendError::new(ErrorCode::InternalError, format!("cannot encode the nft batch: {e}")))?;
+    async fn run_batch(&self, batch: &apply::Batch, check_only: bool) -> Result<(), BackendError> {
+        let json = batch.to_json()?;
         let args: &[&str] = if check_only { &["-c", "-j", "-f", "-"] } else { &["-j", "-f", "-"] };
         self.settings.runner.nft_stdin(args, &json).await.map(|_| ()).map_err(|e| {
             let doing = if check_only { "nft -c (check)" } else { "nft -f (apply)" };
