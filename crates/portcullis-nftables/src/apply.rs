@@ -13,7 +13,7 @@ use nftables::schema::{Chain, Element, FlushObject, NfCmd, NfListObject, NfObjec
 use nftables::stmt::{JumpTarget, Operator, Statement as S, VerdictMap};
 use nftables::types::{NfChainPolicy, NfChainType, NfHook};
 use portcullis_core::firewall::{Applied, BackendError, ErrorCode};
-use portcullis_core::model::{AliasEntry, Direction, Rule, RuleId, RuleSet, Timestamp};
+use portcullis_core::model::{Alias, AliasEntry, Direction, Rule, RuleId, RuleSet, Timestamp};
 use portcullis_core::plan::{ChangePlan, Operation, global_index, same_enforcement};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
@@ -31,6 +31,8 @@ fn conflict(message: impl Into<String>) -> BackendError {
 /// The model after the plan, and what the batch must touch (entries by reference into the plan: a bulk block
 /// carries 100,000 of them).
 pub struct Outcome<'p> {
+    /// Rules and aliases after the plan; the aliases without their entries (the batch needs their names, kinds
+    /// and descriptions, and copying a 100,000-entry list for each change would cost more than the rest).
     pub next: RuleSet,
     pub applied: Applied,
     /// Interfaces whose chains are rebuilt.
@@ -43,7 +45,11 @@ pub struct Outcome<'p> {
 /// Carries the plan out on the model, checking every `before` against what the kernel holds now.
 pub fn simulate<'p>(current: &RuleSet, plan: &'p ChangePlan, now: Timestamp) -> Result<Outcome<'p>, BackendError> {
     let mut out = Outcome {
-        next: current.clone(),
+        next: RuleSet {
+            interfaces: current.interfaces.clone(),
+            rules: current.rules.clone(),
+            aliases: current.aliases.iter().map(without_entries).collect(),
+        },
         applied: Applied::default(),
         interfaces: BTreeSet::new(),
         new_aliases: Vec::new(),
@@ -82,32 +88,37 @@ pub fn simulate<'p>(current: &RuleSet, plan: &'p ChangePlan, now: Timestamp) -> 
                 if out.next.alias(&after.name).is_some() {
                     return Err(conflict(format!("alias {} already exists", after.name)));
                 }
-                out.next.aliases.push(portcullis_core::model::Alias { entries: Vec::new(), ..after.clone() });
+                out.next.aliases.push(without_entries(after));
                 out.new_aliases.push(after.name.clone());
             }
             Operation::PutAliasEntries { alias, after, .. } => {
-                let target = out
-                    .next
-                    .aliases
-                    .iter_mut()
-                    .find(|a| &a.name == alias)
-                    .ok_or_else(|| conflict(format!("alias {alias} does not exist")))?;
-                target.put_entries(after);
+                existing_alias(&out.next, alias)?;
                 out.put.extend(after.iter().map(|e| (alias.as_str(), e)));
             }
             Operation::RemoveAliasEntries { alias, before } => {
-                let target = out
-                    .next
-                    .aliases
-                    .iter_mut()
-                    .find(|a| &a.name == alias)
-                    .ok_or_else(|| conflict(format!("alias {alias} does not exist")))?;
-                target.remove_entries(before);
+                existing_alias(&out.next, alias)?;
                 out.remove.extend(before.iter().map(|e| (alias.as_str(), e)));
             }
         }
     }
     Ok(out)
+}
+
+fn without_entries(alias: &Alias) -> Alias {
+    Alias {
+        name: alias.name.clone(),
+        kind: alias.kind,
+        description: alias.description.clone(),
+        entries: Vec::new(),
+        managed: alias.managed.clone(),
+    }
+}
+
+fn existing_alias(state: &RuleSet, name: &str) -> Result<(), BackendError> {
+    match state.alias(name) {
+        Some(_) => Ok(()),
+        None => Err(conflict(format!("alias {name} does not exist"))),
+    }
 }
 
 fn index_matching(state: &RuleSet, before: &Rule) -> Result<usize, BackendError> {
