@@ -483,7 +483,7 @@ impl<'a> BatchBuilder<'a> {
             ops.ensure.push(SetElement { net, timeout: Some(1), comment: None });
             ops.delete.push(SetElement { net, timeout: None, comment: None });
         }
-        let mut comments: HashMap<(Option<Timestamp>, Option<Timestamp>, &str), Arc<str>> = HashMap::new();
+        let mut comments: HashMap<CommentKey, Arc<str>> = HashMap::new();
         for (alias, entry) in put {
             let net = entry_net(alias, entry)?;
             let ops = by_set.entry((alias, SetPart::of(&net))).or_default();
@@ -521,6 +521,9 @@ impl<'a> BatchBuilder<'a> {
         Batch { commands: self.commands }
     }
 }
+
+/// What an element comment says (expiry, creation, reason): the entries of one bulk change mostly say the same.
+type CommentKey<'e> = (Option<Timestamp>, Option<Timestamp>, &'e str);
 
 fn entry_net(alias: &str, entry: &AliasEntry) -> Result<IpNet, BackendError> {
     portcullis_core::model::parse_net("ip_address", &entry.value)
