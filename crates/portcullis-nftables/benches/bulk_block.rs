@@ -107,7 +107,7 @@ async fn backend() -> (Duration, Duration, usize, Breakdown) {
     seed(&fw).await;
     let now = Utc::now().trunc_subsecs(3);
     let plan = bulk_block_plan(now);
-    let current = fw.read_current().await.expect("read");
+    let current = fw.read_table().await.expect("read");
     let started = Instant::now();
     let (batch, _) = fw.batch(&current, &plan, now).expect("batch");
     let json = batch.to_json().expect("json");
@@ -170,7 +170,7 @@ async fn same_batch_by_hand() -> Duration {
     seed(&fw).await;
     let now = Utc::now().trunc_subsecs(3);
     let plan = bulk_block_plan(now);
-    let current = fw.read_current().await.expect("read");
+    let current = fw.read_table().await.expect("read");
     let (batch, _) = fw.batch(&current, &plan, now).expect("batch");
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("batch.json");
