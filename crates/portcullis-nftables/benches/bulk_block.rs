@@ -3,7 +3,7 @@
 //! and comment per element, let the kernel commit it) beside the baseline of `nft -f` loading the same elements,
 //! timeouts and comments from a file written by hand. The read-back that verifies the change is timed too.
 //!
-//! Needs root and nft. Run: `cargo bench -p portcullis-nftables --bench bulk_block`
+//! Needs root and nft. Run: `cargo bench -p portcullis-nftables --bench bulk_block` (three rounds, about a minute).
 
 use std::process::Command;
 use std::sync::Arc;
@@ -182,22 +182,67 @@ async fn same_batch_by_hand() -> Duration {
     elapsed
 }
 
+/// Rounds of the three measurements, interleaved so each round sees the same machine; the figures printed are
+/// medians over the rounds (the machine is shared, and single runs vary by ±20%).
+const ROUNDS: usize = 3;
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn ms(values: &[f64]) -> String {
+    values.iter().map(|v| format!("{:.0}", v * 1000.0)).collect::<Vec<_>>().join(", ")
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     runtime.block_on(async {
-        let (baseline, listed, flags) = by_hand().await;
-        let (apply, verify, count, b) = backend().await;
-        let json_by_hand = same_batch_by_hand().await;
-        assert!(count > N as usize && listed > N as usize, "every entry must be in the kernel");
-        println!("nftables/block {N} addresses with expiry, one batch through the backend: {apply:.2?} ({count} entries read back, verification {verify:.2?})");
+        let (mut baselines, mut applies, mut verifies, mut json_by_hands) = (vec![], vec![], vec![], vec![]);
+        let (mut builds, mut lists, mut parses, mut ratios) = (vec![], vec![], vec![], vec![]);
+        let mut flags = String::new();
+        for _ in 0..ROUNDS {
+            let (baseline, listed, set_flags) = by_hand().await;
+            let (apply, verify, count, b) = backend().await;
+            let json_by_hand = same_batch_by_hand().await;
+            assert!(count > N as usize && listed > N as usize, "every entry must be in the kernel");
+            flags = set_flags;
+            ratios.push(apply.as_secs_f64() / baseline.as_secs_f64());
+            baselines.push(baseline.as_secs_f64());
+            applies.push(apply.as_secs_f64());
+            verifies.push(verify.as_secs_f64());
+            json_by_hands.push(json_by_hand.as_secs_f64());
+            builds.push(b.build.as_secs_f64());
+            lists.push(b.list.as_secs_f64());
+            parses.push(b.parse.as_secs_f64());
+        }
+        println!("nftables: {N} addresses with expiry, median of {ROUNDS} interleaved rounds (each round's figure in ms)");
         println!(
-            "nftables/baseline: nft -f of the same {N} elements from a file into the backend's set (flags {flags}): {baseline:.2?}"
+            "nftables/block, one batch through the backend: {:.0} ms ({}); read-back verification {:.2} s",
+            median(applies.clone()) * 1000.0,
+            ms(&applies),
+            median(verifies)
         );
-        println!("nftables/ratio: {:.2}× the baseline", apply.as_secs_f64() / baseline.as_secs_f64());
-        println!("nftables/baseline 2: nft -j -f of the backend's own batch from a file: {json_by_hand:.2?} (nft's JSON path)");
         println!(
-            "nftables/breakdown: of the apply, building and encoding the batch took {:.2?}; read-back = nft -j list table {:.2?} + parsing {:.2?} + model",
-            b.build, b.list, b.parse
+            "nftables/baseline: nft -f of the same elements from a file into the backend's set (flags {flags}): {:.0} ms ({})",
+            median(baselines.clone()) * 1000.0,
+            ms(&baselines)
+        );
+        println!(
+            "nftables/ratio: {:.2}× the baseline (per round: {})",
+            median(ratios.clone()),
+            ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(", ")
+        );
+        println!(
+            "nftables/baseline 2: nft -j -f of the backend's own batch from a file: {:.0} ms ({}) (nft's JSON path)",
+            median(json_by_hands.clone()) * 1000.0,
+            ms(&json_by_hands)
+        );
+        println!(
+            "nftables/breakdown: of the apply, building and encoding the batch took {:.0} ms; read-back = nft -j list table {:.2} s + parsing {:.0} ms + model",
+            median(builds) * 1000.0,
+            median(lists),
+            median(parses) * 1000.0
         );
     });
 }
