@@ -3,7 +3,7 @@
 //! and comment per element, let the kernel commit it) beside the baseline of `nft -f` loading the same elements,
 //! timeouts and comments from a file written by hand. The read-back that verifies the change is timed too.
 //!
-//! Needs root and nft. Run: `cargo bench -p portcullis-nftables --bench bulk_block`
+//! Needs root and nft. Run: `cargo bench -p portcullis-nftables --bench bulk_block` (three rounds, about a minute).
 
 use std::process::Command;
 use std::sync::Arc;
@@ -107,10 +107,12 @@ async fn backend() -> (Duration, Duration, usize, Breakdown) {
     seed(&fw).await;
     let now = Utc::now().trunc_subsecs(3);
     let plan = bulk_block_plan(now);
-    let current = fw.read_current().await.expect("read");
+    let current = fw.read_table().await.expect("read");
     let started = Instant::now();
-    let _ = fw.batch(&current, &plan, now).expect("batch");
+    let (batch, _) = fw.batch(&current, &plan, now).expect("batch");
+    let json = batch.to_json().expect("json");
     let build = started.elapsed();
+    drop(json);
     let started = Instant::now();
     let applied = fw.apply(&plan).await.expect("apply");
     let apply = started.elapsed();
@@ -129,8 +131,10 @@ async fn backend() -> (Duration, Duration, usize, Breakdown) {
     (apply, verify, count, Breakdown { build, list, parse })
 }
 
-/// The baseline: the same elements, timeouts and comments in nft's own syntax, loaded with `nft -f FILE`.
-async fn by_hand() -> (Duration, usize) {
+/// The baseline: the same elements, timeouts and comments in nft's own syntax, loaded with `nft -f FILE` into the
+/// set the backend made for them (single addresses: a hash set with `flags timeout`, no `interval`); its listed
+/// flags are printed beside the figure.
+async fn by_hand() -> (Duration, usize, String) {
     let ns = Netns::new("h");
     let fw = firewall(&ns);
     seed(&fw).await;
@@ -152,8 +156,10 @@ async fn by_hand() -> (Duration, usize) {
     let elapsed = started.elapsed();
     assert!(out.status.success(), "nft -f: {}", String::from_utf8_lossy(&out.stderr));
     let listed = ns.nft(&["list", "set", "inet", "portcullis", "PORTCULLIS_BLOCK_h4"]);
-    let count = String::from_utf8_lossy(&listed.stdout).matches("timeout").count();
-    (elapsed, count)
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    let count = listed.matches("timeout").count();
+    let flags = listed.lines().find_map(|l| l.trim().strip_prefix("flags ")).unwrap_or("none").to_string();
+    (elapsed, count, flags)
 }
 
 /// A second baseline: the backend's own JSON batch, written to a file and loaded with `nft -j -f FILE`, to tell
@@ -164,11 +170,11 @@ async fn same_batch_by_hand() -> Duration {
     seed(&fw).await;
     let now = Utc::now().trunc_subsecs(3);
     let plan = bulk_block_plan(now);
-    let current = fw.read_current().await.expect("read");
+    let current = fw.read_table().await.expect("read");
     let (batch, _) = fw.batch(&current, &plan, now).expect("batch");
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("batch.json");
-    std::fs::write(&path, serde_json::to_vec(&batch).expect("json")).expect("write");
+    std::fs::write(&path, batch.to_json().expect("json")).expect("write");
     let started = Instant::now();
     let out = ns.nft(&["-j", "-f", path.to_str().expect("path")]);
     let elapsed = started.elapsed();
@@ -176,20 +182,67 @@ async fn same_batch_by_hand() -> Duration {
     elapsed
 }
 
+/// Rounds of the three measurements, interleaved so each round sees the same machine; the figures printed are
+/// medians over the rounds (the machine is shared, and single runs vary by ±20%).
+const ROUNDS: usize = 3;
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn ms(values: &[f64]) -> String {
+    values.iter().map(|v| format!("{:.0}", v * 1000.0)).collect::<Vec<_>>().join(", ")
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     runtime.block_on(async {
-        let (baseline, listed) = by_hand().await;
-        let (apply, verify, count, b) = backend().await;
-        let json_by_hand = same_batch_by_hand().await;
-        assert!(count > N as usize && listed > N as usize, "every entry must be in the kernel");
-        println!("nftables/block {N} addresses with expiry, one batch through the backend: {apply:.2?} ({count} entries read back, verification {verify:.2?})");
-        println!("nftables/baseline: nft -f of the same {N} elements from a file: {baseline:.2?}");
-        println!("nftables/ratio: {:.2}× the baseline", apply.as_secs_f64() / baseline.as_secs_f64());
-        println!("nftables/baseline 2: nft -j -f of the backend's own batch from a file: {json_by_hand:.2?} (nft's JSON path)");
+        let (mut baselines, mut applies, mut verifies, mut json_by_hands) = (vec![], vec![], vec![], vec![]);
+        let (mut builds, mut lists, mut parses, mut ratios) = (vec![], vec![], vec![], vec![]);
+        let mut flags = String::new();
+        for _ in 0..ROUNDS {
+            let (baseline, listed, set_flags) = by_hand().await;
+            let (apply, verify, count, b) = backend().await;
+            let json_by_hand = same_batch_by_hand().await;
+            assert!(count > N as usize && listed > N as usize, "every entry must be in the kernel");
+            flags = set_flags;
+            ratios.push(apply.as_secs_f64() / baseline.as_secs_f64());
+            baselines.push(baseline.as_secs_f64());
+            applies.push(apply.as_secs_f64());
+            verifies.push(verify.as_secs_f64());
+            json_by_hands.push(json_by_hand.as_secs_f64());
+            builds.push(b.build.as_secs_f64());
+            lists.push(b.list.as_secs_f64());
+            parses.push(b.parse.as_secs_f64());
+        }
+        println!("nftables: {N} addresses with expiry, median of {ROUNDS} interleaved rounds (each round's figure in ms)");
         println!(
-            "nftables/breakdown: of the apply, building the batch took {:.2?}; read-back = nft -j list table {:.2?} + parsing {:.2?} + model",
-            b.build, b.list, b.parse
+            "nftables/block, one batch through the backend: {:.0} ms ({}); read-back verification {:.2} s",
+            median(applies.clone()) * 1000.0,
+            ms(&applies),
+            median(verifies)
+        );
+        println!(
+            "nftables/baseline: nft -f of the same elements from a file into the backend's set (flags {flags}): {:.0} ms ({})",
+            median(baselines.clone()) * 1000.0,
+            ms(&baselines)
+        );
+        println!(
+            "nftables/ratio: {:.2}× the baseline (per round: {})",
+            median(ratios.clone()),
+            ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(", ")
+        );
+        println!(
+            "nftables/baseline 2: nft -j -f of the backend's own batch from a file: {:.0} ms ({}) (nft's JSON path)",
+            median(json_by_hands.clone()) * 1000.0,
+            ms(&json_by_hands)
+        );
+        println!(
+            "nftables/breakdown: of the apply, building and encoding the batch took {:.0} ms; read-back = nft -j list table {:.2} s + parsing {:.0} ms + model",
+            median(builds) * 1000.0,
+            median(lists),
+            median(parses) * 1000.0
         );
     });
 }

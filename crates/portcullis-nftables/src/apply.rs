@@ -4,20 +4,23 @@
 //! as one transaction: all of it takes effect, or none.
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
-use nftables::expr::{Elem, Expression as E, Meta, MetaKey, NamedExpression as NE, SetItem, Verdict};
-use nftables::schema::{Chain, Element, FlushObject, NfCmd, NfListObject, NfObject, Nftables, Rule as NftRule, Table};
+use ipnet::IpNet;
+use nftables::expr::{Expression as E, Meta, MetaKey, NamedExpression as NE, SetItem, Verdict};
+use nftables::schema::{Chain, Element, FlushObject, NfCmd, NfListObject, NfObject, Rule as NftRule, Table};
 use nftables::stmt::{JumpTarget, Operator, Statement as S, VerdictMap};
 use nftables::types::{NfChainPolicy, NfChainType, NfHook};
 use portcullis_core::firewall::{Applied, BackendError, ErrorCode};
-use portcullis_core::model::{AliasEntry, Direction, Rule, RuleId, RuleSet, Timestamp};
+use portcullis_core::model::{Alias, AliasEntry, Direction, Rule, RuleId, RuleSet, Timestamp};
 use portcullis_core::plan::{ChangePlan, Operation, global_index, same_enforcement};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::comment::{EntryMeta, RuleMeta, SYSTEM_MARK, SetMeta, TextStore};
 use crate::read::HitMap;
 use crate::translate::{
-    ALIASES_CHAIN, FAMILY, GENERATION_SET, Hits, SetPart, matches, net_expr, rule_chain, rule_statements, set_def,
+    ALIASES_CHAIN, FAMILY, GENERATION_SET, Hits, SetPart, matches, rule_chain, rule_statements, set_def, set_name,
 };
 
 fn conflict(message: impl Into<String>) -> BackendError {
@@ -25,21 +28,28 @@ fn conflict(message: impl Into<String>) -> BackendError {
         .with_hint("the firewall changed since the plan was made; plan again")
 }
 
-/// The model after the plan, and what the batch must touch.
-pub struct Outcome {
+/// The model after the plan, and what the batch must touch (entries by reference into the plan: a bulk block
+/// carries 100,000 of them).
+pub struct Outcome<'p> {
+    /// Rules and aliases after the plan; the aliases without their entries (the batch needs their names, kinds
+    /// and descriptions, and copying a 100,000-entry list for each change would cost more than the rest).
     pub next: RuleSet,
     pub applied: Applied,
     /// Interfaces whose chains are rebuilt.
     pub interfaces: BTreeSet<String>,
     pub new_aliases: Vec<String>,
-    pub put: Vec<(String, AliasEntry)>,
-    pub remove: Vec<(String, AliasEntry)>,
+    pub put: Vec<(&'p str, &'p AliasEntry)>,
+    pub remove: Vec<(&'p str, &'p AliasEntry)>,
 }
 
 /// Carries the plan out on the model, checking every `before` against what the kernel holds now.
-pub fn simulate(current: &RuleSet, plan: &ChangePlan, now: Timestamp) -> Result<Outcome, BackendError> {
+pub fn simulate<'p>(current: &RuleSet, plan: &'p ChangePlan, now: Timestamp) -> Result<Outcome<'p>, BackendError> {
     let mut out = Outcome {
-        next: current.clone(),
+        next: RuleSet {
+            interfaces: current.interfaces.clone(),
+            rules: current.rules.clone(),
+            aliases: current.aliases.iter().map(without_entries).collect(),
+        },
         applied: Applied::default(),
         interfaces: BTreeSet::new(),
         new_aliases: Vec::new(),
@@ -78,32 +88,37 @@ pub fn simulate(current: &RuleSet, plan: &ChangePlan, now: Timestamp) -> Result<
                 if out.next.alias(&after.name).is_some() {
                     return Err(conflict(format!("alias {} already exists", after.name)));
                 }
-                out.next.aliases.push(portcullis_core::model::Alias { entries: Vec::new(), ..after.clone() });
+                out.next.aliases.push(without_entries(after));
                 out.new_aliases.push(after.name.clone());
             }
             Operation::PutAliasEntries { alias, after, .. } => {
-                let target = out
-                    .next
-                    .aliases
-                    .iter_mut()
-                    .find(|a| &a.name == alias)
-                    .ok_or_else(|| conflict(format!("alias {alias} does not exist")))?;
-                target.put_entries(after);
-                out.put.extend(after.iter().map(|e| (alias.clone(), e.clone())));
+                existing_alias(&out.next, alias)?;
+                out.put.extend(after.iter().map(|e| (alias.as_str(), e)));
             }
             Operation::RemoveAliasEntries { alias, before } => {
-                let target = out
-                    .next
-                    .aliases
-                    .iter_mut()
-                    .find(|a| &a.name == alias)
-                    .ok_or_else(|| conflict(format!("alias {alias} does not exist")))?;
-                target.remove_entries(before);
-                out.remove.extend(before.iter().map(|e| (alias.clone(), e.clone())));
+                existing_alias(&out.next, alias)?;
+                out.remove.extend(before.iter().map(|e| (alias.as_str(), e)));
             }
         }
     }
     Ok(out)
+}
+
+fn without_entries(alias: &Alias) -> Alias {
+    Alias {
+        name: alias.name.clone(),
+        kind: alias.kind,
+        description: alias.description.clone(),
+        entries: Vec::new(),
+        managed: alias.managed.clone(),
+    }
+}
+
+fn existing_alias(state: &RuleSet, name: &str) -> Result<(), BackendError> {
+    match state.alias(name) {
+        Some(_) => Ok(()),
+        None => Err(conflict(format!("alias {name} does not exist"))),
+    }
 }
 
 fn index_matching(state: &RuleSet, before: &Rule) -> Result<usize, BackendError> {
@@ -136,7 +151,143 @@ pub struct Layout<'a> {
 pub struct BatchBuilder<'a> {
     layout: &'a Layout<'a>,
     texts: &'a TextStore,
-    commands: Vec<NfObject<'static>>,
+    commands: Vec<Command>,
+}
+
+/// One `nft -j -f -` batch, serialised as nft's JSON input (`{"nftables": [...]}`).
+pub struct Batch {
+    commands: Vec<Command>,
+}
+
+enum Command {
+    Object(NfObject<'static>),
+    /// Set elements are written straight to JSON: as the crate's expression trees, each of a block list's 100,000
+    /// elements cost several allocations (boxed value, owned strings, its own comment).
+    Elements(ElementCommand),
+}
+
+struct ElementCommand {
+    delete: bool,
+    table: String,
+    set: String,
+    elements: Vec<SetElement>,
+}
+
+/// One element as nft reads it: `"192.0.2.7"`, `{"prefix": …}`, or either inside `{"elem": {"val": …, "timeout":
+/// …, "comment": …}}`.
+#[derive(Debug, Clone)]
+struct SetElement {
+    net: IpNet,
+    timeout: Option<u32>,
+    /// Shared: the entries of one bulk change mostly carry the same comment.
+    comment: Option<Arc<str>>,
+}
+
+impl Batch {
+    pub fn to_json(&self) -> Result<Vec<u8>, BackendError> {
+        serde_json::to_vec(self)
+            .map_err(|e| BackendError::new(ErrorCode::InternalError, format!("cannot encode the nft batch: {e}")))
+    }
+}
+
+impl Serialize for Batch {
+    fn serialize<Ser: Serializer>(&self, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry("nftables", &self.commands)?;
+        map.end()
+    }
+}
+
+impl Serialize for Command {
+    fn serialize<Ser: Serializer>(&self, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
+        match self {
+            Command::Object(object) => object.serialize(serializer),
+            Command::Elements(command) => {
+                let verb = if command.delete { "delete" } else { "add" };
+                let mut outer = serializer.serialize_map(Some(1))?;
+                outer.serialize_entry(verb, &ElementObject(command))?;
+                outer.end()
+            }
+        }
+    }
+}
+
+struct ElementObject<'c>(&'c ElementCommand);
+
+impl Serialize for ElementObject<'_> {
+    fn serialize<Ser: Serializer>(&self, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
+        struct Body<'c>(&'c ElementCommand);
+        impl Serialize for Body<'_> {
+            fn serialize<Ser: Serializer>(&self, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
+                let mut map = serializer.serialize_map(Some(4))?;
+                map.serialize_entry("family", &FAMILY)?;
+                map.serialize_entry("table", &self.0.table)?;
+                map.serialize_entry("name", &self.0.set)?;
+                map.serialize_entry("elem", &self.0.elements)?;
+                map.end()
+            }
+        }
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry("element", &Body(self.0))?;
+        map.end()
+    }
+}
+
+impl Serialize for SetElement {
+    fn serialize<Ser: Serializer>(&self, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
+        if self.timeout.is_none() && self.comment.is_none() {
+            return NetValue(&self.net).serialize(serializer);
+        }
+        struct Fields<'e>(&'e SetElement);
+        impl Serialize for Fields<'_> {
+            fn serialize<Ser: Serializer>(&self, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
+                let mut map = serializer.serialize_map(None)?;
+                map.serialize_entry("val", &NetValue(&self.0.net))?;
+                if let Some(timeout) = self.0.timeout {
+                    map.serialize_entry("timeout", &timeout)?;
+                }
+                if let Some(comment) = &self.0.comment {
+                    map.serialize_entry("comment", comment.as_ref())?;
+                }
+                map.end()
+            }
+        }
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry("elem", &Fields(self))?;
+        map.end()
+    }
+}
+
+/// An address or network in nft's JSON, as [`crate::translate::net_expr`] writes it.
+struct NetValue<'n>(&'n IpNet);
+
+impl Serialize for NetValue<'_> {
+    fn serialize<Ser: Serializer>(&self, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
+        let net = self.0;
+        if net.prefix_len() == net.max_prefix_len() {
+            return serializer.collect_str(&net.addr());
+        }
+        struct Prefix<'n>(&'n IpNet);
+        impl Serialize for Prefix<'_> {
+            fn serialize<Ser: Serializer>(&self, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("addr", &DisplayStr(self.0.network()))?;
+                map.serialize_entry("len", &self.0.prefix_len())?;
+                map.end()
+            }
+        }
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry("prefix", &Prefix(net))?;
+        map.end()
+    }
+}
+
+struct DisplayStr<T>(T);
+
+impl<T: std::fmt::Display> Serialize for DisplayStr<T> {
+    fn serialize<Ser: Serializer>(&self, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
+        serializer.collect_str(&self.0)
+    }
 }
 
 fn add(object: NfListObject<'static>) -> NfObject<'static> {
@@ -146,6 +297,15 @@ fn add(object: NfListObject<'static>) -> NfObject<'static> {
 impl<'a> BatchBuilder<'a> {
     pub fn new(layout: &'a Layout<'a>, texts: &'a TextStore) -> Self {
         Self { layout, texts, commands: Vec::new() }
+    }
+
+    fn push(&mut self, object: NfObject<'static>) {
+        self.commands.push(Command::Object(object));
+    }
+
+    fn push_elements(&mut self, delete: bool, set: &str, elements: Vec<SetElement>) {
+        let table = self.layout.table.to_string();
+        self.commands.push(Command::Elements(ElementCommand { delete, table, set: set.to_string(), elements }));
     }
 
     fn table(&self) -> Cow<'static, str> {
@@ -173,11 +333,11 @@ impl<'a> BatchBuilder<'a> {
     /// fails if another process created it meanwhile) rather than `add`.
     pub fn skeleton(&mut self, exists: bool) {
         let table = NfListObject::Table(Table { family: FAMILY, name: self.table(), handle: None });
-        self.commands.push(if exists { add(table) } else { NfObject::CmdObject(NfCmd::Create(table)) });
-        self.commands.push(add(NfListObject::Chain(self.chain(ALIASES_CHAIN))));
+        self.push(if exists { add(table) } else { NfObject::CmdObject(NfCmd::Create(table)) });
+        self.push(add(NfListObject::Chain(self.chain(ALIASES_CHAIN))));
         for (name, _) in self.layout.interfaces {
             for direction in [Direction::In, Direction::Out] {
-                self.commands.push(add(NfListObject::Chain(self.chain(&rule_chain(name, direction)))));
+                self.push(add(NfListObject::Chain(self.chain(&rule_chain(name, direction)))));
             }
         }
         let base = [
@@ -194,14 +354,14 @@ impl<'a> BatchBuilder<'a> {
                 policy: Some(NfChainPolicy::Accept),
                 ..self.chain(name)
             };
-            self.commands.push(add(NfListObject::Chain(chain.clone())));
-            self.commands.push(NfObject::CmdObject(NfCmd::Flush(FlushObject::Chain(chain))));
+            self.push(add(NfListObject::Chain(chain.clone())));
+            self.push(NfObject::CmdObject(NfCmd::Flush(FlushObject::Chain(chain))));
             let established = matches(
                 E::Named(NE::CT(nftables::expr::CT { key: "state".into(), family: None, dir: None })),
                 Operator::IN,
                 E::List(vec![E::String("established".into()), E::String("related".into())]),
             );
-            self.commands.push(self.rule(name, vec![established, S::Accept(None)], format!("{SYSTEM_MARK} state")));
+            self.push(self.rule(name, vec![established, S::Accept(None)], format!("{SYSTEM_MARK} state")));
             if name == "input" {
                 // IPv6 neighbour discovery must reach the host whatever the rules say, as on pfSense.
                 let nd = matches(
@@ -217,7 +377,7 @@ impl<'a> BatchBuilder<'a> {
                             .collect(),
                     )),
                 );
-                self.commands.push(self.rule(name, vec![nd, S::Accept(None)], format!("{SYSTEM_MARK} nd")));
+                self.push(self.rule(name, vec![nd, S::Accept(None)], format!("{SYSTEM_MARK} nd")));
             }
             if self.layout.interfaces.is_empty() {
                 continue;
@@ -236,7 +396,7 @@ impl<'a> BatchBuilder<'a> {
                 .collect();
             let dispatch =
                 S::VerdictMap(VerdictMap { key: E::Named(NE::Meta(Meta { key })), data: E::Named(NE::Set(pairs)) });
-            self.commands.push(self.rule(name, vec![dispatch], format!("{SYSTEM_MARK} dispatch")));
+            self.push(self.rule(name, vec![dispatch], format!("{SYSTEM_MARK} dispatch")));
         }
     }
 
@@ -249,7 +409,7 @@ impl<'a> BatchBuilder<'a> {
             set_type: nftables::schema::SetTypeValue::Single(nftables::schema::SetType::Mark),
             ..nftables::schema::Set::default()
         };
-        self.commands.push(add(NfListObject::Set(Box::new(set))));
+        self.push(add(NfListObject::Set(Box::new(set))));
         let table = self.table();
         let element = |n: u32| Element {
             family: FAMILY,
@@ -258,16 +418,16 @@ impl<'a> BatchBuilder<'a> {
             elem: Cow::Owned(vec![E::Number(n)]),
         };
         if let Some(old) = read {
-            self.commands.push(NfObject::CmdObject(NfCmd::Delete(NfListObject::Element(element(old)))));
+            self.push(NfObject::CmdObject(NfCmd::Delete(NfListObject::Element(element(old)))));
         }
-        self.commands.push(add(NfListObject::Element(element(next))));
+        self.push(add(NfListObject::Element(element(next))));
     }
 
     /// Empties an interface's chains and writes its rules again in order, each with its counter carried over.
     pub fn rebuild_interface(&mut self, next: &RuleSet, interface: &str, hits: &HitMap) -> Result<(), BackendError> {
         for direction in [Direction::In, Direction::Out] {
             let chain = rule_chain(interface, direction);
-            self.commands.push(NfObject::CmdObject(NfCmd::Flush(FlushObject::Chain(self.chain(&chain)))));
+            self.push(NfObject::CmdObject(NfCmd::Flush(FlushObject::Chain(self.chain(&chain)))));
             let rules = next.rules_on(interface).filter(|r| r.direction == direction || r.direction == Direction::Any);
             for rule in rules {
                 let comment = self.texts.compose(&rule_meta(rule).head(), &rule.description)?;
@@ -277,16 +437,12 @@ impl<'a> BatchBuilder<'a> {
                     _ => hits.get(&rule.rule_id).copied().unwrap_or_default(),
                 };
                 for statements in rule_statements(next, rule, direction == Direction::In, counted)? {
-                    self.commands.push(self.rule(&chain, statements, comment.clone()));
+                    self.push(self.rule(&chain, statements, comment.clone()));
                 }
             }
             if direction == Direction::In {
                 let counter = S::Counter(nftables::stmt::Counter::Anonymous(None));
-                self.commands.push(self.rule(
-                    &chain,
-                    vec![counter, S::Drop(None)],
-                    format!("{SYSTEM_MARK} default deny"),
-                ));
+                self.push(self.rule(&chain, vec![counter, S::Drop(None)], format!("{SYSTEM_MARK} default deny")));
             }
         }
         Ok(())
@@ -298,94 +454,87 @@ impl<'a> BatchBuilder<'a> {
         let comment = self.texts.compose(&meta.head(), &a.description)?;
         for part in SetPart::ALL {
             let set = set_def(self.layout.table, alias, part);
-            self.commands.push(add(NfListObject::Set(Box::new(set))));
+            self.push(add(NfListObject::Set(Box::new(set))));
         }
         let counter = S::Counter(nftables::stmt::Counter::Anonymous(None));
-        self.commands.push(self.rule(ALIASES_CHAIN, vec![counter], comment));
+        self.push(self.rule(ALIASES_CHAIN, vec![counter], comment));
         Ok(())
     }
 
-    /// Element commands: removals (made safe against entries the kernel already expired by adding them
-    /// first), then puts (an entry being replaced is deleted first, so its timeout and comment are new).
+    /// Element commands, per set (a single address goes to its family's hash set, a network to its family's
+    /// interval set): removals (made safe against entries the kernel already expired by adding them first), then
+    /// puts (an entry being replaced is deleted first, so its timeout and comment are new).
     pub fn elements(
         &mut self,
         current: &RuleSet,
-        put: &[(String, AliasEntry)],
-        remove: &[(String, AliasEntry)],
+        put: &[(&str, &AliasEntry)],
+        remove: &[(&str, &AliasEntry)],
         now: Timestamp,
     ) -> Result<(), BackendError> {
-        let mut elements: std::collections::BTreeMap<(String, &'static str), ElementOps> = Default::default();
+        let mut by_set: BTreeMap<(&str, SetPart), ElementOps> = BTreeMap::new();
         let existing: HashSet<(&str, &str)> = current
             .aliases
             .iter()
             .flat_map(|a| a.entries.iter().map(move |e| (a.name.as_str(), e.value.as_str())))
             .collect();
-        let part_of = |alias: &str, value: &str| -> Result<(String, SetPart, E<'static>), BackendError> {
-            let net = portcullis_core::model::parse_net("ip_address", value)
-                .map_err(|e| BackendError::new(ErrorCode::ValidationError, format!("alias {alias}: {}", e.message)))?;
-            let part = SetPart::of(&net);
-            Ok((crate::translate::set_name(alias, part), part, net_expr(&net)))
-        };
         for (alias, entry) in remove {
-            let (set, part, value) = part_of(alias, &entry.value)?;
-            let ops = elements.entry((set, part.suffix())).or_default();
-            ops.ensure.push(timed(value.clone(), Some(1), None));
-            ops.delete.push(value);
+            let net = entry_net(alias, entry)?;
+            let ops = by_set.entry((alias, SetPart::of(&net))).or_default();
+            ops.ensure.push(SetElement { net, timeout: Some(1), comment: None });
+            ops.delete.push(SetElement { net, timeout: None, comment: None });
         }
+        let mut comments: HashMap<CommentKey, Arc<str>> = HashMap::new();
         for (alias, entry) in put {
-            let (set, part, value) = part_of(alias, &entry.value)?;
-            let ops = elements.entry((set, part.suffix())).or_default();
-            if existing.contains(&(alias.as_str(), entry.value.as_str())) {
-                ops.ensure.push(timed(value.clone(), Some(1), None));
-                ops.delete.push(value.clone());
+            let net = entry_net(alias, entry)?;
+            let ops = by_set.entry((alias, SetPart::of(&net))).or_default();
+            if existing.contains(&(*alias, entry.value.as_str())) {
+                ops.ensure.push(SetElement { net, timeout: Some(1), comment: None });
+                ops.delete.push(SetElement { net, timeout: None, comment: None });
             }
-            let meta = EntryMeta { expires_at: entry.expires_at, created_at: entry.created_at };
-            let comment = self.texts.compose(&meta.head(), &entry.detail)?;
+            let comment = match comments.entry((entry.expires_at, entry.created_at, entry.detail.as_str())) {
+                std::collections::hash_map::Entry::Occupied(known) => known.get().clone(),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    let meta = EntryMeta { expires_at: entry.expires_at, created_at: entry.created_at };
+                    slot.insert(Arc::from(self.texts.compose(&meta.head(), &entry.detail)?)).clone()
+                }
+            };
             let timeout = entry.expires_at.map(|t| {
                 let ms = (t - now).num_milliseconds().max(1);
                 u32::try_from((ms + 999) / 1000).unwrap_or(u32::MAX)
             });
-            ops.add.push(timed(value, timeout, Some(comment)));
+            ops.add.push(SetElement { net, timeout, comment: Some(comment) });
         }
-        for ((set, _), ops) in elements {
-            let table = self.table();
-            let element = |elem: Vec<E<'static>>| Element {
-                family: FAMILY,
-                table: table.clone(),
-                name: Cow::Owned(set.clone()),
-                elem: Cow::Owned(elem),
-            };
+        for ((alias, part), ops) in by_set {
+            let set = set_name(alias, part);
             if !ops.delete.is_empty() {
-                self.commands.push(add(NfListObject::Element(element(ops.ensure))));
-                self.commands.push(NfObject::CmdObject(NfCmd::Delete(NfListObject::Element(element(ops.delete)))));
+                self.push_elements(false, &set, ops.ensure);
+                self.push_elements(true, &set, ops.delete);
             }
             if !ops.add.is_empty() {
-                self.commands.push(add(NfListObject::Element(element(ops.add))));
+                self.push_elements(false, &set, ops.add);
             }
         }
         Ok(())
     }
 
-    pub fn finish(self) -> Nftables<'static> {
-        Nftables { objects: Cow::Owned(self.commands) }
+    pub fn finish(self) -> Batch {
+        Batch { commands: self.commands }
     }
+}
+
+/// What an element comment says (expiry, creation, reason): the entries of one bulk change mostly say the same.
+type CommentKey<'e> = (Option<Timestamp>, Option<Timestamp>, &'e str);
+
+fn entry_net(alias: &str, entry: &AliasEntry) -> Result<IpNet, BackendError> {
+    portcullis_core::model::parse_net("ip_address", &entry.value)
+        .map_err(|e| BackendError::new(ErrorCode::ValidationError, format!("alias {alias}: {}", e.message)))
 }
 
 #[derive(Default)]
 struct ElementOps {
-    ensure: Vec<E<'static>>,
-    delete: Vec<E<'static>>,
-    add: Vec<E<'static>>,
-}
-
-fn timed(value: E<'static>, timeout: Option<u32>, comment: Option<String>) -> E<'static> {
-    E::Named(NE::Elem(Elem {
-        val: Box::new(value),
-        timeout,
-        expires: None,
-        comment: comment.map(Cow::Owned),
-        counter: None,
-    }))
+    ensure: Vec<SetElement>,
+    delete: Vec<SetElement>,
+    add: Vec<SetElement>,
 }
 
 pub fn rule_meta(rule: &Rule) -> RuleMeta {
@@ -399,5 +548,178 @@ pub fn rule_meta(rule: &Rule) -> RuleMeta {
         paused_until: rule.paused_until,
         created_at: rule.created_at,
         updated_at: rule.updated_at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeDelta, TimeZone, Utc};
+    use nftables::expr::Elem;
+    use portcullis_core::model::{Alias, AliasKind};
+    use portcullis_store::Store;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::translate::net_expr;
+
+    fn now() -> Timestamp {
+        Utc.timestamp_millis_opt(1_763_918_400_000).single().expect("time")
+    }
+
+    fn entry(value: &str, detail: &str) -> AliasEntry {
+        AliasEntry {
+            value: value.into(),
+            detail: detail.into(),
+            expires_at: Some(now() + TimeDelta::hours(1)),
+            created_at: Some(now()),
+        }
+    }
+
+    fn state_with(entries: Vec<AliasEntry>) -> RuleSet {
+        RuleSet {
+            interfaces: Vec::new(),
+            rules: Vec::new(),
+            aliases: vec![Alias {
+                name: "B".into(),
+                kind: AliasKind::Network,
+                description: String::new(),
+                entries,
+                managed: None,
+            }],
+        }
+    }
+
+    /// The element commands of the batch for these puts and removals: (verb, set, elements).
+    fn element_commands(current: &RuleSet, put: &[AliasEntry], remove: &[AliasEntry]) -> Vec<(String, String, Value)> {
+        let layout = Layout { table: "portcullis", interfaces: &[] };
+        let texts = TextStore::new(Arc::new(Store::open_in_memory().expect("store")));
+        let mut builder = BatchBuilder::new(&layout, &texts);
+        let put: Vec<(&str, &AliasEntry)> = put.iter().map(|e| ("B", e)).collect();
+        let remove: Vec<(&str, &AliasEntry)> = remove.iter().map(|e| ("B", e)).collect();
+        builder.elements(current, &put, &remove, now()).expect("elements");
+        let batch = serde_json::to_value(builder.finish()).expect("json");
+        batch["nftables"]
+            .as_array()
+            .expect("commands")
+            .iter()
+            .map(|command| {
+                let (verb, body) = command.as_object().and_then(|o| o.iter().next()).expect("one verb");
+                let element = &body["element"];
+                assert_eq!((element["family"].as_str(), element["table"].as_str()), (Some("inet"), Some("portcullis")));
+                (verb.clone(), element["name"].as_str().expect("set").to_string(), element["elem"].clone())
+            })
+            .collect()
+    }
+
+    fn timed(val: Value, detail: &str) -> Value {
+        json!({"elem": {"val": val, "timeout": 3600, "comment": format!("x=1763922000000 c=1763918400000 |{detail}")}})
+    }
+
+    #[test]
+    fn a_host_and_a_network_containing_it_go_to_separate_sets_per_family() {
+        let put = [
+            entry("192.0.2.7", "host"),
+            entry("192.0.2.0/24", "net"),
+            entry("2001:db8::7", "host6"),
+            entry("2001:db8:1::/64", "net6"),
+        ];
+        let commands = element_commands(&state_with(Vec::new()), &put, &[]);
+        let prefix = |addr: &str, len: u8| json!({"prefix": {"addr": addr, "len": len}});
+        let add = |set: &str, elem: Value| ("add".to_string(), set.to_string(), json!([elem]));
+        assert_eq!(
+            commands,
+            vec![
+                add("B_h4", timed(json!("192.0.2.7"), "host")),
+                add("B_n4", timed(prefix("192.0.2.0", 24), "net")),
+                add("B_h6", timed(json!("2001:db8::7"), "host6")),
+                add("B_n6", timed(prefix("2001:db8:1::", 64), "net6")),
+            ]
+        );
+    }
+
+    #[test]
+    fn removing_a_host_touches_only_its_hash_set_and_survives_a_kernel_expiry() {
+        let current = state_with(vec![entry("192.0.2.7", "host"), entry("192.0.2.0/24", "net")]);
+        let commands = element_commands(&current, &[], &[entry("192.0.2.7", "host")]);
+        assert_eq!(
+            commands,
+            vec![
+                ("add".into(), "B_h4".into(), json!([{"elem": {"val": "192.0.2.7", "timeout": 1}}])),
+                ("delete".into(), "B_h4".into(), json!(["192.0.2.7"])),
+            ],
+            "the network containing the host stays"
+        );
+        let commands = element_commands(&current, &[], &[entry("192.0.2.0/24", "net")]);
+        let net = json!({"prefix": {"addr": "192.0.2.0", "len": 24}});
+        assert_eq!(
+            commands,
+            vec![
+                ("add".into(), "B_n4".into(), json!([{"elem": {"val": net, "timeout": 1}}])),
+                ("delete".into(), "B_n4".into(), json!([net])),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_replaced_entry_is_deleted_and_added_again_with_its_new_timeout_and_comment() {
+        let current = state_with(vec![entry("2001:db8::7", "old reason")]);
+        let commands = element_commands(&current, &[entry("2001:db8::7", "new reason")], &[]);
+        assert_eq!(
+            commands,
+            vec![
+                ("add".into(), "B_h6".into(), json!([{"elem": {"val": "2001:db8::7", "timeout": 1}}])),
+                ("delete".into(), "B_h6".into(), json!(["2001:db8::7"])),
+                ("add".into(), "B_h6".into(), json!([timed(json!("2001:db8::7"), "new reason")])),
+            ]
+        );
+    }
+
+    #[test]
+    fn entries_of_one_bulk_change_share_one_comment_and_differ_where_their_times_differ() {
+        let mut later = entry("192.0.2.9", "feed");
+        later.expires_at = Some(now() + TimeDelta::hours(2));
+        let commands = element_commands(&state_with(Vec::new()), &[entry("192.0.2.8", "feed"), later], &[]);
+        assert_eq!(commands.len(), 1);
+        let comments: Vec<&str> =
+            commands[0].2.as_array().expect("elements").iter().filter_map(|e| e["elem"]["comment"].as_str()).collect();
+        assert_eq!(comments, ["x=1763922000000 c=1763918400000 |feed", "x=1763925600000 c=1763918400000 |feed"]);
+        assert_eq!(commands[0].2[1]["elem"]["timeout"], 7200);
+    }
+
+    /// The crate writes absent fields as `null`, which nft reads as absent.
+    fn without_nulls(mut value: Value) -> Value {
+        if let Some(map) = value.as_object_mut() {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(|v| *v = without_nulls(v.take()));
+        }
+        value
+    }
+
+    #[test]
+    fn elements_are_the_json_the_nftables_crate_writes_without_its_nulls() {
+        for value in ["192.0.2.7/32", "192.0.2.0/24", "2001:db8::7/128", "2001:db8::/48"] {
+            let net: IpNet = value.parse().expect("net");
+            for (timeout, comment) in
+                [(None, None), (Some(1), None), (Some(86400), Some("x=1 c=2 |a \"quoted\" reason"))]
+            {
+                let ours = SetElement { net, timeout, comment: comment.map(Arc::from) };
+                let crate_expr = if timeout.is_none() && comment.is_none() {
+                    net_expr(&net)
+                } else {
+                    E::Named(NE::Elem(Elem {
+                        val: Box::new(net_expr(&net)),
+                        timeout,
+                        expires: None,
+                        comment: comment.map(|c| Cow::Owned(c.to_string())),
+                        counter: None,
+                    }))
+                };
+                assert_eq!(
+                    serde_json::to_value(&ours).expect("ours"),
+                    without_nulls(serde_json::to_value(&crate_expr).expect("crate")),
+                    "{value} {timeout:?} {comment:?}"
+                );
+            }
+        }
     }
 }

@@ -28,6 +28,10 @@ pub struct ListedRule {
 /// One set as listed.
 #[derive(Debug, Clone, Default)]
 pub struct ListedSet {
+    /// nft's element type (`ipv4_addr`, `ipv6_addr`).
+    pub element_type: String,
+    /// Whether the set has `flags interval` (it can hold networks).
+    pub interval: bool,
     pub elements: Vec<ListedElement>,
 }
 
@@ -84,7 +88,9 @@ impl KernelTable {
                         .collect::<Result<_, _>>()?,
                     _ => Vec::new(),
                 };
-                table.sets.insert(name, ListedSet { elements });
+                let element_type = set["type"].as_str().unwrap_or_default().to_string();
+                let interval = set["flags"].as_array().is_some_and(|flags| flags.iter().any(|f| f == "interval"));
+                table.sets.insert(name, ListedSet { element_type, interval, elements });
                 continue;
             }
             if object.get("rule").is_none() && object.get("chain").is_none() {
@@ -419,7 +425,8 @@ pub fn aliases(table: &KernelTable, texts: &TextStore, now: Timestamp) -> Result
         );
     }
     for (set_name, set) in &table.sets {
-        let Some((alias_name, _)) = SetPart::split(set_name) else { continue };
+        let Some((alias_name, part)) = SetPart::split(set_name) else { continue };
+        check_layout(alias_name, part, set)?;
         let alias = by_name
             .get_mut(alias_name)
             .ok_or_else(|| unexpected(format!("set {set_name} belongs to no alias Portcullis described")))?;
@@ -428,6 +435,37 @@ pub fn aliases(table: &KernelTable, texts: &TextStore, now: Timestamp) -> Result
         }
     }
     Ok(by_name.into_values().collect())
+}
+
+/// Refuses a set that is not what Portcullis writes for its part (single addresses in a timed hash set, networks
+/// in a timed interval set, per family), or an element in the wrong one: removals go to the set an entry belongs
+/// in, so a table laid out otherwise (by hand, or by a build that kept everything in interval sets) would keep
+/// entries Portcullis believes removed.
+fn check_layout(alias_name: &str, part: SetPart, set: &ListedSet) -> Result<(), BackendError> {
+    let set_name = crate::translate::set_name(alias_name, part);
+    let wanted_type = if part.is_v6() { "ipv6_addr" } else { "ipv4_addr" };
+    let wanted_kind = if part.is_interval() { "an interval set of networks" } else { "a hash set of single addresses" };
+    let relayout = |what: String| {
+        BackendError::new(ErrorCode::UnexpectedResponse, what).with_hint(
+            "the table was not written by this Portcullis version: delete it (nft delete table inet <table>) and \
+             let Portcullis write it again; the blocks and grants it held must then be given again",
+        )
+    };
+    if set.element_type != wanted_type || set.interval != part.is_interval() {
+        return Err(relayout(format!(
+            "set {set_name} is {} of {}; Portcullis keeps {wanted_kind} of {wanted_type} there",
+            if set.interval { "an interval set" } else { "a hash set" },
+            set.element_type
+        )));
+    }
+    if let Some(stray) = set.elements.iter().find(|e| SetPart::of(&e.net) != part) {
+        return Err(relayout(format!(
+            "set {set_name} holds {}, which Portcullis keeps in set {}",
+            stray.net,
+            crate::translate::set_name(alias_name, SetPart::of(&stray.net))
+        )));
+    }
+    Ok(())
 }
 
 fn entry(element: &ListedElement, texts: &TextStore, now: Timestamp) -> Result<AliasEntry, BackendError> {
@@ -444,3 +482,76 @@ fn entry(element: &ListedElement, texts: &TextStore, now: Timestamp) -> Result<A
 
 /// Rule hit counts by rule id.
 pub type HitMap = HashMap<RuleId, Hits>;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::TimeZone;
+    use portcullis_core::model::AliasKind;
+    use portcullis_store::Store;
+
+    use super::*;
+
+    /// `nft -j list table inet portcullis` as nft 1.0.6 printed it for an alias with one entry in each of its four
+    /// sets (the table loaded with `nft -f` in a network namespace).
+    const LISTING: &str = r#"{"nftables":[{"metainfo":{"version":"1.0.6","release_name":"Lester Gooch #5","json_schema_version":1}},{"table":{"family":"inet","name":"portcullis","handle":1}},{"set":{"family":"inet","name":"B_h4","table":"portcullis","type":"ipv4_addr","handle":2,"flags":["timeout"],"elem":[{"elem":{"val":"192.0.2.7","timeout":3600,"expires":3599,"comment":"x=1763922000000 c=1763918400000 |ssh brute force"}}]}},{"set":{"family":"inet","name":"B_n4","table":"portcullis","type":"ipv4_addr","handle":3,"flags":["interval","timeout"],"elem":[{"elem":{"val":{"prefix":{"addr":"192.0.2.0","len":24}},"timeout":7200,"expires":7199,"comment":"x=1763925600000 c=1763918400000 |scanner net"}}]}},{"set":{"family":"inet","name":"B_h6","table":"portcullis","type":"ipv6_addr","handle":4,"flags":["timeout"],"elem":[{"elem":{"val":"2001:db8::7","comment":"c=1763918400000 |permanent"}}]}},{"set":{"family":"inet","name":"B_n6","table":"portcullis","type":"ipv6_addr","handle":5,"flags":["interval","timeout"],"elem":[{"elem":{"val":{"prefix":{"addr":"2001:db8:1::","len":64}},"timeout":3600,"expires":3599,"comment":"x=1763922000000 c=1763918400000 |v6 net"}}]}},{"chain":{"family":"inet","table":"portcullis","name":"aliases","handle":1}},{"rule":{"family":"inet","table":"portcullis","chain":"aliases","handle":6,"comment":"pc1 n=B k=network m=block_list |blocks","expr":[{"counter":{"packets":0,"bytes":0}}]}}]}"#;
+
+    fn millis(ms: i64) -> Option<Timestamp> {
+        chrono::Utc.timestamp_millis_opt(ms).single()
+    }
+
+    fn read(listing: &str) -> Result<Vec<Alias>, BackendError> {
+        let texts = TextStore::new(Arc::new(Store::open_in_memory().expect("store")));
+        aliases(&KernelTable::parse(listing)?, &texts, chrono::Utc::now())
+    }
+
+    #[test]
+    fn the_four_sets_of_an_alias_read_back_as_one_list_with_exact_times() {
+        let aliases = read(LISTING).expect("read");
+        assert_eq!(aliases.len(), 1);
+        let alias = &aliases[0];
+        assert_eq!(
+            (alias.name.as_str(), alias.kind, alias.managed.as_deref()),
+            ("B", AliasKind::Network, Some("block_list"))
+        );
+        let mut entries: Vec<(String, String, Option<Timestamp>)> =
+            alias.entries.iter().map(|e| (e.value.clone(), e.detail.clone(), e.expires_at)).collect();
+        entries.sort();
+        assert_eq!(
+            entries,
+            vec![
+                ("192.0.2.0/24".into(), "scanner net".into(), millis(1_763_925_600_000)),
+                ("192.0.2.7".into(), "ssh brute force".into(), millis(1_763_922_000_000)),
+                ("2001:db8:1::/64".into(), "v6 net".into(), millis(1_763_922_000_000)),
+                ("2001:db8::7".into(), "permanent".into(), None),
+            ]
+        );
+        assert!(alias.entries.iter().all(|e| e.created_at == millis(1_763_918_400_000)));
+    }
+
+    #[test]
+    fn hosts_kept_in_an_interval_set_are_refused_as_another_layout() {
+        let interval_hosts = LISTING.replace(
+            r#""name":"B_h4","table":"portcullis","type":"ipv4_addr","handle":2,"flags":["timeout"]"#,
+            r#""name":"B_h4","table":"portcullis","type":"ipv4_addr","handle":2,"flags":["interval","timeout"]"#,
+        );
+        assert_ne!(interval_hosts, LISTING);
+        let err = read(&interval_hosts).unwrap_err();
+        assert_eq!(err.code, ErrorCode::UnexpectedResponse);
+        assert!(err.message.contains("set B_h4 is an interval set of ipv4_addr"), "{}", err.message);
+        assert!(err.hint.as_deref().is_some_and(|h| h.contains("nft delete table")), "{:?}", err.hint);
+    }
+
+    #[test]
+    fn a_host_in_a_network_set_is_refused() {
+        let stray = LISTING.replace(r#"{"prefix":{"addr":"192.0.2.0","len":24}}"#, r#""192.0.2.9""#);
+        assert_ne!(stray, LISTING);
+        let err = read(&stray).unwrap_err();
+        assert!(
+            err.message.contains("set B_n4 holds 192.0.2.9/32, which Portcullis keeps in set B_h4"),
+            "{}",
+            err.message
+        );
+    }
+}

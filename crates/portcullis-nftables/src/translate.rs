@@ -30,7 +30,7 @@ pub const ALIASES_CHAIN: &str = "aliases";
 pub const GENERATION_SET: &str = "generation";
 
 /// Which of an alias' four sets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SetPart {
     Hosts4,
     Nets4,
@@ -351,4 +351,146 @@ pub fn rule_statements(
         return Err(unsupported(format!("rule {} matches no address family", rule.rule_id)));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use portcullis_core::model::{Alias, RuleId};
+
+    use super::*;
+
+    fn net(s: &str) -> IpNet {
+        s.parse().expect("net")
+    }
+
+    #[test]
+    fn single_addresses_go_to_hash_sets_and_prefixes_to_interval_sets_per_family() {
+        let cases = [
+            ("192.0.2.7/32", SetPart::Hosts4),
+            ("192.0.2.0/24", SetPart::Nets4),
+            ("192.0.2.6/31", SetPart::Nets4),
+            ("0.0.0.0/0", SetPart::Nets4),
+            ("2001:db8::7/128", SetPart::Hosts6),
+            ("2001:db8::/64", SetPart::Nets6),
+            ("2001:db8::6/127", SetPart::Nets6),
+        ];
+        for (value, part) in cases {
+            assert_eq!(SetPart::of(&net(value)), part, "{value}");
+        }
+    }
+
+    #[test]
+    fn host_sets_are_plain_timed_hash_sets_and_network_sets_interval_sets() {
+        for part in SetPart::ALL {
+            let set = set_def("portcullis", "PORTCULLIS_BLOCK", part);
+            let flags = set.flags.expect("flags");
+            assert!(flags.contains(&SetFlag::Timeout), "{part:?}: every set keeps per-element timeouts");
+            assert_eq!(flags.contains(&SetFlag::Interval), part.is_interval(), "{part:?}");
+            assert_eq!(flags.len(), 1 + usize::from(part.is_interval()), "{part:?}: no other flags");
+            let family = if part.is_v6() { SetType::Ipv6Addr } else { SetType::Ipv4Addr };
+            assert_eq!(set.set_type, SetTypeValue::Single(family), "{part:?}");
+            assert_eq!(SetPart::split(&set.name), Some(("PORTCULLIS_BLOCK", part)));
+        }
+        assert_eq!(SetPart::split("PORTCULLIS_BLOCK"), None);
+        assert_eq!(SetPart::split("generation"), None);
+    }
+
+    #[test]
+    fn an_entry_is_written_as_an_address_or_a_prefix() {
+        assert_eq!(net_expr(&net("192.0.2.7/32")), E::String("192.0.2.7".into()));
+        assert_eq!(
+            net_expr(&net("2001:db8::/64")),
+            E::Named(NE::Prefix(Prefix { addr: Box::new(E::String("2001:db8::".into())), len: 64 }))
+        );
+    }
+
+    fn alias_state() -> RuleSet {
+        RuleSet {
+            interfaces: Vec::new(),
+            rules: Vec::new(),
+            aliases: vec![Alias {
+                name: "BAD".into(),
+                kind: AliasKind::Network,
+                description: String::new(),
+                entries: Vec::new(),
+                managed: None,
+            }],
+        }
+    }
+
+    fn rule_from(source: AddressMatch) -> Rule {
+        Rule {
+            rule_id: RuleId("17639184000".into()),
+            interface: "lan".into(),
+            direction: Direction::In,
+            action: Action::Block,
+            ip_version: IpVersion::Inet46,
+            protocol: Protocol::Any,
+            source,
+            source_port: PortMatch::Any,
+            destination: AddressMatch::ANY,
+            destination_port: PortMatch::Any,
+            description: String::new(),
+            enabled: true,
+            log: false,
+            managed: None,
+            paused_until: None,
+            created_at: None,
+            updated_at: None,
+        }
+    }
+
+    /// The (address field, operator, set) of every set match in each nft rule.
+    fn set_matches(rules: &[Vec<S<'static>>]) -> Vec<Vec<(String, Operator, String)>> {
+        rules
+            .iter()
+            .map(|statements| {
+                statements
+                    .iter()
+                    .filter_map(|s| match s {
+                        S::Match(Match {
+                            left: E::Named(NE::Payload(Payload::PayloadField(f))),
+                            right: E::String(set),
+                            op,
+                        }) => Some((format!("{} {}", f.protocol, f.field), *op, set.to_string())),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_rule_on_an_alias_matches_both_sets_of_each_family() {
+        let state = alias_state();
+        let alias = AddressMatch { target: AddressTarget::Alias("BAD".into()), negate: false };
+        let rules = rule_statements(&state, &rule_from(alias), true, Hits::default()).expect("rules");
+        let eq = |field: &str, set: &str| vec![(field.to_string(), Operator::EQ, set.to_string())];
+        assert_eq!(
+            set_matches(&rules),
+            vec![
+                eq("ip saddr", "@BAD_h4"),
+                eq("ip saddr", "@BAD_n4"),
+                eq("ip6 saddr", "@BAD_h6"),
+                eq("ip6 saddr", "@BAD_n6")
+            ],
+            "one nft rule per set: a packet in either set of its family matches"
+        );
+        assert!(rules.iter().all(|r| matches!(r.last(), Some(S::Drop(None)))));
+    }
+
+    #[test]
+    fn a_negated_alias_is_outside_both_sets_of_the_packets_family() {
+        let state = alias_state();
+        let alias = AddressMatch { target: AddressTarget::Alias("BAD".into()), negate: true };
+        let rules = rule_statements(&state, &rule_from(alias), true, Hits::default()).expect("rules");
+        let neq = |field: &str, set: &str| (field.to_string(), Operator::NEQ, set.to_string());
+        assert_eq!(
+            set_matches(&rules),
+            vec![
+                vec![neq("ip saddr", "@BAD_h4"), neq("ip saddr", "@BAD_n4")],
+                vec![neq("ip6 saddr", "@BAD_h6"), neq("ip6 saddr", "@BAD_n6")],
+            ]
+        );
+    }
 }

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //!  client (10.77.1.2 and 10.77.1.3)  ──lan0── router ──wan0──  server (10.77.2.2, TCP 8080 and 8081 listening)
+//!  client (fd77:1::2 and fd77:1::3)                           server (fd77:2::2, for IPv6 pings)
 //! ```
 //!
 //! These tests need root, `ip`, `nft`, `ping` and `nc` (netcat-openbsd); `scripts/test` installs them. They fail
@@ -23,6 +24,9 @@ pub const CLIENT_A: &str = "10.77.1.2";
 pub const CLIENT_B: &str = "10.77.1.3";
 pub const ROUTER_LAN: &str = "10.77.1.1";
 pub const SERVER: &str = "10.77.2.2";
+pub const CLIENT6_A: &str = "fd77:1::2";
+pub const CLIENT6_B: &str = "fd77:1::3";
+pub const SERVER6: &str = "fd77:2::2";
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
@@ -50,6 +54,10 @@ impl Topology {
         for ns in [&t.client, &t.router, &t.server] {
             run(&["ip", "netns", "add", ns]);
             run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+            // No duplicate address detection on the links made next: a tentative link-local address delays
+            // neighbour discovery and loses the first IPv6 packets.
+            let no_dad = ["net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0"];
+            run(&["ip", "netns", "exec", ns, "sysctl", "-qw", no_dad[0], no_dad[1]]);
         }
         run(&[
             "ip", "-n", &t.router, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0", "netns", &t.client,
@@ -63,12 +71,22 @@ impl Topology {
         addr(&t.client, "10.77.1.2/24", "eth0");
         addr(&t.client, "10.77.1.3/24", "eth0");
         addr(&t.server, "10.77.2.2/24", "eth0");
+        let addr6 =
+            |ns: &str, cidr: &str, dev: &str| run(&["ip", "-n", ns, "-6", "address", "add", cidr, "dev", dev, "nodad"]);
+        addr6(&t.router, "fd77:1::1/64", "lan0");
+        addr6(&t.router, "fd77:2::1/64", "wan0");
+        addr6(&t.client, "fd77:1::2/64", "eth0");
+        addr6(&t.client, "fd77:1::3/64", "eth0");
+        addr6(&t.server, "fd77:2::2/64", "eth0");
         for (ns, dev) in [(&t.router, "lan0"), (&t.router, "wan0"), (&t.client, "eth0"), (&t.server, "eth0")] {
             run(&["ip", "-n", ns, "link", "set", dev, "up"]);
         }
         run(&["ip", "-n", &t.client, "route", "add", "default", "via", "10.77.1.1"]);
         run(&["ip", "-n", &t.server, "route", "add", "default", "via", "10.77.2.1"]);
+        run(&["ip", "-n", &t.client, "-6", "route", "add", "default", "via", "fd77:1::1"]);
+        run(&["ip", "-n", &t.server, "-6", "route", "add", "default", "via", "fd77:2::1"]);
         run(&["ip", "netns", "exec", &t.router, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        run(&["ip", "netns", "exec", &t.router, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
         let mut t = t;
         for port in ["8080", "8081"] {
             let child = Command::new("ip")
@@ -105,6 +123,19 @@ impl Topology {
             .status()
             .expect("ping (apt-get install iputils-ping)")
             .success()
+    }
+
+    /// Whether both IPv6 sources of the client reach the server: the first packet to a new IPv6 neighbour can
+    /// wait a second for neighbour discovery, longer than [`Topology::ping`] waits, so this also warms them up.
+    pub fn ipv6_ready(&self) -> bool {
+        [CLIENT6_A, CLIENT6_B].into_iter().all(|source| {
+            Command::new("ip")
+                .args(["netns", "exec", &self.client, "ping", "-c1", "-W3", "-I", source, SERVER6])
+                .stdout(Stdio::null())
+                .status()
+                .expect("ping")
+                .success()
+        })
     }
 
     /// A TCP connect from `source` (an address of the client) to the server.
