@@ -1,6 +1,10 @@
 //! The tool catalogue: names, descriptions, operations, annotations and schemas. Transports list tools from
 //! here and call them through `ToolService::call`; there is no other way in.
 
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
 use portcullis_guard::{Category, Level, RateClass, Requirement};
 use schemars::{JsonSchema, SchemaGenerator, generate::SchemaSettings};
 use serde_json::{Map, Value};
@@ -30,11 +34,23 @@ pub struct ToolDef {
     pub rate_class: RateClass,
     pub destructive: bool,
     pub idempotent: bool,
-    pub input_schema: Map<String, Value>,
-    pub output_schema: Map<String, Value>,
+    pub input_schema: Schema,
+    pub output_schema: Schema,
 }
 
-fn schema_of<T: JsonSchema>() -> Map<String, Value> {
+/// A JSON schema, shared: a dozen change tools return the same result type, and a server holds its tools' schemas
+/// for its whole life (as JSON trees they are most of its heap at idle).
+pub type Schema = Arc<Map<String, Value>>;
+
+/// The schema of `T`, made once per process and type.
+fn schema_of<T: JsonSchema + 'static>() -> Schema {
+    static MADE: OnceLock<Mutex<HashMap<TypeId, Schema>>> = OnceLock::new();
+    let made = MADE.get_or_init(Mutex::default);
+    let mut made = made.lock().unwrap_or_else(|p| p.into_inner());
+    made.entry(TypeId::of::<T>()).or_insert_with(|| Arc::new(generate_schema::<T>())).clone()
+}
+
+fn generate_schema<T: JsonSchema>() -> Map<String, Value> {
     // Draft 2020-12 with definitions inlined where possible, which MCP clients validate without resolvers.
     let settings = SchemaSettings::draft2020_12().with(|s| s.inline_subschemas = true);
     let schema = SchemaGenerator::new(settings).into_root_schema_for::<T>();
@@ -81,7 +97,7 @@ fn objects_for_boolean_schemas(value: &mut Value) {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn def<A: JsonSchema, R: JsonSchema>(
+fn def<A: JsonSchema + 'static, R: JsonSchema + 'static>(
     name: &'static str,
     title: &'static str,
     operation: &'static str,

@@ -35,11 +35,19 @@ fn every_catalogue_tool_has_a_handler_and_schemas() {
         assert_eq!(def.input_schema.get("type"), Some(&json!("object")), "{}", def.name);
         assert_eq!(def.output_schema.get("type"), Some(&json!("object")), "{}", def.name);
         for schema in [&def.input_schema, &def.output_schema] {
-            if let Some(path) = boolean_subschema(&Value::Object(schema.clone()), String::new()) {
+            if let Some(path) = boolean_subschema(&Value::Object((**schema).clone()), String::new()) {
                 panic!("{}: boolean schema at {path} (MCP clients refuse them)", def.name);
             }
         }
     }
+}
+
+#[test]
+fn tools_with_the_same_result_type_share_one_schema() {
+    let tools = catalogue();
+    let schema = |name: &str| tools.iter().find(|d| d.name == name).map(|d| d.output_schema.clone()).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&schema("block_ip_address"), &schema("unblock_ip_address")));
+    assert!(!std::sync::Arc::ptr_eq(&schema("block_ip_address"), &schema("get_firewall_rules")));
 }
 
 /// The path of a `true`/`false` schema under `properties`, `items` or `additionalProperties`, if any.

@@ -244,8 +244,8 @@ pub fn print_catalogue(defs: &[ToolDef], json: bool) -> anyhow::Result<()> {
             .map(|d| {
                 serde_json::json!({
                     "name": d.name, "title": d.title, "description": d.description, "operation": d.operation,
-                    "read_only": d.kind == ToolKind::Read, "input_schema": d.input_schema,
-                    "output_schema": d.output_schema,
+                    "read_only": d.kind == ToolKind::Read, "input_schema": *d.input_schema,
+                    "output_schema": *d.output_schema,
                 })
             })
             .collect();

@@ -318,9 +318,9 @@ fn to_mcp_tool(def: &ToolDef) -> Tool {
         .destructive(def.destructive)
         .idempotent(def.idempotent)
         .open_world(false);
-    Tool::new(def.name, def.description, Arc::new(def.input_schema.clone()))
+    Tool::new(def.name, def.description, def.input_schema.clone())
         .with_title(def.title)
-        .with_raw_output_schema(Arc::new(def.output_schema.clone()))
+        .with_raw_output_schema(def.output_schema.clone())
         .with_annotations(annotations)
 }
 
