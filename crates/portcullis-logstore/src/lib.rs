@@ -80,6 +80,19 @@ struct HourCache {
     bytes: usize,
 }
 
+impl HourCache {
+    /// Takes in what the hour's rollup file held (nothing if it was missing or unreadable): the cache is loaded.
+    fn install(&mut self, file: Option<(u64, Rollup)>) {
+        self.loaded = true;
+        if let Some((covered, rollup)) = file {
+            self.covered = covered;
+            self.persisted = covered;
+            self.bytes = rollup.approx_bytes();
+            self.rollup = rollup;
+        }
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     devices: Vec<String>,
@@ -322,12 +335,7 @@ impl LogStore {
     fn refresh_hour(&self, inner: &mut Inner, hour: i64) -> Result<(), StoreError> {
         let cache = inner.hours.entry(hour).or_default();
         if !cache.loaded {
-            cache.loaded = true;
-            if let Some((covered, rollup)) = self.read_hour_file(hour) {
-                cache.covered = covered;
-                cache.persisted = covered;
-                cache.rollup = rollup;
-            }
+            cache.install(self.read_hour_file(hour));
         }
         let path = self.seg_path(hour);
         let len = match fs::metadata(&path) {
@@ -369,24 +377,21 @@ impl LogStore {
         if let Some(cache) = inner.hours.get_mut(&hour)
             && !cache.loaded
         {
-            cache.loaded = true;
-            if let Some((covered, rollup)) = decoded {
-                cache.covered = covered;
-                cache.persisted = covered;
-                cache.bytes = rollup.approx_bytes();
-                cache.rollup = rollup;
-            }
+            cache.install(decoded);
         }
+    }
+
+    /// Whole records in an hour's segment now (0 when there is none).
+    fn segment_records(&self, hour: i64) -> u64 {
+        fs::metadata(self.seg_path(hour)).map_or(0, |m| m.len() / RECORD_SIZE as u64)
     }
 
     /// Records of one hour, in file order.
     pub fn hour_records(&self, hour: i64) -> Result<Vec<Record>, StoreError> {
-        let path = self.seg_path(hour);
-        let len = match fs::metadata(&path) {
-            Ok(m) => m.len() / RECORD_SIZE as u64,
-            Err(_) => return Ok(Vec::new()),
-        };
-        read_records(&path, 0, len)
+        match self.segment_records(hour) {
+            0 => Ok(Vec::new()),
+            len => read_records(&self.seg_path(hour), 0, len),
+        }
     }
 
     fn hours_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<i64>, StoreError> {
@@ -500,9 +505,7 @@ impl LogStore {
 
     /// The record count of each segment of `len` hours from `first_hour`: what a block rollup was made from.
     fn block_signature(&self, first_hour: i64, len: i64) -> Vec<u64> {
-        (first_hour..first_hour + len)
-            .map(|h| fs::metadata(self.seg_path(h)).map(|m| m.len() / RECORD_SIZE as u64).unwrap_or(0))
-            .collect()
+        (first_hour..first_hour + len).map(|h| self.segment_records(h)).collect()
     }
 
     /// The merged rollup of `len` hours from `first_hour`: from memory, else from its file, else merged from
@@ -680,7 +683,7 @@ impl LogStore {
     pub fn hourly_counts(&self, from_ms: i64, to_ms: i64) -> Result<BTreeMap<i64, u64>, StoreError> {
         let mut out = BTreeMap::new();
         for hour in self.hours_between(from_ms, to_ms)? {
-            let len = fs::metadata(self.seg_path(hour)).map(|m| m.len() / RECORD_SIZE as u64).unwrap_or(0);
+            let len = self.segment_records(hour);
             out.insert(hour * HOUR_MS, len);
         }
         Ok(out)
