@@ -170,6 +170,24 @@ pub fn protocol_name(protocol: u8, v6: bool) -> String {
     }
 }
 
+/// A blocked-or-passed inbound TCP record from `src` to one port, for the crate's tests.
+#[cfg(test)]
+pub(crate) fn test_record(ts_ms: i64, src: &str, port: u16, action: crate::entry::Action) -> Record {
+    Record {
+        ts_ms,
+        interface: 0,
+        action,
+        direction: crate::entry::Direction::In,
+        protocol: 6,
+        src: src.parse().unwrap(),
+        dst: "198.51.100.2".parse().unwrap(),
+        src_port: Some(40000),
+        dst_port: Some(port),
+        tracker: Some(7),
+        length: 60,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -226,24 +226,8 @@ pub fn severity(score: u8) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compact::Record;
-    use crate::entry::{Action, Direction};
-
-    fn rec(ts_ms: i64, src: &str, port: u16, action: Action) -> Record {
-        Record {
-            ts_ms,
-            interface: 0,
-            action,
-            direction: Direction::In,
-            protocol: 6,
-            src: src.parse().unwrap(),
-            dst: "198.51.100.2".parse().unwrap(),
-            src_port: Some(40000),
-            dst_port: Some(port),
-            tracker: None,
-            length: 60,
-        }
-    }
+    use crate::compact::test_record as rec;
+    use crate::entry::Action;
 
     #[test]
     fn finds_scanner_and_brute_forcer_and_not_normal_hosts() {

@@ -580,21 +580,7 @@ mod tests {
         assert!(serde_json::from_str::<PortSet>(&serde_json::to_string(&too_many).unwrap()).is_err());
     }
 
-    fn rec(ts_ms: i64, src: &str, port: u16, action: Action) -> Record {
-        Record {
-            ts_ms,
-            interface: 0,
-            action,
-            direction: Direction::In,
-            protocol: 6,
-            src: src.parse().unwrap(),
-            dst: "198.51.100.2".parse().unwrap(),
-            src_port: Some(40000),
-            dst_port: Some(port),
-            tracker: Some(7),
-            length: 60,
-        }
-    }
+    use crate::compact::test_record as rec;
 
     #[test]
     fn merging_hour_rollups_equals_one_rollup_of_everything() {
