@@ -63,11 +63,12 @@ pub struct TrafficOptions {
     pub peak_per_hour: u32,
 }
 
-/// Deterministic pseudo-random numbers (SplitMix64): reproducible runs without a dependency.
-struct Rng(u64);
+/// Deterministic pseudo-random numbers (SplitMix64) from a seed: reproducible runs without a dependency.
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -76,7 +77,7 @@ impl Rng {
     }
 
     fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
+        if n == 0 { 0 } else { self.next_u64() % n }
     }
 }
 

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use portcullis_guard::{Auditor, CallContext, Guard, GuardSettings, Principal, Transport};
+use portcullis_lab::traffic::Rng;
 use portcullis_lab::{LabFirewall, default_interfaces, lab_interfaces};
 use portcullis_logs::compact::Record;
 use portcullis_logs::rollup::HOUR_MS;
@@ -21,20 +22,9 @@ use portcullis_store::Store;
 use portcullis_tools::{Target, ToolService};
 use serde_json::json;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
 /// 70% LAN clients passing to the web, 30% internet sources (a heavy-tailed pool of 50,000) blocked on WAN.
 fn record(rng: &mut Rng, ts_ms: i64, wan: u16, lan: u16) -> Record {
-    let r = rng.next();
+    let r = rng.next_u64();
     if r % 10 < 7 {
         Record {
             ts_ms,
