@@ -120,7 +120,14 @@ impl NftablesFirewall {
 
     /// `nft -j list table inet NAME`, or `None` when the table does not exist yet.
     pub async fn list_table_json(&self) -> Result<Option<String>, BackendError> {
-        match self.settings.runner.nft(&["-j", "list", "table", "inet", &self.settings.table]).await {
+        self.list_table(&["-j"]).await
+    }
+
+    /// The table listed with `flags` before `list` (`-t` leaves set elements out), or `None` when it does not exist.
+    async fn list_table(&self, flags: &[&str]) -> Result<Option<String>, BackendError> {
+        let table = ["list", "table", "inet", self.settings.table.as_str()];
+        let args: Vec<&str> = flags.iter().copied().chain(table).collect();
+        match self.settings.runner.nft(&args).await {
             Ok(json) => Ok(Some(json)),
             Err(e) if e.is_missing_table() => Ok(None),
             Err(e) => Err(e.into_backend("nft list table")),
@@ -144,6 +151,14 @@ impl NftablesFirewall {
             Some(json) => KernelTable::parse(json)?,
             None => KernelTable::default(),
         };
+        let (rules, hits) = self.rules_and_hits(&kernel)?;
+        let state = RuleSet { interfaces: Vec::new(), rules, aliases: aliases(&kernel, &self.texts, now)? };
+        Ok(Current { exists: json.is_some(), kernel, state, hits })
+    }
+
+    /// The model rules of the listed chains, with what each matched (a rule in both directions sums its two nft
+    /// counters).
+    fn rules_and_hits(&self, kernel: &KernelTable) -> Result<(Vec<Rule>, HitMap), BackendError> {
         let mut rules = Vec::new();
         let mut hits = HitMap::new();
         for (logical, _) in &self.settings.interfaces {
@@ -152,9 +167,9 @@ impl NftablesFirewall {
                 rules.extend(self.seed_rules(logical));
                 continue;
             }
-            let inbound = chain_rules(&kernel, &in_chain, logical, Direction::In, &self.texts)?;
+            let inbound = chain_rules(kernel, &in_chain, logical, Direction::In, &self.texts)?;
             let outbound =
-                chain_rules(&kernel, &rule_chain(logical, Direction::Out), logical, Direction::Out, &self.texts)?;
+                chain_rules(kernel, &rule_chain(logical, Direction::Out), logical, Direction::Out, &self.texts)?;
             let out_ids: HashSet<RuleId> = outbound.iter().map(|(r, _)| r.rule_id.clone()).collect();
             let in_ids: HashSet<RuleId> = inbound.iter().map(|(r, _)| r.rule_id.clone()).collect();
             for (mut rule, h) in inbound {
@@ -175,8 +190,7 @@ impl NftablesFirewall {
                 }
             }
         }
-        let state = RuleSet { interfaces: Vec::new(), rules, aliases: aliases(&kernel, &self.texts, now)? };
-        Ok(Current { exists: json.is_some(), kernel, state, hits })
+        Ok((rules, hits))
     }
 
     /// The rules a new interface chain starts with.
@@ -378,11 +392,16 @@ impl Firewall for NftablesFirewall {
         Ok(Some(self.link_counters().await?))
     }
 
+    /// From a listing without set elements: counters live on the rules, and a block list of 100,000 entries
+    /// would otherwise be listed and parsed for nothing.
     async fn rule_hits(&self) -> Result<Option<Vec<RuleHits>>, BackendError> {
+        let kernel = match self.list_table(&["-j", "-t"]).await? {
+            Some(json) => KernelTable::parse(&json)?,
+            None => KernelTable::default(),
+        };
         let mut rules: Vec<RuleHits> = self
-            .read_table()
-            .await?
-            .hits
+            .rules_and_hits(&kernel)?
+            .1
             .into_iter()
             .map(|(rule_id, h)| RuleHits { rule_id, packets: h.packets, bytes: h.bytes })
             .collect();
