@@ -211,6 +211,9 @@ pub struct DashboardResult {
     pub log_gap: Option<LogGap>,
 }
 
+/// `get_dashboard_data`: one call's overview of a target.
+pub(crate) struct Dashboard;
+
 impl ToolService {
     /// Gives each target its log store (targets without one answer log tools with an error).
     pub fn with_log_stores(mut self, stores: HashMap<String, Arc<LogStore>>) -> Self {

@@ -42,18 +42,38 @@ pub fn parse_args<T: DeserializeOwned>(args: &Value) -> Result<T, CallError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
-        let field = if path == "." || path.is_empty() {
-            missing_field_name(&inner).unwrap_or_else(|| "arguments".into())
-        } else {
-            path
-        };
-        CallError::from(FieldError::new(field, inner))
+        if path != "." && !path.is_empty() {
+            return CallError::from(FieldError::new(path, inner));
+        }
+        if let Some(field) = missing_field_name(&inner) {
+            return CallError::from(FieldError::new(field, inner));
+        }
+        // serde loses the path of a flattened field; the change options are the one flattened type, so an error
+        // at the root is looked for there.
+        match serde_path_to_error::deserialize::<_, ChangeOptions>(args.clone()) {
+            Err(e) if !e.path().to_string().is_empty() && e.path().to_string() != "." => {
+                CallError::from(FieldError::new(e.path().to_string(), e.into_inner().to_string()))
+            }
+            _ => CallError::from(FieldError::new("arguments", inner)),
+        }
     })
 }
 
 fn missing_field_name(message: &str) -> Option<String> {
     let rest = message.strip_prefix("missing field `")?;
     Some(rest.split('`').next()?.to_string())
+}
+
+// The options every change tool takes, flattened into its arguments (a plain comment: a doc comment would
+// become the description of every change tool's input schema).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+pub struct ChangeOptions {
+    /// Return the plan and change nothing.
+    pub dry_run: Option<bool>,
+    /// Apply now and undo automatically unless `confirm_change` arrives within this time (e.g. 5m).
+    pub confirm_within: Option<String>,
+    /// The firewall to change; the default target when omitted.
+    pub target: Option<String>,
 }
 
 /// Arguments every tool accepts.
@@ -194,11 +214,8 @@ pub struct CreateFirewallRuleArgs {
     pub direction: Option<String>,
     /// inet, inet6 or inet46; follows the addresses when omitted.
     pub ip_version: Option<String>,
-    /// Return the plan and change nothing.
-    pub dry_run: Option<bool>,
-    /// Apply now and undo automatically unless `confirm_change` arrives within this time (e.g. 5m).
-    pub confirm_within: Option<String>,
-    pub target: Option<String>,
+    #[serde(flatten)]
+    pub change: ChangeOptions,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -215,19 +232,15 @@ pub struct ModifyFirewallRuleArgs {
     pub log: Option<bool>,
     pub position: Option<u32>,
     pub ip_version: Option<String>,
-    pub dry_run: Option<bool>,
-    /// Apply now and undo automatically unless `confirm_change` arrives within this time (e.g. 5m).
-    pub confirm_within: Option<String>,
-    pub target: Option<String>,
+    #[serde(flatten)]
+    pub change: ChangeOptions,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct RuleIdArgs {
     pub rule_id: StrOrNum,
-    pub dry_run: Option<bool>,
-    /// Apply now and undo automatically unless `confirm_change` arrives within this time (e.g. 5m).
-    pub confirm_within: Option<String>,
-    pub target: Option<String>,
+    #[serde(flatten)]
+    pub change: ChangeOptions,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -235,10 +248,8 @@ pub struct PauseRuleArgs {
     pub rule_id: StrOrNum,
     /// How long to pause, 1-1440 minutes (default 60). The rule resumes by itself.
     pub minutes: Option<i64>,
-    pub dry_run: Option<bool>,
-    /// Apply now and undo automatically unless `confirm_change` arrives within this time (e.g. 5m).
-    pub confirm_within: Option<String>,
-    pub target: Option<String>,
+    #[serde(flatten)]
+    pub change: ChangeOptions,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -250,10 +261,8 @@ pub struct BlockIpAddressArgs {
     /// 30m, 1h, 24h, 7d, ... or permanent. The block expires by itself.
     pub duration: String,
     pub reason: String,
-    pub dry_run: Option<bool>,
-    /// Apply now and undo automatically unless `confirm_change` arrives within this time (e.g. 5m).
-    pub confirm_within: Option<String>,
-    pub target: Option<String>,
+    #[serde(flatten)]
+    pub change: ChangeOptions,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -261,10 +270,8 @@ pub struct UnblockIpAddressArgs {
     pub ip_address: String,
     /// Only the block on this interface; every block of the address when omitted.
     pub interface: Option<String>,
-    pub dry_run: Option<bool>,
-    /// Apply now and undo automatically unless `confirm_change` arrives within this time (e.g. 5m).
-    pub confirm_within: Option<String>,
-    pub target: Option<String>,
+    #[serde(flatten)]
+    pub change: ChangeOptions,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -283,10 +290,8 @@ pub struct GrantAccessArgs {
     /// The destination of the created rule (default: the interface's own address, `iface:ip`).
     pub destination: Option<String>,
     pub port: Option<StrOrNum>,
-    pub dry_run: Option<bool>,
-    /// Apply now and undo automatically unless `confirm_change` arrives within this time (e.g. 5m).
-    pub confirm_within: Option<String>,
-    pub target: Option<String>,
+    #[serde(flatten)]
+    pub change: ChangeOptions,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -294,10 +299,8 @@ pub struct RevokeAccessArgs {
     pub ip_address: String,
     /// Only this grant list; every grant list when omitted.
     pub alias: Option<String>,
-    pub dry_run: Option<bool>,
-    /// Apply now and undo automatically unless `confirm_change` arrives within this time (e.g. 5m).
-    pub confirm_within: Option<String>,
-    pub target: Option<String>,
+    #[serde(flatten)]
+    pub change: ChangeOptions,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -341,12 +344,8 @@ pub struct SetEgressPolicyArgs {
     pub include_firewall_apis: Option<bool>,
     /// Allow the MCP clients: the configured client networks and the calling client's address (default true).
     pub include_mcp_clients: Option<bool>,
-    /// Return the plan and change nothing.
-    pub dry_run: Option<bool>,
-    /// Apply now and undo automatically unless `confirm_change` arrives within this time (e.g. 5m).
-    pub confirm_within: Option<String>,
-    /// An nftables target on the host that runs Portcullis.
-    pub target: Option<String>,
+    #[serde(flatten)]
+    pub change: ChangeOptions,
 }
 
 /// One flow an egress policy allows.

@@ -1,17 +1,21 @@
-//! The tool catalogue: names, descriptions, operations, annotations and schemas. Transports list tools from
-//! here and call them through `ToolService::call`; there is no other way in.
+//! The tool catalogue: every tool is declared once, as a type implementing [`Tool`] (its metadata, access,
+//! argument type, result type and route), and [`row`] turns the declaration into the [`ToolDef`] transports list
+//! and `ToolService::call` dispatches through. The rows themselves are in `crate::tools`.
 
 use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use portcullis_core::model::Timestamp;
 use portcullis_guard::{Category, Level, RateClass, Requirement};
 use schemars::{JsonSchema, SchemaGenerator, generate::SchemaSettings};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::analytics::*;
-use crate::args::*;
-use crate::views::*;
+use crate::CallError;
+use crate::args::parse_args;
+use crate::work::{Work, WorkKind};
 
 /// Whether a tool reads or changes the firewall.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +40,12 @@ pub struct ToolDef {
     pub idempotent: bool,
     pub input_schema: Schema,
     pub output_schema: Schema,
+    /// Parses the arguments into the tool's argument type and says what work the call is.
+    pub(crate) route: Route,
 }
+
+/// A tool's route, with its argument type erased.
+pub(crate) type Route = fn(&Value, Timestamp) -> Result<WorkKind, CallError>;
 
 /// A JSON schema, shared: a dozen change tools return the same result type, and a server holds its tools' schemas
 /// for its whole life (as JSON trees they are most of its heap at idle).
@@ -96,363 +105,62 @@ fn objects_for_boolean_schemas(value: &mut Value) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn def<A: JsonSchema + 'static, R: JsonSchema + 'static>(
-    name: &'static str,
-    title: &'static str,
-    operation: &'static str,
-    kind: ToolKind,
-    destructive: bool,
-    idempotent: bool,
-    description: &'static str,
-) -> ToolDef {
-    let (requirement, rate_class) = access(name, kind);
-    ToolDef {
-        name,
-        title,
-        description,
-        operation,
-        kind,
-        requirement,
-        rate_class,
-        destructive,
-        idempotent,
-        input_schema: schema_of::<A>(),
-        output_schema: schema_of::<R>(),
-    }
+/// What clients see of a tool, and the permission it needs.
+pub(crate) struct Decl {
+    pub name: &'static str,
+    pub title: &'static str,
+    /// The operation name policies refer to (`security.allowed_operations`).
+    pub operation: &'static str,
+    pub kind: ToolKind,
+    pub category: Category,
+    pub level: Level,
+    pub destructive: bool,
+    pub idempotent: bool,
+    pub description: &'static str,
 }
 
-use ToolKind::{Change, Read};
+/// One tool, declared once: its metadata and access, what it takes, what it answers, and the work a call is.
+pub(crate) trait Tool {
+    /// The arguments: the input schema is made from this type, and calls are parsed into it.
+    type Args: DeserializeOwned + JsonSchema + 'static;
+    /// The answer: the output schema is made from this type, and the route's work returns it.
+    type Output: Serialize + JsonSchema + 'static;
+    const DECL: Decl;
+    /// Validates the arguments into the work the call is.
+    fn route(args: Self::Args, now: Timestamp) -> Result<Work<Self::Output>, CallError>;
+}
 
-/// The permission and rate class of each tool: the table in docs/PERMISSIONS.md is generated from this.
-fn access(name: &str, kind: ToolKind) -> (Requirement, RateClass) {
-    let category = match name {
-        "block_ip_address"
-        | "unblock_ip_address"
-        | "list_blocks"
-        | "pause_rule"
-        | "resume_rule"
-        | "confirm_change"
-        | "rollback_change"
-        | "grant_access"
-        | "revoke_access"
-        | "list_grants"
-        | "list_pending_changes"
-        | "get_active_alarms" => Category::Security,
-        "get_system_status" | "get_audit_log" | "verify_audit_log" | "set_egress_policy" => Category::System,
-        "get_vpn_status" => Category::Network,
-        "query_firewall_logs"
-        | "get_traffic_stats"
-        | "analyze_threats"
-        | "generate_security_report"
-        | "get_dashboard_data" => Category::Analytics,
-        _ => Category::RuleManagement,
-    };
-    let level = match (name, kind) {
-        ("delete_firewall_rule" | "set_egress_policy", _) => Level::Admin,
-        (_, Read) => Level::Read,
-        (_, Change) => Level::Write,
-    };
-    let rate = match (level, kind) {
+fn route_of<T: Tool>(args: &Value, now: Timestamp) -> Result<WorkKind, CallError> {
+    Ok(T::route(parse_args(args)?, now)?.kind)
+}
+
+/// The catalogue row of a tool. Admin-level tools share the admin rate class; other changes are sensitive.
+pub(crate) fn row<T: Tool>() -> ToolDef {
+    let d = T::DECL;
+    let rate_class = match (d.level, d.kind) {
         (Level::Admin, _) => RateClass::Admin,
-        (_, Change) => RateClass::Sensitive,
-        (_, Read) => RateClass::Default,
+        (_, ToolKind::Change) => RateClass::Sensitive,
+        (_, ToolKind::Read) => RateClass::Default,
     };
-    (Requirement { category, level }, rate)
+    ToolDef {
+        name: d.name,
+        title: d.title,
+        description: d.description,
+        operation: d.operation,
+        kind: d.kind,
+        requirement: Requirement { category: d.category, level: d.level },
+        rate_class,
+        destructive: d.destructive,
+        idempotent: d.idempotent,
+        input_schema: schema_of::<T::Args>(),
+        output_schema: schema_of::<T::Output>(),
+        route: route_of::<T>,
+    }
 }
 
 /// Every tool Portcullis offers, in catalogue order.
 pub fn catalogue() -> Vec<ToolDef> {
-    vec![
-        def::<GetFirewallRulesArgs, RulesResult>(
-            "get_firewall_rules",
-            "Firewall rules",
-            "read_rules",
-            Read,
-            false,
-            true,
-            "List firewall rules in evaluation order with stable rule_id, interface, action, protocol, source, \
-             destination, ports, description, enabled/paused state and position.",
-        ),
-        def::<CreateFirewallRuleArgs, ChangeResult>(
-            "create_firewall_rule",
-            "Create a firewall rule",
-            "create_rule",
-            Change,
-            false,
-            false,
-            "Create a rule on an interface. Returns the plan, risk score and the rule as read back from the \
-             firewall. dry_run: true returns the exact plan and changes nothing.",
-        ),
-        def::<ModifyFirewallRuleArgs, ChangeResult>(
-            "modify_firewall_rule",
-            "Modify a firewall rule",
-            "modify_rule",
-            Change,
-            true,
-            true,
-            "Change fields of a rule addressed by rule_id (enable/disable, description, action, addresses, \
-             ports, position). Managed rules (anti-lockout, block lists) are refused.",
-        ),
-        def::<RuleIdArgs, ChangeResult>(
-            "delete_firewall_rule",
-            "Delete a firewall rule",
-            "delete_rule",
-            Change,
-            true,
-            true,
-            "Delete a rule by rule_id. The plan shows the rule as it was.",
-        ),
-        def::<PauseRuleArgs, ChangeResult>(
-            "pause_rule",
-            "Pause a rule",
-            "pause_rule",
-            Change,
-            true,
-            true,
-            "Disable a rule for 1-1440 minutes (default 60); it resumes by itself.",
-        ),
-        def::<RuleIdArgs, ChangeResult>(
-            "resume_rule",
-            "Resume a paused rule",
-            "resume_rule",
-            Change,
-            false,
-            true,
-            "Re-enable a paused rule now.",
-        ),
-        def::<BlockIpAddressArgs, ChangeResult>(
-            "block_ip_address",
-            "Block an address",
-            "block_ip",
-            Change,
-            false,
-            true,
-            "Block an IPv4/IPv6 address or CIDR on one or every interface for a duration (30m, 1h, 24h, 7d or \
-             permanent) with a reason. The block is an entry of a managed block-list alias and expires by itself.",
-        ),
-        def::<UnblockIpAddressArgs, ChangeResult>(
-            "unblock_ip_address",
-            "Unblock an address",
-            "unblock_ip",
-            Change,
-            true,
-            true,
-            "Remove the block of an address or CIDR (on one interface, or everywhere).",
-        ),
-        def::<GrantAccessArgs, ChangeResult>(
-            "grant_access",
-            "Grant access",
-            "grant_access",
-            Change,
-            false,
-            true,
-            "Let an address or CIDR in for a while (knock to get in): an entry with expiry in a managed allow \
-             alias that pass rules reference. With interface and port, the pass rule is created on first use.",
-        ),
-        def::<RevokeAccessArgs, ChangeResult>(
-            "revoke_access",
-            "Revoke access",
-            "revoke_access",
-            Change,
-            true,
-            true,
-            "Remove a grant now (from one grant list, or all).",
-        ),
-        def::<ListGrantsArgs, GrantsResult>(
-            "list_grants",
-            "Active grants",
-            "read_grants",
-            Read,
-            false,
-            true,
-            "Active grants with reason, expiry and the pass rules that let them in.",
-        ),
-        def::<ListAliasesArgs, AliasesResult>(
-            "list_aliases",
-            "Aliases",
-            "read_aliases",
-            Read,
-            false,
-            true,
-            "Aliases (named address and port lists) with their kind and entry count; with name, one alias and its \
-             live entries with reason and expiry.",
-        ),
-        def::<InterfaceFilterArgs, BlocksResult>(
-            "list_blocks",
-            "Active blocks",
-            "read_blocks",
-            Read,
-            false,
-            true,
-            "List active blocks with interface, reason, creation and expiry time.",
-        ),
-        def::<TargetArg, SystemStatusResult>(
-            "get_system_status",
-            "System status",
-            "read_system",
-            Read,
-            false,
-            true,
-            "CPU and memory usage (percent), uptime (seconds), version, platform and health checks of a target.",
-        ),
-        def::<VpnStatusArgs, VpnStatusResult>(
-            "get_vpn_status",
-            "VPN status",
-            "read_vpn",
-            Read,
-            false,
-            true,
-            "OpenVPN, IPsec and WireGuard servers and tunnels with their state and traffic, and the connected users \
-             and peers. type: openvpn, ipsec or wireguard to narrow it.",
-        ),
-        def::<QueryLogsArgs, LogsResult>(
-            "query_firewall_logs",
-            "Firewall logs",
-            "read_logs",
-            Read,
-            false,
-            true,
-            "Firewall log entries, newest first: timestamp, interface, action, direction, protocol, source and \
-             destination with ports, the rule_id (tracker) that logged them, length. Filters: timeframe (15m, 1h, \
-             24h, 7d), action, source_ip (address or CIDR), destination_ip, destination_port, protocol, interface.",
-        ),
-        def::<TrafficStatsArgs, TrafficStatsResult>(
-            "get_traffic_stats",
-            "Traffic statistics",
-            "read_logs",
-            Read,
-            false,
-            true,
-            "Traffic from the firewall log: total_bytes, total_packets, bytes_in/out, packets_in/out, bandwidth_util \
-             (average bits/s) and data: [{timestamp, bytes, packets, connections, blocked}] per granularity bucket. \
-             Filters: timeframe (1h, 24h, 7d), interface.",
-        ),
-        def::<AnalyzeThreatsArgs, ThreatsResult>(
-            "analyze_threats",
-            "Analyze threats",
-            "read_logs",
-            Read,
-            false,
-            true,
-            "Detect threats in the firewall log of a timeframe: port scans, brute force on sensitive ports (22, \
-             3389, 445, ...), repeated attacks, traffic volume above the hour-of-day baseline. Each has type, \
-             severity, source_ip, attempt_count, an adaptive threat_score (0-100) with the block duration it calls \
-             for (>=80 7d, >=50 24h, >=20 1h) and a recommendation.",
-        ),
-        def::<ReportArgs, ReportResult>(
-            "generate_security_report",
-            "Security report",
-            "read_logs",
-            Read,
-            false,
-            true,
-            "A security report for a timeframe: summary (rules, log lines, blocked, allowed, traffic), security \
-             events by protocol:port, top blocked IPs, threats and recommendations. format: json (default), \
-             markdown, or html (standalone page with charts: blocked over time, top sources, top ports, actions by \
-             interface).",
-        ),
-        def::<TargetArg, DashboardResult>(
-            "get_dashboard_data",
-            "Dashboard",
-            "read_logs",
-            Read,
-            false,
-            true,
-            "One-call overview: system health, firewall status (rules, interfaces), the last hour's traffic, VPN, \
-             active blocks and recent threats.",
-        ),
-        def::<SimulatePacketArgs, SimulateResult>(
-            "simulate_packet",
-            "Simulate a packet",
-            "read_rules",
-            Read,
-            false,
-            true,
-            "Decide a packet against the current rule set with pfSense first-match semantics and name the rule \
-             that decides it (or the implicit default).",
-        ),
-        def::<InterfaceFilterArgs, LintResult>(
-            "lint_rules",
-            "Lint the rule set",
-            "read_rules",
-            Read,
-            false,
-            true,
-            "Find shadowed, redundant, overly broad, disabled, long-disabled and paused rules.",
-        ),
-        def::<AlarmsArgs, AlarmsResult>(
-            "get_active_alarms",
-            "Active alarms",
-            "read_alarms",
-            Read,
-            false,
-            true,
-            "Alarms with type, severity and a recommendation: managed block and grant lists edited by hand on the \
-             firewall (drift), bursts of denied calls, refused high-risk changes.",
-        ),
-        def::<NoArgs, PendingChangesResult>(
-            "list_pending_changes",
-            "Changes awaiting confirmation",
-            "read_changes",
-            Read,
-            false,
-            true,
-            "Changes applied with a confirmation window (confirm_within) that are undone automatically unless \
-             confirmed, with the time left.",
-        ),
-        def::<SetEgressPolicyArgs, ChangeResult>(
-            "set_egress_policy",
-            "Egress policy of the Portcullis host",
-            "set_egress_policy",
-            Change,
-            true,
-            true,
-            "Limit what the host that runs Portcullis may start on an interface (an nftables target on that host): \
-             the flows in allow, DNS to the resolvers of /etc/resolv.conf, the APIs of the configured firewalls \
-             and the MCP clients (each switchable); everything else it sends is logged and dropped. Forwarded \
-             traffic is not affected. Replaces a policy already there; enabled: false removes it. Refused if the \
-             host could no longer reach a firewall API or the calling client.",
-        ),
-        def::<ChangeIdArgs, ChangeRecordView>(
-            "confirm_change",
-            "Confirm a change",
-            "confirm_change",
-            Change,
-            false,
-            true,
-            "Keep a change that was applied with a confirmation window; without it the change is undone at confirm_by.",
-        ),
-        def::<ChangeIdArgs, ChangeResult>(
-            "rollback_change",
-            "Roll back a change",
-            "rollback_change",
-            Change,
-            true,
-            false,
-            "Undo an applied change now: the undo plan restores the objects the change touched, verified by \
-             read-back. dry_run: true shows the undo plan.",
-        ),
-        def::<AuditLogArgs, AuditLogResult>(
-            "get_audit_log",
-            "Audit log",
-            "read_audit",
-            Read,
-            false,
-            true,
-            "The audit trail, newest first: one record per call with principal, tool, redacted arguments, \
-             decision, reason, risk score and outcome. Filters: tool, principal, decision, timeframe.",
-        ),
-        def::<NoArgs, AuditVerifyResult>(
-            "verify_audit_log",
-            "Verify the audit log",
-            "read_audit",
-            Read,
-            false,
-            true,
-            "Check the audit trail's hash chain; reports the first edited, deleted or reordered record.",
-        ),
-    ]
+    crate::tools::rows()
 }
 
 /// The permission table of docs/PERMISSIONS.md, generated from the catalogue and the built-in roles.

@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use async_trait::async_trait;
 use chrono::Utc;
 use portcullis_core::firewall::{Applied, ErrorCode};
 use portcullis_core::model::{RuleId, RuleSet, Timestamp};
@@ -13,8 +14,11 @@ use portcullis_guard::{AuditRecord, CallContext, Decision, Principal, Transport}
 use portcullis_store::JournalEntry;
 use serde_json::Value;
 
+use crate::door::ChangeCall;
+use crate::door::ReadBack;
 use crate::views::{ChangeRecordView, ChangeResult, ChangeStatus, PendingChangesResult};
-use crate::{CallError, ChangeCall, Target, ToolService, Trace, now, to_json};
+use crate::work::LocalJob;
+use crate::{CallError, Target, ToolService, Trace, now};
 
 /// The journal statuses from which a change can be undone.
 const ROLLBACK_FROM: &[&str] = &["pending_confirmation", "applied", "confirmed"];
@@ -67,6 +71,28 @@ pub(crate) fn system_record<T>(
         approval_id: None,
         outcome: outcome.as_ref().map_or_else(|e| e.code.as_str().to_string(), |_| "ok".into()),
         duration_us: started.elapsed().as_micros() as u64,
+    }
+}
+
+/// `rollback_change`: the undo plan of a journalled change, applied now (or shown, with `dry_run`).
+pub(crate) struct Rollback {
+    pub change_id: String,
+    pub dry_run: bool,
+}
+
+#[async_trait]
+impl LocalJob for Rollback {
+    type Output = ChangeResult;
+    async fn run(self, svc: &ToolService, ctx: &CallContext, trace: &mut Trace) -> Result<ChangeResult, CallError> {
+        trace.dry_run = self.dry_run;
+        trace.change_id = Some(self.change_id.clone());
+        let entry = svc.journal_entry(&self.change_id)?;
+        trace.target = Some(entry.target.clone());
+        // Undoing a change needs the permission the change itself needed.
+        if let Some(original) = svc.tools().iter().find(|t| t.name == entry.tool) {
+            svc.guard.authorize(ctx, original.operation, original.requirement)?;
+        }
+        svc.roll_back(&entry, self.dry_run).await
     }
 }
 
@@ -123,14 +149,14 @@ impl ToolService {
         })
     }
 
-    pub(crate) fn pending_changes(&self) -> Result<Value, CallError> {
+    pub(crate) fn pending_changes(&self) -> Result<PendingChangesResult, CallError> {
         let now = now();
         let rows = self.guard.auditor.store().journal_with_status(&["pending_confirmation"]).map_err(store_error)?;
         let data: Vec<ChangeRecordView> = rows.iter().map(|e| view(e, now)).collect();
-        to_json(&PendingChangesResult { count: data.len(), data })
+        Ok(PendingChangesResult { count: data.len(), data })
     }
 
-    pub(crate) fn confirm_change(&self, change_id: &str, trace: &mut Trace) -> Result<Value, CallError> {
+    pub(crate) fn confirm_change(&self, change_id: &str, trace: &mut Trace) -> Result<ChangeRecordView, CallError> {
         trace.change_id = Some(change_id.to_string());
         let entry = self.journal_entry(change_id)?;
         if entry.status != "pending_confirmation" {
@@ -148,25 +174,7 @@ impl ToolService {
         let store = self.guard.auditor.store();
         store.journal_update(change_id, "confirmed", None, None).map_err(store_error)?;
         let entry = self.journal_entry(change_id)?;
-        to_json(&view(&entry, now()))
-    }
-
-    pub(crate) async fn rollback_change(
-        &self,
-        ctx: &CallContext,
-        change_id: &str,
-        dry_run: bool,
-        trace: &mut Trace,
-    ) -> Result<Value, CallError> {
-        trace.change_id = Some(change_id.to_string());
-        let entry = self.journal_entry(change_id)?;
-        trace.target = Some(entry.target.clone());
-        // Undoing a change needs the permission the change itself needed.
-        if let Some(original) = self.tools().iter().find(|t| t.name == entry.tool) {
-            self.guard.authorize(ctx, original.operation, original.requirement)?;
-        }
-        let result = self.roll_back(&entry, dry_run).await?;
-        to_json(&result)
+        Ok(view(&entry, now()))
     }
 
     /// Applies the undo plan of a journal entry.
@@ -201,7 +209,7 @@ impl ToolService {
         if dry_run {
             return Ok(result);
         }
-        let _writer = target.writer.lock().await;
+        let inside = self.enter(target).await;
         let store = self.guard.auditor.store();
         // Claimed in the journal first: another process (the CLI beside a server) may be undoing it too.
         if !store.journal_claim(&entry.change_id, ROLLBACK_FROM, "rolling_back").map_err(store_error)? {
@@ -210,7 +218,7 @@ impl ToolService {
                 format!("change {} is already being rolled back or was settled meanwhile", entry.change_id),
             ));
         }
-        match self.apply_verified(target, &inverse).await {
+        match inside.carry(&inverse, ReadBack::Whole).await {
             Ok(_) => {
                 store.journal_update(&entry.change_id, "rolled_back", None, None).map_err(store_error)?;
                 result.status = ChangeStatus::RolledBack;
@@ -287,8 +295,8 @@ impl ToolService {
         let plan: ChangePlan = serde_json::from_value(entry.plan.clone())
             .map_err(|e| CallError::internal(format!("unreadable plan in the journal: {e}")))?;
         let target: &Target = self.target(Some(&entry.target))?;
-        let _writer = target.writer.lock().await;
-        let state = target.firewall.snapshot().await?;
+        let inside = self.enter(target).await;
+        let state = inside.fresh_state().await?;
         let store = self.guard.auditor.store();
         match took_effect(&plan, &state) {
             Some(applied) => {

@@ -7,11 +7,10 @@ use chrono::{TimeDelta, Utc};
 use portcullis_core::model::RuleSet;
 use portcullis_core::plan::{ChangePlan, Operation};
 use portcullis_store::ManagedEntry;
-use serde_json::Value;
 
 use crate::args::AlarmsArgs;
 use crate::views::{Alarm, AlarmsResult};
-use crate::{AfterApply, CallError, Target, ToolService, apply_and_verify, now, to_json};
+use crate::{CallError, Target, ToolService, now};
 
 /// What differs between Portcullis' record and one target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,19 +45,16 @@ fn seeded_key(target: &str) -> String {
 }
 
 impl ToolService {
-    /// Applies, verifies, and records what the plan did to managed aliases.
-    pub(crate) async fn apply_verified(&self, target: &Target, plan: &ChangePlan) -> Result<AfterApply, CallError> {
-        let after = apply_and_verify(target.firewall.as_ref(), plan).await?;
-        target.note_state(&after.state);
-        // Nobody listening is fine; a lagging listener only misses announcements, never the change.
-        let _ = self.changed.send(target.name.clone());
-        let (put, removed) = managed_changes(plan, &after.state);
-        if !put.is_empty() || !removed.is_empty() {
-            self.guard.auditor.store().managed_record(&target.name, &put, &removed).map_err(|e| {
-                CallError::internal(format!("the change was applied but its record could not be written: {e}"))
-            })?;
+    /// Records the entries a verified plan put into and took out of managed aliases, for drift checks and the
+    /// reconciler's time index.
+    pub(crate) fn record_managed(&self, target: &str, plan: &ChangePlan, after: &RuleSet) -> Result<(), CallError> {
+        let (put, removed) = managed_changes(plan, after);
+        if put.is_empty() && removed.is_empty() {
+            return Ok(());
         }
-        Ok(after)
+        self.guard.auditor.store().managed_record(target, &put, &removed).map_err(|e| {
+            CallError::internal(format!("the change was applied but its record could not be written: {e}"))
+        })
     }
 
     /// Compares every target with the record; raises one alarm per new difference. The first check of a target
@@ -146,7 +142,7 @@ impl ToolService {
 
     /// `get_active_alarms`: alerts of the timeframe (denial bursts, refused high-risk changes, drift) and the
     /// drift found now.
-    pub(crate) async fn active_alarms(&self, a: &AlarmsArgs) -> Result<Value, CallError> {
+    pub(crate) async fn active_alarms(&self, a: &AlarmsArgs) -> Result<AlarmsResult, CallError> {
         let span = match &a.timeframe {
             Some(t) => portcullis_core::duration::parse_span("timeframe", t)?,
             None => TimeDelta::hours(24),
@@ -188,7 +184,7 @@ impl ToolService {
             threat_score: None,
         }));
         data.extend(self.threat_alarms(span));
-        to_json(&AlarmsResult { count: data.len(), data })
+        Ok(AlarmsResult { count: data.len(), data })
     }
 }
 

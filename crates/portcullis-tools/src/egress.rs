@@ -14,6 +14,9 @@ use portcullis_core::model::{PortRange, Protocol};
 use portcullis_core::plan::Intent;
 use portcullis_guard::CallContext;
 
+use async_trait::async_trait;
+
+use crate::work::{IntentJob, IntentScope, PlannedIntent};
 use crate::{CallError, Target};
 
 /// The API of a configured firewall, as the host reaches it.
@@ -52,10 +55,13 @@ pub(crate) struct EgressRequest {
     pub include_mcp_clients: bool,
 }
 
-/// The intent of a call and the endpoints the resulting policy must still let the host reach.
-pub(crate) struct EgressIntent {
-    pub intent: Intent,
-    pub must_reach: Vec<(String, SocketAddr)>,
+/// The policy is worked out once the target is known to be this host's own firewall.
+#[async_trait]
+impl IntentJob for EgressRequest {
+    async fn intent(self, at: &IntentScope<'_>) -> Result<PlannedIntent, CallError> {
+        require_own_host(at.target)?;
+        at.svc.egress.intent(at.ctx, self).await
+    }
 }
 
 /// Traffic to loopback never leaves by an interface, so no egress policy decides it.
@@ -64,7 +70,7 @@ fn leaves_the_host(ip: IpAddr) -> bool {
 }
 
 /// Only a firewall that filters the traffic of Portcullis' own host can hold its egress policy.
-pub(crate) fn require_own_host(target: &Target) -> Result<(), CallError> {
+fn require_own_host(target: &Target) -> Result<(), CallError> {
     if target.firewall.filters_own_traffic() {
         return Ok(());
     }
@@ -78,12 +84,12 @@ pub(crate) fn require_own_host(target: &Target) -> Result<(), CallError> {
 
 impl EgressSources {
     /// The intent of a call: the policy with its explicit flows first, then DNS, firewall APIs and MCP clients.
-    pub(crate) async fn intent(&self, ctx: &CallContext, ask: EgressRequest) -> Result<EgressIntent, CallError> {
+    pub(crate) async fn intent(&self, ctx: &CallContext, ask: EgressRequest) -> Result<PlannedIntent, CallError> {
         if !ask.enabled {
             if !ask.allow.is_empty() {
                 return Err(FieldError::new("allow", "flows are given only with enabled: true").into());
             }
-            return Ok(EgressIntent {
+            return Ok(PlannedIntent {
                 intent: Intent::RemoveEgressPolicy { interface: ask.interface },
                 must_reach: Vec::new(),
             });
@@ -114,7 +120,7 @@ impl EgressSources {
         let mut must_reach = apis;
         must_reach.extend(caller.map(|p| (format!("the calling MCP client {}", p.ip()), p)));
         let policy = EgressPolicy { interface: ask.interface, allow };
-        Ok(EgressIntent { intent: Intent::SetEgressPolicy(policy), must_reach })
+        Ok(PlannedIntent { intent: Intent::SetEgressPolicy(policy), must_reach })
     }
 
     fn dns_flows(&self) -> Result<Vec<EgressFlow>, CallError> {

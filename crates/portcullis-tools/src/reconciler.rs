@@ -19,6 +19,7 @@ use portcullis_core::plan::{self, ChangePlan, Operation};
 use portcullis_store::ManagedEntry;
 use serde_json::{Value, json};
 
+use crate::door::{Inside, ReadBack};
 use crate::{CallError, Target, ToolService, changes, now};
 
 /// The longest a target goes without a full read by the reconciler.
@@ -116,21 +117,21 @@ impl ToolService {
     }
 
     async fn sweep_target(&self, target: &Target, cutoff: Timestamp) -> Result<usize, CallError> {
-        let _writer = target.writer.lock().await;
+        let inside = self.enter(target).await;
         let full_read_due = target.schedule().full_read_due(cutoff) <= cutoff;
-        if full_read_due { self.sweep_full(target, cutoff).await } else { self.sweep_entries(target, cutoff).await }
+        if full_read_due { self.sweep_full(&inside, cutoff).await } else { self.sweep_entries(&inside, cutoff).await }
     }
 
     /// Reads the whole target and settles everything due in it: pauses, and entries whether the index knew
     /// them or not.
-    async fn sweep_full(&self, target: &Target, cutoff: Timestamp) -> Result<usize, CallError> {
-        let state = target.firewall.snapshot().await?;
+    async fn sweep_full(&self, inside: &Inside<'_>, cutoff: Timestamp) -> Result<usize, CallError> {
+        let target = inside.target;
+        let state = inside.fresh_state().await?;
         target.schedule().last_full_read = Some(cutoff);
-        target.note_state(&state);
         let done = match plan::plan_expiry(&state, cutoff) {
             Some(plan) => {
                 let started = Instant::now();
-                let result = self.apply_verified(target, &plan).await.map(|_| ());
+                let result = inside.carry(&plan, ReadBack::Whole).await.map(|_| ());
                 self.audit_expiry(target, &plan, result, started)?
             }
             None => 0,
@@ -145,7 +146,8 @@ impl ToolService {
     }
 
     /// Settles the entries the time index says are due, reading only those entries from the firewall.
-    async fn sweep_entries(&self, target: &Target, cutoff: Timestamp) -> Result<usize, CallError> {
+    async fn sweep_entries(&self, inside: &Inside<'_>, cutoff: Timestamp) -> Result<usize, CallError> {
+        let target = inside.target;
         let store = self.guard.auditor.store();
         let due =
             store.managed_due(&target.name, cutoff, EXPIRY_BATCH).map_err(|e| CallError::internal(e.to_string()))?;
@@ -158,7 +160,7 @@ impl ToolService {
         let done = match plan::plan_entry_expiry(on_firewall, cutoff) {
             Some(plan) => {
                 let started = Instant::now();
-                let result = self.remove_entries_verified(target, &plan).await;
+                let result = inside.carry(&plan, ReadBack::RemovedEntries).await.map(|_| ());
                 self.audit_expiry(target, &plan, result, started)?
             }
             None => 0,
@@ -167,25 +169,6 @@ impl ToolService {
             .managed_record(&target.name, &still_live, &settled)
             .map_err(|e| CallError::internal(format!("expired entries removed, but their records remain: {e}")))?;
         Ok(done)
-    }
-
-    /// Applies an entry-removal plan and reads just those entries back: none may remain.
-    async fn remove_entries_verified(&self, target: &Target, plan: &ChangePlan) -> Result<(), CallError> {
-        crate::apply_plan(target.firewall.as_ref(), plan).await?;
-        // Nobody listening is fine; resource subscribers learn that the lists changed.
-        let _ = self.changed.send(target.name.clone());
-        for op in &plan.operations {
-            let Operation::RemoveAliasEntries { alias, before } = op else { continue };
-            let values: Vec<String> = before.iter().map(|e| e.value.clone()).collect();
-            let left = target.firewall.alias_entries(alias, &values).await?.unwrap_or_default();
-            if let Some(e) = left.first() {
-                return Err(CallError::new(
-                    portcullis_core::firewall::ErrorCode::VerificationFailed,
-                    format!("expired entry {} is still in {alias} after its removal", e.value),
-                ));
-            }
-        }
-        Ok(())
     }
 
     /// Writes the audit record of an expiry and returns how much it settled.

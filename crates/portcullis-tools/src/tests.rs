@@ -5,6 +5,10 @@ use portcullis_lab::{LabFirewall, default_interfaces, lab_interfaces};
 use portcullis_store::Store;
 use serde_json::json;
 
+use chrono::TimeDelta;
+use portcullis_core::model::RuleSet;
+use portcullis_core::plan::ChangePlan;
+
 use super::*;
 
 fn service_with(settings: GuardSettings) -> (ToolService, Arc<Store>) {
@@ -27,10 +31,10 @@ fn ctx_as(role: &str) -> CallContext {
 }
 
 #[test]
-fn every_catalogue_tool_has_a_handler_and_schemas() {
+fn every_catalogue_tool_routes_its_arguments_and_has_object_schemas() {
     for def in catalogue() {
-        if let Err(e) = prepare(def.name, &json!({})) {
-            assert_ne!(e.code, ErrorCode::InternalError, "{} has no handler", def.name);
+        if let Err(e) = (def.route)(&json!({}), now()) {
+            assert_eq!(e.code, ErrorCode::ValidationError, "{}: {e:?}", def.name);
         }
         assert_eq!(def.input_schema.get("type"), Some(&json!("object")), "{}", def.name);
         assert_eq!(def.output_schema.get("type"), Some(&json!("object")), "{}", def.name);
@@ -284,4 +288,27 @@ async fn the_reconciler_reads_a_target_only_when_something_is_due_and_removes_it
 
 fn store_expiry(state: &RuleSet, value: &str) -> Timestamp {
     state.aliases.iter().flat_map(|a| &a.entries).find(|e| e.value == value).and_then(|e| e.expires_at).unwrap()
+}
+
+#[tokio::test]
+async fn the_flattened_change_options_name_their_field_when_wrong_and_change_nothing() {
+    let (svc, store) = service();
+    let c = ctx();
+    let block = |extra: Value| {
+        let mut args = json!({"ip_address": "192.0.2.9", "duration": "1h", "reason": "x"});
+        args.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        args
+    };
+    for (extra, field) in [
+        (json!({"dry_run": "yes"}), "dry_run"),
+        (json!({"confirm_within": "soon"}), "confirm_within"),
+        (json!({"target": 7}), "target"),
+    ] {
+        let err = svc.call(&c, "block_ip_address", block(extra.clone())).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::ValidationError, "{extra}");
+        assert_eq!(err.field.as_deref(), Some(field), "{extra}: {err:?}");
+    }
+    let planned = svc.call(&c, "block_ip_address", block(json!({"dry_run": true}))).await.unwrap();
+    assert_eq!(planned["status"], "planned");
+    assert!(store.managed_live("lab", now()).unwrap().is_empty(), "nothing was blocked");
 }

@@ -1,0 +1,379 @@
+//! The change door: the one way a change reaches a firewall. Tool calls pass every stage of it, in a fixed order:
+//!
+//! enter (the target's writer lock) → fresh state → plan → argument policy → lockout → risk → the target's own
+//! check → approval → journal → apply → verify by read-back → record managed entries → announce.
+//!
+//! Rollbacks (`changes.rs`) and the reconciler's expiries (`reconciler.rs`) enter the same door and carry their
+//! plans out through the same [`Inside::carry`]: a plan reaches a firewall only from inside, while the target's
+//! writer lock is held.
+
+use chrono::{TimeDelta, Utc};
+use portcullis_core::firewall::{Applied, ErrorCode};
+use portcullis_core::lockout;
+use portcullis_core::model::{RuleId, RuleSet, Timestamp};
+use portcullis_core::plan::{self, ChangePlan, Intent, Operation};
+use portcullis_guard::approval::{self, ApprovalNeed};
+use portcullis_guard::argpolicy::{self, PolicyInput};
+use portcullis_guard::{CallContext, RiskInput};
+use serde_json::Value;
+
+use crate::views::{ChangeResult, ChangeStatus, RuleView};
+use crate::work::{ChangeSettings, PlannedIntent};
+use crate::{CallError, Target, ToolDef, ToolService, Trace, now, to_json, until_cancelled};
+
+/// A target entered through the door: its writer lock is held for as long as this lives, from the state a
+/// plan is made against to the read-back.
+pub(crate) struct Inside<'a> {
+    svc: &'a ToolService,
+    pub target: &'a Target,
+    _writer: tokio::sync::MutexGuard<'a, ()>,
+}
+
+/// How a plan's effect is read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadBack {
+    /// The whole target is read again and checked against every operation (`plan::verify`); the entries the
+    /// plan put into or took out of managed lists are recorded.
+    Whole,
+    /// Only the entries the plan removed are looked up, and none may remain: the reconciler's expiries of long
+    /// lists, which settle their own records from what they read.
+    RemovedEntries,
+}
+
+/// What carrying a plan out left on the firewall.
+pub(crate) struct Carried {
+    /// The target as read back (`ReadBack::Whole` only).
+    pub state: Option<RuleSet>,
+    /// The ids the firewall gave the rules the plan created, in order.
+    pub created: Vec<RuleId>,
+}
+
+impl ToolService {
+    /// Enters a target: waits for its writer lock.
+    pub(crate) async fn enter<'a>(&'a self, target: &'a Target) -> Inside<'a> {
+        Inside { svc: self, target, _writer: target.writer.lock().await }
+    }
+}
+
+impl Inside<'_> {
+    /// The target's state, read now.
+    pub(crate) async fn fresh_state(&self) -> Result<RuleSet, CallError> {
+        let state = self.target.firewall.snapshot().await?;
+        self.target.note_state(&state);
+        Ok(state)
+    }
+
+    /// Applies a plan whole, reads its effect back, records what it did to managed lists and announces it.
+    pub(crate) async fn carry(&self, plan: &ChangePlan, read_back: ReadBack) -> Result<Carried, CallError> {
+        let firewall = self.target.firewall.as_ref();
+        let applied = firewall.apply(plan).await.map_err(|e| {
+            let code = if e.code == ErrorCode::InternalError { ErrorCode::ApplyFailed } else { e.code };
+            CallError { code, ..CallError::from(e) }
+        })?;
+        // Nobody listening is fine; a lagging listener only misses announcements, never the change.
+        let announce = || {
+            let _ = self.svc.changed.send(self.target.name.clone());
+        };
+        match read_back {
+            ReadBack::Whole => {
+                let state = firewall.snapshot().await?;
+                plan::verify(plan, &applied, &state).map_err(|why| {
+                    CallError::new(
+                        ErrorCode::VerificationFailed,
+                        format!("the change did not take effect as planned: {why}"),
+                    )
+                    .with_hint("read the rules back with get_firewall_rules and retry; the firewall may be locked")
+                })?;
+                self.target.note_state(&state);
+                announce();
+                self.svc.record_managed(&self.target.name, plan, &state)?;
+                Ok(Carried { state: Some(state), created: applied.created_rules })
+            }
+            ReadBack::RemovedEntries => {
+                announce();
+                self.verify_removed(plan).await?;
+                Ok(Carried { state: None, created: applied.created_rules })
+            }
+        }
+    }
+
+    /// Looks up the entries a plan removed: none may remain.
+    async fn verify_removed(&self, plan: &ChangePlan) -> Result<(), CallError> {
+        for op in &plan.operations {
+            let Operation::RemoveAliasEntries { alias, before } = op else { continue };
+            let values: Vec<String> = before.iter().map(|e| e.value.clone()).collect();
+            let left = self.target.firewall.alias_entries(alias, &values).await?.unwrap_or_default();
+            if let Some(e) = left.first() {
+                return Err(CallError::new(
+                    ErrorCode::VerificationFailed,
+                    format!("expired entry {} is still in {alias} after its removal", e.value),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ToolService {
+    /// A change tool's call, through every stage of the door.
+    pub(crate) async fn change(&self, call: &ChangeCall<'_>, trace: &mut Trace) -> Result<Value, CallError> {
+        let ctx = call.ctx;
+        ctx.report_progress(0, Some(CHANGE_STEPS), "waiting for the target's writer lock");
+        let inside = until_cancelled(ctx, async { Ok(self.enter(call.target).await) }).await?;
+        ctx.report_progress(1, Some(CHANGE_STEPS), "planning against fresh state");
+        let now = now();
+        let state = until_cancelled(ctx, inside.fresh_state()).await?;
+        let (plan, mut result, needs_approval) = self.vet(call, &state, now, trace)?;
+        // The firewall validates the plan itself where it can (pfRest dry_run) before anything is written. Until the
+        // apply starts, every wait (fresh state, the target's check, a person's approval) ends when the caller
+        // cancels; a pending approval then simply expires.
+        until_cancelled(ctx, async { Ok(call.target.firewall.check(&plan).await?) }).await?;
+        if call.options.dry_run {
+            result.rule = planned_rule(&state, &plan);
+            return to_json(&result);
+        }
+        if let Some(reason) = needs_approval {
+            result.approval_id = Some(self.approval_for(call, &plan, &reason, result.risk_score, now, trace).await?);
+        }
+        let confirm_by = self.confirm_window(call, &plan).map(|w| now + w);
+        // The last moment a cancellation is honoured: once applying starts, the change runs to its end (before
+        // or after, never between).
+        ctx.check_cancelled()?;
+        ctx.report_progress(2, Some(CHANGE_STEPS), "applying");
+        self.journal_begin(&result.change_id, call, &plan, confirm_by, now)?;
+        let carried = match inside.carry(&plan, ReadBack::Whole).await {
+            Ok(carried) => carried,
+            Err(e) => {
+                self.journal_failed(&result.change_id, &e);
+                return Err(e);
+            }
+        };
+        let after = carried.state.as_ref().ok_or_else(|| CallError::internal("a whole read-back without state"))?;
+        let applied = Applied { created_rules: carried.created.clone() };
+        self.journal_applied(&result.change_id, &plan::invert(&plan, &applied, &state, after), confirm_by)?;
+        result.status = if confirm_by.is_some() { ChangeStatus::PendingConfirmation } else { ChangeStatus::Applied };
+        result.confirm_by = confirm_by;
+        result.verified = true;
+        result.rule = applied_rule(after, &plan, &carried.created);
+        ctx.report_progress(CHANGE_STEPS, Some(CHANGE_STEPS), "applied and verified");
+        to_json(&result)
+    }
+
+    /// Plans the call against fresh state and runs the guards that judge a plan: argument policy, lockout
+    /// prevention, risk. Returns the plan, the answer as planned, and why approval is needed, if it is.
+    fn vet(
+        &self,
+        call: &ChangeCall<'_>,
+        state: &RuleSet,
+        now: Timestamp,
+        trace: &mut Trace,
+    ) -> Result<(ChangePlan, ChangeResult, Option<String>), CallError> {
+        let change_id = uuid::Uuid::new_v4().to_string();
+        trace.change_id = Some(change_id.clone());
+        let plan = plan::plan(state, &call.planned.intent, now)?;
+        self.check_arguments(call, &plan, state, now)?;
+        self.check_lockout(call, &plan, state, now)?;
+        let (risk, needs_approval) = self
+            .guard
+            .assess(call.ctx, &RiskInput { operation: call.def.operation, read_only: false, facts: Some(&plan.facts) });
+        trace.risk = risk;
+        let result = ChangeResult {
+            change_id,
+            status: ChangeStatus::Planned,
+            target: call.target.name.clone(),
+            summary: plan.summary.clone(),
+            plan: plan.operations.clone(),
+            warnings: plan.warnings.clone(),
+            risk_score: risk,
+            expires_at: expiry_of(&call.planned.intent),
+            rule: None,
+            verified: false,
+            approval_required: needs_approval.is_some(),
+            approval_id: None,
+            confirm_by: None,
+        };
+        Ok((plan, result, needs_approval))
+    }
+
+    /// The id of a person's approval of exactly this call, asked for now if the transport reaches a person.
+    async fn approval_for(
+        &self,
+        call: &ChangeCall<'_>,
+        plan: &ChangePlan,
+        reason: &str,
+        risk_score: u8,
+        now: Timestamp,
+        trace: &mut Trace,
+    ) -> Result<String, CallError> {
+        let need = ApprovalNeed {
+            principal: &call.ctx.principal.name,
+            tool: call.def.name,
+            target: &call.target.name,
+            args: call.args,
+            summary: &plan.summary,
+            risk_score,
+            reason,
+            now,
+            ttl: self.guard.settings.approval_ttl,
+        };
+        let granted = until_cancelled(call.ctx, self.approve(call.ctx, &need)).await.inspect_err(|e| {
+            trace.approval_id.clone_from(&e.approval_id);
+        })?;
+        trace.approval_id = Some(granted.id.clone());
+        Ok(granted.id)
+    }
+
+    /// The confirmation window of a change: asked for, or the default for restricted interfaces.
+    fn confirm_window(&self, call: &ChangeCall<'_>, plan: &ChangePlan) -> Option<TimeDelta> {
+        let settings = &self.guard.settings;
+        let restricted = plan
+            .facts
+            .interfaces
+            .iter()
+            .any(|i| settings.restricted_interfaces.iter().any(|r| r.eq_ignore_ascii_case(i)));
+        call.options.confirm_within.or(if restricted { settings.confirm_restricted } else { None })
+    }
+
+    /// Consumes a person's grant for exactly this call; when none exists and a person is reachable through the
+    /// transport (MCP elicitation), asks them now.
+    async fn approve(
+        &self,
+        ctx: &CallContext,
+        need: &ApprovalNeed<'_>,
+    ) -> Result<portcullis_store::Approval, CallError> {
+        let store = self.guard.auditor.store();
+        let pending = match approval::require(store, need) {
+            Ok(granted) => return Ok(granted),
+            Err(e) => e,
+        };
+        let (Some(approver), Some(id)) = (&ctx.approver, pending.approval_id.clone()) else {
+            return Err(pending);
+        };
+        let question = format!(
+            "Portcullis: {} asks to {} on target {} (risk {}). {}. Approve this exact change?",
+            need.principal, need.summary, need.target, need.risk_score, need.reason
+        );
+        let answer = approver.0.confirm(&question).await;
+        let grant = matches!(answer, Ok(true));
+        let by = approver.0.name();
+        store.approval_decide(&id, grant, &by, Utc::now()).map_err(|e| CallError::internal(e.to_string()))?;
+        if !grant {
+            let why = match answer {
+                Err(e) => format!("the approval request could not be shown: {e}"),
+                Ok(_) => format!("{by} declined"),
+            };
+            let mut refused = CallError::new(ErrorCode::ApprovalRequired, format!("approval {id}: {why}"))
+                .with_hint("the change was not made");
+            refused.approval_id = Some(id);
+            return Err(refused);
+        }
+        approval::require(store, need)
+    }
+
+    /// Lockout prevention: every management flow that passes now must still pass after the change, and so must the
+    /// host's own flows to the endpoints an egress policy must keep (firewall APIs, the calling client).
+    fn check_lockout(
+        &self,
+        call: &ChangeCall<'_>,
+        plan: &ChangePlan,
+        state: &RuleSet,
+        now: Timestamp,
+    ) -> Result<(), CallError> {
+        let settings = &self.guard.settings;
+        let mut flows = settings.management_flows.clone();
+        flows.extend(lockout::flows_for_hosts(state, &settings.management_hosts));
+        if let Intent::SetEgressPolicy(policy) = &call.planned.intent {
+            flows.extend(portcullis_core::egress::must_reach_flows(state, &policy.interface, &call.planned.must_reach));
+        }
+        lockout::check(state, plan, &flows, now).map_err(|l| {
+            let by = match &l.rule_id {
+                Some(id) => format!("rule {id} ({:?})", l.rule_description),
+                None => l.rule_description.clone(),
+            };
+            CallError::new(
+                ErrorCode::LockoutPrevented,
+                format!("this change would cut the management flow {}: {by} would decide it", l.flow.name),
+            )
+            .with_hint(if l.flow.direction == portcullis_core::model::Direction::Out {
+                "allow the flow in the egress policy (allow, include_firewall_apis, include_mcp_clients)"
+            } else {
+                "keep a rule that passes the flow above the change, or change the management flows in config"
+            })
+        })
+    }
+
+    /// Argument policy: protected addresses, the role's caps, no pass any → any on restricted interfaces.
+    fn check_arguments(
+        &self,
+        call: &ChangeCall<'_>,
+        plan: &ChangePlan,
+        state: &RuleSet,
+        now: Timestamp,
+    ) -> Result<(), CallError> {
+        // A grant that creates its pass rule creates a rule: that needs the permission rules need.
+        if plan.operations.iter().any(|op| matches!(op, Operation::CreateRule { after, .. } if after.managed.as_deref() == Some(plan::MANAGED_GRANT))) {
+            let need = portcullis_guard::Requirement {
+                category: portcullis_guard::Category::RuleManagement,
+                level: portcullis_guard::Level::Write,
+            };
+            self.guard.authorize(call.ctx, "create_rule", need)?;
+        }
+        let role = self.guard.role(call.ctx)?;
+        let settings = &self.guard.settings;
+        argpolicy::check(&PolicyInput {
+            intent: &call.planned.intent,
+            plan,
+            state,
+            now,
+            caps: &role.caps,
+            role: &call.ctx.principal.role,
+            protected: &settings.protected_addresses,
+            restricted_interfaces: &settings.restricted_interfaces,
+        })
+    }
+}
+
+/// A change call on its way through the pipeline.
+pub(crate) struct ChangeCall<'a> {
+    pub ctx: &'a CallContext,
+    pub def: &'a ToolDef,
+    pub target: &'a Target,
+    pub args: &'a Value,
+    pub planned: &'a PlannedIntent,
+    pub options: ChangeSettings,
+}
+
+/// Progress steps of a change: lock, plan, apply, verified.
+const CHANGE_STEPS: u64 = 3;
+
+fn expiry_of(intent: &Intent) -> Option<Timestamp> {
+    match intent {
+        Intent::Block { expires_at, .. } | Intent::Grant { expires_at, .. } => *expires_at,
+        Intent::PauseRule { until, .. } => Some(*until),
+        _ => None,
+    }
+}
+
+/// The user's rule in a plan (not a managed rule the plan also creates).
+fn plan_rule(plan: &ChangePlan) -> Option<(usize, &portcullis_core::model::Rule)> {
+    let mut creates = 0;
+    for op in &plan.operations {
+        match op {
+            Operation::CreateRule { after, .. } if after.managed.is_none() => return Some((creates, after)),
+            Operation::CreateRule { .. } => creates += 1,
+            Operation::UpdateRule { after, .. } => return Some((usize::MAX, after)),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn planned_rule(state: &RuleSet, plan: &ChangePlan) -> Option<RuleView> {
+    plan_rule(plan).map(|(_, rule)| RuleView::of(state, rule))
+}
+
+fn applied_rule(state: &RuleSet, plan: &ChangePlan, created: &[portcullis_core::model::RuleId]) -> Option<RuleView> {
+    let (index, rule) = plan_rule(plan)?;
+    let id = if index == usize::MAX { &rule.rule_id } else { created.get(index)? };
+    state.rule(id).map(|r| RuleView::of(state, r))
+}
