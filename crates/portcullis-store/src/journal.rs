@@ -8,14 +8,71 @@ use serde::Serialize;
 
 use crate::{Store, StoreResult};
 
+/// Where a journalled change stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JournalStatus {
+    /// Written before the firewall is touched; still there after a crash, it is settled at the next start.
+    Applying,
+    Applied,
+    /// Applied with a confirmation window: undone at `confirm_by` unless confirmed.
+    PendingConfirmation,
+    Confirmed,
+    /// Claimed by one process for its undo.
+    RollingBack,
+    RolledBack,
+    RollbackFailed,
+    /// Not applied.
+    Failed,
+}
+
+impl JournalStatus {
+    pub const ALL: [Self; 8] = [
+        Self::Applying,
+        Self::Applied,
+        Self::PendingConfirmation,
+        Self::Confirmed,
+        Self::RollingBack,
+        Self::RolledBack,
+        Self::RollbackFailed,
+        Self::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applying => "applying",
+            Self::Applied => "applied",
+            Self::PendingConfirmation => "pending_confirmation",
+            Self::Confirmed => "confirmed",
+            Self::RollingBack => "rolling_back",
+            Self::RolledBack => "rolled_back",
+            Self::RollbackFailed => "rollback_failed",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for JournalStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn status_list(statuses: &[JournalStatus]) -> String {
+    serde_json::Value::from(statuses.iter().map(|s| s.as_str()).collect::<Vec<_>>()).to_string()
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct JournalEntry {
     pub change_id: String,
     pub target: String,
     pub tool: String,
     pub principal: String,
-    /// applying, applied, pending_confirmation, confirmed, rolled_back, rollback_failed, failed.
-    pub status: String,
+    pub status: JournalStatus,
     pub summary: String,
     pub plan: serde_json::Value,
     pub inverse: Option<serde_json::Value>,
@@ -35,7 +92,11 @@ fn entry_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
         target: r.get(1)?,
         tool: r.get(2)?,
         principal: r.get(3)?,
-        status: r.get(4)?,
+        status: {
+            let text: String = r.get(4)?;
+            JournalStatus::parse(&text)
+                .ok_or_else(|| rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, text.into()))?
+        },
         summary: r.get(5)?,
         plan: json(r.get(6)?).unwrap_or(serde_json::Value::Null),
         inverse: json(r.get(7)?),
@@ -57,7 +118,7 @@ impl Store {
                 e.target,
                 e.tool,
                 e.principal,
-                e.status,
+                e.status.as_str(),
                 e.summary,
                 serde_json::to_string(&e.plan)?,
                 e.inverse.as_ref().map(serde_json::to_string).transpose()?,
@@ -72,7 +133,7 @@ impl Store {
     pub fn journal_update(
         &self,
         change_id: &str,
-        status: &str,
+        status: JournalStatus,
         inverse: Option<&serde_json::Value>,
         note: Option<&str>,
     ) -> StoreResult<()> {
@@ -81,18 +142,18 @@ impl Store {
                 "UPDATE changes SET status = ?2, inverse = COALESCE(?3, inverse), note = COALESCE(?4, note)
                  WHERE change_id = ?1",
             )?
-            .execute(params![change_id, status, inverse.map(serde_json::to_string).transpose()?, note])?;
+            .execute(params![change_id, status.as_str(), inverse.map(serde_json::to_string).transpose()?, note])?;
         Ok(())
     }
 
     /// Moves a change from one of `from` to `to`, atomically; false when another process got there first.
-    pub fn journal_claim(&self, change_id: &str, from: &[&str], to: &str) -> StoreResult<bool> {
+    pub fn journal_claim(&self, change_id: &str, from: &[JournalStatus], to: JournalStatus) -> StoreResult<bool> {
         let changed = self
             .conn()
             .prepare_cached(
                 "UPDATE changes SET status = ?3 WHERE change_id = ?1 AND status IN (SELECT value FROM json_each(?2))",
             )?
-            .execute(params![change_id, serde_json::to_string(from)?, to])?;
+            .execute(params![change_id, status_list(from), to.as_str()])?;
         Ok(changed == 1)
     }
 
@@ -105,12 +166,12 @@ impl Store {
     }
 
     /// Changes in one of the given statuses, oldest first.
-    pub fn journal_with_status(&self, statuses: &[&str]) -> StoreResult<Vec<JournalEntry>> {
+    pub fn journal_with_status(&self, statuses: &[JournalStatus]) -> StoreResult<Vec<JournalEntry>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM changes WHERE status IN (SELECT value FROM json_each(?1)) ORDER BY created_at_ms"
         ))?;
-        let rows = stmt.query_map([serde_json::to_string(statuses)?], entry_row)?;
+        let rows = stmt.query_map([status_list(statuses)], entry_row)?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 }
@@ -128,7 +189,7 @@ mod tests {
             target: "lab".into(),
             tool: "block_ip_address".into(),
             principal: "ops".into(),
-            status: "applying".into(),
+            status: JournalStatus::Applying,
             summary: "block".into(),
             plan: serde_json::json!({"operations": []}),
             inverse: None,
@@ -137,11 +198,29 @@ mod tests {
             note: None,
         };
         store.journal_begin(&entry).unwrap();
-        assert_eq!(store.journal_with_status(&["applying"]).unwrap(), vec![entry.clone()]);
-        store.journal_update("c1", "pending_confirmation", Some(&serde_json::json!({"operations": []})), None).unwrap();
-        assert!(store.journal_with_status(&["applying"]).unwrap().is_empty());
+        assert_eq!(store.journal_with_status(&[JournalStatus::Applying]).unwrap(), vec![entry.clone()]);
+        store
+            .journal_update(
+                "c1",
+                JournalStatus::PendingConfirmation,
+                Some(&serde_json::json!({"operations": []})),
+                None,
+            )
+            .unwrap();
+        assert!(store.journal_with_status(&[JournalStatus::Applying]).unwrap().is_empty());
         let got = store.journal_get("c1").unwrap().unwrap();
-        assert_eq!(got.status, "pending_confirmation");
+        assert_eq!(got.status, JournalStatus::PendingConfirmation);
         assert!(got.inverse.is_some());
+        assert!(store.journal_claim("c1", &[JournalStatus::PendingConfirmation], JournalStatus::RollingBack).unwrap());
+        assert!(!store.journal_claim("c1", &[JournalStatus::PendingConfirmation], JournalStatus::RollingBack).unwrap());
+    }
+
+    #[test]
+    fn every_status_reads_back_as_written() {
+        for status in JournalStatus::ALL {
+            assert_eq!(JournalStatus::parse(status.as_str()), Some(status));
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
+        assert_eq!(JournalStatus::parse("applyin"), None);
     }
 }

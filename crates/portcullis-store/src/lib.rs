@@ -14,7 +14,7 @@ use rusqlite::Connection;
 
 pub use approvals::{Alert, Approval};
 pub use audit::{AuditFilter, AuditRow, AuditVerification};
-pub use journal::JournalEntry;
+pub use journal::{JournalEntry, JournalStatus};
 pub use lab::{LabState, LabWrite};
 pub use managed::ManagedEntry;
 

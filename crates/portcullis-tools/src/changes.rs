@@ -12,6 +12,7 @@ use portcullis_core::model::{RuleId, RuleSet, Timestamp};
 use portcullis_core::plan::{self, ChangePlan, Operation};
 use portcullis_guard::{AuditRecord, CallContext, Decision, Principal, Transport};
 use portcullis_store::JournalEntry;
+use portcullis_store::JournalStatus::{self, *};
 use serde_json::Value;
 
 use crate::door::ChangeCall;
@@ -21,7 +22,7 @@ use crate::work::LocalJob;
 use crate::{CallError, Target, ToolService, Trace, now};
 
 /// The journal statuses from which a change can be undone.
-const ROLLBACK_FROM: &[&str] = &["pending_confirmation", "applied", "confirmed"];
+const ROLLBACK_FROM: &[JournalStatus] = &[PendingConfirmation, Applied, Confirmed];
 
 fn store_error(e: portcullis_store::StoreError) -> CallError {
     CallError::internal(format!("change journal: {e}"))
@@ -33,11 +34,11 @@ fn view(e: &JournalEntry, now: Timestamp) -> ChangeRecordView {
         target: e.target.clone(),
         tool: e.tool.clone(),
         principal: e.principal.clone(),
-        status: e.status.clone(),
+        status: e.status.as_str().to_string(),
         summary: e.summary.clone(),
         created_at: e.created_at,
         confirm_by: e.confirm_by,
-        seconds_left: e.confirm_by.filter(|_| e.status == "pending_confirmation").map(|t| (t - now).num_seconds()),
+        seconds_left: e.confirm_by.filter(|_| e.status == PendingConfirmation).map(|t| (t - now).num_seconds()),
         note: e.note.clone(),
     }
 }
@@ -111,7 +112,7 @@ impl ToolService {
             target: call.target.name.clone(),
             tool: call.def.name.to_string(),
             principal: call.ctx.principal.name.clone(),
-            status: "applying".into(),
+            status: Applying,
             summary: plan.summary.clone(),
             plan: serde_json::to_value(plan).map_err(|e| CallError::internal(e.to_string()))?,
             inverse: None,
@@ -124,7 +125,7 @@ impl ToolService {
 
     pub(crate) fn journal_failed(&self, change_id: &str, error: &CallError) {
         let note = format!("{}: {}", error.code.as_str(), error.message);
-        if let Err(e) = self.guard.auditor.store().journal_update(change_id, "failed", None, Some(&note)) {
+        if let Err(e) = self.guard.auditor.store().journal_update(change_id, Failed, None, Some(&note)) {
             tracing::error!(change_id, "journal not updated after a failed change: {e}");
         }
     }
@@ -135,7 +136,7 @@ impl ToolService {
         inverse: &ChangePlan,
         confirm_by: Option<Timestamp>,
     ) -> Result<(), CallError> {
-        let status = if confirm_by.is_some() { "pending_confirmation" } else { "applied" };
+        let status = if confirm_by.is_some() { PendingConfirmation } else { Applied };
         let inverse = serde_json::to_value(inverse).map_err(|e| CallError::internal(e.to_string()))?;
         self.guard.auditor.store().journal_update(change_id, status, Some(&inverse), None).map_err(store_error)
     }
@@ -151,7 +152,7 @@ impl ToolService {
 
     pub(crate) fn pending_changes(&self) -> Result<PendingChangesResult, CallError> {
         let now = now();
-        let rows = self.guard.auditor.store().journal_with_status(&["pending_confirmation"]).map_err(store_error)?;
+        let rows = self.guard.auditor.store().journal_with_status(&[PendingConfirmation]).map_err(store_error)?;
         let data: Vec<ChangeRecordView> = rows.iter().map(|e| view(e, now)).collect();
         Ok(PendingChangesResult { count: data.len(), data })
     }
@@ -159,7 +160,7 @@ impl ToolService {
     pub(crate) fn confirm_change(&self, change_id: &str, trace: &mut Trace) -> Result<ChangeRecordView, CallError> {
         trace.change_id = Some(change_id.to_string());
         let entry = self.journal_entry(change_id)?;
-        if entry.status != "pending_confirmation" {
+        if entry.status != PendingConfirmation {
             return Err(CallError::new(
                 ErrorCode::Conflict,
                 format!("change {change_id} is {}, not waiting for confirmation", entry.status),
@@ -172,14 +173,14 @@ impl ToolService {
             ));
         }
         let store = self.guard.auditor.store();
-        store.journal_update(change_id, "confirmed", None, None).map_err(store_error)?;
+        store.journal_update(change_id, Confirmed, None, None).map_err(store_error)?;
         let entry = self.journal_entry(change_id)?;
         Ok(view(&entry, now()))
     }
 
     /// Applies the undo plan of a journal entry.
     async fn roll_back(&self, entry: &JournalEntry, dry_run: bool) -> Result<ChangeResult, CallError> {
-        if !ROLLBACK_FROM.contains(&entry.status.as_str()) {
+        if !ROLLBACK_FROM.contains(&entry.status) {
             return Err(CallError::new(
                 ErrorCode::Conflict,
                 format!("change {} is {}; only applied changes can be rolled back", entry.change_id, entry.status),
@@ -212,7 +213,7 @@ impl ToolService {
         let inside = self.enter(target).await;
         let store = self.guard.auditor.store();
         // Claimed in the journal first: another process (the CLI beside a server) may be undoing it too.
-        if !store.journal_claim(&entry.change_id, ROLLBACK_FROM, "rolling_back").map_err(store_error)? {
+        if !store.journal_claim(&entry.change_id, ROLLBACK_FROM, RollingBack).map_err(store_error)? {
             return Err(CallError::new(
                 ErrorCode::Conflict,
                 format!("change {} is already being rolled back or was settled meanwhile", entry.change_id),
@@ -220,14 +221,14 @@ impl ToolService {
         }
         match inside.carry(&inverse, ReadBack::Whole).await {
             Ok(_) => {
-                store.journal_update(&entry.change_id, "rolled_back", None, None).map_err(store_error)?;
+                store.journal_update(&entry.change_id, RolledBack, None, None).map_err(store_error)?;
                 result.status = ChangeStatus::RolledBack;
                 result.verified = true;
                 Ok(result)
             }
             Err(e) => {
                 let note = format!("rollback failed: {}: {}", e.code.as_str(), e.message);
-                store.journal_update(&entry.change_id, "rollback_failed", None, Some(&note)).map_err(store_error)?;
+                store.journal_update(&entry.change_id, RollbackFailed, None, Some(&note)).map_err(store_error)?;
                 Err(e)
             }
         }
@@ -237,7 +238,7 @@ impl ToolService {
     pub async fn roll_back_overdue(&self) -> Vec<(String, Result<(), CallError>)> {
         let store = self.guard.auditor.store();
         let now = now();
-        let due: Vec<JournalEntry> = match store.journal_with_status(&["pending_confirmation"]) {
+        let due: Vec<JournalEntry> = match store.journal_with_status(&[PendingConfirmation]) {
             Ok(rows) => rows.into_iter().filter(|e| e.confirm_by.is_some_and(|t| t <= now)).collect(),
             Err(e) => return vec![(String::new(), Err(store_error(e)))],
         };
@@ -270,7 +271,7 @@ impl ToolService {
     /// unconfirmed changes. Run before serving. Returns one line per action taken.
     pub async fn recover(&self) -> Vec<String> {
         let mut notes = Vec::new();
-        let in_flight = self.guard.auditor.store().journal_with_status(&["applying"]).unwrap_or_default();
+        let in_flight = self.guard.auditor.store().journal_with_status(&[Applying]).unwrap_or_default();
         for entry in in_flight {
             let started = Instant::now();
             let outcome = self.settle(&entry).await;
@@ -301,7 +302,7 @@ impl ToolService {
         match took_effect(&plan, &state) {
             Some(applied) => {
                 let inverse = plan::invert(&plan, &applied, &state, &state);
-                let status = if entry.confirm_by.is_some() { "pending_confirmation" } else { "applied" };
+                let status = if entry.confirm_by.is_some() { PendingConfirmation } else { Applied };
                 let inverse = serde_json::to_value(&inverse).map_err(|e| CallError::internal(e.to_string()))?;
                 store
                     .journal_update(&entry.change_id, status, Some(&inverse), Some("settled after a restart"))
@@ -310,7 +311,7 @@ impl ToolService {
             }
             None => {
                 store
-                    .journal_update(&entry.change_id, "failed", None, Some("not applied: the process stopped first"))
+                    .journal_update(&entry.change_id, Failed, None, Some("not applied: the process stopped first"))
                     .map_err(store_error)?;
                 Ok("it had not been applied; recorded as failed".into())
             }
