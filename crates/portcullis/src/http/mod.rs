@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::App;
 use crate::config::HttpConfig;
 use crate::mcp::McpServer;
+use crate::{McpHandler, mcp_handler};
 use auth::{AuthState, authenticate, bearer, principal_for_token, unauthorized};
 
 /// Refuses a non-loopback bind without bearer tokens: an open firewall API on the network is never a default.
@@ -65,8 +66,8 @@ fn router(app: &App, http: &HttpConfig, local: SocketAddr, shutdown: Cancellatio
         .with_allowed_origins(allowed_origins(http, local))
         .enforce_origin_validation()
         .with_cancellation_token(shutdown.child_token());
-    let mcp_service: StreamableHttpService<McpServer, LocalSessionManager> =
-        StreamableHttpService::new(move || Ok(server.for_session()), Default::default(), config);
+    let mcp_service: StreamableHttpService<McpHandler, LocalSessionManager> =
+        StreamableHttpService::new(move || Ok(mcp_handler(server.for_session())), Default::default(), config);
     let roles = http.tokens.iter().map(|t| (t.principal.clone(), app.principal(&t.principal).role)).collect();
     let auth = AuthState { http: Arc::new(http.clone()), roles: Arc::new(roles) };
     let feeds = FeedState { service: app.service.clone(), auth: auth.clone() };
