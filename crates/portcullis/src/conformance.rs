@@ -3,6 +3,9 @@
 //! Compiled only with `--features conformance`; a production build lists none of them. They exercise the MCP
 //! layer (content kinds, sampling, elicitation, logging, progress) and touch no firewall, so they do not pass
 //! through `ToolService`.
+//!
+//! [`FixtureServer`] wraps the real handler rather than hooking into it, so that `mcp.rs` is the same code in
+//! both builds and the suite tests exactly what production serves, plus the fixtures.
 
 // Sampling and logging are deprecated by SEP-2577 in rmcp; the suite still tests them.
 #![allow(deprecated)]
@@ -10,16 +13,271 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::borrow::Cow;
+
 use rmcp::model::{
-    CallToolResult, ContentBlock, CreateMessageRequestParams, ElicitRequestParams, GetPromptResult,
-    ProgressNotificationParam, Prompt, PromptArgument, PromptMessage, ReadResourceResult, Resource, ResourceContents,
-    ResourceTemplate, Role, SamplingMessage, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, CancelledNotificationParam,
+    CompleteRequestParams, CompleteResult, ContentBlock, CreateMessageRequestParams, CustomNotification, CustomRequest,
+    CustomResult, DiscoverResult, ElicitRequestParams, GetPromptRequestParams, GetPromptResponse, GetPromptResult,
+    GetSkillRequestParams, GetSkillResult, GetTaskParams, GetTaskResult, InitializeRequestParams, InitializeResult,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListSkillsResult, ListToolsResult,
+    PaginatedRequestParams, ProgressNotificationParam, Prompt, PromptArgument, PromptMessage, ProtocolVersion,
+    ReadResourceDirectoryRequestParams, ReadResourceDirectoryResult, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, Reference, Resource, ResourceContents, ResourceTemplate, Role, SamplingMessage, ServerConfig,
+    SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
+    UpdateTaskParams,
 };
-use rmcp::service::RequestContext;
-use rmcp::{ErrorData, RoleServer};
+use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Map, Value, json};
 
-use crate::mcp::LogLevel;
+use crate::mcp::{LogLevel, McpServer, completion};
+
+/// The real MCP handler with the suite's fixtures added: a request for a fixture is answered here, the lists
+/// get the fixtures appended, and everything else goes to the inner handler unchanged.
+#[derive(Clone)]
+pub struct FixtureServer {
+    inner: McpServer,
+}
+
+impl FixtureServer {
+    pub fn new(inner: McpServer) -> Self {
+        Self { inner }
+    }
+}
+
+// Every method of `ServerHandler` is written out, the ones this wrapper does not change as plain delegation:
+// a method left to the trait's default would answer with rmcp's default instead of what `McpServer` does, and
+// nothing would fail to compile.
+impl ServerHandler for FixtureServer {
+    async fn ping(&self, context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        self.inner.ping(context).await
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        self.inner.initialize(request, context).await
+    }
+
+    fn negotiate_initialize(&self, request: &InitializeRequestParams) -> Result<InitializeResult, ErrorData> {
+        self.inner.negotiate_initialize(request)
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        self.inner.supported_protocol_versions()
+    }
+
+    async fn discover(&self, context: RequestContext<RoleServer>) -> Result<DiscoverResult, ErrorData> {
+        self.inner.discover(context).await
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        if let Reference::Prompt(p) = &request.r#ref
+            && let Some(values) = complete(&p.name, &request.argument.value)
+        {
+            return Ok(CompleteResult::new(completion(values)));
+        }
+        self.inner.complete(request, context).await
+    }
+
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.inner.set_level(request, context).await
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let args = request.arguments.clone().unwrap_or_default();
+        if let Some(fixture) = get_prompt(&request.name, &args) {
+            return Ok(fixture.into());
+        }
+        self.inner.get_prompt(request, context).await
+    }
+
+    async fn list_prompts(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let mut list = self.inner.list_prompts(request, context).await?;
+        list.prompts.extend(prompts());
+        Ok(list)
+    }
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let mut list = self.inner.list_resources(request, context).await?;
+        list.resources.extend(resources());
+        Ok(list)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let mut list = self.inner.list_resource_templates(request, context).await?;
+        list.resource_templates.extend(resource_templates());
+        Ok(list)
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        if let Some(fixture) = read_resource(&request.uri) {
+            return Ok(fixture.into());
+        }
+        self.inner.read_resource(request, context).await
+    }
+
+    fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+        self.inner.accepted_subscription_filter(requested)
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        self.inner.listen(context).await
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.inner.subscribe(request, context).await
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.inner.unsubscribe(request, context).await
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if is_fixture_tool(&request.name) {
+            let args = request.arguments.clone().unwrap_or_default();
+            return call_tool(&self.inner, &request.name, &args, &context).await.map(Into::into);
+        }
+        self.inner.call_tool(request, context).await
+    }
+
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let mut list = self.inner.list_tools(request, context).await?;
+        list.tools.extend(tools());
+        Ok(list)
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.inner.get_tool(name)
+    }
+
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        self.inner.on_custom_request(request, context).await
+    }
+
+    async fn on_cancelled(&self, notification: CancelledNotificationParam, context: NotificationContext<RoleServer>) {
+        self.inner.on_cancelled(notification, context).await
+    }
+
+    async fn on_progress(&self, notification: ProgressNotificationParam, context: NotificationContext<RoleServer>) {
+        self.inner.on_progress(notification, context).await
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        self.inner.on_initialized(context).await
+    }
+
+    async fn on_roots_list_changed(&self, context: NotificationContext<RoleServer>) {
+        self.inner.on_roots_list_changed(context).await
+    }
+
+    async fn on_custom_notification(&self, notification: CustomNotification, context: NotificationContext<RoleServer>) {
+        self.inner.on_custom_notification(notification, context).await
+    }
+
+    fn get_info(&self) -> ServerConfig {
+        self.inner.get_info()
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        self.inner.get_task(request, context).await
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.inner.update_task(request, context).await
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.inner.cancel_task(request, context).await
+    }
+
+    async fn list_skills(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListSkillsResult, ErrorData> {
+        self.inner.list_skills(request, context).await
+    }
+
+    async fn get_skill(
+        &self,
+        request: GetSkillRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetSkillResult, ErrorData> {
+        self.inner.get_skill(request, context).await
+    }
+
+    async fn read_resource_directory(
+        &self,
+        request: ReadResourceDirectoryRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceDirectoryResult, ErrorData> {
+        self.inner.read_resource_directory(request, context).await
+    }
+}
 
 /// A 1×1 red PNG.
 const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC";
@@ -42,7 +300,7 @@ fn string_args(names: &[&str]) -> Arc<Map<String, Value>> {
     object(json!({"type": "object", "properties": properties, "required": names}))
 }
 
-pub fn tools() -> Vec<Tool> {
+fn tools() -> Vec<Tool> {
     let tool = |name: &'static str, description: &'static str| Tool::new(name, description, no_args());
     vec![
         tool("test_simple_text", "Conformance fixture: returns simple text."),
@@ -73,7 +331,7 @@ pub fn tools() -> Vec<Tool> {
     ]
 }
 
-pub fn is_fixture_tool(name: &str) -> bool {
+fn is_fixture_tool(name: &str) -> bool {
     tools().iter().any(|t| t.name == name)
 }
 
@@ -81,8 +339,8 @@ fn text_result(text: impl Into<String>) -> CallToolResult {
     CallToolResult::success(vec![ContentBlock::text(text)])
 }
 
-pub async fn call_tool(
-    server: &crate::mcp::McpServer,
+async fn call_tool(
+    server: &McpServer,
     name: &str,
     args: &Map<String, Value>,
     context: &RequestContext<RoleServer>,
@@ -205,7 +463,7 @@ async fn elicit(context: &RequestContext<RoleServer>, message: String, schema: V
     }
 }
 
-pub fn resources() -> Vec<Resource> {
+fn resources() -> Vec<Resource> {
     vec![
         Resource::new("test://static-text", "static-text")
             .with_description("Conformance fixture: static text")
@@ -219,7 +477,7 @@ pub fn resources() -> Vec<Resource> {
     ]
 }
 
-pub fn resource_templates() -> Vec<ResourceTemplate> {
+fn resource_templates() -> Vec<ResourceTemplate> {
     vec![
         ResourceTemplate::new("test://template/{id}/data", "template-data")
             .with_description("Conformance fixture: data by id")
@@ -228,7 +486,7 @@ pub fn resource_templates() -> Vec<ResourceTemplate> {
 }
 
 /// The fixture behind a `test://` URI, or `None` if it is not one.
-pub fn read_resource(uri: &str) -> Option<ReadResourceResult> {
+fn read_resource(uri: &str) -> Option<ReadResourceResult> {
     let text = |body: &str, mime: &str| ResourceContents::text(body, uri).with_mime_type(mime);
     let contents = match uri {
         "test://static-text" => text("This is the content of the static text resource.", "text/plain"),
@@ -243,7 +501,7 @@ pub fn read_resource(uri: &str) -> Option<ReadResourceResult> {
     Some(ReadResourceResult::new(vec![contents]))
 }
 
-pub fn prompts() -> Vec<Prompt> {
+fn prompts() -> Vec<Prompt> {
     let arg =
         |name: &str, description: &str| PromptArgument::new(name).with_description(description).with_required(true);
     vec![
@@ -263,7 +521,7 @@ pub fn prompts() -> Vec<Prompt> {
 }
 
 /// The fixture prompt `name`, or `None` if it is not one.
-pub fn get_prompt(name: &str, args: &Map<String, Value>) -> Option<GetPromptResult> {
+fn get_prompt(name: &str, args: &Map<String, Value>) -> Option<GetPromptResult> {
     let arg = |key: &str| args.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
     let messages = match name {
         "test_simple_prompt" => vec![PromptMessage::new_text(Role::User, "This is a simple prompt for testing.")],
@@ -291,7 +549,7 @@ pub fn get_prompt(name: &str, args: &Map<String, Value>) -> Option<GetPromptResu
 }
 
 /// Completions for the fixture prompt's arguments, or `None` if the reference is not a fixture.
-pub fn complete(prompt: &str, value: &str) -> Option<Vec<String>> {
+fn complete(prompt: &str, value: &str) -> Option<Vec<String>> {
     (prompt == "test_prompt_with_arguments").then(|| {
         ["paris", "park", "party", "test", "testing"]
             .iter()

@@ -1,5 +1,5 @@
-//! The `logs:` config section and the log tasks `serve` starts: the syslog listener, retention, and (opt-in)
-//! automated responses, which are ordinary `block_ip_address` calls through the guard pipeline.
+//! The log tasks `serve` starts: the syslog listener, file followers, retention, and (opt-in) automated responses,
+//! which are ordinary `block_ip_address` calls through the guard pipeline. Their settings are `crate::config::logs`.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -9,124 +9,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use portcullis_guard::{CallContext, Principal, Transport};
-use portcullis_logstore::{LogStore, Retention};
-use serde::{Deserialize, Serialize};
+use portcullis_logstore::LogStore;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
-
-/// `logs:` in the config file.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogsConfig {
-    /// Listen for syslog over UDP on this address (e.g. `127.0.0.1:5514`); lines go to `syslog_target`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub syslog_udp: Option<String>,
-    /// Listen for syslog over TCP (octet counting or newline framing).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub syslog_tcp: Option<String>,
-    /// The target whose store receives syslog lines and followed files (default: the default target).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub syslog_target: Option<String>,
-    /// Log files to follow (appends, rotation, truncation), e.g. a collector's `/var/log/pfsense/filter.log`.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub files: Vec<PathBuf>,
-    /// How long lines are kept: `30d` by default.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_age: Option<String>,
-    /// Most disk space per target's store, in MiB (default 4096).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_size_mb: Option<u64>,
-    /// Most memory per target's store for aggregates kept between questions, in MiB (default 256); the least
-    /// recently used are dropped and read again from disk.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cache_mb: Option<u64>,
-    /// The most lines one pull of a pfSense target's log reads, paging back to the previous pull (default
-    /// 100000). A burst longer than this between two log questions is reported as a gap.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pull_max_lines: Option<usize>,
-    pub auto_response: AutoResponseConfig,
-}
-
-/// `logs.auto_response`: off unless enabled.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AutoResponseConfig {
-    pub enabled: bool,
-    /// Block sources whose threat score is at least this (the score picks the duration).
-    pub min_score: u8,
-    /// Seconds between analyses.
-    pub every_seconds: u64,
-    /// The window analysed each time.
-    pub timeframe: String,
-    /// The principal the blocks are made as (its role's caps apply).
-    pub principal: String,
-}
-
-impl Default for AutoResponseConfig {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            min_score: 50,
-            every_seconds: 60,
-            timeframe: "1h".into(),
-            principal: "portcullis-auto".into(),
-        }
-    }
-}
-
-impl LogsConfig {
-    /// Checks the section; the error names the key.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        for (key, addr) in [("logs.syslog_udp", &self.syslog_udp), ("logs.syslog_tcp", &self.syslog_tcp)] {
-            if let Some(a) = addr
-                && a.parse::<SocketAddr>().is_err()
-            {
-                return Err((key.into(), format!("`{a}` is not an address:port like 127.0.0.1:5514")));
-            }
-        }
-        if let Some(age) = &self.max_age {
-            portcullis_core::duration::parse_span("logs.max_age", age)
-                .map_err(|e| ("logs.max_age".into(), e.message))?;
-        }
-        for (key, mb) in [("logs.max_size_mb", self.max_size_mb), ("logs.cache_mb", self.cache_mb)] {
-            if mb == Some(0) {
-                return Err((key.into(), "must be at least 1".into()));
-            }
-        }
-        if self.pull_max_lines.is_some_and(|n| n < portcullis_tools::LINES_PER_PULL_PAGE) {
-            let least = portcullis_tools::LINES_PER_PULL_PAGE;
-            return Err(("logs.pull_max_lines".into(), format!("must be at least {least} (one page)")));
-        }
-        let a = &self.auto_response;
-        portcullis_core::duration::parse_span("logs.auto_response.timeframe", &a.timeframe)
-            .map_err(|e| ("logs.auto_response.timeframe".into(), e.message))?;
-        if a.every_seconds == 0 {
-            return Err(("logs.auto_response.every_seconds".into(), "must be at least 1".into()));
-        }
-        if a.min_score > 100 {
-            return Err(("logs.auto_response.min_score".into(), "must be 0-100".into()));
-        }
-        Ok(())
-    }
-
-    pub fn retention(&self) -> Retention {
-        let default = Retention::default();
-        Retention {
-            max_age: self
-                .max_age
-                .as_deref()
-                .and_then(|a| portcullis_core::duration::parse_span("logs.max_age", a).ok())
-                .unwrap_or(default.max_age),
-            max_bytes: self.max_size_mb.map_or(default.max_bytes, |mb| mb.saturating_mul(1 << 20)),
-        }
-    }
-
-    /// The memory budget of each store's cached aggregates, in bytes.
-    pub fn cache_bytes(&self) -> u64 {
-        self.cache_mb.map_or(portcullis_logstore::DEFAULT_CACHE_BUDGET, |mb| mb.saturating_mul(1 << 20))
-    }
-}
+use crate::config::LogsConfig;
 
 /// Opens one log store per target under `<data_dir>/logs/<target>`.
 pub fn open_stores(
@@ -284,41 +171,4 @@ fn spawn_auto_response(app: &App, shutdown: CancellationToken) {
             }
         }
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use std::path::Path;
-
-    use crate::config::{ConfigError, parse};
-
-    fn load(text: &str) -> Result<crate::config::Config, ConfigError> {
-        parse(text, Path::new("/etc/portcullis/config.yaml"), &|_| None)
-    }
-
-    #[test]
-    fn logs_section_loads_and_bad_values_name_their_key() {
-        let c = load("logs:\n  syslog_udp: 127.0.0.1:5514\n  files: [filter.log]\n  max_age: 7d\n  max_size_mb: 10\n")
-            .unwrap();
-        assert_eq!(c.logs.files, vec![Path::new("/etc/portcullis/filter.log").to_path_buf()]);
-        let r = c.logs.retention();
-        assert_eq!((r.max_age, r.max_bytes), (chrono::TimeDelta::days(7), 10 << 20));
-        assert!(!c.logs.auto_response.enabled, "automated responses are opt-in");
-        for (text, key) in [
-            ("logs: {syslog_udp: 'nonsense'}", "logs.syslog_udp"),
-            ("logs: {syslog_tcp: '1.2.3.4'}", "logs.syslog_tcp"),
-            ("logs: {max_age: forever}", "logs.max_age"),
-            ("logs: {cache_mb: 0}", "logs.cache_mb"),
-            ("logs: {max_size_mb: 0}", "logs.max_size_mb"),
-            ("logs: {pull_max_lines: 10}", "logs.pull_max_lines"),
-            ("logs: {auto_response: {min_score: 101}}", "logs.auto_response.min_score"),
-            ("logs: {auto_response: {every_seconds: 0}}", "logs.auto_response.every_seconds"),
-        ] {
-            match load(text) {
-                Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key, "{text}"),
-                other => panic!("{text}: {other:?}"),
-            }
-        }
-        assert!(matches!(load("logs: {sylog_udp: x}"), Err(ConfigError::Parse { .. })), "unknown keys are errors");
-    }
 }

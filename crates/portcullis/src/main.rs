@@ -22,6 +22,23 @@ use tokio_util::sync::CancellationToken;
 use crate::app::App;
 use crate::config::{ConfigSource, LoadedConfig};
 
+/// What the MCP transports serve: the MCP handler itself, or with the `conformance` feature the suite's fixtures
+/// wrapped around it.
+#[cfg(not(feature = "conformance"))]
+type McpHandler = mcp::McpServer;
+#[cfg(feature = "conformance")]
+type McpHandler = conformance::FixtureServer;
+
+#[cfg(not(feature = "conformance"))]
+fn mcp_handler(server: mcp::McpServer) -> McpHandler {
+    server
+}
+
+#[cfg(feature = "conformance")]
+fn mcp_handler(server: mcp::McpServer) -> McpHandler {
+    conformance::FixtureServer::new(server)
+}
+
 #[derive(Parser)]
 #[command(name = "portcullis", version, about = "A firewall assistant with guardrails, over MCP and the CLI")]
 struct Cli {
@@ -273,14 +290,14 @@ async fn serve(app: App, http: Option<String>) -> anyhow::Result<()> {
 
 async fn serve_stdio(app: &App, shutdown: CancellationToken) -> anyhow::Result<()> {
     let mcp = &app.config.mcp;
-    let server = mcp::McpServer::new(
+    let server = mcp_handler(mcp::McpServer::new(
         app.service.clone(),
         Transport::Stdio,
         app.local_principal(),
         &mcp.server_name,
         &mcp.version,
         mcp::log_level_from_config(&app.config.logging.level),
-    );
+    ));
     let running = server.serve(rmcp::transport::io::stdio_pipes()).await.context("MCP handshake over stdio failed")?;
     tokio::select! {
         quit = running.waiting() => { quit.context("MCP stdio session failed")?; }

@@ -343,11 +343,7 @@ impl ServerHandler for McpServer {
         // A principal sees only the tools its role and the operation policy let it call.
         let ctx = self.context(&context);
         let allowed: Vec<&str> = self.service.tools_for(&ctx).iter().map(|t| t.name).collect();
-        #[allow(unused_mut)]
-        let mut visible: Vec<Tool> =
-            self.tools.iter().filter(|t| allowed.contains(&t.name.as_ref())).cloned().collect();
-        #[cfg(feature = "conformance")]
-        visible.extend(crate::conformance::tools());
+        let visible: Vec<Tool> = self.tools.iter().filter(|t| allowed.contains(&t.name.as_ref())).cloned().collect();
         Ok(ListToolsResult::with_all_items(visible))
     }
 
@@ -356,11 +352,6 @@ impl ServerHandler for McpServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        #[cfg(feature = "conformance")]
-        if crate::conformance::is_fixture_tool(&request.name) {
-            let args = arguments_map(request.arguments.as_ref());
-            return crate::conformance::call_tool(self, &request.name, &args, &context).await.map(Into::into);
-        }
         let (progress, forwarder) = match context.meta.get_progress_token() {
             Some(token) => {
                 let (sink, task) = PeerProgress::start(context.peer.clone(), token);
@@ -397,8 +388,7 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        #[allow(unused_mut)]
-        let mut list: Vec<Resource> = portcullis_tools::resources()
+        let list: Vec<Resource> = portcullis_tools::resources()
             .into_iter()
             .map(|r| {
                 Resource::new(r.uri, r.name)
@@ -407,8 +397,6 @@ impl ServerHandler for McpServer {
                     .with_mime_type(r.mime_type)
             })
             .collect();
-        #[cfg(feature = "conformance")]
-        list.extend(crate::conformance::resources());
         Ok(ListResourcesResult::with_all_items(list))
     }
 
@@ -417,8 +405,7 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        #[allow(unused_mut)]
-        let mut list: Vec<ResourceTemplate> = portcullis_tools::resource_templates()
+        let list: Vec<ResourceTemplate> = portcullis_tools::resource_templates()
             .into_iter()
             .map(|t| {
                 ResourceTemplate::new(t.uri_template, t.name)
@@ -427,8 +414,6 @@ impl ServerHandler for McpServer {
                     .with_mime_type(t.mime_type)
             })
             .collect();
-        #[cfg(feature = "conformance")]
-        list.extend(crate::conformance::resource_templates());
         Ok(ListResourceTemplatesResult::with_all_items(list))
     }
 
@@ -437,10 +422,6 @@ impl ServerHandler for McpServer {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        #[cfg(feature = "conformance")]
-        if let Some(fixture) = crate::conformance::read_resource(&request.uri) {
-            return Ok(fixture.into());
-        }
         let ctx = self.context(&context);
         let body = self.service.read_resource(&ctx, &request.uri).await.map_err(|e| protocol_error(&e))?;
         let contents = ResourceContents::text(body.text, body.uri).with_mime_type(body.mime_type);
@@ -471,8 +452,7 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        #[allow(unused_mut)]
-        let mut list: Vec<Prompt> = portcullis_tools::prompts()
+        let list: Vec<Prompt> = portcullis_tools::prompts()
             .into_iter()
             .map(|p| {
                 let args = p
@@ -483,8 +463,6 @@ impl ServerHandler for McpServer {
                 Prompt::new(p.name, Some(p.description), Some(args)).with_title(p.title)
             })
             .collect();
-        #[cfg(feature = "conformance")]
-        list.extend(crate::conformance::prompts());
         Ok(ListPromptsResult::with_all_items(list))
     }
 
@@ -494,10 +472,6 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         let args = arguments_map(request.arguments.as_ref());
-        #[cfg(feature = "conformance")]
-        if let Some(fixture) = crate::conformance::get_prompt(&request.name, &args) {
-            return Ok(fixture.into());
-        }
         let ctx = self.context(&context);
         let body = self.service.prompt(&ctx, &request.name, &args).await.map_err(|e| protocol_error(&e))?;
         let messages = body.parts.into_iter().map(|text| PromptMessage::new_text(Role::User, text)).collect();
@@ -512,12 +486,6 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
         let argument = &request.argument;
-        #[cfg(feature = "conformance")]
-        if let Reference::Prompt(p) = &request.r#ref
-            && let Some(values) = crate::conformance::complete(&p.name, &argument.value)
-        {
-            return Ok(CompleteResult::new(completion(values)));
-        }
         if let Reference::Prompt(p) = &request.r#ref
             && !portcullis_tools::prompts().iter().any(|d| d.name == p.name)
         {
@@ -544,7 +512,7 @@ impl ServerHandler for McpServer {
 }
 
 /// At most the protocol's 100 values, saying whether there were more.
-fn completion(mut values: Vec<String>) -> CompletionInfo {
+pub(crate) fn completion(mut values: Vec<String>) -> CompletionInfo {
     let total = values.len();
     values.truncate(CompletionInfo::MAX_VALUES);
     let mut info = CompletionInfo::default();

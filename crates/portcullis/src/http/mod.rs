@@ -2,13 +2,15 @@
 //! with tokens, every request to `/mcp` must carry one, and the token's principal makes the calls. Host and
 //! Origin headers are checked (DNS-rebinding protection).
 
+mod auth;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -22,13 +24,8 @@ use tokio_util::sync::CancellationToken;
 use crate::app::App;
 use crate::config::HttpConfig;
 use crate::mcp::McpServer;
-
-#[derive(Clone)]
-struct AuthState {
-    http: Arc<HttpConfig>,
-    /// The role of each token's principal, resolved from config once.
-    roles: Arc<std::collections::BTreeMap<String, String>>,
-}
+use crate::{McpHandler, mcp_handler};
+use auth::{AuthState, authenticate, bearer, principal_for_token, unauthorized};
 
 /// Refuses a non-loopback bind without bearer tokens: an open firewall API on the network is never a default.
 pub fn check_bind(addr: &SocketAddr, http: &HttpConfig) -> anyhow::Result<()> {
@@ -69,8 +66,8 @@ fn router(app: &App, http: &HttpConfig, local: SocketAddr, shutdown: Cancellatio
         .with_allowed_origins(allowed_origins(http, local))
         .enforce_origin_validation()
         .with_cancellation_token(shutdown.child_token());
-    let mcp_service: StreamableHttpService<McpServer, LocalSessionManager> =
-        StreamableHttpService::new(move || Ok(server.for_session()), Default::default(), config);
+    let mcp_service: StreamableHttpService<McpHandler, LocalSessionManager> =
+        StreamableHttpService::new(move || Ok(mcp_handler(server.for_session())), Default::default(), config);
     let roles = http.tokens.iter().map(|t| (t.principal.clone(), app.principal(&t.principal).role)).collect();
     let auth = AuthState { http: Arc::new(http.clone()), roles: Arc::new(roles) };
     let feeds = FeedState { service: app.service.clone(), auth: auth.clone() };
@@ -124,7 +121,8 @@ async fn feed(
         return text(StatusCode::NOT_FOUND, "feeds are served only when http.tokens are configured\n".into())
             .into_response();
     }
-    let Some(name) = bearer(&headers).and_then(|t| state.auth.http.principal_for_token(&t).map(str::to_string)) else {
+    let Some(name) = bearer(&headers).and_then(|t| principal_for_token(&state.auth.http, &t).map(str::to_string))
+    else {
         return unauthorized("a valid bearer token is required");
     };
     let tool = match list.as_str() {
@@ -159,34 +157,4 @@ async fn feed(
 
 async fn health() -> impl IntoResponse {
     Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
-}
-
-/// Maps a bearer token to its principal. Without configured tokens the server is loopback-only (see
-/// `check_bind`) and calls run as the local principal.
-async fn authenticate(State(auth): State<AuthState>, mut request: Request, next: Next) -> Response {
-    if auth.http.tokens.is_empty() {
-        return next.run(request).await;
-    }
-    let Some(token) = bearer(request.headers()) else {
-        return unauthorized("a bearer token is required (Authorization: Bearer <token>)");
-    };
-    match auth.http.principal_for_token(&token) {
-        Some(name) => {
-            let role = auth.roles.get(name).cloned().unwrap_or_else(|| "none".into());
-            request.extensions_mut().insert(Principal { name: name.to_string(), role });
-            next.run(request).await
-        }
-        None => unauthorized("the bearer token is not valid"),
-    }
-}
-
-fn bearer(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?;
-    Some(token.trim().to_string())
-}
-
-fn unauthorized(message: &str) -> Response {
-    let body = json!({"error": {"code": "authentication_failed", "message": message}});
-    (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], Json(body)).into_response()
 }
