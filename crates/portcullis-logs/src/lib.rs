@@ -1,6 +1,6 @@
 //! Log analytics for Portcullis: the pfSense `filterlog` parser, the compact stored record ([`compact`]),
 //! mergeable aggregates ([`rollup`]), detections and the threat score ([`detect`]), the filterlog writer
-//! ([`format`]) and the security report ([`report`]).
+//! ([`format`](mod@format)) and the security report ([`report`]).
 //!
 //! [`parse_line`] reads one line in any of the forms pfSense and syslog collectors produce (contract §8: BSD/RFC
 //! 3164 with or without `<PRI>` and host, RFC 5424, RFC 3339-timestamped collector lines, and the bare CSV body)

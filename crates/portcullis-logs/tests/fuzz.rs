@@ -2,6 +2,8 @@
 //! byte replacement, inserted and deleted delimiters, spliced lines) never make the parser panic, and whatever
 //! parses is consistent. Until a `cargo fuzz` target exists, `fuzz_many_mutations` runs 20,000 cases.
 
+#![allow(clippy::unwrap_used)] // test support: a failed unwrap is a failed test
+
 use std::time::Instant;
 
 use chrono::{TimeZone, Utc};

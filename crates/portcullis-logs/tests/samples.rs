@@ -2,6 +2,8 @@
 //! `shared/pfrest/filterlog-samples.txt`): every line parses, and for each prefix form and protocol variant one line
 //! is checked field by field, with the values read off the line by hand.
 
+#![allow(clippy::unwrap_used)] // test support: a failed unwrap is a failed test
+
 use std::net::IpAddr;
 
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};

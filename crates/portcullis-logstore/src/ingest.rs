@@ -97,7 +97,7 @@ const ANCHOR_LINES: usize = 64;
 ///
 /// Limitation: lines are compared by their text, and filterlog lines carry no sequence number. Identical lines
 /// (same second, same packet fields) are told apart only by their neighbours: a flood of identical lines longer
-/// than [`ANCHOR_LINES`] that spans two pulls, or identical lines exactly at a page boundary while the log grows,
+/// than `ANCHOR_LINES` that spans two pulls, or identical lines exactly at a page boundary while the log grows,
 /// can be taken for lines already read. (The single-page pull this replaces dropped every line whose text was in
 /// the previous pull.) One pull of a store at a time: the service serialises its own pulls per target, but two
 /// processes pulling the same target at the same moment both store what is new since the same anchor.

@@ -220,7 +220,9 @@ pub(crate) fn network_interfaces() -> Vec<Value> {
                        "blockpriv": *id == "wan"}),
             );
             // `id` is the pfSense interface id (string ids, contract §2), whatever `represent_interfaces_as` says.
-            obj.as_object_mut().unwrap().insert("id".into(), json!(id));
+            if let Some(fields) = obj.as_object_mut() {
+                fields.insert("id".into(), json!(id));
+            }
             obj
         })
         .collect()

@@ -1,5 +1,7 @@
 //! End-to-end tests of the pfRest emulator over real HTTP (a minimal HTTP/1.1 client on tokio's TcpStream).
 
+#![allow(clippy::unwrap_used)] // test support: a failed unwrap is a failed test
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 

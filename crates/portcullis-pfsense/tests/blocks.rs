@@ -1,6 +1,8 @@
 //! Block lists on pfSense: managed alias + managed rules, expiry kept in the device's `detail` texts, unblock,
 //! 100,000 entries in one PATCH, and rollback of a plan that fails part-way.
 
+#![allow(clippy::unwrap_used)] // test support: a failed unwrap is a failed test
+
 mod common;
 
 use std::time::Instant;

@@ -1,6 +1,8 @@
 //! Every fault switch of the emulator: the documented error code, and the firewall left exactly as before or
 //! exactly as after the change.
 
+#![allow(clippy::unwrap_used)] // test support: a failed unwrap is a failed test
+
 mod common;
 
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! Rules on pfSense through the emulator: snapshot mapping, create/modify/delete by tracker, pause/resume, stale
 //! plans, serialised concurrent applies, dry-run checks.
 
+#![allow(clippy::unwrap_used)] // test support: a failed unwrap is a failed test
+
 mod common;
 
 use std::sync::Arc;

@@ -1,5 +1,7 @@
 //! Reads besides rules (system, VPN, firewall log), authentication methods, TLS options and paging.
 
+#![allow(clippy::unwrap_used)] // test support: a failed unwrap is a failed test
+
 mod common;
 
 use std::path::PathBuf;

@@ -1,6 +1,8 @@
 //! Guardrails, end to end through `ToolService::call` on the lab backend: the role matrix against the
 //! documented table, human approval bound to exact arguments, hostile inputs, rate classes, alerts, tampering.
 
+#![allow(clippy::unwrap_used)] // test support: a failed unwrap is a failed test
+
 mod common;
 
 use std::sync::Arc;

@@ -1,6 +1,8 @@
 //! Log analytics end to end inside the service: `lab traffic` scenarios through the lab rule set into a real log
 //! store, then the log tools through `ToolService::call` (the guard pipeline).
 
+#![allow(clippy::unwrap_used)] // test support: a failed unwrap is a failed test
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -2,6 +2,8 @@
 //! through `ToolService::call`: a burst between two questions is stored whole and once, a burst beyond the cap is
 //! reported, and lines that arrive while the pull pages are not stored twice.
 
+#![allow(clippy::unwrap_used)] // test support: a failed unwrap is a failed test
+
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -1,6 +1,8 @@
 //! Safe change on the lab backend: lockout prevention refuses changes that cut a management flow, names the
 //! flow and the rule, and changes nothing.
 
+#![allow(clippy::unwrap_used)] // test support: a failed unwrap is a failed test
+
 use std::sync::Arc;
 
 use portcullis_core::firewall::ErrorCode;
