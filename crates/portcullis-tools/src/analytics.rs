@@ -211,22 +211,34 @@ pub struct DashboardResult {
     pub log_gap: Option<LogGap>,
 }
 
+/// Each target's log store, by target name, and how much one pull of a firewall's own log reads.
+pub(crate) struct LogStores {
+    stores: HashMap<String, Arc<LogStore>>,
+    pull_cap: usize,
+}
+
+impl Default for LogStores {
+    fn default() -> Self {
+        Self { stores: HashMap::new(), pull_cap: DEFAULT_LOG_PULL_CAP }
+    }
+}
+
 /// `get_dashboard_data`: one call's overview of a target.
 pub(crate) struct Dashboard;
 
 impl ToolService {
     /// Gives each target its log store (targets without one answer log tools with an error).
     pub fn with_log_stores(mut self, stores: HashMap<String, Arc<LogStore>>) -> Self {
-        self.log_stores = stores;
+        self.logs.stores = stores;
         self
     }
 
     pub fn log_store(&self, target: &str) -> Option<&Arc<LogStore>> {
-        self.log_stores.get(target)
+        self.logs.stores.get(target)
     }
 
     pub(crate) fn store_of(&self, target: &Target) -> Result<&Arc<LogStore>, CallError> {
-        self.log_stores.get(&target.name).ok_or_else(|| {
+        self.logs.stores.get(&target.name).ok_or_else(|| {
             CallError::new(ErrorCode::NotFound, format!("target {} has no log store", target.name))
                 .with_hint("log tools need the data directory's log store; check the configuration")
         })
@@ -234,7 +246,7 @@ impl ToolService {
 
     /// The most lines one pull of a firewall's own log reads (default [`DEFAULT_LOG_PULL_CAP`]).
     pub fn with_log_pull_cap(mut self, lines: usize) -> Self {
-        self.log_pull_cap = lines.max(1);
+        self.logs.pull_cap = lines.max(1);
         self
     }
 
@@ -250,7 +262,7 @@ impl ToolService {
         // Two pulls of one target at once would both store what is new since the same previous pull.
         let _pulling = target.log_pull.lock().await;
         let page = crate::logs::LINES_PER_QUERY;
-        let cap = if target.firewall.pages_firewall_log() { self.log_pull_cap } else { page };
+        let cap = if target.firewall.pages_firewall_log() { self.logs.pull_cap } else { page };
         let mut dedup = PullDedup::load(store, "firewall").map_err(store_error)?;
         let mut pull = dedup.start(page, cap);
         while let Some(skip) = pull.next_skip() {

@@ -40,6 +40,15 @@ impl Drift {
     }
 }
 
+/// What drift checks remember between runs.
+#[derive(Default)]
+pub(crate) struct DriftWatch {
+    /// The last drift reported per target, so that a standing difference raises one alarm, not one per check.
+    last: std::sync::Mutex<HashMap<String, String>>,
+    /// How long the last check took, so the reconciler can keep it out of the way of deadlines.
+    cost: std::sync::Mutex<std::time::Duration>,
+}
+
 fn seeded_key(target: &str) -> String {
     format!("managed_record_seeded:{target}")
 }
@@ -62,13 +71,13 @@ impl ToolService {
     pub async fn check_drift(&self) -> Vec<Drift> {
         let started = std::time::Instant::now();
         let found = self.find_drift().await;
-        *self.drift_check_cost.lock().unwrap_or_else(|p| p.into_inner()) = started.elapsed();
+        *self.drift.cost.lock().unwrap_or_else(|p| p.into_inner()) = started.elapsed();
         found
     }
 
     /// How long the last drift check took.
     pub fn drift_check_cost(&self) -> std::time::Duration {
-        *self.drift_check_cost.lock().unwrap_or_else(|p| p.into_inner())
+        *self.drift.cost.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     async fn find_drift(&self) -> Vec<Drift> {
@@ -80,7 +89,7 @@ impl ToolService {
                 found.push(drift);
             }
         }
-        let mut last = self.last_drift.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = self.drift.last.lock().unwrap_or_else(|p| p.into_inner());
         for drift in &found {
             let signature = drift.describe();
             if last.get(&drift.target) != Some(&signature) {

@@ -74,14 +74,11 @@ impl Target {
 
 pub struct ToolService {
     guard: Guard,
-    /// The last drift reported per target, so that a standing difference raises one alarm, not one per check.
-    last_drift: std::sync::Mutex<std::collections::HashMap<String, String>>,
-    /// How long the last drift check took, so the reconciler can keep it out of the way of deadlines.
-    drift_check_cost: std::sync::Mutex<std::time::Duration>,
+    /// What drift checks remember between runs.
+    drift: drift::DriftWatch,
     targets: Vec<Target>,
-    /// Each target's log store, by target name.
-    log_stores: std::collections::HashMap<String, Arc<portcullis_logstore::LogStore>>,
-    log_pull_cap: usize,
+    /// Each target's log store, and how much one pull of a firewall's log reads.
+    logs: analytics::LogStores,
     tools: Vec<ToolDef>,
     /// Interfaces facing untrusted networks (restricted ones and `wan`), for lint.
     exposed_interfaces: Vec<String>,
@@ -119,11 +116,9 @@ impl ToolService {
         let (changed, _) = tokio::sync::broadcast::channel(64);
         Ok(Self {
             guard,
-            last_drift: Default::default(),
-            drift_check_cost: Default::default(),
+            drift: Default::default(),
             targets,
-            log_stores: Default::default(),
-            log_pull_cap: analytics::DEFAULT_LOG_PULL_CAP,
+            logs: Default::default(),
             tools: catalogue(),
             exposed_interfaces: exposed,
             changed,
