@@ -120,6 +120,7 @@ fn main() {
 
     let mut version = Vec::new();
     let mut startup = Vec::new();
+    let mut tools_list = String::new();
     for _ in 0..STARTS {
         let t = Instant::now();
         let status = Command::new(BIN).arg("--version").stdout(Stdio::null()).status().expect("version");
@@ -132,8 +133,10 @@ fn main() {
         let tools = s.request("tools/list", "{}");
         startup.push(t.elapsed());
         assert!(tools.contains("get_firewall_rules"), "tools/list answered");
+        tools_list = tools;
         s.stop();
     }
+    print_tools_list_size(&tools_list);
     println!("stdio/startup: process start → tools/list answer   median {}", millis(median(&mut startup)));
     println!("stdio/startup: baseline `portcullis --version`       median {}", millis(median(&mut version)));
 
@@ -198,4 +201,22 @@ fn pipe_echo_floor() -> Duration {
     drop(stdin);
     let _ = cat.wait();
     median(&mut samples)
+}
+
+/// What a model reads when it lists the tools: the `tools/list` answer's size, and how much of it each part is.
+fn print_tools_list_size(answer: &str) {
+    let value: serde_json::Value = serde_json::from_str(answer).expect("tools/list is JSON");
+    let tools = value["result"]["tools"].as_array().cloned().unwrap_or_default();
+    let part = |key: &str| -> usize {
+        tools.iter().map(|t| t.get(key).map_or(0, |v| serde_json::to_string(v).map_or(0, |s| s.len()))).sum()
+    };
+    let kib = |bytes: usize| format!("{:.1} KiB", bytes as f64 / 1024.0);
+    println!(
+        "stdio/tools-list: {} tools, answer {} = output schemas {} + input schemas {} + descriptions {} + rest",
+        tools.len(),
+        kib(answer.trim_end().len()),
+        kib(part("outputSchema")),
+        kib(part("inputSchema")),
+        kib(part("description")),
+    );
 }
