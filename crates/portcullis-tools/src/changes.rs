@@ -3,8 +3,6 @@
 //! after a crash (a change in flight is finished or recorded as not made; overdue ones are undone before
 //! serving).
 
-use std::time::Instant;
-
 use async_trait::async_trait;
 use chrono::Utc;
 use portcullis_core::firewall::{Applied, ErrorCode};
@@ -14,6 +12,7 @@ use portcullis_guard::{AuditRecord, CallContext, Decision, Principal, Transport}
 use portcullis_store::JournalEntry;
 use portcullis_store::JournalStatus::{self, *};
 use serde_json::Value;
+use std::time::Instant;
 
 use crate::door::ChangeCall;
 use crate::door::ReadBack;

@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use async_trait::async_trait;
 use chrono::{TimeDelta, Utc};
 use portcullis_core::model::RuleSet;
 use portcullis_core::plan::{ChangePlan, Operation};
@@ -10,7 +11,10 @@ use portcullis_store::ManagedEntry;
 
 use crate::args::AlarmsArgs;
 use crate::views::{Alarm, AlarmsResult};
-use crate::{CallError, Target, ToolService, now};
+use portcullis_guard::CallContext;
+
+use crate::work::LocalJob;
+use crate::{CallError, Target, ToolService, Trace, now, until_cancelled};
 
 /// What differs between Portcullis' record and one target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -248,4 +252,13 @@ fn managed_changes(plan: &ChangePlan, after: &RuleSet) -> (Vec<ManagedEntry>, Ve
         }
     }
     (put, removed)
+}
+
+/// `get_active_alarms`: it reads every target for drift, so it ends when the caller gives up.
+#[async_trait]
+impl LocalJob for AlarmsArgs {
+    type Output = AlarmsResult;
+    async fn run(self, svc: &ToolService, ctx: &CallContext, _trace: &mut Trace) -> Result<AlarmsResult, CallError> {
+        until_cancelled(ctx, svc.active_alarms(&self)).await
+    }
 }

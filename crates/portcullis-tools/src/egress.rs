@@ -3,9 +3,7 @@
 //! reachable. The policy itself is planned by the core (`portcullis_core::egress`) and applied through the same
 //! change path as every other tool.
 
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
-
+use async_trait::async_trait;
 use ipnet::IpNet;
 use portcullis_core::FieldError;
 use portcullis_core::egress::{EgressFlow, EgressPolicy};
@@ -13,8 +11,8 @@ use portcullis_core::firewall::ErrorCode;
 use portcullis_core::model::{PortRange, Protocol};
 use portcullis_core::plan::Intent;
 use portcullis_guard::CallContext;
-
-use async_trait::async_trait;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 
 use crate::work::{IntentJob, IntentScope, PlannedIntent};
 use crate::{CallError, Target};

@@ -18,7 +18,6 @@ mod prompts;
 mod reads;
 mod reconciler;
 mod resources;
-mod tools;
 mod views;
 mod work;
 

@@ -2,6 +2,7 @@
 //! generator, and for pfSense targets the pfRest log endpoint, pulled before each question), filtered and
 //! returned newest first, a page at a time.
 
+use async_trait::async_trait;
 use ipnet::IpNet;
 use portcullis_core::model::{Action, Protocol, RuleSet, Timestamp, parse_net};
 use portcullis_core::{FieldError, FieldResult};
@@ -9,8 +10,10 @@ use portcullis_logs::compact::{Record, protocol_name};
 use portcullis_logstore::LogStore;
 
 use crate::CallError;
-use crate::args::{QueryLogsArgs, simulate_port};
-use crate::views::{LogEntryView, LogsResult};
+use crate::analytics::{self, Dashboard, DashboardResult, ReportResult, ThreatsResult, TrafficStatsResult};
+use crate::args::{AnalyzeThreatsArgs, QueryLogsArgs, ReportArgs, TrafficStatsArgs, simulate_port};
+use crate::views::{LogEntryView, LogGap, LogsResult};
+use crate::work::{LogAnswer, LogJob, LogScope};
 
 /// Lines read from a firewall's own log endpoint per pull: enough for a page after filtering on a busy firewall.
 pub const LINES_PER_QUERY: usize = 5000;
@@ -109,3 +112,79 @@ fn to_view(r: &Record, store: &LogStore, state: &RuleSet) -> LogEntryView {
         length: r.length,
     }
 }
+
+/// `query_firewall_logs`: its filters are checked against the firewall's interfaces before the pull.
+pub(crate) struct LogsJob {
+    args: QueryLogsArgs,
+    query: Option<LogQuery>,
+}
+
+impl LogsJob {
+    pub(crate) fn new(args: QueryLogsArgs) -> Self {
+        Self { args, query: None }
+    }
+}
+
+#[async_trait]
+impl LogJob for LogsJob {
+    type Output = LogsResult;
+    fn prepare(&mut self, state: &RuleSet, now: Timestamp) -> Result<(), CallError> {
+        self.query = Some(LogQuery::parse(&self.args, state, now)?);
+        Ok(())
+    }
+    async fn answer(self, at: &LogScope<'_>) -> Result<LogsResult, CallError> {
+        let prepared = self.query.ok_or_else(|| CallError::internal("log query not prepared"))?;
+        query(&at.target.name, at.svc.store_of(at.target)?, at.state, &prepared, at.now)
+    }
+}
+
+/// `get_traffic_stats`: the log's figures, and the firewall's own interface counters over the same timeframe.
+#[async_trait]
+impl LogJob for TrafficStatsArgs {
+    type Output = TrafficStatsResult;
+    async fn answer(self, at: &LogScope<'_>) -> Result<TrafficStatsResult, CallError> {
+        let mut r = at.svc.traffic_stats(at.target, at.state, &self, at.now)?;
+        let from = (at.now - analytics::span("timeframe", &self.timeframe)?).timestamp_millis();
+        r.interfaces = at.svc.link_traffic(at.target, from).await.map(|mut links| {
+            links.retain(|l| r.interface.as_ref().is_none_or(|i| &l.counters.interface == i));
+            links
+        });
+        Ok(r)
+    }
+}
+
+#[async_trait]
+impl LogJob for AnalyzeThreatsArgs {
+    type Output = ThreatsResult;
+    async fn answer(self, at: &LogScope<'_>) -> Result<ThreatsResult, CallError> {
+        at.svc.analyze_threats(at.target, &self, at.now)
+    }
+}
+
+#[async_trait]
+impl LogJob for ReportArgs {
+    type Output = ReportResult;
+    async fn answer(self, at: &LogScope<'_>) -> Result<ReportResult, CallError> {
+        at.svc.security_report(at.target, at.state, &self, at.now)
+    }
+}
+
+#[async_trait]
+impl LogJob for Dashboard {
+    type Output = DashboardResult;
+    async fn answer(self, at: &LogScope<'_>) -> Result<DashboardResult, CallError> {
+        at.svc.dashboard(at.target, at.state, at.now).await
+    }
+}
+
+macro_rules! log_answers {
+    ($($answer:ty),*) => {$(
+        impl LogAnswer for $answer {
+            fn set_log_gap(&mut self, gap: Option<LogGap>) {
+                self.log_gap = gap;
+            }
+        }
+    )*};
+}
+
+log_answers!(LogsResult, TrafficStatsResult, ThreatsResult, ReportResult, DashboardResult);

@@ -2,17 +2,20 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use async_trait::async_trait;
 use chrono::TimeDelta;
 use portcullis_core::eval::{CompiledRuleSet, Decision};
+use portcullis_core::firewall::VpnKind;
 use portcullis_core::lint::{LintOptions, lint};
 use portcullis_core::model::{Action, AddressTarget};
 use portcullis_core::model::{Direction, Packet, Protocol, RuleId, RuleSet, Timestamp};
 use portcullis_core::plan::{BLOCK_ALIAS, MANAGED_BLOCK, MANAGED_GRANT};
 use portcullis_core::{FieldError, FieldResult};
 
-use crate::HitsView;
 use crate::args::{self, GetFirewallRulesArgs, SimulatePacketArgs};
 use crate::views::*;
+use crate::work::{ReadJob, ReadScope};
+use crate::{CallError, HitsView};
 
 /// The rules, with what each matched where the firewall counts it (`hits`).
 pub fn firewall_rules(
@@ -275,4 +278,46 @@ fn live_entries<'a>(
 
 fn remaining_seconds(e: &portcullis_core::model::AliasEntry, now: Timestamp) -> Option<i64> {
     e.expires_at.map(|t| (t - now).num_seconds().max(0))
+}
+
+/// The rules, each with what the firewall counted for it.
+#[async_trait]
+impl ReadJob for GetFirewallRulesArgs {
+    type Output = RulesResult;
+    async fn read(self, at: &ReadScope<'_>) -> Result<RulesResult, CallError> {
+        let state = at.state().await?;
+        let hits = at.svc.rule_hits(at.target).await;
+        Ok(firewall_rules(&at.target.name, &state, &self, hits.as_ref())?)
+    }
+}
+
+/// `get_system_status`: the backend's own report of its health.
+pub(crate) struct Status;
+
+#[async_trait]
+impl ReadJob for Status {
+    type Output = SystemStatusResult;
+    async fn read(self, at: &ReadScope<'_>) -> Result<SystemStatusResult, CallError> {
+        let status = at.target.firewall.system_status().await?;
+        let backend = format!("{:?}", at.target.firewall.info().kind).to_ascii_lowercase();
+        Ok(SystemStatusResult { target: at.target.name.clone(), backend, status })
+    }
+}
+
+/// `get_vpn_status`, of one kind of VPN or all.
+pub(crate) struct Vpn(pub Option<VpnKind>);
+
+#[async_trait]
+impl ReadJob for Vpn {
+    type Output = VpnStatusResult;
+    async fn read(self, at: &ReadScope<'_>) -> Result<VpnStatusResult, CallError> {
+        let status = at.target.firewall.vpn_status(self.0).await?;
+        let connections_up = status.connections.iter().filter(|c| c.status.eq_ignore_ascii_case("up")).count();
+        Ok(VpnStatusResult {
+            target: at.target.name.clone(),
+            connections: status.connections,
+            users: status.users,
+            connections_up,
+        })
+    }
 }

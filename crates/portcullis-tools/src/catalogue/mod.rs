@@ -1,6 +1,8 @@
 //! The tool catalogue: every tool is declared once, as a type implementing [`Tool`] (its metadata, access,
 //! argument type, result type and route), and [`row`] turns the declaration into the [`ToolDef`] transports list
-//! and `ToolService::call` dispatches through. The rows themselves are in `crate::tools`.
+//! and `ToolService::call` dispatches through. The rows themselves are in `rows.rs`.
+
+mod rows;
 
 use std::any::TypeId;
 use std::collections::HashMap;
@@ -107,16 +109,69 @@ fn objects_for_boolean_schemas(value: &mut Value) {
 
 /// What clients see of a tool, and the permission it needs.
 pub(crate) struct Decl {
-    pub name: &'static str,
-    pub title: &'static str,
+    name: &'static str,
+    title: &'static str,
     /// The operation name policies refer to (`security.allowed_operations`).
-    pub operation: &'static str,
-    pub kind: ToolKind,
-    pub category: Category,
-    pub level: Level,
-    pub destructive: bool,
-    pub idempotent: bool,
-    pub description: &'static str,
+    operation: &'static str,
+    kind: ToolKind,
+    category: Category,
+    level: Level,
+    destructive: bool,
+    idempotent: bool,
+    description: &'static str,
+}
+
+impl Decl {
+    /// A read tool: read level, idempotent.
+    pub(crate) const fn read(
+        name: &'static str,
+        title: &'static str,
+        operation: &'static str,
+        category: Category,
+    ) -> Self {
+        Self::new(name, title, operation, ToolKind::Read, category, Level::Read)
+    }
+
+    /// A change tool: write level, not destructive, idempotent (the same call twice ends in the same state).
+    pub(crate) const fn change(
+        name: &'static str,
+        title: &'static str,
+        operation: &'static str,
+        category: Category,
+    ) -> Self {
+        Self::new(name, title, operation, ToolKind::Change, category, Level::Write)
+    }
+
+    const fn new(
+        name: &'static str,
+        title: &'static str,
+        operation: &'static str,
+        kind: ToolKind,
+        category: Category,
+        level: Level,
+    ) -> Self {
+        Self { name, title, operation, kind, category, level, destructive: false, idempotent: true, description: "" }
+    }
+
+    /// Needs the admin level (and counts in the admin rate class).
+    pub(crate) const fn admin(self) -> Self {
+        Self { level: Level::Admin, ..self }
+    }
+
+    /// May remove or undo something (MCP's destructive hint).
+    pub(crate) const fn destructive(self) -> Self {
+        Self { destructive: true, ..self }
+    }
+
+    /// The same call twice does not end in the same state.
+    pub(crate) const fn not_idempotent(self) -> Self {
+        Self { idempotent: false, ..self }
+    }
+
+    /// What a model reads to choose the tool.
+    pub(crate) const fn about(self, description: &'static str) -> Self {
+        Self { description, ..self }
+    }
 }
 
 /// One tool, declared once: its metadata and access, what it takes, what it answers, and the work a call is.
@@ -160,7 +215,7 @@ pub(crate) fn row<T: Tool>() -> ToolDef {
 
 /// Every tool Portcullis offers, in catalogue order.
 pub fn catalogue() -> Vec<ToolDef> {
-    crate::tools::rows()
+    rows::rows()
 }
 
 /// The permission table of docs/PERMISSIONS.md, generated from the catalogue and the built-in roles.

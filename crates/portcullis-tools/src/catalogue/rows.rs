@@ -1,0 +1,526 @@
+//! The catalogue's rows: every tool declared once, in catalogue order — its `Decl` (metadata and access), its
+//! argument and result types, and its route to the work a call is. The handlers the routes name live with their
+//! subject (`reads`, `logs`, `analytics`, `changes`, `drift`, `egress`, `audit`); the result types in `views`.
+
+use portcullis_core::model::Timestamp;
+use portcullis_core::plan::Intent;
+use portcullis_guard::Category;
+
+use crate::analytics::{Dashboard, DashboardResult, ReportResult, ThreatsResult, TrafficStatsResult};
+use crate::args::*;
+use crate::catalogue::{Decl, Tool, ToolDef, row};
+use crate::reads::{Status, Vpn};
+use crate::views::*;
+use crate::work::Work;
+use crate::{CallError, changes, egress, logs, reads};
+
+/// Every tool, in catalogue order.
+pub(crate) fn rows() -> Vec<ToolDef> {
+    vec![
+        row::<GetFirewallRules>(),
+        row::<CreateFirewallRule>(),
+        row::<ModifyFirewallRule>(),
+        row::<DeleteFirewallRule>(),
+        row::<PauseRule>(),
+        row::<ResumeRule>(),
+        row::<BlockIpAddress>(),
+        row::<UnblockIpAddress>(),
+        row::<GrantAccess>(),
+        row::<RevokeAccess>(),
+        row::<ListGrants>(),
+        row::<ListAliases>(),
+        row::<ListBlocks>(),
+        row::<GetSystemStatus>(),
+        row::<GetVpnStatus>(),
+        row::<QueryFirewallLogs>(),
+        row::<GetTrafficStats>(),
+        row::<AnalyzeThreats>(),
+        row::<GenerateSecurityReport>(),
+        row::<GetDashboardData>(),
+        row::<SimulatePacket>(),
+        row::<LintRules>(),
+        row::<GetActiveAlarms>(),
+        row::<ListPendingChanges>(),
+        row::<SetEgressPolicy>(),
+        row::<ConfirmChange>(),
+        row::<RollbackChange>(),
+        row::<GetAuditLog>(),
+        row::<VerifyAuditLog>(),
+    ]
+}
+
+pub(crate) struct GetFirewallRules;
+
+impl Tool for GetFirewallRules {
+    type Args = GetFirewallRulesArgs;
+    type Output = RulesResult;
+    const DECL: Decl = Decl::read("get_firewall_rules", "Firewall rules", "read_rules", Category::RuleManagement)
+        .about(
+            "List firewall rules in evaluation order with stable rule_id, interface, action, protocol, source, \
+         destination, ports, description, enabled/paused state and position.",
+        );
+
+    fn route(a: GetFirewallRulesArgs, _now: Timestamp) -> Result<Work<RulesResult>, CallError> {
+        Ok(Work::read(a.target.clone(), a))
+    }
+}
+
+pub(crate) struct CreateFirewallRule;
+
+impl Tool for CreateFirewallRule {
+    type Args = CreateFirewallRuleArgs;
+    type Output = ChangeResult;
+    const DECL: Decl =
+        Decl::change("create_firewall_rule", "Create a firewall rule", "create_rule", Category::RuleManagement)
+            .not_idempotent()
+            .about(
+                "Create a rule on an interface. Returns the plan, risk score and the rule as read back from the \
+         firewall. dry_run: true returns the exact plan and changes nothing.",
+            );
+
+    fn route(a: CreateFirewallRuleArgs, _now: Timestamp) -> Result<Work<ChangeResult>, CallError> {
+        Work::change(&a.change, create_intent(&a)?)
+    }
+}
+
+pub(crate) struct ModifyFirewallRule;
+
+impl Tool for ModifyFirewallRule {
+    type Args = ModifyFirewallRuleArgs;
+    type Output = ChangeResult;
+    const DECL: Decl =
+        Decl::change("modify_firewall_rule", "Modify a firewall rule", "modify_rule", Category::RuleManagement)
+            .destructive()
+            .about(
+                "Change fields of a rule addressed by rule_id (enable/disable, description, action, addresses, \
+         ports, position). Managed rules (anti-lockout, block lists) are refused.",
+            );
+
+    fn route(a: ModifyFirewallRuleArgs, _now: Timestamp) -> Result<Work<ChangeResult>, CallError> {
+        Work::change(&a.change, modify_intent(&a)?)
+    }
+}
+
+pub(crate) struct DeleteFirewallRule;
+
+impl Tool for DeleteFirewallRule {
+    type Args = RuleIdArgs;
+    type Output = ChangeResult;
+    const DECL: Decl =
+        Decl::change("delete_firewall_rule", "Delete a firewall rule", "delete_rule", Category::RuleManagement)
+            .admin()
+            .destructive()
+            .about("Delete a rule by rule_id. The plan shows the rule as it was.");
+
+    fn route(a: RuleIdArgs, _now: Timestamp) -> Result<Work<ChangeResult>, CallError> {
+        Work::change(&a.change, Intent::DeleteRule { rule_id: rule_id(&a.rule_id)? })
+    }
+}
+
+pub(crate) struct PauseRule;
+
+impl Tool for PauseRule {
+    type Args = PauseRuleArgs;
+    type Output = ChangeResult;
+    const DECL: Decl = Decl::change("pause_rule", "Pause a rule", "pause_rule", Category::Security)
+        .destructive()
+        .about("Disable a rule for 1-1440 minutes (default 60); it resumes by itself.");
+
+    fn route(a: PauseRuleArgs, now: Timestamp) -> Result<Work<ChangeResult>, CallError> {
+        let until = now + pause_span(a.minutes)?;
+        Work::change(&a.change, Intent::PauseRule { rule_id: rule_id(&a.rule_id)?, until })
+    }
+}
+
+pub(crate) struct ResumeRule;
+
+impl Tool for ResumeRule {
+    type Args = RuleIdArgs;
+    type Output = ChangeResult;
+    const DECL: Decl = Decl::change("resume_rule", "Resume a paused rule", "resume_rule", Category::Security)
+        .about("Re-enable a paused rule now.");
+
+    fn route(a: RuleIdArgs, _now: Timestamp) -> Result<Work<ChangeResult>, CallError> {
+        Work::change(&a.change, Intent::ResumeRule { rule_id: rule_id(&a.rule_id)? })
+    }
+}
+
+pub(crate) struct BlockIpAddress;
+
+impl Tool for BlockIpAddress {
+    type Args = BlockIpAddressArgs;
+    type Output = ChangeResult;
+    const DECL: Decl = Decl::change("block_ip_address", "Block an address", "block_ip", Category::Security).about(
+        "Block an IPv4/IPv6 address or CIDR on one or every interface for a duration (30m, 1h, 24h, 7d or \
+         permanent) with a reason. The block is an entry of a managed block-list alias and expires by itself.",
+    );
+
+    fn route(a: BlockIpAddressArgs, now: Timestamp) -> Result<Work<ChangeResult>, CallError> {
+        let intent = Intent::Block {
+            net: block_target("ip_address", &a.ip_address)?,
+            interface: a.interface.as_deref().map(|i| interface_name("interface", i)).transpose()?,
+            expires_at: lifetime(&a.duration)?.expires_at(now),
+            reason: reason(&a.reason)?,
+        };
+        Work::change(&a.change, intent)
+    }
+}
+
+pub(crate) struct UnblockIpAddress;
+
+impl Tool for UnblockIpAddress {
+    type Args = UnblockIpAddressArgs;
+    type Output = ChangeResult;
+    const DECL: Decl = Decl::change("unblock_ip_address", "Unblock an address", "unblock_ip", Category::Security)
+        .destructive()
+        .about("Remove the block of an address or CIDR (on one interface, or everywhere).");
+
+    fn route(a: UnblockIpAddressArgs, _now: Timestamp) -> Result<Work<ChangeResult>, CallError> {
+        let intent = Intent::Unblock {
+            net: block_target("ip_address", &a.ip_address)?,
+            interface: a.interface.as_deref().map(|i| interface_name("interface", i)).transpose()?,
+        };
+        Work::change(&a.change, intent)
+    }
+}
+
+pub(crate) struct GrantAccess;
+
+impl Tool for GrantAccess {
+    type Args = GrantAccessArgs;
+    type Output = ChangeResult;
+    const DECL: Decl = Decl::change("grant_access", "Grant access", "grant_access", Category::Security).about(
+        "Let an address or CIDR in for a while (knock to get in): an entry with expiry in a managed allow \
+         alias that pass rules reference. With interface and port, the pass rule is created on first use.",
+    );
+
+    fn route(a: GrantAccessArgs, now: Timestamp) -> Result<Work<ChangeResult>, CallError> {
+        Work::change(&a.change, grant_intent(&a, now)?)
+    }
+}
+
+pub(crate) struct RevokeAccess;
+
+impl Tool for RevokeAccess {
+    type Args = RevokeAccessArgs;
+    type Output = ChangeResult;
+    const DECL: Decl = Decl::change("revoke_access", "Revoke access", "revoke_access", Category::Security)
+        .destructive()
+        .about("Remove a grant now (from one grant list, or all).");
+
+    fn route(a: RevokeAccessArgs, _now: Timestamp) -> Result<Work<ChangeResult>, CallError> {
+        let intent = Intent::Revoke { net: block_target("ip_address", &a.ip_address)?, alias: alias_name(&a.alias)? };
+        Work::change(&a.change, intent)
+    }
+}
+
+pub(crate) struct ListGrants;
+
+impl Tool for ListGrants {
+    type Args = ListGrantsArgs;
+    type Output = GrantsResult;
+    const DECL: Decl = Decl::read("list_grants", "Active grants", "read_grants", Category::Security)
+        .about("Active grants with reason, expiry and the pass rules that let them in.");
+
+    fn route(a: ListGrantsArgs, _now: Timestamp) -> Result<Work<GrantsResult>, CallError> {
+        let alias = alias_name(&a.alias)?;
+        Ok(Work::from_state(a.target, move |v| Ok(reads::grants(v.target, v.state, alias.as_deref(), v.now))))
+    }
+}
+
+pub(crate) struct ListAliases;
+
+impl Tool for ListAliases {
+    type Args = ListAliasesArgs;
+    type Output = AliasesResult;
+    const DECL: Decl = Decl::read("list_aliases", "Aliases", "read_aliases", Category::RuleManagement).about(
+        "Aliases (named address and port lists) with their kind and entry count; with name, one alias and its \
+         live entries with reason and expiry.",
+    );
+
+    fn route(a: ListAliasesArgs, _now: Timestamp) -> Result<Work<AliasesResult>, CallError> {
+        Ok(Work::from_state(a.target, move |v| Ok(reads::aliases(v.target, v.state, a.name.as_deref(), v.now)?)))
+    }
+}
+
+pub(crate) struct ListBlocks;
+
+impl Tool for ListBlocks {
+    type Args = InterfaceFilterArgs;
+    type Output = BlocksResult;
+    const DECL: Decl = Decl::read("list_blocks", "Active blocks", "read_blocks", Category::Security)
+        .about("List active blocks with interface, reason, creation and expiry time.");
+
+    fn route(a: InterfaceFilterArgs, _now: Timestamp) -> Result<Work<BlocksResult>, CallError> {
+        Ok(Work::from_state(a.target, move |v| Ok(reads::blocks(v.target, v.state, a.interface.as_deref(), v.now)?)))
+    }
+}
+
+pub(crate) struct GetSystemStatus;
+
+impl Tool for GetSystemStatus {
+    type Args = TargetArg;
+    type Output = SystemStatusResult;
+    const DECL: Decl = Decl::read("get_system_status", "System status", "read_system", Category::System)
+        .about("CPU and memory usage (percent), uptime (seconds), version, platform and health checks of a target.");
+
+    fn route(a: TargetArg, _now: Timestamp) -> Result<Work<SystemStatusResult>, CallError> {
+        Ok(Work::read(a.target, Status))
+    }
+}
+
+pub(crate) struct GetVpnStatus;
+
+impl Tool for GetVpnStatus {
+    type Args = VpnStatusArgs;
+    type Output = VpnStatusResult;
+    const DECL: Decl = Decl::read("get_vpn_status", "VPN status", "read_vpn", Category::Network).about(
+        "OpenVPN, IPsec and WireGuard servers and tunnels with their state and traffic, and the connected users \
+         and peers. type: openvpn, ipsec or wireguard to narrow it.",
+    );
+
+    fn route(a: VpnStatusArgs, _now: Timestamp) -> Result<Work<VpnStatusResult>, CallError> {
+        Ok(Work::read(a.target, Vpn(a.kind.as_deref().map(vpn_kind).transpose()?)))
+    }
+}
+
+pub(crate) struct QueryFirewallLogs;
+
+impl Tool for QueryFirewallLogs {
+    type Args = QueryLogsArgs;
+    type Output = LogsResult;
+    const DECL: Decl = Decl::read("query_firewall_logs", "Firewall logs", "read_logs", Category::Analytics).about(
+        "Firewall log entries, newest first: timestamp, interface, action, direction, protocol, source and \
+         destination with ports, the rule_id (tracker) that logged them, length. Filters: timeframe (15m, 1h, \
+         24h, 7d), action, source_ip (address or CIDR), destination_ip, destination_port, protocol, interface.",
+    );
+
+    fn route(a: QueryLogsArgs, _now: Timestamp) -> Result<Work<LogsResult>, CallError> {
+        Ok(Work::log_read(a.target.clone(), logs::LogsJob::new(a)))
+    }
+}
+
+pub(crate) struct GetTrafficStats;
+
+impl Tool for GetTrafficStats {
+    type Args = TrafficStatsArgs;
+    type Output = TrafficStatsResult;
+    const DECL: Decl = Decl::read("get_traffic_stats", "Traffic statistics", "read_logs", Category::Analytics).about(
+        "Traffic from the firewall log: total_bytes, total_packets, bytes_in/out, packets_in/out, bandwidth_util \
+         (average bits/s) and data: [{timestamp, bytes, packets, connections, blocked}] per granularity bucket. \
+         Filters: timeframe (1h, 24h, 7d), interface.",
+    );
+
+    fn route(a: TrafficStatsArgs, _now: Timestamp) -> Result<Work<TrafficStatsResult>, CallError> {
+        Ok(Work::log_read(a.target.clone(), a))
+    }
+}
+
+pub(crate) struct AnalyzeThreats;
+
+impl Tool for AnalyzeThreats {
+    type Args = AnalyzeThreatsArgs;
+    type Output = ThreatsResult;
+    const DECL: Decl = Decl::read("analyze_threats", "Analyze threats", "read_logs", Category::Analytics).about(
+        "Detect threats in the firewall log of a timeframe: port scans, brute force on sensitive ports (22, \
+         3389, 445, ...), repeated attacks, traffic volume above the hour-of-day baseline. Each has type, \
+         severity, source_ip, attempt_count, an adaptive threat_score (0-100) with the block duration it calls \
+         for (>=80 7d, >=50 24h, >=20 1h) and a recommendation.",
+    );
+
+    fn route(a: AnalyzeThreatsArgs, _now: Timestamp) -> Result<Work<ThreatsResult>, CallError> {
+        Ok(Work::log_read(a.target.clone(), a))
+    }
+}
+
+pub(crate) struct GenerateSecurityReport;
+
+impl Tool for GenerateSecurityReport {
+    type Args = ReportArgs;
+    type Output = ReportResult;
+    const DECL: Decl = Decl::read("generate_security_report", "Security report", "read_logs", Category::Analytics)
+        .about(
+            "A security report for a timeframe: summary (rules, log lines, blocked, allowed, traffic), security \
+         events by protocol:port, top blocked IPs, threats and recommendations. format: json (default), \
+         markdown, or html (standalone page with charts: blocked over time, top sources, top ports, actions by \
+         interface).",
+        );
+
+    fn route(a: ReportArgs, _now: Timestamp) -> Result<Work<ReportResult>, CallError> {
+        Ok(Work::log_read(a.target.clone(), a))
+    }
+}
+
+pub(crate) struct GetDashboardData;
+
+impl Tool for GetDashboardData {
+    type Args = TargetArg;
+    type Output = DashboardResult;
+    const DECL: Decl = Decl::read("get_dashboard_data", "Dashboard", "read_logs", Category::Analytics).about(
+        "One-call overview: system health, firewall status (rules, interfaces), the last hour's traffic, VPN, \
+         active blocks and recent threats.",
+    );
+
+    fn route(a: TargetArg, _now: Timestamp) -> Result<Work<DashboardResult>, CallError> {
+        Ok(Work::log_read(a.target, Dashboard))
+    }
+}
+
+pub(crate) struct SimulatePacket;
+
+impl Tool for SimulatePacket {
+    type Args = SimulatePacketArgs;
+    type Output = SimulateResult;
+    const DECL: Decl = Decl::read("simulate_packet", "Simulate a packet", "read_rules", Category::RuleManagement)
+        .about(
+            "Decide a packet against the current rule set with pfSense first-match semantics and name the rule \
+         that decides it (or the implicit default).",
+        );
+
+    fn route(a: SimulatePacketArgs, _now: Timestamp) -> Result<Work<SimulateResult>, CallError> {
+        Ok(Work::from_state(a.target.clone(), move |v| Ok(reads::simulate(v.target, v.state, &a, v.now)?)))
+    }
+}
+
+pub(crate) struct LintRules;
+
+impl Tool for LintRules {
+    type Args = InterfaceFilterArgs;
+    type Output = LintResult;
+    const DECL: Decl = Decl::read("lint_rules", "Lint the rule set", "read_rules", Category::RuleManagement)
+        .about("Find shadowed, redundant, overly broad, disabled, long-disabled and paused rules.");
+
+    fn route(a: InterfaceFilterArgs, _now: Timestamp) -> Result<Work<LintResult>, CallError> {
+        Ok(Work::from_state(a.target, move |v| {
+            Ok(reads::lint_rules(v.target, v.state, a.interface.as_deref(), &v.svc.exposed_interfaces, v.now)?)
+        }))
+    }
+}
+
+pub(crate) struct GetActiveAlarms;
+
+impl Tool for GetActiveAlarms {
+    type Args = AlarmsArgs;
+    type Output = AlarmsResult;
+    const DECL: Decl = Decl::read("get_active_alarms", "Active alarms", "read_alarms", Category::Security).about(
+        "Alarms with type, severity and a recommendation: managed block and grant lists edited by hand on the \
+         firewall (drift), bursts of denied calls, refused high-risk changes.",
+    );
+
+    fn route(a: AlarmsArgs, _now: Timestamp) -> Result<Work<AlarmsResult>, CallError> {
+        Ok(Work::local(a))
+    }
+}
+
+pub(crate) struct ListPendingChanges;
+
+impl Tool for ListPendingChanges {
+    type Args = NoArgs;
+    type Output = PendingChangesResult;
+    const DECL: Decl =
+        Decl::read("list_pending_changes", "Changes awaiting confirmation", "read_changes", Category::Security).about(
+            "Changes applied with a confirmation window (confirm_within) that are undone automatically unless \
+         confirmed, with the time left.",
+        );
+
+    fn route(a: NoArgs, _now: Timestamp) -> Result<Work<PendingChangesResult>, CallError> {
+        let NoArgs {} = a;
+        Ok(Work::local_now(|svc, _| svc.pending_changes()))
+    }
+}
+
+pub(crate) struct SetEgressPolicy;
+
+impl Tool for SetEgressPolicy {
+    type Args = SetEgressPolicyArgs;
+    type Output = ChangeResult;
+    const DECL: Decl = Decl::change(
+        "set_egress_policy",
+        "Egress policy of the Portcullis host",
+        "set_egress_policy",
+        Category::System,
+    )
+    .admin()
+    .destructive()
+    .about(
+        "Limit what the host that runs Portcullis may start on an interface (an nftables target on that host): \
+         the flows in allow, DNS to the resolvers of /etc/resolv.conf, the APIs of the configured firewalls \
+         and the MCP clients (each switchable); everything else it sends is logged and dropped. Forwarded \
+         traffic is not affected. Replaces a policy already there; enabled: false removes it. Refused if the \
+         host could no longer reach a firewall API or the calling client.",
+    );
+
+    fn route(a: SetEgressPolicyArgs, _now: Timestamp) -> Result<Work<ChangeResult>, CallError> {
+        let ask = egress::EgressRequest {
+            interface: interface_name("interface", &a.interface)?,
+            enabled: a.enabled.unwrap_or(true),
+            allow: egress_allow(a.allow.as_deref().unwrap_or_default())?,
+            include_dns: a.include_dns.unwrap_or(true),
+            include_firewall_apis: a.include_firewall_apis.unwrap_or(true),
+            include_mcp_clients: a.include_mcp_clients.unwrap_or(true),
+        };
+        Work::change_with(&a.change, ask)
+    }
+}
+
+pub(crate) struct ConfirmChange;
+
+impl Tool for ConfirmChange {
+    type Args = ChangeIdArgs;
+    type Output = ChangeRecordView;
+    const DECL: Decl = Decl::change("confirm_change", "Confirm a change", "confirm_change", Category::Security).about(
+        "Keep a change that was applied with a confirmation window; without it the change is undone at confirm_by.",
+    );
+
+    fn route(a: ChangeIdArgs, _now: Timestamp) -> Result<Work<ChangeRecordView>, CallError> {
+        let id = change_id(&a.change_id)?;
+        Ok(Work::local_now(move |svc, trace| svc.confirm_change(&id, trace)))
+    }
+}
+
+pub(crate) struct RollbackChange;
+
+impl Tool for RollbackChange {
+    type Args = ChangeIdArgs;
+    type Output = ChangeResult;
+    const DECL: Decl = Decl::change("rollback_change", "Roll back a change", "rollback_change", Category::Security)
+        .destructive()
+        .not_idempotent()
+        .about(
+            "Undo an applied change now: the undo plan restores the objects the change touched, verified by \
+         read-back. dry_run: true shows the undo plan.",
+        );
+
+    fn route(a: ChangeIdArgs, _now: Timestamp) -> Result<Work<ChangeResult>, CallError> {
+        Ok(Work::local(changes::Rollback { change_id: change_id(&a.change_id)?, dry_run: a.dry_run.unwrap_or(false) }))
+    }
+}
+
+pub(crate) struct GetAuditLog;
+
+impl Tool for GetAuditLog {
+    type Args = AuditLogArgs;
+    type Output = AuditLogResult;
+    const DECL: Decl = Decl::read("get_audit_log", "Audit log", "read_audit", Category::System).about(
+        "The audit trail, newest first: one record per call with principal, tool, redacted arguments, \
+         decision, reason, risk score and outcome. Filters: tool, principal, decision, timeframe.",
+    );
+
+    fn route(a: AuditLogArgs, _now: Timestamp) -> Result<Work<AuditLogResult>, CallError> {
+        Ok(Work::local_now(move |svc, _| svc.audit_log(&a)))
+    }
+}
+
+pub(crate) struct VerifyAuditLog;
+
+impl Tool for VerifyAuditLog {
+    type Args = NoArgs;
+    type Output = AuditVerifyResult;
+    const DECL: Decl = Decl::read("verify_audit_log", "Verify the audit log", "read_audit", Category::System)
+        .about("Check the audit trail's hash chain; reports the first edited, deleted or reordered record.");
+
+    fn route(a: NoArgs, _now: Timestamp) -> Result<Work<AuditVerifyResult>, CallError> {
+        let NoArgs {} = a;
+        Ok(Work::local_now(|svc, _| svc.audit_verify()))
+    }
+}
