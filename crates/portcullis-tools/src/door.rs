@@ -171,8 +171,9 @@ impl ToolService {
         let change_id = uuid::Uuid::new_v4().to_string();
         trace.change_id = Some(change_id.clone());
         let plan = plan::plan(state, &call.planned.intent, now)?;
-        self.check_arguments(call, &plan, state, now)?;
-        self.check_lockout(call, &plan, state, now)?;
+        let planned = Planned { plan: &plan, state, now };
+        self.check_arguments(call, &planned)?;
+        self.check_lockout(call, &planned)?;
         let (risk, needs_approval) = self
             .guard
             .assess(call.ctx, &RiskInput { operation: call.def.operation, read_only: false, facts: Some(&plan.facts) });
@@ -272,13 +273,8 @@ impl ToolService {
 
     /// Lockout prevention: every management flow that passes now must still pass after the change, and so must the
     /// host's own flows to the endpoints an egress policy must keep (firewall APIs, the calling client).
-    fn check_lockout(
-        &self,
-        call: &ChangeCall<'_>,
-        plan: &ChangePlan,
-        state: &RuleSet,
-        now: Timestamp,
-    ) -> Result<(), CallError> {
+    fn check_lockout(&self, call: &ChangeCall<'_>, planned: &Planned<'_>) -> Result<(), CallError> {
+        let Planned { plan, state, now } = *planned;
         let settings = &self.guard.settings;
         let mut flows = settings.management_flows.clone();
         flows.extend(lockout::flows_for_hosts(state, &settings.management_hosts));
@@ -303,13 +299,8 @@ impl ToolService {
     }
 
     /// Argument policy: protected addresses, the role's caps, no pass any → any on restricted interfaces.
-    fn check_arguments(
-        &self,
-        call: &ChangeCall<'_>,
-        plan: &ChangePlan,
-        state: &RuleSet,
-        now: Timestamp,
-    ) -> Result<(), CallError> {
+    fn check_arguments(&self, call: &ChangeCall<'_>, planned: &Planned<'_>) -> Result<(), CallError> {
+        let Planned { plan, state, now } = *planned;
         // A grant that creates its pass rule creates a rule: that needs the permission rules need.
         if plan.operations.iter().any(|op| matches!(op, Operation::CreateRule { after, .. } if after.managed.as_deref() == Some(plan::MANAGED_GRANT))) {
             let need = portcullis_guard::Requirement {
@@ -331,6 +322,14 @@ impl ToolService {
             restricted_interfaces: &settings.restricted_interfaces,
         })
     }
+}
+
+/// A plan and the state it was made against, as the guards judge it.
+#[derive(Clone, Copy)]
+struct Planned<'a> {
+    plan: &'a ChangePlan,
+    state: &'a RuleSet,
+    now: Timestamp,
 }
 
 /// A change call on its way through the pipeline.

@@ -109,46 +109,37 @@ fn objects_for_boolean_schemas(value: &mut Value) {
 
 /// What clients see of a tool, and the permission it needs.
 pub(crate) struct Decl {
-    name: &'static str,
-    title: &'static str,
+    name: Text,
+    title: Text,
     /// The operation name policies refer to (`security.allowed_operations`).
-    operation: &'static str,
+    operation: Text,
     kind: ToolKind,
     category: Category,
     level: Level,
     destructive: bool,
     idempotent: bool,
-    description: &'static str,
+    description: Text,
 }
+
+/// A text fixed at compile time.
+type Text = &'static str;
 
 impl Decl {
     /// A read tool: read level, idempotent.
-    pub(crate) const fn read(
-        name: &'static str,
-        title: &'static str,
-        operation: &'static str,
-        category: Category,
-    ) -> Self {
-        Self::new(name, title, operation, ToolKind::Read, category, Level::Read)
+    pub(crate) const fn read(name: Text, title: Text, operation: Text, category: Category) -> Self {
+        Self::new(name, title, operation, (ToolKind::Read, category, Level::Read))
     }
 
     /// A change tool: write level, not destructive, idempotent (the same call twice ends in the same state).
-    pub(crate) const fn change(
-        name: &'static str,
-        title: &'static str,
-        operation: &'static str,
-        category: Category,
-    ) -> Self {
-        Self::new(name, title, operation, ToolKind::Change, category, Level::Write)
+    pub(crate) const fn change(name: Text, title: Text, operation: Text, category: Category) -> Self {
+        Self::new(name, title, operation, (ToolKind::Change, category, Level::Write))
     }
 
     const fn new(
-        name: &'static str,
-        title: &'static str,
-        operation: &'static str,
-        kind: ToolKind,
-        category: Category,
-        level: Level,
+        name: Text,
+        title: Text,
+        operation: Text,
+        (kind, category, level): (ToolKind, Category, Level),
     ) -> Self {
         Self { name, title, operation, kind, category, level, destructive: false, idempotent: true, description: "" }
     }
@@ -169,7 +160,7 @@ impl Decl {
     }
 
     /// What a model reads to choose the tool.
-    pub(crate) const fn about(self, description: &'static str) -> Self {
+    pub(crate) const fn about(self, description: Text) -> Self {
         Self { description, ..self }
     }
 }
