@@ -1,0 +1,1 @@
+//! Table tests for the planners and properties of carrying plans out and undoing them.
