@@ -4,7 +4,7 @@ use chrono::{SubsecRound, TimeDelta, Utc};
 use portcullis_core::eval::{CompiledRuleSet, Decision};
 use portcullis_core::firewall::{ErrorCode, Firewall};
 use portcullis_core::model::{Action, Direction, PROTO_TCP, Packet};
-use portcullis_core::plan::{self, Intent};
+use portcullis_core::plan::{self, Intent, Operation};
 use portcullis_store::Store;
 
 use super::*;
