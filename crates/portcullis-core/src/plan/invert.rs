@@ -46,7 +46,9 @@ pub fn invert(plan: &ChangePlan, applied: &Applied, before_state: &RuleSet, afte
             }
             Operation::CreateAlias { .. } => {}
             Operation::PutAliasEntries { alias, before, after } => {
-                undo.push(Operation::RemoveAliasEntries { alias: alias.clone(), before: after.clone() });
+                // Pushed in reverse, like every undo step (the list is reversed below): the entries put are
+                // removed first and then the ones they replaced are put back. The other way round, the removal
+                // (by value) would take the restored entries away again.
                 if !before.is_empty() {
                     undo.push(Operation::PutAliasEntries {
                         alias: alias.clone(),
@@ -54,6 +56,7 @@ pub fn invert(plan: &ChangePlan, applied: &Applied, before_state: &RuleSet, afte
                         after: before.clone(),
                     });
                 }
+                undo.push(Operation::RemoveAliasEntries { alias: alias.clone(), before: after.clone() });
             }
             Operation::RemoveAliasEntries { alias, before } => {
                 undo.push(Operation::PutAliasEntries {
