@@ -14,8 +14,7 @@ use ipnet::IpNet;
 use crate::error::{FieldError, FieldResult};
 use crate::lockout::ManagementFlow;
 use crate::model::{
-    Action, AddressMatch, AddressTarget, Direction, IpVersion, PortMatch, PortRange, Protocol, Rule, RuleId, RuleSet,
-    Timestamp,
+    Action, AddressMatch, AddressTarget, Direction, IpVersion, PortMatch, PortRange, Protocol, Rule, RuleSet, Timestamp,
 };
 use crate::plan::{ChangeFacts, ChangePlan, Operation};
 
@@ -76,23 +75,16 @@ fn policy_rule(
         }
     };
     Rule {
-        rule_id: RuleId(String::new()),
-        interface: interface.to_string(),
         direction: Direction::Out,
-        action,
         ip_version,
         protocol,
         source: AddressMatch { target: AddressTarget::ThisFirewall, negate: false },
-        source_port: PortMatch::Any,
         destination,
         destination_port: port,
         description,
-        enabled: true,
         log: action != Action::Pass,
         managed: Some(MANAGED_EGRESS.into()),
-        paused_until: None,
-        created_at: Some(now),
-        updated_at: Some(now),
+        ..Rule::new(interface, action).stamped(now)
     }
 }
 
@@ -216,7 +208,7 @@ mod tests {
     use crate::firewall::Applied;
     use crate::lockout;
     use crate::model::Interface;
-    use crate::plan::{Intent, invert, plan};
+    use crate::plan::{Entries, Ids, Intent, carry_out, invert, plan};
 
     fn now() -> Timestamp {
         chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").map(|t| t.to_utc()).unwrap_or_default()
@@ -234,12 +226,11 @@ mod tests {
         let mut state = RuleSet { interfaces: vec![wan], ..RuleSet::default() };
         let inbound = policy_rule("wan", "ssh in".into(), Action::Pass, Protocol::Tcp, None, PortMatch::Any, now());
         state.rules.push(Rule {
-            rule_id: RuleId("1".into()),
             managed: None,
             direction: Direction::In,
             source: AddressMatch::ANY,
             log: false,
-            ..inbound
+            ..inbound.with_id("1")
         });
         state
     }
@@ -257,15 +248,11 @@ mod tests {
         }
     }
 
-    /// Carries a plan out on the model as a backend would, giving created rules ids.
+    /// Carries a plan out on the model as a backend would, giving created rules tracker ids.
     fn apply(state: &RuleSet, p: &ChangePlan, seed: u32) -> (RuleSet, Applied) {
-        let mut next = lockout::preview(state, p);
-        let mut applied = Applied::default();
-        for (n, rule) in next.rules.iter_mut().filter(|r| r.rule_id.0.starts_with("planned-")).enumerate() {
-            rule.rule_id = RuleId(format!("{}", seed + n as u32));
-            applied.created_rules.push(rule.rule_id.clone());
-        }
-        (next, applied)
+        let at = chrono::DateTime::from_timestamp(i64::from(seed), 0).expect("time");
+        let carried = carry_out(state, p, Ids::Tracker(at), Entries::Apply).expect("the plan fits");
+        (carried.state, carried.applied)
     }
 
     #[test]
@@ -308,7 +295,7 @@ mod tests {
         let p =
             plan(&state, &Intent::SetEgressPolicy(EgressPolicy { interface: "wan".into(), allow: vec![api()] }), now())
                 .expect("plan");
-        let after = lockout::preview(&state, &p);
+        let after = lockout::preview(&state, &p).expect("the plan fits");
         let verdict = |source: &str, destination: &str, port: u16| {
             let packet = crate::model::Packet {
                 interface: "wan".into(),

@@ -8,8 +8,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::eval::{CompiledRuleSet, Decision};
-use crate::model::{Direction, PROTO_TCP, Packet, Rule, RuleId, RuleSet, Timestamp};
-use crate::plan::{ChangePlan, Operation, global_index};
+use crate::model::{Direction, PROTO_TCP, Packet, RuleSet, Timestamp};
+use crate::plan::{ChangePlan, Conflict, Entries, Ids, carry_out};
 
 /// A flow that must keep working, e.g. the admin subnet → the firewall's GUI on 443.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -67,41 +67,10 @@ pub fn flows_for_hosts(state: &RuleSet, hosts: &[IpNet]) -> Vec<ManagementFlow> 
     flows
 }
 
-/// The rule set as it would be after the plan, for evaluation only (new rules get placeholder ids).
-pub fn preview(state: &RuleSet, plan: &ChangePlan) -> RuleSet {
-    let mut next = state.clone();
-    for (n, op) in plan.operations.iter().enumerate() {
-        match op {
-            Operation::CreateRule { position, after } => {
-                let rule = Rule { rule_id: RuleId(format!("planned-{n}")), ..after.clone() };
-                let at = global_index(&next.rules, &rule.interface, *position);
-                next.rules.insert(at, rule);
-            }
-            Operation::UpdateRule { before, after, position } => {
-                if let Some(i) = next.rules.iter().position(|r| r.rule_id == before.rule_id) {
-                    next.rules.remove(i);
-                    let at = match position {
-                        Some(p) => global_index(&next.rules, &after.interface, *p),
-                        None => i,
-                    };
-                    next.rules.insert(at, after.clone());
-                }
-            }
-            Operation::DeleteRule { before } => next.rules.retain(|r| r.rule_id != before.rule_id),
-            Operation::CreateAlias { after } => next.aliases.push(after.clone()),
-            Operation::PutAliasEntries { alias, after, .. } => {
-                if let Some(a) = next.aliases.iter_mut().find(|a| &a.name == alias) {
-                    a.put_entries(after);
-                }
-            }
-            Operation::RemoveAliasEntries { alias, before } => {
-                if let Some(a) = next.aliases.iter_mut().find(|a| &a.name == alias) {
-                    a.remove_entries(before);
-                }
-            }
-        }
-    }
-    next
+/// The rule set as it would be after the plan, for evaluation only (new rules get placeholder ids); a conflict
+/// when the plan does not fit `state`.
+pub fn preview(state: &RuleSet, plan: &ChangePlan) -> Result<RuleSet, Conflict> {
+    Ok(carry_out(state, plan, Ids::Placeholders, Entries::Apply)?.state)
 }
 
 /// The first flow that passes before the change and not after it.
@@ -114,7 +83,9 @@ pub fn check(
     if flows.is_empty() {
         return Ok(());
     }
-    let after = preview(before, plan);
+    // A plan that does not fit the state cannot be applied either: every backend carries it out with the same
+    // checks and refuses it as a conflict, so there is no lockout to prevent and the conflict is reported there.
+    let Ok(after) = preview(before, plan) else { return Ok(()) };
     let (old, new) = (CompiledRuleSet::compile(before, now), CompiledRuleSet::compile(&after, now));
     for flow in flows {
         let packet = Packet {

@@ -629,6 +629,42 @@ fn default_direction() -> Direction {
 }
 
 impl Rule {
+    /// A rule on `interface` that matches every inbound packet: any protocol, address and port, both IP
+    /// versions, enabled, not logged, not managed, with no id yet (a backend gives one on apply) and no
+    /// bookkeeping times. Callers say what differs with struct update syntax:
+    /// `Rule { protocol: Protocol::Tcp, ..Rule::new("lan", Action::Pass) }`.
+    pub fn new(interface: impl Into<String>, action: Action) -> Self {
+        Self {
+            rule_id: RuleId(String::new()),
+            interface: interface.into(),
+            direction: Direction::In,
+            action,
+            ip_version: IpVersion::Inet46,
+            protocol: Protocol::Any,
+            source: AddressMatch::ANY,
+            source_port: PortMatch::Any,
+            destination: AddressMatch::ANY,
+            destination_port: PortMatch::Any,
+            description: String::new(),
+            enabled: true,
+            log: false,
+            managed: None,
+            paused_until: None,
+            created_at: None,
+            updated_at: None,
+        }
+    }
+
+    /// The rule with this id.
+    pub fn with_id(self, id: impl Into<String>) -> Self {
+        Self { rule_id: RuleId(id.into()), ..self }
+    }
+
+    /// The rule as created and last updated at `now`.
+    pub fn stamped(self, now: Timestamp) -> Self {
+        Self { created_at: Some(now), updated_at: Some(now), ..self }
+    }
+
     /// Whether the rule takes part in evaluation at `now`: enabled, or paused with its pause already over.
     pub fn is_active(&self, now: Timestamp) -> bool {
         self.enabled || self.paused_until.is_some_and(|t| t <= now)

@@ -12,8 +12,8 @@ use chrono::Utc;
 use portcullis_core::firewall::{
     Applied, BackendError, BackendKind, ErrorCode, Firewall, HealthCheck, SystemStatus, TargetInfo,
 };
-use portcullis_core::model::{Alias, AliasEntry, Interface, Rule, RuleId, RuleSet};
-use portcullis_core::plan::{ChangePlan, Operation, global_index};
+use portcullis_core::model::{AliasEntry, Interface, RuleSet};
+use portcullis_core::plan::{ChangePlan, Entries, Ids, carry_out};
 use portcullis_store::{LabState, LabWrite, Store};
 
 pub use seed::{LabInterface, default_interfaces, lab_interfaces};
@@ -23,11 +23,16 @@ pub struct LabFirewall {
     name: String,
     store: Arc<Store>,
     interfaces: Vec<Interface>,
-    /// The in-memory copy of the stored state; writes go to the store first, then here.
-    state: Mutex<LabState>,
+    /// The in-memory copy of the stored state (with `interfaces`); writes go to the store first, then here.
+    state: Mutex<RuleSet>,
     /// The store's lab version the in-memory copy was read at; another process's write moves it.
     loaded_version: Mutex<i64>,
     host: portcullis_host::HostProbe,
+}
+
+/// The lab's rule set: the stored rules and aliases on the configured interfaces.
+fn with_interfaces(interfaces: &[Interface], stored: LabState) -> RuleSet {
+    RuleSet { interfaces: interfaces.to_vec(), rules: stored.rules, aliases: stored.aliases }
 }
 
 fn store_error(e: portcullis_store::StoreError) -> BackendError {
@@ -38,7 +43,7 @@ fn store_error(e: portcullis_store::StoreError) -> BackendError {
 impl LabFirewall {
     /// Opens the lab target `name`, creating a fresh-install rule set the first time.
     pub fn open(name: &str, store: Arc<Store>, interfaces: Vec<Interface>) -> Result<Self, BackendError> {
-        let state = match store.lab_load(name).map_err(store_error)? {
+        let stored = match store.lab_load(name).map_err(store_error)? {
             Some(state) => state,
             None => {
                 let state = seed::fresh_install(&interfaces, Utc::now());
@@ -52,6 +57,7 @@ impl LabFirewall {
                 state
             }
         };
+        let state = with_interfaces(&interfaces, stored);
         let version = store.lab_version(name).map_err(store_error)?;
         Ok(Self {
             name: name.to_string(),
@@ -64,13 +70,13 @@ impl LabFirewall {
     }
 
     /// The state, reloaded first if another process (the CLI beside a server) wrote to the store since.
-    fn state(&self) -> Result<MutexGuard<'_, LabState>, BackendError> {
+    fn state(&self) -> Result<MutexGuard<'_, RuleSet>, BackendError> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let mut loaded = self.loaded_version.lock().unwrap_or_else(|p| p.into_inner());
         let current = self.store.lab_version(&self.name).map_err(store_error)?;
         if current != *loaded {
             if let Some(fresh) = self.store.lab_load(&self.name).map_err(store_error)? {
-                *state = fresh;
+                *state = with_interfaces(&self.interfaces, fresh);
             }
             *loaded = current;
         }
@@ -82,171 +88,6 @@ impl LabFirewall {
         let current = self.store.lab_version(&self.name).map_err(store_error)?;
         *self.loaded_version.lock().unwrap_or_else(|p| p.into_inner()) = current;
         Ok(())
-    }
-
-    fn rule_set(&self, state: &LabState) -> RuleSet {
-        RuleSet { interfaces: self.interfaces.clone(), rules: state.rules.clone(), aliases: state.aliases.clone() }
-    }
-}
-
-/// Whether an operation only adds or removes entries of an existing alias.
-fn is_entry_operation(op: &Operation) -> bool {
-    matches!(op, Operation::PutAliasEntries { .. } | Operation::RemoveAliasEntries { .. })
-}
-
-impl LabFirewall {
-    /// Applies a plan that only adds or removes alias entries without copying the state: every alias is checked
-    /// first, the store write commits, and only then is the in-memory list edited, which cannot fail. A block
-    /// list of a million entries is then not copied for every expiry.
-    fn apply_entries_in_place(&self, state: &mut LabState, plan: &ChangePlan) -> Result<Applied, BackendError> {
-        let mut write = LabWrite::default();
-        for op in &plan.operations {
-            match op {
-                Operation::PutAliasEntries { alias, after, .. } => {
-                    require_alias(state, alias)?;
-                    write.put_entries.extend(after.iter().map(|e| (alias.as_str(), e)));
-                }
-                Operation::RemoveAliasEntries { alias, before } => {
-                    require_alias(state, alias)?;
-                    write.remove_entries.extend(before.iter().map(|e| (alias.as_str(), e.value.as_str())));
-                }
-                _ => {}
-            }
-        }
-        self.store.lab_write(&self.name, &write).map_err(store_error)?;
-        for op in &plan.operations {
-            match op {
-                Operation::PutAliasEntries { alias, after, .. } => alias_in(state, alias, |a| a.put_entries(after)),
-                Operation::RemoveAliasEntries { alias, before } => alias_in(state, alias, |a| a.remove_entries(before)),
-                _ => {}
-            }
-        }
-        self.mark_current()?;
-        Ok(Applied::default())
-    }
-}
-
-fn require_alias(state: &LabState, name: &str) -> Result<(), BackendError> {
-    if state.aliases.iter().any(|a| a.name == name) {
-        Ok(())
-    } else {
-        Err(conflict(format!("alias {name} does not exist")))
-    }
-}
-
-/// Edits the alias `name` (which `apply_entries_in_place` has checked exists).
-fn alias_in(state: &mut LabState, name: &str, edit: impl FnOnce(&mut Alias)) {
-    if let Some(alias) = state.aliases.iter_mut().find(|a| a.name == name) {
-        edit(alias);
-    }
-}
-
-fn conflict(msg: String) -> BackendError {
-    BackendError::new(ErrorCode::Conflict, msg).with_hint("the firewall changed since the plan was made; plan again")
-}
-
-/// Applies a plan to a copy of the state and collects the rows to write. Errors leave `state` untouched.
-struct Change<'a> {
-    next: LabState,
-    applied: Applied,
-    rules_changed: bool,
-    aliases: Vec<String>,
-    put: Vec<(&'a str, &'a AliasEntry)>,
-    remove: Vec<(&'a str, &'a str)>,
-}
-
-impl<'a> Change<'a> {
-    fn new(current: &LabState) -> Self {
-        Self {
-            next: current.clone(),
-            applied: Applied::default(),
-            rules_changed: false,
-            aliases: Vec::new(),
-            put: Vec::new(),
-            remove: Vec::new(),
-        }
-    }
-
-    fn apply(&mut self, op: &'a Operation) -> Result<(), BackendError> {
-        match op {
-            Operation::CreateRule { position, after } => self.create_rule(*position, after),
-            Operation::UpdateRule { before, after, position } => self.update_rule(before, after, *position),
-            Operation::DeleteRule { before } => {
-                let idx = self.index_matching(before)?;
-                self.next.rules.remove(idx);
-                self.rules_changed = true;
-                Ok(())
-            }
-            Operation::CreateAlias { after } => {
-                if self.alias_mut(&after.name).is_some() {
-                    return Err(conflict(format!("alias {} already exists", after.name)));
-                }
-                self.next.aliases.push(Alias { entries: Vec::new(), ..after.clone() });
-                self.aliases.push(after.name.clone());
-                Ok(())
-            }
-            Operation::PutAliasEntries { alias, after, .. } => {
-                let target = self.alias_mut(alias).ok_or_else(|| conflict(format!("alias {alias} does not exist")))?;
-                target.put_entries(after);
-                self.put.extend(after.iter().map(|e| (alias.as_str(), e)));
-                Ok(())
-            }
-            Operation::RemoveAliasEntries { alias, before } => {
-                let target = self.alias_mut(alias).ok_or_else(|| conflict(format!("alias {alias} does not exist")))?;
-                target.remove_entries(before);
-                self.remove.extend(before.iter().map(|e| (alias.as_str(), e.value.as_str())));
-                Ok(())
-            }
-        }
-    }
-
-    fn alias_mut(&mut self, name: &str) -> Option<&mut Alias> {
-        self.next.aliases.iter_mut().find(|a| a.name == name)
-    }
-
-    /// The index of the rule the plan saw; a rule edited since then is a conflict, not a silent overwrite.
-    fn index_matching(&self, before: &Rule) -> Result<usize, BackendError> {
-        let idx = self
-            .next
-            .rules
-            .iter()
-            .position(|r| r.rule_id == before.rule_id)
-            .ok_or_else(|| conflict(format!("rule {} no longer exists", before.rule_id)))?;
-        if &self.next.rules[idx] != before {
-            return Err(conflict(format!("rule {} was changed by someone else", before.rule_id)));
-        }
-        Ok(idx)
-    }
-
-    fn create_rule(&mut self, position: usize, after: &Rule) -> Result<(), BackendError> {
-        let id = self.next_tracker();
-        let rule = Rule { rule_id: id.clone(), ..after.clone() };
-        let at = global_index(&self.next.rules, &rule.interface, position);
-        self.next.rules.insert(at, rule);
-        self.applied.created_rules.push(id);
-        self.rules_changed = true;
-        Ok(())
-    }
-
-    fn update_rule(&mut self, before: &Rule, after: &Rule, position: Option<usize>) -> Result<(), BackendError> {
-        let idx = self.index_matching(before)?;
-        match position {
-            None => self.next.rules[idx] = after.clone(),
-            Some(p) => {
-                self.next.rules.remove(idx);
-                let at = global_index(&self.next.rules, &after.interface, p);
-                self.next.rules.insert(at, after.clone());
-            }
-        }
-        self.rules_changed = true;
-        Ok(())
-    }
-
-    /// pfSense trackers are unique integers; new ones count up from the largest in use.
-    fn next_tracker(&self) -> RuleId {
-        let max = self.next.rules.iter().filter_map(|r| r.rule_id.as_str().parse::<u64>().ok()).max();
-        let base = Utc::now().timestamp().max(0) as u64 * 10;
-        RuleId(max.map_or(base, |m| m.max(base) + 1).to_string())
     }
 }
 
@@ -262,30 +103,35 @@ impl Firewall for LabFirewall {
 
     async fn snapshot(&self) -> Result<RuleSet, BackendError> {
         let state = self.state()?;
-        Ok(self.rule_set(&state))
+        Ok(state.clone())
     }
 
     async fn apply(&self, plan: &ChangePlan) -> Result<Applied, BackendError> {
-        // One writer: the state lock is held from reading the current state to swapping in the new one.
+        // One writer: the state lock is held from reading the current state to committing the new one.
         let mut state = self.state()?;
-        if plan.operations.iter().all(is_entry_operation) {
-            return self.apply_entries_in_place(&mut state, plan);
-        }
-        let mut change = Change::new(&state);
-        for op in &plan.operations {
-            change.apply(op)?;
-        }
-        let alias_defs: Vec<&Alias> = change.next.aliases.iter().filter(|a| change.aliases.contains(&a.name)).collect();
+        // Entries are only recorded, and written into the lists in place once the store has committed: a block
+        // list of a million entries is not copied for every change (each expiry, say), and an error anywhere
+        // leaves the state as it was.
+        let carried = carry_out(&state, plan, Ids::Tracker(Utc::now()), Entries::Record)?;
         let write = LabWrite {
-            rules: change.rules_changed.then_some(change.next.rules.as_slice()),
-            aliases: alias_defs,
-            put_entries: change.put.clone(),
-            remove_entries: change.remove.clone(),
+            rules: carried.rules_changed().then_some(carried.state.rules.as_slice()),
+            aliases: carried.new_aliases.iter().filter_map(|name| carried.state.alias(name)).collect(),
+            put_entries: carried.put.clone(),
+            remove_entries: carried.removed.iter().map(|(alias, e)| (*alias, e.value.as_str())).collect(),
         };
         self.store.lab_write(&self.name, &write).map_err(store_error)?;
-        *state = change.next;
+        // New aliases first: the plan's entries may go into them.
+        for name in &carried.new_aliases {
+            if let Some(alias) = carried.state.alias(name) {
+                state.aliases.push(alias.clone());
+            }
+        }
+        carried.apply_entries(&mut state.aliases);
+        if carried.rules_changed() {
+            state.rules = carried.state.rules;
+        }
         self.mark_current()?;
-        Ok(change.applied)
+        Ok(carried.applied)
     }
 
     async fn alias_entries(&self, alias: &str, values: &[String]) -> Result<Option<Vec<AliasEntry>>, BackendError> {

@@ -3,8 +3,7 @@
 use chrono::TimeDelta;
 use ipnet::IpNet;
 use portcullis_core::model::{
-    Action, AddressMatch, AddressTarget, Direction, Interface, IpVersion, PortMatch, PortRange, Protocol, Rule, RuleId,
-    Timestamp,
+    Action, AddressMatch, AddressTarget, Interface, IpVersion, PortMatch, PortRange, Protocol, Rule, Timestamp,
 };
 use portcullis_core::plan::MANAGED_ANTI_LOCKOUT;
 use portcullis_store::LabState;
@@ -48,25 +47,7 @@ pub fn lab_interfaces(mapping: &[LabInterface]) -> Vec<Interface> {
 }
 
 fn rule(id: u64, interface: &str, now: Timestamp) -> Rule {
-    Rule {
-        rule_id: RuleId(id.to_string()),
-        interface: interface.to_string(),
-        direction: Direction::In,
-        action: Action::Pass,
-        ip_version: IpVersion::Inet,
-        protocol: Protocol::Any,
-        source: AddressMatch::ANY,
-        source_port: PortMatch::Any,
-        destination: AddressMatch::ANY,
-        destination_port: PortMatch::Any,
-        description: String::new(),
-        enabled: true,
-        log: false,
-        managed: None,
-        paused_until: None,
-        created_at: Some(now),
-        updated_at: Some(now),
-    }
+    Rule { ip_version: IpVersion::Inet, ..Rule::new(interface, Action::Pass).with_id(id.to_string()).stamped(now) }
 }
 
 /// pfSense after the setup wizard: the anti-lockout rule and default allow rules on LAN; nothing on WAN or

@@ -3,8 +3,8 @@ use std::sync::Arc;
 use chrono::{SubsecRound, TimeDelta, Utc};
 use portcullis_core::eval::{CompiledRuleSet, Decision};
 use portcullis_core::firewall::{ErrorCode, Firewall};
-use portcullis_core::model::{Action, Direction, PROTO_TCP, Packet};
-use portcullis_core::plan::{self, Intent};
+use portcullis_core::model::{Action, Direction, PROTO_TCP, Packet, Rule};
+use portcullis_core::plan::{self, Intent, Operation};
 use portcullis_store::Store;
 
 use super::*;
@@ -151,4 +151,49 @@ async fn entry_plans_are_applied_in_place_persisted_and_refused_whole_on_a_missi
     let reopened = lab(&store);
     let read = reopened.alias_entries(plan::BLOCK_ALIAS, &values).await.unwrap().unwrap();
     assert_eq!(read.iter().map(|e| e.value.as_str()).collect::<Vec<_>>(), ["203.0.113.2"]);
+}
+
+#[tokio::test]
+async fn a_plan_refused_part_way_changes_neither_the_store_nor_the_memory() {
+    let store = Arc::new(Store::open_in_memory().unwrap());
+    let fw = lab(&store);
+    let now = Utc::now().trunc_subsecs(3);
+    let state = fw.snapshot().await.unwrap();
+    let block = Intent::Block {
+        net: "203.0.113.1/32".parse().unwrap(),
+        interface: None,
+        reason: "t".into(),
+        expires_at: Some(now + TimeDelta::hours(1)),
+    };
+    let mut p = plan::plan(&state, &block, now).unwrap();
+    // The alias, its rules and its entry come first; the last operation deletes a rule that is not there.
+    let gone = Rule { rule_id: portcullis_core::model::RuleId("1".into()), ..state.rules[1].clone() };
+    p.operations.push(Operation::DeleteRule { before: gone });
+    assert_eq!(fw.apply(&p).await.unwrap_err().code, ErrorCode::Conflict);
+    assert_eq!(fw.snapshot().await.unwrap(), state);
+    assert_eq!(lab(&store).snapshot().await.unwrap(), state, "nothing was written either");
+}
+
+#[tokio::test]
+async fn undoing_a_second_block_of_an_address_restores_the_first() {
+    let store = Arc::new(Store::open_in_memory().unwrap());
+    let fw = lab(&store);
+    let now = Utc::now().trunc_subsecs(3);
+    let block = |hours: i64| Intent::Block {
+        net: "203.0.113.1/32".parse().unwrap(),
+        interface: None,
+        reason: format!("{hours}h"),
+        expires_at: Some(now + TimeDelta::hours(hours)),
+    };
+    fw.apply(&plan::plan(&fw.snapshot().await.unwrap(), &block(1), now).unwrap()).await.unwrap();
+    let first = fw.snapshot().await.unwrap();
+    let again = plan::plan(&first, &block(5), now).unwrap();
+    let applied = fw.apply(&again).await.unwrap();
+    let second = fw.snapshot().await.unwrap();
+    let undo = plan::invert(&again, &applied, &first, &second);
+    let undone = fw.apply(&undo).await.unwrap();
+    let back = fw.snapshot().await.unwrap();
+    plan::verify(&undo, &undone, &back).unwrap();
+    assert_eq!(back, first, "the first block, with its reason and expiry, is back");
+    assert_eq!(lab(&store).snapshot().await.unwrap(), first, "and stored");
 }

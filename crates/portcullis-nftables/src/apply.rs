@@ -4,7 +4,7 @@
 //! as one transaction: all of it takes effect, or none.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use ipnet::IpNet;
@@ -12,9 +12,9 @@ use nftables::expr::{Expression as E, Meta, MetaKey, NamedExpression as NE, SetI
 use nftables::schema::{Chain, Element, FlushObject, NfCmd, NfListObject, NfObject, Rule as NftRule, Table};
 use nftables::stmt::{JumpTarget, Operator, Statement as S, VerdictMap};
 use nftables::types::{NfChainPolicy, NfChainType, NfHook};
-use portcullis_core::firewall::{Applied, BackendError, ErrorCode};
-use portcullis_core::model::{Alias, AliasEntry, Direction, Rule, RuleId, RuleSet, Timestamp};
-use portcullis_core::plan::{ChangePlan, Operation, global_index, same_enforcement};
+use portcullis_core::firewall::{BackendError, ErrorCode};
+use portcullis_core::model::{AliasEntry, Direction, Rule, RuleSet, Timestamp};
+use portcullis_core::plan::{Carried, ChangePlan, Entries, Ids, carry_out};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::comment::{EntryMeta, RuleMeta, SYSTEM_MARK, SetMeta, TextStore};
@@ -23,121 +23,11 @@ use crate::translate::{
     ALIASES_CHAIN, FAMILY, GENERATION_SET, Hits, SetPart, matches, rule_chain, rule_statements, set_def, set_name,
 };
 
-fn conflict(message: impl Into<String>) -> BackendError {
-    BackendError::new(ErrorCode::Conflict, message)
-        .with_hint("the firewall changed since the plan was made; plan again")
-}
-
-/// The model after the plan, and what the batch must touch (entries by reference into the plan: a bulk block
-/// carries 100,000 of them).
-pub struct Outcome<'p> {
-    /// Rules and aliases after the plan; the aliases without their entries (the batch needs their names, kinds
-    /// and descriptions, and copying a 100,000-entry list for each change would cost more than the rest).
-    pub next: RuleSet,
-    pub applied: Applied,
-    /// Interfaces whose chains are rebuilt.
-    pub interfaces: BTreeSet<String>,
-    pub new_aliases: Vec<String>,
-    pub put: Vec<(&'p str, &'p AliasEntry)>,
-    pub remove: Vec<(&'p str, &'p AliasEntry)>,
-}
-
-/// Carries the plan out on the model, checking every `before` against what the kernel holds now.
-pub fn simulate<'p>(current: &RuleSet, plan: &'p ChangePlan, now: Timestamp) -> Result<Outcome<'p>, BackendError> {
-    let mut out = Outcome {
-        next: RuleSet {
-            interfaces: current.interfaces.clone(),
-            rules: current.rules.clone(),
-            aliases: current.aliases.iter().map(without_entries).collect(),
-        },
-        applied: Applied::default(),
-        interfaces: BTreeSet::new(),
-        new_aliases: Vec::new(),
-        put: Vec::new(),
-        remove: Vec::new(),
-    };
-    for op in &plan.operations {
-        match op {
-            Operation::CreateRule { position, after } => {
-                let id = next_rule_id(&out.next, now);
-                let rule = Rule { rule_id: id.clone(), ..after.clone() };
-                let at = global_index(&out.next.rules, &rule.interface, *position);
-                out.interfaces.insert(rule.interface.clone());
-                out.next.rules.insert(at, rule);
-                out.applied.created_rules.push(id);
-            }
-            Operation::UpdateRule { before, after, position } => {
-                let idx = index_matching(&out.next, before)?;
-                out.interfaces.insert(before.interface.clone());
-                out.interfaces.insert(after.interface.clone());
-                match position {
-                    None => out.next.rules[idx] = after.clone(),
-                    Some(p) => {
-                        out.next.rules.remove(idx);
-                        let at = global_index(&out.next.rules, &after.interface, *p);
-                        out.next.rules.insert(at, after.clone());
-                    }
-                }
-            }
-            Operation::DeleteRule { before } => {
-                let idx = index_matching(&out.next, before)?;
-                out.interfaces.insert(before.interface.clone());
-                out.next.rules.remove(idx);
-            }
-            Operation::CreateAlias { after } => {
-                if out.next.alias(&after.name).is_some() {
-                    return Err(conflict(format!("alias {} already exists", after.name)));
-                }
-                out.next.aliases.push(without_entries(after));
-                out.new_aliases.push(after.name.clone());
-            }
-            Operation::PutAliasEntries { alias, after, .. } => {
-                existing_alias(&out.next, alias)?;
-                out.put.extend(after.iter().map(|e| (alias.as_str(), e)));
-            }
-            Operation::RemoveAliasEntries { alias, before } => {
-                existing_alias(&out.next, alias)?;
-                out.remove.extend(before.iter().map(|e| (alias.as_str(), e)));
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn without_entries(alias: &Alias) -> Alias {
-    Alias {
-        name: alias.name.clone(),
-        kind: alias.kind,
-        description: alias.description.clone(),
-        entries: Vec::new(),
-        managed: alias.managed.clone(),
-    }
-}
-
-fn existing_alias(state: &RuleSet, name: &str) -> Result<(), BackendError> {
-    match state.alias(name) {
-        Some(_) => Ok(()),
-        None => Err(conflict(format!("alias {name} does not exist"))),
-    }
-}
-
-fn index_matching(state: &RuleSet, before: &Rule) -> Result<usize, BackendError> {
-    let idx = state
-        .rules
-        .iter()
-        .position(|r| r.rule_id == before.rule_id)
-        .ok_or_else(|| conflict(format!("rule {} no longer exists", before.rule_id)))?;
-    if !same_enforcement(&state.rules[idx], before) {
-        return Err(conflict(format!("rule {} was changed by someone else", before.rule_id)));
-    }
-    Ok(idx)
-}
-
-/// Rule ids count up from the largest numeric id in use, like pfSense trackers.
-fn next_rule_id(state: &RuleSet, now: Timestamp) -> RuleId {
-    let max = state.rules.iter().filter_map(|r| r.rule_id.as_str().parse::<u64>().ok()).max();
-    let base = now.timestamp().max(0) as u64 * 10;
-    RuleId(max.map_or(base, |m| m.max(base) + 1).to_string())
+/// Carries the plan out on the model read from the kernel, checking every `before` against it
+/// (`portcullis_core::plan::carry_out`). Entries are only recorded, by reference into the plan: a bulk block
+/// carries 100,000 of them, and the batch needs the aliases' names, kinds and descriptions, not their lists.
+pub fn simulate<'p>(current: &RuleSet, plan: &'p ChangePlan, now: Timestamp) -> Result<Carried<'p>, BackendError> {
+    Ok(carry_out(current, plan, Ids::Tracker(now), Entries::Record)?)
 }
 
 /// Names and settings the batch is built with.

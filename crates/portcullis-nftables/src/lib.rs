@@ -31,9 +31,7 @@ use chrono::Utc;
 use portcullis_core::firewall::{
     Applied, BackendError, BackendKind, ErrorCode, Firewall, InterfaceCounters, RuleHits, SystemStatus, TargetInfo,
 };
-use portcullis_core::model::{
-    Action, AddressMatch, Direction, Interface, IpVersion, PortMatch, Protocol, Rule, RuleId, RuleSet, Timestamp,
-};
+use portcullis_core::model::{Action, Direction, Interface, Rule, RuleId, RuleSet, Timestamp};
 use portcullis_core::plan::ChangePlan;
 use portcullis_store::Store;
 use sha2::Digest;
@@ -200,22 +198,8 @@ impl NftablesFirewall {
         }
         vec![Rule {
             rule_id: seed_rule_id(interface),
-            interface: interface.to_string(),
-            direction: Direction::In,
-            action: Action::Pass,
-            ip_version: IpVersion::Inet46,
-            protocol: Protocol::Any,
-            source: AddressMatch::ANY,
-            source_port: PortMatch::Any,
-            destination: AddressMatch::ANY,
-            destination_port: PortMatch::Any,
             description: DEFAULT_ALLOW_DESCR.into(),
-            enabled: true,
-            log: false,
-            managed: None,
-            paused_until: None,
-            created_at: None,
-            updated_at: None,
+            ..Rule::new(interface, Action::Pass)
         }]
     }
 
@@ -272,16 +256,16 @@ impl NftablesFirewall {
         batch.skeleton(current.exists);
         batch.generation(current.kernel.generation, next_generation(current.kernel.generation));
         for alias in &outcome.new_aliases {
-            batch.create_alias_sets(&outcome.next, alias)?;
+            batch.create_alias_sets(&outcome.state, alias)?;
         }
         for (logical, _) in &self.settings.interfaces {
             // Interfaces whose chains are not in the kernel yet get their (seed) rules written now.
             let materialized = current.kernel.chains.contains_key(&rule_chain(logical, Direction::In));
             if outcome.interfaces.contains(logical) || !materialized {
-                batch.rebuild_interface(&outcome.next, logical, &current.hits)?;
+                batch.rebuild_interface(&outcome.state, logical, &current.hits)?;
             }
         }
-        batch.elements(&current.state, &outcome.put, &outcome.remove, now)?;
+        batch.elements(&current.state, &outcome.put, &outcome.removed, now)?;
         Ok((batch.finish(), outcome.applied))
     }
 

@@ -355,7 +355,7 @@ pub fn rule_statements(
 
 #[cfg(test)]
 mod tests {
-    use portcullis_core::model::{Alias, RuleId};
+    use portcullis_core::model::Alias;
 
     use super::*;
 
@@ -419,25 +419,7 @@ mod tests {
     }
 
     fn rule_from(source: AddressMatch) -> Rule {
-        Rule {
-            rule_id: RuleId("17639184000".into()),
-            interface: "lan".into(),
-            direction: Direction::In,
-            action: Action::Block,
-            ip_version: IpVersion::Inet46,
-            protocol: Protocol::Any,
-            source,
-            source_port: PortMatch::Any,
-            destination: AddressMatch::ANY,
-            destination_port: PortMatch::Any,
-            description: String::new(),
-            enabled: true,
-            log: false,
-            managed: None,
-            paused_until: None,
-            created_at: None,
-            updated_at: None,
-        }
+        Rule { source, ..Rule::new("lan", Action::Block).with_id("17639184000") }
     }
 
     /// The (address field, operator, set) of every set match in each nft rule.

@@ -1,0 +1,67 @@
+//! Plans for what falls due with time: expired list entries and paused rules whose pause is over.
+
+use crate::model::{AliasEntry, Rule, RuleSet, Timestamp};
+
+use super::{ChangeFacts, ChangePlan, Operation};
+
+/// The plan that carries out every expiry due at `now`: managed alias entries past their time are removed and
+/// paused rules whose pause is over are resumed. `None` when nothing is due.
+pub fn plan_expiry(state: &RuleSet, now: Timestamp) -> Option<ChangePlan> {
+    let mut operations: Vec<Operation> = state
+        .aliases
+        .iter()
+        .filter(|a| a.managed.is_some())
+        .filter_map(|a| {
+            let before: Vec<AliasEntry> = a.entries.iter().filter(|e| !e.is_live(now)).cloned().collect();
+            (!before.is_empty()).then(|| Operation::RemoveAliasEntries { alias: a.name.clone(), before })
+        })
+        .collect();
+    for rule in state.rules.iter().filter(|r| r.paused_until.is_some_and(|t| t <= now)) {
+        let after = Rule { enabled: true, paused_until: None, updated_at: Some(now), ..rule.clone() };
+        operations.push(Operation::UpdateRule { before: rule.clone(), after, position: None });
+    }
+    if operations.is_empty() {
+        return None;
+    }
+    let (entries, resumed) = expiry_counts(&operations);
+    Some(ChangePlan {
+        summary: format!("expire {entries} entries and resume {resumed} paused rules that are due"),
+        operations,
+        warnings: Vec::new(),
+        facts: ChangeFacts::default(),
+    })
+}
+
+/// What an expiry plan settles: the alias entries it removes, and the paused rules it resumes.
+pub fn expiry_counts(operations: &[Operation]) -> (usize, usize) {
+    operations.iter().fold((0, 0), |(entries, resumed), op| match op {
+        Operation::RemoveAliasEntries { before, .. } => (entries + before.len(), resumed),
+        _ => (entries, resumed + 1),
+    })
+}
+
+/// The plan that removes, from each alias, those of the given entries that are no longer live at `now`; `None`
+/// when none is due. The reconciler's plan for entries read by value instead of from a full snapshot.
+pub fn plan_entry_expiry(entries: Vec<(String, Vec<AliasEntry>)>, now: Timestamp) -> Option<ChangePlan> {
+    let operations: Vec<Operation> = entries
+        .into_iter()
+        .filter_map(|(alias, entries)| {
+            let before: Vec<AliasEntry> = entries.into_iter().filter(|e| !e.is_live(now)).collect();
+            (!before.is_empty()).then_some(Operation::RemoveAliasEntries { alias, before })
+        })
+        .collect();
+    let (count, _) = expiry_counts(&operations);
+    (!operations.is_empty()).then(|| ChangePlan {
+        summary: format!("expire {count} entries that are due"),
+        operations,
+        warnings: Vec::new(),
+        facts: ChangeFacts::default(),
+    })
+}
+
+/// When the earliest pause in `state` ends (overdue ones included), for the reconciler's schedule. Entry expiries
+/// are scheduled from the store's time index instead, so this looks at rules only and stays cheap however long
+/// the managed lists are.
+pub fn next_pause_end(state: &RuleSet) -> Option<Timestamp> {
+    state.rules.iter().filter_map(|r| r.paused_until).min()
+}

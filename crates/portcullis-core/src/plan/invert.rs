@@ -1,0 +1,78 @@
+//! The plan that undoes a plan.
+
+use crate::firewall::Applied;
+use crate::model::RuleSet;
+
+use super::{ChangeFacts, ChangePlan, Operation};
+
+/// Deleted rules come back in the order of their old positions: each is then inserted where it was, counting the
+/// ones before it that are already back (restoring the last one first would put it above the others).
+fn restore_deleted_in_order(undo: &mut [Operation]) {
+    let is_create = |op: &Operation| matches!(op, Operation::CreateRule { .. });
+    let position = |op: &Operation| match op {
+        Operation::CreateRule { position, after } => (after.interface.clone(), *position),
+        _ => (String::new(), 0),
+    };
+    let mut start = 0;
+    while start < undo.len() {
+        let len = undo[start..].iter().take_while(|op| is_create(op)).count();
+        undo[start..start + len].sort_by_key(position);
+        start += len.max(1);
+    }
+}
+
+/// The plan that undoes `plan`, given what applying it produced and the state before it. Applied against the
+/// state right after the change it restores the rules and entries as they were; if the firewall has drifted
+/// since, its `before` values no longer match and the backend refuses it as a conflict. Aliases the change
+/// created are left in place, empty.
+pub fn invert(plan: &ChangePlan, applied: &Applied, before_state: &RuleSet, after_state: &RuleSet) -> ChangePlan {
+    let mut created = applied.created_rules.iter();
+    let mut undo: Vec<Operation> = Vec::new();
+    for op in &plan.operations {
+        match op {
+            Operation::CreateRule { .. } => {
+                if let Some(rule) = created.next().and_then(|id| after_state.rule(id)) {
+                    undo.push(Operation::DeleteRule { before: rule.clone() });
+                }
+            }
+            Operation::UpdateRule { before, after, position } => {
+                let now = after_state.rule(&after.rule_id).cloned().unwrap_or_else(|| after.clone());
+                let back = position.and_then(|_| before_state.position_of(&before.rule_id));
+                undo.push(Operation::UpdateRule { before: now, after: before.clone(), position: back });
+            }
+            Operation::DeleteRule { before } => {
+                let position = before_state.position_of(&before.rule_id).unwrap_or_default();
+                undo.push(Operation::CreateRule { position, after: before.clone() });
+            }
+            Operation::CreateAlias { .. } => {}
+            Operation::PutAliasEntries { alias, before, after } => {
+                // Pushed in reverse, like every undo step (the list is reversed below): the entries put are
+                // removed first and then the ones they replaced are put back. The other way round, the removal
+                // (by value) would take the restored entries away again.
+                if !before.is_empty() {
+                    undo.push(Operation::PutAliasEntries {
+                        alias: alias.clone(),
+                        before: Vec::new(),
+                        after: before.clone(),
+                    });
+                }
+                undo.push(Operation::RemoveAliasEntries { alias: alias.clone(), before: after.clone() });
+            }
+            Operation::RemoveAliasEntries { alias, before } => {
+                undo.push(Operation::PutAliasEntries {
+                    alias: alias.clone(),
+                    before: Vec::new(),
+                    after: before.clone(),
+                });
+            }
+        }
+    }
+    undo.reverse();
+    restore_deleted_in_order(&mut undo);
+    ChangePlan {
+        summary: format!("undo: {}", plan.summary),
+        operations: undo,
+        warnings: Vec::new(),
+        facts: ChangeFacts { widens_exposure: !plan.facts.widens_exposure, ..plan.facts.clone() },
+    }
+}

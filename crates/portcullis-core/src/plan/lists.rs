@@ -1,0 +1,261 @@
+//! Planners of the managed lists: blocks and grants, each an alias of entries and the rules that enforce it.
+
+use ipnet::IpNet;
+
+use crate::error::{FieldError, FieldResult};
+use crate::model::{
+    Action, AddressMatch, AddressTarget, Alias, AliasEntry, AliasKind, Rule, RuleSet, Timestamp, net_to_string,
+};
+
+use super::rules::{check_rule, leading_system_rules};
+use super::{
+    BLOCK_ALIAS, BLOCK_ALIAS_DESCR, BLOCK_RULE_DESCR, ChangeFacts, ChangePlan, GRANT_ALIAS, GRANT_ALIAS_DESCR,
+    GRANT_RULE_DESCR, GrantRule, MANAGED_BLOCK, MANAGED_GRANT, Operation,
+};
+
+/// The block alias for one interface, or for all of them.
+pub fn block_alias_name(interface: Option<&str>) -> String {
+    match interface {
+        None => BLOCK_ALIAS.to_string(),
+        Some(i) => format!("{BLOCK_ALIAS}_{}", i.to_ascii_uppercase()),
+    }
+}
+
+pub(super) fn plan_grant(
+    state: &RuleSet,
+    net: IpNet,
+    alias: Option<&str>,
+    expires_at: Option<Timestamp>,
+    reason: &str,
+    rule: Option<&GrantRule>,
+    now: Timestamp,
+) -> FieldResult<ChangePlan> {
+    let alias_name = alias.unwrap_or(GRANT_ALIAS).to_string();
+    let mut operations = Vec::new();
+    let mut warnings = Vec::new();
+    match state.alias(&alias_name) {
+        Some(a) if a.managed.as_deref() != Some(MANAGED_GRANT) => {
+            return Err(FieldError::new("alias", format!("alias {alias_name} is not a Portcullis grant list")));
+        }
+        Some(_) => {}
+        None => operations.push(Operation::CreateAlias {
+            after: Alias {
+                name: alias_name.clone(),
+                kind: AliasKind::Network,
+                description: GRANT_ALIAS_DESCR.into(),
+                entries: Vec::new(),
+                managed: Some(MANAGED_GRANT.into()),
+            },
+        }),
+    }
+    let referenced = |iface: Option<&str>| {
+        state.rules.iter().any(|r| {
+            r.action == Action::Pass
+                && iface.is_none_or(|i| r.interface == i)
+                && r.source.target == AddressTarget::Alias(alias_name.clone())
+        })
+    };
+    let mut interfaces = Vec::new();
+    match rule {
+        Some(g) => {
+            let iface = state.resolve_interface("interface", &g.interface)?.name.clone();
+            if !referenced(Some(&iface)) {
+                let pass = grant_rule(&iface, &alias_name, g, now);
+                // The alias the rule's source names may be created by this same plan: check the rest.
+                check_rule(state, &Rule { source: AddressMatch::ANY, ..pass.clone() })?;
+                operations.push(Operation::CreateRule { position: leading_system_rules(state, &iface), after: pass });
+            }
+            interfaces.push(iface);
+        }
+        None if !referenced(None) => warnings.push(format!(
+            "no pass rule references {alias_name} yet, so the grant has no effect until one does \
+             (give interface and port to create it)"
+        )),
+        None => {}
+    }
+    let value = net_to_string(&net);
+    let replaced: Vec<AliasEntry> = state
+        .alias(&alias_name)
+        .map(|a| a.entries.iter().filter(|e| e.value == value).cloned().collect())
+        .unwrap_or_default();
+    let entry = AliasEntry { value: value.clone(), detail: reason.to_string(), expires_at, created_at: Some(now) };
+    operations.push(Operation::PutAliasEntries { alias: alias_name.clone(), before: replaced, after: vec![entry] });
+    Ok(ChangePlan {
+        summary: format!(
+            "grant {value} access through {alias_name} {}",
+            expires_at.map_or("permanently".to_string(), |t| format!("until {}", t.to_rfc3339()))
+        ),
+        operations,
+        warnings,
+        facts: ChangeFacts {
+            host_bits: net.max_prefix_len() - net.prefix_len(),
+            widens_exposure: true,
+            lifetime_seconds: expires_at.map(|t| (t - now).num_seconds()),
+            permanent: expires_at.is_none(),
+            interfaces,
+        },
+    })
+}
+
+fn grant_rule(interface: &str, alias_name: &str, g: &GrantRule, now: Timestamp) -> Rule {
+    Rule {
+        protocol: g.protocol,
+        source: AddressMatch { target: AddressTarget::Alias(alias_name.to_string()), negate: false },
+        destination: g.destination.clone(),
+        destination_port: g.destination_port.clone(),
+        description: format!("{GRANT_RULE_DESCR} {alias_name}"),
+        log: true,
+        managed: Some(MANAGED_GRANT.into()),
+        ..Rule::new(interface, Action::Pass).stamped(now)
+    }
+}
+
+pub(super) fn plan_revoke(state: &RuleSet, net: IpNet, alias: Option<&str>) -> FieldResult<ChangePlan> {
+    let value = net_to_string(&net);
+    let operations: Vec<Operation> = state
+        .aliases
+        .iter()
+        .filter(|a| a.managed.as_deref() == Some(MANAGED_GRANT))
+        .filter(|a| alias.is_none_or(|w| w == a.name))
+        .filter_map(|a| {
+            let before: Vec<AliasEntry> = a.entries.iter().filter(|e| e.value == value).cloned().collect();
+            (!before.is_empty()).then(|| Operation::RemoveAliasEntries { alias: a.name.clone(), before })
+        })
+        .collect();
+    if operations.is_empty() {
+        return Err(FieldError::new("ip_address", format!("{value} has no grant (see list_grants)")));
+    }
+    Ok(ChangePlan {
+        summary: format!("revoke the access of {value}"),
+        operations,
+        warnings: Vec::new(),
+        facts: ChangeFacts { host_bits: net.max_prefix_len() - net.prefix_len(), ..ChangeFacts::default() },
+    })
+}
+
+pub(super) fn plan_block(
+    state: &RuleSet,
+    net: IpNet,
+    interface: Option<&str>,
+    expires_at: Option<Timestamp>,
+    reason: &str,
+    now: Timestamp,
+) -> FieldResult<ChangePlan> {
+    let interface = match interface {
+        Some(name) => Some(state.resolve_interface("interface", name)?.name.clone()),
+        None => None,
+    };
+    let alias_name = block_alias_name(interface.as_deref());
+    let value = net_to_string(&net);
+    let targets: Vec<String> = match &interface {
+        Some(i) => vec![i.clone()],
+        None => state.interfaces.iter().map(|i| i.name.clone()).collect(),
+    };
+    let mut operations = ensure_block_list(state, &alias_name, &targets, now);
+    let replaced: Vec<AliasEntry> = state
+        .alias(&alias_name)
+        .map(|a| a.entries.iter().filter(|e| e.value == value).cloned().collect())
+        .unwrap_or_default();
+    let mut warnings = Vec::new();
+    if let Some(old) = replaced.first() {
+        warnings.push(format!(
+            "{value} was already blocked (until {}); the new duration replaces it",
+            old.expires_at.map_or("removed by hand".into(), |t| t.to_rfc3339())
+        ));
+    }
+    if interface.is_none() {
+        warnings.push(format!("the block applies on every interface ({})", targets.join(", ")));
+    }
+    if net.prefix_len() == 0 {
+        warnings.push("this block covers every address of its family".into());
+    }
+    let entry = AliasEntry { value: value.clone(), detail: reason.to_string(), expires_at, created_at: Some(now) };
+    operations.push(Operation::PutAliasEntries { alias: alias_name.clone(), before: replaced, after: vec![entry] });
+    let scope = interface.as_deref().unwrap_or("all interfaces");
+    Ok(ChangePlan {
+        summary: format!(
+            "block {value} on {scope} {}",
+            expires_at.map_or("permanently".to_string(), |t| format!("until {}", t.to_rfc3339()))
+        ),
+        operations,
+        warnings,
+        facts: ChangeFacts {
+            host_bits: net.max_prefix_len() - net.prefix_len(),
+            widens_exposure: false,
+            lifetime_seconds: expires_at.map(|t| (t - now).num_seconds()),
+            permanent: expires_at.is_none(),
+            interfaces: targets,
+        },
+    })
+}
+
+/// Creates the block alias and its enforcing rules where they are missing.
+fn ensure_block_list(state: &RuleSet, alias_name: &str, interfaces: &[String], now: Timestamp) -> Vec<Operation> {
+    let mut ops = Vec::new();
+    if state.alias(alias_name).is_none() {
+        ops.push(Operation::CreateAlias {
+            after: Alias {
+                name: alias_name.to_string(),
+                kind: AliasKind::Network,
+                description: BLOCK_ALIAS_DESCR.into(),
+                entries: Vec::new(),
+                managed: Some(MANAGED_BLOCK.into()),
+            },
+        });
+    }
+    for iface in interfaces {
+        let enforced = state.rules_on(iface).any(|r| {
+            r.managed.as_deref() == Some(MANAGED_BLOCK)
+                && r.source.target == AddressTarget::Alias(alias_name.to_string())
+        });
+        if !enforced {
+            ops.push(Operation::CreateRule {
+                position: leading_system_rules(state, iface),
+                after: block_rule(iface, alias_name, now),
+            });
+        }
+    }
+    ops
+}
+
+fn block_rule(interface: &str, alias_name: &str, now: Timestamp) -> Rule {
+    Rule {
+        source: AddressMatch { target: AddressTarget::Alias(alias_name.to_string()), negate: false },
+        description: format!("{BLOCK_RULE_DESCR} {alias_name}"),
+        log: true,
+        managed: Some(MANAGED_BLOCK.into()),
+        ..Rule::new(interface, Action::Block).stamped(now)
+    }
+}
+
+pub(super) fn plan_unblock(state: &RuleSet, net: IpNet, interface: Option<&str>) -> FieldResult<ChangePlan> {
+    let value = net_to_string(&net);
+    let wanted_alias = match interface {
+        Some(name) => Some(block_alias_name(Some(&state.resolve_interface("interface", name)?.name))),
+        None => None,
+    };
+    let operations: Vec<Operation> = state
+        .aliases
+        .iter()
+        .filter(|a| a.managed.as_deref() == Some(MANAGED_BLOCK))
+        .filter(|a| wanted_alias.as_ref().is_none_or(|w| w == &a.name))
+        .filter_map(|a| {
+            let before: Vec<AliasEntry> = a.entries.iter().filter(|e| e.value == value).cloned().collect();
+            (!before.is_empty()).then(|| Operation::RemoveAliasEntries { alias: a.name.clone(), before })
+        })
+        .collect();
+    if operations.is_empty() {
+        return Err(FieldError::new("ip_address", format!("{value} is not blocked (see list_blocks)")));
+    }
+    Ok(ChangePlan {
+        summary: format!("unblock {value}"),
+        operations,
+        warnings: Vec::new(),
+        facts: ChangeFacts {
+            host_bits: net.max_prefix_len() - net.prefix_len(),
+            widens_exposure: true,
+            permanent: true,
+            ..ChangeFacts::default()
+        },
+    })
+}

@@ -1,0 +1,133 @@
+//! Change planning: an intent plus freshly read state gives a plan — the before and after of every object the
+//! change touches — or a field error, with nothing changed. Backends apply plans; `verify` checks that the
+//! firewall, read back afterwards, holds exactly what the plan said.
+
+//!
+//! The module is split by concern: `intent` (what a tool asks for), `rules` (the rule planners and the checks they
+//! share), `lists` (blocks and grants), `expiry`, `verify`, `invert`, `positions` (interface positions in the
+//! global rule list) and `carry` (the one meaning of carrying a plan out, shared by the lockout preview and the
+//! backends). Everything public is re-exported here, so `portcullis_core::plan::X` paths stay as they were.
+
+mod carry;
+mod expiry;
+mod intent;
+mod invert;
+mod lists;
+mod positions;
+mod rules;
+mod verify;
+
+#[cfg(test)]
+mod tests;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::FieldResult;
+use crate::model::{Alias, AliasEntry, Rule, RuleSet, Timestamp};
+
+pub use carry::{Carried, Conflict, Entries, Ids, carry_out, next_tracker};
+pub use expiry::{expiry_counts, next_pause_end, plan_entry_expiry, plan_expiry};
+pub use intent::{GrantRule, Intent, RuleDraft, RulePatch};
+pub use invert::invert;
+pub use lists::block_alias_name;
+pub use positions::{global_index, global_index_by};
+pub use verify::{same_enforcement, verify};
+
+use lists::{plan_block, plan_grant, plan_revoke, plan_unblock};
+use rules::{plan_create, plan_delete, plan_modify, plan_pause, plan_resume};
+
+/// The managed alias behind blocks that apply to every interface.
+pub const BLOCK_ALIAS: &str = "PORTCULLIS_BLOCK";
+/// The `managed` tag of block-list aliases and of the rules that enforce them.
+pub const MANAGED_BLOCK: &str = "block_list";
+/// The `managed` tag of the pfSense anti-lockout rule.
+pub const MANAGED_ANTI_LOCKOUT: &str = "anti_lockout";
+
+/// Descriptions Portcullis gives its managed aliases and rules; backends that cannot store a `managed` tag (pfSense)
+/// recognise them by these.
+pub const BLOCK_ALIAS_DESCR: &str = "Addresses blocked by Portcullis (entries expire on their own)";
+pub const GRANT_ALIAS_DESCR: &str = "Access granted by Portcullis (entries expire on their own)";
+pub const BLOCK_RULE_DESCR: &str = "Portcullis managed block list";
+pub const GRANT_RULE_DESCR: &str = "Portcullis grant list";
+
+/// The managed alias behind grants unless a call names another.
+pub const GRANT_ALIAS: &str = "PORTCULLIS_GRANT";
+/// The `managed` tag of grant-list aliases and of the pass rules created for them.
+pub const MANAGED_GRANT: &str = "grant_list";
+
+/// One object-level step of a plan, with its before and after.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "op", rename_all = "snake_case")]
+// A plan holds a handful of operations built once per change; boxing the rules would buy nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Operation {
+    /// `position` is the index among the rules of the rule's interface; the id is assigned on apply.
+    CreateRule {
+        position: usize,
+        after: Rule,
+    },
+    UpdateRule {
+        before: Rule,
+        after: Rule,
+        position: Option<usize>,
+    },
+    DeleteRule {
+        before: Rule,
+    },
+    CreateAlias {
+        after: Alias,
+    },
+    /// Adds entries to an alias, replacing entries with the same value (listed in `before`).
+    PutAliasEntries {
+        alias: String,
+        before: Vec<AliasEntry>,
+        after: Vec<AliasEntry>,
+    },
+    RemoveAliasEntries {
+        alias: String,
+        before: Vec<AliasEntry>,
+    },
+}
+
+/// Facts about a change that risk scoring and policy need, computed once by the planner.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ChangeFacts {
+    /// Host bits of the widest source the change admits or stops: 0 for one host, 8 for a /24, 127 for `any`.
+    pub host_bits: u8,
+    /// Whether the change lets more traffic through (a pass rule added or widened, a block removed or paused).
+    pub widens_exposure: bool,
+    /// Seconds until the change undoes itself; `None` when it is permanent or has no expiry.
+    pub lifetime_seconds: Option<i64>,
+    pub permanent: bool,
+    pub interfaces: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ChangePlan {
+    pub summary: String,
+    pub operations: Vec<Operation>,
+    pub warnings: Vec<String>,
+    pub facts: ChangeFacts,
+}
+
+/// Plans `intent` against `state` at `now`.
+pub fn plan(state: &RuleSet, intent: &Intent, now: Timestamp) -> FieldResult<ChangePlan> {
+    match intent {
+        Intent::CreateRule(draft) => plan_create(state, draft, now),
+        Intent::ModifyRule { rule_id, patch } => plan_modify(state, rule_id, patch, now),
+        Intent::DeleteRule { rule_id } => plan_delete(state, rule_id),
+        Intent::PauseRule { rule_id, until } => plan_pause(state, rule_id, *until, now),
+        Intent::ResumeRule { rule_id } => plan_resume(state, rule_id, now),
+        Intent::Block { net, interface, expires_at, reason } => {
+            plan_block(state, *net, interface.as_deref(), *expires_at, reason, now)
+        }
+        Intent::Unblock { net, interface } => plan_unblock(state, *net, interface.as_deref()),
+        Intent::Grant { net, alias, expires_at, reason, rule } => {
+            plan_grant(state, *net, alias.as_deref(), *expires_at, reason, rule.as_ref(), now)
+        }
+        Intent::Revoke { net, alias } => plan_revoke(state, *net, alias.as_deref()),
+        Intent::SetEgressPolicy(policy) => crate::egress::plan_set(state, policy, now),
+        Intent::RemoveEgressPolicy { interface } => crate::egress::plan_remove(state, interface),
+    }
+}
