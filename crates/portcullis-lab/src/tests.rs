@@ -3,7 +3,7 @@ use std::sync::Arc;
 use chrono::{SubsecRound, TimeDelta, Utc};
 use portcullis_core::eval::{CompiledRuleSet, Decision};
 use portcullis_core::firewall::{ErrorCode, Firewall};
-use portcullis_core::model::{Action, Direction, PROTO_TCP, Packet, Rule};
+use portcullis_core::model::{Action, Direction, PROTO_TCP, Packet, Rule, Timestamp};
 use portcullis_core::plan::{self, Intent, Operation};
 use portcullis_store::Store;
 
@@ -120,12 +120,7 @@ async fn entry_plans_are_applied_in_place_persisted_and_refused_whole_on_a_missi
     let fw = lab(&store);
     let now = Utc::now().trunc_subsecs(3);
     let state = fw.snapshot().await.unwrap();
-    let block = Intent::Block {
-        net: "203.0.113.1/32".parse().unwrap(),
-        interface: None,
-        reason: "t".into(),
-        expires_at: Some(now + TimeDelta::hours(1)),
-    };
+    let block = hour_block("203.0.113.1/32", now);
     fw.apply(&plan::plan(&state, &block, now).unwrap()).await.unwrap();
     let entry = |v: &str| AliasEntry { value: v.into(), detail: "t".into(), expires_at: None, created_at: Some(now) };
     let put = |alias: &str, v: &str| Operation::PutAliasEntries {
@@ -159,12 +154,7 @@ async fn a_plan_refused_part_way_changes_neither_the_store_nor_the_memory() {
     let fw = lab(&store);
     let now = Utc::now().trunc_subsecs(3);
     let state = fw.snapshot().await.unwrap();
-    let block = Intent::Block {
-        net: "203.0.113.1/32".parse().unwrap(),
-        interface: None,
-        reason: "t".into(),
-        expires_at: Some(now + TimeDelta::hours(1)),
-    };
+    let block = hour_block("203.0.113.1/32", now);
     let mut p = plan::plan(&state, &block, now).unwrap();
     // The alias, its rules and its entry come first; the last operation deletes a rule that is not there.
     let gone = Rule { rule_id: portcullis_core::model::RuleId("1".into()), ..state.rules[1].clone() };
@@ -196,4 +186,14 @@ async fn undoing_a_second_block_of_an_address_restores_the_first() {
     plan::verify(&undo, &undone, &back).unwrap();
     assert_eq!(back, first, "the first block, with its reason and expiry, is back");
     assert_eq!(lab(&store).snapshot().await.unwrap(), first, "and stored");
+}
+
+/// A block of `net` on every interface for an hour.
+fn hour_block(net: &str, now: Timestamp) -> Intent {
+    Intent::Block {
+        net: net.parse().unwrap(),
+        interface: None,
+        reason: "t".into(),
+        expires_at: Some(now + TimeDelta::hours(1)),
+    }
 }

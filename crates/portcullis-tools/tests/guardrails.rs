@@ -210,23 +210,10 @@ async fn approval_is_bound_to_exact_arguments_and_single_use() {
 async fn restricted_interfaces_need_admin_or_approval_and_never_pass_any_any() {
     let settings = GuardSettings { restricted_interfaces: vec!["wan".into()], ..generous() };
     let (svc, _) = service_with(settings);
-    let err = call(
-        &svc,
-        "operator",
-        "block_ip_address",
-        json!({"ip_address": "203.0.113.9", "interface": "wan", "duration": "1h", "reason": "scan"}),
-    )
-    .await
-    .unwrap_err();
+    let wan_block = json!({"ip_address": "203.0.113.9", "interface": "wan", "duration": "1h", "reason": "scan"});
+    let err = call(&svc, "operator", "block_ip_address", wan_block.clone()).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::ApprovalRequired);
-    call(
-        &svc,
-        "admin",
-        "block_ip_address",
-        json!({"ip_address": "203.0.113.9", "interface": "wan", "duration": "1h", "reason": "scan"}),
-    )
-    .await
-    .unwrap();
+    call(&svc, "admin", "block_ip_address", wan_block).await.unwrap();
     let wan_any = json!({"interface": "wan", "action": "pass", "protocol": "any", "source": "any",
                          "destination": "any", "description": "oops"});
     let err = call(&svc, "admin", "create_firewall_rule", wan_any).await.unwrap_err();

@@ -210,13 +210,8 @@ type Recorded<'p> = Vec<(&'p str, &'p AliasEntry)>;
 
 impl<'p> EntriesSeen<'p> {
     fn put(&mut self, put: &mut Recorded<'p>, removed: &mut Recorded<'p>, alias: &'p str, entries: &'p [AliasEntry]) {
-        if self.put_to.contains(alias) || self.removed_from.contains(alias) {
-            let values: HashSet<&str> = entries.iter().map(|e| e.value.as_str()).collect();
-            // A value put again replaces the earlier put, and a value removed earlier is back.
-            let keep = |(a, e): &(&str, &AliasEntry)| *a != alias || !values.contains(e.value.as_str());
-            put.retain(keep);
-            removed.retain(keep);
-        }
+        // A value put again replaces the earlier put, and a value removed earlier is back.
+        self.forget_earlier(put, removed, alias, entries);
         self.put_to.insert(alias);
         put.extend(entries.iter().map(|e| (alias, e)));
     }
@@ -228,15 +223,21 @@ impl<'p> EntriesSeen<'p> {
         alias: &'p str,
         entries: &'p [AliasEntry],
     ) {
+        // A value put earlier in the plan is gone again; one removed twice is removed once.
+        self.forget_earlier(put, removed, alias, entries);
+        self.removed_from.insert(alias);
+        removed.extend(entries.iter().map(|e| (alias, e)));
+    }
+
+    /// Drops what earlier operations recorded for these values of `alias`: only the last operation on a value
+    /// counts. Aliases touched once (a bulk block of 100,000 entries) skip the lookup.
+    fn forget_earlier(&self, put: &mut Recorded<'p>, removed: &mut Recorded<'p>, alias: &str, entries: &[AliasEntry]) {
         if self.put_to.contains(alias) || self.removed_from.contains(alias) {
             let values: HashSet<&str> = entries.iter().map(|e| e.value.as_str()).collect();
-            // A value put earlier in the plan is gone again; one removed twice is removed once.
             let keep = |(a, e): &(&str, &AliasEntry)| *a != alias || !values.contains(e.value.as_str());
             put.retain(keep);
             removed.retain(keep);
         }
-        self.removed_from.insert(alias);
-        removed.extend(entries.iter().map(|e| (alias, e)));
     }
 }
 

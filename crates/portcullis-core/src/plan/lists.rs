@@ -112,16 +112,7 @@ fn grant_rule(interface: &str, alias_name: &str, g: &GrantRule, now: Timestamp) 
 
 pub(super) fn plan_revoke(state: &RuleSet, net: IpNet, alias: Option<&str>) -> FieldResult<ChangePlan> {
     let value = net_to_string(&net);
-    let operations: Vec<Operation> = state
-        .aliases
-        .iter()
-        .filter(|a| a.managed.as_deref() == Some(MANAGED_GRANT))
-        .filter(|a| alias.is_none_or(|w| w == a.name))
-        .filter_map(|a| {
-            let before: Vec<AliasEntry> = a.entries.iter().filter(|e| e.value == value).cloned().collect();
-            (!before.is_empty()).then(|| Operation::RemoveAliasEntries { alias: a.name.clone(), before })
-        })
-        .collect();
+    let operations = removals(state, MANAGED_GRANT, alias, &value);
     if operations.is_empty() {
         return Err(FieldError::new("ip_address", format!("{value} has no grant (see list_grants)")));
     }
@@ -234,16 +225,7 @@ pub(super) fn plan_unblock(state: &RuleSet, net: IpNet, interface: Option<&str>)
         Some(name) => Some(block_alias_name(Some(&state.resolve_interface("interface", name)?.name))),
         None => None,
     };
-    let operations: Vec<Operation> = state
-        .aliases
-        .iter()
-        .filter(|a| a.managed.as_deref() == Some(MANAGED_BLOCK))
-        .filter(|a| wanted_alias.as_ref().is_none_or(|w| w == &a.name))
-        .filter_map(|a| {
-            let before: Vec<AliasEntry> = a.entries.iter().filter(|e| e.value == value).cloned().collect();
-            (!before.is_empty()).then(|| Operation::RemoveAliasEntries { alias: a.name.clone(), before })
-        })
-        .collect();
+    let operations = removals(state, MANAGED_BLOCK, wanted_alias.as_deref(), &value);
     if operations.is_empty() {
         return Err(FieldError::new("ip_address", format!("{value} is not blocked (see list_blocks)")));
     }
@@ -258,4 +240,18 @@ pub(super) fn plan_unblock(state: &RuleSet, net: IpNet, interface: Option<&str>)
             ..ChangeFacts::default()
         },
     })
+}
+
+/// The removals of `value` from every managed alias with this tag (or only from `wanted`) that holds it.
+fn removals(state: &RuleSet, tag: &str, wanted: Option<&str>, value: &str) -> Vec<Operation> {
+    state
+        .aliases
+        .iter()
+        .filter(|a| a.managed.as_deref() == Some(tag))
+        .filter(|a| wanted.is_none_or(|w| w == a.name))
+        .filter_map(|a| {
+            let before: Vec<AliasEntry> = a.entries.iter().filter(|e| e.value == value).cloned().collect();
+            (!before.is_empty()).then(|| Operation::RemoveAliasEntries { alias: a.name.clone(), before })
+        })
+        .collect()
 }

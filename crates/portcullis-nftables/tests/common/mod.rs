@@ -117,8 +117,13 @@ impl Topology {
 
     /// One ICMP echo from `source` (an address of the client) to `destination`.
     pub fn ping(&self, source: &str, destination: &str) -> bool {
+        self.ping_waiting(source, destination, "1")
+    }
+
+    /// One ICMP echo, waiting up to `seconds` for the answer.
+    fn ping_waiting(&self, source: &str, destination: &str, seconds: &str) -> bool {
         Command::new("ip")
-            .args(["netns", "exec", &self.client, "ping", "-c1", "-W1", "-I", source, destination])
+            .args(["netns", "exec", &self.client, "ping", "-c1", "-W", seconds, "-I", source, destination])
             .stdout(Stdio::null())
             .status()
             .expect("ping (apt-get install iputils-ping)")
@@ -128,14 +133,7 @@ impl Topology {
     /// Whether both IPv6 sources of the client reach the server: the first packet to a new IPv6 neighbour can
     /// wait a second for neighbour discovery, longer than [`Topology::ping`] waits, so this also warms them up.
     pub fn ipv6_ready(&self) -> bool {
-        [CLIENT6_A, CLIENT6_B].into_iter().all(|source| {
-            Command::new("ip")
-                .args(["netns", "exec", &self.client, "ping", "-c1", "-W3", "-I", source, SERVER6])
-                .stdout(Stdio::null())
-                .status()
-                .expect("ping")
-                .success()
-        })
+        [CLIENT6_A, CLIENT6_B].into_iter().all(|source| self.ping_waiting(source, SERVER6, "3"))
     }
 
     /// A TCP connect from `source` (an address of the client) to the server.

@@ -354,22 +354,19 @@ mod tests {
 
     #[test]
     fn unresolvable_secrets_name_key_and_source() {
-        let err = parse_err("pfsense: {host: fw, password: \"env:MISSING_PW\"}\n");
-        match &err {
+        let secret_error = |yaml: &str, wanted_key: &str, names: &str| match parse_err(yaml) {
             ConfigError::Secret { key, message } => {
-                assert_eq!(key, "pfsense.password");
-                assert!(message.contains("MISSING_PW"), "{message}");
+                assert_eq!(key, wanted_key);
+                assert!(message.contains(names), "{message}");
             }
             other => panic!("{other}"),
-        }
-        let err = parse_err("pfsense: {host: fw, api_key: \"file:/nonexistent/secret\"}\n");
-        match &err {
-            ConfigError::Secret { key, message } => {
-                assert_eq!(key, "pfsense.api_key");
-                assert!(message.contains("/nonexistent/secret"), "{message}");
-            }
-            other => panic!("{other}"),
-        }
+        };
+        secret_error("pfsense: {host: fw, password: \"env:MISSING_PW\"}\n", "pfsense.password", "MISSING_PW");
+        secret_error(
+            "pfsense: {host: fw, api_key: \"file:/nonexistent/secret\"}\n",
+            "pfsense.api_key",
+            "/nonexistent/secret",
+        );
     }
 
     #[test]

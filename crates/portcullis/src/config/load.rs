@@ -236,12 +236,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn unknown_top_level_key_is_named() {
-        let err = parse_err("securty: {rate_limit: 5}\n");
+    /// The message of a parse error that names `key` as unknown.
+    fn unknown_key_error(yaml: &str, key: &str) -> String {
+        let err = parse_err(yaml);
         let msg = err.to_string();
         assert!(matches!(err, ConfigError::Parse { .. }), "{msg}");
-        assert!(msg.contains("unknown key `securty`"), "{msg}");
+        assert!(msg.contains(&format!("unknown key `{key}`")), "{msg}");
+        msg
+    }
+
+    #[test]
+    fn unknown_top_level_key_is_named() {
+        let msg = unknown_key_error("securty: {rate_limit: 5}\n", "securty");
         assert!(msg.contains("expected one of"), "{msg}");
         let msg = parse_err("mcp: {}\n\"securty\": 1\n").to_string();
         assert!(msg.contains("unknown key `securty`"), "{msg}");
@@ -251,10 +257,7 @@ mod tests {
 
     #[test]
     fn unknown_nested_key_is_named_with_path() {
-        let err = parse_err("security: {rate_limt: 5}\n");
-        let msg = err.to_string();
-        assert!(matches!(err, ConfigError::Parse { .. }), "{msg}");
-        assert!(msg.contains("unknown key `security.rate_limt`"), "{msg}");
+        let msg = unknown_key_error("security: {rate_limt: 5}\n", "security.rate_limt");
         assert!(msg.contains("line 1"), "{msg}");
 
         let err = parse_err("http:\n  tokens:\n    - principal: bot\n      sha256: abc\n      token: plain\n");
