@@ -118,6 +118,23 @@ class HttpServer:
             proc.stderr.close()
 
 
+@asynccontextmanager
+async def _initialized_session(
+    read, write, elicitation_callback, client_options: dict[str, Any]
+) -> AsyncIterator[ClientSession]:
+    """An MCP client session over the given streams, initialized within STEP_TIMEOUT."""
+    async with ClientSession(
+        read,
+        write,
+        read_timeout_seconds=STEP_TIMEOUT,
+        elicitation_callback=elicitation_callback,
+        **client_options,
+    ) as s:
+        with anyio.fail_after(STEP_TIMEOUT):
+            await s.initialize()
+        yield s
+
+
 class Portcullis:
     """One data directory served over one transport; can be stopped and started again."""
 
@@ -188,15 +205,7 @@ class Portcullis:
             )
             with open(self.log_dir / f"stdio-{self.starts}.log", "w", encoding="utf-8") as errlog:
                 async with stdio_client(params, errlog=errlog) as (read, write):
-                    async with ClientSession(
-                        read,
-                        write,
-                        read_timeout_seconds=STEP_TIMEOUT,
-                        elicitation_callback=elicitation_callback,
-                        **client_options,
-                    ) as s:
-                        with anyio.fail_after(STEP_TIMEOUT):
-                            await s.initialize()
+                    async with _initialized_session(read, write, elicitation_callback, client_options) as s:
                         yield s
         else:
             assert self.http is not None and self.http.url, "HTTP server not started"
@@ -205,15 +214,7 @@ class Portcullis:
             ) as client:
                 async with _http_transport(self.http.url, http_client=client) as streams:
                     read, write = streams[0], streams[1]
-                    async with ClientSession(
-                        read,
-                        write,
-                        read_timeout_seconds=STEP_TIMEOUT,
-                        elicitation_callback=elicitation_callback,
-                        **client_options,
-                    ) as s:
-                        with anyio.fail_after(STEP_TIMEOUT):
-                            await s.initialize()
+                    async with _initialized_session(read, write, elicitation_callback, client_options) as s:
                         yield s
 
     # -- CLI -------------------------------------------------------------------

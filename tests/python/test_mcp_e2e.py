@@ -15,37 +15,6 @@ pytestmark = pytest.mark.anyio
 
 TRANSPORTS = ["stdio", "http"]
 
-EXPECTED_TOOLS = {
-    "get_firewall_rules",
-    "create_firewall_rule",
-    "modify_firewall_rule",
-    "delete_firewall_rule",
-    "pause_rule",
-    "resume_rule",
-    "block_ip_address",
-    "unblock_ip_address",
-    "list_blocks",
-    "get_system_status",
-    "simulate_packet",
-    "lint_rules",
-    "get_audit_log",
-    "verify_audit_log",
-    "get_vpn_status",
-    "list_pending_changes",
-    "confirm_change",
-    "rollback_change",
-    "grant_access",
-    "revoke_access",
-    "list_grants",
-    "query_firewall_logs",
-    "get_active_alarms",
-    "list_aliases",
-    "get_traffic_stats",
-    "analyze_threats",
-    "generate_security_report",
-    "get_dashboard_data",
-    "set_egress_policy",
-}
 READ_TOOLS = {
     "get_firewall_rules",
     "list_blocks",
@@ -65,6 +34,22 @@ READ_TOOLS = {
     "generate_security_report",
     "get_dashboard_data",
 }
+STATE_CHANGING_TOOLS = {
+    "create_firewall_rule",
+    "modify_firewall_rule",
+    "delete_firewall_rule",
+    "pause_rule",
+    "resume_rule",
+    "block_ip_address",
+    "unblock_ip_address",
+    "confirm_change",
+    "rollback_change",
+    "grant_access",
+    "revoke_access",
+    "set_egress_policy",
+}
+# Every tool the server lists: each one either only reads or changes state.
+EXPECTED_TOOLS = READ_TOOLS | STATE_CHANGING_TOOLS
 RULE_EDITING = {"create_firewall_rule", "modify_firewall_rule", "delete_firewall_rule"}
 # The host's egress policy is an admin's (system category, admin level).
 ADMIN_SYSTEM = {"set_egress_policy"}
@@ -82,6 +67,14 @@ WAN_SSH_FROM = {
 
 def _blocks_by_ip(listing: dict) -> dict[str, dict]:
     return {row["ip_address"]: row for row in listing["data"]}
+
+
+def _started_with_config(servers, transport: str, data_dir: Path, config: Path, yaml: str):
+    """A server on `data_dir` with `yaml` written to `config`, started (HTTP) or ready for sessions (stdio)."""
+    config.write_text(yaml)
+    pc = servers(transport, data_dir, config=config)
+    pc.start()
+    return pc
 
 
 # --------------------------------------------------------------------------
@@ -197,49 +190,30 @@ async def test_flow(servers, data_dir: Path, transport: str):
 # 2. invalid inputs are refused, change nothing, and are audited as denied
 # --------------------------------------------------------------------------
 
+def _wan_https_rule(**changes) -> dict:
+    """A valid create_firewall_rule argument set (pass TCP 443 on wan), with `changes` applied."""
+    return {
+        "interface": "wan",
+        "action": "pass",
+        "protocol": "tcp",
+        "source": "any",
+        "destination": "any",
+        "destination_port": 443,
+        **changes,
+    }
+
+
 INVALID_CALLS = [
     ("block_ip_address", {"ip_address": "300.1.1.1", "duration": "1h", "reason": "bad ip"}, "ip_address"),
     ("block_ip_address", {"ip_address": "10.0.0.0/33", "duration": "1h", "reason": "bad cidr"}, "ip_address"),
     (
         "create_firewall_rule",
-        {
-            "interface": "wan",
-            "action": "pass",
-            "protocol": "tcp",
-            "source": "any",
-            "destination": "any",
-            "destination_port": 70000,
-            "description": "port out of range",
-        },
+        _wan_https_rule(destination_port=70000, description="port out of range"),
         "destination_port",
     ),
-    (
-        "create_firewall_rule",
-        {
-            "interface": "opt9",
-            "action": "pass",
-            "protocol": "tcp",
-            "source": "any",
-            "destination": "any",
-            "destination_port": 443,
-            "description": "no such interface",
-        },
-        "interface",
-    ),
+    ("create_firewall_rule", _wan_https_rule(interface="opt9", description="no such interface"), "interface"),
     ("modify_firewall_rule", {"rule_id": "999999", "enabled": False}, "rule_id"),
-    (
-        "create_firewall_rule",
-        {
-            "interface": "wan",
-            "action": "pass",
-            "protocol": "tcp",
-            "source": "any",
-            "destination": "any",
-            "destination_port": 443,
-            "description": "evil\x1b[31mred",
-        },
-        "description",
-    ),
+    ("create_firewall_rule", _wan_https_rule(description="evil\x1b[31mred"), "description"),
     ("block_ip_address", {"ip_address": "203.0.113.9", "duration": "-1h", "reason": "negative"}, "duration"),
 ]
 
@@ -341,10 +315,8 @@ async def test_http_calls_record_the_client_address(servers, data_dir: Path):
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_allowed_operations_enforced(servers, data_dir: Path, tmp_path: Path, transport: str):
-    config = tmp_path / "portcullis.yaml"
-    config.write_text("security:\n  allowed_operations: [read_rules, read_blocks]\n")
-    pc = servers(transport, data_dir, config=config)
-    pc.start()
+    pc = _started_with_config(servers, transport, data_dir, tmp_path / "portcullis.yaml",
+                              "security:\n  allowed_operations: [read_rules, read_blocks]\n")
     with anyio.fail_after(SCENARIO_TIMEOUT):
         async with pc.session() as s:
             err = error(
@@ -470,10 +442,8 @@ async def test_cli_and_mcp_see_the_same_store(servers, data_dir: Path):
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_operator_does_not_see_or_call_rule_editing_tools(servers, data_dir: Path, tmp_path: Path, transport: str):
-    config = tmp_path / "operator.yaml"
-    config.write_text("security:\n  principal: operator\n")
-    pc = servers(transport, data_dir, config=config)
-    pc.start()
+    pc = _started_with_config(servers, transport, data_dir, tmp_path / "operator.yaml",
+                              "security:\n  principal: operator\n")
     with anyio.fail_after(SCENARIO_TIMEOUT):
         async with pc.session() as session:
             names = {t.name for t in (await session.list_tools()).tools}
