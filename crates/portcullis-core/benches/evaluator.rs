@@ -116,20 +116,7 @@ impl Site {
 }
 
 fn any_rule(index: usize, interface: u16, action: Action) -> ResolvedRule {
-    ResolvedRule {
-        index,
-        interface,
-        direction: Direction::In,
-        action,
-        ip_version: IpVersion::Inet,
-        protocol: Protocol::Any,
-        source: Arc::new(AddrSet::any()),
-        source_negate: false,
-        destination: Arc::new(AddrSet::any()),
-        destination_negate: false,
-        source_ports: None,
-        destination_ports: None,
-    }
+    ResolvedRule::matching_everything(index, interface, action, IpVersion::Inet)
 }
 
 fn random_port_set(rng: &mut Rng) -> Option<Vec<(u16, u16)>> {

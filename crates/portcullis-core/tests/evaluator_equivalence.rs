@@ -340,20 +340,7 @@ fn net_set(nets: &[&str]) -> Arc<AddrSet> {
 }
 
 fn base_rule(index: usize, action: Action) -> ResolvedRule {
-    ResolvedRule {
-        index,
-        interface: 0,
-        direction: Direction::In,
-        action,
-        ip_version: IpVersion::Inet46,
-        protocol: Protocol::Any,
-        source: Arc::new(AddrSet::any()),
-        source_negate: false,
-        destination: Arc::new(AddrSet::any()),
-        destination_negate: false,
-        source_ports: None,
-        destination_ports: None,
-    }
+    ResolvedRule::matching_everything(index, 0, action, IpVersion::Inet46)
 }
 
 fn tcp_packet(source: &str, destination: &str, port: Option<u16>) -> PacketKey {

@@ -205,38 +205,43 @@ impl NftablesFirewall {
 
     /// The configured interfaces with their addresses and link state, read from the kernel.
     async fn interfaces(&self) -> Result<Vec<Interface>, BackendError> {
-        let links = self.settings.runner.ip_json(&["address", "show"]).await?;
-        let links = links.as_array().cloned().unwrap_or_default();
-        Ok(self
-            .settings
-            .interfaces
-            .iter()
-            .map(|(logical, device)| {
-                let link = links.iter().find(|l| l["ifname"].as_str() == Some(device.as_str()));
-                let address = |family: &str| {
-                    link.and_then(|l| l["addr_info"].as_array()).and_then(|infos| {
-                        infos.iter().find_map(|i| {
-                            let global = i["scope"].as_str() == Some("global");
-                            if i["family"].as_str() != Some(family) || !global {
-                                return None;
-                            }
-                            format!("{}/{}", i["local"].as_str()?, i["prefixlen"].as_u64()?).parse().ok()
-                        })
+        self.each_link(&["address", "show"], |logical, device, link| {
+            let address = |family: &str| {
+                link.and_then(|l| l["addr_info"].as_array()).and_then(|infos| {
+                    infos.iter().find_map(|i| {
+                        let global = i["scope"].as_str() == Some("global");
+                        if i["family"].as_str() != Some(family) || !global {
+                            return None;
+                        }
+                        format!("{}/{}", i["local"].as_str()?, i["prefixlen"].as_u64()?).parse().ok()
                     })
-                };
-                let up = link
-                    .and_then(|l| l["flags"].as_array())
-                    .is_some_and(|flags| flags.iter().any(|f| f.as_str() == Some("UP")));
-                Interface {
-                    name: logical.clone(),
-                    device: device.clone(),
-                    description: format!("{logical} ({device})"),
-                    ipv4: address("inet"),
-                    ipv6: address("inet6"),
-                    enabled: up,
-                }
-            })
-            .collect())
+                })
+            };
+            let up = link
+                .and_then(|l| l["flags"].as_array())
+                .is_some_and(|flags| flags.iter().any(|f| f.as_str() == Some("UP")));
+            Interface {
+                name: logical.clone(),
+                device: device.clone(),
+                description: format!("{logical} ({device})"),
+                ipv4: address("inet"),
+                ipv6: address("inet6"),
+                enabled: up,
+            }
+        })
+        .await
+    }
+
+    /// One answer per configured interface from an `ip -j` listing of links: `answer(logical, device, its link)`.
+    async fn each_link<T>(
+        &self,
+        listing: &[&str],
+        answer: impl Fn(&String, &String, Option<&serde_json::Value>) -> T,
+    ) -> Result<Vec<T>, BackendError> {
+        let links = self.settings.runner.ip_json(listing).await?;
+        let links = links.as_array().cloned().unwrap_or_default();
+        let link_of = |device: &str| links.iter().find(|l| l["ifname"].as_str() == Some(device));
+        Ok(self.settings.interfaces.iter().map(|(logical, device)| answer(logical, device, link_of(device))).collect())
     }
 
     fn layout(&self) -> Layout<'_> {
@@ -289,25 +294,19 @@ impl NftablesFirewall {
     /// Byte and packet counters of every configured interface (the kernel's link statistics, `ip -s link`), for
     /// traffic statistics.
     pub async fn link_counters(&self) -> Result<Vec<InterfaceCounters>, BackendError> {
-        let links = self.settings.runner.ip_json(&["-s", "link", "show"]).await?;
-        let links = links.as_array().cloned().unwrap_or_default();
-        Ok(self
-            .settings
-            .interfaces
-            .iter()
-            .map(|(logical, device)| {
-                let stats = links.iter().find(|l| l["ifname"].as_str() == Some(device.as_str())).map(|l| &l["stats64"]);
-                let n = |dir: &str, what: &str| stats.and_then(|s| s[dir][what].as_u64()).unwrap_or(0);
-                InterfaceCounters {
-                    interface: logical.clone(),
-                    device: device.clone(),
-                    bytes_in: n("rx", "bytes"),
-                    bytes_out: n("tx", "bytes"),
-                    packets_in: n("rx", "packets"),
-                    packets_out: n("tx", "packets"),
-                }
-            })
-            .collect())
+        self.each_link(&["-s", "link", "show"], |logical, device, link| {
+            let stats = link.map(|l| &l["stats64"]);
+            let n = |dir: &str, what: &str| stats.and_then(|s| s[dir][what].as_u64()).unwrap_or(0);
+            InterfaceCounters {
+                interface: logical.clone(),
+                device: device.clone(),
+                bytes_in: n("rx", "bytes"),
+                bytes_out: n("tx", "bytes"),
+                packets_in: n("rx", "packets"),
+                packets_out: n("tx", "packets"),
+            }
+        })
+        .await
     }
 
     /// Deletes Portcullis' table (and with it every rule, set and block it holds). Nothing else is touched.
