@@ -296,6 +296,47 @@ async def test_every_listed_tool_goes_through_the_pipeline(servers, data_dir: Pa
                     ok(result)
 
 
+MISSPELT_DRY_RUN = ["dryRun", "dry-run", "dryrun"]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_unknown_arguments_are_refused_on_every_change_tool(servers, data_dir: Path, transport: str):
+    """A misspelt dry_run (or any key a tool does not take) is refused, naming it and the closest argument, and the
+    firewall is exactly as before; every input schema says so too."""
+    pc = servers(transport, data_dir)
+    pc.start()
+    with anyio.fail_after(SCENARIO_TIMEOUT):
+        async with pc.session() as s:
+            with anyio.fail_after(STEP_TIMEOUT):
+                tools = (await s.list_tools()).tools
+            for t in tools:
+                assert t.input_schema.get("additionalProperties") is False, t.name
+            changes = [t.name for t in tools if not (t.annotations and t.annotations.read_only_hint)]
+            assert "block_ip_address" in changes and "create_firewall_rule" in changes, changes
+            rules_before = ok(await call(s, "get_firewall_rules"))
+            aliases_before = ok(await call(s, "list_aliases"))
+            for name in changes:
+                for key in MISSPELT_DRY_RUN:
+                    err = error(await call(s, name, {key: True}))
+                    assert err["code"] == "validation_error" and err.get("field") == key, (name, key, err)
+                    assert "did you mean `dry_run`" in err["message"], (name, key, err)
+                err = error(await call(s, name, {"frobnicate": 1}))
+                assert err["code"] == "validation_error" and err.get("field") == "frobnicate", (name, err)
+            assert ok(await call(s, "get_firewall_rules")) == rules_before
+            assert ok(await call(s, "list_aliases")) == aliases_before
+
+
+def test_cli_refuses_an_unknown_argument_before_planning(servers, data_dir: Path):
+    pc = servers("stdio", data_dir)
+    r = pc.cli("call", "block_ip_address", "ip_address=192.0.2.56", "duration=1h", "reason=cli", "dryrun=true")
+    assert r.returncode != 0, r.stdout + r.stderr
+    assert "dryrun" in r.stdout + r.stderr and "dry_run" in r.stdout + r.stderr, r.stdout + r.stderr
+    listed = pc.cli("call", "list_blocks", "--json")
+    assert json.loads(listed.stdout)["count"] == 0, listed.stdout
+    refused = read_audit(data_dir)[0]
+    assert refused["tool"] == "block_ip_address" and refused["outcome"] == "validation_error", refused
+
+
 async def test_http_calls_record_the_client_address(servers, data_dir: Path):
     """The HTTP peer reaches the call's context: it is in the audit record, and set_egress_policy keeps it reachable."""
     pc = servers("http", data_dir)
@@ -474,7 +515,8 @@ async def test_high_risk_change_waits_for_a_person(servers, data_dir: Path):
             assert first["code"] == "approval_required", first
             approval = first["approval_id"]
             insisting = error(await call(session, "create_firewall_rule", {**wide_open, "confirm": True}))
-            assert insisting["code"] == "approval_required", "the model cannot approve by insisting"
+            assert insisting["code"] == "validation_error" and insisting.get("field") == "confirm", \
+                "the model cannot approve by insisting: an argument the tool does not take is refused"
 
             listed = pc.cli("approvals")
             assert approval in listed.stdout, listed.stdout

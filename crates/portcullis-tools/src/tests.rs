@@ -38,8 +38,12 @@ fn every_catalogue_tool_routes_its_arguments_and_has_object_schemas() {
         }
         assert_eq!(def.input_schema.get("type"), Some(&json!("object")), "{}", def.name);
         assert_eq!(def.output_schema.get("type"), Some(&json!("object")), "{}", def.name);
-        for schema in [&def.input_schema, &def.output_schema] {
-            if let Some(path) = boolean_subschema(&Value::Object((**schema).clone()), String::new()) {
+        // Closed to undeclared arguments, the one boolean schema MCP clients take (at the top of an input schema).
+        assert_eq!(def.input_schema.get("additionalProperties"), Some(&json!(false)), "{}", def.name);
+        let mut open_input = (*def.input_schema).clone();
+        open_input.remove("additionalProperties");
+        for schema in [&open_input, &*def.output_schema] {
+            if let Some(path) = boolean_subschema(&Value::Object(schema.clone()), String::new()) {
                 panic!("{}: boolean schema at {path} (MCP clients refuse them)", def.name);
             }
         }
@@ -311,4 +315,29 @@ async fn the_flattened_change_options_name_their_field_when_wrong_and_change_not
     let planned = svc.call(&c, "block_ip_address", block(json!({"dry_run": true}))).await.unwrap();
     assert_eq!(planned["status"], "planned");
     assert!(store.managed_live("lab", now()).unwrap().is_empty(), "nothing was blocked");
+}
+
+#[tokio::test]
+async fn unknown_arguments_are_refused_with_the_closest_name_and_change_nothing() {
+    let (svc, store) = service();
+    let c = ctx();
+    let before = svc.call(&c, "get_firewall_rules", json!({})).await.unwrap();
+    for (key, suggestion) in
+        [("dryRun", Some("dry_run")), ("dry-run", Some("dry_run")), ("dryrun", Some("dry_run")), ("colour", None)]
+    {
+        let mut args = json!({"ip_address": "192.0.2.9", "duration": "1h", "reason": "x"});
+        args[key] = json!(true);
+        let err = svc.call(&c, "block_ip_address", args).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::ValidationError, "{key}");
+        assert_eq!(err.field.as_deref(), Some(key), "{key}");
+        match suggestion {
+            Some(name) => assert!(err.message.contains(&format!("did you mean `{name}`")), "{key}: {}", err.message),
+            None => assert!(!err.message.contains("did you mean"), "{key}: {}", err.message),
+        }
+    }
+    let err = svc.call(&c, "verify_audit_log", json!({"full": true})).await.unwrap_err();
+    assert_eq!((err.code, err.field.as_deref()), (ErrorCode::ValidationError, Some("full")));
+    assert!(store.managed_live("lab", now()).unwrap().is_empty(), "nothing was blocked");
+    let after = svc.call(&c, "get_firewall_rules", json!({})).await.unwrap();
+    assert_eq!(before["data"], after["data"], "the rules are as they were");
 }

@@ -178,10 +178,14 @@ async fn approval_is_bound_to_exact_arguments_and_single_use() {
     let id = err.approval_id.clone().unwrap();
     let rules_before = call(&svc, "admin", "get_firewall_rules", json!({})).await.unwrap()["count"].clone();
 
-    // The model cannot approve itself by insisting.
+    // The model cannot approve itself by insisting: an argument the tool does not take is refused outright.
     let mut insisting = any_any_lan();
     insisting["confirm"] = json!(true);
-    let again = call(&svc, "admin", "create_firewall_rule", insisting).await.unwrap_err();
+    let refused = call(&svc, "admin", "create_firewall_rule", insisting).await.unwrap_err();
+    assert_eq!((refused.code, refused.field.as_deref()), (ErrorCode::ValidationError, Some("confirm")));
+    let mut logged = any_any_lan();
+    logged["log"] = json!(true);
+    let again = call(&svc, "admin", "create_firewall_rule", logged).await.unwrap_err();
     assert_eq!(again.code, ErrorCode::ApprovalRequired);
     assert_ne!(again.approval_id.as_deref(), Some(id.as_str()), "different arguments, different approval");
 

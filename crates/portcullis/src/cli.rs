@@ -17,10 +17,9 @@ pub fn parse_pairs(def: &ToolDef, pairs: &[String]) -> Result<Value, String> {
         let (key, raw) = pair
             .split_once('=')
             .ok_or_else(|| format!("argument {pair:?} is not key=value (try `portcullis tools {}`)", def.name))?;
+        // An argument the tool does not take goes on as text: the service refuses it, naming the closest one, and
+        // audits the refusal like any other.
         let schema = properties.and_then(|p| p.get(key));
-        if schema.is_none() {
-            eprintln!("note: {} has no argument {key:?}; passing it on anyway", def.name);
-        }
         args.insert(key.to_string(), typed_value(raw, schema));
     }
     Ok(Value::Object(args))

@@ -61,6 +61,20 @@ fn schema_of<T: JsonSchema + 'static>() -> Schema {
     made.entry(TypeId::of::<T>()).or_insert_with(|| Arc::new(generate_schema::<T>())).clone()
 }
 
+/// The input schema of `T`: its schema, closed to properties it does not declare, as calls are checked.
+fn input_schema_of<T: JsonSchema + 'static>() -> Schema {
+    static MADE: OnceLock<Mutex<HashMap<TypeId, Schema>>> = OnceLock::new();
+    let made = MADE.get_or_init(Mutex::default);
+    let mut made = made.lock().unwrap_or_else(|p| p.into_inner());
+    made.entry(TypeId::of::<T>())
+        .or_insert_with(|| {
+            let mut schema = (*schema_of::<T>()).clone();
+            schema.insert("additionalProperties".into(), Value::Bool(false));
+            Arc::new(schema)
+        })
+        .clone()
+}
+
 fn generate_schema<T: JsonSchema>() -> Map<String, Value> {
     // Draft 2020-12 with definitions inlined where possible, which MCP clients validate without resolvers.
     let settings = SchemaSettings::draft2020_12().with(|s| s.inline_subschemas = true);
@@ -177,7 +191,40 @@ pub(crate) trait Tool {
 }
 
 fn route_of<T: Tool>(args: &Value, now: Timestamp) -> Result<WorkKind, CallError> {
+    refuse_unknown_arguments(args, &schema_of::<T::Args>())?;
     Ok(T::route(parse_args(args)?, now)?.kind)
+}
+
+/// A key the tool does not declare is refused, never ignored: a misspelt `dry_run` must not apply a change.
+fn refuse_unknown_arguments(args: &Value, schema: &Map<String, Value>) -> Result<(), CallError> {
+    let Some(given) = args.as_object() else { return Ok(()) };
+    let known = schema.get("properties").and_then(Value::as_object);
+    let is_known = |key: &str| known.is_some_and(|k| k.contains_key(key));
+    let Some(unknown) = given.keys().find(|key| !is_known(key)) else { return Ok(()) };
+    let names: Vec<&str> = known.map(|k| k.keys().map(String::as_str).collect()).unwrap_or_default();
+    let message = match closest(unknown, &names) {
+        Some(name) => format!("unknown argument; did you mean `{name}`?"),
+        None => "unknown argument".to_string(),
+    };
+    let hint = if names.is_empty() {
+        "this tool takes no arguments".into()
+    } else {
+        format!("its arguments: {}", names.join(", "))
+    };
+    Err(CallError::from(portcullis_core::FieldError::new(unknown.as_str(), message)).with_hint(hint))
+}
+
+/// The known name an unknown one most likely means: the same letters but for case, `-` and `_` (`dryRun`,
+/// `dry-run`, `dryrun`), or a small misspelling.
+fn closest<'a>(unknown: &str, names: &[&'a str]) -> Option<&'a str> {
+    let fold = |s: &str| s.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
+    let wanted = fold(unknown);
+    names
+        .iter()
+        .map(|name| (strsim::levenshtein(&wanted, &fold(name)), *name))
+        .filter(|(distance, name)| *distance <= (name.len() / 4).max(1))
+        .min()
+        .map(|(_, name)| name)
 }
 
 /// The catalogue row of a tool. Admin-level tools share the admin rate class; other changes are sensitive.
@@ -198,7 +245,7 @@ pub(crate) fn row<T: Tool>() -> ToolDef {
         rate_class,
         destructive: d.destructive,
         idempotent: d.idempotent,
-        input_schema: schema_of::<T::Args>(),
+        input_schema: input_schema_of::<T::Args>(),
         output_schema: schema_of::<T::Output>(),
         route: route_of::<T>,
     }
