@@ -54,6 +54,7 @@ async fn block_applies_persists_and_verifies() {
             interface: None,
             expires_at: Some(now + TimeDelta::hours(1)),
             reason: "ssh brute force".into(),
+            replace: false,
         };
         let p = plan::plan(&state, &intent, now).unwrap();
         let applied = fw.apply(&p).await.unwrap();
@@ -104,6 +105,7 @@ async fn a_second_process_sees_and_respects_the_first_ones_writes() {
         interface: None,
         expires_at: Some(now + TimeDelta::hours(1)),
         reason: "x".into(),
+        replace: false,
     };
     let from_cli = plan::plan(&cli.snapshot().await.unwrap(), &block("203.0.113.1/32"), now).unwrap();
     cli.apply(&from_cli).await.unwrap();
@@ -174,6 +176,7 @@ async fn undoing_a_second_block_of_an_address_restores_the_first() {
         interface: None,
         reason: format!("{hours}h"),
         expires_at: Some(now + TimeDelta::hours(hours)),
+        replace: false,
     };
     fw.apply(&plan::plan(&fw.snapshot().await.unwrap(), &block(1), now).unwrap()).await.unwrap();
     let first = fw.snapshot().await.unwrap();
@@ -195,5 +198,6 @@ fn hour_block(net: &str, now: Timestamp) -> Intent {
         interface: None,
         reason: "t".into(),
         expires_at: Some(now + TimeDelta::hours(1)),
+        replace: false,
     }
 }

@@ -63,6 +63,7 @@ async fn seed(fw: &NftablesFirewall) {
         interface: None,
         expires_at: Some(now + TimeDelta::days(1)),
         reason: REASON.into(),
+        replace: false,
     };
     let p = plan::plan(&state, &intent, now).expect("plan");
     fw.apply(&p).await.expect("seed");

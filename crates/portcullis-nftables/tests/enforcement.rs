@@ -19,6 +19,7 @@ fn block(ip: &str, ttl: TimeDelta) -> Intent {
         interface: None,
         expires_at: Some(now() + ttl),
         reason: "ssh brute force".into(),
+        replace: false,
     }
 }
 

@@ -116,6 +116,7 @@ async fn seed(fw: &PfSenseFirewall) {
         interface: None,
         expires_at: Some(now + TimeDelta::hours(1)),
         reason: "seed".into(),
+        replace: false,
     };
     let seed = plan::plan(&state, &intent, now).expect("plan");
     fw.apply(&seed).await.expect("seed");

@@ -21,6 +21,7 @@ fn block(net: &str, hours: Option<i64>, reason: &str) -> Intent {
         interface: None,
         expires_at: hours.map(|h| now() + TimeDelta::hours(h)),
         reason: reason.into(),
+        replace: false,
     }
 }
 
@@ -110,6 +111,7 @@ async fn reblocking_replaces_the_entry_and_interface_blocks_get_their_own_alias(
         interface: Some("LAN".into()),
         expires_at: None,
         reason: "lan only".into(),
+        replace: false,
     };
     lab.change(&intent).await;
     let state = lab.emu.state();

@@ -256,6 +256,7 @@ async fn check_validates_with_dry_run_and_changes_nothing() {
             interface: None,
             expires_at: None,
             reason: "x".into(),
+            replace: false,
         },
         now(),
     )
@@ -342,6 +343,7 @@ async fn rules_created_in_the_same_second_get_distinct_trackers() {
             interface: None,
             expires_at: None,
             reason: "r".into(),
+            replace: false,
         };
         let p = plan::plan(&state, &intent, now()).unwrap();
         let applied = fw.apply(&p).await.unwrap();

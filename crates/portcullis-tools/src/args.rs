@@ -261,6 +261,8 @@ pub struct BlockIpAddressArgs {
     /// 30m, 1h, 24h, 7d, ... or permanent. The block expires by itself.
     pub duration: String,
     pub reason: String,
+    /// Set this duration even if the address is already blocked for longer (by default the longer block stays).
+    pub replace: Option<bool>,
     #[serde(flatten)]
     pub change: ChangeOptions,
 }

@@ -186,7 +186,7 @@ impl ToolService {
             plan: plan.operations.clone(),
             warnings: plan.warnings.clone(),
             risk_score: risk,
-            expires_at: expiry_of(&call.planned.intent),
+            expires_at: expiry_of(&call.planned.intent, &plan),
             rule: None,
             verified: false,
             approval_required: needs_approval.is_some(),
@@ -345,9 +345,15 @@ pub(crate) struct ChangeCall<'a> {
 /// Progress steps of a change: lock, plan, apply, verified.
 const CHANGE_STEPS: u64 = 3;
 
-fn expiry_of(intent: &Intent) -> Option<Timestamp> {
+/// When what the change put in place expires: a block or grant's entry as planned (a longer block already there
+/// is kept), a pause's end.
+fn expiry_of(intent: &Intent, plan: &ChangePlan) -> Option<Timestamp> {
+    let put = plan.operations.iter().rev().find_map(|op| match op {
+        Operation::PutAliasEntries { after, .. } => after.first().map(|e| e.expires_at),
+        _ => None,
+    });
     match intent {
-        Intent::Block { expires_at, .. } | Intent::Grant { expires_at, .. } => *expires_at,
+        Intent::Block { expires_at, .. } | Intent::Grant { expires_at, .. } => put.unwrap_or(*expires_at),
         Intent::PauseRule { until, .. } => Some(*until),
         _ => None,
     }

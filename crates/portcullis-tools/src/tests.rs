@@ -341,3 +341,29 @@ async fn unknown_arguments_are_refused_with_the_closest_name_and_change_nothing(
     let after = svc.call(&c, "get_firewall_rules", json!({})).await.unwrap();
     assert_eq!(before["data"], after["data"], "the rules are as they were");
 }
+
+#[tokio::test]
+async fn a_shorter_block_keeps_the_longer_one_unless_replace() {
+    let (svc, _) = service();
+    let c = ctx();
+    let block = |duration: &str, extra: Value| {
+        let mut args = json!({"ip_address": "192.0.2.77", "duration": duration, "reason": duration});
+        args.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        args
+    };
+    let week = svc.call(&c, "block_ip_address", block("7d", json!({}))).await.unwrap();
+    let hour = svc.call(&c, "block_ip_address", block("1h", json!({}))).await.unwrap();
+    assert_eq!(hour["expires_at"], week["expires_at"], "the answer gives the expiry that holds");
+    assert!(hour["warnings"].to_string().contains("that longer block is kept"), "{}", hour["warnings"]);
+    let listed = svc.call(&c, "list_blocks", json!({})).await.unwrap();
+    assert_eq!(listed["data"][0]["expires_at"], week["expires_at"], "still blocked for the week");
+    assert_eq!(listed["data"][0]["reason"], "7d", "with the reason of the longer block");
+    let remaining = listed["data"][0]["remaining_seconds"].as_i64().unwrap();
+    assert!(remaining > 6 * 86_400, "{remaining}");
+
+    let replaced = svc.call(&c, "block_ip_address", block("1h", json!({"replace": true}))).await.unwrap();
+    assert_ne!(replaced["expires_at"], week["expires_at"]);
+    let listed = svc.call(&c, "list_blocks", json!({})).await.unwrap();
+    let remaining = listed["data"][0]["remaining_seconds"].as_i64().unwrap();
+    assert!((3500..=3600).contains(&remaining), "replace: true sets the hour: {remaining}");
+}

@@ -61,6 +61,9 @@ pub enum Intent {
         interface: Option<String>,
         expires_at: Option<Timestamp>,
         reason: String,
+        /// Set this expiry even where the address is already blocked for longer (by default the longer block,
+        /// a person's 7 d block under an automated 1 h one, is kept).
+        replace: bool,
     },
     Unblock {
         net: IpNet,

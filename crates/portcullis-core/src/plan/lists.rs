@@ -124,15 +124,18 @@ pub(super) fn plan_revoke(state: &RuleSet, net: IpNet, alias: Option<&str>) -> F
     })
 }
 
-pub(super) fn plan_block(
-    state: &RuleSet,
-    net: IpNet,
-    interface: Option<&str>,
-    expires_at: Option<Timestamp>,
-    reason: &str,
-    now: Timestamp,
-) -> FieldResult<ChangePlan> {
-    let interface = match interface {
+/// What a block asks for.
+pub(super) struct BlockAsk<'a> {
+    pub net: IpNet,
+    pub interface: Option<&'a str>,
+    pub expires_at: Option<Timestamp>,
+    pub reason: &'a str,
+    pub replace: bool,
+}
+
+pub(super) fn plan_block(state: &RuleSet, ask: &BlockAsk<'_>, now: Timestamp) -> FieldResult<ChangePlan> {
+    let (net, expires_at) = (ask.net, ask.expires_at);
+    let interface = match ask.interface {
         Some(name) => Some(state.resolve_interface("interface", name)?.name.clone()),
         None => None,
     };
@@ -148,36 +151,62 @@ pub(super) fn plan_block(
         .map(|a| a.entries.iter().filter(|e| e.value == value).cloned().collect())
         .unwrap_or_default();
     let mut warnings = Vec::new();
-    if let Some(old) = replaced.first() {
-        warnings.push(format!(
-            "{value} was already blocked (until {}); the new duration replaces it",
-            old.expires_at.map_or("removed by hand".into(), |t| t.to_rfc3339())
-        ));
-    }
+    let longer = replaced.iter().find(|old| old.is_live(now) && outlasts(old.expires_at, expires_at));
+    let entry = match longer {
+        // The longer protection stays, as it was: its reason too, so an automated block cannot overwrite why a
+        // person blocked the address.
+        Some(old) if !ask.replace => {
+            warnings.push(format!(
+                "{value} is already blocked {} ({:?}); that longer block is kept (replace: true sets this duration)",
+                old.expires_at.map_or("permanently".into(), |t| format!("until {}", t.to_rfc3339())),
+                old.detail
+            ));
+            old.clone()
+        }
+        _ => {
+            if let Some(old) = replaced.first() {
+                warnings.push(format!(
+                    "{value} was already blocked (until {}); the new duration replaces it",
+                    old.expires_at.map_or("removed by hand".into(), |t| t.to_rfc3339())
+                ));
+            }
+            AliasEntry { value: value.clone(), detail: ask.reason.to_string(), expires_at, created_at: Some(now) }
+        }
+    };
     if interface.is_none() {
         warnings.push(format!("the block applies on every interface ({})", targets.join(", ")));
     }
     if net.prefix_len() == 0 {
         warnings.push("this block covers every address of its family".into());
     }
-    let entry = AliasEntry { value: value.clone(), detail: reason.to_string(), expires_at, created_at: Some(now) };
+    let kept = entry.expires_at;
     operations.push(Operation::PutAliasEntries { alias: alias_name.clone(), before: replaced, after: vec![entry] });
     let scope = interface.as_deref().unwrap_or("all interfaces");
     Ok(ChangePlan {
         summary: format!(
             "block {value} on {scope} {}",
-            expires_at.map_or("permanently".to_string(), |t| format!("until {}", t.to_rfc3339()))
+            kept.map_or("permanently".to_string(), |t| format!("until {}", t.to_rfc3339()))
         ),
         operations,
         warnings,
         facts: ChangeFacts {
             host_bits: net.max_prefix_len() - net.prefix_len(),
             widens_exposure: false,
+            // Risk weighs what the call asks for: keeping a longer block adds nothing to it.
             lifetime_seconds: expires_at.map(|t| (t - now).num_seconds()),
             permanent: expires_at.is_none(),
             interfaces: targets,
         },
     })
+}
+
+/// Whether an expiry comes later than another (`None`: never expires).
+fn outlasts(this: Option<Timestamp>, other: Option<Timestamp>) -> bool {
+    match (this, other) {
+        (None, Some(_)) => true,
+        (Some(a), Some(b)) => a > b,
+        _ => false,
+    }
 }
 
 /// Creates the block alias and its enforcing rules where they are missing.

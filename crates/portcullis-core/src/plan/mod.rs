@@ -34,7 +34,7 @@ pub use lists::block_alias_name;
 pub use positions::{global_index, global_index_by};
 pub use verify::{same_enforcement, verify};
 
-use lists::{plan_block, plan_grant, plan_revoke, plan_unblock};
+use lists::{BlockAsk, plan_block, plan_grant, plan_revoke, plan_unblock};
 use rules::{plan_create, plan_delete, plan_modify, plan_pause, plan_resume};
 
 /// The managed alias behind blocks that apply to every interface.
@@ -119,8 +119,15 @@ pub fn plan(state: &RuleSet, intent: &Intent, now: Timestamp) -> FieldResult<Cha
         Intent::DeleteRule { rule_id } => plan_delete(state, rule_id),
         Intent::PauseRule { rule_id, until } => plan_pause(state, rule_id, *until, now),
         Intent::ResumeRule { rule_id } => plan_resume(state, rule_id, now),
-        Intent::Block { net, interface, expires_at, reason } => {
-            plan_block(state, *net, interface.as_deref(), *expires_at, reason, now)
+        Intent::Block { net, interface, expires_at, reason, replace } => {
+            let ask = BlockAsk {
+                net: *net,
+                interface: interface.as_deref(),
+                expires_at: *expires_at,
+                reason,
+                replace: *replace,
+            };
+            plan_block(state, &ask, now)
         }
         Intent::Unblock { net, interface } => plan_unblock(state, *net, interface.as_deref()),
         Intent::Grant { net, alias, expires_at, reason, rule } => {

@@ -96,12 +96,18 @@ fn after(state: &RuleSet, intent: &Intent) -> RuleSet {
     carry_out(state, &p, Ids::Tracker(now()), Entries::Apply).expect("carry out").state
 }
 
+/// A block on every interface for `span`.
+fn block_for(ip: &str, span: TimeDelta, replace: bool) -> Intent {
+    Intent::Block { net: net(ip), interface: None, expires_at: Some(now() + span), reason: "test".into(), replace }
+}
+
 fn block(ip: &str, iface: Option<&str>) -> Intent {
     Intent::Block {
         net: net(ip),
         interface: iface.map(Into::into),
         expires_at: Some(now() + TimeDelta::hours(1)),
         reason: "test".into(),
+        replace: false,
     }
 }
 
@@ -178,6 +184,7 @@ struct Case {
 #[test]
 fn planners_turn_intents_into_these_operations_and_warnings() {
     let blocked = after(&seeded(), &block("203.0.113.9", None));
+    let blocked_for_a_week = after(&seeded(), &block_for("203.0.113.9", TimeDelta::days(7), false));
     let granted = after(&seeded(), &grant("203.0.113.9", None));
     let paused = after(&seeded(), &Intent::PauseRule { rule_id: id(WAN_SSH), until: now() + TimeDelta::hours(1) });
     let cases = vec![
@@ -200,6 +207,24 @@ fn planners_turn_intents_into_these_operations_and_warnings() {
             name: "blocking again replaces the entry and says so",
             state: blocked.clone(),
             intent: block("203.0.113.9", None),
+            expect: Ok((
+                vec!["put PORTCULLIS_BLOCK 203.0.113.9 replacing [203.0.113.9]"],
+                vec!["203.0.113.9 was already blocked (until", "the block applies on every interface"],
+            )),
+        },
+        Case {
+            name: "a shorter block keeps the longer one already there, and says so",
+            state: blocked_for_a_week.clone(),
+            intent: block("203.0.113.9", None),
+            expect: Ok((
+                vec!["put PORTCULLIS_BLOCK 203.0.113.9 replacing [203.0.113.9]"],
+                vec!["203.0.113.9 is already blocked until", "the block applies on every interface"],
+            )),
+        },
+        Case {
+            name: "replace: true sets the shorter duration",
+            state: blocked_for_a_week,
+            intent: block_for("203.0.113.9", TimeDelta::hours(1), true),
             expect: Ok((
                 vec!["put PORTCULLIS_BLOCK 203.0.113.9 replacing [203.0.113.9]"],
                 vec!["203.0.113.9 was already blocked (until", "the block applies on every interface"],
@@ -667,6 +692,7 @@ fn plan_spec(state: &RuleSet, spec: &Spec, at: Timestamp) -> Option<ChangePlan> 
             interface: iface.map(|i| IFACES[i].into()),
             expires_at: expiry(expires),
             reason: "p".into(),
+            replace: false,
         },
         Spec::Unblock { net: n, iface } => {
             Intent::Unblock { net: listed(MANAGED_BLOCK, *n)?, interface: iface.map(|i| IFACES[i].into()) }

@@ -152,7 +152,8 @@ impl Tool for BlockIpAddress {
     type Output = ChangeResult;
     const DECL: Decl = Decl::change("block_ip_address", "Block an address", "block_ip", Category::Security).about(
         "Block an IPv4/IPv6 address or CIDR on one or every interface for a duration (30m, 1h, 24h, 7d or \
-         permanent) with a reason. The block is an entry of a managed block-list alias and expires by itself.",
+         permanent) with a reason. The block is an entry of a managed block-list alias and expires by itself; an \
+         address already blocked for longer stays blocked that long unless replace: true.",
     );
 
     fn route(a: BlockIpAddressArgs, now: Timestamp) -> Result<Work<ChangeResult>, CallError> {
@@ -161,6 +162,7 @@ impl Tool for BlockIpAddress {
             interface: a.interface.as_deref().map(|i| interface_name("interface", i)).transpose()?,
             expires_at: lifetime(&a.duration)?.expires_at(now),
             reason: reason(&a.reason)?,
+            replace: a.replace.unwrap_or(false),
         };
         Work::change(&a.change, intent)
     }
