@@ -122,9 +122,19 @@ pub struct Report {
 }
 
 /// Recommendations from the report's numbers and the names of disabled rules.
-pub fn recommendations(r: &Report, disabled_rules: &[String]) -> Vec<String> {
+pub fn recommendations(r: &Report, disabled_rules: &[String], is_blocked: impl Fn(&str) -> bool) -> Vec<String> {
     let mut out = Vec::new();
+    let mut named = std::collections::HashSet::new();
+    let mut already_blocked = 0;
+    // Threats come highest score first: a source with several findings is recommended once, for its worst one.
     for t in r.threats.iter().filter(|t| t.recommended_block.is_some()) {
+        if !named.insert(t.source_ip.as_str()) {
+            continue;
+        }
+        if is_blocked(&t.source_ip) {
+            already_blocked += 1;
+            continue;
+        }
         out.push(format!(
             "Block {} for {} ({}, {} attempts, threat score {}).",
             t.source_ip,
@@ -133,6 +143,9 @@ pub fn recommendations(r: &Report, disabled_rules: &[String]) -> Vec<String> {
             t.attempt_count,
             t.threat_score
         ));
+    }
+    if already_blocked > 0 {
+        out.push(format!("{already_blocked} source(s) that call for a block are blocked already."));
     }
     let ssh: u64 = r.security_events.iter().filter(|e| e.port == "tcp:22").map(|e| e.blocked).sum();
     if ssh >= 100 {
@@ -465,10 +478,30 @@ mod tests {
 
     #[test]
     fn recommendations_name_the_attacker_ssh_volume_and_disabled_rules() {
-        let recs = recommendations(&report(), &["old test rule".into()]);
+        let recs = recommendations(&report(), &["old test rule".into()], |_| false);
         assert!(recs[0].starts_with("Block 203.0.113.50 for 24h"), "{recs:?}");
         assert!(recs.iter().any(|r| r.starts_with("Heavy SSH attack volume: 300")));
         assert!(recs.iter().any(|r| r.contains("old test rule")));
+    }
+
+    #[test]
+    fn each_source_is_recommended_once_and_not_when_it_is_blocked_already() {
+        let mut r = report();
+        let scan = ReportThreat { kind: "port_scan".into(), threat_score: 40, ..r.threats[0].clone() };
+        let other = ReportThreat { source_ip: "198.51.100.4".into(), ..r.threats[0].clone() };
+        r.threats.extend([scan, other]);
+        let recs = recommendations(&r, &[], |_| false);
+        let blocks: Vec<&String> = recs.iter().filter(|l| l.starts_with("Block ")).collect();
+        assert_eq!(blocks.len(), 2, "{recs:?}");
+        assert!(blocks[0].contains("brute force"), "the worst finding of a source is the one named: {recs:?}");
+        let recs = recommendations(&r, &[], |ip| ip == "203.0.113.50");
+        let blocks: Vec<&String> = recs.iter().filter(|l| l.starts_with("Block ")).collect();
+        assert_eq!(blocks.len(), 1, "{recs:?}");
+        assert!(blocks[0].starts_with("Block 198.51.100.4"), "{recs:?}");
+        assert!(
+            recs.iter().any(|l| l.starts_with("1 source(s) that call for a block are blocked already")),
+            "{recs:?}"
+        );
     }
 
     #[test]

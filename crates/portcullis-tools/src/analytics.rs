@@ -223,6 +223,37 @@ impl Default for LogStores {
     }
 }
 
+/// The addresses a target's managed block lists hold now, to tell whether a source is blocked already.
+struct BlockedAddresses {
+    hosts: std::collections::HashSet<std::net::IpAddr>,
+    networks: Vec<ipnet::IpNet>,
+}
+
+impl BlockedAddresses {
+    fn of(state: &RuleSet, now: Timestamp) -> Self {
+        let mut blocked = Self { hosts: Default::default(), networks: Vec::new() };
+        let lists = state.aliases.iter().filter(|a| a.managed.as_deref() == Some(portcullis_core::plan::MANAGED_BLOCK));
+        for entry in lists.flat_map(|a| a.entries.iter().filter(|e| e.is_live(now))) {
+            match entry.value.parse::<ipnet::IpNet>() {
+                Ok(net) if net.prefix_len() == net.max_prefix_len() => {
+                    blocked.hosts.insert(net.addr());
+                }
+                Ok(net) => blocked.networks.push(net),
+                Err(_) => {
+                    if let Ok(ip) = entry.value.parse() {
+                        blocked.hosts.insert(ip);
+                    }
+                }
+            }
+        }
+        blocked
+    }
+
+    fn holds(&self, source: &str) -> bool {
+        source.parse().is_ok_and(|ip| self.hosts.contains(&ip) || self.networks.iter().any(|n| n.contains(&ip)))
+    }
+}
+
 /// `get_dashboard_data`: one call's overview of a target.
 pub(crate) struct Dashboard;
 
@@ -430,7 +461,8 @@ impl ToolService {
         report.summary.rules_total = state.rules.len();
         report.summary.rules_disabled = disabled.len();
         report.summary.rules_enabled = state.rules.len() - disabled.len();
-        report.recommendations = report::recommendations(&report, &disabled);
+        let blocked = BlockedAddresses::of(state, now);
+        report.recommendations = report::recommendations(&report, &disabled, |ip| blocked.holds(ip));
         let content = match format {
             "markdown" => Some(report::markdown(&report)),
             "html" => Some(report::html(&report)),

@@ -172,3 +172,27 @@ async fn report_in_three_formats_and_dashboard() {
     assert!(dash["recent_threats"].as_array().unwrap().iter().any(|t| t["source_ip"] == BRUTE_FORCER));
     assert_eq!(dash["active_blocks"], 0);
 }
+
+#[tokio::test]
+async fn recommendations_name_each_source_once_and_skip_what_is_blocked_already() {
+    let (_dir, svc) = with_traffic(Scenario::Default).await;
+    let block_lines = |report: &Value| -> Vec<String> {
+        let recs = report["recommendations"].as_array().unwrap();
+        recs.iter().filter_map(|r| r.as_str()).filter(|r| r.starts_with("Block ")).map(String::from).collect()
+    };
+    let before = svc.call(&viewer(), "generate_security_report", json!({"timeframe": "24h"})).await.unwrap();
+    let lines = block_lines(&before);
+    let named: Vec<&str> = lines.iter().filter_map(|l| l.split_whitespace().nth(1)).collect();
+    let once: std::collections::HashSet<&&str> = named.iter().collect();
+    assert_eq!(once.len(), named.len(), "each source once: {lines:?}");
+    assert!(named.contains(&BRUTE_FORCER), "{lines:?}");
+
+    let operator = CallContext::new(Principal { name: "op".into(), role: "operator".into() }, Transport::Cli, None);
+    let block = json!({"ip_address": BRUTE_FORCER, "duration": "7d", "reason": "brute force"});
+    svc.call(&operator, "block_ip_address", block).await.unwrap();
+    let after = svc.call(&viewer(), "generate_security_report", json!({"timeframe": "24h"})).await.unwrap();
+    let lines = block_lines(&after);
+    assert!(!lines.iter().any(|l| l.contains(BRUTE_FORCER)), "{lines:?}");
+    let recs = after["recommendations"].to_string();
+    assert!(recs.contains("blocked already"), "{recs}");
+}
