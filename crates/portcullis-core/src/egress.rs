@@ -215,14 +215,7 @@ mod tests {
     }
 
     fn host() -> RuleSet {
-        let wan = Interface {
-            name: "wan".into(),
-            device: "eth0".into(),
-            description: String::new(),
-            ipv4: "198.51.100.2/24".parse().ok(),
-            ipv6: None,
-            enabled: true,
-        };
+        let wan = Interface::up("wan", "eth0", "198.51.100.2/24".parse().ok());
         let mut state = RuleSet { interfaces: vec![wan], ..RuleSet::default() };
         let inbound = policy_rule("wan", "ssh in".into(), Action::Pass, Protocol::Tcp, None, PortMatch::Any, now());
         state.rules.push(Rule {

@@ -753,6 +753,13 @@ pub struct Interface {
     pub enabled: bool,
 }
 
+impl Interface {
+    /// An interface that is up, with an IPv4 address and nothing else said about it.
+    pub fn up(name: impl Into<String>, device: impl Into<String>, ipv4: Option<IpNet>) -> Self {
+        Self { name: name.into(), device: device.into(), description: String::new(), ipv4, ipv6: None, enabled: true }
+    }
+}
+
 /// Everything the evaluator needs: interfaces, ordered rules and aliases of one firewall.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleSet {

@@ -15,15 +15,7 @@ use portcullis_core::plan::{self, BLOCK_ALIAS, ChangeFacts, ChangePlan, Intent, 
 use portcullis_store::Store;
 use std::sync::Arc;
 
-fn block(net: &str, hours: Option<i64>, reason: &str) -> Intent {
-    Intent::Block {
-        net: net.parse().unwrap(),
-        interface: None,
-        expires_at: hours.map(|h| now() + TimeDelta::hours(h)),
-        reason: reason.into(),
-        replace: false,
-    }
-}
+use common::block;
 
 #[tokio::test]
 async fn three_blocks_with_their_expiry_survive_on_the_device() {

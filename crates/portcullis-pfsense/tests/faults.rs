@@ -155,13 +155,7 @@ async fn a_dropped_connection_fails_a_write_without_repeating_it() {
     // In a multi-step plan (alias, then rules, then entries) the first rule POST is dropped: the alias created
     // before it is removed again.
     let state = lab.fw.snapshot().await.unwrap();
-    let intent = Intent::Block {
-        net: "192.0.2.1/32".parse().unwrap(),
-        interface: None,
-        expires_at: None,
-        reason: "r".into(),
-        replace: false,
-    };
+    let intent = common::block("192.0.2.1/32", None, "r");
     let block = plan::plan(&state, &intent, now()).unwrap();
     let emu = lab.emu.clone();
     lab.trap.arm("POST", "/api/v2/firewall/rule", move || emu.faults().drop_next(1));

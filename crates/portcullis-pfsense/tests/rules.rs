@@ -249,18 +249,7 @@ async fn check_validates_with_dry_run_and_changes_nothing() {
     let lab = Lab::start().await;
     let state = lab.fw.snapshot().await.unwrap();
     let good = plan::plan(&state, &Intent::CreateRule(draft("wan", "ok", 443)), now()).unwrap();
-    let block = plan::plan(
-        &state,
-        &Intent::Block {
-            net: "198.51.100.7/32".parse().unwrap(),
-            interface: None,
-            expires_at: None,
-            reason: "x".into(),
-            replace: false,
-        },
-        now(),
-    )
-    .unwrap();
+    let block = plan::plan(&state, &common::block("198.51.100.7/32", None, "x"), now()).unwrap();
     let id = RuleId("100000101".into());
     let patch = RulePatch { log: Some(true), ..Default::default() };
     let modify = plan::plan(&state, &Intent::ModifyRule { rule_id: id.clone(), patch }, now()).unwrap();
@@ -338,13 +327,7 @@ async fn rules_created_in_the_same_second_get_distinct_trackers() {
         let fw = common::firewall(common::client_config(&lab.emu), &lab.store)
             .with_options(portcullis_pfsense::PfSenseOptions { tracker_spacing: spacing, ..common::options() });
         let state = fw.snapshot().await.unwrap();
-        let intent = Intent::Block {
-            net: "192.0.2.9/32".parse().unwrap(),
-            interface: None,
-            expires_at: None,
-            reason: "r".into(),
-            replace: false,
-        };
+        let intent = common::block("192.0.2.9/32", None, "r");
         let p = plan::plan(&state, &intent, now()).unwrap();
         let applied = fw.apply(&p).await.unwrap();
         let trackers: std::collections::HashSet<_> = applied.created_rules.iter().collect();

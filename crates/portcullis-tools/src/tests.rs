@@ -367,3 +367,19 @@ async fn a_shorter_block_keeps_the_longer_one_unless_replace() {
     let remaining = listed["data"][0]["remaining_seconds"].as_i64().unwrap();
     assert!((3500..=3600).contains(&remaining), "replace: true sets the hour: {remaining}");
 }
+
+#[tokio::test]
+async fn the_readme_smtp_rule_below_the_lan_allow_rules_is_reported_shadowed_by_both() {
+    let (svc, _) = service();
+    let c = ctx();
+    let smtp = json!({"interface": "lan", "action": "block", "protocol": "tcp", "source": "lan",
+                      "destination": "any", "destination_port": 25, "description": "No direct SMTP"});
+    let created = svc.call(&c, "create_firewall_rule", smtp).await.unwrap();
+    let id = created["rule"]["rule_id"].as_str().unwrap().to_string();
+    let lint = svc.call(&c, "lint_rules", json!({"interface": "lan"})).await.unwrap();
+    let finding = lint["data"].as_array().unwrap().iter().find(|f| f["rule_id"] == id.as_str()).cloned();
+    let finding = finding.unwrap_or_else(|| panic!("no finding for the SMTP rule: {lint}"));
+    assert_eq!(finding["kind"], "shadowed", "{finding}");
+    let message = finding["message"].as_str().unwrap();
+    assert!(message.contains("Default allow LAN to any rule") && message.contains("IPv6"), "{message}");
+}

@@ -21,14 +21,8 @@ fn net(s: &str) -> IpNet {
 }
 
 fn interface(name: &str, device: &str, v4: &str) -> Interface {
-    Interface {
-        name: name.into(),
-        device: device.into(),
-        description: name.to_ascii_uppercase(),
-        ipv4: Some(v4.parse().unwrap_or_else(|e| panic!("{v4}: {e}"))),
-        ipv6: None,
-        enabled: true,
-    }
+    let ipv4 = Some(v4.parse().unwrap_or_else(|e| panic!("{v4}: {e}")));
+    Interface { description: name.to_ascii_uppercase(), ..Interface::up(name, device, ipv4) }
 }
 
 fn target(t: AddressTarget) -> AddressMatch {

@@ -167,3 +167,14 @@ pub fn draft(interface: &str, description: &str, port: u16) -> RuleDraft {
 pub fn tracker(id: &RuleId) -> i64 {
     id.as_str().parse().expect("rule ids are trackers")
 }
+
+/// A block of `net` on every interface, permanent when `hours` is `None`.
+pub fn block(net: &str, hours: Option<i64>, reason: &str) -> Intent {
+    Intent::Block {
+        net: net.parse().unwrap(),
+        interface: None,
+        expires_at: hours.map(|h| now() + chrono::TimeDelta::hours(h)),
+        reason: reason.into(),
+        replace: false,
+    }
+}
