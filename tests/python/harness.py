@@ -10,6 +10,7 @@ All network traffic goes to 127.0.0.1 only.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import subprocess
@@ -219,13 +220,14 @@ class Portcullis:
 
     # -- CLI -------------------------------------------------------------------
 
-    def cli(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, timeout: float = 30, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [self.binary, *self.global_args, *args],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             timeout=timeout,
+            env={**os.environ, **env} if env else None,
         )
 
     def audit(self) -> list[dict[str, Any]]:

@@ -531,6 +531,37 @@ async def test_high_risk_change_waits_for_a_person(servers, data_dir: Path):
     assert "approve" in tools
 
 
+async def test_four_eyes_approval_needs_another_principal(servers, data_dir: Path, tmp_path: Path):
+    """With approvals.distinct_approver the principal who asked cannot approve, not even through its own client's
+    prompt; another principal at the CLI can, and the audit trail names both."""
+    pc = _started_with_config(servers, "stdio", data_dir, tmp_path / "four-eyes.yaml",
+                              "security:\n  principal: admin\napprovals:\n  distinct_approver: true\n")
+    wide_open = {"interface": "lan", "action": "pass", "protocol": "any", "source": "any",
+                 "destination": "any", "description": "open everything"}
+
+    async def person(context, params):
+        raise AssertionError("the asking principal's own client must not be asked to approve")
+
+    with anyio.fail_after(SCENARIO_TIMEOUT):
+        async with pc.session(elicitation_callback=person) as session:
+            first = error(await call(session, "create_firewall_rule", wide_open))
+            assert first["code"] == "approval_required" and "four eyes" in first.get("hint", ""), first
+            approval = first["approval_id"]
+
+            own = pc.cli("approve", approval, "--yes")
+            assert own.returncode != 0 and "four eyes" in own.stderr, own.stdout + own.stderr
+            still = error(await call(session, "create_firewall_rule", wide_open))
+            assert still["code"] == "approval_required", still
+
+            other = pc.cli("approve", still["approval_id"], "--yes", env={"PORTCULLIS_PRINCIPAL": "alice"})
+            assert other.returncode == 0, other.stdout + other.stderr
+            applied = ok(await call(session, "create_firewall_rule", wide_open))
+            assert applied["status"] == "applied", applied
+    approvals = [r for r in read_audit(data_dir) if r["tool"] == "approve"]
+    assert [(r["decision"], r["principal"]["name"]) for r in approvals] == [("denied", "admin"), ("allowed", "alice")]
+    assert all(r["arguments"]["for_principal"] == "admin" for r in approvals), approvals
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_person_approves_through_mcp_elicitation(servers, data_dir: Path, transport: str):
     """A client that supports elicitation shows the approval to its user; the model never answers it."""

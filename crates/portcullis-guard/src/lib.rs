@@ -169,6 +169,8 @@ pub struct GuardSettings {
     pub approval_ttl: TimeDelta,
     /// Changes on restricted interfaces are applied with this confirmation window unless the call sets one.
     pub confirm_restricted: Option<TimeDelta>,
+    /// Four eyes: a change is approved by a principal other than the one who asked for it.
+    pub distinct_approver: bool,
 }
 
 impl Default for GuardSettings {
@@ -185,6 +187,7 @@ impl Default for GuardSettings {
             weights: RiskWeights::default(),
             approval_ttl: TimeDelta::minutes(15),
             confirm_restricted: None,
+            distinct_approver: false,
         }
     }
 }

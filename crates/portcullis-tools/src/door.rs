@@ -247,6 +247,12 @@ impl ToolService {
             Ok(granted) => return Ok(granted),
             Err(e) => e,
         };
+        // Four eyes: the person behind this client's prompt is the one who asked, so they are not asked.
+        if self.guard.settings.distinct_approver {
+            return Err(pending.with_hint(
+                "four eyes (approvals.distinct_approver): another principal approves it with `portcullis approve ID`",
+            ));
+        }
         let (Some(approver), Some(id)) = (&ctx.approver, pending.approval_id.clone()) else {
             return Err(pending);
         };

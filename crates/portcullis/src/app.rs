@@ -141,5 +141,6 @@ fn guard_settings(config: &Config) -> anyhow::Result<GuardSettings> {
         weights: security.risk_weights.clone().unwrap_or_default(),
         approval_ttl: security.approval_ttl(),
         confirm_restricted: security.confirm_restricted(),
+        distinct_approver: config.approvals.distinct_approver,
     })
 }

@@ -61,8 +61,17 @@ pub fn decide(app: &App, id: &str, grant: bool, yes: bool) -> anyhow::Result<i32
         }
     }
     let by = person();
+    let approver = app.local_principal();
+    if grant && app.config.approvals.distinct_approver && approver.name == approval.principal {
+        refuse_own_approval(app, approval, &approver, &by)?;
+        bail!(
+            "four eyes (approvals.distinct_approver): {} asked for this change and cannot approve it; another \
+             principal must (PORTCULLIS_PRINCIPAL=NAME portcullis approve {id})",
+            approver.name
+        );
+    }
     let decided = app.store.approval_decide(id, grant, &by, Utc::now())?.context("approval vanished")?;
-    let ctx = CallContext::new(app.local_principal(), Transport::Cli, Some(by.clone()));
+    let ctx = CallContext::new(approver, Transport::Cli, Some(by.clone()));
     let record = AuditRecord {
         time: Utc::now(),
         context: ctx,
@@ -81,4 +90,31 @@ pub fn decide(app: &App, id: &str, grant: bool, yes: bool) -> anyhow::Result<i32
     app.service.guard().auditor.record(&record).map_err(|e| anyhow::anyhow!("{}", e.message))?;
     println!("approval {id}: {}", decided.status);
     Ok(if decided.status == "granted" || decided.status == "denied" { 0 } else { 1 })
+}
+
+/// Audits a refused attempt to approve one's own change; the approval stays pending for someone else.
+fn refuse_own_approval(
+    app: &App,
+    approval: &portcullis_store::Approval,
+    approver: &portcullis_guard::Principal,
+    by: &str,
+) -> anyhow::Result<()> {
+    let record = AuditRecord {
+        time: Utc::now(),
+        context: CallContext::new(approver.clone(), Transport::Cli, Some(by.to_string())),
+        target: Some(approval.target.clone()),
+        tool: "approve".into(),
+        operation: "approve".into(),
+        arguments: json!({"approval_id": approval.id, "grant": true, "for_tool": approval.tool,
+                          "for_principal": approval.principal}),
+        decision: Decision::Denied,
+        reason: Some("policy_denied: the principal who asked cannot approve (approvals.distinct_approver)".into()),
+        risk_score: approval.risk_score,
+        change_id: None,
+        approval_id: Some(approval.id.clone()),
+        outcome: "policy_denied".into(),
+        duration_us: 0,
+    };
+    app.service.guard().auditor.record(&record).map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    Ok(())
 }

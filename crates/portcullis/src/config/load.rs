@@ -236,6 +236,14 @@ mod tests {
         }
     }
 
+    #[test]
+    fn four_eyes_approvals_are_off_by_default_and_switched_on_by_name() {
+        assert!(!parse("{}\n", origin(), &no_env).unwrap().approvals.distinct_approver);
+        let on = parse("approvals: {distinct_approver: true}\n", origin(), &no_env).unwrap();
+        assert!(on.approvals.distinct_approver);
+        unknown_key_error("approvals: {distinct_approvers: true}\n", "approvals.distinct_approvers");
+    }
+
     /// The message of a parse error that names `key` as unknown.
     fn unknown_key_error(yaml: &str, key: &str) -> String {
         let err = parse_err(yaml);

@@ -37,6 +37,18 @@ pub struct Config {
     pub logs: LogsConfig,
     /// Where the flows of `set_egress_policy` come from, beside the configured targets' APIs.
     pub egress: EgressConfig,
+    /// Who may approve a change that waits for a person.
+    pub approvals: ApprovalsConfig,
+}
+
+/// Approvals (`approvals:`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalsConfig {
+    /// Four eyes: the principal who asked for a change cannot approve it; another principal must, at the CLI
+    /// (`PORTCULLIS_PRINCIPAL=alice portcullis approve ID`). An MCP client's own prompt is then not asked either,
+    /// since the person there is the one who asked.
+    pub distinct_approver: bool,
 }
 
 /// The egress policy's sources (`egress:`).
