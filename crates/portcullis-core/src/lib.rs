@@ -3,6 +3,7 @@
 //! state comes in as values, so every rule of the domain is testable on its own.
 
 pub mod duration;
+pub mod effect;
 pub mod egress;
 pub mod error;
 pub mod eval;

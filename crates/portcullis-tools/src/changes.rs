@@ -205,6 +205,7 @@ impl ToolService {
             approval_required: false,
             approval_id: None,
             confirm_by: None,
+            effect: None,
         };
         if dry_run {
             return Ok(result);

@@ -178,13 +178,16 @@ impl ToolService {
             .guard
             .assess(call.ctx, &RiskInput { operation: call.def.operation, read_only: false, facts: Some(&plan.facts) });
         trace.risk = risk;
+        let effect = portcullis_core::effect::of(state, &plan, now);
+        let mut warnings = plan.warnings.clone();
+        warnings.extend(effect.as_ref().and_then(effect_warning));
         let result = ChangeResult {
             change_id,
             status: ChangeStatus::Planned,
             target: call.target.name.clone(),
             summary: plan.summary.clone(),
             plan: plan.operations.clone(),
-            warnings: plan.warnings.clone(),
+            warnings,
             risk_score: risk,
             expires_at: expiry_of(&call.planned.intent, &plan),
             rule: None,
@@ -192,6 +195,7 @@ impl ToolService {
             approval_required: needs_approval.is_some(),
             approval_id: None,
             confirm_by: None,
+            effect,
         };
         Ok((plan, result, needs_approval))
     }
@@ -327,6 +331,28 @@ impl ToolService {
             protected: &settings.protected_addresses,
             restricted_interfaces: &settings.restricted_interfaces,
         })
+    }
+}
+
+/// What the answer says loudly about a change's effect on traffic.
+fn effect_warning(effect: &portcullis_core::effect::Effect) -> Option<String> {
+    use portcullis_core::effect::EffectVerdict;
+    let partial = if effect.complete { "" } else { " (of a sample of the flows it touches)" };
+    match effect.verdict {
+        EffectVerdict::NoEffect if effect.decided_by.is_empty() => {
+            Some(format!("no effect on traffic{partial}: no flow changes verdict"))
+        }
+        EffectVerdict::NoEffect => Some(format!(
+            "no effect on traffic{partial}: the flows it matches are decided as before, by rule(s) {}",
+            effect.decided_by.join(", ")
+        )),
+        EffectVerdict::Widens => {
+            Some(format!("widens: {} class(es) of flows pass that did not{partial}", effect.changed_classes))
+        }
+        EffectVerdict::Mixed => {
+            Some(format!("mixed: {} class(es) of flows change verdict both ways{partial}", effect.changed_classes))
+        }
+        EffectVerdict::Narrows => None,
     }
 }
 

@@ -383,3 +383,42 @@ async fn the_readme_smtp_rule_below_the_lan_allow_rules_is_reported_shadowed_by_
     let message = finding["message"].as_str().unwrap();
     assert!(message.contains("Default allow LAN to any rule") && message.contains("IPv6"), "{message}");
 }
+
+#[tokio::test]
+async fn a_change_reports_its_effect_and_simulate_packet_confirms_the_witness() {
+    let (svc, _) = service();
+    let c = ctx();
+    let smtp = |position: Option<u32>| {
+        let mut args = json!({"interface": "lan", "action": "block", "protocol": "tcp", "source": "lan",
+                              "destination": "any", "destination_port": 25, "description": "No direct SMTP",
+                              "dry_run": true});
+        if let Some(p) = position {
+            args["position"] = json!(p);
+        }
+        args
+    };
+    let below = svc.call(&c, "create_firewall_rule", smtp(None)).await.unwrap();
+    assert_eq!(below["effect"]["verdict"], "no_effect", "{}", below["effect"]);
+    assert!(below["warnings"].to_string().contains("no effect on traffic"), "{}", below["warnings"]);
+    let rules = svc.call(&c, "get_firewall_rules", json!({"interface": "lan"})).await.unwrap();
+    let allow_v4 =
+        rules["data"].as_array().unwrap().iter().find(|r| r["description"] == "Default allow LAN to any rule");
+    let allow_v4 = allow_v4.unwrap()["rule_id"].clone();
+    assert!(below["effect"]["decided_by"].as_array().unwrap().contains(&allow_v4), "{}", below["effect"]);
+
+    let above = svc.call(&c, "create_firewall_rule", smtp(Some(1))).await.unwrap();
+    assert_eq!(above["effect"]["verdict"], "narrows", "{}", above["effect"]);
+    let witness = above["effect"]["changes"][0]["witness"].clone();
+    assert_eq!(above["effect"]["changes"][0]["before"], "pass");
+    let mut apply = smtp(Some(1));
+    apply["dry_run"] = json!(false);
+    let applied = svc.call(&c, "create_firewall_rule", apply).await.unwrap();
+    assert_eq!(applied["effect"]["verdict"], "narrows");
+    let verdict = svc.call(&c, "simulate_packet", witness.clone()).await.unwrap();
+    assert_eq!(verdict["verdict"], "block", "the witness {witness} is blocked now: {verdict}");
+
+    let wan_pass = json!({"interface": "wan", "action": "pass", "protocol": "tcp", "source": "any",
+                          "destination": "wan:ip", "destination_port": 8443, "description": "t", "dry_run": true});
+    let wide = svc.call(&c, "create_firewall_rule", wan_pass).await.unwrap();
+    assert_eq!(wide["effect"]["verdict"], "widens", "{}", wide["effect"]);
+}

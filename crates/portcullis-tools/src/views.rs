@@ -131,6 +131,10 @@ pub struct ChangeResult {
     /// When an unconfirmed change is undone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confirm_by: Option<Timestamp>,
+    /// What the change does to traffic: the flows that change verdict, each with a packet `simulate_packet`
+    /// confirms, and `no_effect`, `narrows`, `widens` or `mixed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effect: Option<portcullis_core::effect::Effect>,
 }
 
 /// A change as the journal holds it.

@@ -8,6 +8,8 @@ mod resolve;
 
 use std::collections::HashMap;
 
+pub(crate) mod region;
+
 pub use indexed::IndexedEvaluator;
 pub use linear::LinearEvaluator;
 pub use resolve::{AddrSet, PacketKey, PortSet, ResolvedRule, Resolver};

@@ -1,0 +1,720 @@
+//! A change's effect on traffic: which flows change verdict, found with the evaluator on the rule set before and
+//! after the plan, like a differential reachability query. Only packets a changed rule matches (before or after)
+//! or a changed alias entry stands for can change verdict; each such region is cut along the boundaries of every
+//! rule on its interface (`eval::region`), so every cell is decided alike throughout, and one witness packet per
+//! cell is evaluated on both rule sets. A region cut too finely (a long block list across it) is sampled, and the
+//! answer says it is not complete.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::eval::region::{Family, MAX_CELLS, MAX_POINTS, Region, admits, families};
+use crate::eval::{CompiledRuleSet, Decision, PacketKey, ResolvedRule, Resolver};
+use crate::model::{
+    Action, AddressTarget, Direction, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, Protocol, RuleSet, Timestamp,
+};
+use crate::plan::{ChangePlan, Entries, Ids, Operation, carry_out};
+
+/// What a change does to traffic, in one word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EffectVerdict {
+    /// No flow changes verdict.
+    NoEffect,
+    /// Only blocks more.
+    Narrows,
+    /// Only lets more through.
+    Widens,
+    /// Both.
+    Mixed,
+}
+
+/// One class of flows whose verdict changes, with a packet of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct FlowChange {
+    pub interface: String,
+    /// in or out.
+    pub direction: String,
+    pub protocol: String,
+    /// The class's source addresses, as a range.
+    pub source: String,
+    pub destination: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination_port: Option<String>,
+    /// pass, block or reject.
+    pub before: String,
+    pub after: String,
+    /// One packet of the class, as `simulate_packet` takes it.
+    pub witness: Witness,
+}
+
+/// A packet, in `simulate_packet`'s terms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct Witness {
+    pub interface: String,
+    pub direction: String,
+    pub protocol: String,
+    pub source: String,
+    pub destination: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination_port: Option<u16>,
+}
+
+/// A change's effect on traffic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct Effect {
+    pub verdict: EffectVerdict,
+    /// The classes of flows that change verdict (at most [`MAX_REPORTED`] listed; `changed_classes` counts all).
+    pub changes: Vec<FlowChange>,
+    pub changed_classes: usize,
+    /// Classes of flows examined.
+    pub examined_classes: usize,
+    /// False when a region was cut too finely to examine every class, and a sample of them was examined.
+    pub complete: bool,
+    /// The rules that decide the examined flows after the change, where they are not the changed rules: for a
+    /// change without effect, the rules that shadow it.
+    pub decided_by: Vec<String>,
+}
+
+/// The most classes an answer lists.
+pub const MAX_REPORTED: usize = 20;
+
+/// The effect of carrying `plan` out on `before` at `now`. `None` when the plan does not fit the state (the
+/// backends refuse such a plan as a conflict anyway).
+pub fn of(before: &RuleSet, plan: &ChangePlan, now: Timestamp) -> Option<Effect> {
+    let after = carry_out(before, plan, Ids::Placeholders, Entries::Apply).ok()?.state;
+    let (old, new) = (Side::new(before, now), Side::new(&after, now));
+    let mut study = Study::default();
+    for base in bases(plan, &old, &new) {
+        study.examine(&base, &old, &new);
+    }
+    Some(study.finish())
+}
+
+/// One rule set as the effect is computed on it.
+struct Side<'a> {
+    state: &'a RuleSet,
+    resolved: Vec<ResolvedRule>,
+    compiled: CompiledRuleSet,
+}
+
+impl<'a> Side<'a> {
+    fn new(state: &'a RuleSet, now: Timestamp) -> Self {
+        Self {
+            state,
+            resolved: Resolver::new(state, now).resolve_all(),
+            compiled: CompiledRuleSet::compile(state, now),
+        }
+    }
+
+    fn rule_id(&self, index: usize) -> String {
+        self.state.rules.get(index).map(|r| r.rule_id.to_string()).unwrap_or_default()
+    }
+}
+
+/// A region where verdicts may change: a changed rule's match, or the match of a rule referencing a changed
+/// alias, narrowed on that side to the changed entries' addresses.
+struct Base {
+    rule: ResolvedRule,
+    /// The ids the changed rules have, to leave out of `decided_by`.
+    changed_ids: Vec<String>,
+}
+
+fn bases(plan: &ChangePlan, old: &Side<'_>, new: &Side<'_>) -> Vec<Base> {
+    let mut out = Vec::new();
+    let by_id = |side: &Side<'_>, id: &str| {
+        side.resolved.iter().find(|r| side.state.rules.get(r.index).is_some_and(|x| x.rule_id.as_str() == id)).cloned()
+    };
+    for (n, op) in plan.operations.iter().enumerate() {
+        let ids_and_rules: Vec<(String, Option<ResolvedRule>)> = match op {
+            Operation::CreateRule { .. } => {
+                let id = format!("planned-{n}");
+                vec![(id.clone(), by_id(new, &id))]
+            }
+            Operation::UpdateRule { before, after, .. } => vec![
+                (before.rule_id.to_string(), by_id(old, before.rule_id.as_str())),
+                (after.rule_id.to_string(), by_id(new, after.rule_id.as_str())),
+            ],
+            Operation::DeleteRule { before } => vec![(before.rule_id.to_string(), by_id(old, before.rule_id.as_str()))],
+            Operation::PutAliasEntries { alias, before, after } => {
+                let values = before.iter().chain(after).map(|e| e.value.as_str());
+                out.extend(alias_bases(alias, values, old, new));
+                continue;
+            }
+            Operation::RemoveAliasEntries { alias, before } => {
+                out.extend(alias_bases(alias, before.iter().map(|e| e.value.as_str()), old, new));
+                continue;
+            }
+            Operation::CreateAlias { .. } => continue,
+        };
+        let changed_ids: Vec<String> = ids_and_rules.iter().map(|(id, _)| id.clone()).collect();
+        for (_, rule) in ids_and_rules {
+            if let Some(rule) = rule {
+                out.push(Base { rule, changed_ids: changed_ids.clone() });
+            }
+        }
+    }
+    out
+}
+
+/// The regions of every rule referencing `alias`, narrowed to the changed entries on the referencing side.
+fn alias_bases<'v>(alias: &str, values: impl Iterator<Item = &'v str>, old: &Side<'_>, new: &Side<'_>) -> Vec<Base> {
+    let nets: Vec<ipnet::IpNet> = values
+        .filter_map(|v| v.parse::<ipnet::IpNet>().or_else(|_| v.parse::<IpAddr>().map(ipnet::IpNet::from)).ok())
+        .collect();
+    let changed = std::sync::Arc::new(crate::eval::AddrSet::from_nets(&nets));
+    let mut out = Vec::new();
+    for side in [old, new] {
+        for resolved in &side.resolved {
+            let Some(rule) = side.state.rules.get(resolved.index) else { continue };
+            let refers = |target: &AddressTarget| matches!(target, AddressTarget::Alias(a) if a == alias);
+            if refers(&rule.source.target) {
+                let rule = ResolvedRule { source: changed.clone(), source_negate: false, ..resolved.clone() };
+                out.push(Base { rule, changed_ids: Vec::new() });
+            }
+            if refers(&rule.destination.target) {
+                let rule = ResolvedRule { destination: changed.clone(), destination_negate: false, ..resolved.clone() };
+                out.push(Base { rule, changed_ids: Vec::new() });
+            }
+        }
+    }
+    out
+}
+
+#[derive(Default)]
+struct Study {
+    changes: Vec<FlowChange>,
+    changed: usize,
+    examined: usize,
+    complete: bool,
+    narrows: bool,
+    widens: bool,
+    decided_by: Vec<String>,
+    started: bool,
+}
+
+impl Study {
+    fn examine(&mut self, base: &Base, old: &Side<'_>, new: &Side<'_>) {
+        if !self.started {
+            self.complete = true;
+            self.started = true;
+        }
+        let rule = &base.rule;
+        for &family in families(rule.ip_version) {
+            for (protocol, number) in protocol_atoms(rule.protocol, family, old, new) {
+                let ports = matches!(number, PROTO_TCP | PROTO_UDP);
+                let region = within(rule, family, ports, &universe(family, ports));
+                if region.is_empty() {
+                    continue;
+                }
+                for direction in directions(rule.direction) {
+                    let cut = Cut { family, protocol, number, ports, direction, interface: rule.interface };
+                    self.examine_cells(&region, &cut, base, old, new);
+                }
+            }
+        }
+    }
+
+    fn examine_cells(&mut self, region: &Region, cut: &Cut, base: &Base, old: &Side<'_>, new: &Side<'_>) {
+        let cutters: Vec<Region> = old
+            .resolved
+            .iter()
+            .chain(&new.resolved)
+            .filter(|r| r.interface == cut.interface && admits(r.ip_version, cut.family))
+            .map(|r| within(r, cut.family, cut.ports, region))
+            .filter(|r| !r.is_empty())
+            .collect();
+        let mut axes: Vec<Vec<(u128, u128)>> = Vec::with_capacity(4);
+        for dim in 0..4 {
+            let (cells, whole) = cells_of(&region.0[dim], cutters.iter().map(|r| r.0[dim].as_slice()));
+            self.complete &= whole;
+            axes.push(cells);
+        }
+        let mut budget = MAX_CELLS;
+        for s in &axes[0] {
+            for d in &axes[1] {
+                for sp in &axes[2] {
+                    for dp in &axes[3] {
+                        if budget == 0 {
+                            self.complete = false;
+                            return;
+                        }
+                        budget -= 1;
+                        self.examine_cell([*s, *d, *sp, *dp], cut, base, old, new);
+                    }
+                }
+            }
+        }
+    }
+
+    fn examine_cell(&mut self, cell: [(u128, u128); 4], cut: &Cut, base: &Base, old: &Side<'_>, new: &Side<'_>) {
+        self.examined += 1;
+        let key = cut.witness(&cell);
+        let (was, will) = (old.compiled.evaluate_key(&key), new.compiled.evaluate_key(&key));
+        if let Decision::Rule(i) = will.decision {
+            let id = new.rule_id(i);
+            if !base.changed_ids.contains(&id) && !id.starts_with("planned-") && !self.decided_by.contains(&id) {
+                self.decided_by.push(id);
+            }
+        }
+        if was.action == will.action {
+            return;
+        }
+        self.changed += 1;
+        let blocks = |a: Action| a != Action::Pass;
+        self.narrows |= !blocks(was.action) && blocks(will.action);
+        self.widens |= blocks(was.action) && !blocks(will.action);
+        if self.changes.len() < MAX_REPORTED {
+            let interface = new.state.interfaces.get(usize::from(cut.interface)).map(|i| i.name.clone());
+            self.changes.push(cut.describe(&cell, &key, interface.unwrap_or_default(), was.action, will.action));
+        }
+    }
+
+    fn finish(self) -> Effect {
+        let verdict = match (self.changed, self.narrows, self.widens) {
+            (0, _, _) => EffectVerdict::NoEffect,
+            (_, true, false) => EffectVerdict::Narrows,
+            (_, false, true) => EffectVerdict::Widens,
+            _ => EffectVerdict::Mixed,
+        };
+        Effect {
+            verdict,
+            changes: self.changes,
+            changed_classes: self.changed,
+            examined_classes: self.examined,
+            complete: self.complete || !self.started,
+            decided_by: self.decided_by,
+        }
+    }
+}
+
+/// The fixed parts of the cells of one region.
+struct Cut {
+    family: Family,
+    protocol: Protocol,
+    number: u8,
+    ports: bool,
+    direction: Direction,
+    interface: u16,
+}
+
+impl Cut {
+    /// A packet of the cell: its lowest addresses but one (a network address makes a poor example) and, for a
+    /// source port, 49152 where the cell has it.
+    fn witness(&self, cell: &[(u128, u128); 4]) -> PacketKey {
+        let pick = |(lo, hi): (u128, u128)| if lo < hi { lo + 1 } else { lo };
+        let port = |(lo, hi): (u128, u128), preferred: u128| {
+            let p = if lo <= preferred && preferred <= hi { preferred } else { lo };
+            u16::try_from(p).ok()
+        };
+        PacketKey {
+            interface: self.interface,
+            direction: self.direction,
+            protocol: self.number,
+            source: address(self.family, pick(cell[0])),
+            destination: address(self.family, pick(cell[1])),
+            source_port: if self.ports { port(cell[2], 49_152) } else { None },
+            destination_port: if self.ports { port(cell[3], cell[3].0) } else { None },
+        }
+    }
+
+    fn describe(
+        &self,
+        cell: &[(u128, u128); 4],
+        key: &PacketKey,
+        interface: String,
+        was: Action,
+        will: Action,
+    ) -> FlowChange {
+        let range = |(lo, hi): (u128, u128)| {
+            let (a, b) = (address(self.family, lo), address(self.family, hi));
+            if a == b { a.to_string() } else { format!("{a}-{b}") }
+        };
+        let direction = if self.direction == Direction::Out { "out" } else { "in" }.to_string();
+        let protocol = protocol_name(self.protocol, self.number);
+        FlowChange {
+            interface: interface.clone(),
+            direction: direction.clone(),
+            protocol: protocol.clone(),
+            source: range(cell[0]),
+            destination: range(cell[1]),
+            destination_port: self.ports.then(|| {
+                let (lo, hi) = cell[3];
+                if lo == hi { lo.to_string() } else { format!("{lo}:{hi}") }
+            }),
+            before: was.as_str().to_string(),
+            after: will.as_str().to_string(),
+            witness: Witness {
+                interface,
+                direction,
+                protocol,
+                source: key.source.to_string(),
+                destination: key.destination.to_string(),
+                source_port: key.source_port,
+                destination_port: key.destination_port,
+            },
+        }
+    }
+}
+
+fn address(family: Family, value: u128) -> IpAddr {
+    match family {
+        Family::V4 => IpAddr::V4(Ipv4Addr::from(u32::try_from(value).unwrap_or(u32::MAX))),
+        Family::V6 => IpAddr::V6(Ipv6Addr::from(value)),
+    }
+}
+
+fn protocol_name(protocol: Protocol, number: u8) -> String {
+    match number {
+        PROTO_TCP => "tcp".into(),
+        PROTO_UDP => "udp".into(),
+        PROTO_ICMP => "icmp".into(),
+        PROTO_ICMPV6 => "icmpv6".into(),
+        n if protocol == Protocol::Any => n.to_string(),
+        _ => protocol.to_string(),
+    }
+}
+
+/// The packet protocols a rule's `protocol` stands for on this interface: each protocol the rules there name
+/// separately (so cells never straddle a rule's protocol), and one that none names.
+fn protocol_atoms(protocol: Protocol, family: Family, old: &Side<'_>, new: &Side<'_>) -> Vec<(Protocol, u8)> {
+    let v6 = family == Family::V6;
+    let single = |p: Protocol| p.packet_number(v6).map(|n| vec![(p, n)]).unwrap_or_default();
+    match protocol {
+        Protocol::TcpUdp => vec![(Protocol::Tcp, PROTO_TCP), (Protocol::Udp, PROTO_UDP)],
+        Protocol::Any => {
+            let mut numbers: Vec<u8> = vec![PROTO_TCP, PROTO_UDP, if v6 { PROTO_ICMPV6 } else { PROTO_ICMP }];
+            for r in old.resolved.iter().chain(&new.resolved) {
+                if let Some(n) = r.protocol.packet_number(v6)
+                    && !numbers.contains(&n)
+                {
+                    numbers.push(n);
+                }
+            }
+            // A protocol no rule names, decided only by rules for any protocol.
+            let unnamed = (0..=255u8).rev().find(|n| !numbers.contains(n));
+            numbers.extend(unnamed);
+            numbers.into_iter().map(|n| (Protocol::Any, n)).collect()
+        }
+        other => single(other),
+    }
+}
+
+fn directions(direction: Direction) -> Vec<Direction> {
+    match direction {
+        Direction::Any => vec![Direction::In, Direction::Out],
+        d => vec![d],
+    }
+}
+
+/// Everything of one family: every address, and every port or, for a protocol without ports, the point 0.
+fn universe(family: Family, ports: bool) -> Region {
+    let port = if ports { (0, 65_535) } else { (0, 0) };
+    Region([vec![(0, family.top())], vec![(0, family.top())], vec![port], vec![port]])
+}
+
+/// What of `clip` a rule matches, in one family: each side's addresses within the clip's (a long list is only
+/// searched, never copied whole), its ports within the clip's.
+fn within(rule: &ResolvedRule, family: Family, ports: bool, clip: &Region) -> Region {
+    let side = |set: &crate::eval::AddrSet, negate: bool, clip: &[(u128, u128)]| {
+        let matched = if set.any {
+            clip.to_vec()
+        } else {
+            match family {
+                Family::V4 => overlap(&set.v4, clip, u128::from),
+                Family::V6 => overlap(&set.v6, clip, |x| x),
+            }
+        };
+        if negate { intersect(clip, &crate::eval::region::complement(&matched, family.top())) } else { matched }
+    };
+    let port = |set: &Option<crate::eval::PortSet>, clip: &[(u128, u128)]| match (ports, set) {
+        (false, Some(_)) => Vec::new(),
+        (_, None) => clip.to_vec(),
+        (true, Some(ranges)) => {
+            let wide: Vec<(u128, u128)> = ranges.iter().map(|(a, b)| (u128::from(*a), u128::from(*b))).collect();
+            intersect(&wide, clip)
+        }
+    };
+    Region([
+        side(&rule.source, rule.source_negate, &clip.0[0]),
+        side(&rule.destination, rule.destination_negate, &clip.0[1]),
+        port(&rule.source_ports, &clip.0[2]),
+        port(&rule.destination_ports, &clip.0[3]),
+    ])
+}
+
+/// The parts of sorted `ranges` inside `clip`, found by search.
+fn overlap<T: Copy + Ord>(ranges: &[(T, T)], clip: &[(u128, u128)], wide: impl Fn(T) -> u128) -> Vec<(u128, u128)> {
+    let mut out = Vec::new();
+    for (lo, hi) in clip {
+        let first = ranges.partition_point(|(_, end)| wide(*end) < *lo);
+        for (a, b) in ranges[first..].iter().map(|(a, b)| (wide(*a), wide(*b))).take_while(|(a, _)| a <= hi) {
+            out.push((a.max(*lo), b.min(*hi)));
+        }
+    }
+    out
+}
+
+fn intersect(a: &[(u128, u128)], b: &[(u128, u128)]) -> Vec<(u128, u128)> {
+    let mut out = Vec::new();
+    for (lo, hi) in a {
+        for (x, y) in b {
+            let (start, end) = ((*lo).max(*x), (*hi).min(*y));
+            if start <= end {
+                out.push((start, end));
+            }
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// The cells of `own` once every range of `others` cuts it, as inclusive ranges; more than [`MAX_POINTS`]
+/// are thinned to an even sample (`false`: not every cell is there).
+fn cells_of<'a>(own: &[(u128, u128)], others: impl Iterator<Item = &'a [(u128, u128)]>) -> (Vec<(u128, u128)>, bool) {
+    let mut starts: Vec<u128> = own.iter().map(|(lo, _)| *lo).collect();
+    for ranges in others {
+        for (lo, hi) in ranges {
+            starts.extend([Some(*lo), hi.checked_add(1)].into_iter().flatten());
+        }
+    }
+    starts.sort_unstable();
+    starts.dedup();
+    let mut cells = Vec::new();
+    for (lo, hi) in own {
+        let inside: Vec<u128> = starts.iter().copied().filter(|s| lo <= s && s <= hi).collect();
+        for (i, start) in inside.iter().enumerate() {
+            let end = inside.get(i + 1).map_or(*hi, |next| next - 1);
+            cells.push((*start, end));
+        }
+    }
+    if cells.len() <= MAX_POINTS {
+        return (cells, true);
+    }
+    let step = cells.len().div_ceil(MAX_POINTS);
+    (cells.into_iter().step_by(step).collect(), false)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{SubsecRound, TimeDelta, Utc};
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::model::{Interface, IpVersion, Packet, PortMatch, Rule};
+    use crate::plan::{Intent, RuleDraft, plan};
+
+    fn now() -> Timestamp {
+        Utc::now().trunc_subsecs(3)
+    }
+
+    /// pfSense after install: LAN passes everything out over IPv4 and IPv6, WAN passes nothing.
+    fn fresh() -> RuleSet {
+        let rules = vec![
+            Rule {
+                ip_version: IpVersion::Inet,
+                description: "Default allow LAN to any rule".into(),
+                ..Rule::new("lan", Action::Pass).with_id("100")
+            },
+            Rule {
+                ip_version: IpVersion::Inet6,
+                description: "Default allow LAN IPv6 to any rule".into(),
+                ..Rule::new("lan", Action::Pass).with_id("101")
+            },
+        ];
+        let interfaces = vec![
+            Interface::up("wan", "em0", "198.51.100.2/24".parse().ok()),
+            Interface::up("lan", "em1", "192.168.1.1/24".parse().ok()),
+        ];
+        RuleSet { interfaces, rules, aliases: Vec::new() }
+    }
+
+    fn draft(interface: &str, action: Action, port: u16, position: Option<usize>) -> Intent {
+        Intent::CreateRule(RuleDraft {
+            interface: interface.into(),
+            direction: Direction::In,
+            action,
+            ip_version: None,
+            protocol: Protocol::Tcp,
+            source: crate::model::AddressMatch::ANY,
+            source_port: PortMatch::Any,
+            destination: crate::model::AddressMatch::ANY,
+            destination_port: PortMatch::parse("port", &port.to_string()).unwrap(),
+            description: "test".into(),
+            log: false,
+            enabled: true,
+            position,
+        })
+    }
+
+    fn effect_of(state: &RuleSet, intent: &Intent) -> (Effect, RuleSet) {
+        let t = now();
+        let p = plan(state, intent, t).unwrap();
+        let effect = of(state, &p, t).unwrap();
+        let after = carry_out(state, &p, Ids::Placeholders, Entries::Apply).unwrap().state;
+        (effect, after)
+    }
+
+    /// Every reported witness changes verdict as reported, on the rule sets themselves.
+    fn assert_witnesses_hold(effect: &Effect, before: &RuleSet, after: &RuleSet) {
+        let t = now();
+        let (old, new) = (CompiledRuleSet::compile(before, t), CompiledRuleSet::compile(after, t));
+        for change in &effect.changes {
+            let w = &change.witness;
+            let packet = Packet {
+                interface: w.interface.clone(),
+                direction: if w.direction == "out" { Direction::Out } else { Direction::In },
+                protocol: Protocol::parse("p", &w.protocol)
+                    .ok()
+                    .and_then(|p| p.packet_number(w.source.contains(':')))
+                    .unwrap_or_else(|| w.protocol.parse().unwrap()),
+                source: w.source.parse().unwrap(),
+                destination: w.destination.parse().unwrap(),
+                source_port: w.source_port,
+                destination_port: w.destination_port,
+            };
+            assert_eq!(old.evaluate(&packet).unwrap().action.as_str(), change.before, "{change:?}");
+            assert_eq!(new.evaluate(&packet).unwrap().action.as_str(), change.after, "{change:?}");
+        }
+    }
+
+    #[test]
+    fn the_readme_smtp_rule_under_the_allow_rules_has_no_effect_and_names_them() {
+        let state = fresh();
+        let (effect, _) = effect_of(&state, &draft("lan", Action::Block, 25, None));
+        assert_eq!(effect.verdict, EffectVerdict::NoEffect, "{effect:?}");
+        assert!(effect.complete);
+        assert_eq!(effect.decided_by, vec!["100".to_string(), "101".to_string()], "{effect:?}");
+    }
+
+    #[test]
+    fn moved_above_the_allow_rules_it_narrows_with_a_witness_that_holds() {
+        let state = fresh();
+        let (effect, after) = effect_of(&state, &draft("lan", Action::Block, 25, Some(0)));
+        assert_eq!(effect.verdict, EffectVerdict::Narrows, "{effect:?}");
+        assert!(
+            effect
+                .changes
+                .iter()
+                .all(|c| c.before == "pass" && c.after == "block" && c.destination_port.as_deref() == Some("25"))
+        );
+        assert!(effect.changes.iter().any(|c| c.witness.source.contains(':')), "IPv6 too: {effect:?}");
+        assert_witnesses_hold(&effect, &state, &after);
+    }
+
+    #[test]
+    fn a_pass_rule_on_wan_widens_and_a_block_there_has_no_effect() {
+        let state = fresh();
+        let (widens, after) = effect_of(&state, &draft("wan", Action::Pass, 443, None));
+        assert_eq!(widens.verdict, EffectVerdict::Widens, "{widens:?}");
+        assert_witnesses_hold(&widens, &state, &after);
+        let (nothing, _) = effect_of(&state, &draft("wan", Action::Block, 443, None));
+        assert_eq!(nothing.verdict, EffectVerdict::NoEffect, "the default deny blocks it already");
+    }
+
+    #[test]
+    fn a_block_narrows_and_the_same_block_again_has_no_effect() {
+        let state = fresh();
+        let block = Intent::Block {
+            net: "203.0.113.7/32".parse().unwrap(),
+            interface: Some("lan".into()),
+            expires_at: Some(now() + TimeDelta::hours(1)),
+            reason: "t".into(),
+            replace: false,
+        };
+        let (first, after) = effect_of(&state, &block);
+        assert_eq!(first.verdict, EffectVerdict::Narrows, "{first:?}");
+        assert!(first.changes.iter().all(|c| c.source == "203.0.113.7"), "{first:?}");
+        assert_witnesses_hold(&first, &state, &after);
+        let (again, _) = effect_of(&after, &block);
+        assert_eq!(again.verdict, EffectVerdict::NoEffect, "{again:?}");
+    }
+
+    fn arbitrary_rule() -> impl Strategy<Value = Rule> {
+        let action = prop_oneof![Just(Action::Pass), Just(Action::Block)];
+        let version = prop_oneof![Just(IpVersion::Inet), Just(IpVersion::Inet6), Just(IpVersion::Inet46)];
+        let protocol =
+            prop_oneof![Just(Protocol::Tcp), Just(Protocol::Udp), Just(Protocol::Any), Just(Protocol::TcpUdp)];
+        let net = prop_oneof![Just("any"), Just("10.0.0.0/8"), Just("10.1.0.0/16"), Just("2001:db8::/32")];
+        let port = prop_oneof![Just(""), Just("22"), Just("20:30"), Just("443")];
+        (action, version, protocol, net, port, any::<bool>()).prop_map(
+            |(action, ip_version, protocol, net, port, lan)| {
+                let ports = matches!(protocol, Protocol::Tcp | Protocol::Udp | Protocol::TcpUdp) && !port.is_empty();
+                Rule {
+                    ip_version,
+                    protocol,
+                    source: crate::model::AddressMatch::parse("s", net).unwrap(),
+                    destination_port: if ports { PortMatch::parse("p", port).unwrap() } else { PortMatch::Any },
+                    ..Rule::new(if lan { "lan" } else { "wan" }, action)
+                }
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Every flow the report says changes does change, and a flow that changes is never missed by a
+        /// complete report: checked on random packets against the rule sets themselves.
+        #[test]
+        fn the_effect_report_agrees_with_the_evaluator(
+            rules in proptest::collection::vec(arbitrary_rule(), 0..8),
+            new_rule in arbitrary_rule(),
+            position in proptest::option::of(0usize..4),
+            packets in proptest::collection::vec((any::<bool>(), any::<bool>(), 0u8..3, 0u32..4, 0u16..4), 32),
+        ) {
+            let mut state = fresh();
+            state.rules.extend(rules.into_iter().enumerate().map(|(i, r)| r.with_id((200 + i).to_string())));
+            let intent = Intent::CreateRule(RuleDraft {
+                interface: new_rule.interface.clone(),
+                direction: Direction::In,
+                action: new_rule.action,
+                ip_version: Some(new_rule.ip_version),
+                protocol: new_rule.protocol,
+                source: new_rule.source.clone(),
+                source_port: PortMatch::Any,
+                destination: crate::model::AddressMatch::ANY,
+                destination_port: new_rule.destination_port.clone(),
+                description: "new".into(),
+                log: false,
+                enabled: true,
+                position,
+            });
+            let t = now();
+            let Ok(p) = plan(&state, &intent, t) else { return Ok(()) };
+            let effect = of(&state, &p, t).unwrap();
+            let after = carry_out(&state, &p, Ids::Placeholders, Entries::Apply).unwrap().state;
+            assert_witnesses_hold(&effect, &state, &after);
+            let (old, new) = (CompiledRuleSet::compile(&state, t), CompiledRuleSet::compile(&after, t));
+            for (lan, v6, proto, host, port) in packets {
+                let source: IpAddr = match (v6, host) {
+                    (false, 0) => "10.1.2.3".parse().unwrap(),
+                    (false, 1) => "10.9.9.9".parse().unwrap(),
+                    (false, _) => "192.0.2.1".parse().unwrap(),
+                    (true, 0) => "2001:db8::1".parse().unwrap(),
+                    (true, _) => "2001:db9::1".parse().unwrap(),
+                };
+                let destination: IpAddr = if v6 { "2001:db8:ffff::2".parse().unwrap() } else { "172.16.0.2".parse().unwrap() };
+                let number = [PROTO_TCP, PROTO_UDP, if v6 { PROTO_ICMPV6 } else { PROTO_ICMP }][usize::from(proto)];
+                let ports = number == PROTO_TCP || number == PROTO_UDP;
+                let packet = Packet {
+                    interface: if lan { "lan".into() } else { "wan".into() },
+                    direction: Direction::In,
+                    protocol: number,
+                    source,
+                    destination,
+                    source_port: ports.then_some(49_152),
+                    destination_port: ports.then_some([22, 25, 443, 8080][usize::from(port)]),
+                };
+                let changed = old.evaluate(&packet).unwrap().action != new.evaluate(&packet).unwrap().action;
+                if changed && effect.complete {
+                    prop_assert!(effect.verdict != EffectVerdict::NoEffect, "{packet:?} changes but the report says no effect: {effect:?}");
+                }
+            }
+        }
+    }
+}
