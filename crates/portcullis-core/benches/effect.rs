@@ -24,15 +24,15 @@ const PORTS: [u16; 8] = [22, 25, 53, 80, 443, 3389, 8080, 8443];
 
 /// A deterministic rule set: rules spread over four interfaces with /24 sources and common ports, the block
 /// list rule first on each interface.
-fn rule_set() -> RuleSet {
+fn rule_set(blocked: u32) -> RuleSet {
     let interfaces = INTERFACES
         .iter()
         .enumerate()
         .map(|(i, name)| Interface::up(*name, format!("em{i}"), format!("10.{i}.0.1/24").parse().ok()))
         .collect();
-    let entries = (0..BLOCKLIST_ENTRIES)
+    let entries = (0..blocked)
         .map(|n| AliasEntry {
-            value: std::net::Ipv4Addr::from(0xC000_0000 | n * 7).to_string(),
+            value: std::net::Ipv4Addr::from(0xC000_0000 | (n * 7)).to_string(),
             detail: "feed".into(),
             expires_at: None,
             created_at: None,
@@ -72,7 +72,13 @@ fn median(times: &mut [Duration]) -> Duration {
 }
 
 fn main() {
-    let state = rule_set();
+    for blocked in [BLOCKLIST_ENTRIES, 0] {
+        measure(blocked);
+    }
+}
+
+fn measure(blocked: u32) {
+    let state = rule_set(blocked);
     let now = Utc::now();
     let intent = Intent::CreateRule(RuleDraft {
         interface: "lan".into(),
@@ -104,7 +110,7 @@ fn main() {
     }
     let effect = last.expect("the plan fits the state");
     println!(
-        "effect/one rule added to {RULES} rules + {BLOCKLIST_ENTRIES} block-list entries: median {:.2} ms \
+        "effect/one rule added to {RULES} rules + {blocked} block-list entries: median {:.2} ms \
          ({:?}, {} classes examined, {} changed, complete: {})",
         median(&mut effect_times).as_secs_f64() * 1e3,
         effect.verdict,
@@ -113,7 +119,7 @@ fn main() {
         effect.complete
     );
     println!(
-        "effect/baseline: carrying the plan out and compiling before and after   median {:.2} ms",
+        "effect/baseline ({blocked} entries): carrying the plan out and compiling before and after   median {:.2} ms",
         median(&mut baseline_times).as_secs_f64() * 1e3
     );
 }

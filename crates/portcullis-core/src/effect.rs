@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::eval::region::{Family, MAX_CELLS, MAX_POINTS, Region, admits, families};
+use crate::eval::region::{Family, MAX_CELLS, Region, admits, families};
 use crate::eval::{CompiledRuleSet, Decision, PacketKey, ResolvedRule, Resolver};
 use crate::model::{
     Action, AddressTarget, Direction, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, Protocol, RuleSet, Timestamp,
@@ -80,6 +80,9 @@ pub struct Effect {
     pub decided_by: Vec<String>,
 }
 
+/// The most pieces one axis of a region is cut into before it is sampled.
+const MAX_AXIS_CELLS: usize = 4_096;
+
 /// The most classes an answer lists.
 pub const MAX_REPORTED: usize = 20;
 
@@ -88,7 +91,7 @@ pub const MAX_REPORTED: usize = 20;
 pub fn of(before: &RuleSet, plan: &ChangePlan, now: Timestamp) -> Option<Effect> {
     let after = carry_out(before, plan, Ids::Placeholders, Entries::Apply).ok()?.state;
     let (old, new) = (Side::new(before, now), Side::new(&after, now));
-    let mut study = Study::default();
+    let mut study = Study { changed_by_plan: Changed::of(plan), ..Study::default() };
     for base in bases(plan, &old, &new) {
         study.examine(&base, &old, &new);
     }
@@ -104,11 +107,8 @@ struct Side<'a> {
 
 impl<'a> Side<'a> {
     fn new(state: &'a RuleSet, now: Timestamp) -> Self {
-        Self {
-            state,
-            resolved: Resolver::new(state, now).resolve_all(),
-            compiled: CompiledRuleSet::compile(state, now),
-        }
+        let resolved = Resolver::new(state, now).resolve_all();
+        Self { state, compiled: CompiledRuleSet::of_resolved(state, &resolved), resolved }
     }
 
     fn rule_id(&self, index: usize) -> String {
@@ -120,8 +120,44 @@ impl<'a> Side<'a> {
 /// alias, narrowed on that side to the changed entries' addresses.
 struct Base {
     rule: ResolvedRule,
+    /// Whether `rule` is of the rule set after the change (else before).
+    from_new: bool,
     /// The ids the changed rules have, to leave out of `decided_by`.
     changed_ids: Vec<String>,
+}
+
+/// What a plan changes: rules by id (`planned-N` for those it creates) and aliases by name.
+#[derive(Default)]
+struct Changed {
+    rules: Vec<String>,
+    aliases: Vec<String>,
+}
+
+impl Changed {
+    fn of(plan: &ChangePlan) -> Self {
+        let mut changed = Self { rules: Vec::new(), aliases: Vec::new() };
+        for (n, op) in plan.operations.iter().enumerate() {
+            match op {
+                Operation::CreateRule { .. } => changed.rules.push(format!("planned-{n}")),
+                Operation::UpdateRule { before, .. } | Operation::DeleteRule { before } => {
+                    changed.rules.push(before.rule_id.to_string());
+                }
+                Operation::PutAliasEntries { alias, .. } | Operation::RemoveAliasEntries { alias, .. } => {
+                    changed.aliases.push(alias.clone());
+                }
+                Operation::CreateAlias { .. } => {}
+            }
+        }
+        changed
+    }
+
+    /// Whether a rule decides differently after the plan: changed itself, or referencing a changed alias.
+    fn touches(&self, rule: &crate::model::Rule) -> bool {
+        let refers = |t: &AddressTarget| matches!(t, AddressTarget::Alias(a) if self.aliases.contains(a));
+        self.rules.iter().any(|id| id == rule.rule_id.as_str())
+            || refers(&rule.source.target)
+            || refers(&rule.destination.target)
+    }
 }
 
 fn bases(plan: &ChangePlan, old: &Side<'_>, new: &Side<'_>) -> Vec<Base> {
@@ -130,16 +166,18 @@ fn bases(plan: &ChangePlan, old: &Side<'_>, new: &Side<'_>) -> Vec<Base> {
         side.resolved.iter().find(|r| side.state.rules.get(r.index).is_some_and(|x| x.rule_id.as_str() == id)).cloned()
     };
     for (n, op) in plan.operations.iter().enumerate() {
-        let ids_and_rules: Vec<(String, Option<ResolvedRule>)> = match op {
+        let ids_and_rules: Vec<(String, Option<ResolvedRule>, bool)> = match op {
             Operation::CreateRule { .. } => {
                 let id = format!("planned-{n}");
-                vec![(id.clone(), by_id(new, &id))]
+                vec![(id.clone(), by_id(new, &id), true)]
             }
             Operation::UpdateRule { before, after, .. } => vec![
-                (before.rule_id.to_string(), by_id(old, before.rule_id.as_str())),
-                (after.rule_id.to_string(), by_id(new, after.rule_id.as_str())),
+                (before.rule_id.to_string(), by_id(old, before.rule_id.as_str()), false),
+                (after.rule_id.to_string(), by_id(new, after.rule_id.as_str()), true),
             ],
-            Operation::DeleteRule { before } => vec![(before.rule_id.to_string(), by_id(old, before.rule_id.as_str()))],
+            Operation::DeleteRule { before } => {
+                vec![(before.rule_id.to_string(), by_id(old, before.rule_id.as_str()), false)]
+            }
             Operation::PutAliasEntries { alias, before, after } => {
                 let values = before.iter().chain(after).map(|e| e.value.as_str());
                 out.extend(alias_bases(alias, values, old, new));
@@ -151,10 +189,10 @@ fn bases(plan: &ChangePlan, old: &Side<'_>, new: &Side<'_>) -> Vec<Base> {
             }
             Operation::CreateAlias { .. } => continue,
         };
-        let changed_ids: Vec<String> = ids_and_rules.iter().map(|(id, _)| id.clone()).collect();
-        for (_, rule) in ids_and_rules {
+        let changed_ids: Vec<String> = ids_and_rules.iter().map(|(id, _, _)| id.clone()).collect();
+        for (_, rule, from_new) in ids_and_rules {
             if let Some(rule) = rule {
-                out.push(Base { rule, changed_ids: changed_ids.clone() });
+                out.push(Base { rule, from_new, changed_ids: changed_ids.clone() });
             }
         }
     }
@@ -168,17 +206,17 @@ fn alias_bases<'v>(alias: &str, values: impl Iterator<Item = &'v str>, old: &Sid
         .collect();
     let changed = std::sync::Arc::new(crate::eval::AddrSet::from_nets(&nets));
     let mut out = Vec::new();
-    for side in [old, new] {
+    for (side, from_new) in [(old, false), (new, true)] {
         for resolved in &side.resolved {
             let Some(rule) = side.state.rules.get(resolved.index) else { continue };
             let refers = |target: &AddressTarget| matches!(target, AddressTarget::Alias(a) if a == alias);
             if refers(&rule.source.target) {
                 let rule = ResolvedRule { source: changed.clone(), source_negate: false, ..resolved.clone() };
-                out.push(Base { rule, changed_ids: Vec::new() });
+                out.push(Base { rule, from_new, changed_ids: Vec::new() });
             }
             if refers(&rule.destination.target) {
                 let rule = ResolvedRule { destination: changed.clone(), destination_negate: false, ..resolved.clone() };
-                out.push(Base { rule, changed_ids: Vec::new() });
+                out.push(Base { rule, from_new, changed_ids: Vec::new() });
             }
         }
     }
@@ -187,6 +225,7 @@ fn alias_bases<'v>(alias: &str, values: impl Iterator<Item = &'v str>, old: &Sid
 
 #[derive(Default)]
 struct Study {
+    changed_by_plan: Changed,
     changes: Vec<FlowChange>,
     changed: usize,
     examined: usize,
@@ -220,15 +259,22 @@ impl Study {
     }
 
     fn examine_cells(&mut self, region: &Region, cut: &Cut, base: &Base, old: &Side<'_>, new: &Side<'_>) {
-        let cutters: Vec<Region> = old
-            .resolved
-            .iter()
-            .chain(&new.resolved)
-            .filter(|r| r.interface == cut.interface && admits(r.ip_version, cut.family))
-            .map(|r| within(r, cut.family, cut.ports, region))
+        let Some((region, absorbed)) =
+            self.without_decided_above(region, cut, base, if base.from_new { new } else { old })
+        else {
+            return;
+        };
+        let id_of = |side: &Side<'_>, r: &ResolvedRule| side.rule_id(r.index);
+        let cutters: Vec<Region> = [old, new]
+            .into_iter()
+            .flat_map(|side| side.resolved.iter().map(move |r| (side, r)))
+            .filter(|(_, r)| r.interface == cut.interface && admits(r.ip_version, cut.family))
+            .filter(|(side, r)| !absorbed.contains(&id_of(side, r)))
+            // Cut along what they match within the region's span: a cut through a gap only adds a cell.
+            .map(|(_, r)| within(r, cut.family, cut.ports, &hull(&region)))
             .filter(|r| !r.is_empty())
             .collect();
-        let mut axes: Vec<Vec<(u128, u128)>> = Vec::with_capacity(4);
+        let mut axes: Vec<Vec<Cell>> = Vec::with_capacity(4);
         for dim in 0..4 {
             let (cells, whole) = cells_of(&region.0[dim], cutters.iter().map(|r| r.0[dim].as_slice()));
             self.complete &= whole;
@@ -251,7 +297,74 @@ impl Study {
         }
     }
 
-    fn examine_cell(&mut self, cell: [(u128, u128); 4], cut: &Cut, base: &Base, old: &Side<'_>, new: &Side<'_>) {
+    /// Takes out of `region` what unchanged rules above the changed one decide alike before and after: a rule
+    /// that covers the region in all but one dimension removes its part of that one (a block list above the change
+    /// takes its addresses out, so its 100,000 entries never cut the region), one that covers it whole decides all
+    /// of it. Returns the rest and the ids of the rules taken out; `None` when nothing is left.
+    fn without_decided_above(
+        &mut self,
+        region: &Region,
+        cut: &Cut,
+        base: &Base,
+        side: &Side<'_>,
+    ) -> Option<(Region, Vec<String>)> {
+        let mut rest = region.clone();
+        let mut holes: [Vec<(u128, u128)>; 4] = Default::default();
+        let mut absorbed = Vec::new();
+        let v6 = cut.family == Family::V6;
+        // Tested against the region's span: whatever covers the span in a dimension covers the region there.
+        let span = hull(region);
+        for above in side.resolved.iter().take_while(|r| r.index < base.rule.index) {
+            let Some(rule) = side.state.rules.get(above.index) else { continue };
+            let alike = above.interface == cut.interface
+                && admits(above.ip_version, cut.family)
+                && (above.direction == Direction::Any || above.direction == cut.direction)
+                && above.protocol.matches(cut.number, v6)
+                && !self.changed_by_plan.touches(rule);
+            if !alike {
+                continue;
+            }
+            let part = within(above, cut.family, cut.ports, &span);
+            if part.is_empty() {
+                continue;
+            }
+            let partial: Vec<usize> = (0..4).filter(|d| part.0[*d] != span.0[*d]).collect();
+            match partial.as_slice() {
+                [] => {
+                    self.note_decider(rule.rule_id.to_string());
+                    return None;
+                }
+                [dim] => {
+                    holes[*dim].extend_from_slice(&part.0[*dim]);
+                    absorbed.push(rule.rule_id.to_string());
+                }
+                _ => {}
+            }
+        }
+        for (dim, mut hole) in holes.into_iter().enumerate() {
+            if hole.is_empty() {
+                continue;
+            }
+            hole.sort_unstable();
+            rest.0[dim] = subtract(&rest.0[dim], &merge(hole), cut.family);
+            if rest.0[dim].is_empty() {
+                if let Some(first) = absorbed.first().cloned() {
+                    self.note_decider(first);
+                }
+                return None;
+            }
+        }
+        Some((rest, absorbed))
+    }
+
+    fn note_decider(&mut self, id: String) {
+        self.examined += 1;
+        if !self.decided_by.contains(&id) {
+            self.decided_by.push(id);
+        }
+    }
+
+    fn examine_cell(&mut self, cell: [Cell; 4], cut: &Cut, base: &Base, old: &Side<'_>, new: &Side<'_>) {
         self.examined += 1;
         let key = cut.witness(&cell);
         let (was, will) = (old.compiled.evaluate_key(&key), new.compiled.evaluate_key(&key));
@@ -305,31 +418,20 @@ struct Cut {
 impl Cut {
     /// A packet of the cell: its lowest addresses but one (a network address makes a poor example) and, for a
     /// source port, 49152 where the cell has it.
-    fn witness(&self, cell: &[(u128, u128); 4]) -> PacketKey {
-        let pick = |(lo, hi): (u128, u128)| if lo < hi { lo + 1 } else { lo };
-        let port = |(lo, hi): (u128, u128), preferred: u128| {
-            let p = if lo <= preferred && preferred <= hi { preferred } else { lo };
-            u16::try_from(p).ok()
-        };
+    fn witness(&self, cell: &[Cell; 4]) -> PacketKey {
+        let port = |c: &Cell| u16::try_from(c.point).ok();
         PacketKey {
             interface: self.interface,
             direction: self.direction,
             protocol: self.number,
-            source: address(self.family, pick(cell[0])),
-            destination: address(self.family, pick(cell[1])),
-            source_port: if self.ports { port(cell[2], 49_152) } else { None },
-            destination_port: if self.ports { port(cell[3], cell[3].0) } else { None },
+            source: address(self.family, cell[0].point),
+            destination: address(self.family, cell[1].point),
+            source_port: if self.ports { port(&cell[2]) } else { None },
+            destination_port: if self.ports { port(&cell[3]) } else { None },
         }
     }
 
-    fn describe(
-        &self,
-        cell: &[(u128, u128); 4],
-        key: &PacketKey,
-        interface: String,
-        was: Action,
-        will: Action,
-    ) -> FlowChange {
+    fn describe(&self, cell: &[Cell; 4], key: &PacketKey, interface: String, was: Action, will: Action) -> FlowChange {
         let range = |(lo, hi): (u128, u128)| {
             let (a, b) = (address(self.family, lo), address(self.family, hi));
             if a == b { a.to_string() } else { format!("{a}-{b}") }
@@ -340,10 +442,10 @@ impl Cut {
             interface: interface.clone(),
             direction: direction.clone(),
             protocol: protocol.clone(),
-            source: range(cell[0]),
-            destination: range(cell[1]),
+            source: range((cell[0].lo, cell[0].hi)),
+            destination: range((cell[1].lo, cell[1].hi)),
             destination_port: self.ports.then(|| {
-                let (lo, hi) = cell[3];
+                let (lo, hi) = (cell[3].lo, cell[3].hi);
                 if lo == hi { lo.to_string() } else { format!("{lo}:{hi}") }
             }),
             before: was.as_str().to_string(),
@@ -460,42 +562,85 @@ fn overlap<T: Copy + Ord>(ranges: &[(T, T)], clip: &[(u128, u128)], wide: impl F
 }
 
 fn intersect(a: &[(u128, u128)], b: &[(u128, u128)]) -> Vec<(u128, u128)> {
-    let mut out = Vec::new();
-    for (lo, hi) in a {
-        for (x, y) in b {
-            let (start, end) = ((*lo).max(*x), (*hi).min(*y));
-            if start <= end {
-                out.push((start, end));
-            }
+    // Both sorted and disjoint: one merge pass.
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() && j < b.len() {
+        let (start, end) = (a[i].0.max(b[j].0), a[i].1.min(b[j].1));
+        if start <= end {
+            out.push((start, end));
         }
+        if a[i].1 < b[j].1 { i += 1 } else { j += 1 }
     }
-    out.sort_unstable();
     out
 }
 
-/// The cells of `own` once every range of `others` cuts it, as inclusive ranges; more than [`MAX_POINTS`]
-/// are thinned to an even sample (`false`: not every cell is there).
-fn cells_of<'a>(own: &[(u128, u128)], others: impl Iterator<Item = &'a [(u128, u128)]>) -> (Vec<(u128, u128)>, bool) {
-    let mut starts: Vec<u128> = own.iter().map(|(lo, _)| *lo).collect();
+/// One piece of an axis: the range between two cuts, and a point of the region inside it.
+#[derive(Debug, Clone, Copy)]
+struct Cell {
+    lo: u128,
+    hi: u128,
+    point: u128,
+}
+
+/// The smallest box holding the region: each dimension's first to last value.
+fn hull(region: &Region) -> Region {
+    let span = |ranges: &Vec<(u128, u128)>| match (ranges.first(), ranges.last()) {
+        (Some(a), Some(b)) => vec![(a.0, b.1)],
+        _ => Vec::new(),
+    };
+    Region([span(&region.0[0]), span(&region.0[1]), span(&region.0[2]), span(&region.0[3])])
+}
+
+/// Sorted ranges with the overlapping and adjacent ones joined.
+fn merge(sorted: Vec<(u128, u128)>) -> Vec<(u128, u128)> {
+    let mut out: Vec<(u128, u128)> = Vec::with_capacity(sorted.len());
+    for (lo, hi) in sorted {
+        match out.last_mut() {
+            Some(last) if last.1.checked_add(1).is_none_or(|next| next >= lo) => last.1 = last.1.max(hi),
+            _ => out.push((lo, hi)),
+        }
+    }
+    out
+}
+
+/// `a` without `b`.
+fn subtract(a: &[(u128, u128)], b: &[(u128, u128)], family: Family) -> Vec<(u128, u128)> {
+    intersect(a, &crate::eval::region::complement(b, family.top()))
+}
+
+/// The pieces of `own` once the ranges of `others` cut its span (its own gaps do not cut it: a cell may hold
+/// several of its ranges, and its point is the first of them). More than [`MAX_AXIS_CELLS`] are thinned to an even
+/// sample (`false`: not every cell is there).
+fn cells_of<'a>(own: &[(u128, u128)], others: impl Iterator<Item = &'a [(u128, u128)]>) -> (Vec<Cell>, bool) {
+    let (Some(first), Some(last)) = (own.first(), own.last()) else { return (Vec::new(), true) };
+    let (start, end) = (first.0, last.1);
+    let mut cuts: Vec<u128> = vec![start];
     for ranges in others {
         for (lo, hi) in ranges {
-            starts.extend([Some(*lo), hi.checked_add(1)].into_iter().flatten());
+            cuts.extend([Some(*lo), hi.checked_add(1)].into_iter().flatten().filter(|x| start <= *x && *x <= end));
         }
     }
-    starts.sort_unstable();
-    starts.dedup();
+    cuts.sort_unstable();
+    cuts.dedup();
     let mut cells = Vec::new();
-    for (lo, hi) in own {
-        let inside: Vec<u128> = starts.iter().copied().filter(|s| lo <= s && s <= hi).collect();
-        for (i, start) in inside.iter().enumerate() {
-            let end = inside.get(i + 1).map_or(*hi, |next| next - 1);
-            cells.push((*start, end));
+    for (i, lo) in cuts.iter().enumerate() {
+        let hi = cuts.get(i + 1).map_or(end, |next| next - 1);
+        let at = own.partition_point(|(_, h)| h < lo);
+        if let Some((a, _)) = own.get(at).filter(|(a, _)| *a <= hi) {
+            let point = (*a).max(*lo);
+            // A network's first address makes a poor example; the next one does as well if it is there.
+            let point = if point == *lo && own.get(at).is_some_and(|(_, h)| *h > point) && hi > point {
+                point + 1
+            } else {
+                point
+            };
+            cells.push(Cell { lo: *lo, hi, point });
         }
     }
-    if cells.len() <= MAX_POINTS {
+    if cells.len() <= MAX_AXIS_CELLS {
         return (cells, true);
     }
-    let step = cells.len().div_ceil(MAX_POINTS);
+    let step = cells.len().div_ceil(MAX_AXIS_CELLS);
     (cells.into_iter().step_by(step).collect(), false)
 }
 

@@ -56,11 +56,15 @@ pub struct CompiledRuleSet {
 
 impl CompiledRuleSet {
     pub fn compile(rules: &RuleSet, now: Timestamp) -> Self {
-        let mut resolver = Resolver::new(rules, now);
-        let resolved = resolver.resolve_all();
+        Self::of_resolved(rules, &Resolver::new(rules, now).resolve_all())
+    }
+
+    /// The compiled form of rules already resolved (`Resolver::resolve_all` of the same rule set), for callers
+    /// that need the resolved rules too and should not resolve long alias lists twice.
+    pub fn of_resolved(rules: &RuleSet, resolved: &[ResolvedRule]) -> Self {
         let interface_ids =
             rules.interfaces.iter().enumerate().map(|(i, iface)| (iface.name.clone(), i as u16)).collect();
-        Self { interface_ids, evaluator: IndexedEvaluator::new(&resolved) }
+        Self { interface_ids, evaluator: IndexedEvaluator::new(resolved) }
     }
 
     pub fn packet_key(&self, packet: &Packet) -> FieldResult<PacketKey> {

@@ -29,6 +29,7 @@ impl Family {
 
 /// A rule's match in one address family as four sets of ranges: source, destination, source port, destination
 /// port (a protocol without ports has the single point 0 there).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Region(pub(crate) [Vec<(u128, u128)>; 4]);
 
 impl Region {
