@@ -69,8 +69,15 @@ def _blocks_by_ip(listing: dict) -> dict[str, dict]:
     return {row["ip_address"]: row for row in listing["data"]}
 
 
-def _started_with_config(servers, transport: str, data_dir: Path, config: Path, yaml: str):
-    """A server on `data_dir` with `yaml` written to `config`, started (HTTP) or ready for sessions (stdio)."""
+async def _listed_tools(session):
+    with anyio.fail_after(STEP_TIMEOUT):
+        return (await session.list_tools()).tools
+
+
+def _started_with_config(servers, transport: str, data_dir: Path, folder: Path, yaml: str):
+    """A server on `data_dir` with `yaml` as its config file in `folder`, started (HTTP) or ready for sessions
+    (stdio)."""
+    config = folder / "portcullis.yaml"
     config.write_text(yaml)
     pc = servers(transport, data_dir, config=config)
     pc.start()
@@ -89,8 +96,7 @@ async def test_flow(servers, data_dir: Path, transport: str):
     with anyio.fail_after(SCENARIO_TIMEOUT):
         async with pc.session() as s:
             # -- the catalogue
-            with anyio.fail_after(STEP_TIMEOUT):
-                tools = (await s.list_tools()).tools
+            tools = await _listed_tools(s)
             by_name = {t.name: t for t in tools}
             assert set(by_name) == EXPECTED_TOOLS
             assert len(tools) == len(EXPECTED_TOOLS), "duplicate tool names"
@@ -307,8 +313,7 @@ async def test_unknown_arguments_are_refused_on_every_change_tool(servers, data_
     pc.start()
     with anyio.fail_after(SCENARIO_TIMEOUT):
         async with pc.session() as s:
-            with anyio.fail_after(STEP_TIMEOUT):
-                tools = (await s.list_tools()).tools
+            tools = await _listed_tools(s)
             for t in tools:
                 assert t.input_schema.get("additionalProperties") is False, t.name
             changes = [t.name for t in tools if not (t.annotations and t.annotations.read_only_hint)]
@@ -356,8 +361,7 @@ async def test_http_calls_record_the_client_address(servers, data_dir: Path):
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_allowed_operations_enforced(servers, data_dir: Path, tmp_path: Path, transport: str):
-    pc = _started_with_config(servers, transport, data_dir, tmp_path / "portcullis.yaml",
-                              "security:\n  allowed_operations: [read_rules, read_blocks]\n")
+    pc = _started_with_config(servers, transport, data_dir, tmp_path, "security:\n  allowed_operations: [read_rules, read_blocks]\n")
     with anyio.fail_after(SCENARIO_TIMEOUT):
         async with pc.session() as s:
             err = error(
@@ -483,8 +487,7 @@ async def test_cli_and_mcp_see_the_same_store(servers, data_dir: Path):
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_operator_does_not_see_or_call_rule_editing_tools(servers, data_dir: Path, tmp_path: Path, transport: str):
-    pc = _started_with_config(servers, transport, data_dir, tmp_path / "operator.yaml",
-                              "security:\n  principal: operator\n")
+    pc = _started_with_config(servers, transport, data_dir, tmp_path, "security:\n  principal: operator\n")
     with anyio.fail_after(SCENARIO_TIMEOUT):
         async with pc.session() as session:
             names = {t.name for t in (await session.list_tools()).tools}
@@ -534,8 +537,7 @@ async def test_high_risk_change_waits_for_a_person(servers, data_dir: Path):
 async def test_four_eyes_approval_needs_another_principal(servers, data_dir: Path, tmp_path: Path):
     """With approvals.distinct_approver the principal who asked cannot approve, not even through its own client's
     prompt; another principal at the CLI can, and the audit trail names both."""
-    pc = _started_with_config(servers, "stdio", data_dir, tmp_path / "four-eyes.yaml",
-                              "security:\n  principal: admin\napprovals:\n  distinct_approver: true\n")
+    pc = _started_with_config(servers, "stdio", data_dir, tmp_path, "security:\n  principal: admin\napprovals:\n  distinct_approver: true\n")
     wide_open = {"interface": "lan", "action": "pass", "protocol": "any", "source": "any",
                  "destination": "any", "description": "open everything"}
 

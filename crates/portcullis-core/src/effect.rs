@@ -31,13 +31,10 @@ pub enum EffectVerdict {
     Mixed,
 }
 
-/// One class of flows whose verdict changes, with a packet of it.
+/// One class of flows whose verdict changes, with a packet of it (whose interface, direction and protocol are
+/// the class's).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct FlowChange {
-    pub interface: String,
-    /// in or out.
-    pub direction: String,
-    pub protocol: String,
     /// The class's source addresses, as a range.
     pub source: String,
     pub destination: String,
@@ -439,9 +436,6 @@ impl Cut {
         let direction = if self.direction == Direction::Out { "out" } else { "in" }.to_string();
         let protocol = protocol_name(self.protocol, self.number);
         FlowChange {
-            interface: interface.clone(),
-            direction: direction.clone(),
-            protocol: protocol.clone(),
             source: range((cell[0].lo, cell[0].hi)),
             destination: range((cell[1].lo, cell[1].hi)),
             destination_port: self.ports.then(|| {

@@ -118,11 +118,7 @@ async fn a_second_process_sees_and_respects_the_first_ones_writes() {
 
 #[tokio::test]
 async fn entry_plans_are_applied_in_place_persisted_and_refused_whole_on_a_missing_alias() {
-    let store = Arc::new(Store::open_in_memory().unwrap());
-    let fw = lab(&store);
-    let now = Utc::now().trunc_subsecs(3);
-    let state = fw.snapshot().await.unwrap();
-    let block = hour_block("203.0.113.1/32", now);
+    let (store, fw, now, state, block) = lab_and_hour_block().await;
     fw.apply(&plan::plan(&state, &block, now).unwrap()).await.unwrap();
     let entry = |v: &str| AliasEntry { value: v.into(), detail: "t".into(), expires_at: None, created_at: Some(now) };
     let put = |alias: &str, v: &str| Operation::PutAliasEntries {
@@ -152,11 +148,7 @@ async fn entry_plans_are_applied_in_place_persisted_and_refused_whole_on_a_missi
 
 #[tokio::test]
 async fn a_plan_refused_part_way_changes_neither_the_store_nor_the_memory() {
-    let store = Arc::new(Store::open_in_memory().unwrap());
-    let fw = lab(&store);
-    let now = Utc::now().trunc_subsecs(3);
-    let state = fw.snapshot().await.unwrap();
-    let block = hour_block("203.0.113.1/32", now);
+    let (store, fw, now, state, block) = lab_and_hour_block().await;
     let mut p = plan::plan(&state, &block, now).unwrap();
     // The alias, its rules and its entry come first; the last operation deletes a rule that is not there.
     let gone = Rule { rule_id: portcullis_core::model::RuleId("1".into()), ..state.rules[1].clone() };
@@ -200,4 +192,13 @@ fn hour_block(net: &str, now: Timestamp) -> Intent {
         expires_at: Some(now + TimeDelta::hours(1)),
         replace: false,
     }
+}
+
+/// A fresh lab, the time, its state, and an hour's block of 203.0.113.1 (not applied).
+async fn lab_and_hour_block() -> (Arc<Store>, LabFirewall, Timestamp, portcullis_core::model::RuleSet, Intent) {
+    let store = Arc::new(Store::open_in_memory().unwrap());
+    let fw = lab(&store);
+    let now = Utc::now().trunc_subsecs(3);
+    let state = fw.snapshot().await.unwrap();
+    (store, fw, now, state, hour_block("203.0.113.1/32", now))
 }

@@ -321,19 +321,7 @@ fn tcp<'a>(f: &mut Fields<'a>) -> Result<TcpInfo<'a>, ParseError> {
     } else {
         f.opt_num::<u64>(Field::DataLength)?.map(|v| i32::try_from(v).map_err(|_| bad_length)).transpose()?
     };
-    let mut info = TcpInfo {
-        src_port,
-        dst_port,
-        data_length,
-        flags: "",
-        seq: None,
-        ack: None,
-        window: None,
-        urg: None,
-        options: "",
-        error_message: None,
-        extra: "",
-    };
+    let mut info = TcpInfo { src_port, dst_port, data_length, ..TcpInfo::default() };
     // Flags, seq, ack, window, urg, options: any of them may be replaced by `errormsg='...'`, which runs to the
     // end of the line (its text may contain commas).
     if errormsg(f, &mut info) {

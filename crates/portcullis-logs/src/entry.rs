@@ -126,7 +126,7 @@ pub struct SeqRange {
 
 /// TCP trailing fields. Everything after the ports is optional: the producer omits it on damaged packets (and
 /// prints `errormsg=...` instead).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 pub struct TcpInfo<'a> {
     /// Source port.
     pub src_port: u16,

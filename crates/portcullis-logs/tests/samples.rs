@@ -38,19 +38,7 @@ fn v4(tos: u8, ecn: &'static str, ttl: u8, id: u16, flags: &'static str) -> IpHe
 }
 
 fn tcp(src_port: u16, dst_port: u16, data_length: i32, flags: &'static str) -> TcpInfo<'static> {
-    TcpInfo {
-        src_port,
-        dst_port,
-        data_length: Some(data_length),
-        flags,
-        seq: None,
-        ack: None,
-        window: None,
-        urg: None,
-        options: "",
-        error_message: None,
-        extra: "",
-    }
+    TcpInfo { src_port, dst_port, data_length: Some(data_length), flags, ..TcpInfo::default() }
 }
 
 fn other(data_length: Option<u32>, text: &'static str) -> ProtocolInfo<'static> {

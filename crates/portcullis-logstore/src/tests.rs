@@ -148,6 +148,15 @@ fn lines_are_parsed_interned_and_pulls_deduplicated() {
 }
 
 /// Records spread over three whole UTC days from `T0`'s day, a few distinct sources an hour.
+/// A store in a new folder holding [`three_days`] of records: the folder, the first day's start, the store.
+fn three_days_stored() -> (tempfile::TempDir, i64, Arc<LogStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (day0, records) = three_days();
+    let store = open(dir.path());
+    store.append(&records).unwrap();
+    (dir, day0, store)
+}
+
 fn three_days() -> (i64, Vec<Record>) {
     let day0 = hour_of(T0).div_euclid(24) * 24 * HOUR_MS;
     let records = (0..3 * 24 * 12)
@@ -187,10 +196,7 @@ fn whole_days_are_answered_from_block_files_that_go_stale_when_their_segments_gr
 
 #[test]
 fn rollups_in_memory_stay_within_the_budget_and_answers_do_not_change() {
-    let dir = tempfile::tempdir().unwrap();
-    let (day0, records) = three_days();
-    let store = open(dir.path());
-    store.append(&records).unwrap();
+    let (_dir, day0, store) = three_days_stored();
     let span = (day0 + 90 * 60_000, day0 + 3 * 24 * HOUR_MS - 90 * 60_000);
     let unbounded = store.rollup(span.0, span.1).unwrap();
     let everything = store.cached_bytes();
@@ -208,10 +214,7 @@ fn rollups_in_memory_stay_within_the_budget_and_answers_do_not_change() {
 
 #[test]
 fn retention_deletes_the_block_files_of_deleted_hours() {
-    let dir = tempfile::tempdir().unwrap();
-    let (day0, records) = three_days();
-    let store = open(dir.path());
-    store.append(&records).unwrap();
+    let (dir, day0, store) = three_days_stored();
     store.settle(Utc::now()).unwrap();
     let day_file = dir.path().join(format!("{}.b24.rollup", hour_of(day0)));
     assert!(day_file.exists());

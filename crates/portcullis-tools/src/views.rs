@@ -207,18 +207,8 @@ pub struct DecidingRule {
     pub managed: Option<String>,
 }
 
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct SimulatedPacket {
-    pub interface: String,
-    pub direction: String,
-    pub protocol: String,
-    pub source: String,
-    pub destination: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source_port: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub destination_port: Option<u16>,
-}
+/// The packet `simulate_packet` decided: the same shape as the witness packets of a change's effect.
+pub use portcullis_core::effect::Witness as SimulatedPacket;
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct SimulateResult {

@@ -196,6 +196,21 @@ mod tests {
         }
     }
 
+    /// Rules on LAN from `action protocol [ports] [inet|inet6]` separated by `;` (inet46 unless said).
+    fn spec(text: &str) -> Vec<Rule> {
+        text.split(';')
+            .map(|r| {
+                let words: Vec<&str> = r.split_whitespace().collect();
+                let action = Action::parse("action", words[0]).unwrap();
+                let protocol = Protocol::parse("protocol", words[1]).unwrap();
+                let version = |w: &str| IpVersion::parse("ip_version", w).ok();
+                let ports = words.get(2).filter(|w| version(w).is_none()).copied().unwrap_or("");
+                let ip_version = words.iter().skip(2).find_map(|w| version(w)).unwrap_or(IpVersion::Inet46);
+                rule(action, ip_version, protocol, ports, r.trim())
+            })
+            .collect()
+    }
+
     fn findings_of(state: &RuleSet, rule_id: &str) -> Vec<Finding> {
         let options = LintOptions { exposed_interfaces: &[], stale_after: TimeDelta::days(30) };
         lint(state, chrono::Utc::now(), &options)
@@ -221,13 +236,9 @@ mod tests {
 
     #[test]
     fn three_rules_that_each_take_a_part_of_the_ports_shadow_a_rule_for_all_of_them() {
-        let state = lan_rules(vec![
-            rule(Action::Pass, IpVersion::Inet46, Protocol::Tcp, "1:1000", "low"),
-            rule(Action::Block, IpVersion::Inet46, Protocol::Tcp, "1001:2000", "middle"),
-            rule(Action::Pass, IpVersion::Inet46, Protocol::TcpUdp, "2001:65535", "the rest, tcp and udp"),
-            rule(Action::Pass, IpVersion::Inet46, Protocol::Tcp, "1:65535", "all tcp ports"),
-            rule(Action::Pass, IpVersion::Inet46, Protocol::Any, "", "everything"),
-        ]);
+        let state = lan_rules(spec(
+            "pass tcp 1:1000; block tcp 1001:2000; pass tcp/udp 2001:65535; pass tcp 1:65535; pass any",
+        ));
         let found = findings_of(&state, "4");
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].kind, FindingKind::Shadowed, "rule 2 blocks part of it");
@@ -240,12 +251,7 @@ mod tests {
 
     #[test]
     fn a_rule_only_partly_covered_is_not_reported() {
-        let state = lan_rules(vec![
-            rule(Action::Pass, IpVersion::Inet, Protocol::Any, "", "IPv4 only"),
-            rule(Action::Pass, IpVersion::Inet46, Protocol::Tcp, "1:1000", "low ports"),
-            rule(Action::Block, IpVersion::Inet46, Protocol::Tcp, "25", "IPv6 port 25 still reaches it"),
-            rule(Action::Block, IpVersion::Inet46, Protocol::Tcp, "2000", "IPv6 port 2000 reaches it"),
-        ]);
+        let state = lan_rules(spec("pass any inet; pass tcp 1:1000; block tcp 25; block tcp 2000"));
         assert_eq!(findings_of(&state, "3").first().map(|f| f.kind), Some(FindingKind::Shadowed), "v4 by 1, v6 by 2");
         assert!(findings_of(&state, "4").is_empty(), "IPv6 port 2000 is decided by no earlier rule");
     }
