@@ -107,7 +107,8 @@ async def test_rules_blocks_grants_logs_and_status_on_pfsense(servers, data_dir:
         async with pc.session() as session:
             created = ok(await call(session, "create_firewall_rule",
                                     {"interface": "lan", "action": "block", "protocol": "tcp", "source": "lan",
-                                     "destination": "any", "destination_port": "25", "description": "No direct SMTP"}))
+                                     "destination": "any", "destination_port": "25", "position": 0,
+                                     "description": "No direct SMTP"}))
             rule_id = created["rule"]["rule_id"]
             assert created["status"] == "applied" and rule_id.isdigit(), created
             paused = ok(await call(session, "pause_rule", {"rule_id": rule_id, "minutes": 30}))

@@ -132,6 +132,9 @@ impl ToolService {
             result.rule = planned_rule(&state, &plan);
             return to_json(&result);
         }
+        if !call.options.allow_no_effect {
+            refuse_a_rule_that_never_decides(&call.planned.intent, result.effect.as_ref(), &state)?;
+        }
         if let Some(reason) = needs_approval {
             result.approval_id = Some(self.approval_for(call, &plan, &reason, result.risk_score, now, trace).await?);
         }
@@ -332,6 +335,31 @@ impl ToolService {
             restricted_interfaces: &settings.restricted_interfaces,
         })
     }
+}
+
+/// A new rule that would never decide any traffic, while the rules that do decide it act otherwise (a block rule
+/// under an allow rule): the caller meant a change and would get none. A redundant rule (the same action as what
+/// decides its traffic) only warns.
+fn refuse_a_rule_that_never_decides(
+    intent: &Intent,
+    effect: Option<&portcullis_core::effect::Effect>,
+    state: &RuleSet,
+) -> Result<(), CallError> {
+    let (Intent::CreateRule(draft), Some(effect)) = (intent, effect) else { return Ok(()) };
+    if !draft.enabled || !effect.complete || effect.verdict != portcullis_core::effect::EffectVerdict::NoEffect {
+        return Ok(());
+    }
+    let deciders: Vec<&portcullis_core::model::Rule> =
+        effect.decided_by.iter().filter_map(|id| state.rules.iter().find(|r| r.rule_id.as_str() == id)).collect();
+    if !deciders.iter().any(|r| r.action != draft.action) {
+        return Ok(());
+    }
+    let names: Vec<String> = deciders.iter().map(|r| format!("rule {} ({:?})", r.rule_id, r.description)).collect();
+    Err(CallError::from(portcullis_core::FieldError::new(
+        "allow_no_effect",
+        format!("this rule would never decide any traffic: {} above it decide(s) all of it", names.join(", ")),
+    ))
+    .with_hint("place it above them (position), or pass allow_no_effect: true to create it anyway"))
 }
 
 /// What the answer says loudly about a change's effect on traffic.

@@ -373,7 +373,8 @@ async fn the_readme_smtp_rule_below_the_lan_allow_rules_is_reported_shadowed_by_
     let (svc, _) = service();
     let c = ctx();
     let smtp = json!({"interface": "lan", "action": "block", "protocol": "tcp", "source": "lan",
-                      "destination": "any", "destination_port": 25, "description": "No direct SMTP"});
+                      "destination": "any", "destination_port": 25, "description": "No direct SMTP",
+                      "allow_no_effect": true});
     let created = svc.call(&c, "create_firewall_rule", smtp).await.unwrap();
     let id = created["rule"]["rule_id"].as_str().unwrap().to_string();
     let lint = svc.call(&c, "lint_rules", json!({"interface": "lan"})).await.unwrap();
@@ -421,4 +422,21 @@ async fn a_change_reports_its_effect_and_simulate_packet_confirms_the_witness() 
                           "destination": "wan:ip", "destination_port": 8443, "description": "t", "dry_run": true});
     let wide = svc.call(&c, "create_firewall_rule", wan_pass).await.unwrap();
     assert_eq!(wide["effect"]["verdict"], "widens", "{}", wide["effect"]);
+}
+
+#[tokio::test]
+async fn a_rule_that_would_never_decide_its_traffic_is_refused_unless_allowed() {
+    let (svc, _) = service();
+    let c = ctx();
+    let smtp = json!({"interface": "lan", "action": "block", "protocol": "tcp", "source": "lan",
+                      "destination": "any", "destination_port": 25, "description": "No direct SMTP"});
+    let before = svc.call(&c, "get_firewall_rules", json!({})).await.unwrap();
+    let err = svc.call(&c, "create_firewall_rule", smtp.clone()).await.unwrap_err();
+    assert_eq!((err.code, err.field.as_deref()), (ErrorCode::ValidationError, Some("allow_no_effect")), "{err:?}");
+    assert!(err.message.contains("Default allow LAN to any rule"), "{}", err.message);
+    assert_eq!(svc.call(&c, "get_firewall_rules", json!({})).await.unwrap()["data"], before["data"]);
+    let mut anyway = smtp;
+    anyway["allow_no_effect"] = json!(true);
+    let made = svc.call(&c, "create_firewall_rule", anyway).await.unwrap();
+    assert_eq!((made["status"].clone(), made["effect"]["verdict"].clone()), (json!("applied"), json!("no_effect")));
 }

@@ -39,6 +39,7 @@ pub(crate) enum WorkKind {
 pub(crate) struct ChangeSettings {
     pub dry_run: bool,
     pub confirm_within: Option<TimeDelta>,
+    pub allow_no_effect: bool,
 }
 
 impl ChangeOptions {
@@ -49,7 +50,12 @@ impl ChangeOptions {
             .as_deref()
             .map(|c| portcullis_core::duration::parse_span("confirm_within", c))
             .transpose()?;
-        Ok((self.target.clone(), ChangeSettings { dry_run: self.dry_run.unwrap_or(false), confirm_within }))
+        let settings = ChangeSettings {
+            dry_run: self.dry_run.unwrap_or(false),
+            confirm_within,
+            allow_no_effect: self.allow_no_effect.unwrap_or(false),
+        };
+        Ok((self.target.clone(), settings))
     }
 }
 
