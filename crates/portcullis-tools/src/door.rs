@@ -136,7 +136,8 @@ impl ToolService {
             refuse_a_rule_that_never_decides(&call.planned.intent, result.effect.as_ref(), &state)?;
         }
         if let Some(reason) = needs_approval {
-            result.approval_id = Some(self.approval_for(call, &plan, &reason, result.risk_score, now, trace).await?);
+            let summary = approval_summary(&plan.summary, result.effect.as_ref());
+            result.approval_id = Some(self.approval_for(call, &summary, &reason, result.risk_score, now, trace).await?);
         }
         let confirm_by = self.confirm_window(call, &plan).map(|w| now + w);
         // The last moment a cancellation is honoured: once applying starts, the change runs to its end (before
@@ -207,7 +208,7 @@ impl ToolService {
     async fn approval_for(
         &self,
         call: &ChangeCall<'_>,
-        plan: &ChangePlan,
+        summary: &str,
         reason: &str,
         risk_score: u8,
         now: Timestamp,
@@ -218,7 +219,7 @@ impl ToolService {
             tool: call.def.name,
             target: &call.target.name,
             args: call.args,
-            summary: &plan.summary,
+            summary,
             risk_score,
             reason,
             now,
@@ -360,6 +361,25 @@ fn refuse_a_rule_that_never_decides(
         format!("this rule would never decide any traffic: {} above it decide(s) all of it", names.join(", ")),
     ))
     .with_hint("place it above them (position), or pass allow_no_effect: true to create it anyway"))
+}
+
+/// What a person is asked to approve: the plan's summary, and what it opens where it opens flows, with an example
+/// packet, so that a widening is named in the prompt and in `portcullis approvals`.
+fn approval_summary(summary: &str, effect: Option<&portcullis_core::effect::Effect>) -> String {
+    use portcullis_core::effect::EffectVerdict;
+    let Some(effect) = effect.filter(|e| matches!(e.verdict, EffectVerdict::Widens | EffectVerdict::Mixed)) else {
+        return summary.to_string();
+    };
+    let example = effect.changes.iter().find(|c| c.after == "pass").map(|c| {
+        let w = &c.witness;
+        let port = w.destination_port.map(|p| format!(" port {p}")).unwrap_or_default();
+        format!(", e.g. {} {} → {}{port} on {}", w.protocol, w.source, w.destination, w.interface)
+    });
+    let what = match effect.verdict {
+        EffectVerdict::Widens => format!("it opens {} class(es) of flows that were blocked", effect.changed_classes),
+        _ => format!("it changes {} class(es) of flows, opening some that were blocked", effect.changed_classes),
+    };
+    format!("{summary}; {what}{}", example.unwrap_or_default())
 }
 
 /// What the answer says loudly about a change's effect on traffic.

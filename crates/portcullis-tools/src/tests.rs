@@ -440,3 +440,16 @@ async fn a_rule_that_would_never_decide_its_traffic_is_refused_unless_allowed() 
     let made = svc.call(&c, "create_firewall_rule", anyway).await.unwrap();
     assert_eq!((made["status"].clone(), made["effect"]["verdict"].clone()), (json!("applied"), json!("no_effect")));
 }
+
+#[tokio::test]
+async fn a_widening_change_is_named_in_what_a_person_approves() {
+    let (svc, store) = service();
+    let c = ctx();
+    let open_wan = json!({"interface": "wan", "action": "pass", "protocol": "any", "source": "any",
+                          "destination": "any", "description": "open the WAN"});
+    let err = svc.call(&c, "create_firewall_rule", open_wan).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::ApprovalRequired, "{err:?}");
+    let pending = store.approvals_pending(chrono::Utc::now()).unwrap();
+    let asked = pending.iter().find(|a| Some(a.id.as_str()) == err.approval_id.as_deref()).unwrap();
+    assert!(asked.summary.contains("it opens") && asked.summary.contains("e.g."), "{}", asked.summary);
+}
