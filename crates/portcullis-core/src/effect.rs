@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::eval::region::{Family, MAX_CELLS, Region, admits, families};
+use crate::eval::region::{Family, MAX_CELLS, Region, admits, complement, families, intersect, universe, within};
 use crate::eval::{CompiledRuleSet, Decision, PacketKey, ResolvedRule, Resolver};
 use crate::model::{
     Action, AddressTarget, Direction, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, Protocol, RuleSet, Timestamp,
@@ -507,67 +507,6 @@ fn directions(direction: Direction) -> Vec<Direction> {
     }
 }
 
-/// Everything of one family: every address, and every port or, for a protocol without ports, the point 0.
-fn universe(family: Family, ports: bool) -> Region {
-    let port = if ports { (0, 65_535) } else { (0, 0) };
-    Region([vec![(0, family.top())], vec![(0, family.top())], vec![port], vec![port]])
-}
-
-/// What of `clip` a rule matches, in one family: each side's addresses within the clip's (a long list is only
-/// searched, never copied whole), its ports within the clip's.
-fn within(rule: &ResolvedRule, family: Family, ports: bool, clip: &Region) -> Region {
-    let side = |set: &crate::eval::AddrSet, negate: bool, clip: &[(u128, u128)]| {
-        let matched = if set.any {
-            clip.to_vec()
-        } else {
-            match family {
-                Family::V4 => overlap(&set.v4, clip, u128::from),
-                Family::V6 => overlap(&set.v6, clip, |x| x),
-            }
-        };
-        if negate { intersect(clip, &crate::eval::region::complement(&matched, family.top())) } else { matched }
-    };
-    let port = |set: &Option<crate::eval::PortSet>, clip: &[(u128, u128)]| match (ports, set) {
-        (false, Some(_)) => Vec::new(),
-        (_, None) => clip.to_vec(),
-        (true, Some(ranges)) => {
-            let wide: Vec<(u128, u128)> = ranges.iter().map(|(a, b)| (u128::from(*a), u128::from(*b))).collect();
-            intersect(&wide, clip)
-        }
-    };
-    Region([
-        side(&rule.source, rule.source_negate, &clip.0[0]),
-        side(&rule.destination, rule.destination_negate, &clip.0[1]),
-        port(&rule.source_ports, &clip.0[2]),
-        port(&rule.destination_ports, &clip.0[3]),
-    ])
-}
-
-/// The parts of sorted `ranges` inside `clip`, found by search.
-fn overlap<T: Copy + Ord>(ranges: &[(T, T)], clip: &[(u128, u128)], wide: impl Fn(T) -> u128) -> Vec<(u128, u128)> {
-    let mut out = Vec::new();
-    for (lo, hi) in clip {
-        let first = ranges.partition_point(|(_, end)| wide(*end) < *lo);
-        for (a, b) in ranges[first..].iter().map(|(a, b)| (wide(*a), wide(*b))).take_while(|(a, _)| a <= hi) {
-            out.push((a.max(*lo), b.min(*hi)));
-        }
-    }
-    out
-}
-
-fn intersect(a: &[(u128, u128)], b: &[(u128, u128)]) -> Vec<(u128, u128)> {
-    // Both sorted and disjoint: one merge pass.
-    let (mut i, mut j, mut out) = (0, 0, Vec::new());
-    while i < a.len() && j < b.len() {
-        let (start, end) = (a[i].0.max(b[j].0), a[i].1.min(b[j].1));
-        if start <= end {
-            out.push((start, end));
-        }
-        if a[i].1 < b[j].1 { i += 1 } else { j += 1 }
-    }
-    out
-}
-
 /// One piece of an axis: the range between two cuts, and a point of the region inside it.
 #[derive(Debug, Clone, Copy)]
 struct Cell {
@@ -599,7 +538,7 @@ fn merge(sorted: Vec<(u128, u128)>) -> Vec<(u128, u128)> {
 
 /// `a` without `b`.
 fn subtract(a: &[(u128, u128)], b: &[(u128, u128)], family: Family) -> Vec<(u128, u128)> {
-    intersect(a, &crate::eval::region::complement(b, family.top()))
+    intersect(a, &complement(b, family.top()))
 }
 
 /// The pieces of `own` once the ranges of `others` cut its span (its own gaps do not cut it: a cell may hold

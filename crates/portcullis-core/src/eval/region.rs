@@ -40,17 +40,7 @@ impl Region {
         if fine(&rule.source) || fine(&rule.destination) {
             return None;
         }
-        let port_dim = |set: &Option<PortSet>| match (ports, set) {
-            (false, _) => vec![(0, 0)],
-            (true, None) => vec![(0, 65_535)],
-            (true, Some(ranges)) => ranges.iter().map(|(lo, hi)| (u128::from(*lo), u128::from(*hi))).collect(),
-        };
-        Some(Self([
-            addresses(&rule.source, rule.source_negate, family),
-            addresses(&rule.destination, rule.destination_negate, family),
-            port_dim(&rule.source_ports),
-            port_dim(&rule.destination_ports),
-        ]))
+        Some(within(rule, family, ports, &universe(family, ports)))
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -69,19 +59,7 @@ impl Region {
     }
 }
 
-/// The addresses of one family a side matches, as sorted ranges (`!` taken as the complement).
-pub(crate) fn addresses(set: &AddrSet, negate: bool, family: Family) -> Vec<(u128, u128)> {
-    let ranges: Vec<(u128, u128)> = if set.any {
-        vec![(0, family.top())]
-    } else {
-        match family {
-            Family::V4 => set.v4.iter().map(|(lo, hi)| (u128::from(*lo), u128::from(*hi))).collect(),
-            Family::V6 => set.v6.clone(),
-        }
-    };
-    if negate { complement(&ranges, family.top()) } else { ranges }
-}
-
+/// What of `0..=top` sorted `ranges` leave out.
 pub(crate) fn complement(ranges: &[(u128, u128)], top: u128) -> Vec<(u128, u128)> {
     let mut out = Vec::new();
     let mut next = Some(0u128);
@@ -141,6 +119,67 @@ pub(crate) fn cut_points<'a>(
     points.sort_unstable();
     points.dedup();
     (points.len() <= MAX_POINTS).then_some(points)
+}
+
+/// Everything of one family: every address, and every port or, for a protocol without ports, the point 0.
+pub(crate) fn universe(family: Family, ports: bool) -> Region {
+    let port = if ports { (0, 65_535) } else { (0, 0) };
+    Region([vec![(0, family.top())], vec![(0, family.top())], vec![port], vec![port]])
+}
+
+/// What of `clip` a rule matches, in one family: each side's addresses within the clip's (a long list is only
+/// searched, never copied whole), its ports within the clip's.
+pub(crate) fn within(rule: &ResolvedRule, family: Family, ports: bool, clip: &Region) -> Region {
+    let side = |set: &AddrSet, negate: bool, clip: &[(u128, u128)]| {
+        let matched = if set.any {
+            clip.to_vec()
+        } else {
+            match family {
+                Family::V4 => overlap(&set.v4, clip, u128::from),
+                Family::V6 => overlap(&set.v6, clip, |x| x),
+            }
+        };
+        if negate { intersect(clip, &complement(&matched, family.top())) } else { matched }
+    };
+    let port = |set: &Option<PortSet>, clip: &[(u128, u128)]| match (ports, set) {
+        (false, Some(_)) => Vec::new(),
+        (_, None) => clip.to_vec(),
+        (true, Some(ranges)) => {
+            let wide: Vec<(u128, u128)> = ranges.iter().map(|(a, b)| (u128::from(*a), u128::from(*b))).collect();
+            intersect(&wide, clip)
+        }
+    };
+    Region([
+        side(&rule.source, rule.source_negate, &clip.0[0]),
+        side(&rule.destination, rule.destination_negate, &clip.0[1]),
+        port(&rule.source_ports, &clip.0[2]),
+        port(&rule.destination_ports, &clip.0[3]),
+    ])
+}
+
+/// The parts of sorted `ranges` inside `clip`, found by search.
+fn overlap<T: Copy + Ord>(ranges: &[(T, T)], clip: &[(u128, u128)], wide: impl Fn(T) -> u128) -> Vec<(u128, u128)> {
+    let mut out = Vec::new();
+    for (lo, hi) in clip {
+        let first = ranges.partition_point(|(_, end)| wide(*end) < *lo);
+        for (a, b) in ranges[first..].iter().map(|(a, b)| (wide(*a), wide(*b))).take_while(|(a, _)| a <= hi) {
+            out.push((a.max(*lo), b.min(*hi)));
+        }
+    }
+    out
+}
+
+pub(crate) fn intersect(a: &[(u128, u128)], b: &[(u128, u128)]) -> Vec<(u128, u128)> {
+    // Both sorted and disjoint: one merge pass.
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() && j < b.len() {
+        let (start, end) = (a[i].0.max(b[j].0), a[i].1.min(b[j].1));
+        if start <= end {
+            out.push((start, end));
+        }
+        if a[i].1 < b[j].1 { i += 1 } else { j += 1 }
+    }
+    out
 }
 
 #[cfg(test)]
