@@ -63,7 +63,9 @@ pub fn decide(app: &App, id: &str, grant: bool, yes: bool) -> anyhow::Result<i32
     let by = person();
     let approver = app.local_principal();
     if grant && app.config.approvals.distinct_approver && approver.name == approval.principal {
-        refuse_own_approval(app, approval, &approver, &by)?;
+        // Audited as a refusal; the approval stays pending for someone else.
+        let why = "policy_denied: the principal who asked cannot approve (approvals.distinct_approver)";
+        record_approve(app, approval, &approver, &by, grant, Err(why))?;
         bail!(
             "four eyes (approvals.distinct_approver): {} asked for this change and cannot approve it; another \
              principal must (PORTCULLIS_PRINCIPAL=NAME portcullis approve {id})",
@@ -71,33 +73,20 @@ pub fn decide(app: &App, id: &str, grant: bool, yes: bool) -> anyhow::Result<i32
         );
     }
     let decided = app.store.approval_decide(id, grant, &by, Utc::now())?.context("approval vanished")?;
-    let ctx = CallContext::new(approver, Transport::Cli, Some(by.clone()));
-    let record = AuditRecord {
-        time: Utc::now(),
-        context: ctx,
-        target: Some(decided.target.clone()),
-        tool: "approve".into(),
-        operation: "approve".into(),
-        arguments: json!({"approval_id": id, "grant": grant, "for_tool": decided.tool, "for_principal": decided.principal}),
-        decision: Decision::Allowed,
-        reason: None,
-        risk_score: decided.risk_score,
-        change_id: None,
-        approval_id: Some(id.to_string()),
-        outcome: decided.status.clone(),
-        duration_us: 0,
-    };
-    app.service.guard().auditor.record(&record).map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    record_approve(app, &decided, &approver, &by, grant, Ok(&decided.status))?;
     println!("approval {id}: {}", decided.status);
     Ok(if decided.status == "granted" || decided.status == "denied" { 0 } else { 1 })
 }
 
-/// Audits a refused attempt to approve one's own change; the approval stays pending for someone else.
-fn refuse_own_approval(
+/// The audit record of a decision on `approval` at the CLI: `Ok(status)` when it was taken, `Err(reason)` when
+/// it was refused. It names the approver (principal and OS user) and, in its arguments, the principal who asked.
+fn record_approve(
     app: &App,
     approval: &portcullis_store::Approval,
     approver: &portcullis_guard::Principal,
     by: &str,
+    grant: bool,
+    outcome: Result<&str, &str>,
 ) -> anyhow::Result<()> {
     let record = AuditRecord {
         time: Utc::now(),
@@ -105,14 +94,14 @@ fn refuse_own_approval(
         target: Some(approval.target.clone()),
         tool: "approve".into(),
         operation: "approve".into(),
-        arguments: json!({"approval_id": approval.id, "grant": true, "for_tool": approval.tool,
+        arguments: json!({"approval_id": approval.id, "grant": grant, "for_tool": approval.tool,
                           "for_principal": approval.principal}),
-        decision: Decision::Denied,
-        reason: Some("policy_denied: the principal who asked cannot approve (approvals.distinct_approver)".into()),
+        decision: if outcome.is_ok() { Decision::Allowed } else { Decision::Denied },
+        reason: outcome.err().map(String::from),
         risk_score: approval.risk_score,
         change_id: None,
         approval_id: Some(approval.id.clone()),
-        outcome: "policy_denied".into(),
+        outcome: outcome.map_or("policy_denied".into(), String::from),
         duration_us: 0,
     };
     app.service.guard().auditor.record(&record).map_err(|e| anyhow::anyhow!("{}", e.message))?;
