@@ -88,7 +88,7 @@ pub const MAX_REPORTED: usize = 20;
 pub fn of(before: &RuleSet, plan: &ChangePlan, now: Timestamp) -> Option<Effect> {
     let after = carry_out(before, plan, Ids::Placeholders, Entries::Apply).ok()?.state;
     let (old, new) = (Side::new(before, now), Side::new(&after, now));
-    let mut study = Study { changed_by_plan: Changed::of(plan), ..Study::default() };
+    let mut study = Study { changed_by_plan: Changed::of(plan), complete: true, ..Study::default() };
     for base in bases(plan, &old, &new) {
         study.examine(&base, &old, &new);
     }
@@ -226,19 +226,15 @@ struct Study {
     changes: Vec<FlowChange>,
     changed: usize,
     examined: usize,
+    /// Until a region has to be sampled.
     complete: bool,
     narrows: bool,
     widens: bool,
     decided_by: Vec<String>,
-    started: bool,
 }
 
 impl Study {
     fn examine(&mut self, base: &Base, old: &Side<'_>, new: &Side<'_>) {
-        if !self.started {
-            self.complete = true;
-            self.started = true;
-        }
         let rule = &base.rule;
         for &family in families(rule.ip_version) {
             for (protocol, number) in protocol_atoms(rule.protocol, family, old, new) {
@@ -396,7 +392,7 @@ impl Study {
             changes: self.changes,
             changed_classes: self.changed,
             examined_classes: self.examined,
-            complete: self.complete || !self.started,
+            complete: self.complete,
             decided_by: self.decided_by,
         }
     }
