@@ -10,12 +10,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use schemars::JsonSchema;
 use serde::Serialize;
 
+use crate::compare::{Compared, Side};
 use crate::eval::region::{Family, MAX_CELLS, Region, admits, complement, families, intersect, universe, within};
-use crate::eval::{CompiledRuleSet, Decision, PacketKey, ResolvedRule, Resolver};
+use crate::eval::{Decision, PacketKey, ResolvedRule};
 use crate::model::{
     Action, AddressTarget, Direction, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, Protocol, RuleSet, Timestamp,
 };
-use crate::plan::{ChangePlan, Entries, Ids, Operation, carry_out};
+use crate::plan::{ChangePlan, Operation};
 
 /// What a change does to traffic, in one word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
@@ -86,31 +87,17 @@ pub const MAX_REPORTED: usize = 20;
 /// The effect of carrying `plan` out on `before` at `now`. `None` when the plan does not fit the state (the
 /// backends refuse such a plan as a conflict anyway).
 pub fn of(before: &RuleSet, plan: &ChangePlan, now: Timestamp) -> Option<Effect> {
-    let after = carry_out(before, plan, Ids::Placeholders, Entries::Apply).ok()?.state;
-    let (old, new) = (Side::new(before, now), Side::new(&after, now));
+    Some(of_compared(&Compared::of(before, plan, now)?, plan))
+}
+
+/// The effect of `plan` on the rule sets `compared` holds for it.
+pub fn of_compared(compared: &Compared<'_>, plan: &ChangePlan) -> Effect {
+    let (old, new) = (&compared.old, &compared.new);
     let mut study = Study { changed_by_plan: Changed::of(plan), complete: true, ..Study::default() };
-    for base in bases(plan, &old, &new) {
-        study.examine(&base, &old, &new);
+    for base in bases(plan, old, new) {
+        study.examine(&base, old, new);
     }
-    Some(study.finish())
-}
-
-/// One rule set as the effect is computed on it.
-struct Side<'a> {
-    state: &'a RuleSet,
-    resolved: Vec<ResolvedRule>,
-    compiled: CompiledRuleSet,
-}
-
-impl<'a> Side<'a> {
-    fn new(state: &'a RuleSet, now: Timestamp) -> Self {
-        let resolved = Resolver::new(state, now).resolve_all();
-        Self { state, compiled: CompiledRuleSet::of_resolved(state, &resolved), resolved }
-    }
-
-    fn rule_id(&self, index: usize) -> String {
-        self.state.rules.get(index).map(|r| r.rule_id.to_string()).unwrap_or_default()
-    }
+    study.finish()
 }
 
 /// A region where verdicts may change: a changed rule's match, or the match of a rule referencing a changed
@@ -579,7 +566,9 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::eval::CompiledRuleSet;
     use crate::model::{Interface, IpVersion, Packet, PortMatch, Rule};
+    use crate::plan::{Entries, Ids, carry_out};
     use crate::plan::{Intent, RuleDraft, plan};
 
     fn now() -> Timestamp {

@@ -7,7 +7,8 @@ use ipnet::IpNet;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::eval::{CompiledRuleSet, Decision};
+use crate::compare::Compared;
+use crate::eval::Decision;
 use crate::model::{Direction, PROTO_TCP, Packet, RuleSet, Timestamp};
 use crate::plan::{ChangePlan, Conflict, Entries, Ids, carry_out};
 
@@ -85,8 +86,13 @@ pub fn check(
     }
     // A plan that does not fit the state cannot be applied either: every backend carries it out with the same
     // checks and refuses it as a conflict, so there is no lockout to prevent and the conflict is reported there.
-    let Ok(after) = preview(before, plan) else { return Ok(()) };
-    let (old, new) = (CompiledRuleSet::compile(before, now), CompiledRuleSet::compile(&after, now));
+    let Some(compared) = Compared::of(before, plan, now) else { return Ok(()) };
+    check_compared(&compared, flows)
+}
+
+/// [`check`] on rule sets already compared for the plan.
+pub fn check_compared(compared: &Compared<'_>, flows: &[ManagementFlow]) -> Result<(), Box<Lockout>> {
+    let (old, new, after) = (&compared.old.compiled, &compared.new.compiled, &compared.new.state);
     for flow in flows {
         let packet = Packet {
             interface: flow.interface.clone(),

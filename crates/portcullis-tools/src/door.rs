@@ -8,6 +8,7 @@
 //! writer lock is held.
 
 use chrono::{TimeDelta, Utc};
+use portcullis_core::compare::Compared;
 use portcullis_core::firewall::{Applied, ErrorCode};
 use portcullis_core::lockout;
 use portcullis_core::model::{RuleId, RuleSet, Timestamp};
@@ -175,14 +176,16 @@ impl ToolService {
         let change_id = uuid::Uuid::new_v4().to_string();
         trace.change_id = Some(change_id.clone());
         let plan = plan::plan(state, &call.planned.intent, now)?;
-        let planned = Planned { plan: &plan, state, now };
+        // Carried out and compiled once, for lockout prevention and the effect alike.
+        let compared = Compared::of(state, &plan, now);
+        let planned = Planned { plan: &plan, state, now, compared: compared.as_ref() };
         self.check_arguments(call, &planned)?;
         self.check_lockout(call, &planned)?;
         let (risk, needs_approval) = self
             .guard
             .assess(call.ctx, &RiskInput { operation: call.def.operation, read_only: false, facts: Some(&plan.facts) });
         trace.risk = risk;
-        let effect = portcullis_core::effect::of(state, &plan, now);
+        let effect = compared.as_ref().map(|c| portcullis_core::effect::of_compared(c, &plan));
         let mut warnings = plan.warnings.clone();
         warnings.extend(effect.as_ref().and_then(effect_warning));
         let result = ChangeResult {
@@ -288,14 +291,16 @@ impl ToolService {
     /// Lockout prevention: every management flow that passes now must still pass after the change, and so must the
     /// host's own flows to the endpoints an egress policy must keep (firewall APIs, the calling client).
     fn check_lockout(&self, call: &ChangeCall<'_>, planned: &Planned<'_>) -> Result<(), CallError> {
-        let Planned { plan, state, now } = *planned;
         let settings = &self.guard.settings;
+        let state = planned.state;
         let mut flows = settings.management_flows.clone();
         flows.extend(lockout::flows_for_hosts(state, &settings.management_hosts));
         if let Intent::SetEgressPolicy(policy) = &call.planned.intent {
             flows.extend(portcullis_core::egress::must_reach_flows(state, &policy.interface, &call.planned.must_reach));
         }
-        lockout::check(state, plan, &flows, now).map_err(|l| {
+        // A plan that does not fit the state is refused as a conflict by the backend; there is no lockout to prevent.
+        let Some(compared) = planned.compared.filter(|_| !flows.is_empty()) else { return Ok(()) };
+        lockout::check_compared(compared, &flows).map_err(|l| {
             let by = match &l.rule_id {
                 Some(id) => format!("rule {id} ({:?})", l.rule_description),
                 None => l.rule_description.clone(),
@@ -314,7 +319,7 @@ impl ToolService {
 
     /// Argument policy: protected addresses, the role's caps, no pass any → any on restricted interfaces.
     fn check_arguments(&self, call: &ChangeCall<'_>, planned: &Planned<'_>) -> Result<(), CallError> {
-        let Planned { plan, state, now } = *planned;
+        let Planned { plan, state, now, .. } = *planned;
         // A grant that creates its pass rule creates a rule: that needs the permission rules need.
         if plan.operations.iter().any(|op| matches!(op, Operation::CreateRule { after, .. } if after.managed.as_deref() == Some(plan::MANAGED_GRANT))) {
             let need = portcullis_guard::Requirement {
@@ -410,6 +415,8 @@ struct Planned<'a> {
     plan: &'a ChangePlan,
     state: &'a RuleSet,
     now: Timestamp,
+    /// The rule sets before and after the plan; `None` when the plan does not fit the state.
+    compared: Option<&'a Compared<'a>>,
 }
 
 /// A change call on its way through the pipeline.
