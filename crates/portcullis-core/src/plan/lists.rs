@@ -81,19 +81,10 @@ pub(super) fn plan_grant(
     let entry = AliasEntry { value: value.clone(), detail: reason.to_string(), expires_at, created_at: Some(now) };
     operations.push(Operation::PutAliasEntries { alias: alias_name.clone(), before: replaced, after: vec![entry] });
     Ok(ChangePlan {
-        summary: format!(
-            "grant {value} access through {alias_name} {}",
-            expires_at.map_or("permanently".to_string(), |t| format!("until {}", t.to_rfc3339()))
-        ),
+        summary: format!("grant {value} access through {alias_name} {}", until(expires_at)),
         operations,
         warnings,
-        facts: ChangeFacts {
-            host_bits: net.max_prefix_len() - net.prefix_len(),
-            widens_exposure: true,
-            lifetime_seconds: expires_at.map(|t| (t - now).num_seconds()),
-            permanent: expires_at.is_none(),
-            interfaces,
-        },
+        facts: entry_facts(net, expires_at, now, true, interfaces),
     })
 }
 
@@ -183,20 +174,11 @@ pub(super) fn plan_block(state: &RuleSet, ask: &BlockAsk<'_>, now: Timestamp) ->
     operations.push(Operation::PutAliasEntries { alias: alias_name.clone(), before: replaced, after: vec![entry] });
     let scope = interface.as_deref().unwrap_or("all interfaces");
     Ok(ChangePlan {
-        summary: format!(
-            "block {value} on {scope} {}",
-            kept.map_or("permanently".to_string(), |t| format!("until {}", t.to_rfc3339()))
-        ),
+        summary: format!("block {value} on {scope} {}", until(kept)),
         operations,
         warnings,
-        facts: ChangeFacts {
-            host_bits: net.max_prefix_len() - net.prefix_len(),
-            widens_exposure: false,
-            // Risk weighs what the call asks for: keeping a longer block adds nothing to it.
-            lifetime_seconds: expires_at.map(|t| (t - now).num_seconds()),
-            permanent: expires_at.is_none(),
-            interfaces: targets,
-        },
+        // Risk weighs what the call asks for: keeping a longer block adds nothing to it.
+        facts: entry_facts(net, expires_at, now, false, targets),
     })
 }
 
@@ -283,4 +265,26 @@ fn removals(state: &RuleSet, tag: &str, wanted: Option<&str>, value: &str) -> Ve
             (!before.is_empty()).then(|| Operation::RemoveAliasEntries { alias: a.name.clone(), before })
         })
         .collect()
+}
+
+/// `until <time>`, or `permanently`.
+fn until(expires_at: Option<Timestamp>) -> String {
+    expires_at.map_or("permanently".to_string(), |t| format!("until {}", t.to_rfc3339()))
+}
+
+/// The risk facts of putting an entry for `net` into a managed list until `expires_at`.
+fn entry_facts(
+    net: IpNet,
+    expires_at: Option<Timestamp>,
+    now: Timestamp,
+    widens_exposure: bool,
+    interfaces: Vec<String>,
+) -> ChangeFacts {
+    ChangeFacts {
+        host_bits: net.max_prefix_len() - net.prefix_len(),
+        widens_exposure,
+        lifetime_seconds: expires_at.map(|t| (t - now).num_seconds()),
+        permanent: expires_at.is_none(),
+        interfaces,
+    }
 }
