@@ -528,6 +528,8 @@ async def test_high_risk_change_waits_for_a_person(servers, data_dir: Path):
 
             applied = ok(await call(session, "create_firewall_rule", wide_open))
             assert applied["status"] == "applied" and applied["approval_id"] == approval
+            # With the rule gone again the same call opens the same flows, and its approval is spent.
+            ok(await call(session, "delete_firewall_rule", {"rule_id": applied["rule"]["rule_id"]}))
             again = error(await call(session, "create_firewall_rule", wide_open))
             assert again["code"] == "approval_required", "approvals are single-use"
     tools = [r["tool"] for r in read_audit(data_dir)]
@@ -585,9 +587,11 @@ async def test_person_approves_through_mcp_elicitation(servers, data_dir: Path, 
             applied = ok(await call(session, "create_firewall_rule", wide_open))
             assert applied["status"] == "applied" and applied["approval_id"], applied
             assert "risk" in asked[0] and "lan" in asked[0], asked
-            declined = error(await call(session, "create_firewall_rule", {**wide_open, "description": "again"}))
+            # The same again on LAN would open nothing now; on the DMZ, where nothing passes yet, it opens everything.
+            again = {**wide_open, "interface": "dmz", "description": "again"}
+            declined = error(await call(session, "create_firewall_rule", again))
             assert declined["code"] == "approval_required" and "declined" in declined["message"], declined
-            rules = ok(await call(session, "get_firewall_rules", {"interface": "lan"}))
+            rules = ok(await call(session, "get_firewall_rules"))
             assert [r["description"] for r in rules["data"]].count("open everything") == 1
             assert all(r["description"] != "again" for r in rules["data"])
     assert len(asked) == 2

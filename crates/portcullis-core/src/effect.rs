@@ -16,7 +16,7 @@ use crate::eval::{Decision, PacketKey, ResolvedRule};
 use crate::model::{
     Action, AddressTarget, Direction, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, Protocol, RuleSet, Timestamp,
 };
-use crate::plan::{ChangePlan, Operation};
+use crate::plan::{ChangeFacts, ChangePlan, Operation};
 
 /// What a change does to traffic, in one word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
@@ -88,6 +88,16 @@ pub const MAX_REPORTED: usize = 20;
 /// backends refuse such a plan as a conflict anyway).
 pub fn of(before: &RuleSet, plan: &ChangePlan, now: Timestamp) -> Option<Effect> {
     Some(of_compared(&Compared::of(before, plan, now)?, plan))
+}
+
+/// A plan's risk facts, with what it does to traffic in place of the planner's guess where the effect knows: a
+/// complete report decides whether the change opens flows (a pass rule under a block, or an unblock of an address
+/// a wider block still covers, opens nothing); a sampled one can only add an opening it found.
+pub fn weigh(facts: &ChangeFacts, effect: Option<&Effect>) -> ChangeFacts {
+    let Some(effect) = effect else { return facts.clone() };
+    let opens = matches!(effect.verdict, EffectVerdict::Widens | EffectVerdict::Mixed);
+    let widens_exposure = if effect.complete { opens } else { opens || facts.widens_exposure };
+    ChangeFacts { widens_exposure, ..facts.clone() }
 }
 
 /// The effect of `plan` on the rule sets `compared` holds for it.
@@ -327,12 +337,14 @@ impl Study {
             }
             hole.sort_unstable();
             rest.0[dim] = subtract(&rest.0[dim], &merge(hole), cut.family);
-            if rest.0[dim].is_empty() {
-                if let Some(first) = absorbed.first().cloned() {
-                    self.note_decider(first);
-                }
-                return None;
-            }
+        }
+        // The rules taken out decide their part alike before and after: for a change without effect they are
+        // the rules that shadow it (the default allow rules from LAN net over a block from anywhere).
+        for id in &absorbed {
+            self.note_decider(id.clone());
+        }
+        if rest.0.iter().any(Vec::is_empty) {
+            return None;
         }
         Some((rest, absorbed))
     }
@@ -695,6 +707,30 @@ mod tests {
         assert_witnesses_hold(&first, &state, &after);
         let (again, _) = effect_of(&after, &block);
         assert_eq!(again.verdict, EffectVerdict::NoEffect, "{again:?}");
+    }
+
+    #[test]
+    fn a_complete_report_decides_whether_a_change_opens_flows() {
+        let state = fresh();
+        let t = now();
+        let weighed = |intent: &Intent| {
+            let p = plan(&state, intent, t).unwrap();
+            (p.facts.widens_exposure, weigh(&p.facts, of(&state, &p, t).as_ref()).widens_exposure)
+        };
+        // The planner guesses a pass rule opens flows; under the default deny on WAN it does, on LAN it does not.
+        assert_eq!(weighed(&draft("wan", Action::Pass, 443, None)), (true, true));
+        assert_eq!(weighed(&draft("lan", Action::Pass, 443, None)), (true, false));
+        let sampled = Effect {
+            verdict: EffectVerdict::NoEffect,
+            changes: Vec::new(),
+            changed_classes: 0,
+            examined_classes: 1,
+            complete: false,
+            decided_by: Vec::new(),
+        };
+        let guessed = ChangeFacts { widens_exposure: true, ..ChangeFacts::default() };
+        assert!(weigh(&guessed, Some(&sampled)).widens_exposure, "a sample cannot prove nothing opens");
+        assert!(weigh(&guessed, None).widens_exposure);
     }
 
     fn arbitrary_rule() -> impl Strategy<Value = Rule> {

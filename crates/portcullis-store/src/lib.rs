@@ -32,7 +32,14 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
+
+/// Steps that bring a store written by an older Portcullis to [`SCHEMA_VERSION`]: each runs once, in order, for
+/// stores older than its version. [`SCHEMA`] already holds their result for new stores.
+const MIGRATIONS: &[(i64, &str)] = &[
+    // Who put each managed entry, so an unblock of another principal's block needs the permission to do so.
+    (2, "ALTER TABLE managed_entries ADD COLUMN owner TEXT;"),
+];
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -61,7 +68,7 @@ CREATE TABLE IF NOT EXISTS changes (
     confirm_by_ms INTEGER, note TEXT);
 CREATE INDEX IF NOT EXISTS changes_status ON changes (status);
 CREATE TABLE IF NOT EXISTS managed_entries (
-    target TEXT NOT NULL, alias TEXT NOT NULL, value TEXT NOT NULL, expires_at_ms INTEGER,
+    target TEXT NOT NULL, alias TEXT NOT NULL, value TEXT NOT NULL, expires_at_ms INTEGER, owner TEXT,
     PRIMARY KEY (target, alias, value));
 CREATE INDEX IF NOT EXISTS managed_entries_by_expiry ON managed_entries (target, expires_at_ms)
     WHERE expires_at_ms IS NOT NULL;
@@ -105,7 +112,7 @@ impl Store {
             Some(v) if v > SCHEMA_VERSION => {
                 return Err(StoreError::SchemaTooNew { found: v, known: SCHEMA_VERSION });
             }
-            Some(_) => {}
+            Some(v) => Self::migrate(&conn, v)?,
             None => {
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
@@ -114,6 +121,19 @@ impl Store {
             }
         }
         Ok(Self { conn: Mutex::new(conn) })
+    }
+
+    /// Runs the migrations a store at `version` has not had, and the version update, in one transaction.
+    fn migrate(conn: &Connection, version: i64) -> StoreResult<()> {
+        let due: Vec<&str> = MIGRATIONS.iter().filter(|(v, _)| *v > version).map(|(_, sql)| *sql).collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        let mut batch = String::from("BEGIN;");
+        batch.extend(due);
+        batch.push_str(&format!("UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version'; COMMIT;"));
+        conn.execute_batch(&batch)?;
+        Ok(())
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -138,5 +158,36 @@ impl Store {
             [key, value],
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_of_the_first_schema_is_migrated_and_keeps_its_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                 INSERT INTO meta VALUES ('schema_version', '1');
+                 CREATE TABLE managed_entries (
+                     target TEXT NOT NULL, alias TEXT NOT NULL, value TEXT NOT NULL, expires_at_ms INTEGER,
+                     PRIMARY KEY (target, alias, value));
+                 INSERT INTO managed_entries VALUES ('lab', 'PORTCULLIS_BLOCK', '192.0.2.1', NULL);",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.meta_get("schema_version").unwrap().as_deref(), Some("2"));
+        assert_eq!(store.managed_owner("lab", "PORTCULLIS_BLOCK", "192.0.2.1").unwrap(), None);
+        assert_eq!(store.managed_live("lab", chrono::Utc::now()).unwrap()["PORTCULLIS_BLOCK"], vec!["192.0.2.1"]);
+        drop(store);
+        // Opening again runs nothing twice.
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.meta_get("schema_version").unwrap().as_deref(), Some("2"));
     }
 }

@@ -18,16 +18,24 @@ pub struct ManagedEntry {
 
 impl Store {
     /// Records entries put into and removed from managed aliases by one applied change, in one transaction.
-    pub fn managed_record(&self, target: &str, put: &[ManagedEntry], removed: &[(String, String)]) -> StoreResult<()> {
+    /// `owner` is the principal who put them; `None` (adopted or restored entries) keeps the owner on record.
+    pub fn managed_record(
+        &self,
+        target: &str,
+        put: &[ManagedEntry],
+        removed: &[(String, String)],
+        owner: Option<&str>,
+    ) -> StoreResult<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO managed_entries (target, alias, value, expires_at_ms) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(target, alias, value) DO UPDATE SET expires_at_ms = excluded.expires_at_ms",
+                "INSERT INTO managed_entries (target, alias, value, expires_at_ms, owner) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(target, alias, value) DO UPDATE SET expires_at_ms = excluded.expires_at_ms,
+                 owner = COALESCE(excluded.owner, managed_entries.owner)",
             )?;
             for e in put {
-                insert.execute(params![target, e.alias, e.value, e.expires_at.map(|t| t.timestamp_millis())])?;
+                insert.execute(params![target, e.alias, e.value, e.expires_at.map(|t| t.timestamp_millis()), owner])?;
             }
             let mut delete =
                 tx.prepare_cached("DELETE FROM managed_entries WHERE target = ?1 AND alias = ?2 AND value = ?3")?;
@@ -37,6 +45,18 @@ impl Store {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Who put an entry of a managed alias, where that is on record.
+    pub fn managed_owner(&self, target: &str, alias: &str, value: &str) -> StoreResult<Option<String>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached("SELECT owner FROM managed_entries WHERE target = ?1 AND alias = ?2 AND value = ?3")?;
+        let mut rows = stmt.query(params![target, alias, value])?;
+        Ok(match rows.next()? {
+            Some(row) => row.get(0)?,
+            None => None,
+        })
     }
 
     /// The recorded entries of a target that are still live at `now`, by alias.
@@ -114,8 +134,10 @@ mod tests {
             value: v.into(),
             expires_at: Some(now + chrono::TimeDelta::seconds(ttl)),
         };
-        store.managed_record("lab", &[e("192.0.2.1", 60), e("192.0.2.2", -1)], &[]).unwrap();
-        store.managed_record("lab", &[e("192.0.2.3", 60)], &[("PORTCULLIS_BLOCK".into(), "192.0.2.1".into())]).unwrap();
+        store.managed_record("lab", &[e("192.0.2.1", 60), e("192.0.2.2", -1)], &[], Some("alice")).unwrap();
+        store
+            .managed_record("lab", &[e("192.0.2.3", 60)], &[("PORTCULLIS_BLOCK".into(), "192.0.2.1".into())], None)
+            .unwrap();
         let live = store.managed_live("lab", now).unwrap();
         assert_eq!(live["PORTCULLIS_BLOCK"], vec!["192.0.2.3".to_string()]);
         assert!(store.managed_live("other", now).unwrap().is_empty());
@@ -132,9 +154,14 @@ mod tests {
         };
         assert_eq!(store.managed_next_expiry("lab").unwrap(), None);
         store
-            .managed_record("lab", &[e("192.0.2.1", Some(60)), e("192.0.2.2", Some(-5)), e("192.0.2.3", None)], &[])
+            .managed_record(
+                "lab",
+                &[e("192.0.2.1", Some(60)), e("192.0.2.2", Some(-5)), e("192.0.2.3", None)],
+                &[],
+                None,
+            )
             .unwrap();
-        store.managed_record("other", &[e("192.0.2.9", Some(-60))], &[]).unwrap();
+        store.managed_record("other", &[e("192.0.2.9", Some(-60))], &[], None).unwrap();
         assert_eq!(store.managed_next_expiry("lab").unwrap(), Some(now - chrono::TimeDelta::seconds(5)));
         let due = store.managed_due("lab", now, 10).unwrap();
         assert_eq!(due, vec![("PORTCULLIS_BLOCK".to_string(), vec!["192.0.2.2".to_string()])]);
@@ -145,5 +172,18 @@ mod tests {
         // Permanent entries and other targets are untouched.
         assert_eq!(store.managed_live("lab", now).unwrap()["PORTCULLIS_BLOCK"].len(), 2);
         assert!(store.managed_next_expiry("other").unwrap().is_some());
+    }
+
+    #[test]
+    fn the_owner_is_whoever_last_put_the_entry_and_survives_a_restore() {
+        let store = Store::open_in_memory().unwrap();
+        let e = ManagedEntry { alias: "PORTCULLIS_BLOCK".into(), value: "192.0.2.1".into(), expires_at: None };
+        assert_eq!(store.managed_owner("lab", "PORTCULLIS_BLOCK", "192.0.2.1").unwrap(), None);
+        store.managed_record("lab", std::slice::from_ref(&e), &[], Some("alice")).unwrap();
+        store.managed_record("lab", std::slice::from_ref(&e), &[], None).unwrap();
+        assert_eq!(store.managed_owner("lab", "PORTCULLIS_BLOCK", "192.0.2.1").unwrap().as_deref(), Some("alice"));
+        store.managed_record("lab", std::slice::from_ref(&e), &[], Some("bob")).unwrap();
+        assert_eq!(store.managed_owner("lab", "PORTCULLIS_BLOCK", "192.0.2.1").unwrap().as_deref(), Some("bob"));
+        assert_eq!(store.managed_owner("other", "PORTCULLIS_BLOCK", "192.0.2.1").unwrap(), None);
     }
 }

@@ -91,7 +91,7 @@ async fn seed(lab: &LabFirewall, store: &Store, first: u32, expires: &[DateTime<
         facts: ChangeFacts::default(),
     };
     lab.apply(&plan).await.expect("seed the block list");
-    store.managed_record("lab", &records, &[]).expect("seed the time index");
+    store.managed_record("lab", &records, &[], None).expect("seed the time index");
 }
 
 /// Lateness in ms of every entry in `due` (sorted expiries), given the sweeps in order.

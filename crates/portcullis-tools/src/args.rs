@@ -74,7 +74,7 @@ pub struct ChangeOptions {
     pub confirm_within: Option<String>,
     /// The firewall to change; the default target when omitted.
     pub target: Option<String>,
-    /// Make a rule even though it would never decide any traffic (shadowed by rules above it); refused otherwise.
+    /// Make the rule even if it changes no traffic (rules above it decide what it matches); refused otherwise.
     pub allow_no_effect: Option<bool>,
 }
 

@@ -219,7 +219,7 @@ impl ToolService {
                 format!("change {} is already being rolled back or was settled meanwhile", entry.change_id),
             ));
         }
-        match inside.carry(&inverse, ReadBack::Whole).await {
+        match inside.carry(&inverse, ReadBack::Whole, None).await {
             Ok(_) => {
                 store.journal_update(&entry.change_id, RolledBack, None, None).map_err(store_error)?;
                 result.status = ChangeStatus::RolledBack;

@@ -1,7 +1,8 @@
 //! The change door: the one way a change reaches a firewall. Tool calls pass every stage of it, in a fixed order:
 //!
-//! enter (the target's writer lock) → fresh state → plan → argument policy → lockout → risk → the target's own
-//! check → approval → journal → apply → verify by read-back → record managed entries → announce.
+//! enter (the target's writer lock) → fresh state → plan → argument policy → ownership → lockout → effect → risk
+//! weighed by the effect → the target's own check → approval → journal → apply → verify by read-back → record
+//! managed entries (with their owner) → announce.
 //!
 //! Rollbacks (`changes.rs`) and the reconciler's expiries (`reconciler.rs`) enter the same door and carry their
 //! plans out through the same [`Inside::carry`]: a plan reaches a firewall only from inside, while the target's
@@ -65,7 +66,14 @@ impl Inside<'_> {
     }
 
     /// Applies a plan whole, reads its effect back, records what it did to managed lists and announces it.
-    pub(crate) async fn carry(&self, plan: &ChangePlan, read_back: ReadBack) -> Result<Carried, CallError> {
+    /// `owner` is the principal whose call put the entries it puts; `None` keeps the owners on record (a rollback
+    /// restores entries, the reconciler only removes them).
+    pub(crate) async fn carry(
+        &self,
+        plan: &ChangePlan,
+        read_back: ReadBack,
+        owner: Option<&str>,
+    ) -> Result<Carried, CallError> {
         let firewall = self.target.firewall.as_ref();
         let applied = firewall.apply(plan).await.map_err(|e| {
             let code = if e.code == ErrorCode::InternalError { ErrorCode::ApplyFailed } else { e.code };
@@ -87,7 +95,7 @@ impl Inside<'_> {
                 })?;
                 self.target.note_state(&state);
                 announce();
-                self.svc.record_managed(&self.target.name, plan, &state)?;
+                self.svc.record_managed(&self.target.name, plan, &state, owner)?;
                 Ok(Carried { state: Some(state), created: applied.created_rules })
             }
             ReadBack::RemovedEntries => {
@@ -146,7 +154,7 @@ impl ToolService {
         ctx.check_cancelled()?;
         ctx.report_progress(2, Some(CHANGE_STEPS), "applying");
         self.journal_begin(&result.change_id, call, &plan, confirm_by, now)?;
-        let carried = match inside.carry(&plan, ReadBack::Whole).await {
+        let carried = match inside.carry(&plan, ReadBack::Whole, Some(&ctx.principal.name)).await {
             Ok(carried) => carried,
             Err(e) => {
                 self.journal_failed(&result.change_id, &e);
@@ -180,12 +188,14 @@ impl ToolService {
         let compared = Compared::of(state, &plan, now);
         let planned = Planned { plan: &plan, state, now, compared: compared.as_ref() };
         self.check_arguments(call, &planned)?;
+        self.check_ownership(call, &planned)?;
         self.check_lockout(call, &planned)?;
+        let effect = compared.as_ref().map(|c| portcullis_core::effect::of_compared(c, &plan));
+        let facts = portcullis_core::effect::weigh(&plan.facts, effect.as_ref());
         let (risk, needs_approval) = self
             .guard
-            .assess(call.ctx, &RiskInput { operation: call.def.operation, read_only: false, facts: Some(&plan.facts) });
+            .assess(call.ctx, &RiskInput { operation: call.def.operation, read_only: false, facts: Some(&facts) });
         trace.risk = risk;
-        let effect = compared.as_ref().map(|c| portcullis_core::effect::of_compared(c, &plan));
         let mut warnings = plan.warnings.clone();
         warnings.extend(effect.as_ref().and_then(effect_warning));
         let result = ChangeResult {
@@ -343,9 +353,9 @@ impl ToolService {
     }
 }
 
-/// A new rule that would never decide any traffic, while the rules that do decide it act otherwise (a block rule
-/// under an allow rule): the caller meant a change and would get none. A redundant rule (the same action as what
-/// decides its traffic) only warns.
+/// A new rule that would change no traffic, while rules above it that decide what it matches act otherwise (a
+/// block rule under an allow rule): the caller meant a change and would get none. A redundant rule (the same action
+/// as what decides its traffic) only warns.
 fn refuse_a_rule_that_never_decides(
     intent: &Intent,
     effect: Option<&portcullis_core::effect::Effect>,
@@ -363,7 +373,11 @@ fn refuse_a_rule_that_never_decides(
     let names: Vec<String> = deciders.iter().map(|r| format!("rule {} ({:?})", r.rule_id, r.description)).collect();
     Err(CallError::from(portcullis_core::FieldError::new(
         "allow_no_effect",
-        format!("this rule would never decide any traffic: {} above it decide(s) all of it", names.join(", ")),
+        format!(
+            "this rule would change no traffic: {} above it decide(s) the flows it matches, the other way, and the \
+             rest is decided as it would decide it",
+            names.join(", ")
+        ),
     ))
     .with_hint("place it above them (position), or pass allow_no_effect: true to create it anyway"))
 }
@@ -411,12 +425,12 @@ fn effect_warning(effect: &portcullis_core::effect::Effect) -> Option<String> {
 
 /// A plan and the state it was made against, as the guards judge it.
 #[derive(Clone, Copy)]
-struct Planned<'a> {
-    plan: &'a ChangePlan,
-    state: &'a RuleSet,
-    now: Timestamp,
+pub(crate) struct Planned<'a> {
+    pub plan: &'a ChangePlan,
+    pub state: &'a RuleSet,
+    pub now: Timestamp,
     /// The rule sets before and after the plan; `None` when the plan does not fit the state.
-    compared: Option<&'a Compared<'a>>,
+    pub compared: Option<&'a Compared<'a>>,
 }
 
 /// A change call on its way through the pipeline.

@@ -60,12 +60,18 @@ fn seeded_key(target: &str) -> String {
 impl ToolService {
     /// Records the entries a verified plan put into and took out of managed aliases, for drift checks and the
     /// reconciler's time index.
-    pub(crate) fn record_managed(&self, target: &str, plan: &ChangePlan, after: &RuleSet) -> Result<(), CallError> {
+    pub(crate) fn record_managed(
+        &self,
+        target: &str,
+        plan: &ChangePlan,
+        after: &RuleSet,
+        owner: Option<&str>,
+    ) -> Result<(), CallError> {
         let (put, removed) = managed_changes(plan, after);
         if put.is_empty() && removed.is_empty() {
             return Ok(());
         }
-        self.guard.auditor.store().managed_record(target, &put, &removed).map_err(|e| {
+        self.guard.auditor.store().managed_record(target, &put, &removed, owner).map_err(|e| {
             CallError::internal(format!("the change was applied but its record could not be written: {e}"))
         })
     }
@@ -127,7 +133,7 @@ impl ToolService {
                 .flat_map(|a| a.entries.iter().map(|e| (a.name.clone(), e)))
                 .map(|(alias, e)| ManagedEntry { alias, value: e.value.clone(), expires_at: e.expires_at })
                 .collect();
-            store.managed_record(&target.name, &adopt, &[]).ok()?;
+            store.managed_record(&target.name, &adopt, &[], None).ok()?;
             store.meta_set(&key, "true").ok()?;
             return None;
         }
@@ -238,8 +244,9 @@ fn managed_changes(plan: &ChangePlan, after: &RuleSet) -> (Vec<ManagedEntry>, Ve
     let mut removed = Vec::new();
     for op in &plan.operations {
         match op {
-            Operation::PutAliasEntries { alias, after: entries, .. } if managed(alias) => {
-                put.extend(entries.iter().map(|e| ManagedEntry {
+            Operation::PutAliasEntries { alias, after: entries, before } if managed(alias) => {
+                // An entry put back as it was (a longer block kept) changes nothing, not even its owner.
+                put.extend(entries.iter().filter(|e| !before.contains(e)).map(|e| ManagedEntry {
                     alias: alias.clone(),
                     value: e.value.clone(),
                     expires_at: e.expires_at,

@@ -14,6 +14,7 @@ mod door;
 mod drift;
 mod egress;
 mod logs;
+mod ownership;
 mod prompts;
 mod reads;
 mod reconciler;

@@ -131,7 +131,7 @@ impl ToolService {
         let done = match plan::plan_expiry(&state, cutoff) {
             Some(plan) => {
                 let started = Instant::now();
-                let result = inside.carry(&plan, ReadBack::Whole).await.map(|_| ());
+                let result = inside.carry(&plan, ReadBack::Whole, None).await.map(|_| ());
                 self.audit_expiry(target, &plan, result, started)?
             }
             None => 0,
@@ -160,13 +160,13 @@ impl ToolService {
         let done = match plan::plan_entry_expiry(on_firewall, cutoff) {
             Some(plan) => {
                 let started = Instant::now();
-                let result = inside.carry(&plan, ReadBack::RemovedEntries).await.map(|_| ());
+                let result = inside.carry(&plan, ReadBack::RemovedEntries, None).await.map(|_| ());
                 self.audit_expiry(target, &plan, result, started)?
             }
             None => 0,
         };
         store
-            .managed_record(&target.name, &still_live, &settled)
+            .managed_record(&target.name, &still_live, &settled, None)
             .map_err(|e| CallError::internal(format!("expired entries removed, but their records remain: {e}")))?;
         Ok(done)
     }

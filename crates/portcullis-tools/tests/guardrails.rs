@@ -128,9 +128,10 @@ async fn valid_call(svc: &ToolService, tool: &str) -> Value {
         "set_egress_policy" => json!({"target": "host", "interface": "wan", "dry_run": true, "include_dns": false,
                                       "allow": [{"name": "mirror", "destination": "203.0.113.80", "port": 443}]}),
         "unblock_ip_address" => {
+            // The operator's own block: anyone's needs admin access to security (see `ownership.rs`).
             call(
                 svc,
-                "admin",
+                "operator",
                 "block_ip_address",
                 json!({"ip_address": "203.0.113.77", "duration": "1h", "reason": "x"}),
             )
@@ -165,45 +166,68 @@ async fn every_tool_for_every_builtin_role_matches_the_documented_table() {
     }
 }
 
-fn any_any_lan() -> Value {
-    json!({"interface": "lan", "action": "pass", "protocol": "any", "source": "any", "destination": "any",
+/// A pass any → any where nothing passes yet (the lab's DMZ has no rules): it opens everything.
+fn any_any_dmz() -> Value {
+    json!({"interface": "dmz", "action": "pass", "protocol": "any", "source": "any", "destination": "any",
            "description": "open everything"})
+}
+
+#[tokio::test]
+async fn risk_weighs_what_a_rule_opens_not_how_it_is_written() {
+    let (svc, _) = service_with(generous());
+    let from_lan_net = |dry_run: bool| {
+        json!({"interface": "lan", "action": "pass", "protocol": "any", "source": "lan", "destination": "any",
+               "description": "LAN out", "dry_run": dry_run})
+    };
+    // Under the default allow rules (LAN net to any) the same rule opens nothing.
+    let redundant = call(&svc, "admin", "create_firewall_rule", from_lan_net(true)).await.unwrap();
+    assert_eq!(redundant["effect"]["verdict"], "no_effect", "{redundant}");
+    let mut anywhere = any_any_dmz();
+    anywhere["dry_run"] = json!(true);
+    let opens = call(&svc, "admin", "create_firewall_rule", anywhere).await.unwrap();
+    assert_eq!(opens["effect"]["verdict"], "widens");
+    assert_eq!(opens["approval_required"], true);
+    let (low, high) = (redundant["risk_score"].as_u64().unwrap(), opens["risk_score"].as_u64().unwrap());
+    assert!(low < high, "{low} vs {high}");
 }
 
 #[tokio::test]
 async fn approval_is_bound_to_exact_arguments_and_single_use() {
     let (svc, store) = service_with(generous());
-    let err = call(&svc, "admin", "create_firewall_rule", any_any_lan()).await.unwrap_err();
+    let err = call(&svc, "admin", "create_firewall_rule", any_any_dmz()).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::ApprovalRequired);
     let id = err.approval_id.clone().unwrap();
     let rules_before = call(&svc, "admin", "get_firewall_rules", json!({})).await.unwrap()["count"].clone();
 
     // The model cannot approve itself by insisting: an argument the tool does not take is refused outright.
-    let mut insisting = any_any_lan();
+    let mut insisting = any_any_dmz();
     insisting["confirm"] = json!(true);
     let refused = call(&svc, "admin", "create_firewall_rule", insisting).await.unwrap_err();
     assert_eq!((refused.code, refused.field.as_deref()), (ErrorCode::ValidationError, Some("confirm")));
-    let mut logged = any_any_lan();
+    let mut logged = any_any_dmz();
     logged["log"] = json!(true);
     let again = call(&svc, "admin", "create_firewall_rule", logged).await.unwrap_err();
     assert_eq!(again.code, ErrorCode::ApprovalRequired);
     assert_ne!(again.approval_id.as_deref(), Some(id.as_str()), "different arguments, different approval");
 
     store.approval_decide(&id, true, "human:alice", chrono::Utc::now()).unwrap();
-    let mut other = any_any_lan();
+    let mut other = any_any_dmz();
     other["description"] = json!("open everything, but different");
     let e = call(&svc, "admin", "create_firewall_rule", other).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::ApprovalRequired, "a grant for one call does not authorise another");
     assert_eq!(call(&svc, "admin", "get_firewall_rules", json!({})).await.unwrap()["count"], rules_before);
 
-    let applied = call(&svc, "admin", "create_firewall_rule", any_any_lan()).await.unwrap();
+    let applied = call(&svc, "admin", "create_firewall_rule", any_any_dmz()).await.unwrap();
     assert_eq!(applied["status"], "applied");
     assert_eq!(applied["approval_id"], id.as_str());
-    let reuse = call(&svc, "admin", "create_firewall_rule", any_any_lan()).await.unwrap_err();
+    // With the rule gone again, the same call opens the same flows, and the approval it used is spent.
+    let rule_id = applied["rule"]["rule_id"].clone();
+    call(&svc, "admin", "delete_firewall_rule", json!({"rule_id": rule_id})).await.unwrap();
+    let reuse = call(&svc, "admin", "create_firewall_rule", any_any_dmz()).await.unwrap_err();
     assert_eq!(reuse.code, ErrorCode::ApprovalRequired, "an approval is single-use");
 
     let dry = json!({"dry_run": true});
-    let mut planned = any_any_lan();
+    let mut planned = any_any_dmz();
     planned.as_object_mut().unwrap().extend(dry.as_object().unwrap().clone());
     let plan = call(&svc, "admin", "create_firewall_rule", planned).await.unwrap();
     assert_eq!(plan["status"], "planned");
@@ -319,7 +343,7 @@ async fn sensitive_calls_have_their_own_rate_and_denial_bursts_raise_an_alert() 
 #[tokio::test]
 async fn refused_high_risk_change_raises_an_alert() {
     let (svc, store) = service_with(generous());
-    let _ = call(&svc, "admin", "create_firewall_rule", any_any_lan()).await.unwrap_err();
+    let _ = call(&svc, "admin", "create_firewall_rule", any_any_dmz()).await.unwrap_err();
     let alerts = store.alerts_since(chrono::Utc::now() - chrono::TimeDelta::minutes(1)).unwrap();
     assert!(alerts.iter().any(|a| a.kind == "high_risk_refused"), "{alerts:?}");
 }
@@ -337,4 +361,33 @@ async fn verify_audit_log_reports_tampering_with_the_sequence_number() {
     assert_eq!(report["broken_at"], 2);
     let log = call(&svc, "viewer", "get_audit_log", json!({"tool": "get_firewall_rules", "limit": 2})).await.unwrap();
     assert_eq!(log["count"], 2);
+}
+
+#[tokio::test]
+async fn an_operator_unblocks_its_own_blocks_but_not_the_automated_responses() {
+    let (svc, _) = service_with(generous());
+    let auto = CallContext::new(
+        Principal { name: "auto_response".into(), role: "operator".into() },
+        Transport::System,
+        Some("auto_response".into()),
+    );
+    let block = |ip: &str| json!({"ip_address": ip, "duration": "1h", "reason": "auto: port scan"});
+    svc.call(&auto, "block_ip_address", block("203.0.113.90")).await.unwrap();
+    call(&svc, "operator", "block_ip_address", block("203.0.113.91")).await.unwrap();
+    let before = call(&svc, "admin", "list_blocks", json!({})).await.unwrap();
+
+    let refused =
+        call(&svc, "operator", "unblock_ip_address", json!({"ip_address": "203.0.113.90"})).await.unwrap_err();
+    assert_eq!(refused.code, ErrorCode::AuthorizationFailed);
+    assert!(refused.message.contains("blocked by auto_response"), "{}", refused.message);
+    assert_eq!(call(&svc, "admin", "list_blocks", json!({})).await.unwrap(), before, "nothing changed");
+
+    call(&svc, "operator", "unblock_ip_address", json!({"ip_address": "203.0.113.91"})).await.unwrap();
+    // Re-blocking it for less time keeps the longer block and its owner: the operator still cannot take it away.
+    svc.call(&auto, "block_ip_address", json!({"ip_address": "203.0.113.90", "duration": "10m", "reason": "again"}))
+        .await
+        .unwrap();
+    call(&svc, "admin", "unblock_ip_address", json!({"ip_address": "203.0.113.90"})).await.unwrap();
+    let left = call(&svc, "admin", "list_blocks", json!({})).await.unwrap();
+    assert_eq!(left["count"], 0, "{left}");
 }
