@@ -94,3 +94,27 @@ async def test_a_pass_rule_on_wan_widens_and_scores_above_the_same_block(servers
     assert closed["effect"]["verdict"] == "no_effect", closed
     assert opened["risk_score"] > closed["risk_score"], (opened["risk_score"], closed["risk_score"])
     assert any("widens" in w for w in opened["warnings"]), opened["warnings"]
+
+
+async def test_a_one_hour_block_does_not_cut_short_a_week(servers, data_dir: Path):
+    from datetime import datetime, timedelta, timezone
+
+    pc = servers("stdio", data_dir)
+    pc.start()
+    ip = "203.0.113.77"
+    with anyio.fail_after(SCENARIO_TIMEOUT):
+        async with pc.session() as s:
+            ok(await call(s, "block_ip_address", {"ip_address": ip, "duration": "7d", "reason": "person: ssh"}))
+            again = ok(await call(s, "block_ip_address", {"ip_address": ip, "duration": "1h", "reason": "auto: scan"}))
+            assert any("longer block is kept" in w for w in again["warnings"]), again["warnings"]
+            listed = {b["ip_address"]: b for b in ok(await call(s, "list_blocks"))["data"]}
+            replaced = ok(await call(s, "block_ip_address",
+                                     {"ip_address": ip, "duration": "1h", "reason": "shorter", "replace": True}))
+            relisted = {b["ip_address"]: b for b in ok(await call(s, "list_blocks"))["data"]}
+    expires = datetime.fromisoformat(listed[ip]["expires_at"].replace("Z", "+00:00"))
+    left = expires - datetime.now(timezone.utc)
+    assert timedelta(days=6, hours=23) < left <= timedelta(days=7), left
+    assert listed[ip]["reason"] == "person: ssh", listed[ip]
+    assert replaced["status"] == "applied"
+    shortened = datetime.fromisoformat(relisted[ip]["expires_at"].replace("Z", "+00:00"))
+    assert shortened - datetime.now(timezone.utc) <= timedelta(hours=1), relisted[ip]
