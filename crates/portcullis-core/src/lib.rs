@@ -13,5 +13,6 @@ pub mod lint;
 pub mod lockout;
 pub mod model;
 pub mod plan;
+pub mod text;
 
 pub use error::{FieldError, FieldResult};

@@ -537,30 +537,7 @@ pub fn validate_alias_name(field: &str, s: &str) -> FieldResult<()> {
     }
 }
 
-/// Characters refused in free text.
-pub const FORBIDDEN_IN_TEXT: &str = r#"<>`$;|&\"'{}"#;
-
-/// Free text such as descriptions and reasons: bounded, no control characters, no markup.
-pub fn validate_text(field: &str, s: &str, max_len: usize) -> FieldResult<()> {
-    if s.chars().count() > max_len {
-        return Err(FieldError::new(field, format!("is longer than {max_len} characters")));
-    }
-    if let Some(c) = s.chars().find(|c| c.is_control()) {
-        return Err(FieldError::new(
-            field,
-            format!("contains the control character U+{:04X}; use plain text", c as u32),
-        ));
-    }
-    // Text goes to firewall configs, shells on the firewall, logs and HTML reports: markup, quoting and shell
-    // metacharacters have no business in a rule description.
-    if let Some(c) = s.chars().find(|c| FORBIDDEN_IN_TEXT.contains(*c)) {
-        return Err(FieldError::new(
-            field,
-            format!("contains {c:?}; markup, quotes and shell metacharacters ({FORBIDDEN_IN_TEXT}) are not allowed"),
-        ));
-    }
-    Ok(())
-}
+pub use crate::text::{FORBIDDEN_IN_TEXT, validate_text};
 
 /// A stable rule identity (pfSense `tracker`). Never a list position.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
@@ -873,14 +850,6 @@ mod tests {
         for bad in ["70000", "0", "2000:1000", "-5", "22;rm"] {
             assert_eq!(PortMatch::parse("destination_port", bad).unwrap_err().field, "destination_port", "{bad}");
         }
-    }
-
-    #[test]
-    fn text_rejects_control_characters_and_markup() {
-        assert!(validate_text("description", "Allow SSH from office", 255).is_ok());
-        assert!(validate_text("description", "evil\u{7}bell", 255).is_err());
-        assert!(validate_text("description", "line\nbreak", 255).is_err());
-        assert!(validate_text("description", "<script>", 255).is_err());
     }
 
     #[test]

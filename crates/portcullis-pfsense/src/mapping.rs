@@ -18,6 +18,7 @@ use portcullis_core::model::{
 use portcullis_core::plan::{
     BLOCK_ALIAS, BLOCK_ALIAS_DESCR, GRANT_ALIAS_DESCR, GRANT_RULE_DESCR, MANAGED_BLOCK, MANAGED_GRANT,
 };
+use portcullis_core::text::show_invisible;
 use portcullis_pfrest::types::{
     FirewallAlias, FirewallAliasRequest, FirewallRule, FirewallRuleRequest, InterfaceStats, NetworkInterface,
 };
@@ -107,7 +108,7 @@ pub fn interfaces(config: &[NetworkInterface], stats: &[InterfaceStats]) -> Vec<
             Interface {
                 name: id,
                 device: c.if_.clone(),
-                description: c.descr.clone(),
+                description: show_invisible(&c.descr).into_owned(),
                 ipv4: live_v4.or_else(|| net(c.ipaddr.as_deref(), c.subnet)),
                 ipv6: live_v6.or_else(|| net(c.ipaddrv6.as_deref(), c.subnetv6)),
                 enabled: c.enable,
@@ -206,7 +207,7 @@ pub fn rule_from_device(
         source_port: port_from_device("source_port", r.source_port.as_deref())?,
         destination: address_from_device("destination", &r.destination, ifaces)?,
         destination_port: port_from_device("destination_port", r.destination_port.as_deref())?,
-        description: r.descr.clone(),
+        description: show_invisible(&r.descr).into_owned(),
         enabled,
         log: r.log,
         managed,
@@ -397,13 +398,14 @@ pub fn alias_from_device(a: &FirewallAlias) -> Option<Alias> {
             let (reason, expires_at, created_at) = detail::decode(a.detail.get(i).map_or("", String::as_str));
             AliasEntry {
                 value: if managed { canonical_value(value) } else { value.clone() },
-                detail: reason,
+                detail: show_invisible(&reason).into_owned(),
                 expires_at,
                 created_at,
             }
         })
         .collect();
-    Some(Alias { name: a.name.clone(), kind, description: a.descr.clone(), entries, managed: tag.map(str::to_string) })
+    let description = show_invisible(&a.descr).into_owned();
+    Some(Alias { name: a.name.clone(), kind, description, entries, managed: tag.map(str::to_string) })
 }
 
 /// The `detail` text of an entry, checked against pfRest's limits.
@@ -509,5 +511,24 @@ mod tests {
         assert_eq!(serde_json::to_value(&patch).unwrap(), json!({"protocol": "tcp", "destination_port": "443"}));
         let back = RuleFields::from_rule(&after).unwrap().patch_to(&fields);
         assert_eq!(serde_json::to_value(&back).unwrap(), json!({"protocol": null, "destination_port": null}));
+    }
+
+    #[test]
+    fn invisible_characters_set_on_the_device_are_shown_escaped() {
+        let raw: FirewallRule = serde_json::from_value(json!({
+            "id": 0, "tracker": 100000102, "type": "pass", "interface": ["LAN"], "ipprotocol": "inet",
+            "source": "any", "destination": "any", "descr": "Allow \u{202E}kcolb\u{200B}",
+            "disabled": false, "log": false, "floating": false
+        }))
+        .unwrap();
+        let rule = rule_from_device(&raw, &ifaces(), None).unwrap();
+        assert_eq!(rule.description, "Allow \\u{202E}kcolb\\u{200B}");
+        let alias: FirewallAlias = serde_json::from_value(json!({
+            "id": 0, "name": "OFFICE", "type": "network", "descr": "office\u{2067}x",
+            "address": ["10.0.0.0/8"], "detail": ["HQ\u{202E}"]
+        }))
+        .unwrap();
+        let alias = alias_from_device(&alias).unwrap();
+        assert_eq!((alias.description.as_str(), alias.entries[0].detail.as_str()), ("office\\u{2067}x", "HQ\\u{202E}"));
     }
 }

@@ -391,3 +391,38 @@ async fn an_operator_unblocks_its_own_blocks_but_not_the_automated_responses() {
     let left = call(&svc, "admin", "list_blocks", json!({})).await.unwrap();
     assert_eq!(left["count"], 0, "{left}");
 }
+
+#[tokio::test]
+async fn invisible_characters_are_refused_in_every_free_text_field() {
+    let (svc, _) = service_with(generous());
+    let before = call(&svc, "admin", "get_firewall_rules", json!({})).await.unwrap();
+    let spellings = ["\u{202E}kcolb", "a\u{2066}b\u{2069}", "zero\u{200B}width", "\u{FEFF}bom", "soft\u{AD}hyphen"];
+    for text in spellings {
+        let calls = [
+            ("block_ip_address", "reason", json!({"ip_address": "203.0.113.5", "duration": "1h", "reason": text})),
+            ("grant_access", "reason", json!({"ip_address": "203.0.113.6", "duration": "1h", "reason": text})),
+            (
+                "create_firewall_rule",
+                "description",
+                json!({"interface": "dmz", "action": "block", "protocol": "tcp", "source": "any",
+                       "destination": "any", "destination_port": 23, "description": text}),
+            ),
+            (
+                "modify_firewall_rule",
+                "description",
+                json!({"rule_id": before["data"][0]["rule_id"], "description": text}),
+            ),
+        ];
+        for (tool, field, args) in calls {
+            let e = call(&svc, "admin", tool, args).await.unwrap_err();
+            assert_eq!(
+                (e.code, e.field.as_deref()),
+                (ErrorCode::ValidationError, Some(field)),
+                "{tool} {text:?}: {e:?}"
+            );
+            assert!(e.message.contains("U+"), "{tool}: {}", e.message);
+        }
+    }
+    assert_eq!(call(&svc, "admin", "get_firewall_rules", json!({})).await.unwrap()["data"], before["data"]);
+    assert_eq!(call(&svc, "admin", "list_blocks", json!({})).await.unwrap()["count"], 0);
+}
