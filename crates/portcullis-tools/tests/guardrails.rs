@@ -426,3 +426,37 @@ async fn invisible_characters_are_refused_in_every_free_text_field() {
     assert_eq!(call(&svc, "admin", "get_firewall_rules", json!({})).await.unwrap()["data"], before["data"]);
     assert_eq!(call(&svc, "admin", "list_blocks", json!({})).await.unwrap()["count"], 0);
 }
+
+#[tokio::test]
+async fn managed_names_cannot_be_taken_for_another_purpose() {
+    let (svc, _) = service_with(generous());
+    for alias in ["PORTCULLIS_BLOCK", "portcullis_block", "PORTCULLIS_BLOCK_LAN", "PORTCULLIS_GEO_CN", "PORTCULLIS_X"] {
+        let grant = json!({"ip_address": "203.0.113.20", "duration": "1h", "reason": "vendor", "alias": alias});
+        let e = call(&svc, "admin", "grant_access", grant).await.unwrap_err();
+        assert_eq!((e.code, e.field.as_deref()), (ErrorCode::ValidationError, Some("alias")), "{alias}: {e:?}");
+        assert!(e.message.contains("reserved"), "{}", e.message);
+    }
+    call(&svc, "admin", "block_ip_address", json!({"ip_address": "203.0.113.21", "duration": "1h", "reason": "scan"}))
+        .await
+        .unwrap();
+    // A pass rule from the block list would let the blocked in; a block from it acts as the list does.
+    for (field, source, destination) in [
+        ("source", "PORTCULLIS_BLOCK", "any"),
+        ("destination", "any", "PORTCULLIS_BLOCK"),
+        ("source", "portcullis_block", "any"),
+    ] {
+        let rule = json!({"interface": "lan", "action": "pass", "protocol": "tcp", "source": source,
+                          "destination": destination, "destination_port": 443, "description": "hijack"});
+        let e = call(&svc, "admin", "create_firewall_rule", rule).await.unwrap_err();
+        assert_eq!((e.code, e.field.as_deref()), (ErrorCode::ValidationError, Some(field)), "{source}: {e:?}");
+    }
+    let outbound = json!({"interface": "lan", "action": "block", "direction": "out", "protocol": "any",
+                          "source": "any", "destination": "PORTCULLIS_BLOCK", "description": "no replies to blocked"});
+    let made = call(&svc, "admin", "create_firewall_rule", outbound).await.unwrap();
+    assert_eq!(made["status"], "applied", "{made}");
+    // Blocks still land in the block list, and the grant list holds nothing.
+    let aliases = call(&svc, "admin", "list_aliases", json!({})).await.unwrap();
+    let by_name = |n: &str| aliases["data"].as_array().unwrap().iter().find(|a| a["name"] == n).cloned();
+    assert_eq!(by_name("PORTCULLIS_BLOCK").unwrap()["managed"], "block_list", "{aliases}");
+    assert!(by_name("PORTCULLIS_GRANT").is_none(), "{aliases}");
+}

@@ -7,6 +7,7 @@ use crate::model::{
     Action, AddressMatch, AddressTarget, Alias, AliasEntry, AliasKind, Rule, RuleSet, Timestamp, net_to_string,
 };
 
+use super::reserved::{Purpose, check_name_for};
 use super::rules::{check_rule, leading_system_rules};
 use super::{
     BLOCK_ALIAS, BLOCK_ALIAS_DESCR, BLOCK_RULE_DESCR, ChangeFacts, ChangePlan, GRANT_ALIAS, GRANT_ALIAS_DESCR,
@@ -31,6 +32,7 @@ pub(super) fn plan_grant(
     now: Timestamp,
 ) -> FieldResult<ChangePlan> {
     let alias_name = alias.unwrap_or(GRANT_ALIAS).to_string();
+    check_name_for("alias", &alias_name, Purpose::GrantList)?;
     let mut operations = Vec::new();
     let mut warnings = Vec::new();
     match state.alias(&alias_name) {
@@ -102,6 +104,9 @@ fn grant_rule(interface: &str, alias_name: &str, g: &GrantRule, now: Timestamp) 
 }
 
 pub(super) fn plan_revoke(state: &RuleSet, net: IpNet, alias: Option<&str>) -> FieldResult<ChangePlan> {
+    if let Some(name) = alias {
+        check_name_for("alias", name, Purpose::GrantList)?;
+    }
     let value = net_to_string(&net);
     let operations = removals(state, MANAGED_GRANT, alias, &value);
     if operations.is_empty() {
@@ -136,6 +141,15 @@ pub(super) fn plan_block(state: &RuleSet, ask: &BlockAsk<'_>, now: Timestamp) ->
         Some(i) => vec![i.clone()],
         None => state.interfaces.iter().map(|i| i.name.clone()).collect(),
     };
+    // A list of this name that is not a block list (made by hand, or a grant list from before names were
+    // reserved) would take the block as an entry of another meaning.
+    if let Some(other) = state.alias(&alias_name).filter(|a| a.managed.as_deref() != Some(MANAGED_BLOCK)) {
+        let what = other.managed.as_deref().unwrap_or("not managed by Portcullis");
+        return Err(FieldError::new(
+            "ip_address",
+            format!("alias {alias_name} exists but is not a Portcullis block list ({what}); rename or remove it first"),
+        ));
+    }
     let mut operations = ensure_block_list(state, &alias_name, &targets, now);
     let replaced: Vec<AliasEntry> = state
         .alias(&alias_name)

@@ -6,7 +6,7 @@
 //! The module is split by concern: `intent` (what a tool asks for), `rules` (the rule planners and the checks they
 //! share), `lists` (blocks and grants), `expiry`, `verify`, `invert`, `positions` (interface positions in the
 //! global rule list) and `carry` (the one meaning of carrying a plan out, shared by the lockout preview and the
-//! backends). Everything public is re-exported here, so `portcullis_core::plan::X` paths stay as they were.
+//! backends), `reserved` (the names Portcullis manages, each kept to its purpose). Everything public is re-exported here, so `portcullis_core::plan::X` paths stay as they were.
 
 mod carry;
 mod expiry;
@@ -14,6 +14,7 @@ mod intent;
 mod invert;
 mod lists;
 mod positions;
+mod reserved;
 mod rules;
 mod verify;
 
@@ -32,6 +33,7 @@ pub use intent::{GrantRule, Intent, RuleDraft, RulePatch};
 pub use invert::invert;
 pub use lists::block_alias_name;
 pub use positions::{global_index, global_index_by};
+pub use reserved::{Purpose, RESERVED_PREFIX, check_name_for, check_reference, reserved_purpose};
 pub use verify::{same_enforcement, verify};
 
 use lists::{BlockAsk, plan_block, plan_grant, plan_revoke, plan_unblock};

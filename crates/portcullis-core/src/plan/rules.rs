@@ -260,8 +260,12 @@ fn settle_ip_version(rule: &Rule, asked: Option<IpVersion>) -> FieldResult<IpVer
 
 /// Checks references and field combinations of a complete rule against the firewall's state.
 pub(super) fn check_rule(state: &RuleSet, rule: &Rule) -> FieldResult<()> {
-    check_address(state, "source", &rule.source)?;
-    check_address(state, "destination", &rule.destination)?;
+    for (field, m) in [("source", &rule.source), ("destination", &rule.destination)] {
+        if let AddressTarget::Alias(name) = &m.target {
+            super::check_reference(field, name, rule.action)?;
+        }
+        check_address(state, field, m)?;
+    }
     for (field, port) in [("source_port", &rule.source_port), ("destination_port", &rule.destination_port)] {
         if port.is_any() {
             continue;

@@ -836,3 +836,20 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_block_never_lands_in_a_list_of_another_purpose_under_its_name() {
+    for managed in [Some(MANAGED_GRANT.to_string()), None] {
+        let mut state = seeded();
+        state.aliases.push(Alias {
+            name: BLOCK_ALIAS.into(),
+            kind: crate::model::AliasKind::Network,
+            description: "made by hand".into(),
+            entries: Vec::new(),
+            managed: managed.clone(),
+        });
+        let e = plan(&state, &block("203.0.113.9", None), now()).unwrap_err();
+        assert_eq!(e.field, "ip_address", "{managed:?}");
+        assert!(e.message.contains("not a Portcullis block list"), "{}", e.message);
+    }
+}
