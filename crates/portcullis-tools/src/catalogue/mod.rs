@@ -53,31 +53,43 @@ pub(crate) type Route = fn(&Value, Timestamp) -> Result<WorkKind, CallError>;
 /// for its whole life (as JSON trees they are most of its heap at idle).
 pub type Schema = Arc<Map<String, Value>>;
 
-/// The schema of `T`, made once per process and type.
-fn schema_of<T: JsonSchema + 'static>() -> Schema {
-    static MADE: OnceLock<Mutex<HashMap<TypeId, Schema>>> = OnceLock::new();
-    let made = MADE.get_or_init(Mutex::default);
-    let mut made = made.lock().unwrap_or_else(|p| p.into_inner());
-    made.entry(TypeId::of::<T>()).or_insert_with(|| Arc::new(generate_schema::<T>())).clone()
+/// How a schema holds the types it is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Form {
+    /// Every type written out where it is used: input schemas, which some clients turn into function
+    /// declarations for a model and which must not need a resolver.
+    Inline,
+    /// Each type written once under `$defs` and referenced: output schemas, which clients validate every result
+    /// against (the change result holds a rule four times over; inlined it was 19 KB per tool).
+    Shared,
 }
 
-/// The input schema of `T`: its schema, closed to properties it does not declare, as calls are checked.
+/// The schema of `T` in `form`, made once per process.
+fn schema_of<T: JsonSchema + 'static>(form: Form) -> Schema {
+    static MADE: OnceLock<Mutex<HashMap<(TypeId, Form), Schema>>> = OnceLock::new();
+    let made = MADE.get_or_init(Mutex::default);
+    let mut made = made.lock().unwrap_or_else(|p| p.into_inner());
+    made.entry((TypeId::of::<T>(), form)).or_insert_with(|| Arc::new(generate_schema::<T>(form))).clone()
+}
+
+/// The input schema of `T`: inline, closed to properties it does not declare, as calls are checked.
 fn input_schema_of<T: JsonSchema + 'static>() -> Schema {
     static MADE: OnceLock<Mutex<HashMap<TypeId, Schema>>> = OnceLock::new();
     let made = MADE.get_or_init(Mutex::default);
     let mut made = made.lock().unwrap_or_else(|p| p.into_inner());
     made.entry(TypeId::of::<T>())
         .or_insert_with(|| {
-            let mut schema = (*schema_of::<T>()).clone();
+            let mut schema = (*schema_of::<T>(Form::Inline)).clone();
             schema.insert("additionalProperties".into(), Value::Bool(false));
             Arc::new(schema)
         })
         .clone()
 }
 
-fn generate_schema<T: JsonSchema>() -> Map<String, Value> {
-    // Draft 2020-12 with definitions inlined where possible, which MCP clients validate without resolvers.
-    let settings = SchemaSettings::draft2020_12().with(|s| s.inline_subschemas = true);
+fn generate_schema<T: JsonSchema>(form: Form) -> Map<String, Value> {
+    // Draft 2020-12; shared definitions live under `$defs` and are referenced within the same document, which
+    // every validator resolves without fetching anything.
+    let settings = SchemaSettings::draft2020_12().with(|s| s.inline_subschemas = form == Form::Inline);
     let schema = SchemaGenerator::new(settings).into_root_schema_for::<T>();
     let mut map = match serde_json::to_value(schema) {
         Ok(Value::Object(map)) => map,
@@ -191,7 +203,7 @@ pub(crate) trait Tool {
 }
 
 fn route_of<T: Tool>(args: &Value, now: Timestamp) -> Result<WorkKind, CallError> {
-    refuse_unknown_arguments(args, &schema_of::<T::Args>())?;
+    refuse_unknown_arguments(args, &input_schema_of::<T::Args>())?;
     Ok(T::route(parse_args(args)?, now)?.kind)
 }
 
@@ -246,7 +258,7 @@ pub(crate) fn row<T: Tool>() -> ToolDef {
         destructive: d.destructive,
         idempotent: d.idempotent,
         input_schema: input_schema_of::<T::Args>(),
-        output_schema: schema_of::<T::Output>(),
+        output_schema: schema_of::<T::Output>(Form::Shared),
         route: route_of::<T>,
     }
 }
