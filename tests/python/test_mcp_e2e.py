@@ -299,7 +299,20 @@ async def test_every_listed_tool_goes_through_the_pipeline(servers, data_dir: Pa
                     assert rec["decision"] == "denied" or rec["outcome"] != "ok", (t.name, rec)
                     error(result)
                 else:
-                    ok(result)
+                    await _conforms_to_its_whole_schema(s, t.name, ok(result))
+
+
+async def _conforms_to_its_whole_schema(session, tool: str, result: dict) -> None:
+    """The output schema clients check is an outline; the whole result type is a resource, and every result must
+    satisfy it."""
+    import jsonschema
+
+    with anyio.fail_after(STEP_TIMEOUT):
+        read = await session.read_resource(f"portcullis://schemas/{tool}")
+    schema = json.loads(read.contents[0].text)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(result), key=str)
+    assert not errors, (tool, [e.message for e in errors[:3]])
 
 
 MISSPELT_DRY_RUN = ["dryRun", "dry-run", "dryrun"]

@@ -86,6 +86,13 @@ pub fn resource_templates() -> Vec<ResourceTemplateDef> {
         def("portcullis://targets/{target}/grants", "target-grants", "Grants of a target", "list_grants", JSON),
         def("portcullis://rules/{rule_id}", "rule", "One rule", "One rule of the default target by its id", JSON),
         def(
+            "portcullis://schemas/{tool}",
+            "result-schema",
+            "Result schema of a tool",
+            "The whole JSON schema (2020-12) of a tool's result; its output schema is an outline of it",
+            JSON,
+        ),
+        def(
             "portcullis://interfaces/{interface}/rules",
             "interface-rules",
             "Rules of an interface",
@@ -120,7 +127,7 @@ fn tool_for(uri: &str) -> Result<Option<(&'static str, Value)>, CallError> {
             ("get_firewall_rules", json!({"interface": interface}))
         }
         ["report", "latest"] => ("generate_security_report", json!({"timeframe": "24h", "format": "markdown"})),
-        ["targets"] => return Ok(None),
+        ["targets"] | ["schemas", _] => return Ok(None),
         _ => return Err(not_found(uri)),
     };
     Ok(Some(call))
@@ -157,11 +164,20 @@ impl ToolService {
                     .map_err(|e| CallError::internal(format!("resource not serialisable: {e}")))?;
                 Ok(body(JSON, text))
             }
-            None => {
-                let names = self.target_names();
-                Ok(body(JSON, json!({"default": names[0], "targets": names}).to_string()))
-            }
+            None => match uri.strip_prefix("portcullis://schemas/") {
+                Some(tool) => Ok(body(JSON, self.result_schema(ctx, tool).ok_or_else(|| not_found(uri))?)),
+                None => {
+                    let names = self.target_names();
+                    Ok(body(JSON, json!({"default": names[0], "targets": names}).to_string()))
+                }
+            },
         }
+    }
+
+    /// The whole result schema of a tool the principal may call.
+    fn result_schema(&self, ctx: &CallContext, tool: &str) -> Option<String> {
+        let def = self.tools_for(ctx).into_iter().find(|t| t.name == tool)?;
+        serde_json::to_string_pretty(&*def.result_schema).ok()
     }
 
     /// Known values for an argument of a prompt or resource template, starting with `prefix`. Values that live on

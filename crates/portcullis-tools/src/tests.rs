@@ -42,7 +42,7 @@ fn every_catalogue_tool_routes_its_arguments_and_has_object_schemas() {
         assert_eq!(def.input_schema.get("additionalProperties"), Some(&json!(false)), "{}", def.name);
         let mut open_input = (*def.input_schema).clone();
         open_input.remove("additionalProperties");
-        for schema in [&open_input, &*def.output_schema] {
+        for schema in [&open_input, &*def.output_schema, &*def.result_schema] {
             if let Some(path) = boolean_subschema(&Value::Object(schema.clone()), String::new()) {
                 panic!("{}: boolean schema at {path} (MCP clients refuse them)", def.name);
             }
@@ -53,7 +53,7 @@ fn every_catalogue_tool_routes_its_arguments_and_has_object_schemas() {
 #[test]
 fn tools_with_the_same_result_type_share_one_schema() {
     let tools = catalogue();
-    let schema = |name: &str| tools.iter().find(|d| d.name == name).map(|d| d.output_schema.clone()).unwrap();
+    let schema = |name: &str| tools.iter().find(|d| d.name == name).map(|d| d.result_schema.clone()).unwrap();
     assert!(std::sync::Arc::ptr_eq(&schema("block_ip_address"), &schema("unblock_ip_address")));
     assert!(!std::sync::Arc::ptr_eq(&schema("block_ip_address"), &schema("get_firewall_rules")));
 }

@@ -24,6 +24,7 @@ fn current() -> Value {
                 "rate_class": t.rate_class,
                 "input_schema": *t.input_schema,
                 "output_schema": *t.output_schema,
+                "result_schema": *t.result_schema,
             })
         })
         .collect();
@@ -44,7 +45,7 @@ fn the_catalogue_matches_its_snapshot_byte_for_byte() {
     let names = |v: &[Value]| v.iter().map(|t| t["name"].as_str().unwrap_or_default().to_string()).collect::<Vec<_>>();
     assert_eq!(names(now), names(before), "tools added, removed or reordered");
     for (a, b) in now.iter().zip(before) {
-        for key in ["output_schema", "input_schema"] {
+        for key in ["output_schema", "result_schema", "input_schema"] {
             let (x, y) = (serde_json::to_string(&a[key]).unwrap(), serde_json::to_string(&b[key]).unwrap());
             assert_eq!(x, y, "{} of {} differs from the snapshot", key, a["name"]);
         }

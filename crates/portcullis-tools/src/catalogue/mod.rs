@@ -2,6 +2,7 @@
 //! argument type, result type and route), and [`row`] turns the declaration into the [`ToolDef`] transports list
 //! and `ToolService::call` dispatches through. The rows themselves are in `rows.rs`.
 
+mod outline;
 mod rows;
 
 use std::any::TypeId;
@@ -41,7 +42,10 @@ pub struct ToolDef {
     pub destructive: bool,
     pub idempotent: bool,
     pub input_schema: Schema,
+    /// What clients check each result against: an outline of the result type (`outline.rs`).
     pub output_schema: Schema,
+    /// The whole result type (2020-12, shared `$defs`), served as `portcullis://schemas/{tool}`.
+    pub result_schema: Schema,
     /// Parses the arguments into the tool's argument type and says what work the call is.
     pub(crate) route: Route,
 }
@@ -83,6 +87,16 @@ fn input_schema_of<T: JsonSchema + 'static>() -> Schema {
             schema.insert("additionalProperties".into(), Value::Bool(false));
             Arc::new(schema)
         })
+        .clone()
+}
+
+/// The output schema of tool `T`: the outline of its result type, made once per process and tool.
+fn outline_of<T: Tool>() -> Schema {
+    static MADE: OnceLock<Mutex<HashMap<&'static str, Schema>>> = OnceLock::new();
+    let made = MADE.get_or_init(Mutex::default);
+    let mut made = made.lock().unwrap_or_else(|p| p.into_inner());
+    made.entry(T::DECL.name)
+        .or_insert_with(|| Arc::new(outline::outline(T::DECL.name, &schema_of::<T::Output>(Form::Shared))))
         .clone()
 }
 
@@ -258,7 +272,8 @@ pub(crate) fn row<T: Tool>() -> ToolDef {
         destructive: d.destructive,
         idempotent: d.idempotent,
         input_schema: input_schema_of::<T::Args>(),
-        output_schema: schema_of::<T::Output>(Form::Shared),
+        output_schema: outline_of::<T>(),
+        result_schema: schema_of::<T::Output>(Form::Shared),
         route: route_of::<T>,
     }
 }
