@@ -8,8 +8,10 @@ mod config;
 #[cfg(feature = "conformance")]
 mod conformance;
 mod http;
+mod jsonrpc;
 mod logs;
 mod mcp;
+mod stdio;
 
 use std::path::PathBuf;
 
@@ -298,7 +300,9 @@ async fn serve_stdio(app: &App, shutdown: CancellationToken) -> anyhow::Result<(
         &mcp.version,
         mcp::log_level_from_config(&app.config.logging.level),
     ));
-    let running = server.serve(rmcp::transport::io::stdio_pipes()).await.context("MCP handshake over stdio failed")?;
+    let (stdin, stdout) = rmcp::transport::io::stdio_pipes();
+    let transport = stdio::LineTransport::new(stdin, stdout);
+    let running = server.serve(transport).await.context("MCP handshake over stdio failed")?;
     tokio::select! {
         quit = running.waiting() => { quit.context("MCP stdio session failed")?; }
         () = shutdown.cancelled() => {}
