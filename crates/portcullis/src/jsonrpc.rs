@@ -91,8 +91,11 @@ fn refuse(bytes: &[u8], error: &serde_json::Error) -> Refusal {
         || scan.complete && !scan.method_present && scan.result_or_error && scan.id_present);
     let refusal = |code: i64, message: String| Refusal { id: scan.id.clone(), code, message, answer };
     if error.to_string().starts_with("recursion limit exceeded") || scan.max_depth > MAX_DEPTH {
-        let (code, what) =
-            if scan.deep_key.as_deref() == Some("params") { (INVALID_PARAMS, "Invalid params") } else { (INVALID_REQUEST, "Invalid Request") };
+        let (code, what) = if scan.deep_key.as_deref() == Some("params") {
+            (INVALID_PARAMS, "Invalid params")
+        } else {
+            (INVALID_REQUEST, "Invalid Request")
+        };
         return refusal(code, format!("{what}: JSON nested deeper than {MAX_DEPTH} levels"));
     }
     match error.classify() {
@@ -305,7 +308,10 @@ mod tests {
     #[test]
     fn a_valid_request_decodes() {
         assert!(matches!(decode(call("1", "{}").as_bytes()), Decoded::Message(_)));
-        assert!(matches!(decode(b"\xEF\xBB\xBF{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\"}"), Decoded::Message(_)));
+        assert!(matches!(
+            decode(b"\xEF\xBB\xBF{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\"}"),
+            Decoded::Message(_)
+        ));
     }
 
     #[test]
@@ -328,8 +334,14 @@ mod tests {
     #[test]
     fn text_that_is_not_json_is_a_parse_error() {
         for (text, id) in [
-            (&b"{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":{\"name\":\"x\""[..], Some(json!(4))),
-            (b"{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/call\",\"params\":{\"name\":\"\xff\xfe\"}}", Some(json!(5))),
+            (
+                &b"{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":{\"name\":\"x\""[..],
+                Some(json!(4)),
+            ),
+            (
+                b"{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/call\",\"params\":{\"name\":\"\xff\xfe\"}}",
+                Some(json!(5)),
+            ),
             (b"not json at all", None),
             (b"{", None),
             (b"{\"id\":}", None),
@@ -343,7 +355,11 @@ mod tests {
     fn json_that_is_not_a_request_is_an_invalid_request() {
         for text in ["42", "\"ping\"", "null", "[]", r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#, r#"{"id":1}"#] {
             let r = refused(text.as_bytes());
-            assert_eq!((r.code, r.id.is_none() || text.starts_with("{\"id\""), r.answer), (INVALID_REQUEST, true, true), "{text}");
+            assert_eq!(
+                (r.code, r.id.is_none() || text.starts_with("{\"id\""), r.answer),
+                (INVALID_REQUEST, true, true),
+                "{text}"
+            );
         }
         let r = refused(br#"{"jsonrpc":"1.0","id":9,"method":"ping"}"#);
         assert_eq!((r.code, r.id), (INVALID_REQUEST, Some(json!(9))));

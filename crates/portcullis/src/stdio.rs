@@ -41,7 +41,13 @@ where
     }
 
     pub fn with_max_line(read: R, write: W, max_line: usize) -> Self {
-        Self { read: BufReader::new(read), line: Vec::new(), oversized: false, max_line, write: Arc::new(Mutex::new(write)) }
+        Self {
+            read: BufReader::new(read),
+            line: Vec::new(),
+            oversized: false,
+            max_line,
+            write: Arc::new(Mutex::new(write)),
+        }
     }
 
     /// Reads up to and including the next newline into `self.line`, never letting it grow past `max_line`.
@@ -83,7 +89,12 @@ where
         let line = refusal.line();
         tokio::spawn(async move {
             let mut w = write.lock().await;
-            if let Err(e) = async { w.write_all(&line).await?; w.flush().await }.await {
+            if let Err(e) = async {
+                w.write_all(&line).await?;
+                w.flush().await
+            }
+            .await
+            {
                 tracing::debug!("could not answer a refused message: {e}");
             }
         });
@@ -208,8 +219,9 @@ mod tests {
 
     #[tokio::test]
     async fn an_oversized_line_is_answered_and_the_next_one_received() {
-        let mut input = format!(r#"{{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{{"name":"{}"}}}}"#, "x".repeat(500))
-            .into_bytes();
+        let mut input =
+            format!(r#"{{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{{"name":"{}"}}}}"#, "x".repeat(500))
+                .into_bytes();
         input.push(b'\n');
         input.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"ping\"}\n");
         let (received, answers) = run(input, 100).await;
