@@ -7,6 +7,8 @@ mod cli;
 mod config;
 #[cfg(feature = "conformance")]
 mod conformance;
+#[cfg(test)]
+mod fuzz;
 mod http;
 mod jsonrpc;
 mod logs;
