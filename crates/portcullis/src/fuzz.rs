@@ -471,14 +471,19 @@ async fn fuzz_mcp() {
         tokio::spawn(async move {
             let mut lines = BufReader::new(client_read).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                let Ok(v) = serde_json::from_str::<Value>(&line) else {
-                    panic!("the server wrote a line that is not JSON: {line}")
-                };
+                // Scanned, not parsed: an answer may echo arguments (audit records) deeper than serde_json's
+                // recursion limit.
+                let scan = crate::jsonrpc::scan(line.as_bytes());
+                assert!(
+                    scan.complete,
+                    "the server wrote a line that is not a JSON object: {}",
+                    &line[..line.len().min(300)]
+                );
                 answers.total.fetch_add(1, Ordering::SeqCst);
-                if let Some(id) = v.get("id").and_then(Value::as_u64).filter(|_| v.get("method").is_none())
+                if let Some(id) = scan.id.as_ref().and_then(Value::as_u64).filter(|_| !scan.method_present)
                     && let Ok(mut m) = answers.by_id.lock()
                 {
-                    m.insert(id, v);
+                    m.insert(id, Value::String(line));
                     answers.arrived.notify_waiters();
                 }
             }
@@ -525,7 +530,8 @@ async fn fuzz_mcp() {
                     shown()
                 )
             };
-            if answer.get("error").is_some() || answer["result"]["isError"] == true {
+            let text = answer.as_str().unwrap_or_default();
+            if text.contains("\"error\":{\"code\"") || text.contains("\"isError\":true") {
                 errors += 1;
             }
         }
