@@ -107,7 +107,7 @@ const STRINGS: &[&str] = &[
 
 fn random_string(rng: &mut Rng) -> String {
     match rng.below(10) {
-        0 => "x".repeat(rng.below(20_000)),
+        0 => "x".repeat(rng.below(4_096)),
         1 => (0..rng.below(40)).map(|_| char::from_u32(rng.below(0x11_0000) as u32).unwrap_or('?')).collect(),
         2 => format!("{}.{}.{}.{}", rng.below(300), rng.below(256), rng.below(256), rng.below(256)),
         3 => format!("{}.{}.0.0/{}", rng.below(256), rng.below(256), rng.below(40)),
