@@ -74,6 +74,8 @@ pub async fn decode_body(request: Request, next: Next) -> Response {
     if let Decoded::Refused(refusal) = jsonrpc::decode(&bytes) {
         return refused(StatusCode::BAD_REQUEST, &refusal);
     }
+    // rmcp does not skip a byte order mark; the decoder does (RFC 8259 §8.1 allows it).
+    let bytes = if bytes.starts_with(b"\xEF\xBB\xBF") { bytes.slice(3..) } else { bytes };
     next.run(Request::from_parts(parts, Body::from(bytes))).await
 }
 

@@ -280,5 +280,21 @@ mod tests {
         shutdown.cancel();
     }
 
+    #[tokio::test]
+    async fn a_body_with_a_byte_order_mark_is_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let (addr, shutdown) = start(dir.path()).await;
+        let head = "POST /mcp HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer feed-token\r\n\
+                    Content-Type: application/json\r\nAccept: application/json, text/event-stream";
+        let mut body = b"\xEF\xBB\xBF".to_vec();
+        body.extend_from_slice(
+            br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#,
+        );
+        let (status, answer) = request(addr, head, &body).await;
+        assert_eq!(status, 200, "{answer}");
+        assert!(answer.contains("\"protocolVersion\""), "{answer}");
+        shutdown.cancel();
+    }
+
     const MAX_BODY: usize = guard::MAX_BODY_BYTES;
 }
