@@ -511,6 +511,7 @@ async fn fuzz_mcp() {
     let started = Instant::now();
     let (mut iterations, mut errors, mut slowest) = (0u64, 0u64, Duration::ZERO);
     let mut kinds: HashMap<&'static str, u64> = HashMap::new();
+    let mut slowest_case = String::new();
     let mut next_id = 1u64;
     while started.elapsed() < Duration::from_secs(seconds) {
         let id = next_id;
@@ -541,7 +542,10 @@ async fn fuzz_mcp() {
                 shown()
             );
         }
-        slowest = slowest.max(sent.elapsed());
+        if sent.elapsed() > slowest {
+            slowest = sent.elapsed();
+            slowest_case = format!("{}: {}", case.kind, shown());
+        }
         iterations += 1;
         assert_eq!(PANICS.load(Ordering::SeqCst), 0, "a panic (seed {seed}, iteration {iterations}): {}", shown());
         assert!(!running.is_finished(), "the server stopped (seed {seed}, iteration {iterations}): {}", shown());
@@ -550,7 +554,7 @@ async fn fuzz_mcp() {
     kinds.sort();
     eprintln!(
         "fuzz_mcp: {iterations} messages in {:.1} s ({} lines answered, {errors} requests answered with errors), \
-         slowest round trip {slowest:?}, no panic, no hang; by kind: {kinds:?}",
+         slowest round trip {slowest:?} ({slowest_case}), no panic, no hang; by kind: {kinds:?}",
         started.elapsed().as_secs_f64(),
         answers.total.load(Ordering::SeqCst),
     );
