@@ -7,9 +7,13 @@ mod cli;
 mod config;
 #[cfg(feature = "conformance")]
 mod conformance;
+#[cfg(test)]
+mod fuzz;
 mod http;
+mod jsonrpc;
 mod logs;
 mod mcp;
+mod stdio;
 
 use std::path::PathBuf;
 
@@ -169,17 +173,53 @@ fn load_config(cli: &Cli) -> anyhow::Result<LoadedConfig> {
     Ok(loaded)
 }
 
-fn init_logging(level: tracing::Level) {
-    // stdout is the MCP channel in stdio mode: logs always go to stderr.
+/// Logs go to stderr (stdout is the MCP channel in stdio mode), and when `serve` runs with `logging.file` also
+/// to that file, appended, created with mode 0600, at the same level.
+fn init_logging(level: tracing::Level, file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.as_str().to_ascii_lowercase()));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).init();
+    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(false);
+    let file = match file {
+        Some(path) => Some(
+            tracing_subscriber::fmt::layer().with_writer(std::sync::Arc::new(open_log_file(path)?)).with_ansi(false),
+        ),
+        None => None,
+    };
+    tracing_subscriber::registry().with(filter).with(stderr).with(file).init();
+    Ok(())
+}
+
+/// Opens `logging.file` for appending; a new file is created with mode 0600, an existing one readable by others
+/// is narrowed to 0600 (logs name addresses, principals and targets).
+fn open_log_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file =
+        options.open(path).with_context(|| format!("logging.file: cannot open {} for appending", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = file.metadata().map(|m| m.permissions().mode()).unwrap_or(0);
+        if mode & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("logging.file: cannot make {} private (mode 0600)", path.display()))?;
+        }
+    }
+    Ok(file)
 }
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
     let loaded = load_config(&cli)?;
     let quiet = !matches!(cli.command, Command::Serve { .. });
-    init_logging(if quiet { tracing::Level::WARN } else { loaded.config.logging.tracing_level() });
+    if quiet {
+        init_logging(tracing::Level::WARN, None)?;
+    } else {
+        init_logging(loaded.config.logging.tracing_level(), loaded.config.logging.file.as_deref())?;
+    }
     // stdio is one conversation on one pipe: a single-threaded runtime answers it without cross-thread
     // wake-ups. HTTP serves many clients at once and gets worker threads.
     let multi_threaded = matches!(&cli.command, Command::Serve { http: Some(_) });
@@ -298,7 +338,9 @@ async fn serve_stdio(app: &App, shutdown: CancellationToken) -> anyhow::Result<(
         &mcp.version,
         mcp::log_level_from_config(&app.config.logging.level),
     ));
-    let running = server.serve(rmcp::transport::io::stdio_pipes()).await.context("MCP handshake over stdio failed")?;
+    let (stdin, stdout) = rmcp::transport::io::stdio_pipes();
+    let transport = stdio::LineTransport::new(stdin, stdout);
+    let running = server.serve(transport).await.context("MCP handshake over stdio failed")?;
     tokio::select! {
         quit = running.waiting() => { quit.context("MCP stdio session failed")?; }
         () = shutdown.cancelled() => {}

@@ -329,6 +329,7 @@ impl Default for SecurityConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct LoggingConfig {
     pub level: String,
+    /// `serve`'s log, appended at `level` as well as stderr (created with mode 0600); `None`: stderr only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
