@@ -286,6 +286,14 @@ fn validate_access(config: &Config, o: Option<&Path>) -> Result<(), ConfigError>
                 .map_err(|e| invalid(format!("{key}[{i}]"), e.message, o))?;
         }
     }
+    // A flow to or from the IPv6 spelling of an IPv4 host is a flow no packet takes: lockout prevention would
+    // keep it and lose the one the administrator meant.
+    for (i, flow) in sec.management_flows.iter().enumerate() {
+        for (side, addr) in [("source", &flow.source), ("destination", &flow.destination)] {
+            portcullis_core::address::check_host(side, addr)
+                .map_err(|e| invalid(format!("security.management_flows[{i}].{side}"), e.message, o))?;
+        }
+    }
     portcullis_core::duration::parse_span("approval_ttl", &sec.approval_ttl)
         .map_err(|e| invalid("security.approval_ttl", e.message, o))?;
     if let Some(w) = &sec.confirm_within {
