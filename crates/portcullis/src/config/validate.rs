@@ -390,6 +390,36 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_spellings_of_ipv4_hosts_are_refused_wherever_config_names_an_address() {
+        for form in ["\"::ffff:192.0.2.10\"", "\"::ffff:c000:20a\"", "\"::192.0.2.10\"", "\"::ffff:10.0.0.0/104\""] {
+            assert_invalid_key(
+                &format!("security: {{protected_addresses: [{form}]}}\n"),
+                "security.protected_addresses[0]",
+            );
+            assert_invalid_key(
+                &format!("security: {{management_hosts: [10.0.0.5, {form}]}}\n"),
+                "security.management_hosts[1]",
+            );
+            assert_invalid_key(&format!("egress: {{mcp_clients: [{form}]}}\n"), "egress.mcp_clients[0]");
+        }
+        let flow = |source: &str, destination: &str| {
+            format!(
+                "security:\n  management_flows:\n    - {{name: gui, interface: lan, source: \"{source}\", \
+                 destination: \"{destination}\", port: 443}}\n"
+            )
+        };
+        assert!(parse(&flow("192.0.2.10", "192.0.2.1"), origin(), &no_env).is_ok());
+        assert_invalid_key(&flow("::ffff:192.0.2.10", "192.0.2.1"), "security.management_flows[0].source");
+        assert_invalid_key(&flow("192.0.2.10", "::192.0.2.1"), "security.management_flows[0].destination");
+        for ambiguous in ["\"fe80::1%eth0\"", "010.0.0.1", "10.0.0.0/024", "\"10.0.0.0/+8\""] {
+            assert_invalid_key(
+                &format!("security: {{management_hosts: [{ambiguous}]}}\n"),
+                "security.management_hosts[0]",
+            );
+        }
+    }
+
+    #[test]
     fn nftables_targets_load_and_name_their_bad_fields() {
         let text = "targets:\n  router: {kind: nftables, interfaces: {LAN: eth1, wan: eth0}, netns: edge}\n\
                     default_target: router\n";
