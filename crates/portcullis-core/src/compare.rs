@@ -38,4 +38,9 @@ impl<'a> Compared<'a> {
         let after = carry_out(before, plan, Ids::Placeholders, Entries::Apply).ok()?.state;
         Some(Self { old: Side::new(Cow::Borrowed(before), now), new: Side::new(Cow::Owned(after), now) })
     }
+
+    /// The rule set as the plan leaves it.
+    pub fn after(&self) -> &RuleSet {
+        &self.new.state
+    }
 }

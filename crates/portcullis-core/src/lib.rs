@@ -2,6 +2,7 @@
 //! first-match semantics, lint, and change plans. Nothing here does I/O: time comes in as an argument and
 //! state comes in as values, so every rule of the domain is testable on its own.
 
+pub mod address;
 pub mod compare;
 pub mod duration;
 pub mod effect;

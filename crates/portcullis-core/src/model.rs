@@ -386,9 +386,20 @@ pub struct AddressMatch {
 impl AddressMatch {
     pub const ANY: AddressMatch = AddressMatch { target: AddressTarget::Any, negate: false };
 
-    /// Parses a pfRest filter address. Names that are neither keywords nor addresses are taken as aliases
-    /// or interfaces; whether one exists is checked against the target's state by the planner.
+    /// Parses a pfRest filter address given as an argument. Names that are neither keywords nor addresses are
+    /// taken as aliases or interfaces; whether one exists is checked against the target's state by the planner.
+    /// IPv6 spellings of IPv4 addresses are refused (`address::parse_net`).
     pub fn parse(field: &str, value: &str) -> FieldResult<Self> {
+        Self::parse_with(field, value, crate::address::parse_net)
+    }
+
+    /// Parses a filter address a firewall or the store already holds, as it is (`address::parse_held_net`), so
+    /// that reading state never fails on what an earlier version or another tool put there.
+    pub fn parse_held(field: &str, value: &str) -> FieldResult<Self> {
+        Self::parse_with(field, value, crate::address::parse_held_net)
+    }
+
+    fn parse_with(field: &str, value: &str, net: fn(&str, &str) -> FieldResult<IpNet>) -> FieldResult<Self> {
         let v = value.trim();
         if v.is_empty() {
             return Err(FieldError::new(
@@ -405,7 +416,7 @@ impl AddressMatch {
         } else if body.eq_ignore_ascii_case("(self)") || body.eq_ignore_ascii_case("self") {
             AddressTarget::ThisFirewall
         } else if looks_like_address(body) {
-            AddressTarget::Net(parse_net(field, body)?)
+            AddressTarget::Net(net(field, body)?)
         } else if let Some(iface) = body.strip_suffix(":ip") {
             validate_identifier(field, iface)?;
             AddressTarget::InterfaceAddress(iface.to_ascii_lowercase())
@@ -443,7 +454,7 @@ impl fmt::Display for AddressMatch {
 
 string_serde!(
     AddressMatch,
-    AddressMatch::parse,
+    AddressMatch::parse_held,
     "address",
     "any, an IP address, a CIDR, an alias name, an interface name (its subnet), iface:ip, or (self); prefix ! to invert"
 );
@@ -458,49 +469,14 @@ pub fn net_to_string(net: &IpNet) -> String {
     if net.prefix_len() == net.max_prefix_len() { net.addr().to_string() } else { net.to_string() }
 }
 
+pub use crate::address::parse_net;
+
 fn looks_like_address(s: &str) -> bool {
     let head = s.split('/').next().unwrap_or(s);
     head.parse::<IpAddr>().is_ok()
         || head.contains(':') && !head.ends_with(":ip")
         || head.chars().all(|c| c.is_ascii_digit() || c == '.') && head.contains('.')
         || s.contains('/')
-}
-
-/// Parses an IP address or CIDR strictly: no host bits beyond the prefix, no prefix longer than the family.
-pub fn parse_net(field: &str, value: &str) -> FieldResult<IpNet> {
-    let v = value.trim();
-    if v.is_empty() {
-        return Err(FieldError::new(field, "an IP address or CIDR is required"));
-    }
-    if v.len() > 64 || v.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(FieldError::new(field, format!("{v:?} is not an IP address or CIDR")));
-    }
-    match v.split_once('/') {
-        None => v
-            .parse::<IpAddr>()
-            .map(IpNet::from)
-            .map_err(|_| FieldError::new(field, format!("{v:?} is not a valid IPv4 or IPv6 address"))),
-        Some((addr, prefix)) => {
-            let ip: IpAddr = addr
-                .parse()
-                .map_err(|_| FieldError::new(field, format!("{addr:?} is not a valid IPv4 or IPv6 address")))?;
-            let max = if ip.is_ipv4() { 32 } else { 128 };
-            let len: u8 = prefix.parse().ok().filter(|l| *l <= max).ok_or_else(|| {
-                FieldError::new(
-                    field,
-                    format!("prefix length /{prefix} is invalid; it must be 0-{max} for this address family"),
-                )
-            })?;
-            let net = IpNet::new(ip, len).map_err(|e| FieldError::new(field, e.to_string()))?;
-            if net.trunc() != net {
-                return Err(FieldError::new(
-                    field,
-                    format!("{v} has host bits set beyond /{len}; did you mean {}?", net.trunc()),
-                ));
-            }
-            Ok(net)
-        }
-    }
 }
 
 /// Interface and alias style identifiers: ASCII letters, digits and underscores, starting with a letter.

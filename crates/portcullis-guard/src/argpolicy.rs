@@ -2,7 +2,9 @@
 //! and what a role's caps forbid (too broad, too long). Checked on the plan, after validation, before risk.
 
 use ipnet::IpNet;
-use portcullis_core::model::{Action, RuleSet, Timestamp};
+use portcullis_core::address;
+use portcullis_core::eval::Resolver;
+use portcullis_core::model::{Action, Rule, RuleSet, Timestamp};
 use portcullis_core::plan::{ChangePlan, Intent, Operation};
 
 use crate::CallError;
@@ -41,6 +43,9 @@ pub struct PolicyInput<'a> {
     pub intent: &'a Intent,
     pub plan: &'a ChangePlan,
     pub state: &'a RuleSet,
+    /// The rule set as the plan leaves it (`None` when the plan does not fit the state): an alias a change fills
+    /// can open a rule that refers to it.
+    pub after: Option<&'a RuleSet>,
     pub now: Timestamp,
     pub caps: &'a Caps,
     pub role: &'a str,
@@ -97,25 +102,52 @@ fn check_duration(input: &PolicyInput<'_>, expires_at: Option<Timestamp>) -> Res
     Ok(())
 }
 
-/// No pass rule from any to any on a restricted interface, whoever asks.
+/// No pass rule from any to any on a restricted interface, whoever asks. "Any" is what the addresses cover in a
+/// family the rule applies to, resolved against the state (aliases, interface nets, negation), never how they are
+/// written: `0.0.0.0/0`, `::/0`, an alias of `0.0.0.0/1` and `128.0.0.0/1` are `any`.
 fn check_exposure(input: &PolicyInput<'_>) -> Result<(), CallError> {
+    let mut after = Resolver::new(input.after.unwrap_or(input.state), input.now);
     for op in &input.plan.operations {
         let rule = match op {
             Operation::CreateRule { after, .. } | Operation::UpdateRule { after, .. } => after,
             _ => continue,
         };
-        let restricted = input.restricted_interfaces.iter().any(|r| r.eq_ignore_ascii_case(&rule.interface));
-        if restricted
-            && rule.enabled
-            && rule.action == Action::Pass
-            && rule.source.is_any()
-            && rule.destination.is_any()
-        {
-            return Err(denied(
-                "source",
-                format!("a pass rule from any to any on restricted interface {} is never allowed", rule.interface),
-            ));
+        if exposes(input, rule) && passes_any_to_any(&mut after, rule) {
+            return Err(any_to_any_denied(rule));
+        }
+    }
+    // A rule the plan leaves alone opens too when an alias it refers to grows to cover everything.
+    let Some(state_after) = input.after else { return Ok(()) };
+    let mut before = Resolver::new(input.state, input.now);
+    for rule in state_after.rules.iter().filter(|r| exposes(input, r)) {
+        let was_open = input.state.rule(&rule.rule_id).is_some_and(|old| passes_any_to_any(&mut before, old));
+        if !was_open && passes_any_to_any(&mut after, rule) {
+            return Err(any_to_any_denied(rule));
         }
     }
     Ok(())
+}
+
+/// An enabled pass rule on a restricted interface.
+fn exposes(input: &PolicyInput<'_>, rule: &Rule) -> bool {
+    rule.enabled
+        && rule.action == Action::Pass
+        && input.restricted_interfaces.iter().any(|r| r.eq_ignore_ascii_case(&rule.interface))
+}
+
+fn any_to_any_denied(rule: &Rule) -> CallError {
+    denied(
+        "source",
+        format!(
+            "a pass rule from any to any on restricted interface {} is never allowed ({} → {} covers every \
+             address)",
+            rule.interface, rule.source, rule.destination
+        ),
+    )
+}
+
+fn passes_any_to_any(resolver: &mut Resolver<'_>, rule: &Rule) -> bool {
+    let source = resolver.address_set(&rule.source);
+    let destination = resolver.address_set(&rule.destination);
+    address::any_to_any((&source, rule.source.negate), (&destination, rule.destination.negate), rule.ip_version)
 }

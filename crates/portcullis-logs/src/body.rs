@@ -143,7 +143,10 @@ impl<'a> Fields<'a> {
     fn ipv6(&mut self, field: Field) -> Result<IpAddr, ParseError> {
         let index = self.index;
         let s = self.req(field)?;
-        parse_ipv6(s).map(IpAddr::V6).ok_or(ParseError::BadIp { index, field })
+        // An IPv4-mapped address is the IPv4 host it spells (a dual-stack socket's view of IPv4 traffic): counted,
+        // detected and blocked as that host, in the one form a block of it enforces.
+        let addr = parse_ipv6(s).ok_or(ParseError::BadIp { index, field })?;
+        Ok(addr.to_ipv4_mapped().map_or(IpAddr::V6(addr), IpAddr::V4))
     }
 
     /// The text from the next field to the end of the body (empty past the end).

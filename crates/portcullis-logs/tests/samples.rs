@@ -845,3 +845,26 @@ fn parse_lines_and_stats_over_the_fixture() {
     let json = serde_json::to_value(&stats).unwrap();
     assert_eq!(json["by_error"]["bad_ip"], 1);
 }
+
+/// A log line is data, not a request: an IPv4-mapped address in an IPv6 line is the IPv4 host it spells, so that
+/// rollups, detections and the blocks they suggest name the one form a block enforces. Other IPv6 addresses, and
+/// IPv4-compatible ones (deprecated, and no alias of the host), stay as they are.
+#[test]
+fn ipv4_mapped_addresses_in_a_line_are_the_ipv4_hosts() {
+    let line = |src: &str, dst: &str| {
+        format!("57,16777216,,11000,igb0,match,block,in,6,0x00,0x00000,64,UDP,17,158,{src},{dst},41442,546,158")
+    };
+    let cases = [
+        ("::ffff:192.0.2.50", "::ffff:198.51.100.2", "192.0.2.50", "198.51.100.2"),
+        ("::FFFF:c000:232", "2001:db8::1", "192.0.2.50", "2001:db8::1"),
+        ("0:0:0:0:0:ffff:192.0.2.50", "fe80::1", "192.0.2.50", "fe80::1"),
+        ("::192.0.2.50", "fe80::1", "::192.0.2.50", "fe80::1"),
+        ("2001:db8::ffff:c000:232", "fe80::1", "2001:db8::ffff:c000:232", "fe80::1"),
+    ];
+    for (src, dst, want_src, want_dst) in cases {
+        let text = line(src, dst);
+        let entry = parse_line(&text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+        assert_eq!(entry.src, want_src.parse::<IpAddr>().unwrap(), "{src}");
+        assert_eq!(entry.dst, want_dst.parse::<IpAddr>().unwrap(), "{dst}");
+    }
+}

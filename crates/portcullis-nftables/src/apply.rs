@@ -416,7 +416,7 @@ impl<'a> BatchBuilder<'a> {
 type CommentKey<'e> = (Option<Timestamp>, Option<Timestamp>, &'e str);
 
 fn entry_net(alias: &str, entry: &AliasEntry) -> Result<IpNet, BackendError> {
-    portcullis_core::model::parse_net("ip_address", &entry.value)
+    portcullis_core::address::parse_held_net("ip_address", &entry.value)
         .map_err(|e| BackendError::new(ErrorCode::ValidationError, format!("alias {alias}: {}", e.message)))
 }
 

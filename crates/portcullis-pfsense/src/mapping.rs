@@ -134,7 +134,7 @@ pub fn interface_counters(stats: &[InterfaceStats]) -> Vec<InterfaceCounters> {
 
 /// Reads a pfRest filter address, naming interfaces by id (`LAN` → `lan`, `LAN:ip` → `lan:ip`).
 pub fn address_from_device(field: &str, raw: &str, ifaces: &InterfaceMap) -> Result<AddressMatch, String> {
-    let m = AddressMatch::parse(field, raw).map_err(|e| e.to_string())?;
+    let m = AddressMatch::parse_held(field, raw).map_err(|e| e.to_string())?;
     let target = match m.target {
         AddressTarget::Alias(name) => match ifaces.id_of(&name) {
             Some(id) => AddressTarget::Alias(id.to_string()),

@@ -329,7 +329,7 @@ impl ToolService {
 
     /// Argument policy: protected addresses, the role's caps, no pass any → any on restricted interfaces.
     fn check_arguments(&self, call: &ChangeCall<'_>, planned: &Planned<'_>) -> Result<(), CallError> {
-        let Planned { plan, state, now, .. } = *planned;
+        let Planned { plan, state, now, compared } = *planned;
         // A grant that creates its pass rule creates a rule: that needs the permission rules need.
         if plan.operations.iter().any(|op| matches!(op, Operation::CreateRule { after, .. } if after.managed.as_deref() == Some(plan::MANAGED_GRANT))) {
             let need = portcullis_guard::Requirement {
@@ -344,6 +344,7 @@ impl ToolService {
             intent: &call.planned.intent,
             plan,
             state,
+            after: compared.map(Compared::after),
             now,
             caps: &role.caps,
             role: &call.ctx.principal.role,

@@ -105,7 +105,12 @@ impl EgressSources {
                 port: Some(PortRange::single(addr.port())),
             }));
         }
-        let caller = ctx.peer.filter(|p| leaves_the_host(p.ip()));
+        // A dual-stack listener sees an IPv4 client as `::ffff:a.b.c.d`: the flow that keeps it reachable is to the
+        // IPv4 host, the only form its packets carry.
+        let caller = ctx
+            .peer
+            .map(|p| SocketAddr::new(portcullis_core::address::mapped_to_ipv4(p.ip()), p.port()))
+            .filter(|p| leaves_the_host(p.ip()));
         if ask.include_mcp_clients {
             let clients = self.mcp_clients.iter().copied().chain(caller.map(|p| IpNet::from(p.ip())));
             allow.extend(clients.map(|net| EgressFlow {

@@ -174,10 +174,10 @@ pub fn simulate(target: &str, state: &RuleSet, a: &SimulatePacketArgs, now: Time
     })
 }
 
+/// One address of a packet, spelled as every other address argument is (`address::parse_host`): a packet to the
+/// IPv4-mapped form of a host is no packet IPv4 traffic ever is.
 fn host_address(field: &str, v: &str) -> FieldResult<std::net::IpAddr> {
-    v.trim().parse().map_err(|_| {
-        FieldError::new(field, format!("{v:?} is not an IP address (a packet has one source and one destination)"))
-    })
+    portcullis_core::address::parse_host(field, v)
 }
 
 fn deciding_rule(state: &RuleSet, interface: &str, decision: Decision) -> DecidingRule {

@@ -190,3 +190,21 @@ async fn setting_needs_approval_is_audited_and_removing_gives_back_the_rules_the
     let verified = f.svc.call(&admin, "verify_audit_log", json!({})).await.expect("verify");
     assert_eq!(verified["ok"], true);
 }
+
+/// A dual-stack HTTP listener sees an IPv4 client as `::ffff:a.b.c.d`: the policy keeps the IPv4 host reachable,
+/// the only form its packets carry, and lockout prevention names it so.
+#[tokio::test]
+async fn a_caller_seen_through_a_dual_stack_socket_is_kept_reachable_as_its_ipv4_host() {
+    let f = fixture();
+    let mapped = as_role("admin").with_peer(Some("[::ffff:192.0.2.200]:50123".parse().expect("peer")));
+    let planned = f.svc.call(&mapped, "set_egress_policy", set(json!({"dry_run": true}))).await.expect("dry run");
+    assert!(planned.to_string().contains("allow MCP client 192.0.2.200/32"), "{planned}");
+    assert!(!planned.to_string().contains("::ffff:"), "{planned}");
+    let e = f
+        .svc
+        .call(&mapped, "set_egress_policy", set(json!({"include_mcp_clients": false})))
+        .await
+        .expect_err("cuts the caller");
+    assert_eq!(e.code, ErrorCode::LockoutPrevented, "{e:?}");
+    assert!(e.message.contains("the calling MCP client 192.0.2.200: "), "{}", e.message);
+}

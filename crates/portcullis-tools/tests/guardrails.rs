@@ -459,4 +459,170 @@ async fn managed_names_cannot_be_taken_for_another_purpose() {
     let by_name = |n: &str| aliases["data"].as_array().unwrap().iter().find(|a| a["name"] == n).cloned();
     assert_eq!(by_name("PORTCULLIS_BLOCK").unwrap()["managed"], "block_list", "{aliases}");
     assert!(by_name("PORTCULLIS_GRANT").is_none(), "{aliases}");
+
+/// A network alias on the lab, put there as an administrator outside Portcullis would.
+async fn seed_alias(lab: &LabFirewall, name: &str, entries: &[&str]) {
+    use portcullis_core::firewall::Firewall;
+    use portcullis_core::model::{Alias, AliasEntry, AliasKind};
+    use portcullis_core::plan::{ChangeFacts, ChangePlan, Operation};
+    let entries = entries
+        .iter()
+        .map(|v| AliasEntry { value: v.to_string(), detail: String::new(), expires_at: None, created_at: None })
+        .collect();
+    let alias = Alias {
+        name: name.into(),
+        kind: AliasKind::Network,
+        description: String::new(),
+        entries: Vec::new(),
+        managed: None,
+    };
+    let plan = ChangePlan {
+        summary: format!("seed {name}"),
+        operations: vec![
+            Operation::CreateAlias { after: alias },
+            Operation::PutAliasEntries { alias: name.into(), before: Vec::new(), after: entries },
+        ],
+        warnings: Vec::new(),
+        facts: ChangeFacts::default(),
+    };
+    lab.apply(&plan).await.unwrap();
+}
+
+#[tokio::test]
+async fn any_to_any_is_judged_by_what_the_addresses_cover_not_their_spelling() {
+    let store = Arc::new(Store::open_in_memory().unwrap());
+    let lab = LabFirewall::open("lab", store.clone(), lab_interfaces(&default_interfaces())).unwrap();
+    seed_alias(&lab, "HALVES_V4", &["0.0.0.0/1", "128.0.0.0/1"]).await;
+    seed_alias(&lab, "HALVES_V6", &["::/1", "8000::/1"]).await;
+    seed_alias(&lab, "NOTHING", &[]).await;
+    seed_alias(&lab, "MOST_V4", &["0.0.0.0/1", "128.0.0.0/2"]).await;
+    let settings = GuardSettings { restricted_interfaces: vec!["wan".into()], ..generous() };
+    let guard = Guard::new(settings, Auditor::new(store.clone(), None).unwrap()).unwrap();
+    let svc = ToolService::new(guard, vec![Target::new("lab", Arc::new(lab))]).unwrap();
+    let wan_pass = |source: &str, destination: &str, ip_version: &str| {
+        json!({"interface": "wan", "action": "pass", "protocol": "any", "source": source,
+               "destination": destination, "ip_version": ip_version, "description": "spelling", "dry_run": true})
+    };
+    let before_rules = call(&svc, "admin", "get_firewall_rules", json!({})).await.unwrap()["data"].clone();
+    let everything = [
+        ("any", "any", "inet46"),
+        ("any", "any", "inet"),
+        ("any", "any", "inet6"),
+        ("0.0.0.0/0", "0.0.0.0/0", "inet"),
+        ("0.0.0.0/0", "any", "inet46"),
+        ("any", "0.0.0.0/0", "inet"),
+        ("::/0", "::/0", "inet6"),
+        ("::/0", "any", "inet6"),
+        ("HALVES_V4", "any", "inet"),
+        ("HALVES_V4", "HALVES_V4", "inet46"),
+        ("HALVES_V6", "::/0", "inet6"),
+        ("!NOTHING", "any", "inet"),
+    ];
+    for (source, destination, version) in everything {
+        let err =
+            call(&svc, "admin", "create_firewall_rule", wan_pass(source, destination, version)).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::PolicyDenied, "{source} → {destination} ({version}): {err:?}");
+        assert_eq!(err.field.as_deref(), Some("source"), "{source} → {destination}");
+    }
+    // Less than everything in every family the rule applies to waits for a person, like any wide exposure; the
+    // risk of each counts it as broad as `any` when its source covers a whole family.
+    let less = [
+        ("MOST_V4", "any", "inet"),
+        ("0.0.0.0/1", "any", "inet"),
+        ("HALVES_V6", "any", "inet"),
+        ("any", "198.51.100.0/24", "inet"),
+        ("HALVES_V4", "HALVES_V6", "inet46"),
+    ];
+    let spelled_any = call(&svc, "admin", "create_firewall_rule", {
+        let mut a = wan_pass("any", "198.51.100.0/24", "inet");
+        a["dry_run"] = json!(true);
+        a
+    })
+    .await
+    .unwrap()["risk_score"]
+        .clone();
+    for (source, destination, version) in less {
+        let plan = call(&svc, "admin", "create_firewall_rule", wan_pass(source, destination, version)).await;
+        let plan = plan.unwrap_or_else(|e| panic!("{source} → {destination} ({version}): {e:?}"));
+        assert_eq!(plan["approval_required"], true, "{source} → {destination}: {plan}");
+    }
+    for source in ["0.0.0.0/0", "HALVES_V4", "!NOTHING"] {
+        let plan = call(&svc, "admin", "create_firewall_rule", wan_pass(source, "198.51.100.0/24", "inet")).await;
+        assert_eq!(plan.unwrap()["risk_score"], spelled_any, "{source} weighs like any");
+    }
+    assert_eq!(call(&svc, "admin", "get_firewall_rules", json!({})).await.unwrap()["data"], before_rules);
+}
+
+#[tokio::test]
+async fn ipv6_spellings_of_ipv4_hosts_are_refused_everywhere_an_address_enters() {
+    let (svc, store) = service_with(generous());
+    let mapped_forms = ["::ffff:192.0.2.50", "::FFFF:c000:232", "0:0:0:0:0:ffff:192.0.2.50/128", "::192.0.2.50"];
+    let management_forms = [format!("::ffff:{MANAGEMENT_HOST}"), format!("::{MANAGEMENT_HOST}")];
+    let mut cases: Vec<(&str, Value, &str)> = Vec::new();
+    for form in mapped_forms.iter().copied().chain(management_forms.iter().map(String::as_str)) {
+        cases.push((
+            "block_ip_address",
+            json!({"ip_address": form, "duration": "1h", "reason": "mapped"}),
+            "ip_address",
+        ));
+        cases.push(("unblock_ip_address", json!({"ip_address": form}), "ip_address"));
+        cases.push(("grant_access", json!({"ip_address": form, "duration": "1h", "reason": "mapped"}), "ip_address"));
+        cases.push(("revoke_access", json!({"ip_address": form}), "ip_address"));
+        for field in ["source", "destination"] {
+            let mut rule = json!({"interface": "lan", "action": "block", "protocol": "tcp", "source": "any",
+                                  "destination": "any", "destination_port": 22, "description": "mapped"});
+            rule[field] = json!(form);
+            cases.push(("create_firewall_rule", rule, field));
+            let mut simulated = json!({"interface": "wan", "protocol": "tcp", "source": "203.0.113.7",
+                                       "destination": "198.51.100.2", "destination_port": 22});
+            simulated[field] = json!(form);
+            cases.push(("simulate_packet", simulated, field));
+        }
+    }
+    cases.push((
+        "block_ip_address",
+        json!({"ip_address": "::ffff:192.0.2.0/120", "duration": "1h", "reason": "m"}),
+        "ip_address",
+    ));
+    cases.push((
+        "block_ip_address",
+        json!({"ip_address": "::ffff:0:0/96", "duration": "1h", "reason": "m"}),
+        "ip_address",
+    ));
+    cases.push((
+        "block_ip_address",
+        json!({"ip_address": "fe80::1%eth0", "duration": "1h", "reason": "m"}),
+        "ip_address",
+    ));
+    cases.push(("block_ip_address", json!({"ip_address": "010.0.0.1", "duration": "1h", "reason": "m"}), "ip_address"));
+    cases.push((
+        "block_ip_address",
+        json!({"ip_address": "192.0.2.0/024", "duration": "1h", "reason": "m"}),
+        "ip_address",
+    ));
+    let before_rules = call(&svc, "admin", "get_firewall_rules", json!({})).await.unwrap()["data"].clone();
+    for (tool, args, field) in &cases {
+        let err = call(&svc, "admin", tool, args.clone()).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::ValidationError, "{tool} {args}: {err:?}");
+        assert_eq!(err.field.as_deref(), Some(*field), "{tool} {args}: {}", err.message);
+    }
+    let hint = call(&svc, "admin", "block_ip_address", cases[0].1.clone()).await.unwrap_err();
+    assert!(hint.message.contains("use 192.0.2.50"), "{}", hint.message);
+    let managed = json!({"ip_address": format!("::ffff:{MANAGEMENT_HOST}"), "duration": "1h", "reason": "m"});
+    let hint = call(&svc, "admin", "block_ip_address", managed).await.unwrap_err();
+    assert!(hint.message.contains(&format!("use {MANAGEMENT_HOST}")), "{}", hint.message);
+    assert_eq!(call(&svc, "admin", "get_firewall_rules", json!({})).await.unwrap()["data"], before_rules);
+    assert_eq!(call(&svc, "admin", "list_blocks", json!({})).await.unwrap()["count"], 0);
+    assert_eq!(call(&svc, "admin", "list_grants", json!({})).await.unwrap()["count"], 0);
+    let denied = store
+        .audit_query(&portcullis_store::AuditFilter {
+            decision: Some("denied".into()),
+            limit: 500,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(denied.len(), cases.len() + 2);
+    // The IPv4 form is what blocks the host, and is accepted.
+    let ipv4 = json!({"ip_address": "192.0.2.50", "duration": "1h", "reason": "the IPv4 form"});
+    call(&svc, "operator", "block_ip_address", ipv4).await.unwrap();
 }

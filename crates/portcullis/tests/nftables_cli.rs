@@ -162,6 +162,84 @@ fn block_ip_address_through_the_cli_is_enforced_by_the_kernel() {
     assert!(audit.to_string().contains("true"), "{audit}");
 }
 
+/// Every spelling of one IPv4 host given to `block_ip_address` either blocks that host in the kernel, or is refused
+/// naming the field and leaves the table as it was: none is listed as blocked while IPv4 traffic still passes.
+#[test]
+fn every_spelling_of_an_ipv4_host_either_blocks_it_or_is_refused() {
+    let net = Topology::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = format!(
+        "targets:\n  router: {{kind: nftables, netns: {}, interfaces: {{lan: lan0, wan: wan0}}}}\ndefault_target: router\n\
+         security: {{principal: admin}}\n",
+        net.router
+    );
+    std::fs::write(dir.path().join("config.yaml"), config).expect("config");
+    let passes = || net.ping(CLIENT_B, SERVER) && net.tcp(CLIENT_B, 8080);
+    assert!(passes());
+    // Creates the managed block list, so that a refused call can be seen to leave the table exactly as it is.
+    portcullis(dir.path(), &["call", "block_ip_address", "ip_address=192.0.2.99", "duration=1h", "reason=s", "--json"]);
+    let spellings = [
+        (CLIENT_B.to_string(), true),
+        (format!("{CLIENT_B}/32"), true),
+        (format!(" {CLIENT_B} "), true),
+        (format!("::ffff:{CLIENT_B}"), false),
+        ("::ffff:a4d:103".to_string(), false),
+        (format!("0:0:0:0:0:FFFF:{CLIENT_B}"), false),
+        (format!("::ffff:{CLIENT_B}/128"), false),
+        ("::ffff:10.77.1.0/120".to_string(), false),
+        (format!("::{CLIENT_B}"), false),
+        ("010.077.001.003".to_string(), false),
+        (format!("{CLIENT_B}%lan0"), false),
+        ("10.77.259".to_string(), false),
+        (format!("{CLIENT_B}/032"), false),
+    ];
+    let mut accepted = 0;
+    for (spelling, expected) in &spellings {
+        let before = normalised(net.list_table());
+        let args = ["call", "block_ip_address", &format!("ip_address={spelling}"), "duration=1h", "reason=s", "--json"];
+        let out = run(dir.path(), &args);
+        if out.status.success() {
+            accepted += 1;
+            assert!(expected, "{spelling:?} was accepted: {}", String::from_utf8_lossy(&out.stdout));
+            assert!(!net.ping(CLIENT_B, SERVER) && !net.tcp(CLIENT_B, 8080), "{spelling:?} is accepted and blocks");
+            assert!(net.ping(CLIENT_A, SERVER), "and only that host");
+            let listed = portcullis(dir.path(), &["call", "list_blocks", "--json"]);
+            assert!(listed.to_string().contains(&format!("\"{CLIENT_B}\"")), "listed in its IPv4 form: {listed}");
+            portcullis(dir.path(), &["call", "unblock_ip_address", &format!("ip_address={CLIENT_B}"), "--json"]);
+            assert!(passes(), "unblocked after {spelling:?}");
+        } else {
+            let body: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON error");
+            let error = &body["error"];
+            assert!(!expected, "{spelling:?} was refused: {error}");
+            assert_eq!(
+                (error["code"].as_str(), error["field"].as_str()),
+                (Some("validation_error"), Some("ip_address"))
+            );
+            if spelling.contains("ffff") || spelling.starts_with("::1") {
+                assert!(error.to_string().contains("use 10.77."), "the hint gives the IPv4 form: {error}");
+            }
+            assert_eq!(normalised(net.list_table()), before, "{spelling:?} changed the table");
+            assert!(passes(), "{spelling:?} is refused and blocks nothing");
+        }
+    }
+    assert_eq!(accepted, 3);
+    // simulate_packet speaks of the packets that exist: the mapped source is refused the same way.
+    let simulated = refused(
+        dir.path(),
+        &[
+            "call",
+            "simulate_packet",
+            "interface=lan",
+            "protocol=tcp",
+            &format!("source=::ffff:{CLIENT_B}"),
+            &format!("destination={SERVER}"),
+            "destination_port=8080",
+            "--json",
+        ],
+    );
+    assert_eq!((simulated["code"].as_str(), simulated["field"].as_str()), (Some("validation_error"), Some("source")));
+}
+
 /// The host's egress policy through `set_egress_policy` on the CLI (the whole pipeline: lockout check, approval,
 /// journal, audit), enforced by the kernel: the router namespace plays the host that runs Portcullis, the
 /// server's 8080 the API of a configured pfSense target, and the server its DNS resolver.

@@ -328,7 +328,7 @@ impl<'a> Resolver<'a> {
         }
         let mut set = AddrSet::default();
         for entry in alias.entries.iter().filter(|e| e.is_live(self.now)) {
-            match crate::model::parse_net("alias", &entry.value) {
+            match crate::address::parse_held_net("alias", &entry.value) {
                 Ok(net) => set.push(&net),
                 Err(_) => set.extend(&self.alias_set(&entry.value, depth + 1)),
             }

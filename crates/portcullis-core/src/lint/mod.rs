@@ -69,6 +69,7 @@ pub fn lint(rules: &RuleSet, now: Timestamp, options: &LintOptions<'_>) -> Vec<F
             findings.push(shadow_finding(rules, &together, later));
         }
     }
+    let mut resolver = Resolver::new(rules, now);
     for rule in &rules.rules {
         let finding = |kind, severity, message: String| Finding {
             kind,
@@ -97,9 +98,9 @@ pub fn lint(rules: &RuleSet, now: Timestamp, options: &LintOptions<'_>) -> Vec<F
                 finding(FindingKind::Disabled, Severity::Info, "disabled; consider deleting it".into())
             });
         }
-        if rule.enabled && rule.action == Action::Pass && rule.source.is_any() {
+        if rule.enabled && rule.action == Action::Pass && from_everywhere(&mut resolver, rule) {
             let exposed = options.exposed_interfaces.iter().any(|i| i.eq_ignore_ascii_case(&rule.interface));
-            let any_any = rule.destination.is_any() && rule.destination_port.is_any();
+            let any_any = rule.destination_port.is_any() && to_everywhere(&mut resolver, rule);
             if exposed || any_any {
                 let msg = if any_any {
                     "passes any traffic from any source to any destination".to_string()
@@ -156,6 +157,22 @@ fn covers(a: &ResolvedRule, b: &ResolvedRule) -> bool {
         && side_covers(&a.destination, a.destination_negate, &b.destination, b.destination_negate)
         && ports_cover(&a.source_ports, &b.source_ports)
         && ports_cover(&a.destination_ports, &b.destination_ports)
+}
+
+/// Whether a rule's source holds every address of a family it applies to, however it is written (`any`,
+/// `0.0.0.0/0`, an alias of two `/1`s).
+fn from_everywhere(resolver: &mut Resolver<'_>, rule: &crate::model::Rule) -> bool {
+    let source = resolver.address_set(&rule.source);
+    crate::address::families_of(rule.ip_version)
+        .iter()
+        .any(|f| crate::address::covers_family(&source, rule.source.negate, *f))
+}
+
+/// Whether a rule passes every source to every destination address of some family it applies to.
+fn to_everywhere(resolver: &mut Resolver<'_>, rule: &crate::model::Rule) -> bool {
+    let source = resolver.address_set(&rule.source);
+    let destination = resolver.address_set(&rule.destination);
+    crate::address::any_to_any((&source, rule.source.negate), (&destination, rule.destination.negate), rule.ip_version)
 }
 
 fn side_covers(a: &crate::eval::AddrSet, a_neg: bool, b: &crate::eval::AddrSet, b_neg: bool) -> bool {
@@ -247,6 +264,51 @@ mod tests {
         }
         assert!(found[0].message.contains("mixed actions"), "{}", found[0].message);
         assert!(findings_of(&state, "5").is_empty(), "other protocols still reach the last rule");
+    }
+
+    #[test]
+    fn overly_broad_is_what_the_addresses_cover_not_their_spelling() {
+        let pass = |source: &str, destination: &str, ip_version| Rule {
+            ip_version,
+            source: crate::model::AddressMatch::parse("source", source).unwrap(),
+            destination: crate::model::AddressMatch::parse("destination", destination).unwrap(),
+            ..Rule::new("lan", Action::Pass)
+        };
+        let mut state = lan_rules(vec![
+            pass("any", "any", IpVersion::Inet46),
+            pass("0.0.0.0/0", "0.0.0.0/0", IpVersion::Inet),
+            pass("::/0", "any", IpVersion::Inet6),
+            pass("HALVES", "any", IpVersion::Inet),
+            pass("0.0.0.0/1", "any", IpVersion::Inet),
+            pass("any", "192.0.2.0/24", IpVersion::Inet),
+        ]);
+        let entry = |v: &str| crate::model::AliasEntry {
+            value: v.into(),
+            detail: String::new(),
+            expires_at: None,
+            created_at: None,
+        };
+        state.aliases.push(crate::model::Alias {
+            name: "HALVES".into(),
+            kind: crate::model::AliasKind::Network,
+            description: String::new(),
+            entries: vec![entry("0.0.0.0/1"), entry("128.0.0.0/1")],
+            managed: None,
+        });
+        let options = LintOptions { exposed_interfaces: &[], stale_after: TimeDelta::days(30) };
+        let broad: Vec<String> = lint(&state, chrono::Utc::now(), &options)
+            .into_iter()
+            .filter(|f| f.kind == FindingKind::OverlyBroad)
+            .map(|f| f.rule_id)
+            .collect();
+        assert_eq!(broad, ["1", "2", "3", "4"]);
+        let exposed = ["lan".to_string()];
+        let options = LintOptions { exposed_interfaces: &exposed, ..options };
+        let from_anywhere = lint(&state, chrono::Utc::now(), &options)
+            .into_iter()
+            .filter(|f| f.kind == FindingKind::OverlyBroad)
+            .count();
+        assert_eq!(from_anywhere, 5, "every rule but the one from 0.0.0.0/1, on an exposed interface");
     }
 
     #[test]

@@ -116,7 +116,7 @@ pub(super) fn plan_revoke(state: &RuleSet, net: IpNet, alias: Option<&str>) -> F
         summary: format!("revoke the access of {value}"),
         operations,
         warnings: Vec::new(),
-        facts: ChangeFacts { host_bits: net.max_prefix_len() - net.prefix_len(), ..ChangeFacts::default() },
+        facts: ChangeFacts { host_bits: crate::address::net_host_bits(&net), ..ChangeFacts::default() },
     })
 }
 
@@ -259,7 +259,7 @@ pub(super) fn plan_unblock(state: &RuleSet, net: IpNet, interface: Option<&str>)
         operations,
         warnings: Vec::new(),
         facts: ChangeFacts {
-            host_bits: net.max_prefix_len() - net.prefix_len(),
+            host_bits: crate::address::net_host_bits(&net),
             widens_exposure: true,
             permanent: true,
             ..ChangeFacts::default()
@@ -295,7 +295,7 @@ fn entry_facts(
     interfaces: Vec<String>,
 ) -> ChangeFacts {
     ChangeFacts {
-        host_bits: net.max_prefix_len() - net.prefix_len(),
+        host_bits: crate::address::net_host_bits(&net),
         widens_exposure,
         lifetime_seconds: expires_at.map(|t| (t - now).num_seconds()),
         permanent: expires_at.is_none(),

@@ -95,7 +95,8 @@ pub enum Operation {
 /// Facts about a change that risk scoring and policy need, computed once by the planner.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ChangeFacts {
-    /// Host bits of the widest source the change admits or stops: 0 for one host, 8 for a /24, 127 for `any`.
+    /// Host bits of the widest source the change admits or stops: 0 for one host, 8 for a /24, 128 for whatever
+    /// covers a whole address family (`any`, `0.0.0.0/0`, `::/0`, an alias of two `/1`s), judged by what it covers.
     pub host_bits: u8,
     /// Whether the change lets more traffic through (a pass rule added or widened, a block removed or paused).
     pub widens_exposure: bool,

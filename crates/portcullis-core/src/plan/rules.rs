@@ -25,7 +25,7 @@ pub(super) fn plan_create(state: &RuleSet, draft: &RuleDraft, now: Timestamp) ->
     rule.ip_version = settle_ip_version(&rule, draft.ip_version)?;
     check_rule(state, &rule)?;
     let position = insertion_position(state, &interface, draft.position, None)?;
-    let mut warnings = breadth_warnings(&rule);
+    let mut warnings = breadth_warnings(state, &rule, now);
     if draft.position.is_some_and(|p| p < position) {
         warnings.push(format!(
             "position {} is above the system rules of {interface}; the rule goes at position {position}",
@@ -78,7 +78,7 @@ pub(super) fn plan_modify(state: &RuleSet, id: &RuleId, patch: &RulePatch, now: 
         permanent: true,
         interfaces: vec![after.interface.clone()],
     };
-    let mut warnings = breadth_warnings(&after);
+    let mut warnings = breadth_warnings(state, &after, now);
     if position.is_some() {
         warnings.push("moving a rule changes which rule matches first for overlapping traffic".into());
     }
@@ -336,22 +336,31 @@ fn insertion_position(
 /// Breadth of a rule is the breadth of its source: who the rule admits (or stops). A pass from one subnet to any
 /// destination is an everyday outbound rule; a pass from any source is exposure.
 fn rule_host_bits(state: &RuleSet, rule: &Rule, now: Timestamp) -> u8 {
-    if rule.source.negate {
-        return 128;
-    }
-    crate::eval::Resolver::new(state, now).address_set(&rule.source).breadth_bits()
+    let source = crate::eval::Resolver::new(state, now).address_set(&rule.source);
+    crate::address::match_host_bits(&source, rule.source.negate, rule.ip_version)
 }
 
-fn breadth_warnings(rule: &Rule) -> Vec<String> {
+/// Warnings about what a pass rule's addresses cover, not how they are spelled (`0.0.0.0/0` is `any` for IPv4).
+fn breadth_warnings(state: &RuleSet, rule: &Rule, now: Timestamp) -> Vec<String> {
     let mut warnings = Vec::new();
-    if rule.action == Action::Pass && rule.source.is_any() {
+    if rule.action != Action::Pass {
+        return warnings;
+    }
+    let mut resolver = crate::eval::Resolver::new(state, now);
+    let source = resolver.address_set(&rule.source);
+    let destination = resolver.address_set(&rule.destination);
+    let every_source = crate::address::families_of(rule.ip_version)
+        .iter()
+        .any(|f| crate::address::covers_family(&source, rule.source.negate, *f));
+    if every_source {
         warnings.push(format!("the rule passes traffic from every device on {}", rule.interface));
     }
-    if rule.action == Action::Pass
-        && rule.source.is_any()
-        && rule.destination.is_any()
-        && rule.destination_port.is_any()
-    {
+    let any_to_any = crate::address::any_to_any(
+        (&source, rule.source.negate),
+        (&destination, rule.destination.negate),
+        rule.ip_version,
+    );
+    if any_to_any && rule.destination_port.is_any() {
         warnings.push("the rule passes any traffic to any destination (any → any)".into());
     }
     warnings

@@ -286,6 +286,14 @@ fn validate_access(config: &Config, o: Option<&Path>) -> Result<(), ConfigError>
                 .map_err(|e| invalid(format!("{key}[{i}]"), e.message, o))?;
         }
     }
+    // A flow to or from the IPv6 spelling of an IPv4 host is a flow no packet takes: lockout prevention would
+    // keep it and lose the one the administrator meant.
+    for (i, flow) in sec.management_flows.iter().enumerate() {
+        for (side, addr) in [("source", &flow.source), ("destination", &flow.destination)] {
+            portcullis_core::address::check_host(side, addr)
+                .map_err(|e| invalid(format!("security.management_flows[{i}].{side}"), e.message, o))?;
+        }
+    }
     portcullis_core::duration::parse_span("approval_ttl", &sec.approval_ttl)
         .map_err(|e| invalid("security.approval_ttl", e.message, o))?;
     if let Some(w) = &sec.confirm_within {
@@ -379,6 +387,36 @@ mod tests {
         assert_invalid_key("egress: {mcp_clients: [192.0.2.0/24, nope]}\n", "egress.mcp_clients[1]");
         assert_invalid_key("security: {approval_ttl: -5m}\n", "security.approval_ttl");
         assert_invalid_key("security: {rate_limits: {sensitive: 0}}\n", "security.rate_limits.sensitive");
+    }
+
+    #[test]
+    fn ipv6_spellings_of_ipv4_hosts_are_refused_wherever_config_names_an_address() {
+        for form in ["\"::ffff:192.0.2.10\"", "\"::ffff:c000:20a\"", "\"::192.0.2.10\"", "\"::ffff:10.0.0.0/104\""] {
+            assert_invalid_key(
+                &format!("security: {{protected_addresses: [{form}]}}\n"),
+                "security.protected_addresses[0]",
+            );
+            assert_invalid_key(
+                &format!("security: {{management_hosts: [10.0.0.5, {form}]}}\n"),
+                "security.management_hosts[1]",
+            );
+            assert_invalid_key(&format!("egress: {{mcp_clients: [{form}]}}\n"), "egress.mcp_clients[0]");
+        }
+        let flow = |source: &str, destination: &str| {
+            format!(
+                "security:\n  management_flows:\n    - {{name: gui, interface: lan, source: \"{source}\", \
+                 destination: \"{destination}\", port: 443}}\n"
+            )
+        };
+        assert!(parse(&flow("192.0.2.10", "192.0.2.1"), origin(), &no_env).is_ok());
+        assert_invalid_key(&flow("::ffff:192.0.2.10", "192.0.2.1"), "security.management_flows[0].source");
+        assert_invalid_key(&flow("192.0.2.10", "::192.0.2.1"), "security.management_flows[0].destination");
+        for ambiguous in ["\"fe80::1%eth0\"", "010.0.0.1", "10.0.0.0/024", "\"10.0.0.0/+8\""] {
+            assert_invalid_key(
+                &format!("security: {{management_hosts: [{ambiguous}]}}\n"),
+                "security.management_hosts[0]",
+            );
+        }
     }
 
     #[test]
