@@ -695,7 +695,7 @@ mod tests {
     fn a_block_narrows_and_the_same_block_again_has_no_effect() {
         let state = fresh();
         let block = Intent::Block {
-            net: "203.0.113.7/32".parse().unwrap(),
+            addresses: "203.0.113.7/32".parse::<ipnet::IpNet>().unwrap().into(),
             interface: Some("lan".into()),
             expires_at: Some(now() + TimeDelta::hours(1)),
             reason: "t".into(),

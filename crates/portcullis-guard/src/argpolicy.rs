@@ -5,7 +5,7 @@ use ipnet::IpNet;
 use portcullis_core::address;
 use portcullis_core::eval::Resolver;
 use portcullis_core::model::{Action, Rule, RuleSet, Timestamp};
-use portcullis_core::plan::{ChangePlan, Intent, Operation};
+use portcullis_core::plan::{Addresses, ChangePlan, Intent, Operation};
 
 use crate::CallError;
 use crate::roles::Caps;
@@ -55,31 +55,56 @@ pub struct PolicyInput<'a> {
 
 pub fn check(input: &PolicyInput<'_>) -> Result<(), CallError> {
     match input.intent {
-        Intent::Block { net, expires_at, .. } => {
-            check_block_target(input, net)?;
+        Intent::Block { addresses, expires_at, .. } => {
+            check_list_length(input, addresses)?;
+            let protected = protected_nets(input.state, input.protected);
+            for (field, net) in addresses.with_fields() {
+                check_block_target(input, &protected, &field, net)?;
+            }
             check_duration(input, *expires_at)?;
         }
-        Intent::Grant { net, expires_at, .. } => {
-            check_breadth(input, net, "let in")?;
+        Intent::Grant { addresses, expires_at, .. } => {
+            check_list_length(input, addresses)?;
+            for (field, net) in addresses.with_fields() {
+                check_breadth(input, &field, net, "let in")?;
+            }
             check_duration(input, *expires_at)?;
         }
+        Intent::Unblock { addresses, .. } | Intent::Revoke { addresses, .. } => check_list_length(input, addresses)?,
         _ => {}
     }
     check_exposure(input)
 }
 
-fn check_block_target(input: &PolicyInput<'_>, net: &IpNet) -> Result<(), CallError> {
-    if let Some((p, why)) = protected_nets(input.state, input.protected).iter().find(|(p, _)| overlaps(p, net)) {
-        return Err(denied("ip_address", format!("{net} covers {p}, which is protected ({why}) and is never blocked")));
+/// A role's cap on the addresses one call may name (`caps.max_bulk`).
+fn check_list_length(input: &PolicyInput<'_>, addresses: &Addresses) -> Result<(), CallError> {
+    let max = input.caps.max_bulk;
+    if addresses.len() > max {
+        return Err(denied(
+            addresses.field(),
+            format!("{} addresses in one call; role {} may name at most {max}", addresses.len(), input.role),
+        ));
     }
-    check_breadth(input, net, "block")
+    Ok(())
 }
 
-fn check_breadth(input: &PolicyInput<'_>, net: &IpNet, verb: &str) -> Result<(), CallError> {
+fn check_block_target(
+    input: &PolicyInput<'_>,
+    protected: &[(IpNet, String)],
+    field: &str,
+    net: &IpNet,
+) -> Result<(), CallError> {
+    if let Some((p, why)) = protected.iter().find(|(p, _)| overlaps(p, net)) {
+        return Err(denied(field, format!("{net} covers {p}, which is protected ({why}) and is never blocked")));
+    }
+    check_breadth(input, field, net, "block")
+}
+
+fn check_breadth(input: &PolicyInput<'_>, field: &str, net: &IpNet, verb: &str) -> Result<(), CallError> {
     let min_prefix = if net.addr().is_ipv4() { input.caps.min_block_prefix_v4 } else { input.caps.min_block_prefix_v6 };
     if net.prefix_len() < min_prefix {
         return Err(denied(
-            "ip_address",
+            field,
             format!("{net} is wider than role {} may {verb} (at most a /{min_prefix})", input.role),
         ));
     }

@@ -50,7 +50,7 @@ async fn block_applies_persists_and_verifies() {
         let fw = lab(&store);
         let state = fw.snapshot().await.unwrap();
         let intent = Intent::Block {
-            net: "203.0.113.9/32".parse().unwrap(),
+            addresses: "203.0.113.9/32".parse::<ipnet::IpNet>().unwrap().into(),
             interface: None,
             expires_at: Some(now + TimeDelta::hours(1)),
             reason: "ssh brute force".into(),
@@ -101,7 +101,7 @@ async fn a_second_process_sees_and_respects_the_first_ones_writes() {
     let now = Utc::now().trunc_subsecs(3);
     let stale = server.snapshot().await.unwrap();
     let block = |ip: &str| Intent::Block {
-        net: ip.parse().unwrap(),
+        addresses: ip.parse::<ipnet::IpNet>().unwrap().into(),
         interface: None,
         expires_at: Some(now + TimeDelta::hours(1)),
         reason: "x".into(),
@@ -164,7 +164,7 @@ async fn undoing_a_second_block_of_an_address_restores_the_first() {
     let fw = lab(&store);
     let now = Utc::now().trunc_subsecs(3);
     let block = |hours: i64| Intent::Block {
-        net: "203.0.113.1/32".parse().unwrap(),
+        addresses: "203.0.113.1/32".parse::<ipnet::IpNet>().unwrap().into(),
         interface: None,
         reason: format!("{hours}h"),
         expires_at: Some(now + TimeDelta::hours(hours)),
@@ -186,7 +186,7 @@ async fn undoing_a_second_block_of_an_address_restores_the_first() {
 /// A block of `net` on every interface for an hour.
 fn hour_block(net: &str, now: Timestamp) -> Intent {
     Intent::Block {
-        net: net.parse().unwrap(),
+        addresses: net.parse::<ipnet::IpNet>().unwrap().into(),
         interface: None,
         reason: "t".into(),
         expires_at: Some(now + TimeDelta::hours(1)),

@@ -59,7 +59,7 @@ async fn seed(fw: &NftablesFirewall) {
     let now = Utc::now().trunc_subsecs(3);
     let state = fw.snapshot().await.expect("snapshot");
     let intent = Intent::Block {
-        net: "192.0.2.1/32".parse().expect("net"),
+        addresses: "192.0.2.1/32".parse::<ipnet::IpNet>().expect("net").into(),
         interface: None,
         expires_at: Some(now + TimeDelta::days(1)),
         reason: REASON.into(),

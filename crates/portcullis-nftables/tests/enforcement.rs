@@ -15,7 +15,7 @@ fn now() -> chrono::DateTime<Utc> {
 
 fn block(ip: &str, ttl: TimeDelta) -> Intent {
     Intent::Block {
-        net: portcullis_core::model::parse_net("ip", ip).expect("net"),
+        addresses: portcullis_core::model::parse_net("ip", ip).expect("net").into(),
         interface: None,
         expires_at: Some(now() + ttl),
         reason: "ssh brute force".into(),
@@ -115,7 +115,7 @@ async fn a_grant_opens_a_port_for_one_source_only() {
     assert!(net.tcp(CLIENT_A, 8081), "other ports stay open");
 
     let grant = Intent::Grant {
-        net: portcullis_core::model::parse_net("ip", CLIENT_B).expect("net"),
+        addresses: portcullis_core::model::parse_net("ip", CLIENT_B).expect("net").into(),
         alias: None,
         expires_at: Some(now() + TimeDelta::hours(2)),
         reason: "contractor".into(),
@@ -130,7 +130,10 @@ async fn a_grant_opens_a_port_for_one_source_only() {
     assert!(net.tcp(CLIENT_B, 8080), "the granted source reaches the port");
     assert!(!net.tcp(CLIENT_A, 8080), "another source still does not");
 
-    let revoke = Intent::Revoke { net: portcullis_core::model::parse_net("ip", CLIENT_B).expect("net"), alias: None };
+    let revoke = Intent::Revoke {
+        addresses: portcullis_core::model::parse_net("ip", CLIENT_B).expect("net").into(),
+        alias: None,
+    };
     change(&fw, revoke).await;
     assert!(!net.tcp(CLIENT_B, 8080), "revoked");
     assert!(after.alias(plan::GRANT_ALIAS).is_some());
@@ -368,7 +371,10 @@ async fn removing_an_entry_the_kernel_already_dropped_still_applies() {
     net.nft(&["delete", "element", "inet", "portcullis", "PORTCULLIS_BLOCK_h4", &format!("{{ {CLIENT_B} }}")]);
     let p = plan::plan(
         &after,
-        &Intent::Unblock { net: portcullis_core::model::parse_net("ip", CLIENT_B).expect("net"), interface: None },
+        &Intent::Unblock {
+            addresses: portcullis_core::model::parse_net("ip", CLIENT_B).expect("net").into(),
+            interface: None,
+        },
         now(),
     )
     .expect("plan");
@@ -378,7 +384,7 @@ async fn removing_an_entry_the_kernel_already_dropped_still_applies() {
 }
 
 fn unblock(ip: &str) -> Intent {
-    Intent::Unblock { net: portcullis_core::model::parse_net("ip", ip).expect("net"), interface: None }
+    Intent::Unblock { addresses: portcullis_core::model::parse_net("ip", ip).expect("net").into(), interface: None }
 }
 
 /// The set's flags and its elements as nft lists them.

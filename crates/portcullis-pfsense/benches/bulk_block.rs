@@ -112,7 +112,7 @@ async fn seed(fw: &PfSenseFirewall) {
     let state = fw.snapshot().await.expect("snapshot");
     let now = Utc::now().trunc_subsecs(3);
     let intent = Intent::Block {
-        net: "203.0.113.9/32".parse().expect("net"),
+        addresses: "203.0.113.9/32".parse::<ipnet::IpNet>().expect("net").into(),
         interface: None,
         expires_at: Some(now + TimeDelta::hours(1)),
         reason: "seed".into(),

@@ -81,7 +81,11 @@ async fn three_blocks_with_their_expiry_survive_on_the_device() {
     assert_eq!(left, vec!["2001:db8::66", "198.51.100.0/24"]);
 
     // Unblock.
-    lab.change(&Intent::Unblock { net: "198.51.100.0/24".parse().unwrap(), interface: None }).await;
+    lab.change(&Intent::Unblock {
+        addresses: "198.51.100.0/24".parse::<ipnet::IpNet>().unwrap().into(),
+        interface: None,
+    })
+    .await;
     let left = lab.emu.state().alias(BLOCK_ALIAS).unwrap()["address"].clone();
     assert_eq!(left, serde_json::json!(["2001:db8::66/128"]));
     assert_eq!(lab.emu.state().applied_alias(BLOCK_ALIAS).unwrap()["address"], left, "unblock is enforced");
@@ -99,7 +103,7 @@ async fn reblocking_replaces_the_entry_and_interface_blocks_get_their_own_alias(
     assert_eq!(alias.entries[0].detail, "second");
 
     let intent = Intent::Block {
-        net: "192.0.2.50/32".parse().unwrap(),
+        addresses: "192.0.2.50/32".parse::<ipnet::IpNet>().unwrap().into(),
         interface: Some("LAN".into()),
         expires_at: None,
         reason: "lan only".into(),

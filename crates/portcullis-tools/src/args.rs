@@ -7,7 +7,7 @@ use portcullis_core::duration::Lifetime;
 use portcullis_core::model::{
     Action, AddressMatch, Direction, IpVersion, PortMatch, PortRange, Protocol, RuleId, parse_net, validate_text,
 };
-use portcullis_core::plan::{Intent, RuleDraft, RulePatch};
+use portcullis_core::plan::{Addresses, Intent, RuleDraft, RulePatch};
 use portcullis_core::{FieldError, FieldResult};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -257,7 +257,9 @@ pub struct PauseRuleArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct BlockIpAddressArgs {
     /// An IPv4/IPv6 address or CIDR.
-    pub ip_address: String,
+    pub ip_address: Option<String>,
+    /// Several addresses or CIDRs blocked in one change (one approval, one alias update), instead of `ip_address`.
+    pub ip_addresses: Option<Vec<String>>,
     /// Block on this interface only; every interface when omitted.
     pub interface: Option<String>,
     /// 30m, 1h, 24h, 7d, ... or permanent. The block expires by itself.
@@ -271,7 +273,9 @@ pub struct BlockIpAddressArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct UnblockIpAddressArgs {
-    pub ip_address: String,
+    pub ip_address: Option<String>,
+    /// Several addresses unblocked in one change, instead of `ip_address`.
+    pub ip_addresses: Option<Vec<String>>,
     /// Only the block on this interface; every block of the address when omitted.
     pub interface: Option<String>,
     #[serde(flatten)]
@@ -281,7 +285,9 @@ pub struct UnblockIpAddressArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct GrantAccessArgs {
     /// The address or CIDR let in.
-    pub ip_address: String,
+    pub ip_address: Option<String>,
+    /// Several addresses let in by one change, instead of `ip_address`.
+    pub ip_addresses: Option<Vec<String>>,
     /// 30m, 1h, 8h, ... or permanent. The grant expires by itself.
     pub duration: String,
     /// The managed allow alias (default PORTCULLIS_GRANT) that pass rules reference.
@@ -300,7 +306,9 @@ pub struct GrantAccessArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct RevokeAccessArgs {
-    pub ip_address: String,
+    pub ip_address: Option<String>,
+    /// Several grants revoked in one change, instead of `ip_address`.
+    pub ip_addresses: Option<Vec<String>>,
     /// Only this grant list; every grant list when omitted.
     pub alias: Option<String>,
     #[serde(flatten)]
@@ -392,6 +400,28 @@ pub fn description(field: &str, v: &Option<String>) -> FieldResult<Option<String
 /// An address or CIDR that can be blocked, as a network.
 pub fn block_target(field: &str, v: &str) -> FieldResult<IpNet> {
     parse_net(field, v)
+}
+
+/// The most addresses one call may carry, whatever the role (roles cap it lower: `caps.max_bulk`).
+const MAX_LISTED: usize = 100_000;
+
+/// `ip_address` or `ip_addresses`: exactly one of them, each address parsed and named by its place in the list.
+pub fn addresses(one: Option<&str>, many: Option<&[String]>) -> FieldResult<Addresses> {
+    match (one, many) {
+        (Some(v), None) => Ok(block_target("ip_address", v)?.into()),
+        (None, Some([])) => Err(FieldError::new("ip_addresses", "the list is empty; give at least one address")),
+        (None, Some(list)) if list.len() > MAX_LISTED => {
+            Err(FieldError::new("ip_addresses", format!("{} addresses; at most {MAX_LISTED} per call", list.len())))
+        }
+        (None, Some(list)) => {
+            let nets = list.iter().enumerate().map(|(i, v)| block_target(&format!("ip_addresses[{i}]"), v));
+            Ok(Addresses::listed(nets.collect::<FieldResult<Vec<_>>>()?))
+        }
+        (Some(_), Some(_)) => Err(FieldError::new("ip_addresses", "give ip_address or ip_addresses, not both")),
+        (None, None) => {
+            Err(FieldError::new("ip_address", "an IP address or CIDR is required (or ip_addresses: [...])"))
+        }
+    }
 }
 
 pub fn interface_name(field: &str, v: &str) -> FieldResult<String> {
@@ -547,7 +577,7 @@ pub fn grant_intent(a: &GrantAccessArgs, now: portcullis_core::model::Timestamp)
         (None, Some(_)) => return Err(FieldError::new("interface", "give the interface the grant opens the port on")),
     };
     Ok(Intent::Grant {
-        net: block_target("ip_address", &a.ip_address)?,
+        addresses: addresses(a.ip_address.as_deref(), a.ip_addresses.as_deref())?,
         alias: alias_name(&a.alias)?,
         expires_at: lifetime(&a.duration)?.expires_at(now),
         reason: reason(&a.reason)?,

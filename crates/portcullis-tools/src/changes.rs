@@ -206,6 +206,7 @@ impl ToolService {
             approval_id: None,
             confirm_by: None,
             effect: None,
+            addresses: Vec::new(),
         };
         if dry_run {
             return Ok(result);

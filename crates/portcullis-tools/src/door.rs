@@ -212,6 +212,7 @@ impl ToolService {
             approval_required: needs_approval.is_some(),
             approval_id: None,
             confirm_by: None,
+            addresses: crate::views::AddressOutcome::of(&call.planned.intent, &plan),
             effect,
         };
         Ok((plan, result, needs_approval))

@@ -135,6 +135,80 @@ pub struct ChangeResult {
     /// confirms, and `no_effect`, `narrows`, `widens` or `mixed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub effect: Option<portcullis_core::effect::Effect>,
+    /// For a call with `ip_addresses`: what the change does to each address, in the order given.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<AddressOutcome>,
+}
+
+/// What a list change does to one of its addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct AddressOutcome {
+    pub ip_address: String,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Newly blocked.
+    Blocked,
+    /// Already blocked or granted; the new duration replaces the old one.
+    Renewed,
+    /// Already blocked for longer; that block is kept as it was.
+    KeptLonger,
+    Unblocked,
+    /// Not blocked: nothing to remove.
+    NotBlocked,
+    Granted,
+    Revoked,
+    /// No grant: nothing to remove.
+    NoGrant,
+}
+
+impl AddressOutcome {
+    /// Each listed address's outcome, read from the plan made for it; none for a call with one `ip_address`.
+    pub(crate) fn of(intent: &portcullis_core::plan::Intent, plan: &portcullis_core::plan::ChangePlan) -> Vec<Self> {
+        use portcullis_core::plan::Intent;
+        let (addresses, kind) = match intent {
+            Intent::Block { addresses, .. } => (addresses, (Outcome::Blocked, Outcome::NotBlocked)),
+            Intent::Grant { addresses, .. } => (addresses, (Outcome::Granted, Outcome::NoGrant)),
+            Intent::Unblock { addresses, .. } => (addresses, (Outcome::Unblocked, Outcome::NotBlocked)),
+            Intent::Revoke { addresses, .. } => (addresses, (Outcome::Revoked, Outcome::NoGrant)),
+            _ => return Vec::new(),
+        };
+        if !addresses.is_listed() {
+            return Vec::new();
+        }
+        let mut replaced = std::collections::HashMap::new();
+        let mut kept = std::collections::HashSet::new();
+        let mut removed = std::collections::HashSet::new();
+        for op in &plan.operations {
+            match op {
+                Operation::PutAliasEntries { before, after, .. } => {
+                    replaced.extend(before.iter().map(|e| (e.value.as_str(), e)));
+                    kept.extend(after.iter().filter(|e| before.contains(e)).map(|e| e.value.as_str()));
+                }
+                Operation::RemoveAliasEntries { before, .. } => removed.extend(before.iter().map(|e| e.value.as_str())),
+                _ => {}
+            }
+        }
+        let putting = matches!(intent, Intent::Block { .. } | Intent::Grant { .. });
+        addresses
+            .nets()
+            .iter()
+            .map(|net| {
+                let value = portcullis_core::model::net_to_string(net);
+                let outcome = match (putting, kept.contains(value.as_str()), replaced.contains_key(value.as_str())) {
+                    (true, true, _) => Outcome::KeptLonger,
+                    (true, false, true) => Outcome::Renewed,
+                    (true, false, false) => kind.0,
+                    (false, ..) if removed.contains(value.as_str()) => kind.0,
+                    (false, ..) => kind.1,
+                };
+                Self { ip_address: value, outcome }
+            })
+            .collect()
+    }
 }
 
 /// A change as the journal holds it.

@@ -459,6 +459,7 @@ async fn managed_names_cannot_be_taken_for_another_purpose() {
     let by_name = |n: &str| aliases["data"].as_array().unwrap().iter().find(|a| a["name"] == n).cloned();
     assert_eq!(by_name("PORTCULLIS_BLOCK").unwrap()["managed"], "block_list", "{aliases}");
     assert!(by_name("PORTCULLIS_GRANT").is_none(), "{aliases}");
+}
 
 /// A network alias on the lab, put there as an administrator outside Portcullis would.
 async fn seed_alias(lab: &LabFirewall, name: &str, entries: &[&str]) {

@@ -4,6 +4,59 @@ use ipnet::IpNet;
 
 use crate::model::{Action, AddressMatch, Direction, IpVersion, PortMatch, Protocol, RuleId, Timestamp};
 
+/// The addresses a block, unblock, grant or revoke is about: one (`ip_address`) or a list (`ip_addresses`), in
+/// the order given, each once. A list is one plan: one approval, one update of each alias, one apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Addresses {
+    nets: Vec<IpNet>,
+    listed: bool,
+}
+
+impl Addresses {
+    /// A list as given; repeats are dropped (the first one stays).
+    pub fn listed(nets: Vec<IpNet>) -> Self {
+        let mut seen = std::collections::HashSet::new();
+        let nets = nets.into_iter().filter(|n| seen.insert(*n)).collect();
+        Self { nets, listed: true }
+    }
+
+    pub fn nets(&self) -> &[IpNet] {
+        &self.nets
+    }
+
+    pub fn len(&self) -> usize {
+        self.nets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nets.is_empty()
+    }
+
+    /// Whether the call gave a list (`ip_addresses`).
+    pub fn is_listed(&self) -> bool {
+        self.listed
+    }
+
+    /// The argument the addresses came in.
+    pub fn field(&self) -> &'static str {
+        if self.listed { "ip_addresses" } else { "ip_address" }
+    }
+
+    /// Each address with the argument it came in (`ip_addresses[3]`), for errors that name it.
+    pub fn with_fields(&self) -> impl Iterator<Item = (String, &IpNet)> {
+        self.nets.iter().enumerate().map(|(i, n)| {
+            let field = if self.listed { format!("ip_addresses[{i}]") } else { "ip_address".to_string() };
+            (field, n)
+        })
+    }
+}
+
+impl From<IpNet> for Addresses {
+    fn from(net: IpNet) -> Self {
+        Self { nets: vec![net], listed: false }
+    }
+}
+
 /// A new rule as asked for, already parsed but not yet checked against the firewall's state.
 #[derive(Debug, Clone)]
 pub struct RuleDraft {
@@ -57,7 +110,7 @@ pub enum Intent {
         rule_id: RuleId,
     },
     Block {
-        net: IpNet,
+        addresses: Addresses,
         interface: Option<String>,
         expires_at: Option<Timestamp>,
         reason: String,
@@ -66,18 +119,18 @@ pub enum Intent {
         replace: bool,
     },
     Unblock {
-        net: IpNet,
+        addresses: Addresses,
         interface: Option<String>,
     },
     Grant {
-        net: IpNet,
+        addresses: Addresses,
         alias: Option<String>,
         expires_at: Option<Timestamp>,
         reason: String,
         rule: Option<GrantRule>,
     },
     Revoke {
-        net: IpNet,
+        addresses: Addresses,
         alias: Option<String>,
     },
     /// The host's own egress policy on one interface, replacing one already there (`crate::egress`).

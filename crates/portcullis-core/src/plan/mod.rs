@@ -29,7 +29,7 @@ use crate::model::{Alias, AliasEntry, Rule, RuleSet, Timestamp};
 
 pub use carry::{Carried, Conflict, Entries, Ids, carry_out, next_tracker};
 pub use expiry::{expiry_counts, next_pause_end, plan_entry_expiry, plan_expiry};
-pub use intent::{GrantRule, Intent, RuleDraft, RulePatch};
+pub use intent::{Addresses, GrantRule, Intent, RuleDraft, RulePatch};
 pub use invert::invert;
 pub use lists::block_alias_name;
 pub use positions::{global_index, global_index_by};
@@ -122,9 +122,9 @@ pub fn plan(state: &RuleSet, intent: &Intent, now: Timestamp) -> FieldResult<Cha
         Intent::DeleteRule { rule_id } => plan_delete(state, rule_id),
         Intent::PauseRule { rule_id, until } => plan_pause(state, rule_id, *until, now),
         Intent::ResumeRule { rule_id } => plan_resume(state, rule_id, now),
-        Intent::Block { net, interface, expires_at, reason, replace } => {
+        Intent::Block { addresses, interface, expires_at, reason, replace } => {
             let ask = BlockAsk {
-                net: *net,
+                addresses,
                 interface: interface.as_deref(),
                 expires_at: *expires_at,
                 reason,
@@ -132,11 +132,11 @@ pub fn plan(state: &RuleSet, intent: &Intent, now: Timestamp) -> FieldResult<Cha
             };
             plan_block(state, &ask, now)
         }
-        Intent::Unblock { net, interface } => plan_unblock(state, *net, interface.as_deref()),
-        Intent::Grant { net, alias, expires_at, reason, rule } => {
-            plan_grant(state, *net, alias.as_deref(), *expires_at, reason, rule.as_ref(), now)
+        Intent::Unblock { addresses, interface } => plan_unblock(state, addresses, interface.as_deref()),
+        Intent::Grant { addresses, alias, expires_at, reason, rule } => {
+            plan_grant(state, addresses, alias.as_deref(), *expires_at, reason, rule.as_ref(), now)
         }
-        Intent::Revoke { net, alias } => plan_revoke(state, *net, alias.as_deref()),
+        Intent::Revoke { addresses, alias } => plan_revoke(state, addresses, alias.as_deref()),
         Intent::SetEgressPolicy(policy) => crate::egress::plan_set(state, policy, now),
         Intent::RemoveEgressPolicy { interface } => crate::egress::plan_remove(state, interface),
     }

@@ -92,12 +92,18 @@ fn after(state: &RuleSet, intent: &Intent) -> RuleSet {
 
 /// A block on every interface for `span`.
 fn block_for(ip: &str, span: TimeDelta, replace: bool) -> Intent {
-    Intent::Block { net: net(ip), interface: None, expires_at: Some(now() + span), reason: "test".into(), replace }
+    Intent::Block {
+        addresses: net(ip).into(),
+        interface: None,
+        expires_at: Some(now() + span),
+        reason: "test".into(),
+        replace,
+    }
 }
 
 fn block(ip: &str, iface: Option<&str>) -> Intent {
     Intent::Block {
-        net: net(ip),
+        addresses: net(ip).into(),
         interface: iface.map(Into::into),
         expires_at: Some(now() + TimeDelta::hours(1)),
         reason: "test".into(),
@@ -106,7 +112,7 @@ fn block(ip: &str, iface: Option<&str>) -> Intent {
 }
 
 fn grant(ip: &str, rule: Option<GrantRule>) -> Intent {
-    Intent::Grant { net: net(ip), alias: None, expires_at: None, reason: "test".into(), rule }
+    Intent::Grant { addresses: net(ip).into(), alias: None, expires_at: None, reason: "test".into(), rule }
 }
 
 fn ssh_grant_rule() -> GrantRule {
@@ -259,13 +265,13 @@ fn planners_turn_intents_into_these_operations_and_warnings() {
         Case {
             name: "unblocking removes the entry",
             state: blocked.clone(),
-            intent: Intent::Unblock { net: net("203.0.113.9"), interface: None },
+            intent: Intent::Unblock { addresses: net("203.0.113.9").into(), interface: None },
             expect: Ok((vec!["remove PORTCULLIS_BLOCK 203.0.113.9"], vec![])),
         },
         Case {
             name: "unblocking what is not blocked is refused",
             state: seeded(),
-            intent: Intent::Unblock { net: net("203.0.113.9"), interface: None },
+            intent: Intent::Unblock { addresses: net("203.0.113.9").into(), interface: None },
             expect: Err("ip_address: 203.0.113.9 is not blocked"),
         },
         Case {
@@ -293,13 +299,13 @@ fn planners_turn_intents_into_these_operations_and_warnings() {
         Case {
             name: "revoking removes the grant",
             state: granted.clone(),
-            intent: Intent::Revoke { net: net("203.0.113.9"), alias: None },
+            intent: Intent::Revoke { addresses: net("203.0.113.9").into(), alias: None },
             expect: Ok((vec!["remove PORTCULLIS_GRANT 203.0.113.9"], vec![])),
         },
         Case {
             name: "revoking what was never granted is refused",
             state: granted,
-            intent: Intent::Revoke { net: net("203.0.113.10"), alias: None },
+            intent: Intent::Revoke { addresses: net("203.0.113.10").into(), alias: None },
             expect: Err("ip_address: 203.0.113.10 has no grant"),
         },
         Case {
@@ -682,23 +688,25 @@ fn plan_spec(state: &RuleSet, spec: &Spec, at: Timestamp) -> Option<ChangePlan> 
     };
     let intent = match spec {
         Spec::Block { net: n, iface, expires } => Intent::Block {
-            net: net(NETS[*n]),
+            addresses: net(NETS[*n]).into(),
             interface: iface.map(|i| IFACES[i].into()),
             expires_at: expiry(expires),
             reason: "p".into(),
             replace: false,
         },
         Spec::Unblock { net: n, iface } => {
-            Intent::Unblock { net: listed(MANAGED_BLOCK, *n)?, interface: iface.map(|i| IFACES[i].into()) }
+            Intent::Unblock { addresses: listed(MANAGED_BLOCK, *n)?.into(), interface: iface.map(|i| IFACES[i].into()) }
         }
         Spec::Grant { net: n, own_alias, expires, rule } => Intent::Grant {
-            net: net(NETS[*n]),
+            addresses: net(NETS[*n]).into(),
             alias: own(own_alias),
             expires_at: expiry(expires),
             reason: "p".into(),
             rule: rule.map(|i| GrantRule { interface: IFACES[i].into(), ..ssh_grant_rule() }),
         },
-        Spec::Revoke { net: n, own_alias } => Intent::Revoke { net: listed(MANAGED_GRANT, *n)?, alias: own(own_alias) },
+        Spec::Revoke { net: n, own_alias } => {
+            Intent::Revoke { addresses: listed(MANAGED_GRANT, *n)?.into(), alias: own(own_alias) }
+        }
         Spec::Create { iface, action, port: p, source, position } => Intent::CreateRule(RuleDraft {
             protocol: if p.is_some() { Protocol::Tcp } else { Protocol::Any },
             destination_port: p.map_or(PortMatch::Any, port),

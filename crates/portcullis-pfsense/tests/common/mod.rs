@@ -171,7 +171,7 @@ pub fn tracker(id: &RuleId) -> i64 {
 /// A block of `net` on every interface, permanent when `hours` is `None`.
 pub fn block(net: &str, hours: Option<i64>, reason: &str) -> Intent {
     Intent::Block {
-        net: net.parse().unwrap(),
+        addresses: net.parse::<ipnet::IpNet>().unwrap().into(),
         interface: None,
         expires_at: hours.map(|h| now() + chrono::TimeDelta::hours(h)),
         reason: reason.into(),

@@ -158,7 +158,7 @@ impl Tool for BlockIpAddress {
 
     fn route(a: BlockIpAddressArgs, now: Timestamp) -> Result<Work<ChangeResult>, CallError> {
         let intent = Intent::Block {
-            net: block_target("ip_address", &a.ip_address)?,
+            addresses: addresses(a.ip_address.as_deref(), a.ip_addresses.as_deref())?,
             interface: a.interface.as_deref().map(|i| interface_name("interface", i)).transpose()?,
             expires_at: lifetime(&a.duration)?.expires_at(now),
             reason: reason(&a.reason)?,
@@ -179,7 +179,7 @@ impl Tool for UnblockIpAddress {
 
     fn route(a: UnblockIpAddressArgs, _now: Timestamp) -> Result<Work<ChangeResult>, CallError> {
         let intent = Intent::Unblock {
-            net: block_target("ip_address", &a.ip_address)?,
+            addresses: addresses(a.ip_address.as_deref(), a.ip_addresses.as_deref())?,
             interface: a.interface.as_deref().map(|i| interface_name("interface", i)).transpose()?,
         };
         Work::change(&a.change, intent)
@@ -211,7 +211,10 @@ impl Tool for RevokeAccess {
         .about("Remove a grant now (from one grant list, or all).");
 
     fn route(a: RevokeAccessArgs, _now: Timestamp) -> Result<Work<ChangeResult>, CallError> {
-        let intent = Intent::Revoke { net: block_target("ip_address", &a.ip_address)?, alias: alias_name(&a.alias)? };
+        let intent = Intent::Revoke {
+            addresses: addresses(a.ip_address.as_deref(), a.ip_addresses.as_deref())?,
+            alias: alias_name(&a.alias)?,
+        };
         Work::change(&a.change, intent)
     }
 }
