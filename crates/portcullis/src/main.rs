@@ -10,6 +10,7 @@ mod conformance;
 mod http;
 mod logs;
 mod mcp;
+mod secrets;
 
 use std::path::PathBuf;
 
@@ -154,7 +155,7 @@ fn main() -> std::process::ExitCode {
     match run(cli) {
         Ok(code) => std::process::ExitCode::from(code as u8),
         Err(e) => {
-            eprintln!("portcullis: {e:#}");
+            eprintln!("portcullis: {}", secrets::global().scrub(&format!("{e:#}")));
             std::process::ExitCode::from(1)
         }
     }
@@ -170,14 +171,17 @@ fn load_config(cli: &Cli) -> anyhow::Result<LoadedConfig> {
 }
 
 fn init_logging(level: tracing::Level) {
-    // stdout is the MCP channel in stdio mode: logs always go to stderr.
+    // stdout is the MCP channel in stdio mode: logs always go to stderr, every line scrubbed of the configured
+    // secrets (and of the JWTs obtained since) at every level.
     let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.as_str().to_ascii_lowercase()));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).init();
+    let writer = secrets::ScrubbingStderr::new(secrets::global().clone());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(false).init();
 }
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
     let loaded = load_config(&cli)?;
+    secrets::add_config(secrets::global(), &loaded.config);
     let quiet = !matches!(cli.command, Command::Serve { .. });
     init_logging(if quiet { tracing::Level::WARN } else { loaded.config.logging.tracing_level() });
     // stdio is one conversation on one pipe: a single-threaded runtime answers it without cross-thread
@@ -267,6 +271,9 @@ fn config_check(loaded: LoadedConfig) -> anyhow::Result<i32> {
     let mut targets = vec![config::LAB_TARGET.to_string()];
     targets.extend(loaded.config.pfsense_targets().into_iter().map(|(name, pf)| format!("{name} ({})", pf.host)));
     println!("# targets: {}; default: {}", targets.join(", "), loaded.config.default_target());
+    for key in secrets::short_secrets(&loaded.config) {
+        println!("# warning: {} (portcullis refuses to start with it)", secrets::short_secret_message(&key));
+    }
     print!("{}", loaded.config.redacted_yaml());
     Ok(0)
 }
