@@ -39,15 +39,21 @@ fn forbidden() -> Vec<(String, String)> {
             ("raw", secret.to_string()),
             ("raw middle", secret[2..secret.len() - 3].to_string()),
             ("json", serde_json::to_string(secret).unwrap().trim_matches('"').to_string()),
-            ("php json", serde_json::to_string(secret).unwrap().trim_matches('"').replace('/', "\\/").replace('é', "\\u00e9")),
+            (
+                "php json",
+                serde_json::to_string(secret).unwrap().trim_matches('"').replace('/', "\\/").replace('é', "\\u00e9"),
+            ),
             ("percent", percent(secret, false, false)),
             ("percent lower", percent(secret, true, false)),
             ("form", percent(secret, false, true)),
             ("html", secret.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")),
         ];
-        for (name, engine) in
-            [("base64", &STANDARD), ("base64 unpadded", &STANDARD_NO_PAD), ("base64url", &URL_SAFE), ("base64url unpadded", &URL_SAFE_NO_PAD)]
-        {
+        for (name, engine) in [
+            ("base64", &STANDARD),
+            ("base64 unpadded", &STANDARD_NO_PAD),
+            ("base64url", &URL_SAFE),
+            ("base64url unpadded", &URL_SAFE_NO_PAD),
+        ] {
             forms.push((name, engine.encode(secret)));
         }
         for (form, text) in forms {
@@ -146,7 +152,11 @@ fn no_secret_echoed_by_a_hostile_upstream_reaches_answers_audit_or_logs() {
             }
             last_octet += 1;
             let ip = format!("ip_address=198.51.100.{last_octet}");
-            runs.push(portcullis(d, name, &["call", "block_ip_address", &ip, "duration=1h", "reason=scan", &t, "--json"]));
+            runs.push(portcullis(
+                d,
+                name,
+                &["call", "block_ip_address", &ip, "duration=1h", "reason=scan", &t, "--json"],
+            ));
         }
     }
     emulator.faults().reset();
@@ -157,16 +167,7 @@ fn no_secret_echoed_by_a_hostile_upstream_reaches_answers_audit_or_logs() {
     // search below finds nothing of was there to find.
     let echoed = emulator.request_log().iter().filter(|r| r.fault.as_deref() == Some("echo")).count();
     assert!(echoed >= scenarios.len() * 2, "the emulator echoed {echoed} requests");
-    let answers: String = runs.iter().map(|r| r.stdout.as_str()).collect();
-    let logs: String = runs.iter().map(|r| r.stderr.as_str()).collect();
-    assert!(answers.contains("[redacted]"), "no answer quoted the scrubbed echo:\n{answers}");
-    assert!(logs.contains("[redacted]"), "no log line quoted the scrubbed echo");
-    assert!(logs.contains("TRACE"), "the log ran at trace level");
-    assert!(answers.contains("redirects are not followed"), "a redirect is reported as one");
-    assert!(answers.contains("X-API-Key") || answers.contains("x-api-key"), "the echoed headers reach the answers");
-
     let audit_file = std::fs::read(d.join("audit.jsonl")).unwrap();
-    assert!(find(&audit_file, b"[redacted]"), "the audit file records the scrubbed errors");
     let mut stores = Vec::new();
     for entry in std::fs::read_dir(d.join("data")).unwrap() {
         let path = entry.unwrap().path();
@@ -195,6 +196,15 @@ fn no_secret_echoed_by_a_hostile_upstream_reaches_answers_audit_or_logs() {
         }
     }
     assert!(leaks.is_empty(), "secrets leaked:\n{}", leaks.join("\n"));
+    let answers: String = runs.iter().map(|r| r.stdout.as_str()).collect();
+    let logs: String = runs.iter().map(|r| r.stderr.as_str()).collect();
+    assert!(answers.contains("[redacted]"), "no answer quoted the scrubbed echo:\n{answers}");
+    assert!(logs.contains("[redacted]"), "no log line quoted the scrubbed echo");
+    assert!(logs.contains("TRACE"), "the log ran at trace level");
+    assert!(answers.contains("redirects are not followed"), "a redirect is reported as one");
+    assert!(answers.contains("X-API-Key") || answers.contains("x-api-key"), "the echoed headers reach the answers");
+
+    assert!(find(&audit_file, b"[redacted]"), "the audit file records the scrubbed errors");
     runtime.block_on(emulator.shutdown());
 }
 
