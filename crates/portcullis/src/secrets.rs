@@ -89,12 +89,19 @@ impl Write for ScrubbedLine {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        self.emit(&mut io::stderr().lock())
+    }
+}
+
+impl ScrubbedLine {
+    /// Writes what was collected, scrubbed, to `out`.
+    fn emit(&mut self, out: &mut dyn Write) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
         }
         let text = self.scrubber.scrub(&String::from_utf8_lossy(&self.buf));
         self.buf.clear();
-        io::stderr().lock().write_all(text.as_bytes())
+        out.write_all(text.as_bytes())
     }
 }
 
@@ -145,8 +152,9 @@ mod tests {
         let mut line = ScrubbedLine { scrubber: s, buf: Vec::new() };
         line.write_all(b"a log-sec").unwrap();
         line.write_all(b"ret-1 b\n").unwrap();
-        let text = line.scrubber.scrub(&String::from_utf8_lossy(&line.buf));
-        assert_eq!(text, "a [redacted] b\n");
-        line.buf.clear();
+        let mut out = Vec::new();
+        line.emit(&mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "a [redacted] b\n");
+        assert!(line.buf.is_empty(), "nothing is written twice");
     }
 }
