@@ -316,11 +316,11 @@ impl PfRestClient {
                 let to = location.as_deref().map(|l| excerpt(l, 200)).unwrap_or_else(|| "nowhere".into());
                 let mut e = error::from_status(&endpoint, status, None, None, false);
                 e.message = format!("{endpoint}: HTTP {status} redirect to {to}; redirects are not followed");
-                e.hint = Some(
+                e.hint = Some(format!(
                     "pfRest answers directly and never redirects: check base_url's scheme and port (pfSense \
-                     redirects http:// to https://) and that no proxy or login page is in front of the API"
-                        .into(),
-                );
+                     redirects http:// to https://) and that no proxy or login page is in front of the API; {}",
+                    error::HINT_UNKNOWN_OUTCOME
+                ));
                 Err(e)
             }
             None => Err(error::from_status(&endpoint, status, None, None, false)),
