@@ -1,6 +1,6 @@
 //! Runtime fault switches. Every switch is an atomic, so tests can flip them while requests are in flight.
 
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU16, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -9,6 +9,47 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_WRITE_LATENCY: Duration = Duration::from_millis(20);
 /// Default delay of a filter reload (`POST /api/v2/firewall/apply`, `apply: true`).
 pub const DEFAULT_APPLY_DELAY: Duration = Duration::from_millis(150);
+
+/// How a hostile upstream (a reverse proxy, a debugging page) echoes a request back (fault `echo_next_n`). The
+/// echo is the request line with its query string, every request header (credentials included) and the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum EchoStyle {
+    /// A pfRest-shaped JSON envelope with the echo as `message` and in `data`, with `echo_status`.
+    #[default]
+    Envelope,
+    /// An HTML error page (`<pre>` with the echo, HTML-escaped), with `echo_status`.
+    Html,
+    /// A 200 whose body is the echo as plain text (not JSON).
+    Text,
+    /// A 200 `SUCCESS` envelope whose `data` is the echo (a string, or a list of it for a plural GET), and, for the
+    /// version endpoint, `current_version`.
+    Data,
+    /// A `echo_status` (3xx) redirect whose `Location` carries the credentials as user info and the echo,
+    /// percent-encoded, in its query string.
+    Redirect,
+}
+
+impl EchoStyle {
+    fn to_u8(self) -> u8 {
+        match self {
+            EchoStyle::Envelope => 0,
+            EchoStyle::Html => 1,
+            EchoStyle::Text => 2,
+            EchoStyle::Data => 3,
+            EchoStyle::Redirect => 4,
+        }
+    }
+    fn from_u8(v: u8) -> EchoStyle {
+        match v {
+            1 => EchoStyle::Html,
+            2 => EchoStyle::Text,
+            3 => EchoStyle::Data,
+            4 => EchoStyle::Redirect,
+            _ => EchoStyle::Envelope,
+        }
+    }
+}
 
 /// Fault switches, settable at runtime (from tests via [`crate::Emulator::faults`], from other processes via
 /// `POST /__emulator/faults`). The `*_next_n` counters decrement once per affected request.
@@ -31,6 +72,10 @@ pub struct Faults {
     write_latency_ms: AtomicU64,
     apply_delay_ms: AtomicU64,
     log_growth_per_read: AtomicU64,
+    echo_next_n: AtomicU64,
+    echo_status: AtomicU16,
+    echo_style: AtomicU8,
+    echo_writes_only: AtomicBool,
 }
 
 /// A copy of every switch (what `GET /__emulator/faults` returns).
@@ -49,6 +94,10 @@ pub struct FaultsSnapshot {
     pub write_latency_ms: u64,
     pub apply_delay_ms: u64,
     pub log_growth_per_read: u64,
+    pub echo_next_n: u64,
+    pub echo_status: u16,
+    pub echo_style: EchoStyle,
+    pub echo_writes_only: bool,
 }
 
 /// A partial update of the switches (body of `POST /__emulator/faults`); absent fields are left alone.
@@ -70,6 +119,10 @@ pub struct FaultsPatch {
     pub write_latency_ms: Option<u64>,
     pub apply_delay_ms: Option<u64>,
     pub log_growth_per_read: Option<u64>,
+    pub echo_next_n: Option<u64>,
+    pub echo_status: Option<u16>,
+    pub echo_style: Option<EchoStyle>,
+    pub echo_writes_only: Option<bool>,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -92,6 +145,10 @@ impl Faults {
             write_latency_ms: AtomicU64::new(ms(write_latency)),
             apply_delay_ms: AtomicU64::new(ms(apply_delay)),
             log_growth_per_read: AtomicU64::new(0),
+            echo_next_n: AtomicU64::new(0),
+            echo_status: AtomicU16::new(500),
+            echo_style: AtomicU8::new(EchoStyle::Envelope.to_u8()),
+            echo_writes_only: AtomicBool::new(false),
         }
     }
 
@@ -119,6 +176,14 @@ impl Faults {
     /// The next `n` requests are processed (writes land) and then the connection is closed without a response.
     pub fn drop_after_commit_next(&self, n: u64) {
         self.drop_after_commit_next_n.store(n, Ordering::SeqCst);
+    }
+    /// The next `n` requests (only writes: POST/PATCH/PUT/DELETE, when `writes_only`) are answered with an echo
+    /// of the request, credentials included, in `style` with `status` (see [`EchoStyle`]). Not processed.
+    pub fn echo_next(&self, n: u64, style: EchoStyle, status: u16, writes_only: bool) {
+        self.echo_status.store(status, Ordering::SeqCst);
+        self.echo_style.store(style.to_u8(), Ordering::SeqCst);
+        self.echo_writes_only.store(writes_only, Ordering::SeqCst);
+        self.echo_next_n.store(n, Ordering::SeqCst);
     }
     /// Reject every request with 401 `AUTH_AUTHENTICATION_FAILED` while on.
     pub fn set_wrong_credentials(&self, on: bool) {
@@ -184,6 +249,15 @@ impl Faults {
     pub(crate) fn take_garbage(&self) -> bool {
         Self::take(&self.garbage_next_n)
     }
+    /// The echo to answer this request with, if one is due (`write`: the request is a write).
+    pub(crate) fn take_echo(&self, write: bool) -> Option<(EchoStyle, u16)> {
+        if self.echo_writes_only.load(Ordering::SeqCst) && !write {
+            return None;
+        }
+        Self::take(&self.echo_next_n).then(|| {
+            (EchoStyle::from_u8(self.echo_style.load(Ordering::SeqCst)), self.echo_status.load(Ordering::SeqCst))
+        })
+    }
     pub(crate) fn take_drop(&self) -> bool {
         Self::take(&self.drop_next_n)
     }
@@ -207,6 +281,10 @@ impl Faults {
             write_latency_ms: Some(ms(DEFAULT_WRITE_LATENCY)),
             apply_delay_ms: Some(ms(DEFAULT_APPLY_DELAY)),
             log_growth_per_read: Some(0),
+            echo_next_n: Some(0),
+            echo_status: Some(500),
+            echo_style: Some(EchoStyle::Envelope),
+            echo_writes_only: Some(false),
             reset: None,
         });
     }
@@ -227,6 +305,10 @@ impl Faults {
             write_latency_ms: l(&self.write_latency_ms),
             apply_delay_ms: l(&self.apply_delay_ms),
             log_growth_per_read: l(&self.log_growth_per_read),
+            echo_next_n: l(&self.echo_next_n),
+            echo_status: self.echo_status.load(Ordering::SeqCst),
+            echo_style: EchoStyle::from_u8(self.echo_style.load(Ordering::SeqCst)),
+            echo_writes_only: self.echo_writes_only.load(Ordering::SeqCst),
         }
     }
 
@@ -259,5 +341,13 @@ impl Faults {
         s(&self.write_latency_ms, p.write_latency_ms);
         s(&self.apply_delay_ms, p.apply_delay_ms);
         s(&self.log_growth_per_read, p.log_growth_per_read);
+        if let Some(st) = p.echo_status {
+            self.echo_status.store(st, Ordering::SeqCst);
+        }
+        if let Some(style) = p.echo_style {
+            self.echo_style.store(style.to_u8(), Ordering::SeqCst);
+        }
+        b(&self.echo_writes_only, p.echo_writes_only);
+        s(&self.echo_next_n, p.echo_next_n);
     }
 }

@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
-pub use faults::{DEFAULT_APPLY_DELAY, DEFAULT_WRITE_LATENCY, Faults, FaultsPatch, FaultsSnapshot};
+pub use faults::{DEFAULT_APPLY_DELAY, DEFAULT_WRITE_LATENCY, EchoStyle, Faults, FaultsPatch, FaultsSnapshot};
 pub use model::InterfaceRepresentation;
 
 use state::Inner;

@@ -19,6 +19,7 @@ use serde_json::{Map, Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::faults::EchoStyle;
 use crate::model::{ApiError, Obj, ValidateCtx, rule_alias_refs, to_repr, validate};
 use crate::query::{ListOptions, list, parse_terms};
 use crate::schema::{self, EndpointSchema, LintInput, ModelSchema, lint_request, model};
@@ -357,6 +358,10 @@ async fn process(inner: &Arc<Inner>, rq: &Rq) -> Out {
         let e = ApiError::new(401, "AUTH_AUTHENTICATION_FAILED", "Authentication failed.");
         return Out::fault(error_response(&e), "wrong_credentials");
     }
+    let is_write = !matches!(rq.method.as_str(), "GET" | "HEAD" | "OPTIONS");
+    if is_api && let Some((style, status)) = faults.take_echo(is_write) {
+        return Out::fault(echo_response(rq, style, status), "echo");
+    }
     if faults.take_garbage() {
         let resp = (
             StatusCode::OK,
@@ -392,6 +397,72 @@ async fn process(inner: &Arc<Inner>, rq: &Rq) -> Out {
         return Out::dropped("drop_after_commit");
     }
     Out::ok(response)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The echo fault: a hostile upstream that quotes the request back, credentials included.
+
+fn echo_text(rq: &Rq) -> String {
+    let mut text = format!("{} {}", rq.method, rq.path);
+    if !rq.query.is_empty() {
+        text.push('?');
+        text.push_str(&rq.query);
+    }
+    text.push_str("\r\n");
+    for (name, value) in &rq.headers {
+        text.push_str(&format!("{name}: {}\r\n", String::from_utf8_lossy(value.as_bytes())));
+    }
+    text.push_str("\r\n");
+    text.push_str(&String::from_utf8_lossy(&rq.body));
+    text
+}
+
+fn percent_encode_all(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn echo_response(rq: &Rq, style: EchoStyle, status: u16) -> Response {
+    let text = echo_text(rq);
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match style {
+        EchoStyle::Envelope => envelope(status, "ECHOED_REQUEST", &text, json!([text.clone()]), None),
+        EchoStyle::Html => {
+            let escaped = text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+            let body = format!(
+                "<html><head><title>{status}</title></head><body><h1>{status}</h1><pre>{escaped}</pre></body></html>"
+            );
+            (code, [(header::CONTENT_TYPE, "text/html")], body).into_response()
+        }
+        EchoStyle::Text => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], text).into_response(),
+        EchoStyle::Data => {
+            let data = if rq.path.ends_with("/restapi/version") {
+                json!({"current_version": text})
+            } else if rq.method == "GET" && rq.path.ends_with('s') {
+                json!([text])
+            } else {
+                json!(text)
+            };
+            envelope(200, "SUCCESS", "", data, None)
+        }
+        EchoStyle::Redirect => {
+            // The credentials as user info: the API key, or the Basic pair as sent.
+            let user_info = rq
+                .headers
+                .get("x-api-key")
+                .map(|k| format!("key:{}", percent_encode_all(&String::from_utf8_lossy(k.as_bytes()))))
+                .or_else(|| auth_header(&rq.headers, "basic").map(|b| format!("basic:{}", percent_encode_all(b))))
+                .unwrap_or_else(|| "nobody:nothing".into());
+            let host = rq.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+            let location = format!("http://{user_info}@{host}/login?request={}", percent_encode_all(&text));
+            let code = if (300..400).contains(&status) { code } else { StatusCode::FOUND };
+            (code, [(header::LOCATION, location)], String::new()).into_response()
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------

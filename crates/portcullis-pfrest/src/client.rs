@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::config::{Auth, ClientConfig, RequestInfo, RequestObserver, RetryPolicy};
 use crate::error::{self, PfRestError};
+use crate::scrub::Scrubber;
 use crate::types::{
     FirewallAlias, FirewallAliasRequest, FirewallApplyRequest, FirewallApplyStatus, FirewallRule, FirewallRuleRequest,
     GatewayStatus, InterfaceStats, IpsecSa, LogLine, NetworkInterface, OpenVpnClientStatus, OpenVpnServerStatus,
@@ -98,6 +99,7 @@ pub struct PfRestClient {
     retry: RetryPolicy,
     page_size: usize,
     observer: Option<RequestObserver>,
+    scrubber: Scrubber,
     jwt: tokio::sync::Mutex<Option<Jwt>>,
     version: std::sync::Mutex<Option<PfRestVersion>>,
 }
@@ -119,6 +121,12 @@ fn now_unix() -> i64 {
 impl PfRestClient {
     /// Builds the client (no request is sent). Fails on a malformed base URL or an unreadable CA bundle.
     pub fn new(config: ClientConfig) -> Result<Self, PfRestError> {
+        let scrubber = config.scrubber.clone();
+        config.auth.add_to(&scrubber);
+        Self::build(config).map_err(|e| scrub_error(&scrubber, e))
+    }
+
+    fn build(config: ClientConfig) -> Result<Self, PfRestError> {
         let base = config.base_url.trim().trim_end_matches('/').to_string();
         let url =
             reqwest::Url::parse(&base).map_err(|e| config_error(format!("base_url {base:?} is not a URL: {e}")))?;
@@ -136,6 +144,9 @@ impl PfRestClient {
             .use_rustls_tls()
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
+            // Never follow a redirect: reqwest keeps custom headers (X-API-Key) when it follows one to another
+            // host, and pfRest itself never redirects. A 3xx is an error that names where it pointed (scrubbed).
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("portcullis-pfrest/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = &config.ca_bundle {
             let pem = std::fs::read(path).map_err(|e| {
@@ -172,6 +183,7 @@ impl PfRestClient {
             retry: config.retry,
             page_size: config.page_size.max(1),
             observer: config.observer,
+            scrubber: config.scrubber,
             jwt: tokio::sync::Mutex::new(None),
             version: std::sync::Mutex::new(None),
         })
@@ -184,6 +196,11 @@ impl PfRestClient {
     /// The firewall's host name or address, from the base URL.
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// The scrubber every answer passes through (it knows this client's credentials and its current JWT).
+    pub fn scrubber(&self) -> &Scrubber {
+        &self.scrubber
     }
 
     // -----------------------------------------------------------------------------------------------------------
@@ -222,6 +239,8 @@ impl PfRestClient {
         let token = data.get("token").and_then(Value::as_str).filter(|t| !t.is_empty()).ok_or_else(|| {
             PfRestError::new(ErrorCode::UnexpectedResponse, format!("POST {JWT_PATH}: the answer holds no token"))
         })?;
+        // The token is a credential: from now on it is scrubbed like the password.
+        self.scrubber.add_runtime(token);
         let jwt = Jwt { token: token.to_string(), expires: jwt_expiry(token), fetched: now_unix() };
         *slot = Some(jwt.clone());
         Ok(jwt.token)
@@ -231,8 +250,13 @@ impl PfRestClient {
         *self.jwt.lock().await = None;
     }
 
-    /// Sends one attempt and returns the envelope's `data`.
+    /// Sends one attempt and returns the envelope's `data`, with every secret scrubbed from the answer and from
+    /// the error.
     async fn send_once(&self, call: &Call<'_>, attempt: u32) -> Result<Value, PfRestError> {
+        self.send_once_unscrubbed(call, attempt).await.map_err(|e| scrub_error(&self.scrubber, e))
+    }
+
+    async fn send_once_unscrubbed(&self, call: &Call<'_>, attempt: u32) -> Result<Value, PfRestError> {
         let endpoint = call.endpoint();
         if let Some(observer) = &self.observer {
             observer(&RequestInfo { method: call.method.as_str(), path: call.path.to_string(), attempt });
@@ -249,8 +273,21 @@ impl PfRestClient {
         let rb = self.authorize(rb, call).await?;
         let response = rb.send().await.map_err(|e| transport_error(&endpoint, &e))?;
         let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .map(|v| self.scrubber.scrub(&String::from_utf8_lossy(v.as_bytes())));
         let bytes = response.bytes().await.map_err(|e| transport_error(&endpoint, &e))?;
-        let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
+        if tracing::enabled!(tracing::Level::TRACE) {
+            // Scrubbed whole, then cut: a cut first could split a secret and leave its start.
+            let text = self.scrubber.scrub(&String::from_utf8_lossy(&bytes));
+            tracing::trace!(%endpoint, attempt, status, bytes = bytes.len(), body = %excerpt(&text, 2048), "pfRest answer");
+        }
+        let mut parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
+        // Everything read from the answer from here on (messages, data, what errors quote) is scrubbed.
+        if let Some(value) = parsed.as_mut() {
+            self.scrubber.scrub_value(value);
+        }
         let envelope = parsed.as_ref().and_then(Value::as_object).filter(|o| {
             o.contains_key("data") && o.get("response_id").is_some_and(Value::is_string) && o.contains_key("code")
         });
@@ -273,6 +310,17 @@ impl PfRestClient {
                 .hint("the firewall's PHP may have printed warnings into the answer; check pfRest's and PHP's logs");
                 e.status = Some(200);
                 e.outcome_unknown = true;
+                Err(e)
+            }
+            None if (300..400).contains(&status) => {
+                let to = location.as_deref().map(|l| excerpt(l, 200)).unwrap_or_else(|| "nowhere".into());
+                let mut e = error::from_status(&endpoint, status, None, None, false);
+                e.message = format!("{endpoint}: HTTP {status} redirect to {to}; redirects are not followed");
+                e.hint = Some(format!(
+                    "pfRest answers directly and never redirects: check base_url's scheme and port (pfSense \
+                     redirects http:// to https://) and that no proxy or login page is in front of the API; {}",
+                    error::HINT_UNKNOWN_OUTCOME
+                ));
                 Err(e)
             }
             None => Err(error::from_status(&endpoint, status, None, None, false)),
@@ -630,6 +678,26 @@ impl PfRestClient {
         }
         Ok(lines)
     }
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary, with `…` when cut.
+fn excerpt(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// The error with every secret scrubbed from its message and hint.
+fn scrub_error(scrubber: &Scrubber, mut e: PfRestError) -> PfRestError {
+    e.message = scrubber.scrub(&e.message);
+    e.hint = e.hint.map(|h| scrubber.scrub(&h));
+    e.response_id = e.response_id.map(|r| scrubber.scrub(&r));
+    e
 }
 
 fn type_name(v: &Value) -> &'static str {

@@ -18,6 +18,16 @@ pub enum Auth {
 }
 
 impl Auth {
+    /// Adds these credentials to a scrubber (the API key; the password and `user:password`).
+    pub fn add_to(&self, scrubber: &crate::Scrubber) {
+        match self {
+            Auth::ApiKey(key) => scrubber.add(key),
+            Auth::Basic { username, password } | Auth::Jwt { username, password } => {
+                scrubber.add_basic(username, password)
+            }
+        }
+    }
+
     /// The method's name in pfRest's `auth_methods` setting.
     pub fn method_name(&self) -> &'static str {
         match self {
@@ -93,6 +103,9 @@ pub struct ClientConfig {
     /// Objects per page of a plural GET.
     pub page_size: usize,
     pub observer: Option<RequestObserver>,
+    /// Removes secrets from every answer before it is used. The client adds its own credentials (and each JWT it
+    /// obtains); pass a shared one to have every other configured secret removed too (and to scrub logs with it).
+    pub scrubber: crate::Scrubber,
 }
 
 impl ClientConfig {
@@ -108,6 +121,7 @@ impl ClientConfig {
             retry: RetryPolicy::default(),
             page_size: 1000,
             observer: None,
+            scrubber: crate::Scrubber::new(),
         }
     }
 
@@ -131,6 +145,7 @@ impl fmt::Debug for ClientConfig {
             .field("retry", &self.retry)
             .field("page_size", &self.page_size)
             .field("observer", &self.observer.as_ref().map(|_| "set"))
+            .field("scrubber", &self.scrubber)
             .finish()
     }
 }

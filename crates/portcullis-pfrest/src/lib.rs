@@ -13,7 +13,9 @@
 //! - **Paging** of every plural GET with `limit`/`offset`, **version discovery** (cached) with
 //!   [`PfRestClient::supports_dry_run`], and the log endpoint's version-dependent `limit` semantics.
 //! - **Errors** map to Portcullis' stable [`ErrorCode`]s; every message names the endpoint and never carries a
-//!   secret.
+//!   secret: every answer (JSON strings and keys, header values, transport errors) passes the [`Scrubber`] of the
+//!   configured secrets before any of it is used, and redirects are not followed (a redirect could carry the
+//!   `X-API-Key` header to another host).
 //! - **Requests** are typed structs carrying exactly the schema's field names; `None` fields are not sent.
 //!
 //! [`ErrorCode`]: portcullis_core::firewall::ErrorCode
@@ -22,10 +24,12 @@ mod client;
 mod config;
 mod error;
 mod lenient;
+pub mod scrub;
 pub mod types;
 mod version;
 
 pub use client::PfRestClient;
 pub use config::{Auth, ClientConfig, RequestInfo, RequestObserver, RetryPolicy};
 pub use error::PfRestError;
+pub use scrub::Scrubber;
 pub use version::PfRestVersion;

@@ -25,6 +25,7 @@ pub struct App {
 
 impl App {
     pub fn open(config: Config) -> anyhow::Result<Self> {
+        crate::secrets::add_config(crate::secrets::global(), &config);
         let store_path = config.data_dir().join("portcullis.sqlite");
         let store = Arc::new(
             Store::open(&store_path).with_context(|| format!("opening the store at {}", store_path.display()))?,
@@ -66,6 +67,9 @@ impl App {
 /// Every configured firewall, the default target first (the service treats the first as the default).
 fn targets(config: &Config, store: &Arc<Store>, lab: LabFirewall) -> anyhow::Result<Vec<Target>> {
     let mut targets = vec![Target::new(LAB_TARGET, Arc::new(lab))];
+    if let Some(key) = crate::secrets::short_secrets(config).first() {
+        anyhow::bail!("{}", crate::secrets::short_secret_message(key));
+    }
     for (name, pf) in config.pfsense_targets() {
         let client = client_config(pf).with_context(|| format!("target {name}"))?;
         let firewall =
@@ -103,6 +107,8 @@ fn client_config(pf: &crate::config::PfSenseConfig) -> anyhow::Result<ClientConf
     };
     let timeout = pf.timeout.unwrap_or(30);
     let mut client = ClientConfig::new(url, auth).with_timeouts_secs(timeout.min(10), timeout);
+    // The process' scrubber: it knows every configured secret (not only this target's) and is the log writer's.
+    client.scrubber = crate::secrets::global().clone();
     client.verify_ssl = pf.verify_ssl;
     client.ca_bundle = pf.ca_file.clone();
     Ok(client)

@@ -13,6 +13,7 @@ mod http;
 mod jsonrpc;
 mod logs;
 mod mcp;
+mod secrets;
 mod stdio;
 
 use std::path::PathBuf;
@@ -158,7 +159,7 @@ fn main() -> std::process::ExitCode {
     match run(cli) {
         Ok(code) => std::process::ExitCode::from(code as u8),
         Err(e) => {
-            eprintln!("portcullis: {e:#}");
+            eprintln!("portcullis: {}", secrets::global().scrub(&format!("{e:#}")));
             std::process::ExitCode::from(1)
         }
     }
@@ -174,17 +175,20 @@ fn load_config(cli: &Cli) -> anyhow::Result<LoadedConfig> {
 }
 
 /// Logs go to stderr (stdout is the MCP channel in stdio mode), and when `serve` runs with `logging.file` also
-/// to that file, appended, created with mode 0600, at the same level.
+/// to that file, appended, created with mode 0600, at the same level; every line, in both, scrubbed of the
+/// configured secrets (and of the JWTs obtained since).
 fn init_logging(level: tracing::Level, file: Option<&std::path::Path>) -> anyhow::Result<()> {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.as_str().to_ascii_lowercase()));
-    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(false);
+    let scrubbed = |sink| secrets::ScrubbingWriter::to(secrets::global().clone(), sink);
+    let stderr = tracing_subscriber::fmt::layer().with_writer(scrubbed(secrets::Sink::Stderr)).with_ansi(false);
     let file = match file {
-        Some(path) => Some(
-            tracing_subscriber::fmt::layer().with_writer(std::sync::Arc::new(open_log_file(path)?)).with_ansi(false),
-        ),
+        Some(path) => {
+            let sink = secrets::Sink::File(std::sync::Arc::new(open_log_file(path)?));
+            Some(tracing_subscriber::fmt::layer().with_writer(scrubbed(sink)).with_ansi(false))
+        }
         None => None,
     };
     tracing_subscriber::registry().with(filter).with(stderr).with(file).init();
@@ -214,6 +218,7 @@ fn open_log_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
     let loaded = load_config(&cli)?;
+    secrets::add_config(secrets::global(), &loaded.config);
     let quiet = !matches!(cli.command, Command::Serve { .. });
     if quiet {
         init_logging(tracing::Level::WARN, None)?;
@@ -307,6 +312,9 @@ fn config_check(loaded: LoadedConfig) -> anyhow::Result<i32> {
     let mut targets = vec![config::LAB_TARGET.to_string()];
     targets.extend(loaded.config.pfsense_targets().into_iter().map(|(name, pf)| format!("{name} ({})", pf.host)));
     println!("# targets: {}; default: {}", targets.join(", "), loaded.config.default_target());
+    for key in secrets::short_secrets(&loaded.config) {
+        println!("# warning: {} (portcullis refuses to start with it)", secrets::short_secret_message(&key));
+    }
     print!("{}", loaded.config.redacted_yaml());
     Ok(0)
 }
