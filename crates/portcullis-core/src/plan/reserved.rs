@@ -63,12 +63,14 @@ pub fn check_name_for(field: &str, name: &str, purpose: Purpose) -> FieldResult<
 }
 
 /// A rule's reference to an address alias: a reserved list may be referenced only by a rule that acts as the list
-/// does (a block or reject from a block list, a pass from a grant list); other reserved names not at all.
-pub fn check_reference(field: &str, name: &str, action: Action) -> FieldResult<()> {
+/// does (a block or reject from a block list, a pass from a grant list; negated, the other way round: a pass from
+/// everything but the block list); other reserved names not at all.
+pub fn check_reference(field: &str, name: &str, negated: bool, action: Action) -> FieldResult<()> {
+    let passes = (action == Action::Pass) != negated;
     let acts_alike = match reserved_purpose(name) {
         None => true,
-        Some(Purpose::BlockList) => action != Action::Pass,
-        Some(Purpose::GrantList) => action == Action::Pass,
+        Some(Purpose::BlockList) => !passes,
+        Some(Purpose::GrantList) => passes,
         Some(_) => false,
     };
     match reserved_purpose(name) {
@@ -135,13 +137,17 @@ mod tests {
 
     #[test]
     fn rules_reference_reserved_lists_only_to_act_as_they_do() {
-        assert!(check_reference("source", "PORTCULLIS_BLOCK", Action::Block).is_ok());
-        assert!(check_reference("source", "PORTCULLIS_BLOCK_LAN", Action::Reject).is_ok());
-        assert!(check_reference("source", "PORTCULLIS_GRANT", Action::Pass).is_ok());
-        assert!(check_reference("source", "OFFICE", Action::Pass).is_ok());
-        assert!(check_reference("source", "PORTCULLIS_BLOCK", Action::Pass).is_err());
-        assert!(check_reference("destination", "portcullis_block", Action::Pass).is_err());
-        assert!(check_reference("source", "PORTCULLIS_GRANT", Action::Block).is_err());
-        assert!(check_reference("source", "PORTCULLIS_GEO_CN", Action::Block).is_err());
+        assert!(check_reference("source", "PORTCULLIS_BLOCK", false, Action::Block).is_ok());
+        assert!(check_reference("source", "PORTCULLIS_BLOCK_LAN", false, Action::Reject).is_ok());
+        assert!(check_reference("source", "PORTCULLIS_GRANT", false, Action::Pass).is_ok());
+        assert!(check_reference("source", "OFFICE", false, Action::Pass).is_ok());
+        assert!(check_reference("source", "PORTCULLIS_BLOCK", false, Action::Pass).is_err());
+        assert!(check_reference("destination", "portcullis_block", false, Action::Pass).is_err());
+        assert!(check_reference("source", "PORTCULLIS_GRANT", false, Action::Block).is_err());
+        assert!(check_reference("source", "PORTCULLIS_GEO_CN", false, Action::Block).is_err());
+        // Everything but the block list may pass; everything but the grant list may be blocked.
+        assert!(check_reference("source", "PORTCULLIS_BLOCK", true, Action::Pass).is_ok());
+        assert!(check_reference("source", "PORTCULLIS_BLOCK", true, Action::Block).is_err());
+        assert!(check_reference("source", "PORTCULLIS_GRANT", true, Action::Block).is_ok());
     }
 }

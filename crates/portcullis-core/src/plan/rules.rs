@@ -262,7 +262,7 @@ fn settle_ip_version(rule: &Rule, asked: Option<IpVersion>) -> FieldResult<IpVer
 pub(super) fn check_rule(state: &RuleSet, rule: &Rule) -> FieldResult<()> {
     for (field, m) in [("source", &rule.source), ("destination", &rule.destination)] {
         if let AddressTarget::Alias(name) = &m.target {
-            super::check_reference(field, name, rule.action)?;
+            super::check_reference(field, name, m.negate, rule.action)?;
         }
         check_address(state, field, m)?;
     }
