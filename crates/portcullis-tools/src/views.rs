@@ -136,7 +136,7 @@ pub struct ChangeResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub effect: Option<portcullis_core::effect::Effect>,
     /// For a call with `ip_addresses`: what the change does to each address, in the order given.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<AddressOutcome>,
 }
 
