@@ -13,7 +13,7 @@ mod risk;
 pub mod roles;
 
 pub use alerts::AlertMonitor;
-pub use audit::{AuditRecord, Auditor, Decision, redact};
+pub use audit::{AuditRecord, Auditor, Decision, Reconciled, redact};
 pub use error::CallError;
 pub use policy::{OperationPolicy, pattern_matches};
 pub use rate::{RateClass, RateLimits, RateQuotas};

@@ -38,6 +38,40 @@ pub struct AuditVerification {
     pub problem: Option<String>,
 }
 
+/// What a witness holds: each record's sequence number and hash (several lines for one record are
+/// tolerated when they agree: a reconcile racing a writer may repeat one), and the lines it could not read.
+#[derive(Debug, Clone, Default)]
+pub struct Witness {
+    pub hashes: std::collections::BTreeMap<i64, Vec<String>>,
+    /// 1-based numbers of lines that are not a record's `{seq, hash}`.
+    pub unreadable: Vec<usize>,
+}
+
+impl Witness {
+    /// Reads JSON lines carrying `seq` and `hash` (the audit file's lines).
+    pub fn parse(text: &str) -> Self {
+        let mut w = Witness::default();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let parsed = serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| Some((v.get("seq")?.as_i64()?, v.get("hash")?.as_str()?.to_owned())));
+            match parsed {
+                Some((seq, hash)) => w.hashes.entry(seq).or_default().push(hash),
+                None => w.unreadable.push(i + 1),
+            }
+        }
+        w
+    }
+
+    /// The newest sequence number the witness holds.
+    pub fn head(&self) -> i64 {
+        self.hashes.keys().next_back().copied().unwrap_or(0)
+    }
+}
+
 fn append_in_transaction(conn: &rusqlite::Connection, record_json: &str) -> StoreResult<(i64, String, String)> {
     let last: Option<(i64, String)> = conn
         .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?
@@ -154,6 +188,78 @@ impl Store {
         Ok(AuditVerification { ok: true, records: count, broken_at: None, problem: None })
     }
 
+    /// Every record after `seq`, oldest first (what a witness behind the store is missing).
+    pub fn audit_after(&self, seq: i64) -> StoreResult<Vec<AuditRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT seq, record, prev_hash, hash FROM audit WHERE seq > ?1 ORDER BY seq")?;
+        let rows =
+            stmt.query_map([seq], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?)))?;
+        rows.map(|row| {
+            let (seq, record, prev_hash, hash) = row?;
+            Ok(AuditRow { seq, record: serde_json::from_str(&record)?, prev_hash, hash })
+        })
+        .collect()
+    }
+
+    /// Checks the chain, then cross-checks it with a witness (the sequence number and hash of every record,
+    /// kept outside the table) and reports the first sequence number where they disagree: a record the
+    /// witness holds and the table does not (a cut tail, a deleted row), a hash that differs (an edited or
+    /// swapped row whose chain was rewritten), or a record the witness lacks.
+    pub fn audit_verify_witnessed(&self, witness: &Witness) -> StoreResult<AuditVerification> {
+        let chain = self.audit_verify()?;
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT seq, hash FROM audit ORDER BY seq")?;
+        let rows: Vec<(i64, String)> = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        let records = rows.len() as i64;
+        let mut first: Option<(i64, String)> = None;
+        let mut note = |seq: i64, problem: String| {
+            if first.as_ref().is_none_or(|(s, _)| seq < *s) {
+                first = Some((seq, problem));
+            }
+        };
+        for (seq, hash) in &rows {
+            match witness.hashes.get(seq) {
+                Some(w) if w.iter().all(|h| h == hash) => {}
+                Some(_) => note(*seq, format!("record {seq} differs from the audit witness")),
+                None => note(*seq, format!("record {seq} is not in the audit witness")),
+            }
+        }
+        let db_seqs: std::collections::HashSet<i64> = rows.iter().map(|(s, _)| *s).collect();
+        let head = rows.last().map_or(0, |(s, _)| *s);
+        for seq in witness.hashes.keys() {
+            if !db_seqs.contains(seq) {
+                if *seq > head {
+                    note(
+                        *seq,
+                        format!(
+                            "record {seq} is in the audit witness but missing from the store (the tail was cut after record {head})"
+                        ),
+                    );
+                } else {
+                    note(*seq, format!("record {seq} is in the audit witness but missing from the store"));
+                }
+            }
+        }
+        if let Some(line) = witness.unreadable.first() {
+            note(i64::MAX, format!("line {line} of the audit witness is unreadable"));
+        }
+        // The chain's own break and the witness's first disagreement: the earlier is reported.
+        let from_chain = chain.broken_at.map(|s| (s, chain.problem.clone().unwrap_or_default()));
+        let worst = match (from_chain, first) {
+            (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+            (a, b) => a.or(b),
+        };
+        Ok(match worst {
+            None => AuditVerification { ok: true, records, broken_at: None, problem: None },
+            Some((seq, problem)) => AuditVerification {
+                ok: false,
+                records,
+                broken_at: (seq != i64::MAX).then_some(seq),
+                problem: Some(problem),
+            },
+        })
+    }
+
     /// Test support for tamper detection: runs raw SQL against the store.
     #[doc(hidden)]
     pub fn execute_raw_for_tests(&self, sql: &str) -> StoreResult<usize> {
@@ -204,5 +310,82 @@ mod tests {
         let v = store.audit_verify().unwrap();
         assert!(!v.ok);
         assert_eq!(v.broken_at, Some(2));
+    }
+
+    fn witness_of(store: &Store) -> Witness {
+        let text: String =
+            store.audit_after(0).unwrap().iter().map(|r| serde_json::to_string(r).unwrap() + "\n").collect();
+        Witness::parse(&text)
+    }
+
+    #[test]
+    fn witnessed_clean_chain_verifies() {
+        let store = store_with(5);
+        let w = witness_of(&store);
+        let v = store.audit_verify_witnessed(&w).unwrap();
+        assert_eq!(v, AuditVerification { ok: true, records: 5, broken_at: None, problem: None });
+    }
+
+    #[test]
+    fn witness_reports_cut_tail_edit_deletion_and_swap_with_sequence() {
+        // Cut tail: the chain alone still verifies; the witness does not.
+        let store = store_with(5);
+        let w = witness_of(&store);
+        store.execute_raw_for_tests("DELETE FROM audit WHERE seq >= 4").unwrap();
+        assert!(store.audit_verify().unwrap().ok);
+        let v = store.audit_verify_witnessed(&w).unwrap();
+        assert!(!v.ok);
+        assert_eq!(v.broken_at, Some(4), "{v:?}");
+        assert!(v.problem.unwrap().contains("tail was cut"));
+
+        // Edited row with its chain rewritten from there on: the chain verifies, the witness disagrees.
+        let store = store_with(5);
+        let w = witness_of(&store);
+        let rows = store.audit_after(0).unwrap();
+        let mut prev = rows[1].hash.clone();
+        for row in &rows[2..] {
+            let mut record = row.record.clone();
+            if row.seq == 3 {
+                record["tool"] = serde_json::json!("edited");
+            }
+            let json = serde_json::to_string(&record).unwrap();
+            let hash = chain_hash(&prev, row.seq, &json);
+            store
+                .execute_raw_for_tests(&format!(
+                    "UPDATE audit SET record = '{json}', prev_hash = '{prev}', hash = '{hash}' WHERE seq = {}",
+                    row.seq
+                ))
+                .unwrap();
+            prev = hash;
+        }
+        assert!(store.audit_verify().unwrap().ok);
+        assert_eq!(store.audit_verify_witnessed(&w).unwrap().broken_at, Some(3));
+
+        // Deleted middle row and swapped pair: reported at their sequence number with the witness too.
+        let store = store_with(5);
+        let w = witness_of(&store);
+        store.execute_raw_for_tests("DELETE FROM audit WHERE seq = 2").unwrap();
+        assert_eq!(store.audit_verify_witnessed(&w).unwrap().broken_at, Some(2));
+        let store = store_with(5);
+        let w = witness_of(&store);
+        for sql in [
+            "UPDATE audit SET seq = -2 WHERE seq = 2",
+            "UPDATE audit SET seq = 2 WHERE seq = 4",
+            "UPDATE audit SET seq = 4 WHERE seq = -2",
+        ] {
+            store.execute_raw_for_tests(sql).unwrap();
+        }
+        assert_eq!(store.audit_verify_witnessed(&w).unwrap().broken_at, Some(2));
+    }
+
+    #[test]
+    fn witness_behind_the_store_is_reported_until_reconciled() {
+        let store = store_with(3);
+        let w = witness_of(&store);
+        store.audit_append(&json!({"tool": "x"})).unwrap();
+        let v = store.audit_verify_witnessed(&w).unwrap();
+        assert_eq!(v.broken_at, Some(4));
+        assert_eq!(w.head(), 3);
+        assert_eq!(store.audit_after(w.head()).unwrap().len(), 1);
     }
 }

@@ -13,7 +13,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::Connection;
 
 pub use approvals::{Alert, Approval};
-pub use audit::{AuditFilter, AuditRow, AuditVerification};
+pub use audit::{AuditFilter, AuditRow, AuditVerification, Witness};
 pub use journal::{JournalEntry, JournalStatus};
 pub use lab::{LabState, LabWrite};
 pub use managed::ManagedEntry;

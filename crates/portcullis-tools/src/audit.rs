@@ -36,8 +36,9 @@ impl ToolService {
         Ok(AuditLogResult { count: data.len(), data })
     }
 
-    pub(crate) fn audit_verify(&self) -> Result<AuditVerifyResult, CallError> {
-        let v = self.guard.auditor.store().audit_verify().map_err(|e| CallError::internal(e.to_string()))?;
+    /// The chain, cross-checked with the audit witness when there is one.
+    pub fn audit_verify(&self) -> Result<AuditVerifyResult, CallError> {
+        let v = self.guard.auditor.verify()?;
         Ok(AuditVerifyResult { ok: v.ok, records: v.records, broken_at: v.broken_at, problem: v.problem })
     }
 }

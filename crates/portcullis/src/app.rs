@@ -38,8 +38,10 @@ impl App {
         let lab = LabFirewall::open(LAB_TARGET, store.clone(), lab_interfaces(&mapping))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let targets = targets(&config, &store, lab)?;
-        let auditor = Auditor::new(store.clone(), config.logging.audit_file.as_deref())
-            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        // The witness of the chain's head is on by default, beside the store.
+        let witness = config.logging.audit_file.clone().unwrap_or_else(|| config.data_dir().join("audit.jsonl"));
+        let auditor = Auditor::new(store.clone(), Some(&witness)).map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        auditor.reconcile().map_err(|e| anyhow::anyhow!("{}", e.message))?;
         let guard = Guard::new(guard_settings(&config)?, auditor).map_err(|e| anyhow::anyhow!("{}", e.message))?;
         let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
         let log_stores = crate::logs::open_stores(&config.data_dir(), &names, &config.logs)?;

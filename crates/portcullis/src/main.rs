@@ -253,7 +253,7 @@ async fn dispatch(command: Command, loaded: LoadedConfig) -> anyhow::Result<i32>
         }
         Command::Audit { command: AuditCommand::Verify } => {
             let app = App::open(loaded.config)?;
-            let v = app.store.audit_verify()?;
+            let v = app.service.audit_verify().map_err(|e| anyhow::anyhow!("{}", e.message))?;
             println!("{}", serde_json::to_string_pretty(&v)?);
             Ok(if v.ok { 0 } else { 3 })
         }
