@@ -52,9 +52,8 @@ fn approved(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
     done
 }
 
-#[test]
-fn block_ip_address_through_the_cli_is_enforced_by_the_kernel() {
-    let net = Topology::new();
+/// A data directory whose config makes the namespace's router the default target, run as admin.
+fn admin_on_router(net: &Topology) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = format!(
         "targets:\n  router: {{kind: nftables, netns: {}, interfaces: {{lan: lan0, wan: wan0}}}}\ndefault_target: router\n\
@@ -62,6 +61,13 @@ fn block_ip_address_through_the_cli_is_enforced_by_the_kernel() {
         net.router
     );
     std::fs::write(dir.path().join("config.yaml"), config).expect("config");
+    dir
+}
+
+#[test]
+fn block_ip_address_through_the_cli_is_enforced_by_the_kernel() {
+    let net = Topology::new();
+    let dir = admin_on_router(&net);
     assert!(net.ping(CLIENT_B, SERVER) && net.tcp(CLIENT_B, 8080));
 
     let blocked = portcullis(
@@ -167,13 +173,7 @@ fn block_ip_address_through_the_cli_is_enforced_by_the_kernel() {
 #[test]
 fn every_spelling_of_an_ipv4_host_either_blocks_it_or_is_refused() {
     let net = Topology::new();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = format!(
-        "targets:\n  router: {{kind: nftables, netns: {}, interfaces: {{lan: lan0, wan: wan0}}}}\ndefault_target: router\n\
-         security: {{principal: admin}}\n",
-        net.router
-    );
-    std::fs::write(dir.path().join("config.yaml"), config).expect("config");
+    let dir = admin_on_router(&net);
     let passes = || net.ping(CLIENT_B, SERVER) && net.tcp(CLIENT_B, 8080);
     assert!(passes());
     // Creates the managed block list, so that a refused call can be seen to leave the table exactly as it is.

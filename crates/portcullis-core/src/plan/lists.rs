@@ -169,7 +169,9 @@ pub(super) fn plan_block(state: &RuleSet, ask: &BlockAsk<'_>, now: Timestamp) ->
     let held = entries_by_value(state, &alias_name);
     let mut entries = BlockEntries::default();
     for net in ask.addresses.nets() {
-        entries.add(ask, net_to_string(net), held.get(net_to_string(net).as_str()).copied(), now);
+        let value = net_to_string(net);
+        let old = held.get(value.as_str()).copied();
+        entries.add(ask, value, old, now);
     }
     let mut warnings = entries.warnings(ask.addresses.is_listed());
     if interface.is_none() {

@@ -237,12 +237,15 @@ mod tests {
         shutdown.cancel();
     }
 
+    /// The head of an authorized MCP POST, as a Streamable HTTP client sends it.
+    const MCP_POST: &str = "POST /mcp HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer feed-token\r\n\
+                            Content-Type: application/json\r\nAccept: application/json, text/event-stream";
+
     #[tokio::test]
     async fn undecodable_mcp_bodies_get_a_json_rpc_error() {
         let dir = tempfile::tempdir().unwrap();
         let (addr, shutdown) = start(dir.path()).await;
-        let head = "POST /mcp HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer feed-token\r\n\
-                    Content-Type: application/json\r\nAccept: application/json, text/event-stream";
+        let head = MCP_POST;
         let deep = |depth: usize| {
             format!(
                 r#"{{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{{"name":"get_firewall_rules","arguments":{{"x":{}1{}}}}}}}"#,
@@ -284,8 +287,7 @@ mod tests {
     async fn a_body_with_a_byte_order_mark_is_served() {
         let dir = tempfile::tempdir().unwrap();
         let (addr, shutdown) = start(dir.path()).await;
-        let head = "POST /mcp HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer feed-token\r\n\
-                    Content-Type: application/json\r\nAccept: application/json, text/event-stream";
+        let head = MCP_POST;
         let mut body = b"\xEF\xBB\xBF".to_vec();
         body.extend_from_slice(
             br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#,
