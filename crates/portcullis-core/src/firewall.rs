@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::freshness::StateRead;
 use crate::model::{AliasEntry, RuleId, RuleSet};
 use crate::plan::ChangePlan;
 
@@ -181,6 +182,19 @@ pub trait Firewall: Send + Sync {
 
     /// Interfaces, rules in evaluation order, and aliases, read from the firewall now.
     async fn snapshot(&self) -> Result<RuleSet, BackendError>;
+
+    /// The state with the parts `read` names read from the firewall now, and the others from what this backend
+    /// read recently (within its configured age; older parts are read now too). Backends that keep no recent
+    /// state read everything, as [`Firewall::snapshot`] does.
+    async fn state(&self, _read: &StateRead) -> Result<RuleSet, BackendError> {
+        self.snapshot().await
+    }
+
+    /// Whether [`Firewall::state`] answers parts from a recent read. Only then is a change planned against the
+    /// recent state first and its touched objects read afterwards (two reads instead of one elsewhere).
+    fn keeps_recent_state(&self) -> bool {
+        false
+    }
 
     /// Applies every operation of the plan, or none of them.
     async fn apply(&self, plan: &ChangePlan) -> Result<Applied, BackendError>;

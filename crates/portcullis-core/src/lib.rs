@@ -10,6 +10,7 @@ pub mod egress;
 pub mod error;
 pub mod eval;
 pub mod firewall;
+pub mod freshness;
 pub mod lint;
 pub mod lockout;
 pub mod model;

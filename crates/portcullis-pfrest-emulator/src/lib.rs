@@ -257,6 +257,11 @@ impl Emulator {
         self.inner.requests()
     }
 
+    /// How many requests each route (`METHOD /path`, without the query) received since the log was last cleared.
+    pub fn request_counts(&self) -> std::collections::BTreeMap<String, usize> {
+        self.inner.request_counts()
+    }
+
     /// Forget the request log.
     pub fn clear_request_log(&self) {
         self.inner.clear_requests();

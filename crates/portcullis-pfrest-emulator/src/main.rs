@@ -4,7 +4,7 @@
 //! pfrest-emulator --port 0 --api-key KEY [--user admin:pass] [--version v2.10.0]
 //! ```
 //! Prints `pfrest-emulator listening on http://127.0.0.1:PORT` to stderr. Control endpoints for other processes:
-//! `GET /__emulator/state`, `GET|DELETE /__emulator/requests`, `GET|DELETE /__emulator/violations`,
+//! `GET /__emulator/state`, `GET|DELETE /__emulator/requests`, `GET /__emulator/requests/counts` (per route), `GET|DELETE /__emulator/violations`,
 //! `GET|POST /__emulator/faults`, `POST /__emulator/firewall_log`, `POST /__emulator/wait_for_applies`.
 
 use std::time::Duration;
@@ -36,6 +36,10 @@ struct Args {
     /// Milliseconds between a write reading the config and writing it back.
     #[arg(long, default_value_t = 20)]
     write_latency_ms: u64,
+    /// Milliseconds every `/api` request waits before it is handled (a slow appliance; also `latency_ms` in
+    /// `POST /__emulator/faults`).
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
     /// Milliseconds a filter reload takes.
     #[arg(long, default_value_t = 150)]
     apply_delay_ms: u64,
@@ -93,6 +97,7 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
+    emu.faults().set_latency(Duration::from_millis(args.latency_ms));
     eprintln!("pfrest-emulator listening on {}", emu.base_url());
     wait_for_signal().await;
     emu.shutdown().await;

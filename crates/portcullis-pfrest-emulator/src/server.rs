@@ -1377,6 +1377,7 @@ async fn control(inner: &Arc<Inner>, method: &str, path: &str, body: &[u8]) -> R
     match (method, path) {
         ("GET", "/__emulator/state") => ok(serde_json::to_value(inner.state_view()).unwrap_or_default()),
         ("GET", "/__emulator/requests") => ok(serde_json::to_value(inner.requests()).unwrap_or_default()),
+        ("GET", "/__emulator/requests/counts") => ok(serde_json::to_value(inner.request_counts()).unwrap_or_default()),
         ("DELETE", "/__emulator/requests") => {
             inner.clear_requests();
             ok(json!([]))

@@ -250,6 +250,14 @@ impl Inner {
         lock(&self.requests).clone()
     }
 
+    pub(crate) fn request_counts(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for r in lock(&self.requests).iter() {
+            *counts.entry(format!("{} {}", r.method, r.path)).or_insert(0) += 1;
+        }
+        counts
+    }
+
     pub(crate) fn clear_requests(&self) {
         lock(&self.requests).clear();
     }

@@ -615,6 +615,26 @@ async fn fault_switches() {
     emu.shutdown().await;
 }
 
+#[tokio::test]
+async fn requests_are_counted_per_route_and_wait_for_the_latency() {
+    let emu = Emulator::start(config()).await.unwrap();
+    let c = Client::new(&emu);
+    emu.faults().set_latency(Duration::from_millis(120));
+    let started = std::time::Instant::now();
+    assert_ok(&c.get("/api/v2/firewall/rules").await);
+    assert!(started.elapsed() >= Duration::from_millis(120), "{:?}", started.elapsed());
+    emu.faults().set_latency(Duration::ZERO);
+    assert_ok(&c.get("/api/v2/firewall/rules?tracker=1").await);
+    assert_ok(&c.get("/api/v2/firewall/aliases").await);
+    let counts = emu.request_counts();
+    assert_eq!(counts.get("GET /api/v2/firewall/rules"), Some(&2), "the query is not part of the route: {counts:?}");
+    assert_eq!(counts.get("GET /api/v2/firewall/aliases"), Some(&1));
+    assert_eq!(counts.values().sum::<usize>(), 3, "control requests are not counted: {counts:?}");
+    emu.clear_request_log();
+    assert!(emu.request_counts().is_empty());
+    emu.shutdown().await;
+}
+
 async fn add_address(c: &Client, addr: &str) -> Resp {
     c.patch("/api/v2/firewall/alias", json!({"id": 0, "address": [addr], "append": true})).await
 }

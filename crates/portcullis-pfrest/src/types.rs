@@ -29,6 +29,12 @@ impl WriteControls {
     pub fn dry_run() -> Self {
         WriteControls { dry_run: Some(true), ..Default::default() }
     }
+
+    /// Write and reload the filter in the same request, waiting for the reload (`async: false`: with the
+    /// default `async: true` pfRest clears the pending flag before the reload has run).
+    pub fn apply_now() -> Self {
+        WriteControls { apply: Some(true), async_: Some(false), ..Default::default() }
+    }
 }
 
 /// Body of `POST`/`PATCH /api/v2/firewall/rule` (model `FirewallRule`). `id` only on PATCH.

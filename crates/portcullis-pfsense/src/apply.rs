@@ -193,6 +193,11 @@ struct Engine<'a> {
     pauses: Vec<PauseChange>,
     /// When the last rule creation was answered (see [`crate::PfSenseOptions::tracker_spacing`]).
     last_rule_created: std::sync::Mutex<Option<Instant>>,
+    /// The index of the operation whose alias PATCH is the plan's last write: it carries `apply`, which saves the
+    /// separate reload request.
+    apply_with: Option<usize>,
+    /// Whether a write already reloaded the filter.
+    applied_inline: bool,
 }
 
 impl<'a> Engine<'a> {
@@ -204,6 +209,8 @@ impl<'a> Engine<'a> {
             applied: Applied::default(),
             pauses: Vec::new(),
             last_rule_created: std::sync::Mutex::new(None),
+            apply_with: None,
+            applied_inline: false,
         }
     }
 
@@ -256,7 +263,9 @@ impl<'a> Engine<'a> {
             Operation::CreateAlias { after } => self.create_alias(after).await,
             Operation::PutAliasEntries { alias, .. } | Operation::RemoveAliasEntries { alias, .. } => {
                 match groups.get(alias.as_str()) {
-                    Some((first, ops)) if *first == index => self.patch_alias(alias, ops).await,
+                    Some((first, ops)) if *first == index => {
+                        self.patch_alias(alias, ops, self.apply_with == Some(index)).await
+                    }
                     _ => Ok(()),
                 }
             }
@@ -414,8 +423,9 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// Every entry change of one alias in a single PATCH of its `address`/`detail` arrays.
-    async fn patch_alias(&mut self, name: &str, ops: &[&Operation]) -> Result<(), BackendError> {
+    /// Every entry change of one alias in a single PATCH of its `address`/`detail` arrays; `apply_now` makes the
+    /// PATCH reload the filter too (the plan's last write).
+    async fn patch_alias(&mut self, name: &str, ops: &[&Operation], apply_now: bool) -> Result<(), BackendError> {
         let current =
             self.client().alias_by_name(name).await?.ok_or_else(|| conflict(format!("alias {name} does not exist")))?;
         let (address, detail) = merge_entries(&current, ops)?;
@@ -426,6 +436,7 @@ impl<'a> Engine<'a> {
             id: current.id,
             address: Some(address.clone()),
             detail: Some(detail),
+            controls: if apply_now { WriteControls::apply_now() } else { WriteControls::default() },
             ..Default::default()
         };
         let undo = Undo::PatchedAlias {
@@ -436,6 +447,7 @@ impl<'a> Engine<'a> {
         match self.client().update_alias(&req).await {
             Ok(_) => {
                 self.undo.push(undo);
+                self.applied_inline |= apply_now;
                 Ok(())
             }
             Err(e) => {
@@ -466,8 +478,13 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
-    /// Reloads the filter and waits until pfSense reports no pending change.
+    /// Reloads the filter and waits until pfSense reports no pending change. When the last write carried a
+    /// synchronous reload (`apply`, `async: false`), pfRest answered it after the reload ran, so nothing is left
+    /// to ask; the read-back that follows checks what the firewall holds.
     async fn commit(&self) -> Result<(), BackendError> {
+        if self.applied_inline {
+            return Ok(());
+        }
         self.client().apply_firewall().await?;
         let opts = self.fw.options;
         let mut pending = Vec::new();
@@ -553,6 +570,9 @@ impl<'a> Engine<'a> {
     /// Undoes every completed step, newest first, then reloads the filter if the device was touched. Returns the
     /// steps that could not be undone.
     async fn rollback(&mut self) -> (usize, Vec<String>) {
+        self.fw.cache.forget_state();
+        // The undo writes carry no `apply`: the reload below is requested on its own.
+        self.applied_inline = false;
         let undo = std::mem::take(&mut self.undo);
         let touched_device = undo.iter().any(Undo::on_device);
         let mut failures = Vec::new();
@@ -601,9 +621,10 @@ impl<'a> Engine<'a> {
 pub(crate) async fn apply(fw: &PfSenseFirewall, plan: &ChangePlan) -> Result<Applied, BackendError> {
     let _writer = fw.writer.lock().await;
     prevalidate(plan)?;
-    let interfaces = fw.client.interfaces().await?;
+    let (interfaces, _) = fw.interfaces().await?;
     let mut engine = Engine::new(fw, InterfaceMap::new(&interfaces));
     let groups = alias_groups(plan);
+    engine.apply_with = last_write_is_a_patch(plan, &groups);
     for (index, op) in plan.operations.iter().enumerate() {
         if let Err(e) = engine.operation(index, op, &groups).await {
             return Err(engine.fail(e, &describe_op(op)).await);
@@ -617,6 +638,31 @@ pub(crate) async fn apply(fw: &PfSenseFirewall, plan: &ChangePlan) -> Result<App
         return Err(engine.fail(e, "apply the change on the firewall").await);
     }
     Ok(engine.applied)
+}
+
+/// The index of the alias PATCH that is the plan's last write, if the last write is one. Rule writes keep their
+/// own reload: their outcome checks and retries must not have reloaded the filter half-way.
+fn last_write_is_a_patch(plan: &ChangePlan, groups: &HashMap<&str, (usize, Vec<&Operation>)>) -> Option<usize> {
+    let write_at = |(i, op): (usize, &Operation)| match op {
+        Operation::PutAliasEntries { alias, .. } | Operation::RemoveAliasEntries { alias, .. } => {
+            groups.get(alias.as_str()).map(|(first, _)| (*first, true))
+        }
+        _ => Some((i, false)),
+    };
+    let (last, is_patch) = plan.operations.iter().enumerate().filter_map(write_at).max_by_key(|(i, _)| *i)?;
+    is_patch.then_some(last)
+}
+
+/// Whether a plan only changes the entries of one existing alias. Such a plan is one PATCH whose values
+/// Portcullis parsed itself; pfRest validates the PATCH exactly as it would a dry run, and a refused PATCH leaves
+/// the firewall as it was, so a dry run would only cost requests.
+fn only_entries_of_one_alias(plan: &ChangePlan) -> bool {
+    let mut aliases = plan.operations.iter().map(|op| match op {
+        Operation::PutAliasEntries { alias, .. } | Operation::RemoveAliasEntries { alias, .. } => Some(alias),
+        _ => None,
+    });
+    let Some(Some(first)) = aliases.next() else { return false };
+    aliases.all(|a| a == Some(first))
 }
 
 /// A pfRest refusal of a dry run is a validation error; transport problems keep their code.
@@ -643,11 +689,14 @@ fn references_any(rule: &Rule, names: &HashSet<String>) -> bool {
 /// Validates every write of the plan with pfRest's `dry_run` (v2.8.0+), changing nothing.
 pub(crate) async fn check(fw: &PfSenseFirewall, plan: &ChangePlan) -> Result<(), BackendError> {
     let c = &fw.client;
+    if only_entries_of_one_alias(plan) {
+        return prevalidate(plan);
+    }
     if !c.supports_dry_run().await? {
         return Ok(());
     }
     prevalidate(plan)?;
-    let interfaces = c.interfaces().await?;
+    let (interfaces, _) = fw.interfaces().await?;
     let engine = Engine::new(fw, InterfaceMap::new(&interfaces));
     let groups = alias_groups(plan);
     let mut new_aliases: HashMap<String, FirewallAlias> = HashMap::new();

@@ -14,6 +14,7 @@
 //!   rule edited by hand since is not resumed by surprise.
 
 mod apply;
+mod cache;
 pub mod detail;
 pub mod mapping;
 mod status;
@@ -27,14 +28,18 @@ use portcullis_core::firewall::{
     Applied, BackendError, BackendKind, ErrorCode, Firewall, InterfaceCounters, SystemStatus, TargetInfo, VpnKind,
     VpnStatus,
 };
-use portcullis_core::model::{Rule, RuleSet, Timestamp};
+use portcullis_core::freshness::StateRead;
+use portcullis_core::model::{AliasEntry, Rule, RuleSet, Timestamp};
 use portcullis_core::plan::ChangePlan;
-use portcullis_pfrest::types::FirewallRule;
+use portcullis_pfrest::types::{FirewallAlias, FirewallRule};
 use portcullis_pfrest::{ClientConfig, PfRestClient};
 use portcullis_store::Store;
 use serde::{Deserialize, Serialize};
 
+use crate::cache::StateCache;
 use crate::mapping::InterfaceMap;
+
+pub use crate::cache::CacheAges;
 
 pub use portcullis_pfrest;
 
@@ -48,6 +53,8 @@ pub struct PfSenseOptions {
     /// (`time()`), so two rules created within the same second share a tracker, and Portcullis could no longer
     /// tell them apart; one second apart they differ.
     pub tracker_spacing: Duration,
+    /// How long recent reads are used ([`cache`]).
+    pub cache: CacheAges,
 }
 
 impl Default for PfSenseOptions {
@@ -56,6 +63,7 @@ impl Default for PfSenseOptions {
             apply_poll_attempts: 20,
             apply_poll_interval: Duration::from_millis(250),
             tracker_spacing: Duration::from_millis(1050),
+            cache: CacheAges::default(),
         }
     }
 }
@@ -68,6 +76,7 @@ pub struct PfSenseFirewall {
     /// One writer per firewall: held for a whole `apply`.
     writer: tokio::sync::Mutex<()>,
     options: PfSenseOptions,
+    cache: StateCache,
 }
 
 impl std::fmt::Debug for PfSenseFirewall {
@@ -104,11 +113,13 @@ impl PfSenseFirewall {
             store,
             writer: tokio::sync::Mutex::new(()),
             options: PfSenseOptions::default(),
+            cache: StateCache::new(CacheAges::default()),
         })
     }
 
     pub fn with_options(mut self, options: PfSenseOptions) -> Self {
         self.options = options;
+        self.cache = StateCache::new(options.cache);
         self
     }
 
@@ -152,10 +163,56 @@ impl PfSenseFirewall {
         })
     }
 
-    async fn read_state(&self) -> Result<RuleSet, BackendError> {
+    /// The interfaces' configuration and status, from a recent read where there is one.
+    pub(crate) async fn interfaces(&self) -> Result<cache::Interfaces, BackendError> {
+        if let Some(recent) = self.cache.interfaces() {
+            return Ok(recent);
+        }
         let c = &self.client;
-        let (config, stats, rules, aliases) =
-            tokio::try_join!(c.interfaces(), c.interface_stats(), c.rules(), c.aliases())?;
+        let read = tokio::try_join!(c.interfaces(), c.interface_stats())?;
+        self.cache.put_interfaces(read.clone());
+        Ok(read)
+    }
+
+    /// The rules `read` asks for read now, the others from a recent read.
+    async fn rules_for(&self, read: &StateRead) -> Result<Vec<FirewallRule>, BackendError> {
+        if !read.all_rules
+            && let Some(recent) = self.cache.rules()
+        {
+            let trackers: Option<Vec<i64>> = read.rules.iter().map(|id| id.as_str().parse().ok()).collect();
+            if let Some(trackers) = trackers {
+                let mut fits = true;
+                for tracker in trackers {
+                    fits &= self.cache.put_rule(tracker, self.client.rule_by_tracker(tracker).await?);
+                }
+                if fits {
+                    return Ok(self.cache.rules().unwrap_or(recent));
+                }
+            }
+        }
+        let rules = self.client.rules().await?;
+        self.cache.put_rules(rules.clone());
+        Ok(rules)
+    }
+
+    /// The aliases `read` asks for read now, the others from a recent read.
+    async fn aliases_for(&self, read: &StateRead) -> Result<Vec<FirewallAlias>, BackendError> {
+        if !read.all_aliases
+            && let Some(recent) = self.cache.aliases()
+        {
+            for name in &read.aliases {
+                self.cache.put_alias(name, self.client.alias_by_name(name).await?);
+            }
+            return Ok(self.cache.aliases().unwrap_or(recent));
+        }
+        let aliases = self.client.aliases().await?;
+        self.cache.put_aliases(aliases.clone());
+        Ok(aliases)
+    }
+
+    async fn read_state(&self, read: &StateRead) -> Result<RuleSet, BackendError> {
+        let ((config, stats), rules, aliases) =
+            tokio::try_join!(self.interfaces(), self.rules_for(read), self.aliases_for(read))?;
         let ifaces = InterfaceMap::new(&config);
         let rules = rules.iter().map(|r| self.model_rule(r, &ifaces)).collect::<Result<Vec<_>, _>>()?;
         let aliases = aliases
@@ -187,8 +244,24 @@ impl Firewall for PfSenseFirewall {
         Ok(Some(mapping::interface_counters(&self.client.interface_stats().await?)))
     }
 
+    /// Rules and aliases read now; interfaces from a recent read (they change rarely, [`cache`]).
     async fn snapshot(&self) -> Result<RuleSet, BackendError> {
-        self.read_state().await
+        self.read_state(&StateRead::everything()).await
+    }
+
+    async fn state(&self, read: &StateRead) -> Result<RuleSet, BackendError> {
+        self.read_state(read).await
+    }
+
+    fn keeps_recent_state(&self) -> bool {
+        true
+    }
+
+    /// One alias read, not a snapshot (the reconciler's expiries).
+    async fn alias_entries(&self, alias: &str, values: &[String]) -> Result<Option<Vec<AliasEntry>>, BackendError> {
+        let found = self.client.alias_by_name(alias).await?;
+        self.cache.put_alias(alias, found.clone());
+        Ok(found.as_ref().and_then(mapping::alias_from_device).map(|a| a.entries_among(values)))
     }
 
     async fn apply(&self, plan: &ChangePlan) -> Result<Applied, BackendError> {

@@ -11,6 +11,7 @@
 use chrono::{TimeDelta, Utc};
 use portcullis_core::compare::Compared;
 use portcullis_core::firewall::{Applied, ErrorCode};
+use portcullis_core::freshness::StateRead;
 use portcullis_core::lockout;
 use portcullis_core::model::{RuleId, RuleSet, Timestamp};
 use portcullis_core::plan::{self, ChangePlan, Intent, Operation};
@@ -23,6 +24,9 @@ use crate::views::{ChangeResult, ChangeStatus, RuleView};
 use crate::work::{ChangeSettings, PlannedIntent};
 use crate::{CallError, Target, ToolDef, ToolService, Trace, now, to_json, until_cancelled};
 
+/// A plan, the answer as planned, and why approval is needed, if it is.
+type Vetted = (ChangePlan, ChangeResult, Option<String>);
+
 /// A target entered through the door: its writer lock is held for as long as this lives, from the state a
 /// plan is made against to the read-back.
 pub(crate) struct Inside<'a> {
@@ -34,8 +38,9 @@ pub(crate) struct Inside<'a> {
 /// How a plan's effect is read back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ReadBack {
-    /// The whole target is read again and checked against every operation (`plan::verify`); the entries the
-    /// plan put into or took out of managed lists are recorded.
+    /// The objects the plan touched are read again (the whole target on a backend that keeps no recent state)
+    /// and checked against every operation (`plan::verify`); the entries the plan put into or took out of managed
+    /// lists are recorded.
     Whole,
     /// Only the entries the plan removed are looked up, and none may remain: the reconciler's expiries of long
     /// lists, which settle their own records from what they read.
@@ -85,7 +90,7 @@ impl Inside<'_> {
         };
         match read_back {
             ReadBack::Whole => {
-                let state = firewall.snapshot().await?;
+                let state = firewall.state(&StateRead::touched_by(plan)).await?;
                 plan::verify(plan, &applied, &state).map_err(|why| {
                     CallError::new(
                         ErrorCode::VerificationFailed,
@@ -131,8 +136,8 @@ impl ToolService {
         let inside = until_cancelled(ctx, async { Ok(self.enter(call.target).await) }).await?;
         ctx.report_progress(1, Some(CHANGE_STEPS), "planning against fresh state");
         let now = now();
-        let state = until_cancelled(ctx, inside.fresh_state()).await?;
-        let (plan, mut result, needs_approval) = self.vet(call, &state, now, trace)?;
+        let (state, (plan, mut result, needs_approval)) =
+            until_cancelled(ctx, self.plan_fresh(&inside, call, now, trace)).await?;
         // The firewall validates the plan itself where it can (pfRest dry_run) before anything is written. Until the
         // apply starts, every wait (fresh state, the target's check, a person's approval) ends when the caller
         // cancels; a pending approval then simply expires.
@@ -172,6 +177,39 @@ impl ToolService {
         to_json(&result)
     }
 
+    /// Plans the call against the state it needs fresh, and returns that state with the vetted plan.
+    ///
+    /// A backend that keeps recent state (pfSense, where every request counts) is planned against it first; the
+    /// objects that plan touches are then read now, and where they differ from the recent read the call is planned
+    /// again against what was read (at most twice, then against a whole snapshot). Lockout prevention and the
+    /// effect then judge the touched objects as they are and the rest as recently read. A refusal is only given
+    /// on a whole fresh read.
+    async fn plan_fresh(
+        &self,
+        inside: &Inside<'_>,
+        call: &ChangeCall<'_>,
+        now: Timestamp,
+        trace: &mut Trace,
+    ) -> Result<(RuleSet, Vetted), CallError> {
+        let firewall = inside.target.firewall.as_ref();
+        if firewall.keeps_recent_state() {
+            let mut state = firewall.state(&StateRead::recent()).await?;
+            for _ in 0..2 {
+                let Ok(vetted) = self.vet(call, &state, now, trace) else { break };
+                let touched = StateRead::touched_by(&vetted.0);
+                let fresh = firewall.state(&touched).await?;
+                if touched.agrees(&state, &fresh) {
+                    inside.target.note_state(&fresh);
+                    return Ok((fresh, vetted));
+                }
+                state = fresh;
+            }
+        }
+        let state = inside.fresh_state().await?;
+        let vetted = self.vet(call, &state, now, trace)?;
+        Ok((state, vetted))
+    }
+
     /// Plans the call against fresh state and runs the guards that judge a plan: argument policy, lockout
     /// prevention, risk. Returns the plan, the answer as planned, and why approval is needed, if it is.
     fn vet(
@@ -180,7 +218,7 @@ impl ToolService {
         state: &RuleSet,
         now: Timestamp,
         trace: &mut Trace,
-    ) -> Result<(ChangePlan, ChangeResult, Option<String>), CallError> {
+    ) -> Result<Vetted, CallError> {
         let change_id = uuid::Uuid::new_v4().to_string();
         trace.change_id = Some(change_id.clone());
         let plan = plan::plan(state, &call.planned.intent, now)?;

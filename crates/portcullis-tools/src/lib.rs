@@ -271,7 +271,8 @@ impl ToolService {
         target: &Target,
         mut job: Box<dyn LogStep>,
     ) -> Result<Value, CallError> {
-        let state = target.firewall.snapshot().await?;
+        // Log entries name interfaces and rules: a recent read of them will do.
+        let state = target.firewall.state(&portcullis_core::freshness::StateRead::recent()).await?;
         let now = now();
         job.prepare(&state, now)?;
         ctx.report_progress(0, Some(2), "reading the firewall log");

@@ -285,7 +285,8 @@ fn remaining_seconds(e: &portcullis_core::model::AliasEntry, now: Timestamp) -> 
 impl ReadJob for GetFirewallRulesArgs {
     type Output = RulesResult;
     async fn read(self, at: &ReadScope<'_>) -> Result<RulesResult, CallError> {
-        let state = at.state().await?;
+        // The rules now; the interfaces and aliases they name from a recent read.
+        let state = at.state_with(&portcullis_core::freshness::StateRead::rules()).await?;
         let hits = at.svc.rule_hits(at.target).await;
         Ok(firewall_rules(&at.target.name, &state, &self, hits.as_ref())?)
     }

@@ -69,6 +69,11 @@ impl ReadScope<'_> {
     pub(crate) async fn state(&self) -> Result<RuleSet, CallError> {
         Ok(self.target.firewall.snapshot().await?)
     }
+
+    /// The state with what `read` names read now and the rest from a recent read, where the backend keeps one.
+    pub(crate) async fn state_with(&self, read: &portcullis_core::freshness::StateRead) -> Result<RuleSet, CallError> {
+        Ok(self.target.firewall.state(read).await?)
+    }
 }
 
 /// A target's state as a read answered from it alone sees it.

@@ -2,13 +2,14 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use portcullis_guard::{Auditor, Guard, GuardSettings, OperationPolicy, Principal, Roles};
 use portcullis_lab::{LabFirewall, default_interfaces, lab_interfaces};
 use portcullis_nftables::{NftRunner, NftablesFirewall, NftablesSettings};
 use portcullis_pfrest::{Auth, ClientConfig};
-use portcullis_pfsense::PfSenseFirewall;
+use portcullis_pfsense::{CacheAges, PfSenseFirewall, PfSenseOptions};
 use portcullis_store::Store;
 use portcullis_tools::{EgressSources, FirewallApi, Target, ToolService};
 
@@ -76,6 +77,7 @@ fn targets(config: &Config, store: &Arc<Store>, lab: LabFirewall) -> anyhow::Res
         let client = client_config(pf).with_context(|| format!("target {name}"))?;
         let firewall =
             PfSenseFirewall::new(&name, client, store.clone()).map_err(|e| anyhow::anyhow!("target {name}: {e}"))?;
+        let firewall = firewall.with_options(pfsense_options(pf));
         targets.push(Target::new(name, Arc::new(firewall)));
     }
     for (name, nft) in config.nftables_targets() {
@@ -95,6 +97,14 @@ fn targets(config: &Config, store: &Arc<Store>, lab: LabFirewall) -> anyhow::Res
     let default = config.default_target();
     targets.sort_by_key(|t| t.name != default);
     Ok(targets)
+}
+
+fn pfsense_options(pf: &crate::config::PfSenseConfig) -> PfSenseOptions {
+    let cache = CacheAges {
+        interfaces: Duration::from_secs(pf.cache.interfaces_max_age),
+        state: Duration::from_secs(pf.cache.state_max_age),
+    };
+    PfSenseOptions { cache, ..PfSenseOptions::default() }
 }
 
 /// The pfRest client settings of a pfSense target; an API key wins over a username and password.

@@ -138,6 +138,36 @@ pub struct PfSenseConfig {
     /// Request timeout in seconds; `None` = `security.timeout`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u64>,
+    /// How long recent reads are used (every pfRest request runs PHP on the appliance).
+    #[serde(default)]
+    pub cache: PfSenseCacheConfig,
+}
+
+/// `cache:` of a pfSense target, in seconds; 0 reads the part for every call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PfSenseCacheConfig {
+    /// Interfaces' configuration and status.
+    #[serde(default = "default_interfaces_max_age")]
+    pub interfaces_max_age: u64,
+    /// Rules and aliases as the background a change is judged against and log entries are linked with; the
+    /// objects a change touches and the rules a rules read returns are always read now.
+    #[serde(default = "default_state_max_age")]
+    pub state_max_age: u64,
+}
+
+impl Default for PfSenseCacheConfig {
+    fn default() -> Self {
+        PfSenseCacheConfig { interfaces_max_age: default_interfaces_max_age(), state_max_age: default_state_max_age() }
+    }
+}
+
+fn default_interfaces_max_age() -> u64 {
+    300
+}
+
+fn default_state_max_age() -> u64 {
+    30
 }
 
 impl PfSenseConfig {
@@ -153,6 +183,7 @@ impl PfSenseConfig {
             verify_ssl: true,
             ca_file: None,
             timeout: None,
+            cache: PfSenseCacheConfig::default(),
         }
     }
 
