@@ -53,7 +53,7 @@ pub struct PfSenseOptions {
     /// (`time()`), so two rules created within the same second share a tracker, and Portcullis could no longer
     /// tell them apart; one second apart they differ.
     pub tracker_spacing: Duration,
-    /// How long recent reads are used ([`cache`]).
+    /// How long recent reads are used ([`CacheAges`]).
     pub cache: CacheAges,
 }
 
@@ -244,7 +244,7 @@ impl Firewall for PfSenseFirewall {
         Ok(Some(mapping::interface_counters(&self.client.interface_stats().await?)))
     }
 
-    /// Rules and aliases read now; interfaces from a recent read (they change rarely, [`cache`]).
+    /// Rules and aliases read now; interfaces from a recent read (they change rarely; see `cache.rs`).
     async fn snapshot(&self) -> Result<RuleSet, BackendError> {
         self.read_state(&StateRead::everything()).await
     }
