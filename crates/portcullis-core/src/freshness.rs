@@ -40,11 +40,6 @@ impl StateRead {
         StateRead { all_rules: true, ..Default::default() }
     }
 
-    /// Whether nothing is asked for now.
-    pub fn is_recent(&self) -> bool {
-        *self == StateRead::default()
-    }
-
     /// The objects a plan changes: what it must be made against, and what its read-back reads. A plan that
     /// creates or moves a rule needs every rule (positions and the ids the firewall gives).
     pub fn touched_by(plan: &ChangePlan) -> Self {

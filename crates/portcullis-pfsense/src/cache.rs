@@ -79,54 +79,64 @@ impl StateCache {
         self.lock().interfaces = Some(Stamped::new(interfaces));
     }
 
-    /// The rule list, if it was read within the state age.
-    pub(crate) fn rules(&self) -> Option<Vec<FirewallRule>> {
-        self.lock().rules.as_ref().and_then(|s| s.within(self.ages.state))
+    /// Whether the rule list was read within the state age.
+    pub(crate) fn rules_are_recent(&self) -> bool {
+        self.lock().rules.as_ref().is_some_and(|s| s.at.elapsed() < self.ages.state)
     }
 
     pub(crate) fn put_rules(&self, rules: Vec<FirewallRule>) {
         self.lock().rules = Some(Stamped::new(rules));
     }
 
-    /// Puts one rule read by its tracker (`None`: it is gone) into the list. Returns false when the list does not
-    /// know the rule: its position is then unknown, and the whole list must be read.
-    pub(crate) fn put_rule(&self, tracker: i64, found: Option<FirewallRule>) -> bool {
+    /// Puts rules read by their trackers (`None`: gone) into the list, keeping its age, and returns the list with
+    /// them. `None` when there is no list or it does not know one of them: a new rule's position is unknown, and
+    /// the whole list must be read.
+    pub(crate) fn put_rules_read(&self, read: Vec<(i64, Option<FirewallRule>)>) -> Option<Vec<FirewallRule>> {
         let mut recent = self.lock();
-        let Some(list) = recent.rules.as_mut() else { return false };
-        let at = list.value.iter().position(|r| r.tracker == Some(tracker));
-        match (at, found) {
-            (Some(i), Some(rule)) => list.value[i] = rule,
-            (Some(i), None) => {
-                list.value.remove(i);
+        let list = &mut recent.rules.as_mut()?.value;
+        for (tracker, found) in read {
+            let at = list.iter().position(|r| r.tracker == Some(tracker));
+            match (at, found) {
+                (Some(i), Some(rule)) => list[i] = rule,
+                (Some(i), None) => {
+                    list.remove(i);
+                }
+                (None, None) => {}
+                (None, Some(_)) => {
+                    recent.rules = None;
+                    return None;
+                }
             }
-            (None, None) => {}
-            (None, Some(_)) => return false,
         }
-        true
+        Some(list.clone())
     }
 
-    /// The aliases, if they were read within the state age.
-    pub(crate) fn aliases(&self) -> Option<Vec<FirewallAlias>> {
-        self.lock().aliases.as_ref().and_then(|s| s.within(self.ages.state))
+    /// Whether the aliases were read within the state age.
+    pub(crate) fn aliases_are_recent(&self) -> bool {
+        self.lock().aliases.as_ref().is_some_and(|s| s.at.elapsed() < self.ages.state)
     }
 
     pub(crate) fn put_aliases(&self, aliases: Vec<FirewallAlias>) {
         self.lock().aliases = Some(Stamped::new(aliases));
     }
 
-    /// Puts one alias read by name (`None`: it does not exist) into the list.
-    pub(crate) fn put_alias(&self, name: &str, found: Option<FirewallAlias>) {
+    /// Puts aliases read by name (`None`: it does not exist) into the list, keeping its age, and returns the list
+    /// with them; `None` when there is no list.
+    pub(crate) fn put_aliases_read(&self, read: Vec<(String, Option<FirewallAlias>)>) -> Option<Vec<FirewallAlias>> {
         let mut recent = self.lock();
-        let Some(list) = recent.aliases.as_mut() else { return };
-        let at = list.value.iter().position(|a| a.name == name);
-        match (at, found) {
-            (Some(i), Some(alias)) => list.value[i] = alias,
-            (Some(i), None) => {
-                list.value.remove(i);
+        let list = &mut recent.aliases.as_mut()?.value;
+        for (name, found) in read {
+            let at = list.iter().position(|a| a.name == name);
+            match (at, found) {
+                (Some(i), Some(alias)) => list[i] = alias,
+                (Some(i), None) => {
+                    list.remove(i);
+                }
+                (None, Some(alias)) => list.push(alias),
+                (None, None) => {}
             }
-            (None, Some(alias)) => list.value.push(alias),
-            (None, None) => {}
         }
+        Some(list.clone())
     }
 
     /// Forgets the rules and aliases (after a failed apply nothing about them is trusted).
@@ -156,17 +166,19 @@ mod tests {
         cache.put_aliases(vec![alias("B", &[])]);
         cache.put_rules(Vec::new());
         cache.put_interfaces((Vec::new(), Vec::new()));
-        assert!(cache.aliases().is_none() && cache.rules().is_none() && cache.interfaces().is_none());
+        assert!(!cache.aliases_are_recent() && !cache.rules_are_recent() && cache.interfaces().is_none());
     }
 
     #[test]
     fn a_rule_the_list_does_not_know_asks_for_the_whole_list() {
         let cache = StateCache::new(CacheAges::default());
         let rule = |t: i64| FirewallRule { tracker: Some(t), ..Default::default() };
+        cache.put_rules(vec![rule(1), rule(3)]);
+        assert_eq!(cache.put_rules_read(vec![(1, None)]), Some(vec![rule(3)]), "a deleted rule leaves the list");
+        assert_eq!(cache.put_rules_read(vec![(2, Some(rule(2)))]), None, "a new rule's position is unknown");
+        assert!(!cache.rules_are_recent(), "so the list is read again");
         cache.put_rules(vec![rule(1)]);
-        assert!(cache.put_rule(1, None), "a deleted rule leaves the list");
-        assert!(!cache.put_rule(2, Some(rule(2))), "a new rule's position is unknown");
         cache.forget_state();
-        assert!(cache.rules().is_none());
+        assert!(!cache.rules_are_recent());
     }
 }

@@ -176,18 +176,17 @@ impl PfSenseFirewall {
 
     /// The rules `read` asks for read now, the others from a recent read.
     async fn rules_for(&self, read: &StateRead) -> Result<Vec<FirewallRule>, BackendError> {
+        let trackers: Option<Vec<i64>> = read.rules.iter().map(|id| id.as_str().parse().ok()).collect();
         if !read.all_rules
-            && let Some(recent) = self.cache.rules()
+            && let Some(trackers) = trackers
+            && self.cache.rules_are_recent()
         {
-            let trackers: Option<Vec<i64>> = read.rules.iter().map(|id| id.as_str().parse().ok()).collect();
-            if let Some(trackers) = trackers {
-                let mut fits = true;
-                for tracker in trackers {
-                    fits &= self.cache.put_rule(tracker, self.client.rule_by_tracker(tracker).await?);
-                }
-                if fits {
-                    return Ok(self.cache.rules().unwrap_or(recent));
-                }
+            let mut found = Vec::with_capacity(trackers.len());
+            for tracker in trackers {
+                found.push((tracker, self.client.rule_by_tracker(tracker).await?));
+            }
+            if let Some(rules) = self.cache.put_rules_read(found) {
+                return Ok(rules);
             }
         }
         let rules = self.client.rules().await?;
@@ -197,13 +196,14 @@ impl PfSenseFirewall {
 
     /// The aliases `read` asks for read now, the others from a recent read.
     async fn aliases_for(&self, read: &StateRead) -> Result<Vec<FirewallAlias>, BackendError> {
-        if !read.all_aliases
-            && let Some(recent) = self.cache.aliases()
-        {
+        if !read.all_aliases && self.cache.aliases_are_recent() {
+            let mut found = Vec::with_capacity(read.aliases.len());
             for name in &read.aliases {
-                self.cache.put_alias(name, self.client.alias_by_name(name).await?);
+                found.push((name.clone(), self.client.alias_by_name(name).await?));
             }
-            return Ok(self.cache.aliases().unwrap_or(recent));
+            if let Some(aliases) = self.cache.put_aliases_read(found) {
+                return Ok(aliases);
+            }
         }
         let aliases = self.client.aliases().await?;
         self.cache.put_aliases(aliases.clone());
@@ -260,7 +260,7 @@ impl Firewall for PfSenseFirewall {
     /// One alias read, not a snapshot (the reconciler's expiries).
     async fn alias_entries(&self, alias: &str, values: &[String]) -> Result<Option<Vec<AliasEntry>>, BackendError> {
         let found = self.client.alias_by_name(alias).await?;
-        self.cache.put_alias(alias, found.clone());
+        self.cache.put_aliases_read(vec![(alias.to_string(), found.clone())]);
         Ok(found.as_ref().and_then(mapping::alias_from_device).map(|a| a.entries_among(values)))
     }
 
