@@ -4,55 +4,32 @@
 
 #![allow(clippy::unwrap_used)] // test support: a failed unwrap is a failed test
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 use portcullis_core::firewall::Firewall;
-use portcullis_guard::{Auditor, CallContext, Guard, GuardSettings, Principal, RateQuotas, Transport};
-use portcullis_logstore::{LogStore, Retention};
-use portcullis_pfrest::{Auth, ClientConfig, RetryPolicy};
-use portcullis_pfrest_emulator::{Emulator, EmulatorConfig};
-use portcullis_pfsense::PfSenseFirewall;
-use portcullis_store::Store;
-use portcullis_tools::{Target, ToolService};
+use portcullis_guard::{CallContext, Principal, Transport};
+use portcullis_pfrest_emulator::EmulatorConfig;
+use portcullis_tools::ToolService;
 use serde_json::{Value, json};
 
-const KEY: &str = "test-key-0123456789";
 const BURST_SOURCE: &str = "192.0.2.45";
 /// The source of the lines the emulator adds while a client pages (`log_growth_per_read`).
 const GROWTH_SOURCE: &str = "198.51.100.77";
 
-struct Setup {
-    _dir: tempfile::TempDir,
-    emu: Emulator,
-    fw: Arc<PfSenseFirewall>,
-    svc: ToolService,
-}
+#[path = "common/pfsense.rs"]
+mod pfsense_service;
+
+use pfsense_service::PfSenseService as Setup;
 
 async fn setup(version: &str, cap: Option<usize>) -> Setup {
-    let emu = Emulator::start(EmulatorConfig { version: version.into(), ..EmulatorConfig::with_api_key(KEY) })
-        .await
-        .expect("emulator starts");
-    let mut client = ClientConfig::new(emu.base_url(), Auth::ApiKey(KEY.into()));
-    client.retry =
-        RetryPolicy { max_retries: 3, base_delay: Duration::from_millis(5), max_delay: Duration::from_millis(20) };
-    let store = Arc::new(Store::open_in_memory().unwrap());
-    let fw = Arc::new(PfSenseFirewall::new("fw1", client, store.clone()).unwrap());
-    let settings =
-        GuardSettings { rates: RateQuotas { default: 10_000, sensitive: 10_000, admin: 10_000 }, ..Default::default() };
-    let guard = Guard::new(settings, Auditor::new(store, None).unwrap()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let logs = LogStore::open(dir.path().join("fw1"), Retention::default()).unwrap();
-    let mut svc = ToolService::new(guard, vec![Target::new("fw1", fw.clone())])
-        .unwrap()
-        .with_log_stores(HashMap::from([("fw1".to_string(), logs)]));
+    let emulator = EmulatorConfig { version: version.into(), ..EmulatorConfig::with_api_key(pfsense_service::KEY) };
+    let mut s = pfsense_service::start(emulator).await;
     if let Some(cap) = cap {
-        svc = svc.with_log_pull_cap(cap);
+        s.svc = s.svc.with_log_pull_cap(cap);
     }
-    Setup { _dir: dir, emu, fw, svc }
+    s
 }
 
 fn viewer() -> CallContext {

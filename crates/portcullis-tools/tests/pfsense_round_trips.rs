@@ -5,51 +5,22 @@
 
 #![allow(clippy::unwrap_used)] // test support: a failed unwrap is a failed test
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::BTreeMap;
 
-use portcullis_guard::{Auditor, CallContext, Guard, GuardSettings, Principal, RateQuotas, Transport};
-use portcullis_logstore::{LogStore, Retention};
+use portcullis_guard::{CallContext, Principal, Transport};
 use portcullis_pfrest::types::{FirewallAliasRequest, FirewallRuleRequest};
-use portcullis_pfrest::{Auth, ClientConfig, RetryPolicy};
-use portcullis_pfrest_emulator::{Emulator, EmulatorConfig};
-use portcullis_pfsense::{PfSenseFirewall, PfSenseOptions};
-use portcullis_store::Store;
-use portcullis_tools::{Target, ToolService};
+use portcullis_pfrest_emulator::EmulatorConfig;
 use serde_json::{Value, json};
 
-const KEY: &str = "test-key-0123456789";
 const BLOCK_LIST: &str = "PORTCULLIS_BLOCK";
 
-struct Setup {
-    _logs: tempfile::TempDir,
-    emu: Emulator,
-    fw: Arc<PfSenseFirewall>,
-    svc: ToolService,
-}
+#[path = "common/pfsense.rs"]
+mod pfsense_service;
+
+use pfsense_service::PfSenseService as Setup;
 
 async fn setup() -> Setup {
-    let emu = Emulator::start(EmulatorConfig::with_api_key(KEY)).await.expect("emulator starts");
-    let mut client = ClientConfig::new(emu.base_url(), Auth::ApiKey(KEY.into()));
-    client.retry =
-        RetryPolicy { max_retries: 3, base_delay: Duration::from_millis(5), max_delay: Duration::from_millis(20) };
-    let store = Arc::new(Store::open_in_memory().unwrap());
-    let options = PfSenseOptions {
-        apply_poll_interval: Duration::from_millis(20),
-        tracker_spacing: Duration::ZERO,
-        ..PfSenseOptions::default()
-    };
-    let fw = Arc::new(PfSenseFirewall::new("fw1", client, store.clone()).unwrap().with_options(options));
-    let settings =
-        GuardSettings { rates: RateQuotas { default: 10_000, sensitive: 10_000, admin: 10_000 }, ..Default::default() };
-    let guard = Guard::new(settings, Auditor::new(store, None).unwrap()).unwrap();
-    let logs = tempfile::tempdir().unwrap();
-    let store = LogStore::open(logs.path().join("fw1"), Retention::default()).unwrap();
-    let svc = ToolService::new(guard, vec![Target::new("fw1", fw.clone())])
-        .unwrap()
-        .with_log_stores(HashMap::from([("fw1".to_string(), store)]));
-    Setup { _logs: logs, emu, fw, svc }
+    pfsense_service::start(EmulatorConfig::with_api_key(pfsense_service::KEY)).await
 }
 
 fn admin() -> CallContext {
