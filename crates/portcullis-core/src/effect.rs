@@ -139,6 +139,7 @@ impl Changed {
                 Operation::PutAliasEntries { alias, .. } | Operation::RemoveAliasEntries { alias, .. } => {
                     changed.aliases.push(alias.clone());
                 }
+                Operation::DeleteAlias { before } => changed.aliases.push(before.name.clone()),
                 Operation::CreateAlias { .. } => {}
             }
         }
@@ -181,7 +182,8 @@ fn bases(plan: &ChangePlan, old: &Side<'_>, new: &Side<'_>) -> Vec<Base> {
                 out.extend(alias_bases(alias, before.iter().map(|e| e.value.as_str()), old, new));
                 continue;
             }
-            Operation::CreateAlias { .. } => continue,
+            // The rules that use a deleted alias are deleted by the same plan, and they are the bases.
+            Operation::CreateAlias { .. } | Operation::DeleteAlias { .. } => continue,
         };
         let changed_ids: Vec<String> = ids_and_rules.iter().map(|(id, _, _)| id.clone()).collect();
         for (_, rule, from_new) in ids_and_rules {

@@ -33,6 +33,8 @@ pub enum ErrorCode {
     InternalError,
     /// The caller gave up (MCP `notifications/cancelled`) before the work finished; nothing was changed.
     Cancelled,
+    /// This target or installation cannot do what was asked; the message says why and the hint what to do instead.
+    Unsupported,
 }
 
 impl ErrorCode {
@@ -57,6 +59,7 @@ impl ErrorCode {
             Self::Unavailable => "unavailable",
             Self::InternalError => "internal_error",
             Self::Cancelled => "cancelled",
+            Self::Unsupported => "unsupported",
         }
     }
 }

@@ -52,7 +52,7 @@ impl StateRead {
                 Operation::UpdateRule { before, position: None, .. } | Operation::DeleteRule { before } => {
                     read.rules.insert(before.rule_id.clone());
                 }
-                Operation::CreateAlias { after } => {
+                Operation::CreateAlias { after } | Operation::DeleteAlias { before: after } => {
                     read.aliases.insert(after.name.clone());
                 }
                 Operation::PutAliasEntries { alias, .. } | Operation::RemoveAliasEntries { alias, .. } => {

@@ -11,6 +11,7 @@ pub mod error;
 pub mod eval;
 pub mod firewall;
 pub mod freshness;
+pub mod geo;
 pub mod lint;
 pub mod lockout;
 pub mod model;

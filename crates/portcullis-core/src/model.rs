@@ -582,6 +582,12 @@ fn default_direction() -> Direction {
 }
 
 impl Rule {
+    /// Whether the rule's source or destination is the alias `name`.
+    pub fn references_alias(&self, name: &str) -> bool {
+        let is = |m: &AddressMatch| matches!(&m.target, AddressTarget::Alias(a) if a == name);
+        is(&self.source) || is(&self.destination)
+    }
+
     /// A rule on `interface` that matches every inbound packet: any protocol, address and port, both IP
     /// versions, enabled, not logged, not managed, with no id yet (a backend gives one on apply) and no
     /// bookkeeping times. Callers say what differs with struct update syntax:

@@ -118,8 +118,10 @@ impl Firewall for LabFirewall {
             aliases: carried.new_aliases.iter().filter_map(|name| carried.state.alias(name)).collect(),
             put_entries: carried.put.clone(),
             remove_entries: carried.removed.iter().map(|(alias, e)| (*alias, e.value.as_str())).collect(),
+            delete_aliases: carried.deleted_aliases.iter().map(String::as_str).collect(),
         };
         self.store.lab_write(&self.name, &write).map_err(store_error)?;
+        state.aliases.retain(|a| !carried.deleted_aliases.contains(&a.name));
         // New aliases first: the plan's entries may go into them.
         for name in &carried.new_aliases {
             if let Some(alias) = carried.state.alias(name) {

@@ -340,14 +340,39 @@ impl<'a> BatchBuilder<'a> {
 
     pub fn create_alias_sets(&mut self, next: &RuleSet, alias: &str) -> Result<(), BackendError> {
         let Some(a) = next.alias(alias) else { return Ok(()) };
-        let meta = SetMeta { name: a.name.clone(), kind: a.kind, managed: a.managed.clone() };
-        let comment = self.texts.compose(&meta.head(), &a.description)?;
         for part in SetPart::ALL {
             let set = set_def(self.layout.table, alias, part);
             self.push(add(NfListObject::Set(Box::new(set))));
         }
+        self.describe_alias(a)
+    }
+
+    /// The alias' entry in the aliases chain: a rule whose comment holds its name, kind, tag and description.
+    fn describe_alias(&mut self, a: &portcullis_core::model::Alias) -> Result<(), BackendError> {
+        let meta = SetMeta { name: a.name.clone(), kind: a.kind, managed: a.managed.clone() };
+        let comment = self.texts.compose(&meta.head(), &a.description)?;
         let counter = S::Counter(nftables::stmt::Counter::Anonymous(None));
         self.push(self.rule(ALIASES_CHAIN, vec![counter], comment));
+        Ok(())
+    }
+
+    /// Deletes the sets of `deleted` (elements and all, in one command each, however long the list) and writes the
+    /// aliases chain again with the aliases that remain. Goes after the chains that used the sets are rebuilt:
+    /// inside the one batch, a set is free to delete once no rule refers to it.
+    pub fn delete_alias_sets(&mut self, next: &RuleSet, deleted: &[String]) -> Result<(), BackendError> {
+        if deleted.is_empty() {
+            return Ok(());
+        }
+        self.push(NfObject::CmdObject(NfCmd::Flush(FlushObject::Chain(self.chain(ALIASES_CHAIN)))));
+        for alias in &next.aliases {
+            self.describe_alias(alias)?;
+        }
+        for alias in deleted {
+            for part in SetPart::ALL {
+                let set = set_def(self.layout.table, alias, part);
+                self.push(NfObject::CmdObject(NfCmd::Delete(NfListObject::Set(Box::new(set)))));
+            }
+        }
         Ok(())
     }
 

@@ -270,6 +270,7 @@ impl NftablesFirewall {
                 batch.rebuild_interface(&outcome.state, logical, &current.hits)?;
             }
         }
+        batch.delete_alias_sets(&outcome.state, &outcome.deleted_aliases)?;
         batch.elements(&current.state, &outcome.put, &outcome.removed, now)?;
         Ok((batch.finish(), outcome.applied))
     }

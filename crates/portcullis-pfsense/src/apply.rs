@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use portcullis_core::firewall::{Applied, BackendError, ErrorCode};
+use portcullis_core::geo::GEO_ALIAS_PREFIX;
 use portcullis_core::model::{AddressTarget, PortMatch, Rule, RuleId};
 use portcullis_core::plan::global_index_by;
 use portcullis_core::plan::{ChangePlan, Operation, same_enforcement};
@@ -40,8 +41,9 @@ fn alias_groups(plan: &ChangePlan) -> HashMap<&str, (usize, Vec<&Operation>)> {
     groups
 }
 
-/// Everything that can be refused without asking the firewall, checked before the first write.
-fn prevalidate(plan: &ChangePlan) -> Result<(), BackendError> {
+/// Everything that can be refused without asking the firewall, checked before the first write. `geo_cap` is the
+/// most entries a geo list may hold ([`crate::PfSenseOptions::geo_alias_max_entries`]).
+fn prevalidate(plan: &ChangePlan, geo_cap: usize) -> Result<(), BackendError> {
     for op in &plan.operations {
         match op {
             Operation::CreateRule { after, .. } => {
@@ -59,14 +61,34 @@ fn prevalidate(plan: &ChangePlan) -> Result<(), BackendError> {
                 alias_create_request(after)?;
             }
             Operation::PutAliasEntries { alias, after, .. } => {
+                if alias.starts_with(GEO_ALIAS_PREFIX) && after.len() > geo_cap {
+                    return Err(geo_list_too_long(alias, after.len(), geo_cap));
+                }
                 for e in after {
                     entry_detail(alias, e)?;
                 }
             }
-            Operation::RemoveAliasEntries { .. } => {}
+            Operation::RemoveAliasEntries { .. } | Operation::DeleteAlias { .. } => {}
         }
     }
     Ok(())
+}
+
+/// A geo list longer than the cap: pfRest checks every entry of an alias against every alias on each write, so
+/// the cost of one grows with the square of its length (WAVE2-FACTS §1a), and a US-sized list would not finish.
+fn geo_list_too_long(alias: &str, entries: usize, cap: usize) -> BackendError {
+    BackendError::new(
+        ErrorCode::Unsupported,
+        format!(
+            "{alias} would hold {entries} prefixes, more than this pfSense target takes in one alias ({cap}): pfRest \
+             validates each entry against every alias on every write, so a list this long costs minutes of the \
+             firewall's time or times out"
+        ),
+    )
+    .with_hint(
+        "block fewer or smaller countries here, raise targets.<name>.geo_alias_max_entries if this firewall \
+         copes, or geo-block on an nftables target in front of it",
+    )
 }
 
 /// The new `address`/`detail` arrays of `current` after the entry operations (in order). Entries are matched by
@@ -145,6 +167,7 @@ enum Undo {
     UpdatedRule { tracker: i64, restore: Box<FirewallRuleRequest>, placement: Option<u64> },
     DeletedRule { recreate: Box<FirewallRuleRequest>, placement: Option<u64> },
     CreatedAlias { name: String },
+    DeletedAlias { recreate: Box<FirewallAliasRequest> },
     PatchedAlias { name: String, address: Vec<String>, detail: Vec<String> },
     StoreValue { key: String, previous: String },
 }
@@ -160,6 +183,9 @@ impl Undo {
             Undo::UpdatedRule { tracker, .. } => format!("restore rule {tracker}"),
             Undo::DeletedRule { .. } => "re-create the deleted rule".into(),
             Undo::CreatedAlias { name } => format!("delete created alias {name}"),
+            Undo::DeletedAlias { recreate } => {
+                format!("re-create deleted alias {}", recreate.name.as_deref().unwrap_or_default())
+            }
             Undo::PatchedAlias { name, .. } => format!("restore the entries of alias {name}"),
             Undo::StoreValue { key, .. } => format!("restore {key}"),
         }
@@ -172,6 +198,7 @@ fn describe_op(op: &Operation) -> String {
         Operation::UpdateRule { before, .. } => format!("update rule {}", before.rule_id),
         Operation::DeleteRule { before } => format!("delete rule {}", before.rule_id),
         Operation::CreateAlias { after } => format!("create alias {}", after.name),
+        Operation::DeleteAlias { before } => format!("delete alias {}", before.name),
         Operation::PutAliasEntries { alias, .. } | Operation::RemoveAliasEntries { alias, .. } => {
             format!("update the entries of alias {alias}")
         }
@@ -198,6 +225,8 @@ struct Engine<'a> {
     apply_with: Option<usize>,
     /// Whether a write already reloaded the filter.
     applied_inline: bool,
+    /// New aliases created with their entries in the same request, whose entry operations are then done.
+    created_with_entries: HashSet<String>,
 }
 
 impl<'a> Engine<'a> {
@@ -211,6 +240,7 @@ impl<'a> Engine<'a> {
             last_rule_created: std::sync::Mutex::new(None),
             apply_with: None,
             applied_inline: false,
+            created_with_entries: HashSet::new(),
         }
     }
 
@@ -260,7 +290,16 @@ impl<'a> Engine<'a> {
             Operation::CreateRule { position, after } => self.create_rule(*position, after).await,
             Operation::UpdateRule { before, after, position } => self.update_rule(before, after, *position).await,
             Operation::DeleteRule { before } => self.delete_rule(before).await,
-            Operation::CreateAlias { after } => self.create_alias(after).await,
+            Operation::CreateAlias { after } => {
+                let entries = groups.get(after.name.as_str()).map(|(_, ops)| ops.as_slice()).unwrap_or_default();
+                self.create_alias(after, entries).await
+            }
+            Operation::DeleteAlias { before } => self.delete_alias(&before.name).await,
+            Operation::PutAliasEntries { alias, .. } | Operation::RemoveAliasEntries { alias, .. }
+                if self.created_with_entries.contains(alias) =>
+            {
+                Ok(())
+            }
             Operation::PutAliasEntries { alias, .. } | Operation::RemoveAliasEntries { alias, .. } => {
                 match groups.get(alias.as_str()) {
                     Some((first, ops)) if *first == index => {
@@ -403,20 +442,74 @@ impl<'a> Engine<'a> {
         }
     }
 
-    async fn create_alias(&mut self, after: &portcullis_core::model::Alias) -> Result<(), BackendError> {
+    /// Creates an alias; a geo list's entries go in the same POST: one request instead of two, and pfRest
+    /// validates the long list once. (A block list is created empty and filled by the plan's PATCH, which carries
+    /// the filter reload.)
+    async fn create_alias(
+        &mut self,
+        after: &portcullis_core::model::Alias,
+        entry_ops: &[&Operation],
+    ) -> Result<(), BackendError> {
         if self.client().alias_by_name(&after.name).await?.is_some() {
             return Err(conflict(format!("alias {} already exists", after.name)));
         }
-        let req = alias_create_request(after)?;
+        let mut req = alias_create_request(after)?;
+        let geo_list = after.managed.as_deref() == Some(portcullis_core::geo::MANAGED_GEO);
+        let only_puts = geo_list
+            && !entry_ops.is_empty()
+            && entry_ops.iter().all(|op| matches!(op, Operation::PutAliasEntries { .. }));
+        if only_puts {
+            let shape = FirewallAlias {
+                name: after.name.clone(),
+                type_: req.type_.clone().unwrap_or_default(),
+                address: req.address.clone().unwrap_or_default(),
+                detail: req.detail.clone().unwrap_or_default(),
+                ..Default::default()
+            };
+            let (address, detail) = merge_entries(&shape, entry_ops)?;
+            req.address = Some(address);
+            req.detail = Some(detail);
+        }
         match self.client().create_alias(&req).await {
             Ok(_) => {
                 self.undo.push(Undo::CreatedAlias { name: after.name.clone() });
+                if only_puts {
+                    self.created_with_entries.insert(after.name.clone());
+                }
                 Ok(())
             }
             Err(e) => {
                 if e.outcome_unknown && matches!(self.client().alias_by_name(&after.name).await, Ok(Some(_))) {
                     tracing::warn!(alias = %after.name, "an alias creation reported an error but landed; it will be undone");
                     self.undo.push(Undo::CreatedAlias { name: after.name.clone() });
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Deletes an alias the plan's earlier operations stopped using; the undo creates it again as it was.
+    async fn delete_alias(&mut self, name: &str) -> Result<(), BackendError> {
+        let current =
+            self.client().alias_by_name(name).await?.ok_or_else(|| conflict(format!("alias {name} does not exist")))?;
+        let id = current.id.ok_or_else(|| mapping::unexpected("GET /api/v2/firewall/alias: no id in the answer"))?;
+        let recreate = FirewallAliasRequest {
+            name: Some(current.name.clone()),
+            type_: Some(current.type_.clone()),
+            descr: Some(current.descr.clone()),
+            address: Some(current.address.clone()),
+            detail: Some(current.detail.clone()),
+            ..Default::default()
+        };
+        match self.client().delete_alias(id, false).await {
+            Ok(_) => {
+                self.undo.push(Undo::DeletedAlias { recreate: Box::new(recreate) });
+                Ok(())
+            }
+            Err(e) => {
+                if e.outcome_unknown && matches!(self.client().alias_by_name(name).await, Ok(None)) {
+                    tracing::warn!(alias = %name, "an alias deletion reported an error but landed; it will be undone");
+                    self.undo.push(Undo::DeletedAlias { recreate: Box::new(recreate) });
                 }
                 Err(e.into())
             }
@@ -547,6 +640,12 @@ impl<'a> Engine<'a> {
                     c.delete_alias(id, false).await?;
                 }
             }
+            Undo::DeletedAlias { recreate } => {
+                let name = recreate.name.as_deref().unwrap_or_default();
+                if c.alias_by_name(name).await?.is_none() {
+                    c.create_alias(recreate).await?;
+                }
+            }
             Undo::PatchedAlias { name, address, detail } => {
                 let alias = c
                     .alias_by_name(name)
@@ -620,7 +719,7 @@ impl<'a> Engine<'a> {
 
 pub(crate) async fn apply(fw: &PfSenseFirewall, plan: &ChangePlan) -> Result<Applied, BackendError> {
     let _writer = fw.writer.lock().await;
-    prevalidate(plan)?;
+    prevalidate(plan, fw.options.geo_alias_max_entries)?;
     let (interfaces, _) = fw.interfaces().await?;
     let mut engine = Engine::new(fw, InterfaceMap::new(&interfaces));
     let groups = alias_groups(plan);
@@ -689,13 +788,14 @@ fn references_any(rule: &Rule, names: &HashSet<String>) -> bool {
 /// Validates every write of the plan with pfRest's `dry_run` (v2.8.0+), changing nothing.
 pub(crate) async fn check(fw: &PfSenseFirewall, plan: &ChangePlan) -> Result<(), BackendError> {
     let c = &fw.client;
+    let cap = fw.options.geo_alias_max_entries;
     if only_entries_of_one_alias(plan) {
-        return prevalidate(plan);
+        return prevalidate(plan, cap);
     }
+    prevalidate(plan, cap)?;
     if !c.supports_dry_run().await? {
         return Ok(());
     }
-    prevalidate(plan)?;
     let (interfaces, _) = fw.interfaces().await?;
     let engine = Engine::new(fw, InterfaceMap::new(&interfaces));
     let groups = alias_groups(plan);
@@ -742,6 +842,13 @@ pub(crate) async fn check(fw: &PfSenseFirewall, plan: &ChangePlan) -> Result<(),
                     ..Default::default()
                 };
                 new_aliases.insert(after.name.clone(), shape);
+            }
+            // The rules that use it are deleted first by the same plan, which a dry run does not do: pfRest
+            // would refuse the deletion of an alias in use. That it exists is what can be checked.
+            Operation::DeleteAlias { before } => {
+                if c.alias_by_name(&before.name).await?.is_none() {
+                    return Err(conflict(format!("alias {} does not exist", before.name)));
+                }
             }
             Operation::PutAliasEntries { alias, .. } | Operation::RemoveAliasEntries { alias, .. } => {
                 let Some((first, ops)) = groups.get(alias.as_str()) else { continue };

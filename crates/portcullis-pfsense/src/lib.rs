@@ -55,7 +55,14 @@ pub struct PfSenseOptions {
     pub tracker_spacing: Duration,
     /// How long recent reads are used ([`CacheAges`]).
     pub cache: CacheAges,
+    /// The most prefixes one geo list (one country and family) may hold here; longer ones are refused
+    /// (`unsupported`) before anything is written.
+    pub geo_alias_max_entries: usize,
 }
+
+/// pfRest validates each entry of an alias against every alias, so a write costs the square of its length; 10,000
+/// takes China's IPv4 list (8,157) and not Russia's (12,851) or the United States' (155,487).
+pub const DEFAULT_GEO_ALIAS_MAX_ENTRIES: usize = 10_000;
 
 impl Default for PfSenseOptions {
     fn default() -> Self {
@@ -64,6 +71,7 @@ impl Default for PfSenseOptions {
             apply_poll_interval: Duration::from_millis(250),
             tracker_spacing: Duration::from_millis(1050),
             cache: CacheAges::default(),
+            geo_alias_max_entries: DEFAULT_GEO_ALIAS_MAX_ENTRIES,
         }
     }
 }

@@ -192,6 +192,8 @@ pub fn rule_from_device(
         Some(MANAGED_BLOCK.to_string())
     } else if r.descr.starts_with(GRANT_RULE_DESCR) {
         Some(MANAGED_GRANT.to_string())
+    } else if r.descr.starts_with(portcullis_core::geo::GEO_RULE_DESCR) {
+        Some(portcullis_core::geo::MANAGED_GEO.to_string())
     } else {
         None
     };
@@ -355,11 +357,13 @@ pub fn is_managed_alias(name: &str) -> bool {
     name.starts_with(BLOCK_ALIAS)
 }
 
-/// The `managed` tag of a device alias: Portcullis' block and grant lists, by name or by the description
+/// The `managed` tag of a device alias: Portcullis' block, grant and geo lists, by name or by the description
 /// Portcullis gives them.
 pub fn managed_alias_kind(name: &str, descr: &str) -> Option<&'static str> {
     if descr == GRANT_ALIAS_DESCR {
         Some(MANAGED_GRANT)
+    } else if name.starts_with(portcullis_core::geo::GEO_ALIAS_PREFIX) {
+        Some(portcullis_core::geo::MANAGED_GEO)
     } else if is_managed_alias(name) || descr == BLOCK_ALIAS_DESCR {
         Some(MANAGED_BLOCK)
     } else {

@@ -25,6 +25,8 @@ pub struct LabWrite<'a> {
     pub aliases: Vec<&'a Alias>,
     pub put_entries: Vec<(&'a str, &'a AliasEntry)>,
     pub remove_entries: Vec<(&'a str, &'a str)>,
+    /// Aliases deleted with all their entries, before anything else is written.
+    pub delete_aliases: Vec<&'a str>,
 }
 
 fn to_ms(t: Option<Timestamp>) -> Option<i64> {
@@ -89,6 +91,10 @@ impl Store {
         let tx = conn.transaction()?;
         if let Some(rules) = write.rules {
             replace_rules(&tx, target, rules)?;
+        }
+        for alias in &write.delete_aliases {
+            tx.execute("DELETE FROM lab_alias_entries WHERE target = ?1 AND alias = ?2", params![target, alias])?;
+            tx.execute("DELETE FROM lab_aliases WHERE target = ?1 AND name = ?2", params![target, alias])?;
         }
         for alias in &write.aliases {
             let definition = Alias { entries: Vec::new(), ..(*alias).clone() };

@@ -338,6 +338,7 @@ fn took_effect(plan: &ChangePlan, state: &RuleSet) -> Option<Applied> {
             }
             Operation::DeleteRule { before } => state.rule(&before.rule_id).is_none(),
             Operation::CreateAlias { after } => state.alias(&after.name).is_some(),
+            Operation::DeleteAlias { before } => state.alias(&before.name).is_none(),
             Operation::PutAliasEntries { alias, after, .. } => state.alias(alias).is_some_and(|a| {
                 after.iter().all(|e| a.entries.iter().any(|f| f.value == e.value && f.expires_at == e.expires_at))
             }),

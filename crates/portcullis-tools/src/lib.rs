@@ -13,6 +13,7 @@ mod counters;
 mod door;
 mod drift;
 mod egress;
+mod geo;
 mod logs;
 mod ownership;
 mod prompts;
@@ -88,6 +89,8 @@ pub struct ToolService {
     counter_history: counters::CounterHistory,
     /// Where the flows of the host's egress policy come from.
     egress: EgressSources,
+    /// The offline country database, if one is installed.
+    geo: geo::CountryData,
 }
 
 /// What the audit record needs to know about how far a call got.
@@ -124,6 +127,7 @@ impl ToolService {
             changed,
             counter_history: Default::default(),
             egress: EgressSources::default(),
+            geo: Default::default(),
         })
     }
 

@@ -24,6 +24,15 @@ pub struct App {
     pub store_path: PathBuf,
 }
 
+/// The country database, checked whole: a configured file that does not open stops the start (a geo block must
+/// never be planned from a half-read file); no file at all only leaves the geo tools answering `unsupported`.
+fn open_country_db(config: &Config) -> anyhow::Result<Option<Arc<portcullis_geo::CountryDb>>> {
+    let Some((path, configured)) = config.geoip_database() else { return Ok(None) };
+    let key = if configured { "geoip.database" } else { "the installed country database" };
+    let db = portcullis_geo::CountryDb::open(&path).with_context(|| format!("{key}: {}", path.display()))?;
+    Ok(Some(Arc::new(db)))
+}
+
 impl App {
     pub fn open(config: Config) -> anyhow::Result<Self> {
         crate::secrets::add_config(crate::secrets::global(), &config);
@@ -50,7 +59,8 @@ impl App {
             .map_err(|e| anyhow::anyhow!("{}", e.message))?
             .with_log_stores(log_stores)
             .with_log_pull_cap(config.logs.pull_max_lines.unwrap_or(portcullis_tools::DEFAULT_LOG_PULL_CAP))
-            .with_egress_sources(egress_sources(&config));
+            .with_egress_sources(egress_sources(&config))
+            .with_country_db(open_country_db(&config)?);
         Ok(Self { service: Arc::new(service), store, config, store_path })
     }
 
@@ -104,7 +114,7 @@ fn pfsense_options(pf: &crate::config::PfSenseConfig) -> PfSenseOptions {
         interfaces: Duration::from_secs(pf.cache.interfaces_max_age),
         state: Duration::from_secs(pf.cache.state_max_age),
     };
-    PfSenseOptions { cache, ..PfSenseOptions::default() }
+    PfSenseOptions { cache, geo_alias_max_entries: pf.geo_alias_max_entries, ..PfSenseOptions::default() }
 }
 
 /// The pfRest client settings of a pfSense target; an API key wins over a username and password.

@@ -9,6 +9,7 @@ mod config;
 mod conformance;
 #[cfg(test)]
 mod fuzz;
+mod geoip;
 mod http;
 mod jsonrpc;
 mod logs;
@@ -110,6 +111,19 @@ enum Command {
         #[command(subcommand)]
         command: LabCommand,
     },
+    /// The offline country database (geo blocks, countries in answers).
+    Geoip {
+        #[command(subcommand)]
+        command: GeoipCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum GeoipCommand {
+    /// Check a MaxMind DB country file whole and install it in the data directory.
+    Install { file: PathBuf },
+    /// Show the country database in use: type, build date and attribution.
+    Info,
 }
 
 #[derive(Subcommand)]
@@ -242,6 +256,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
 async fn dispatch(command: Command, loaded: LoadedConfig) -> anyhow::Result<i32> {
     match command {
         Command::Config { command: ConfigCommand::Check } => config_check(loaded),
+        Command::Geoip { command: GeoipCommand::Install { file } } => geoip::install(&loaded.config, &file),
+        Command::Geoip { command: GeoipCommand::Info } => geoip::info(&loaded.config),
         Command::Tools { json } => {
             cli::print_catalogue(&portcullis_tools::catalogue(), json)?;
             Ok(0)

@@ -87,6 +87,9 @@ pub struct Carried<'p> {
     pub interfaces: BTreeSet<String>,
     /// Aliases the plan creates, in operation order.
     pub new_aliases: Vec<String>,
+    /// Aliases the plan deletes, entries and all, in operation order. Nothing is recorded in `put` or `removed`
+    /// for them: a backend deletes each whole.
+    pub deleted_aliases: Vec<String>,
     /// The plan's net entry change, by reference into the plan: removing `removed` and putting `put` (in either
     /// order: no value of an alias is in both) leaves an alias as carrying the operations out one by one does.
     pub put: Vec<(&'p str, &'p AliasEntry)>,
@@ -137,6 +140,7 @@ pub fn carry_out<'p>(
         applied: Applied::default(),
         interfaces: BTreeSet::new(),
         new_aliases: Vec::new(),
+        deleted_aliases: Vec::new(),
         put: Vec::new(),
         removed: Vec::new(),
     };
@@ -186,6 +190,18 @@ pub fn carry_out<'p>(
             Operation::RemoveAliasEntries { alias, before } => {
                 existing_alias(next, alias)?;
                 entries_seen.remove(&mut out.put, &mut out.removed, alias, before);
+            }
+            Operation::DeleteAlias { before } => {
+                existing_alias(next, &before.name)?;
+                let name = before.name.as_str();
+                if let Some(rule) = next.rules.iter().find(|r| r.references_alias(name)) {
+                    return Err(Conflict::new(format!("alias {name} is still used by rule {}", rule.rule_id)));
+                }
+                next.aliases.retain(|a| a.name != name);
+                out.put.retain(|(a, _)| *a != name);
+                out.removed.retain(|(a, _)| *a != name);
+                out.new_aliases.retain(|a| a != name);
+                out.deleted_aliases.push(before.name.clone());
             }
         }
     }

@@ -1,25 +1,43 @@
 //! Plans for what falls due with time: expired list entries and paused rules whose pause is over.
 
-use crate::model::{AliasEntry, Rule, RuleSet, Timestamp};
+use crate::model::{Alias, AliasEntry, Rule, RuleSet, Timestamp};
 
 use super::{ChangeFacts, ChangePlan, Operation};
 
 /// The plan that carries out every expiry due at `now`: managed alias entries past their time are removed and
 /// paused rules whose pause is over are resumed. `None` when nothing is due.
 pub fn plan_expiry(state: &RuleSet, now: Timestamp) -> Option<ChangePlan> {
+    // A geo block whose every entry is due goes whole, its rules and lists with it.
+    let geo = crate::geo::expired_geo_blocks(state, now);
+    let deleted: Vec<&str> = geo
+        .iter()
+        .filter_map(|op| match op {
+            Operation::DeleteAlias { before } => Some(before.name.as_str()),
+            _ => None,
+        })
+        .collect();
     let mut operations: Vec<Operation> = state
         .aliases
         .iter()
-        .filter(|a| a.managed.is_some())
+        .filter(|a| a.managed.is_some() && !deleted.contains(&a.name.as_str()))
         .filter_map(|a| {
             let before: Vec<AliasEntry> = a.entries.iter().filter(|e| !e.is_live(now)).cloned().collect();
             (!before.is_empty()).then(|| Operation::RemoveAliasEntries { alias: a.name.clone(), before })
         })
         .collect();
-    for rule in state.rules.iter().filter(|r| r.paused_until.is_some_and(|t| t <= now)) {
+    let geo_rules: Vec<&Rule> = geo
+        .iter()
+        .filter_map(|op| match op {
+            Operation::DeleteRule { before } => Some(before),
+            _ => None,
+        })
+        .collect();
+    let resumable = state.rules.iter().filter(|r| r.paused_until.is_some_and(|t| t <= now));
+    for rule in resumable.filter(|r| !geo_rules.iter().any(|g| g.rule_id == r.rule_id)) {
         let after = Rule { enabled: true, paused_until: None, updated_at: Some(now), ..rule.clone() };
         operations.push(Operation::UpdateRule { before: rule.clone(), after, position: None });
     }
+    operations.extend(geo);
     if operations.is_empty() {
         return None;
     }
@@ -35,8 +53,10 @@ pub fn plan_expiry(state: &RuleSet, now: Timestamp) -> Option<ChangePlan> {
 /// What an expiry plan settles: the alias entries it removes, and the paused rules it resumes.
 pub fn expiry_counts(operations: &[Operation]) -> (usize, usize) {
     operations.iter().fold((0, 0), |(entries, resumed), op| match op {
-        Operation::RemoveAliasEntries { before, .. } => (entries + before.len(), resumed),
-        _ => (entries, resumed + 1),
+        Operation::RemoveAliasEntries { before, .. }
+        | Operation::DeleteAlias { before: Alias { entries: before, .. } } => (entries + before.len(), resumed),
+        Operation::UpdateRule { .. } => (entries, resumed + 1),
+        _ => (entries, resumed),
     })
 }
 

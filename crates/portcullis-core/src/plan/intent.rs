@@ -138,6 +138,13 @@ pub enum Intent {
     RemoveEgressPolicy {
         interface: String,
     },
+    /// Every network of some countries blocked on some interfaces (`crate::geo`).
+    CreateGeoBlock(Box<crate::geo::GeoBlock>),
+    DeleteGeoBlock {
+        id: crate::geo::GeoBlockId,
+    },
+    /// Live geo blocks brought to new country data.
+    RefreshGeoBlocks(Vec<crate::geo::GeoRefresh>),
 }
 
 /// The pass rule a grant list needs, created with the first grant when asked for.

@@ -21,13 +21,30 @@ fn restore_deleted_in_order(undo: &mut [Operation]) {
     }
 }
 
+/// An alias as created empty, and the entries that go into it after.
+fn split_entries(alias: &crate::model::Alias) -> (Vec<crate::model::AliasEntry>, crate::model::Alias) {
+    let empty = crate::model::Alias { entries: Vec::new(), ..alias.clone() };
+    (alias.entries.clone(), empty)
+}
+
+/// Whether the undo deletes `alias` whole (a geo list the plan created), so its entries need no removal first.
+fn deleted_by_undo(plan: &ChangePlan, alias: &str) -> bool {
+    plan.operations.iter().any(|op| {
+        matches!(op, Operation::CreateAlias { after }
+            if after.name == alias && after.managed.as_deref() == Some(crate::geo::MANAGED_GEO))
+    })
+}
+
 /// The plan that undoes `plan`, given what applying it produced and the state before it. Applied against the
 /// state right after the change it restores the rules and entries as they were; if the firewall has drifted
-/// since, its `before` values no longer match and the backend refuses it as a conflict. Aliases the change
-/// created are left in place, empty.
+/// since, its `before` values no longer match and the backend refuses it as a conflict. Block and grant lists the
+/// change created are left in place, empty (a later block uses them again); geo lists, which belong to one geo
+/// block, are deleted, and a deleted geo list comes back whole.
 pub fn invert(plan: &ChangePlan, applied: &Applied, before_state: &RuleSet, after_state: &RuleSet) -> ChangePlan {
     let mut created = applied.created_rules.iter();
     let mut undo: Vec<Operation> = Vec::new();
+    // Deleted aliases come back first, in their order, before the rules that use them.
+    let mut restored_aliases: Vec<Operation> = Vec::new();
     for op in &plan.operations {
         match op {
             Operation::CreateRule { .. } => {
@@ -44,7 +61,21 @@ pub fn invert(plan: &ChangePlan, applied: &Applied, before_state: &RuleSet, afte
                 let position = before_state.position_of(&before.rule_id).unwrap_or_default();
                 undo.push(Operation::CreateRule { position, after: before.clone() });
             }
+            Operation::CreateAlias { after } if after.managed.as_deref() == Some(crate::geo::MANAGED_GEO) => {
+                let held = after_state.alias(&after.name).cloned().unwrap_or_else(|| after.clone());
+                undo.push(Operation::DeleteAlias { before: held });
+            }
             Operation::CreateAlias { .. } => {}
+            Operation::DeleteAlias { before } => {
+                let (entries, empty) = split_entries(before);
+                restored_aliases.push(Operation::CreateAlias { after: empty });
+                restored_aliases.push(Operation::PutAliasEntries {
+                    alias: before.name.clone(),
+                    before: Vec::new(),
+                    after: entries,
+                });
+            }
+            Operation::PutAliasEntries { alias, .. } if deleted_by_undo(plan, alias) => {}
             Operation::PutAliasEntries { alias, before, after } => {
                 // Pushed in reverse, like every undo step (the list is reversed below): the entries put are
                 // removed first and then the ones they replaced are put back. The other way round, the removal
@@ -69,6 +100,8 @@ pub fn invert(plan: &ChangePlan, applied: &Applied, before_state: &RuleSet, afte
     }
     undo.reverse();
     restore_deleted_in_order(&mut undo);
+    restored_aliases.append(&mut undo);
+    let undo = restored_aliases;
     ChangePlan {
         summary: format!("undo: {}", plan.summary),
         operations: undo,

@@ -37,6 +37,7 @@ pub use reserved::{Purpose, RESERVED_PREFIX, check_name_for, check_reference, re
 pub use verify::{same_enforcement, verify};
 
 use lists::{BlockAsk, plan_block, plan_grant, plan_revoke, plan_unblock};
+pub(crate) use rules::leading_system_rules as leading_managed_rules;
 use rules::{plan_create, plan_delete, plan_modify, plan_pause, plan_resume};
 
 /// The managed alias behind blocks that apply to every interface.
@@ -90,6 +91,11 @@ pub enum Operation {
         alias: String,
         before: Vec<AliasEntry>,
     },
+    /// Deletes an alias with whatever entries it holds (`before`: the alias as planned, entries included, so the
+    /// undo can put it back). Only Portcullis' geo lists are deleted this way, after the rules that use them.
+    DeleteAlias {
+        before: Alias,
+    },
 }
 
 /// Facts about a change that risk scoring and policy need, computed once by the planner.
@@ -139,5 +145,8 @@ pub fn plan(state: &RuleSet, intent: &Intent, now: Timestamp) -> FieldResult<Cha
         Intent::Revoke { addresses, alias } => plan_revoke(state, addresses, alias.as_deref()),
         Intent::SetEgressPolicy(policy) => crate::egress::plan_set(state, policy, now),
         Intent::RemoveEgressPolicy { interface } => crate::egress::plan_remove(state, interface),
+        Intent::CreateGeoBlock(block) => crate::geo::plan_create(state, block, now),
+        Intent::DeleteGeoBlock { id } => crate::geo::plan_delete(state, id),
+        Intent::RefreshGeoBlocks(refreshes) => crate::geo::plan_refresh(state, refreshes, now),
     }
 }

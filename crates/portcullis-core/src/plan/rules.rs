@@ -312,7 +312,7 @@ fn check_address(state: &RuleSet, field: &str, m: &AddressMatch) -> FieldResult<
 }
 
 /// Rules owned by the system (anti-lockout) and Portcullis' block lists stay at the top of an interface.
-pub(super) fn leading_system_rules(state: &RuleSet, interface: &str) -> usize {
+pub(crate) fn leading_system_rules(state: &RuleSet, interface: &str) -> usize {
     state.rules_on(interface).take_while(|r| r.managed.is_some()).count()
 }
 

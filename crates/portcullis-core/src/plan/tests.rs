@@ -166,6 +166,7 @@ fn shape(op: &Operation) -> String {
         Operation::CreateAlias { after } => {
             format!("alias {} {}", after.name, after.managed.as_deref().unwrap_or("unmanaged"))
         }
+        Operation::DeleteAlias { before } => format!("delete alias {}", before.name),
         Operation::PutAliasEntries { alias, before, after } => {
             format!("put {alias} {} replacing [{}]", values(after), values(before))
         }

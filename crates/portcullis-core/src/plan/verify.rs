@@ -47,6 +47,11 @@ pub fn verify(plan: &ChangePlan, applied: &Applied, after: &RuleSet) -> Result<(
                     return Err(format!("alias {} is missing on read-back", alias.name));
                 }
             }
+            Operation::DeleteAlias { before } => {
+                if after.alias(&before.name).is_some() {
+                    return Err(format!("alias {} is still present", before.name));
+                }
+            }
             Operation::PutAliasEntries { alias, after: entries, .. } => {
                 let found = after.alias(alias).ok_or_else(|| format!("alias {alias} is missing"))?.entries_by_value();
                 for e in entries.iter().filter(|e| checked(n, alias, &e.value)) {

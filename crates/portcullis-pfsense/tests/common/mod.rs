@@ -40,6 +40,7 @@ pub fn options() -> PfSenseOptions {
         apply_poll_interval: Duration::from_millis(20),
         tracker_spacing: Duration::ZERO,
         cache: portcullis_pfsense::CacheAges::default(),
+        ..PfSenseOptions::default()
     }
 }
 

@@ -163,6 +163,9 @@ fn resolve_relative_paths(config: &mut Config, base: &Path) {
     for p in &mut config.logs.files {
         resolve_relative(base, p);
     }
+    if let Some(p) = config.geoip.database.as_mut() {
+        resolve_relative(base, p);
+    }
     for target in config.targets.values_mut() {
         match target {
             TargetConfig::Pfsense(pf) => {

@@ -39,6 +39,18 @@ pub struct Config {
     pub egress: EgressConfig,
     /// Who may approve a change that waits for a person.
     pub approvals: ApprovalsConfig,
+    /// The offline country database.
+    pub geoip: GeoipConfig,
+}
+
+/// The offline country database (`geoip:`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GeoipConfig {
+    /// A MaxMind DB country file, in the DB-IP Lite layout (`country_code`) or GeoLite2's (`country.iso_code`).
+    /// Default: `<data_dir>/geoip/country.mmdb`, where `portcullis geoip install FILE` puts one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<PathBuf>,
 }
 
 /// Approvals (`approvals:`).
@@ -141,6 +153,14 @@ pub struct PfSenseConfig {
     /// How long recent reads are used (every pfRest request runs PHP on the appliance).
     #[serde(default)]
     pub cache: PfSenseCacheConfig,
+    /// The most prefixes one geo list (a country and family) may hold on this firewall: pfRest validates each
+    /// entry against every alias, so a write costs the square of the list's length.
+    #[serde(default = "default_geo_alias_max_entries")]
+    pub geo_alias_max_entries: usize,
+}
+
+fn default_geo_alias_max_entries() -> usize {
+    portcullis_pfsense::DEFAULT_GEO_ALIAS_MAX_ENTRIES
 }
 
 /// `cache:` of a pfSense target, in seconds; 0 reads the part for every call.
@@ -184,6 +204,7 @@ impl PfSenseConfig {
             ca_file: None,
             timeout: None,
             cache: PfSenseCacheConfig::default(),
+            geo_alias_max_entries: default_geo_alias_max_entries(),
         }
     }
 
@@ -412,6 +433,20 @@ impl Config {
     /// `data_dir`, or [`default_data_dir`] when unset.
     pub fn data_dir(&self) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(default_data_dir)
+    }
+
+    /// Where `portcullis geoip install` puts the country database.
+    pub fn installed_geoip_database(&self) -> PathBuf {
+        self.data_dir().join("geoip").join("country.mmdb")
+    }
+
+    /// The country database to open: the configured one (which must open), else the installed one if there is
+    /// one. `(path, configured)`.
+    pub fn geoip_database(&self) -> Option<(PathBuf, bool)> {
+        match &self.geoip.database {
+            Some(p) => Some((p.clone(), true)),
+            None => Some(self.installed_geoip_database()).filter(|p| p.exists()).map(|p| (p, false)),
+        }
     }
 
     /// Every configured pfSense firewall by target name, the legacy section first.
