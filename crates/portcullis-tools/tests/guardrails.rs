@@ -26,7 +26,8 @@ fn service_with(mut settings: GuardSettings) -> (ToolService, Arc<Store>) {
     let stores = std::collections::HashMap::from([("lab".to_string(), logs)]);
     let host = LabFirewall::open("host", store.clone(), lab_interfaces(&default_interfaces())).unwrap();
     let targets = vec![Target::new("lab", Arc::new(lab)), Target::new("host", Arc::new(common::OwnHost(host)))];
-    (ToolService::new(guard, targets).unwrap().with_log_stores(stores), store)
+    let svc = ToolService::new(guard, targets).unwrap().with_log_stores(stores);
+    (svc.with_country_db(Some(common::test_country_db())), store)
 }
 
 fn generous() -> GuardSettings {
@@ -111,6 +112,7 @@ async fn valid_call(svc: &ToolService, tool: &str) -> Value {
             json!({"change_id": change["change_id"]})
         }
         "get_audit_log" => json!({"limit": 5}),
+        "lookup_country" => json!({"ip_address": "203.0.113.7"}),
         "simulate_packet" => json!({"interface": "wan", "direction": "in", "protocol": "tcp",
                                     "source": "203.0.113.5", "destination": "198.51.100.2", "destination_port": 22}),
         "create_firewall_rule" => json!({"interface": "dmz", "action": "block", "protocol": "udp", "source": "any",

@@ -38,6 +38,7 @@ pub(crate) fn rows() -> Vec<ToolDef> {
         row::<GenerateSecurityReport>(),
         row::<GetDashboardData>(),
         row::<SimulatePacket>(),
+        row::<LookupCountry>(),
         row::<LintRules>(),
         row::<GetActiveAlarms>(),
         row::<ListPendingChanges>(),
@@ -384,6 +385,21 @@ impl Tool for SimulatePacket {
 
     fn route(a: SimulatePacketArgs, _now: Timestamp) -> Result<Work<SimulateResult>, CallError> {
         Ok(Work::from_state(a.target.clone(), move |v| Ok(reads::simulate(v.target, v.state, &a, v.now)?)))
+    }
+}
+
+pub(crate) struct LookupCountry;
+
+impl Tool for LookupCountry {
+    type Args = LookupCountryArgs;
+    type Output = CountryLookupResult;
+    const DECL: Decl = Decl::read("lookup_country", "Country of an address", "read_geo", Category::Analytics).about(
+        "The country (ISO 3166-1 alpha-2) an IP address is in, from the offline country database, with the \
+         data's date and its attribution. Private and reserved addresses have none.",
+    );
+
+    fn route(a: LookupCountryArgs, _now: Timestamp) -> Result<Work<CountryLookupResult>, CallError> {
+        Ok(Work::local_now(move |svc, _| svc.lookup_country(&a)))
     }
 }
 

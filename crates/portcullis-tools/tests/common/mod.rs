@@ -33,3 +33,11 @@ impl Firewall for OwnHost {
         true
     }
 }
+
+/// The small country database of `tests/fixtures/geoip` (DB-IP layout): 10.77.1.2, 203.0.113.0/25 and
+/// 2001:db8:c0::/48 in CN; 10.77.1.3, 203.0.113.128/25 in US; 198.51.100.0/24 in RU; 192.0.2.0/25 in DE.
+#[allow(dead_code)]
+pub fn test_country_db() -> std::sync::Arc<portcullis_geo::CountryDb> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/geoip/dbip-layout.mmdb");
+    std::sync::Arc::new(portcullis_geo::CountryDb::open(&path).expect("the test country database opens"))
+}
