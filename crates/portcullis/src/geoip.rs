@@ -20,7 +20,7 @@ pub fn install(config: &Config, file: &Path) -> anyhow::Result<i32> {
     CountryDb::open(&partial).context("the copy differs from the file checked; nothing was installed")?;
     std::fs::rename(&partial, &target).with_context(|| format!("moving the database to {}", target.display()))?;
     println!("installed {}", target.display());
-    print_info(db.info());
+    print_info(&DatabaseInfo { path: target.clone(), ..db.info().clone() });
     if let Some(configured) = &config.geoip.database {
         println!("note: geoip.database in the config ({}) is used instead of the installed file", configured.display());
     }
