@@ -37,6 +37,9 @@ impl Default for RiskWeights {
             // It decides every connection the host starts: a wrong list cuts Portcullis off from the firewalls it
             // manages, so a person approves it under the default threshold of 80.
             ("set_egress_policy", 85),
+            // A country is wide whatever its breadth score says; a week or more of it needs a person.
+            ("geo_block", 35),
+            ("delete_geo_block", 30),
         ];
         Self {
             base: base.into_iter().map(|(op, w)| (op.to_string(), w)).collect(),

@@ -343,6 +343,30 @@ pub struct SimulatePacketArgs {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+pub struct CreateGeoBlockArgs {
+    /// ISO 3166-1 alpha-2 country codes, e.g. ["CN", "RU"].
+    pub countries: Vec<String>,
+    /// The interfaces it applies on, e.g. ["wan"].
+    pub interfaces: Vec<String>,
+    /// Why; kept with the block's rules.
+    pub description: String,
+    /// in (default): traffic from the countries; out: traffic to them; both.
+    pub direction: Option<String>,
+    /// 30m, 24h, 7d, ... or permanent (the default). The block removes itself when it ends.
+    pub duration: Option<String>,
+    #[serde(flatten)]
+    pub change: ChangeOptions,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct GeoBlockIdArgs {
+    /// The block's id, like geo-3f9a1c (see list_geo_blocks).
+    pub geo_block_id: String,
+    #[serde(flatten)]
+    pub change: ChangeOptions,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct LookupCountryArgs {
     /// The IPv4 or IPv6 address whose country is asked.
     pub ip_address: String,

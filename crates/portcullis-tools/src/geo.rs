@@ -3,11 +3,18 @@
 
 use std::sync::{Arc, RwLock};
 
+use async_trait::async_trait;
+use ipnet::IpNet;
+use portcullis_core::FieldError;
 use portcullis_core::firewall::ErrorCode;
+use portcullis_core::geo::{CountryCode, CountryNetworks, GeoBlock, GeoBlockId, GeoDirection, parse_countries};
+use portcullis_core::model::Timestamp;
+use portcullis_core::plan::Intent;
 use portcullis_geo::CountryDb;
 
-use crate::args::LookupCountryArgs;
-use crate::views::{CountryLookupResult, CountrySource};
+use crate::args::{CreateGeoBlockArgs, LookupCountryArgs, interface_name, lifetime, reason};
+use crate::views::{CountryLookupResult, CountrySource, GeoBlocksResult};
+use crate::work::{IntentJob, IntentScope, PlannedIntent, StateView};
 use crate::{CallError, ToolService};
 
 /// The country database in use, if one is installed; replaced whole when a new one is installed.
@@ -69,4 +76,93 @@ pub(crate) fn source_of(db: &CountryDb) -> CountrySource {
         data_date: info.data_date.clone(),
         attribution: info.attribution.clone(),
     }
+}
+
+/// A `create_geo_block` call with its arguments checked; the countries' networks are looked up once the call
+/// reaches the change door.
+pub(crate) struct GeoBlockRequest {
+    countries: Vec<CountryCode>,
+    interfaces: Vec<String>,
+    direction: GeoDirection,
+    expires_at: Option<Timestamp>,
+    description: String,
+}
+
+impl GeoBlockRequest {
+    pub(crate) fn parse(a: &CreateGeoBlockArgs, now: Timestamp) -> Result<Self, CallError> {
+        let countries = parse_countries("countries", &a.countries)?;
+        if a.interfaces.is_empty() {
+            return Err(FieldError::new("interfaces", "name at least one interface (e.g. wan)").into());
+        }
+        let interfaces = a
+            .interfaces
+            .iter()
+            .enumerate()
+            .map(|(i, name)| interface_name(&format!("interfaces[{i}]"), name))
+            .collect::<Result<Vec<_>, _>>()?;
+        let direction = a.direction.as_deref().map(|d| GeoDirection::parse("direction", d)).transpose()?;
+        let expires_at = match a.duration.as_deref() {
+            Some(d) => lifetime(d)?.expires_at(now),
+            None => None,
+        };
+        let description = reason(&a.description).map_err(|e| e.in_field("description"))?;
+        Ok(Self { countries, interfaces, direction: direction.unwrap_or_default(), expires_at, description })
+    }
+}
+
+#[async_trait]
+impl IntentJob for GeoBlockRequest {
+    async fn intent(self, at: &IntentScope<'_>) -> Result<PlannedIntent, CallError> {
+        let db = at.svc.country_db()?;
+        let wanted = self.countries.clone();
+        let lookup = db.clone();
+        // One pass over the whole database (about half a second): off the async workers.
+        let countries = tokio::task::spawn_blocking(move || lookup.networks(&wanted))
+            .await
+            .map_err(|e| CallError::internal(format!("the country lookup stopped: {e}")))?
+            .map_err(|e| CallError::new(ErrorCode::Unavailable, e.to_string()))?;
+        let settings = &at.svc.guard.settings;
+        let mut protected: Vec<(String, IpNet)> =
+            settings.management_hosts.iter().map(|h| (format!("management host {h}"), *h)).collect();
+        protected.extend(settings.protected_addresses.iter().map(|p| (format!("protected address {p}"), *p)));
+        if let Some(peer) = at.ctx.peer {
+            protected.push((format!("the caller ({})", peer.ip()), IpNet::from(peer.ip())));
+        }
+        refuse_covered(&countries, &protected)?;
+        let block = GeoBlock {
+            id: GeoBlockId::from_seed(uuid::Uuid::new_v4().as_u128() as u32),
+            countries,
+            interfaces: self.interfaces,
+            direction: self.direction,
+            expires_at: self.expires_at,
+            description: self.description,
+            data_date: db.info().data_date.clone(),
+        };
+        Ok(PlannedIntent { intent: Intent::CreateGeoBlock(Box::new(block)), must_reach: Vec::new() })
+    }
+}
+
+/// Lockout prevention for geo blocks: no country may hold a management host or the caller, wherever they are.
+fn refuse_covered(countries: &[CountryNetworks], protected: &[(String, IpNet)]) -> Result<(), CallError> {
+    for (i, c) in countries.iter().enumerate() {
+        let nets = c.v4.iter().map(|n| IpNet::V4(*n)).chain(c.v6.iter().map(|n| IpNet::V6(*n)));
+        for net in nets {
+            if let Some((who, _)) = protected.iter().find(|(_, p)| net.contains(p) || p.contains(&net)) {
+                let mut e = CallError::new(
+                    ErrorCode::LockoutPrevented,
+                    format!("countries[{i}]: {} holds {who} ({net}); the geo block would cut it off", c.country),
+                )
+                .with_hint("leave that country out, or reach the firewall from elsewhere first");
+                e.field = Some(format!("countries[{i}]"));
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `list_geo_blocks`: the geo blocks the firewall holds, read back from its lists and rules.
+pub(crate) fn list_geo_blocks(view: &StateView<'_>) -> GeoBlocksResult {
+    let data = portcullis_core::geo::geo_blocks(view.state, view.now);
+    GeoBlocksResult { count: data.len(), data, source: view.svc.geo.get().map(|db| source_of(&db)) }
 }

@@ -456,3 +456,12 @@ pub struct CountrySource {
     pub data_date: String,
     pub attribution: String,
 }
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct GeoBlocksResult {
+    pub data: Vec<portcullis_core::geo::GeoBlockView>,
+    pub count: usize,
+    /// The country database new blocks and refreshes come from (absent when none is installed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<CountrySource>,
+}

@@ -113,6 +113,21 @@ async fn valid_call(svc: &ToolService, tool: &str) -> Value {
         }
         "get_audit_log" => json!({"limit": 5}),
         "lookup_country" => json!({"ip_address": "203.0.113.7"}),
+        "list_geo_blocks" => json!({}),
+        "create_geo_block" => json!({"countries": ["DE"], "interfaces": ["dmz"], "description": "matrix"}),
+        "delete_geo_block" => {
+            let made = call(
+                svc,
+                "admin",
+                "create_geo_block",
+                json!({"countries": ["DE"], "interfaces": ["dmz"], "description": "matrix", "direction": "out"}),
+            )
+            .await
+            .unwrap();
+            let listed = call(svc, "admin", "list_geo_blocks", json!({})).await.unwrap();
+            assert!(made["change_id"].is_string());
+            json!({"geo_block_id": listed["data"][0]["geo_block_id"]})
+        }
         "simulate_packet" => json!({"interface": "wan", "direction": "in", "protocol": "tcp",
                                     "source": "203.0.113.5", "destination": "198.51.100.2", "destination_port": 22}),
         "create_firewall_rule" => json!({"interface": "dmz", "action": "block", "protocol": "udp", "source": "any",

@@ -12,7 +12,7 @@ use crate::catalogue::{Decl, Tool, ToolDef, row};
 use crate::reads::{Status, Vpn};
 use crate::views::*;
 use crate::work::Work;
-use crate::{CallError, changes, egress, logs, reads};
+use crate::{CallError, changes, egress, geo, logs, reads};
 
 /// Every tool, in catalogue order.
 pub(crate) fn rows() -> Vec<ToolDef> {
@@ -39,6 +39,9 @@ pub(crate) fn rows() -> Vec<ToolDef> {
         row::<GetDashboardData>(),
         row::<SimulatePacket>(),
         row::<LookupCountry>(),
+        row::<CreateGeoBlock>(),
+        row::<DeleteGeoBlock>(),
+        row::<ListGeoBlocks>(),
         row::<LintRules>(),
         row::<GetActiveAlarms>(),
         row::<ListPendingChanges>(),
@@ -400,6 +403,54 @@ impl Tool for LookupCountry {
 
     fn route(a: LookupCountryArgs, _now: Timestamp) -> Result<Work<CountryLookupResult>, CallError> {
         Ok(Work::local_now(move |svc, _| svc.lookup_country(&a)))
+    }
+}
+
+pub(crate) struct CreateGeoBlock;
+
+impl Tool for CreateGeoBlock {
+    type Args = CreateGeoBlockArgs;
+    type Output = ChangeResult;
+    const DECL: Decl =
+        Decl::change("create_geo_block", "Block countries", "geo_block", Category::Security).not_idempotent().about(
+            "Block every network of the named countries (ISO 3166-1 alpha-2) on the named interfaces, from the \
+         offline country database: one list per country and family, one block rule per list. direction: in \
+         (default, traffic from them), out or both; duration: 24h, 7d, ... or permanent (default). A country \
+         holding a management host or the caller is refused.",
+        );
+
+    fn route(a: CreateGeoBlockArgs, now: Timestamp) -> Result<Work<ChangeResult>, CallError> {
+        Work::change_with(&a.change, geo::GeoBlockRequest::parse(&a, now)?)
+    }
+}
+
+pub(crate) struct DeleteGeoBlock;
+
+impl Tool for DeleteGeoBlock {
+    type Args = GeoBlockIdArgs;
+    type Output = ChangeResult;
+    const DECL: Decl = Decl::change("delete_geo_block", "Remove a geo block", "delete_geo_block", Category::Security)
+        .destructive()
+        .about("Remove a geo block by geo_block_id: its rules and its country lists, leaving the firewall as before.");
+
+    fn route(a: GeoBlockIdArgs, _now: Timestamp) -> Result<Work<ChangeResult>, CallError> {
+        let id = portcullis_core::geo::GeoBlockId::parse("geo_block_id", &a.geo_block_id)?;
+        Work::change(&a.change, Intent::DeleteGeoBlock { id })
+    }
+}
+
+pub(crate) struct ListGeoBlocks;
+
+impl Tool for ListGeoBlocks {
+    type Args = TargetArg;
+    type Output = GeoBlocksResult;
+    const DECL: Decl = Decl::read("list_geo_blocks", "Geo blocks", "read_geo", Category::Security).about(
+        "The geo blocks on the firewall: countries, interfaces, direction, prefix counts per country and family, \
+         the data date of their entries and their expiry.",
+    );
+
+    fn route(a: TargetArg, _now: Timestamp) -> Result<Work<GeoBlocksResult>, CallError> {
+        Ok(Work::from_state(a.target, |v| Ok(geo::list_geo_blocks(v))))
     }
 }
 
