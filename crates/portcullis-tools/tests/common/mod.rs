@@ -9,6 +9,8 @@ use portcullis_lab::LabFirewall;
 /// The lab firewall standing in for an nftables target on Portcullis' own host, for the tool service's tests of
 /// `set_egress_policy`: it stores, applies and reads rules like the lab; only `filters_own_traffic` differs. The
 /// kernel's side is proven with packets in `crates/portcullis/tests/nftables_cli.rs`.
+// Not every test binary that includes this module uses it.
+#[allow(dead_code)]
 pub struct OwnHost(pub LabFirewall);
 
 #[async_trait]
