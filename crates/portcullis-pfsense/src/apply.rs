@@ -856,6 +856,11 @@ pub(crate) async fn check(fw: &PfSenseFirewall, plan: &ChangePlan) -> Result<(),
                     continue;
                 }
                 if let Some(shape) = new_aliases.get(alias) {
+                    if alias.starts_with(GEO_ALIAS_PREFIX) {
+                        // Prefixes Portcullis aggregated from the country database, each a valid CIDR, checked
+                        // against the cap above; a dry run of thousands of them costs pfRest as much as the write.
+                        continue;
+                    }
                     let (address, detail) = merge_entries(shape, ops)?;
                     let req = FirewallAliasRequest {
                         name: Some(shape.name.clone()),

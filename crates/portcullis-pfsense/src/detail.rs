@@ -21,7 +21,8 @@ const MARKER_AT_START: &str = "portcullis ";
 /// pfRest's limit for one `detail` item.
 pub const MAX_DETAIL_LEN: usize = 1024;
 
-fn escape(reason: &str) -> String {
+/// A reason as stored in a detail text: anything that could be read as the bookkeeping marker is escaped.
+pub fn escape(reason: &str) -> String {
     let mut out = String::with_capacity(reason.len());
     for c in reason.chars() {
         match c {

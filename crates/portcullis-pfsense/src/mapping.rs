@@ -414,7 +414,14 @@ pub fn alias_from_device(a: &FirewallAlias) -> Option<Alias> {
 
 /// The `detail` text of an entry, checked against pfRest's limits.
 pub fn entry_detail(alias: &str, entry: &AliasEntry) -> Result<String, BackendError> {
-    let text = detail::encode(entry);
+    let text = if alias.starts_with(portcullis_core::geo::GEO_ALIAS_PREFIX) {
+        // Thousands of entries, each repeated in every config revision: the country and data date, and the
+        // expiry only where there is one (WAVE2-FACTS §1a).
+        let short = AliasEntry { created_at: None, ..entry.clone() };
+        if short.expires_at.is_none() { detail::escape(&short.detail) } else { detail::encode(&short) }
+    } else {
+        detail::encode(entry)
+    };
     if text.chars().count() > detail::MAX_DETAIL_LEN {
         return Err(validation(format!(
             "the reason of {} in alias {alias} is too long for pfSense (at most {} characters with the expiry)",

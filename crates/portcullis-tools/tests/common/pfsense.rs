@@ -20,6 +20,7 @@ pub const KEY: &str = "test-key-0123456789";
 pub struct PfSenseService {
     _logs: tempfile::TempDir,
     pub emu: Emulator,
+    #[allow(dead_code)] // not every test that includes this module reads it
     pub fw: Arc<PfSenseFirewall>,
     pub svc: ToolService,
 }
@@ -47,4 +48,12 @@ pub async fn start(emulator: EmulatorConfig) -> PfSenseService {
         .expect("service")
         .with_log_stores(HashMap::from([("fw1".to_string(), log_store)]));
     PfSenseService { _logs: logs, emu, fw, svc }
+}
+
+impl PfSenseService {
+    /// The same service answering with this country database.
+    #[allow(dead_code)]
+    pub fn with_country_db(self, db: Arc<portcullis_geo::CountryDb>) -> Self {
+        PfSenseService { svc: self.svc.with_country_db(Some(db)), ..self }
+    }
 }
