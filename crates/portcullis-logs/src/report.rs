@@ -94,6 +94,15 @@ pub struct ReportThreat {
     pub recommended_block: Option<String>,
 }
 
+/// Blocked lines from one country's addresses.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CountryBlocked {
+    /// ISO 3166-1 alpha-2.
+    pub country: String,
+    /// Blocked and rejected lines.
+    pub blocked: u64,
+}
+
 /// The whole report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
@@ -117,6 +126,11 @@ pub struct Report {
     pub actions_by_interface: Vec<InterfaceActions>,
     /// Detected threats, highest score first.
     pub threats: Vec<ReportThreat>,
+    /// Source countries of blocked lines, most first (empty without a country database).
+    pub top_blocked_countries: Vec<CountryBlocked>,
+    /// The attribution the country data's licence asks for, when countries are shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub countries_attribution: Option<String>,
     /// What to do.
     pub recommendations: Vec<String>,
 }
@@ -427,6 +441,16 @@ pub fn html(r: &Report) -> String {
         bar_chart("Top blocked ports", &ports, colours::PORTS),
         interface_chart(&r.actions_by_interface)
     );
+    if !r.top_blocked_countries.is_empty() {
+        let countries: Vec<(String, u64)> =
+            r.top_blocked_countries.iter().take(10).map(|c| (c.country.clone(), c.blocked)).collect();
+        let _ = write!(
+            h,
+            "<div class=\"card\" id=\"chart-countries\">{}<p><small>{}</small></p></div>",
+            bar_chart("Top blocked source countries", &countries, colours::SOURCES),
+            esc(r.countries_attribution.as_deref().unwrap_or_default())
+        );
+    }
     h.push_str("<h2>Threats</h2><table><tr><th>type</th><th>severity</th><th>source</th><th>attempts</th><th>score</th><th>block for</th></tr>");
     for t in &r.threats {
         let _ = write!(
@@ -472,6 +496,8 @@ mod tests {
                 threat_score: 55,
                 recommended_block: Some("24h".into()),
             }],
+            top_blocked_countries: Vec::new(),
+            countries_attribution: None,
             recommendations: Vec::new(),
         }
     }

@@ -129,6 +129,12 @@ pub struct ThreatsResult {
     pub lines_analyzed: u64,
     /// Threats by type.
     pub by_type: BTreeMap<String, usize>,
+    /// The countries blocked traffic came from, most first (with a country database installed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_blocked_countries: Option<Vec<crate::geo::CountryTraffic>>,
+    /// The country database behind `top_blocked_countries`, with its attribution.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub countries: Option<crate::views::CountrySource>,
     /// Present when the pull of the firewall's own log before this answer could not reach back to the previous
     /// pull: lines logged in between may be missing from the store.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -157,6 +163,11 @@ pub struct ReportResult {
     pub actions_by_interface: Value,
     /// Detected threats, highest score first.
     pub threats: Value,
+    /// Source countries of blocked lines, most first (empty without a country database).
+    pub top_blocked_countries: Value,
+    /// The attribution the country data's licence asks for, when countries are shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub countries_attribution: Option<String>,
     /// What to do, in sentences.
     pub recommendations: Vec<String>,
     /// The rendered report for markdown and html.
@@ -184,6 +195,8 @@ impl ReportResult {
             blocked_over_time: take("blocked_over_time"),
             actions_by_interface: take("actions_by_interface"),
             threats: take("threats"),
+            top_blocked_countries: take("top_blocked_countries"),
+            countries_attribution: report.countries_attribution.clone(),
             recommendations: report.recommendations.clone(),
             content,
             log_gap: None,
@@ -205,6 +218,9 @@ pub struct DashboardResult {
     pub active_blocks: usize,
     /// Threats of the last hour, highest score first (at most 5).
     pub recent_threats: Vec<ThreatView>,
+    /// The last hour's top source countries of blocked traffic (with a country database installed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_blocked_countries: Option<Vec<crate::geo::CountryTraffic>>,
     /// Present when the pull of the firewall's own log before this answer could not reach back to the previous
     /// pull: lines logged in between may be missing from the store.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -409,6 +425,7 @@ impl ToolService {
             store.rollup((now - window).timestamp_millis(), now.timestamp_millis() + 1).map_err(store_error)?;
         let (views, mut totals) = threats_in(store, &rollup, window, now, limit)?;
         totals.lines = rollup.records;
+        totals.countries = self.geo.get().map(|db| crate::geo::top_blocked_countries(&rollup, &db, TOP_COUNTRIES));
         Ok((views, totals))
     }
 
@@ -431,6 +448,8 @@ impl ToolService {
             data,
             lines_analyzed: totals.lines,
             by_type: totals.by_type,
+            top_blocked_countries: totals.countries,
+            countries: self.geo.get().map(|db| crate::geo::source_of(&db)),
             log_gap: None,
         })
     }
@@ -458,6 +477,13 @@ impl ToolService {
             .map(|r| if r.description.is_empty() { r.rule_id.0.clone() } else { r.description.clone() })
             .collect();
         let mut report = build_report(&target.name, &a.timeframe, now, window, &rollup, state, store, &threats);
+        if let Some(db) = self.geo.get() {
+            report.top_blocked_countries = crate::geo::top_blocked_countries(&rollup, &db, TOP_COUNTRIES)
+                .into_iter()
+                .map(|c| report::CountryBlocked { country: c.country, blocked: c.blocked })
+                .collect();
+            report.countries_attribution = Some(db.info().attribution.clone());
+        }
         report.summary.rules_total = state.rules.len();
         report.summary.rules_disabled = disabled.len();
         report.summary.rules_enabled = state.rules.len() - disabled.len();
@@ -495,7 +521,7 @@ impl ToolService {
             target: None,
         };
         let traffic = self.traffic_stats(target, state, &stats_args, now)?;
-        let (threats, _) = self.threats(target, TimeDelta::hours(1), now, 5)?;
+        let (threats, totals) = self.threats(target, TimeDelta::hours(1), now, 5)?;
         let enabled = state.rules.iter().filter(|r| r.enabled && r.paused_until.is_none_or(|p| p <= now)).count();
         Ok(DashboardResult {
             target: target.name.clone(),
@@ -519,10 +545,14 @@ impl ToolService {
             vpn,
             active_blocks: blocks.count,
             recent_threats: threats,
+            top_blocked_countries: totals.countries,
             log_gap: None,
         })
     }
 }
+
+/// How many countries answers list.
+const TOP_COUNTRIES: usize = 10;
 
 /// The most lines one pull of a firewall's log reads by default: 20 pages of 5,000.
 pub const DEFAULT_LOG_PULL_CAP: usize = 100_000;
@@ -701,6 +731,8 @@ pub(crate) struct ThreatTotals {
     pub lines: u64,
     pub findings: usize,
     pub by_type: BTreeMap<String, usize>,
+    /// Top source countries of blocked lines, where a country database is installed.
+    pub countries: Option<Vec<crate::geo::CountryTraffic>>,
 }
 
 /// Scores each source with its history and makes one view per finding, highest score first.
@@ -833,6 +865,8 @@ fn build_report(
                 recommended_block: t.recommended_block_duration.clone(),
             })
             .collect(),
+        top_blocked_countries: Vec::new(),
+        countries_attribution: None,
         recommendations: Vec::new(),
     }
 }

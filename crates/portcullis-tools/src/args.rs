@@ -115,6 +115,8 @@ pub struct QueryLogsArgs {
     pub destination_port: Option<StrOrNum>,
     pub protocol: Option<String>,
     pub interface: Option<String>,
+    /// Only entries whose source or destination is in this country (ISO 3166-1 alpha-2, e.g. CN).
+    pub country: Option<String>,
     /// The next_cursor of a previous answer, for the next page.
     pub cursor: Option<String>,
     pub target: Option<String>,

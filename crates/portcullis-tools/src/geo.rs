@@ -166,3 +166,47 @@ pub(crate) fn list_geo_blocks(view: &StateView<'_>) -> GeoBlocksResult {
     let data = portcullis_core::geo::geo_blocks(view.state, view.now);
     GeoBlocksResult { count: data.len(), data, source: view.svc.geo.get().map(|db| source_of(&db)) }
 }
+
+/// One country's share of the blocked traffic of a period.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct CountryTraffic {
+    pub country: String,
+    pub country_name: String,
+    /// Blocked and rejected lines from the country's addresses.
+    pub blocked: u64,
+    /// Distinct source addresses of those lines.
+    pub sources: usize,
+}
+
+/// The countries blocked traffic came from, most lines first (at most `limit`), from a rollup's per-source
+/// counts: one lookup per source, not per line.
+pub(crate) fn top_blocked_countries(
+    rollup: &portcullis_logs::rollup::Rollup,
+    db: &CountryDb,
+    limit: usize,
+) -> Vec<CountryTraffic> {
+    let mut by_country: std::collections::HashMap<CountryCode, (u64, usize)> = std::collections::HashMap::new();
+    for (ip, stat) in &rollup.sources {
+        let blocked = stat.actions[1] + stat.actions[2];
+        if blocked == 0 {
+            continue;
+        }
+        if let Ok(Some(country)) = db.lookup(*ip) {
+            let entry = by_country.entry(country).or_default();
+            entry.0 += blocked;
+            entry.1 += 1;
+        }
+    }
+    let mut out: Vec<CountryTraffic> = by_country
+        .into_iter()
+        .map(|(c, (blocked, sources))| CountryTraffic {
+            country: c.to_string(),
+            country_name: c.name().to_string(),
+            blocked,
+            sources,
+        })
+        .collect();
+    out.sort_by(|a, b| b.blocked.cmp(&a.blocked).then_with(|| a.country.cmp(&b.country)));
+    out.truncate(limit);
+    out
+}

@@ -4,8 +4,10 @@
 
 use async_trait::async_trait;
 use ipnet::IpNet;
+use portcullis_core::geo::CountryCode;
 use portcullis_core::model::{Action, Protocol, RuleSet, Timestamp, parse_net};
 use portcullis_core::{FieldError, FieldResult};
+use portcullis_geo::CountryDb;
 use portcullis_logs::compact::{Record, protocol_name};
 use portcullis_logstore::LogStore;
 
@@ -29,6 +31,8 @@ pub struct LogQuery {
     destination_port: Option<u16>,
     protocol: Option<Protocol>,
     interface: Option<String>,
+    /// Entries whose source or destination is in this country.
+    country: Option<CountryCode>,
     limit: usize,
     offset: usize,
 }
@@ -55,6 +59,7 @@ impl LogQuery {
                 .as_deref()
                 .map(|i| state.resolve_interface("interface", i).map(|x| x.device.clone()))
                 .transpose()?,
+            country: a.country.as_deref().map(|c| CountryCode::parse("country", c)).transpose()?,
             limit: limit as usize,
             offset,
         })
@@ -67,8 +72,10 @@ pub fn query(
     store: &LogStore,
     state: &RuleSet,
     q: &LogQuery,
+    countries: Option<&CountryDb>,
     now: Timestamp,
 ) -> Result<LogsResult, CallError> {
+    let country_of = |ip: std::net::IpAddr| countries.and_then(|db| db.lookup(ip).ok().flatten());
     // A device the store never saw has no lines.
     let interface = q.interface.as_ref().map(|device| store.known_interface_id(device).unwrap_or(u16::MAX));
     let keep = |r: &Record| {
@@ -78,11 +85,20 @@ pub fn query(
             && q.destination_port.is_none_or(|p| r.dst_port == Some(p))
             && q.protocol.is_none_or(|p| p.matches(r.protocol, r.src.is_ipv6()))
             && interface.is_none_or(|i| r.interface == i)
+            && q.country.is_none_or(|c| country_of(r.src) == Some(c) || country_of(r.dst) == Some(c))
     };
     let page = store
         .query(q.since.timestamp_millis(), now.timestamp_millis() + 1, q.offset, q.limit, keep)
         .map_err(|e| CallError::internal(e.to_string()))?;
-    let data: Vec<LogEntryView> = page.records.iter().map(|r| to_view(r, store, state)).collect();
+    let data: Vec<LogEntryView> = page
+        .records
+        .iter()
+        .map(|r| LogEntryView {
+            src_country: country_of(r.src).map(|c| c.to_string()),
+            dst_country: country_of(r.dst).map(|c| c.to_string()),
+            ..to_view(r, store, state)
+        })
+        .collect();
     let next = q.offset + data.len();
     Ok(LogsResult {
         target: target.to_string(),
@@ -92,6 +108,7 @@ pub fn query(
         lines_read: page.scanned as usize,
         lines_malformed: 0,
         log_gap: None,
+        countries: countries.map(crate::geo::source_of),
     })
 }
 
@@ -110,6 +127,8 @@ fn to_view(r: &Record, store: &LogStore, state: &RuleSet) -> LogEntryView {
         dst_port: r.dst_port.map(|p| p.to_string()),
         rule_id: r.tracker.map(|t| t.to_string()),
         length: r.length,
+        src_country: None,
+        dst_country: None,
     }
 }
 
@@ -134,7 +153,12 @@ impl LogJob for LogsJob {
     }
     async fn answer(self, at: &LogScope<'_>) -> Result<LogsResult, CallError> {
         let prepared = self.query.ok_or_else(|| CallError::internal("log query not prepared"))?;
-        query(&at.target.name, at.svc.store_of(at.target)?, at.state, &prepared, at.now)
+        let countries = match prepared.country {
+            // A country filter needs the database; countries in the entries are only shown where there is one.
+            Some(_) => Some(at.svc.country_db()?),
+            None => at.svc.geo.get(),
+        };
+        query(&at.target.name, at.svc.store_of(at.target)?, at.state, &prepared, countries.as_deref(), at.now)
     }
 }
 

@@ -378,11 +378,20 @@ pub struct LogEntryView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule_id: Option<String>,
     pub length: u32,
+    /// The source's and destination's countries (ISO 3166-1 alpha-2), where a country database is installed and
+    /// knows them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src_country: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dst_country: Option<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct LogsResult {
     pub target: String,
+    /// The country database behind `src_country`/`dst_country`, with its attribution.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub countries: Option<CountrySource>,
     pub data: Vec<LogEntryView>,
     pub count: usize,
     /// Pass as `cursor` for the next page; absent on the last page.

@@ -196,3 +196,36 @@ async fn recommendations_name_each_source_once_and_skip_what_is_blocked_already(
     let recs = after["recommendations"].to_string();
     assert!(recs.contains("blocked already"), "{recs}");
 }
+
+/// With a country database (the test fixture puts the lab's attackers 203.0.113.9, .50 and .77 in CN), log
+/// entries carry countries, `country` filters them, and threats, the dashboard and the report name the top source
+/// countries of blocked traffic with the data's attribution.
+#[tokio::test]
+async fn countries_appear_wherever_addresses_do() {
+    let (_dir, svc) = with_traffic(Scenario::Default).await;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/geoip/dbip-layout.mmdb");
+    let svc = svc.with_country_db(Some(Arc::new(portcullis_geo::CountryDb::open(&path).unwrap())));
+    let logs = svc
+        .call(&viewer(), "query_firewall_logs", json!({"timeframe": "1h", "country": "cn", "limit": 200}))
+        .await
+        .unwrap();
+    let entries = logs["data"].as_array().unwrap();
+    assert!(!entries.is_empty(), "{logs}");
+    assert!(entries.iter().all(|e| e["src_country"] == "CN" || e["dst_country"] == "CN"), "{logs}");
+    assert!(logs["countries"]["attribution"].as_str().unwrap().contains("DB-IP"));
+    let all = svc.call(&viewer(), "query_firewall_logs", json!({"timeframe": "1h", "limit": 1000})).await.unwrap();
+    assert!(all["data"].as_array().unwrap().iter().any(|e| e.get("src_country").is_none()), "unknown stay unknown");
+    let e = svc.call(&viewer(), "query_firewall_logs", json!({"timeframe": "1h", "country": "XX"})).await.unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("country"));
+
+    let threats = svc.call(&viewer(), "analyze_threats", json!({"timeframe": "1h"})).await.unwrap();
+    assert_eq!(threats["top_blocked_countries"][0]["country"], "CN", "{}", threats["top_blocked_countries"]);
+    assert!(threats["top_blocked_countries"][0]["sources"].as_u64().unwrap() >= 2);
+    let dashboard = svc.call(&viewer(), "get_dashboard_data", json!({})).await.unwrap();
+    assert_eq!(dashboard["top_blocked_countries"][0]["country"], "CN", "{dashboard}");
+    let report =
+        svc.call(&viewer(), "generate_security_report", json!({"timeframe": "24h", "format": "html"})).await.unwrap();
+    let html = report["content"].as_str().unwrap();
+    assert!(html.contains("chart-countries") && html.contains("IP Geolocation by DB-IP"), "a country chart");
+    assert_eq!(report["top_blocked_countries"][0]["country"], "CN");
+}
