@@ -13,6 +13,7 @@ use nftables::schema::{Chain, Element, FlushObject, NfCmd, NfListObject, NfObjec
 use nftables::stmt::{JumpTarget, Operator, Statement as S, VerdictMap};
 use nftables::types::{NfChainPolicy, NfChainType, NfHook};
 use portcullis_core::firewall::{BackendError, ErrorCode};
+use portcullis_core::geo::GEO_ALIAS_PREFIX;
 use portcullis_core::model::{AliasEntry, Direction, Rule, RuleSet, Timestamp};
 use portcullis_core::plan::{Carried, ChangePlan, Entries, Ids, carry_out};
 use serde::ser::{Serialize, SerializeMap, Serializer};
@@ -405,6 +406,12 @@ impl<'a> BatchBuilder<'a> {
             if existing.contains(&(*alias, entry.value.as_str())) {
                 ops.ensure.push(SetElement { net, timeout: Some(1), comment: None });
                 ops.delete.push(SetElement { net, timeout: None, comment: None });
+            }
+            // A permanent geo list's 10,000s of elements carry nothing a comment would add: the list's name says
+            // the country, its description the data date; nft's JSON path costs per comment.
+            if alias.starts_with(GEO_ALIAS_PREFIX) && entry.expires_at.is_none() {
+                ops.add.push(SetElement { net, timeout: None, comment: None });
+                continue;
             }
             let comment = match comments.entry((entry.expires_at, entry.created_at, entry.detail.as_str())) {
                 std::collections::hash_map::Entry::Occupied(known) => known.get().clone(),

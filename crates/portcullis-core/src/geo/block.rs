@@ -27,6 +27,9 @@ pub const GEO_ALIAS_PREFIX: &str = "PORTCULLIS_GEO_";
 /// The start of every geo rule's description; backends that cannot store a `managed` tag recognise rules by it.
 pub const GEO_RULE_DESCR: &str = "Portcullis geo block";
 
+/// Where a geo list's description gives the data date of its entries.
+const DATA_DATE: &str = "data of ";
+
 /// A geo block's id: `geo-` and six hex digits, as a call names it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(try_from = "String", into = "String")]
@@ -224,10 +227,11 @@ pub(crate) fn plan_create(state: &RuleSet, block: &GeoBlock, now: Timestamp) -> 
                     name: name.clone(),
                     kind: AliasKind::Network,
                     description: format!(
-                        "{GEO_RULE_DESCR} {}: {} IPv{}",
+                        "{GEO_RULE_DESCR} {}: {} IPv{}, {DATA_DATE}{}",
                         block.id,
                         networks.country,
-                        if v6 { 6 } else { 4 }
+                        if v6 { 6 } else { 4 },
+                        block.data_date
                     ),
                     entries: Vec::new(),
                     managed: Some(MANAGED_GEO.into()),
@@ -453,8 +457,13 @@ pub fn geo_blocks(state: &RuleSet, now: Timestamp) -> Vec<GeoBlockView> {
         } else {
             counts.ipv4 = alias.entries.len();
         }
+        // Entry details say the date where the backend keeps them (a refresh renews them); else the description.
+        let described = alias.description.rsplit_once(DATA_DATE).map(|(_, date)| date.trim().to_string());
+        let detailed = alias.entries.first().and_then(|e| e.detail.split_whitespace().nth(1).map(str::to_string));
+        if let Some(date) = detailed.or(described) {
+            view.data_date = Some(date);
+        }
         if let Some(first) = alias.entries.first() {
-            view.data_date = first.detail.split_whitespace().nth(1).map(str::to_string).or(view.data_date.take());
             view.expires_at = first.expires_at;
         }
         view.lists.push(GeoListView {
