@@ -48,7 +48,7 @@ fn rule_set(rng: &mut Rng) -> RuleSet {
                 source: AddressMatch { target: AddressTarget::Net(net.into()), negate: false },
                 destination_port: PortMatch::Range(PortRange::single(ports[(r >> 40) as usize % ports.len()])),
                 description: format!("rule {i}"),
-                ..Rule::new(interface, action).with_id(&i.to_string())
+                ..Rule::new(interface, action).with_id(i.to_string())
             }
         })
         .collect();
@@ -91,7 +91,7 @@ fn main() {
         .map(|_| {
             let r = rng.next();
             PacketKey {
-                interface: u16::from(r % 3 == 0),
+                interface: u16::from(r.is_multiple_of(3)),
                 direction: Direction::In,
                 protocol: 6,
                 source: IpAddr::V4(Ipv4Addr::from((r >> 16) as u32)),
