@@ -368,6 +368,13 @@ pub struct GeoBlockIdArgs {
     pub change: ChangeOptions,
 }
 
+/// A change that needs no arguments of its own.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ChangeArgs {
+    #[serde(flatten)]
+    pub change: ChangeOptions,
+}
+
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct LookupCountryArgs {
     /// The IPv4 or IPv6 address whose country is asked.

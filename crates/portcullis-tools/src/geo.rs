@@ -37,8 +37,14 @@ impl CountryData {
 impl ToolService {
     /// The country database answers use from now on.
     pub fn with_country_db(self, db: Option<Arc<CountryDb>>) -> Self {
-        self.geo.set(db);
+        self.use_country_db(db);
         self
+    }
+
+    /// Replaces the country database of a running service (a new one was installed); live geo blocks keep their
+    /// entries until `refresh_geo_blocks` brings them to it.
+    pub fn use_country_db(&self, db: Option<Arc<CountryDb>>) {
+        self.geo.set(db);
     }
 
     /// The country database, or `unsupported` saying how to install one.
@@ -209,4 +215,36 @@ pub(crate) fn top_blocked_countries(
     out.sort_by(|a, b| b.blocked.cmp(&a.blocked).then_with(|| a.country.cmp(&b.country)));
     out.truncate(limit);
     out
+}
+
+/// `refresh_geo_blocks`: the live geo blocks of a target brought to the installed database's data, as one change.
+pub(crate) struct GeoRefreshRequest;
+
+#[async_trait]
+impl IntentJob for GeoRefreshRequest {
+    async fn intent(self, at: &IntentScope<'_>) -> Result<PlannedIntent, CallError> {
+        let db = at.svc.country_db()?;
+        let state = at.target.firewall.snapshot().await?;
+        let blocks = portcullis_core::geo::geo_blocks(&state, crate::now());
+        if blocks.is_empty() {
+            return Err(FieldError::new("target", format!("target {} holds no geo blocks", at.target.name)).into());
+        }
+        let lookup = db.clone();
+        let refreshes = tokio::task::spawn_blocking(move || {
+            blocks
+                .into_iter()
+                .map(|b| {
+                    Ok(portcullis_core::geo::GeoRefresh {
+                        countries: lookup.networks(&b.countries)?,
+                        id: b.geo_block_id,
+                        data_date: lookup.info().data_date.clone(),
+                    })
+                })
+                .collect::<Result<Vec<_>, portcullis_geo::GeoError>>()
+        })
+        .await
+        .map_err(|e| CallError::internal(format!("the country lookup stopped: {e}")))?
+        .map_err(|e| CallError::new(ErrorCode::Unavailable, e.to_string()))?;
+        Ok(PlannedIntent { intent: Intent::RefreshGeoBlocks(refreshes), must_reach: Vec::new() })
+    }
 }

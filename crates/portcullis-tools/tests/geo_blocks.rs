@@ -210,3 +210,23 @@ async fn lookups_name_the_country_and_the_source() {
     let e = call(&svc, "lookup_country", json!({"ip_address": "203.0.113.0/24"})).await.unwrap_err();
     assert_eq!(e.field.as_deref(), Some("ip_address"));
 }
+
+#[tokio::test]
+async fn a_database_update_reaches_live_geo_blocks_in_one_refresh() {
+    let svc = service(settings(), true);
+    with_https_open(&svc).await;
+    call(&svc, "create_geo_block", json!({"countries": ["DE"], "interfaces": ["wan"], "description": "DE"}))
+        .await
+        .unwrap();
+    assert_eq!(verdict(&svc, "192.0.2.130").await["verdict"], "pass", "not German in the first build");
+    let later =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/geoip/dbip-layout-later.mmdb");
+    svc.use_country_db(Some(Arc::new(portcullis_geo::CountryDb::open(&later).unwrap())));
+    let refreshed = call(&svc, "refresh_geo_blocks", json!({})).await.unwrap();
+    assert_eq!(refreshed["status"], "applied", "{refreshed}");
+    assert_eq!(verdict(&svc, "192.0.2.130").await["verdict"], "block", "German in the later build");
+    let listed = call(&svc, "list_geo_blocks", json!({})).await.unwrap();
+    assert_eq!(listed["data"][0]["data_date"], "2026-06-27", "{listed}");
+    let again = call(&svc, "refresh_geo_blocks", json!({})).await.unwrap_err();
+    assert_eq!(again.field.as_deref(), Some("geoip"), "nothing left to change: {again:?}");
+}

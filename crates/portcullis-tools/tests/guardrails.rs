@@ -114,6 +114,14 @@ async fn valid_call(svc: &ToolService, tool: &str) -> Value {
         "get_audit_log" => json!({"limit": 5}),
         "lookup_country" => json!({"ip_address": "203.0.113.7"}),
         "list_geo_blocks" => json!({}),
+        "refresh_geo_blocks" => {
+            let block = json!({"countries": ["DE"], "interfaces": ["dmz"], "description": "matrix"});
+            call(svc, "admin", "create_geo_block", block).await.unwrap();
+            let later = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../tests/fixtures/geoip/dbip-layout-later.mmdb");
+            svc.use_country_db(Some(Arc::new(portcullis_geo::CountryDb::open(&later).unwrap())));
+            json!({})
+        }
         "create_geo_block" => json!({"countries": ["DE"], "interfaces": ["dmz"], "description": "matrix"}),
         "delete_geo_block" => {
             let made = call(

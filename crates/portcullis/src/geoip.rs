@@ -9,7 +9,7 @@ use crate::config::Config;
 
 /// Checks `file` whole and puts it where `serve` and `call` find it (`<data_dir>/geoip/country.mmdb`), replacing
 /// the one there in one rename, so a reader sees the old file or the new, never part of one.
-pub fn install(config: &Config, file: &Path) -> anyhow::Result<i32> {
+pub async fn install(config: &Config, file: &Path) -> anyhow::Result<i32> {
     let db = CountryDb::open(file).with_context(|| format!("nothing was installed ({})", file.display()))?;
     let target = config.installed_geoip_database();
     let dir = target.parent().context("the install path has no directory")?;
@@ -23,8 +23,33 @@ pub fn install(config: &Config, file: &Path) -> anyhow::Result<i32> {
     print_info(&DatabaseInfo { path: target.clone(), ..db.info().clone() });
     if let Some(configured) = &config.geoip.database {
         println!("note: geoip.database in the config ({}) is used instead of the installed file", configured.display());
+        return Ok(0);
     }
-    Ok(0)
+    refresh_live_blocks(config).await
+}
+
+/// Brings every target's live geo blocks to the new data: one `refresh_geo_blocks` call per target, through the
+/// pipeline as the local principal, audited like any change.
+async fn refresh_live_blocks(config: &Config) -> anyhow::Result<i32> {
+    let app = crate::app::App::open(config.clone())?;
+    let user = std::env::var("USER").ok().map(|u| format!("cli:{u}"));
+    let mut code = 0;
+    for target in app.service.target_names() {
+        let ctx =
+            portcullis_guard::CallContext::new(app.local_principal(), portcullis_guard::Transport::Cli, user.clone());
+        let args = serde_json::json!({"target": target});
+        match app.service.call(&ctx, "refresh_geo_blocks", args).await {
+            Ok(done) => println!("{target}: {}", done["summary"].as_str().unwrap_or("geo blocks refreshed")),
+            Err(e) if e.field.as_deref() == Some("target") => println!("{target}: no geo blocks to refresh"),
+            Err(e) if e.field.as_deref() == Some("geoip") => println!("{target}: geo blocks already hold this data"),
+            Err(e) => {
+                println!("{target}: geo blocks not refreshed: {} ({})", e.message, e.code.as_str());
+                println!("  run `portcullis call refresh_geo_blocks target={target}` as an admin to refresh them");
+                code = 4;
+            }
+        }
+    }
+    Ok(code)
 }
 
 /// Prints the database in use: its type, data date and attribution.

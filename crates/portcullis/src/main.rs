@@ -256,7 +256,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
 async fn dispatch(command: Command, loaded: LoadedConfig) -> anyhow::Result<i32> {
     match command {
         Command::Config { command: ConfigCommand::Check } => config_check(loaded),
-        Command::Geoip { command: GeoipCommand::Install { file } } => geoip::install(&loaded.config, &file),
+        Command::Geoip { command: GeoipCommand::Install { file } } => geoip::install(&loaded.config, &file).await,
         Command::Geoip { command: GeoipCommand::Info } => geoip::info(&loaded.config),
         Command::Tools { json } => {
             cli::print_catalogue(&portcullis_tools::catalogue(), json)?;

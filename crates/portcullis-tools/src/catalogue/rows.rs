@@ -42,6 +42,7 @@ pub(crate) fn rows() -> Vec<ToolDef> {
         row::<CreateGeoBlock>(),
         row::<DeleteGeoBlock>(),
         row::<ListGeoBlocks>(),
+        row::<RefreshGeoBlocks>(),
         row::<LintRules>(),
         row::<GetActiveAlarms>(),
         row::<ListPendingChanges>(),
@@ -451,6 +452,21 @@ impl Tool for ListGeoBlocks {
 
     fn route(a: TargetArg, _now: Timestamp) -> Result<Work<GeoBlocksResult>, CallError> {
         Ok(Work::from_state(a.target, |v| Ok(geo::list_geo_blocks(v))))
+    }
+}
+
+pub(crate) struct RefreshGeoBlocks;
+
+impl Tool for RefreshGeoBlocks {
+    type Args = ChangeArgs;
+    type Output = ChangeResult;
+    const DECL: Decl = Decl::change("refresh_geo_blocks", "Refresh geo blocks", "geo_block", Category::Security).about(
+        "Bring every live geo block of a target to the installed country database: prefixes that left a country \
+             are removed and new ones added, as one change. `portcullis geoip install` runs it after an update.",
+    );
+
+    fn route(a: ChangeArgs, _now: Timestamp) -> Result<Work<ChangeResult>, CallError> {
+        Work::change_with(&a.change, geo::GeoRefreshRequest)
     }
 }
 
