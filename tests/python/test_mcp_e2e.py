@@ -33,6 +33,8 @@ READ_TOOLS = {
     "analyze_threats",
     "generate_security_report",
     "get_dashboard_data",
+    "lookup_country",
+    "list_geo_blocks",
 }
 STATE_CHANGING_TOOLS = {
     "create_firewall_rule",
@@ -47,6 +49,9 @@ STATE_CHANGING_TOOLS = {
     "grant_access",
     "revoke_access",
     "set_egress_policy",
+    "create_geo_block",
+    "delete_geo_block",
+    "refresh_geo_blocks",
 }
 # Every tool the server lists: each one either only reads or changes state.
 EXPECTED_TOOLS = READ_TOOLS | STATE_CHANGING_TOOLS
