@@ -6,7 +6,6 @@
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::Path;
 use std::time::Instant;
 
 use portcullis_core::eval::{CompiledRuleSet, PacketKey};
@@ -20,16 +19,9 @@ use portcullis_geo::CountryDb;
 const RULES: usize = 1_000;
 const PACKETS: usize = 1_000_000;
 
-struct Rng(u64);
+mod common;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
+use common::{Rng, dataset};
 
 /// 1,000 rules over two interfaces: pass and block rules on /16–/24 sources and common ports.
 fn rule_set(rng: &mut Rng) -> RuleSet {
@@ -67,8 +59,7 @@ fn verdicts(compiled: &CompiledRuleSet, packets: &[PacketKey]) -> (f64, usize) {
 }
 
 fn main() {
-    let db = CountryDb::open(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.ci/geoip/dbip-country.mmdb"))
-        .expect("run scripts/fetch-geoip first");
+    let db = CountryDb::open(&dataset("dbip-country.mmdb")).expect("run scripts/fetch-geoip first");
     let mut rng = Rng(0x5eed_1234_abcd_ef01);
     let base = rule_set(&mut rng);
     let codes: Vec<CountryCode> = ["US", "CN", "RU"].iter().map(|c| CountryCode::parse("c", c).expect("cc")).collect();

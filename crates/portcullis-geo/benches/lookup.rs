@@ -6,28 +6,19 @@
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::Path;
 use std::time::Instant;
 
 use portcullis_geo::CountryDb;
 
 const LOOKUPS: usize = 2_000_000;
 
-struct Rng(u64);
+mod common;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
+use common::{Rng, dataset};
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.ci/geoip");
-    let db = CountryDb::open(&dir.join("dbip-country.mmdb")).expect("run scripts/fetch-geoip first");
-    let csv = std::fs::read_to_string(dir.join("dbip-country-ipv4.csv")).expect("csv");
+    let db = CountryDb::open(&dataset("dbip-country.mmdb")).expect("run scripts/fetch-geoip first");
+    let csv = std::fs::read_to_string(dataset("dbip-country-ipv4.csv")).expect("csv");
     let ranges: Vec<(u32, u32, [u8; 2])> = csv
         .lines()
         .filter_map(|l| {

@@ -5,7 +5,6 @@
 //!
 //! Needs root and nft. Run: `cargo bench -p portcullis-nftables --bench bulk_block` (three rounds, about a minute).
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,9 +12,9 @@ use chrono::{SubsecRound, TimeDelta, Utc};
 use portcullis_core::firewall::Firewall;
 use portcullis_core::model::AliasEntry;
 use portcullis_core::plan::{self, BLOCK_ALIAS, ChangeFacts, ChangePlan, Intent, Operation};
+use portcullis_nftables::NftablesFirewall;
 use portcullis_nftables::comment::{EntryMeta, TextStore};
 use portcullis_nftables::read::KernelTable;
-use portcullis_nftables::{NftRunner, NftablesFirewall, NftablesSettings};
 use portcullis_store::Store;
 
 const N: u32 = 100_000;
@@ -25,34 +24,9 @@ fn address(i: u32) -> String {
     format!("10.{}.{}.{}", 100 + ((i >> 16) & 0xff), (i >> 8) & 0xff, i & 0xff)
 }
 
-struct Netns(String);
+mod common;
 
-impl Netns {
-    fn new(tag: &str) -> Self {
-        let name = format!("pcbench{}{tag}", std::process::id());
-        let ok = Command::new("ip").args(["netns", "add", &name]).status().is_ok_and(|s| s.success());
-        assert!(ok, "ip netns add {name} failed: the benchmark needs root and iproute2");
-        Netns(name)
-    }
-
-    fn nft(&self, args: &[&str]) -> std::process::Output {
-        Command::new("ip").args(["netns", "exec", &self.0, "nft"]).args(args).output().expect("nft")
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn firewall(ns: &Netns) -> NftablesFirewall {
-    let settings = NftablesSettings {
-        runner: NftRunner::in_netns(ns.0.clone()),
-        ..NftablesSettings::new(vec![("lan".into(), "lan0".into()), ("wan".into(), "wan0".into())])
-    };
-    NftablesFirewall::new("bench", settings, Arc::new(Store::open_in_memory().expect("store")))
-}
+use common::{Netns, firewall};
 
 /// Creates the block list and its rules with one ordinary block, as the first `block_ip_address` would.
 async fn seed(fw: &NftablesFirewall) {

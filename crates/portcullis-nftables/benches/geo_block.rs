@@ -9,8 +9,6 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{SubsecRound, Utc};
@@ -18,37 +16,10 @@ use portcullis_core::firewall::Firewall;
 use portcullis_core::geo::{CountryCode, CountryNetworks, GeoBlock, GeoBlockId, GeoDirection};
 use portcullis_core::plan::{self, Intent};
 use portcullis_geo::CountryDb;
-use portcullis_nftables::{NftRunner, NftablesFirewall, NftablesSettings};
-use portcullis_store::Store;
 
-struct Netns(String);
+mod common;
 
-impl Netns {
-    fn new(tag: &str) -> Self {
-        let name = format!("pcgeo{}{tag}", std::process::id());
-        let ok = Command::new("ip").args(["netns", "add", &name]).status().is_ok_and(|s| s.success());
-        assert!(ok, "ip netns add {name} failed: the benchmark needs root and iproute2");
-        Netns(name)
-    }
-
-    fn nft(&self, args: &[&str]) -> std::process::Output {
-        Command::new("ip").args(["netns", "exec", &self.0, "nft"]).args(args).output().expect("nft")
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn firewall(ns: &Netns) -> NftablesFirewall {
-    let settings = NftablesSettings {
-        runner: NftRunner::in_netns(ns.0.clone()),
-        ..NftablesSettings::new(vec![("lan".into(), "lan0".into()), ("wan".into(), "wan0".into())])
-    };
-    NftablesFirewall::new("bench", settings, Arc::new(Store::open_in_memory().expect("store")))
-}
+use common::{Netns, firewall};
 
 fn intent(countries: &[CountryNetworks], data_date: &str, round: u32) -> Intent {
     Intent::CreateGeoBlock(Box::new(GeoBlock {
