@@ -119,6 +119,24 @@ impl GeoBlockRequest {
 #[async_trait]
 impl IntentJob for GeoBlockRequest {
     async fn intent(self, at: &IntentScope<'_>) -> Result<PlannedIntent, CallError> {
+        if self.direction != GeoDirection::In
+            && at.target.firewall.info().kind == portcullis_core::firewall::BackendKind::Pfsense
+        {
+            let mut e = CallError::new(
+                ErrorCode::Unsupported,
+                format!(
+                    "direction: pfSense interface rules match inbound packets only, so target {} cannot \
+                         block traffic leaving towards a country",
+                    at.target.name
+                ),
+            )
+            .with_hint(
+                "on pfSense a geo block stops traffic from the countries (direction: in); to stop traffic to \
+                 them, geo-block on an nftables target",
+            );
+            e.field = Some("direction".into());
+            return Err(e);
+        }
         let db = at.svc.country_db()?;
         let wanted = self.countries.clone();
         let lookup = db.clone();

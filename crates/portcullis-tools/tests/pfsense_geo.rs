@@ -67,6 +67,9 @@ async fn china_is_blocked_in_a_few_requests_russia_is_refused_above_the_cap_and_
     assert!(state.applied_alias(&alias_name).is_some(), "the filter was reloaded with it");
 
     let after_cn = configuration(&s);
+    let outbound = json!({"countries": ["CN"], "interfaces": ["lan"], "description": "x", "direction": "out"});
+    let e = s.svc.call(&admin(), "create_geo_block", outbound).await.unwrap_err();
+    assert_eq!((e.code.as_str(), e.field.as_deref()), ("unsupported", Some("direction")), "{e:?}");
     let refused = s
         .svc
         .call(&admin(), "create_geo_block", json!({"countries": ["RU"], "interfaces": ["wan"], "description": "RU"}))
