@@ -35,6 +35,8 @@ fn intent(countries: &[CountryNetworks], data_date: &str, round: u32) -> Intent 
 
 struct Backend {
     plan: Duration,
+    /// `nft -j -f FILE` of the very batch the backend builds: nft's own share of the apply.
+    batch_by_nft: Duration,
     apply: Duration,
     verify: Duration,
     delete: Duration,
@@ -58,6 +60,22 @@ async fn backend(countries: &[CountryNetworks], data_date: &str, round: u32) -> 
     let started = Instant::now();
     let p = plan::plan(&state, &intent(countries, data_date, round), now).expect("plan");
     let plan_time = started.elapsed();
+    let batch_by_nft = {
+        let other = Netns::new(&format!("j{round}"));
+        let twin = firewall(&other);
+        twin.apply(&plan::plan(&twin.snapshot().await.expect("snapshot"), &first, now).expect("plan"))
+            .await
+            .expect("seed");
+        let current = twin.read_table().await.expect("read");
+        let (batch, _) = twin.batch(&current, &p, now).expect("batch");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("batch.json");
+        std::fs::write(&path, batch.to_json().expect("json")).expect("write");
+        let started = Instant::now();
+        let out = other.nft(&["-j", "-f", path.to_str().expect("path")]);
+        assert!(out.status.success(), "nft -j -f: {}", String::from_utf8_lossy(&out.stderr));
+        started.elapsed()
+    };
     let started = Instant::now();
     let applied = fw.apply(&p).await.expect("apply");
     let apply = started.elapsed();
@@ -68,7 +86,7 @@ async fn backend(countries: &[CountryNetworks], data_date: &str, round: u32) -> 
     let started = Instant::now();
     let delete = plan::plan(&after, &Intent::DeleteGeoBlock { id: GeoBlockId::from_seed(round) }, now).expect("plan");
     fw.apply(&delete).await.expect("delete");
-    Backend { plan: plan_time, apply, verify, delete: started.elapsed() }
+    Backend { plan: plan_time, batch_by_nft, apply, verify, delete: started.elapsed() }
 }
 
 /// The baseline: a table with the same four interval sets, written in nft's text syntax and loaded with `nft -f`.
@@ -120,6 +138,10 @@ fn main() {
     println!("  networks of CN + RU from the database (one pass)  {:>8.0} ms", lookup.as_secs_f64() * 1e3);
     println!("  baseline  nft -f of the same sets from a text file {:>8.0} ms", median(hand).as_secs_f64() * 1e3);
     println!("  plan (lists, rules, facts)                        {:>8.0} ms", pick(|b| b.plan).as_secs_f64() * 1e3);
+    println!(
+        "  baseline  nft -j -f of the backend's own batch    {:>8.0} ms",
+        pick(|b| b.batch_by_nft).as_secs_f64() * 1e3
+    );
     println!(
         "  portcullis apply (read, carry out, one batch)     {:>8.0} ms  (target: < 500 ms)",
         pick(|b| b.apply).as_secs_f64() * 1e3
