@@ -13,7 +13,7 @@ use nftables::schema::{Chain, Element, FlushObject, NfCmd, NfListObject, NfObjec
 use nftables::stmt::{JumpTarget, Operator, Statement as S, VerdictMap};
 use nftables::types::{NfChainPolicy, NfChainType, NfHook};
 use portcullis_core::firewall::{BackendError, ErrorCode};
-use portcullis_core::geo::GEO_ALIAS_PREFIX;
+use portcullis_core::geo::is_geo_list;
 use portcullis_core::model::{AliasEntry, Direction, Rule, RuleSet, Timestamp};
 use portcullis_core::plan::{Carried, ChangePlan, Entries, Ids, carry_out};
 use serde::ser::{Serialize, SerializeMap, Serializer};
@@ -409,7 +409,7 @@ impl<'a> BatchBuilder<'a> {
             }
             // A permanent geo list's 10,000s of elements carry nothing a comment would add: the list's name says
             // the country, its description the data date; nft's JSON path costs per comment.
-            if alias.starts_with(GEO_ALIAS_PREFIX) && entry.expires_at.is_none() {
+            if is_geo_list(alias) && entry.expires_at.is_none() {
                 ops.add.push(SetElement { net, timeout: None, comment: None });
                 continue;
             }

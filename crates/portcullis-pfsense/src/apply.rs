@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use portcullis_core::firewall::{Applied, BackendError, ErrorCode};
-use portcullis_core::geo::GEO_ALIAS_PREFIX;
+use portcullis_core::geo::is_geo_list;
 use portcullis_core::model::{AddressTarget, PortMatch, Rule, RuleId};
 use portcullis_core::plan::global_index_by;
 use portcullis_core::plan::{ChangePlan, Operation, same_enforcement};
@@ -61,7 +61,7 @@ fn prevalidate(plan: &ChangePlan, geo_cap: usize) -> Result<(), BackendError> {
                 alias_create_request(after)?;
             }
             Operation::PutAliasEntries { alias, after, .. } => {
-                if alias.starts_with(GEO_ALIAS_PREFIX) && after.len() > geo_cap {
+                if is_geo_list(alias) && after.len() > geo_cap {
                     return Err(geo_list_too_long(alias, after.len(), geo_cap));
                 }
                 for e in after {
@@ -454,8 +454,7 @@ impl<'a> Engine<'a> {
             return Err(conflict(format!("alias {} already exists", after.name)));
         }
         let mut req = alias_create_request(after)?;
-        let geo_list = after.managed.as_deref() == Some(portcullis_core::geo::MANAGED_GEO);
-        let only_puts = geo_list
+        let only_puts = is_geo_list(&after.name)
             && !entry_ops.is_empty()
             && entry_ops.iter().all(|op| matches!(op, Operation::PutAliasEntries { .. }));
         if only_puts {
@@ -856,7 +855,7 @@ pub(crate) async fn check(fw: &PfSenseFirewall, plan: &ChangePlan) -> Result<(),
                     continue;
                 }
                 if let Some(shape) = new_aliases.get(alias) {
-                    if alias.starts_with(GEO_ALIAS_PREFIX) {
+                    if is_geo_list(alias) {
                         // Prefixes Portcullis aggregated from the country database, each a valid CIDR, checked
                         // against the cap above; a dry run of thousands of them costs pfRest as much as the write.
                         continue;

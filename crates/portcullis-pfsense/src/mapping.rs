@@ -362,7 +362,7 @@ pub fn is_managed_alias(name: &str) -> bool {
 pub fn managed_alias_kind(name: &str, descr: &str) -> Option<&'static str> {
     if descr == GRANT_ALIAS_DESCR {
         Some(MANAGED_GRANT)
-    } else if name.starts_with(portcullis_core::geo::GEO_ALIAS_PREFIX) {
+    } else if portcullis_core::geo::is_geo_list(name) {
         Some(portcullis_core::geo::MANAGED_GEO)
     } else if is_managed_alias(name) || descr == BLOCK_ALIAS_DESCR {
         Some(MANAGED_BLOCK)
@@ -414,7 +414,7 @@ pub fn alias_from_device(a: &FirewallAlias) -> Option<Alias> {
 
 /// The `detail` text of an entry, checked against pfRest's limits.
 pub fn entry_detail(alias: &str, entry: &AliasEntry) -> Result<String, BackendError> {
-    let text = if alias.starts_with(portcullis_core::geo::GEO_ALIAS_PREFIX) {
+    let text = if portcullis_core::geo::is_geo_list(alias) {
         // Thousands of entries, each repeated in every config revision: the country and data date, and the
         // expiry only where there is one (WAVE2-FACTS §1a).
         let short = AliasEntry { created_at: None, ..entry.clone() };

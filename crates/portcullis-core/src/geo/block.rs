@@ -124,6 +124,12 @@ pub struct GeoBlock {
     pub data_date: String,
 }
 
+/// Whether an alias is a geo list, by its reserved name: backends that keep no `managed` tag (pfSense) and the
+/// writers that treat geo lists apart (short details, no element comments, the pfSense cap) all ask this.
+pub fn is_geo_list(name: &str) -> bool {
+    name.starts_with(GEO_ALIAS_PREFIX)
+}
+
 /// The name of a geo list: block, country and family.
 pub fn geo_alias_name(id: &GeoBlockId, country: CountryCode, v6: bool) -> String {
     format!("{GEO_ALIAS_PREFIX}{}_{country}_{}", id.alias_part(), if v6 { "V6" } else { "V4" })
@@ -143,14 +149,16 @@ fn parse_alias_name(name: &str) -> Option<(GeoBlockId, CountryCode, bool)> {
     parts.next().is_none().then_some((id, country, v6))
 }
 
-fn entries_of(networks: &CountryNetworks, v6: bool, block: &GeoBlock, now: Timestamp) -> Vec<AliasEntry> {
-    let detail = format!("{} {}", networks.country, block.data_date);
-    let entry = |value: String| AliasEntry {
-        value,
-        detail: detail.clone(),
-        expires_at: block.expires_at,
-        created_at: Some(now),
-    };
+/// The entries of one geo list: its prefixes, each with the country and data date as detail.
+fn entries_of(
+    networks: &CountryNetworks,
+    v6: bool,
+    data_date: &str,
+    expires_at: Option<Timestamp>,
+    now: Timestamp,
+) -> Vec<AliasEntry> {
+    let detail = format!("{} {data_date}", networks.country);
+    let entry = |value: String| AliasEntry { value, detail: detail.clone(), expires_at, created_at: Some(now) };
     if v6 {
         networks.v6.iter().map(|n| entry(net_to_string(&(*n).into()))).collect()
     } else {
@@ -198,7 +206,7 @@ pub(crate) fn plan_create(state: &RuleSet, block: &GeoBlock, now: Timestamp) -> 
             interfaces.push(iface);
         }
     }
-    if geo_blocks(state, now).iter().any(|b| b.geo_block_id == block.id) {
+    if state.aliases.iter().any(|a| parse_alias_name(&a.name).is_some_and(|(id, _, _)| id == block.id)) {
         return Err(FieldError::new("geo_block_id", format!("{} exists already", block.id)));
     }
     let mut operations = Vec::new();
@@ -212,7 +220,7 @@ pub(crate) fn plan_create(state: &RuleSet, block: &GeoBlock, now: Timestamp) -> 
             ));
         }
         for v6 in [false, true] {
-            let entries = entries_of(networks, v6, block, now);
+            let entries = entries_of(networks, v6, &block.data_date, block.expires_at, now);
             if entries.is_empty() {
                 warnings.push(format!(
                     "the country database holds no IPv{} networks for {}",
@@ -344,16 +352,7 @@ pub(crate) fn plan_refresh(state: &RuleSet, refreshes: &[GeoRefresh], now: Times
                 let name = geo_alias_name(&refresh.id, networks.country, v6);
                 let Some(alias) = state.alias(&name) else { continue };
                 let expires_at = alias.entries.iter().find_map(|e| e.expires_at);
-                let block = GeoBlock {
-                    id: refresh.id.clone(),
-                    countries: Vec::new(),
-                    interfaces: Vec::new(),
-                    direction: GeoDirection::In,
-                    expires_at,
-                    description: String::new(),
-                    data_date: refresh.data_date.clone(),
-                };
-                let wanted = entries_of(networks, v6, &block, now);
+                let wanted = entries_of(networks, v6, &refresh.data_date, expires_at, now);
                 let held = alias.entries_by_value();
                 let wanted_values: BTreeSet<&str> = wanted.iter().map(|e| e.value.as_str()).collect();
                 let gone: Vec<AliasEntry> =

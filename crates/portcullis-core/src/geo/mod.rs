@@ -7,7 +7,7 @@ mod country;
 
 pub use block::{
     GEO_ALIAS_PREFIX, GEO_RULE_DESCR, GeoBlock, GeoBlockId, GeoBlockView, GeoDirection, GeoListView, GeoRefresh,
-    MANAGED_GEO, PrefixCounts, expired_geo_blocks, geo_alias_name, geo_blocks,
+    MANAGED_GEO, PrefixCounts, expired_geo_blocks, geo_alias_name, geo_blocks, is_geo_list,
 };
 pub(crate) use block::{plan_create, plan_delete, plan_refresh};
 pub use country::{CountryCode, CountryNetworks, MAX_COUNTRIES, parse_countries};
