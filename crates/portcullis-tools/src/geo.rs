@@ -138,13 +138,7 @@ impl IntentJob for GeoBlockRequest {
             return Err(e);
         }
         let db = at.svc.country_db()?;
-        let wanted = self.countries.clone();
-        let lookup = db.clone();
-        // One pass over the whole database (about half a second): off the async workers.
-        let countries = tokio::task::spawn_blocking(move || lookup.networks(&wanted))
-            .await
-            .map_err(|e| CallError::internal(format!("the country lookup stopped: {e}")))?
-            .map_err(|e| CallError::new(ErrorCode::Unavailable, e.to_string()))?;
+        let countries = networks_of(&db, self.countries.clone()).await?;
         let settings = &at.svc.guard.settings;
         let mut protected: Vec<(String, IpNet)> =
             settings.management_hosts.iter().map(|h| (format!("management host {h}"), *h)).collect();
@@ -164,6 +158,16 @@ impl IntentJob for GeoBlockRequest {
         };
         Ok(PlannedIntent { intent: Intent::CreateGeoBlock(Box::new(block)), must_reach: Vec::new() })
     }
+}
+
+/// Every network of `countries`, in their order: one pass over the whole database (about 80 ms released, half a
+/// second in a debug build), off the async workers.
+async fn networks_of(db: &Arc<CountryDb>, countries: Vec<CountryCode>) -> Result<Vec<CountryNetworks>, CallError> {
+    let lookup = db.clone();
+    tokio::task::spawn_blocking(move || lookup.networks(&countries))
+        .await
+        .map_err(|e| CallError::internal(format!("the country lookup stopped: {e}")))?
+        .map_err(|e| CallError::new(ErrorCode::Unavailable, e.to_string()))
 }
 
 /// Lockout prevention for geo blocks: no country may hold a management host or the caller, wherever they are.
@@ -247,22 +251,20 @@ impl IntentJob for GeoRefreshRequest {
         if blocks.is_empty() {
             return Err(FieldError::new("target", format!("target {} holds no geo blocks", at.target.name)).into());
         }
-        let lookup = db.clone();
-        let refreshes = tokio::task::spawn_blocking(move || {
-            blocks
-                .into_iter()
-                .map(|b| {
-                    Ok(portcullis_core::geo::GeoRefresh {
-                        countries: lookup.networks(&b.countries)?,
-                        id: b.geo_block_id,
-                        data_date: lookup.info().data_date.clone(),
-                    })
-                })
-                .collect::<Result<Vec<_>, portcullis_geo::GeoError>>()
-        })
-        .await
-        .map_err(|e| CallError::internal(format!("the country lookup stopped: {e}")))?
-        .map_err(|e| CallError::new(ErrorCode::Unavailable, e.to_string()))?;
+        // One pass over the database for every country of every block.
+        let mut wanted: Vec<CountryCode> = blocks.iter().flat_map(|b| b.countries.iter().copied()).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let networks = networks_of(&db, wanted).await?;
+        let data_date = db.info().data_date.clone();
+        let refreshes = blocks
+            .into_iter()
+            .map(|b| portcullis_core::geo::GeoRefresh {
+                countries: networks.iter().filter(|n| b.countries.contains(&n.country)).cloned().collect(),
+                id: b.geo_block_id,
+                data_date: data_date.clone(),
+            })
+            .collect();
         Ok(PlannedIntent { intent: Intent::RefreshGeoBlocks(refreshes), must_reach: Vec::new() })
     }
 }
