@@ -2,19 +2,11 @@
 //! End to end: `portcullis audit verify` against a store tampered with outside Portcullis (rusqlite on the
 //! SQLite file), with the default witness beside the store in the data directory.
 
-use std::path::Path;
-use std::process::Command;
+mod cli;
 
-fn run(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .arg("--config")
-        .arg(dir.join("config.yaml"))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use std::path::Path;
+
+use cli::run;
 
 fn verify(dir: &Path) -> (i32, serde_json::Value, String) {
     let out = run(dir, &["audit", "verify"]);

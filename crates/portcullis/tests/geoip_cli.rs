@@ -3,22 +3,14 @@
 //! refused at install (nothing installed) and at start (the call does not run, the firewall is untouched); a good
 //! one is installed, answers `lookup_country`, and `geoip info` shows its attribution.
 
+mod cli;
+
+use cli::run;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/geoip/dbip-layout.mmdb")
-}
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .arg("--config")
-        .arg(dir.join("config.yaml"))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 fn text(out: &Output) -> String {

@@ -5,20 +5,10 @@
 #[path = "../../portcullis-nftables/tests/common/mod.rs"]
 mod common;
 
-use std::process::Command;
+mod cli;
 
+use cli::run;
 use common::*;
-
-fn run(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .arg("--config")
-        .arg(dir.join("config.yaml"))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args(args)
-        .output()
-        .expect("portcullis runs")
-}
 
 fn portcullis(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
     let out = run(dir, args);
