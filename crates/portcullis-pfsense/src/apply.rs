@@ -91,6 +91,19 @@ fn geo_list_too_long(alias: &str, entries: usize, cap: usize) -> BackendError {
     )
 }
 
+/// The alias a create request makes, as pfRest would answer it (no id yet): what later entry operations of the
+/// same plan are merged into.
+fn created_shape(req: &FirewallAliasRequest) -> FirewallAlias {
+    FirewallAlias {
+        name: req.name.clone().unwrap_or_default(),
+        type_: req.type_.clone().unwrap_or_default(),
+        descr: req.descr.clone().unwrap_or_default(),
+        address: req.address.clone().unwrap_or_default(),
+        detail: req.detail.clone().unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
 /// The new `address`/`detail` arrays of `current` after the entry operations (in order). Entries are matched by
 /// canonical value (`203.0.113.9` = `203.0.113.9/32`); a put replaces an entry with the same value.
 fn merge_entries(current: &FirewallAlias, ops: &[&Operation]) -> Result<(Vec<String>, Vec<String>), BackendError> {
@@ -458,14 +471,7 @@ impl<'a> Engine<'a> {
             && !entry_ops.is_empty()
             && entry_ops.iter().all(|op| matches!(op, Operation::PutAliasEntries { .. }));
         if only_puts {
-            let shape = FirewallAlias {
-                name: after.name.clone(),
-                type_: req.type_.clone().unwrap_or_default(),
-                address: req.address.clone().unwrap_or_default(),
-                detail: req.detail.clone().unwrap_or_default(),
-                ..Default::default()
-            };
-            let (address, detail) = merge_entries(&shape, entry_ops)?;
+            let (address, detail) = merge_entries(&created_shape(&req), entry_ops)?;
             req.address = Some(address);
             req.detail = Some(detail);
         }
@@ -832,15 +838,7 @@ pub(crate) async fn check(fw: &PfSenseFirewall, plan: &ChangePlan) -> Result<(),
                 let mut req = alias_create_request(after)?;
                 req.controls = WriteControls::dry_run();
                 c.create_alias(&req).await.map_err(dry_run_error)?;
-                let shape = FirewallAlias {
-                    name: after.name.clone(),
-                    type_: req.type_.clone().unwrap_or_default(),
-                    descr: after.description.clone(),
-                    address: req.address.clone().unwrap_or_default(),
-                    detail: req.detail.clone().unwrap_or_default(),
-                    ..Default::default()
-                };
-                new_aliases.insert(after.name.clone(), shape);
+                new_aliases.insert(after.name.clone(), created_shape(&req));
             }
             // The rules that use it are deleted first by the same plan, which a dry run does not do: pfRest
             // would refuse the deletion of an alias in use. That it exists is what can be checked.
