@@ -6,7 +6,7 @@
 //! now, and a change needs now exactly the objects its plan touches: the rest of the state it is judged against
 //! (lockout, effect) may be a recent read, no older than the backend's configured age.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{Alias, RuleId, RuleSet};
 use crate::plan::{ChangePlan, Operation};
@@ -22,6 +22,10 @@ pub struct StateRead {
     pub all_aliases: bool,
     /// Aliases read now by name (when not all of them).
     pub aliases: BTreeSet<String>,
+    /// The entries a plan puts or removes, by alias and value. Their aliases are in `aliases` too, so a backend
+    /// that reads whole aliases needs nothing else; one that can look entries up one by one (nftables, where a
+    /// list holds a million addresses) may read only these, and the alias' definition.
+    pub entries: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl StateRead {
@@ -55,12 +59,28 @@ impl StateRead {
                 Operation::CreateAlias { after } | Operation::DeleteAlias { before: after } => {
                     read.aliases.insert(after.name.clone());
                 }
-                Operation::PutAliasEntries { alias, .. } | Operation::RemoveAliasEntries { alias, .. } => {
+                Operation::PutAliasEntries { alias, before, after } => {
                     read.aliases.insert(alias.clone());
+                    let values = read.entries.entry(alias.clone()).or_default();
+                    values.extend(before.iter().chain(after).map(|e| e.value.clone()));
+                }
+                Operation::RemoveAliasEntries { alias, before } => {
+                    read.aliases.insert(alias.clone());
+                    read.entries.entry(alias.clone()).or_default().extend(before.iter().map(|e| e.value.clone()));
                 }
             }
         }
         read
+    }
+
+    /// Whether nothing but entries (and their aliases' definitions) is asked for: no rule, and no alias whole
+    /// (one created or deleted).
+    pub fn only_entries(&self) -> bool {
+        !self.all_rules
+            && self.rules.is_empty()
+            && !self.all_aliases
+            && !self.entries.is_empty()
+            && self.aliases.iter().all(|a| self.entries.contains_key(a))
     }
 
     /// Whether two states agree on every part this read names: a plan made against `recent` holds against

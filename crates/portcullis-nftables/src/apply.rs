@@ -19,6 +19,7 @@ use portcullis_core::plan::{Carried, ChangePlan, Entries, Ids, carry_out};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::comment::{EntryMeta, RuleMeta, SYSTEM_MARK, SetMeta, TextStore};
+use crate::netlink::{ElementChange, NewElement, address_key};
 use crate::read::HitMap;
 use crate::translate::{
     ALIASES_CHAIN, FAMILY, GENERATION_SET, Hits, SetPart, matches, rule_chain, rule_statements, set_def, set_name,
@@ -75,6 +76,31 @@ struct SetElement {
 }
 
 impl Batch {
+    /// The batch as netlink element changes, when it holds nothing but additions and deletions of single
+    /// addresses (the commands [`BatchBuilder::elements`] makes for hash sets); `None` otherwise.
+    pub fn host_element_changes(self) -> Option<Vec<ElementChange>> {
+        self.commands
+            .into_iter()
+            .map(|command| match command {
+                Command::Object(_) => None,
+                Command::Elements(c) => {
+                    let elements = c
+                        .elements
+                        .into_iter()
+                        .map(|e| {
+                            (e.net.prefix_len() == e.net.max_prefix_len()).then(|| NewElement {
+                                key: address_key(e.net.addr()),
+                                timeout_ms: e.timeout.map(|s| u64::from(s) * 1000),
+                                comment: e.comment.map(|c| c.to_string()),
+                            })
+                        })
+                        .collect::<Option<Vec<_>>>()?;
+                    Some(ElementChange { set: c.set, delete: c.delete, elements })
+                }
+            })
+            .collect()
+    }
+
     pub fn to_json(&self) -> Result<Vec<u8>, BackendError> {
         serde_json::to_vec(self)
             .map_err(|e| BackendError::new(ErrorCode::InternalError, format!("cannot encode the nft batch: {e}")))

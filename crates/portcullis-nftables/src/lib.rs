@@ -18,12 +18,14 @@
 pub mod apply;
 pub mod comment;
 pub mod logs;
+pub mod netlink;
 pub mod read;
 pub mod runner;
 mod status;
+mod touched;
 pub mod translate;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -31,7 +33,8 @@ use chrono::Utc;
 use portcullis_core::firewall::{
     Applied, BackendError, BackendKind, ErrorCode, Firewall, InterfaceCounters, RuleHits, SystemStatus, TargetInfo,
 };
-use portcullis_core::model::{Action, Direction, Interface, Rule, RuleId, RuleSet, Timestamp};
+use portcullis_core::freshness::StateRead;
+use portcullis_core::model::{Action, AliasEntry, Direction, Interface, Rule, RuleId, RuleSet, Timestamp};
 use portcullis_core::plan::ChangePlan;
 use portcullis_store::Store;
 use sha2::Digest;
@@ -70,6 +73,12 @@ pub struct NftablesFirewall {
     /// One writer per firewall: held from reading the table to applying the batch.
     writer: tokio::sync::Mutex<()>,
     host: portcullis_host::HostProbe,
+    /// Whether this process has written the table's skeleton (base chains, the dispatch of the configured
+    /// interfaces): until it has, every change goes through `nft` and writes it, so a changed configuration takes
+    /// effect with the first change; after, changes of single entries go over netlink ([`touched`]).
+    skeleton_written: std::sync::atomic::AtomicBool,
+    /// Changes applied over netlink since start (shown in status; tests check which path a change took).
+    netlink_batches: std::sync::atomic::AtomicU64,
 }
 
 /// What the kernel holds now, in both forms.
@@ -109,11 +118,18 @@ impl NftablesFirewall {
             texts: TextStore::new(store),
             writer: tokio::sync::Mutex::new(()),
             host: portcullis_host::HostProbe::default(),
+            skeleton_written: std::sync::atomic::AtomicBool::new(false),
+            netlink_batches: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     pub fn settings(&self) -> &NftablesSettings {
         &self.settings
+    }
+
+    /// How many changes this process applied as one netlink transaction of set elements, not through `nft`.
+    pub fn netlink_batches(&self) -> u64 {
+        self.netlink_batches.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// `nft -j list table inet NAME`, or `None` when the table does not exist yet.
@@ -340,8 +356,33 @@ impl Firewall for NftablesFirewall {
         Ok(self.read_current().await?.state)
     }
 
+    /// A read of entries alone (a change's read-back) looks them up; anything else is a snapshot.
+    async fn state(&self, read: &StateRead) -> Result<RuleSet, BackendError> {
+        if read.only_entries()
+            && let Some(touched) = self.read_touched(&read.entries).await?
+        {
+            return Ok(touched.state);
+        }
+        self.snapshot().await
+    }
+
+    /// Looked up one by one, not listed: the reconciler checks its expiries this way.
+    async fn alias_entries(&self, alias: &str, values: &[String]) -> Result<Option<Vec<AliasEntry>>, BackendError> {
+        let wanted = BTreeMap::from([(alias.to_string(), values.iter().cloned().collect::<BTreeSet<String>>())]);
+        let Some(touched) = self.read_touched(&wanted).await? else { return Ok(None) };
+        Ok(touched.state.alias(alias).map(|a| a.entries_among(values)))
+    }
+
     async fn apply(&self, plan: &ChangePlan) -> Result<Applied, BackendError> {
         let _writer = self.writer.lock().await;
+        if self.skeleton_written.load(std::sync::atomic::Ordering::Acquire)
+            && touched::host_entries_only(plan)
+            && let Some(applied) = self.apply_touched(plan).await?
+        {
+            self.netlink_batches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(target = %self.name, operations = plan.operations.len(), "applied one netlink batch");
+            return Ok(applied);
+        }
         let current = self.read_table().await?;
         let (batch, applied) = self.batch(&current, plan, Utc::now())?;
         if let Err(e) = self.run_batch(&batch, false).await {
@@ -357,6 +398,7 @@ impl Firewall for NftablesFirewall {
             }
             return Err(e);
         }
+        self.skeleton_written.store(true, std::sync::atomic::Ordering::Release);
         tracing::info!(target = %self.name, operations = plan.operations.len(), "applied one nft batch");
         Ok(applied)
     }

@@ -468,7 +468,7 @@ fn check_layout(alias_name: &str, part: SetPart, set: &ListedSet) -> Result<(), 
     Ok(())
 }
 
-fn entry(element: &ListedElement, texts: &TextStore, now: Timestamp) -> Result<AliasEntry, BackendError> {
+pub(crate) fn entry(element: &ListedElement, texts: &TextStore, now: Timestamp) -> Result<AliasEntry, BackendError> {
     let (head, detail) = texts.split(element.comment.as_deref().unwrap_or(""))?;
     let meta = EntryMeta::parse(head);
     let kernel_expiry = element.expires.map(|s| now + TimeDelta::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000)));

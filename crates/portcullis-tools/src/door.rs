@@ -90,7 +90,8 @@ impl Inside<'_> {
         };
         match read_back {
             ReadBack::Whole => {
-                let state = firewall.state(&StateRead::touched_by(plan)).await?;
+                let touched = StateRead::touched_by(plan);
+                let state = firewall.state(&touched).await?;
                 plan::verify(plan, &applied, &state).map_err(|why| {
                     CallError::new(
                         ErrorCode::VerificationFailed,
@@ -98,7 +99,11 @@ impl Inside<'_> {
                     )
                     .with_hint("read the rules back with get_firewall_rules and retry; the firewall may be locked")
                 })?;
-                self.target.note_state(&state);
+                // A read of entries alone may hold no rules (nftables looks the entries up); the pause deadlines
+                // the reconciler keeps come from rules, which the change did not touch.
+                if !touched.only_entries() {
+                    self.target.note_state(&state);
+                }
                 announce();
                 self.svc.record_managed(&self.target.name, plan, &state, owner)?;
                 Ok(Carried { state: Some(state), created: applied.created_rules })

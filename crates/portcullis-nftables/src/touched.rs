@@ -1,0 +1,237 @@
+//! Changes and reads that cost what they touch, not what the table holds.
+//!
+//! A block, an unblock, a grant's entry or an expiry puts or removes single addresses in existing lists. For such
+//! a plan nothing of the table is listed with `nft` (whose every listing of rules or elements first fetches every
+//! element of every set: seconds at 100,000 entries, minutes at a million). Instead, over [`crate::netlink`]:
+//!
+//! - the aliases' definitions come from the comments of the `aliases` chain's rules;
+//! - the entries the plan names are looked up one by one in their sets;
+//! - the write generation is the one element of the `generation` set;
+//! - the batch (the generation swapped, the elements deleted and added) is one nfnetlink transaction.
+//!
+//! The plan is carried out on that state exactly as on a whole listing ([`crate::apply::simulate`]: every
+//! `before` checked), and the same [`crate::apply::BatchBuilder`] decides the element commands, so both paths
+//! write the same elements with the same comments. Networks (interval sets) and plans that change rules or sets
+//! take the `nft -j -f` path, as does the first change a process makes (which writes the table's skeleton for the
+//! configured interfaces).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use chrono::Utc;
+use ipnet::IpNet;
+use portcullis_core::firewall::{Applied, BackendError, ErrorCode};
+use portcullis_core::freshness::StateRead;
+use portcullis_core::model::{Alias, RuleSet, Timestamp};
+use portcullis_core::plan::{ChangePlan, Operation};
+
+use crate::apply::{BatchBuilder, simulate};
+use crate::comment::SetMeta;
+use crate::netlink::{
+    ElementChange, KernelElement, Netlink, NetlinkError, NewElement, address_key, key_address, mark_key,
+};
+use crate::read::{KernelTable, ListedElement, entry};
+use crate::translate::{ALIASES_CHAIN, GENERATION_SET, SetPart, set_name};
+use crate::{NftablesFirewall, next_generation};
+
+/// What the kernel holds of a plan's entries, read without listing the table.
+pub(crate) struct TouchedState {
+    /// Every alias with its definition; of the asked aliases, only the asked entries.
+    pub state: RuleSet,
+    pub generation: Option<u32>,
+}
+
+/// The raw answers of the netlink reads, before comments are resolved.
+struct RawRead {
+    alias_comments: Vec<Option<String>>,
+    generation: Option<u32>,
+    hosts: Vec<(String, KernelElement)>,
+}
+
+/// Whether every operation puts or removes single addresses (the hash sets' elements).
+pub(crate) fn host_entries_only(plan: &ChangePlan) -> bool {
+    !plan.operations.is_empty()
+        && plan.operations.iter().all(|op| match op {
+            Operation::PutAliasEntries { before, after, .. } => {
+                before.iter().chain(after).all(|e| host_address(&e.value).is_some())
+            }
+            Operation::RemoveAliasEntries { before, .. } => before.iter().all(|e| host_address(&e.value).is_some()),
+            _ => false,
+        })
+}
+
+/// The address of an entry value that is one address (`192.0.2.7`, `192.0.2.7/32`).
+fn host_address(value: &str) -> Option<IpAddr> {
+    let net: IpNet = value.parse().or_else(|_| value.parse::<IpAddr>().map(IpNet::from)).ok()?;
+    (net.prefix_len() == net.max_prefix_len()).then(|| net.addr())
+}
+
+fn netlink_failure(doing: &str, e: NetlinkError) -> BackendError {
+    let code = match &e {
+        NetlinkError::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied => ErrorCode::AuthorizationFailed,
+        NetlinkError::Garbled(_) => ErrorCode::UnexpectedResponse,
+        _ => ErrorCode::Unavailable,
+    };
+    BackendError::new(code, format!("{doing}: {e}"))
+        .with_hint("talking nf_tables netlink needs root or CAP_NET_ADMIN in the firewall's network namespace")
+}
+
+impl NftablesFirewall {
+    pub(crate) fn netlink(&self) -> Netlink {
+        Netlink::new(self.settings.runner.netns.clone())
+    }
+
+    /// The aliases' definitions and, of the aliases in `entries`, the entries with those values; `None` when the
+    /// table (or its `aliases` chain) does not exist.
+    pub(crate) async fn read_touched(
+        &self,
+        entries: &BTreeMap<String, BTreeSet<String>>,
+    ) -> Result<Option<TouchedState>, BackendError> {
+        let now = Utc::now();
+        let netlink = self.netlink();
+        let table = self.settings.table.clone();
+        let wanted = entries.clone();
+        let raw = tokio::task::spawn_blocking(move || read_raw(&netlink, &table, &wanted))
+            .await
+            .map_err(|e| BackendError::new(ErrorCode::InternalError, format!("the netlink read failed: {e}")))?;
+        let raw = match raw {
+            Ok(raw) => raw,
+            Err(e) if e.is_missing() => return Ok(None),
+            Err(e) => return Err(netlink_failure("reading the touched entries", e)),
+        };
+        let mut aliases: BTreeMap<String, Alias> = BTreeMap::new();
+        for comment in &raw.alias_comments {
+            let (head, description) = self.texts.split(comment.as_deref().unwrap_or(""))?;
+            let Some(meta) = SetMeta::parse(head) else { continue };
+            aliases.insert(
+                meta.name.clone(),
+                Alias { name: meta.name, kind: meta.kind, description, entries: Vec::new(), managed: meta.managed },
+            );
+        }
+        for (alias, element) in &raw.hosts {
+            let Some(addr) = key_address(&element.key) else { continue };
+            let listed = ListedElement {
+                net: IpNet::from(addr),
+                expires: element.expires_ms.map(|ms| ms.div_ceil(1000)),
+                comment: element.comment.clone(),
+            };
+            if let Some(a) = aliases.get_mut(alias) {
+                a.entries.push(entry(&listed, &self.texts, now)?);
+            }
+        }
+        self.add_touched_networks(&mut aliases, entries, now).await?;
+        let state = RuleSet { interfaces: Vec::new(), rules: Vec::new(), aliases: aliases.into_values().collect() };
+        Ok(Some(TouchedState { state, generation: raw.generation }))
+    }
+
+    /// Networks live in interval sets, whose elements are the ends of ranges: those few sets are listed whole
+    /// (`nft list set` fetches that one set only).
+    async fn add_touched_networks(
+        &self,
+        aliases: &mut BTreeMap<String, Alias>,
+        entries: &BTreeMap<String, BTreeSet<String>>,
+        now: Timestamp,
+    ) -> Result<(), BackendError> {
+        for (alias_name, values) in entries {
+            let Some(alias) = aliases.get_mut(alias_name) else { continue };
+            let networks: Vec<&String> = values.iter().filter(|v| host_address(v).is_none()).collect();
+            for part in [SetPart::Nets4, SetPart::Nets6] {
+                let wanted: Vec<&&String> =
+                    networks.iter().filter(|v| v.parse::<IpNet>().is_ok_and(|n| SetPart::of(&n) == part)).collect();
+                if wanted.is_empty() {
+                    continue;
+                }
+                let set = set_name(alias_name, part);
+                let args = ["-j", "list", "set", "inet", self.settings.table.as_str(), set.as_str()];
+                let json = self.settings.runner.nft(&args).await.map_err(|e| e.into_backend("nft list set"))?;
+                let listed = KernelTable::parse(&json)?;
+                for element in listed.sets.get(&set).map(|s| s.elements.as_slice()).unwrap_or_default() {
+                    let value = portcullis_core::model::net_to_string(&element.net);
+                    if wanted.iter().any(|w| ***w == value) {
+                        alias.entries.push(entry(element, &self.texts, now)?);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a plan of single-address entries as one netlink transaction; `None` when the plan needs the `nft`
+    /// path (the table or its write generation is missing, or the plan turned out to change more than elements).
+    pub(crate) async fn apply_touched(&self, plan: &ChangePlan) -> Result<Option<Applied>, BackendError> {
+        let read = StateRead::touched_by(plan);
+        let Some(TouchedState { state: current, generation: Some(generation) }) =
+            self.read_touched(&read.entries).await?
+        else {
+            return Ok(None);
+        };
+        let now = Utc::now();
+        let outcome = simulate(&current, plan, now)?;
+        if !outcome.new_aliases.is_empty() || !outcome.deleted_aliases.is_empty() || !outcome.interfaces.is_empty() {
+            return Ok(None);
+        }
+        let layout = self.layout();
+        let mut builder = BatchBuilder::new(&layout, &self.texts);
+        builder.elements(&current, &outcome.put, &outcome.removed, now)?;
+        let Some(elements) = builder.finish().host_element_changes() else { return Ok(None) };
+        let next = next_generation(Some(generation));
+        let swap = |delete: bool, mark: u32| ElementChange {
+            set: GENERATION_SET.to_string(),
+            delete,
+            elements: vec![NewElement { key: mark_key(mark), timeout_ms: None, comment: None }],
+        };
+        let mut changes = vec![swap(true, generation), swap(false, next)];
+        changes.extend(elements);
+        let netlink = self.netlink();
+        let table = self.settings.table.clone();
+        let committed = tokio::task::spawn_blocking(move || netlink.commit(&table, &changes))
+            .await
+            .map_err(|e| BackendError::new(ErrorCode::InternalError, format!("the netlink write failed: {e}")))?;
+        match committed {
+            Ok(()) => Ok(Some(outcome.applied)),
+            // The generation read a moment ago is gone: another writer committed in between.
+            Err(e @ NetlinkError::Refused { index: 0, .. }) if e.is_missing() => {
+                Err(BackendError::new(ErrorCode::Conflict, format!("the table changed during the write ({e})"))
+                    .with_hint("another Portcullis process wrote to this firewall at the same time; plan again"))
+            }
+            Err(e @ NetlinkError::Refused { .. }) => {
+                Err(BackendError::new(ErrorCode::ApplyFailed, format!("netlink batch (apply): {e}")))
+            }
+            Err(e) => Err(netlink_failure("netlink batch (apply)", e)),
+        }
+    }
+}
+
+fn read_raw(
+    netlink: &Netlink,
+    table: &str,
+    wanted: &BTreeMap<String, BTreeSet<String>>,
+) -> Result<RawRead, NetlinkError> {
+    let alias_comments = netlink.rule_comments(table, ALIASES_CHAIN)?.into_iter().map(|(_, c)| c).collect();
+    let generation = netlink
+        .dump_elements(table, GENERATION_SET)?
+        .first()
+        .and_then(|e| <[u8; 4]>::try_from(e.key.as_slice()).ok())
+        .map(u32::from_ne_bytes);
+    let mut hosts = Vec::new();
+    for (alias, values) in wanted {
+        for part in [SetPart::Hosts4, SetPart::Hosts6] {
+            let keys: Vec<Vec<u8>> = values
+                .iter()
+                .filter_map(|v| host_address(v))
+                .filter(|a| SetPart::of(&IpNet::from(*a)) == part)
+                .map(address_key)
+                .collect();
+            if keys.is_empty() {
+                continue;
+            }
+            match netlink.lookup(table, &set_name(alias, part), &keys) {
+                Ok(found) => hosts.extend(found.into_iter().flatten().map(|e| (alias.clone(), e))),
+                // An alias the plan names may not exist (the plan then fails its check, as on a listing).
+                Err(e) if e.is_missing() => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(RawRead { alias_comments, generation, hosts })
+}
