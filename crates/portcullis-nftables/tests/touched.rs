@@ -185,3 +185,37 @@ async fn the_kernel_generation_advances_once_per_transaction_and_lookups_see_han
     let missing = netlink.lookup("portcullis", "NO_SUCH_SET", &keys).expect_err("no such set");
     assert!(missing.is_missing(), "{missing}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bulk_change_of_thousands_of_addresses_goes_over_netlink_whole() {
+    let net = Topology::new();
+    let fw = net.firewall();
+    change(&fw, block("192.0.2.10", TimeDelta::hours(5))).await;
+    let at = now();
+    let after: Vec<portcullis_core::model::AliasEntry> = (0..20_000u32)
+        .map(|i| portcullis_core::model::AliasEntry {
+            value: format!("10.{}.{}.{}", 100 + (i >> 16), (i >> 8) & 0xff, i & 0xff),
+            detail: "threat feed".into(),
+            expires_at: Some(at + TimeDelta::hours(24)),
+            created_at: Some(at),
+        })
+        .collect();
+    let p = plan::ChangePlan {
+        summary: "bulk".into(),
+        operations: vec![plan::Operation::PutAliasEntries {
+            alias: plan::BLOCK_ALIAS.into(),
+            before: Vec::new(),
+            after: after.clone(),
+        }],
+        warnings: Vec::new(),
+        facts: Default::default(),
+    };
+    let applied = fw.apply(&p).await.expect("apply");
+    assert_eq!(fw.netlink_batches(), 1);
+    let state = fw.snapshot().await.expect("listing");
+    let held = state.alias(plan::BLOCK_ALIAS).expect("list");
+    let wanted = &after[12];
+    let found = held.entries.iter().find(|e| e.value == wanted.value);
+    assert_eq!(found, Some(wanted), "{} entries held", held.entries.len());
+    plan::verify(&p, &applied, &state).expect("verified on nft's listing");
+}
