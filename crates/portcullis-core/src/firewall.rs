@@ -199,6 +199,12 @@ pub trait Firewall: Send + Sync {
         false
     }
 
+    /// Whether [`Firewall::state`] answers [`StateRead::entries_with`] with only those entries, looked up: then a
+    /// change of single addresses is planned against them, not against lists of a million entries.
+    fn plans_on_looked_up_entries(&self) -> bool {
+        false
+    }
+
     /// Applies every operation of the plan, or none of them.
     async fn apply(&self, plan: &ChangePlan) -> Result<Applied, BackendError>;
 

@@ -26,6 +26,10 @@ pub struct StateRead {
     /// that reads whole aliases needs nothing else; one that can look entries up one by one (nftables, where a
     /// list holds a million addresses) may read only these, and the alias' definition.
     pub entries: BTreeMap<String, BTreeSet<String>>,
+    /// Of every alias, only the entries with these values (with every rule, every alias' definition and the
+    /// interfaces): what a block, unblock, grant or revoke of those addresses is planned against on a backend that
+    /// looks entries up ([`crate::firewall::Firewall::plans_on_looked_up_entries`]). `None`: every entry.
+    pub values: Option<BTreeSet<String>>,
 }
 
 impl StateRead {
@@ -37,6 +41,12 @@ impl StateRead {
     /// Nothing now: what was read recently is good enough (a log query, which only names interfaces and rules).
     pub fn recent() -> Self {
         StateRead::default()
+    }
+
+    /// Every rule and interface, and of the aliases only the entries with `values`: what a change of those
+    /// entries needs.
+    pub fn entries_with(values: impl IntoIterator<Item = String>) -> Self {
+        StateRead { all_rules: true, values: Some(values.into_iter().collect()), ..Default::default() }
     }
 
     /// The rules now (a rules read).

@@ -79,6 +79,10 @@ pub struct NftablesFirewall {
     skeleton_written: std::sync::atomic::AtomicBool,
     /// Changes applied over netlink since start (shown in status; tests check which path a change took).
     netlink_batches: std::sync::atomic::AtomicU64,
+    /// Whole listings of the table since start (a change of single entries makes none).
+    whole_reads: std::sync::atomic::AtomicU64,
+    /// The rules of the last whole read, while the kernel's generation vouches for them ([`touched`]).
+    recent_rules: std::sync::Mutex<Option<touched::RecentRules>>,
 }
 
 /// What the kernel holds now, in both forms.
@@ -120,11 +124,18 @@ impl NftablesFirewall {
             host: portcullis_host::HostProbe::default(),
             skeleton_written: std::sync::atomic::AtomicBool::new(false),
             netlink_batches: std::sync::atomic::AtomicU64::new(0),
+            recent_rules: std::sync::Mutex::new(None),
+            whole_reads: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     pub fn settings(&self) -> &NftablesSettings {
         &self.settings
+    }
+
+    /// How many times this process listed the whole table (`nft -j list table`).
+    pub fn whole_reads(&self) -> u64 {
+        self.whole_reads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// How many changes this process applied as one netlink transaction of set elements, not through `nft`.
@@ -160,12 +171,16 @@ impl NftablesFirewall {
     /// change carries 100,000 entries).
     pub async fn read_table(&self) -> Result<Current, BackendError> {
         let now = Utc::now();
+        let generation_before = self.kernel_generation().await.ok();
+        self.whole_reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let json = self.list_table_json().await?;
+        let generation_after = self.kernel_generation().await.ok();
         let kernel = match &json {
             Some(json) => KernelTable::parse(json)?,
             None => KernelTable::default(),
         };
         let (rules, hits) = self.rules_and_hits(&kernel)?;
+        self.remember_rules(generation_before, generation_after, &rules);
         let state = RuleSet { interfaces: Vec::new(), rules, aliases: aliases(&kernel, &self.texts, now)? };
         Ok(Current { exists: json.is_some(), kernel, state, hits })
     }
@@ -359,17 +374,26 @@ impl Firewall for NftablesFirewall {
     /// A read of entries alone (a change's read-back) looks them up; anything else is a snapshot.
     async fn state(&self, read: &StateRead) -> Result<RuleSet, BackendError> {
         if read.only_entries()
-            && let Some(touched) = self.read_touched(&read.entries).await?
+            && let Some(touched) = self.read_touched(touched::Wanted::ByAlias(read.entries.clone())).await?
         {
             return Ok(touched.state);
         }
+        if let Some(values) = &read.values
+            && let Some(state) = self.planning_state(values).await?
+        {
+            return Ok(state);
+        }
         self.snapshot().await
+    }
+
+    fn plans_on_looked_up_entries(&self) -> bool {
+        true
     }
 
     /// Looked up one by one, not listed: the reconciler checks its expiries this way.
     async fn alias_entries(&self, alias: &str, values: &[String]) -> Result<Option<Vec<AliasEntry>>, BackendError> {
         let wanted = BTreeMap::from([(alias.to_string(), values.iter().cloned().collect::<BTreeSet<String>>())]);
-        let Some(touched) = self.read_touched(&wanted).await? else { return Ok(None) };
+        let Some(touched) = self.read_touched(touched::Wanted::ByAlias(wanted)).await? else { return Ok(None) };
         Ok(touched.state.alias(alias).map(|a| a.entries_among(values)))
     }
 
@@ -377,7 +401,7 @@ impl Firewall for NftablesFirewall {
         let _writer = self.writer.lock().await;
         if self.skeleton_written.load(std::sync::atomic::Ordering::Acquire)
             && touched::host_entries_only(plan)
-            && let Some(applied) = self.apply_touched(plan).await?
+            && let Some(applied) = self.apply_touched(plan, touched::Commit::Yes).await?
         {
             self.netlink_batches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::info!(target = %self.name, operations = plan.operations.len(), "applied one netlink batch");
@@ -385,6 +409,7 @@ impl Firewall for NftablesFirewall {
         }
         let current = self.read_table().await?;
         let (batch, applied) = self.batch(&current, plan, Utc::now())?;
+        self.forget_rules();
         if let Err(e) = self.run_batch(&batch, false).await {
             // Another process wrote to the table since it was read: its generation number is gone.
             let now = self.list_table_json().await.ok().flatten().and_then(|j| KernelTable::parse(&j).ok());
@@ -403,8 +428,15 @@ impl Firewall for NftablesFirewall {
         Ok(applied)
     }
 
-    /// `nft -c`: the kernel checks the whole batch without committing it.
+    /// `nft -c`, or for a change of single entries the same netlink batch without its end: either way the kernel
+    /// checks the whole batch without committing it.
     async fn check(&self, plan: &ChangePlan) -> Result<(), BackendError> {
+        if self.skeleton_written.load(std::sync::atomic::Ordering::Acquire)
+            && touched::host_entries_only(plan)
+            && self.apply_touched(plan, touched::Commit::No).await?.is_some()
+        {
+            return Ok(());
+        }
         let current = self.read_table().await?;
         let (batch, _) = self.batch(&current, plan, Utc::now())?;
         self.run_batch(&batch, true).await

@@ -285,6 +285,16 @@ impl Netlink {
     /// Commits `changes` to sets of `table` as one transaction: every change or none. A refused change is
     /// [`NetlinkError::Refused`] with its index in `changes`.
     pub fn commit(&self, table: &str, changes: &[ElementChange]) -> Result<(), NetlinkError> {
+        self.batch(table, changes, true)
+    }
+
+    /// Has the kernel check `changes` as [`Netlink::commit`] would make them, and commit nothing: the batch is sent
+    /// without its end, so the kernel validates every message and then aborts the transaction.
+    pub fn check(&self, table: &str, changes: &[ElementChange]) -> Result<(), NetlinkError> {
+        self.batch(table, changes, false)
+    }
+
+    fn batch(&self, table: &str, changes: &[ElementChange], commit: bool) -> Result<(), NetlinkError> {
         let mut conn = Connection::open(self.netns.as_deref())?;
         let mut batch = Message::new(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 0, NFNL_SUBSYS_NFTABLES).framing();
         batch.finish();
@@ -309,10 +319,12 @@ impl Netlink {
                 owner.push(index);
             }
         }
-        let mut end =
-            Message::new(NFNL_MSG_BATCH_END, NLM_F_REQUEST, seq_of(owner.len()), NFNL_SUBSYS_NFTABLES).framing();
-        end.finish();
-        out.extend_from_slice(&end.buf);
+        if commit {
+            let mut end =
+                Message::new(NFNL_MSG_BATCH_END, NLM_F_REQUEST, seq_of(owner.len()), NFNL_SUBSYS_NFTABLES).framing();
+            end.finish();
+            out.extend_from_slice(&end.buf);
+        }
         conn.allow_sending(out.len())?;
         conn.send(&out)?;
         let mut acked = 0;

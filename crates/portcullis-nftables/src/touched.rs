@@ -41,6 +41,41 @@ pub(crate) struct TouchedState {
     pub generation: Option<u32>,
 }
 
+/// Whether a batch is committed or only checked by the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Commit {
+    Yes,
+    No,
+}
+
+/// Which entries a read looks up.
+#[derive(Clone)]
+pub(crate) enum Wanted {
+    /// These values of these aliases (a change's read-back, an expiry check).
+    ByAlias(BTreeMap<String, BTreeSet<String>>),
+    /// These values, in every alias (what a change of those addresses is planned against).
+    Everywhere(BTreeSet<String>),
+}
+
+impl Wanted {
+    /// The values wanted of each alias, given the names of every alias.
+    fn by_alias(&self, names: &[String]) -> BTreeMap<String, BTreeSet<String>> {
+        match self {
+            Wanted::ByAlias(map) => map.clone(),
+            Wanted::Everywhere(values) => names.iter().map(|n| (n.clone(), values.clone())).collect(),
+        }
+    }
+}
+
+/// The rules of the last whole read, with the kernel's ruleset generation they were read at. Every committed
+/// transaction in the namespace advances that generation by one, so while it is unchanged (or advanced only by
+/// this backend's own element batches) the rules are still what the kernel holds: a change of entries is planned
+/// against them without listing the table.
+pub(crate) struct RecentRules {
+    pub generation: u32,
+    pub rules: Vec<portcullis_core::model::Rule>,
+}
+
 /// The raw answers of the netlink reads, before comments are resolved.
 struct RawRead {
     alias_comments: Vec<Option<String>>,
@@ -81,17 +116,74 @@ impl NftablesFirewall {
         Netlink::new(self.settings.runner.netns.clone())
     }
 
+    /// The kernel's ruleset generation in the target's namespace.
+    pub(crate) async fn kernel_generation(&self) -> Result<u32, BackendError> {
+        let netlink = self.netlink();
+        tokio::task::spawn_blocking(move || netlink.generation())
+            .await
+            .map_err(|e| BackendError::new(ErrorCode::InternalError, format!("the netlink read failed: {e}")))?
+            .map_err(|e| netlink_failure("reading the ruleset generation", e))
+    }
+
+    fn recent_rules(&self) -> std::sync::MutexGuard<'_, Option<RecentRules>> {
+        self.recent_rules.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps the rules of a whole read that no transaction overlapped (the generation the same before and after).
+    pub(crate) fn remember_rules(
+        &self,
+        before: Option<u32>,
+        after: Option<u32>,
+        rules: &[portcullis_core::model::Rule],
+    ) {
+        *self.recent_rules() = match (before, after) {
+            (Some(b), Some(a)) if a == b => Some(RecentRules { generation: a, rules: rules.to_vec() }),
+            _ => None,
+        };
+    }
+
+    /// After a batch of elements alone: the remembered rules stay true if the batch was the only transaction
+    /// since (`after` is `before` + 1).
+    fn advance_rules(&self, before: Option<u32>, after: Option<u32>) {
+        let mut recent = self.recent_rules();
+        let ours = matches!((before, after), (Some(b), Some(a)) if a == b.wrapping_add(1));
+        match recent.as_mut() {
+            Some(r) if ours && Some(r.generation) == before => r.generation = after.unwrap_or(r.generation),
+            _ => *recent = None,
+        }
+    }
+
+    /// Forgets the remembered rules (after a batch through `nft`, which may change them).
+    pub(crate) fn forget_rules(&self) {
+        *self.recent_rules() = None;
+    }
+
+    /// What a change of single entries is planned against: every rule (remembered while the kernel's generation
+    /// says nothing else committed, or read whole), the interfaces, every alias' definition, and of the entries
+    /// only those with `values`. `None` when the table does not exist yet (the first change reads it whole).
+    pub(crate) async fn planning_state(&self, values: &BTreeSet<String>) -> Result<Option<RuleSet>, BackendError> {
+        let generation = self.kernel_generation().await.ok();
+        let remembered = {
+            let recent = self.recent_rules();
+            recent.as_ref().filter(|r| Some(r.generation) == generation).map(|r| r.rules.clone())
+        };
+        let rules = match remembered {
+            Some(rules) => rules,
+            None => self.read_table().await?.state.rules,
+        };
+        let Some(touched) = self.read_touched(Wanted::Everywhere(values.clone())).await? else { return Ok(None) };
+        let interfaces = self.interfaces().await?;
+        Ok(Some(RuleSet { interfaces, rules, aliases: touched.state.aliases }))
+    }
+
     /// The aliases' definitions and, of the aliases in `entries`, the entries with those values; `None` when the
     /// table (or its `aliases` chain) does not exist.
-    pub(crate) async fn read_touched(
-        &self,
-        entries: &BTreeMap<String, BTreeSet<String>>,
-    ) -> Result<Option<TouchedState>, BackendError> {
+    pub(crate) async fn read_touched(&self, wanted: Wanted) -> Result<Option<TouchedState>, BackendError> {
         let now = Utc::now();
         let netlink = self.netlink();
         let table = self.settings.table.clone();
-        let wanted = entries.clone();
-        let raw = tokio::task::spawn_blocking(move || read_raw(&netlink, &table, &wanted))
+        let asked = wanted.clone();
+        let raw = tokio::task::spawn_blocking(move || read_raw(&netlink, &table, &asked))
             .await
             .map_err(|e| BackendError::new(ErrorCode::InternalError, format!("the netlink read failed: {e}")))?;
         let raw = match raw {
@@ -119,7 +211,8 @@ impl NftablesFirewall {
                 a.entries.push(entry(&listed, &self.texts, now)?);
             }
         }
-        self.add_touched_networks(&mut aliases, entries, now).await?;
+        let names: Vec<String> = aliases.keys().cloned().collect();
+        self.add_touched_networks(&mut aliases, &wanted.by_alias(&names), now).await?;
         let state = RuleSet { interfaces: Vec::new(), rules: Vec::new(), aliases: aliases.into_values().collect() };
         Ok(Some(TouchedState { state, generation: raw.generation }))
     }
@@ -156,12 +249,18 @@ impl NftablesFirewall {
         Ok(())
     }
 
-    /// Applies a plan of single-address entries as one netlink transaction; `None` when the plan needs the `nft`
-    /// path (the table or its write generation is missing, or the plan turned out to change more than elements).
-    pub(crate) async fn apply_touched(&self, plan: &ChangePlan) -> Result<Option<Applied>, BackendError> {
+    /// Applies (or with [`Commit::No`] has the kernel check) a plan of single-address entries as one netlink
+    /// transaction; `None` when the plan needs the `nft` path (the table or its write generation is missing, or the
+    /// plan turned out to change more than elements).
+    pub(crate) async fn apply_touched(
+        &self,
+        plan: &ChangePlan,
+        commit: Commit,
+    ) -> Result<Option<Applied>, BackendError> {
         let read = StateRead::touched_by(plan);
+        let generation_before = self.kernel_generation().await.ok();
         let Some(TouchedState { state: current, generation: Some(generation) }) =
-            self.read_touched(&read.entries).await?
+            self.read_touched(Wanted::ByAlias(read.entries.clone())).await?
         else {
             return Ok(None);
         };
@@ -184,9 +283,15 @@ impl NftablesFirewall {
         changes.extend(elements);
         let netlink = self.netlink();
         let table = self.settings.table.clone();
-        let committed = tokio::task::spawn_blocking(move || netlink.commit(&table, &changes))
-            .await
-            .map_err(|e| BackendError::new(ErrorCode::InternalError, format!("the netlink write failed: {e}")))?;
+        let committed = tokio::task::spawn_blocking(move || match commit {
+            Commit::Yes => netlink.commit(&table, &changes),
+            Commit::No => netlink.check(&table, &changes),
+        })
+        .await
+        .map_err(|e| BackendError::new(ErrorCode::InternalError, format!("the netlink write failed: {e}")))?;
+        if committed.is_ok() && commit == Commit::Yes {
+            self.advance_rules(generation_before, self.kernel_generation().await.ok());
+        }
         match committed {
             Ok(()) => Ok(Some(outcome.applied)),
             // The generation read a moment ago is gone: another writer committed in between.
@@ -202,19 +307,24 @@ impl NftablesFirewall {
     }
 }
 
-fn read_raw(
-    netlink: &Netlink,
-    table: &str,
-    wanted: &BTreeMap<String, BTreeSet<String>>,
-) -> Result<RawRead, NetlinkError> {
-    let alias_comments = netlink.rule_comments(table, ALIASES_CHAIN)?.into_iter().map(|(_, c)| c).collect();
+fn read_raw(netlink: &Netlink, table: &str, wanted: &Wanted) -> Result<RawRead, NetlinkError> {
+    let alias_comments: Vec<Option<String>> =
+        netlink.rule_comments(table, ALIASES_CHAIN)?.into_iter().map(|(_, c)| c).collect();
+    // The head of a comment (before `|`) is always inline; the description may be in the store.
+    let names: Vec<String> = alias_comments
+        .iter()
+        .flatten()
+        .filter_map(|c| SetMeta::parse(c.split_once('|').map_or(c.as_str(), |(head, _)| head.trim_end())))
+        .map(|meta| meta.name)
+        .collect();
+    let wanted = wanted.by_alias(&names);
     let generation = netlink
         .dump_elements(table, GENERATION_SET)?
         .first()
         .and_then(|e| <[u8; 4]>::try_from(e.key.as_slice()).ok())
         .map(u32::from_ne_bytes);
     let mut hosts = Vec::new();
-    for (alias, values) in wanted {
+    for (alias, values) in &wanted {
         for part in [SetPart::Hosts4, SetPart::Hosts6] {
             let keys: Vec<Vec<u8>> = values
                 .iter()

@@ -9,7 +9,7 @@ use portcullis_core::firewall::{ErrorCode, Firewall};
 use portcullis_core::freshness::StateRead;
 use portcullis_core::model::{AddressMatch, PortMatch, Protocol};
 use portcullis_core::plan::{self, GrantRule, Intent};
-use portcullis_nftables::netlink::{Netlink, address_key};
+use portcullis_nftables::netlink::{ElementChange, Netlink, NetlinkError, NewElement, address_key};
 
 fn now() -> chrono::DateTime<Utc> {
     Utc::now().trunc_subsecs(3)
@@ -184,6 +184,21 @@ async fn the_kernel_generation_advances_once_per_transaction_and_lookups_see_han
     assert!(found[1].is_none());
     let missing = netlink.lookup("portcullis", "NO_SUCH_SET", &keys).expect_err("no such set");
     assert!(missing.is_missing(), "{missing}");
+
+    // A checked batch is validated message by message: the second change names a set that does not exist.
+    let add = |set: &str| ElementChange {
+        set: set.into(),
+        delete: false,
+        elements: vec![NewElement { key: keys[1].clone(), timeout_ms: Some(60_000), comment: None }],
+    };
+    let g1 = netlink.generation().expect("generation");
+    let refused = netlink.check("portcullis", &[add("PORTCULLIS_BLOCK_h4"), add("NO_SUCH_SET")]).expect_err("refused");
+    assert!(matches!(refused, NetlinkError::Refused { index: 1, .. }), "{refused}");
+    netlink.check("portcullis", &[add("PORTCULLIS_BLOCK_h4")]).expect("a valid batch passes the check");
+    assert!(netlink.lookup("portcullis", "PORTCULLIS_BLOCK_h4", &keys[1..]).expect("lookup")[0].is_none());
+    netlink.commit("portcullis", &[add("PORTCULLIS_BLOCK_h4")]).expect("commit");
+    assert!(netlink.lookup("portcullis", "PORTCULLIS_BLOCK_h4", &keys[1..]).expect("lookup")[0].is_some());
+    assert_eq!(netlink.generation().expect("generation"), g1.wrapping_add(1), "the checks committed nothing");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -218,4 +233,21 @@ async fn a_bulk_change_of_thousands_of_addresses_goes_over_netlink_whole() {
     let found = held.entries.iter().find(|e| e.value == wanted.value);
     assert_eq!(found, Some(wanted), "{} entries held", held.entries.len());
     plan::verify(&p, &applied, &state).expect("verified on nft's listing");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_netlink_check_has_the_kernel_validate_the_batch_and_commits_nothing() {
+    let net = Topology::new();
+    let fw = net.firewall();
+    change(&fw, block("192.0.2.10", TimeDelta::hours(5))).await;
+    let netlink = Netlink::new(Some(net.router.clone()));
+    let before = netlink.generation().expect("generation");
+    let listing = normalised(net.list_table());
+    let p = plan::plan(&fw.snapshot().await.expect("snapshot"), &block(CLIENT_A, TimeDelta::hours(1)), now())
+        .expect("plan");
+    fw.check(&p).await.expect("the kernel accepts the batch");
+    assert_eq!(netlink.generation().expect("generation"), before, "no transaction was committed");
+    assert_eq!(normalised(net.list_table()), listing, "nothing changed");
+    assert_eq!(fw.netlink_batches(), 0, "a check is not a change");
+    assert!(net.tcp(CLIENT_A, 8080));
 }

@@ -197,6 +197,17 @@ impl ToolService {
         trace: &mut Trace,
     ) -> Result<(RuleSet, Vetted), CallError> {
         let firewall = inside.target.firewall.as_ref();
+        if firewall.plans_on_looked_up_entries()
+            && let Some(values) = call.planned.intent.entry_values()
+        {
+            let state = firewall.state(&StateRead::entries_with(self.with_flow_hosts(values))).await?;
+            match self.vet(call, &state, now, trace) {
+                // A refusal is given on a whole read only: entries that were not looked up (a grant that keeps a
+                // management host in) may change the verdict.
+                Err(e) if e.code == ErrorCode::LockoutPrevented => {}
+                vetted => return Ok((state, vetted?)),
+            }
+        }
         if firewall.keeps_recent_state() {
             let mut state = firewall.state(&StateRead::recent()).await?;
             for _ in 0..2 {
@@ -213,6 +224,16 @@ impl ToolService {
         let state = inside.fresh_state().await?;
         let vetted = self.vet(call, &state, now, trace)?;
         Ok((state, vetted))
+    }
+
+    /// `values` and the single addresses of the management hosts and flows: the entries lockout prevention needs
+    /// beside those a change touches.
+    fn with_flow_hosts(&self, mut values: Vec<String>) -> Vec<String> {
+        let settings = &self.guard.settings;
+        let hosts = settings.management_hosts.iter().filter(|h| h.prefix_len() == h.max_prefix_len());
+        values.extend(hosts.map(|h| h.addr().to_string()));
+        values.extend(settings.management_flows.iter().map(|f| f.source.to_string()));
+        values
     }
 
     /// Plans the call against fresh state and runs the guards that judge a plan: argument policy, lockout

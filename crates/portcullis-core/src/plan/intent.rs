@@ -57,6 +57,22 @@ impl From<IpNet> for Addresses {
     }
 }
 
+impl Intent {
+    /// The entry values a block, unblock, grant or revoke is about (`192.0.2.7`, `10.0.0.0/8`): all it needs of
+    /// the lists' entries is theirs. `None` for every other intent.
+    pub fn entry_values(&self) -> Option<Vec<String>> {
+        match self {
+            Intent::Block { addresses, .. }
+            | Intent::Unblock { addresses, .. }
+            | Intent::Grant { addresses, .. }
+            | Intent::Revoke { addresses, .. } => {
+                Some(addresses.nets().iter().map(crate::model::net_to_string).collect())
+            }
+            _ => None,
+        }
+    }
+}
+
 /// A new rule as asked for, already parsed but not yet checked against the firewall's state.
 #[derive(Debug, Clone)]
 pub struct RuleDraft {

@@ -1,0 +1,76 @@
+//! Blocks and unblocks of single addresses through `ToolService::call` on a real nftables router: after the
+//! first change they are planned against looked-up entries and remembered rules, applied over netlink, and never
+//! list the table; the kernel enforces them, and lockout prevention still refuses a block of a management host.
+
+#[path = "../../portcullis-nftables/tests/common/mod.rs"]
+mod nft;
+
+use std::sync::Arc;
+
+use nft::{CLIENT_A, CLIENT_B, Topology};
+use portcullis_core::firewall::ErrorCode;
+use portcullis_guard::{Auditor, CallContext, Guard, GuardSettings, Principal, RateQuotas, Transport};
+use portcullis_nftables::NftablesFirewall;
+use portcullis_store::Store;
+use portcullis_tools::{Target, ToolService};
+use serde_json::json;
+
+fn admin() -> CallContext {
+    CallContext::new(Principal { name: "root".into(), role: "admin".into() }, Transport::Cli, None)
+}
+
+fn service(net: &Topology, management: &str) -> (ToolService, Arc<NftablesFirewall>) {
+    let store = Arc::new(Store::open_in_memory().expect("store"));
+    let fw = Arc::new(NftablesFirewall::new("router", net.settings(), store.clone()));
+    let settings = GuardSettings {
+        rates: RateQuotas { default: 10_000, sensitive: 10_000, admin: 10_000 },
+        management_hosts: vec![management.parse().expect("host")],
+        ..GuardSettings::default()
+    };
+    let guard = Guard::new(settings, Auditor::new(store, None).expect("auditor")).expect("guard");
+    let svc = ToolService::new(guard, vec![Target::new("router", fw.clone())]).expect("service");
+    (svc, fw)
+}
+
+async fn block(svc: &ToolService, ip: &str) -> Result<serde_json::Value, portcullis_tools::CallError> {
+    svc.call(&admin(), "block_ip_address", json!({"ip_address": ip, "duration": "1h", "reason": "scan"})).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn single_address_changes_never_list_the_table_and_still_hold() {
+    let net = Topology::new();
+    let (svc, fw) = service(&net, "10.77.1.9/32");
+    let first = block(&svc, "192.0.2.44").await.expect("first block");
+    assert_eq!(first["verified"], true, "{first}");
+    let reads = fw.whole_reads();
+
+    let second = block(&svc, CLIENT_B).await.expect("block");
+    assert_eq!(second["verified"], true, "{second}");
+    assert!(!net.tcp(CLIENT_B, 8080) && net.tcp(CLIENT_A, 8080), "the kernel drops the blocked source only");
+    let unblocked = svc.call(&admin(), "unblock_ip_address", json!({"ip_address": CLIENT_B})).await.expect("unblock");
+    assert_eq!(unblocked["verified"], true, "{unblocked}");
+    assert!(net.tcp(CLIENT_B, 8080), "unblocked");
+    assert_eq!(fw.whole_reads(), reads, "no change of single addresses listed the table");
+    assert_eq!(fw.netlink_batches(), 2);
+
+    // A hand edit is a transaction the backend did not make: the next change reads the table whole once.
+    net.nft(&["add", "rule", "inet", "portcullis", "aliases", "counter"]);
+    net.nft(&["flush", "chain", "inet", "portcullis", "aliases"]);
+    let refused = block(&svc, "192.0.2.45").await.expect_err("the aliases' descriptions are gone");
+    assert_ne!(refused.code, ErrorCode::InternalError, "{refused:?}");
+    assert!(fw.whole_reads() > reads, "the hand edit made the remembered rules stale");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_block_of_a_management_host_is_refused_on_a_whole_read() {
+    let net = Topology::new();
+    let (svc, fw) = service(&net, &format!("{CLIENT_A}/32"));
+    block(&svc, "192.0.2.44").await.expect("first block");
+    let reads = fw.whole_reads();
+    let refused = block(&svc, CLIENT_A).await.expect_err("lockout");
+    assert_eq!(refused.code, ErrorCode::LockoutPrevented, "{refused:?}");
+    assert_eq!(fw.whole_reads(), reads + 1, "the refusal was confirmed on the whole table");
+    assert!(net.tcp(CLIENT_A, 8080), "nothing changed");
+    let blocks = svc.call(&admin(), "list_blocks", json!({})).await.expect("list");
+    assert!(!blocks.to_string().contains(CLIENT_A), "{blocks}");
+}
