@@ -58,6 +58,8 @@ impl StateRead {
     /// creates or moves a rule needs every rule (positions and the ids the firewall gives).
     pub fn touched_by(plan: &ChangePlan) -> Self {
         let mut read = StateRead::default();
+        // Aliases the plan creates or deletes are read whole, whatever entries it also puts into them.
+        let mut whole = BTreeSet::new();
         for op in &plan.operations {
             match op {
                 Operation::CreateRule { .. } | Operation::UpdateRule { position: Some(_), .. } => {
@@ -68,6 +70,7 @@ impl StateRead {
                 }
                 Operation::CreateAlias { after } | Operation::DeleteAlias { before: after } => {
                     read.aliases.insert(after.name.clone());
+                    whole.insert(after.name.clone());
                 }
                 Operation::PutAliasEntries { alias, before, after } => {
                     read.aliases.insert(alias.clone());
@@ -80,6 +83,7 @@ impl StateRead {
                 }
             }
         }
+        read.entries.retain(|alias, _| !whole.contains(alias));
         read
     }
 
@@ -139,12 +143,16 @@ mod tests {
         let first = plan(&start, &intent, now).unwrap();
         let touched = StateRead::touched_by(&first);
         assert!(touched.all_rules, "the first block creates its rule: {touched:?}");
+        assert!(!touched.only_entries() && touched.entries.is_empty(), "its list is created, so read whole");
 
         let state = carry_out(&start, &first, Ids::Tracker(now), Entries::Apply).unwrap().state;
         let again = plan(&state, &intent, now).unwrap();
         let touched = StateRead::touched_by(&again);
         assert!(!touched.all_rules && touched.rules.is_empty(), "{touched:?}");
         assert_eq!(touched.aliases.len(), 1, "{touched:?}");
+        assert!(touched.only_entries(), "a later block touches one entry of its list: {touched:?}");
+        let values: Vec<&String> = touched.entries.values().flatten().collect();
+        assert_eq!(values, ["198.51.100.7"]);
     }
 
     #[test]

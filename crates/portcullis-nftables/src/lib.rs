@@ -180,7 +180,7 @@ impl NftablesFirewall {
             None => KernelTable::default(),
         };
         let (rules, hits) = self.rules_and_hits(&kernel)?;
-        self.remember_rules(generation_before, generation_after, &rules);
+        self.remember_rules(generation_before, generation_after, &rules).await;
         let state = RuleSet { interfaces: Vec::new(), rules, aliases: aliases(&kernel, &self.texts, now)? };
         Ok(Current { exists: json.is_some(), kernel, state, hits })
     }

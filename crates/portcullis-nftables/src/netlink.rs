@@ -28,6 +28,7 @@ use std::time::Duration;
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketType, netlink, sockopt};
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFT_MSG_GETCHAIN: u16 = 4;
 const NFT_MSG_GETRULE: u16 = 7;
 const NFT_MSG_GETSET: u16 = 10;
 const NFT_MSG_NEWSETELEM: u16 = 12;
@@ -61,7 +62,12 @@ const NFTA_SET_NAME: u16 = 2;
 const NFTA_RULE_TABLE: u16 = 1;
 const NFTA_RULE_CHAIN: u16 = 2;
 const NFTA_RULE_HANDLE: u16 = 3;
+const NFTA_RULE_EXPRESSIONS: u16 = 4;
 const NFTA_RULE_USERDATA: u16 = 7;
+const NFTA_CHAIN_TABLE: u16 = 1;
+const NFTA_CHAIN_COUNTERS: u16 = 8;
+const NFTA_EXPR_NAME: u16 = 1;
+const NFTA_EXPR_DATA: u16 = 2;
 /// libnftnl's `NFTNL_UDATA_SET_ELEM_COMMENT` and `NFTNL_UDATA_RULE_COMMENT`.
 const UDATA_COMMENT: u8 = 0;
 
@@ -282,6 +288,35 @@ impl Netlink {
         Ok(rules)
     }
 
+    /// A digest of `table`'s chains and rules as the kernel holds them, without their counters: equal digests
+    /// mean the same chains with the same rules in the same order (a rule written again gets a new handle). One
+    /// dump of each, which costs the number of rules, not of set elements.
+    pub fn rules_digest(&self, table: &str) -> Result<[u8; 32], NetlinkError> {
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        let mut conn = Connection::open(self.netns.as_deref())?;
+        for (kind, table_attr) in [(NFT_MSG_GETCHAIN, NFTA_CHAIN_TABLE), (NFT_MSG_GETRULE, NFTA_RULE_TABLE)] {
+            let mut msg = Message::new(kind, NLM_F_REQUEST | NLM_F_DUMP, 1, 0);
+            msg.string(table_attr, table);
+            msg.finish();
+            conn.send(&msg.buf)?;
+            conn.receive(|reply| match reply {
+                Reply::Data { payload, .. } => {
+                    let mine =
+                        attributes(payload).any(|(t, v)| t == table_attr && c_string(v).as_deref() == Some(table));
+                    if mine {
+                        hash_object(&mut hasher, kind, payload);
+                    }
+                    Ok(Flow::More)
+                }
+                Reply::Done => Ok(Flow::Stop),
+                Reply::Error { errno: 0, .. } => Ok(Flow::More),
+                Reply::Error { errno, .. } => Err(NetlinkError::Refused { index: 0, errno }),
+            })?;
+        }
+        Ok(hasher.finalize().into())
+    }
+
     /// Commits `changes` to sets of `table` as one transaction: every change or none. A refused change is
     /// [`NetlinkError::Refused`] with its index in `changes`.
     pub fn commit(&self, table: &str, changes: &[ElementChange]) -> Result<(), NetlinkError> {
@@ -340,6 +375,34 @@ impl Netlink {
             Ok(if acked >= owner.len() || refused.is_some() { Flow::Stop } else { Flow::More })
         })?;
         refused.map_or(Ok(()), Err)
+    }
+}
+
+/// Feeds one chain or rule to the digest: every attribute, except a chain's counters and the data of a rule's
+/// `counter` expressions (they change with every packet).
+fn hash_object(hasher: &mut sha2::Sha256, kind: u16, payload: &[u8]) {
+    use sha2::Digest;
+    hasher.update(kind.to_be_bytes());
+    for (t, v) in attributes(payload) {
+        match (kind, t) {
+            (NFT_MSG_GETCHAIN, NFTA_CHAIN_COUNTERS) => continue,
+            (NFT_MSG_GETRULE, NFTA_RULE_EXPRESSIONS) => {
+                hasher.update(t.to_be_bytes());
+                for (_, expression) in attributes(v) {
+                    let name = attributes(expression).find(|(t, _)| *t == NFTA_EXPR_NAME).map(|(_, n)| n);
+                    hasher.update(name.unwrap_or_default());
+                    if name.and_then(c_string).as_deref() != Some("counter") {
+                        let data = attributes(expression).find(|(t, _)| *t == NFTA_EXPR_DATA).map(|(_, d)| d);
+                        hasher.update(data.unwrap_or_default());
+                    }
+                }
+                continue;
+            }
+            _ => {}
+        }
+        hasher.update(t.to_be_bytes());
+        hasher.update((v.len() as u32).to_be_bytes());
+        hasher.update(v);
     }
 }
 

@@ -71,8 +71,13 @@ impl Wanted {
 /// transaction in the namespace advances that generation by one, so while it is unchanged (or advanced only by
 /// this backend's own element batches) the rules are still what the kernel holds: a change of entries is planned
 /// against them without listing the table.
+///
+/// A transaction of anyone else (another table's, a hand edit) moves the generation on; then a digest of the
+/// table's chains and rules ([`Netlink::rules_digest`], one dump of the rules, not of the elements) tells whether
+/// they are still those remembered.
 pub(crate) struct RecentRules {
     pub generation: u32,
+    pub digest: [u8; 32],
     pub rules: Vec<portcullis_core::model::Rule>,
 }
 
@@ -129,27 +134,66 @@ impl NftablesFirewall {
         self.recent_rules.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Keeps the rules of a whole read that no transaction overlapped (the generation the same before and after).
-    pub(crate) fn remember_rules(
+    /// The digest of the table's chains and rules now.
+    pub(crate) async fn rules_digest(&self) -> Option<[u8; 32]> {
+        let netlink = self.netlink();
+        let table = self.settings.table.clone();
+        tokio::task::spawn_blocking(move || netlink.rules_digest(&table)).await.ok()?.ok()
+    }
+
+    /// Keeps the rules of a whole read that no transaction overlapped (the generation the same before the listing,
+    /// after it and after the digest).
+    pub(crate) async fn remember_rules(
         &self,
         before: Option<u32>,
         after: Option<u32>,
         rules: &[portcullis_core::model::Rule],
     ) {
-        *self.recent_rules() = match (before, after) {
-            (Some(b), Some(a)) if a == b => Some(RecentRules { generation: a, rules: rules.to_vec() }),
+        let settled = match (before, after) {
+            (Some(b), Some(a)) if a == b => Some(a),
             _ => None,
         };
+        let remembered = match settled {
+            Some(generation) => match self.rules_digest().await {
+                Some(digest) if self.kernel_generation().await.ok() == Some(generation) => {
+                    Some(RecentRules { generation, digest, rules: rules.to_vec() })
+                }
+                _ => None,
+            },
+            None => None,
+        };
+        *self.recent_rules() = remembered;
     }
 
-    /// After a batch of elements alone: the remembered rules stay true if the batch was the only transaction
-    /// since (`after` is `before` + 1).
-    fn advance_rules(&self, before: Option<u32>, after: Option<u32>) {
+    /// The remembered rules if the kernel still holds them: at the remembered generation, or (after others'
+    /// transactions) with the remembered digest.
+    async fn still_remembered(&self, generation: Option<u32>) -> Option<Vec<portcullis_core::model::Rule>> {
+        let (remembered_generation, digest) = {
+            let recent = self.recent_rules();
+            let r = recent.as_ref()?;
+            if Some(r.generation) == generation {
+                return Some(r.rules.clone());
+            }
+            (r.generation, r.digest)
+        };
+        let now = self.rules_digest().await?;
         let mut recent = self.recent_rules();
+        let r = recent.as_mut().filter(|r| r.generation == remembered_generation && now == digest)?;
+        if let Some(g) = generation {
+            r.generation = g;
+        }
+        Some(r.rules.clone())
+    }
+
+    /// After a batch of elements alone: if it was the only transaction since the remembered generation (`after` is
+    /// `before` + 1), the remembered rules are those of the new generation. Otherwise they stay at the old one, and
+    /// the next use compares digests.
+    fn advance_rules(&self, before: Option<u32>, after: Option<u32>) {
         let ours = matches!((before, after), (Some(b), Some(a)) if a == b.wrapping_add(1));
-        match recent.as_mut() {
-            Some(r) if ours && Some(r.generation) == before => r.generation = after.unwrap_or(r.generation),
-            _ => *recent = None,
+        if let (true, Some(r), Some(after)) = (ours, self.recent_rules().as_mut(), after)
+            && Some(r.generation) == before
+        {
+            r.generation = after;
         }
     }
 
@@ -163,11 +207,7 @@ impl NftablesFirewall {
     /// only those with `values`. `None` when the table does not exist yet (the first change reads it whole).
     pub(crate) async fn planning_state(&self, values: &BTreeSet<String>) -> Result<Option<RuleSet>, BackendError> {
         let generation = self.kernel_generation().await.ok();
-        let remembered = {
-            let recent = self.recent_rules();
-            recent.as_ref().filter(|r| Some(r.generation) == generation).map(|r| r.rules.clone())
-        };
-        let rules = match remembered {
+        let rules = match self.still_remembered(generation).await {
             Some(rules) => rules,
             None => self.read_table().await?.state.rules,
         };

@@ -175,9 +175,14 @@ async fn the_kernel_generation_advances_once_per_transaction_and_lookups_see_han
     let fw = net.firewall();
     change(&fw, block("192.0.2.10", TimeDelta::hours(5))).await;
     let netlink = Netlink::new(Some(net.router.clone()));
+    let digest = netlink.rules_digest("portcullis").expect("digest");
+    assert!(net.tcp(CLIENT_A, 8080), "traffic moves the counters, which the digest leaves out");
     let g0 = netlink.generation().expect("generation");
     net.nft(&["add", "element", "inet", "portcullis", "PORTCULLIS_BLOCK_h4", "{ 192.0.2.77 timeout 1h }"]);
     assert_eq!(netlink.generation().expect("generation"), g0.wrapping_add(1));
+    assert_eq!(netlink.rules_digest("portcullis").expect("digest"), digest, "elements are not rules");
+    net.nft(&["add", "rule", "inet", "portcullis", "aliases", "counter"]);
+    assert_ne!(netlink.rules_digest("portcullis").expect("digest"), digest, "a rule added by hand");
     let keys = [address_key("192.0.2.77".parse().unwrap()), address_key("192.0.2.78".parse().unwrap())];
     let found = netlink.lookup("portcullis", "PORTCULLIS_BLOCK_h4", &keys).expect("lookup");
     assert!(found[0].as_ref().is_some_and(|e| e.timeout_ms == Some(3_600_000)), "{found:?}");

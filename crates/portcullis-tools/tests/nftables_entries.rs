@@ -53,7 +53,12 @@ async fn single_address_changes_never_list_the_table_and_still_hold() {
     assert_eq!(fw.whole_reads(), reads, "no change of single addresses listed the table");
     assert_eq!(fw.netlink_batches(), 2);
 
-    // A hand edit is a transaction the backend did not make: the next change reads the table whole once.
+    // Another table's transaction moves the kernel's generation on, but the digest of this table's rules holds.
+    net.nft(&["add", "table", "inet", "someone_else"]);
+    block(&svc, "192.0.2.46").await.expect("block after another table's write");
+    assert_eq!(fw.whole_reads(), reads, "another table's write made no whole read");
+
+    // A hand edit of this table's rules: the next change reads the table whole once.
     net.nft(&["add", "rule", "inet", "portcullis", "aliases", "counter"]);
     net.nft(&["flush", "chain", "inet", "portcullis", "aliases"]);
     let refused = block(&svc, "192.0.2.45").await.expect_err("the aliases' descriptions are gone");
@@ -73,4 +78,18 @@ async fn a_block_of_a_management_host_is_refused_on_a_whole_read() {
     assert!(net.tcp(CLIENT_A, 8080), "nothing changed");
     let blocks = svc.call(&admin(), "list_blocks", json!({})).await.expect("list");
     assert!(!blocks.to_string().contains(CLIENT_A), "{blocks}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_grant_list_beside_the_block_list_blocks_still_list_nothing() {
+    let net = Topology::new();
+    let (svc, fw) = service(&net, "10.77.1.9/32");
+    block(&svc, "192.0.2.44").await.expect("first block");
+    let grant = json!({"ip_address": "198.51.100.1", "duration": "1h", "reason": "vendor"});
+    svc.call(&admin(), "grant_access", grant).await.expect("grant");
+    let reads = fw.whole_reads();
+    block(&svc, CLIENT_B).await.expect("block");
+    let grant = json!({"ip_address": "198.51.100.2", "duration": "1h", "reason": "vendor"});
+    svc.call(&admin(), "grant_access", grant).await.expect("grant");
+    assert_eq!(fw.whole_reads(), reads, "no change of single addresses listed the table");
 }
