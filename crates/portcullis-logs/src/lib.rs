@@ -38,6 +38,7 @@ mod entry;
 mod error;
 pub mod format;
 mod header;
+mod icmp;
 mod ip;
 mod num;
 mod record;
