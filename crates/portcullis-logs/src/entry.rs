@@ -11,12 +11,14 @@ use serde::Serialize;
 pub enum SyslogFormat {
     /// RFC 3164 / BSD: `[<PRI>]Mmm dd hh:mm:ss [host] filterlog[pid]: ` (also `filterlog: ` without a pid). Local
     /// `/var/log/filter.log` lines have a host and no `<PRI>`; lines received by a remote collector have a `<PRI>`
-    /// and no host. The timestamp has no year and no zone.
+    /// and no host. The timestamp has no year and no zone. Exports may separate the parts with tabs, or keep only
+    /// the timestamp before the CSV body (then there is no host and no pid).
     Bsd,
     /// RFC 5424: `[<PRI>]1 <RFC 3339 time> <host> filterlog <pid> <msgid> <structured data> `.
     Rfc5424,
     /// An RFC 3339 timestamp followed by the BSD-style host and tag (`host filterlog[pid] ` or `host filterlog: `),
-    /// as written by collectors that re-format the time (rsyslog's `RSYSLOG_FileFormat`, syslog-ng ISO dates).
+    /// as written by collectors that re-format the time (rsyslog's `RSYSLOG_FileFormat`, syslog-ng ISO dates);
+    /// also the timestamp alone before the CSV body, and tabs for spaces, as for [`SyslogFormat::Bsd`].
     Rfc3339,
     /// No prefix: the CSV body alone.
     Bare,

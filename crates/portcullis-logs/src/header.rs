@@ -2,7 +2,6 @@
 //!
 //! Every access is bounds-checked (`get`), so no input can make this panic.
 
-use crate::body::find_byte;
 use crate::entry::SyslogFormat;
 use crate::error::{HeaderPart, ParseError};
 use crate::num::parse_u64;
@@ -101,18 +100,19 @@ fn count_digits(bytes: &[u8], from: usize) -> usize {
     bytes.get(from..).map_or(0, |rest| rest.iter().take_while(|b| b.is_ascii_digit()).count())
 }
 
-/// The token starting at `pos` (up to the next space or the end) and the position after the spaces that follow.
+/// Whether `b` separates the parts of a prefix: a space, or a tab in exports that turn the prefix into columns
+/// (`Jul  3 19:10:30\tfw\tfilterlog[1]:\t...`).
+fn is_separator(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// The token starting at `pos` (up to the next separator or the end) and the position after the separators that
+/// follow.
 fn token(line: &str, pos: usize) -> (&str, usize) {
     let rest = line.get(pos..).unwrap_or("");
     let rb = rest.as_bytes();
-    match find_byte(rb, b' ') {
-        Some(i) => {
-            let mut next = i + 1;
-            while rb.get(next) == Some(&b' ') {
-                next += 1;
-            }
-            (rest.get(..i).unwrap_or(""), pos + next)
-        }
+    match rb.iter().position(|b| is_separator(*b)) {
+        Some(i) => (rest.get(..i).unwrap_or(""), skip_spaces(line, pos + i + 1)),
         None => (rest, pos + rest.len()),
     }
 }
@@ -156,7 +156,8 @@ fn bsd_timestamp_len(bytes: &[u8], pos: usize) -> Option<usize> {
     Some(len)
 }
 
-/// After the timestamp: `[host] filterlog[pid]: `, `[host] filterlog: ` or `[host] filterlog[pid] `.
+/// After the timestamp: `[host] filterlog[pid]: `, `[host] filterlog: `, `[host] filterlog[pid] `, or the CSV body
+/// itself (exports and collectors that keep only the time and the message).
 fn host_and_tag<'a>(
     line: &'a str,
     pos: usize,
@@ -164,10 +165,21 @@ fn host_and_tag<'a>(
     priority: Option<u8>,
     timestamp: Option<&'a str>,
 ) -> Result<Header<'a>, ParseError> {
-    if line.as_bytes().get(pos) != Some(&b' ') {
+    if !line.as_bytes().get(pos).copied().is_some_and(is_separator) {
         return Err(if pos >= line.len() { TRUNCATED } else { BAD_TIMESTAMP });
     }
-    let (first, after_first) = token(line, skip_spaces(line, pos));
+    let start = skip_spaces(line, pos);
+    if starts_like_body(line.as_bytes().get(start..).unwrap_or_default()) {
+        return Ok(Header {
+            format,
+            priority,
+            timestamp,
+            host: None,
+            pid: None,
+            body: line.get(start..).unwrap_or(""),
+        });
+    }
+    let (first, after_first) = token(line, start);
     let (host, tag, after_tag) = match tag_pid(first) {
         Some(_) => (None, first, after_first),
         None => {
@@ -183,10 +195,17 @@ fn host_and_tag<'a>(
 }
 
 fn skip_spaces(line: &str, mut pos: usize) -> usize {
-    while line.as_bytes().get(pos) == Some(&b' ') {
+    while line.as_bytes().get(pos).copied().is_some_and(is_separator) {
         pos += 1;
     }
     pos
+}
+
+/// Whether `rest` starts with the first CSV field: a rule number (or nothing) and its comma. No host name or tag
+/// has a comma, so this tells a body from a prefix.
+fn starts_like_body(rest: &[u8]) -> bool {
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    rest.get(digits) == Some(&b',')
 }
 
 /// `Some(pid)` when `tag` is filterlog's BSD tag: `filterlog:`, `filterlog[pid]:` or `filterlog[pid]`.

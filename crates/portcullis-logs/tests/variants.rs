@@ -267,3 +267,64 @@ fn opnsense_icmp_layout() {
         IcmpInfo { icmp_type: None, detail: IcmpDetail::DataLength(36), data_length: Some(36) }
     );
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// 4. Prefixes: tab-separated exports, and a timestamp alone in front of the body.
+
+const BODY: &str = "176,,,1520797901,igb1.27,match,pass,in,4,0xb8,,64,58355,0,none,17,udp,76,10.170.27.27,216.229.4.66,123,\
+                    123,56";
+
+fn udp_of(e: &FilterLogEntry<'_>) -> UdpInfo {
+    match e.proto {
+        ProtocolInfo::Udp(u) => u,
+        other => panic!("not UDP: {other:?}"),
+    }
+}
+
+#[test]
+fn tab_separated_bsd_prefixes() {
+    let expected = UdpInfo { src_port: 123, dst_port: 123, data_length: Some(56) };
+    for (line, host, pid) in [
+        (format!("Jul  3 19:10:30\tfw\tfilterlog[1]:\t{BODY}"), Some("fw"), Some(1)),
+        (format!("Jul  3 19:10:30\tfw filterlog[1]: {BODY}"), Some("fw"), Some(1)),
+        (format!("<134>Jul  3 19:10:30\tfilterlog[72237]:\t{BODY}"), None, Some(72237)),
+        (format!("Jul  3 19:10:30 \t fw\t\tfilterlog:\t{BODY}"), Some("fw"), None),
+        // A tab between the timestamp and the body, nothing else.
+        (format!("Jul  3 19:10:30\t{BODY}"), None, None),
+    ] {
+        let e = parse(&line);
+        assert_eq!(
+            (e.format, e.timestamp, e.host, e.pid),
+            (SyslogFormat::Bsd, Some("Jul  3 19:10:30"), host, pid),
+            "{line}"
+        );
+        assert_eq!((e.body, e.tracker, e.interface), (BODY, Some(1520797901), "igb1.27"), "{line}");
+        assert_eq!(udp_of(&e), expected, "{line}");
+    }
+}
+
+#[test]
+fn rfc3339_timestamp_alone_or_with_tag() {
+    let now = chrono::Utc::now();
+    for (line, host, pid, at) in [
+        (format!("2026-07-03T19:10:30.123456+02:00 {BODY}"), None, None, "2026-07-03T17:10:30.123456Z"),
+        (format!("2026-07-03T19:10:30.123456+02:00\t{BODY}"), None, None, "2026-07-03T17:10:30.123456Z"),
+        (format!("2026-07-03T19:10:30Z filterlog[123]: {BODY}"), None, Some(123), "2026-07-03T19:10:30Z"),
+        (
+            format!("2026-07-03T19:10:30Z fw.example.org filterlog[123]: {BODY}"),
+            Some("fw.example.org"),
+            Some(123),
+            "2026-07-03T19:10:30Z",
+        ),
+        (format!("2026-07-03T19:10:30Z\tfw\tfilterlog:\t{BODY}"), Some("fw"), None, "2026-07-03T19:10:30Z"),
+    ] {
+        let e = parse(&line);
+        assert_eq!((e.format, e.host, e.pid, e.body), (SyslogFormat::Rfc3339, host, pid, BODY), "{line}");
+        let expected: chrono::DateTime<chrono::Utc> = at.parse().unwrap();
+        assert_eq!(e.timestamp(2000, now), Some(expected), "{line}");
+        assert_eq!(udp_of(&e).dst_port, 123);
+    }
+    // A timestamp in front of something that is neither a prefix nor a body is still not filterlog.
+    assert_eq!(parse_line("2026-07-03T19:10:30Z hello world"), Err(portcullis_logs::ParseError::NotFilterlog));
+    assert_eq!(parse_line("Jul  3 19:10:30\tfw\tsshd[1]:\tAccepted"), Err(portcullis_logs::ParseError::NotFilterlog));
+}
