@@ -12,7 +12,7 @@ use crate::error::{Field, ParseError};
 use crate::header::Header;
 use crate::icmp::icmp;
 use crate::ip::{parse_ipv4, parse_ipv6};
-use crate::num::{parse_hex, parse_i64, parse_u64};
+use crate::num::{number_at, parse_hex, parse_i64, parse_u64};
 
 /// A cursor over the comma-separated fields of the body.
 ///
@@ -76,20 +76,7 @@ impl<'a> Fields<'a> {
             self.index = self.index.saturating_add(1);
             return Err(true);
         };
-        let mut acc: u64 = 0;
-        let mut len = 0;
-        for &c in rest {
-            let d = c.wrapping_sub(b'0');
-            if d > 9 {
-                break;
-            }
-            acc = acc.wrapping_mul(10).wrapping_add(u64::from(d));
-            len += 1;
-        }
-        // 19 digits always fit a u64; 20 may (checked again, without wrapping), more never do.
-        if len > 19 {
-            acc = rest.get(..len).and_then(|d| std::str::from_utf8(d).ok()).and_then(parse_u64).ok_or(false)?;
-        }
+        let (len, acc) = number_at(rest).ok_or(false)?;
         match rest.get(len) {
             None | Some(b',') => {
                 self.advance(start + len);
@@ -97,6 +84,39 @@ impl<'a> Fields<'a> {
             }
             Some(_) => Err(false),
         }
+    }
+
+    /// The next field as a TCP sequence number, `n` or `start:end`, parsed in place: `Ok(None)` when empty or
+    /// absent, `Err(())` when it is not one.
+    #[inline(always)]
+    fn seq_range(&mut self) -> Result<Option<SeqRange>, ()> {
+        let start = self.pos;
+        let Some(rest) = self.text.as_bytes().get(start..) else {
+            self.index = self.index.saturating_add(1);
+            return Ok(None);
+        };
+        let number = |at: usize| -> Result<(usize, u32), ()> {
+            let (len, v) = number_at(rest.get(at..).unwrap_or_default()).ok_or(())?;
+            Ok((len, u32::try_from(v).map_err(|_| ())?))
+        };
+        let (len, first) = number(0)?;
+        let (end, range) = match rest.get(len) {
+            None | Some(b',') if len == 0 => (0, None),
+            None | Some(b',') => (len, Some(SeqRange { start: first, end: None })),
+            Some(b':') if len > 0 => {
+                let (len2, last) = number(len + 1)?;
+                if len2 == 0 {
+                    return Err(());
+                }
+                (len + 1 + len2, Some(SeqRange { start: first, end: Some(last) }))
+            }
+            _ => return Err(()),
+        };
+        if !matches!(rest.get(end), None | Some(b',')) {
+            return Err(());
+        }
+        self.advance(start + end);
+        Ok(range)
     }
 
     /// The next field as a required number that fits `T`.
@@ -393,7 +413,7 @@ fn tcp<'a>(f: &mut Fields<'a>) -> Result<TcpInfo<'a>, ParseError> {
         return Ok(info);
     }
     let index = f.at();
-    info.seq = seq_range(f.next().unwrap_or("")).ok_or(ParseError::BadNumber { index, field: Field::Sequence })?;
+    info.seq = f.seq_range().map_err(|()| ParseError::BadNumber { index, field: Field::Sequence })?;
     if errormsg(f, &mut info) {
         return Ok(info);
     }
@@ -431,19 +451,6 @@ fn errormsg<'a>(f: &mut Fields<'a>, info: &mut TcpInfo<'a>) -> bool {
     true
 }
 
-/// `n` or `start:end`; `Some(None)` for an empty field, `None` when it is not a number.
-fn seq_range(s: &str) -> Option<Option<SeqRange>> {
-    if s.is_empty() {
-        return Some(None);
-    }
-    let num = |t: &str| parse_u64(t).and_then(|v| u32::try_from(v).ok());
-    let range = match find_byte(s.as_bytes(), b':') {
-        None => SeqRange { start: num(s)?, end: None },
-        Some(i) => SeqRange { start: num(s.get(..i)?)?, end: Some(num(s.get(i + 1..)?)?) },
-    };
-    Some(Some(range))
-}
-
 fn carp<'a>(f: &mut Fields<'a>) -> Result<CarpInfo<'a>, ParseError> {
     Ok(CarpInfo {
         carp_type: f.req(Field::CarpType)?,
@@ -453,4 +460,36 @@ fn carp<'a>(f: &mut Fields<'a>) -> Result<CarpInfo<'a>, ParseError> {
         advskew: f.num(Field::Advskew)?,
         advbase: f.num(Field::Advbase)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn digits_of(text: &str) -> Result<Option<u64>, bool> {
+        Fields::new(text).digits()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 20_000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// The word-at-a-time number parse agrees with the byte loop of `parse_u64` on every field shape.
+        #[test]
+        fn digits_agree_with_parse_u64(field in "[0-9]{0,22}", end in prop::sample::select(vec!["", ",", ",x", ":", "a", " "])) {
+            let text = format!("{field}{end}");
+            let expected = match (field.is_empty(), end) {
+                (_, "" | "," | ",x") if field.is_empty() => Ok(None),
+                (_, "" | "," | ",x") => parse_u64(&field).map(Some).ok_or(false),
+                _ => Err(false),
+            };
+            prop_assert_eq!(digits_of(&text), expected);
+        }
+
+        #[test]
+        fn digits_of_any_u64(n in any::<u64>(), zeros in 0usize..3) {
+            let text = format!("{}{n},", "0".repeat(zeros));
+            prop_assert_eq!(digits_of(&text), parse_u64(&text[..text.len() - 1]).map(Some).ok_or(false));
+        }
+    }
 }
