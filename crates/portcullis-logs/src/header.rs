@@ -117,19 +117,20 @@ fn token(line: &str, pos: usize) -> (&str, usize) {
 }
 
 /// The first space or tab, eight bytes at a time: prefix tokens (timestamps, host names) are 10 to 40 bytes, where
-/// a byte loop was the largest cost of the prefix. `(x - 0x21×8) & !x & 0x80×8` is not zero exactly when a byte of
-/// the word is below `!` (bytes of 0x80 and above never count); only such a word is looked at byte by byte.
+/// a byte loop (and its unpredictable exit) was the largest cost of the prefix. In `x = word ^ byte×8` the matches
+/// are the zero bytes, and `!(((x & 0x7f×8) + 0x7f×8) | x | 0x7f×8)` sets the high bit of exactly those.
 fn find_separator(hay: &[u8]) -> Option<usize> {
-    const BELOW_BANG: u64 = u64::from_ne_bytes([0x21; 8]);
-    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    const LOW7: u64 = u64::from_ne_bytes([0x7f; 8]);
+    const SPACES: u64 = u64::from_ne_bytes([b' '; 8]);
+    const TABS: u64 = u64::from_ne_bytes([b'\t'; 8]);
+    let zero_bytes = |x: u64| !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7);
     let mut offset = 0;
     let mut chunks = hay.chunks_exact(8);
     for chunk in &mut chunks {
-        let x = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).unwrap_or([b'x'; 8]));
-        if x.wrapping_sub(BELOW_BANG) & !x & HIGH != 0
-            && let Some(i) = chunk.iter().position(|b| is_separator(*b))
-        {
-            return Some(offset + i);
+        let word = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).unwrap_or([b'x'; 8]));
+        let found = zero_bytes(word ^ SPACES) | zero_bytes(word ^ TABS);
+        if found != 0 {
+            return Some(offset + (found.trailing_zeros() / 8) as usize);
         }
         offset += 8;
     }
