@@ -58,7 +58,7 @@ type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 struct Aggregate {
     lines: u64,
     malformed: u64,
-    by_action: [u64; 3],
+    by_action: [u64; 4],
     by_proto_port: FxMap<(u8, u16), u64>,
     by_src: FxMap<IpAddr, u64>,
 }
@@ -94,6 +94,7 @@ fn parse_and_aggregate(buf: &str) -> Aggregate {
                     Action::Pass => 0,
                     Action::Block => 1,
                     Action::Reject => 2,
+                    Action::Unknown => 3,
                 };
                 agg.by_action[a] += 1;
                 *agg.by_proto_port.entry((e.protocol_id, e.dst_port().unwrap_or(0))).or_insert(0) += 1;
@@ -177,10 +178,11 @@ fn main() {
         rate(t_parse_med)
     );
     println!(
-        "  actions: pass {} block {} reject {}; {} (protocol, dst port) keys; {} sources; top {TOP_N}:",
+        "  actions: pass {} block {} reject {} unknown {}; {} (protocol, dst port) keys; {} sources; top {TOP_N}:",
         agg.by_action[0],
         agg.by_action[1],
         agg.by_action[2],
+        agg.by_action[3],
         agg.by_proto_port.len(),
         agg.by_src.len()
     );

@@ -5,20 +5,21 @@
 use std::net::IpAddr;
 
 use crate::entry::{
-    Action, CarpInfo, Direction, FilterLogEntry, IcmpDetail, IcmpInfo, IpHeader, Ipv4Header, Ipv6Header, OtherInfo,
-    ProtocolInfo, SeqRange, TcpInfo, UdpInfo,
+    Action, CarpInfo, Direction, FilterLogEntry, IpHeader, Ipv4Header, Ipv6Header, OtherInfo, ProtocolInfo, SeqRange,
+    TcpInfo, UdpInfo,
 };
 use crate::error::{Field, ParseError};
 use crate::header::Header;
+use crate::icmp::icmp;
 use crate::ip::{parse_ipv4, parse_ipv6};
-use crate::num::{parse_hex, parse_i64, parse_u64};
+use crate::num::{number_at, parse_hex, parse_i64, parse_u64};
 
 /// A cursor over the comma-separated fields of the body.
 ///
 /// Numbers and IPv4 addresses are parsed in place, in the pass that finds their terminating comma; text fields
 /// are delimited with [`find_byte`]. Fields are short (6 bytes on average): too short for `memchr`'s vector
 /// search to pay for its call.
-struct Fields<'a> {
+pub(crate) struct Fields<'a> {
     text: &'a str,
     /// Start of the next field; `text.len() + 1` once the last field has been returned.
     pos: usize,
@@ -34,7 +35,7 @@ impl<'a> Fields<'a> {
 
     /// The index of the next field, for errors.
     #[inline(always)]
-    fn at(&self) -> u16 {
+    pub(crate) fn at(&self) -> u16 {
         self.index
     }
 
@@ -47,7 +48,7 @@ impl<'a> Fields<'a> {
 
     /// The next field, or `None` past the end (the index still moves on, so later errors name the right field).
     #[inline(always)]
-    fn next(&mut self) -> Option<&'a str> {
+    pub(crate) fn next(&mut self) -> Option<&'a str> {
         let start = self.pos;
         let Some(rest) = self.text.as_bytes().get(start..) else {
             self.index = self.index.saturating_add(1);
@@ -60,7 +61,7 @@ impl<'a> Fields<'a> {
 
     /// The next field, required.
     #[inline(always)]
-    fn req(&mut self, field: Field) -> Result<&'a str, ParseError> {
+    pub(crate) fn req(&mut self, field: Field) -> Result<&'a str, ParseError> {
         let index = self.index;
         self.next().ok_or(ParseError::MissingField { index, field })
     }
@@ -75,20 +76,7 @@ impl<'a> Fields<'a> {
             self.index = self.index.saturating_add(1);
             return Err(true);
         };
-        let mut acc: u64 = 0;
-        let mut len = 0;
-        for &c in rest {
-            let d = c.wrapping_sub(b'0');
-            if d > 9 {
-                break;
-            }
-            acc = acc.wrapping_mul(10).wrapping_add(u64::from(d));
-            len += 1;
-        }
-        // 19 digits always fit a u64; 20 may (checked again, without wrapping), more never do.
-        if len > 19 {
-            acc = rest.get(..len).and_then(|d| std::str::from_utf8(d).ok()).and_then(parse_u64).ok_or(false)?;
-        }
+        let (len, acc) = number_at(rest).ok_or(false)?;
         match rest.get(len) {
             None | Some(b',') => {
                 self.advance(start + len);
@@ -96,6 +84,39 @@ impl<'a> Fields<'a> {
             }
             Some(_) => Err(false),
         }
+    }
+
+    /// The next field as a TCP sequence number, `n` or `start:end`, parsed in place: `Ok(None)` when empty or
+    /// absent, `Err(())` when it is not one.
+    #[inline(always)]
+    fn seq_range(&mut self) -> Result<Option<SeqRange>, ()> {
+        let start = self.pos;
+        let Some(rest) = self.text.as_bytes().get(start..) else {
+            self.index = self.index.saturating_add(1);
+            return Ok(None);
+        };
+        let number = |at: usize| -> Result<(usize, u32), ()> {
+            let (len, v) = number_at(rest.get(at..).unwrap_or_default()).ok_or(())?;
+            Ok((len, u32::try_from(v).map_err(|_| ())?))
+        };
+        let (len, first) = number(0)?;
+        let (end, range) = match rest.get(len) {
+            None | Some(b',') if len == 0 => (0, None),
+            None | Some(b',') => (len, Some(SeqRange { start: first, end: None })),
+            Some(b':') if len > 0 => {
+                let (len2, last) = number(len + 1)?;
+                if len2 == 0 {
+                    return Err(());
+                }
+                (len + 1 + len2, Some(SeqRange { start: first, end: Some(last) }))
+            }
+            _ => return Err(()),
+        };
+        if !matches!(rest.get(end), None | Some(b',')) {
+            return Err(());
+        }
+        self.advance(start + end);
+        Ok(range)
     }
 
     /// The next field as a required number that fits `T`.
@@ -151,18 +172,18 @@ impl<'a> Fields<'a> {
 
     /// The text from the next field to the end of the body (empty past the end).
     #[inline(always)]
-    fn rest(&self) -> &'a str {
+    pub(crate) fn rest(&self) -> &'a str {
         self.text.get(self.pos..).unwrap_or("")
     }
 
     /// Whether the next field starts with `b` (cheap test before a prefix comparison).
     #[inline(always)]
-    fn peek_is(&self, b: u8) -> bool {
+    pub(crate) fn peek_is(&self, b: u8) -> bool {
         self.text.as_bytes().get(self.pos) == Some(&b)
     }
 
     /// Consumes everything.
-    fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         self.pos = self.text.len() + 1;
     }
 }
@@ -187,6 +208,10 @@ pub(crate) fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
     chunks.remainder().iter().position(|&b| b == needle).map(|p| offset + p)
 }
 
+/// pf's "no rule" number (`(u_int32_t)-1`): pfSense prints it, OPNsense prints an empty field instead (the two
+/// `filterlog.c`: pfSense `sysutils/filterlog/files/`, OPNsense `opnsense/filterlog/files/`).
+const NO_RULE: u32 = u32::MAX;
+
 /// Parses the CSV body; `header` supplies the prefix fields.
 pub(crate) fn parse<'a>(header: Header<'a>) -> Result<FilterLogEntry<'a>, ParseError> {
     let body = header.body;
@@ -194,10 +219,10 @@ pub(crate) fn parse<'a>(header: Header<'a>) -> Result<FilterLogEntry<'a>, ParseE
         return Err(ParseError::MissingField { index: 0, field: Field::RuleNumber });
     }
     let mut f = Fields::new(body);
-    let rule_number = f.opt_num::<u32>(Field::RuleNumber)?;
+    let rule_number = f.opt_num::<u32>(Field::RuleNumber)?.filter(|n| *n != NO_RULE);
     let sub_rule = f.opt_num::<u32>(Field::SubRule)?;
     let anchor = f.req(Field::Anchor)?;
-    let tracker = f.opt_num::<u64>(Field::Tracker)?;
+    let (tracker, rule_label) = rule_reference(&mut f)?;
     let index = f.at();
     let interface = f.req(Field::Interface)?;
     if interface.is_empty() {
@@ -205,18 +230,10 @@ pub(crate) fn parse<'a>(header: Header<'a>) -> Result<FilterLogEntry<'a>, ParseE
     }
     let reason = f.req(Field::Reason)?;
     let index = f.at();
-    let action = match f.req(Field::Action)? {
-        "pass" => Action::Pass,
-        "block" => Action::Block,
-        "reject" => Action::Reject,
-        _ => return Err(ParseError::BadValue { index, field: Field::Action }),
-    };
+    let action = action(f.req(Field::Action)?).ok_or(ParseError::BadValue { index, field: Field::Action })?;
     let index = f.at();
-    let direction = match f.req(Field::Direction)? {
-        "in" => Direction::In,
-        "out" => Direction::Out,
-        _ => return Err(ParseError::BadValue { index, field: Field::Direction }),
-    };
+    let direction =
+        direction(f.req(Field::Direction)?).ok_or(ParseError::BadValue { index, field: Field::Direction })?;
     let index = f.at();
     let ip_version = match f.req(Field::IpVersion)? {
         "4" => 4,
@@ -265,7 +282,7 @@ pub(crate) fn parse<'a>(header: Header<'a>) -> Result<FilterLogEntry<'a>, ParseE
             let data_length = f.opt_num::<u32>(Field::DataLength)?;
             ProtocolInfo::Udp(UdpInfo { src_port, dst_port, data_length })
         }
-        1 => ProtocolInfo::Icmp(icmp(&mut f)?),
+        1 => ProtocolInfo::Icmp(icmp(&mut f, length)?),
         112 if !f.rest().is_empty() && !f.rest().starts_with(',') => ProtocolInfo::Carp(carp(&mut f)?),
         _ => {
             let text = f.rest();
@@ -285,6 +302,7 @@ pub(crate) fn parse<'a>(header: Header<'a>) -> Result<FilterLogEntry<'a>, ParseE
         sub_rule,
         anchor,
         tracker,
+        rule_label,
         interface,
         reason,
         action,
@@ -301,16 +319,76 @@ pub(crate) fn parse<'a>(header: Header<'a>) -> Result<FilterLogEntry<'a>, ParseE
     })
 }
 
+/// Field 3: the numeric tracker (pfSense) or the rule label (OPNsense), and the field's text.
+fn rule_reference<'a>(f: &mut Fields<'a>) -> Result<(Option<u64>, Option<&'a str>), ParseError> {
+    let index = f.at();
+    let start = f.pos;
+    match f.digits() {
+        Ok(Some(tracker)) => Ok((Some(tracker), f.text.get(start..f.pos - 1))),
+        Ok(None) | Err(true) => Ok((None, None)),
+        Err(false) => {
+            let text = f.req(Field::Tracker)?;
+            if is_rule_label(text) {
+                Ok((None, Some(text)))
+            } else {
+                Err(ParseError::BadNumber { index, field: Field::Tracker })
+            }
+        }
+    }
+}
+
+/// Whether a non-numeric field 3 is an OPNsense rule label rather than a damaged tracker: a 32-hex-digit MD5 label
+/// (`read_log.py` matches labels by exactly that shape), a UUID, or text with a letter in it. Signs, spaces and
+/// replacement characters around digits, and numbers too large for a u64, stay bad numbers.
+fn is_rule_label(text: &str) -> bool {
+    let b = text.as_bytes();
+    let md5 = b.len() == 32 && b.iter().all(u8::is_ascii_hexdigit);
+    md5 || is_uuid(b) || b.iter().any(u8::is_ascii_alphabetic)
+}
+
+/// `8-4-4-4-12` hex digits.
+fn is_uuid(b: &[u8]) -> bool {
+    b.len() == 36
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() })
+}
+
+/// Field 6. Both filterlogs print pf's action table (`pass`, `block`, `scrub`, `nat`, `binat`, `rdr`,
+/// `synproxy-drop`) and a placeholder for anything else; `reject` comes from other pf producers.
+fn action(word: &str) -> Option<Action> {
+    match word {
+        "pass" => Some(Action::Pass),
+        "block" => Some(Action::Block),
+        "reject" => Some(Action::Reject),
+        "scrub" | "nat" | "binat" | "rdr" | "synproxy-drop" => Some(Action::Unknown),
+        _ => is_placeholder(word).then_some(Action::Unknown),
+    }
+}
+
+/// Field 7: `in`, `out`, pf's `in/out`, or a placeholder.
+fn direction(word: &str) -> Option<Direction> {
+    match word {
+        "in" => Some(Direction::In),
+        "out" => Some(Direction::Out),
+        "in/out" => Some(Direction::Unknown),
+        _ => is_placeholder(word).then_some(Direction::Unknown),
+    }
+}
+
+/// filterlog's word for a code it has no name for: pfSense passes `"unkn(%u)"` to `code2str` as the fallback and
+/// prints it as it is, so the `%u` is literal (`sysutils/filterlog/files/filterlog.c`); `unkn(N)` is the formatted
+/// form (tcpdump's `pflog_print`), `unknown(N)` OPNsense's (`opnsense/filterlog/files/filterlog.c`).
+fn is_placeholder(word: &str) -> bool {
+    let inner = word.strip_prefix("unkn(").or_else(|| word.strip_prefix("unknown(")).and_then(|r| r.strip_suffix(')'));
+    inner.is_some_and(|n| n == "%u" || (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())))
+}
+
 /// The digits at the start of `s` (after optional spaces), as a number: `datalength=8 ` gives 8.
-fn leading_number(s: &str) -> Option<u32> {
+pub(crate) fn leading_number(s: &str) -> Option<u32> {
     let s = s.trim_start_matches(' ');
     let end = s.bytes().take_while(u8::is_ascii_digit).count();
     parse_u64(s.get(..end)?).and_then(|v| u32::try_from(v).ok())
-}
-
-/// A number with surrounding spaces allowed (ICMP fields: ` 17664`).
-fn loose_u32(s: &str) -> Option<u32> {
-    parse_u64(s.trim_matches(' ')).and_then(|v| u32::try_from(v).ok())
 }
 
 fn tcp<'a>(f: &mut Fields<'a>) -> Result<TcpInfo<'a>, ParseError> {
@@ -335,7 +413,7 @@ fn tcp<'a>(f: &mut Fields<'a>) -> Result<TcpInfo<'a>, ParseError> {
         return Ok(info);
     }
     let index = f.at();
-    info.seq = seq_range(f.next().unwrap_or("")).ok_or(ParseError::BadNumber { index, field: Field::Sequence })?;
+    info.seq = f.seq_range().map_err(|()| ParseError::BadNumber { index, field: Field::Sequence })?;
     if errormsg(f, &mut info) {
         return Ok(info);
     }
@@ -373,74 +451,6 @@ fn errormsg<'a>(f: &mut Fields<'a>, info: &mut TcpInfo<'a>) -> bool {
     true
 }
 
-/// `n` or `start:end`; `Some(None)` for an empty field, `None` when it is not a number.
-fn seq_range(s: &str) -> Option<Option<SeqRange>> {
-    if s.is_empty() {
-        return Some(None);
-    }
-    let num = |t: &str| parse_u64(t).and_then(|v| u32::try_from(v).ok());
-    let range = match find_byte(s.as_bytes(), b':') {
-        None => SeqRange { start: num(s)?, end: None },
-        Some(i) => SeqRange { start: num(s.get(..i)?)?, end: Some(num(s.get(i + 1..)?)?) },
-    };
-    Some(Some(range))
-}
-
-fn icmp<'a>(f: &mut Fields<'a>) -> Result<IcmpInfo<'a>, ParseError> {
-    let icmp_type = f.req(Field::IcmpType)?;
-    if let Some(n) = icmp_type.strip_prefix("datalength=").and_then(leading_number) {
-        return Ok(IcmpInfo { icmp_type: None, detail: IcmpDetail::DataLength(n) });
-    }
-    let text = f.rest();
-    let typed = match icmp_type {
-        "request" | "reply" | "tstamp" => icmp_echo(f),
-        "tstampreply" => icmp_tstampreply(f),
-        "unreachproto" => icmp_unreachproto(f),
-        "unreachport" => icmp_unreachport(f),
-        "needfrag" => icmp_needfrag(f),
-        _ => None,
-    };
-    Ok(IcmpInfo { icmp_type: Some(icmp_type), detail: typed.unwrap_or(IcmpDetail::Text(text)) })
-}
-
-fn icmp_echo<'a>(f: &mut Fields<'a>) -> Option<IcmpDetail<'a>> {
-    let id = loose_u32(f.next()?)?;
-    let seq = loose_u32(f.next()?)?;
-    Some(IcmpDetail::Echo { id, seq })
-}
-
-fn icmp_tstampreply<'a>(f: &mut Fields<'a>) -> Option<IcmpDetail<'a>> {
-    let id = loose_u32(f.next()?)?;
-    let seq = loose_u32(f.next()?)?;
-    let otime = f.next()?;
-    let rtime = f.next()?;
-    let ttime = f.next()?;
-    Some(IcmpDetail::TimestampReply { id, seq, otime, rtime, ttime })
-}
-
-fn icmp_unreachproto<'a>(f: &mut Fields<'a>) -> Option<IcmpDetail<'a>> {
-    let dst = loose_ip(f.next()?)?;
-    let proto = loose_u32(f.next()?)?;
-    Some(IcmpDetail::UnreachProto { dst, proto })
-}
-
-fn icmp_unreachport<'a>(f: &mut Fields<'a>) -> Option<IcmpDetail<'a>> {
-    let dst = loose_ip(f.next()?)?;
-    let proto = f.next()?;
-    let port = loose_u32(f.next()?)?;
-    Some(IcmpDetail::UnreachPort { dst, proto, port })
-}
-
-fn icmp_needfrag<'a>(f: &mut Fields<'a>) -> Option<IcmpDetail<'a>> {
-    let dst = loose_ip(f.next()?)?;
-    let mtu = loose_u32(f.next()?)?;
-    Some(IcmpDetail::NeedFrag { dst, mtu })
-}
-
-fn loose_ip(s: &str) -> Option<IpAddr> {
-    s.trim_matches(' ').parse().ok()
-}
-
 fn carp<'a>(f: &mut Fields<'a>) -> Result<CarpInfo<'a>, ParseError> {
     Ok(CarpInfo {
         carp_type: f.req(Field::CarpType)?,
@@ -450,4 +460,36 @@ fn carp<'a>(f: &mut Fields<'a>) -> Result<CarpInfo<'a>, ParseError> {
         advskew: f.num(Field::Advskew)?,
         advbase: f.num(Field::Advbase)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn digits_of(text: &str) -> Result<Option<u64>, bool> {
+        Fields::new(text).digits()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 20_000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// The word-at-a-time number parse agrees with the byte loop of `parse_u64` on every field shape.
+        #[test]
+        fn digits_agree_with_parse_u64(field in "[0-9]{0,22}", end in prop::sample::select(vec!["", ",", ",x", ":", "a", " "])) {
+            let text = format!("{field}{end}");
+            let expected = match (field.is_empty(), end) {
+                (_, "" | "," | ",x") if field.is_empty() => Ok(None),
+                (_, "" | "," | ",x") => parse_u64(&field).map(Some).ok_or(false),
+                _ => Err(false),
+            };
+            prop_assert_eq!(digits_of(&text), expected);
+        }
+
+        #[test]
+        fn digits_of_any_u64(n in any::<u64>(), zeros in 0usize..3) {
+            let text = format!("{}{n},", "0".repeat(zeros));
+            prop_assert_eq!(digits_of(&text), parse_u64(&text[..text.len() - 1]).map(Some).ok_or(false));
+        }
+    }
 }

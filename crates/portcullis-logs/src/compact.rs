@@ -16,6 +16,11 @@ const NO_TRACKER: u64 = u64::MAX;
 const FLAG_OUT: u8 = 0b0000_0100;
 const FLAG_V6: u8 = 0b0000_1000;
 const FLAG_PORTS: u8 = 0b0001_0000;
+/// [`Action::Unknown`] and [`Direction::Unknown`] take bits of their own (their action bits stay 0, their
+/// direction bit "in") rather than the free action value 3, which older builds reject as a foreign record: an older
+/// build reads such a record as a pass, inbound.
+const FLAG_ACTION_UNKNOWN: u8 = 0b0010_0000;
+const FLAG_DIRECTION_UNKNOWN: u8 = 0b0100_0000;
 
 /// One stored line. The interface is an id the store interns (a handful of devices per firewall).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +43,8 @@ pub struct Record {
     pub src_port: Option<u16>,
     /// Destination port (TCP, UDP, SCTP).
     pub dst_port: Option<u16>,
-    /// The tracker of the rule that logged the line.
+    /// The tracker of the rule that logged the line. An OPNsense rule label (text) is not kept: the record has
+    /// room for a number only, so such lines are stored without a rule.
     pub tracker: Option<u64>,
     /// IP length as logged.
     pub length: u32,
@@ -82,9 +88,12 @@ impl Record {
             Action::Pass => 0,
             Action::Block => 1,
             Action::Reject => 2,
+            Action::Unknown => FLAG_ACTION_UNKNOWN,
         };
-        if self.direction == Direction::Out {
-            flags |= FLAG_OUT;
+        match self.direction {
+            Direction::In => {}
+            Direction::Out => flags |= FLAG_OUT,
+            Direction::Unknown => flags |= FLAG_DIRECTION_UNKNOWN,
         }
         if self.src.is_ipv6() {
             flags |= FLAG_V6;
@@ -116,13 +125,19 @@ impl Record {
             dst_port: ports.then(|| u16::from_le_bytes(arr(b, 54).unwrap_or_default())),
             interface: u16::from_le_bytes(arr(b, 56)?),
             protocol: *b.get(58)?,
-            action: match flags & 0b11 {
-                0 => Action::Pass,
-                1 => Action::Block,
-                2 => Action::Reject,
+            action: match (flags & 0b11, flags & FLAG_ACTION_UNKNOWN != 0) {
+                (0, false) => Action::Pass,
+                (1, false) => Action::Block,
+                (2, false) => Action::Reject,
+                (0, true) => Action::Unknown,
                 _ => return None,
             },
-            direction: if flags & FLAG_OUT != 0 { Direction::Out } else { Direction::In },
+            direction: match (flags & FLAG_OUT != 0, flags & FLAG_DIRECTION_UNKNOWN != 0) {
+                (false, false) => Direction::In,
+                (true, false) => Direction::Out,
+                (false, true) => Direction::Unknown,
+                (true, true) => return None,
+            },
         })
     }
 }
@@ -223,6 +238,8 @@ mod tests {
             ..r
         };
         assert_eq!(Record::decode(&v6.encode()), Some(v6));
+        let unknown = Record { action: Action::Unknown, direction: Direction::Unknown, ..r };
+        assert_eq!(Record::decode(&unknown.encode()), Some(unknown));
     }
 
     #[test]

@@ -11,12 +11,14 @@ use serde::Serialize;
 pub enum SyslogFormat {
     /// RFC 3164 / BSD: `[<PRI>]Mmm dd hh:mm:ss [host] filterlog[pid]: ` (also `filterlog: ` without a pid). Local
     /// `/var/log/filter.log` lines have a host and no `<PRI>`; lines received by a remote collector have a `<PRI>`
-    /// and no host. The timestamp has no year and no zone.
+    /// and no host. The timestamp has no year and no zone. Exports may separate the parts with tabs, or keep only
+    /// the timestamp before the CSV body (then there is no host and no pid).
     Bsd,
     /// RFC 5424: `[<PRI>]1 <RFC 3339 time> <host> filterlog <pid> <msgid> <structured data> `.
     Rfc5424,
     /// An RFC 3339 timestamp followed by the BSD-style host and tag (`host filterlog[pid] ` or `host filterlog: `),
-    /// as written by collectors that re-format the time (rsyslog's `RSYSLOG_FileFormat`, syslog-ng ISO dates).
+    /// as written by collectors that re-format the time (rsyslog's `RSYSLOG_FileFormat`, syslog-ng ISO dates);
+    /// also the timestamp alone before the CSV body, and tabs for spaces, as for [`SyslogFormat::Bsd`].
     Rfc3339,
     /// No prefix: the CSV body alone.
     Bare,
@@ -32,6 +34,12 @@ pub enum Action {
     Block,
     /// `reject`
     Reject,
+    /// An action filterlog has no word for, or one that neither passes nor blocks: pfSense's literal placeholder
+    /// `unkn(%u)` (its `code2str` fallback is printed unformatted, so `match` rules log as `unkn(%u)`; pfSense
+    /// `sysutils/filterlog/files/filterlog.c`), a formatted `unkn(N)`, OPNsense's `unknown(N)` (OPNsense
+    /// `opnsense/filterlog/files/filterlog.c`), and the other words of pf's action table in both sources
+    /// (`scrub`, `nat`, `binat`, `rdr`, `synproxy-drop`).
+    Unknown,
 }
 
 impl Action {
@@ -41,6 +49,7 @@ impl Action {
             Action::Pass => "pass",
             Action::Block => "block",
             Action::Reject => "reject",
+            Action::Unknown => "unknown",
         }
     }
 }
@@ -59,6 +68,9 @@ pub enum Direction {
     In,
     /// `out`
     Out,
+    /// `in/out` (pf's `PF_INOUT`), or a placeholder for a direction filterlog has no word for (`unkn(%u)` on
+    /// pfSense, `unknown(N)` on OPNsense; see [`Action::Unknown`]).
+    Unknown,
 }
 
 impl Direction {
@@ -67,6 +79,7 @@ impl Direction {
         match self {
             Direction::In => "in",
             Direction::Out => "out",
+            Direction::Unknown => "unknown",
         }
     }
 }
@@ -213,8 +226,23 @@ pub enum IcmpDetail<'a> {
         /// Next-hop MTU.
         mtu: u32,
     },
-    /// `datalength=<n>` in place of a type: the ICMP header was not captured.
+    /// `datalength=<n>` in place of a type: the ICMP header was not captured (or the line is OPNsense's and has
+    /// nothing after the length).
     DataLength(u32),
+    /// OPNsense's layout since its 2026 ICMP decoder (`opnsense/filterlog/files/print-icmp.c` and
+    /// `description.txt`): `datalength=N,type,code,id,seq,mtu`, type and code as pf.conf keywords
+    /// (`echoreq`, `unreach`/`port-unr`), id and seq only for echo/timestamp/info/mask messages, mtu only for
+    /// `needfrag`. The type is in [`IcmpInfo::icmp_type`], the length in [`IcmpInfo::data_length`].
+    Coded {
+        /// The code keyword, or the code number when pf.conf has no keyword for it; empty when truncated.
+        code: &'a str,
+        /// Identifier, for the types that carry one.
+        id: Option<u16>,
+        /// Sequence number, for the types that carry one.
+        seq: Option<u16>,
+        /// Next-hop MTU of a `needfrag`.
+        mtu: Option<u32>,
+    },
     /// Free text: the rest of the line after the type (`unreach`, `timexceed`, `paramprob`, `redirect`,
     /// `maskreply`, unknown types such as `type-??20`, and typed ones whose fields did not parse).
     Text(&'a str),
@@ -223,10 +251,16 @@ pub enum IcmpDetail<'a> {
 /// ICMP (IPv4, protocol 1) trailing fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct IcmpInfo<'a> {
-    /// The type as printed (`request`, `reply`, `unreachport`, `type-??20`...); `None` for `datalength=<n>`.
+    /// The type as printed (`request`, `reply`, `unreachport`, `type-??`, OPNsense's `echoreq`...); `None` for a
+    /// bare `datalength=<n>`.
     pub icmp_type: Option<&'a str>,
     /// The type-specific fields.
     pub detail: IcmpDetail<'a>,
+    /// The ICMP message length (IP payload bytes). pfSense appends it to the last ICMP field without a separator
+    /// (`icmp_print` ends with `sbuf_printf(sbuf, "%u", plen)`, pfSense `sysutils/filterlog/files/print-icmp.c`:
+    /// `request,37728,164` is seq 1 and 64 bytes); the parser splits it off. OPNsense prints it as
+    /// `datalength=N`. `None` when the line's last field does not end with it.
+    pub data_length: Option<u32>,
 }
 
 /// CARP (protocol 112) advertisement fields, as printed for IPv4.
@@ -289,14 +323,21 @@ pub struct FilterLogEntry<'a> {
     /// The CSV body (everything after the prefix).
     pub body: &'a str,
 
-    /// Field 0: pf rule number in the loaded ruleset (changes when the ruleset changes).
+    /// Field 0: pf rule number in the loaded ruleset (changes when the ruleset changes). `None` for pf's "no rule"
+    /// (`4294967295`, u32::MAX: pfSense prints it as a number, OPNsense as an empty field) and for an empty field.
     pub rule_number: Option<u32>,
-    /// Field 1: sub-rule (empty, or `16777216` on older versions).
+    /// Field 1: the sub-rule number inside an anchor (empty outside anchors; `16777216` on older versions).
     pub sub_rule: Option<u32>,
-    /// Field 2: anchor (usually empty).
+    /// Field 2: the anchor (ruleset) name, printed with a sub-rule (usually empty).
     pub anchor: &'a str,
-    /// Field 3: the rule's tracker, its stable id (the rule id of tool output).
+    /// Field 3 as a number: pfSense's tracker, the rule's stable id. `None` when the field is empty or is an
+    /// OPNsense label.
     pub tracker: Option<u64>,
+    /// Field 3 as logged, when not empty: the tracker's digits on pfSense, the rule label on OPNsense (the
+    /// filterlog there prints the pf rule's label, or `0` without one: `opnsense/filterlog/files/filterlog.c`; the
+    /// GUI's labels are 32-hex-digit MD5 hashes, `src/opnsense/scripts/filter/read_log.py`, newer rules UUIDs,
+    /// hand-written rules free text). [`FilterLogEntry::rule_id`] returns it.
+    pub rule_label: Option<&'a str>,
     /// Field 4: the real interface (device: `igb1.12`, `em0`, `ovpns2`).
     pub interface: &'a str,
     /// Field 5: the reason (`match`, or a pf reason such as `bad-offset`, `state-mismatch`).
@@ -327,9 +368,9 @@ pub struct FilterLogEntry<'a> {
 }
 
 impl<'a> FilterLogEntry<'a> {
-    /// The rule's stable id: the tracker.
-    pub fn rule_id(&self) -> Option<u64> {
-        self.tracker
+    /// The rule's stable id as logged: pfSense's tracker, or OPNsense's rule label.
+    pub fn rule_id(&self) -> Option<&'a str> {
+        self.rule_label
     }
 
     /// The source port for TCP, UDP and SCTP.

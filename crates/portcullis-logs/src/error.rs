@@ -5,15 +5,16 @@ use std::fmt;
 
 use serde::Serialize;
 
-/// Why a line is not a usable filterlog entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+/// Why a line is not a usable filterlog entry. Its `Display` is the reason shown to users for a skipped line
+/// (`bad number in field 3 (tracker)`); the order lets callers count lines by reason in a sorted map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, thiserror::Error)]
 pub enum ParseError {
     /// The line is blank: empty, only spaces or tabs, or only a line terminator.
     #[error("empty line")]
     Empty,
     /// The line is not from `filterlog`: another program's syslog line, or text that is neither a syslog line nor
     /// a filterlog CSV body.
-    #[error("not a filterlog line")]
+    #[error("not filterlog")]
     NotFilterlog,
     /// The syslog prefix is recognisably one of the supported forms but broken (`part` says where).
     #[error("malformed syslog header: {part}")]
@@ -57,7 +58,7 @@ pub enum ParseError {
 }
 
 /// The part of a syslog prefix that is wrong, in [`ParseError::BadHeader`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HeaderPart {
     /// `<PRI>` is not 1–3 digits up to 191 between `<` and `>`.
@@ -91,7 +92,7 @@ impl fmt::Display for HeaderPart {
 macro_rules! fields {
     ($($(#[$doc:meta])* $variant:ident => $name:literal,)*) => {
         /// A CSV field of the filterlog body, named in errors.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
         #[serde(rename_all = "snake_case")]
         pub enum Field {
             $($(#[$doc])* #[doc = concat!("`", $name, "`")] $variant,)*
@@ -172,6 +173,38 @@ pub enum ParseErrorKind {
     BadIp,
     /// [`ParseError::BadValue`]
     BadValue,
+}
+
+impl ParseErrorKind {
+    /// Every kind, in order.
+    pub const ALL: [ParseErrorKind; 7] = [
+        ParseErrorKind::Empty,
+        ParseErrorKind::NotFilterlog,
+        ParseErrorKind::BadHeader,
+        ParseErrorKind::MissingField,
+        ParseErrorKind::BadNumber,
+        ParseErrorKind::BadIp,
+        ParseErrorKind::BadValue,
+    ];
+
+    /// The kind in words, for counts of skipped lines (`3 not filterlog, 1 bad number`).
+    pub fn describe(self) -> &'static str {
+        match self {
+            ParseErrorKind::Empty => "empty",
+            ParseErrorKind::NotFilterlog => "not filterlog",
+            ParseErrorKind::BadHeader => "malformed syslog header",
+            ParseErrorKind::MissingField => "missing field",
+            ParseErrorKind::BadNumber => "bad number",
+            ParseErrorKind::BadIp => "bad IP address",
+            ParseErrorKind::BadValue => "unexpected value",
+        }
+    }
+}
+
+impl fmt::Display for ParseErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.describe())
+    }
 }
 
 impl ParseError {

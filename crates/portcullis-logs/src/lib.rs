@@ -7,14 +7,33 @@
 //! into a [`FilterLogEntry`] that borrows its text from the line: no allocation, addresses parsed into
 //! [`std::net::IpAddr`], numbers into integers, the protocol-specific fields in a small typed struct per protocol
 //! ([`ProtocolInfo`]). Malformed input gives a [`ParseError`] naming what is wrong and, for the CSV body, the field
-//! by index and name; no input makes the parser panic (all indexing is checked, and the crate denies the lints that
-//! would allow otherwise).
+//! by index and name (its `Display` is the reason an import reports for a skipped line); no input makes the parser
+//! panic (all indexing is checked, and the crate denies the lints that would allow otherwise).
 //!
-//! - [`parse_lines`] / [`parse_lines_counted`] / [`ParseStats`]: many lines at once, with counts per error kind.
+//! Producer variants understood beyond pfSense's default lines (each rule cites its source where it is applied):
+//!
+//! - **OPNsense**: field 3 holds the pf rule's label (a 32-hex-digit MD5 hash from the GUI, a UUID, free text,
+//!   or `0` without one) instead of pfSense's numeric tracker: [`FilterLogEntry::rule_label`] keeps it and
+//!   [`FilterLogEntry::rule_id`] returns it; [`FilterLogEntry::tracker`] stays the number when there is one. The
+//!   rest of the layout is pfSense's (OPNsense prints IPv6 protocol names in lower case). OPNsense's ICMP layout
+//!   `datalength=N,type,code,id,seq,mtu` is [`IcmpDetail::Coded`].
+//! - **Placeholders**: an action, reason or direction filterlog has no word for prints as `unkn(%u)` on pfSense
+//!   (the format string unformatted), `unkn(N)`, or `unknown(N)` on OPNsense: the action and direction become
+//!   [`Action::Unknown`] / [`Direction::Unknown`] (so do pf's `scrub`/`nat`/`binat`/`rdr`/`synproxy-drop` and
+//!   `in/out`), the reason stays text. The line is kept, not refused.
+//! - **Rule numbers**: pf's "no rule" (`4294967295`, or an empty field on OPNsense) is `rule_number: None`;
+//!   sub-rule numbers and anchor names (fields 1 and 2) are kept.
+//! - **Prefixes**: tabs may stand for the spaces of a prefix (`Jul  3 19:10:30\tfw\tfilterlog[1]:\t...`), and a BSD
+//!   or RFC 3339 timestamp may stand alone before the CSV body.
+//! - **ICMP lengths**: pfSense appends the ICMP message length to the last ICMP field without a separator
+//!   (`request,37728,164` is seq 1, 64 bytes); it is split off by the IP length into [`IcmpInfo::data_length`].
+//!
+//! - [`parse_lines`] / [`parse_lines_counted`] / [`ParseStats`]: many lines at once, with counts per error kind
+//!   ([`ParseErrorKind::describe`] words them).
 //! - [`FilterLogEntry::timestamp`]: BSD timestamps have no year or zone; this resolves them against a year hint
 //!   and the current time.
 //! - [`FilterLogEntry::to_record`]: the owned, serialisable [`FilterLogRecord`] with the tool output's field names.
-//! - [`FilterLogEntry::tracker`] (also [`FilterLogEntry::rule_id`]) links a line to its rule.
+//! - [`FilterLogEntry::rule_id`] (also [`FilterLogEntry::tracker`]) links a line to its rule.
 //!
 //! ```
 //! use portcullis_logs::{parse_line, Action};
@@ -24,6 +43,7 @@
 //! let entry = parse_line(line).unwrap();
 //! assert_eq!(entry.action, Action::Pass);
 //! assert_eq!(entry.tracker, Some(1520797901));
+//! assert_eq!(entry.rule_id(), Some("1520797901"));
 //! assert_eq!(entry.dst_port(), Some(123));
 //! assert_eq!(entry.to_record().dst_port.as_deref(), Some("123"));
 //! ```
@@ -38,6 +58,7 @@ mod entry;
 mod error;
 pub mod format;
 mod header;
+mod icmp;
 mod ip;
 mod num;
 mod record;

@@ -16,9 +16,9 @@ pub struct FilterLogRecord {
     pub timestamp: Option<String>,
     /// The interface device (`igb1.12`).
     pub interface: String,
-    /// `pass`, `block` or `reject`.
+    /// `pass`, `block`, `reject` or `unknown`.
     pub action: String,
-    /// `in` or `out`.
+    /// `in`, `out` or `unknown`.
     pub direction: String,
     /// The protocol name in lower case (`tcp`, `udp`, `icmp`, `icmpv6`, `vrrp`...).
     pub protocol: String,
@@ -30,7 +30,7 @@ pub struct FilterLogRecord {
     pub dst_ip: String,
     /// Destination port for TCP/UDP/SCTP, as a string.
     pub dst_port: Option<String>,
-    /// The rule's tracker, as a string.
+    /// The rule's id as logged: pfSense's tracker or OPNsense's rule label.
     pub rule_id: Option<String>,
     /// IP length as logged (IPv4 total length, IPv6 payload length).
     pub length: u32,
@@ -76,7 +76,7 @@ impl FilterLogEntry<'_> {
             src_port: self.src_port(),
             dst_ip: self.dst.to_string(),
             dst_port: self.dst_port().map(|p| p.to_string()),
-            rule_id: self.tracker.map(|t| t.to_string()),
+            rule_id: self.rule_label.map(str::to_owned),
             length: self.length,
             raw_timestamp: self.timestamp.map(str::to_owned),
             host: self.host.map(str::to_owned),

@@ -236,7 +236,8 @@ where
     deserializer.deserialize_map(Entries(std::marker::PhantomData))
 }
 
-/// Counts by action: pass, block, reject.
+/// Counts by action: pass, block, reject. Lines with [`Action::Unknown`] count in none of them (they are in the
+/// record totals): the stored rollups keep their three counters.
 pub type ActionCounts = [u64; 3];
 
 fn bump(counts: &mut ActionCounts, a: Action) {
@@ -245,6 +246,7 @@ fn bump(counts: &mut ActionCounts, a: Action) {
         Action::Pass => *pass += 1,
         Action::Block => *block += 1,
         Action::Reject => *reject += 1,
+        Action::Unknown => {}
     }
 }
 
@@ -397,6 +399,7 @@ impl Rollup {
                 bucket.bytes_out += len;
                 bucket.packets_out += 1;
             }
+            Direction::Unknown => {}
         }
         *self.hours.entry(r.ts_ms.div_euclid(HOUR_MS) * HOUR_MS).or_insert(0) += 1;
         if let Some(port) = r.dst_port {
@@ -421,7 +424,8 @@ impl Rollup {
             {
                 *n += 1;
             }
-            if a != Action::Pass {
+            // pfSense's `unkn(%u)` lines are its `match` rules: neither a pass nor a block.
+            if matches!(a, Action::Block | Action::Reject) {
                 s.blocked_ports.insert(port);
             }
         }

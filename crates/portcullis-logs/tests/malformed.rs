@@ -248,3 +248,24 @@ fn error_kinds_are_stable() {
     assert_eq!(e.to_string(), "missing field 8 (IP version)");
     assert_eq!(err("<999>x").to_string(), "malformed syslog header: bad priority");
 }
+
+#[test]
+fn reasons_are_words() {
+    // What an import prints for the lines it skips.
+    assert_eq!(err("garbage").to_string(), "not filterlog");
+    assert_eq!(err(&format!("{PREFIX}{}", with_field(TCP, 3, "-1"))).to_string(), "bad number in field 3 (tracker)");
+    let words: Vec<&str> = ParseErrorKind::ALL.iter().map(|k| k.describe()).collect();
+    assert_eq!(
+        words,
+        [
+            "empty",
+            "not filterlog",
+            "malformed syslog header",
+            "missing field",
+            "bad number",
+            "bad IP address",
+            "unexpected value"
+        ]
+    );
+    assert_eq!(ParseErrorKind::BadIp.to_string(), "bad IP address");
+}

@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Datelike, Utc};
 use portcullis_logs::compact::{RECORD_SIZE, Record};
-use portcullis_logs::parse_line;
+use portcullis_logs::{ParseError, parse_line};
 use serde::{Deserialize, Serialize};
 
 use crate::{LogStore, StoreError, hour_of, io};
 
 /// What an ingestion did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct IngestStats {
     /// Lines seen.
     pub lines: u64,
@@ -20,6 +20,9 @@ pub struct IngestStats {
     pub stored: u64,
     /// Lines that were not filterlog lines (other syslog traffic, damage).
     pub malformed: u64,
+    /// The `malformed` lines by reason, as the parser words it (`not filterlog`, `bad number in field 3
+    /// (tracker)`): what an import reports it skipped and why.
+    pub skipped: BTreeMap<String, u64>,
     /// Lines skipped as already stored (pfRest pulls).
     pub duplicates: u64,
     /// Pulls that did not reach back to the previous pull (the page cap was hit, or the firewall's log no longer
@@ -35,6 +38,39 @@ impl IngestStats {
         self.malformed += o.malformed;
         self.duplicates += o.duplicates;
         self.gaps += o.gaps;
+        for (reason, n) in o.skipped {
+            *self.skipped.entry(reason).or_insert(0) += n;
+        }
+    }
+
+    /// The skipped lines in words, most frequent reason first: `skipped 4: 3 not filterlog, 1 bad number in field
+    /// 3 (tracker)`; empty when nothing was skipped.
+    pub fn skipped_summary(&self) -> String {
+        if self.malformed == 0 {
+            return String::new();
+        }
+        let mut reasons: Vec<(&String, &u64)> = self.skipped.iter().collect();
+        reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let reasons: Vec<String> = reasons.iter().map(|(reason, n)| format!("{n} {reason}")).collect();
+        format!("skipped {}: {}", self.malformed, reasons.join(", "))
+    }
+}
+
+/// Malformed lines by error, counted without allocating per line and worded once at the end.
+#[derive(Default)]
+struct SkipCounter(BTreeMap<ParseError, u64>);
+
+impl SkipCounter {
+    fn count(&mut self, error: ParseError) {
+        *self.0.entry(error).or_insert(0) += 1;
+    }
+
+    fn into_reasons(self) -> BTreeMap<String, u64> {
+        let mut reasons = BTreeMap::new();
+        for (error, n) in self.0 {
+            *reasons.entry(error.to_string()).or_insert(0) += n;
+        }
+        reasons
     }
 }
 
@@ -57,18 +93,24 @@ impl LogStore {
         now: DateTime<Utc>,
     ) -> Result<(Vec<Record>, IngestStats), StoreError> {
         let mut stats = IngestStats::default();
+        let mut skipped = SkipCounter::default();
         let mut records = Vec::new();
         for line in lines {
             stats.lines += 1;
-            let Ok(entry) = parse_line(line) else {
-                stats.malformed += 1;
-                continue;
+            let entry = match parse_line(line) {
+                Ok(entry) => entry,
+                Err(e) => {
+                    stats.malformed += 1;
+                    skipped.count(e);
+                    continue;
+                }
             };
             let at = entry.timestamp(now.year(), now).unwrap_or(now);
             let iface = self.interface_id(entry.interface)?;
             records.push(Record::from_entry(&entry, at, iface));
         }
         stats.stored = records.len() as u64;
+        stats.skipped = skipped.into_reasons();
         Ok((records, stats))
     }
 }
@@ -460,6 +502,27 @@ mod tests {
             page.records.iter().map(|r| usize::from(r.src_port.unwrap_or_default()) - 10_000).collect();
         ids.sort_unstable();
         ids
+    }
+
+    #[test]
+    fn skipped_lines_are_counted_by_reason_and_merged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let mut lines = log(0, 2);
+        lines.push("hello".into());
+        lines.push("Jul  3 19:10:30 fw sshd[1]: Accepted".into());
+        lines.push(lines[0].replacen("1000000103", "-1", 1));
+        let mut stats = store.ingest_lines(lines.iter().map(String::as_str), Utc::now()).unwrap();
+        assert_eq!((stats.lines, stats.stored, stats.malformed), (5, 2, 3));
+        let expected = |pairs: &[(&str, u64)]| pairs.iter().map(|(r, n)| (r.to_string(), *n)).collect();
+        assert_eq!(stats.skipped, expected(&[("bad number in field 3 (tracker)", 1), ("not filterlog", 2)]));
+        assert_eq!(stats.skipped_summary(), "skipped 3: 2 not filterlog, 1 bad number in field 3 (tracker)");
+        stats.add(store.ingest_lines(["garbage"], Utc::now()).unwrap());
+        assert_eq!(stats.malformed, 4);
+        assert_eq!(stats.skipped, expected(&[("bad number in field 3 (tracker)", 1), ("not filterlog", 3)]));
+        let json = serde_json::to_value(&stats).unwrap();
+        assert_eq!(json["skipped"]["not filterlog"], 3);
+        assert_eq!(IngestStats::default().skipped_summary(), "");
     }
 
     #[test]

@@ -291,7 +291,9 @@ async fn dispatch(command: Command, loaded: LoadedConfig) -> anyhow::Result<i32>
             for file in files {
                 let s = portcullis_logstore::files::import_file(store, &file, chrono::Utc::now())
                     .with_context(|| format!("importing {}", file.display()))?;
-                println!("{}: stored {} lines ({} not filterlog)", file.display(), s.stored, s.malformed);
+                let skipped = s.skipped_summary();
+                let skipped = if skipped.is_empty() { String::new() } else { format!("; {skipped}") };
+                println!("{}: stored {} lines{skipped}", file.display(), s.stored);
             }
             Ok(0)
         }
