@@ -373,8 +373,9 @@ impl Firewall for NftablesFirewall {
 
     /// A read of entries alone (a change's read-back) looks them up; anything else is a snapshot.
     async fn state(&self, read: &StateRead) -> Result<RuleSet, BackendError> {
+        // Where netlink cannot be reached the table is read whole.
         if read.only_entries()
-            && let Some(touched) = self.read_touched(touched::Wanted::ByAlias(read.entries.clone())).await?
+            && let Ok(Some(touched)) = self.read_touched(touched::Wanted::ByAlias(read.entries.clone())).await
         {
             return Ok(touched.state);
         }
@@ -393,8 +394,12 @@ impl Firewall for NftablesFirewall {
     /// Looked up one by one, not listed: the reconciler checks its expiries this way.
     async fn alias_entries(&self, alias: &str, values: &[String]) -> Result<Option<Vec<AliasEntry>>, BackendError> {
         let wanted = BTreeMap::from([(alias.to_string(), values.iter().cloned().collect::<BTreeSet<String>>())]);
-        let Some(touched) = self.read_touched(touched::Wanted::ByAlias(wanted)).await? else { return Ok(None) };
-        Ok(touched.state.alias(alias).map(|a| a.entries_among(values)))
+        match self.read_touched(touched::Wanted::ByAlias(wanted)).await {
+            Ok(Some(touched)) => Ok(touched.state.alias(alias).map(|a| a.entries_among(values))),
+            Ok(None) => Ok(None),
+            // Where netlink cannot be reached, from a whole read.
+            Err(_) => Ok(self.snapshot().await?.alias(alias).map(|a| a.entries_among(values))),
+        }
     }
 
     async fn apply(&self, plan: &ChangePlan) -> Result<Applied, BackendError> {

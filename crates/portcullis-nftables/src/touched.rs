@@ -211,7 +211,8 @@ impl NftablesFirewall {
             Some(rules) => rules,
             None => self.read_table().await?.state.rules,
         };
-        let Some(touched) = self.read_touched(Wanted::Everywhere(values.clone())).await? else { return Ok(None) };
+        // Where netlink cannot be reached, the caller reads the table whole.
+        let Ok(Some(touched)) = self.read_touched(Wanted::Everywhere(values.clone())).await else { return Ok(None) };
         let interfaces = self.interfaces().await?;
         Ok(Some(RuleSet { interfaces, rules, aliases: touched.state.aliases }))
     }
@@ -299,9 +300,16 @@ impl NftablesFirewall {
     ) -> Result<Option<Applied>, BackendError> {
         let read = StateRead::touched_by(plan);
         let generation_before = self.kernel_generation().await.ok();
-        let Some(TouchedState { state: current, generation: Some(generation) }) =
-            self.read_touched(Wanted::ByAlias(read.entries.clone())).await?
-        else {
+        // Nothing is written before the batch: where netlink cannot be reached the `nft` path does the change.
+        let touched = match self.read_touched(Wanted::ByAlias(read.entries.clone())).await {
+            Ok(touched) => touched,
+            Err(e) if matches!(e.code, ErrorCode::Unavailable | ErrorCode::AuthorizationFailed) => {
+                tracing::warn!(target = %self.name, "netlink unavailable, using nft: {}", e.message);
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let Some(TouchedState { state: current, generation: Some(generation) }) = touched else {
             return Ok(None);
         };
         let now = Utc::now();
