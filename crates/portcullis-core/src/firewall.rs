@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::freshness::StateRead;
-use crate::model::{AliasEntry, RuleId, RuleSet};
+use crate::model::{Alias, AliasEntry, RuleId, RuleSet};
 use crate::plan::ChangePlan;
 
 /// Stable, matchable error codes (BRIEF §6). Scripts match on these strings; never rename one.
@@ -255,6 +255,30 @@ pub trait Firewall: Send + Sync {
     async fn alias_entries(&self, alias: &str, values: &[String]) -> Result<Option<Vec<AliasEntry>>, BackendError> {
         let state = self.snapshot().await?;
         Ok(state.alias(alias).map(|a| a.entries_among(values)))
+    }
+
+    /// The interfaces and every alias' definition (no entries, no rules), read now: what a paged listing of
+    /// entries starts from. The default reads a snapshot.
+    async fn outline(&self) -> Result<RuleSet, BackendError> {
+        let state = self.snapshot().await?;
+        let aliases = state.aliases.into_iter().map(|a| Alias { entries: Vec::new(), ..a }).collect();
+        Ok(RuleSet { interfaces: state.interfaces, rules: Vec::new(), aliases })
+    }
+
+    /// Entries `skip..skip + limit` of `alias` in the firewall's own order, and whether more follow; `None` when
+    /// the alias does not exist. Entries added or removed between two pages may shift them. The default reads a
+    /// snapshot; a backend whose lists are too long to read whole reads only up to the page.
+    async fn alias_entries_page(
+        &self,
+        alias: &str,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Option<(Vec<AliasEntry>, bool)>, BackendError> {
+        let state = self.snapshot().await?;
+        Ok(state.alias(alias).map(|a| {
+            let page = a.entries.iter().skip(skip).take(limit).cloned().collect();
+            (page, a.entries.len() > skip.saturating_add(limit))
+        }))
     }
 
     /// The interfaces' cumulative counters, kept by the firewall itself (every packet, where logs see only the

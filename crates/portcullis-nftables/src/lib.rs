@@ -391,6 +391,35 @@ impl Firewall for NftablesFirewall {
         true
     }
 
+    /// From the `aliases` chain's comments over netlink; a whole read where netlink cannot answer.
+    async fn outline(&self) -> Result<RuleSet, BackendError> {
+        if let Some(outline) = self.outline_by_netlink().await {
+            return Ok(outline);
+        }
+        let state = self.snapshot().await?;
+        let aliases = state.aliases.into_iter().map(|a| portcullis_core::model::Alias { entries: Vec::new(), ..a });
+        Ok(RuleSet { interfaces: state.interfaces, rules: Vec::new(), aliases: aliases.collect() })
+    }
+
+    /// Read only as far as the page reaches; a whole read where netlink cannot answer.
+    async fn alias_entries_page(
+        &self,
+        alias: &str,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Option<(Vec<AliasEntry>, bool)>, BackendError> {
+        match self.page_by_netlink(alias, skip, limit).await {
+            Err(e) if matches!(e.code, ErrorCode::Unavailable | ErrorCode::AuthorizationFailed) => {
+                let state = self.snapshot().await?;
+                Ok(state.alias(alias).map(|a| {
+                    let page = a.entries.iter().skip(skip).take(limit).cloned().collect();
+                    (page, a.entries.len() > skip.saturating_add(limit))
+                }))
+            }
+            page => page,
+        }
+    }
+
     /// Looked up one by one, not listed: the reconciler checks its expiries this way.
     async fn alias_entries(&self, alias: &str, values: &[String]) -> Result<Option<Vec<AliasEntry>>, BackendError> {
         let wanted = BTreeMap::from([(alias.to_string(), values.iter().cloned().collect::<BTreeSet<String>>())]);

@@ -221,23 +221,36 @@ impl Netlink {
 
     /// Every element of a small set (a dump costs the square of the set's size; see the module comment).
     pub fn dump_elements(&self, table: &str, set: &str) -> Result<Vec<KernelElement>, NetlinkError> {
-        let mut conn = Connection::open(self.netns.as_deref())?;
         let mut msg = Message::new(NFT_MSG_GETSETELEM, NLM_F_REQUEST | NLM_F_DUMP, 1, 0);
         msg.string(NFTA_SET_ELEM_LIST_TABLE, table);
         msg.string(NFTA_SET_ELEM_LIST_SET, set);
-        msg.finish();
-        conn.send(&msg.buf)?;
         let mut found = Vec::new();
-        conn.receive(|reply| match reply {
-            Reply::Data { payload, .. } => {
-                found.extend(elements(payload));
-                Ok(Flow::More)
-            }
-            Reply::Done => Ok(Flow::Stop),
-            Reply::Error { errno: 0, .. } => Ok(Flow::More),
-            Reply::Error { errno, .. } => Err(NetlinkError::Refused { index: 0, errno }),
+        Connection::open(self.netns.as_deref())?.dump(msg, |payload| {
+            found.extend(elements(payload));
+            Ok(())
         })?;
         Ok(found)
+    }
+
+    /// The first `max` elements of a set in the kernel's order (or all of them when fewer), and whether that was
+    /// all: a dump stopped early costs what it read, however large the set.
+    pub fn first_elements(
+        &self,
+        table: &str,
+        set: &str,
+        max: usize,
+    ) -> Result<(Vec<KernelElement>, bool), NetlinkError> {
+        let mut msg = Message::new(NFT_MSG_GETSETELEM, NLM_F_REQUEST | NLM_F_DUMP, 1, 0);
+        msg.string(NFTA_SET_ELEM_LIST_TABLE, table);
+        msg.string(NFTA_SET_ELEM_LIST_SET, set);
+        let mut found = Vec::new();
+        let complete = Connection::open(self.netns.as_deref())?.dump_until(msg, |payload| {
+            found.extend(elements(payload));
+            Ok(found.len() <= max)
+        })?;
+        let more = found.len() > max;
+        found.truncate(max);
+        Ok((found, complete && !more))
     }
 
     /// Whether `set` exists: an error that [`NetlinkError::is_missing`] when it does not.
@@ -255,35 +268,27 @@ impl Netlink {
 
     /// (handle, comment) of every rule of `chain` in `table`, in order.
     pub fn rule_comments(&self, table: &str, chain: &str) -> Result<Vec<(u64, Option<String>)>, NetlinkError> {
-        let mut conn = Connection::open(self.netns.as_deref())?;
         let mut msg = Message::new(NFT_MSG_GETRULE, NLM_F_REQUEST | NLM_F_DUMP, 1, 0);
         msg.string(NFTA_RULE_TABLE, table);
         msg.string(NFTA_RULE_CHAIN, chain);
-        msg.finish();
-        conn.send(&msg.buf)?;
         let mut rules = Vec::new();
-        conn.receive(|reply| match reply {
-            Reply::Data { payload, .. } => {
-                let mut handle = None;
-                let mut comment = None;
-                let mut in_chain = false;
-                for (t, v) in attributes(payload) {
-                    match t {
-                        NFTA_RULE_CHAIN => in_chain = c_string(v).as_deref() == Some(chain),
-                        NFTA_RULE_HANDLE => handle = be_u64(v),
-                        NFTA_RULE_USERDATA => comment = udata_comment(v),
-                        _ => {}
-                    }
+        Connection::open(self.netns.as_deref())?.dump(msg, |payload| {
+            let mut handle = None;
+            let mut comment = None;
+            let mut in_chain = false;
+            for (t, v) in attributes(payload) {
+                match t {
+                    NFTA_RULE_CHAIN => in_chain = c_string(v).as_deref() == Some(chain),
+                    NFTA_RULE_HANDLE => handle = be_u64(v),
+                    NFTA_RULE_USERDATA => comment = udata_comment(v),
+                    _ => {}
                 }
-                // Old kernels ignore the chain filter of a dump.
-                if in_chain {
-                    rules.push((handle.ok_or(NetlinkError::Garbled("a rule without its handle"))?, comment));
-                }
-                Ok(Flow::More)
             }
-            Reply::Done => Ok(Flow::Stop),
-            Reply::Error { errno: 0, .. } => Ok(Flow::More),
-            Reply::Error { errno, .. } => Err(NetlinkError::Refused { index: 0, errno }),
+            // Old kernels ignore the chain filter of a dump.
+            if in_chain {
+                rules.push((handle.ok_or(NetlinkError::Garbled("a rule without its handle"))?, comment));
+            }
+            Ok(())
         })?;
         Ok(rules)
     }
@@ -298,20 +303,11 @@ impl Netlink {
         for (kind, table_attr) in [(NFT_MSG_GETCHAIN, NFTA_CHAIN_TABLE), (NFT_MSG_GETRULE, NFTA_RULE_TABLE)] {
             let mut msg = Message::new(kind, NLM_F_REQUEST | NLM_F_DUMP, 1, 0);
             msg.string(table_attr, table);
-            msg.finish();
-            conn.send(&msg.buf)?;
-            conn.receive(|reply| match reply {
-                Reply::Data { payload, .. } => {
-                    let mine =
-                        attributes(payload).any(|(t, v)| t == table_attr && c_string(v).as_deref() == Some(table));
-                    if mine {
-                        hash_object(&mut hasher, kind, payload);
-                    }
-                    Ok(Flow::More)
+            conn.dump(msg, |payload| {
+                if attributes(payload).any(|(t, v)| t == table_attr && c_string(v).as_deref() == Some(table)) {
+                    hash_object(&mut hasher, kind, payload);
                 }
-                Reply::Done => Ok(Flow::Stop),
-                Reply::Error { errno: 0, .. } => Ok(Flow::More),
-                Reply::Error { errno, .. } => Err(NetlinkError::Refused { index: 0, errno }),
+                Ok(())
             })?;
         }
         Ok(hasher.finalize().into())
@@ -673,6 +669,37 @@ impl Connection {
             return Err(NetlinkError::Garbled("the kernel took part of a message"));
         }
         Ok(())
+    }
+
+    /// Sends a dump request and hands every message of the answer to `each`, until the dump is done.
+    fn dump(
+        &mut self,
+        request: Message,
+        mut each: impl FnMut(&[u8]) -> Result<(), NetlinkError>,
+    ) -> Result<(), NetlinkError> {
+        self.dump_until(request, |payload| each(payload).map(|()| true)).map(|_| ())
+    }
+
+    /// A dump whose `each` may stop it early (by answering false); true when it ran to its end. The socket is
+    /// then dropped with the rest of the dump unread, which the kernel discards.
+    fn dump_until(
+        &mut self,
+        mut request: Message,
+        mut each: impl FnMut(&[u8]) -> Result<bool, NetlinkError>,
+    ) -> Result<bool, NetlinkError> {
+        request.finish();
+        self.send(&request.buf)?;
+        let mut complete = false;
+        self.receive(|reply| match reply {
+            Reply::Data { payload, .. } => Ok(if each(payload)? { Flow::More } else { Flow::Stop }),
+            Reply::Done => {
+                complete = true;
+                Ok(Flow::Stop)
+            }
+            Reply::Error { errno: 0, .. } => Ok(Flow::More),
+            Reply::Error { errno, .. } => Err(NetlinkError::Refused { index: 0, errno }),
+        })?;
+        Ok(complete)
     }
 
     /// Reads replies until `each` says stop.

@@ -355,6 +355,65 @@ impl NftablesFirewall {
     }
 }
 
+impl NftablesFirewall {
+    /// The interfaces and the aliases' definitions, without listing the table; `None` where netlink cannot answer
+    /// or the table does not exist yet.
+    pub(crate) async fn outline_by_netlink(&self) -> Option<RuleSet> {
+        let touched = self.read_touched(Wanted::ByAlias(BTreeMap::new())).await.ok()??;
+        let interfaces = self.interfaces().await.ok()?;
+        Some(RuleSet { interfaces, rules: Vec::new(), aliases: touched.state.aliases })
+    }
+
+    /// Entries `skip..skip + limit` of `alias`: its networks (listed set by set, `nft list set` of one set), then
+    /// its single addresses, dumped only as far as the page reaches. `Err` where netlink cannot answer.
+    pub(crate) async fn page_by_netlink(
+        &self,
+        alias: &str,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Option<(Vec<portcullis_core::model::AliasEntry>, bool)>, BackendError> {
+        let Some(outline) = self.read_touched(Wanted::ByAlias(BTreeMap::new())).await? else { return Ok(None) };
+        if outline.state.alias(alias).is_none() {
+            return Ok(None);
+        }
+        let now = Utc::now();
+        let want = skip.saturating_add(limit).saturating_add(1);
+        let mut gathered = Vec::new();
+        for part in [SetPart::Nets4, SetPart::Nets6] {
+            let set = set_name(alias, part);
+            let args = ["-j", "list", "set", "inet", self.settings.table.as_str(), set.as_str()];
+            let json = self.settings.runner.nft(&args).await.map_err(|e| e.into_backend("nft list set"))?;
+            for element in KernelTable::parse(&json)?.sets.get(&set).map(|s| s.elements.as_slice()).unwrap_or_default()
+            {
+                gathered.push(entry(element, &self.texts, now)?);
+            }
+        }
+        for part in [SetPart::Hosts4, SetPart::Hosts6] {
+            let needed = want.saturating_sub(gathered.len());
+            if needed == 0 {
+                break;
+            }
+            let (netlink, table, set) = (self.netlink(), self.settings.table.clone(), set_name(alias, part));
+            let (found, _) = tokio::task::spawn_blocking(move || netlink.first_elements(&table, &set, needed))
+                .await
+                .map_err(|e| BackendError::new(ErrorCode::InternalError, format!("the netlink read failed: {e}")))?
+                .map_err(|e| netlink_failure("reading a page of entries", e))?;
+            for element in found {
+                let Some(addr) = key_address(&element.key) else { continue };
+                let listed = ListedElement {
+                    net: IpNet::from(addr),
+                    expires: element.expires_ms.map(|ms| ms.div_ceil(1000)),
+                    comment: element.comment,
+                };
+                gathered.push(entry(&listed, &self.texts, now)?);
+            }
+        }
+        let more = gathered.len() > skip.saturating_add(limit);
+        let page = gathered.into_iter().skip(skip).take(limit).collect();
+        Ok(Some((page, more)))
+    }
+}
+
 fn read_raw(netlink: &Netlink, table: &str, wanted: &Wanted) -> Result<RawRead, NetlinkError> {
     let alias_comments: Vec<Option<String>> =
         netlink.rule_comments(table, ALIASES_CHAIN)?.into_iter().map(|(_, c)| c).collect();

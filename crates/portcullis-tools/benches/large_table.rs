@@ -2,7 +2,7 @@
 //! the apply, the read-back that verifies it, the audit) on an nftables table that already holds 100,000 and then
 //! 1,000,000 managed entries, in a network namespace made for the run. Beside each figure: `nft add element` of one
 //! element by hand in the same namespace, and the reads that still list the table whole (`list_blocks`, a drift
-//! check), which a million entries make slow.
+//! check), which a million entries make slow, and the first page of `list_blocks` (`limit: 100`), which does not.
 //!
 //! Needs root and nft. Run: `cargo bench -p portcullis-tools --bench large_table` (about two minutes; set
 //! `PORTCULLIS_BENCH_WHOLE_READS_AT_1M=1` to also time the whole reads at a million, which take minutes).
@@ -134,15 +134,21 @@ async fn run(entries: u32, whole_reads: bool) {
         );
         by_hand.push(nft_add_by_hand(&ns, i));
     }
+    let mut pages = Vec::new();
+    for _ in 0..ROUNDS {
+        pages.push(timed(&svc, "list_blocks", json!({"limit": 100})).await);
+    }
     let listed = fw.whole_reads() - reads_before;
     println!(
         "large_table/{entries}: loaded in {:.1} s ({} netlink batches of up to {CHUNK}); median of {ROUNDS}: block {}, unblock {}, grant {} \
-         (each applied and verified through the tool service); baseline nft add element of one element by hand {}; whole listings during them: {listed}",
+         (each applied and verified through the tool service), list_blocks first page of 100 {}; baseline nft add element of one element by hand {}; \
+         whole listings during them: {listed}",
         loading.as_secs_f64(),
         entries.div_ceil(CHUNK),
         ms(median(blocks)),
         ms(median(unblocks)),
         ms(median(grants)),
+        ms(median(pages)),
         ms(median(by_hand)),
     );
     if whole_reads {

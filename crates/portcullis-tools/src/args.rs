@@ -330,6 +330,16 @@ pub struct InterfaceFilterArgs {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+pub struct ListBlocksArgs {
+    pub interface: Option<String>,
+    pub target: Option<String>,
+    /// At most this many blocks (1-10000), read only as far as they reach; without it, every block.
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct SimulatePacketArgs {
     pub interface: String,
     /// in (default) or out.

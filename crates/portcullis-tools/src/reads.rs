@@ -97,22 +97,121 @@ pub fn blocks(target: &str, state: &RuleSet, interface: Option<&str>, now: Times
         None => None,
     };
     let data: Vec<BlockView> = live_entries(state, MANAGED_BLOCK, now)
-        .map(|(alias, e)| BlockView {
-            ip_address: e.value.clone(),
-            interface: alias
-                .name
-                .strip_prefix(&format!("{BLOCK_ALIAS}_"))
-                .map_or("all".to_string(), str::to_ascii_lowercase),
-            reason: e.detail.clone(),
-            created_at: e.created_at,
-            expires_at: e.expires_at,
-            remaining_seconds: remaining_seconds(e, now),
-            permanent: e.expires_at.is_none(),
-            alias: alias.name.clone(),
-        })
+        .map(|(alias, e)| block_view(alias, e, now))
         .filter(|b| interface.as_ref().is_none_or(|i| &b.interface == i || b.interface == "all"))
         .collect();
-    Ok(BlocksResult { target: target.to_string(), count: data.len(), data })
+    Ok(BlocksResult { target: target.to_string(), count: data.len(), data, next_cursor: None })
+}
+
+fn block_view(
+    alias: &portcullis_core::model::Alias,
+    e: &portcullis_core::model::AliasEntry,
+    now: Timestamp,
+) -> BlockView {
+    BlockView {
+        ip_address: e.value.clone(),
+        interface: interface_of_block_list(&alias.name),
+        reason: e.detail.clone(),
+        created_at: e.created_at,
+        expires_at: e.expires_at,
+        remaining_seconds: remaining_seconds(e, now),
+        permanent: e.expires_at.is_none(),
+        alias: alias.name.clone(),
+    }
+}
+
+/// The interface a block list applies on (`PORTCULLIS_BLOCK_WAN`: `wan`), or `all`.
+fn interface_of_block_list(alias: &str) -> String {
+    alias.strip_prefix(&format!("{BLOCK_ALIAS}_")).map_or("all".to_string(), str::to_ascii_lowercase)
+}
+
+/// The most blocks one page of `list_blocks` holds.
+pub const MAX_BLOCKS_PAGE: u32 = 10_000;
+
+/// `list_blocks` with `limit`: one page, read only as far as it reaches (a block list may hold a million
+/// entries). The cursor is `ALIAS:OFFSET`, the block list and the position in it where the next page starts.
+pub(crate) struct BlocksPage {
+    pub interface: Option<String>,
+    pub limit: u32,
+    pub cursor: Option<String>,
+}
+
+impl BlocksPage {
+    pub(crate) fn new(a: args::ListBlocksArgs) -> FieldResult<Self> {
+        let limit = a.limit.unwrap_or(1000);
+        if limit == 0 || limit > MAX_BLOCKS_PAGE {
+            return Err(FieldError::new("limit", format!("must be 1-{MAX_BLOCKS_PAGE}")));
+        }
+        if let Some(c) = &a.cursor
+            && cursor_parts(c).is_none()
+        {
+            return Err(FieldError::new("cursor", "is not a next_cursor list_blocks gave"));
+        }
+        Ok(BlocksPage { interface: a.interface, limit, cursor: a.cursor })
+    }
+}
+
+fn cursor_parts(cursor: &str) -> Option<(&str, usize)> {
+    let (alias, offset) = cursor.rsplit_once(':')?;
+    Some((alias, offset.parse().ok()?))
+}
+
+#[async_trait]
+impl ReadJob for BlocksPage {
+    type Output = BlocksResult;
+    async fn read(self, at: &ReadScope<'_>) -> Result<BlocksResult, CallError> {
+        let firewall = at.target.firewall.as_ref();
+        let outline = firewall.outline().await?;
+        let interface = match &self.interface {
+            Some(name) => Some(outline.resolve_interface("interface", name)?.name.clone()),
+            None => None,
+        };
+        let mut lists: Vec<&portcullis_core::model::Alias> = outline
+            .aliases
+            .iter()
+            .filter(|a| a.managed.as_deref() == Some(MANAGED_BLOCK))
+            .filter(|a| {
+                let on = interface_of_block_list(&a.name);
+                interface.as_ref().is_none_or(|i| &on == i || on == "all")
+            })
+            .collect();
+        lists.sort_by(|a, b| a.name.cmp(&b.name));
+        let (start_list, mut offset) = match self.cursor.as_deref().and_then(cursor_parts) {
+            Some((alias, offset)) => {
+                let index = lists.iter().position(|a| a.name == alias).ok_or_else(|| {
+                    CallError::from(FieldError::new("cursor", format!("names no block list of this target ({alias})")))
+                })?;
+                (index, offset)
+            }
+            None => (0, 0),
+        };
+        let now = crate::now();
+        let limit = self.limit as usize;
+        let mut data = Vec::new();
+        let mut next_cursor = None;
+        for alias in lists.iter().skip(start_list) {
+            let wanted = limit - data.len();
+            let (page, more) = firewall.alias_entries_page(&alias.name, offset, wanted).await?.unwrap_or_default();
+            let read = page.len();
+            data.extend(page.iter().filter(|e| e.is_live(now)).map(|e| block_view(alias, e, now)));
+            if more {
+                next_cursor = Some(format!("{}:{}", alias.name, offset + read));
+                break;
+            }
+            offset = 0;
+            if data.len() >= limit {
+                break;
+            }
+        }
+        if next_cursor.is_none() && data.len() >= limit {
+            // The page ended exactly at a list's end: the next list, if any, starts the next page.
+            let done = lists.iter().position(|a| data.last().is_some_and(|b| b.alias == a.name));
+            if let Some(next) = done.and_then(|i| lists.get(i + 1)) {
+                next_cursor = Some(format!("{}:0", next.name));
+            }
+        }
+        Ok(BlocksResult { target: at.target.name.clone(), count: data.len(), data, next_cursor })
+    }
 }
 
 pub fn simulate(target: &str, state: &RuleSet, a: &SimulatePacketArgs, now: Timestamp) -> FieldResult<SimulateResult> {

@@ -256,7 +256,11 @@ pub struct BlockView {
 pub struct BlocksResult {
     pub target: String,
     pub data: Vec<BlockView>,
+    /// Blocks in `data`.
     pub count: usize,
+    /// With `limit`: where the next page starts (give it as `cursor`); absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]

@@ -115,3 +115,53 @@ async fn grants_and_revokes_take_lists_too() {
     assert_eq!(outcomes, ["revoked", "no_grant"]);
     assert_eq!(call(&svc, "admin", "list_grants", json!({})).await.unwrap()["count"], 4);
 }
+
+#[tokio::test]
+async fn list_blocks_pages_through_every_block_once_and_refuses_bad_pages() {
+    let svc = service();
+    let list = addresses(250);
+    call(&svc, "admin", "block_ip_address", json!({"ip_addresses": list, "duration": "1h", "reason": "feed"}))
+        .await
+        .unwrap();
+    let wan = json!({"ip_address": "203.0.113.9", "interface": "wan", "duration": "1h", "reason": "one"});
+    call(&svc, "admin", "block_ip_address", wan).await.unwrap();
+    let whole = call(&svc, "viewer", "list_blocks", json!({})).await.unwrap();
+    assert_eq!(whole["count"], 251);
+    assert!(whole.get("next_cursor").is_none(), "without limit every block, no cursor");
+
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut args = json!({"limit": 100});
+        if let Some(c) = &cursor {
+            args["cursor"] = json!(c);
+        }
+        let page = call(&svc, "viewer", "list_blocks", args).await.unwrap();
+        pages += 1;
+        assert!(page["count"].as_u64().unwrap() <= 100);
+        for b in page["data"].as_array().unwrap() {
+            assert!(seen.insert(b["ip_address"].as_str().unwrap().to_string()), "listed twice: {b}");
+        }
+        match page.get("next_cursor").and_then(Value::as_str) {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+        assert!(pages < 10, "paging ends");
+    }
+    assert_eq!((seen.len(), pages), (251, 3), "every block once, in pages of 100");
+
+    let on_lan = call(&svc, "viewer", "list_blocks", json!({"limit": 1000, "interface": "lan"})).await.unwrap();
+    assert_eq!(on_lan["count"], 250, "the wan-only block is not on lan");
+    for (args, field) in [
+        (json!({"limit": 0}), "limit"),
+        (json!({"limit": 10_001}), "limit"),
+        (json!({"limit": 10, "cursor": "garbage"}), "cursor"),
+        (json!({"limit": 10, "cursor": "NOT_A_LIST:5"}), "cursor"),
+        (json!({"limit": 10, "interface": "nope"}), "interface"),
+    ] {
+        let e = call(&svc, "viewer", "list_blocks", args.clone()).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::ValidationError, "{args}: {e:?}");
+        assert!(e.message.contains(field), "{args}: {}", e.message);
+    }
+}

@@ -93,3 +93,34 @@ async fn with_a_grant_list_beside_the_block_list_blocks_still_list_nothing() {
     svc.call(&admin(), "grant_access", grant).await.expect("grant");
     assert_eq!(fw.whole_reads(), reads, "no change of single addresses listed the table");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_page_of_blocks_is_read_without_listing_the_table() {
+    let net = Topology::new();
+    let (svc, fw) = service(&net, "10.77.1.9/32");
+    let list: Vec<String> = (0..1500).map(|i| format!("198.18.{}.{}", i / 250, i % 250 + 1)).collect();
+    let args = json!({"ip_addresses": list, "duration": "1h", "reason": "feed"});
+    svc.call(&admin(), "block_ip_address", args).await.expect("bulk block");
+    let net_block = json!({"ip_address": "203.0.113.0/24", "duration": "1h", "reason": "range"});
+    svc.call(&admin(), "block_ip_address", net_block).await.expect("network block");
+    let reads = fw.whole_reads();
+    let page = svc.call(&admin(), "list_blocks", json!({"limit": 100})).await.expect("page");
+    assert_eq!(page["count"], 100, "{page}");
+    assert_eq!(page["data"][0]["ip_address"], "203.0.113.0/24", "networks first, then single addresses");
+    assert!(page["next_cursor"].is_string());
+    assert_eq!(fw.whole_reads(), reads, "a page lists nothing whole");
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor = page["next_cursor"].as_str().map(str::to_string);
+    page["data"].as_array().into_iter().flatten().for_each(|b| {
+        seen.insert(b["ip_address"].to_string());
+    });
+    while let Some(c) = cursor {
+        let page = svc.call(&admin(), "list_blocks", json!({"limit": 400, "cursor": c})).await.expect("page");
+        page["data"].as_array().into_iter().flatten().for_each(|b| {
+            seen.insert(b["ip_address"].to_string());
+        });
+        cursor = page["next_cursor"].as_str().map(str::to_string);
+    }
+    assert_eq!(seen.len(), 1501, "every block once");
+    assert_eq!(fw.whole_reads(), reads);
+}

@@ -256,12 +256,18 @@ impl Tool for ListAliases {
 pub(crate) struct ListBlocks;
 
 impl Tool for ListBlocks {
-    type Args = InterfaceFilterArgs;
+    type Args = ListBlocksArgs;
     type Output = BlocksResult;
-    const DECL: Decl = Decl::read("list_blocks", "Active blocks", "read_blocks", Category::Security)
-        .about("List active blocks with interface, reason, creation and expiry time.");
+    const DECL: Decl = Decl::read("list_blocks", "Active blocks", "read_blocks", Category::Security).about(
+        "List active blocks with interface, reason, creation and expiry time; with `limit`, one page at a time \
+         (`next_cursor` gives the next), read only as far as the page reaches.",
+    );
 
-    fn route(a: InterfaceFilterArgs, _now: Timestamp) -> Result<Work<BlocksResult>, CallError> {
+    fn route(a: ListBlocksArgs, _now: Timestamp) -> Result<Work<BlocksResult>, CallError> {
+        if a.limit.is_some() || a.cursor.is_some() {
+            let target = a.target.clone();
+            return Ok(Work::read(target, reads::BlocksPage::new(a)?));
+        }
         Ok(Work::from_state(a.target, move |v| Ok(reads::blocks(v.target, v.state, a.interface.as_deref(), v.now)?)))
     }
 }
