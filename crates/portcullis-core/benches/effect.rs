@@ -63,7 +63,7 @@ fn rule_set(blocked: u32) -> RuleSet {
             ..Rule::new(interface, if n % 5 == 0 { Action::Block } else { Action::Pass }).with_id(n.to_string())
         });
     }
-    RuleSet { interfaces, rules, aliases: vec![blocklist] }
+    RuleSet { interfaces, rules, aliases: vec![blocklist], ..RuleSet::default() }
 }
 
 fn median(times: &mut [Duration]) -> Duration {

@@ -140,7 +140,11 @@ impl Changed {
                     changed.aliases.push(alias.clone());
                 }
                 Operation::DeleteAlias { before } => changed.aliases.push(before.name.clone()),
-                Operation::CreateAlias { .. } => {}
+                // A protection limits how often and how much, never which packet passes: no verdict changes.
+                Operation::CreateAlias { .. }
+                | Operation::CreateProtection { .. }
+                | Operation::UpdateProtection { .. }
+                | Operation::DeleteProtection { .. } => {}
             }
         }
         changed
@@ -183,7 +187,11 @@ fn bases(plan: &ChangePlan, old: &Side<'_>, new: &Side<'_>) -> Vec<Base> {
                 continue;
             }
             // The rules that use a deleted alias are deleted by the same plan, and they are the bases.
-            Operation::CreateAlias { .. } | Operation::DeleteAlias { .. } => continue,
+            Operation::CreateAlias { .. }
+            | Operation::DeleteAlias { .. }
+            | Operation::CreateProtection { .. }
+            | Operation::UpdateProtection { .. }
+            | Operation::DeleteProtection { .. } => continue,
         };
         let changed_ids: Vec<String> = ids_and_rules.iter().map(|(id, _, _)| id.clone()).collect();
         for (_, rule, from_new) in ids_and_rules {
@@ -607,7 +615,7 @@ mod tests {
             Interface::up("wan", "em0", "198.51.100.2/24".parse().ok()),
             Interface::up("lan", "em1", "192.168.1.1/24".parse().ok()),
         ];
-        RuleSet { interfaces, rules, aliases: Vec::new() }
+        RuleSet { interfaces, rules, aliases: Vec::new(), ..RuleSet::default() }
     }
 
     fn draft(interface: &str, action: Action, port: u16, position: Option<usize>) -> Intent {

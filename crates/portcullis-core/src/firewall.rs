@@ -6,8 +6,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::freshness::StateRead;
-use crate::model::{Alias, AliasEntry, RuleId, RuleSet};
+use crate::model::{Alias, AliasEntry, RuleId, RuleSet, Timestamp};
 use crate::plan::ChangePlan;
+use crate::protection::Protection;
 
 /// Stable, matchable error codes (BRIEF §6). Scripts match on these strings; never rename one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -262,7 +263,7 @@ pub trait Firewall: Send + Sync {
     async fn outline(&self) -> Result<RuleSet, BackendError> {
         let state = self.snapshot().await?;
         let aliases = state.aliases.into_iter().map(|a| Alias { entries: Vec::new(), ..a }).collect();
-        Ok(RuleSet { interfaces: state.interfaces, rules: Vec::new(), aliases })
+        Ok(RuleSet { interfaces: state.interfaces, rules: Vec::new(), aliases, protections: Vec::new() })
     }
 
     /// Entries `skip..skip + limit` of `alias` in the firewall's own order, and whether more follow; `None` when
@@ -291,6 +292,77 @@ pub trait Firewall: Send + Sync {
     async fn rule_hits(&self) -> Result<Option<Vec<RuleHits>>, BackendError> {
         Ok(None)
     }
+
+    /// The parts of `protection` this firewall cannot enforce, field by field; a protection with any is refused
+    /// whole (`unsupported`) rather than half applied. The default: everything is enforced.
+    fn unsupported_protection_fields(&self, _protection: &Protection) -> Vec<UnsupportedField> {
+        Vec::new()
+    }
+
+    /// What the protections in `state` are doing now: sources blocked for overload, what they dropped, and the
+    /// host settings they depend on. The default: state only (the lab, which sees no live traffic).
+    async fn protection_live(&self, state: &RuleSet) -> Result<Vec<ProtectionLive>, BackendError> {
+        Ok(state
+            .protections
+            .iter()
+            .map(|p| ProtectionLive {
+                protection_id: p.protection_id.clone(),
+                live: false,
+                note: Some("this target holds the protection as state and sees no live traffic".into()),
+                ..Default::default()
+            })
+            .collect())
+    }
+}
+
+/// A field of a call that this firewall cannot carry out, with why and what to do instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct UnsupportedField {
+    pub field: String,
+    pub why: String,
+    pub instead: String,
+}
+
+/// A protection's live state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ProtectionLive {
+    pub protection_id: String,
+    /// Whether the figures below were read from the firewall now.
+    pub live: bool,
+    /// Sources blocked for exceeding their per-source rate, with when the block ends.
+    pub overloaded: Vec<OverloadedSource>,
+    /// What each of the protection's limits dropped or refused since it was written.
+    pub dropped: Vec<LimitCounter>,
+    /// Host settings the protection depends on (the SYN proxy's sysctls), as found; never changed by Portcullis.
+    pub host_checks: Vec<HostCheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OverloadedSource {
+    /// An IPv4 address, or an IPv6 /64.
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LimitCounter {
+    /// `overload`, `per_source_rate`, `max_connections_per_source`, `rate_limit`, `syn_proxy`.
+    pub limit: String,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct HostCheck {
+    /// e.g. `net.ipv4.tcp_syncookies`.
+    pub setting: String,
+    pub wanted: String,
+    /// `None` where it could not be read.
+    pub found: Option<String>,
+    pub ok: bool,
 }
 
 /// An interface's cumulative counters.

@@ -81,6 +81,11 @@ impl StateRead {
                     read.aliases.insert(alias.clone());
                     read.entries.entry(alias.clone()).or_default().extend(before.iter().map(|e| e.value.clone()));
                 }
+                // Protections are read with the rules: on pfSense a protection is carried by the pass rules it
+                // covers.
+                Operation::CreateProtection { .. }
+                | Operation::UpdateProtection { .. }
+                | Operation::DeleteProtection { .. } => read.all_rules = true,
             }
         }
         read.entries.retain(|alias, _| !whole.contains(alias));
@@ -101,7 +106,7 @@ impl StateRead {
     /// `fresh` when they do.
     pub fn agrees(&self, recent: &RuleSet, fresh: &RuleSet) -> bool {
         let rules_agree = if self.all_rules {
-            recent.rules == fresh.rules
+            recent.rules == fresh.rules && recent.protections == fresh.protections
         } else {
             self.rules.iter().all(|id| {
                 let find = |s: &RuleSet| s.rules.iter().find(|r| &r.rule_id == id).cloned();

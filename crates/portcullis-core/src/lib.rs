@@ -16,6 +16,7 @@ pub mod lint;
 pub mod lockout;
 pub mod model;
 pub mod plan;
+pub mod protection;
 pub mod text;
 
 pub use error::{FieldError, FieldResult};

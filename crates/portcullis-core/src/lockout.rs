@@ -113,5 +113,16 @@ pub fn check_compared(compared: &Compared<'_>, flows: &[ManagementFlow]) -> Resu
             return Err(Box::new(Lockout { flow: flow.clone(), rule_id, rule_description }));
         }
     }
+    // A protection decides no verdict, but a flow it limits is one a flood could cut: its source must be exempt.
+    if let Some((protection, flow)) = crate::protection::limits_flow(&after.protections, flows) {
+        return Err(Box::new(Lockout {
+            flow: flow.clone(),
+            rule_id: None,
+            rule_description: format!(
+                "DDoS protection {} would limit it (its source {} is not among the protection's exempt sources, the management hosts and protected ranges)",
+                protection.protection_id, flow.source
+            ),
+        }));
+    }
     Ok(())
 }

@@ -726,6 +726,9 @@ pub struct RuleSet {
     /// Rules in evaluation order; a rule's position is its index among rules of the same interface.
     pub rules: Vec<Rule>,
     pub aliases: Vec<Alias>,
+    /// DDoS protections in force (`crate::protection`), at most one per interface and selector.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protections: Vec<crate::protection::Protection>,
 }
 
 impl RuleSet {

@@ -44,7 +44,7 @@ fn rule_set(rng: &mut Rng) -> RuleSet {
             }
         })
         .collect();
-    RuleSet { interfaces: vec![wan, lan], rules, aliases: Vec::new() }
+    RuleSet { interfaces: vec![wan, lan], rules, aliases: Vec::new(), ..RuleSet::default() }
 }
 
 fn verdicts(compiled: &CompiledRuleSet, packets: &[PacketKey]) -> (f64, usize) {

@@ -32,7 +32,12 @@ pub struct LabFirewall {
 
 /// The lab's rule set: the stored rules and aliases on the configured interfaces.
 fn with_interfaces(interfaces: &[Interface], stored: LabState) -> RuleSet {
-    RuleSet { interfaces: interfaces.to_vec(), rules: stored.rules, aliases: stored.aliases }
+    RuleSet {
+        interfaces: interfaces.to_vec(),
+        rules: stored.rules,
+        aliases: stored.aliases,
+        protections: stored.protections,
+    }
 }
 
 fn store_error(e: portcullis_store::StoreError) -> BackendError {
@@ -119,6 +124,8 @@ impl Firewall for LabFirewall {
             put_entries: carried.put.clone(),
             remove_entries: carried.removed.iter().map(|(alias, e)| (*alias, e.value.as_str())).collect(),
             delete_aliases: carried.deleted_aliases.iter().map(String::as_str).collect(),
+            protections: (carried.state.protections != state.protections)
+                .then_some(carried.state.protections.as_slice()),
         };
         self.store.lab_write(&self.name, &write).map_err(store_error)?;
         state.aliases.retain(|a| !carried.deleted_aliases.contains(&a.name));
@@ -132,6 +139,7 @@ impl Firewall for LabFirewall {
         if carried.rules_changed() {
             state.rules = carried.state.rules;
         }
+        state.protections = carried.state.protections;
         self.mark_current()?;
         Ok(carried.applied)
     }

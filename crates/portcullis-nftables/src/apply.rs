@@ -527,6 +527,7 @@ mod tests {
         RuleSet {
             interfaces: Vec::new(),
             rules: Vec::new(),
+            protections: Vec::new(),
             aliases: vec![Alias {
                 name: "B".into(),
                 kind: AliasKind::Network,

@@ -181,7 +181,12 @@ impl NftablesFirewall {
         };
         let (rules, hits) = self.rules_and_hits(&kernel)?;
         self.remember_rules(generation_before, generation_after, &rules).await;
-        let state = RuleSet { interfaces: Vec::new(), rules, aliases: aliases(&kernel, &self.texts, now)? };
+        let state = RuleSet {
+            interfaces: Vec::new(),
+            rules,
+            aliases: aliases(&kernel, &self.texts, now)?,
+            protections: Vec::new(),
+        };
         Ok(Current { exists: json.is_some(), kernel, state, hits })
     }
 
@@ -398,7 +403,12 @@ impl Firewall for NftablesFirewall {
         }
         let state = self.snapshot().await?;
         let aliases = state.aliases.into_iter().map(|a| portcullis_core::model::Alias { entries: Vec::new(), ..a });
-        Ok(RuleSet { interfaces: state.interfaces, rules: Vec::new(), aliases: aliases.collect() })
+        Ok(RuleSet {
+            interfaces: state.interfaces,
+            rules: Vec::new(),
+            aliases: aliases.collect(),
+            protections: Vec::new(),
+        })
     }
 
     /// Read only as far as the page reaches; a whole read where netlink cannot answer.

@@ -214,7 +214,7 @@ impl NftablesFirewall {
         // Where netlink cannot be reached, the caller reads the table whole.
         let Ok(Some(touched)) = self.read_touched(Wanted::Everywhere(values.clone())).await else { return Ok(None) };
         let interfaces = self.interfaces().await?;
-        Ok(Some(RuleSet { interfaces, rules, aliases: touched.state.aliases }))
+        Ok(Some(RuleSet { interfaces, rules, aliases: touched.state.aliases, protections: Vec::new() }))
     }
 
     /// The aliases' definitions and, of the aliases in `entries`, the entries with those values; `None` when the
@@ -254,7 +254,12 @@ impl NftablesFirewall {
         }
         let names: Vec<String> = aliases.keys().cloned().collect();
         self.add_touched_networks(&mut aliases, &wanted.by_alias(&names), now).await?;
-        let state = RuleSet { interfaces: Vec::new(), rules: Vec::new(), aliases: aliases.into_values().collect() };
+        let state = RuleSet {
+            interfaces: Vec::new(),
+            rules: Vec::new(),
+            aliases: aliases.into_values().collect(),
+            protections: Vec::new(),
+        };
         Ok(Some(TouchedState { state, generation: raw.generation }))
     }
 
@@ -361,7 +366,7 @@ impl NftablesFirewall {
     pub(crate) async fn outline_by_netlink(&self) -> Option<RuleSet> {
         let touched = self.read_touched(Wanted::ByAlias(BTreeMap::new())).await.ok()??;
         let interfaces = self.interfaces().await.ok()?;
-        Some(RuleSet { interfaces, rules: Vec::new(), aliases: touched.state.aliases })
+        Some(RuleSet { interfaces, rules: Vec::new(), aliases: touched.state.aliases, protections: Vec::new() })
     }
 
     /// Entries `skip..skip + limit` of `alias`: its networks (listed set by set, `nft list set` of one set), then

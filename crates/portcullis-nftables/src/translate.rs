@@ -408,6 +408,7 @@ mod tests {
         RuleSet {
             interfaces: Vec::new(),
             rules: Vec::new(),
+            protections: Vec::new(),
             aliases: vec![Alias {
                 name: "BAD".into(),
                 kind: AliasKind::Network,

@@ -69,6 +69,14 @@ fn prevalidate(plan: &ChangePlan, geo_cap: usize) -> Result<(), BackendError> {
                 }
             }
             Operation::RemoveAliasEntries { .. } | Operation::DeleteAlias { .. } => {}
+            Operation::CreateProtection { .. }
+            | Operation::UpdateProtection { .. }
+            | Operation::DeleteProtection { .. } => {
+                return Err(BackendError::new(
+                    ErrorCode::Unsupported,
+                    "DDoS protections are not carried out on pfSense targets yet",
+                ));
+            }
         }
     }
     Ok(())
@@ -215,6 +223,10 @@ fn describe_op(op: &Operation) -> String {
         Operation::PutAliasEntries { alias, .. } | Operation::RemoveAliasEntries { alias, .. } => {
             format!("update the entries of alias {alias}")
         }
+        Operation::CreateProtection { after } | Operation::UpdateProtection { after, .. } => {
+            format!("set DDoS protection {}", after.protection_id)
+        }
+        Operation::DeleteProtection { before } => format!("remove DDoS protection {}", before.protection_id),
     }
 }
 
@@ -321,6 +333,10 @@ impl<'a> Engine<'a> {
                     _ => Ok(()),
                 }
             }
+            // Refused by `prevalidate` before the first write.
+            Operation::CreateProtection { .. }
+            | Operation::UpdateProtection { .. }
+            | Operation::DeleteProtection { .. } => Ok(()),
         }
     }
 
@@ -885,6 +901,9 @@ pub(crate) async fn check(fw: &PfSenseFirewall, plan: &ChangePlan) -> Result<(),
                     c.update_alias(&req).await.map_err(dry_run_error)?;
                 }
             }
+            Operation::CreateProtection { .. }
+            | Operation::UpdateProtection { .. }
+            | Operation::DeleteProtection { .. } => {}
         }
     }
     Ok(())

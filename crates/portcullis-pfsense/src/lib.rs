@@ -233,7 +233,7 @@ impl PfSenseFirewall {
                 alias
             })
             .collect();
-        Ok(RuleSet { interfaces: mapping::interfaces(&config, &stats), rules, aliases })
+        Ok(RuleSet { interfaces: mapping::interfaces(&config, &stats), rules, aliases, protections: Vec::new() })
     }
 }
 

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use portcullis_core::model::{Alias, AliasEntry, Rule, Timestamp};
+use portcullis_core::protection::Protection;
 use rusqlite::{Transaction, params};
 
 use crate::{Store, StoreResult};
@@ -14,6 +15,7 @@ use crate::{Store, StoreResult};
 pub struct LabState {
     pub rules: Vec<Rule>,
     pub aliases: Vec<Alias>,
+    pub protections: Vec<Protection>,
 }
 
 /// One atomic write to the lab's state.
@@ -27,6 +29,14 @@ pub struct LabWrite<'a> {
     pub remove_entries: Vec<(&'a str, &'a str)>,
     /// Aliases deleted with all their entries, before anything else is written.
     pub delete_aliases: Vec<&'a str>,
+    /// When set, the complete list of DDoS protections replaces the stored one.
+    pub protections: Option<&'a [Protection]>,
+}
+
+/// Where a lab target's protections are kept: one small JSON list (a target has a handful), in `meta`, written
+/// in the same transaction as the rules.
+fn protections_key(target: &str) -> String {
+    format!("lab:{target}:protections")
 }
 
 fn to_ms(t: Option<Timestamp>) -> Option<i64> {
@@ -82,7 +92,14 @@ impl Store {
         for alias in &mut aliases {
             alias.entries = entries.remove(&alias.name).unwrap_or_default();
         }
-        Ok(Some(LabState { rules, aliases }))
+        let mut stmt = conn.prepare_cached("SELECT value FROM meta WHERE key = ?1")?;
+        let stored: Option<String> =
+            stmt.query([protections_key(target)])?.next()?.map(|row| row.get(0)).transpose()?;
+        let protections = match stored {
+            Some(json) => serde_json::from_str(&json)?,
+            None => Vec::new(),
+        };
+        Ok(Some(LabState { rules, aliases, protections }))
     }
 
     /// Applies one write in a single transaction and marks the target initialised.
@@ -119,6 +136,12 @@ impl Store {
             for (alias, value) in &write.remove_entries {
                 remove.execute(params![target, alias, value])?;
             }
+        }
+        if let Some(protections) = write.protections {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![protections_key(target), serde_json::to_string(protections)?],
+            )?;
         }
         tx.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, 'true')",

@@ -345,6 +345,12 @@ fn took_effect(plan: &ChangePlan, state: &RuleSet) -> Option<Applied> {
             Operation::RemoveAliasEntries { alias, before } => {
                 state.alias(alias).is_none_or(|a| before.iter().all(|e| a.entries.iter().all(|f| f.value != e.value)))
             }
+            Operation::CreateProtection { after } | Operation::UpdateProtection { after, .. } => {
+                state.protections.iter().any(|p| portcullis_core::protection::same_enforcement(p, after))
+            }
+            Operation::DeleteProtection { before } => {
+                state.protections.iter().all(|p| p.protection_id != before.protection_id)
+            }
         };
         if !holds {
             return None;

@@ -515,7 +515,7 @@ mod tests {
         let wan = Interface::up("wan", "eth0", "198.51.100.2/24".parse().ok());
         let lan = Interface::up("lan", "eth1", "10.0.0.1/24".parse().ok());
         let pass = Rule { description: "allow all in".into(), ..Rule::new("wan", Action::Pass).with_id("1") };
-        RuleSet { interfaces: vec![wan, lan], rules: vec![pass], aliases: Vec::new() }
+        RuleSet { interfaces: vec![wan, lan], rules: vec![pass], aliases: Vec::new(), ..RuleSet::default() }
     }
 
     fn code(c: &str) -> CountryCode {

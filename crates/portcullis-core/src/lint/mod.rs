@@ -200,7 +200,7 @@ mod tests {
     fn lan_rules(rules: Vec<Rule>) -> RuleSet {
         let lan = Interface::up("lan", "em1", "192.168.1.1/24".parse().ok());
         let rules = rules.into_iter().enumerate().map(|(i, r)| r.with_id((i + 1).to_string())).collect();
-        RuleSet { interfaces: vec![lan], rules, aliases: Vec::new() }
+        RuleSet { interfaces: vec![lan], rules, aliases: Vec::new(), ..RuleSet::default() }
     }
 
     fn rule(action: Action, ip_version: IpVersion, protocol: Protocol, port: &str, description: &str) -> Rule {

@@ -136,7 +136,12 @@ pub fn carry_out<'p>(
         Entries::Record => state.aliases.iter().map(without_entries).collect(),
     };
     let mut out = Carried {
-        state: RuleSet { interfaces: state.interfaces.clone(), rules: state.rules.clone(), aliases },
+        state: RuleSet {
+            interfaces: state.interfaces.clone(),
+            rules: state.rules.clone(),
+            aliases,
+            protections: state.protections.clone(),
+        },
         applied: Applied::default(),
         interfaces: BTreeSet::new(),
         new_aliases: Vec::new(),
@@ -202,6 +207,23 @@ pub fn carry_out<'p>(
                 out.removed.retain(|(a, _)| *a != name);
                 out.new_aliases.retain(|a| a != name);
                 out.deleted_aliases.push(before.name.clone());
+            }
+            Operation::CreateProtection { after } => {
+                if next.protections.iter().any(|p| p.protection_id == after.protection_id) {
+                    return Err(Conflict::new(format!("DDoS protection {} already exists", after.protection_id)));
+                }
+                out.interfaces.insert(after.interface.clone());
+                next.protections.push(after.clone());
+            }
+            Operation::UpdateProtection { before, after } => {
+                let idx = protection_matching(next, before)?;
+                out.interfaces.insert(after.interface.clone());
+                next.protections[idx] = after.clone();
+            }
+            Operation::DeleteProtection { before } => {
+                let idx = protection_matching(next, before)?;
+                out.interfaces.insert(before.interface.clone());
+                next.protections.remove(idx);
             }
         }
     }
@@ -283,6 +305,20 @@ fn index_matching(state: &RuleSet, before: &Rule) -> Result<usize, Conflict> {
         .ok_or_else(|| Conflict::new(format!("rule {} no longer exists", before.rule_id)))?;
     if !same_enforcement(&state.rules[idx], before) {
         return Err(Conflict::new(format!("rule {} was changed by someone else", before.rule_id)));
+    }
+    Ok(idx)
+}
+
+/// The index of the protection `before` names, which must hold exactly what `before` says (bookkeeping times
+/// aside, which a backend may keep more coarsely).
+fn protection_matching(state: &RuleSet, before: &crate::protection::Protection) -> Result<usize, Conflict> {
+    let idx = state
+        .protections
+        .iter()
+        .position(|p| p.protection_id == before.protection_id)
+        .ok_or_else(|| Conflict::new(format!("DDoS protection {} is not there any more", before.protection_id)))?;
+    if !crate::protection::same_enforcement(&state.protections[idx], before) {
+        return Err(Conflict::new(format!("DDoS protection {} was changed meanwhile", before.protection_id)));
     }
     Ok(idx)
 }

@@ -161,6 +161,9 @@ pub enum Intent {
     },
     /// Live geo blocks brought to new country data.
     RefreshGeoBlocks(Vec<crate::geo::GeoRefresh>),
+    /// A DDoS protection for an interface and selector, replacing the one there (`crate::protection`).
+    ConfigureProtection(Box<crate::protection::Protection>),
+    RemoveProtection(crate::protection::ProtectionKey),
 }
 
 /// The pass rule a grant list needs, created with the first grant when asked for.

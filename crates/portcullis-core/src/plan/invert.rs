@@ -27,6 +27,17 @@ fn split_entries(alias: &crate::model::Alias) -> (Vec<crate::model::AliasEntry>,
     (alias.entries.clone(), empty)
 }
 
+/// The protection as the firewall held it right after the change (what an undo's `before` must match), or as
+/// planned when the read-back did not hold it.
+fn held_protection(after_state: &RuleSet, planned: &crate::protection::Protection) -> crate::protection::Protection {
+    after_state
+        .protections
+        .iter()
+        .find(|p| p.protection_id == planned.protection_id)
+        .cloned()
+        .unwrap_or_else(|| planned.clone())
+}
+
 /// Whether the undo deletes `alias` whole (a geo list the plan created), so its entries need no removal first.
 fn deleted_by_undo(plan: &ChangePlan, alias: &str) -> bool {
     plan.operations.iter().any(|op| {
@@ -88,6 +99,17 @@ pub fn invert(plan: &ChangePlan, applied: &Applied, before_state: &RuleSet, afte
                     });
                 }
                 undo.push(Operation::RemoveAliasEntries { alias: alias.clone(), before: after.clone() });
+            }
+            Operation::CreateProtection { after } => {
+                let now = held_protection(after_state, after);
+                undo.push(Operation::DeleteProtection { before: now });
+            }
+            Operation::UpdateProtection { before, after } => {
+                let now = held_protection(after_state, after);
+                undo.push(Operation::UpdateProtection { before: now, after: before.clone() });
+            }
+            Operation::DeleteProtection { before } => {
+                undo.push(Operation::CreateProtection { after: before.clone() });
             }
             Operation::RemoveAliasEntries { alias, before } => {
                 undo.push(Operation::PutAliasEntries {

@@ -96,6 +96,17 @@ pub enum Operation {
     DeleteAlias {
         before: Alias,
     },
+    /// A DDoS protection added where its interface and selector had none (`crate::protection`).
+    CreateProtection {
+        after: crate::protection::Protection,
+    },
+    UpdateProtection {
+        before: crate::protection::Protection,
+        after: crate::protection::Protection,
+    },
+    DeleteProtection {
+        before: crate::protection::Protection,
+    },
 }
 
 /// Facts about a change that risk scoring and policy need, computed once by the planner.
@@ -148,5 +159,7 @@ pub fn plan(state: &RuleSet, intent: &Intent, now: Timestamp) -> FieldResult<Cha
         Intent::CreateGeoBlock(block) => crate::geo::plan_create(state, block, now),
         Intent::DeleteGeoBlock { id } => crate::geo::plan_delete(state, id),
         Intent::RefreshGeoBlocks(refreshes) => crate::geo::plan_refresh(state, refreshes, now),
+        Intent::ConfigureProtection(asked) => crate::protection::plan_configure(state, asked, now),
+        Intent::RemoveProtection(key) => crate::protection::plan_remove(state, key),
     }
 }

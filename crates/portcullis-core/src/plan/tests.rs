@@ -77,6 +77,7 @@ fn seeded() -> RuleSet {
         ],
         rules,
         aliases: Vec::new(),
+        protections: Vec::new(),
     }
 }
 
@@ -171,6 +172,9 @@ fn shape(op: &Operation) -> String {
             format!("put {alias} {} replacing [{}]", values(after), values(before))
         }
         Operation::RemoveAliasEntries { alias, before } => format!("remove {alias} {}", values(before)),
+        Operation::CreateProtection { after } => format!("protect {}", after.protection_id),
+        Operation::UpdateProtection { after, .. } => format!("change protection {}", after.protection_id),
+        Operation::DeleteProtection { before } => format!("unprotect {}", before.protection_id),
     }
 }
 

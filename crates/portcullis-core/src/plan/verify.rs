@@ -61,6 +61,21 @@ pub fn verify(plan: &ChangePlan, applied: &Applied, after: &RuleSet) -> Result<(
                     }
                 }
             }
+            Operation::CreateProtection { after: wanted } | Operation::UpdateProtection { after: wanted, .. } => {
+                let found = after
+                    .protections
+                    .iter()
+                    .find(|p| p.protection_id == wanted.protection_id)
+                    .ok_or_else(|| format!("DDoS protection {} is missing on read-back", wanted.protection_id))?;
+                if !crate::protection::same_enforcement(found, wanted) {
+                    return Err(format!("DDoS protection {} does not hold the planned limits", wanted.protection_id));
+                }
+            }
+            Operation::DeleteProtection { before } => {
+                if after.protections.iter().any(|p| p.protection_id == before.protection_id) {
+                    return Err(format!("DDoS protection {} is still present", before.protection_id));
+                }
+            }
             Operation::RemoveAliasEntries { alias, before } => {
                 if let Some(found) = after.alias(alias).map(Alias::entries_by_value)
                     && let Some(e) =
