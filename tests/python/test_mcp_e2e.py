@@ -17,6 +17,7 @@ TRANSPORTS = ["stdio", "http"]
 
 READ_TOOLS = {
     "get_firewall_rules",
+    "get_ddos_protection",
     "list_blocks",
     "get_system_status",
     "simulate_packet",
@@ -38,6 +39,7 @@ READ_TOOLS = {
 }
 STATE_CHANGING_TOOLS = {
     "create_firewall_rule",
+    "configure_ddos_protection",
     "modify_firewall_rule",
     "delete_firewall_rule",
     "pause_rule",
@@ -56,8 +58,8 @@ STATE_CHANGING_TOOLS = {
 # Every tool the server lists: each one either only reads or changes state.
 EXPECTED_TOOLS = READ_TOOLS | STATE_CHANGING_TOOLS
 RULE_EDITING = {"create_firewall_rule", "modify_firewall_rule", "delete_firewall_rule"}
-# The host's egress policy is an admin's (system category, admin level).
-ADMIN_SYSTEM = {"set_egress_policy"}
+# Admin-level tools: the host's egress policy (system category) and DDoS protection (security category).
+ADMIN_SYSTEM = {"set_egress_policy", "configure_ddos_protection"}
 
 SCENARIO_TIMEOUT = 60.0
 

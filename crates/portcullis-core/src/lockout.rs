@@ -41,6 +41,8 @@ pub struct Lockout {
     /// The rule that would decide the flow after the change (`None`: the implicit default deny).
     pub rule_id: Option<String>,
     pub rule_description: String,
+    /// The DDoS protection that would limit the flow, when that is what cuts it (`rule_id` is then `None`).
+    pub protection: Option<crate::protection::Protection>,
 }
 
 /// The flows implied by management hosts: each must keep reaching the firewall's address on the interface
@@ -110,7 +112,7 @@ pub fn check_compared(compared: &Compared<'_>, flows: &[ManagementFlow]) -> Resu
                 Decision::Rule(i) => (Some(after.rules[i].rule_id.to_string()), after.rules[i].description.clone()),
                 _ => (None, "the implicit default deny (no rule would pass it any more)".to_string()),
             };
-            return Err(Box::new(Lockout { flow: flow.clone(), rule_id, rule_description }));
+            return Err(Box::new(Lockout { flow: flow.clone(), rule_id, rule_description, protection: None }));
         }
     }
     // A protection decides no verdict, but a flow it limits is one a flood could cut: its source must be exempt.
@@ -118,10 +120,8 @@ pub fn check_compared(compared: &Compared<'_>, flows: &[ManagementFlow]) -> Resu
         return Err(Box::new(Lockout {
             flow: flow.clone(),
             rule_id: None,
-            rule_description: format!(
-                "DDoS protection {} would limit it (its source {} is not among the protection's exempt sources, the management hosts and protected ranges)",
-                protection.protection_id, flow.source
-            ),
+            rule_description: format!("DDoS protection {}", protection.protection_id),
+            protection: Some(protection.clone()),
         }));
     }
     Ok(())

@@ -40,6 +40,8 @@ impl Default for RiskWeights {
             // A country is wide whatever its breadth score says; a week or more of it needs a person.
             ("geo_block", 35),
             ("delete_geo_block", 30),
+            // It reaches every source on the interface; a limit set too low is an outage of its own.
+            ("ddos_protection", 40),
         ];
         Self {
             base: base.into_iter().map(|(op, w)| (op.to_string(), w)).collect(),

@@ -8,6 +8,7 @@ use portcullis_core::model::{
     Action, AddressMatch, Direction, IpVersion, PortMatch, PortRange, Protocol, RuleId, parse_net, validate_text,
 };
 use portcullis_core::plan::{Addresses, Intent, RuleDraft, RulePatch};
+use portcullis_core::protection::{Protection, ProtectionKey, Rate, Transport};
 use portcullis_core::{FieldError, FieldResult};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -632,4 +633,134 @@ pub fn grant_intent(a: &GrantAccessArgs, now: portcullis_core::model::Timestamp)
         reason: reason(&a.reason)?,
         rule,
     })
+}
+
+/// The ports a protection covers: one port or range, or a list of them (`443`, `"80,443"`, `[80, "8000:8080"]`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum PortsArg {
+    One(StrOrNum),
+    Many(Vec<StrOrNum>),
+}
+
+impl PortsArg {
+    /// Each port or range with the argument it came in (`ports`, `ports[1]`).
+    pub fn ranges(&self) -> FieldResult<Vec<PortRange>> {
+        let items: Vec<(String, String)> = match self {
+            Self::One(p) => {
+                let text = p.text();
+                let parts: Vec<&str> = text.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+                if parts.len() > 1 {
+                    parts.iter().enumerate().map(|(i, s)| (format!("ports[{i}]"), s.to_string())).collect()
+                } else {
+                    vec![("ports".to_string(), text)]
+                }
+            }
+            Self::Many(list) => list.iter().enumerate().map(|(i, p)| (format!("ports[{i}]"), p.text())).collect(),
+        };
+        if items.is_empty() {
+            return Err(FieldError::new("ports", "give at least one port, or leave ports out to cover every port"));
+        }
+        items.iter().map(|(field, text)| PortRange::parse(field, text)).collect()
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ConfigureDdosProtectionArgs {
+    /// The interface whose incoming connections are limited, e.g. wan.
+    pub interface: String,
+    /// New connections per second on the interface, all sources together, e.g. "1000/s" (also /minute, /hour).
+    pub rate_limit: Option<String>,
+    /// How many new connections may arrive at once above rate_limit, e.g. "5000" (default: one second's worth).
+    pub burst_limit: Option<StrOrNum>,
+    /// true (default): set the protection; false: remove the protection of this interface and selector.
+    pub enabled: Option<bool>,
+    /// New connections per second from one source (an IPv4 address, an IPv6 /64), e.g. "20/s".
+    pub per_source_rate: Option<String>,
+    /// The burst one source may send above per_source_rate (default: one second's worth).
+    pub per_source_burst: Option<StrOrNum>,
+    /// Connections one source may hold open at once; the next is refused with a TCP reset.
+    pub max_connections_per_source: Option<StrOrNum>,
+    /// Answer TCP handshakes in the firewall's SYN proxy before the server sees them (TCP only).
+    pub syn_proxy: Option<bool>,
+    /// The destination ports protected: 443, "80,443", [80, "8000:8080"]; every port when omitted.
+    pub ports: Option<PortsArg>,
+    /// tcp (default), udp or tcp/udp.
+    pub protocol: Option<String>,
+    /// How long a source that exceeds per_source_rate stays blocked, e.g. 10m (only its excess is dropped
+    /// when omitted).
+    pub overload_block: Option<String>,
+    #[serde(flatten)]
+    pub change: ChangeOptions,
+}
+
+impl ConfigureDdosProtectionArgs {
+    /// The protection asked for (its interface as named; exempt sources are added at the change door), or the
+    /// key of the one to remove when `enabled` is false.
+    pub fn protection(&self) -> FieldResult<Result<Protection, ProtectionKey>> {
+        let interface = interface_name("interface", &self.interface)?;
+        let protocol = opt(&self.protocol, |s| Transport::parse("protocol", s))?.unwrap_or_default();
+        let ports = self.ports.as_ref().map(PortsArg::ranges).transpose()?.unwrap_or_default();
+        if self.enabled == Some(false) {
+            return Ok(Err(ProtectionKey { interface, protocol, ports }));
+        }
+        let rate = |field: &str, rate: &Option<String>, burst_field: &str, burst: &Option<StrOrNum>| match (rate, burst)
+        {
+            (Some(r), b) => {
+                let r = Rate::parse(field, r)?;
+                b.as_ref().map_or(Ok(r), |b| r.with_burst(burst_field, &b.text())).map(Some)
+            }
+            (None, Some(_)) => Err(FieldError::new(burst_field, format!("a burst needs its rate: give {field} too"))),
+            (None, None) => Ok(None),
+        };
+        let max_connections = match &self.max_connections_per_source {
+            None => None,
+            Some(n) => Some(whole_number("max_connections_per_source", &n.text())?),
+        };
+        let overload = match &self.overload_block {
+            None => None,
+            Some(d) => {
+                let span = portcullis_core::duration::parse_span("overload_block", d)?;
+                Some(u32::try_from(span.num_seconds()).map_err(|_| {
+                    FieldError::new("overload_block", format!("{d:?} is longer than the 7d an overload block may last"))
+                })?)
+            }
+        };
+        Ok(Ok(Protection {
+            protection_id: String::new(),
+            interface,
+            protocol,
+            ports,
+            rate_limit: rate("rate_limit", &self.rate_limit, "burst_limit", &self.burst_limit)?,
+            per_source_rate: rate(
+                "per_source_rate",
+                &self.per_source_rate,
+                "per_source_burst",
+                &self.per_source_burst,
+            )?,
+            overload_block_seconds: overload,
+            max_connections_per_source: max_connections,
+            syn_proxy: self.syn_proxy.unwrap_or(false),
+            exempt: Vec::new(),
+            created_at: None,
+            updated_at: None,
+        }))
+    }
+}
+
+/// A count written in digits (no sign, fraction or exponent).
+fn whole_number(field: &str, text: &str) -> FieldResult<u32> {
+    let t = text.trim();
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(FieldError::new(field, format!("{text:?} is not a whole number written in digits")));
+    }
+    t.parse().map_err(|_| FieldError::new(field, format!("{text} is too large")))
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct GetDdosProtectionArgs {
+    /// Only the protections of this interface, e.g. wan.
+    pub interface: Option<String>,
+    /// The firewall to read; the default target when omitted.
+    pub target: Option<String>,
 }

@@ -261,7 +261,9 @@ impl ToolService {
             .assess(call.ctx, &RiskInput { operation: call.def.operation, read_only: false, facts: Some(&facts) });
         trace.risk = risk;
         let mut warnings = plan.warnings.clone();
-        warnings.extend(effect.as_ref().and_then(effect_warning));
+        if !plan.only_protections() {
+            warnings.extend(effect.as_ref().and_then(effect_warning));
+        }
         let result = ChangeResult {
             change_id,
             status: ChangeStatus::Planned,
@@ -376,6 +378,9 @@ impl ToolService {
         // A plan that does not fit the state is refused as a conflict by the backend; there is no lockout to prevent.
         let Some(compared) = planned.compared.filter(|_| !flows.is_empty()) else { return Ok(()) };
         lockout::check_compared(compared, &flows).map_err(|l| {
+            if let Some(protection) = &l.protection {
+                return limited_flow(protection, &l.flow);
+            }
             let by = match &l.rule_id {
                 Some(id) => format!("rule {id} ({:?})", l.rule_description),
                 None => l.rule_description.clone(),
@@ -548,4 +553,25 @@ fn applied_rule(state: &RuleSet, plan: &ChangePlan, created: &[portcullis_core::
     let (index, rule) = plan_rule(plan)?;
     let id = if index == usize::MAX { &rule.rule_id } else { created.get(index)? };
     state.rule(id).map(|r| RuleView::of(state, r))
+}
+
+/// The refusal of a protection that would rate-limit a management flow: it names the selector field that takes
+/// the flow and the two ways out.
+fn limited_flow(protection: &portcullis_core::protection::Protection, flow: &lockout::ManagementFlow) -> CallError {
+    let field = if protection.ports.is_empty() { "interface" } else { "ports" };
+    let mut e = CallError::new(
+        ErrorCode::LockoutPrevented,
+        format!(
+            "{field}: DDoS protection {} would rate-limit the management flow {} (from {} to port {}), whose source \
+             is not exempt; a flood would lock the administrators out with everyone else",
+            protection.protection_id, flow.name, flow.source, flow.port
+        ),
+    )
+    .with_hint(format!(
+        "leave port {} out of ports, or add {} to security.management_hosts (every protection exempts management \
+         hosts and protected ranges)",
+        flow.port, flow.source
+    ));
+    e.field = Some(field.into());
+    e
 }

@@ -10,6 +10,7 @@ mod audit;
 mod catalogue;
 mod changes;
 mod counters;
+mod ddos;
 mod door;
 mod drift;
 mod egress;

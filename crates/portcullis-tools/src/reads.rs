@@ -255,6 +255,19 @@ pub fn simulate(target: &str, state: &RuleSet, a: &SimulatePacketArgs, now: Time
         Decision::DefaultDeny => format!("no rule on {interface} matches; the implicit default deny blocks it"),
         Decision::DefaultPassOut => "outbound traffic passes unless a rule blocks it".into(),
     };
+    // Rate limits hold for a flow of connections, not one packet: the verdict stays the rules', and the answer
+    // says which limits a new connection like this one counts against.
+    let passes = verdict.action == portcullis_core::model::Action::Pass;
+    let rate_limited_by = state
+        .protections
+        .iter()
+        .filter(|p| passes && p.selects(&packet))
+        .map(|p| ProtectionMatch {
+            protection_id: p.protection_id.clone(),
+            summary: p.describe(),
+            exempt: p.exempts(&packet),
+        })
+        .collect();
     Ok(SimulateResult {
         target: target.to_string(),
         verdict: verdict.action.as_str().into(),
@@ -269,6 +282,7 @@ pub fn simulate(target: &str, state: &RuleSet, a: &SimulatePacketArgs, now: Time
             destination_port: packet.destination_port,
         },
         explanation,
+        rate_limited_by,
         evaluated_at: now,
     })
 }

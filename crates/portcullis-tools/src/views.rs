@@ -296,7 +296,20 @@ pub struct SimulateResult {
     pub rule: DecidingRule,
     pub packet: SimulatedPacket,
     pub explanation: String,
+    /// The DDoS protections whose limits a new connection like this one counts against (each applies).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rate_limited_by: Vec<ProtectionMatch>,
     pub evaluated_at: Timestamp,
+}
+
+/// A protection that takes a simulated packet.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ProtectionMatch {
+    pub protection_id: String,
+    /// Its limits, in one line.
+    pub summary: String,
+    /// Whether the packet's source is exempt (a management host, protected range or the caller it was set by).
+    pub exempt: bool,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]

@@ -114,6 +114,8 @@ async fn valid_call(svc: &ToolService, tool: &str) -> Value {
         "get_audit_log" => json!({"limit": 5}),
         "lookup_country" => json!({"ip_address": "203.0.113.7"}),
         "list_geo_blocks" => json!({}),
+        "get_ddos_protection" => json!({}),
+        "configure_ddos_protection" => json!({"interface": "dmz", "rate_limit": "1000/s", "burst_limit": "5000"}),
         "refresh_geo_blocks" => {
             let block = json!({"countries": ["DE"], "interfaces": ["dmz"], "description": "matrix"});
             call(svc, "admin", "create_geo_block", block).await.unwrap();

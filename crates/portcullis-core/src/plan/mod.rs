@@ -131,6 +131,21 @@ pub struct ChangePlan {
     pub facts: ChangeFacts,
 }
 
+impl ChangePlan {
+    /// Whether the plan changes only DDoS protections, which limit rates and decide no packet's verdict.
+    pub fn only_protections(&self) -> bool {
+        !self.operations.is_empty()
+            && self.operations.iter().all(|op| {
+                matches!(
+                    op,
+                    Operation::CreateProtection { .. }
+                        | Operation::UpdateProtection { .. }
+                        | Operation::DeleteProtection { .. }
+                )
+            })
+    }
+}
+
 /// Plans `intent` against `state` at `now`.
 pub fn plan(state: &RuleSet, intent: &Intent, now: Timestamp) -> FieldResult<ChangePlan> {
     match intent {

@@ -208,12 +208,6 @@ pub fn limits_flow<'a>(
     })
 }
 
-/// The protection that takes `packet`, if any (there is at most one per selector; the first listed wins where
-/// selectors overlap, as backends order them).
-pub fn protecting<'a>(protections: &'a [Protection], packet: &Packet) -> Option<&'a Protection> {
-    protections.iter().find(|p| p.selects(packet))
-}
-
 /// Ports as strings (`"443"`, `"1000:2000"`), the model's usual spelling.
 mod port_list {
     use serde::{Deserialize, Deserializer, Serializer, ser::SerializeSeq};

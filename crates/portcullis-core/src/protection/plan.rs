@@ -51,8 +51,9 @@ pub fn plan_configure(state: &RuleSet, asked: &Protection, now: Timestamp) -> Fi
         operations: vec![operation],
         warnings,
         facts: ChangeFacts {
-            // A protection reaches every source that connects there.
-            host_bits: 128,
+            // Breadth weighs the addresses a change admits or stops outright; a protection stops none outright,
+            // only what a source sends beyond its limits.
+            host_bits: 0,
             // A change may loosen one limit while it tightens another; only removal is plainly a widening.
             widens_exposure: before.is_some_and(|b| loosens(b, &after)),
             lifetime_seconds: None,
@@ -81,7 +82,7 @@ pub fn plan_remove(state: &RuleSet, key: &ProtectionKey) -> FieldResult<ChangePl
         operations: vec![Operation::DeleteProtection { before: before.clone() }],
         warnings: Vec::new(),
         facts: ChangeFacts {
-            host_bits: 128,
+            host_bits: 0,
             widens_exposure: true,
             lifetime_seconds: None,
             permanent: true,
@@ -91,12 +92,6 @@ pub fn plan_remove(state: &RuleSet, key: &ProtectionKey) -> FieldResult<ChangePl
 }
 
 fn validate(p: &Protection) -> FieldResult<()> {
-    if !p.enforces_something() {
-        return Err(FieldError::new(
-            "rate_limit",
-            "a protection needs something to enforce: give rate_limit, per_source_rate, max_connections_per_source or syn_proxy: true",
-        ));
-    }
     if p.syn_proxy && p.protocol != Transport::Tcp {
         return Err(FieldError::new(
             "syn_proxy",
@@ -134,6 +129,12 @@ fn validate(p: &Protection) -> FieldResult<()> {
                 all.count,
                 all.unit.as_str()
             ),
+        ));
+    }
+    if !p.enforces_something() {
+        return Err(FieldError::new(
+            "rate_limit",
+            "a protection needs something to enforce: give rate_limit, per_source_rate, max_connections_per_source or syn_proxy: true",
         ));
     }
     for (i, a) in p.ports.iter().enumerate() {

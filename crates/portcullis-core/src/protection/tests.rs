@@ -77,7 +77,8 @@ fn a_stale_before_is_a_conflict() {
 fn bad_combinations_name_their_field() {
     let now = Utc::now();
     let s0 = state();
-    let cases: Vec<(&str, Box<dyn Fn(&mut Protection)>)> = vec![
+    type Edit = Box<dyn Fn(&mut Protection)>;
+    let cases: Vec<(&str, Edit)> = vec![
         ("interface", Box::new(|p| p.interface = "dmz9".into())),
         (
             "syn_proxy",

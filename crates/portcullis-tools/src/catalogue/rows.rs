@@ -9,6 +9,7 @@ use portcullis_guard::Category;
 use crate::analytics::{Dashboard, DashboardResult, ReportResult, ThreatsResult, TrafficStatsResult};
 use crate::args::*;
 use crate::catalogue::{Decl, Tool, ToolDef, row};
+use crate::ddos::{DdosProtectionResult, ProtectionRead, ProtectionRequest};
 use crate::reads::{Status, Vpn};
 use crate::views::*;
 use crate::work::Work;
@@ -43,6 +44,8 @@ pub(crate) fn rows() -> Vec<ToolDef> {
         row::<DeleteGeoBlock>(),
         row::<ListGeoBlocks>(),
         row::<RefreshGeoBlocks>(),
+        row::<ConfigureDdosProtection>(),
+        row::<GetDdosProtection>(),
         row::<LintRules>(),
         row::<GetActiveAlarms>(),
         row::<ListPendingChanges>(),
@@ -473,6 +476,45 @@ impl Tool for RefreshGeoBlocks {
 
     fn route(a: ChangeArgs, _now: Timestamp) -> Result<Work<ChangeResult>, CallError> {
         Work::change_with(&a.change, geo::GeoRefreshRequest)
+    }
+}
+
+pub(crate) struct ConfigureDdosProtection;
+
+impl Tool for ConfigureDdosProtection {
+    type Args = ConfigureDdosProtectionArgs;
+    type Output = ChangeResult;
+    const DECL: Decl =
+        Decl::change("configure_ddos_protection", "DDoS protection", "ddos_protection", Category::Security)
+            .admin()
+            .about(
+                "Limit new connections arriving on an interface: rate_limit (\"1000/s\", all sources together) with \
+         burst_limit, per_source_rate (\"20/s\", per IPv4 address or IPv6 /64) with per_source_burst and \
+         overload_block (how long a source over its rate stays blocked, e.g. 10m), max_connections_per_source, \
+         syn_proxy, for ports/protocol (tcp by default; every port when ports is omitted). One protection per \
+         interface and selector: a second call replaces it, enabled: false removes it. Management hosts, \
+         protected ranges and the caller are exempt; a management flow it would limit is refused.",
+            );
+
+    fn route(a: ConfigureDdosProtectionArgs, _now: Timestamp) -> Result<Work<ChangeResult>, CallError> {
+        Work::change_with(&a.change, ProtectionRequest::parse(&a)?)
+    }
+}
+
+pub(crate) struct GetDdosProtection;
+
+impl Tool for GetDdosProtection {
+    type Args = GetDdosProtectionArgs;
+    type Output = DdosProtectionResult;
+    const DECL: Decl = Decl::read("get_ddos_protection", "DDoS protection in force", "read_ddos", Category::Security)
+        .about(
+            "The DDoS protections in force (optionally of one interface), each with its live state: sources \
+             blocked for overload with their expiry, what each limit dropped, and the host settings a SYN proxy \
+             needs.",
+        );
+
+    fn route(a: GetDdosProtectionArgs, _now: Timestamp) -> Result<Work<DdosProtectionResult>, CallError> {
+        Ok(Work::read(a.target, ProtectionRead { interface: a.interface }))
     }
 }
 
