@@ -56,6 +56,8 @@ enum Command {
     /// Set elements are written straight to JSON: as the crate's expression trees, each of a block list's 100,000
     /// elements cost several allocations (boxed value, owned strings, its own comment).
     Elements(ElementCommand),
+    /// A command written as nft JSON directly (DDoS protections, `crate::protect`).
+    Raw(serde_json::Value),
 }
 
 struct ElementCommand {
@@ -82,7 +84,7 @@ impl Batch {
         self.commands
             .into_iter()
             .map(|command| match command {
-                Command::Object(_) => None,
+                Command::Object(_) | Command::Raw(_) => None,
                 Command::Elements(c) => {
                     let elements = c
                         .elements
@@ -119,6 +121,7 @@ impl Serialize for Command {
     fn serialize<Ser: Serializer>(&self, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
         match self {
             Command::Object(object) => object.serialize(serializer),
+            Command::Raw(value) => value.serialize(serializer),
             Command::Elements(command) => {
                 let verb = if command.delete { "delete" } else { "add" };
                 let mut outer = serializer.serialize_map(Some(1))?;
@@ -462,6 +465,18 @@ impl<'a> BatchBuilder<'a> {
                 self.push_elements(false, &set, ops.add);
             }
         }
+        Ok(())
+    }
+
+    /// The commands that take the table's protections from `before` to `after`.
+    pub fn protections(
+        &mut self,
+        before: &[portcullis_core::protection::Protection],
+        after: &[portcullis_core::protection::Protection],
+    ) -> Result<(), BackendError> {
+        let devices = self.layout.interfaces.iter().cloned().collect();
+        let commands = crate::protect::commands(self.layout.table, &devices, before, after)?;
+        self.commands.extend(commands.into_iter().map(Command::Raw));
         Ok(())
     }
 

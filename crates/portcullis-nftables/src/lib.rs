@@ -19,6 +19,7 @@ pub mod apply;
 pub mod comment;
 pub mod logs;
 pub mod netlink;
+pub mod protect;
 pub mod read;
 pub mod runner;
 mod status;
@@ -31,11 +32,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::Utc;
 use portcullis_core::firewall::{
-    Applied, BackendError, BackendKind, ErrorCode, Firewall, InterfaceCounters, RuleHits, SystemStatus, TargetInfo,
+    Applied, BackendError, BackendKind, ErrorCode, Firewall, HostCheck, InterfaceCounters, ProtectionLive, RuleHits,
+    SystemStatus, TargetInfo, UnsupportedField,
 };
 use portcullis_core::freshness::StateRead;
 use portcullis_core::model::{Action, AliasEntry, Direction, Interface, Rule, RuleId, RuleSet, Timestamp};
 use portcullis_core::plan::ChangePlan;
+use portcullis_core::protection::Protection;
 use portcullis_store::Store;
 use sha2::Digest;
 
@@ -159,6 +162,21 @@ impl NftablesFirewall {
         }
     }
 
+    /// The sysctls the nftables wiki's SYN proxy recipe needs, as found in the target's namespace.
+    async fn synproxy_sysctls(&self) -> Vec<HostCheck> {
+        let mut checks = Vec::new();
+        for (setting, wanted) in [
+            ("net.netfilter.nf_conntrack_tcp_loose", "0"),
+            ("net.ipv4.tcp_syncookies", "1"),
+            ("net.ipv4.tcp_timestamps", "1"),
+        ] {
+            let found = self.settings.runner.sysctl(setting).await;
+            let ok = found.as_deref() == Some(wanted);
+            checks.push(HostCheck { setting: setting.into(), wanted: wanted.into(), found, ok });
+        }
+        checks
+    }
+
     /// Reads the table and the interfaces and translates them into the model.
     pub async fn read_current(&self) -> Result<Current, BackendError> {
         let (mut current, interfaces) = tokio::try_join!(self.read_table(), self.interfaces())?;
@@ -185,7 +203,7 @@ impl NftablesFirewall {
             interfaces: Vec::new(),
             rules,
             aliases: aliases(&kernel, &self.texts, now)?,
-            protections: Vec::new(),
+            protections: protect::read(&kernel.protections)?,
         };
         Ok(Current { exists: json.is_some(), kernel, state, hits })
     }
@@ -307,6 +325,9 @@ impl NftablesFirewall {
             }
         }
         batch.delete_alias_sets(&outcome.state, &outcome.deleted_aliases)?;
+        if outcome.state.protections != current.state.protections {
+            batch.protections(&current.state.protections, &outcome.state.protections)?;
+        }
         batch.elements(&current.state, &outcome.put, &outcome.removed, now)?;
         Ok((batch.finish(), outcome.applied))
     }
@@ -492,6 +513,49 @@ impl Firewall for NftablesFirewall {
 
     async fn interface_counters(&self) -> Result<Option<Vec<InterfaceCounters>>, BackendError> {
         Ok(Some(self.link_counters().await?))
+    }
+
+    fn unsupported_protection_fields(&self, protection: &Protection) -> Vec<UnsupportedField> {
+        protect::unsupported(protection)
+    }
+
+    /// Counters from a listing without set elements, the overload sets listed one by one (a block list of a
+    /// million entries is not listed for them), and the SYN proxy's sysctls read in the target's namespace.
+    async fn protection_live(&self, state: &RuleSet) -> Result<Vec<ProtectionLive>, BackendError> {
+        if state.protections.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = Utc::now();
+        let mut listed = match self.list_table(&["-j", "-t"]).await? {
+            Some(json) => KernelTable::parse(&json)?.protections,
+            None => protect::ListedProtections::default(),
+        };
+        let mut live = Vec::new();
+        for p in &state.protections {
+            if p.overload_block_seconds.is_some() {
+                for part in ["ov4", "ov6"] {
+                    let name = format!("{}_{part}", protect::short_name(&p.protection_id));
+                    let args = ["-j", "list", "set", "inet", self.settings.table.as_str(), name.as_str()];
+                    let json = self.settings.runner.nft(&args).await.map_err(|e| e.into_backend("nft list set"))?;
+                    listed.sets.extend(KernelTable::parse(&json)?.protections.sets);
+                }
+            }
+            let host_checks = if p.syn_proxy { self.synproxy_sysctls().await } else { Vec::new() };
+            let note = host_checks.iter().any(|c| !c.ok).then(|| {
+                "the SYN proxy needs the host settings marked not ok; Portcullis does not change them (set them with \
+                 sysctl -w, in the target's network namespace)"
+                    .to_string()
+            });
+            live.push(ProtectionLive {
+                protection_id: p.protection_id.clone(),
+                live: true,
+                overloaded: protect::overloaded(&listed, p, now),
+                dropped: protect::counters(&listed, p),
+                host_checks,
+                note,
+            });
+        }
+        Ok(live)
     }
 
     /// From a listing without set elements: counters live on the rules, and a block list of 100,000 entries

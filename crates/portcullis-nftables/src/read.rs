@@ -50,6 +50,8 @@ pub struct KernelTable {
     pub sets: BTreeMap<String, ListedSet>,
     /// The table's write generation (see [`crate::translate::GENERATION_SET`]).
     pub generation: Option<u32>,
+    /// The DDoS protections' chains and sets, as listed (`crate::protect`).
+    pub protections: crate::protect::ListedProtections,
 }
 
 fn unexpected(message: String) -> BackendError {
@@ -73,6 +75,10 @@ impl KernelTable {
         for mut object in objects {
             if let Some(set) = object.get_mut("set") {
                 let name = set["name"].as_str().unwrap_or_default().to_string();
+                if name.starts_with(crate::protect::PREFIX) {
+                    table.protections.sets.insert(name, set.take());
+                    continue;
+                }
                 if name == GENERATION_SET {
                     table.generation = set["elem"].get(0).and_then(|e| e.as_u64()).and_then(|g| u32::try_from(g).ok());
                     continue;
@@ -94,6 +100,18 @@ impl KernelTable {
                 continue;
             }
             if object.get("rule").is_none() && object.get("chain").is_none() {
+                continue;
+            }
+            // Protections' rules hold statements (synproxy, ct count in a set update) the crate's types do not
+            // all read; they are read from the JSON (`crate::protect::read`).
+            let owner = object.get("rule").map(|r| &r["chain"]).or_else(|| object.get("chain").map(|c| &c["name"]));
+            if let Some(chain) =
+                owner.and_then(serde_json::Value::as_str).filter(|c| c.starts_with(crate::protect::PREFIX))
+            {
+                let rules = table.protections.chains.entry(chain.to_string()).or_default();
+                if let Some(rule) = object.get_mut("rule") {
+                    rules.push(rule.take());
+                }
                 continue;
             }
             match serde_json::from_value::<NfObject<'static>>(object).map_err(cannot)? {

@@ -74,6 +74,22 @@ impl NftRunner {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
+    /// A sysctl's value in the configured namespace (`net.ipv4.tcp_syncookies`), or `None` where it cannot be
+    /// read (the module that owns it is not loaded, say).
+    pub async fn sysctl(&self, key: &str) -> Option<String> {
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        let output = match &self.netns {
+            Some(ns) => Command::new(&self.ip)
+                .args(["netns", "exec", ns, "cat", &path])
+                .kill_on_drop(true)
+                .output()
+                .await
+                .ok()?,
+            None => Command::new("cat").arg(&path).kill_on_drop(true).output().await.ok()?,
+        };
+        output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+    }
+
     /// `ip -j ARGS` in the configured namespace (addresses and link statistics of interfaces).
     pub async fn ip_json(&self, args: &[&str]) -> Result<serde_json::Value, BackendError> {
         let mut cmd = Command::new(&self.ip);

@@ -10,6 +10,8 @@
 //! loudly when something is missing: a skipped enforcement test proves nothing.
 #![allow(dead_code)]
 
+pub mod flood;
+
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
