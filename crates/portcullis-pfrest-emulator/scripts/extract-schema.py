@@ -33,6 +33,8 @@ ENDPOINTS = [
     "/api/v2/status/wireguard/peers",
     "/api/v2/status/logs/firewall",
     "/api/v2/interfaces",
+    "/api/v2/diagnostics/table",
+    "/api/v2/diagnostics/tables",
 ]
 
 ENDPOINT_KEYS = ["url", "model_class", "many", "request_method_options", "requires_auth", "auth_methods", "deprecated"]

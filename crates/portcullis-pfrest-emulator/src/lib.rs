@@ -287,6 +287,37 @@ impl Emulator {
         self.inner.push_log_lines(lines.into_iter().map(Into::into));
     }
 
+    /// The entries of pf table `name` now (`GET /api/v2/diagnostics/table?id=NAME`); `None` when pf has no such
+    /// table. The system tables (`virusprot`, `sshguard`, `snort2c`, `bogons`, ...) always exist; each host or
+    /// network alias is a table from the filter reload after its creation.
+    pub fn table(&self, name: &str) -> Option<Vec<String>> {
+        self.inner.tables().remove(name)
+    }
+
+    /// Puts entries into pf table `name` as pf itself does (pfRest cannot add to a table): e.g. sources an
+    /// `overload <virusprot>` rule blocked. A table that is neither a system table nor an alias is killed by the
+    /// next filter reload, as on pfSense. Also `POST /__emulator/tables` `{"name": ..., "entries": [...]}`.
+    pub fn add_table_entries<I, S>(&self, name: &str, entries: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.inner.add_table_entries(name, entries.into_iter().map(Into::into));
+    }
+
+    /// Sets (or with `Value::Null` removes) a key of the stored rule with this tracker that pfRest has no field
+    /// for, like the GUI's advanced options (`max-src-conn-rate`, `max-src-conn`, `max`, ...): invisible in
+    /// pfRest's answers, kept by a PATCH (pfRest merges), lost by a PUT of `/api/v2/firewall/rules`. Refuses keys
+    /// that are pfRest fields. Also `POST /__emulator/rule_config` `{"tracker": N, "key": ..., "value": ...}`.
+    pub fn set_rule_config(&self, tracker: i64, key: &str, value: Value) -> Result<(), String> {
+        self.inner.set_rule_config(tracker, key, value)
+    }
+
+    /// The stored form of the rule with this tracker, with the keys pfRest does not show (interfaces by id).
+    pub fn rule_config(&self, tracker: i64) -> Option<serde_json::Map<String, Value>> {
+        self.inner.rule_config(tracker)
+    }
+
     /// Wait until no filter reload is queued or running.
     pub async fn wait_for_applies(&self) {
         self.inner.wait_for_applies().await;

@@ -838,8 +838,47 @@ async fn call_endpoint(
             static_list("NetworkInterface", status::network_interfaces(), &data, &controls)
         }
         ("/api/v2/status/logs/firewall", "GET") => firewall_log(inner, &data, &controls).map(|d| (d, links(&controls))),
+        ("/api/v2/diagnostics/tables", "GET") => static_list("Table", table_list(inner), &data, &controls),
+        ("/api/v2/diagnostics/table", "GET") => {
+            let name = table_id(&data)?;
+            let entries = inner.tables().remove(&name).ok_or_else(|| table_not_found(&name))?;
+            Ok((table_repr(&name, entries), None))
+        }
+        ("/api/v2/diagnostics/table", "DELETE") => {
+            let name = table_id(&data)?;
+            let tables = inner.tables();
+            let entries = tables.get(&name).cloned().ok_or_else(|| table_not_found(&name))?;
+            if !controls.dry_run {
+                inner.flush_table(&name);
+            }
+            // pfRest answers with the object as it was read before its `_delete()` flushed it.
+            Ok((table_repr(&name, entries), None))
+        }
         _ => Err(not_emulated(inner, ep, method)),
     }
+}
+
+/// pfRest's `Table` objects: the table name is the (string) id, `entries` what `pfctl -T show` lists.
+fn table_repr(name: &str, entries: Vec<String>) -> Value {
+    json!({"id": name, "name": name, "entries": entries})
+}
+
+fn table_list(inner: &Inner) -> Vec<Value> {
+    inner.tables().into_iter().map(|(name, entries)| table_repr(&name, entries)).collect()
+}
+
+/// The `id` of a singular table request: a table name (pfRest's `Table` has string ids).
+fn table_id(data: &Map<String, Value>) -> Result<String, ApiError> {
+    match data.get("id") {
+        None | Some(Value::Null) => Err(ApiError::bad_request("MODEL_REQUIRES_ID", "Field 'id' is required.")),
+        Some(Value::String(s)) => Ok(s.clone()),
+        // The form decoder turns an all-digit value into an integer; pf table names are never numeric.
+        Some(other) => Ok(other.to_string()),
+    }
+}
+
+fn table_not_found(name: &str) -> ApiError {
+    ApiError::not_found("MODEL_OBJECT_NOT_FOUND", format!("Object with ID '{name}' does not exist."))
 }
 
 /// The stored object a PATCH targets (for linting conditions against it).
@@ -1408,6 +1447,38 @@ async fn control(inner: &Arc<Inner>, method: &str, path: &str, body: &[u8]) -> R
                 None => json_response(400, &json!({"error": "body must be {\"lines\": [\"...\"]}"})),
             }
         }
+        ("GET", "/__emulator/tables") => ok(serde_json::to_value(inner.tables()).unwrap_or_default()),
+        ("POST", "/__emulator/tables") => {
+            let body = serde_json::from_slice::<Value>(body).ok();
+            let name = body.as_ref().and_then(|v| v.get("name")).and_then(Value::as_str).map(str::to_string);
+            let entries = body
+                .as_ref()
+                .and_then(|v| v.get("entries"))
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|e| e.as_str().map(str::to_string)).collect::<Vec<_>>());
+            match (name, entries) {
+                (Some(name), Some(entries)) => {
+                    inner.add_table_entries(&name, entries);
+                    ok(json!({"name": name, "entries": inner.tables().remove(&name).unwrap_or_default()}))
+                }
+                _ => json_response(400, &json!({"error": "body must be {\"name\": \"...\", \"entries\": [\"...\"]}"})),
+            }
+        }
+        ("POST", "/__emulator/rule_config") => {
+            let body = serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
+            let (tracker, key) = (body.get("tracker").and_then(Value::as_i64), body.get("key").and_then(Value::as_str));
+            let (Some(tracker), Some(key)) = (tracker, key) else {
+                return json_response(
+                    400,
+                    &json!({"error": "body must be {\"tracker\": N, \"key\": \"...\", \"value\": ...}"}),
+                );
+            };
+            let value = body.get("value").cloned().unwrap_or(Value::Null);
+            match inner.set_rule_config(tracker, key, value) {
+                Ok(()) => ok(serde_json::to_value(inner.rule_config(tracker)).unwrap_or_default()),
+                Err(e) => json_response(400, &json!({"error": e})),
+            }
+        }
         ("POST", "/__emulator/wait_for_applies") => {
             inner.wait_for_applies().await;
             ok(serde_json::to_value(inner.state_view()).unwrap_or_default())
@@ -1416,7 +1487,8 @@ async fn control(inner: &Arc<Inner>, method: &str, path: &str, body: &[u8]) -> R
             404,
             &json!({"error": "unknown emulator control endpoint",
                     "endpoints": ["GET state", "GET|DELETE requests", "GET|DELETE violations", "GET|POST faults",
-                                  "POST firewall_log", "POST wait_for_applies"]}),
+                                  "POST firewall_log", "GET|POST tables", "POST rule_config",
+                                  "POST wait_for_applies"]}),
         ),
     }
 }

@@ -1,19 +1,28 @@
 //! Emulator state: the config (what config.xml holds), dirty subsystems, the running ruleset (what the filter
 //! enforces after the last reload), request log, schema violations, JWT secret, firewall log.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
-use crate::model::{ApiError, InterfaceRepresentation, Obj, ValidateCtx, rule_alias_refs, to_repr, validate};
+use crate::model::{
+    ApiError, InterfaceRepresentation, Obj, ValidateCtx, is_ip, is_ipv4, is_ipv6, is_subnet, rule_alias_refs, to_repr,
+    validate,
+};
 use crate::schema::model;
 use crate::util::now;
 use crate::{AppliedRuleset, EmulatorConfig, Faults, LoggedRequest, StateView};
 
 /// Firewall subsystems whose dirty flags `filter_configure()` clears (pfSense >= 2.7).
 pub(crate) const FIREWALL_SUBSYSTEMS: &[&str] = &["aliases", "natconf", "filter", "shaper"];
+
+/// The pf tables pfSense's generated ruleset always declares (`filter.inc`): they live across filter reloads,
+/// whatever the config holds. `virusprot` is where `overload <virusprot>` puts sources that exceed a rule's
+/// "Max. src. conn. Rate".
+pub(crate) const SYSTEM_TABLES: &[&str] =
+    &["bogons", "bogonsv6", "negate_networks", "snort2c", "sshguard", "virusprot"];
 
 /// What config.xml holds for the emulated models (stored form: interfaces by pfSense id).
 #[derive(Debug, Clone, Default)]
@@ -28,6 +37,9 @@ pub(crate) struct Inner {
     pub config: Mutex<Config>,
     pub dirty: Mutex<BTreeSet<String>>,
     pub running: Mutex<AppliedRuleset>,
+    /// pf's tables as `pfctl -sT` / `-T show` list them: the system tables and, after each filter reload, one per
+    /// host or network alias (what pfRest's `/api/v2/diagnostics/table(s)` read).
+    pub tables: Mutex<BTreeMap<String, Vec<String>>>,
     /// Serialises writes when lost-update emulation is off.
     pub write_lock: tokio::sync::Mutex<()>,
     /// Serialises filter reloads.
@@ -87,6 +99,7 @@ impl Inner {
             config: Mutex::new(config),
             dirty: Mutex::new(BTreeSet::new()),
             running: Mutex::new(AppliedRuleset::default()),
+            tables: Mutex::new(SYSTEM_TABLES.iter().map(|t| (t.to_string(), Vec::new())).collect()),
             write_lock: tokio::sync::Mutex::new(()),
             apply_lock: tokio::sync::Mutex::new(()),
             applies_in_flight: AtomicUsize::new(0),
@@ -103,6 +116,7 @@ impl Inner {
         // The boot-time filter load.
         let snapshot = inner.config_snapshot();
         *lock(&inner.running) = inner.compute_running(&snapshot, 0);
+        inner.load_alias_tables(&snapshot);
         inner
     }
 
@@ -191,6 +205,85 @@ impl Inner {
         AppliedRuleset { generation, applied_at: now(), rules, aliases, notices }
     }
 
+    /// What a filter reload does to pf's tables: every host or network alias is loaded as a table with its
+    /// addresses (as `pfctl -T show` prints them: a host route without its prefix length); a table that is
+    /// neither a system table nor an alias is killed (`filter.inc` diffs `pfctl -sT` against the aliases);
+    /// system tables keep their entries.
+    pub(crate) fn load_alias_tables(&self, cfg: &Config) {
+        let mut tables = lock(&self.tables);
+        tables.retain(|name, _| SYSTEM_TABLES.contains(&name.as_str()));
+        for alias in &cfg.aliases {
+            let ty = alias.get("type").and_then(Value::as_str).unwrap_or_default();
+            let Some(name) = alias.get("name").and_then(Value::as_str) else { continue };
+            if !matches!(ty, "host" | "network") {
+                continue;
+            }
+            let entries = alias
+                .get("address")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .filter(|v| is_ip(v) || is_subnet(v))
+                        .map(|v| match v.split_once('/') {
+                            Some((ip, "32")) if is_ipv4(ip) => ip.to_string(),
+                            Some((ip, "128")) if is_ipv6(ip) => ip.to_string(),
+                            _ => v.to_string(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            tables.insert(name.to_string(), entries);
+        }
+    }
+
+    /// The pf tables now, by name.
+    pub(crate) fn tables(&self) -> BTreeMap<String, Vec<String>> {
+        lock(&self.tables).clone()
+    }
+
+    /// Empties one table (`pfctl -t NAME -T flush`); returns its entries before, `None` if there is no such table.
+    pub(crate) fn flush_table(&self, name: &str) -> Option<Vec<String>> {
+        lock(&self.tables).get_mut(name).map(std::mem::take)
+    }
+
+    /// Adds entries to a table as pf itself would (an `overload` rule adding a source to `virusprot`), creating
+    /// the table if needed; entries already there are not repeated.
+    pub(crate) fn add_table_entries(&self, name: &str, entries: impl IntoIterator<Item = String>) {
+        let mut tables = lock(&self.tables);
+        let table = tables.entry(name.to_string()).or_default();
+        for e in entries {
+            if !table.contains(&e) {
+                table.push(e);
+            }
+        }
+    }
+
+    /// Sets a key of a stored rule that pfRest has no field for (a GUI advanced option such as
+    /// `max-src-conn-rate`): kept by a PATCH (pfRest merges into the stored rule), lost by a PUT of the rules.
+    pub(crate) fn set_rule_config(&self, tracker: i64, key: &str, value: Value) -> Result<(), String> {
+        if model("FirewallRule").field(key).is_some() || key == "id" {
+            return Err(format!("`{key}` is a pfRest field of FirewallRule; write it through the API"));
+        }
+        let mut config = lock(&self.config);
+        let rule = config
+            .rules
+            .iter_mut()
+            .find(|r| r.get("tracker").and_then(Value::as_i64) == Some(tracker))
+            .ok_or_else(|| format!("no rule has tracker {tracker}"))?;
+        if value.is_null() {
+            rule.remove(key);
+        } else {
+            rule.insert(key.to_string(), value);
+        }
+        Ok(())
+    }
+
+    /// The stored form of a rule, with the keys pfRest does not show.
+    pub(crate) fn rule_config(&self, tracker: i64) -> Option<Obj> {
+        lock(&self.config).rules.iter().find(|r| r.get("tracker").and_then(Value::as_i64) == Some(tracker)).cloned()
+    }
+
     /// One filter reload: wait `apply_delay`, load the config as it is then, clear the firewall dirty flags.
     pub(crate) async fn run_apply(&self) {
         let _g = self.apply_lock.lock().await;
@@ -202,6 +295,7 @@ impl Inner {
         let generation = lock(&self.running).generation + 1;
         let running = self.compute_running(&snapshot, generation);
         *lock(&self.running) = running;
+        self.load_alias_tables(&snapshot);
         let mut dirty = lock(&self.dirty);
         for s in FIREWALL_SUBSYSTEMS {
             dirty.remove(*s);

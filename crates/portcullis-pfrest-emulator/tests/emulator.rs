@@ -943,3 +943,117 @@ async fn plural_delete_needs_a_query_and_unknown_fields_match_everything() {
     assert_eq!(emu.state().pending_subsystems, ["aliases"]);
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn pf_tables_are_listed_read_and_flushed() {
+    let (emu, c) = start().await;
+    let r = c.get("/api/v2/diagnostics/tables").await;
+    assert_ok(&r);
+    let names: Vec<String> =
+        r.data().as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()).collect();
+    for system in ["virusprot", "sshguard", "snort2c", "bogons"] {
+        assert!(names.contains(&system.to_string()), "{names:?}");
+    }
+    let r = c.get("/api/v2/diagnostics/table?id=virusprot").await;
+    assert_ok(&r);
+    assert_eq!(r.data(), json!({"id": "virusprot", "name": "virusprot", "entries": []}));
+
+    // pf puts sources there itself (an overload rule); pfRest can only read and flush.
+    emu.add_table_entries("virusprot", ["198.51.100.7", "2001:db8:1::/64"]);
+    let r = c.get("/api/v2/diagnostics/table?id=virusprot").await;
+    assert_eq!(r.data()["entries"], json!(["198.51.100.7", "2001:db8:1::/64"]));
+    let r = c.get("/api/v2/diagnostics/tables?name=virusprot").await;
+    assert_eq!(r.data().as_array().unwrap().len(), 1);
+
+    // A dry run flushes nothing; a DELETE answers the table as it was and empties it.
+    let r = c.delete("/api/v2/diagnostics/table?id=virusprot&dry_run=true").await;
+    assert_ok(&r);
+    assert_eq!(emu.table("virusprot").unwrap().len(), 2);
+    let r = c.delete("/api/v2/diagnostics/table?id=virusprot").await;
+    assert_ok(&r);
+    assert_eq!(r.data()["entries"].as_array().unwrap().len(), 2);
+    assert_eq!(emu.table("virusprot"), Some(vec![]));
+
+    let r = c.get("/api/v2/diagnostics/table?id=nosuchtable").await;
+    assert_eq!((r.status, r.response_id().as_str()), (404, "MODEL_OBJECT_NOT_FOUND"));
+    let r = c.delete("/api/v2/diagnostics/table?id=nosuchtable").await;
+    assert_eq!(r.status, 404);
+    let r = c.get("/api/v2/diagnostics/table").await;
+    assert_eq!((r.status, r.response_id().as_str()), (400, "MODEL_REQUIRES_ID"));
+    emu.clear_schema_violations();
+
+    // An alias becomes a table at the filter reload after its creation, its host routes without the prefix.
+    let alias = json!({"name": "BAD", "type": "network", "address": ["203.0.113.9/32", "2001:db8::/32"]});
+    assert_ok(&c.post("/api/v2/firewall/alias", alias).await);
+    assert_eq!(emu.table("BAD"), None, "not before the reload");
+    assert_ok(&c.post("/api/v2/firewall/apply", json!({"async": false})).await);
+    assert_eq!(emu.table("BAD"), Some(vec!["203.0.113.9".to_string(), "2001:db8::/32".to_string()]));
+    // A table nobody declares does not survive a reload; the system tables keep their entries.
+    emu.add_table_entries("handmade", ["192.0.2.1"]);
+    emu.add_table_entries("virusprot", ["192.0.2.2"]);
+    assert_ok(&c.post("/api/v2/firewall/apply", json!({"async": false})).await);
+    assert_eq!(emu.table("handmade"), None);
+    assert_eq!(emu.table("virusprot"), Some(vec!["192.0.2.2".to_string()]));
+
+    // The control endpoint does the same as the library call.
+    let none = c.with_auth(Auth::None);
+    let r = none.post("/__emulator/tables", json!({"name": "virusprot", "entries": ["192.0.2.3"]})).await;
+    assert_eq!(r.json()["entries"], json!(["192.0.2.2", "192.0.2.3"]));
+    assert!(emu.schema_violations().is_empty(), "{:?}", emu.schema_violations());
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_rule_patch_keeps_the_gui_advanced_options_and_checks_the_statetype() {
+    let (emu, c) = start().await;
+    let web = json!({"type": "pass", "interface": ["wan"], "ipprotocol": "inet", "protocol": "tcp", "source": "any",
+                     "destination": "wan:ip", "destination_port": "443", "descr": "web"});
+    let r = c.post("/api/v2/firewall/rule", web).await;
+    let (id, tracker) = (r.data()["id"].as_u64().unwrap(), r.data()["tracker"].as_i64().unwrap());
+    // Set in the GUI (Display Advanced): pfRest has no field for them and does not show them.
+    emu.set_rule_config(tracker, "max-src-conn-rate", json!("20")).unwrap();
+    emu.set_rule_config(tracker, "max-src-conn-rates", json!("5")).unwrap();
+    assert!(emu.set_rule_config(tracker, "statetype", json!("none")).is_err(), "a pfRest field");
+    assert!(c.get(&format!("/api/v2/firewall/rule?id={id}")).await.data().get("max-src-conn-rate").is_none());
+
+    let r = c.patch("/api/v2/firewall/rule", json!({"id": id, "statetype": "synproxy state"})).await;
+    assert_ok(&r);
+    assert_eq!(r.data()["statetype"], "synproxy state");
+    let stored = emu.rule_config(tracker).unwrap();
+    assert_eq!(
+        (stored["max-src-conn-rate"].as_str(), stored["statetype"].as_str()),
+        (Some("20"), Some("synproxy state"))
+    );
+
+    let r = c.patch("/api/v2/firewall/rule", json!({"id": id, "statetype": "proxy please"})).await;
+    assert_eq!((r.status, r.response_id().as_str()), (400, "FIELD_INVALID_CHOICE"));
+    let r = c.patch("/api/v2/firewall/rule", json!({"id": id, "protocol": "tcp/udp"})).await;
+    assert_eq!(
+        (r.status, r.response_id().as_str()),
+        (400, "FIREWALL_RULE_SYNPROXY_STATE_TYPE_WITH_NON_TCP_PROTOCOL"),
+        "a synproxy rule must stay tcp"
+    );
+    assert_eq!(emu.rule_config(tracker).unwrap()["statetype"], "synproxy state", "refused writes change nothing");
+    emu.clear_schema_violations();
+
+    // A PUT of the rules rebuilds them from what is sent: the advanced options are gone.
+    let rules = c.get("/api/v2/firewall/rules").await.data();
+    let items: Vec<Value> = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            let o = r.as_object_mut().unwrap();
+            for ro in ["id", "created_time", "updated_time", "created_by", "updated_by"] {
+                o.remove(ro);
+            }
+            r
+        })
+        .collect();
+    assert_ok(&c.put("/api/v2/firewall/rules", Value::Array(items)).await);
+    let stored = emu.rule_config(tracker).unwrap();
+    assert!(stored.get("max-src-conn-rate").is_none(), "{stored:?}");
+    assert_eq!(stored["statetype"], "synproxy state", "a field pfRest knows survives the PUT");
+    emu.shutdown().await;
+}

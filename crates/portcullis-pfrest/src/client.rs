@@ -16,7 +16,7 @@ use crate::scrub::Scrubber;
 use crate::types::{
     FirewallAlias, FirewallAliasRequest, FirewallApplyRequest, FirewallApplyStatus, FirewallRule, FirewallRuleRequest,
     GatewayStatus, InterfaceStats, IpsecSa, LogLine, NetworkInterface, OpenVpnClientStatus, OpenVpnServerStatus,
-    RestApiVersion, SystemStatus, WireGuardPeer, WireGuardTunnel,
+    PfTable, RestApiVersion, SystemStatus, WireGuardPeer, WireGuardTunnel,
 };
 use crate::version::PfRestVersion;
 
@@ -644,6 +644,28 @@ impl PfRestClient {
     /// WireGuard peers; `None` when the WireGuard package is not installed.
     pub async fn wireguard_peers(&self) -> Result<Option<Vec<WireGuardPeer>>, PfRestError> {
         missing_package_is_none(self.list("/api/v2/status/wireguard/peers", &[]).await)
+    }
+
+    /// The pf table `name` with its entries now (`GET /api/v2/diagnostics/table?id=<name>`, pfRest v2.6.0+); `None`
+    /// when pf has no table of that name (pfRest answers 404: a table exists only while a loaded rule or alias
+    /// uses it). Read-only: pfRest can list and flush pf tables, never add to them.
+    pub async fn pf_table(&self, name: &str) -> Result<Option<PfTable>, PfRestError> {
+        let path = "/api/v2/diagnostics/table";
+        let version = self.version().await?;
+        if !version.at_least(PfRestVersion::TABLES) {
+            // Before v2.6.0 nginx would answer the unknown path with an HTML 404, which reads as "pfRest is not
+            // installed"; say what is really missing.
+            return Err(PfRestError::new(
+                ErrorCode::Unavailable,
+                format!("GET {path}: pfRest {version} cannot read pf tables (v2.6.0+)"),
+            )
+            .hint("upgrade pfRest to v2.6.0 or later, or read the table in Diagnostics > Tables"));
+        }
+        match self.get::<PfTable>(path, &[("id", name.to_string())]).await {
+            Ok(table) => Ok(Some(table)),
+            Err(e) if e.status == Some(404) && e.response_id.is_some() => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// The newest `limit` raw filterlog lines, oldest first.

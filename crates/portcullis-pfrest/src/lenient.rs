@@ -85,6 +85,23 @@ pub(crate) fn strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
     })
 }
 
+/// Whitespace-separated words from an array of strings or from one string, trimmed, empty ones dropped: how a
+/// list that pfRest built by splitting command output on spaces (pf table entries) is read.
+pub(crate) fn words<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let split = |s: &str| s.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+    Ok(match Value::deserialize(d)? {
+        Value::Array(items) => items
+            .iter()
+            .flat_map(|v| match v {
+                Value::String(s) => split(s),
+                _ => Vec::new(),
+            })
+            .collect(),
+        Value::String(s) => split(&s),
+        _ => Vec::new(),
+    })
+}
+
 /// An array of objects of type `T`; items that do not fit are skipped, null is empty.
 pub(crate) fn list<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
     Ok(match Value::deserialize(d)? {

@@ -182,6 +182,13 @@ pub struct FirewallRule {
     pub created_time: Option<i64>,
     #[serde(deserialize_with = "lenient::opt_i64")]
     pub updated_time: Option<i64>,
+    /// `keep state` (pfRest's default), `sloppy state`, `synproxy state` or `none`: how pf keeps state for the
+    /// rule's connections. The SYN proxy of a DDoS protection lives here.
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub statetype: Option<String>,
+    /// The gateway the rule routes through (`route-to`); pfRest refuses `synproxy state` on a rule with one.
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub gateway: Option<String>,
     /// Every other field, as received.
     #[serde(flatten)]
     pub other: Map<String, Value>,
@@ -512,6 +519,21 @@ pub struct WireGuardPeer {
     pub descr: Option<String>,
 }
 
+/// A pf table as pfRest shows it (`GET /api/v2/diagnostics/table?id=<name>`, model `Table`, pfRest v2.6.0+): its
+/// name (which is also its `id`) and the addresses in it now, as `pfctl -t <name> -T show` lists them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PfTable {
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub id: Option<String>,
+    #[serde(deserialize_with = "lenient::string")]
+    pub name: String,
+    /// One address or network per entry. pfRest splits `pfctl`'s output on spaces, so the list is read leniently:
+    /// a single string is split on whitespace and empty items are dropped.
+    #[serde(deserialize_with = "lenient::words")]
+    pub entries: Vec<String>,
+}
+
 /// One line of `GET /api/v2/status/logs/firewall`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -557,6 +579,8 @@ mod tests {
         assert_eq!(rule.tracker, Some(1_700_000_001));
         assert_eq!(rule.destination_port.as_deref(), Some("443"));
         assert_eq!(rule.descr, "");
+        assert_eq!(rule.statetype.as_deref(), Some("keep state"));
+        assert!(!rule.other.contains_key("statetype"), "a typed field, not kept twice");
         let again = FirewallRuleRequest::recreate(&rule);
         let v = serde_json::to_value(&again).unwrap();
         assert_eq!(v["type"], "pass");
@@ -565,5 +589,22 @@ mod tests {
         for gone in ["id", "tracker", "created_time", "updated_by", "quick", "icmptype"] {
             assert!(v.get(gone).is_none(), "{gone} in {v}");
         }
+    }
+
+    #[test]
+    fn pf_tables_read_their_entries_however_pfrest_splits_them() {
+        let t: PfTable = serde_json::from_value(json!({
+            "id": "virusprot", "name": "virusprot", "entries": ["198.51.100.7", "", "  2001:db8::/64 "]
+        }))
+        .unwrap();
+        assert_eq!(t.entries, vec!["198.51.100.7", "2001:db8::/64"]);
+        let t: PfTable =
+            serde_json::from_value(json!({"name": "virusprot", "entries": "   198.51.100.7\n   203.0.113.9"})).unwrap();
+        assert_eq!((t.id, t.entries), (None, vec!["198.51.100.7".to_string(), "203.0.113.9".to_string()]));
+        let empty: PfTable =
+            serde_json::from_value(json!({"id": "virusprot", "name": "virusprot", "entries": [""]})).unwrap();
+        assert!(empty.entries.is_empty());
+        let null: PfTable = serde_json::from_value(json!({"name": "x", "entries": null})).unwrap();
+        assert!(null.entries.is_empty());
     }
 }

@@ -18,6 +18,9 @@ impl PfRestVersion {
     /// The first release with the `dry_run` control parameter and the pushed-down log paging.
     pub const DRY_RUN: PfRestVersion = PfRestVersion::new(2, 8, 0);
 
+    /// The first release with `/api/v2/diagnostics/table(s)` (pf tables such as `virusprot`).
+    pub const TABLES: PfRestVersion = PfRestVersion::new(2, 6, 0);
+
     /// Parses `v2.10.0`, `2.8`, `v2.3.3-beta` (pre-release suffixes are ignored).
     pub fn parse(s: &str) -> Option<Self> {
         let s = s.trim().trim_start_matches(['v', 'V']);

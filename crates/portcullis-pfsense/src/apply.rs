@@ -9,12 +9,14 @@ use portcullis_core::geo::is_geo_list;
 use portcullis_core::model::{AddressTarget, PortMatch, Rule, RuleId};
 use portcullis_core::plan::global_index_by;
 use portcullis_core::plan::{ChangePlan, Operation, same_enforcement};
+use portcullis_core::protection::Protection;
 use portcullis_pfrest::types::{FirewallAlias, FirewallAliasRequest, FirewallRule, FirewallRuleRequest, WriteControls};
 use portcullis_pfrest::{PfRestClient, PfRestError};
 
 use crate::mapping::{
     self, InterfaceMap, RuleFields, alias_create_request, canonical_value, device_value, entry_detail, pause_key,
 };
+use crate::protection::{self as ddos, KEEP_STATE, ProtectionRecord, ProxiedRule, SYNPROXY};
 use crate::{PfSenseFirewall, store_error};
 
 fn conflict(message: impl Into<String>) -> BackendError {
@@ -69,14 +71,21 @@ fn prevalidate(plan: &ChangePlan, geo_cap: usize) -> Result<(), BackendError> {
                 }
             }
             Operation::RemoveAliasEntries { .. } | Operation::DeleteAlias { .. } => {}
-            Operation::CreateProtection { .. }
-            | Operation::UpdateProtection { .. }
-            | Operation::DeleteProtection { .. } => {
-                return Err(BackendError::new(
-                    ErrorCode::Unsupported,
-                    "DDoS protections are not carried out on pfSense targets yet",
-                ));
+            Operation::CreateProtection { after } | Operation::UpdateProtection { after, .. } => {
+                let unsupported = ddos::unsupported_fields(after);
+                if !unsupported.is_empty() {
+                    return Err(ddos::unsupported_error(after, &unsupported));
+                }
+                if !after.syn_proxy {
+                    // Nothing would be left to enforce; the planner refuses such a protection before this.
+                    return Err(mapping::validation(format!(
+                        "DDoS protection {} enforces nothing pfSense can hold: only syn_proxy is carried out here",
+                        after.protection_id
+                    )));
+                }
             }
+            // Removing works whatever the protection held: its record says what to put back.
+            Operation::DeleteProtection { .. } => {}
         }
     }
     Ok(())
@@ -252,6 +261,10 @@ struct Engine<'a> {
     applied_inline: bool,
     /// New aliases created with their entries in the same request, whose entry operations are then done.
     created_with_entries: HashSet<String>,
+    /// The store's protection records as this plan leaves them (read at the first protection operation), and
+    /// whether an operation changed them: written once after every device write succeeded.
+    protections: Option<Vec<ProtectionRecord>>,
+    protections_changed: bool,
 }
 
 impl<'a> Engine<'a> {
@@ -266,6 +279,8 @@ impl<'a> Engine<'a> {
             apply_with: None,
             applied_inline: false,
             created_with_entries: HashSet::new(),
+            protections: None,
+            protections_changed: false,
         }
     }
 
@@ -333,10 +348,137 @@ impl<'a> Engine<'a> {
                     _ => Ok(()),
                 }
             }
-            // Refused by `prevalidate` before the first write.
-            Operation::CreateProtection { .. }
-            | Operation::UpdateProtection { .. }
-            | Operation::DeleteProtection { .. } => Ok(()),
+            Operation::CreateProtection { after } => self.protection(None, Some(after)).await,
+            Operation::UpdateProtection { before, after } => self.protection(Some(before), Some(after)).await,
+            Operation::DeleteProtection { before } => self.protection(Some(before), None).await,
+        }
+    }
+
+    /// The protection records, read from the store the first time.
+    fn protection_records(&mut self) -> Result<&mut Vec<ProtectionRecord>, BackendError> {
+        if self.protections.is_none() {
+            self.protections = Some(ddos::load(&self.fw.store, &self.fw.name)?);
+        }
+        Ok(self.protections.get_or_insert_with(Vec::new))
+    }
+
+    /// Puts a protection's SYN proxy on the rules it now covers and gives the rules it no longer covers their
+    /// earlier statetype back: `before` is what the plan saw (`None`: a creation), `after` what it wants (`None`:
+    /// a removal). Every rule is read by tracker right before its PATCH, which carries only `statetype` (pfRest
+    /// merges a PATCH into the stored rule, so the GUI's advanced options stay); each PATCH is undone like any
+    /// rule update if a later step fails. The record is only queued here and written after the device writes.
+    async fn protection(
+        &mut self,
+        before: Option<&Protection>,
+        after: Option<&Protection>,
+    ) -> Result<(), BackendError> {
+        let Some(id) = after.or(before).map(|p| p.protection_id.clone()) else { return Ok(()) };
+        let rules = self.client().rules().await?;
+        let records = self.protection_records()?;
+        let index = records.iter().position(|r| r.protection.protection_id == id);
+        let held = index.filter(|i| records[*i].in_force(&rules));
+        match (before, held) {
+            (None, Some(_)) => return Err(conflict(format!("DDoS protection {id} already exists"))),
+            (None, None) => {}
+            (Some(_), None) => return Err(conflict(format!("DDoS protection {id} is not there any more"))),
+            (Some(b), Some(i)) if !portcullis_core::protection::same_enforcement(&records[i].protection, b) => {
+                return Err(conflict(format!("DDoS protection {id} was changed meanwhile")));
+            }
+            (Some(_), Some(_)) => {}
+        }
+        // On a creation this is a record whose rules lost the proxy since (left out of the state): what it says
+        // the rules had before Portcullis first proxied them is still true, and rules it proxied that the new
+        // protection does not cover get that back.
+        let old = index.map(|i| records[i].clone());
+        let targets = match after {
+            Some(p) if p.syn_proxy => ddos::proxy_targets(self.client(), &self.ifaces, p, &rules).await?,
+            _ => Vec::new(),
+        };
+        let mut proxied = Vec::with_capacity(targets.len());
+        for target in &targets {
+            let Some(tracker) = target.tracker else { continue };
+            let current = self
+                .client()
+                .rule_by_tracker(tracker)
+                .await?
+                .ok_or_else(|| conflict(format!("rule {tracker} vanished while the SYN proxy was being set")))?;
+            // The rule must still be the one judged a target a moment ago (what decides that: its model values
+            // and its gateway).
+            let model = |r: &FirewallRule| mapping::rule_from_device(r, &self.ifaces, None).ok();
+            let unchanged = matches!((model(&current), model(target)), (Some(a), Some(b)) if same_enforcement(&a, &b))
+                && current.gateway == target.gateway;
+            if !unchanged {
+                return Err(conflict(format!("rule {tracker} changed while the SYN proxy was being set")));
+            }
+            let now = current.statetype.clone();
+            let previous = if now.as_deref() == Some(SYNPROXY) {
+                // Proxied already: by this protection's earlier record, or by someone else (then it keeps it).
+                old.as_ref().and_then(|o| o.previous_of(tracker)).unwrap_or_else(|| Some(SYNPROXY.to_string()))
+            } else {
+                self.set_statetype(&current, SYNPROXY, now.as_deref().unwrap_or(KEEP_STATE)).await?;
+                now
+            };
+            proxied.push(ProxiedRule { tracker, previous_statetype: previous });
+        }
+        if let Some(old) = &old {
+            for rule in old.rules.iter().filter(|r| !proxied.iter().any(|p| p.tracker == r.tracker)) {
+                let restore = rule.previous_statetype.as_deref().unwrap_or(KEEP_STATE);
+                if restore == SYNPROXY {
+                    // It had the proxy before Portcullis came; it keeps it.
+                    continue;
+                }
+                let Some(current) = self.client().rule_by_tracker(rule.tracker).await? else {
+                    // Deleted since: nothing to give back.
+                    continue;
+                };
+                if current.statetype.as_deref() != Some(SYNPROXY) {
+                    // Changed by someone since: theirs stands.
+                    continue;
+                }
+                self.set_statetype(&current, restore, SYNPROXY).await?;
+            }
+        }
+        let records = self.protection_records()?;
+        records.retain(|r| r.protection.protection_id != id);
+        if let Some(p) = after {
+            records.push(ProtectionRecord { protection: p.clone(), rules: proxied });
+        }
+        self.protections_changed = true;
+        Ok(())
+    }
+
+    /// PATCHes only the `statetype` of `rule` (read by tracker right before) to `to`; the undo PATCHes `back`.
+    async fn set_statetype(&mut self, rule: &FirewallRule, to: &str, back: &str) -> Result<(), BackendError> {
+        let tracker =
+            rule.tracker.ok_or_else(|| mapping::unexpected("GET /api/v2/firewall/rules: a rule without a tracker"))?;
+        let id = rule.id.ok_or_else(|| mapping::unexpected("GET /api/v2/firewall/rules: a rule without an id"))?;
+        let req = FirewallRuleRequest { id: Some(id), statetype: Some(to.to_string()), ..Default::default() };
+        let undo = Undo::UpdatedRule {
+            tracker,
+            restore: Box::new(FirewallRuleRequest { statetype: Some(back.to_string()), ..Default::default() }),
+            placement: None,
+        };
+        // A paused rule's pause is tied to its `updated_time`, which this PATCH moves: tie it to the new one, or
+        // the pause would read as an edit by hand and never end.
+        let paused = self.fw.paused_until(rule)?;
+        match self.client().update_rule(&req).await {
+            Ok(updated) => {
+                self.undo.push(undo);
+                if paused.is_some() {
+                    self.pauses.push(PauseChange { tracker, until: paused, updated_time: updated.updated_time });
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if e.outcome_unknown
+                    && let Ok(Some(now)) = self.client().rule_by_tracker(tracker).await
+                    && now.statetype.as_deref() == Some(to)
+                {
+                    tracing::warn!(tracker, "a statetype update reported an error but landed; it will be undone");
+                    self.undo.push(undo);
+                }
+                Err(e.into())
+            }
         }
     }
 
@@ -592,6 +734,23 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
+    /// Writes the protection records the plan's operations left (after every device write succeeded), undoable
+    /// like the rest: a failure after it (the filter reload) puts the old value back.
+    fn record_protections(&mut self) -> Result<(), BackendError> {
+        if !self.protections_changed {
+            return Ok(());
+        }
+        let key = ddos::protections_key(&self.fw.name);
+        let value = ddos::encode(self.protections.as_deref().unwrap_or_default());
+        let previous = self.fw.store.meta_get(&key).map_err(store_error)?.unwrap_or_default();
+        if value == previous {
+            return Ok(());
+        }
+        self.fw.store.meta_set(&key, &value).map_err(store_error)?;
+        self.undo.push(Undo::StoreValue { key, previous });
+        Ok(())
+    }
+
     /// Reloads the filter and waits until pfSense reports no pending change. When the last write carried a
     /// synchronous reload (`apply`, `async: false`), pfRest answered it after the reload ran, so nothing is left
     /// to ask; the read-back that follows checks what the firewall holds.
@@ -754,6 +913,9 @@ pub(crate) async fn apply(fw: &PfSenseFirewall, plan: &ChangePlan) -> Result<App
     if let Err(e) = engine.record_pauses() {
         return Err(engine.fail(e, "record the pause deadlines").await);
     }
+    if let Err(e) = engine.record_protections() {
+        return Err(engine.fail(e, "record the DDoS protections").await);
+    }
     if touched_device && let Err(e) = engine.commit().await {
         return Err(engine.fail(e, "apply the change on the firewall").await);
     }
@@ -814,7 +976,9 @@ pub(crate) async fn check(fw: &PfSenseFirewall, plan: &ChangePlan) -> Result<(),
         return prevalidate(plan, cap);
     }
     prevalidate(plan, cap)?;
-    if !c.supports_dry_run().await? {
+    let dry_run = c.supports_dry_run().await?;
+    check_protections(fw, plan, dry_run).await?;
+    if !dry_run {
         return Ok(());
     }
     let (interfaces, _) = fw.interfaces().await?;
@@ -901,9 +1065,46 @@ pub(crate) async fn check(fw: &PfSenseFirewall, plan: &ChangePlan) -> Result<(),
                     c.update_alias(&req).await.map_err(dry_run_error)?;
                 }
             }
+            // Checked by `check_protections` above.
             Operation::CreateProtection { .. }
             | Operation::UpdateProtection { .. }
             | Operation::DeleteProtection { .. } => {}
+        }
+    }
+    Ok(())
+}
+
+/// A protection's SYN proxy needs TCP pass rules to go on: with none it is refused as a validation error, and
+/// where pfRest can dry-run, the statetype PATCH of each rule it would go on is validated by pfRest itself.
+async fn check_protections(fw: &PfSenseFirewall, plan: &ChangePlan, dry_run: bool) -> Result<(), BackendError> {
+    let wanted: Vec<&Protection> = plan
+        .operations
+        .iter()
+        .filter_map(|op| match op {
+            Operation::CreateProtection { after } | Operation::UpdateProtection { after, .. } => Some(after),
+            _ => None,
+        })
+        .filter(|p| p.syn_proxy)
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let c = &fw.client;
+    let (interfaces, _) = fw.interfaces().await?;
+    let ifaces = InterfaceMap::new(&interfaces);
+    let rules = c.rules().await?;
+    for p in wanted {
+        for target in ddos::proxy_targets(c, &ifaces, p, &rules).await? {
+            if !dry_run || target.statetype.as_deref() == Some(SYNPROXY) {
+                continue;
+            }
+            let req = FirewallRuleRequest {
+                id: target.id,
+                statetype: Some(SYNPROXY.to_string()),
+                controls: WriteControls::dry_run(),
+                ..Default::default()
+            };
+            c.update_rule(&req).await.map_err(dry_run_error)?;
         }
     }
     Ok(())

@@ -12,11 +12,17 @@
 //!   `detail` text ([`detail`]), so they survive on pfSense itself. Only pause deadlines, which pfSense has no field
 //!   for, live in the Portcullis store (`pfsense:{target}:pause:{tracker}`), tied to the rule's `updated_time` so a
 //!   rule edited by hand since is not resumed by surprise.
+//! - **DDoS protections** ([`protection`]): pfRest v2 can only set a rule's `statetype`, so a protection's SYN
+//!   proxy is `synproxy state` on the TCP pass rules of its interface and ports, and every other limit is
+//!   reported unsupported. pfSense has no object for the protection itself: its definition and the statetypes it
+//!   replaced live in the store (`pfsense:{target}:protections`), and it is read back only while its rules still
+//!   carry the proxy. Its live side is pf's `virusprot` table.
 
 mod apply;
 mod cache;
 pub mod detail;
 pub mod mapping;
+pub mod protection;
 mod status;
 
 use std::sync::Arc;
@@ -25,12 +31,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use portcullis_core::firewall::{
-    Applied, BackendError, BackendKind, ErrorCode, Firewall, InterfaceCounters, SystemStatus, TargetInfo, VpnKind,
-    VpnStatus,
+    Applied, BackendError, BackendKind, ErrorCode, Firewall, InterfaceCounters, OverloadedSource, ProtectionLive,
+    SystemStatus, TargetInfo, UnsupportedField, VpnKind, VpnStatus,
 };
 use portcullis_core::freshness::StateRead;
 use portcullis_core::model::{AliasEntry, Rule, RuleSet, Timestamp};
 use portcullis_core::plan::ChangePlan;
+use portcullis_core::protection::Protection;
 use portcullis_pfrest::types::{FirewallAlias, FirewallRule};
 use portcullis_pfrest::{ClientConfig, PfRestClient};
 use portcullis_store::Store;
@@ -222,6 +229,8 @@ impl PfSenseFirewall {
         let ((config, stats), rules, aliases) =
             tokio::try_join!(self.interfaces(), self.rules_for(read), self.aliases_for(read))?;
         let ifaces = InterfaceMap::new(&config);
+        // Judged on the rules as read (with their raw statetype, which the model's rules do not carry).
+        let protections = protection::in_force(&protection::load(&self.store, &self.name)?, &rules);
         let rules = rules.iter().map(|r| self.model_rule(r, &ifaces)).collect::<Result<Vec<_>, _>>()?;
         let aliases = aliases
             .iter()
@@ -233,7 +242,7 @@ impl PfSenseFirewall {
                 alias
             })
             .collect();
-        Ok(RuleSet { interfaces: mapping::interfaces(&config, &stats), rules, aliases, protections: Vec::new() })
+        Ok(RuleSet { interfaces: mapping::interfaces(&config, &stats), rules, aliases, protections })
     }
 }
 
@@ -299,4 +308,45 @@ impl Firewall for PfSenseFirewall {
     async fn firewall_log_page(&self, skip: usize, limit: usize) -> Result<Vec<String>, BackendError> {
         Ok(self.client.firewall_log_page(skip, limit).await?)
     }
+
+    /// Everything but the SYN proxy: pfRest v2 has no field for pf's connection limits.
+    fn unsupported_protection_fields(&self, protection: &Protection) -> Vec<UnsupportedField> {
+        protection::unsupported_fields(protection)
+    }
+
+    /// pf's `virusprot` table, read now: the sources pf blocked for exceeding a rule's "Max. src. conn. Rate".
+    /// Portcullis sets no such rate on pfSense (it cannot), so what is there comes from rules edited in the GUI;
+    /// the table is one for the whole firewall, and each protection shows all of it.
+    async fn protection_live(&self, state: &RuleSet) -> Result<Vec<ProtectionLive>, BackendError> {
+        if state.protections.is_empty() {
+            return Ok(Vec::new());
+        }
+        let overloaded: Vec<OverloadedSource> = self
+            .client
+            .pf_table(VIRUSPROT)
+            .await?
+            .map(|t| t.entries)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|source| OverloadedSource { source, expires_at: None })
+            .collect();
+        Ok(state
+            .protections
+            .iter()
+            .map(|p| ProtectionLive {
+                protection_id: p.protection_id.clone(),
+                live: true,
+                overloaded: overloaded.clone(),
+                dropped: Vec::new(),
+                host_checks: Vec::new(),
+                note: Some(VIRUSPROT_NOTE.into()),
+            })
+            .collect())
+    }
 }
+
+/// pf's overload table on pfSense (`overload <virusprot> flush global`, blocked by `block in quick from
+/// <virusprot>`).
+const VIRUSPROT: &str = "virusprot";
+const VIRUSPROT_NOTE: &str = "pf's virusprot table is shared by every rule with overload; pfSense's cron expires its \
+     entries after an hour (expiretable -t 3600)";
