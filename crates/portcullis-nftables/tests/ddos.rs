@@ -7,11 +7,13 @@
 #![allow(clippy::unwrap_used)] // test support: a failed unwrap is a failed test
 
 mod common;
+#[path = "common/flood.rs"]
+mod flood;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use common::flood::{self, Listener, Outcome};
+use flood::{Listener, Outcome};
 use common::{CLIENT_A, CLIENT_B, SERVER, Topology, change};
 use portcullis_core::firewall::Firewall;
 use portcullis_core::model::PortRange;

@@ -13,7 +13,12 @@ use portcullis_core::protection::{Protection, ProtectionKey};
 use schemars::JsonSchema;
 use serde::Serialize;
 
+use portcullis_core::firewall::OverloadedSource;
+use portcullis_core::model::{RuleSet, Timestamp};
+
 use crate::CallError;
+use crate::analytics::{ThreatView, ThreatsResult};
+use crate::views::BlockView;
 use crate::args::ConfigureDdosProtectionArgs;
 use crate::work::{IntentJob, IntentScope, PlannedIntent, ReadJob, ReadScope};
 
@@ -126,6 +131,72 @@ impl ReadJob for ProtectionRead {
             })
             .collect();
         Ok(DdosProtectionResult { target: at.target.name.clone(), count: data.len(), data })
+    }
+}
+
+/// Sources the target's protections hold blocked for overload now, each with the protection that blocked it.
+/// A target whose live state cannot be read gives none (and says so in the log): the answers that show them
+/// are about more than protections.
+pub(crate) async fn overloaded_sources(target: &crate::Target, state: &RuleSet) -> Vec<(Protection, OverloadedSource)> {
+    if !state.protections.iter().any(|p| p.overload_block_seconds.is_some()) {
+        return Vec::new();
+    }
+    let live = match target.firewall.protection_live(state).await {
+        Ok(live) => live,
+        Err(e) => {
+            tracing::warn!(target = %target.name, error = %e, "cannot read the protections' overloaded sources");
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for l in live {
+        if let Some(p) = state.protections.iter().find(|p| p.protection_id == l.protection_id) {
+            out.extend(l.overloaded.into_iter().map(|o| (p.clone(), o)));
+        }
+    }
+    out
+}
+
+/// The overloaded sources as `list_blocks` rows (kind `overload`).
+pub(crate) fn overload_blocks(limited: Vec<(Protection, OverloadedSource)>, now: Timestamp) -> Vec<BlockView> {
+    limited
+        .into_iter()
+        .map(|(p, o)| BlockView {
+            ip_address: o.source,
+            interface: p.interface.clone(),
+            reason: format!("over the per-source rate of DDoS protection {}", p.protection_id),
+            created_at: None,
+            expires_at: o.expires_at,
+            remaining_seconds: o.expires_at.map(|t| (t - now).num_seconds().max(0)),
+            permanent: false,
+            alias: String::new(),
+            kind: "overload".into(),
+        })
+        .collect()
+}
+
+/// The overloaded sources as `analyze_threats` findings of type `rate_limited`.
+pub(crate) fn add_rate_limited(result: &mut ThreatsResult, limited: Vec<(Protection, OverloadedSource)>, now: Timestamp) {
+    for (p, o) in limited {
+        let until = o.expires_at.map_or("its block ends".to_string(), |t| t.to_rfc3339());
+        result.data.push(ThreatView {
+            kind: "rate_limited".into(),
+            severity: "medium".into(),
+            source_ip: o.source.clone(),
+            attempt_count: 0,
+            recommendation: format!(
+                "blocked by DDoS protection {} until {until}; if it floods again, block it for longer (block_ip_address)",
+                p.protection_id
+            ),
+            threat_score: 40,
+            recommended_block_duration: Some("24h".into()),
+            ports: p.ports.iter().filter(|r| r.first == r.last).map(|r| r.first).collect(),
+            detail: format!("opened new connections faster than {} ({})", p.per_source_rate.map_or(String::new(), |r| r.to_string()), p.describe()),
+            first_seen: now,
+            last_seen: now,
+        });
+        *result.by_type.entry("rate_limited".into()).or_default() += 1;
+        result.count += 1;
     }
 }
 

@@ -181,7 +181,10 @@ impl LogJob for TrafficStatsArgs {
 impl LogJob for AnalyzeThreatsArgs {
     type Output = ThreatsResult;
     async fn answer(self, at: &LogScope<'_>) -> Result<ThreatsResult, CallError> {
-        at.svc.analyze_threats(at.target, &self, at.now)
+        let mut result = at.svc.analyze_threats(at.target, &self, at.now)?;
+        let limited = crate::ddos::overloaded_sources(at.target, at.state).await;
+        crate::ddos::add_rate_limited(&mut result, limited, at.now);
+        Ok(result)
     }
 }
 

@@ -117,12 +117,37 @@ fn block_view(
         remaining_seconds: remaining_seconds(e, now),
         permanent: e.expires_at.is_none(),
         alias: alias.name.clone(),
+        kind: "block".into(),
     }
 }
 
 /// The interface a block list applies on (`PORTCULLIS_BLOCK_WAN`: `wan`), or `all`.
 fn interface_of_block_list(alias: &str) -> String {
     alias.strip_prefix(&format!("{BLOCK_ALIAS}_")).map_or("all".to_string(), str::to_ascii_lowercase)
+}
+
+/// `list_blocks` without `limit`: every block list's live entries, and the sources DDoS protections hold blocked
+/// for overload (kind `overload`).
+pub(crate) struct AllBlocks {
+    pub interface: Option<String>,
+}
+
+#[async_trait]
+impl ReadJob for AllBlocks {
+    type Output = BlocksResult;
+
+    async fn read(self, at: &ReadScope<'_>) -> Result<BlocksResult, CallError> {
+        let state = at.state().await?;
+        let now = chrono::Utc::now();
+        let mut result = blocks(&at.target.name, &state, self.interface.as_deref(), now)?;
+        let limited = crate::ddos::overloaded_sources(at.target, &state).await;
+        let wanted = self.interface.as_deref().and_then(|i| state.resolve_interface("interface", i).ok()).map(|i| i.name.clone());
+        result.data.extend(
+            crate::ddos::overload_blocks(limited, now).into_iter().filter(|b| wanted.as_ref().is_none_or(|i| &b.interface == i)),
+        );
+        result.count = result.data.len();
+        Ok(result)
+    }
 }
 
 /// The most blocks one page of `list_blocks` holds.

@@ -249,7 +249,11 @@ pub struct BlockView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remaining_seconds: Option<i64>,
     pub permanent: bool,
+    /// The block list it is in (empty for an overload block, which lives in its protection).
     pub alias: String,
+    /// `block` (a block list's entry) or `overload` (a source a DDoS protection holds blocked for exceeding its
+    /// per-source rate).
+    pub kind: String,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]

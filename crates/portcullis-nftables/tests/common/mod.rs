@@ -10,7 +10,6 @@
 //! loudly when something is missing: a skipped enforcement test proves nothing.
 #![allow(dead_code)]
 
-pub mod flood;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

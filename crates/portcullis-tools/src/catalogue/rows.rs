@@ -271,7 +271,7 @@ impl Tool for ListBlocks {
             let target = a.target.clone();
             return Ok(Work::read(target, reads::BlocksPage::new(a)?));
         }
-        Ok(Work::from_state(a.target, move |v| Ok(reads::blocks(v.target, v.state, a.interface.as_deref(), v.now)?)))
+        Ok(Work::read(a.target.clone(), reads::AllBlocks { interface: a.interface }))
     }
 }
 
