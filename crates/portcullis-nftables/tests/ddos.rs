@@ -13,8 +13,8 @@ mod flood;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use flood::{Listener, Outcome};
 use common::{CLIENT_A, CLIENT_B, SERVER, Topology, change};
+use flood::{Listener, Outcome};
 use portcullis_core::firewall::Firewall;
 use portcullis_core::model::PortRange;
 use portcullis_core::plan::Intent;

@@ -18,8 +18,8 @@ use portcullis_core::model::{RuleSet, Timestamp};
 
 use crate::CallError;
 use crate::analytics::{ThreatView, ThreatsResult};
-use crate::views::BlockView;
 use crate::args::ConfigureDdosProtectionArgs;
+use crate::views::BlockView;
 use crate::work::{IntentJob, IntentScope, PlannedIntent, ReadJob, ReadScope};
 
 /// A `configure_ddos_protection` call with its arguments checked.
@@ -176,7 +176,11 @@ pub(crate) fn overload_blocks(limited: Vec<(Protection, OverloadedSource)>, now:
 }
 
 /// The overloaded sources as `analyze_threats` findings of type `rate_limited`.
-pub(crate) fn add_rate_limited(result: &mut ThreatsResult, limited: Vec<(Protection, OverloadedSource)>, now: Timestamp) {
+pub(crate) fn add_rate_limited(
+    result: &mut ThreatsResult,
+    limited: Vec<(Protection, OverloadedSource)>,
+    now: Timestamp,
+) {
     for (p, o) in limited {
         let until = o.expires_at.map_or("its block ends".to_string(), |t| t.to_rfc3339());
         result.data.push(ThreatView {

@@ -141,9 +141,15 @@ impl ReadJob for AllBlocks {
         let now = chrono::Utc::now();
         let mut result = blocks(&at.target.name, &state, self.interface.as_deref(), now)?;
         let limited = crate::ddos::overloaded_sources(at.target, &state).await;
-        let wanted = self.interface.as_deref().and_then(|i| state.resolve_interface("interface", i).ok()).map(|i| i.name.clone());
+        let wanted = self
+            .interface
+            .as_deref()
+            .and_then(|i| state.resolve_interface("interface", i).ok())
+            .map(|i| i.name.clone());
         result.data.extend(
-            crate::ddos::overload_blocks(limited, now).into_iter().filter(|b| wanted.as_ref().is_none_or(|i| &b.interface == i)),
+            crate::ddos::overload_blocks(limited, now)
+                .into_iter()
+                .filter(|b| wanted.as_ref().is_none_or(|i| &b.interface == i)),
         );
         result.count = result.data.len();
         Ok(result)

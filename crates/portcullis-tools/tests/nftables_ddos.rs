@@ -87,9 +87,13 @@ async fn an_overloaded_source_is_a_block_and_a_threat_and_removal_restores_the_t
     assert_eq!(refused.field.as_deref(), Some("max_connections_per_source"));
 
     // Removal restores the table as it was; its undo brings the protection back, limits and all.
-    let removed = call(&svc, "configure_ddos_protection", json!({"interface": "lan", "ports": [9080, "9100:9110"], "enabled": false}))
-        .await
-        .expect("remove");
+    let removed = call(
+        &svc,
+        "configure_ddos_protection",
+        json!({"interface": "lan", "ports": [9080, "9100:9110"], "enabled": false}),
+    )
+    .await
+    .expect("remove");
     assert_eq!(normalised(net.list_table()), before, "removal leaves the table as before");
     call(&svc, "rollback_change", json!({"change_id": removed["change_id"]})).await.expect("rollback");
     let back = call(&svc, "get_ddos_protection", json!({})).await.expect("get");

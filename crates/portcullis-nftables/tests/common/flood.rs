@@ -2,6 +2,8 @@
 //! sockets are created by a thread that entered the namespace (a socket stays in the namespace it was made in),
 //! so nothing here can reach beyond the test's own links.
 
+#![allow(dead_code)] // shared by tests and the bench, which use different parts
+
 use std::fs::File;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};

@@ -10,7 +10,6 @@
 //! loudly when something is missing: a skipped enforcement test proves nothing.
 #![allow(dead_code)]
 
-
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -186,6 +185,23 @@ impl Topology {
             .expect("nft");
         assert!(out.status.success(), "nft list table: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).expect("nft JSON")
+    }
+
+    /// `nft ARGS` in the router with `input` on stdin.
+    pub fn nft_stdin(&self, args: &[&str], input: &[u8]) -> String {
+        use std::io::Write;
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.router, "nft"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("nft");
+        child.stdin.take().expect("stdin").write_all(input).expect("write to nft");
+        let out = child.wait_with_output().expect("nft");
+        assert!(out.status.success(), "nft {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     pub fn nft(&self, args: &[&str]) -> String {
