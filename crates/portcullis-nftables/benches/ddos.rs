@@ -39,6 +39,7 @@ fn protection() -> Protection {
         per_source_rate: Some(Rate::parse("per_source_rate", "20/s").unwrap()),
         overload_block_seconds: Some(600),
         max_connections_per_source: Some(50),
+        per_source_bandwidth: None,
         syn_proxy: false,
         exempt: vec!["10.77.1.9/32".parse().unwrap()],
         created_at: None,

@@ -151,6 +151,9 @@ fn parts(p: &Protection) -> Vec<&'static str> {
     if p.max_connections_per_source.is_some() {
         parts.extend(["ct4", "ct6"]);
     }
+    if p.per_source_bandwidth.is_some() {
+        parts.extend(["bw4", "bw6"]);
+    }
     parts
 }
 
@@ -213,6 +216,13 @@ impl Writer<'_> {
             if p.max_connections_per_source.is_some() {
                 out.push(set(&format!("ct{fam}"), v6, json!({"size": DYNAMIC_SIZE})));
             }
+            if p.per_source_bandwidth.is_some() {
+                out.push(set(
+                    &format!("bw{fam}"),
+                    v6,
+                    json!({"flags": ["timeout"], "timeout": BUCKET_SECONDS, "size": DYNAMIC_SIZE}),
+                ));
+            }
         }
         out.push(json!({"add": {"chain": self.chain_ref(&x)}}));
         for rule in limit_rules(&x, p) {
@@ -273,6 +283,18 @@ fn limit_rules(x: &str, p: &Protection) -> Vec<LimitRule> {
                     json!({"drop": null}),
                 ],
             });
+        }
+        if let Some(bw) = &p.per_source_bandwidth {
+            // Every packet a source sends to the protected ports counts, whatever its connection's state.
+            let bytes = bw.bytes_per_second();
+            let limit = json!({"limit": {"rate": bytes, "rate_unit": "bytes", "per": "second", "burst": bytes, "burst_unit": "bytes", "inv": true}});
+            let expr = vec![
+                family.clone(),
+                json!({"set": {"op": "update", "elem": source_key(v6), "set": format!("@{x}_bw{fam}"), "stmt": [limit]}}),
+                json!({"counter": null}),
+                json!({"drop": null}),
+            ];
+            rules.push(LimitRule { role: format!("per_source_bandwidth{fam}"), expr });
         }
         if let Some(rate) = &p.per_source_rate {
             let mut expr = vec![family.clone(), new_connection(p)];
@@ -418,6 +440,12 @@ fn read_one(
         }
     };
     let per_source_rate = rate("per_source_rate4")?;
+    let per_source_bandwidth = match find("per_source_bandwidth4", "limit") {
+        Some(l) => Some(
+            listed_bandwidth(l).ok_or_else(|| unreadable(format!("protection {id}: the bandwidth limit reads {l}")))?,
+        ),
+        None => None,
+    };
     let overload_block_seconds = match listed.sets.get(&format!("{x}_ov4")) {
         Some(set) => Some(
             set["timeout"]
@@ -458,11 +486,25 @@ fn read_one(
         per_source_rate,
         overload_block_seconds,
         max_connections_per_source,
+        per_source_bandwidth,
         syn_proxy: by_role("syn_proxy").is_some(),
         exempt,
         created_at,
         updated_at,
     })
+}
+
+/// A byte-rate limit as nft lists it (`rate_unit` bytes, kbytes or mbytes, 1024 each), in bits per second.
+fn listed_bandwidth(l: &Value) -> Option<portcullis_core::protection::Bandwidth> {
+    let scale: u64 = match l["rate_unit"].as_str()? {
+        "bytes" => 1,
+        "kbytes" => 1024,
+        "mbytes" => 1024 * 1024,
+        _ => return None,
+    };
+    (l["per"].as_str()? == "second").then_some(())?;
+    let bits_per_second = l["rate"].as_u64()?.checked_mul(scale)?.checked_mul(8)?;
+    Some(portcullis_core::protection::Bandwidth { bits_per_second })
 }
 
 /// `wan/tcp/80,8000:8080` back into its parts.
@@ -563,9 +605,15 @@ pub fn counters(listed: &ListedProtections, p: &Protection) -> Vec<portcullis_co
 
 /// A rule's role without its family and protocol (`per_source_rate4` → `per_source_rate`).
 fn base_limit(role: &str) -> &str {
-    for limit in
-        ["overloaded", "per_source_rate", "max_connections_per_source", "rate_limit", "syn_proxy_invalid", "syn_proxy"]
-    {
+    for limit in [
+        "overloaded",
+        "per_source_rate",
+        "per_source_bandwidth",
+        "max_connections_per_source",
+        "rate_limit",
+        "syn_proxy_invalid",
+        "syn_proxy",
+    ] {
         if role.starts_with(limit) {
             return if limit == "overloaded" { "overload" } else { limit };
         }

@@ -34,6 +34,7 @@ fn protection(port: u16) -> Protection {
         per_source_rate: None,
         overload_block_seconds: None,
         max_connections_per_source: None,
+        per_source_bandwidth: None,
         syn_proxy: false,
         exempt: vec!["192.0.2.0/24".parse().unwrap(), "2001:db8::/64".parse().unwrap()],
         created_at: None,

@@ -359,6 +359,7 @@ mod tests {
             per_source_rate: None,
             overload_block_seconds: None,
             max_connections_per_source: None,
+            per_source_bandwidth: None,
             syn_proxy: true,
             exempt: Vec::new(),
             created_at: None,

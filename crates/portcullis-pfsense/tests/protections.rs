@@ -30,6 +30,7 @@ fn syn_proxy(interface: &str, ports: &[u16]) -> Protection {
         per_source_rate: None,
         overload_block_seconds: None,
         max_connections_per_source: None,
+        per_source_bandwidth: None,
         syn_proxy: true,
         exempt: vec!["198.51.100.0/24".parse().unwrap()],
         created_at: None,

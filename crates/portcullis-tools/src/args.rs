@@ -681,6 +681,8 @@ pub struct ConfigureDdosProtectionArgs {
     pub per_source_burst: Option<StrOrNum>,
     /// Connections one source may hold open at once; the next is refused with a TCP reset.
     pub max_connections_per_source: Option<StrOrNum>,
+    /// What one source may send to the protected ports, e.g. "10Mbit/s" (packets beyond it are dropped).
+    pub per_source_bandwidth: Option<String>,
     /// Answer TCP handshakes in the firewall's SYN proxy before the server sees them (TCP only).
     pub syn_proxy: Option<bool>,
     /// The destination ports protected: 443, "80,443", [80, "8000:8080"]; every port when omitted.
@@ -740,6 +742,11 @@ impl ConfigureDdosProtectionArgs {
             )?,
             overload_block_seconds: overload,
             max_connections_per_source: max_connections,
+            per_source_bandwidth: self
+                .per_source_bandwidth
+                .as_deref()
+                .map(|b| portcullis_core::protection::Bandwidth::parse("per_source_bandwidth", b))
+                .transpose()?,
             syn_proxy: self.syn_proxy.unwrap_or(false),
             exempt: Vec::new(),
             created_at: None,

@@ -22,7 +22,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use plan::{ProtectionKey, plan_configure, plan_remove};
-pub use rate::{Rate, RateUnit};
+pub use rate::{Bandwidth, Rate, RateUnit};
 
 use crate::error::{FieldError, FieldResult};
 use crate::lockout::ManagementFlow;
@@ -101,6 +101,10 @@ pub struct Protection {
     /// dropped).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overload_block_seconds: Option<u32>,
+    /// What one source may send, in bits per second (packets beyond it are dropped); on pfSense a limiter with a
+    /// source mask.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_source_bandwidth: Option<Bandwidth>,
     /// Connections one source may hold open at once; the next is refused (TCP reset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_connections_per_source: Option<u32>,
@@ -153,6 +157,7 @@ impl Protection {
         self.rate_limit.is_some()
             || self.per_source_rate.is_some()
             || self.max_connections_per_source.is_some()
+            || self.per_source_bandwidth.is_some()
             || self.syn_proxy
     }
 
@@ -171,6 +176,9 @@ impl Protection {
                 None => String::new(),
             };
             parts.push(format!("at most {r} per source{then}"));
+        }
+        if let Some(b) = &self.per_source_bandwidth {
+            parts.push(format!("at most {b} sent per source"));
         }
         if let Some(n) = self.max_connections_per_source {
             parts.push(format!("at most {n} open connections per source"));

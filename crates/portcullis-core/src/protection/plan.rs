@@ -134,7 +134,7 @@ fn validate(p: &Protection) -> FieldResult<()> {
     if !p.enforces_something() {
         return Err(FieldError::new(
             "rate_limit",
-            "a protection needs something to enforce: give rate_limit, per_source_rate, max_connections_per_source or syn_proxy: true",
+            "a protection needs something to enforce: give rate_limit, per_source_rate, per_source_bandwidth, max_connections_per_source or syn_proxy: true",
         ));
     }
     for (i, a) in p.ports.iter().enumerate() {
@@ -166,6 +166,11 @@ fn loosens(before: &Protection, after: &Protection) -> bool {
         || match (before.max_connections_per_source, after.max_connections_per_source) {
             (Some(_), None) => true,
             (Some(b), Some(a)) => a > b,
+            _ => false,
+        }
+        || match (before.per_source_bandwidth, after.per_source_bandwidth) {
+            (Some(_), None) => true,
+            (Some(b), Some(a)) => a.bits_per_second > b.bits_per_second,
             _ => false,
         }
         || before.overload_block_seconds.unwrap_or(0) > after.overload_block_seconds.unwrap_or(0)

@@ -152,3 +152,84 @@ mod tests {
         }
     }
 }
+
+/// A bandwidth as people write it: `10Mbit/s`, `500kbit/s`, `1Gbit/s` (also `mbps`, `kbps`, `gbps`), in bits per
+/// second with decimal prefixes, as pfSense's limiters and `tc` count them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub struct Bandwidth {
+    pub bits_per_second: u64,
+}
+
+/// The widest bandwidth accepted: 100 Gbit/s.
+pub const MAX_BITS_PER_SECOND: u64 = 100_000_000_000;
+
+impl Bandwidth {
+    pub fn parse(field: &str, text: &str) -> FieldResult<Self> {
+        let bad = |why: String| {
+            FieldError::new(
+                field,
+                format!("{text:?} is not a bandwidth: {why}; write it like 10Mbit/s, 500kbit/s or 1Gbit/s"),
+            )
+        };
+        let t = text.trim().to_ascii_lowercase().replace(' ', "");
+        let digits: String = t.chars().take_while(char::is_ascii_digit).collect();
+        let unit = &t[digits.len()..];
+        if digits.is_empty() {
+            return Err(bad(if t.starts_with('-') {
+                "it cannot be negative".into()
+            } else {
+                "it needs a whole number first".into()
+            }));
+        }
+        let scale: u64 = match unit {
+            "bit/s" | "bps" | "b/s" => 1,
+            "kbit/s" | "kbps" | "kb/s" => 1_000,
+            "mbit/s" | "mbps" | "mb/s" => 1_000_000,
+            "gbit/s" | "gbps" | "gb/s" => 1_000_000_000,
+            other => return Err(bad(format!("{other:?} is not a unit (bit/s, kbit/s, Mbit/s, Gbit/s)"))),
+        };
+        let n: u64 = digits.parse().map_err(|_| bad("the number is too large".into()))?;
+        let bits = n
+            .checked_mul(scale)
+            .filter(|b| *b <= MAX_BITS_PER_SECOND)
+            .ok_or_else(|| bad("it is above 100 Gbit/s".into()))?;
+        if bits < 8_000 {
+            return Err(bad("below 8 kbit/s a source could not finish a TCP handshake; remove the cap instead".into()));
+        }
+        if bits % 8 != 0 {
+            return Err(bad("it must be a whole number of bytes per second".into()));
+        }
+        Ok(Self { bits_per_second: bits })
+    }
+
+    pub fn bytes_per_second(&self) -> u64 {
+        self.bits_per_second / 8
+    }
+}
+
+impl fmt::Display for Bandwidth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.bits_per_second;
+        match b {
+            b if b % 1_000_000_000 == 0 => write!(f, "{}Gbit/s", b / 1_000_000_000),
+            b if b % 1_000_000 == 0 => write!(f, "{}Mbit/s", b / 1_000_000),
+            b if b % 1_000 == 0 => write!(f, "{}kbit/s", b / 1_000),
+            b => write!(f, "{b}bit/s"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod bandwidth_tests {
+    use super::*;
+
+    #[test]
+    fn bandwidths_parse_in_decimal_bits_and_hostile_ones_are_refused() {
+        assert_eq!(Bandwidth::parse("b", "10Mbit/s").unwrap().bits_per_second, 10_000_000);
+        assert_eq!(Bandwidth::parse("b", "500 kbps").unwrap().to_string(), "500kbit/s");
+        assert_eq!(Bandwidth::parse("b", "1Gbit/s").unwrap().bytes_per_second(), 125_000_000);
+        for bad in ["0Mbit/s", "-5Mbit/s", "1e9bit/s", "10 furlongs", "", "1000Gbit/s", "4000bit/s", "8001bit/s"] {
+            assert_eq!(Bandwidth::parse("per_source_bandwidth", bad).expect_err(bad).field, "per_source_bandwidth");
+        }
+    }
+}

@@ -21,6 +21,7 @@ fn asked(ports: &[u16]) -> Protection {
         per_source_rate: Some(Rate::parse("per_source_rate", "20/s").unwrap()),
         overload_block_seconds: Some(600),
         max_connections_per_source: Some(50),
+        per_source_bandwidth: None,
         syn_proxy: false,
         exempt: vec!["198.51.100.0/24".parse().unwrap()],
         created_at: None,
