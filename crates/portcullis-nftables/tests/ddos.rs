@@ -234,3 +234,62 @@ async fn a_real_handshake_completes_through_the_syn_proxy_and_removal_restores_t
     let (after_removal, _) = flood::connect(&t.client, ip(CLIENT_B), server(9082), Duration::from_millis(600));
     assert_eq!(after_removal, Outcome::Accepted);
 }
+
+#[tokio::test]
+async fn a_source_is_held_to_its_bandwidth_and_ipv6_sources_share_their_64() {
+    let t = Topology::new();
+    let drain = Listener::draining(&t.server, server(9083));
+    let fw = t.firewall();
+    let send = |source: &'static str| {
+        let ns = t.client.clone();
+        std::thread::spawn(move || flood::send_for(&ns, ip(source), server(9083), Duration::from_secs(2)))
+    };
+    let received = || drain.received.load(std::sync::atomic::Ordering::Relaxed);
+    // Bytes a second the server receives from one sending source, past its first half second (the burst).
+    let steady_rate = || {
+        let sender = send(CLIENT_A);
+        std::thread::sleep(Duration::from_millis(500));
+        let from = received();
+        std::thread::sleep(Duration::from_millis(1500));
+        let rate = (received() - from) as f64 / 1.5;
+        sender.join().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        rate
+    };
+    let open = steady_rate();
+
+    let mut p = protection(9083);
+    p.per_source_bandwidth = Some(portcullis_core::protection::Bandwidth::parse("b", "800kbit/s").unwrap());
+    let (_, _, _, after) = change(&fw, Intent::ConfigureProtection(Box::new(p.clone()))).await;
+    assert_eq!(after.protections[0].per_source_bandwidth, p.per_source_bandwidth, "read back from the kernel");
+    let capped = steady_rate();
+    let cap = 100_000.0;
+    eprintln!(
+        "bandwidth: one source's steady rate {open:.0} B/s without a cap, {capped:.0} B/s with 800kbit/s ({cap} B/s)"
+    );
+    assert!(open > 10.0 * cap, "without a cap the link carries far more: {open}");
+    assert!(capped <= cap * 1.25, "the cap held: {capped} B/s");
+    assert!(capped >= cap * 0.4, "a cap, not a block: {capped} B/s");
+
+    // IPv6: a per-source rate counts a whole /64, so two addresses of one /64 share one bucket.
+    assert!(t.ipv6_ready(), "IPv6 neighbours");
+    let mut p6 = protection(9084);
+    p6.per_source_rate = Some(Rate::parse("per_source_rate", "5/s").unwrap());
+    let _l6 = Listener::start(&t.server, SocketAddr::new(ip(common::SERVER6), 9084));
+    change(&fw, Intent::ConfigureProtection(Box::new(p6))).await;
+    let dest6 = SocketAddr::new(ip(common::SERVER6), 9084);
+    // Both addresses at once, each at ten times the rate for a second: one shared bucket lets in its burst of 5
+    // and 5 more over the second, about 10 in all; a bucket each would let in about 20.
+    let (ns_a, ns_b) = (t.client.clone(), t.client.clone());
+    let a6 = std::thread::spawn(move || flood::run_at(&ns_a, ip(common::CLIENT6_A), dest6, 50, Duration::from_secs(1)));
+    let b6 = std::thread::spawn(move || flood::run_at(&ns_b, ip(common::CLIENT6_B), dest6, 50, Duration::from_secs(1)));
+    let (a6, b6) = (a6.join().unwrap(), b6.join().unwrap());
+    eprintln!(
+        "ipv6 /64: two addresses of one /64 at 50/s each for 1 s (5/s per source): {} + {} accepted",
+        a6.accepted, b6.accepted
+    );
+    assert!(a6.accepted + b6.accepted <= 13, "one /64, one bucket: {a6:?} {b6:?}");
+    assert!(a6.accepted + b6.accepted >= 6, "{a6:?} {b6:?}");
+    let (v4, _) = flood::connect(&t.client, ip(CLIENT_B), server(9083), Duration::from_millis(600));
+    assert_eq!(v4, Outcome::Accepted);
+}

@@ -147,6 +147,8 @@ async fn hostile_input_is_refused_naming_the_field_and_nothing_changes() {
         (json!({"interface": "wan", "per_source_rate": "20/s", "overload_block": "30d"}), "overload_block"),
         (json!({"interface": "wan", "max_connections_per_source": "1.5"}), "max_connections_per_source"),
         (json!({"interface": "wan"}), "rate_limit"),
+        (json!({"interface": "wan", "per_source_bandwidth": "0Mbit/s"}), "per_source_bandwidth"),
+        (json!({"interface": "wan", "per_source_bandwidth": "10 furlongs"}), "per_source_bandwidth"),
         (json!({"interface": "wan", "rate_limit": "1000/s", "bogus": 1}), "bogus"),
     ];
     for (args, field) in cases {

@@ -125,15 +125,26 @@ pub fn run_at(ns: &str, source: IpAddr, dest: SocketAddr, per_second: u32, durat
     *tally.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A listener in a namespace that accepts every connection and holds it open until it stops, counting them.
+/// A listener in a namespace that accepts every connection and holds it open until it stops, counting them (and,
+/// when draining, the bytes they bring).
 pub struct Listener {
     pub accepted: Arc<AtomicUsize>,
+    pub received: Arc<std::sync::atomic::AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Listener {
     pub fn start(ns: &str, addr: SocketAddr) -> Self {
+        Self::listen(ns, addr, false)
+    }
+
+    /// A listener that reads everything each connection sends.
+    pub fn draining(ns: &str, addr: SocketAddr) -> Self {
+        Self::listen(ns, addr, true)
+    }
+
+    fn listen(ns: &str, addr: SocketAddr, drain: bool) -> Self {
         let listener = in_netns(ns, || {
             let l = TcpListener::bind(addr)?;
             l.set_nonblocking(true)?;
@@ -141,12 +152,29 @@ impl Listener {
         })
         .unwrap_or_else(|e| panic!("listener on {addr} in {ns}: {e}"));
         let accepted = Arc::new(AtomicUsize::new(0));
+        let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (count, halt) = (accepted.clone(), stop.clone());
+        let (count, halt, bytes) = (accepted.clone(), stop.clone(), received.clone());
         let thread = std::thread::spawn(move || {
             let mut held = Vec::new();
             while !halt.load(Ordering::Relaxed) {
                 match listener.accept() {
+                    Ok((stream, _)) if drain => {
+                        count.fetch_add(1, Ordering::Relaxed);
+                        let bytes = bytes.clone();
+                        std::thread::spawn(move || {
+                            use std::io::Read;
+                            let mut stream = stream;
+                            let _ = stream.set_nonblocking(false);
+                            let mut buf = vec![0u8; 64 * 1024];
+                            while let Ok(n) = stream.read(&mut buf) {
+                                if n == 0 {
+                                    break;
+                                }
+                                bytes.fetch_add(n as u64, Ordering::Relaxed);
+                            }
+                        });
+                    }
                     Ok((stream, _)) => {
                         count.fetch_add(1, Ordering::Relaxed);
                         held.push(stream);
@@ -155,7 +183,7 @@ impl Listener {
                 }
             }
         });
-        Listener { accepted, stop, thread: Some(thread) }
+        Listener { accepted, received, stop, thread: Some(thread) }
     }
 }
 
@@ -166,4 +194,22 @@ impl Drop for Listener {
             let _ = t.join();
         }
     }
+}
+
+/// One connection from `source` that sends as fast as it can for `duration`; the bytes the socket took.
+pub fn send_for(ns: &str, source: IpAddr, dest: SocketAddr, duration: Duration) -> u64 {
+    use std::io::Write;
+    let (outcome, stream) = connect(ns, source, dest, Duration::from_secs(1));
+    let Some(mut stream) = stream.filter(|_| outcome == Outcome::Accepted) else { return 0 };
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+    let chunk = vec![0x5au8; 16 * 1024];
+    let (start, mut sent) = (Instant::now(), 0u64);
+    while start.elapsed() < duration {
+        match stream.write(&chunk) {
+            Ok(n) => sent += n as u64,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+    }
+    sent
 }
