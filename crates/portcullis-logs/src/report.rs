@@ -133,6 +133,9 @@ pub struct Report {
     pub countries_attribution: Option<String>,
     /// What to do.
     pub recommendations: Vec<String>,
+    /// The DDoS protections in force, one line each (what they limit, for whom).
+    #[serde(default)]
+    pub ddos_protections: Vec<String>,
 }
 
 /// Recommendations from the report's numbers and the names of disabled rules.
@@ -232,6 +235,12 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(m, "\n## Actions by interface\n\n| interface | pass | block | reject |\n|---|---|---|---|");
     for i in &r.actions_by_interface {
         let _ = writeln!(m, "| {} | {} | {} | {} |", i.interface, i.pass, i.block, i.reject);
+    }
+    if !r.ddos_protections.is_empty() {
+        let _ = writeln!(m, "\n## DDoS protections in force\n");
+        for p in &r.ddos_protections {
+            let _ = writeln!(m, "- {p}");
+        }
     }
     let _ = writeln!(m, "\n## Recommendations\n");
     for rec in &r.recommendations {
@@ -464,7 +473,15 @@ pub fn html(r: &Report) -> String {
             esc(t.recommended_block.as_deref().unwrap_or("-"))
         );
     }
-    h.push_str("</table><h2>Recommendations</h2><ul>");
+    h.push_str("</table>");
+    if !r.ddos_protections.is_empty() {
+        h.push_str("<h2>DDoS protections in force</h2><ul>");
+        for p in &r.ddos_protections {
+            let _ = write!(h, "<li>{}</li>", esc(p));
+        }
+        h.push_str("</ul>");
+    }
+    h.push_str("<h2>Recommendations</h2><ul>");
     for rec in &r.recommendations {
         let _ = write!(h, "<li>{}</li>", esc(rec));
     }
@@ -499,6 +516,7 @@ mod tests {
             top_blocked_countries: Vec::new(),
             countries_attribution: None,
             recommendations: Vec::new(),
+            ddos_protections: Vec::new(),
         }
     }
 

@@ -170,6 +170,8 @@ pub struct ReportResult {
     pub countries_attribution: Option<String>,
     /// What to do, in sentences.
     pub recommendations: Vec<String>,
+    /// The DDoS protections in force, one line each.
+    pub ddos_protections: Vec<String>,
     /// The rendered report for markdown and html.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
@@ -198,6 +200,7 @@ impl ReportResult {
             top_blocked_countries: take("top_blocked_countries"),
             countries_attribution: report.countries_attribution.clone(),
             recommendations: report.recommendations.clone(),
+            ddos_protections: report.ddos_protections.clone(),
             content,
             log_gap: None,
         })
@@ -868,5 +871,6 @@ fn build_report(
         top_blocked_countries: Vec::new(),
         countries_attribution: None,
         recommendations: Vec::new(),
+        ddos_protections: state.protections.iter().map(|p| p.describe()).collect(),
     }
 }

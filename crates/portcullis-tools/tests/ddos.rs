@@ -19,7 +19,8 @@ const ADMIN_HOST: &str = "192.168.1.10";
 /// An operator reaching the firewall's SSH from outside; not a management host, so not exempt.
 const OPS_SOURCE: &str = "192.0.2.44";
 
-fn service() -> ToolService {
+/// The service, with the log store the report reads (kept as long as the directory handle lives).
+fn service() -> (ToolService, tempfile::TempDir) {
     let store = Arc::new(Store::open_in_memory().unwrap());
     let lab = LabFirewall::open("lab", store.clone(), lab_interfaces(&default_interfaces())).unwrap();
     let settings = GuardSettings {
@@ -39,7 +40,13 @@ fn service() -> ToolService {
         ..GuardSettings::default()
     };
     let guard = Guard::new(settings, Auditor::new(store, None).unwrap()).unwrap();
-    ToolService::new(guard, vec![Target::new("lab", Arc::new(lab))]).unwrap()
+    let dir = tempfile::tempdir().unwrap();
+    let logs =
+        portcullis_logstore::LogStore::open(dir.path().join("lab"), portcullis_logstore::Retention::default()).unwrap();
+    let svc = ToolService::new(guard, vec![Target::new("lab", Arc::new(lab))])
+        .unwrap()
+        .with_log_stores(std::collections::HashMap::from([("lab".to_string(), logs)]));
+    (svc, dir)
 }
 
 fn as_role(role: &str) -> CallContext {
@@ -58,7 +65,7 @@ const CUSTOMER_CALL: &str = r#"{"interface": "wan", "rate_limit": "1000/s", "bur
 
 #[tokio::test]
 async fn the_customers_call_sets_a_protection_that_is_state_simulated_and_removed() {
-    let svc = service();
+    let (svc, _logs) = service();
     let set = call(&svc, "configure_ddos_protection", serde_json::from_str(CUSTOMER_CALL).unwrap()).await.unwrap();
     assert_eq!(set["status"], "applied", "{set:#}");
     let warnings = set["warnings"].to_string();
@@ -87,6 +94,13 @@ async fn the_customers_call_sets_a_protection_that_is_state_simulated_and_remove
     assert_eq!(counted["verdict"], "pass");
     assert_eq!(counted["rate_limited_by"][0]["protection_id"], "wan/tcp", "{counted:#}");
     assert_eq!(counted["rate_limited_by"][0]["exempt"], false);
+    let report =
+        call(&svc, "generate_security_report", json!({"timeframe": "1h", "format": "markdown"})).await.unwrap();
+    assert_eq!(
+        report["ddos_protections"][0], "wan/tcp: at most 1000/second burst 5000 new connections overall",
+        "{report:#}"
+    );
+    assert!(report["content"].as_str().unwrap().contains("## DDoS protections in force"), "{report:#}");
     let spared = call(&svc, "simulate_packet", sim("203.0.113.5")).await.unwrap();
     assert_eq!(spared["rate_limited_by"][0]["exempt"], true, "{spared:#}");
 
@@ -127,7 +141,7 @@ async fn the_customers_call_sets_a_protection_that_is_state_simulated_and_remove
 
 #[tokio::test]
 async fn hostile_input_is_refused_naming_the_field_and_nothing_changes() {
-    let svc = service();
+    let (svc, _logs) = service();
     call(&svc, "configure_ddos_protection", json!({"interface": "wan", "rate_limit": "100/s"})).await.unwrap();
     let before = protections(&svc).await;
     let audit_before = call(&svc, "get_audit_log", json!({"limit": 1000})).await.unwrap()["count"].clone();
@@ -171,7 +185,7 @@ async fn hostile_input_is_refused_naming_the_field_and_nothing_changes() {
 
 #[tokio::test]
 async fn only_admins_configure_protections_and_operators_may_read_them() {
-    let svc = service();
+    let (svc, _logs) = service();
     let err = svc
         .call(&as_role("operator"), "configure_ddos_protection", serde_json::from_str(CUSTOMER_CALL).unwrap())
         .await
