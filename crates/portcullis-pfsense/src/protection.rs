@@ -183,6 +183,20 @@ pub fn unsupported_fields(p: &Protection) -> Vec<UnsupportedField> {
             ),
         });
     }
+    if let Some(b) = &p.per_source_bandwidth {
+        // Until the limiter mapping exists here, a cap pfSense does not hold must be refused, not dropped.
+        out.push(UnsupportedField {
+            field: "per_source_bandwidth".into(),
+            why: format!(
+                "this pfSense backend does not create limiters yet, so {b} per source cannot be enforced through \
+                 pfRest"
+            ),
+            instead: format!(
+                "Firewall > Traffic Shaper > Limiters: a limiter of {b} with Mask \"Source addresses\" (IPv4 32, \
+                 IPv6 64 bits), then {rule} > In pipe"
+            ),
+        });
+    }
     if let Some(n) = p.max_connections_per_source {
         out.push(UnsupportedField {
             field: "max_connections_per_source".into(),
@@ -417,6 +431,13 @@ mod tests {
         for f in &fields {
             assert!(f.why.starts_with("pfRest v2 has no field"), "{}: {}", f.field, f.why);
         }
+
+        let mut capped = syn_proxy(&[443]);
+        capped.per_source_bandwidth = Some(portcullis_core::protection::Bandwidth::parse("b", "10Mbit/s").unwrap());
+        let fields = unsupported_fields(&capped);
+        assert_eq!(fields.len(), 1, "never silently dropped");
+        assert_eq!(fields[0].field, "per_source_bandwidth");
+        assert!(fields[0].why.contains("10Mbit/s") && fields[0].instead.contains("Limiters"), "{:?}", fields[0]);
 
         p.per_source_rate = Some(Rate::parse("per_source_rate", "20/s").unwrap().with_burst("b", "40").unwrap());
         let fields = unsupported_fields(&p);

@@ -413,3 +413,23 @@ async fn a_paused_rule_gets_the_proxy_and_stays_paused() {
     assert_eq!(after.rule(&id).unwrap().paused_until, Some(until));
     lab.finish().await;
 }
+
+#[tokio::test]
+async fn a_per_source_bandwidth_is_never_silently_dropped() {
+    let lab = Lab::start().await;
+    web_rule(&lab, "wan", "web", 443).await;
+    let mut p = syn_proxy("wan", &[443]);
+    p.per_source_bandwidth = Some(portcullis_core::protection::Bandwidth::parse("b", "10Mbit/s").unwrap());
+    let names: Vec<String> = lab.fw.unsupported_protection_fields(&p).into_iter().map(|f| f.field).collect();
+    assert_eq!(names, ["per_source_bandwidth"]);
+    let state = lab.fw.snapshot().await.unwrap();
+    let planned = plan::plan(&state, &configure(p), now()).unwrap();
+    let before = lab.state();
+    for result in [lab.fw.check(&planned).await, lab.fw.apply(&planned).await.map(|_| ())] {
+        let err = result.unwrap_err();
+        assert_eq!(err.code, ErrorCode::Unsupported, "{err:?}");
+        assert!(err.message.contains("per_source_bandwidth"), "{}", err.message);
+    }
+    assert_eq!(lab.state(), before, "the SYN proxy was not set without the cap either");
+    lab.finish().await;
+}
