@@ -23,6 +23,8 @@ ENDPOINTS = [
     "/api/v2/firewall/alias",
     "/api/v2/firewall/aliases",
     "/api/v2/firewall/apply",
+    "/api/v2/firewall/traffic_shaper/limiter",
+    "/api/v2/firewall/traffic_shaper/limiters",
     "/api/v2/status/system",
     "/api/v2/status/interfaces",
     "/api/v2/status/gateways",

@@ -89,6 +89,12 @@ pub struct EmulatorConfig {
     /// false: pfRest v2.10 does NOT check this (FirewallAlias.name has no `referenced_by`); the rule is then
     /// silently skipped at the next filter reload (see [`AppliedRuleset::notices`]).
     pub refuse_referenced_alias_delete: bool,
+    /// Refuse deleting a limiter that a rule's `dnpipe` / `pdnpipe` names (409
+    /// `MODEL_CANNOT_BE_DELETED_WHILE_REFERENCED`, naming the rules). Default true, although pfRest v2.10 does not
+    /// check it either (`FirewallRule.dnpipe` is a plain string field, and `TrafficShaperLimiter::_delete()` only
+    /// runs `dnctl pipe delete`): the GUI refuses it, and a rule left naming a missing pipe fails every later PATCH
+    /// of that rule (`FIREWALL_RULE_DNPIPE_NOT_FOUND`), so a client must unhook the rules first.
+    pub refuse_referenced_limiter_delete: bool,
     /// Initial firewall log lines (default: the 63 real filterlog samples in `fixtures/`).
     pub firewall_log: Option<Vec<String>>,
     /// Emulate lost updates of concurrent unserialised writes (default true, like the real device).
@@ -116,6 +122,7 @@ impl Default for EmulatorConfig {
             unique_trackers: true,
             wireguard_installed: true,
             refuse_referenced_alias_delete: false,
+            refuse_referenced_limiter_delete: true,
             firewall_log: None,
             lost_updates: true,
             write_latency: DEFAULT_WRITE_LATENCY,
@@ -166,6 +173,9 @@ pub struct AppliedRuleset {
     pub rules: Vec<Value>,
     /// Alias tables loaded by that reload.
     pub aliases: Vec<Value>,
+    /// Limiters (dummynet pipes) loaded by that reload.
+    #[serde(default)]
+    pub limiters: Vec<Value>,
     /// Filter reload notices (e.g. a rule skipped because an alias it uses no longer exists).
     pub notices: Vec<String>,
 }
@@ -177,6 +187,9 @@ pub struct StateView {
     pub rules: Vec<Value>,
     /// Configured aliases in order, with `id`.
     pub aliases: Vec<Value>,
+    /// Configured traffic shaper limiters in order, with `id` (a list position that shifts on delete).
+    #[serde(default)]
+    pub limiters: Vec<Value>,
     /// Dirty firewall subsystems (what `GET /api/v2/firewall/apply` reports); rule edits never appear here.
     pub pending_subsystems: Vec<String>,
     /// The running ruleset.
@@ -205,6 +218,14 @@ impl StateView {
     /// The enforced alias table with this name.
     pub fn applied_alias(&self, name: &str) -> Option<&Value> {
         self.applied.aliases.iter().find(|a| a["name"] == name)
+    }
+    /// The configured limiter with this name.
+    pub fn limiter(&self, name: &str) -> Option<&Value> {
+        self.limiters.iter().find(|l| l["name"] == name)
+    }
+    /// The limiter with this name as the last filter reload loaded it.
+    pub fn applied_limiter(&self, name: &str) -> Option<&Value> {
+        self.applied.limiters.iter().find(|l| l["name"] == name)
     }
 }
 

@@ -1,5 +1,6 @@
 //! Emulated pfRest model behaviour: field validation in pfRest's order and with its response ids, the extra
-//! validation of `FirewallRule` / `FirewallAlias`, interface representation and object representation.
+//! validation of `FirewallRule` / `FirewallAlias` / `TrafficShaperLimiter`, nested models (a limiter's
+//! `bandwidth` items), interface representation and object representation.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -214,6 +215,8 @@ pub(crate) struct ValidateCtx<'a> {
     pub initial: Option<&'a Obj>,
     /// All configured aliases (alias references in rules / nested aliases).
     pub aliases: &'a [Obj],
+    /// All configured limiters (a rule's `dnpipe` / `pdnpipe` must name one).
+    pub limiters: &'a [Obj],
     pub repr: InterfaceRepresentation,
     /// `user@ip (API)` for created_by / updated_by.
     pub client: &'a str,
@@ -365,9 +368,14 @@ fn validate_field(
     };
     let mut converted = Vec::with_capacity(items.len());
     for item in items {
+        if field.class == "NestedModelField" {
+            converted.push(validate_nested(field, &item, ctx)?);
+            continue;
+        }
         if !(field.scalar_type_ok(&item) || field.allow_null && item.is_null()) {
             return Err(type_error(field));
         }
+        check_range(field, &item)?;
         let item = match field.class.as_str() {
             "InterfaceField" => validate_interface_value(field, &item, ctx.repr)?,
             _ => item,
@@ -406,13 +414,13 @@ fn validate_field(
                 format!("Field '{name}' exceeds the maximum character length of {max}."),
             ));
         }
-        if model.class == "FirewallAlias" && name == "name" {
+        if matches!(model.class.as_str(), "FirewallAlias" | "TrafficShaperLimiter") && name == "name" {
             validate_filter_name(item.as_str().unwrap_or_default())?;
         }
         let item = match field.class.as_str() {
             "FilterAddressField" => validate_filter_address(field, &item, ctx)?,
             "PortField" => validate_port_value(field, &item, ctx)?,
-            "ForeignModelField" => validate_foreign(field, &item)?,
+            "ForeignModelField" => validate_foreign(model, field, &item)?,
             _ => item,
         };
         converted.push(item);
@@ -421,6 +429,59 @@ fn validate_field(
         if field.many { Value::Array(converted) } else { converted.into_iter().next().unwrap_or(Value::Null) };
     obj.insert(name.to_string(), new_value);
     Ok(())
+}
+
+/// pfRest's `NumericRangeValidator` on integer and float fields with a `minimum` / `maximum`.
+fn check_range(field: &FieldSchema, item: &Value) -> Result<(), ApiError> {
+    if !matches!(field.ty.as_str(), "integer" | "double") {
+        return Ok(());
+    }
+    let Some(v) = item.as_f64() else { return Ok(()) };
+    // i64-sized bounds (PHP_INT_MAX) compare exactly as integers; f64 would round them.
+    let below = |b: &Value| match (item.as_i64(), b.as_i64()) {
+        (Some(x), Some(m)) => x < m,
+        _ => b.as_f64().is_some_and(|m| v < m),
+    };
+    let above = |b: &Value| match (item.as_i64(), b.as_i64()) {
+        (Some(x), Some(m)) => x > m,
+        _ => b.as_f64().is_some_and(|m| v > m),
+    };
+    if below(&field.minimum) {
+        return Err(ApiError::bad_request(
+            "NUMERIC_RANGE_VALIDATOR_MINIMUM_CONSTRAINT",
+            format!("Field '{}' must be greater than or equal to '{}'. Received '{item}'", field.name, field.minimum),
+        ));
+    }
+    if above(&field.maximum) {
+        return Err(ApiError::bad_request(
+            "NUMERIC_RANGE_VALIDATOR_MAXIMUM_CONSTRAINT",
+            format!("Field '{}' must be less than or equal to '{}'. Received '{item}'", field.name, field.maximum),
+        ));
+    }
+    Ok(())
+}
+
+/// NestedModelField (a limiter's `bandwidth` items): each item is validated as an object of the nested model,
+/// without its `id` / `parent_id`, and a failure is reported as pfRest's `validate_extra()` does (the nested
+/// response id, the message prefixed with the field).
+fn validate_nested(field: &FieldSchema, item: &Value, ctx: &ValidateCtx<'_>) -> Result<Value, ApiError> {
+    let Some(nested) = field.nested_model_class.as_deref() else { return Ok(item.clone()) };
+    let Some(obj) = item.as_object() else {
+        return Err(ApiError::bad_request(
+            "FIELD_INVALID_TYPE",
+            format!("Field `{}` must be of type `array`", field.name),
+        ));
+    };
+    let mut obj = obj.clone();
+    obj.remove("id");
+    obj.remove("parent_id");
+    let inner = ValidateCtx { peers: &[], self_id: None, initial: None, ..*ctx };
+    validate(crate::schema::model(nested), &obj, &inner).map(Value::Object).map_err(|e| {
+        ApiError::bad_request(
+            &e.response_id,
+            format!("Field `{}` encountered a nested validation error: {}", field.name, e.message),
+        )
+    })
 }
 
 /// InterfaceField: accept the descr / id / NIC (and `any`), store the pfSense id.
@@ -507,9 +568,14 @@ fn validate_port_value(field: &FieldSchema, item: &Value, ctx: &ValidateCtx<'_>)
     }
 }
 
-/// ForeignModelField: only gateways exist on the emulated firewall (no schedules, ALTQ queues).
-fn validate_foreign(field: &FieldSchema, item: &Value) -> Result<Value, ApiError> {
+/// ForeignModelField: only gateways exist on the emulated firewall (no schedules, ALTQ queues). A few fields
+/// accept keywords besides object names (pfRest's `allowed_keywords`, which the schema does not carry): a
+/// limiter bandwidth's `bwsched` takes `none` (no schedule).
+fn validate_foreign(model: &ModelSchema, field: &FieldSchema, item: &Value) -> Result<Value, ApiError> {
     let s = item.as_str().unwrap_or_default();
+    if model.class == "TrafficShaperLimiterBandwidth" && field.name == "bwsched" && s == "none" {
+        return Ok(item.clone());
+    }
     let models: Vec<String> = match &field.foreign_model_class {
         Value::String(m) => vec![m.clone()],
         Value::Array(ms) => ms.iter().filter_map(|m| m.as_str().map(str::to_string)).collect(),
@@ -530,8 +596,16 @@ fn validate_foreign(field: &FieldSchema, item: &Value) -> Result<Value, ApiError
     ))
 }
 
-/// `FilterNameValidator` + pfSense `is_validaliasname()` for alias names.
+/// pfRest's `FilterNameValidator` (alias and limiter names; an alias also gets `is_validaliasname()` after it).
 fn validate_filter_name(name: &str) -> Result<(), ApiError> {
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(ApiError::bad_request(
+            "FILTER_NAME_VALIDATOR_INVALID_CHARACTERS",
+            format!(
+                "Field 'name' cannot be '{name}' because it contains invalid characters. Only A-Z, a-z, 0-9, and _ are allowed."
+            ),
+        ));
+    }
     if RESERVED_NAMES.contains(&name) {
         return Err(ApiError::bad_request(
             "FILTER_NAME_VALIDATOR_RESERVED_NAME_USED",
@@ -559,7 +633,7 @@ fn validate_filter_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn validate_rule_extra(obj: &mut Obj, _ctx: &ValidateCtx<'_>) -> Result<(), ApiError> {
+fn validate_rule_extra(obj: &mut Obj, ctx: &ValidateCtx<'_>) -> Result<(), ApiError> {
     let floating = obj.get("floating").and_then(Value::as_bool).unwrap_or(false);
     if !floating && obj.get("interface").and_then(Value::as_array).is_some_and(|a| a.len() > 1) {
         return Err(ApiError::bad_request(
@@ -594,15 +668,26 @@ fn validate_rule_extra(obj: &mut Obj, _ctx: &ValidateCtx<'_>) -> Result<(), ApiE
             ));
         }
     }
-    // The emulated firewall has no limiters: any dnpipe/pdnpipe name is unknown.
+    // pfRest's validate_dnpipe() / validate_pdnpipe(): a name of an existing limiter (limiter queues are not
+    // emulated, so the "same class" check cannot fail); null (no pipe) is not validated.
     for (field, id) in [("dnpipe", "FIREWALL_RULE_DNPIPE_NOT_FOUND"), ("pdnpipe", "FIREWALL_RULE_PDNPIPE_NOT_FOUND")] {
-        if let Some(name) = obj.get(field).and_then(Value::as_str) {
-            if field == "pdnpipe" && obj.get("dnpipe").is_none_or(Value::is_null) {
+        let Some(name) = obj.get(field).and_then(Value::as_str) else { continue };
+        if field == "pdnpipe" {
+            let dnpipe = obj.get("dnpipe").and_then(Value::as_str);
+            if dnpipe.is_none() {
                 return Err(ApiError::bad_request(
                     "FIREWALL_RULE_PDNPIPE_SET_WITHOUT_DNPIPE",
                     "Field `pdnpipe` cannot be set unless `dnpipe` is also set.",
                 ));
             }
+            if dnpipe == Some(name) {
+                return Err(ApiError::bad_request(
+                    "FIREWALL_RULE_PDNPIPE_CANNOT_MATCH_DNPIPE",
+                    "Field `pdnpipe` cannot use the same limiter as `dnpipe`.",
+                ));
+            }
+        }
+        if !ctx.limiters.iter().any(|l| l.get("name").and_then(Value::as_str) == Some(name)) {
             return Err(ApiError::not_found(
                 id,
                 format!(
@@ -612,6 +697,11 @@ fn validate_rule_extra(obj: &mut Obj, _ctx: &ValidateCtx<'_>) -> Result<(), ApiE
         }
     }
     Ok(())
+}
+
+/// The limiters a rule's `dnpipe` / `pdnpipe` name.
+pub(crate) fn rule_limiter_refs(rule: &Obj) -> Vec<String> {
+    ["dnpipe", "pdnpipe"].iter().filter_map(|f| rule.get(*f).and_then(Value::as_str).map(str::to_string)).collect()
 }
 
 fn validate_alias_extra(obj: &mut Obj, ctx: &ValidateCtx<'_>) -> Result<(), ApiError> {
@@ -695,6 +785,26 @@ pub(crate) fn to_repr(model: &ModelSchema, obj: &Obj, id: Option<Value>, repr: I
         let v = obj.get(&field.name).cloned().unwrap_or(Value::Null);
         let v = match field.class.as_str() {
             "InterfaceField" => map_strings(&v, &|s| iface_repr(s, repr)),
+            // pfRest shows each nested object with its position and its parent's id.
+            "NestedModelField" => match (&v, field.nested_model_class.as_deref()) {
+                (Value::Array(items), Some(nested)) => Value::Array(
+                    items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, item)| {
+                            let mut r = match item.as_object() {
+                                Some(o) => to_repr(crate::schema::model(nested), o, Some(json!(i)), repr),
+                                None => item.clone(),
+                            };
+                            if let Some(o) = r.as_object_mut() {
+                                o.insert("parent_id".into(), out.get("id").cloned().unwrap_or(Value::Null));
+                            }
+                            r
+                        })
+                        .collect(),
+                ),
+                _ => v,
+            },
             "FilterAddressField" => map_strings(&v, &|s| {
                 let (inv, core, ip_mod) = split_address(s);
                 format!("{}{}{}", if inv { "!" } else { "" }, iface_repr(core, repr), if ip_mod { ":ip" } else { "" })
@@ -747,6 +857,7 @@ mod tests {
             self_id: None,
             initial: None,
             aliases,
+            limiters: &[],
             repr: InterfaceRepresentation::Descr,
             client: "admin@127.0.0.1 (API)",
             keep_read_only: false,

@@ -317,7 +317,32 @@ fn lint_value(field: &FieldSchema, value: &Value, prefix: &str, out: &mut Vec<St
     } else {
         vec![value]
     };
-    for item in items {
+    for (i, item) in items.into_iter().enumerate() {
+        if field.class == "NestedModelField"
+            && let Some(nested) = field.nested_model_class.as_deref()
+        {
+            // Each item is an object of the nested model (a limiter's `bandwidth` items); pfRest drops the
+            // `id` / `parent_id` a client sends back from a read.
+            match item.as_object() {
+                Some(obj) => {
+                    let prefix = format!("{prefix}{}[{i}] ", field.name);
+                    let opts = ObjectLint {
+                        allowed_extra: &["id", "parent_id"],
+                        creating: true,
+                        allow_read_only: false,
+                        current: None,
+                        prefix: &prefix,
+                    };
+                    lint_object(model(nested), obj, &opts, out);
+                }
+                None => out.push(format!(
+                    "{prefix}field `{}` items must be {nested} objects, got {}",
+                    field.name,
+                    describe_type(item)
+                )),
+            }
+            continue;
+        }
         if !field.scalar_type_ok(item) {
             out.push(format!(
                 "{prefix}field `{}` must be of type {}, got {} ({item})",

@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::faults::EchoStyle;
-use crate::model::{ApiError, Obj, ValidateCtx, rule_alias_refs, to_repr, validate};
+use crate::model::{ApiError, Obj, ValidateCtx, rule_alias_refs, rule_limiter_refs, to_repr, validate};
 use crate::query::{ListOptions, list, parse_terms};
 use crate::schema::{self, EndpointSchema, LintInput, ModelSchema, lint_request, model};
 use crate::state::{Config, Inner};
@@ -1000,12 +1000,13 @@ fn firewall_log(inner: &Inner, query: &Map<String, Value>, c: &Controls) -> Resu
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Config-backed collections (rules, aliases).
+// Config-backed collections (rules, aliases, limiters).
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Coll {
     Rules,
     Aliases,
+    Limiters,
 }
 
 impl Coll {
@@ -1013,6 +1014,7 @@ impl Coll {
         match ep.model_class.as_str() {
             "FirewallRule" => Some(Coll::Rules),
             "FirewallAlias" => Some(Coll::Aliases),
+            "TrafficShaperLimiter" => Some(Coll::Limiters),
             _ => None,
         }
     }
@@ -1020,26 +1022,36 @@ impl Coll {
         model(match self {
             Coll::Rules => "FirewallRule",
             Coll::Aliases => "FirewallAlias",
+            Coll::Limiters => "TrafficShaperLimiter",
         })
     }
     fn items(self, c: &Config) -> &Vec<Obj> {
         match self {
             Coll::Rules => &c.rules,
             Coll::Aliases => &c.aliases,
+            Coll::Limiters => &c.limiters,
         }
     }
     fn items_mut(self, c: &mut Config) -> &mut Vec<Obj> {
         match self {
             Coll::Rules => &mut c.rules,
             Coll::Aliases => &mut c.aliases,
+            Coll::Limiters => &mut c.limiters,
         }
     }
     fn subsystem(self) -> Option<&'static str> {
         match self {
             Coll::Rules => None,
             Coll::Aliases => Some("aliases"),
+            Coll::Limiters => Some("shaper"),
         }
     }
+}
+
+/// pfSense's `dnpipe_find_nextnumber()`: the lowest pipe number no limiter has (pfRest stamps it at creation).
+fn next_pipe_number(limiters: &[Obj]) -> i64 {
+    let used: Vec<i64> = limiters.iter().filter_map(|l| l.get("number").and_then(Value::as_i64)).collect();
+    (1..).find(|n| !used.contains(n)).unwrap_or(1)
 }
 
 fn repr_list(inner: &Inner, coll: Coll, cfg: &Config) -> Vec<Value> {
@@ -1124,16 +1136,18 @@ async fn after_write(inner: &Arc<Inner>, coll: Coll, c: &Controls) {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn validate_ctx<'a>(
     inner: &Inner,
     peers: &'a [Obj],
     aliases: &'a [Obj],
+    limiters: &'a [Obj],
     self_id: Option<usize>,
     initial: Option<&'a Obj>,
     client: &'a str,
     keep_read_only: bool,
 ) -> ValidateCtx<'a> {
-    ValidateCtx { peers, self_id, initial, aliases, repr: inner.repr(), client, keep_read_only, now: now() }
+    ValidateCtx { peers, self_id, initial, aliases, limiters, repr: inner.repr(), client, keep_read_only, now: now() }
 }
 
 async fn create(
@@ -1151,10 +1165,14 @@ async fn create(
         .write_config(c.dry_run, |cfg| {
             let peers = coll.items(cfg).clone();
             let aliases = cfg.aliases.clone();
-            let ctx = validate_ctx(inner, &peers, &aliases, None, None, client, false);
+            let limiters = cfg.limiters.clone();
+            let ctx = validate_ctx(inner, &peers, &aliases, &limiters, None, None, client, false);
             let mut obj = validate(m, &data, &ctx)?;
             if let Some(t) = tracker {
                 obj.insert("tracker".into(), json!(t));
+            }
+            if coll == Coll::Limiters {
+                obj.insert("number".into(), json!(next_pipe_number(&peers)));
             }
             let items = coll.items_mut(cfg);
             items.push(obj);
@@ -1188,6 +1206,7 @@ async fn update(
         .write_config(c.dry_run, |cfg| {
             let peers = coll.items(cfg).clone();
             let aliases = cfg.aliases.clone();
+            let limiters = cfg.limiters.clone();
             let id = resolve_id(id_value.as_ref(), peers.len())?;
             let initial = peers[id].clone();
             // append / remove work on the represented array values (what the client sees).
@@ -1207,7 +1226,7 @@ async fn update(
                     data.insert(field.name.clone(), Value::Array(merged));
                 }
             }
-            let ctx = validate_ctx(inner, &peers, &aliases, Some(id), Some(&initial), client, false);
+            let ctx = validate_ctx(inner, &peers, &aliases, &limiters, Some(id), Some(&initial), client, false);
             let obj = validate(m, &data, &ctx)?;
             let items = coll.items_mut(cfg);
             items[id] = obj;
@@ -1254,6 +1273,36 @@ fn check_alias_references(inner: &Inner, cfg: &Config, alias: &Obj) -> Result<()
     Err(e)
 }
 
+/// 409 when a rule's `dnpipe` / `pdnpipe` still names the limiter (with `refuse_referenced_limiter_delete`), naming
+/// the rules by tracker so the caller knows what to unhook first.
+fn check_limiter_references(inner: &Inner, cfg: &Config, limiter: &Obj) -> Result<(), ApiError> {
+    if !inner.cfg.refuse_referenced_limiter_delete {
+        return Ok(());
+    }
+    let name = limiter.get("name").and_then(Value::as_str).unwrap_or_default();
+    let rm = model("FirewallRule");
+    let users: Vec<(usize, &Obj)> =
+        cfg.rules.iter().enumerate().filter(|(_, r)| rule_limiter_refs(r).iter().any(|n| n == name)).collect();
+    if users.is_empty() {
+        return Ok(());
+    }
+    let named: Vec<String> = users
+        .iter()
+        .map(|(i, r)| format!("rule {i} (tracker {})", r.get("tracker").cloned().unwrap_or(Value::Null)))
+        .collect();
+    let mut e = ApiError::new(
+        409,
+        "MODEL_CANNOT_BE_DELETED_WHILE_REFERENCED",
+        format!(
+            "Object cannot be deleted because it is referenced by another existing object: limiter `{name}` is the \
+             dnpipe or pdnpipe of {}.",
+            named.join(", ")
+        ),
+    );
+    e.data = Value::Array(users.iter().map(|(i, r)| to_repr(rm, r, Some(json!(i)), inner.repr())).collect());
+    Err(e)
+}
+
 fn many_minimum_reached(m: &ModelSchema, count: usize) -> Option<ApiError> {
     (m.many_minimum > 0 && count as i64 <= m.many_minimum).then(|| {
         ApiError::new(
@@ -1275,6 +1324,9 @@ async fn delete_one(inner: &Arc<Inner>, coll: Coll, data: Map<String, Value>, c:
             let id = resolve_id(data.get("id"), len)?;
             if coll == Coll::Aliases {
                 check_alias_references(inner, cfg, &cfg.aliases[id])?;
+            }
+            if coll == Coll::Limiters {
+                check_limiter_references(inner, cfg, &cfg.limiters[id])?;
             }
             if let Some(e) = many_minimum_reached(m, len) {
                 return Err(e);
@@ -1323,8 +1375,13 @@ async fn replace_all(
                 let mut obj = obj.clone();
                 obj.remove("id");
                 let aliases = if coll == Coll::Aliases { new_items.clone() } else { cfg.aliases.clone() };
-                let ctx = validate_ctx(inner, &new_items, &aliases, Some(new_items.len()), None, client, true);
+                let limiters = if coll == Coll::Limiters { new_items.clone() } else { cfg.limiters.clone() };
+                let ctx =
+                    validate_ctx(inner, &new_items, &aliases, &limiters, Some(new_items.len()), None, client, true);
                 let mut validated = validate(m, &obj, &ctx)?;
+                if coll == Coll::Limiters && !validated.get("number").is_some_and(|n| n.is_i64()) {
+                    validated.insert("number".into(), json!(next_pipe_number(&new_items)));
+                }
                 if coll == Coll::Rules {
                     // A tracker sent back by the client is kept (pfRest writes read-only values it is given);
                     // otherwise the rule gets a fresh one, as on creation.

@@ -29,6 +29,8 @@ pub(crate) const SYSTEM_TABLES: &[&str] =
 pub(crate) struct Config {
     pub rules: Vec<Obj>,
     pub aliases: Vec<Obj>,
+    /// Traffic shaper limiters (`dnshaper/queue`), which rules name in `dnpipe` / `pdnpipe`.
+    pub limiters: Vec<Obj>,
 }
 
 pub(crate) struct Inner {
@@ -71,6 +73,7 @@ fn default_rules(now: i64) -> Vec<Obj> {
             self_id: None,
             initial: None,
             aliases: &[],
+            limiters: &[],
             repr: InterfaceRepresentation::Id,
             client: "(system)",
             keep_read_only: false,
@@ -89,8 +92,11 @@ fn default_rules(now: i64) -> Vec<Obj> {
 impl Inner {
     pub(crate) fn new(cfg: EmulatorConfig) -> Self {
         let started = now();
-        let config =
-            Config { rules: if cfg.seed_default_rules { default_rules(started) } else { vec![] }, aliases: vec![] };
+        let config = Config {
+            rules: if cfg.seed_default_rules { default_rules(started) } else { vec![] },
+            aliases: vec![],
+            limiters: vec![],
+        };
         let faults = Faults::new(cfg.lost_updates, cfg.write_latency, cfg.apply_delay);
         let log = cfg.firewall_log.clone().unwrap_or_else(crate::status::default_firewall_log);
         let secret = format!("{}{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4()).into_bytes();
@@ -202,7 +208,10 @@ impl Inner {
             rules.push(to_repr(rule_model, rule, None, repr));
         }
         let aliases = cfg.aliases.iter().map(|a| to_repr(alias_model, a, None, repr)).collect();
-        AppliedRuleset { generation, applied_at: now(), rules, aliases, notices }
+        // The shaper is reloaded with the filter (`filter_configure()` runs the dummynet configuration).
+        let limiter_model = model("TrafficShaperLimiter");
+        let limiters = cfg.limiters.iter().map(|l| to_repr(limiter_model, l, None, repr)).collect();
+        AppliedRuleset { generation, applied_at: now(), rules, aliases, limiters, notices }
     }
 
     /// What a filter reload does to pf's tables: every host or network alias is loaded as a table with its
@@ -395,9 +404,11 @@ impl Inner {
         let repr = self.repr();
         let rm = model("FirewallRule");
         let am = model("FirewallAlias");
+        let lm = model("TrafficShaperLimiter");
         StateView {
             rules: cfg.rules.iter().enumerate().map(|(i, r)| to_repr(rm, r, Some(json!(i)), repr)).collect(),
             aliases: cfg.aliases.iter().enumerate().map(|(i, a)| to_repr(am, a, Some(json!(i)), repr)).collect(),
+            limiters: cfg.limiters.iter().enumerate().map(|(i, l)| to_repr(lm, l, Some(json!(i)), repr)).collect(),
             pending_subsystems: self.pending_subsystems(),
             applied: lock(&self.running).clone(),
             applies_in_progress: self.applies_in_flight.load(Ordering::SeqCst),

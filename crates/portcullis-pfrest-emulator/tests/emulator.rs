@@ -1057,3 +1057,172 @@ async fn a_rule_patch_keeps_the_gui_advanced_options_and_checks_the_statetype() 
     assert_eq!(stored["statetype"], "synproxy state", "a field pfRest knows survives the PUT");
     emu.shutdown().await;
 }
+
+fn limiter(name: &str, bw: i64, scale: &str) -> Value {
+    json!({"name": name, "enabled": true, "mask": "srcaddress", "maskbits": 32, "maskbitsv6": 64, "aqm": "droptail",
+           "sched": "wf2q+", "description": "per-source cap", "bandwidth": [{"bw": bw, "bwscale": scale}]})
+}
+
+#[tokio::test]
+async fn limiters_are_validated_numbered_shift_on_delete_and_are_applied_with_the_filter() {
+    let (emu, c) = start().await;
+    let r = c.post("/api/v2/firewall/traffic_shaper/limiter", limiter("pc_one", 10, "Mb")).await;
+    assert_ok(&r);
+    let one = r.data();
+    assert_eq!((one["id"].as_u64(), one["number"].as_i64()), (Some(0), Some(1)));
+    assert_eq!(one["bandwidth"], json!([{"id": 0, "parent_id": 0, "bw": 10, "bwscale": "Mb", "bwsched": "none"}]));
+    assert_eq!(
+        (one["mask"].as_str(), one["maskbits"].as_i64(), one["maskbitsv6"].as_i64()),
+        (Some("srcaddress"), Some(32), Some(64))
+    );
+    assert_eq!(c.get("/api/v2/firewall/apply").await.data()["pending_subsystems"], json!(["shaper"]));
+    assert!(emu.state().applied_limiter("pc_one").is_none(), "loaded only by the next reload");
+    let r = c.post("/api/v2/firewall/traffic_shaper/limiter", limiter("pc_two", 500, "Kb")).await;
+    assert_eq!(r.data()["number"], 2);
+    assert!(emu.schema_violations().is_empty(), "{:?}", emu.schema_violations());
+
+    // What pfRest refuses, with its response ids.
+    let refused = |v: Value| {
+        let c = c.clone();
+        async move { c.post("/api/v2/firewall/traffic_shaper/limiter", v).await }
+    };
+    let mut no_aqm = limiter("pc_x", 1, "Mb");
+    no_aqm.as_object_mut().unwrap().remove("aqm");
+    let cases = [
+        (no_aqm, 400, "FIELD_IS_REQUIRED"),
+        (
+            json!({"name": "pc_x", "aqm": "droptail", "sched": "wf2q+", "bandwidth": [{"bw": 1, "bwscale": "Gb"}]}),
+            400,
+            "FIELD_INVALID_CHOICE",
+        ),
+        (
+            json!({"name": "pc_x", "aqm": "droptail", "sched": "wf2q+", "bandwidth": [{"bw": 0, "bwscale": "Mb"}]}),
+            400,
+            "NUMERIC_RANGE_VALIDATOR_MINIMUM_CONSTRAINT",
+        ),
+        (
+            json!({"name": "pc_x", "aqm": "droptail", "sched": "wf2q+", "bandwidth": []}),
+            400,
+            "LENGTH_VALIDATOR_MINIMUM_CONSTRAINT",
+        ),
+        (
+            json!({"name": "pc_x", "aqm": "tailspin", "sched": "wf2q+", "bandwidth": [{"bw": 1, "bwscale": "Mb"}]}),
+            400,
+            "FIELD_INVALID_CHOICE",
+        ),
+        (limiter("pc_one", 1, "Mb"), 400, "FIELD_MUST_BE_UNIQUE"),
+        (limiter("pc-dash", 1, "Mb"), 400, "FILTER_NAME_VALIDATOR_INVALID_CHARACTERS"),
+        (limiter("12345", 1, "Mb"), 400, "FILTER_NAME_VALIDATOR_CANNOT_BE_NUMERICAL"),
+        (limiter("wan", 1, "Mb"), 400, "FILTER_NAME_VALIDATOR_NAME_IN_USE_BY_INTERFACE"),
+        (
+            json!({"name": "pc_x", "aqm": "droptail", "sched": "wf2q+", "enabled": "yes", "bandwidth": [{"bw": 1, "bwscale": "Mb"}]}),
+            400,
+            "FIELD_INVALID_TYPE",
+        ),
+    ];
+    for (body, status, id) in cases {
+        let r = refused(body.clone()).await;
+        assert_eq!((r.status, r.response_id().as_str()), (status, id), "{body}: {}", r.body);
+    }
+    let r = refused(
+        json!({"name": "pc_x", "aqm": "droptail", "sched": "wf2q+", "bandwidth": [{"bw": 0, "bwscale": "Mb"}]}),
+    )
+    .await;
+    assert!(
+        r.json()["message"].as_str().unwrap().starts_with("Field `bandwidth` encountered a nested validation error"),
+        "{}",
+        r.body
+    );
+    assert_eq!(emu.state().limiters.len(), 2, "refused writes change nothing");
+    assert!(!emu.schema_violations().is_empty(), "the bad requests were recorded");
+    emu.clear_schema_violations();
+
+    // PATCH the bandwidth; the list and a single read agree.
+    let r = c
+        .patch("/api/v2/firewall/traffic_shaper/limiter", json!({"id": 1, "bandwidth": [{"bw": 2, "bwscale": "Mb"}]}))
+        .await;
+    assert_ok(&r);
+    assert_eq!(r.data()["bandwidth"][0]["bw"], 2);
+    assert_eq!(c.get("/api/v2/firewall/traffic_shaper/limiter?id=1").await.data()["bandwidth"][0]["bwscale"], "Mb");
+    let list = c.get("/api/v2/firewall/traffic_shaper/limiters?name=pc_two").await.data();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["id"], 1);
+    assert!(emu.schema_violations().is_empty(), "{:?}", emu.schema_violations());
+    // A bandwidth item with a field the model does not have is linted as the nested model's.
+    c.patch(
+        "/api/v2/firewall/traffic_shaper/limiter",
+        json!({"id": 1, "bandwidth": [{"bw": 2, "bwscale": "Mb", "burst": 9}]}),
+    )
+    .await;
+    let v = emu.schema_violations();
+    assert!(v.iter().any(|v| v.contains("bandwidth[0] unknown field `burst`")), "{v:?}");
+    emu.clear_schema_violations();
+
+    // A reload loads them.
+    c.post("/api/v2/firewall/apply", json!({"async": false})).await;
+    let s = emu.state();
+    assert!(s.pending_subsystems.is_empty());
+    assert_eq!(s.applied_limiter("pc_two").unwrap()["bandwidth"][0]["bw"], 2);
+
+    // Ids shift on delete; numbers stay.
+    assert_ok(&c.delete("/api/v2/firewall/traffic_shaper/limiter?id=0").await);
+    let two = c.get("/api/v2/firewall/traffic_shaper/limiter?id=0").await.data();
+    assert_eq!((two["name"].as_str(), two["number"].as_i64()), (Some("pc_two"), Some(2)));
+    let r = c.get("/api/v2/firewall/traffic_shaper/limiter?id=1").await;
+    assert_eq!((r.status, r.response_id().as_str()), (404, "MODEL_OBJECT_NOT_FOUND"));
+    // The freed number is given again.
+    assert_eq!(
+        c.post("/api/v2/firewall/traffic_shaper/limiter", limiter("pc_three", 1, "b")).await.data()["number"],
+        1
+    );
+    assert_eq!(c.delete("/api/v2/firewall/traffic_shaper/limiters?name=pc_two").await.status, 405, "no plural DELETE");
+    emu.clear_schema_violations();
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_rule_pipe_must_name_a_limiter_and_a_limiter_in_use_cannot_be_deleted() {
+    let (emu, c) = start().await;
+    let mut web = json!({"type": "pass", "interface": ["wan"], "ipprotocol": "inet", "protocol": "tcp",
+                         "source": "any", "destination": "wan:ip", "destination_port": "443", "descr": "web",
+                         "dnpipe": "pc_cap"});
+    let r = c.post("/api/v2/firewall/rule", web.clone()).await;
+    assert_eq!((r.status, r.response_id().as_str()), (404, "FIREWALL_RULE_DNPIPE_NOT_FOUND"));
+    assert_ok(&c.post("/api/v2/firewall/traffic_shaper/limiter", limiter("pc_cap", 10, "Mb")).await);
+    let r = c.post("/api/v2/firewall/rule", web.clone()).await;
+    assert_ok(&r);
+    let (id, tracker) = (r.data()["id"].as_u64().unwrap(), r.data()["tracker"].as_i64().unwrap());
+    assert_eq!(r.data()["dnpipe"], "pc_cap");
+    web["pdnpipe"] = json!("pc_cap");
+    let r = c.post("/api/v2/firewall/rule", web).await;
+    assert_eq!((r.status, r.response_id().as_str()), (400, "FIREWALL_RULE_PDNPIPE_CANNOT_MATCH_DNPIPE"));
+    let r = c.patch("/api/v2/firewall/rule", json!({"id": id, "dnpipe": null, "pdnpipe": "pc_cap"})).await;
+    assert_eq!((r.status, r.response_id().as_str()), (400, "FIREWALL_RULE_PDNPIPE_SET_WITHOUT_DNPIPE"));
+
+    // In use: refused, naming the rule.
+    let r = c.delete("/api/v2/firewall/traffic_shaper/limiter?id=0").await;
+    assert_eq!((r.status, r.response_id().as_str()), (409, "MODEL_CANNOT_BE_DELETED_WHILE_REFERENCED"));
+    assert!(r.json()["message"].as_str().unwrap().contains(&format!("tracker {tracker}")), "{}", r.body);
+    assert_eq!(r.data()[0]["tracker"], tracker);
+    assert_eq!(emu.state().limiters.len(), 1);
+    // Unhooked with an explicit null (pfRest does not validate a null pipe), it can go.
+    let r = c.patch("/api/v2/firewall/rule", json!({"id": id, "dnpipe": null})).await;
+    assert_ok(&r);
+    assert!(r.data()["dnpipe"].is_null());
+    assert_ok(&c.delete("/api/v2/firewall/traffic_shaper/limiter?id=0").await);
+    emu.clear_schema_violations();
+    emu.shutdown().await;
+
+    // pfRest itself does not check: with the switch off, the rule is left naming a missing pipe, and every later
+    // PATCH of it fails.
+    let emu = Emulator::start(EmulatorConfig { refuse_referenced_limiter_delete: false, ..config() }).await.unwrap();
+    let c = Client::new(&emu);
+    c.post("/api/v2/firewall/traffic_shaper/limiter", limiter("pc_cap", 10, "Mb")).await;
+    let rule = json!({"type": "pass", "interface": ["wan"], "ipprotocol": "inet", "protocol": "udp",
+                      "source": "any", "destination": "any", "dnpipe": "pc_cap"});
+    let id = c.post("/api/v2/firewall/rule", rule).await.data()["id"].as_u64().unwrap();
+    assert_ok(&c.delete("/api/v2/firewall/traffic_shaper/limiter?id=0").await);
+    let r = c.patch("/api/v2/firewall/rule", json!({"id": id, "descr": "x"})).await;
+    assert_eq!((r.status, r.response_id().as_str()), (404, "FIREWALL_RULE_DNPIPE_NOT_FOUND"));
+    emu.shutdown().await;
+}

@@ -16,7 +16,8 @@ use crate::scrub::Scrubber;
 use crate::types::{
     FirewallAlias, FirewallAliasRequest, FirewallApplyRequest, FirewallApplyStatus, FirewallRule, FirewallRuleRequest,
     GatewayStatus, InterfaceStats, IpsecSa, LogLine, NetworkInterface, OpenVpnClientStatus, OpenVpnServerStatus,
-    PfTable, RestApiVersion, SystemStatus, WireGuardPeer, WireGuardTunnel,
+    PfTable, RestApiVersion, SystemStatus, TrafficShaperLimiter, TrafficShaperLimiterRequest, WireGuardPeer,
+    WireGuardTunnel,
 };
 use crate::version::PfRestVersion;
 
@@ -588,6 +589,52 @@ impl PfRestClient {
             query.push(("dry_run", "true".into()));
         }
         self.delete("/api/v2/firewall/alias", &query).await
+    }
+
+    // -----------------------------------------------------------------------------------------------------------
+    // Traffic shaper limiters (dummynet pipes; subsystem `shaper`, loaded by the filter reload).
+
+    pub async fn limiters(&self) -> Result<Vec<TrafficShaperLimiter>, PfRestError> {
+        self.list("/api/v2/firewall/traffic_shaper/limiters", &[]).await
+    }
+
+    /// The limiter with this name (with its current `id`), if any.
+    pub async fn limiter_by_name(&self, name: &str) -> Result<Option<TrafficShaperLimiter>, PfRestError> {
+        let found: Vec<TrafficShaperLimiter> =
+            self.list("/api/v2/firewall/traffic_shaper/limiters", &[("name", name.to_string())]).await?;
+        Ok(found.into_iter().find(|l| l.name == name))
+    }
+
+    pub async fn create_limiter(
+        &self,
+        limiter: &TrafficShaperLimiterRequest,
+    ) -> Result<TrafficShaperLimiter, PfRestError> {
+        let dry_run = limiter.controls.dry_run == Some(true);
+        self.write(Method::Post, "/api/v2/firewall/traffic_shaper/limiter", limiter, dry_run, false).await
+    }
+
+    /// PATCH a limiter; `limiter.id` must be set (resolve it by name right before). `bandwidth` replaces the
+    /// whole list.
+    pub async fn update_limiter(
+        &self,
+        limiter: &TrafficShaperLimiterRequest,
+    ) -> Result<TrafficShaperLimiter, PfRestError> {
+        if limiter.id.is_none() {
+            return Err(config_error(
+                "PATCH /api/v2/firewall/traffic_shaper/limiter: the limiter id is missing".into(),
+            ));
+        }
+        let dry_run = limiter.controls.dry_run == Some(true);
+        self.write(Method::Patch, "/api/v2/firewall/traffic_shaper/limiter", limiter, dry_run, false).await
+    }
+
+    /// DELETE one limiter by its current id (there is no plural DELETE of limiters).
+    pub async fn delete_limiter(&self, id: u64, dry_run: bool) -> Result<TrafficShaperLimiter, PfRestError> {
+        let mut query = vec![("id", id.to_string())];
+        if dry_run {
+            query.push(("dry_run", "true".into()));
+        }
+        self.delete("/api/v2/firewall/traffic_shaper/limiter", &query).await
     }
 
     // -----------------------------------------------------------------------------------------------------------

@@ -189,6 +189,13 @@ pub struct FirewallRule {
     /// The gateway the rule routes through (`route-to`); pfRest refuses `synproxy state` on a rule with one.
     #[serde(deserialize_with = "lenient::opt_string")]
     pub gateway: Option<String>,
+    /// The limiter (or limiter queue) the rule's traffic goes through in its direction, by name; `None`: none.
+    /// A DDoS protection's per-source bandwidth cap lives here.
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub dnpipe: Option<String>,
+    /// The limiter for the reply direction (set only with `dnpipe`).
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub pdnpipe: Option<String>,
     /// Every other field, as received.
     #[serde(flatten)]
     pub other: Map<String, Value>,
@@ -230,6 +237,84 @@ pub struct FirewallAlias {
     pub address: Vec<String>,
     #[serde(deserialize_with = "lenient::strings")]
     pub detail: Vec<String>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+/// One bandwidth profile of a limiter (`TrafficShaperLimiterBandwidth`, nested in the limiter's `bandwidth`):
+/// `bw` in units of `bwscale` (`b`, `Kb`, `Mb`: bits per second with decimal prefixes, as dummynet counts).
+/// pfRest shows each with an `id` and `parent_id`, which are not kept (a PATCH replaces the whole list).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LimiterBandwidth {
+    #[serde(deserialize_with = "lenient::u64_or_zero")]
+    pub bw: u64,
+    #[serde(deserialize_with = "lenient::string")]
+    pub bwscale: String,
+    /// The schedule the profile holds under (`none`: always); not sent when `None`.
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "lenient::opt_string")]
+    pub bwsched: Option<String>,
+}
+
+/// Body of `POST`/`PATCH /api/v2/firewall/traffic_shaper/limiter` (model `TrafficShaperLimiter`). `id` only on
+/// PATCH; `aqm` and `sched` are required on POST; `enabled` defaults to false in pfRest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TrafficShaperLimiterRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// `none`, `srcaddress` (one dynamic pipe per source) or `dstaddress`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mask: Option<String>,
+    /// The IPv4 prefix length a source pipe covers (1..=32), only with a mask.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maskbits: Option<u32>,
+    /// The IPv6 prefix length a source pipe covers (1..=128), only with a mask.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maskbitsv6: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aqm: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sched: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<Vec<LimiterBandwidth>>,
+    #[serde(flatten)]
+    pub controls: WriteControls,
+}
+
+/// A traffic shaper limiter (a dummynet pipe) as pfRest returns it. `id` is a list position that shifts on
+/// delete; `name` is what rules name in `dnpipe`/`pdnpipe`, and `number` the pipe number pfSense gave it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrafficShaperLimiter {
+    #[serde(deserialize_with = "lenient::opt_u64")]
+    pub id: Option<u64>,
+    #[serde(deserialize_with = "lenient::string")]
+    pub name: String,
+    #[serde(deserialize_with = "lenient::opt_i64")]
+    pub number: Option<i64>,
+    #[serde(deserialize_with = "lenient::bool")]
+    pub enabled: bool,
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub mask: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_i64")]
+    pub maskbits: Option<i64>,
+    #[serde(deserialize_with = "lenient::opt_i64")]
+    pub maskbitsv6: Option<i64>,
+    #[serde(deserialize_with = "lenient::string")]
+    pub description: String,
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub aqm: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub sched: Option<String>,
+    #[serde(deserialize_with = "lenient::list")]
+    pub bandwidth: Vec<LimiterBandwidth>,
+    /// Every other field (queue, AQM and scheduler parameters, delay, plr, ...), as received.
     #[serde(flatten)]
     pub other: Map<String, Value>,
 }
@@ -589,6 +674,34 @@ mod tests {
         for gone in ["id", "tracker", "created_time", "updated_by", "quick", "icmptype"] {
             assert!(v.get(gone).is_none(), "{gone} in {v}");
         }
+    }
+
+    #[test]
+    fn limiters_read_leniently_and_requests_carry_only_what_is_set() {
+        let l: TrafficShaperLimiter = serde_json::from_value(json!({
+            "id": 2, "name": "pc_1a2b3c4d", "number": "3", "enabled": true, "mask": "srcaddress", "maskbits": 32,
+            "maskbitsv6": "64", "description": "x", "aqm": "droptail", "sched": "wf2q+", "delay": null,
+            "bandwidth": [{"id": 0, "parent_id": 2, "bw": "10", "bwscale": "Mb", "bwsched": "none"}]
+        }))
+        .unwrap();
+        assert_eq!((l.id, l.number, l.maskbitsv6), (Some(2), Some(3), Some(64)));
+        assert_eq!(l.bandwidth, vec![LimiterBandwidth { bw: 10, bwscale: "Mb".into(), bwsched: Some("none".into()) }]);
+        assert!(l.other.contains_key("delay") && !l.other.contains_key("bandwidth"));
+        let req = TrafficShaperLimiterRequest {
+            id: Some(2),
+            bandwidth: Some(vec![LimiterBandwidth { bw: 500, bwscale: "Kb".into(), bwsched: None }]),
+            controls: WriteControls::dry_run(),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&req).unwrap(),
+            json!({"id": 2, "bandwidth": [{"bw": 500, "bwscale": "Kb"}], "dry_run": true})
+        );
+        let rule: FirewallRule = serde_json::from_value(json!({"tracker": 1, "dnpipe": "pc_1a2b3c4d"})).unwrap();
+        assert_eq!((rule.dnpipe.as_deref(), rule.pdnpipe.as_deref()), (Some("pc_1a2b3c4d"), None));
+        assert!(!rule.other.contains_key("dnpipe"), "a typed field, not kept twice");
+        let clear = FirewallRuleRequest { id: Some(1), dnpipe: Some(None), ..Default::default() };
+        assert_eq!(serde_json::to_value(&clear).unwrap(), json!({"id": 1, "dnpipe": null}), "pfRest clears with null");
     }
 
     #[test]

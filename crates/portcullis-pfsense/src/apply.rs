@@ -9,19 +9,35 @@ use portcullis_core::geo::is_geo_list;
 use portcullis_core::model::{AddressTarget, PortMatch, Rule, RuleId};
 use portcullis_core::plan::global_index_by;
 use portcullis_core::plan::{ChangePlan, Operation, same_enforcement};
-use portcullis_core::protection::Protection;
-use portcullis_pfrest::types::{FirewallAlias, FirewallAliasRequest, FirewallRule, FirewallRuleRequest, WriteControls};
+use portcullis_core::protection::{Bandwidth, Protection};
+use portcullis_pfrest::types::{
+    FirewallAlias, FirewallAliasRequest, FirewallRule, FirewallRuleRequest, TrafficShaperLimiter,
+    TrafficShaperLimiterRequest, WriteControls,
+};
 use portcullis_pfrest::{PfRestClient, PfRestError};
 
 use crate::mapping::{
     self, InterfaceMap, RuleFields, alias_create_request, canonical_value, device_value, entry_detail, pause_key,
 };
-use crate::protection::{self as ddos, KEEP_STATE, ProtectionRecord, ProxiedRule, SYNPROXY};
+use crate::protection::{self as ddos, KEEP_STATE, LimiterRecord, PipedRule, ProtectionRecord, ProxiedRule, SYNPROXY};
 use crate::{PfSenseFirewall, store_error};
 
 fn conflict(message: impl Into<String>) -> BackendError {
     BackendError::new(ErrorCode::Conflict, message)
         .with_hint("the firewall changed since the plan was made; plan again")
+}
+
+/// A limiter with the name a protection's would have, that Portcullis did not make (its description does not name
+/// the protection): it is not taken over.
+fn foreign_limiter(name: &str, protection_id: &str) -> BackendError {
+    BackendError::new(
+        ErrorCode::ValidationError,
+        format!(
+            "a limiter named {name} exists on the firewall and is not the one Portcullis makes for DDoS protection \
+             {protection_id}; Portcullis does not take over a limiter it did not create"
+        ),
+    )
+    .with_hint(format!("rename or delete limiter {name} (Firewall > Traffic Shaper > Limiters), then try again"))
 }
 
 /// The pfSense tracker behind a rule id.
@@ -76,10 +92,11 @@ fn prevalidate(plan: &ChangePlan, geo_cap: usize) -> Result<(), BackendError> {
                 if !unsupported.is_empty() {
                     return Err(ddos::unsupported_error(after, &unsupported));
                 }
-                if !after.syn_proxy {
+                if !after.syn_proxy && after.per_source_bandwidth.is_none() {
                     // Nothing would be left to enforce; the planner refuses such a protection before this.
                     return Err(mapping::validation(format!(
-                        "DDoS protection {} enforces nothing pfSense can hold: only syn_proxy is carried out here",
+                        "DDoS protection {} enforces nothing pfSense can hold: only syn_proxy and \
+                         per_source_bandwidth are carried out here",
                         after.protection_id
                     )));
                 }
@@ -199,6 +216,9 @@ enum Undo {
     CreatedAlias { name: String },
     DeletedAlias { recreate: Box<FirewallAliasRequest> },
     PatchedAlias { name: String, address: Vec<String>, detail: Vec<String> },
+    CreatedLimiter { name: String },
+    PatchedLimiter { name: String, restore: Box<TrafficShaperLimiterRequest> },
+    DeletedLimiter { recreate: Box<TrafficShaperLimiterRequest> },
     StoreValue { key: String, previous: String },
 }
 
@@ -217,6 +237,11 @@ impl Undo {
                 format!("re-create deleted alias {}", recreate.name.as_deref().unwrap_or_default())
             }
             Undo::PatchedAlias { name, .. } => format!("restore the entries of alias {name}"),
+            Undo::CreatedLimiter { name } => format!("delete created limiter {name}"),
+            Undo::PatchedLimiter { name, .. } => format!("restore limiter {name}"),
+            Undo::DeletedLimiter { recreate } => {
+                format!("re-create deleted limiter {}", recreate.name.as_deref().unwrap_or_default())
+            }
             Undo::StoreValue { key, .. } => format!("restore {key}"),
         }
     }
@@ -362,11 +387,21 @@ impl<'a> Engine<'a> {
         Ok(self.protections.get_or_insert_with(Vec::new))
     }
 
-    /// Puts a protection's SYN proxy on the rules it now covers and gives the rules it no longer covers their
-    /// earlier statetype back: `before` is what the plan saw (`None`: a creation), `after` what it wants (`None`:
-    /// a removal). Every rule is read by tracker right before its PATCH, which carries only `statetype` (pfRest
-    /// merges a PATCH into the stored rule, so the GUI's advanced options stay); each PATCH is undone like any
-    /// rule update if a later step fails. The record is only queued here and written after the device writes.
+    /// Carries out one protection change: `before` is what the plan saw (`None`: a creation), `after` what it
+    /// wants (`None`: a removal). In this order, so that every reference is valid when it is written:
+    ///
+    /// 1. everything that can refuse is judged on the rules and limiters read now, before any write: the rules the
+    ///    SYN proxy and the limiter go on, another limiter already on one of them, a limiter of the same name
+    ///    that is not Portcullis';
+    /// 2. the limiter is created, or PATCHed to the cap asked (a rule can only name an existing limiter);
+    /// 3. the rules it now covers get `dnpipe`; the rules it no longer covers get their earlier `dnpipe` back;
+    /// 4. the SYN proxy goes on the rules it now covers, and the rules it no longer covers get their earlier
+    ///    statetype back;
+    /// 5. a limiter no longer wanted is deleted once no rule names it.
+    ///
+    /// Every rule is read by tracker right before its PATCH, which carries only the field it changes (pfRest merges
+    /// a PATCH into the stored rule, so the GUI's advanced options stay); every write is undone like any other if a
+    /// later step fails. The record is only queued here and written after the device writes.
     async fn protection(
         &mut self,
         before: Option<&Protection>,
@@ -374,42 +409,111 @@ impl<'a> Engine<'a> {
     ) -> Result<(), BackendError> {
         let Some(id) = after.or(before).map(|p| p.protection_id.clone()) else { return Ok(()) };
         let rules = self.client().rules().await?;
-        let records = self.protection_records()?;
+        let records = self.protection_records()?.clone();
         let index = records.iter().position(|r| r.protection.protection_id == id);
-        let held = index.filter(|i| records[*i].in_force(&rules));
-        match (before, held) {
+        let limiter = ddos::limiter_name(&id);
+        let wants_cap = after.and_then(|p| p.per_source_bandwidth);
+        // Whether the limiter of this name is this protection's to delete: the plan saw it capped, or its record
+        // names the limiter.
+        let had_cap = before.is_some_and(|p| p.per_source_bandwidth.is_some())
+            || index.is_some_and(|i| records[i].limiter.as_ref().is_some_and(|l| l.name == limiter));
+        let limiters = if wants_cap.is_some()
+            || had_cap
+            || index.is_some_and(|i| records[i].protection.per_source_bandwidth.is_some())
+        {
+            self.client().limiters().await?
+        } else {
+            Vec::new()
+        };
+        let held = index.and_then(|i| records[i].held(&rules, &limiters));
+        match (before, &held) {
             (None, Some(_)) => return Err(conflict(format!("DDoS protection {id} already exists"))),
             (None, None) => {}
             (Some(_), None) => return Err(conflict(format!("DDoS protection {id} is not there any more"))),
-            (Some(b), Some(i)) if !portcullis_core::protection::same_enforcement(&records[i].protection, b) => {
+            (Some(b), Some(h)) if !portcullis_core::protection::same_enforcement(h, b) => {
                 return Err(conflict(format!("DDoS protection {id} was changed meanwhile")));
             }
             (Some(_), Some(_)) => {}
         }
-        // On a creation this is a record whose rules lost the proxy since (left out of the state): what it says
-        // the rules had before Portcullis first proxied them is still true, and rules it proxied that the new
+        // On a creation this is a record the device no longer holds whole (left out of the state): what it says
+        // the rules had before Portcullis first changed them is still true, and rules it changed that the new
         // protection does not cover get that back.
         let old = index.map(|i| records[i].clone());
-        let targets = match after {
+
+        // 1. Judged before any write.
+        let proxy_targets = match after {
             Some(p) if p.syn_proxy => ddos::proxy_targets(self.client(), &self.ifaces, p, &rules).await?,
             _ => Vec::new(),
         };
-        let mut proxied = Vec::with_capacity(targets.len());
-        for target in &targets {
+        let pipe_targets = match (after, wants_cap) {
+            (Some(p), Some(_)) => ddos::pipe_targets(self.client(), &self.ifaces, p, &rules).await?,
+            _ => Vec::new(),
+        };
+        let device_limiter = limiters.iter().find(|l| l.name == limiter).cloned();
+        if wants_cap.is_some()
+            && let Some(l) = &device_limiter
+            && !ddos::is_own_limiter(l, &id)
+            && old.as_ref().and_then(|o| o.limiter.as_ref()).is_none_or(|r| r.name != limiter)
+        {
+            return Err(foreign_limiter(&limiter, &id));
+        }
+
+        // 2. The limiter.
+        if let (Some(p), Some(cap)) = (after, wants_cap) {
+            self.ensure_limiter(p, cap, device_limiter.as_ref()).await?;
+        }
+
+        // 3. The rules' pipes.
+        let mut piped = Vec::with_capacity(pipe_targets.len());
+        for target in &pipe_targets {
             let Some(tracker) = target.tracker else { continue };
-            let current = self
-                .client()
-                .rule_by_tracker(tracker)
-                .await?
-                .ok_or_else(|| conflict(format!("rule {tracker} vanished while the SYN proxy was being set")))?;
-            // The rule must still be the one judged a target a moment ago (what decides that: its model values
-            // and its gateway).
-            let model = |r: &FirewallRule| mapping::rule_from_device(r, &self.ifaces, None).ok();
-            let unchanged = matches!((model(&current), model(target)), (Some(a), Some(b)) if same_enforcement(&a, &b))
-                && current.gateway == target.gateway;
-            if !unchanged {
-                return Err(conflict(format!("rule {tracker} changed while the SYN proxy was being set")));
+            let current = self.still_the_target(target, "the limiter").await?;
+            let previous = if current.dnpipe.as_deref() == Some(limiter.as_str()) {
+                // Named already: by this protection's earlier record, or by hand; either way it is this
+                // protection's limiter now, and a removal clears it.
+                old.as_ref().and_then(|o| o.previous_dnpipe_of(tracker)).unwrap_or(None)
+            } else if current.dnpipe.is_some() || current.pdnpipe.is_some() {
+                return Err(conflict(format!("rule {tracker} was given another limiter while the cap was being set")));
+            } else {
+                self.set_dnpipe(&current, Some(&limiter), None).await?;
+                None
+            };
+            piped.push(PipedRule { tracker, previous_dnpipe: previous });
+        }
+        if let Some(old_limiter) = old.as_ref().and_then(|o| o.limiter.as_ref()) {
+            for rule in old_limiter.rules.iter().filter(|r| !piped.iter().any(|p| p.tracker == r.tracker)) {
+                let Some(current) = self.client().rule_by_tracker(rule.tracker).await? else {
+                    // Deleted since: nothing to give back.
+                    continue;
+                };
+                if current.dnpipe.as_deref() != Some(old_limiter.name.as_str()) {
+                    // Changed by someone since: theirs stands.
+                    continue;
+                }
+                self.set_dnpipe(&current, rule.previous_dnpipe.as_deref(), Some(&old_limiter.name)).await?;
             }
+        }
+        let delete_limiter =
+            wants_cap.is_none() && device_limiter.as_ref().is_some_and(|l| had_cap || ddos::is_own_limiter(l, &id));
+        if delete_limiter {
+            // Rules that name the limiter without being in the record (pointed at it by hand) would be left naming
+            // a pipe that no longer exists, which fails every later PATCH of them: they lose it too.
+            for stray in rules.iter().filter(|r| {
+                (r.dnpipe.as_deref() == Some(limiter.as_str()) || r.pdnpipe.as_deref() == Some(limiter.as_str()))
+                    && old.as_ref().is_none_or(|o| o.previous_dnpipe_of(r.tracker.unwrap_or_default()).is_none())
+            }) {
+                let Some(tracker) = stray.tracker else { continue };
+                let Some(current) = self.client().rule_by_tracker(tracker).await? else { continue };
+                tracing::warn!(tracker, %limiter, "a rule names the limiter of a protection being removed; unhooking it");
+                self.unhook(&current, &limiter).await?;
+            }
+        }
+
+        // 4. The SYN proxy.
+        let mut proxied = Vec::with_capacity(proxy_targets.len());
+        for target in &proxy_targets {
+            let Some(tracker) = target.tracker else { continue };
+            let current = self.still_the_target(target, "the SYN proxy").await?;
             let now = current.statetype.clone();
             let previous = if now.as_deref() == Some(SYNPROXY) {
                 // Proxied already: by this protection's earlier record, or by someone else (then it keeps it).
@@ -438,26 +542,99 @@ impl<'a> Engine<'a> {
                 self.set_statetype(&current, restore, SYNPROXY).await?;
             }
         }
+
+        // 5. A limiter no longer wanted.
+        if delete_limiter {
+            self.remove_limiter(&limiter).await?;
+        }
+
         let records = self.protection_records()?;
         records.retain(|r| r.protection.protection_id != id);
         if let Some(p) = after {
-            records.push(ProtectionRecord { protection: p.clone(), rules: proxied });
+            let limiter = wants_cap.map(|_| LimiterRecord { name: limiter.clone(), rules: piped });
+            records.push(ProtectionRecord { protection: p.clone(), rules: proxied, limiter });
         }
         self.protections_changed = true;
         Ok(())
     }
 
+    /// The rule judged a target a moment ago, read again by tracker right before its PATCH; `conflict` if it is
+    /// gone or no longer the same (what decides that: its model values and its gateway).
+    async fn still_the_target(&self, target: &FirewallRule, what: &str) -> Result<FirewallRule, BackendError> {
+        let tracker = target
+            .tracker
+            .ok_or_else(|| mapping::unexpected("GET /api/v2/firewall/rules: a rule without a tracker"))?;
+        let current = self
+            .client()
+            .rule_by_tracker(tracker)
+            .await?
+            .ok_or_else(|| conflict(format!("rule {tracker} vanished while {what} was being set")))?;
+        let model = |r: &FirewallRule| mapping::rule_from_device(r, &self.ifaces, None).ok();
+        let unchanged = matches!((model(&current), model(target)), (Some(a), Some(b)) if same_enforcement(&a, &b))
+            && current.gateway == target.gateway;
+        if !unchanged {
+            return Err(conflict(format!("rule {tracker} changed while {what} was being set")));
+        }
+        Ok(current)
+    }
+
     /// PATCHes only the `statetype` of `rule` (read by tracker right before) to `to`; the undo PATCHes `back`.
     async fn set_statetype(&mut self, rule: &FirewallRule, to: &str, back: &str) -> Result<(), BackendError> {
+        let change = FirewallRuleRequest { statetype: Some(to.to_string()), ..Default::default() };
+        let undo = FirewallRuleRequest { statetype: Some(back.to_string()), ..Default::default() };
+        self.patch_rule(rule, change, undo, |now| now.statetype.as_deref() == Some(to)).await
+    }
+
+    /// PATCHes only the `dnpipe` of `rule` (read by tracker right before) to `to` (`None`: an explicit `null`,
+    /// which is how pfRest clears it: the field allows null, not the empty string); the undo PATCHes `back`.
+    async fn set_dnpipe(
+        &mut self,
+        rule: &FirewallRule,
+        to: Option<&str>,
+        back: Option<&str>,
+    ) -> Result<(), BackendError> {
+        let change = FirewallRuleRequest { dnpipe: Some(to.map(str::to_string)), ..Default::default() };
+        let undo = FirewallRuleRequest { dnpipe: Some(back.map(str::to_string)), ..Default::default() };
+        self.patch_rule(rule, change, undo, |now| now.dnpipe.as_deref() == to).await
+    }
+
+    /// Clears every pipe of `rule` that names `limiter` (the undo names it again).
+    async fn unhook(&mut self, rule: &FirewallRule, limiter: &str) -> Result<(), BackendError> {
+        let ours = |pipe: &Option<String>| pipe.as_deref() == Some(limiter);
+        let mut change = FirewallRuleRequest::default();
+        let mut undo = FirewallRuleRequest::default();
+        if ours(&rule.pdnpipe) {
+            change.pdnpipe = Some(None);
+            undo.pdnpipe = Some(rule.pdnpipe.clone());
+        }
+        if ours(&rule.dnpipe) {
+            // pfRest refuses a pdnpipe without a dnpipe: a rule whose Out pipe is another limiter keeps both.
+            if rule.pdnpipe.is_none() || ours(&rule.pdnpipe) {
+                change.dnpipe = Some(None);
+                undo.dnpipe = Some(rule.dnpipe.clone());
+            }
+        }
+        if !change.has_changes() {
+            return Ok(());
+        }
+        let cleared = |now: &FirewallRule| !ours(&now.dnpipe) && !ours(&now.pdnpipe);
+        self.patch_rule(rule, change, undo, cleared).await
+    }
+
+    /// PATCHes the fields of `change` onto `rule` (read by tracker right before) and queues `undo`. When the answer
+    /// is lost, the rule is read again and the undo queued if `landed` says the PATCH took effect.
+    async fn patch_rule(
+        &mut self,
+        rule: &FirewallRule,
+        change: FirewallRuleRequest,
+        undo: FirewallRuleRequest,
+        landed: impl Fn(&FirewallRule) -> bool,
+    ) -> Result<(), BackendError> {
         let tracker =
             rule.tracker.ok_or_else(|| mapping::unexpected("GET /api/v2/firewall/rules: a rule without a tracker"))?;
         let id = rule.id.ok_or_else(|| mapping::unexpected("GET /api/v2/firewall/rules: a rule without an id"))?;
-        let req = FirewallRuleRequest { id: Some(id), statetype: Some(to.to_string()), ..Default::default() };
-        let undo = Undo::UpdatedRule {
-            tracker,
-            restore: Box::new(FirewallRuleRequest { statetype: Some(back.to_string()), ..Default::default() }),
-            placement: None,
-        };
+        let req = FirewallRuleRequest { id: Some(id), ..change };
+        let undo = Undo::UpdatedRule { tracker, restore: Box::new(undo), placement: None };
         // A paused rule's pause is tied to its `updated_time`, which this PATCH moves: tie it to the new one, or
         // the pause would read as an edit by hand and never end.
         let paused = self.fw.paused_until(rule)?;
@@ -472,9 +649,78 @@ impl<'a> Engine<'a> {
             Err(e) => {
                 if e.outcome_unknown
                     && let Ok(Some(now)) = self.client().rule_by_tracker(tracker).await
-                    && now.statetype.as_deref() == Some(to)
+                    && landed(&now)
                 {
-                    tracing::warn!(tracker, "a statetype update reported an error but landed; it will be undone");
+                    tracing::warn!(tracker, "a rule update reported an error but landed; it will be undone");
+                    self.undo.push(undo);
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Creates `p`'s limiter with cap `cap`, or PATCHes the one there (Portcullis') to it; the undo deletes what
+    /// was created or PATCHes back what was there.
+    async fn ensure_limiter(
+        &mut self,
+        p: &Protection,
+        cap: Bandwidth,
+        existing: Option<&TrafficShaperLimiter>,
+    ) -> Result<(), BackendError> {
+        let wanted = ddos::limiter_request(p, cap);
+        let name = ddos::limiter_name(&p.protection_id);
+        let Some(existing) = existing else {
+            return match self.client().create_limiter(&wanted).await {
+                Ok(_) => {
+                    self.undo.push(Undo::CreatedLimiter { name });
+                    Ok(())
+                }
+                Err(e) => {
+                    if e.outcome_unknown && matches!(self.client().limiter_by_name(&name).await, Ok(Some(_))) {
+                        tracing::warn!(limiter = %name, "a limiter creation reported an error but landed; it will be undone");
+                        self.undo.push(Undo::CreatedLimiter { name });
+                    }
+                    Err(e.into())
+                }
+            };
+        };
+        let Some(mut req) = ddos::limiter_patch(existing, &wanted) else { return Ok(()) };
+        req.id = existing.id;
+        let undo = Undo::PatchedLimiter { name: name.clone(), restore: Box::new(ddos::limiter_settings(existing)) };
+        match self.client().update_limiter(&req).await {
+            Ok(_) => {
+                self.undo.push(undo);
+                Ok(())
+            }
+            Err(e) => {
+                if e.outcome_unknown
+                    && let Ok(Some(now)) = self.client().limiter_by_name(&name).await
+                    && ddos::limiter_patch(&now, &wanted).is_none()
+                {
+                    tracing::warn!(limiter = %name, "a limiter update reported an error but landed; it will be undone");
+                    self.undo.push(undo);
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Deletes the limiter `name` (read by name right before: its id shifts); the undo creates it again as it was.
+    async fn remove_limiter(&mut self, name: &str) -> Result<(), BackendError> {
+        let Some(current) = self.client().limiter_by_name(name).await? else { return Ok(()) };
+        let id = current.id.ok_or_else(|| {
+            mapping::unexpected("GET /api/v2/firewall/traffic_shaper/limiters: a limiter without an id")
+        })?;
+        let recreate = TrafficShaperLimiterRequest { name: Some(name.to_string()), ..ddos::limiter_settings(&current) };
+        let undo = Undo::DeletedLimiter { recreate: Box::new(recreate) };
+        match self.client().delete_limiter(id, false).await {
+            Ok(_) => {
+                self.undo.push(undo);
+                Ok(())
+            }
+            Err(e) => {
+                if e.outcome_unknown && matches!(self.client().limiter_by_name(name).await, Ok(None)) {
+                    tracing::warn!(limiter = %name, "a limiter deletion reported an error but landed; it will be undone");
                     self.undo.push(undo);
                 }
                 Err(e.into())
@@ -839,6 +1085,27 @@ impl<'a> Engine<'a> {
                 };
                 c.update_alias(&req).await?;
             }
+            Undo::CreatedLimiter { name } => {
+                if let Some(limiter) = c.limiter_by_name(name).await?
+                    && let Some(id) = limiter.id
+                {
+                    c.delete_limiter(id, false).await?;
+                }
+            }
+            Undo::PatchedLimiter { name, restore } => {
+                let limiter = c
+                    .limiter_by_name(name)
+                    .await?
+                    .ok_or_else(|| conflict(format!("limiter {name} vanished before it could be restored")))?;
+                let req = TrafficShaperLimiterRequest { id: limiter.id, ..(**restore).clone() };
+                c.update_limiter(&req).await?;
+            }
+            Undo::DeletedLimiter { recreate } => {
+                let name = recreate.name.as_deref().unwrap_or_default();
+                if c.limiter_by_name(name).await?.is_none() {
+                    c.create_limiter(recreate).await?;
+                }
+            }
             Undo::StoreValue { key, previous } => {
                 self.fw.store.meta_set(key, previous).map_err(store_error)?;
             }
@@ -1074,8 +1341,11 @@ pub(crate) async fn check(fw: &PfSenseFirewall, plan: &ChangePlan) -> Result<(),
     Ok(())
 }
 
-/// A protection's SYN proxy needs TCP pass rules to go on: with none it is refused as a validation error, and
-/// where pfRest can dry-run, the statetype PATCH of each rule it would go on is validated by pfRest itself.
+/// A protection's SYN proxy needs TCP pass rules to go on, and its bandwidth cap pass rules of the protocols it
+/// covers that no other limiter is on: without, it is refused as a validation error. Where pfRest can dry-run
+/// (v2.8.0+), pfRest itself validates the statetype PATCH of each rule the proxy would go on, and the limiter's
+/// creation (or its PATCH, when Portcullis' limiter is there already, and then the rules' `dnpipe` PATCHes too:
+/// before the limiter exists, pfRest would refuse a rule naming it, which the real change creates first).
 async fn check_protections(fw: &PfSenseFirewall, plan: &ChangePlan, dry_run: bool) -> Result<(), BackendError> {
     let wanted: Vec<&Protection> = plan
         .operations
@@ -1084,7 +1354,7 @@ async fn check_protections(fw: &PfSenseFirewall, plan: &ChangePlan, dry_run: boo
             Operation::CreateProtection { after } | Operation::UpdateProtection { after, .. } => Some(after),
             _ => None,
         })
-        .filter(|p| p.syn_proxy)
+        .filter(|p| p.syn_proxy || p.per_source_bandwidth.is_some())
         .collect();
     if wanted.is_empty() {
         return Ok(());
@@ -1093,11 +1363,35 @@ async fn check_protections(fw: &PfSenseFirewall, plan: &ChangePlan, dry_run: boo
     let (interfaces, _) = fw.interfaces().await?;
     let ifaces = InterfaceMap::new(&interfaces);
     let rules = c.rules().await?;
+    let capped = wanted.iter().any(|p| p.per_source_bandwidth.is_some());
+    let limiters = if capped { c.limiters().await? } else { Vec::new() };
+    let records = if capped { ddos::load(&fw.store, &fw.name)? } else { Vec::new() };
+    // Every refusal first (it needs no dry run), then the dry runs.
+    let mut judged = Vec::with_capacity(wanted.len());
     for p in wanted {
-        for target in ddos::proxy_targets(c, &ifaces, p, &rules).await? {
-            if !dry_run || target.statetype.as_deref() == Some(SYNPROXY) {
-                continue;
-            }
+        let proxy = if p.syn_proxy { ddos::proxy_targets(c, &ifaces, p, &rules).await? } else { Vec::new() };
+        let pipes = match p.per_source_bandwidth {
+            Some(_) => ddos::pipe_targets(c, &ifaces, p, &rules).await?,
+            None => Vec::new(),
+        };
+        let name = ddos::limiter_name(&p.protection_id);
+        let recorded = records.iter().any(|r| {
+            r.protection.protection_id == p.protection_id && r.limiter.as_ref().is_some_and(|l| l.name == name)
+        });
+        if p.per_source_bandwidth.is_some()
+            && let Some(l) = limiters.iter().find(|l| l.name == name)
+            && !ddos::is_own_limiter(l, &p.protection_id)
+            && !recorded
+        {
+            return Err(foreign_limiter(&name, &p.protection_id));
+        }
+        judged.push((p, proxy, pipes));
+    }
+    if !dry_run {
+        return Ok(());
+    }
+    for (p, proxy, targets) in judged {
+        for target in proxy.iter().filter(|t| t.statetype.as_deref() != Some(SYNPROXY)) {
             let req = FirewallRuleRequest {
                 id: target.id,
                 statetype: Some(SYNPROXY.to_string()),
@@ -1105,6 +1399,31 @@ async fn check_protections(fw: &PfSenseFirewall, plan: &ChangePlan, dry_run: boo
                 ..Default::default()
             };
             c.update_rule(&req).await.map_err(dry_run_error)?;
+        }
+        let Some(cap) = p.per_source_bandwidth else { continue };
+        let name = ddos::limiter_name(&p.protection_id);
+        let existing = limiters.iter().find(|l| l.name == name);
+        let wanted = ddos::limiter_request(p, cap);
+        match existing {
+            None => {
+                let req = TrafficShaperLimiterRequest { controls: WriteControls::dry_run(), ..wanted };
+                c.create_limiter(&req).await.map_err(dry_run_error)?;
+            }
+            Some(l) => {
+                if let Some(patch) = ddos::limiter_patch(l, &wanted) {
+                    let req = TrafficShaperLimiterRequest { id: l.id, controls: WriteControls::dry_run(), ..patch };
+                    c.update_limiter(&req).await.map_err(dry_run_error)?;
+                }
+                for target in targets.iter().filter(|t| t.dnpipe.as_deref() != Some(name.as_str())) {
+                    let req = FirewallRuleRequest {
+                        id: target.id,
+                        dnpipe: Some(Some(name.clone())),
+                        controls: WriteControls::dry_run(),
+                        ..Default::default()
+                    };
+                    c.update_rule(&req).await.map_err(dry_run_error)?;
+                }
+            }
         }
     }
     Ok(())

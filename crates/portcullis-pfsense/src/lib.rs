@@ -12,11 +12,12 @@
 //!   `detail` text ([`detail`]), so they survive on pfSense itself. Only pause deadlines, which pfSense has no field
 //!   for, live in the Portcullis store (`pfsense:{target}:pause:{tracker}`), tied to the rule's `updated_time` so a
 //!   rule edited by hand since is not resumed by surprise.
-//! - **DDoS protections** ([`protection`]): pfRest v2 can only set a rule's `statetype`, so a protection's SYN
-//!   proxy is `synproxy state` on the TCP pass rules of its interface and ports, and every other limit is
-//!   reported unsupported. pfSense has no object for the protection itself: its definition and the statetypes it
-//!   replaced live in the store (`pfsense:{target}:protections`), and it is read back only while its rules still
-//!   carry the proxy. Its live side is pf's `virusprot` table.
+//! - **DDoS protections** ([`protection`]): pfRest v2 has no field for pf's connection limits, so a protection's
+//!   SYN proxy is `synproxy state` on the TCP pass rules of its interface and ports, its per-source bandwidth cap
+//!   one limiter with a source mask named in those pass rules' `dnpipe`, and every other limit is reported
+//!   unsupported. pfSense has no object for the protection itself: its definition, the statetypes and pipes it
+//!   replaced and its limiter's name live in the store (`pfsense:{target}:protections`), and it is read back only
+//!   while its rules and limiter still hold what Portcullis set. Its live side is pf's `virusprot` table.
 
 mod apply;
 mod cache;
@@ -226,11 +227,18 @@ impl PfSenseFirewall {
     }
 
     async fn read_state(&self, read: &StateRead) -> Result<RuleSet, BackendError> {
-        let ((config, stats), rules, aliases) =
-            tokio::try_join!(self.interfaces(), self.rules_for(read), self.aliases_for(read))?;
+        let records = protection::load(&self.store, &self.name)?;
+        // Limiters are read (now: they are few, and never cached) only when a protection has one.
+        let limiters =
+            async { if protection::needs_limiters(&records) { self.client.limiters().await } else { Ok(Vec::new()) } };
+        let ((config, stats), rules, aliases, limiters) =
+            tokio::try_join!(self.interfaces(), self.rules_for(read), self.aliases_for(read), async {
+                limiters.await.map_err(BackendError::from)
+            })?;
         let ifaces = InterfaceMap::new(&config);
-        // Judged on the rules as read (with their raw statetype, which the model's rules do not carry).
-        let protections = protection::in_force(&protection::load(&self.store, &self.name)?, &rules);
+        // Judged on the rules as read (with their raw statetype and dnpipe, which the model's rules do not carry)
+        // and the limiters as read.
+        let protections = protection::in_force(&records, &rules, &limiters);
         let rules = rules.iter().map(|r| self.model_rule(r, &ifaces)).collect::<Result<Vec<_>, _>>()?;
         let aliases = aliases
             .iter()
@@ -309,7 +317,8 @@ impl Firewall for PfSenseFirewall {
         Ok(self.client.firewall_log_page(skip, limit).await?)
     }
 
-    /// Everything but the SYN proxy: pfRest v2 has no field for pf's connection limits.
+    /// Everything but the SYN proxy and the per-source bandwidth cap: pfRest v2 has no field for pf's connection
+    /// limits.
     fn unsupported_protection_fields(&self, protection: &Protection) -> Vec<UnsupportedField> {
         protection::unsupported_fields(protection)
     }

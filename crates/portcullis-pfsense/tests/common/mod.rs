@@ -115,6 +115,8 @@ pub fn comparable(s: &StateView) -> Value {
         "pending": s.pending_subsystems,
         "enforced_rules": s.applied.rules,
         "enforced_aliases": s.applied.aliases,
+        "limiters": s.limiters,
+        "enforced_limiters": s.applied.limiters,
     })
 }
 
