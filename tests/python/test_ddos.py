@@ -125,6 +125,14 @@ async def test_the_customers_call_on_pfsense_lists_what_pfrest_cannot_carry(serv
             assert "synproxy state" in json.dumps(rules), "the pass rule carries pf's SYN proxy"
             listed = ok(await call(s, "get_ddos_protection"))
             assert [p["protection_id"] for p in listed["data"]] == ["wan/tcp/443"], listed
+            capped = ok(await call(s, "configure_ddos_protection",
+                                   {"interface": "wan", "ports": 443, "syn_proxy": True, "per_source_bandwidth": "10Mbit/s"}))
+            assert capped["status"] == "applied" and capped["verified"] is True, capped
+            limiters = control(emulator, "state")["limiters"]
+            assert [(l["mask"], l["bandwidth"][0]["bw"], l["bandwidth"][0]["bwscale"]) for l in limiters] == [("srcaddress", 10, "Mb")], limiters
+            listed = ok(await call(s, "get_ddos_protection"))
+            assert listed["data"][0]["per_source_bandwidth"] == {"bits_per_second": 10_000_000}, listed
             gone = ok(await call(s, "configure_ddos_protection", {"interface": "wan", "ports": 443, "enabled": False}))
             assert gone["status"] == "applied", gone
-            assert "synproxy state" not in json.dumps(control(emulator, "state"))
+            after = control(emulator, "state")
+            assert "synproxy state" not in json.dumps(after) and after["limiters"] == [], after["limiters"]

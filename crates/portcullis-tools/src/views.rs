@@ -300,8 +300,8 @@ pub struct SimulateResult {
     pub rule: DecidingRule,
     pub packet: SimulatedPacket,
     pub explanation: String,
-    /// The DDoS protections whose limits a new connection like this one counts against (each applies).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// The DDoS protections whose limits a new connection like this one counts against (each applies); empty
+    /// when none does.
     pub rate_limited_by: Vec<ProtectionMatch>,
     pub evaluated_at: Timestamp,
 }
