@@ -14,8 +14,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from harness import HttpServer, call, error, ok
-from test_pfsense import API_KEY, control
+from harness import call, error, ok
+from test_pfsense import API_KEY, control, emulator  # noqa: F401 (the emulator fixture)
 
 pytestmark = pytest.mark.anyio
 
@@ -84,14 +84,6 @@ async def test_the_customers_call_on_nftables(servers, data_dir: Path, tmp_path:
             assert removed["status"] == "applied", removed
             assert "pd_" not in nft_table(router)
             assert ok(await call(s, "get_ddos_protection"))["count"] == 0
-
-
-@pytest.fixture
-def emulator(portcullis_bin: str, tmp_path: Path):
-    binary = os.environ.get("PFREST_EMULATOR_BIN") or str(Path(portcullis_bin).with_name("pfrest-emulator"))
-    server = HttpServer([binary, "--port", "0", "--api-key", API_KEY], tmp_path / "emulator.log").start()
-    yield server
-    server.stop()
 
 
 async def test_the_customers_call_on_pfsense_lists_what_pfrest_cannot_carry(servers, data_dir: Path, tmp_path: Path, emulator):
