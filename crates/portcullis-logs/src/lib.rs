@@ -1,6 +1,8 @@
 //! Log analytics for Portcullis: the pfSense `filterlog` parser, the compact stored record ([`compact`]),
 //! mergeable aggregates ([`rollup`]), detections and the threat score ([`detect`]), the filterlog writer
-//! ([`format`](mod@format)) and the security report ([`report`]).
+//! ([`format`](mod@format)), the security report ([`report`]), and the Suricata `eve.json` parser ([`eve`]: one
+//! JSON event per line into an owned [`eve::EveEvent`], alerts and flow counters decoded, other event types
+//! counted).
 //!
 //! [`parse_line`] reads one line in any of the forms pfSense and syslog collectors produce (contract §8: BSD/RFC
 //! 3164 with or without `<PRI>` and host, RFC 5424, RFC 3339-timestamped collector lines, and the bare CSV body)
@@ -56,6 +58,7 @@ pub mod compact;
 pub mod detect;
 mod entry;
 mod error;
+pub mod eve;
 pub mod format;
 mod header;
 mod icmp;

@@ -69,7 +69,7 @@ pub fn parse_lines_counted<'a, 's>(
 }
 
 /// Non-blank lines, found with `memchr`.
-fn lines(text: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn lines(text: &str) -> impl Iterator<Item = &str> {
     let mut start = 0;
     let ends = memchr_iter(b'\n', text.as_bytes()).chain(std::iter::once(text.len()));
     ends.filter_map(move |end| {
