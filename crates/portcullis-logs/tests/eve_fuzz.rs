@@ -17,6 +17,10 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::Value;
 
+mod common;
+
+use common::mutate::{apply, mutation};
+
 const FIXTURES: &[&str] = &[
     include_str!("fixtures/eve/alert.json"),
     include_str!("fixtures/eve/flow.json"),
@@ -99,16 +103,6 @@ fn check(line: &str) {
     }
 }
 
-/// One edit of a line's bytes.
-#[derive(Debug, Clone)]
-enum Mutation {
-    Truncate(usize),
-    Replace { at: usize, byte: u8 },
-    Insert { at: usize, text: &'static str },
-    Remove { at: usize, len: usize },
-    Splice { other: usize, from: usize },
-}
-
 /// Tokens that make or break JSON and the fields' values.
 const TOKENS: &[&str] = &[
     "{",
@@ -151,46 +145,6 @@ const TOKENS: &[&str] = &[
     "\n",
     "\r",
 ];
-
-fn mutation() -> impl Strategy<Value = Mutation> {
-    prop_oneof![
-        any::<usize>().prop_map(Mutation::Truncate),
-        (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Mutation::Replace { at, byte }),
-        (any::<usize>(), prop::sample::select(TOKENS)).prop_map(|(at, text)| Mutation::Insert { at, text }),
-        (any::<usize>(), 0usize..16).prop_map(|(at, len)| Mutation::Remove { at, len }),
-        (any::<usize>(), any::<usize>()).prop_map(|(other, from)| Mutation::Splice { other, from }),
-    ]
-}
-
-fn apply(line: &str, mutations: &[Mutation], samples: &[&str]) -> String {
-    let mut bytes = line.as_bytes().to_vec();
-    for m in mutations {
-        let len = bytes.len();
-        match m {
-            Mutation::Truncate(n) => bytes.truncate(n % (len + 1)),
-            Mutation::Replace { at, byte } => {
-                if len > 0 {
-                    bytes[at % len] = *byte;
-                }
-            }
-            Mutation::Insert { at, text } => {
-                let at = at % (len + 1);
-                bytes.splice(at..at, text.bytes());
-            }
-            Mutation::Remove { at, len: n } => {
-                let at = at % (len + 1);
-                let end = (at + n).min(len);
-                bytes.drain(at..end);
-            }
-            Mutation::Splice { other, from } => {
-                let other = samples[other % samples.len()].as_bytes();
-                bytes.extend_from_slice(&other[from % (other.len() + 1)..]);
-            }
-        }
-    }
-    // A collector decodes what it reads lossily; the parser only ever sees `&str`.
-    String::from_utf8_lossy(&bytes).into_owned()
-}
 
 /// A hostile JSON value.
 fn hostile_value() -> impl Strategy<Value = Value> {
@@ -306,7 +260,7 @@ fn eve_many_mutations() {
     let cases = std::env::var("PORTCULLIS_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
     let started = Instant::now();
     let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
-    let strategy = (0..samples.len(), prop::collection::vec(mutation(), 1..6));
+    let strategy = (0..samples.len(), prop::collection::vec(mutation(TOKENS), 1..6));
     runner
         .run(&strategy, |(index, mutations)| {
             check(&apply(samples[index], &mutations, &samples));

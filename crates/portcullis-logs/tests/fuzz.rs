@@ -12,6 +12,10 @@ use portcullis_logs::{ParseStats, parse_line, parse_lines};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
+mod common;
+
+use common::mutate::{apply, mutation};
+
 const FIXTURE: &str = include_str!("fixtures/filterlog-samples.txt");
 
 /// The producer variants of `tests/variants.rs` (OPNsense labels and ICMP layout, placeholders, no-rule numbers
@@ -83,88 +87,33 @@ fn check(line: &str) {
     }
 }
 
-/// One edit of a line.
-#[derive(Debug, Clone)]
-enum Mutation {
-    /// Keep the first `n` bytes (modulo the length).
-    Truncate(usize),
-    /// Replace the byte at `at` with `byte` (the result is decoded lossily, as a collector would).
-    Replace { at: usize, byte: u8 },
-    /// Insert `text` at `at`.
-    Insert { at: usize, text: String },
-    /// Remove `len` bytes at `at`.
-    Remove { at: usize, len: usize },
-    /// Append the tail of another sample from byte `from`.
-    Splice { other: usize, from: usize },
-}
-
-fn mutation() -> impl Strategy<Value = Mutation> {
-    prop_oneof![
-        any::<usize>().prop_map(Mutation::Truncate),
-        (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Mutation::Replace { at, byte }),
-        (
-            any::<usize>(),
-            prop::sample::select(vec![
-                ",",
-                ",,",
-                ":",
-                " ",
-                "-",
-                "0",
-                "9999999999999999999999",
-                "\u{fffd}",
-                "[",
-                "]",
-                "\"",
-                "'",
-                "<",
-                "\r",
-                "\n",
-                "error=",
-                "errormsg='",
-                "datalength=",
-                "\t",
-                "unkn(%u)",
-                "unknown(7)",
-                "4294967295",
-                "0123456789abcdef0123456789abcdef",
-                "2026-07-03T19:10:30Z ",
-            ])
-        )
-            .prop_map(|(at, text)| Mutation::Insert { at, text: text.to_owned() }),
-        (any::<usize>(), 0usize..16).prop_map(|(at, len)| Mutation::Remove { at, len }),
-        (any::<usize>(), any::<usize>()).prop_map(|(other, from)| Mutation::Splice { other, from }),
-    ]
-}
-
-fn apply(line: &str, mutations: &[Mutation], samples: &[&str]) -> String {
-    let mut bytes = line.as_bytes().to_vec();
-    for m in mutations {
-        let len = bytes.len();
-        match m {
-            Mutation::Truncate(n) => bytes.truncate(n % (len + 1)),
-            Mutation::Replace { at, byte } => {
-                if len > 0 {
-                    bytes[at % len] = *byte;
-                }
-            }
-            Mutation::Insert { at, text } => {
-                let at = at % (len + 1);
-                bytes.splice(at..at, text.bytes());
-            }
-            Mutation::Remove { at, len: n } => {
-                let at = at % (len + 1);
-                let end = (at + n).min(len);
-                bytes.drain(at..end);
-            }
-            Mutation::Splice { other, from } => {
-                let other = samples[other % samples.len()].as_bytes();
-                bytes.extend_from_slice(&other[from % (other.len() + 1)..]);
-            }
-        }
-    }
-    String::from_utf8_lossy(&bytes).into_owned()
-}
+/// Delimiters, placeholders and numbers that make or break a filterlog line.
+const TOKENS: &[&str] = &[
+    ",",
+    ",,",
+    ":",
+    " ",
+    "-",
+    "0",
+    "9999999999999999999999",
+    "\u{fffd}",
+    "[",
+    "]",
+    "\"",
+    "'",
+    "<",
+    "\r",
+    "\n",
+    "error=",
+    "errormsg='",
+    "datalength=",
+    "\t",
+    "unkn(%u)",
+    "unknown(7)",
+    "4294967295",
+    "0123456789abcdef0123456789abcdef",
+    "2026-07-03T19:10:30Z ",
+];
 
 /// 20,000 cases by default; `PORTCULLIS_FUZZ_CASES=2000000` for a longer run.
 #[test]
@@ -173,7 +122,7 @@ fn fuzz_many_mutations() {
     let cases = std::env::var("PORTCULLIS_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
     let started = Instant::now();
     let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
-    let strategy = (0..samples.len(), prop::collection::vec(mutation(), 1..6));
+    let strategy = (0..samples.len(), prop::collection::vec(mutation(TOKENS), 1..6));
     runner
         .run(&strategy, |(index, mutations)| {
             let line = apply(samples[index], &mutations, &samples);
