@@ -10,9 +10,13 @@
 //! Run with `cargo bench -p portcullis-logs --bench eve` (`PORTCULLIS_BENCH_LINES=20000` for a quick run).
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use portcullis_logs::eve::{EveStats, EventKind, parse_line};
+
+mod common;
+
+use common::timed;
 
 const TARGET_LINES: usize = 300_000;
 const RUNS: usize = 7;
@@ -220,21 +224,6 @@ fn parse_counted(buf: &str) -> EveStats {
     let mut stats = EveStats::default();
     each_line(buf, |line| stats.record(&parse_line(line)));
     stats
-}
-
-/// Timings of `runs` runs: (best, median) and the last result. The best run is the figure (the machine is shared;
-/// interference only ever slows a run down), the median shows the spread.
-fn timed<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, Duration, T) {
-    let mut times = Vec::with_capacity(runs);
-    let mut out = None;
-    for _ in 0..runs {
-        let t = Instant::now();
-        let r = black_box(f());
-        times.push(t.elapsed());
-        out = Some(r);
-    }
-    times.sort();
-    (times[0], times[times.len() / 2], out.expect("at least one run"))
 }
 
 fn main() {

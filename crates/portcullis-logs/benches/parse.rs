@@ -11,9 +11,13 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::hint::black_box;
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use portcullis_logs::{Action, parse_line, parse_lines};
+
+mod common;
+
+use common::timed;
 
 const TARGET_LINES: usize = 2_000_000;
 const RUNS: usize = 7;
@@ -104,21 +108,6 @@ fn parse_and_aggregate(buf: &str) -> Aggregate {
         }
     }
     agg
-}
-
-/// Timings of `runs` runs: (best, median) and the last result. The best run is the figure (the machine is shared;
-/// interference only ever slows a run down), the median shows the spread.
-fn timed<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, Duration, T) {
-    let mut times = Vec::with_capacity(runs);
-    let mut out = None;
-    for _ in 0..runs {
-        let t = Instant::now();
-        let r = black_box(f());
-        times.push(t.elapsed());
-        out = Some(r);
-    }
-    times.sort();
-    (times[0], times[times.len() / 2], out.expect("at least one run"))
 }
 
 /// The crate's own `parse_lines` (memchr line splitting, `\r` and blank-line handling), no aggregation.
