@@ -27,7 +27,7 @@ pub fn plan_configure(state: &RuleSet, asked: &Protection, now: Timestamp) -> Fi
     let before = state.protections.iter().find(|p| p.protection_id == after.protection_id);
     let (operation, verb) = match before {
         Some(before) => {
-            if same_settings(before, &after) {
+            if super::same_enforcement(before, &after) {
                 return Err(FieldError::new(
                     "enabled",
                     format!("{} is already in force exactly as asked; nothing to change", after.protection_id),
@@ -146,11 +146,6 @@ fn validate(p: &Protection) -> FieldResult<()> {
         }
     }
     Ok(())
-}
-
-fn same_settings(a: &Protection, b: &Protection) -> bool {
-    Protection { created_at: None, updated_at: None, ..a.clone() }
-        == Protection { created_at: None, updated_at: None, ..b.clone() }
 }
 
 /// Whether `after` lets through something `before` stopped: a limit dropped or raised, the overload block
