@@ -34,6 +34,21 @@ fn inbound() -> Direction {
     Direction::In
 }
 
+impl ManagementFlow {
+    /// The flow's opening TCP packet, as the evaluator and the protections judge it.
+    pub fn packet(&self) -> Packet {
+        Packet {
+            interface: self.interface.clone(),
+            direction: self.direction,
+            protocol: PROTO_TCP,
+            source: self.source,
+            destination: self.destination,
+            source_port: Some(49152),
+            destination_port: Some(self.port),
+        }
+    }
+}
+
 /// Why a change was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Lockout {
@@ -96,15 +111,7 @@ pub fn check(
 pub fn check_compared(compared: &Compared<'_>, flows: &[ManagementFlow]) -> Result<(), Box<Lockout>> {
     let (old, new, after) = (&compared.old.compiled, &compared.new.compiled, &compared.new.state);
     for flow in flows {
-        let packet = Packet {
-            interface: flow.interface.clone(),
-            direction: flow.direction,
-            protocol: PROTO_TCP,
-            source: flow.source,
-            destination: flow.destination,
-            source_port: Some(49152),
-            destination_port: Some(flow.port),
-        };
+        let packet = flow.packet();
         let (Ok(was), Ok(will)) = (old.evaluate(&packet), new.evaluate(&packet)) else { continue };
         let passed = was.action == crate::model::Action::Pass;
         if passed && will.action != crate::model::Action::Pass {

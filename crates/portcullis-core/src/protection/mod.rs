@@ -203,15 +203,7 @@ pub fn limits_flow<'a>(
     flows: &'a [ManagementFlow],
 ) -> Option<(&'a Protection, &'a ManagementFlow)> {
     flows.iter().filter(|f| f.direction == Direction::In).find_map(|flow| {
-        let packet = Packet {
-            interface: flow.interface.clone(),
-            direction: Direction::In,
-            protocol: PROTO_TCP,
-            source: flow.source,
-            destination: flow.destination,
-            source_port: Some(49152),
-            destination_port: Some(flow.port),
-        };
+        let packet = flow.packet();
         protections.iter().find(|p| p.selects(&packet) && !p.exempts(&packet)).map(|p| (p, flow))
     })
 }
