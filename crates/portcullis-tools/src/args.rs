@@ -717,7 +717,9 @@ impl ConfigureDdosProtectionArgs {
         };
         let max_connections = match &self.max_connections_per_source {
             None => None,
-            Some(n) => Some(whole_number("max_connections_per_source", &n.text())?),
+            Some(n) => Some(portcullis_core::protection::rate::parse_count(n.text().trim()).map_err(|why| {
+                FieldError::new("max_connections_per_source", format!("{:?} is not a count: {why}", n.text()))
+            })?),
         };
         let overload = match &self.overload_block {
             None => None,
@@ -753,15 +755,6 @@ impl ConfigureDdosProtectionArgs {
             updated_at: None,
         }))
     }
-}
-
-/// A count written in digits (no sign, fraction or exponent).
-fn whole_number(field: &str, text: &str) -> FieldResult<u32> {
-    let t = text.trim();
-    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(FieldError::new(field, format!("{text:?} is not a whole number written in digits")));
-    }
-    t.parse().map_err(|_| FieldError::new(field, format!("{text} is too large")))
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

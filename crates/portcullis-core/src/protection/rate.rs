@@ -111,7 +111,7 @@ impl fmt::Display for Rate {
 
 /// A whole number written in plain decimal digits: no sign, exponent, fraction or separators, at most
 /// [`MAX_COUNT`].
-fn parse_count(text: &str) -> Result<u32, String> {
+pub fn parse_count(text: &str) -> Result<u32, String> {
     if text.is_empty() {
         return Err("the count is missing".into());
     }
