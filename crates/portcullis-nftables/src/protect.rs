@@ -81,13 +81,8 @@ pub fn commands(
 ) -> Result<Vec<Value>, BackendError> {
     let w = Writer { table };
     let mut out = Vec::new();
-    let kept = |p: &Protection, among: &[Protection]| {
-        among.iter().any(|q| {
-            portcullis_core::protection::same_enforcement(p, q)
-                && q.created_at == p.created_at
-                && q.updated_at == p.updated_at
-        })
-    };
+    // Unchanged means equal in every field, times included: a protection set again is written again.
+    let kept = |p: &Protection, among: &[Protection]| among.contains(p);
     let had_any = !before.is_empty();
     // The base chains are refilled whole; while they still jump to a chain, that chain cannot be deleted.
     for (name, hook, prio) in
@@ -96,15 +91,15 @@ pub fn commands(
         let chain = json!({"family": FAMILY_NAME, "table": table, "name": name, "type": "filter", "hook": hook, "prio": prio, "policy": "accept"});
         if !after.is_empty() || had_any {
             out.push(json!({"add": {"chain": chain}}));
-            out.push(json!({"flush": {"chain": w.chain_ref(name)}}));
+            out.push(json!({"flush": {"chain": w.object_ref(name)}}));
         }
     }
     for p in before.iter().filter(|p| !kept(p, after)) {
         let x = short_name(&p.protection_id);
-        out.push(json!({"flush": {"chain": w.chain_ref(&x)}}));
-        out.push(json!({"delete": {"chain": w.chain_ref(&x)}}));
+        out.push(json!({"flush": {"chain": w.object_ref(&x)}}));
+        out.push(json!({"delete": {"chain": w.object_ref(&x)}}));
         for part in parts(p) {
-            out.push(json!({"delete": {"set": w.set_ref(&format!("{x}_{part}"))}}));
+            out.push(json!({"delete": {"set": w.object_ref(&format!("{x}_{part}"))}}));
         }
     }
     for p in after.iter().filter(|p| !kept(p, before)) {
@@ -133,7 +128,7 @@ pub fn commands(
     }
     if after.is_empty() && had_any {
         for name in [INPUT_CHAIN, FORWARD_CHAIN, RAW_CHAIN] {
-            out.push(json!({"delete": {"chain": w.chain_ref(name)}}));
+            out.push(json!({"delete": {"chain": w.object_ref(name)}}));
         }
     }
     Ok(out)
@@ -167,11 +162,8 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    fn chain_ref(&self, name: &str) -> Value {
-        json!({"family": FAMILY_NAME, "table": self.table, "name": name})
-    }
-
-    fn set_ref(&self, name: &str) -> Value {
+    /// A chain or set of the table, by name, as a command names it.
+    fn object_ref(&self, name: &str) -> Value {
         json!({"family": FAMILY_NAME, "table": self.table, "name": name})
     }
 
@@ -224,7 +216,7 @@ impl Writer<'_> {
                 ));
             }
         }
-        out.push(json!({"add": {"chain": self.chain_ref(&x)}}));
+        out.push(json!({"add": {"chain": self.object_ref(&x)}}));
         for rule in limit_rules(&x, p) {
             out.push(self.rule(&x, rule.expr, &format!("pd {}", rule.role)));
         }
