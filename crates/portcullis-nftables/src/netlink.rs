@@ -618,27 +618,30 @@ struct Connection {
     buf: Vec<u8>,
 }
 
+/// Runs `f` on a thread that entered network namespace `name` (`/run/netns/NAME`): a socket `f` makes stays in
+/// that namespace, and the process does not move.
+pub fn in_namespace<T: Send>(name: &str, f: impl FnOnce() -> io::Result<T> + Send) -> io::Result<T> {
+    let path = format!("/run/netns/{name}");
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let ns = File::open(&path)?;
+                rustix::thread::move_into_link_name_space(
+                    ns.as_fd(),
+                    Some(rustix::thread::LinkNameSpaceType::Network),
+                )?;
+                f()
+            })
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the thread entering the namespace failed")))
+    })
+}
+
 impl Connection {
     fn open(netns: Option<&str>) -> Result<Self, NetlinkError> {
         let fd = match netns {
             None => Self::socket()?,
-            // A thread entering the namespace makes the socket there; the socket stays in it, the process does not.
-            Some(name) => {
-                let path = format!("/run/netns/{name}");
-                std::thread::scope(|scope| {
-                    scope
-                        .spawn(|| -> io::Result<OwnedFd> {
-                            let ns = File::open(&path)?;
-                            rustix::thread::move_into_link_name_space(
-                                ns.as_fd(),
-                                Some(rustix::thread::LinkNameSpaceType::Network),
-                            )?;
-                            Self::socket()
-                        })
-                        .join()
-                        .unwrap_or_else(|_| Err(io::Error::other("the thread entering the namespace failed")))
-                })?
-            }
+            Some(name) => in_namespace(name, Self::socket)?,
         };
         Ok(Connection { fd, buf: vec![0; RECV_BUFFER.min(1 << 20)] })
     }

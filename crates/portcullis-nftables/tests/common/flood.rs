@@ -4,34 +4,15 @@
 
 #![allow(dead_code)] // shared by tests and the bench, which use different parts
 
-use std::fs::File;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use portcullis_nftables::netlink::in_namespace;
 use rustix::net::{AddressFamily, SocketType, sockopt};
-
-/// Runs `f` on a thread inside network namespace `ns`.
-pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> io::Result<T> + Send) -> io::Result<T> {
-    let path = format!("/run/netns/{ns}");
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                let file = File::open(&path)?;
-                rustix::thread::move_into_link_name_space(
-                    file.as_fd(),
-                    Some(rustix::thread::LinkNameSpaceType::Network),
-                )?;
-                f()
-            })
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the namespace thread panicked")))
-    })
-}
 
 /// How one connection attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +28,7 @@ pub enum Outcome {
 /// One connect from `source` to `dest`, in namespace `ns`, giving up after `timeout` (shorter than the first SYN
 /// retransmission, so one attempt is one SYN). The connected stream is returned to be held or dropped.
 pub fn connect(ns: &str, source: IpAddr, dest: SocketAddr, timeout: Duration) -> (Outcome, Option<TcpStream>) {
-    let made = in_netns(ns, || {
+    let made = in_namespace(ns, || {
         let family = if source.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
         let fd = rustix::net::socket(family, SocketType::STREAM, None)?;
         rustix::net::bind(&fd, &SocketAddr::new(source, 0))?;
@@ -145,7 +126,7 @@ impl Listener {
     }
 
     fn listen(ns: &str, addr: SocketAddr, drain: bool) -> Self {
-        let listener = in_netns(ns, || {
+        let listener = in_namespace(ns, || {
             let l = TcpListener::bind(addr)?;
             l.set_nonblocking(true)?;
             Ok(l)
