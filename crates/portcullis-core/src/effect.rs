@@ -140,11 +140,14 @@ impl Changed {
                     changed.aliases.push(alias.clone());
                 }
                 Operation::DeleteAlias { before } => changed.aliases.push(before.name.clone()),
-                // A protection limits how often and how much, never which packet passes: no verdict changes.
+                // A protection limits how often and how much, and a mirror copies; neither decides which packet
+                // passes, so no verdict changes.
                 Operation::CreateAlias { .. }
                 | Operation::CreateProtection { .. }
                 | Operation::UpdateProtection { .. }
-                | Operation::DeleteProtection { .. } => {}
+                | Operation::DeleteProtection { .. }
+                | Operation::CreateMirror { .. }
+                | Operation::DeleteMirror { .. } => {}
             }
         }
         changed
@@ -191,7 +194,9 @@ fn bases(plan: &ChangePlan, old: &Side<'_>, new: &Side<'_>) -> Vec<Base> {
             | Operation::DeleteAlias { .. }
             | Operation::CreateProtection { .. }
             | Operation::UpdateProtection { .. }
-            | Operation::DeleteProtection { .. } => continue,
+            | Operation::DeleteProtection { .. }
+            | Operation::CreateMirror { .. }
+            | Operation::DeleteMirror { .. } => continue,
         };
         let changed_ids: Vec<String> = ids_and_rules.iter().map(|(id, _, _)| id.clone()).collect();
         for (_, rule, from_new) in ids_and_rules {

@@ -263,7 +263,13 @@ pub trait Firewall: Send + Sync {
     async fn outline(&self) -> Result<RuleSet, BackendError> {
         let state = self.snapshot().await?;
         let aliases = state.aliases.into_iter().map(|a| Alias { entries: Vec::new(), ..a }).collect();
-        Ok(RuleSet { interfaces: state.interfaces, rules: Vec::new(), aliases, protections: Vec::new() })
+        Ok(RuleSet {
+            interfaces: state.interfaces,
+            rules: Vec::new(),
+            aliases,
+            protections: Vec::new(),
+            mirrors: Vec::new(),
+        })
     }
 
     /// Entries `skip..skip + limit` of `alias` in the firewall's own order, and whether more follow; `None` when
@@ -313,6 +319,37 @@ pub trait Firewall: Send + Sync {
             })
             .collect())
     }
+
+    /// Why this firewall cannot carry out `mirror` (which field, why, what to do instead), or `None` when it can.
+    /// A mirror is refused whole before it is planned. The default: no mirroring at all.
+    fn unsupported_mirror(&self, _mirror: &crate::mirror::MirrorAsk) -> Option<UnsupportedField> {
+        Some(UnsupportedField {
+            field: "interface".into(),
+            why: "this target has no way to copy traffic".into(),
+            instead: "copy the traffic with a switch SPAN port, or mirror on a target that can (nftables, lab)".into(),
+        })
+    }
+
+    /// What each mirror in `state` has copied, from the firewall's own counters. The default: none counted.
+    async fn mirror_counters(&self, _state: &RuleSet) -> Result<Vec<MirrorCounter>, BackendError> {
+        Ok(Vec::new())
+    }
+
+    /// Puts back objects the firewall lost without any change Portcullis made (pfSense empties anchors on a
+    /// reboot), as `state` holds them; the names of what was restored. The reconciler calls it on every full
+    /// read. The default: the firewall keeps what it is given.
+    async fn restore_lost(&self, _state: &RuleSet) -> Result<Vec<String>, BackendError> {
+        Ok(Vec::new())
+    }
+}
+
+/// What one mirror copied, as the firewall counts it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct MirrorCounter {
+    pub mirror_id: String,
+    /// Packets copied to the sensor (after the cap).
+    pub packets: u64,
+    pub bytes: u64,
 }
 
 /// A field of a call that this firewall cannot carry out, with why and what to do instead.

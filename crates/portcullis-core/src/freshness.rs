@@ -85,7 +85,10 @@ impl StateRead {
                 // covers.
                 Operation::CreateProtection { .. }
                 | Operation::UpdateProtection { .. }
-                | Operation::DeleteProtection { .. } => read.all_rules = true,
+                | Operation::DeleteProtection { .. }
+                // Mirrors are read with the rules too (on pfSense from the anchor they are loaded into).
+                | Operation::CreateMirror { .. }
+                | Operation::DeleteMirror { .. } => read.all_rules = true,
             }
         }
         read.entries.retain(|alias, _| !whole.contains(alias));

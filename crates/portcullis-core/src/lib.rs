@@ -14,6 +14,7 @@ pub mod freshness;
 pub mod geo;
 pub mod lint;
 pub mod lockout;
+pub mod mirror;
 pub mod model;
 pub mod plan;
 pub mod protection;

@@ -98,8 +98,9 @@ impl IpVersion {
 }
 
 /// The protocol field of a rule. `Any` is pfRest's `null`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Protocol {
+    #[default]
     Any,
     Tcp,
     Udp,
@@ -729,6 +730,9 @@ pub struct RuleSet {
     /// DDoS protections in force (`crate::protection`), at most one per interface and selector.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub protections: Vec<crate::protection::Protection>,
+    /// Traffic mirrors to IDS sensors (`crate::mirror`), each with its expiry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<crate::mirror::Mirror>,
 }
 
 impl RuleSet {

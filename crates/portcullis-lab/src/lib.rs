@@ -37,6 +37,7 @@ fn with_interfaces(interfaces: &[Interface], stored: LabState) -> RuleSet {
         rules: stored.rules,
         aliases: stored.aliases,
         protections: stored.protections,
+        mirrors: stored.mirrors,
     }
 }
 
@@ -126,6 +127,7 @@ impl Firewall for LabFirewall {
             delete_aliases: carried.deleted_aliases.iter().map(String::as_str).collect(),
             protections: (carried.state.protections != state.protections)
                 .then_some(carried.state.protections.as_slice()),
+            mirrors: (carried.state.mirrors != state.mirrors).then_some(carried.state.mirrors.as_slice()),
         };
         self.store.lab_write(&self.name, &write).map_err(store_error)?;
         state.aliases.retain(|a| !carried.deleted_aliases.contains(&a.name));
@@ -140,6 +142,7 @@ impl Firewall for LabFirewall {
             state.rules = carried.state.rules;
         }
         state.protections = carried.state.protections;
+        state.mirrors = carried.state.mirrors;
         self.mark_current()?;
         Ok(carried.applied)
     }

@@ -77,5 +77,5 @@ pub fn fresh_install(interfaces: &[Interface], now: Timestamp) -> LabState {
             ..rule(base + 2, "lan", now)
         });
     }
-    LabState { rules, aliases: Vec::new(), protections: Vec::new() }
+    LabState { rules, aliases: Vec::new(), protections: Vec::new(), mirrors: Vec::new() }
 }

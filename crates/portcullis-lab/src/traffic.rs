@@ -282,7 +282,13 @@ mod tests {
         let now = chrono::Utc::now();
         let interfaces = lab_interfaces(&default_interfaces());
         let state = fresh_install(&interfaces, now);
-        let rules = RuleSet { interfaces, rules: state.rules, aliases: state.aliases, protections: state.protections };
+        let rules = RuleSet {
+            interfaces,
+            rules: state.rules,
+            aliases: state.aliases,
+            protections: state.protections,
+            mirrors: state.mirrors,
+        };
         let o = TrafficOptions { scenario: Scenario::Default, seed: 7, end: now, days: 1, peak_per_hour: 100 };
         let lines = generate(&rules, &o, "lab");
         assert_eq!(lines, generate(&rules, &o, "lab"), "same seed, same lines");

@@ -543,6 +543,7 @@ mod tests {
             interfaces: Vec::new(),
             rules: Vec::new(),
             protections: Vec::new(),
+            mirrors: Vec::new(),
             aliases: vec![Alias {
                 name: "B".into(),
                 kind: AliasKind::Network,

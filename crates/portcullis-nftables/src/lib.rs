@@ -204,6 +204,7 @@ impl NftablesFirewall {
             rules,
             aliases: aliases(&kernel, &self.texts, now)?,
             protections: protect::read(&kernel.protections)?,
+            mirrors: Vec::new(),
         };
         Ok(Current { exists: json.is_some(), kernel, state, hits })
     }
@@ -429,6 +430,7 @@ impl Firewall for NftablesFirewall {
             rules: Vec::new(),
             aliases: aliases.collect(),
             protections: Vec::new(),
+            mirrors: Vec::new(),
         })
     }
 

@@ -214,7 +214,13 @@ impl NftablesFirewall {
         // Where netlink cannot be reached, the caller reads the table whole.
         let Ok(Some(touched)) = self.read_touched(Wanted::Everywhere(values.clone())).await else { return Ok(None) };
         let interfaces = self.interfaces().await?;
-        Ok(Some(RuleSet { interfaces, rules, aliases: touched.state.aliases, protections: Vec::new() }))
+        Ok(Some(RuleSet {
+            interfaces,
+            rules,
+            aliases: touched.state.aliases,
+            protections: Vec::new(),
+            mirrors: Vec::new(),
+        }))
     }
 
     /// The aliases' definitions and, of the aliases in `entries`, the entries with those values; `None` when the
@@ -259,6 +265,7 @@ impl NftablesFirewall {
             rules: Vec::new(),
             aliases: aliases.into_values().collect(),
             protections: Vec::new(),
+            mirrors: Vec::new(),
         };
         Ok(Some(TouchedState { state, generation: raw.generation }))
     }
@@ -366,7 +373,13 @@ impl NftablesFirewall {
     pub(crate) async fn outline_by_netlink(&self) -> Option<RuleSet> {
         let touched = self.read_touched(Wanted::ByAlias(BTreeMap::new())).await.ok()??;
         let interfaces = self.interfaces().await.ok()?;
-        Some(RuleSet { interfaces, rules: Vec::new(), aliases: touched.state.aliases, protections: Vec::new() })
+        Some(RuleSet {
+            interfaces,
+            rules: Vec::new(),
+            aliases: touched.state.aliases,
+            protections: Vec::new(),
+            mirrors: Vec::new(),
+        })
     }
 
     /// Entries `skip..skip + limit` of `alias`: its networks (listed set by set, `nft list set` of one set), then

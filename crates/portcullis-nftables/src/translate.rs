@@ -409,6 +409,7 @@ mod tests {
             interfaces: Vec::new(),
             rules: Vec::new(),
             protections: Vec::new(),
+            mirrors: Vec::new(),
             aliases: vec![Alias {
                 name: "BAD".into(),
                 kind: AliasKind::Network,

@@ -103,6 +103,8 @@ fn prevalidate(plan: &ChangePlan, geo_cap: usize) -> Result<(), BackendError> {
             }
             // Removing works whatever the protection held: its record says what to put back.
             Operation::DeleteProtection { .. } => {}
+            Operation::CreateMirror { after } => return Err(crate::mirror::unsupported_error(after)),
+            Operation::DeleteMirror { .. } => {}
         }
     }
     Ok(())
@@ -261,6 +263,8 @@ fn describe_op(op: &Operation) -> String {
             format!("set DDoS protection {}", after.protection_id)
         }
         Operation::DeleteProtection { before } => format!("remove DDoS protection {}", before.protection_id),
+        Operation::CreateMirror { after } => format!("start mirror {}", after.mirror_id),
+        Operation::DeleteMirror { before } => format!("stop mirror {}", before.mirror_id),
     }
 }
 
@@ -376,6 +380,9 @@ impl<'a> Engine<'a> {
             Operation::CreateProtection { after } => self.protection(None, Some(after)).await,
             Operation::UpdateProtection { before, after } => self.protection(Some(before), Some(after)).await,
             Operation::DeleteProtection { before } => self.protection(Some(before), None).await,
+            Operation::CreateMirror { after } => Err(crate::mirror::unsupported_error(after)),
+            // Nothing was started, so nothing is left to stop.
+            Operation::DeleteMirror { .. } => Ok(()),
         }
     }
 
@@ -1332,10 +1339,12 @@ pub(crate) async fn check(fw: &PfSenseFirewall, plan: &ChangePlan) -> Result<(),
                     c.update_alias(&req).await.map_err(dry_run_error)?;
                 }
             }
-            // Checked by `check_protections` above.
+            // Checked by `check_protections` above; mirrors by `prevalidate`.
             Operation::CreateProtection { .. }
             | Operation::UpdateProtection { .. }
-            | Operation::DeleteProtection { .. } => {}
+            | Operation::DeleteProtection { .. }
+            | Operation::CreateMirror { .. }
+            | Operation::DeleteMirror { .. } => {}
         }
     }
     Ok(())

@@ -23,6 +23,7 @@ mod apply;
 mod cache;
 pub mod detail;
 pub mod mapping;
+pub mod mirror;
 pub mod protection;
 mod status;
 
@@ -250,7 +251,13 @@ impl PfSenseFirewall {
                 alias
             })
             .collect();
-        Ok(RuleSet { interfaces: mapping::interfaces(&config, &stats), rules, aliases, protections })
+        Ok(RuleSet {
+            interfaces: mapping::interfaces(&config, &stats),
+            rules,
+            aliases,
+            protections,
+            mirrors: Vec::new(),
+        })
     }
 }
 
@@ -321,6 +328,10 @@ impl Firewall for PfSenseFirewall {
     /// limits.
     fn unsupported_protection_fields(&self, protection: &Protection) -> Vec<UnsupportedField> {
         protection::unsupported_fields(protection)
+    }
+
+    fn unsupported_mirror(&self, _mirror: &portcullis_core::mirror::MirrorAsk) -> Option<UnsupportedField> {
+        Some(mirror::unsupported())
     }
 
     /// pf's `virusprot` table, read now: the sources pf blocked for exceeding a rule's "Max. src. conn. Rate".

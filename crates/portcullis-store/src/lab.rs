@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use portcullis_core::mirror::Mirror;
 use portcullis_core::model::{Alias, AliasEntry, Rule, Timestamp};
 use portcullis_core::protection::Protection;
 use rusqlite::{Transaction, params};
@@ -16,6 +17,7 @@ pub struct LabState {
     pub rules: Vec<Rule>,
     pub aliases: Vec<Alias>,
     pub protections: Vec<Protection>,
+    pub mirrors: Vec<Mirror>,
 }
 
 /// One atomic write to the lab's state.
@@ -31,12 +33,18 @@ pub struct LabWrite<'a> {
     pub delete_aliases: Vec<&'a str>,
     /// When set, the complete list of DDoS protections replaces the stored one.
     pub protections: Option<&'a [Protection]>,
+    /// When set, the complete list of traffic mirrors replaces the stored one.
+    pub mirrors: Option<&'a [Mirror]>,
 }
 
 /// Where a lab target's protections are kept: one small JSON list (a target has a handful), in `meta`, written
 /// in the same transaction as the rules.
 fn protections_key(target: &str) -> String {
     format!("lab:{target}:protections")
+}
+
+fn mirrors_key(target: &str) -> String {
+    format!("lab:{target}:mirrors")
 }
 
 fn to_ms(t: Option<Timestamp>) -> Option<i64> {
@@ -99,7 +107,12 @@ impl Store {
             Some(json) => serde_json::from_str(&json)?,
             None => Vec::new(),
         };
-        Ok(Some(LabState { rules, aliases, protections }))
+        let stored: Option<String> = stmt.query([mirrors_key(target)])?.next()?.map(|row| row.get(0)).transpose()?;
+        let mirrors = match stored {
+            Some(json) => serde_json::from_str(&json)?,
+            None => Vec::new(),
+        };
+        Ok(Some(LabState { rules, aliases, protections, mirrors }))
     }
 
     /// Applies one write in a single transaction and marks the target initialised.
@@ -141,6 +154,12 @@ impl Store {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 params![protections_key(target), serde_json::to_string(protections)?],
+            )?;
+        }
+        if let Some(mirrors) = write.mirrors {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![mirrors_key(target), serde_json::to_string(mirrors)?],
             )?;
         }
         tx.execute(

@@ -351,6 +351,10 @@ fn took_effect(plan: &ChangePlan, state: &RuleSet) -> Option<Applied> {
             Operation::DeleteProtection { before } => {
                 state.protections.iter().all(|p| p.protection_id != before.protection_id)
             }
+            Operation::CreateMirror { after } => {
+                state.mirrors.iter().any(|m| portcullis_core::mirror::same_enforcement(m, after))
+            }
+            Operation::DeleteMirror { before } => state.mirrors.iter().all(|m| m.mirror_id != before.mirror_id),
         };
         if !holds {
             return None;

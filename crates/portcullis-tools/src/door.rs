@@ -261,7 +261,7 @@ impl ToolService {
             .assess(call.ctx, &RiskInput { operation: call.def.operation, read_only: false, facts: Some(&facts) });
         trace.risk = risk;
         let mut warnings = plan.warnings.clone();
-        if !plan.only_protections() {
+        if !plan.decides_no_verdict() {
             warnings.extend(effect.as_ref().and_then(effect_warning));
         }
         let result = ChangeResult {

@@ -141,6 +141,7 @@ pub fn carry_out<'p>(
             rules: state.rules.clone(),
             aliases,
             protections: state.protections.clone(),
+            mirrors: state.mirrors.clone(),
         },
         applied: Applied::default(),
         interfaces: BTreeSet::new(),
@@ -224,6 +225,20 @@ pub fn carry_out<'p>(
                 let idx = protection_matching(next, before)?;
                 out.interfaces.insert(before.interface.clone());
                 next.protections.remove(idx);
+            }
+            Operation::CreateMirror { after } => {
+                if next.mirrors.iter().any(|m| m.mirror_id == after.mirror_id) {
+                    return Err(Conflict::new(format!("mirror {} already exists", after.mirror_id)));
+                }
+                out.interfaces.insert(after.interface.clone());
+                next.mirrors.push(after.clone());
+            }
+            Operation::DeleteMirror { before } => {
+                let Some(idx) = next.mirrors.iter().position(|m| crate::mirror::same_enforcement(m, before)) else {
+                    return Err(Conflict::new(format!("mirror {} is not running as planned", before.mirror_id)));
+                };
+                out.interfaces.insert(before.interface.clone());
+                next.mirrors.remove(idx);
             }
         }
     }

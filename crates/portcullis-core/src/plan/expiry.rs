@@ -38,24 +38,30 @@ pub fn plan_expiry(state: &RuleSet, now: Timestamp) -> Option<ChangePlan> {
         operations.push(Operation::UpdateRule { before: rule.clone(), after, position: None });
     }
     operations.extend(geo);
+    let mirrors = crate::mirror::expired_mirrors(state, now);
+    let stopped = mirrors.len();
+    operations.extend(mirrors);
     if operations.is_empty() {
         return None;
     }
-    let (entries, resumed) = expiry_counts(&operations);
+    let (entries, settled) = expiry_counts(&operations);
+    let resumed = settled - stopped;
+    let mirrors = if stopped == 0 { String::new() } else { format!(" and stop {stopped} mirrors") };
     Some(ChangePlan {
-        summary: format!("expire {entries} entries and resume {resumed} paused rules that are due"),
+        summary: format!("expire {entries} entries and resume {resumed} paused rules that are due{mirrors}"),
         operations,
         warnings: Vec::new(),
         facts: ChangeFacts::default(),
     })
 }
 
-/// What an expiry plan settles: the alias entries it removes, and the paused rules it resumes.
+/// What an expiry plan settles: the alias entries it removes, and the paused rules it resumes with the mirrors
+/// it stops.
 pub fn expiry_counts(operations: &[Operation]) -> (usize, usize) {
     operations.iter().fold((0, 0), |(entries, resumed), op| match op {
         Operation::RemoveAliasEntries { before, .. }
         | Operation::DeleteAlias { before: Alias { entries: before, .. } } => (entries + before.len(), resumed),
-        Operation::UpdateRule { .. } => (entries, resumed + 1),
+        Operation::UpdateRule { .. } | Operation::DeleteMirror { .. } => (entries, resumed + 1),
         _ => (entries, resumed),
     })
 }
@@ -79,9 +85,10 @@ pub fn plan_entry_expiry(entries: Vec<(String, Vec<AliasEntry>)>, now: Timestamp
     })
 }
 
-/// When the earliest pause in `state` ends (overdue ones included), for the reconciler's schedule. Entry expiries
-/// are scheduled from the store's time index instead, so this looks at rules only and stays cheap however long
-/// the managed lists are.
+/// When the earliest pause or mirror in `state` ends (overdue ones included), for the reconciler's schedule.
+/// Entry expiries are scheduled from the store's time index instead, so this looks at rules and mirrors only and
+/// stays cheap however long the managed lists are.
 pub fn next_pause_end(state: &RuleSet) -> Option<Timestamp> {
-    state.rules.iter().filter_map(|r| r.paused_until).min()
+    let pauses = state.rules.iter().filter_map(|r| r.paused_until).min();
+    pauses.into_iter().chain(crate::mirror::next_mirror_end(state)).min()
 }

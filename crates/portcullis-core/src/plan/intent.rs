@@ -164,6 +164,12 @@ pub enum Intent {
     /// A DDoS protection for an interface and selector, replacing the one there (`crate::protection`).
     ConfigureProtection(Box<crate::protection::Protection>),
     RemoveProtection(crate::protection::ProtectionKey),
+    /// `mirror_traffic`.
+    StartMirror(Box<crate::mirror::MirrorAsk>),
+    /// `stop_mirror`.
+    StopMirror {
+        mirror_id: crate::mirror::MirrorId,
+    },
 }
 
 /// The pass rule a grant list needs, created with the first grant when asked for.

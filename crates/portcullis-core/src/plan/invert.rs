@@ -111,6 +111,8 @@ pub fn invert(plan: &ChangePlan, applied: &Applied, before_state: &RuleSet, afte
             Operation::DeleteProtection { before } => {
                 undo.push(Operation::CreateProtection { after: before.clone() });
             }
+            Operation::CreateMirror { after } => undo.push(Operation::DeleteMirror { before: after.clone() }),
+            Operation::DeleteMirror { before } => undo.push(Operation::CreateMirror { after: before.clone() }),
             Operation::RemoveAliasEntries { alias, before } => {
                 undo.push(Operation::PutAliasEntries {
                     alias: alias.clone(),

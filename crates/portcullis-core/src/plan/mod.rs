@@ -107,6 +107,13 @@ pub enum Operation {
     DeleteProtection {
         before: crate::protection::Protection,
     },
+    /// A traffic mirror started (`crate::mirror`).
+    CreateMirror {
+        after: crate::mirror::Mirror,
+    },
+    DeleteMirror {
+        before: crate::mirror::Mirror,
+    },
 }
 
 /// Facts about a change that risk scoring and policy need, computed once by the planner.
@@ -132,8 +139,9 @@ pub struct ChangePlan {
 }
 
 impl ChangePlan {
-    /// Whether the plan changes only DDoS protections, which limit rates and decide no packet's verdict.
-    pub fn only_protections(&self) -> bool {
+    /// Whether the plan changes only objects that decide no packet's verdict: DDoS protections (which limit
+    /// rates) and mirrors (which copy).
+    pub fn decides_no_verdict(&self) -> bool {
         !self.operations.is_empty()
             && self.operations.iter().all(|op| {
                 matches!(
@@ -141,8 +149,19 @@ impl ChangePlan {
                     Operation::CreateProtection { .. }
                         | Operation::UpdateProtection { .. }
                         | Operation::DeleteProtection { .. }
+                        | Operation::CreateMirror { .. }
+                        | Operation::DeleteMirror { .. }
                 )
             })
+    }
+
+    /// Whether the plan changes only mirrors.
+    pub fn only_mirrors(&self) -> bool {
+        !self.operations.is_empty()
+            && self
+                .operations
+                .iter()
+                .all(|op| matches!(op, Operation::CreateMirror { .. } | Operation::DeleteMirror { .. }))
     }
 }
 
@@ -176,5 +195,7 @@ pub fn plan(state: &RuleSet, intent: &Intent, now: Timestamp) -> FieldResult<Cha
         Intent::RefreshGeoBlocks(refreshes) => crate::geo::plan_refresh(state, refreshes, now),
         Intent::ConfigureProtection(asked) => crate::protection::plan_configure(state, asked, now),
         Intent::RemoveProtection(key) => crate::protection::plan_remove(state, key),
+        Intent::StartMirror(ask) => crate::mirror::plan_start(state, ask, now),
+        Intent::StopMirror { mirror_id } => crate::mirror::plan_stop(state, mirror_id),
     }
 }

@@ -78,6 +78,7 @@ fn seeded() -> RuleSet {
         rules,
         aliases: Vec::new(),
         protections: Vec::new(),
+        mirrors: Vec::new(),
     }
 }
 
@@ -175,6 +176,8 @@ fn shape(op: &Operation) -> String {
         Operation::CreateProtection { after } => format!("protect {}", after.protection_id),
         Operation::UpdateProtection { after, .. } => format!("change protection {}", after.protection_id),
         Operation::DeleteProtection { before } => format!("unprotect {}", before.protection_id),
+        Operation::CreateMirror { after } => format!("mirror {}", after.mirror_id),
+        Operation::DeleteMirror { before } => format!("unmirror {}", before.mirror_id),
     }
 }
 

@@ -76,6 +76,21 @@ pub fn verify(plan: &ChangePlan, applied: &Applied, after: &RuleSet) -> Result<(
                     return Err(format!("DDoS protection {} is still present", before.protection_id));
                 }
             }
+            Operation::CreateMirror { after: wanted } => {
+                let found = after
+                    .mirrors
+                    .iter()
+                    .find(|m| m.mirror_id == wanted.mirror_id)
+                    .ok_or_else(|| format!("mirror {} is missing on read-back", wanted.mirror_id))?;
+                if !crate::mirror::same_enforcement(found, wanted) {
+                    return Err(format!("mirror {} does not copy as planned", wanted.mirror_id));
+                }
+            }
+            Operation::DeleteMirror { before } => {
+                if after.mirrors.iter().any(|m| m.mirror_id == before.mirror_id) {
+                    return Err(format!("mirror {} is still present", before.mirror_id));
+                }
+            }
             Operation::RemoveAliasEntries { alias, before } => {
                 if let Some(found) = after.alias(alias).map(Alias::entries_by_value)
                     && let Some(e) =
