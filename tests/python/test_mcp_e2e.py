@@ -36,6 +36,7 @@ READ_TOOLS = {
     "get_dashboard_data",
     "lookup_country",
     "list_geo_blocks",
+    "list_mirrors",
 }
 STATE_CHANGING_TOOLS = {
     "create_firewall_rule",
@@ -54,6 +55,9 @@ STATE_CHANGING_TOOLS = {
     "create_geo_block",
     "delete_geo_block",
     "refresh_geo_blocks",
+    "mirror_traffic",
+    "stop_mirror",
+    "enable_traffic_analysis",
 }
 # Every tool the server lists: each one either only reads or changes state.
 EXPECTED_TOOLS = READ_TOOLS | STATE_CHANGING_TOOLS

@@ -335,6 +335,12 @@ pub trait Firewall: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// The exact statements the firewall would run for the plan's mirrors (nft JSON, pf rules), for dry_run
+    /// answers. The default: none to show.
+    fn preview_statements(&self, _plan: &ChangePlan) -> Result<Vec<String>, BackendError> {
+        Ok(Vec::new())
+    }
+
     /// Puts back objects the firewall lost without any change Portcullis made (pfSense empties anchors on a
     /// reboot), as `state` holds them; the names of what was restored. The reconciler calls it on every full
     /// read. The default: the firewall keeps what it is given.

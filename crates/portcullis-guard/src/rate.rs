@@ -19,6 +19,8 @@ pub enum RateClass {
     Sensitive,
     /// Admin-level operations (default 5 per minute).
     Admin,
+    /// Starting and stopping traffic mirrors (default 6 per minute): copies of users' traffic are counted apart.
+    Mirror,
 }
 
 /// Calls per minute per principal, by class.
@@ -27,16 +29,17 @@ pub struct RateQuotas {
     pub default: u32,
     pub sensitive: u32,
     pub admin: u32,
+    pub mirror: u32,
 }
 
 impl Default for RateQuotas {
     fn default() -> Self {
-        Self { default: 100, sensitive: 10, admin: 5 }
+        Self { default: 100, sensitive: 10, admin: 5, mirror: 6 }
     }
 }
 
 pub struct RateLimits {
-    limiters: [(RateClass, DefaultKeyedRateLimiter<String>, u32); 3],
+    limiters: [(RateClass, DefaultKeyedRateLimiter<String>, u32); 4],
 }
 
 fn limiter(per_minute: u32) -> Result<DefaultKeyedRateLimiter<String>, CallError> {
@@ -52,6 +55,7 @@ impl RateLimits {
                 (RateClass::Default, limiter(q.default)?, q.default),
                 (RateClass::Sensitive, limiter(q.sensitive)?, q.sensitive),
                 (RateClass::Admin, limiter(q.admin)?, q.admin),
+                (RateClass::Mirror, limiter(q.mirror)?, q.mirror),
             ],
         })
     }
@@ -81,7 +85,7 @@ mod tests {
 
     #[test]
     fn limits_each_principal_and_class_separately() {
-        let limits = RateLimits::new(RateQuotas { default: 3, sensitive: 1, admin: 1 }).unwrap();
+        let limits = RateLimits::new(RateQuotas { default: 3, sensitive: 1, admin: 1, mirror: 1 }).unwrap();
         for _ in 0..3 {
             limits.check("alice", RateClass::Default).unwrap();
         }

@@ -18,6 +18,8 @@ pub struct RiskWeights {
     pub permanent: u8,
     pub longer_than_a_week: u8,
     pub restricted_interface: u8,
+    /// Added to a mirror that copies for longer than four hours.
+    pub long_mirror: u8,
     /// Added for host bits of the widest address: (at most this many host bits, weight).
     pub breadth: Vec<(u8, u8)>,
 }
@@ -42,6 +44,8 @@ impl Default for RiskWeights {
             ("delete_geo_block", 30),
             // It reaches every source on the interface; a limit set too low is an outage of its own.
             ("ddos_protection", 40),
+            // A copy of users' traffic: its breadth, its interface and how long it runs add to it.
+            ("mirror_traffic", 30),
         ];
         Self {
             base: base.into_iter().map(|(op, w)| (op.to_string(), w)).collect(),
@@ -49,6 +53,7 @@ impl Default for RiskWeights {
             permanent: 15,
             longer_than_a_week: 10,
             restricted_interface: 15,
+            long_mirror: 10,
             // a single host adds nothing; up to a /24 adds 10; up to a /16 adds 25; wider adds 40.
             breadth: vec![(0, 0), (8, 10), (16, 25), (255, 40)],
         }
@@ -77,6 +82,9 @@ pub fn risk_score(w: &RiskWeights, input: &RiskInput<'_>, restricted: &[String])
         if facts.permanent {
             score += u32::from(w.permanent);
         }
+    }
+    if input.operation == "mirror_traffic" && facts.lifetime_seconds.is_some_and(|s| s > 4 * 3600) {
+        score += u32::from(w.long_mirror);
     }
     if facts.lifetime_seconds.is_some_and(|s| s > 7 * 86_400) {
         score += u32::from(w.longer_than_a_week);

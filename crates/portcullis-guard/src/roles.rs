@@ -16,16 +16,20 @@ pub enum Category {
     RuleManagement,
     Analytics,
     System,
+    /// Copying users' traffic to sensors (`mirror_traffic`): a permission of its own, which a custom role has only
+    /// when it names it.
+    Mirroring,
 }
 
 impl Category {
-    pub const ALL: [Category; 6] = [
+    pub const ALL: [Category; 7] = [
         Category::Security,
         Category::Network,
         Category::Device,
         Category::RuleManagement,
         Category::Analytics,
         Category::System,
+        Category::Mirroring,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -36,6 +40,7 @@ impl Category {
             Self::RuleManagement => "rule_management",
             Self::Analytics => "analytics",
             Self::System => "system",
+            Self::Mirroring => "mirroring",
         }
     }
 }
@@ -133,6 +138,8 @@ impl Default for Roles {
         roles.insert("viewer".to_string(), Role::uniform(Level::Read, Caps::operator()));
         let mut operator = Role::uniform(Level::Read, Caps::operator());
         operator.permissions.insert(Category::Security, Level::Write);
+        // A narrow copy for a few hours is SOC work; copying everything needs an admin (the tool says so).
+        operator.permissions.insert(Category::Mirroring, Level::Write);
         roles.insert("operator".to_string(), operator);
         roles.insert("admin".to_string(), Role::uniform(Level::Admin, Caps::admin()));
         Self { roles }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use chrono::Utc;
 use portcullis_core::firewall::{
-    Applied, BackendError, BackendKind, ErrorCode, Firewall, HealthCheck, SystemStatus, TargetInfo,
+    Applied, BackendError, BackendKind, ErrorCode, Firewall, HealthCheck, SystemStatus, TargetInfo, UnsupportedField,
 };
 use portcullis_core::model::{AliasEntry, Interface, RuleSet};
 use portcullis_core::plan::{ChangePlan, Entries, Ids, carry_out};
@@ -145,6 +145,12 @@ impl Firewall for LabFirewall {
         state.mirrors = carried.state.mirrors;
         self.mark_current()?;
         Ok(carried.applied)
+    }
+
+    /// The lab keeps mirrors as state (and `simulate_packet` says what they copy); it carries no traffic, so
+    /// nothing is sent anywhere.
+    fn unsupported_mirror(&self, _mirror: &portcullis_core::mirror::MirrorAsk) -> Option<UnsupportedField> {
+        None
     }
 
     async fn alias_entries(&self, alias: &str, values: &[String]) -> Result<Option<Vec<AliasEntry>>, BackendError> {

@@ -112,7 +112,7 @@ async fn run(entries: u32, whole_reads: bool) {
         ..NftablesSettings::new(vec![("lan".into(), "lan0".into()), ("wan".into(), "wan0".into())])
     };
     let fw = Arc::new(NftablesFirewall::new("bench", settings, store.clone()));
-    let rates = RateQuotas { default: u32::MAX, sensitive: u32::MAX, admin: u32::MAX };
+    let rates = RateQuotas { default: u32::MAX, sensitive: u32::MAX, admin: u32::MAX, mirror: u32::MAX };
     let guard = Guard::new(GuardSettings { rates, ..GuardSettings::default() }, Auditor::new(store, None).expect("a"))
         .expect("guard");
     let svc = ToolService::new(guard, vec![Target::new("bench", fw.clone())]).expect("service");

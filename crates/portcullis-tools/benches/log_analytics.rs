@@ -143,7 +143,8 @@ fn main() {
 
     let store = Arc::new(Store::open(&dir.join("store.sqlite")).expect("store"));
     let lab = Arc::new(LabFirewall::open("lab", store.clone(), lab_interfaces(&default_interfaces())).expect("lab"));
-    let rates = portcullis_guard::RateQuotas { default: u32::MAX, sensitive: u32::MAX, admin: u32::MAX };
+    let rates =
+        portcullis_guard::RateQuotas { default: u32::MAX, sensitive: u32::MAX, admin: u32::MAX, mirror: u32::MAX };
     let guard = Guard::new(GuardSettings { rates, ..Default::default() }, Auditor::new(store, None).expect("auditor"))
         .expect("guard");
     let service = ToolService::new(guard, vec![Target::new("lab", lab)])

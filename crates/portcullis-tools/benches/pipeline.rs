@@ -25,7 +25,8 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("portcullis-pipeline-{}", std::process::id()));
     let store = Arc::new(Store::open(&dir.join("store.sqlite")).expect("store"));
     let lab = Arc::new(LabFirewall::open("lab", store.clone(), lab_interfaces(&default_interfaces())).expect("lab"));
-    let rates = portcullis_guard::RateQuotas { default: u32::MAX, sensitive: u32::MAX, admin: u32::MAX };
+    let rates =
+        portcullis_guard::RateQuotas { default: u32::MAX, sensitive: u32::MAX, admin: u32::MAX, mirror: u32::MAX };
     let settings = GuardSettings { rates, ..GuardSettings::default() };
     let guard = Guard::new(settings, Auditor::new(store.clone(), None).expect("auditor")).expect("guard");
     let service = ToolService::new(guard, vec![Target::new("lab", lab.clone())]).expect("service");

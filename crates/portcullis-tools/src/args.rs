@@ -764,3 +764,116 @@ pub struct GetDdosProtectionArgs {
     /// The firewall to read; the default target when omitted.
     pub target: Option<String>,
 }
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct MirrorTrafficArgs {
+    /// The interface whose traffic is copied, e.g. wan.
+    pub interface: String,
+    /// A sensor named in configuration (`mirroring.sensors`); an address cannot be given here.
+    pub sensor: String,
+    /// How long the mirror runs, e.g. 2h (default and maximum from `mirroring`); it stops by itself.
+    pub duration: Option<String>,
+    /// Why the traffic is copied; it goes into the audit trail.
+    pub reason: String,
+    /// in (arriving on the interface), out (leaving it) or both (default: the replies too).
+    pub direction: Option<String>,
+    /// tcp, udp, tcp/udp, icmp, icmpv6 or a protocol number; tcp/udp when only ports are given.
+    pub protocol: Option<String>,
+    /// Only traffic from this address or network (as it arrives on the interface).
+    pub source: Option<String>,
+    /// Only traffic to this address or network.
+    pub destination: Option<String>,
+    /// A port (or range 8000:8080) at either end, like tcpdump's `port`.
+    pub port: Option<StrOrNum>,
+    pub source_port: Option<StrOrNum>,
+    pub destination_port: Option<StrOrNum>,
+    /// The most packets copied per second (default and maximum from `mirroring`); the rest is not copied.
+    pub rate_limit: Option<StrOrNum>,
+    /// Copy everything on the interface: admin only, and a person approves it.
+    pub all: Option<bool>,
+    #[serde(flatten)]
+    pub change: ChangeOptions,
+}
+
+impl MirrorTrafficArgs {
+    /// The selector asked for. A port with no protocol means TCP and UDP, the protocols that have ports.
+    pub fn selector(&self) -> FieldResult<portcullis_core::mirror::Selector> {
+        let range =
+            |field: &str, v: &Option<StrOrNum>| v.as_ref().map(|p| PortRange::parse(field, &p.text())).transpose();
+        let port = range("port", &self.port)?;
+        let source_port = range("source_port", &self.source_port)?;
+        let destination_port = range("destination_port", &self.destination_port)?;
+        let any_port = port.is_some() || source_port.is_some() || destination_port.is_some();
+        let protocol = match opt(&self.protocol, |s| Protocol::parse("protocol", s))? {
+            Some(p) => p,
+            None if any_port => Protocol::TcpUdp,
+            None => Protocol::Any,
+        };
+        let net = |field: &str, v: &Option<String>| -> FieldResult<Option<IpNet>> {
+            match v.as_deref().map(str::trim) {
+                None | Some("any") => Ok(None),
+                Some(text) => parse_net(field, text).map(Some),
+            }
+        };
+        Ok(portcullis_core::mirror::Selector {
+            all: self.all.unwrap_or(false),
+            protocol,
+            source: net("source", &self.source)?,
+            destination: net("destination", &self.destination)?,
+            port,
+            source_port,
+            destination_port,
+        })
+    }
+
+    pub fn direction(&self) -> FieldResult<portcullis_core::mirror::MirrorDirection> {
+        Ok(opt(&self.direction, |s| portcullis_core::mirror::MirrorDirection::parse("direction", s))?
+            .unwrap_or_default())
+    }
+
+    /// The packets-per-second cap asked for, if any: a whole number.
+    pub fn rate_limit(&self) -> FieldResult<Option<u32>> {
+        match &self.rate_limit {
+            None => Ok(None),
+            Some(n) => {
+                let text = n.text();
+                let text = text.trim().trim_end_matches("/s").trim_end_matches("pps").trim();
+                portcullis_core::protection::rate::parse_count(text).map(Some).map_err(|why| {
+                    FieldError::new("rate_limit", format!("{:?} is not a packets-per-second cap: {why}", n.text()))
+                })
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct StopMirrorArgs {
+    /// The mirror to stop, e.g. mir-3f9a1c (see list_mirrors).
+    pub mirror_id: String,
+    #[serde(flatten)]
+    pub change: ChangeOptions,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ListMirrorsArgs {
+    /// Only the mirrors of this interface.
+    pub interface: Option<String>,
+    /// The firewall to read; the default target when omitted.
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct EnableTrafficAnalysisArgs {
+    /// The interface to analyse, e.g. wan.
+    pub interface: String,
+    /// true: copy the interface's traffic to its configured sensor (an IDS such as Suricata) and read the
+    /// sensor's alerts; false (default): flow and rate analysis from the firewall's own counters and logs.
+    pub deep_packet_inspection: Option<bool>,
+    /// Raise an alarm when the interface's traffic or alerts cross this: "5GB/h", "100000 packets/m",
+    /// "50 alerts/h".
+    pub alert_threshold: Option<String>,
+    /// How long the sensor's copy runs (default and maximum from `mirroring`).
+    pub duration: Option<String>,
+    #[serde(flatten)]
+    pub change: ChangeOptions,
+}

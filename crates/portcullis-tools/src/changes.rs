@@ -207,6 +207,7 @@ impl ToolService {
             confirm_by: None,
             effect: None,
             addresses: Vec::new(),
+            statements: Vec::new(),
         };
         if dry_run {
             return Ok(result);

@@ -41,6 +41,15 @@ pub struct InterfaceTraffic {
     pub measured_seconds: Option<u64>,
 }
 
+/// What one interface carried over a measured stretch of time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WindowTotal {
+    pub interface: String,
+    pub bytes: u64,
+    pub packets: u64,
+    pub seconds: u64,
+}
+
 /// One reading of a target's interface counters, with its time in ms.
 type Reading = (i64, Vec<InterfaceCounters>);
 
@@ -124,6 +133,29 @@ impl ToolService {
                 None
             }
         }
+    }
+
+    /// Each interface's bytes and packets (both directions) since the oldest reading within the last `window_ms`,
+    /// with the seconds they were counted over; `None` when the target keeps no counters or no reading is old
+    /// enough yet. A counter that went down (reset) gives no figure for its interface.
+    pub(crate) async fn window_totals(&self, target: &Target, window_ms: i64) -> Option<Vec<WindowTotal>> {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let (then_ms, then) = self.counter_history.first_since(&target.name, now_ms - window_ms)?;
+        let now = self.read_counters(target).await.ok().flatten()?;
+        let seconds = (now_ms - then_ms) / 1000;
+        (seconds > 0).then(|| {
+            now.iter()
+                .filter_map(|c| {
+                    let b = then.iter().find(|b| b.device == c.device)?;
+                    Some(WindowTotal {
+                        interface: c.interface.clone(),
+                        bytes: (c.bytes_in + c.bytes_out).checked_sub(b.bytes_in + b.bytes_out)?,
+                        packets: (c.packets_in + c.packets_out).checked_sub(b.packets_in + b.packets_out)?,
+                        seconds: seconds as u64,
+                    })
+                })
+                .collect()
+        })
     }
 
     /// The target's rule counters by rule id, or `None` when it reports none or cannot be read.

@@ -47,7 +47,7 @@ impl IntentJob for ProtectionRequest {
                 Intent::ConfigureProtection(Box::new(asked))
             }
         };
-        Ok(PlannedIntent { intent, must_reach: Vec::new() })
+        Ok(PlannedIntent { intent, must_reach: Vec::new(), person_must_approve: None })
     }
 }
 

@@ -259,6 +259,8 @@ impl ToolService {
         let (risk, needs_approval) = self
             .guard
             .assess(call.ctx, &RiskInput { operation: call.def.operation, read_only: false, facts: Some(&facts) });
+        let needs_approval = needs_approval.or_else(|| call.planned.person_must_approve.clone());
+        let statements = call.target.firewall.preview_statements(&plan)?;
         trace.risk = risk;
         let mut warnings = plan.warnings.clone();
         if !plan.decides_no_verdict() {
@@ -280,6 +282,7 @@ impl ToolService {
             confirm_by: None,
             addresses: crate::views::AddressOutcome::of(&call.planned.intent, &plan),
             effect,
+            statements,
         };
         Ok((plan, result, needs_approval))
     }
@@ -527,6 +530,7 @@ fn expiry_of(intent: &Intent, plan: &ChangePlan) -> Option<Timestamp> {
     match intent {
         Intent::Block { expires_at, .. } | Intent::Grant { expires_at, .. } => put.unwrap_or(*expires_at),
         Intent::PauseRule { until, .. } => Some(*until),
+        Intent::StartMirror(ask) => Some(ask.expires_at),
         _ => None,
     }
 }

@@ -203,6 +203,7 @@ impl ToolService {
             threat_score: None,
         }));
         data.extend(self.threat_alarms(span));
+        data.extend(self.threshold_alarms().await);
         Ok(AlarmsResult { count: data.len(), data })
     }
 }

@@ -156,7 +156,11 @@ impl IntentJob for GeoBlockRequest {
             description: self.description,
             data_date: db.info().data_date.clone(),
         };
-        Ok(PlannedIntent { intent: Intent::CreateGeoBlock(Box::new(block)), must_reach: Vec::new() })
+        Ok(PlannedIntent {
+            intent: Intent::CreateGeoBlock(Box::new(block)),
+            must_reach: Vec::new(),
+            person_must_approve: None,
+        })
     }
 }
 
@@ -265,6 +269,10 @@ impl IntentJob for GeoRefreshRequest {
                 data_date: data_date.clone(),
             })
             .collect();
-        Ok(PlannedIntent { intent: Intent::RefreshGeoBlocks(refreshes), must_reach: Vec::new() })
+        Ok(PlannedIntent {
+            intent: Intent::RefreshGeoBlocks(refreshes),
+            must_reach: Vec::new(),
+            person_must_approve: None,
+        })
     }
 }

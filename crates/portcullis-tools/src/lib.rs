@@ -4,6 +4,7 @@
 //! authenticate (by the transport) → authorize → validate arguments → rate-limit → read fresh state and plan
 //! (semantic validation) → assess risk → execute → verify by read-back → audit (always, allowed or denied).
 
+mod analysis;
 mod analytics;
 mod args;
 mod audit;
@@ -16,6 +17,7 @@ mod drift;
 mod egress;
 mod geo;
 mod logs;
+mod mirror;
 mod ownership;
 mod prompts;
 mod reads;
@@ -34,6 +36,7 @@ use portcullis_guard::{AuditRecord, CallContext, Decision, Guard, redact};
 use serde::Serialize;
 use serde_json::Value;
 
+pub use analysis::{AlertThreshold, TrafficAnalysisResult};
 pub use analytics::{
     DEFAULT_LOG_PULL_CAP, DashboardResult, ReportResult, ThreatView, ThreatsResult, TrafficPoint, TrafficStatsResult,
 };
@@ -41,6 +44,7 @@ pub use catalogue::{ToolDef, ToolKind, catalogue, permissions_markdown};
 pub use counters::{HitsView, InterfaceTraffic};
 pub use egress::{EgressSources, FirewallApi};
 pub use logs::LINES_PER_QUERY as LINES_PER_PULL_PAGE;
+pub use mirror::{MirrorSettings, MirrorView, MirrorsResult, SensorSetting};
 pub use portcullis_guard::CallError;
 pub use prompts::{PromptArgDef, PromptBody, PromptDef, prompts};
 pub use reconciler::{SweepOutcome, TargetSchedule};
@@ -92,6 +96,8 @@ pub struct ToolService {
     egress: EgressSources,
     /// The offline country database, if one is installed.
     geo: geo::CountryData,
+    /// Sensors, and the bounds of every mirror.
+    mirroring: mirror::MirrorSettings,
 }
 
 /// What the audit record needs to know about how far a call got.
@@ -129,6 +135,7 @@ impl ToolService {
             counter_history: Default::default(),
             egress: EgressSources::default(),
             geo: Default::default(),
+            mirroring: Default::default(),
         })
     }
 
@@ -136,6 +143,17 @@ impl ToolService {
     pub fn with_egress_sources(mut self, sources: EgressSources) -> Self {
         self.egress = sources;
         self
+    }
+
+    /// The sensors traffic may be copied to, and the bounds of a mirror (`mirroring:`).
+    pub fn with_mirroring(mut self, settings: MirrorSettings) -> Self {
+        self.mirroring = settings;
+        self
+    }
+
+    /// The target used when a call names none.
+    pub(crate) fn default_target_name(&self) -> &str {
+        &self.targets[0].name
     }
 
     /// Announces each change applied to a target (its name), e.g. for MCP resource subscriptions.

@@ -299,6 +299,18 @@ pub fn simulate(target: &str, state: &RuleSet, a: &SimulatePacketArgs, now: Time
             exempt: p.exempts(&packet),
         })
         .collect();
+    // A copy is made whatever the verdict: a mirror sees what crosses the interface, blocked packets included
+    // (they arrive before the filter decides), except on egress where only what passed leaves.
+    let mirrored_to = state
+        .mirrors
+        .iter()
+        .filter(|m| m.copies(&packet) && (direction != Direction::Out || passes))
+        .map(|m| MirrorMatch {
+            mirror_id: m.mirror_id.to_string(),
+            sensor: m.sensor.name.clone(),
+            summary: m.describe(),
+        })
+        .collect();
     Ok(SimulateResult {
         target: target.to_string(),
         verdict: verdict.action.as_str().into(),
@@ -314,6 +326,7 @@ pub fn simulate(target: &str, state: &RuleSet, a: &SimulatePacketArgs, now: Time
         },
         explanation,
         rate_limited_by,
+        mirrored_to,
         evaluated_at: now,
     })
 }

@@ -128,6 +128,7 @@ impl ToolService {
         let target = inside.target;
         let state = inside.fresh_state().await?;
         target.schedule().last_full_read = Some(cutoff);
+        self.restore_lost(target, &state).await;
         let done = match plan::plan_expiry(&state, cutoff) {
             Some(plan) => {
                 let started = Instant::now();
@@ -169,6 +170,34 @@ impl ToolService {
             .managed_record(&target.name, &still_live, &settled, None)
             .map_err(|e| CallError::internal(format!("expired entries removed, but their records remain: {e}")))?;
         Ok(done)
+    }
+
+    /// Puts back what the firewall lost without a change (pfSense's mirror anchor after a reboot), audited as
+    /// `restore`; a failure is logged and tried again on the next full read.
+    async fn restore_lost(&self, target: &Target, state: &RuleSet) {
+        let started = Instant::now();
+        let result = target.firewall.restore_lost(state).await.map_err(CallError::from);
+        let restored = match &result {
+            Ok(restored) if restored.is_empty() => return,
+            Ok(restored) => restored.clone(),
+            Err(e) => {
+                tracing::warn!(target = target.name, "cannot restore what the firewall lost: {}", e.message);
+                Vec::new()
+            }
+        };
+        let change_id = uuid::Uuid::new_v4().to_string();
+        let record = changes::system_record(
+            &target.name,
+            "restore",
+            "expiry reconciler",
+            json!({"restored": restored}),
+            &change_id,
+            &result.map(|_| ()),
+            started,
+        );
+        if let Err(e) = self.guard.auditor.record(&record) {
+            tracing::error!(target = target.name, "restore audit record not written: {}", e.message);
+        }
     }
 
     /// Writes the audit record of an expiry and returns how much it settled.

@@ -170,7 +170,7 @@ async fn invalid_inputs_name_the_field_change_nothing_and_are_audited() {
 async fn allowed_operations_and_rate_limit_are_enforced() {
     let settings = GuardSettings {
         policy: OperationPolicy::new(Some(vec!["read_*".into(), "block_ip".into()]), vec![]),
-        rates: portcullis_guard::RateQuotas { default: 3, sensitive: 10, admin: 5 },
+        rates: portcullis_guard::RateQuotas { default: 3, sensitive: 10, admin: 5, mirror: 5 },
         ..GuardSettings::default()
     };
     let (svc, _) = service_with(settings);

@@ -138,6 +138,9 @@ pub struct ChangeResult {
     /// For a call with `ip_addresses`: what the change does to each address, in the order given.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<AddressOutcome>,
+    /// The exact statements the firewall runs for the change's mirrors (nft JSON commands, pf rules).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub statements: Vec<String>,
 }
 
 /// What a list change does to one of its addresses.
@@ -303,7 +306,18 @@ pub struct SimulateResult {
     /// The DDoS protections whose limits a new connection like this one counts against (each applies); empty
     /// when none does.
     pub rate_limited_by: Vec<ProtectionMatch>,
+    /// The mirrors that would copy this packet, each with the sensor the copy goes to; empty when none does.
+    pub mirrored_to: Vec<MirrorMatch>,
     pub evaluated_at: Timestamp,
+}
+
+/// A mirror that copies a simulated packet.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct MirrorMatch {
+    pub mirror_id: String,
+    pub sensor: String,
+    /// What it copies, in one line.
+    pub summary: String,
 }
 
 /// A protection that takes a simulated packet.

@@ -105,6 +105,8 @@ pub(crate) struct IntentScope<'a> {
 pub(crate) struct PlannedIntent {
     pub intent: Intent,
     pub must_reach: Vec<(String, std::net::SocketAddr)>,
+    /// Why a person must approve this change whatever its risk score (a copy of everything on an interface).
+    pub person_must_approve: Option<String>,
 }
 
 /// A handler answered from Portcullis' own records.
@@ -262,7 +264,7 @@ struct Ready(Intent);
 #[async_trait]
 impl IntentJob for Ready {
     async fn intent(self, _at: &IntentScope<'_>) -> Result<PlannedIntent, CallError> {
-        Ok(PlannedIntent { intent: self.0, must_reach: Vec::new() })
+        Ok(PlannedIntent { intent: self.0, must_reach: Vec::new(), person_must_approve: None })
     }
 }
 

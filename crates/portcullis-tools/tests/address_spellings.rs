@@ -25,8 +25,10 @@ async fn service() -> (ToolService, Emulator) {
     let client = ClientConfig::new(emu.base_url(), Auth::ApiKey(KEY.into()));
     let fw = PfSenseFirewall::new("fw1", client, store.clone()).unwrap();
     let lab = LabFirewall::open("lab", store.clone(), lab_interfaces(&default_interfaces())).unwrap();
-    let settings =
-        GuardSettings { rates: RateQuotas { default: 10_000, sensitive: 10_000, admin: 10_000 }, ..Default::default() };
+    let settings = GuardSettings {
+        rates: RateQuotas { default: 10_000, sensitive: 10_000, admin: 10_000, mirror: 10_000 },
+        ..Default::default()
+    };
     let guard = Guard::new(settings, Auditor::new(store, None).unwrap()).unwrap();
     let targets = vec![Target::new("lab", Arc::new(lab)), Target::new("fw1", Arc::new(fw))];
     (ToolService::new(guard, targets).unwrap(), emu)

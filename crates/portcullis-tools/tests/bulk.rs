@@ -17,7 +17,7 @@ fn service() -> ToolService {
     let store = Arc::new(Store::open_in_memory().unwrap());
     let lab = LabFirewall::open("lab", store.clone(), lab_interfaces(&default_interfaces())).unwrap();
     let settings = GuardSettings {
-        rates: RateQuotas { default: 10_000, sensitive: 10_000, admin: 10_000 },
+        rates: RateQuotas { default: 10_000, sensitive: 10_000, admin: 10_000, mirror: 10_000 },
         protected_addresses: vec!["192.168.1.10/32".parse().unwrap()],
         ..GuardSettings::default()
     };

@@ -24,7 +24,7 @@ fn service() -> (ToolService, tempfile::TempDir) {
     let store = Arc::new(Store::open_in_memory().unwrap());
     let lab = LabFirewall::open("lab", store.clone(), lab_interfaces(&default_interfaces())).unwrap();
     let settings = GuardSettings {
-        rates: RateQuotas { default: 10_000, sensitive: 10_000, admin: 10_000 },
+        rates: RateQuotas { default: 10_000, sensitive: 10_000, admin: 10_000, mirror: 10_000 },
         // The wan pass rule the first test opens scores 100 (any source).
         max_risk_score: 100,
         management_hosts: vec![format!("{ADMIN_HOST}/32").parse().unwrap()],

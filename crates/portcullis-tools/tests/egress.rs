@@ -25,7 +25,7 @@ fn fixture() -> Fixture {
     let lab = LabFirewall::open("lab", store.clone(), lab_interfaces(&default_interfaces())).expect("lab");
     let host = LabFirewall::open("host", store.clone(), lab_interfaces(&default_interfaces())).expect("host");
     let settings = GuardSettings {
-        rates: RateQuotas { default: 10_000, sensitive: 10_000, admin: 10_000 },
+        rates: RateQuotas { default: 10_000, sensitive: 10_000, admin: 10_000, mirror: 10_000 },
         ..GuardSettings::default()
     };
     let guard = Guard::new(settings, Auditor::new(store.clone(), None).expect("auditor")).expect("guard");

@@ -27,7 +27,7 @@ fn settings() -> GuardSettings {
     // The wan pass rule the tests open scores 100 (any source): above the default 80, which the geo block itself
     // stays under (see the risk asserted below).
     GuardSettings {
-        rates: RateQuotas { default: 10_000, sensitive: 10_000, admin: 10_000 },
+        rates: RateQuotas { default: 10_000, sensitive: 10_000, admin: 10_000, mirror: 10_000 },
         max_risk_score: 100,
         ..GuardSettings::default()
     }

@@ -26,13 +26,23 @@ fn service_with(mut settings: GuardSettings) -> (ToolService, Arc<Store>) {
     let stores = std::collections::HashMap::from([("lab".to_string(), logs)]);
     let host = LabFirewall::open("host", store.clone(), lab_interfaces(&default_interfaces())).unwrap();
     let targets = vec![Target::new("lab", Arc::new(lab)), Target::new("host", Arc::new(common::OwnHost(host)))];
-    let svc = ToolService::new(guard, targets).unwrap().with_log_stores(stores);
+    let sensor = portcullis_tools::SensorSetting {
+        target: None,
+        sensor: portcullis_core::mirror::Sensor {
+            name: "ids".into(),
+            kind: portcullis_core::mirror::SensorKind::Interface { interface: "em9".into() },
+        },
+        serves: vec!["dmz".into()],
+        engine: Some("suricata".into()),
+    };
+    let mirroring = portcullis_tools::MirrorSettings { sensors: vec![sensor], ..Default::default() };
+    let svc = ToolService::new(guard, targets).unwrap().with_log_stores(stores).with_mirroring(mirroring);
     (svc.with_country_db(Some(common::test_country_db())), store)
 }
 
 fn generous() -> GuardSettings {
     GuardSettings {
-        rates: RateQuotas { default: 10_000, sensitive: 10_000, admin: 10_000 },
+        rates: RateQuotas { default: 10_000, sensitive: 10_000, admin: 10_000, mirror: 10_000 },
         ..GuardSettings::default()
     }
 }
@@ -114,7 +124,18 @@ async fn valid_call(svc: &ToolService, tool: &str) -> Value {
         "get_audit_log" => json!({"limit": 5}),
         "lookup_country" => json!({"ip_address": "203.0.113.7"}),
         "list_geo_blocks" => json!({}),
-        "get_ddos_protection" => json!({}),
+        "get_ddos_protection" | "list_mirrors" => json!({}),
+        "enable_traffic_analysis" => json!({"interface": "dmz", "alert_threshold": "5GB/h"}),
+        "mirror_traffic" => {
+            json!({"interface": "dmz", "sensor": "ids", "reason": "matrix", "protocol": "tcp", "port": 80})
+        }
+        "stop_mirror" => {
+            let mirror =
+                json!({"interface": "dmz", "sensor": "ids", "reason": "matrix", "protocol": "udp", "port": 53});
+            call(svc, "admin", "mirror_traffic", mirror).await.unwrap();
+            let listed = call(svc, "admin", "list_mirrors", json!({})).await.unwrap();
+            json!({"mirror_id": listed["data"][0]["mirror_id"]})
+        }
         "configure_ddos_protection" => json!({"interface": "dmz", "rate_limit": "1000/s", "burst_limit": "5000"}),
         "refresh_geo_blocks" => {
             let block = json!({"countries": ["DE"], "interfaces": ["dmz"], "description": "matrix"});
@@ -335,8 +356,10 @@ async fn hostile_inputs_are_refused_with_field_errors_and_change_nothing() {
 
 #[tokio::test]
 async fn sensitive_calls_have_their_own_rate_and_denial_bursts_raise_an_alert() {
-    let settings =
-        GuardSettings { rates: RateQuotas { default: 100, sensitive: 3, admin: 1 }, ..GuardSettings::default() };
+    let settings = GuardSettings {
+        rates: RateQuotas { default: 100, sensitive: 3, admin: 1, mirror: 1 },
+        ..GuardSettings::default()
+    };
     let (svc, store) = service_with(settings);
     for i in 0..3 {
         let args = json!({"ip_address": format!("203.0.113.{}", 10 + i), "duration": "1h", "reason": "rate"});

@@ -18,8 +18,10 @@ use serde_json::{Value, json};
 fn service(dir: &std::path::Path) -> ToolService {
     let store = Arc::new(Store::open_in_memory().unwrap());
     let lab = LabFirewall::open("lab", store.clone(), lab_interfaces(&default_interfaces())).unwrap();
-    let settings =
-        GuardSettings { rates: RateQuotas { default: 10_000, sensitive: 10_000, admin: 10_000 }, ..Default::default() };
+    let settings = GuardSettings {
+        rates: RateQuotas { default: 10_000, sensitive: 10_000, admin: 10_000, mirror: 10_000 },
+        ..Default::default()
+    };
     let guard = Guard::new(settings, Auditor::new(store, None).unwrap()).unwrap();
     let logs = LogStore::open(dir.join("lab"), Retention::default()).unwrap();
     ToolService::new(guard, vec![Target::new("lab", Arc::new(lab))])

@@ -24,7 +24,7 @@ fn service(net: &Topology, logs: &std::path::Path) -> ToolService {
     let store = Arc::new(Store::open_in_memory().expect("store"));
     let fw = Arc::new(NftablesFirewall::new("router", net.settings(), store.clone()));
     let settings = GuardSettings {
-        rates: RateQuotas { default: 10_000, sensitive: 10_000, admin: 10_000 },
+        rates: RateQuotas { default: 10_000, sensitive: 10_000, admin: 10_000, mirror: 10_000 },
         management_hosts: vec!["10.77.1.9/32".parse().expect("host")],
         ..GuardSettings::default()
     };

@@ -19,7 +19,7 @@ fn service() -> ToolService {
     let store = Arc::new(Store::open_in_memory().unwrap());
     let lab = LabFirewall::open("lab", store.clone(), lab_interfaces(&default_interfaces())).unwrap();
     let settings = GuardSettings {
-        rates: RateQuotas { default: 10_000, sensitive: 10_000, admin: 10_000 },
+        rates: RateQuotas { default: 10_000, sensitive: 10_000, admin: 10_000, mirror: 10_000 },
         management_hosts: vec![format!("{ADMIN_HOST}/32").parse().unwrap()],
         management_flows: vec![ManagementFlow {
             name: "monitoring → DMZ web".into(),

@@ -60,7 +60,8 @@ impl App {
             .with_log_stores(log_stores)
             .with_log_pull_cap(config.logs.pull_max_lines.unwrap_or(portcullis_tools::DEFAULT_LOG_PULL_CAP))
             .with_egress_sources(egress_sources(&config))
-            .with_country_db(open_country_db(&config)?);
+            .with_country_db(open_country_db(&config)?)
+            .with_mirroring(config.mirroring.settings().map_err(|(key, m)| anyhow::anyhow!("{key}: {m}"))?);
         Ok(Self { service: Arc::new(service), store, config, store_path })
     }
 

@@ -194,11 +194,16 @@ fn host_net(a: IpAddr) -> IpNet {
     IpNet::from(a)
 }
 
-/// Host bits of the widest end the selector copies: any end unnamed counts as a whole family.
+/// How much of the interface's traffic the selector copies, in host bits: the narrower named end bounds it;
+/// with no address named, one service (a port) counts as a /16's worth and anything wider as a whole family.
 fn breadth(s: &Selector) -> u8 {
-    match (&s.source, &s.destination) {
+    /// What copying one service of every host weighs: less than everything, more than a network of hosts.
+    const ONE_SERVICE_BITS: u8 = 16;
+    let by_address = match (&s.source, &s.destination) {
         (Some(a), Some(b)) => crate::address::net_host_bits(a).min(crate::address::net_host_bits(b)),
         (Some(n), None) | (None, Some(n)) => crate::address::net_host_bits(n),
         (None, None) => 128,
-    }
+    };
+    let one_service = [s.port, s.source_port, s.destination_port].iter().flatten().any(|p| p.first == p.last);
+    if one_service { by_address.min(ONE_SERVICE_BITS) } else { by_address }
 }

@@ -159,6 +159,8 @@ pub(crate) struct Decl {
     destructive: bool,
     idempotent: bool,
     description: Text,
+    /// A rate class of its own; `None`: the one its level and kind give.
+    rate_class: Option<RateClass>,
 }
 
 /// A text fixed at compile time.
@@ -181,7 +183,18 @@ impl Decl {
         operation: Text,
         (kind, category, level): (ToolKind, Category, Level),
     ) -> Self {
-        Self { name, title, operation, kind, category, level, destructive: false, idempotent: true, description: "" }
+        Self {
+            name,
+            title,
+            operation,
+            kind,
+            category,
+            level,
+            destructive: false,
+            idempotent: true,
+            description: "",
+            rate_class: None,
+        }
     }
 
     /// Needs the admin level (and counts in the admin rate class).
@@ -197,6 +210,11 @@ impl Decl {
     /// The same call twice does not end in the same state.
     pub(crate) const fn not_idempotent(self) -> Self {
         Self { idempotent: false, ..self }
+    }
+
+    /// Counts its calls in `class` instead of the one its level and kind give.
+    pub(crate) const fn rate(self, class: RateClass) -> Self {
+        Self { rate_class: Some(class), ..self }
     }
 
     /// What a model reads to choose the tool.
@@ -256,10 +274,11 @@ fn closest<'a>(unknown: &str, names: &[&'a str]) -> Option<&'a str> {
 /// The catalogue row of a tool. Admin-level tools share the admin rate class; other changes are sensitive.
 pub(crate) fn row<T: Tool>() -> ToolDef {
     let d = T::DECL;
-    let rate_class = match (d.level, d.kind) {
-        (Level::Admin, _) => RateClass::Admin,
-        (_, ToolKind::Change) => RateClass::Sensitive,
-        (_, ToolKind::Read) => RateClass::Default,
+    let rate_class = match (d.rate_class, d.level, d.kind) {
+        (Some(class), _, _) => class,
+        (None, Level::Admin, _) => RateClass::Admin,
+        (None, _, ToolKind::Change) => RateClass::Sensitive,
+        (None, _, ToolKind::Read) => RateClass::Default,
     };
     ToolDef {
         name: d.name,

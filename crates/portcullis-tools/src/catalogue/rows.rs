@@ -10,6 +10,7 @@ use crate::analytics::{Dashboard, DashboardResult, ReportResult, ThreatsResult, 
 use crate::args::*;
 use crate::catalogue::{Decl, Tool, ToolDef, row};
 use crate::ddos::{DdosProtectionResult, ProtectionRead, ProtectionRequest};
+use crate::mirror::{MirrorRead, MirrorRequest, MirrorsResult};
 use crate::reads::{Status, Vpn};
 use crate::views::*;
 use crate::work::Work;
@@ -46,6 +47,10 @@ pub(crate) fn rows() -> Vec<ToolDef> {
         row::<RefreshGeoBlocks>(),
         row::<ConfigureDdosProtection>(),
         row::<GetDdosProtection>(),
+        row::<MirrorTraffic>(),
+        row::<StopMirror>(),
+        row::<ListMirrors>(),
+        row::<EnableTrafficAnalysis>(),
         row::<LintRules>(),
         row::<GetActiveAlarms>(),
         row::<ListPendingChanges>(),
@@ -515,6 +520,73 @@ impl Tool for GetDdosProtection {
 
     fn route(a: GetDdosProtectionArgs, _now: Timestamp) -> Result<Work<DdosProtectionResult>, CallError> {
         Ok(Work::read(a.target, ProtectionRead { interface: a.interface }))
+    }
+}
+
+pub(crate) struct MirrorTraffic;
+
+impl Tool for MirrorTraffic {
+    type Args = MirrorTrafficArgs;
+    type Output = ChangeResult;
+    const DECL: Decl = Decl::change("mirror_traffic", "Mirror traffic to a sensor", "mirror_traffic", Category::Mirroring)
+        .rate(portcullis_guard::RateClass::Mirror)
+        .not_idempotent()
+        .about(
+            "Copy chosen traffic of an interface to an IDS sensor named in configuration (mirroring.sensors) for a              limited time: interface, sensor, duration (stops by itself), reason, and what to copy — protocol,              source, destination, port (either end), source_port, destination_port, direction in|out|both              (default both: the replies too). rate_limit caps the packets copied per second. Everything on an              interface needs all: true, an admin and a person's approval. The original traffic is not changed;              the sensor's own interface and address are never copied. dry_run shows the exact statements.",
+        );
+
+    fn route(a: MirrorTrafficArgs, _now: Timestamp) -> Result<Work<ChangeResult>, CallError> {
+        Work::change_with(&a.change, MirrorRequest::parse(&a)?)
+    }
+}
+
+pub(crate) struct StopMirror;
+
+impl Tool for StopMirror {
+    type Args = StopMirrorArgs;
+    type Output = ChangeResult;
+    const DECL: Decl = Decl::change("stop_mirror", "Stop a mirror", "mirror_traffic", Category::Mirroring)
+        .rate(portcullis_guard::RateClass::Mirror)
+        .destructive()
+        .about("Stop a running mirror now (mirror_id from list_mirrors); the sensor receives nothing more.");
+
+    fn route(a: StopMirrorArgs, _now: Timestamp) -> Result<Work<ChangeResult>, CallError> {
+        Work::change(&a.change, crate::mirror::stop_intent(&a.mirror_id)?)
+    }
+}
+
+pub(crate) struct ListMirrors;
+
+impl Tool for ListMirrors {
+    type Args = ListMirrorsArgs;
+    type Output = MirrorsResult;
+    const DECL: Decl = Decl::read("list_mirrors", "Running mirrors", "read_mirrors", Category::Mirroring).about(
+        "The traffic mirrors running (optionally of one interface): what each copies, to which sensor, its cap,          when it stops, and the packets and bytes copied so far from the firewall's counters.",
+    );
+
+    fn route(a: ListMirrorsArgs, _now: Timestamp) -> Result<Work<MirrorsResult>, CallError> {
+        Ok(Work::read(a.target, MirrorRead { interface: a.interface }))
+    }
+}
+
+pub(crate) struct EnableTrafficAnalysis;
+
+impl Tool for EnableTrafficAnalysis {
+    type Args = EnableTrafficAnalysisArgs;
+    type Output = crate::analysis::TrafficAnalysisResult;
+    const DECL: Decl =
+        Decl::change("enable_traffic_analysis", "Traffic analysis", "mirror_traffic", Category::Mirroring)
+            .rate(portcullis_guard::RateClass::Mirror)
+            .not_idempotent()
+            .about(
+                "Turn on analysis of an interface and say honestly what is on ({supported, engine, mode, reason}).                  deep_packet_inspection: true copies all of its traffic to the interface's configured IDS sensor                  (through mirror_traffic: admin, a person's approval, expiry from duration) and reads the sensor's                  alerts; false: flow and rate analysis from the firewall's counters and logs. alert_threshold                  (\"5GB/h\", \"100000 packets/m\", \"50 alerts/h\") raises an alarm in get_active_alarms while it is                  crossed.",
+            );
+
+    fn route(
+        a: EnableTrafficAnalysisArgs,
+        _now: Timestamp,
+    ) -> Result<Work<crate::analysis::TrafficAnalysisResult>, CallError> {
+        Ok(Work::local(crate::analysis::AnalysisRequest::parse(&a)?))
     }
 }
 

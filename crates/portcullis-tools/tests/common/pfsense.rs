@@ -39,8 +39,10 @@ pub async fn start(emulator: EmulatorConfig) -> PfSenseService {
         ..PfSenseOptions::default()
     };
     let fw = Arc::new(PfSenseFirewall::new("fw1", client, store.clone()).expect("client config").with_options(options));
-    let settings =
-        GuardSettings { rates: RateQuotas { default: 10_000, sensitive: 10_000, admin: 10_000 }, ..Default::default() };
+    let settings = GuardSettings {
+        rates: RateQuotas { default: 10_000, sensitive: 10_000, admin: 10_000, mirror: 10_000 },
+        ..Default::default()
+    };
     let guard = Guard::new(settings, Auditor::new(store, None).expect("auditor")).expect("guard");
     let logs = tempfile::tempdir().expect("temporary directory");
     let log_store = LogStore::open(logs.path().join("fw1"), Retention::default()).expect("log store");

@@ -16,6 +16,7 @@
 mod env;
 mod load;
 mod logs;
+mod mirroring;
 mod schema;
 #[cfg(test)]
 mod test_support;

@@ -41,6 +41,8 @@ pub struct Config {
     pub approvals: ApprovalsConfig,
     /// The offline country database.
     pub geoip: GeoipConfig,
+    /// The sensors traffic may be copied to, and the bounds of every mirror.
+    pub mirroring: super::mirroring::MirroringConfig,
 }
 
 /// The offline country database (`geoip:`).
@@ -299,11 +301,13 @@ pub struct RateLimitsConfig {
     pub default: Option<u32>,
     pub sensitive: u32,
     pub admin: u32,
+    /// Starting and stopping traffic mirrors.
+    pub mirror: u32,
 }
 
 impl Default for RateLimitsConfig {
     fn default() -> Self {
-        Self { default: None, sensitive: 10, admin: 5 }
+        Self { default: None, sensitive: 10, admin: 5, mirror: 6 }
     }
 }
 
@@ -323,6 +327,7 @@ impl SecurityConfig {
             default: classes.default.unwrap_or(self.rate_limit),
             sensitive: classes.sensitive,
             admin: classes.admin,
+            mirror: classes.mirror,
         }
     }
 

@@ -156,6 +156,20 @@ pub(super) fn validate(config: &mut Config, origin: &Path) -> Result<(), ConfigE
     }
 
     validate_logs(&config.logs, o)?;
+    let mirroring = config.mirroring.settings().map_err(|(key, message)| invalid(key, message, o))?;
+    for s in &mirroring.sensors {
+        if let Some(target) = &s.target
+            && target != LAB_TARGET
+            && !config.pfsense_targets().iter().any(|(n, _)| n == target)
+            && !config.targets.contains_key(target)
+        {
+            return Err(invalid(
+                format!("mirroring.sensors.{}.target", s.sensor.name),
+                format!("no target named `{target}`"),
+                o,
+            ));
+        }
+    }
 
     if config.mcp.server_name.trim().is_empty() {
         return Err(invalid("mcp.server_name", "must not be empty", o));
