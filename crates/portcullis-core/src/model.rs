@@ -521,6 +521,14 @@ pub use crate::text::{FORBIDDEN_IN_TEXT, validate_text};
 #[serde(transparent)]
 pub struct RuleId(pub String);
 
+/// The six lower-case hex digits of an id written `<prefix>3f9a1c` (or bare, in any case), as geo blocks and
+/// mirrors are named; `None` for anything else.
+pub fn short_hex_id(text: &str, prefix: &str) -> Option<String> {
+    let t = text.trim().to_ascii_lowercase();
+    let hex = t.strip_prefix(prefix).unwrap_or(&t);
+    (hex.len() == 6 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| hex.to_string())
+}
+
 impl RuleId {
     pub fn parse(field: &str, value: &str) -> FieldResult<Self> {
         let v = value.trim();

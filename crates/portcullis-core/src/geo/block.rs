@@ -43,16 +43,9 @@ impl GeoBlockId {
 
     /// Parses `geo-3f9a1c` (or the bare `3f9a1c`), naming `field` otherwise.
     pub fn parse(field: &str, text: &str) -> FieldResult<Self> {
-        let t = text.trim().to_ascii_lowercase();
-        let hex = t.strip_prefix("geo-").unwrap_or(&t);
-        if hex.len() == 6 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            Ok(Self(hex.to_string()))
-        } else {
-            Err(FieldError::new(
-                field,
-                format!("{text:?} is not a geo block id (like geo-3f9a1c; see list_geo_blocks)"),
-            ))
-        }
+        crate::model::short_hex_id(text, "geo-").map(Self).ok_or_else(|| {
+            FieldError::new(field, format!("{text:?} is not a geo block id (like geo-3f9a1c; see list_geo_blocks)"))
+        })
     }
 
     /// The part of alias names that carries the id.

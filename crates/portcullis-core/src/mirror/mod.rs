@@ -47,13 +47,9 @@ impl MirrorId {
 
     /// Parses `mir-3f9a1c` (or the bare `3f9a1c`), naming `field` otherwise.
     pub fn parse(field: &str, text: &str) -> FieldResult<Self> {
-        let t = text.trim().to_ascii_lowercase();
-        let hex = t.strip_prefix("mir-").unwrap_or(&t);
-        if hex.len() == 6 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            Ok(Self(hex.to_string()))
-        } else {
-            Err(FieldError::new(field, format!("{text:?} is not a mirror id (like mir-3f9a1c; see list_mirrors)")))
-        }
+        crate::model::short_hex_id(text, "mir-").map(Self).ok_or_else(|| {
+            FieldError::new(field, format!("{text:?} is not a mirror id (like mir-3f9a1c; see list_mirrors)"))
+        })
     }
 
     /// The six hex digits, for names a backend derives from the id (nft chains, pf labels).
