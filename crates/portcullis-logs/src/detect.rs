@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+use crate::ids::{IdsEvidence, alert_strength};
 use crate::rollup::{HOUR_MS, Rollup, SourceStat};
 
 /// Thresholds of the detections (per analysed window).
@@ -56,6 +57,8 @@ pub enum ThreatKind {
     RepeatedAttack,
     /// More lines in an hour than that hour of day usually has.
     UnusualTrafficVolume,
+    /// Suricata alerts of one signature from the source ([`crate::ids`]).
+    IdsAlert,
 }
 
 impl ThreatKind {
@@ -66,6 +69,7 @@ impl ThreatKind {
             ThreatKind::BruteForce => "brute_force",
             ThreatKind::RepeatedAttack => "repeated_attack",
             ThreatKind::UnusualTrafficVolume => "unusual_traffic_volume",
+            ThreatKind::IdsAlert => "ids_alert",
         }
     }
 }
@@ -87,6 +91,8 @@ pub struct Finding {
     pub first_ms: i64,
     /// Last line (ms).
     pub last_ms: i64,
+    /// For [`ThreatKind::IdsAlert`]: the signature, its severity and where it was seen.
+    pub ids: Option<IdsEvidence>,
 }
 
 /// Source findings (scans, brute force, repeated attacks) in a window's rollup.
@@ -103,6 +109,7 @@ pub fn source_findings(window: &Rollup, t: &Thresholds) -> Vec<Finding> {
             detail,
             first_ms: s.first_ms,
             last_ms: s.last_ms,
+            ids: None,
         };
         if s.blocked_ports.len() >= t.scan_ports {
             let ports: Vec<u16> = s.blocked_ports.iter().take(10).collect();
@@ -192,6 +199,8 @@ pub fn threat_score(findings: &[&Finding], prior_denied: u64) -> u8 {
             ThreatKind::PortScan => 25.0 + 10.0 * (f.ports.len().max(1) as f64).log10() + 5.0 * n.log10(),
             ThreatKind::RepeatedAttack => 20.0 + 8.0 * n.log10(),
             ThreatKind::UnusualTrafficVolume => 25.0 + 6.0 * n.log10(),
+            // Suricata's severity decides; a finding without one counts as severity 3.
+            ThreatKind::IdsAlert => alert_strength(f.ids.as_ref().map_or(3, |e| e.severity), f.attempt_count),
         }
     };
     let best = findings.iter().map(|f| strength(f)).fold(0.0, f64::max);
@@ -282,6 +291,7 @@ mod tests {
             detail: String::new(),
             first_ms: 0,
             last_ms: 0,
+            ids: None,
         };
         let (small, big) = (f(ThreatKind::BruteForce, 20), f(ThreatKind::BruteForce, 2000));
         let repeated = f(ThreatKind::RepeatedAttack, 2000);

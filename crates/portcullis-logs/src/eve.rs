@@ -35,7 +35,7 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::stats::lines;
 
@@ -266,7 +266,7 @@ pub struct EveAlert {
 }
 
 /// `alert.action`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertAction {
     /// `allowed`: the packet went on (IDS mode, or a rule that only alerts).

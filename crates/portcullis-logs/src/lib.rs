@@ -62,6 +62,7 @@ pub mod eve;
 pub mod format;
 mod header;
 mod icmp;
+pub mod ids;
 mod ip;
 mod num;
 mod record;

@@ -1,10 +1,13 @@
 //! The security report: one data structure, rendered as JSON (serde), Markdown or HTML with inline SVG charts
-//! (blocked over time, top blocked sources, top blocked ports, actions by interface).
+//! (blocked over time, top blocked sources, top blocked ports, actions by interface), with a section on the
+//! Suricata alerts of the period ([`crate::ids::IdsSummary`]).
 
 use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+
+use crate::ids::IdsSummary;
 
 /// Totals of the period.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -136,6 +139,8 @@ pub struct Report {
     /// The DDoS protections in force, one line each (what they limit, for whom).
     #[serde(default)]
     pub ddos_protections: Vec<String>,
+    /// Suricata alerts of the period: counts by severity, top signatures and sources, sensors last heard from.
+    pub ids_alerts: IdsSummary,
 }
 
 /// Recommendations from the report's numbers and the names of disabled rules.
@@ -182,6 +187,15 @@ pub fn recommendations(r: &Report, disabled_rules: &[String], is_blocked: impl F
             disabled_rules.iter().take(10).cloned().collect::<Vec<_>>().join(", ")
         ));
     }
+    let ids = &r.ids_alerts;
+    let critical = ids.with_severity(1);
+    if critical > 0 {
+        let top = ids.top_signatures.iter().find(|s| s.severity == 1);
+        out.push(format!(
+            "Suricata raised {critical} severity-1 alert(s){}: review the ids_alert threats and the hosts involved.",
+            top.map(|s| format!(", most of them \"{}\" (sid {})", s.signature, s.signature_id)).unwrap_or_default()
+        ));
+    }
     if r.summary.log_lines == 0 {
         out.push("No log lines in this period: check that the firewall sends its logs (syslog) to Portcullis.".into());
     }
@@ -224,6 +238,7 @@ pub fn markdown(r: &Report) -> String {
         }
         m.push('\n');
     }
+    ids_markdown(&mut m, &r.ids_alerts);
     let _ = writeln!(m, "## Security events by port\n\n| port | blocked | allowed |\n|---|---|---|");
     for e in &r.security_events {
         let _ = writeln!(m, "| {} | {} | {} |", e.port, e.blocked, e.allowed);
@@ -247,6 +262,110 @@ pub fn markdown(r: &Report) -> String {
         let _ = writeln!(m, "- {rec}");
     }
     m
+}
+
+/// Text from outside (a signature, a sensor's name) as one Markdown table cell: no line breaks, `|` escaped.
+fn md_cell(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '|' => "\\|".to_string(),
+            c if c.is_control() => " ".to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// The "Suricata alerts" section.
+fn ids_markdown(m: &mut String, ids: &IdsSummary) {
+    let _ = writeln!(m, "## Suricata alerts\n");
+    if ids.alerts == 0 {
+        let _ = writeln!(m, "None in this period.\n");
+    } else {
+        let by: Vec<String> = ids.by_severity.iter().map(|s| format!("{} {}", s.alerts, s.label)).collect();
+        let _ = writeln!(m, "{} alerts: {}.\n", ids.alerts, by.join(", "));
+        let _ = writeln!(m, "| sid | signature | category | severity | alerts | sources |\n|---|---|---|---|---|---|");
+        for s in &ids.top_signatures {
+            let _ = writeln!(
+                m,
+                "| {}:{} | {} | {} | {} | {} | {} |",
+                s.gid,
+                s.signature_id,
+                md_cell(&s.signature),
+                md_cell(s.category.as_deref().unwrap_or("-")),
+                s.severity,
+                s.alerts,
+                s.sources
+            );
+        }
+        let _ = writeln!(m, "\n| source | alerts | highest severity | signatures |\n|---|---|---|---|");
+        for s in &ids.top_sources {
+            let _ = writeln!(m, "| {} | {} | {} | {} |", s.ip, s.alerts, s.highest_severity, s.signatures);
+        }
+        m.push('\n');
+    }
+    for s in &ids.sensors {
+        let _ = writeln!(
+            m,
+            "- sensor {} ({}): last event {}, {} events in this period",
+            md_cell(s.sensor.as_deref().unwrap_or("unnamed")),
+            md_cell(s.interface.as_deref().unwrap_or("no interface configured")),
+            s.last_event.to_rfc3339(),
+            s.events
+        );
+    }
+    if !ids.sensors.is_empty() {
+        m.push('\n');
+    }
+}
+
+fn ids_html(h: &mut String, ids: &IdsSummary) {
+    h.push_str("<h2>Suricata alerts</h2>");
+    if ids.alerts == 0 {
+        h.push_str("<p>None in this period.</p>");
+    } else {
+        let by: Vec<String> = ids.by_severity.iter().map(|s| format!("{} {}", s.alerts, s.label)).collect();
+        let _ = write!(h, "<p>{} alerts: {}.</p>", ids.alerts, esc(&by.join(", ")));
+        h.push_str("<table id=\"ids-signatures\"><tr><th>sid</th><th>signature</th><th>category</th><th>severity</th><th>alerts</th><th>sources</th></tr>");
+        for s in &ids.top_signatures {
+            let _ = write!(
+                h,
+                "<tr><td>{}:{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                s.gid,
+                s.signature_id,
+                esc(&s.signature),
+                esc(s.category.as_deref().unwrap_or("-")),
+                s.severity,
+                s.alerts,
+                s.sources
+            );
+        }
+        h.push_str("</table><table id=\"ids-sources\"><tr><th>source</th><th>alerts</th><th>highest severity</th><th>signatures</th></tr>");
+        for s in &ids.top_sources {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&s.ip),
+                s.alerts,
+                s.highest_severity,
+                s.signatures
+            );
+        }
+        h.push_str("</table>");
+    }
+    if !ids.sensors.is_empty() {
+        h.push_str("<ul>");
+        for s in &ids.sensors {
+            let _ = write!(
+                h,
+                "<li>sensor {} ({}): last event {}, {} events in this period</li>",
+                esc(s.sensor.as_deref().unwrap_or("unnamed")),
+                esc(s.interface.as_deref().unwrap_or("no interface configured")),
+                s.last_event.format("%Y-%m-%d %H:%M:%S UTC"),
+                s.events
+            );
+        }
+        h.push_str("</ul>");
+    }
 }
 
 /// Chart colours (the HTML test looks for them in a screenshot).
@@ -474,6 +593,7 @@ pub fn html(r: &Report) -> String {
         );
     }
     h.push_str("</table>");
+    ids_html(&mut h, &r.ids_alerts);
     if !r.ddos_protections.is_empty() {
         h.push_str("<h2>DDoS protections in force</h2><ul>");
         for p in &r.ddos_protections {
@@ -517,6 +637,7 @@ mod tests {
             countries_attribution: None,
             recommendations: Vec::new(),
             ddos_protections: Vec::new(),
+            ids_alerts: IdsSummary::default(),
         }
     }
 
@@ -546,6 +667,47 @@ mod tests {
             recs.iter().any(|l| l.starts_with("1 source(s) that call for a block are blocked already")),
             "{recs:?}"
         );
+    }
+
+    #[test]
+    fn suricata_alerts_section_escapes_outside_text_and_severity_one_is_recommended() {
+        use crate::ids::{AlertGroups, EventTotals, IdsAlert};
+        let mut groups = AlertGroups::default();
+        for (sev, sid) in [(1, 2024897), (1, 2024897), (3, 2100366)] {
+            groups.add(&IdsAlert {
+                ts_us: 1_700_000_000_000_000,
+                gid: 1,
+                signature_id: sid,
+                rev: 1,
+                signature: if sev == 1 { "ET TROJAN a|b <script>\nx" } else { "GPL ICMP_INFO PING" },
+                category: None,
+                severity: sev,
+                action: crate::eve::AlertAction::Allowed,
+                src_ip: "203.0.113.9".parse().ok(),
+                src_port: None,
+                dest_ip: None,
+                dest_port: None,
+                proto: None,
+                in_iface: None,
+                interface: Some("wan"),
+                sensor: None,
+                flow_id: None,
+                community_id: None,
+                app_proto: None,
+            });
+        }
+        let mut r = report();
+        r.ids_alerts = IdsSummary::new(&groups, &EventTotals::default(), 10);
+        let md = markdown(&r);
+        assert!(md.contains("## Suricata alerts\n\n3 alerts: 2 critical, 0 high, 1 medium."), "{md}");
+        assert!(md.contains("| 1:2024897 | ET TROJAN a\\|b <script> x | - | 1 | 2 | 1 |"), "{md}");
+        let h = html(&r);
+        assert!(h.contains("ET TROJAN a|b &lt;script&gt;") && !h.contains("<script>"), "{h}");
+        assert_eq!(h.matches("<svg").count(), 4, "the section is tables, not a fifth chart");
+        let recs = recommendations(&r, &[], |_| false);
+        assert!(recs.iter().any(|l| l.starts_with("Suricata raised 2 severity-1 alert(s), most of them")), "{recs:?}");
+        let empty = markdown(&report());
+        assert!(empty.contains("## Suricata alerts\n\nNone in this period."), "{empty}");
     }
 
     #[test]

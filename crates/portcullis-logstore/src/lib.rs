@@ -12,7 +12,11 @@
 //!
 //! Rollups in memory are a cache with a byte budget ([`LogStore::set_cache_budget`]); the least recently used are
 //! dropped and read again from their files when needed. Retention deletes whole segments by age and by total size.
+//!
+//! Beside the segments, [`alerts::AlertStore`] keeps the target's Suricata alerts (`eve/<hour>.alerts`), under the
+//! same retention.
 
+pub mod alerts;
 pub mod files;
 mod ingest;
 pub mod syslog;
@@ -28,6 +32,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use portcullis_logs::compact::{RECORD_SIZE, Record};
 use portcullis_logs::rollup::{HOUR_MS, Rollup};
 
+pub use alerts::{AlertStore, EveIngestStats, EveOrigin};
 pub use ingest::{IngestStats, PullDedup};
 
 /// Errors of the store.
@@ -111,6 +116,8 @@ pub struct LogStore {
     clock: AtomicU64,
     /// Bytes the rollups in memory may take before the least recently used are dropped.
     cache_budget: AtomicU64,
+    /// The target's Suricata alerts.
+    alerts: AlertStore,
 }
 
 /// A block's merged rollup, valid while the segments still hold `signature` records each.
@@ -156,6 +163,7 @@ impl LogStore {
         let dir = dir.into();
         fs::create_dir_all(&dir).map_err(io(&dir))?;
         let store = Self {
+            alerts: AlertStore::new(dir.join("eve"), retention),
             dir,
             retention,
             inner: Mutex::new(Inner::default()),
@@ -175,6 +183,11 @@ impl LogStore {
     /// The directory of the store.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The target's Suricata alerts.
+    pub fn alerts(&self) -> &AlertStore {
+        &self.alerts
     }
 
     /// Sets how many bytes of rollups the store keeps in memory.
@@ -729,9 +742,15 @@ impl LogStore {
         Ok((bytes / RECORD_SIZE as u64, bytes))
     }
 
-    /// Deletes segments older than the maximum age, then the oldest while over the byte budget. Returns the
-    /// number of segments deleted.
+    /// Deletes segments older than the maximum age, then the oldest while over the byte budget, and the alert
+    /// files the same way (their bytes counted on their own). Returns the number of segments and alert files
+    /// deleted.
     pub fn enforce_retention(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let alert_files = self.alerts.enforce_retention(now)?;
+        Ok(alert_files + self.enforce_segment_retention(now)?)
+    }
+
+    fn enforce_segment_retention(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let mut inner = self.lock();
         self.scan_dir(&mut inner)?;
         let oldest_kept = hour_of((now - self.retention.max_age).timestamp_millis());
