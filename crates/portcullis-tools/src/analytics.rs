@@ -12,12 +12,12 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use portcullis_core::firewall::{BackendKind, ErrorCode};
 use portcullis_core::model::{RuleSet, Timestamp};
+use portcullis_core::text::show_invisible;
 use portcullis_core::{FieldError, FieldResult};
 use portcullis_logs::detect::{self, Finding, ThreatKind, Thresholds};
 use portcullis_logs::ids::{self, AlertGroups, IdsSummary};
 use portcullis_logs::report::{self, Report};
 use portcullis_logs::rollup::{HOUR_MS, Rollup};
-use portcullis_core::text::show_invisible;
 use portcullis_logstore::alerts::Stored;
 use portcullis_logstore::{IngestStats, LogStore, PullDedup};
 use schemars::JsonSchema;
@@ -645,7 +645,7 @@ fn default_granularity(window: TimeDelta) -> TimeDelta {
     }
 }
 
-fn human_span(d: TimeDelta) -> String {
+pub(crate) fn human_span(d: TimeDelta) -> String {
     let m = d.num_minutes();
     if m % 1440 == 0 {
         format!("{}d", m / 1440)
@@ -813,7 +813,7 @@ fn ids_findings(store: &LogStore, from: i64, to: i64) -> Result<(Vec<Finding>, I
                 e.signature_id,
                 e.category.as_deref().map(|c| format!(", {}", show_invisible(c))).unwrap_or_default(),
                 e.severity,
-                g.destinations,
+                e.destinations,
                 e.interface.as_deref().map(|i| format!(" on {}", show_invisible(i))).unwrap_or_default(),
                 if e.blocked > 0 { format!("; {} blocked by the sensor", e.blocked) } else { String::new() },
             );
@@ -889,7 +889,7 @@ fn score(
                     category: e.category.as_deref().map(|c| show_invisible(c).into_owned()),
                     alert_severity: e.severity,
                     blocked_by_sensor: e.blocked,
-                    destinations: 0,
+                    destinations: e.destinations,
                     interface: e.interface.as_deref().map(|i| show_invisible(i).into_owned()),
                     sensor: e.sensor.as_deref().map(|i| show_invisible(i).into_owned()),
                 }),
@@ -898,7 +898,11 @@ fn score(
     }
     out.sort_by(|a, b| {
         let sid = |t: &ThreatView| t.ids.as_ref().map(|i| (i.alert_severity, i.gid, i.signature_id));
-        b.threat_score.cmp(&a.threat_score).then(a.source_ip.cmp(&b.source_ip)).then(a.kind.cmp(&b.kind)).then(sid(a).cmp(&sid(b)))
+        b.threat_score
+            .cmp(&a.threat_score)
+            .then(a.source_ip.cmp(&b.source_ip))
+            .then(a.kind.cmp(&b.kind))
+            .then(sid(a).cmp(&sid(b)))
     });
     out
 }

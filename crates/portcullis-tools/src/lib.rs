@@ -15,12 +15,14 @@ mod door;
 mod drift;
 mod egress;
 mod geo;
+mod ids;
 mod logs;
 mod ownership;
 mod prompts;
 mod reads;
 mod reconciler;
 mod resources;
+mod respond;
 mod views;
 mod work;
 
@@ -35,16 +37,19 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use analytics::{
-    DEFAULT_LOG_PULL_CAP, DashboardResult, ReportResult, ThreatView, ThreatsResult, TrafficPoint, TrafficStatsResult,
+    DEFAULT_LOG_PULL_CAP, DashboardResult, IdsThreat, ReportResult, ThreatView, ThreatsResult, TrafficPoint,
+    TrafficStatsResult,
 };
 pub use catalogue::{ToolDef, ToolKind, catalogue, permissions_markdown};
 pub use counters::{HitsView, InterfaceTraffic};
 pub use egress::{EgressSources, FirewallApi};
+pub use ids::{AlertThreshold, EveSourceSpec, EveSourceStatus};
 pub use logs::LINES_PER_QUERY as LINES_PER_PULL_PAGE;
 pub use portcullis_guard::CallError;
 pub use prompts::{PromptArgDef, PromptBody, PromptDef, prompts};
 pub use reconciler::{SweepOutcome, TargetSchedule};
 pub use resources::{ResourceBody, ResourceDef, ResourceTemplateDef, resource_templates, resources};
+pub use respond::{AutoBlock, AutoResponse, AutoResponseMemory};
 pub use views::*;
 
 use door::ChangeCall;
@@ -92,6 +97,8 @@ pub struct ToolService {
     egress: EgressSources,
     /// The offline country database, if one is installed.
     geo: geo::CountryData,
+    /// The followed Suricata eve.json sources and the alert thresholds' writer.
+    ids: ids::IdsState,
 }
 
 /// What the audit record needs to know about how far a call got.
@@ -129,6 +136,7 @@ impl ToolService {
             counter_history: Default::default(),
             egress: EgressSources::default(),
             geo: Default::default(),
+            ids: Default::default(),
         })
     }
 
