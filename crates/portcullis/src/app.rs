@@ -60,7 +60,9 @@ impl App {
             .with_log_stores(log_stores)
             .with_log_pull_cap(config.logs.pull_max_lines.unwrap_or(portcullis_tools::DEFAULT_LOG_PULL_CAP))
             .with_egress_sources(egress_sources(&config))
-            .with_country_db(open_country_db(&config)?);
+            .with_country_db(open_country_db(&config)?)
+            .with_eve_sources(config.logs.eve_sources(&config.default_target()))
+            .map_err(|e| anyhow::anyhow!("logs.eve_files: {}", e.message))?;
         Ok(Self { service: Arc::new(service), store, config, store_path })
     }
 
