@@ -162,6 +162,8 @@ pub struct IdsEvidence {
     pub interface: Option<String>,
     /// The sensor with the most alerts of the group.
     pub sensor: Option<String>,
+    /// Distinct destination addresses (counted up to [`MAX_TRACKED`]).
+    pub destinations: usize,
 }
 
 /// Alerts of one source address and one signature.
@@ -175,8 +177,6 @@ pub struct AlertGroup {
     pub count: u64,
     /// Destination ports, most alerts first (at most 10).
     pub ports: Vec<u16>,
-    /// Distinct destination addresses (counted up to [`MAX_TRACKED`]).
-    pub destinations: usize,
     /// The first alert, in microseconds.
     pub first_us: i64,
     /// The last alert, in microseconds.
@@ -316,10 +316,10 @@ impl AlertGroups {
                         blocked: g.blocked,
                         interface: g.interfaces.top(),
                         sensor: g.sensors.top(),
+                        destinations: g.destinations.len(),
                     },
                     count: g.count,
                     ports: ports.into_iter().take(10).map(|p| p.0).collect(),
-                    destinations: g.destinations.len(),
                     first_us: g.first_us,
                     last_us: g.last_us,
                 }

@@ -93,6 +93,9 @@ pub struct AnalysisRecord {
     pub alert_threshold: Option<AlertThreshold>,
 }
 
+/// The most alerts a threshold counts (the alert store's own bound).
+const MAX_ALERTS: u64 = crate::ids::MAX_ALERT_COUNT;
+
 fn records_key(target: &str) -> String {
     format!("analysis:{target}")
 }
@@ -117,6 +120,9 @@ pub struct TrafficAnalysisResult {
     pub mirror: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alert_threshold: Option<AlertThreshold>,
+    /// The sensor's followed eve.json and what it has ingested; absent when its alerts are not read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert_source: Option<crate::EveSourceStatus>,
 }
 
 /// An `enable_traffic_analysis` call with its arguments checked.
@@ -133,6 +139,13 @@ impl AnalysisRequest {
     pub(crate) fn parse(a: &EnableTrafficAnalysisArgs) -> Result<Self, CallError> {
         let threshold =
             a.alert_threshold.as_deref().map(|t| AlertThreshold::parse("alert_threshold", t)).transpose()?;
+        if let Some(t) = threshold.as_ref().filter(|t| t.quantity == Quantity::Alerts && t.amount > MAX_ALERTS) {
+            return Err(FieldError::new(
+                "alert_threshold",
+                format!("{} alerts is more than the {MAX_ALERTS} a threshold may count", t.amount),
+            )
+            .into());
+        }
         if a.change.confirm_within.is_some() {
             return Err(
                 FieldError::new("confirm_within", "the sensor's copy stops by itself at the end of duration").into()
@@ -166,14 +179,13 @@ impl LocalJob for AnalysisRequest {
         let interface = state.resolve_interface("interface", &self.interface)?.name.clone();
         let default = svc.default_target_name();
         let sensor = svc.mirroring.sensors_of(&target.name, default).find(|s| s.serves.contains(&interface));
-        if self.threshold.as_ref().is_some_and(|t| t.quantity == Quantity::Alerts)
-            && sensor.and_then(|s| s.engine.as_ref()).is_none()
-        {
-            return Err(FieldError::new(
-                "alert_threshold",
-                format!("alerts come from an IDS sensor, and none with an engine serves {interface} (mirroring.sensors.*.serves and .engine)"),
-            )
-            .into());
+        let alert_source = sensor.and_then(|s| {
+            svc.eve_sources_for(&target.name, None)
+                .into_iter()
+                .find(|e| e.sensor.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(&s.sensor.name)))
+        });
+        if self.threshold.as_ref().is_some_and(|t| t.quantity == Quantity::Alerts) {
+            check_alert_source(&interface, sensor, alert_source.as_ref())?;
         }
         let mut answer = TrafficAnalysisResult {
             target: target.name.clone(),
@@ -187,6 +199,7 @@ impl LocalJob for AnalysisRequest {
             sensor: None,
             mirror: None,
             alert_threshold: self.threshold.clone(),
+            alert_source: alert_source.clone(),
         };
         if self.dpi {
             let Some(sensor) = sensor else {
@@ -216,10 +229,18 @@ impl LocalJob for AnalysisRequest {
             let mirror = svc.call(ctx, "mirror_traffic", args).await?;
             answer.engine = engine.clone();
             answer.mode = "ids".into();
+            let alerts = match &alert_source {
+                Some(source) => {
+                    format!("its alerts are read from {} into analyze_threats and get_active_alarms", source.path)
+                }
+                None => format!(
+                    "its alerts are not read by Portcullis: set mirroring.sensors.{}.eve to the sensor's eve.json",
+                    sensor.sensor.name
+                ),
+            };
             answer.reason = format!(
                 "{interface}'s traffic is copied to sensor {} for {engine} until {} (IDS: the copies are analysed, \
-                 nothing is dropped by the sensor); its alerts reach analyze_threats and get_active_alarms where \
-                 its eve.json is followed",
+                 nothing is dropped by the sensor); {alerts}",
                 sensor.sensor.name,
                 mirror["expires_at"].as_str().unwrap_or("its expiry")
             );
@@ -227,6 +248,18 @@ impl LocalJob for AnalysisRequest {
             answer.mirror = Some(mirror);
         }
         if !self.dry_run {
+            match self.threshold.as_ref().filter(|t| t.quantity == Quantity::Alerts) {
+                Some(t) => {
+                    let window = chrono::TimeDelta::seconds(i64::try_from(t.window_seconds).unwrap_or(i64::MAX));
+                    svc.set_alert_threshold(&target.name, &interface, t.amount, window).map_err(|mut e| {
+                        e.field = Some("alert_threshold".into());
+                        e
+                    })?;
+                }
+                None => {
+                    svc.clear_alert_threshold(&target.name, &interface)?;
+                }
+            }
             let record = AnalysisRecord {
                 target: target.name.clone(),
                 interface: interface.clone(),
@@ -237,6 +270,31 @@ impl LocalJob for AnalysisRequest {
             svc.save_analysis(record)?;
         }
         Ok(answer)
+    }
+}
+
+/// An `alerts` threshold needs alerts counted on this interface: a sensor with an engine that serves it alone and
+/// whose eve.json is followed.
+fn check_alert_source(
+    interface: &str,
+    sensor: Option<&crate::SensorSetting>,
+    source: Option<&crate::EveSourceStatus>,
+) -> Result<(), CallError> {
+    let refuse = |why: String| -> Result<(), CallError> { Err(FieldError::new("alert_threshold", why).into()) };
+    let Some(sensor) = sensor.filter(|s| s.engine.is_some()) else {
+        return refuse(format!(
+            "alerts come from an IDS sensor, and none with an engine serves {interface} \
+             (mirroring.sensors.*.serves and .engine)"
+        ));
+    };
+    let name = &sensor.sensor.name;
+    match source {
+        None => refuse(format!("sensor {name}'s alerts are not read: set mirroring.sensors.{name}.eve")),
+        Some(s) if !s.interface.as_deref().is_some_and(|i| i.eq_ignore_ascii_case(interface)) => refuse(format!(
+            "sensor {name}'s alerts are not counted on {interface} alone (it serves more than {interface}); give \
+             it one interface in serves, or use a bytes or packets threshold"
+        )),
+        Some(_) => Ok(()),
     }
 }
 
@@ -258,7 +316,7 @@ fn unsupported_dpi(target: &str, interface: &str, why: &str) -> CallError {
 impl ToolService {
     /// Alarms for interfaces whose measured traffic crosses their `alert_threshold` now (bytes and packets, from
     /// the firewall's counters over the threshold's window, or as much of it as Portcullis has measured).
-    pub(crate) async fn threshold_alarms(&self) -> Vec<Alarm> {
+    pub(crate) async fn traffic_threshold_alarms(&self) -> Vec<Alarm> {
         let mut out = Vec::new();
         for target in &self.targets {
             for record in self.analysis_records(&target.name) {

@@ -1,7 +1,9 @@
 //! Log analytics tools over each target's log store: `get_traffic_stats`, `analyze_threats`,
 //! `generate_security_report`, `get_dashboard_data`, the log-derived alarms, and the lab traffic generator.
 //! The numbers come from `portcullis_logs` (rollups, detections, report rendering); this module picks the spans,
-//! maps interface devices to names, and shapes the answers.
+//! maps interface devices to names, and shapes the answers. Suricata alerts stored beside each target's log store
+//! (`portcullis_logstore::alerts`) are part of the same picture: grouped per source and signature they are
+//! `ids_alert` threats, scored on the same scale, and the report and dashboard have an `ids_alerts` section.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -10,10 +12,13 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use portcullis_core::firewall::{BackendKind, ErrorCode};
 use portcullis_core::model::{RuleSet, Timestamp};
+use portcullis_core::text::show_invisible;
 use portcullis_core::{FieldError, FieldResult};
 use portcullis_logs::detect::{self, Finding, ThreatKind, Thresholds};
+use portcullis_logs::ids::{self, AlertGroups, IdsSummary};
 use portcullis_logs::report::{self, Report};
 use portcullis_logs::rollup::{HOUR_MS, Rollup};
+use portcullis_logstore::alerts::Stored;
 use portcullis_logstore::{IngestStats, LogStore, PullDedup};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -92,10 +97,11 @@ pub struct TrafficStatsResult {
 /// One detected threat.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ThreatView {
-    /// repeated_attack, port_scan, brute_force, unusual_traffic_volume.
+    /// repeated_attack, port_scan, brute_force, unusual_traffic_volume, ids_alert, rate_limited.
     #[serde(rename = "type")]
     pub kind: String,
-    /// low, medium, high, critical (from the threat score).
+    /// low, medium, high, critical: from the threat score, and for ids_alert from Suricata's highest severity of
+    /// the group (1 critical, 2 high, 3 medium, lower low).
     pub severity: String,
     pub source_ip: String,
     pub attempt_count: u64,
@@ -109,6 +115,30 @@ pub struct ThreatView {
     pub detail: String,
     pub first_seen: Timestamp,
     pub last_seen: Timestamp,
+    /// For ids_alert: the Suricata signature and where it was seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ids: Option<IdsThreat>,
+}
+
+/// The Suricata side of an `ids_alert` threat: alerts of one signature from one source.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct IdsThreat {
+    pub gid: u32,
+    pub signature_id: u32,
+    pub signature: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// Suricata's highest severity of the group: 1 is the highest.
+    pub alert_severity: u8,
+    /// Alerts the sensor itself blocked (IPS mode).
+    pub blocked_by_sensor: u64,
+    /// Distinct destination addresses.
+    pub destinations: usize,
+    /// The interface with most of the alerts (the source's configured interface, else the sensor's in_iface).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sensor: Option<String>,
 }
 
 impl ThreatView {
@@ -127,6 +157,8 @@ pub struct ThreatsResult {
     pub count: usize,
     /// Lines in the timeframe.
     pub lines_analyzed: u64,
+    /// Suricata alerts in the timeframe (grouped per source and signature into ids_alert threats).
+    pub ids_alerts_analyzed: u64,
     /// Threats by type.
     pub by_type: BTreeMap<String, usize>,
     /// The countries blocked traffic came from, most first (with a country database installed).
@@ -172,6 +204,9 @@ pub struct ReportResult {
     pub recommendations: Vec<String>,
     /// The DDoS protections in force, one line each.
     pub ddos_protections: Vec<String>,
+    /// Suricata alerts of the period: alerts, by_severity, top_signatures, top_sources, by_interface, events
+    /// (eve.json events counted by type), sensors (when each was last heard from).
+    pub ids_alerts: Value,
     /// The rendered report for markdown and html.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
@@ -201,6 +236,7 @@ impl ReportResult {
             countries_attribution: report.countries_attribution.clone(),
             recommendations: report.recommendations.clone(),
             ddos_protections: report.ddos_protections.clone(),
+            ids_alerts: take("ids_alerts"),
             content,
             log_gap: None,
         })
@@ -224,6 +260,9 @@ pub struct DashboardResult {
     /// The last hour's top source countries of blocked traffic (with a country database installed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub top_blocked_countries: Option<Vec<crate::geo::CountryTraffic>>,
+    /// The last hour's Suricata alerts: alerts, by_severity, top_signatures, top_sources (at most 5 each),
+    /// by_interface, events, sensors.
+    pub ids_alerts: Value,
     /// Present when the pull of the firewall's own log before this answer could not reach back to the previous
     /// pull: lines logged in between may be missing from the store.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -450,6 +489,7 @@ impl ToolService {
             count: totals.findings,
             data,
             lines_analyzed: totals.lines,
+            ids_alerts_analyzed: totals.ids.alerts,
             by_type: totals.by_type,
             top_blocked_countries: totals.countries,
             countries: self.geo.get().map(|db| crate::geo::source_of(&db)),
@@ -472,7 +512,7 @@ impl ToolService {
         let store = self.store_of(target)?;
         let (from, to) = ((now - window).timestamp_millis(), now.timestamp_millis() + 1);
         let rollup = store.rollup(from, to).map_err(store_error)?;
-        let (threats, _) = threats_in(store, &rollup, window, now, REPORT_THREATS)?;
+        let (threats, totals) = threats_in(store, &rollup, window, now, REPORT_THREATS)?;
         let disabled: Vec<String> = state
             .rules
             .iter()
@@ -480,6 +520,7 @@ impl ToolService {
             .map(|r| if r.description.is_empty() { r.rule_id.0.clone() } else { r.description.clone() })
             .collect();
         let mut report = build_report(&target.name, &a.timeframe, now, window, &rollup, state, store, &threats);
+        report.ids_alerts = totals.ids;
         if let Some(db) = self.geo.get() {
             report.top_blocked_countries = crate::geo::top_blocked_countries(&rollup, &db, TOP_COUNTRIES)
                 .into_iter()
@@ -524,7 +565,8 @@ impl ToolService {
             target: None,
         };
         let traffic = self.traffic_stats(target, state, &stats_args, now)?;
-        let (threats, totals) = self.threats(target, TimeDelta::hours(1), now, 5)?;
+        let (threats, mut totals) = self.threats(target, TimeDelta::hours(1), now, 5)?;
+        shorten(&mut totals.ids, DASHBOARD_TOP);
         let enabled = state.rules.iter().filter(|r| r.enabled && r.paused_until.is_none_or(|p| p <= now)).count();
         Ok(DashboardResult {
             target: target.name.clone(),
@@ -549,6 +591,7 @@ impl ToolService {
             active_blocks: blocks.count,
             recent_threats: threats,
             top_blocked_countries: totals.countries,
+            ids_alerts: serde_json::to_value(&totals.ids).map_err(|e| CallError::internal(e.to_string()))?,
             log_gap: None,
         })
     }
@@ -602,7 +645,7 @@ fn default_granularity(window: TimeDelta) -> TimeDelta {
     }
 }
 
-fn human_span(d: TimeDelta) -> String {
+pub(crate) fn human_span(d: TimeDelta) -> String {
     let m = d.num_minutes();
     if m % 1440 == 0 {
         format!("{}d", m / 1440)
@@ -634,7 +677,6 @@ fn repeated_over_lookback(
         .filter(|(_, s)| s.denied() >= t.repeated_blocks && s.hours_active >= t.repeated_hours)
         .map(|(ip, s)| Finding {
             kind: ThreatKind::RepeatedAttack,
-            ids: None,
             source: ip,
             attempt_count: s.denied(),
             ports: Vec::new(),
@@ -645,6 +687,7 @@ fn repeated_over_lookback(
             ),
             first_ms: s.first_ms,
             last_ms: s.last_ms,
+            ids: None,
         })
         .collect();
     found.sort_by_key(|f| f.source);
@@ -692,16 +735,18 @@ fn threats_in(
         }
         findings.push(Finding {
             kind: ThreatKind::UnusualTrafficVolume,
-            ids: None,
             source: *ip,
             attempt_count: s.total(),
             ports: Vec::new(),
             detail,
             first_ms: s.first_ms,
             last_ms: s.last_ms,
+            ids: None,
         });
     }
-    let mut totals = ThreatTotals { findings: findings.len(), ..Default::default() };
+    let (ids_findings, ids) = ids_findings(store, from, to)?;
+    findings.extend(ids_findings);
+    let mut totals = ThreatTotals { findings: findings.len(), ids, ..Default::default() };
     for f in &findings {
         *totals.by_type.entry(f.kind.as_str().to_string()).or_insert(0) += 1;
     }
@@ -729,6 +774,63 @@ fn threats_in(
 
 /// Threats kept in a report.
 const REPORT_THREATS: usize = 25;
+/// Signatures and sources the report's `ids_alerts` lists.
+const REPORT_IDS_TOP: usize = 10;
+/// ... and the dashboard's.
+const DASHBOARD_TOP: usize = 5;
+
+/// Keeps the `top` first signatures and sources of a summary.
+fn shorten(ids: &mut IdsSummary, top: usize) {
+    ids.top_signatures.truncate(top);
+    ids.top_sources.truncate(top);
+}
+
+/// The Suricata alerts of `[from, to)` grouped per source and signature, as findings of type `ids_alert` (alerts
+/// without a source address are counted in the summary only), and the summary of the period.
+fn ids_findings(store: &LogStore, from: i64, to: i64) -> Result<(Vec<Finding>, IdsSummary), CallError> {
+    let mut groups = AlertGroups::default();
+    let mut events = ids::EventTotals::default();
+    store
+        .alerts()
+        .visit(from, to, |s| match s {
+            Stored::Alert(a) => groups.add(a),
+            Stored::Counts(c) => events.add(c),
+        })
+        .map_err(store_error)?;
+    let summary = IdsSummary::new(&groups, &events, REPORT_IDS_TOP);
+    let findings = groups
+        .groups()
+        .into_iter()
+        .filter_map(|g| {
+            let source = g.source?;
+            let e = &g.evidence;
+            let ports = if g.ports.is_empty() { String::new() } else { format!(" on ports {:?}", g.ports) };
+            let detail = format!(
+                "{} Suricata alert(s) of \"{}\" (sid {}:{}{}, severity {}) to {} destination(s){ports}{}{}",
+                g.count,
+                show_invisible(&e.signature),
+                e.gid,
+                e.signature_id,
+                e.category.as_deref().map(|c| format!(", {}", show_invisible(c))).unwrap_or_default(),
+                e.severity,
+                e.destinations,
+                e.interface.as_deref().map(|i| format!(" on {}", show_invisible(i))).unwrap_or_default(),
+                if e.blocked > 0 { format!("; {} blocked by the sensor", e.blocked) } else { String::new() },
+            );
+            Some(Finding {
+                kind: ThreatKind::IdsAlert,
+                source,
+                attempt_count: g.count,
+                ports: g.ports,
+                detail,
+                first_ms: g.first_us.div_euclid(1000),
+                last_ms: g.last_us.div_euclid(1000),
+                ids: Some(g.evidence),
+            })
+        })
+        .collect();
+    Ok((findings, summary))
+}
 
 /// What a threat analysis looked at and found in all (the views are the strongest `limit`).
 #[derive(Debug, Default)]
@@ -738,6 +840,8 @@ pub(crate) struct ThreatTotals {
     pub by_type: BTreeMap<String, usize>,
     /// Top source countries of blocked lines, where a country database is installed.
     pub countries: Option<Vec<crate::geo::CountryTraffic>>,
+    /// The Suricata alerts of the window.
+    pub ids: IdsSummary,
 }
 
 /// Scores each source with its history and makes one view per finding, highest score first.
@@ -751,17 +855,24 @@ fn score(
         let score = detect::threat_score(&fs, prior);
         let duration = detect::block_duration(score);
         for f in fs {
+            let reason = match &f.ids {
+                Some(e) => format!("ids alert sid {}", e.signature_id),
+                None => f.kind.as_str().replace('_', " "),
+            };
             let recommendation = match duration {
                 Some(d) => format!(
-                    "block_ip_address ip_address={ip} duration={d} reason=\"{}\"{}",
-                    f.kind.as_str().replace('_', " "),
+                    "block_ip_address ip_address={ip} duration={d} reason=\"{reason}\"{}",
                     if prior > 0 { format!(" (seen denied {prior} times in the week before)") } else { String::new() }
                 ),
                 None => "watch: below the score that calls for a block".into(),
             };
+            let severity = match &f.ids {
+                Some(e) => ids::severity_label(e.severity),
+                None => detect::severity(score),
+            };
             out.push(ThreatView {
                 kind: f.kind.as_str().to_string(),
-                severity: detect::severity(score).to_string(),
+                severity: severity.to_string(),
                 source_ip: ip.to_string(),
                 attempt_count: f.attempt_count,
                 recommendation,
@@ -771,11 +882,27 @@ fn score(
                 detail: f.detail.clone(),
                 first_seen: ms_time(f.first_ms),
                 last_seen: ms_time(f.last_ms),
+                ids: f.ids.as_ref().map(|e| IdsThreat {
+                    gid: e.gid,
+                    signature_id: e.signature_id,
+                    signature: show_invisible(&e.signature).into_owned(),
+                    category: e.category.as_deref().map(|c| show_invisible(c).into_owned()),
+                    alert_severity: e.severity,
+                    blocked_by_sensor: e.blocked,
+                    destinations: e.destinations,
+                    interface: e.interface.as_deref().map(|i| show_invisible(i).into_owned()),
+                    sensor: e.sensor.as_deref().map(|i| show_invisible(i).into_owned()),
+                }),
             });
         }
     }
     out.sort_by(|a, b| {
-        b.threat_score.cmp(&a.threat_score).then(a.source_ip.cmp(&b.source_ip)).then(a.kind.cmp(&b.kind))
+        let sid = |t: &ThreatView| t.ids.as_ref().map(|i| (i.alert_severity, i.gid, i.signature_id));
+        b.threat_score
+            .cmp(&a.threat_score)
+            .then(a.source_ip.cmp(&b.source_ip))
+            .then(a.kind.cmp(&b.kind))
+            .then(sid(a).cmp(&sid(b)))
     });
     out
 }
@@ -823,8 +950,6 @@ fn build_report(
     events.truncate(25);
     let mut seen = std::collections::HashSet::new();
     Report {
-        // Suricata alerts are not read into the report yet (their store is built; the wiring is not).
-        ids_alerts: Default::default(),
         target: target.to_string(),
         timeframe: timeframe.to_string(),
         from: now - window,
@@ -861,7 +986,7 @@ fn build_report(
             .collect(),
         threats: threats
             .iter()
-            .filter(|t| seen.insert((t.source_ip.clone(), t.kind.clone())))
+            .filter(|t| seen.insert((t.source_ip.clone(), t.kind.clone(), t.ids.as_ref().map(|i| i.signature_id))))
             .take(25)
             .map(|t| report::ReportThreat {
                 kind: t.kind.clone(),
@@ -876,5 +1001,6 @@ fn build_report(
         countries_attribution: None,
         recommendations: Vec::new(),
         ddos_protections: state.protections.iter().map(|p| p.describe()).collect(),
+        ids_alerts: IdsSummary::default(),
     }
 }

@@ -198,6 +198,7 @@ pub(crate) fn add_rate_limited(
             detail: format!("opened new connections faster than {} ({})", p.per_source_rate.map_or(String::new(), |r| r.to_string()), p.describe()),
             first_seen: now,
             last_seen: now,
+            ids: None,
         });
         *result.by_type.entry("rate_limited".into()).or_default() += 1;
         result.count += 1;

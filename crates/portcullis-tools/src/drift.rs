@@ -159,8 +159,9 @@ impl ToolService {
         Some(drift)
     }
 
-    /// `get_active_alarms`: alerts of the timeframe (denial bursts, refused high-risk changes, drift) and the
-    /// drift found now.
+    /// `get_active_alarms`: alerts of the timeframe (denial bursts, refused high-risk changes, drift), the drift
+    /// found now, threats in the logs (Suricata's included), and interfaces whose Suricata alerts crossed their
+    /// threshold.
     pub(crate) async fn active_alarms(&self, a: &AlarmsArgs) -> Result<AlarmsResult, CallError> {
         let span = match &a.timeframe {
             Some(t) => portcullis_core::duration::parse_span("timeframe", t)?,
@@ -203,14 +204,15 @@ impl ToolService {
             threat_score: None,
         }));
         data.extend(self.threat_alarms(span));
-        data.extend(self.threshold_alarms().await);
+        data.extend(self.traffic_threshold_alarms().await);
+        data.extend(self.threshold_alarms(span, crate::now()));
         Ok(AlarmsResult { count: data.len(), data })
     }
 }
 
 impl ToolService {
-    /// Threats in the logs of every target (scored high or critical) over the alarm timeframe, capped at a day so
-    /// that an alarm stays current.
+    /// Threats in the logs of every target (scored high or critical, and every group of severity-1 Suricata
+    /// alerts) over the alarm timeframe, capped at a day so that an alarm stays current.
     fn threat_alarms(&self, span: TimeDelta) -> Vec<Alarm> {
         let now = crate::now();
         let mut out = Vec::new();
@@ -222,7 +224,9 @@ impl ToolService {
                     continue;
                 }
             };
-            out.extend(threats.into_iter().filter(|t| t.threat_score >= 50).map(|t| Alarm {
+            let alarming =
+                |t: &crate::ThreatView| t.threat_score >= 50 || t.ids.as_ref().is_some_and(|i| i.alert_severity == 1);
+            out.extend(threats.into_iter().filter(alarming).map(|t| Alarm {
                 message: format!("{} from {}: {}", t.kind_label(), t.source_ip, t.detail),
                 kind: t.kind,
                 severity: t.severity,

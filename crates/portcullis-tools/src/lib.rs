@@ -16,6 +16,7 @@ mod door;
 mod drift;
 mod egress;
 mod geo;
+mod ids;
 mod logs;
 mod mirror;
 mod ownership;
@@ -23,6 +24,7 @@ mod prompts;
 mod reads;
 mod reconciler;
 mod resources;
+mod respond;
 mod views;
 mod work;
 
@@ -38,17 +40,20 @@ use serde_json::Value;
 
 pub use analysis::{AlertThreshold, TrafficAnalysisResult};
 pub use analytics::{
-    DEFAULT_LOG_PULL_CAP, DashboardResult, ReportResult, ThreatView, ThreatsResult, TrafficPoint, TrafficStatsResult,
+    DEFAULT_LOG_PULL_CAP, DashboardResult, IdsThreat, ReportResult, ThreatView, ThreatsResult, TrafficPoint,
+    TrafficStatsResult,
 };
 pub use catalogue::{ToolDef, ToolKind, catalogue, permissions_markdown};
 pub use counters::{HitsView, InterfaceTraffic};
 pub use egress::{EgressSources, FirewallApi};
+pub use ids::{EveSourceSpec, EveSourceStatus, IdsAlertThreshold};
 pub use logs::LINES_PER_QUERY as LINES_PER_PULL_PAGE;
 pub use mirror::{MirrorSettings, MirrorView, MirrorsResult, SensorSetting};
 pub use portcullis_guard::CallError;
 pub use prompts::{PromptArgDef, PromptBody, PromptDef, prompts};
 pub use reconciler::{SweepOutcome, TargetSchedule};
 pub use resources::{ResourceBody, ResourceDef, ResourceTemplateDef, resource_templates, resources};
+pub use respond::{AutoBlock, AutoResponse, AutoResponseMemory};
 pub use views::*;
 
 use door::ChangeCall;
@@ -98,6 +103,8 @@ pub struct ToolService {
     geo: geo::CountryData,
     /// Sensors, and the bounds of every mirror.
     mirroring: mirror::MirrorSettings,
+    /// The followed Suricata eve.json sources and the alert thresholds' writer.
+    ids: ids::IdsState,
 }
 
 /// What the audit record needs to know about how far a call got.
@@ -136,6 +143,7 @@ impl ToolService {
             egress: EgressSources::default(),
             geo: Default::default(),
             mirroring: Default::default(),
+            ids: Default::default(),
         })
     }
 

@@ -61,7 +61,9 @@ impl App {
             .with_log_pull_cap(config.logs.pull_max_lines.unwrap_or(portcullis_tools::DEFAULT_LOG_PULL_CAP))
             .with_egress_sources(egress_sources(&config))
             .with_country_db(open_country_db(&config)?)
-            .with_mirroring(config.mirroring.settings().map_err(|(key, m)| anyhow::anyhow!("{key}: {m}"))?);
+            .with_mirroring(config.mirroring.settings().map_err(|(key, m)| anyhow::anyhow!("{key}: {m}"))?)
+            .with_eve_sources(eve_sources(&config))
+            .map_err(|e| anyhow::anyhow!("logs.eve_files: {}", e.message))?;
         Ok(Self { service: Arc::new(service), store, config, store_path })
     }
 
@@ -135,6 +137,19 @@ fn client_config(pf: &crate::config::PfSenseConfig) -> anyhow::Result<ClientConf
     client.verify_ssl = pf.verify_ssl;
     client.ca_bundle = pf.ca_file.clone();
     Ok(client)
+}
+
+/// The eve.json files followed for Suricata alerts: `logs.eve_files`, then each sensor's `eve` (a file named in
+/// both is followed once, as `logs.eve_files` says).
+fn eve_sources(config: &Config) -> Vec<portcullis_tools::EveSourceSpec> {
+    let default = config.default_target();
+    let mut sources = config.logs.eve_sources(&default);
+    for s in config.mirroring.eve_sources(&default) {
+        if !sources.iter().any(|known| known.path == s.path) {
+            sources.push(s);
+        }
+    }
+    sources
 }
 
 /// What `set_egress_policy` allows beside the flows a call gives: the API of every pfSense target (resolved when

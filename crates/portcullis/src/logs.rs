@@ -1,7 +1,9 @@
-//! The log tasks `serve` starts: the syslog listener, file followers, retention, and (opt-in) automated responses,
-//! which are ordinary `block_ip_address` calls through the guard pipeline. Their settings are `crate::config::logs`.
+//! The log tasks `serve` starts: the syslog listener, file followers, the Suricata eve.json followers (the service
+//! holds them, from `logs.eve_files`; this polls them), retention, and (opt-in) automated responses, which are
+//! ordinary `analyze_threats` and `block_ip_address` calls through the guard pipeline
+//! (`ToolService::auto_response_round`). Their settings are `crate::config::logs`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -55,6 +57,12 @@ pub async fn spawn_tasks(app: &App, shutdown: CancellationToken) -> anyhow::Resu
             .ok_or_else(|| anyhow::anyhow!("logs.syslog_target: no target named `{target}`"))?
             .clone();
         spawn_file_followers(store, cfg.files.clone(), shutdown.clone());
+    }
+    if !cfg.eve_files.is_empty() {
+        spawn_eve_followers(app.service.clone(), shutdown.clone());
+        for s in app.service.eve_sources() {
+            tracing::info!(path = s.path, target = s.target, interface = ?s.interface, sensor = ?s.sensor, "following eve.json");
+        }
     }
     let stores: Vec<Arc<LogStore>> =
         app.service.target_names().iter().filter_map(|t| app.service.log_store(t).cloned()).collect();
@@ -116,9 +124,28 @@ fn spawn_file_followers(store: Arc<LogStore>, files: Vec<PathBuf>, shutdown: Can
     });
 }
 
+/// Polls the service's eve.json sources once a second (blocking file reads, off the async threads).
+fn spawn_eve_followers(service: Arc<portcullis_tools::ToolService>, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            let service = service.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || service.poll_eve_sources()).await {
+                tracing::warn!("eve.json followers stopped: {e}");
+                return;
+            }
+        }
+    });
+}
+
 /// Every `every_seconds`: analyse each target's last `timeframe` and block sources at or above `min_score` for
 /// the duration their score calls for, through `ToolService::call` as the configured principal (so policy, caps,
-/// protected ranges, rate limits, risk, approval and audit all apply).
+/// protected ranges, rate limits, risk, approval and audit all apply). Every kind of threat takes this path,
+/// Suricata's `ids_alert` groups included.
 fn spawn_auto_response(app: &App, shutdown: CancellationToken) {
     let cfg = app.config.logs.auto_response.clone();
     let service = app.service.clone();
@@ -126,49 +153,17 @@ fn spawn_auto_response(app: &App, shutdown: CancellationToken) {
         name: cfg.principal.clone(),
         role: app.config.security.role_of(&cfg.principal).unwrap_or_else(|| "operator".into()),
     };
+    let round = portcullis_tools::AutoResponse { timeframe: cfg.timeframe.clone(), min_score: cfg.min_score };
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(cfg.every_seconds));
-        let mut blocked: HashSet<(String, String)> = HashSet::new();
+        let mut memory = portcullis_tools::AutoResponseMemory::default();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 () = shutdown.cancelled() => return,
             }
-            for target in service.target_names() {
-                let ctx = CallContext::new(principal.clone(), Transport::System, Some("auto_response".into()));
-                let args = serde_json::json!({"timeframe": cfg.timeframe, "target": target});
-                let Ok(found) = service.call(&ctx, "analyze_threats", args).await else { continue };
-                let Ok(threats) = serde_json::from_value::<Vec<serde_json::Value>>(found["data"].clone()) else {
-                    continue;
-                };
-                for t in threats {
-                    let score = t["threat_score"].as_u64().unwrap_or(0);
-                    let (Some(ip), Some(duration)) =
-                        (t["source_ip"].as_str(), t["recommended_block_duration"].as_str())
-                    else {
-                        continue;
-                    };
-                    if score < u64::from(cfg.min_score) || !blocked.insert((target.clone(), ip.to_string())) {
-                        continue;
-                    }
-                    let reason = format!(
-                        "auto: {} (threat score {score})",
-                        t["type"].as_str().unwrap_or("threat").replace('_', " ")
-                    );
-                    let args =
-                        serde_json::json!({"ip_address": ip, "duration": duration, "reason": reason, "target": target});
-                    match service.call(&ctx, "block_ip_address", args).await {
-                        Ok(_) => tracing::warn!(target, ip, duration, score, "automated response: blocked"),
-                        Err(e) => {
-                            tracing::warn!(target, ip, "automated response refused: {}: {}", e.code.as_str(), e.message)
-                        }
-                    }
-                }
-            }
-            // Bounded memory; a source blocked again only gets its block renewed.
-            if blocked.len() > 10_000 {
-                blocked.clear();
-            }
+            let ctx = CallContext::new(principal.clone(), Transport::System, Some("auto_response".into()));
+            service.auto_response_round(&ctx, &round, &mut memory).await;
         }
     });
 }

@@ -163,6 +163,11 @@ fn resolve_relative_paths(config: &mut Config, base: &Path) {
     for p in &mut config.logs.files {
         resolve_relative(base, p);
     }
+    for e in &mut config.logs.eve_files {
+        if !e.path.as_os_str().is_empty() {
+            resolve_relative(base, &mut e.path);
+        }
+    }
     if let Some(p) = config.geoip.database.as_mut() {
         resolve_relative(base, p);
     }

@@ -22,6 +22,10 @@ pub struct LogsConfig {
     /// Log files to follow (appends, rotation, truncation), e.g. a collector's `/var/log/pfsense/filter.log`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<PathBuf>,
+    /// Suricata eve.json files to follow the same way: alerts are stored in the target's log store, other events
+    /// counted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub eve_files: Vec<EveFileConfig>,
     /// How long lines are kept: `30d` by default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_age: Option<String>,
@@ -37,6 +41,23 @@ pub struct LogsConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pull_max_lines: Option<usize>,
     pub auto_response: AutoResponseConfig,
+}
+
+/// `logs.eve_files[]`: one Suricata eve.json file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EveFileConfig {
+    /// The file Suricata writes (its `eve-log` output), e.g. `/var/log/suricata/eve.json`.
+    pub path: PathBuf,
+    /// The target whose store keeps the alerts (default: the default target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The logical interface the sensor watches (`wan`): alerts are counted on it, and thresholds are per interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// The sensor's name, shown with its alerts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensor: Option<String>,
 }
 
 /// `logs.auto_response`: off unless enabled.
@@ -67,6 +88,19 @@ impl Default for AutoResponseConfig {
 }
 
 impl LogsConfig {
+    /// The eve.json sources with their targets resolved (`default_target` where none is named).
+    pub fn eve_sources(&self, default_target: &str) -> Vec<portcullis_tools::EveSourceSpec> {
+        self.eve_files
+            .iter()
+            .map(|e| portcullis_tools::EveSourceSpec {
+                path: e.path.clone(),
+                target: e.target.clone().unwrap_or_else(|| default_target.to_string()),
+                interface: e.interface.clone(),
+                sensor: e.sensor.clone(),
+            })
+            .collect()
+    }
+
     pub fn retention(&self) -> Retention {
         let default = Retention::default();
         Retention {
@@ -119,5 +153,31 @@ mod tests {
             }
         }
         assert!(matches!(load("logs: {sylog_udp: x}"), Err(ConfigError::Parse { .. })), "unknown keys are errors");
+    }
+
+    #[test]
+    fn eve_files_load_with_relative_paths_and_bad_ones_name_their_field() {
+        let c = load("logs:\n  eve_files:\n    - {path: eve.json, interface: wan, sensor: ids1}\n    - path: /var/log/suricata/lan.json\n      target: lab\n")
+            .unwrap();
+        assert_eq!(c.logs.eve_files[0].path, Path::new("/etc/portcullis/eve.json"));
+        let sources = c.logs.eve_sources("lab");
+        assert_eq!((sources[0].target.as_str(), sources[0].interface.as_deref()), ("lab", Some("wan")));
+        assert_eq!((sources[1].target.as_str(), sources[1].sensor.as_deref()), ("lab", None));
+        for (text, key) in [
+            ("logs: {eve_files: [{path: ''}]}", "logs.eve_files[0].path"),
+            ("logs: {eve_files: [{path: a.json, target: nowhere}]}", "logs.eve_files[0].target"),
+            ("logs: {eve_files: [{path: a.json, interface: 'wan lan'}]}", "logs.eve_files[0].interface"),
+            ("logs: {eve_files: [{path: a.json, sensor: \"ids\\u202e1\"}]}", "logs.eve_files[0].sensor"),
+            ("logs: {eve_files: [{path: a.json}, {path: a.json}]}", "logs.eve_files[1].path"),
+        ] {
+            match load(text) {
+                Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        assert!(
+            matches!(load("logs: {eve_files: [{path: a.json, iface: wan}]}"), Err(ConfigError::Parse { .. })),
+            "unknown keys are errors"
+        );
     }
 }

@@ -118,6 +118,28 @@ impl MirroringConfig {
     }
 }
 
+impl MirroringConfig {
+    /// The eve.json of each sensor that names one, followed like `logs.eve_files`. A sensor serving one interface
+    /// counts its alerts on it (so `alerts` thresholds of `enable_traffic_analysis` apply); one serving several
+    /// keeps the sensor's own `in_iface`.
+    pub fn eve_sources(&self, default_target: &str) -> Vec<portcullis_tools::EveSourceSpec> {
+        self.sensors
+            .iter()
+            .filter_map(|(name, s)| {
+                Some(portcullis_tools::EveSourceSpec {
+                    path: s.eve.clone()?,
+                    target: s.target.clone().unwrap_or_else(|| default_target.to_string()),
+                    interface: match s.serves.as_slice() {
+                        [only] => Some(only.clone()),
+                        _ => None,
+                    },
+                    sensor: Some(name.clone()),
+                })
+            })
+            .collect()
+    }
+}
+
 impl SensorConfig {
     fn setting(&self, name: &str) -> Result<SensorSetting, (String, String)> {
         let key = format!("mirroring.sensors.{name}");
@@ -185,6 +207,21 @@ mod tests {
         assert_eq!(s.sensors.len(), 3);
         let far = s.sensors.iter().find(|x| x.sensor.name == "far").unwrap();
         assert!(matches!(far.sensor.kind, SensorKind::Vxlan { vni: 42, port: 4789, .. }));
+    }
+
+    #[test]
+    fn a_sensors_eve_is_followed_and_counted_on_the_one_interface_it_serves() {
+        let c = parse(
+            "sensors:\n  one: {interface: eth3, serves: [wan], engine: suricata, eve: /var/log/one/eve.json}\n  \
+             two: {interface: eth4, serves: [wan, lan], engine: suricata, eve: /var/log/two/eve.json, target: edge}\n  \
+             none: {interface: eth5, serves: [dmz]}\n",
+        );
+        let sources = c.eve_sources("lab");
+        assert_eq!(sources.len(), 2, "a sensor without eve is not followed");
+        let one = sources.iter().find(|s| s.sensor.as_deref() == Some("one")).unwrap();
+        assert_eq!((one.target.as_str(), one.interface.as_deref()), ("lab", Some("wan")));
+        let two = sources.iter().find(|s| s.sensor.as_deref() == Some("two")).unwrap();
+        assert_eq!((two.target.as_str(), two.interface.as_deref()), ("edge", None));
     }
 
     #[test]

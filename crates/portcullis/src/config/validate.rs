@@ -155,13 +155,14 @@ pub(super) fn validate(config: &mut Config, origin: &Path) -> Result<(), ConfigE
         }
     }
 
-    validate_logs(&config.logs, o)?;
+    let known_target = |t: &str| {
+        t == LAB_TARGET || config.pfsense_targets().iter().any(|(n, _)| n == t) || config.targets.contains_key(t)
+    };
+    validate_logs(&config.logs, &known_target, o)?;
     let mirroring = config.mirroring.settings().map_err(|(key, message)| invalid(key, message, o))?;
     for s in &mirroring.sensors {
         if let Some(target) = &s.target
-            && target != LAB_TARGET
-            && !config.pfsense_targets().iter().any(|(n, _)| n == target)
-            && !config.targets.contains_key(target)
+            && !known_target(target)
         {
             return Err(invalid(
                 format!("mirroring.sensors.{}.target", s.sensor.name),
@@ -318,7 +319,7 @@ fn validate_access(config: &Config, o: Option<&Path>) -> Result<(), ConfigError>
 }
 
 /// The `logs:` section: listener addresses, spans and sizes.
-fn validate_logs(logs: &LogsConfig, o: Option<&Path>) -> Result<(), ConfigError> {
+fn validate_logs(logs: &LogsConfig, known_target: &dyn Fn(&str) -> bool, o: Option<&Path>) -> Result<(), ConfigError> {
     for (key, addr) in [("logs.syslog_udp", &logs.syslog_udp), ("logs.syslog_tcp", &logs.syslog_tcp)] {
         if let Some(a) = addr
             && a.parse::<SocketAddr>().is_err()
@@ -339,6 +340,7 @@ fn validate_logs(logs: &LogsConfig, o: Option<&Path>) -> Result<(), ConfigError>
         let least = portcullis_tools::LINES_PER_PULL_PAGE;
         return Err(invalid("logs.pull_max_lines", format!("must be at least {least} (one page)"), o));
     }
+    validate_eve_files(logs, known_target, o)?;
     let a = &logs.auto_response;
     portcullis_core::duration::parse_span("logs.auto_response.timeframe", &a.timeframe)
         .map_err(|e| invalid("logs.auto_response.timeframe", e.message, o))?;
@@ -347,6 +349,46 @@ fn validate_logs(logs: &LogsConfig, o: Option<&Path>) -> Result<(), ConfigError>
     }
     if a.min_score > 100 {
         return Err(invalid("logs.auto_response.min_score", "must be 0-100", o));
+    }
+    Ok(())
+}
+
+/// `logs.eve_files`: a path each (no file twice), a configured target, an interface name, a sensor name that is
+/// plain text.
+fn validate_eve_files(
+    logs: &LogsConfig,
+    known_target: &dyn Fn(&str) -> bool,
+    o: Option<&Path>,
+) -> Result<(), ConfigError> {
+    let mut seen = std::collections::HashSet::new();
+    for (i, e) in logs.eve_files.iter().enumerate() {
+        let key = |field: &str| format!("logs.eve_files[{i}].{field}");
+        if e.path.as_os_str().is_empty() {
+            return Err(invalid(key("path"), "must name the eve.json file", o));
+        }
+        if !seen.insert(&e.path) {
+            return Err(invalid(key("path"), format!("{} is listed twice", e.path.display()), o));
+        }
+        if let Some(t) = &e.target
+            && !known_target(t)
+        {
+            return Err(invalid(key("target"), format!("no target named `{t}`"), o));
+        }
+        if let Some(i) = &e.interface {
+            let ok = !i.is_empty()
+                && i.len() <= 64
+                && i.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
+            if !ok {
+                return Err(invalid(key("interface"), "1-64 letters, digits, `_`, `.`, `:` or `-` (like `wan`)", o));
+            }
+        }
+        if let Some(s) = &e.sensor {
+            portcullis_core::text::validate_text("sensor", s, 64)
+                .map_err(|err| invalid(key("sensor"), err.message, o))?;
+            if s.trim().is_empty() {
+                return Err(invalid(key("sensor"), "must not be blank", o));
+            }
+        }
     }
     Ok(())
 }
