@@ -19,6 +19,7 @@ use portcullis_core::plan::{Carried, ChangePlan, Entries, Ids, carry_out};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::comment::{EntryMeta, RuleMeta, SYSTEM_MARK, SetMeta, TextStore};
+use crate::mirror::{Devices, MirrorTable, TunnelChanges};
 use crate::netlink::{ElementChange, NewElement, address_key};
 use crate::read::HitMap;
 use crate::translate::{
@@ -44,11 +45,15 @@ pub struct BatchBuilder<'a> {
     layout: &'a Layout<'a>,
     texts: &'a TextStore,
     commands: Vec<Command>,
+    tunnels: TunnelChanges,
 }
 
 /// One `nft -j -f -` batch, serialised as nft's JSON input (`{"nftables": [...]}`).
 pub struct Batch {
     commands: Vec<Command>,
+    /// The mirrors' VXLAN tunnel devices the batch needs made first and leaves unused (`crate::mirror`): devices
+    /// are not nftables objects, so they are made before the batch and deleted after it.
+    pub tunnels: TunnelChanges,
 }
 
 enum Command {
@@ -56,7 +61,7 @@ enum Command {
     /// Set elements are written straight to JSON: as the crate's expression trees, each of a block list's 100,000
     /// elements cost several allocations (boxed value, owned strings, its own comment).
     Elements(ElementCommand),
-    /// A command written as nft JSON directly (DDoS protections, `crate::protect`).
+    /// A command written as nft JSON directly (DDoS protections, `crate::protect`; mirrors, `crate::mirror`).
     Raw(serde_json::Value),
 }
 
@@ -216,7 +221,7 @@ fn add(object: NfListObject<'static>) -> NfObject<'static> {
 
 impl<'a> BatchBuilder<'a> {
     pub fn new(layout: &'a Layout<'a>, texts: &'a TextStore) -> Self {
-        Self { layout, texts, commands: Vec::new() }
+        Self { layout, texts, commands: Vec::new(), tunnels: TunnelChanges::default() }
     }
 
     fn push(&mut self, object: NfObject<'static>) {
@@ -480,8 +485,27 @@ impl<'a> BatchBuilder<'a> {
         Ok(())
     }
 
+    /// The commands that take the mirror tables from `before`'s mirrors to `after`'s (`existing`: the tables the
+    /// kernel holds), and the tunnel devices that needs.
+    pub fn mirrors(
+        &mut self,
+        existing: &std::collections::BTreeSet<MirrorTable>,
+        before: &[portcullis_core::mirror::Mirror],
+        after: &[portcullis_core::mirror::Mirror],
+    ) -> Result<(), BackendError> {
+        let writer = crate::mirror::Writer {
+            base: self.layout.table,
+            devices: Devices(self.layout.interfaces),
+            texts: self.texts,
+        };
+        let commands = writer.commands(existing, before, after)?;
+        self.commands.extend(commands.into_iter().map(Command::Raw));
+        self.tunnels = TunnelChanges::between(before, after);
+        Ok(())
+    }
+
     pub fn finish(self) -> Batch {
-        Batch { commands: self.commands }
+        Batch { commands: self.commands, tunnels: self.tunnels }
     }
 }
 

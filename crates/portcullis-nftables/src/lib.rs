@@ -14,10 +14,13 @@
 //!   Portcullis is down) and the exact expiry in the element comment (the sweeper's plans remove it too).
 //! - **`snapshot` reads the kernel** (`nft -j list table`) and translates the rules' expressions back to the
 //!   model, so the verifier checks what the kernel enforces.
+//! - **Mirrors** copy traffic to IDS sensors from tables beside it (`dup` is refused in an `inet` table):
+//!   [`mirror`], written in the same batch, read back the same way, listed only when they exist.
 
 pub mod apply;
 pub mod comment;
 pub mod logs;
+pub mod mirror;
 pub mod netlink;
 pub mod protect;
 pub mod read;
@@ -32,10 +35,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::Utc;
 use portcullis_core::firewall::{
-    Applied, BackendError, BackendKind, ErrorCode, Firewall, HostCheck, InterfaceCounters, ProtectionLive, RuleHits,
-    SystemStatus, TargetInfo, UnsupportedField,
+    Applied, BackendError, BackendKind, ErrorCode, Firewall, HostCheck, InterfaceCounters, MirrorCounter,
+    ProtectionLive, RuleHits, SystemStatus, TargetInfo, UnsupportedField,
 };
 use portcullis_core::freshness::StateRead;
+use portcullis_core::mirror::{Mirror, MirrorAsk};
 use portcullis_core::model::{Action, AliasEntry, Direction, Interface, Rule, RuleId, RuleSet, Timestamp};
 use portcullis_core::plan::ChangePlan;
 use portcullis_core::protection::Protection;
@@ -44,6 +48,7 @@ use sha2::Digest;
 
 use crate::apply::{BatchBuilder, Layout, simulate};
 use crate::comment::TextStore;
+use crate::mirror::{Devices, MirrorTable, TunnelChanges};
 use crate::read::{HitMap, KernelTable, aliases, chain_rules};
 use crate::translate::rule_chain;
 
@@ -86,6 +91,11 @@ pub struct NftablesFirewall {
     whole_reads: std::sync::atomic::AtomicU64,
     /// The rules of the last whole read, while the kernel's generation vouches for them ([`touched`]).
     recent_rules: std::sync::Mutex<Option<touched::RecentRules>>,
+    /// The mirror tables and mirrors of the last whole read: what a preview of a plan's mirror statements is
+    /// rendered against (the plan was made on that read).
+    last_mirrors: std::sync::Mutex<Option<(BTreeSet<MirrorTable>, Vec<Mirror>)>>,
+    /// The running kernel's (major, minor) and release, read once: the netdev egress hook needs 5.16.
+    kernel: std::sync::OnceLock<Option<((u32, u32), String)>>,
 }
 
 /// What the kernel holds now, in both forms.
@@ -95,6 +105,8 @@ pub struct Current {
     pub kernel: KernelTable,
     pub state: RuleSet,
     pub hits: HitMap,
+    /// The mirror tables as listed (none listed when none exists).
+    pub mirrors: mirror::Listed,
 }
 
 /// The id of an interface's "default allow" rule: numeric like every rule id (log lines carry it as a pfSense
@@ -129,6 +141,8 @@ impl NftablesFirewall {
             netlink_batches: std::sync::atomic::AtomicU64::new(0),
             recent_rules: std::sync::Mutex::new(None),
             whole_reads: std::sync::atomic::AtomicU64::new(0),
+            last_mirrors: std::sync::Mutex::new(None),
+            kernel: std::sync::OnceLock::new(),
         }
     }
 
@@ -191,7 +205,7 @@ impl NftablesFirewall {
         let now = Utc::now();
         let generation_before = self.kernel_generation().await.ok();
         self.whole_reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let json = self.list_table_json().await?;
+        let (json, listed_mirrors) = tokio::try_join!(self.list_table_json(), self.read_mirror_tables())?;
         let generation_after = self.kernel_generation().await.ok();
         let kernel = match &json {
             Some(json) => KernelTable::parse(json)?,
@@ -199,14 +213,204 @@ impl NftablesFirewall {
         };
         let (rules, hits) = self.rules_and_hits(&kernel)?;
         self.remember_rules(generation_before, generation_after, &rules).await;
+        let mirrors = mirror::read(&listed_mirrors, self.devices(), &self.texts)?;
+        *self.last_mirrors.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((listed_mirrors.existing(), mirrors.clone()));
         let state = RuleSet {
             interfaces: Vec::new(),
             rules,
             aliases: aliases(&kernel, &self.texts, now)?,
             protections: protect::read(&kernel.protections)?,
-            mirrors: Vec::new(),
+            mirrors,
         };
-        Ok(Current { exists: json.is_some(), kernel, state, hits })
+        Ok(Current { exists: json.is_some(), kernel, state, hits, mirrors: listed_mirrors })
+    }
+
+    fn devices(&self) -> Devices<'_> {
+        Devices(&self.settings.interfaces)
+    }
+
+    /// The mirror tables the kernel holds, each listed (`nft -j list table`), with their netdev chains' devices
+    /// and, when a mirror sends to a VXLAN sensor, the tunnel devices. Which tables exist comes from one netlink
+    /// dump of the namespace's tables (a fraction of a millisecond), so a firewall without mirrors lists nothing
+    /// more than before.
+    pub async fn read_mirror_tables(&self) -> Result<mirror::Listed, BackendError> {
+        let mut listed = mirror::Listed::default();
+        for table in self.mirror_tables_present().await? {
+            let name = table.name(&self.settings.table);
+            let json = match self.settings.runner.nft(&["-j", "list", "table", table.family(), &name]).await {
+                Ok(json) => json,
+                // Deleted since the dump.
+                Err(e) if e.is_missing_table() => continue,
+                Err(e) => return Err(e.into_backend("nft list table")),
+            };
+            let mut t = mirror::parse_table(table, &json)?;
+            if table == MirrorTable::Netdev {
+                t.devices = self.chain_devices(table, &name).await?;
+            }
+            listed.tables.insert(table, t);
+        }
+        if listed.needs_tunnels() {
+            listed.tunnels = self.tunnel_links().await?;
+        }
+        Ok(listed)
+    }
+
+    /// The VXLAN devices of the target's namespace.
+    async fn tunnel_links(&self) -> Result<BTreeMap<String, mirror::Tunnel>, BackendError> {
+        Ok(mirror::tunnels_of(&self.settings.runner.ip_json(&["-d", "link", "show", "type", "vxlan"]).await?))
+    }
+
+    /// Which mirror tables exist: a netlink dump of the tables, or `nft -j list tables` where netlink cannot be
+    /// reached.
+    async fn mirror_tables_present(&self) -> Result<Vec<MirrorTable>, BackendError> {
+        let netlink = self.netlink();
+        let dumped = tokio::task::spawn_blocking(move || netlink.tables()).await.ok().and_then(Result::ok);
+        let tables: Vec<(String, String)> = match dumped {
+            Some(tables) => tables
+                .into_iter()
+                .filter_map(|(family, name)| {
+                    MirrorTable::ALL.into_iter().find(|t| t.nfproto() == family).map(|t| (t.family().to_string(), name))
+                })
+                .collect(),
+            None => {
+                let json = self
+                    .settings
+                    .runner
+                    .nft(&["-j", "list", "tables"])
+                    .await
+                    .map_err(|e| e.into_backend("nft list tables"))?;
+                let listing: serde_json::Value = serde_json::from_str(&json).map_err(|e| {
+                    BackendError::new(
+                        ErrorCode::UnexpectedResponse,
+                        format!("nft -j list tables printed invalid JSON: {e}"),
+                    )
+                })?;
+                listing["nftables"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|o| {
+                        let t = o.get("table")?;
+                        Some((t["family"].as_str()?.to_string(), t["name"].as_str()?.to_string()))
+                    })
+                    .collect()
+            }
+        };
+        let base = &self.settings.table;
+        Ok(MirrorTable::ALL
+            .into_iter()
+            .filter(|t| tables.iter().any(|(family, name)| family == t.family() && *name == t.name(base)))
+            .collect())
+    }
+
+    /// The devices of a table's base chains, over netlink (nft 1.0.6's JSON listing leaves them out).
+    async fn chain_devices(
+        &self,
+        table: MirrorTable,
+        name: &str,
+    ) -> Result<BTreeMap<String, Vec<String>>, BackendError> {
+        let netlink = self.netlink();
+        let (family, name) = (table.nfproto(), name.to_string());
+        let hooks = tokio::task::spawn_blocking(move || netlink.chain_hooks(family, &name))
+            .await
+            .map_err(|e| BackendError::new(ErrorCode::InternalError, format!("the netlink read failed: {e}")))?
+            .map_err(|e| touched::netlink_failure("reading the mirror chains' devices", e))?;
+        Ok(hooks.into_iter().map(|c| (c.name, c.devices)).collect())
+    }
+
+    /// The running kernel's version, read once from `/proc` (every network namespace shares the kernel).
+    fn kernel(&self) -> Option<&((u32, u32), String)> {
+        self.kernel
+            .get_or_init(|| {
+                let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+                Some((mirror::kernel_version(&release)?, release.trim().to_string()))
+            })
+            .as_ref()
+    }
+
+    /// The exact statements `plan`'s mirrors would run, in order: the VXLAN tunnel devices made (`ip link add`),
+    /// the nft commands of the batch that concern the mirror tables (each the JSON object `nft -j -f` reads), the
+    /// tunnel devices deleted after. Rendered against the mirror tables of the last read (the one the plan was
+    /// made on); empty for a plan without mirrors. For dry runs: nothing is run.
+    pub fn mirror_statements(&self, plan: &ChangePlan) -> Result<Vec<String>, BackendError> {
+        use portcullis_core::plan::Operation;
+        let touches = |op: &Operation| matches!(op, Operation::CreateMirror { .. } | Operation::DeleteMirror { .. });
+        if !plan.operations.iter().any(touches) {
+            return Ok(Vec::new());
+        }
+        let remembered = self.last_mirrors.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let (existing, before) = remembered.unwrap_or_else(|| {
+            let before: Vec<Mirror> = plan
+                .operations
+                .iter()
+                .filter_map(|op| match op {
+                    Operation::DeleteMirror { before } => Some(before.clone()),
+                    _ => None,
+                })
+                .collect();
+            (before.iter().map(|m| MirrorTable::of(&m.sensor)).collect(), before)
+        });
+        let after = mirror::carried(&before, plan);
+        let writer = mirror::Writer { base: &self.settings.table, devices: self.devices(), texts: &self.texts };
+        let commands = writer.commands(&existing, &before, &after)?;
+        Ok(mirror::statements(&commands, &TunnelChanges::between(&before, &after)))
+    }
+
+    /// Makes the tunnel devices `changes` wants that are missing (`ip link add … type vxlan`, then up), before the
+    /// batch whose rules copy into them (nft resolves a device name when it reads the rule). Returns the devices
+    /// made, for deletion when the batch fails. A device of the name with other settings is refused: a mirror
+    /// sending elsewhere, or one Portcullis did not make.
+    async fn make_tunnels(&self, changes: &TunnelChanges) -> Result<Vec<String>, BackendError> {
+        if changes.wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let links = self.tunnel_links().await?;
+        let mut made = Vec::new();
+        for tunnel in &changes.wanted {
+            match links.get(&tunnel.device) {
+                Some(have) if have == tunnel => continue,
+                Some(have) => {
+                    self.delete_tunnels(&made).await;
+                    return Err(BackendError::new(
+                        ErrorCode::Conflict,
+                        format!(
+                            "device {} exists with other settings (VXLAN {} to {:?}:{}) than the sensor needs (VXLAN {}                              to {:?}:{})",
+                            tunnel.device, have.vni, have.remote, have.port, tunnel.vni, tunnel.remote, tunnel.port
+                        ),
+                    )
+                    .with_hint(format!(
+                        "if no mirror uses it any more, delete it (ip link delete {}) and start the mirror again",
+                        tunnel.device
+                    )));
+                }
+                None => {}
+            }
+            let args = tunnel.add_args();
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let up = self.settings.runner.ip(&args).await;
+            let up = match up {
+                Ok(()) => {
+                    made.push(tunnel.device.clone());
+                    self.settings.runner.ip(&["link", "set", &tunnel.device, "up"]).await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = up {
+                self.delete_tunnels(&made).await;
+                return Err(e);
+            }
+        }
+        Ok(made)
+    }
+
+    /// Deletes tunnel devices; a failure is logged (an idle device left behind copies nothing).
+    async fn delete_tunnels(&self, devices: &[String]) {
+        for device in devices {
+            if let Err(e) = self.settings.runner.ip(&["link", "delete", device]).await {
+                tracing::warn!(target = %self.name, device = %device, "cannot delete a mirror's tunnel device: {}", e.message);
+            }
+        }
     }
 
     /// The model rules of the listed chains, with what each matched (a rule in both directions sums its two nft
@@ -318,16 +522,22 @@ impl NftablesFirewall {
         for alias in &outcome.new_aliases {
             batch.create_alias_sets(&outcome.state, alias)?;
         }
+        // A mirror decides no verdict: a plan of mirrors alone leaves the interfaces' chains (and counters) alone.
+        let rules_touched = !plan.only_mirrors();
         for (logical, _) in &self.settings.interfaces {
             // Interfaces whose chains are not in the kernel yet get their (seed) rules written now.
             let materialized = current.kernel.chains.contains_key(&rule_chain(logical, Direction::In));
-            if outcome.interfaces.contains(logical) || !materialized {
+            if (rules_touched && outcome.interfaces.contains(logical)) || !materialized {
                 batch.rebuild_interface(&outcome.state, logical, &current.hits)?;
             }
         }
         batch.delete_alias_sets(&outcome.state, &outcome.deleted_aliases)?;
         if outcome.state.protections != current.state.protections {
             batch.protections(&current.state.protections, &outcome.state.protections)?;
+        }
+        let ids = |ms: &[Mirror]| ms.iter().map(|m| m.mirror_id.clone()).collect::<BTreeSet<_>>();
+        if ids(&outcome.state.mirrors) != ids(&current.state.mirrors) {
+            batch.mirrors(&current.mirrors.existing(), &current.state.mirrors, &outcome.state.mirrors)?;
         }
         batch.elements(&current.state, &outcome.put, &outcome.removed, now)?;
         Ok((batch.finish(), outcome.applied))
@@ -368,9 +578,26 @@ impl NftablesFirewall {
         .await
     }
 
-    /// Deletes Portcullis' table (and with it every rule, set and block it holds). Nothing else is touched.
+    /// Deletes Portcullis' table (and with it every rule, set and block it holds), its mirror tables and the
+    /// mirrors' tunnel devices. Nothing else is touched.
     pub async fn remove_table(&self) -> Result<(), BackendError> {
         let _writer = self.writer.lock().await;
+        let listed = self.read_mirror_tables().await?;
+        for table in listed.existing() {
+            match self
+                .settings
+                .runner
+                .nft(&["delete", "table", table.family(), &table.name(&self.settings.table)])
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.is_missing_table() => {}
+                Err(e) => return Err(e.into_backend("nft delete table")),
+            }
+        }
+        let tunnels: Vec<String> = listed.tunnels.into_keys().collect();
+        self.delete_tunnels(&tunnels).await;
+        *self.last_mirrors.lock().unwrap_or_else(|p| p.into_inner()) = None;
         match self.settings.runner.nft(&["delete", "table", "inet", &self.settings.table]).await {
             Ok(_) => Ok(()),
             Err(e) if e.is_missing_table() => Ok(()),
@@ -477,7 +704,10 @@ impl Firewall for NftablesFirewall {
         let current = self.read_table().await?;
         let (batch, applied) = self.batch(&current, plan, Utc::now())?;
         self.forget_rules();
+        let made = self.make_tunnels(&batch.tunnels).await?;
         if let Err(e) = self.run_batch(&batch, false).await {
+            // Nothing of the change stays: not even the tunnel devices made for it.
+            self.delete_tunnels(&made).await;
             // Another process wrote to the table since it was read: its generation number is gone.
             let now = self.list_table_json().await.ok().flatten().and_then(|j| KernelTable::parse(&j).ok());
             let table_now = now.map(|t| t.generation);
@@ -491,6 +721,7 @@ impl Firewall for NftablesFirewall {
             return Err(e);
         }
         self.skeleton_written.store(true, std::sync::atomic::Ordering::Release);
+        self.delete_tunnels(&batch.tunnels.unused).await;
         tracing::info!(target = %self.name, operations = plan.operations.len(), "applied one nft batch");
         Ok(applied)
     }
@@ -506,7 +737,16 @@ impl Firewall for NftablesFirewall {
         }
         let current = self.read_table().await?;
         let (batch, _) = self.batch(&current, plan, Utc::now())?;
-        self.run_batch(&batch, true).await
+        if batch.tunnels.wanted.is_empty() {
+            return self.run_batch(&batch, true).await;
+        }
+        // nft resolves the device a rule copies into when it reads the rule, so a new mirror's tunnel must exist for
+        // the check too: made for it (idle, no rule uses it) and deleted after, while no apply runs.
+        let _writer = self.writer.lock().await;
+        let made = self.make_tunnels(&batch.tunnels).await?;
+        let checked = self.run_batch(&batch, true).await;
+        self.delete_tunnels(&made).await;
+        checked
     }
 
     async fn system_status(&self) -> Result<SystemStatus, BackendError> {
@@ -519,6 +759,23 @@ impl Firewall for NftablesFirewall {
 
     fn unsupported_protection_fields(&self, protection: &Protection) -> Vec<UnsupportedField> {
         protect::unsupported(protection)
+    }
+
+    /// Everything but copying what leaves an interface on a kernel older than 5.16 (no netdev egress hook).
+    fn unsupported_mirror(&self, ask: &MirrorAsk) -> Option<UnsupportedField> {
+        mirror::unsupported(ask, self.kernel().map(|(version, release)| (*version, release.as_str())))
+    }
+
+    /// From the mirrors' named counters; nothing is listed for a state without mirrors.
+    async fn mirror_counters(&self, state: &RuleSet) -> Result<Vec<MirrorCounter>, BackendError> {
+        if state.mirrors.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(mirror::counters(&self.read_mirror_tables().await?, &state.mirrors))
+    }
+
+    fn preview_statements(&self, plan: &ChangePlan) -> Result<Vec<String>, BackendError> {
+        self.mirror_statements(plan)
     }
 
     /// Counters from a listing without set elements, the overload sets listed one by one (a block list of a

@@ -11,6 +11,9 @@
 //! - [`Netlink::dump_elements`]: every element of a small set (the generation number);
 //! - [`Netlink::rule_comments`]: the comments of one chain's rules (the alias descriptions), without their
 //!   expressions or the sets they name;
+//! - [`Netlink::tables`]: the tables of every family (whether the mirror tables exist, for one dump);
+//! - [`Netlink::chain_hooks`]: the hooks and devices of a table's base chains (nft 1.0.6's JSON listing leaves a
+//!   netdev chain's device out);
 //! - [`Netlink::generation`]: the kernel's ruleset generation, which every committed transaction in the network
 //!   namespace advances by one;
 //! - [`Netlink::commit`]: element additions and deletions as one nfnetlink batch, which the kernel commits whole or
@@ -28,6 +31,7 @@ use std::time::Duration;
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketType, netlink, sockopt};
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFT_MSG_GETTABLE: u16 = 1;
 const NFT_MSG_GETCHAIN: u16 = 4;
 const NFT_MSG_GETRULE: u16 = 7;
 const NFT_MSG_GETSET: u16 = 10;
@@ -44,6 +48,11 @@ const NLM_F_ACK: u16 = 0x4;
 const NLM_F_DUMP: u16 = 0x300;
 const NLM_F_CREATE: u16 = 0x400;
 const NFPROTO_INET: u8 = 1;
+/// Every family: a dump of them all.
+pub const NFPROTO_UNSPEC: u8 = 0;
+pub const NFPROTO_IPV4: u8 = 2;
+pub const NFPROTO_NETDEV: u8 = 5;
+pub const NFPROTO_IPV6: u8 = 10;
 const NLA_F_NESTED: u16 = 0x8000;
 const NLA_TYPE_MASK: u16 = 0x3fff;
 
@@ -64,8 +73,15 @@ const NFTA_RULE_CHAIN: u16 = 2;
 const NFTA_RULE_HANDLE: u16 = 3;
 const NFTA_RULE_EXPRESSIONS: u16 = 4;
 const NFTA_RULE_USERDATA: u16 = 7;
+const NFTA_TABLE_NAME: u16 = 1;
 const NFTA_CHAIN_TABLE: u16 = 1;
+const NFTA_CHAIN_NAME: u16 = 3;
+const NFTA_CHAIN_HOOK: u16 = 4;
 const NFTA_CHAIN_COUNTERS: u16 = 8;
+const NFTA_HOOK_HOOKNUM: u16 = 1;
+const NFTA_HOOK_DEV: u16 = 3;
+const NFTA_HOOK_DEVS: u16 = 4;
+const NFTA_DEVICE_NAME: u16 = 1;
 const NFTA_EXPR_NAME: u16 = 1;
 const NFTA_EXPR_DATA: u16 = 2;
 /// libnftnl's `NFTNL_UDATA_SET_ELEM_COMMENT` and `NFTNL_UDATA_RULE_COMMENT`.
@@ -127,6 +143,16 @@ pub struct ElementChange {
     pub set: String,
     pub delete: bool,
     pub elements: Vec<NewElement>,
+}
+
+/// A chain as [`Netlink::chain_hooks`] reads it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChainHook {
+    pub name: String,
+    /// The hook number (`NF_NETDEV_INGRESS` 0, `NF_NETDEV_EGRESS` 1 in family netdev); none for a regular chain.
+    pub hook: Option<u32>,
+    /// The devices a netdev base chain is bound to.
+    pub devices: Vec<String>,
 }
 
 /// The key of an address in an `ipv4_addr` or `ipv6_addr` set: the address in network byte order.
@@ -195,7 +221,7 @@ impl Netlink {
             let mut answered = 0;
             conn.receive(|reply| {
                 match reply {
-                    Reply::Data { seq, payload } => {
+                    Reply::Data { seq, payload, .. } => {
                         let slot = index_of(seq).and_then(|i| found.get_mut(i));
                         if let (Some(slot), Some(element)) = (slot, elements(payload).next()) {
                             *slot = Some(element);
@@ -311,6 +337,58 @@ impl Netlink {
             })?;
         }
         Ok(hasher.finalize().into())
+    }
+
+    /// (family, name) of every table in the namespace, of every family: one dump of the tables alone, which costs
+    /// nothing of their chains, rules or sets.
+    pub fn tables(&self) -> Result<Vec<(u8, String)>, NetlinkError> {
+        let msg = Message::new(NFT_MSG_GETTABLE, NLM_F_REQUEST | NLM_F_DUMP, 1, 0).family(NFPROTO_UNSPEC);
+        let mut tables = Vec::new();
+        Connection::open(self.netns.as_deref())?.dump_families(msg, |family, payload| {
+            let name = attributes(payload).find(|(t, _)| *t == NFTA_TABLE_NAME).and_then(|(_, v)| c_string(v));
+            tables.push((family, name.ok_or(NetlinkError::Garbled("a table without its name"))?));
+            Ok(true)
+        })?;
+        Ok(tables)
+    }
+
+    /// The chains of `table` in `family` with their hook number and devices (none for a chain without a hook).
+    pub fn chain_hooks(&self, family: u8, table: &str) -> Result<Vec<ChainHook>, NetlinkError> {
+        let mut msg = Message::new(NFT_MSG_GETCHAIN, NLM_F_REQUEST | NLM_F_DUMP, 1, 0).family(family);
+        msg.string(NFTA_CHAIN_TABLE, table);
+        let mut chains = Vec::new();
+        Connection::open(self.netns.as_deref())?.dump_families(msg, |listed_family, payload| {
+            let mut chain = ChainHook::default();
+            let mut in_table = false;
+            for (t, v) in attributes(payload) {
+                match t {
+                    NFTA_CHAIN_TABLE => in_table = c_string(v).as_deref() == Some(table),
+                    NFTA_CHAIN_NAME => chain.name = c_string(v).unwrap_or_default(),
+                    NFTA_CHAIN_HOOK => {
+                        for (h, hv) in attributes(v) {
+                            match h {
+                                NFTA_HOOK_HOOKNUM => chain.hook = be_u32(hv),
+                                NFTA_HOOK_DEV if chain.devices.is_empty() => chain.devices.extend(c_string(hv)),
+                                NFTA_HOOK_DEVS => {
+                                    chain.devices = attributes(hv)
+                                        .filter(|(d, _)| *d == NFTA_DEVICE_NAME)
+                                        .filter_map(|(_, name)| c_string(name))
+                                        .collect();
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            // Old kernels ignore the table filter of a dump.
+            if in_table && listed_family == family {
+                chains.push(chain);
+            }
+            Ok(true)
+        })?;
+        Ok(chains)
     }
 
     /// Commits `changes` to sets of `table` as one transaction: every change or none. A refused change is
@@ -553,6 +631,12 @@ impl Message {
         Message { buf }
     }
 
+    /// The same message for another address family (`nfgen_family`).
+    fn family(mut self, family: u8) -> Self {
+        self.buf[16] = family;
+        self
+    }
+
     /// A batch begin or end: a message of nfnetlink itself, not of the nftables subsystem.
     fn framing(mut self) -> Self {
         let kind = u16::from_ne_bytes([self.buf[4], self.buf[5]]) & 0xff;
@@ -602,7 +686,7 @@ impl Message {
 /// What the kernel sent: a message of data, an acknowledgement or error (`errno` 0 is a success), or the end of a
 /// dump.
 enum Reply<'a> {
-    Data { seq: u32, payload: &'a [u8] },
+    Data { seq: u32, family: u8, payload: &'a [u8] },
     Error { seq: u32, errno: i32 },
     Done,
 }
@@ -687,14 +771,24 @@ impl Connection {
     /// then dropped with the rest of the dump unread, which the kernel discards.
     fn dump_until(
         &mut self,
-        mut request: Message,
+        request: Message,
         mut each: impl FnMut(&[u8]) -> Result<bool, NetlinkError>,
+    ) -> Result<bool, NetlinkError> {
+        self.dump_families(request, |_, payload| each(payload))
+    }
+
+    /// [`Connection::dump_until`] with the family of every message (`nfgen_family`): a dump of every family's
+    /// tables tells them apart by it.
+    fn dump_families(
+        &mut self,
+        mut request: Message,
+        mut each: impl FnMut(u8, &[u8]) -> Result<bool, NetlinkError>,
     ) -> Result<bool, NetlinkError> {
         request.finish();
         self.send(&request.buf)?;
         let mut complete = false;
         self.receive(|reply| match reply {
-            Reply::Data { payload, .. } => Ok(if each(payload)? { Flow::More } else { Flow::Stop }),
+            Reply::Data { family, payload, .. } => Ok(if each(family, payload)? { Flow::More } else { Flow::Stop }),
             Reply::Done => {
                 complete = true;
                 Ok(Flow::Stop)
@@ -723,7 +817,11 @@ impl Connection {
                         Reply::Error { seq, errno: -code }
                     }
                     NLMSG_DONE => Reply::Done,
-                    _ => Reply::Data { seq, payload: body.get(4..).unwrap_or(&[]) },
+                    _ => Reply::Data {
+                        seq,
+                        family: body.first().copied().unwrap_or_default(),
+                        payload: body.get(4..).unwrap_or(&[]),
+                    },
                 };
                 if let Flow::Stop = each(reply)? {
                     return Ok(());

@@ -109,6 +109,26 @@ impl NftRunner {
         })
     }
 
+    /// `ip ARGS` in the configured namespace (a mirror's VXLAN tunnel device made and deleted).
+    pub async fn ip(&self, args: &[&str]) -> Result<(), BackendError> {
+        let mut cmd = Command::new(&self.ip);
+        if let Some(ns) = &self.netns {
+            cmd.args(["-n", ns]);
+        }
+        cmd.args(args).stdin(Stdio::null()).kill_on_drop(true);
+        let output = cmd.output().await.map_err(|e| unavailable("ip", e))?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+            let code = if stderr.contains("Operation not permitted") {
+                ErrorCode::AuthorizationFailed
+            } else {
+                ErrorCode::ApplyFailed
+            };
+            return Err(BackendError::new(code, format!("ip {}: {stderr}", args.join(" "))));
+        }
+        Ok(())
+    }
+
     pub fn describe(&self) -> String {
         match &self.netns {
             Some(ns) => format!("nftables in network namespace {ns}"),

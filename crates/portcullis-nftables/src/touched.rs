@@ -106,7 +106,7 @@ fn host_address(value: &str) -> Option<IpAddr> {
     (net.prefix_len() == net.max_prefix_len()).then(|| net.addr())
 }
 
-fn netlink_failure(doing: &str, e: NetlinkError) -> BackendError {
+pub(crate) fn netlink_failure(doing: &str, e: NetlinkError) -> BackendError {
     let code = match &e {
         NetlinkError::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied => ErrorCode::AuthorizationFailed,
         NetlinkError::Garbled(_) => ErrorCode::UnexpectedResponse,
