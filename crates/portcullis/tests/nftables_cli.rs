@@ -280,3 +280,58 @@ fn the_egress_policy_set_through_the_cli_lets_the_host_reach_only_the_allowed_fl
     assert_eq!(outcomes, ["ok", "approval_required", "ok", "approval_required", "lockout_prevented"], "{audit}");
     assert_eq!(portcullis(dir.path(), &["call", "verify_audit_log", "--json"])["ok"], true);
 }
+
+/// A change that may need a person (by its risk score): approved at the terminal when it does.
+fn applied_maybe_approved(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let out = run(dir, args);
+    if out.status.success() {
+        return serde_json::from_slice(&out.stdout).expect("JSON");
+    }
+    approved(dir, args)
+}
+
+#[test]
+fn a_mirror_started_through_the_cli_copies_counts_and_stops() {
+    let net = Topology::new();
+    let dir = admin_on_router(&net);
+    // The sensor: a namespace on its own veth link from the router (sen0), named in config only.
+    let sensor_ns = format!("{}m", net.router);
+    let ip = |args: &[&str]| assert!(std::process::Command::new("ip").args(args).status().expect("ip").success());
+    ip(&["netns", "add", &sensor_ns]);
+    ip(&["-n", &net.router, "link", "add", "sen0", "type", "veth", "peer", "name", "eth0", "netns", &sensor_ns]);
+    ip(&["-n", &net.router, "link", "set", "sen0", "up"]);
+    ip(&["-n", &sensor_ns, "link", "set", "eth0", "up"]);
+    let config = dir.path().join("config.yaml");
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str("mirroring:\n  sensors:\n    zeek: {interface: sen0, serves: [lan], engine: zeek}\n");
+    std::fs::write(&config, text).expect("config");
+
+    let ask = ["call", "mirror_traffic", "interface=lan", "sensor=zeek", "protocol=tcp", "port=8080", "duration=1h"];
+    let with = |extra: &[&'static str]| -> Vec<String> {
+        ask.iter().chain(extra).map(|s| s.to_string()).chain(["reason=IDS look".into(), "--json".into()]).collect()
+    };
+    let dry: Vec<String> = with(&["dry_run=true"]);
+    let dry = portcullis(dir.path(), &dry.iter().map(String::as_str).collect::<Vec<_>>());
+    let statements = dry["statements"].as_array().cloned().unwrap_or_default();
+    assert!(statements.iter().any(|s| s.as_str().is_some_and(|s| s.contains("dup") && s.contains("sen0"))), "{dry}");
+    assert!(!net.nft(&["list", "tables"]).contains("portcullis_mirror"), "a dry run changes nothing");
+
+    let hostile = ["call", "mirror_traffic", "interface=lan", "sensor=zeek;reboot", "port=80", "reason=x", "--json"];
+    assert_eq!(refused(dir.path(), &hostile)["field"], "sensor");
+
+    let start: Vec<String> = with(&[]);
+    let started = applied_maybe_approved(dir.path(), &start.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(started["status"], "applied", "{started}");
+    let mirror_id = started["mirror_id"].as_str().or(started["data"]["mirror_id"].as_str()).map(str::to_string);
+    assert!(net.tcp(CLIENT_A, 8080) && net.tcp(CLIENT_A, 8080));
+    let listed = portcullis(dir.path(), &["call", "list_mirrors", "--json"]);
+    let row = &listed["data"][0];
+    assert_eq!(row["sensor"]["name"], "zeek", "{listed}");
+    assert!(row["packets"].as_u64().is_some_and(|p| p >= 4), "the kernel's counter of copies: {listed}");
+    let mirror_id = mirror_id.or(row["mirror_id"].as_str().map(str::to_string)).expect("mirror_id");
+
+    let stopped = portcullis(dir.path(), &["call", "stop_mirror", &format!("mirror_id={mirror_id}"), "--json"]);
+    assert_eq!(stopped["status"], "applied", "{stopped}");
+    assert!(!net.nft(&["list", "tables"]).contains("portcullis_mirror"), "the mirror table is gone");
+    let _ = std::process::Command::new("ip").args(["netns", "del", &sensor_ns]).status();
+}
