@@ -4,6 +4,7 @@
 
 pub mod address;
 pub mod compare;
+pub mod domain;
 pub mod duration;
 pub mod effect;
 pub mod egress;

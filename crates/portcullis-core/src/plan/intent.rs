@@ -170,6 +170,14 @@ pub enum Intent {
     StopMirror {
         mirror_id: crate::mirror::MirrorId,
     },
+    /// `block_domain`, and its refresh at the name's TTL (`crate::domain`).
+    BlockDomain(Box<crate::domain::DomainBlockAsk>),
+    /// `unblock_domain`: `others` are the addresses other live domain blocks stand for.
+    UnblockDomain {
+        domain: crate::domain::DomainName,
+        interface: Option<String>,
+        others: std::collections::BTreeMap<std::net::IpAddr, crate::domain::DomainName>,
+    },
 }
 
 /// The pass rule a grant list needs, created with the first grant when asked for.

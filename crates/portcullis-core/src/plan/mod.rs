@@ -197,5 +197,9 @@ pub fn plan(state: &RuleSet, intent: &Intent, now: Timestamp) -> FieldResult<Cha
         Intent::RemoveProtection(key) => crate::protection::plan_remove(state, key),
         Intent::StartMirror(ask) => crate::mirror::plan_start(state, ask, now),
         Intent::StopMirror { mirror_id } => crate::mirror::plan_stop(state, mirror_id),
+        Intent::BlockDomain(ask) => crate::domain::plan_domain_block(state, ask, now),
+        Intent::UnblockDomain { domain, interface, others } => {
+            crate::domain::plan_domain_unblock(state, domain, interface.as_deref(), others)
+        }
     }
 }
