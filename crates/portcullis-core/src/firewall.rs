@@ -336,9 +336,15 @@ pub trait Firewall: Send + Sync {
     }
 
     /// The exact statements the firewall would run for the plan's mirrors (nft JSON, pf rules), for dry_run
-    /// answers. The default: none to show.
-    fn preview_statements(&self, _plan: &ChangePlan) -> Result<Vec<String>, BackendError> {
+    /// answers; `state` is what the plan was made on. The default: none to show.
+    fn preview_statements(&self, _plan: &ChangePlan, _state: &RuleSet) -> Result<Vec<String>, BackendError> {
         Ok(Vec::new())
+    }
+
+    /// Why a mirror on this firewall needs an admin, when the way it is carried out is root-equivalent (pfSense's
+    /// shell); `None` when the mirror permission is enough.
+    fn mirror_needs_admin(&self) -> Option<String> {
+        None
     }
 
     /// Puts back objects the firewall lost without any change Portcullis made (pfSense empties anchors on a

@@ -351,7 +351,7 @@ impl NftablesFirewall {
                 .collect();
             (before.iter().map(|m| MirrorTable::of(&m.sensor)).collect(), before)
         });
-        let after = mirror::carried(&before, plan);
+        let after = portcullis_core::mirror::mirrors_after(&before, &plan.operations);
         let writer = mirror::Writer { base: &self.settings.table, devices: self.devices(), texts: &self.texts };
         let commands = writer.commands(&existing, &before, &after)?;
         Ok(mirror::statements(&commands, &TunnelChanges::between(&before, &after)))
@@ -774,7 +774,7 @@ impl Firewall for NftablesFirewall {
         Ok(mirror::counters(&self.read_mirror_tables().await?, &state.mirrors))
     }
 
-    fn preview_statements(&self, plan: &ChangePlan) -> Result<Vec<String>, BackendError> {
+    fn preview_statements(&self, plan: &ChangePlan, _state: &RuleSet) -> Result<Vec<String>, BackendError> {
         self.mirror_statements(plan)
     }
 

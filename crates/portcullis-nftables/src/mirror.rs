@@ -13,7 +13,7 @@
 //!   prerouting at priority -300 with `iifname`, before conntrack, DNAT and every filter (the packet as it
 //!   arrived), `m_X_out` postrouting at priority 300 with `oifname`, after SNAT (the packet as it leaves).
 //!
-//! Each [`Clause`] of the mirror is one rule: family, protocol, addresses, ports, the excluded addresses (neither
+//! Each [`Clause`](portcullis_core::mirror::Clause) of the mirror is one rule: family, protocol, addresses, ports, the excluded addresses (neither
 //! end may be one), then `limit name "m_X"`, `counter name "m_X"`, `dup`. The limit and the counter are named
 //! objects, one per mirror, shared by its rules: one cap for the whole mirror (nft's anonymous `limit` is per
 //! rule), and one figure of what it copied.
@@ -628,24 +628,6 @@ fn protocol_name(p: Protocol) -> String {
         Protocol::Icmpv6 => "icmpv6".into(),
         Protocol::Number(n) => n.to_string(),
     }
-}
-
-/// Applies a plan's mirror operations to `mirrors` as the plan means them (the preview's carry; the batch itself
-/// is built from [`portcullis_core::plan::carry_out`]'s result).
-pub fn carried(mirrors: &[Mirror], plan: &portcullis_core::plan::ChangePlan) -> Vec<Mirror> {
-    use portcullis_core::plan::Operation;
-    let mut out = mirrors.to_vec();
-    for op in &plan.operations {
-        match op {
-            Operation::CreateMirror { after } => {
-                out.retain(|m| m.mirror_id != after.mirror_id);
-                out.push(after.clone());
-            }
-            Operation::DeleteMirror { before } => out.retain(|m| m.mirror_id != before.mirror_id),
-            _ => {}
-        }
-    }
-    out
 }
 
 /// The statements of a change, in the order they run: the tunnel devices made first, the nft commands (each as

@@ -230,8 +230,9 @@ async fn a_port_80_mirror_copies_both_directions_and_nothing_else_until_stopped_
     let start = ask(local_sensor(), web_selector(), 10_000, TimeDelta::hours(1));
     let mirror_id = start.mirror_id.clone();
     // dry_run's statements: the exact nft commands the batch will hold, rendered on the read the plan was made on.
-    let planned = plan::plan(&fw.snapshot().await.unwrap(), &Intent::StartMirror(Box::new(start.clone())), Utc::now());
-    let statements = fw.preview_statements(&planned.unwrap()).unwrap();
+    let state = fw.snapshot().await.unwrap();
+    let planned = plan::plan(&state, &Intent::StartMirror(Box::new(start.clone())), Utc::now());
+    let statements = fw.preview_statements(&planned.unwrap(), &state).unwrap();
     let rules: Vec<&String> = statements.iter().filter(|s| s.contains("\"dup\"")).collect();
     assert_eq!(rules.len(), 8, "dport and sport rules, IPv4 and IPv6, in and out: {statements:#?}");
     assert!(rules.iter().all(|r| r.contains("\"sen0\"")), "{rules:?}");

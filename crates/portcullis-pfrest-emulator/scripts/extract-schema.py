@@ -35,6 +35,7 @@ ENDPOINTS = [
     "/api/v2/status/wireguard/peers",
     "/api/v2/status/logs/firewall",
     "/api/v2/interfaces",
+    "/api/v2/diagnostics/command_prompt",
     "/api/v2/diagnostics/table",
     "/api/v2/diagnostics/tables",
 ]

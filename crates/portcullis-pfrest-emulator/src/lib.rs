@@ -26,6 +26,7 @@ mod model;
 mod query;
 mod schema;
 mod server;
+mod shell;
 mod state;
 mod status;
 mod util;
@@ -37,6 +38,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::task::JoinHandle;
+
+pub use crate::shell::AnchorRule;
 
 pub use faults::{DEFAULT_APPLY_DELAY, DEFAULT_WRITE_LATENCY, EchoStyle, Faults, FaultsPatch, FaultsSnapshot};
 pub use model::InterfaceRepresentation;
@@ -337,6 +340,24 @@ impl Emulator {
     /// The stored form of the rule with this tracker, with the keys pfRest does not show (interfaces by id).
     pub fn rule_config(&self, tracker: i64) -> Option<serde_json::Map<String, Value>> {
         self.inner.rule_config(tracker)
+    }
+
+    /// The rules of pf anchor `anchor` (e.g. `userrules/portcullis_mirror`) with their counters, as loaded through
+    /// `diagnostics/command_prompt`; empty when it holds none. Also `GET /__emulator/anchors`.
+    pub fn anchor_rules(&self, anchor: &str) -> Vec<AnchorRule> {
+        self.inner.anchors().remove(anchor).unwrap_or_default()
+    }
+
+    /// Sets the counters of the anchor rule labelled `label`, as traffic through it would; false when there is
+    /// none. Also `POST /__emulator/anchor_counters` `{"anchor": ..., "label": ..., "packets": N, "bytes": N}`.
+    pub fn count_anchor_rule(&self, anchor: &str, label: &str, packets: u64, bytes: u64) -> bool {
+        self.inner.count_anchor_rule(anchor, label, packets, bytes)
+    }
+
+    /// A reboot as far as state outside config.xml goes: every pf anchor and `/tmp` is empty again (config,
+    /// aliases and rules stay). Also `POST /__emulator/reboot`.
+    pub fn reboot(&self) {
+        self.inner.reboot();
     }
 
     /// Wait until no filter reload is queued or running.

@@ -5,7 +5,8 @@
 //! ```
 //! Prints `pfrest-emulator listening on http://127.0.0.1:PORT` to stderr. Control endpoints for other processes:
 //! `GET /__emulator/state`, `GET|DELETE /__emulator/requests`, `GET /__emulator/requests/counts` (per route), `GET|DELETE /__emulator/violations`,
-//! `GET|POST /__emulator/faults`, `POST /__emulator/firewall_log`, `POST /__emulator/wait_for_applies`.
+//! `GET|POST /__emulator/faults`, `POST /__emulator/firewall_log`, `GET /__emulator/anchors`, `POST /__emulator/reboot`
+//! (empties pf anchors), `POST /__emulator/anchor_counters`, `POST /__emulator/wait_for_applies`.
 
 use std::time::Duration;
 

@@ -838,6 +838,14 @@ async fn call_endpoint(
             static_list("NetworkInterface", status::network_interfaces(), &data, &controls)
         }
         ("/api/v2/status/logs/firewall", "GET") => firewall_log(inner, &data, &controls).map(|d| (d, links(&controls))),
+        ("/api/v2/diagnostics/command_prompt", "POST") => {
+            let command = data.get("command").and_then(Value::as_str).unwrap_or_default();
+            if command.is_empty() {
+                return Err(ApiError::bad_request("FIELD_IS_REQUIRED", "Field `command` is required."));
+            }
+            let ran = inner.run_command(command);
+            Ok((json!({"output": ran.output, "result_code": ran.result_code}), None))
+        }
         ("/api/v2/diagnostics/tables", "GET") => static_list("Table", table_list(inner), &data, &controls),
         ("/api/v2/diagnostics/table", "GET") => {
             let name = table_id(&data)?;
@@ -1536,6 +1544,26 @@ async fn control(inner: &Arc<Inner>, method: &str, path: &str, body: &[u8]) -> R
                 Err(e) => json_response(400, &json!({"error": e})),
             }
         }
+        ("GET", "/__emulator/anchors") => ok(serde_json::to_value(inner.anchors()).unwrap_or_default()),
+        ("POST", "/__emulator/reboot") => {
+            inner.reboot();
+            ok(json!({"rebooted": true}))
+        }
+        ("POST", "/__emulator/anchor_counters") => {
+            let body = serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
+            let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+            let number = |k: &str| body.get(k).and_then(Value::as_u64).unwrap_or(0);
+            match (text("anchor"), text("label")) {
+                (Some(anchor), Some(label)) => {
+                    let found = inner.count_anchor_rule(&anchor, &label, number("packets"), number("bytes"));
+                    ok(json!({"counted": found}))
+                }
+                _ => json_response(
+                    400,
+                    &json!({"error": "body must be {\"anchor\": \"...\", \"label\": \"...\", \"packets\": N, \"bytes\": N}"}),
+                ),
+            }
+        }
         ("POST", "/__emulator/wait_for_applies") => {
             inner.wait_for_applies().await;
             ok(serde_json::to_value(inner.state_view()).unwrap_or_default())
@@ -1545,6 +1573,7 @@ async fn control(inner: &Arc<Inner>, method: &str, path: &str, body: &[u8]) -> R
             &json!({"error": "unknown emulator control endpoint",
                     "endpoints": ["GET state", "GET|DELETE requests", "GET|DELETE violations", "GET|POST faults",
                                   "POST firewall_log", "GET|POST tables", "POST rule_config",
+                                  "GET anchors", "POST reboot", "POST anchor_counters",
                                   "POST wait_for_applies"]}),
         ),
     }

@@ -42,6 +42,8 @@ pub(crate) struct Inner {
     /// pf's tables as `pfctl -sT` / `-T show` list them: the system tables and, after each filter reload, one per
     /// host or network alias (what pfRest's `/api/v2/diagnostics/table(s)` read).
     pub tables: Mutex<BTreeMap<String, Vec<String>>>,
+    /// The files and pf anchors that `diagnostics/command_prompt` works on: running state, not config.xml.
+    pub shell: Mutex<crate::shell::ShellState>,
     /// Serialises writes when lost-update emulation is off.
     pub write_lock: tokio::sync::Mutex<()>,
     /// Serialises filter reloads.
@@ -106,6 +108,7 @@ impl Inner {
             dirty: Mutex::new(BTreeSet::new()),
             running: Mutex::new(AppliedRuleset::default()),
             tables: Mutex::new(SYSTEM_TABLES.iter().map(|t| (t.to_string(), Vec::new())).collect()),
+            shell: Mutex::new(crate::shell::ShellState::default()),
             write_lock: tokio::sync::Mutex::new(()),
             apply_lock: tokio::sync::Mutex::new(()),
             applies_in_flight: AtomicUsize::new(0),
@@ -266,6 +269,31 @@ impl Inner {
                 table.push(e);
             }
         }
+    }
+
+    /// Runs a command as `diagnostics/command_prompt` would; one the emulator does not know is recorded as a
+    /// violation.
+    pub(crate) fn run_command(&self, command: &str) -> crate::shell::Ran {
+        let ran = lock(&self.shell).run(command);
+        if ran.unexpected {
+            self.record_violation(format!("POST /api/v2/diagnostics/command_prompt: command not emulated: {command}"));
+        }
+        ran
+    }
+
+    /// pf's anchors with their rules and counters.
+    pub(crate) fn anchors(&self) -> BTreeMap<String, Vec<crate::shell::AnchorRule>> {
+        lock(&self.shell).anchors()
+    }
+
+    /// What a reboot loses that config.xml does not hold: pf's anchors and `/tmp`.
+    pub(crate) fn reboot(&self) {
+        lock(&self.shell).reboot();
+    }
+
+    /// Sets the counters of the anchor rule with `label`; false when there is none.
+    pub(crate) fn count_anchor_rule(&self, anchor: &str, label: &str, packets: u64, bytes: u64) -> bool {
+        lock(&self.shell).count(anchor, label, packets, bytes)
     }
 
     /// Sets a key of a stored rule that pfRest has no field for (a GUI advanced option such as

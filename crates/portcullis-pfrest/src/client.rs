@@ -14,10 +14,10 @@ use crate::config::{Auth, ClientConfig, RequestInfo, RequestObserver, RetryPolic
 use crate::error::{self, PfRestError};
 use crate::scrub::Scrubber;
 use crate::types::{
-    FirewallAlias, FirewallAliasRequest, FirewallApplyRequest, FirewallApplyStatus, FirewallRule, FirewallRuleRequest,
-    GatewayStatus, InterfaceStats, IpsecSa, LogLine, NetworkInterface, OpenVpnClientStatus, OpenVpnServerStatus,
-    PfTable, RestApiVersion, SystemStatus, TrafficShaperLimiter, TrafficShaperLimiterRequest, WireGuardPeer,
-    WireGuardTunnel,
+    COMMAND_MAX_LEN, CommandOutput, CommandPromptRequest, FirewallAlias, FirewallAliasRequest, FirewallApplyRequest,
+    FirewallApplyStatus, FirewallRule, FirewallRuleRequest, GatewayStatus, InterfaceStats, IpsecSa, LogLine,
+    NetworkInterface, OpenVpnClientStatus, OpenVpnServerStatus, PfTable, RestApiVersion, SystemStatus,
+    TrafficShaperLimiter, TrafficShaperLimiterRequest, WireGuardPeer, WireGuardTunnel,
 };
 use crate::version::PfRestVersion;
 
@@ -713,6 +713,23 @@ impl PfRestClient {
             Err(e) if e.status == Some(404) && e.response_id.is_some() => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Runs one shell command as root on the firewall (`POST /api/v2/diagnostics/command_prompt`): what it printed
+    /// and its exit status. Never repeated after a timeout or a dropped connection. Callers build `command` only
+    /// from validated values; one longer than pfRest takes is refused here, before it is sent.
+    pub async fn command_prompt(&self, command: &str) -> Result<CommandOutput, PfRestError> {
+        let path = "/api/v2/diagnostics/command_prompt";
+        if command.chars().count() > COMMAND_MAX_LEN {
+            return Err(PfRestError::new(
+                ErrorCode::InternalError,
+                format!(
+                    "POST {path}: a command of {} characters is longer than pfRest takes ({COMMAND_MAX_LEN})",
+                    command.chars().count()
+                ),
+            ));
+        }
+        self.post(path, &CommandPromptRequest { command: command.to_string() }).await
     }
 
     /// The newest `limit` raw filterlog lines, oldest first.

@@ -619,6 +619,26 @@ pub struct PfTable {
     pub entries: Vec<String>,
 }
 
+/// The body of `POST /api/v2/diagnostics/command_prompt` (model `CommandPrompt`; `command` at most
+/// [`COMMAND_MAX_LEN`] characters). pfRest runs it with PHP `exec("$command 2>&1")`, as root.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandPromptRequest {
+    pub command: String,
+}
+
+/// The longest `command` pfRest accepts (the model field's `maximum_length`).
+pub const COMMAND_MAX_LEN: usize = 1024;
+
+/// What a command printed (stdout and stderr together) and its exit status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CommandOutput {
+    #[serde(deserialize_with = "lenient::string")]
+    pub output: String,
+    #[serde(deserialize_with = "lenient::opt_i64")]
+    pub result_code: Option<i64>,
+}
+
 /// One line of `GET /api/v2/status/logs/firewall`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use portcullis_core::firewall::{Applied, BackendError, ErrorCode};
 use portcullis_core::geo::is_geo_list;
+use portcullis_core::mirror::Mirror;
 use portcullis_core::model::{AddressTarget, PortMatch, Rule, RuleId};
 use portcullis_core::plan::global_index_by;
 use portcullis_core::plan::{ChangePlan, Operation, same_enforcement};
@@ -61,7 +62,7 @@ fn alias_groups(plan: &ChangePlan) -> HashMap<&str, (usize, Vec<&Operation>)> {
 
 /// Everything that can be refused without asking the firewall, checked before the first write. `geo_cap` is the
 /// most entries a geo list may hold ([`crate::PfSenseOptions::geo_alias_max_entries`]).
-fn prevalidate(plan: &ChangePlan, geo_cap: usize) -> Result<(), BackendError> {
+fn prevalidate(plan: &ChangePlan, geo_cap: usize, shell: bool) -> Result<(), BackendError> {
     for op in &plan.operations {
         match op {
             Operation::CreateRule { after, .. } => {
@@ -103,8 +104,8 @@ fn prevalidate(plan: &ChangePlan, geo_cap: usize) -> Result<(), BackendError> {
             }
             // Removing works whatever the protection held: its record says what to put back.
             Operation::DeleteProtection { .. } => {}
-            Operation::CreateMirror { after } => return Err(crate::mirror::unsupported_error(after)),
-            Operation::DeleteMirror { .. } => {}
+            Operation::CreateMirror { after } if !shell => return Err(crate::mirror::unsupported_error(after)),
+            Operation::CreateMirror { .. } | Operation::DeleteMirror { .. } => {}
         }
     }
     Ok(())
@@ -212,16 +213,47 @@ fn placement_for_move(
 /// How to undo one completed step.
 #[derive(Debug, Clone)]
 enum Undo {
-    CreatedRule { tracker: i64 },
-    UpdatedRule { tracker: i64, restore: Box<FirewallRuleRequest>, placement: Option<u64> },
-    DeletedRule { recreate: Box<FirewallRuleRequest>, placement: Option<u64> },
-    CreatedAlias { name: String },
-    DeletedAlias { recreate: Box<FirewallAliasRequest> },
-    PatchedAlias { name: String, address: Vec<String>, detail: Vec<String> },
-    CreatedLimiter { name: String },
-    PatchedLimiter { name: String, restore: Box<TrafficShaperLimiterRequest> },
-    DeletedLimiter { recreate: Box<TrafficShaperLimiterRequest> },
-    StoreValue { key: String, previous: String },
+    CreatedRule {
+        tracker: i64,
+    },
+    UpdatedRule {
+        tracker: i64,
+        restore: Box<FirewallRuleRequest>,
+        placement: Option<u64>,
+    },
+    DeletedRule {
+        recreate: Box<FirewallRuleRequest>,
+        placement: Option<u64>,
+    },
+    CreatedAlias {
+        name: String,
+    },
+    DeletedAlias {
+        recreate: Box<FirewallAliasRequest>,
+    },
+    PatchedAlias {
+        name: String,
+        address: Vec<String>,
+        detail: Vec<String>,
+    },
+    CreatedLimiter {
+        name: String,
+    },
+    PatchedLimiter {
+        name: String,
+        restore: Box<TrafficShaperLimiterRequest>,
+    },
+    DeletedLimiter {
+        recreate: Box<TrafficShaperLimiterRequest>,
+    },
+    StoreValue {
+        key: String,
+        previous: String,
+    },
+    /// The mirror anchor's rules before the change, loaded again.
+    Anchor {
+        rules: Vec<String>,
+    },
 }
 
 impl Undo {
@@ -245,6 +277,7 @@ impl Undo {
                 format!("re-create deleted limiter {}", recreate.name.as_deref().unwrap_or_default())
             }
             Undo::StoreValue { key, .. } => format!("restore {key}"),
+            Undo::Anchor { .. } => format!("load the anchor {} as it was", crate::mirror::ANCHOR),
         }
     }
 }
@@ -294,6 +327,8 @@ struct Engine<'a> {
     /// whether an operation changed them: written once after every device write succeeded.
     protections: Option<Vec<ProtectionRecord>>,
     protections_changed: bool,
+    /// The store's mirror records before the plan (read at the first mirror operation) and as it leaves them.
+    mirrors: Option<(Vec<Mirror>, Vec<Mirror>)>,
 }
 
 impl<'a> Engine<'a> {
@@ -310,6 +345,7 @@ impl<'a> Engine<'a> {
             created_with_entries: HashSet::new(),
             protections: None,
             protections_changed: false,
+            mirrors: None,
         }
     }
 
@@ -380,10 +416,57 @@ impl<'a> Engine<'a> {
             Operation::CreateProtection { after } => self.protection(None, Some(after)).await,
             Operation::UpdateProtection { before, after } => self.protection(Some(before), Some(after)).await,
             Operation::DeleteProtection { before } => self.protection(Some(before), None).await,
-            Operation::CreateMirror { after } => Err(crate::mirror::unsupported_error(after)),
-            // Nothing was started, so nothing is left to stop.
-            Operation::DeleteMirror { .. } => Ok(()),
+            Operation::CreateMirror { after } if !self.fw.options.allow_shell => {
+                Err(crate::mirror::unsupported_error(after))
+            }
+            // Without the shell nothing was started, so nothing is left to stop.
+            Operation::DeleteMirror { .. } if !self.fw.options.allow_shell => Ok(()),
+            Operation::CreateMirror { .. } | Operation::DeleteMirror { .. } => {
+                let records = self.mirror_records()?;
+                *records = portcullis_core::mirror::mirrors_after(records, [op]);
+                Ok(())
+            }
         }
+    }
+
+    /// The mirror records as the plan leaves them so far, read from the store the first time.
+    fn mirror_records(&mut self) -> Result<&mut Vec<Mirror>, BackendError> {
+        if self.mirrors.is_none() {
+            let before = crate::mirror::load(&self.fw.store, &self.fw.name)?;
+            self.mirrors = Some((before.clone(), before));
+        }
+        Ok(&mut self.mirrors.get_or_insert_with(Default::default).1)
+    }
+
+    /// Writes the mirror anchor as the plan leaves the records (Portcullis' block copies read from the rules as
+    /// the plan left them), checks it, then the records; both undoable.
+    async fn write_mirrors(&mut self) -> Result<(), BackendError> {
+        let Some((before, after)) = self.mirrors.clone() else { return Ok(()) };
+        if before == after {
+            return Ok(());
+        }
+        let state = self.rules_now().await?;
+        let previous = crate::mirror::anchor_rules(&before, &state).unwrap_or_default();
+        let rules = crate::mirror::anchor_rules(&after, &state)?;
+        self.undo.push(Undo::Anchor { rules: previous });
+        self.fw.load_anchor(&rules, &after, &state.interfaces).await?;
+        let key = crate::mirror::mirrors_key(&self.fw.name);
+        let previous = self.fw.store.meta_get(&key).map_err(store_error)?.unwrap_or_default();
+        self.fw.store.meta_set(&key, &crate::mirror::encode(&after)).map_err(store_error)?;
+        self.undo.push(Undo::StoreValue { key, previous });
+        Ok(())
+    }
+
+    /// The interfaces and rules on the firewall now (no aliases): what the anchor's block copies are made from.
+    async fn rules_now(&self) -> Result<portcullis_core::model::RuleSet, BackendError> {
+        let ((config, stats), raw) =
+            tokio::try_join!(self.fw.interfaces(), async { self.client().rules().await.map_err(BackendError::from) })?;
+        let rules = raw.iter().map(|r| self.fw.model_rule(r, &self.ifaces)).collect::<Result<Vec<_>, _>>()?;
+        Ok(portcullis_core::model::RuleSet {
+            interfaces: mapping::interfaces(&config, &stats),
+            rules,
+            ..Default::default()
+        })
     }
 
     /// The protection records, read from the store the first time.
@@ -1116,6 +1199,11 @@ impl<'a> Engine<'a> {
             Undo::StoreValue { key, previous } => {
                 self.fw.store.meta_set(key, previous).map_err(store_error)?;
             }
+            Undo::Anchor { rules } => {
+                for command in crate::mirror::load_commands(rules)? {
+                    self.fw.shell(&command).await?;
+                }
+            }
         }
         Ok(())
     }
@@ -1173,7 +1261,7 @@ impl<'a> Engine<'a> {
 
 pub(crate) async fn apply(fw: &PfSenseFirewall, plan: &ChangePlan) -> Result<Applied, BackendError> {
     let _writer = fw.writer.lock().await;
-    prevalidate(plan, fw.options.geo_alias_max_entries)?;
+    prevalidate(plan, fw.options.geo_alias_max_entries, fw.options.allow_shell)?;
     let (interfaces, _) = fw.interfaces().await?;
     let mut engine = Engine::new(fw, InterfaceMap::new(&interfaces));
     let groups = alias_groups(plan);
@@ -1182,6 +1270,9 @@ pub(crate) async fn apply(fw: &PfSenseFirewall, plan: &ChangePlan) -> Result<App
         if let Err(e) = engine.operation(index, op, &groups).await {
             return Err(engine.fail(e, &describe_op(op)).await);
         }
+    }
+    if let Err(e) = engine.write_mirrors().await {
+        return Err(engine.fail(e, "write the mirror anchor").await);
     }
     let touched_device = engine.undo.iter().any(Undo::on_device);
     if let Err(e) = engine.record_pauses() {
@@ -1221,6 +1312,54 @@ fn only_entries_of_one_alias(plan: &ChangePlan) -> bool {
     aliases.all(|a| a == Some(first))
 }
 
+/// Refuses a mirror whose anchor rule would let copied flows skip what the firewall does with them now: a flow
+/// the rule set blocks (found with the evaluator), or a pass rule's gateway, limiter or SYN proxy.
+async fn check_mirrors(fw: &PfSenseFirewall, plan: &ChangePlan) -> Result<(), BackendError> {
+    let starts: Vec<&Mirror> = plan
+        .operations
+        .iter()
+        .filter_map(|op| match op {
+            Operation::CreateMirror { after } => Some(after),
+            _ => None,
+        })
+        .collect();
+    if starts.is_empty() || !fw.options.allow_shell {
+        return Ok(());
+    }
+    let state = fw.read_state(&portcullis_core::freshness::StateRead::everything()).await?;
+    let (interfaces, _) = fw.interfaces().await?;
+    let ifaces = InterfaceMap::new(&interfaces);
+    let raw = fw.client.rules().await?;
+    let now = chrono::Utc::now();
+    for m in starts {
+        let refuse = |why: String| {
+            BackendError::new(
+                ErrorCode::ValidationError,
+                format!("mirror {} is refused, nothing was changed: {why}", m.mirror_id),
+            )
+        };
+        if let Some(flow) = crate::mirror::bypassed_flow(&state, m, now) {
+            return Err(refuse(format!(
+                "its pass rule in {} would let through a flow the rules of {} block ({flow}), as pf evaluates the \
+                 anchor before them",
+                crate::mirror::ANCHOR,
+                m.interface
+            ))
+            .with_hint("narrow the selector to traffic the interface's rules pass"));
+        }
+        let skipped = crate::mirror::skipped_options(&raw, &ifaces, &m.interface);
+        if !skipped.is_empty() {
+            return Err(refuse(format!(
+                "pass rules of {} send their traffic on ways the anchor's rule would skip: {}",
+                m.interface,
+                skipped.join("; ")
+            ))
+            .with_hint("mirror on an interface whose pass rules use no gateway, limiter or SYN proxy, or with a switch SPAN port"));
+        }
+    }
+    Ok(())
+}
+
 /// A pfRest refusal of a dry run is a validation error; transport problems keep their code.
 fn dry_run_error(e: PfRestError) -> BackendError {
     let refused = matches!(e.status, Some(400 | 404 | 409 | 422))
@@ -1247,9 +1386,10 @@ pub(crate) async fn check(fw: &PfSenseFirewall, plan: &ChangePlan) -> Result<(),
     let c = &fw.client;
     let cap = fw.options.geo_alias_max_entries;
     if only_entries_of_one_alias(plan) {
-        return prevalidate(plan, cap);
+        return prevalidate(plan, cap, fw.options.allow_shell);
     }
-    prevalidate(plan, cap)?;
+    prevalidate(plan, cap, fw.options.allow_shell)?;
+    check_mirrors(fw, plan).await?;
     let dry_run = c.supports_dry_run().await?;
     check_protections(fw, plan, dry_run).await?;
     if !dry_run {

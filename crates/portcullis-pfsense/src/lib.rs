@@ -33,8 +33,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use portcullis_core::firewall::{
-    Applied, BackendError, BackendKind, ErrorCode, Firewall, InterfaceCounters, OverloadedSource, ProtectionLive,
-    SystemStatus, TargetInfo, UnsupportedField, VpnKind, VpnStatus,
+    Applied, BackendError, BackendKind, ErrorCode, Firewall, InterfaceCounters, MirrorCounter, OverloadedSource,
+    ProtectionLive, SystemStatus, TargetInfo, UnsupportedField, VpnKind, VpnStatus,
 };
 use portcullis_core::freshness::StateRead;
 use portcullis_core::model::{AliasEntry, Rule, RuleSet, Timestamp};
@@ -67,6 +67,10 @@ pub struct PfSenseOptions {
     /// The most prefixes one geo list (one country and family) may hold here; longer ones are refused
     /// (`unsupported`) before anything is written.
     pub geo_alias_max_entries: usize,
+    /// Whether mirrors may be written as pf rules through pfRest's root shell (`diagnostics/command_prompt`;
+    /// [`mirror`]). Off by default: with it, whoever may mirror on this target runs root commands built by
+    /// Portcullis, so only admins may.
+    pub allow_shell: bool,
 }
 
 /// pfRest validates each entry of an alias against every alias, so a write costs the square of its length; 10,000
@@ -81,6 +85,7 @@ impl Default for PfSenseOptions {
             tracker_spacing: Duration::from_millis(1050),
             cache: CacheAges::default(),
             geo_alias_max_entries: DEFAULT_GEO_ALIAS_MAX_ENTRIES,
+            allow_shell: false,
         }
     }
 }
@@ -251,13 +256,64 @@ impl PfSenseFirewall {
                 alias
             })
             .collect();
-        Ok(RuleSet {
-            interfaces: mapping::interfaces(&config, &stats),
-            rules,
-            aliases,
-            protections,
-            mirrors: Vec::new(),
-        })
+        let interfaces = mapping::interfaces(&config, &stats);
+        let mirrors = self.held_mirrors(&interfaces).await?;
+        Ok(RuleSet { interfaces, rules, aliases, protections, mirrors })
+    }
+
+    /// Runs one command through pfRest's shell; its output, or an error with what it printed.
+    pub(crate) async fn shell(&self, command: &str) -> Result<String, BackendError> {
+        let ran = self.client.command_prompt(command).await?;
+        match ran.result_code {
+            Some(0) => Ok(ran.output),
+            code => Err(BackendError::new(
+                ErrorCode::ApplyFailed,
+                format!(
+                    "the firewall's shell answered {} to `{}`: {}",
+                    code.map_or_else(|| "no exit status".to_string(), |c| format!("exit status {c}")),
+                    command.chars().take(120).collect::<String>(),
+                    ran.output.trim()
+                ),
+            )
+            .with_hint("check that pfRest's user may use diagnostics/command_prompt and that pfctl runs")),
+        }
+    }
+
+    /// The recorded mirrors whose rules the anchor holds now (none without `allow_shell`, or without records:
+    /// then no shell command is run).
+    async fn held_mirrors(
+        &self,
+        interfaces: &[portcullis_core::model::Interface],
+    ) -> Result<Vec<portcullis_core::mirror::Mirror>, BackendError> {
+        if !self.options.allow_shell {
+            return Ok(Vec::new());
+        }
+        let records = mirror::load(&self.store, &self.name)?;
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let labels = mirror::labels_in(&self.shell(&mirror::list_command(false)).await?);
+        Ok(records.into_iter().filter(|m| mirror::held(m, &labels, interfaces)).collect())
+    }
+
+    /// Loads the anchor with exactly `rules` and checks that `pfctl -sr` shows every label of `wanted`.
+    pub(crate) async fn load_anchor(
+        &self,
+        rules: &[String],
+        wanted: &[portcullis_core::mirror::Mirror],
+        interfaces: &[portcullis_core::model::Interface],
+    ) -> Result<(), BackendError> {
+        for command in mirror::load_commands(rules)? {
+            self.shell(&command).await?;
+        }
+        let labels = mirror::labels_in(&self.shell(&mirror::list_command(false)).await?);
+        if let Some(missing) = wanted.iter().find(|m| !mirror::held(m, &labels, interfaces)) {
+            return Err(BackendError::new(
+                ErrorCode::VerificationFailed,
+                format!("pfctl -a {} -sr does not show mirror {} after the load", mirror::ANCHOR, missing.mirror_id),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -330,8 +386,66 @@ impl Firewall for PfSenseFirewall {
         protection::unsupported_fields(protection)
     }
 
-    fn unsupported_mirror(&self, _mirror: &portcullis_core::mirror::MirrorAsk) -> Option<UnsupportedField> {
-        Some(mirror::unsupported())
+    fn unsupported_mirror(&self, ask: &portcullis_core::mirror::MirrorAsk) -> Option<UnsupportedField> {
+        if self.options.allow_shell { mirror::unsupported_with_shell(ask) } else { Some(mirror::unsupported()) }
+    }
+
+    fn mirror_needs_admin(&self) -> Option<String> {
+        self.options
+            .allow_shell
+            .then(|| "its mirrors are pf rules loaded through pfSense's root shell (allow_shell: true)".to_string())
+    }
+
+    /// pf's counters of each mirror's rules (`pfctl -vsr`). pf counts per loaded rule, so a mirror's count starts
+    /// again whenever the anchor is written (any mirror of this target started or stopped).
+    async fn mirror_counters(&self, state: &RuleSet) -> Result<Vec<MirrorCounter>, BackendError> {
+        if state.mirrors.is_empty() || !self.options.allow_shell {
+            return Ok(Vec::new());
+        }
+        let counted = mirror::counters_in(&self.shell(&mirror::list_command(true)).await?);
+        Ok(state
+            .mirrors
+            .iter()
+            .map(|m| {
+                let (packets, bytes) = counted.get(m.mirror_id.hex()).copied().unwrap_or_default();
+                MirrorCounter { mirror_id: m.mirror_id.to_string(), packets, bytes }
+            })
+            .collect())
+    }
+
+    /// The anchor's rules as the plan leaves them: Portcullis' block copies, then every mirror's rules.
+    fn preview_statements(&self, plan: &ChangePlan, state: &RuleSet) -> Result<Vec<String>, BackendError> {
+        if !self.options.allow_shell || !plan.operations.iter().any(is_mirror_op) {
+            return Ok(Vec::new());
+        }
+        mirror::anchor_rules(&portcullis_core::mirror::mirrors_after(&state.mirrors, &plan.operations), state)
+    }
+
+    /// Loads the anchor again when it lost recorded mirrors that have not expired (pfSense empties anchors on a
+    /// reboot), and forgets expired records it no longer holds.
+    async fn restore_lost(&self, state: &RuleSet) -> Result<Vec<String>, BackendError> {
+        if !self.options.allow_shell {
+            return Ok(Vec::new());
+        }
+        let _writer = self.writer.lock().await;
+        let records = mirror::load(&self.store, &self.name)?;
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let labels = mirror::labels_in(&self.shell(&mirror::list_command(false)).await?);
+        let now = Utc::now();
+        let (held, lost): (Vec<_>, Vec<_>) =
+            records.iter().cloned().partition(|m| mirror::held(m, &labels, &state.interfaces));
+        let (lost, gone): (Vec<_>, Vec<_>) = lost.into_iter().partition(|m| m.expires_at > now);
+        if lost.is_empty() && gone.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keep: Vec<_> = held.into_iter().chain(lost.iter().cloned()).collect();
+        if !lost.is_empty() {
+            self.load_anchor(&mirror::anchor_rules(&keep, state)?, &keep, &state.interfaces).await?;
+        }
+        self.store.meta_set(&mirror::mirrors_key(&self.name), &mirror::encode(&keep)).map_err(store_error)?;
+        Ok(lost.iter().map(|m| format!("mirror {}", m.mirror_id)).collect())
     }
 
     /// pf's `virusprot` table, read now: the sources pf blocked for exceeding a rule's "Max. src. conn. Rate".
@@ -363,6 +477,11 @@ impl Firewall for PfSenseFirewall {
             })
             .collect())
     }
+}
+
+fn is_mirror_op(op: &portcullis_core::plan::Operation) -> bool {
+    use portcullis_core::plan::Operation;
+    matches!(op, Operation::CreateMirror { .. } | Operation::DeleteMirror { .. })
 }
 
 /// pf's overload table on pfSense (`overload <virusprot> flush global`, blocked by `block in quick from

@@ -260,7 +260,7 @@ impl ToolService {
             .guard
             .assess(call.ctx, &RiskInput { operation: call.def.operation, read_only: false, facts: Some(&facts) });
         let needs_approval = needs_approval.or_else(|| call.planned.person_must_approve.clone());
-        let statements = call.target.firewall.preview_statements(&plan)?;
+        let statements = call.target.firewall.preview_statements(&plan, state)?;
         trace.risk = risk;
         let mut warnings = plan.warnings.clone();
         if !plan.decides_no_verdict() {

@@ -175,6 +175,20 @@ impl IntentJob for MirrorRequest {
             e.field = Some("all".into());
             return Err(e);
         }
+        if let Some(why) = at.target.firewall.mirror_needs_admin()
+            && at.ctx.principal.role != "admin"
+        {
+            let mut e = CallError::new(
+                ErrorCode::AuthorizationFailed,
+                format!(
+                    "{} may not mirror on target {}: {why}, so only an admin may",
+                    at.ctx.principal.name, at.target.name
+                ),
+            )
+            .with_hint("ask an admin, or mirror on a target whose firewall copies without a shell (nftables)");
+            e.field = Some("interface".into());
+            return Err(e);
+        }
         let ask = MirrorAsk {
             mirror_id: MirrorId::from_seed(uuid::Uuid::new_v4().as_u128() as u32),
             interface: self.interface,

@@ -117,7 +117,12 @@ fn pfsense_options(pf: &crate::config::PfSenseConfig) -> PfSenseOptions {
         interfaces: Duration::from_secs(pf.cache.interfaces_max_age),
         state: Duration::from_secs(pf.cache.state_max_age),
     };
-    PfSenseOptions { cache, geo_alias_max_entries: pf.geo_alias_max_entries, ..PfSenseOptions::default() }
+    PfSenseOptions {
+        cache,
+        geo_alias_max_entries: pf.geo_alias_max_entries,
+        allow_shell: pf.allow_shell,
+        ..PfSenseOptions::default()
+    }
 }
 
 /// The pfRest client settings of a pfSense target; an API key wins over a username and password.

@@ -24,7 +24,7 @@ use ipnet::IpNet;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use plan::{MirrorAsk, expired_mirrors, next_mirror_end, plan_start, plan_stop};
+pub use plan::{MirrorAsk, expired_mirrors, mirrors_after, next_mirror_end, plan_start, plan_stop};
 
 use crate::error::{FieldError, FieldResult};
 use crate::model::{Direction, Packet, PortRange, Protocol, Timestamp};

@@ -207,3 +207,20 @@ fn breadth(s: &Selector) -> u8 {
     let one_service = [s.port, s.source_port, s.destination_port].iter().flatten().any(|p| p.first == p.last);
     if one_service { by_address.min(ONE_SERVICE_BITS) } else { by_address }
 }
+
+/// The mirrors `operations` leave of `mirrors`: started ones added (replacing one of the same id), stopped ones
+/// removed, everything else ignored. What a backend that writes all of its mirrors at once writes after a plan.
+pub fn mirrors_after<'a>(mirrors: &[Mirror], operations: impl IntoIterator<Item = &'a Operation>) -> Vec<Mirror> {
+    let mut out = mirrors.to_vec();
+    for op in operations {
+        match op {
+            Operation::CreateMirror { after } => {
+                out.retain(|m| m.mirror_id != after.mirror_id);
+                out.push(after.clone());
+            }
+            Operation::DeleteMirror { before } => out.retain(|m| m.mirror_id != before.mirror_id),
+            _ => {}
+        }
+    }
+    out
+}

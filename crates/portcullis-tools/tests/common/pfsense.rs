@@ -28,6 +28,11 @@ pub struct PfSenseService {
 /// The emulator started with `emulator` (its API key is [`KEY`]) and a service over it, rate limits out of the way,
 /// applies polled quickly and rules created without tracker spacing (the emulator gives distinct trackers).
 pub async fn start(emulator: EmulatorConfig) -> PfSenseService {
+    start_with(emulator, |_| {}).await
+}
+
+/// [`start`], with the backend's options changed by `tweak` (e.g. `allow_shell`).
+pub async fn start_with(emulator: EmulatorConfig, tweak: impl FnOnce(&mut PfSenseOptions)) -> PfSenseService {
     let emu = Emulator::start(emulator).await.expect("emulator starts");
     let mut client = ClientConfig::new(emu.base_url(), Auth::ApiKey(KEY.into()));
     client.retry =
@@ -38,6 +43,8 @@ pub async fn start(emulator: EmulatorConfig) -> PfSenseService {
         tracker_spacing: Duration::ZERO,
         ..PfSenseOptions::default()
     };
+    let mut options = options;
+    tweak(&mut options);
     let fw = Arc::new(PfSenseFirewall::new("fw1", client, store.clone()).expect("client config").with_options(options));
     let settings = GuardSettings {
         rates: RateQuotas { default: 10_000, sensitive: 10_000, admin: 10_000, mirror: 10_000 },
@@ -53,6 +60,12 @@ pub async fn start(emulator: EmulatorConfig) -> PfSenseService {
 }
 
 impl PfSenseService {
+    /// The same service with these sensors and mirror bounds.
+    #[allow(dead_code)]
+    pub fn with_mirroring(self, settings: portcullis_tools::MirrorSettings) -> Self {
+        PfSenseService { svc: self.svc.with_mirroring(settings), ..self }
+    }
+
     /// The same service answering with this country database.
     #[allow(dead_code)]
     pub fn with_country_db(self, db: Arc<portcullis_geo::CountryDb>) -> Self {

@@ -159,6 +159,10 @@ pub struct PfSenseConfig {
     /// entry against every alias, so a write costs the square of the list's length.
     #[serde(default = "default_geo_alias_max_entries")]
     pub geo_alias_max_entries: usize,
+    /// Mirrors as pf rules loaded through pfRest's root shell (`diagnostics/command_prompt`). Root-equivalent:
+    /// off by default, and with it only admins may mirror on this target.
+    #[serde(default)]
+    pub allow_shell: bool,
 }
 
 fn default_geo_alias_max_entries() -> usize {
@@ -207,6 +211,7 @@ impl PfSenseConfig {
             timeout: None,
             cache: PfSenseCacheConfig::default(),
             geo_alias_max_entries: default_geo_alias_max_entries(),
+            allow_shell: false,
         }
     }
 
