@@ -47,6 +47,8 @@ STATE_CHANGING_TOOLS = {
     "resume_rule",
     "block_ip_address",
     "unblock_ip_address",
+    "block_domain",
+    "unblock_domain",
     "confirm_change",
     "rollback_change",
     "grant_access",

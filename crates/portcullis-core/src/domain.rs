@@ -58,9 +58,14 @@ impl DomainName {
         if trimmed.parse::<IpAddr>().is_ok() || trimmed.parse::<IpNet>().is_ok() {
             return Err(bad("it is an address; block it with block_ip_address".into()));
         }
-        let ascii = idna::domain_to_ascii_strict(trimmed).map_err(|_| {
-            bad("a name is labels of letters, digits and hyphens separated by dots (IDNA for other letters)".into())
-        })?;
+        // An ASCII name is checked label by label below, which says what is wrong; IDNA only for other letters.
+        let ascii = if trimmed.is_ascii() {
+            trimmed.to_ascii_lowercase()
+        } else {
+            idna::domain_to_ascii_strict(trimmed).map_err(|_| {
+                bad("a name is labels of letters, digits and hyphens separated by dots (IDNA for other letters)".into())
+            })?
+        };
         if ascii.len() > 253 {
             return Err(bad(format!("{} characters, more than the 253 a name may have", ascii.len())));
         }

@@ -70,6 +70,22 @@ pub fn check(input: &PolicyInput<'_>) -> Result<(), CallError> {
             }
             check_duration(input, *expires_at)?;
         }
+        Intent::BlockDomain(ask) => {
+            let protected = protected_nets(input.state, input.protected);
+            for addr in &ask.addresses {
+                let net = IpNet::from(*addr);
+                if let Some((p, why)) = protected.iter().find(|(p, _)| overlaps(p, &net)) {
+                    return Err(denied(
+                        "domain",
+                        format!(
+                            "{} resolves to {addr}, inside {p}, which is protected ({why}) and is never blocked",
+                            ask.domain
+                        ),
+                    ));
+                }
+            }
+            check_duration(input, ask.expires_at)?;
+        }
         Intent::Unblock { addresses, .. } | Intent::Revoke { addresses, .. } => check_list_length(input, addresses)?,
         _ => {}
     }

@@ -275,6 +275,28 @@ pub struct BlockIpAddressArgs {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+pub struct BlockDomainArgs {
+    /// A hostname (`ads.example.com`; IDNA names are converted). Wildcards are refused: block each name.
+    pub domain: String,
+    /// 30m, 1h, 24h, 7d, ... or permanent. The block expires by itself.
+    pub duration: String,
+    pub reason: String,
+    /// Block on this interface only; every interface when omitted.
+    pub interface: Option<String>,
+    #[serde(flatten)]
+    pub change: ChangeOptions,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct UnblockDomainArgs {
+    pub domain: String,
+    /// Only the block on this interface; every block of the name when omitted.
+    pub interface: Option<String>,
+    #[serde(flatten)]
+    pub change: ChangeOptions,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct UnblockIpAddressArgs {
     pub ip_address: Option<String>,
     /// Several addresses unblocked in one change, instead of `ip_address`.

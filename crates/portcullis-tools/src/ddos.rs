@@ -47,7 +47,7 @@ impl IntentJob for ProtectionRequest {
                 Intent::ConfigureProtection(Box::new(asked))
             }
         };
-        Ok(PlannedIntent { intent, must_reach: Vec::new(), person_must_approve: None })
+        Ok(PlannedIntent { intent, must_reach: Vec::new(), person_must_approve: None, after_apply: None })
     }
 }
 
@@ -164,6 +164,7 @@ pub(crate) fn overload_blocks(limited: Vec<(Protection, OverloadedSource)>, now:
         .map(|(p, o)| BlockView {
             ip_address: o.source,
             interface: p.interface.clone(),
+            domain: None,
             reason: format!("over the per-source rate of DDoS protection {}", p.protection_id),
             created_at: None,
             expires_at: o.expires_at,

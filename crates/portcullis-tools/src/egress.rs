@@ -91,6 +91,7 @@ impl EgressSources {
                 intent: Intent::RemoveEgressPolicy { interface: ask.interface },
                 must_reach: Vec::new(),
                 person_must_approve: None,
+                after_apply: None,
             });
         }
         let apis = self.resolve_apis().await?;
@@ -124,7 +125,12 @@ impl EgressSources {
         let mut must_reach = apis;
         must_reach.extend(caller.map(|p| (format!("the calling MCP client {}", p.ip()), p)));
         let policy = EgressPolicy { interface: ask.interface, allow };
-        Ok(PlannedIntent { intent: Intent::SetEgressPolicy(policy), must_reach, person_must_approve: None })
+        Ok(PlannedIntent {
+            intent: Intent::SetEgressPolicy(policy),
+            must_reach,
+            person_must_approve: None,
+            after_apply: None,
+        })
     }
 
     fn dns_flows(&self) -> Result<Vec<EgressFlow>, CallError> {

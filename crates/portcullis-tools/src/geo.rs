@@ -160,6 +160,7 @@ impl IntentJob for GeoBlockRequest {
             intent: Intent::CreateGeoBlock(Box::new(block)),
             must_reach: Vec::new(),
             person_must_approve: None,
+            after_apply: None,
         })
     }
 }
@@ -273,6 +274,7 @@ impl IntentJob for GeoRefreshRequest {
             intent: Intent::RefreshGeoBlocks(refreshes),
             must_reach: Vec::new(),
             person_must_approve: None,
+            after_apply: None,
         })
     }
 }

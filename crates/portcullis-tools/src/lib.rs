@@ -12,6 +12,7 @@ mod catalogue;
 mod changes;
 mod counters;
 mod ddos;
+mod domains;
 mod door;
 mod drift;
 mod egress;
@@ -45,6 +46,7 @@ pub use analytics::{
 };
 pub use catalogue::{ToolDef, ToolKind, catalogue, permissions_markdown};
 pub use counters::{HitsView, InterfaceTraffic};
+pub use domains::{Answer, DomainSettings, NameResolver, ResolveFailure};
 pub use egress::{EgressSources, FirewallApi};
 pub use ids::{EveSourceSpec, EveSourceStatus, IdsAlertThreshold};
 pub use logs::LINES_PER_QUERY as LINES_PER_PULL_PAGE;
@@ -105,6 +107,9 @@ pub struct ToolService {
     mirroring: mirror::MirrorSettings,
     /// The followed Suricata eve.json sources and the alert thresholds' writer.
     ids: ids::IdsState,
+    /// How domain blocks resolve names, and the resolver once made.
+    domains: domains::DomainSettings,
+    resolver: std::sync::Mutex<Option<std::sync::Arc<domains::NameResolver>>>,
 }
 
 /// What the audit record needs to know about how far a call got.
@@ -144,6 +149,8 @@ impl ToolService {
             geo: Default::default(),
             mirroring: Default::default(),
             ids: Default::default(),
+            domains: Default::default(),
+            resolver: std::sync::Mutex::new(None),
         })
     }
 
@@ -156,6 +163,13 @@ impl ToolService {
     /// The sensors traffic may be copied to, and the bounds of a mirror (`mirroring:`).
     pub fn with_mirroring(mut self, settings: MirrorSettings) -> Self {
         self.mirroring = settings;
+        self
+    }
+
+    /// The same service resolving domain blocks' names this way.
+    pub fn with_domains(mut self, settings: DomainSettings) -> Self {
+        self.domains = settings;
+        self.resolver = std::sync::Mutex::new(None);
         self
     }
 
@@ -268,9 +282,15 @@ impl ToolService {
             WorkKind::Change { target, options, job } => {
                 let target = self.target_of(target.as_deref(), trace)?;
                 trace.dry_run = options.dry_run;
-                let planned = until_cancelled(ctx, job.intent(&IntentScope { svc: self, ctx, target })).await?;
+                let mut planned = until_cancelled(ctx, job.intent(&IntentScope { svc: self, ctx, target })).await?;
+                let after_apply = planned.after_apply.take();
                 let call = ChangeCall { ctx, def, target, args, planned: &planned, options };
-                self.change(&call, trace).await
+                let answer = self.change(&call, trace).await?;
+                let applied = matches!(answer["status"].as_str(), Some("applied" | "pending_confirmation"));
+                if let Some(record) = after_apply.filter(|_| applied) {
+                    record(self)?;
+                }
+                Ok(answer)
             }
         }
     }

@@ -217,6 +217,7 @@ impl IntentJob for MirrorRequest {
             must_reach: Vec::new(),
             person_must_approve: copies_all
                 .then(|| "a copy of everything on an interface needs a person's approval".to_string()),
+            after_apply: None,
         })
     }
 }

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use chrono::TimeDelta;
+use portcullis_core::domain::{DOMAIN_ALIAS, MANAGED_DOMAIN_BLOCK};
 use portcullis_core::eval::{CompiledRuleSet, Decision};
 use portcullis_core::firewall::VpnKind;
 use portcullis_core::lint::{LintOptions, lint};
@@ -97,6 +98,7 @@ pub fn blocks(target: &str, state: &RuleSet, interface: Option<&str>, now: Times
         None => None,
     };
     let data: Vec<BlockView> = live_entries(state, MANAGED_BLOCK, now)
+        .chain(live_entries(state, MANAGED_DOMAIN_BLOCK, now))
         .map(|(alias, e)| block_view(alias, e, now))
         .filter(|b| interface.as_ref().is_none_or(|i| &b.interface == i || b.interface == "all"))
         .collect();
@@ -108,22 +110,32 @@ fn block_view(
     e: &portcullis_core::model::AliasEntry,
     now: Timestamp,
 ) -> BlockView {
+    let by_name = alias.managed.as_deref() == Some(MANAGED_DOMAIN_BLOCK);
+    let (domain, reason) = match e.detail.split_once(": ") {
+        _ if !by_name => (None, e.detail.clone()),
+        Some((d, r)) => (Some(d.to_string()), r.to_string()),
+        None => (Some(e.detail.clone()), String::new()),
+    };
     BlockView {
         ip_address: e.value.clone(),
         interface: interface_of_block_list(&alias.name),
-        reason: e.detail.clone(),
+        domain,
+        reason,
         created_at: e.created_at,
         expires_at: e.expires_at,
         remaining_seconds: remaining_seconds(e, now),
         permanent: e.expires_at.is_none(),
         alias: alias.name.clone(),
-        kind: "block".into(),
+        kind: if by_name { "domain" } else { "block" }.into(),
     }
 }
 
 /// The interface a block list applies on (`PORTCULLIS_BLOCK_WAN`: `wan`), or `all`.
 fn interface_of_block_list(alias: &str) -> String {
-    alias.strip_prefix(&format!("{BLOCK_ALIAS}_")).map_or("all".to_string(), str::to_ascii_lowercase)
+    alias
+        .strip_prefix(&format!("{DOMAIN_ALIAS}_"))
+        .or_else(|| alias.strip_prefix(&format!("{BLOCK_ALIAS}_")).filter(|_| !alias.starts_with(DOMAIN_ALIAS)))
+        .map_or("all".to_string(), str::to_ascii_lowercase)
 }
 
 /// `list_blocks` without `limit`: every block list's live entries, and the sources DDoS protections hold blocked
@@ -200,7 +212,7 @@ impl ReadJob for BlocksPage {
         let mut lists: Vec<&portcullis_core::model::Alias> = outline
             .aliases
             .iter()
-            .filter(|a| a.managed.as_deref() == Some(MANAGED_BLOCK))
+            .filter(|a| matches!(a.managed.as_deref(), Some(MANAGED_BLOCK | MANAGED_DOMAIN_BLOCK)))
             .filter(|a| {
                 let on = interface_of_block_list(&a.name);
                 interface.as_ref().is_none_or(|i| &on == i || on == "all")

@@ -240,6 +240,7 @@ impl ToolService {
             }
             if Instant::now() >= next_tick {
                 self.roll_back_overdue_logged().await;
+                self.refresh_domains_logged().await;
                 next_tick += HOUSEKEEPING_TICK;
             }
             // Deadlines first: a drift check (read-only; reports go to the log and get_active_alarms) waits while

@@ -244,6 +244,10 @@ pub struct BlockView {
     pub ip_address: String,
     /// The interface the block applies on, or `all`.
     pub interface: String,
+    /// For a domain block (kind `domain`): the name the address is blocked as, one of the addresses it resolves
+    /// to now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
     pub reason: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_at: Option<Timestamp>,
@@ -254,8 +258,8 @@ pub struct BlockView {
     pub permanent: bool,
     /// The block list it is in (empty for an overload block, which lives in its protection).
     pub alias: String,
-    /// `block` (a block list's entry) or `overload` (a source a DDoS protection holds blocked for exceeding its
-    /// per-source rate).
+    /// `block` (a block list's entry), `domain` (an address of a blocked name, destination blocked) or `overload`
+    /// (a source a DDoS protection holds blocked for exceeding its per-source rate).
     pub kind: String,
 }
 

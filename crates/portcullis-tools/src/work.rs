@@ -107,7 +107,13 @@ pub(crate) struct PlannedIntent {
     pub must_reach: Vec<(String, std::net::SocketAddr)>,
     /// Why a person must approve this change whatever its risk score (a copy of everything on an interface).
     pub person_must_approve: Option<String>,
+    /// What Portcullis records of its own once the change is applied (a domain block's answer and refresh time);
+    /// not run for a dry run or a refused change.
+    pub after_apply: Option<AfterApply>,
 }
+
+/// A record written once a change is applied.
+pub(crate) type AfterApply = Box<dyn FnOnce(&crate::ToolService) -> Result<(), CallError> + Send + Sync>;
 
 /// A handler answered from Portcullis' own records.
 #[async_trait]
@@ -264,7 +270,7 @@ struct Ready(Intent);
 #[async_trait]
 impl IntentJob for Ready {
     async fn intent(self, _at: &IntentScope<'_>) -> Result<PlannedIntent, CallError> {
-        Ok(PlannedIntent { intent: self.0, must_reach: Vec::new(), person_must_approve: None })
+        Ok(PlannedIntent { intent: self.0, must_reach: Vec::new(), person_must_approve: None, after_apply: None })
     }
 }
 

@@ -16,6 +16,15 @@ use serde_json::{Value, json};
 
 const MANAGEMENT_HOST: &str = "192.168.1.10";
 
+#[path = "common/dns.rs"]
+mod dns;
+
+/// One DNS server for every service of this file, answering the names the matrix blocks.
+fn dns() -> &'static dns::Dns {
+    static DNS: std::sync::OnceLock<dns::Dns> = std::sync::OnceLock::new();
+    DNS.get_or_init(|| dns::Dns::start("192.0.2.90 ads.matrix.test\n192.0.2.91 tracker.matrix.test\n"))
+}
+
 fn service_with(mut settings: GuardSettings) -> (ToolService, Arc<Store>) {
     let store = Arc::new(Store::open_in_memory().unwrap());
     let lab = LabFirewall::open("lab", store.clone(), lab_interfaces(&default_interfaces())).unwrap();
@@ -36,7 +45,12 @@ fn service_with(mut settings: GuardSettings) -> (ToolService, Arc<Store>) {
         engine: Some("suricata".into()),
     };
     let mirroring = portcullis_tools::MirrorSettings { sensors: vec![sensor], ..Default::default() };
-    let svc = ToolService::new(guard, targets).unwrap().with_log_stores(stores).with_mirroring(mirroring);
+    let domains = portcullis_tools::DomainSettings { resolver: Some(dns().address()), ..Default::default() };
+    let svc = ToolService::new(guard, targets)
+        .unwrap()
+        .with_log_stores(stores)
+        .with_mirroring(mirroring)
+        .with_domains(domains);
     (svc.with_country_db(Some(common::test_country_db())), store)
 }
 
@@ -172,6 +186,12 @@ async fn valid_call(svc: &ToolService, tool: &str) -> Value {
             json!({"rule_id": id})
         }
         "block_ip_address" => json!({"ip_address": "203.0.113.66", "duration": "1h", "reason": "matrix"}),
+        "block_domain" => json!({"domain": "ads.matrix.test", "duration": "1h", "reason": "matrix"}),
+        "unblock_domain" => {
+            let block = json!({"domain": "tracker.matrix.test", "duration": "1h", "reason": "matrix"});
+            call(svc, "admin", "block_domain", block).await.unwrap();
+            json!({"domain": "tracker.matrix.test"})
+        }
         // A dry run: the change itself needs a person's approval at any role.
         "set_egress_policy" => json!({"target": "host", "interface": "wan", "dry_run": true, "include_dns": false,
                                       "allow": [{"name": "mirror", "destination": "203.0.113.80", "port": 443}]}),

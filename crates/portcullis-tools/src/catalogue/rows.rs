@@ -2,6 +2,7 @@
 //! argument and result types, and its route to the work a call is. The handlers the routes name live with their
 //! subject (`reads`, `logs`, `analytics`, `changes`, `drift`, `egress`, `audit`); the result types in `views`.
 
+use portcullis_core::domain::DomainName;
 use portcullis_core::model::Timestamp;
 use portcullis_core::plan::Intent;
 use portcullis_guard::Category;
@@ -26,6 +27,8 @@ pub(crate) fn rows() -> Vec<ToolDef> {
         row::<PauseRule>(),
         row::<ResumeRule>(),
         row::<BlockIpAddress>(),
+        row::<BlockDomain>(),
+        row::<UnblockDomain>(),
         row::<UnblockIpAddress>(),
         row::<GrantAccess>(),
         row::<RevokeAccess>(),
@@ -178,6 +181,49 @@ impl Tool for BlockIpAddress {
             replace: a.replace.unwrap_or(false),
         };
         Work::change(&a.change, intent)
+    }
+}
+
+pub(crate) struct BlockDomain;
+
+impl Tool for BlockDomain {
+    type Args = BlockDomainArgs;
+    type Output = ChangeResult;
+    const DECL: Decl = Decl::change("block_domain", "Block a domain", "block_ip", Category::Security).about(
+        "Block traffic to a domain name for a duration with a reason, on one or every interface: the addresses it \
+         resolves to (A and AAAA) become entries of a managed domain block list, and the name is resolved again \
+         at its TTL so the block follows it (addresses that leave the answer are unblocked). Refused for \
+         wildcards, the firewall's own name and names resolving to a management or protected address.",
+    );
+
+    fn route(a: BlockDomainArgs, now: Timestamp) -> Result<Work<ChangeResult>, CallError> {
+        let request = crate::domains::DomainBlockRequest {
+            domain: DomainName::parse("domain", &a.domain)?,
+            interface: a.interface.as_deref().map(|i| interface_name("interface", i)).transpose()?,
+            expires_at: lifetime(&a.duration)?.expires_at(now),
+            reason: reason(&a.reason)?,
+        };
+        Work::change_with(&a.change, request)
+    }
+}
+
+pub(crate) struct UnblockDomain;
+
+impl Tool for UnblockDomain {
+    type Args = UnblockDomainArgs;
+    type Output = ChangeResult;
+    const DECL: Decl =
+        Decl::change("unblock_domain", "Unblock a domain", "unblock_ip", Category::Security).destructive().about(
+            "Remove a domain block (on one interface, or everywhere): every address it added, except those \
+                another blocked name stands for.",
+        );
+
+    fn route(a: UnblockDomainArgs, _now: Timestamp) -> Result<Work<ChangeResult>, CallError> {
+        let request = crate::domains::DomainUnblockRequest {
+            domain: DomainName::parse("domain", &a.domain)?,
+            interface: a.interface.as_deref().map(|i| interface_name("interface", i)).transpose()?,
+        };
+        Work::change_with(&a.change, request)
     }
 }
 

@@ -43,6 +43,8 @@ pub struct Config {
     pub geoip: GeoipConfig,
     /// The sensors traffic may be copied to, and the bounds of every mirror.
     pub mirroring: super::mirroring::MirroringConfig,
+    /// How `block_domain` resolves names and how often it asks again.
+    pub domains: super::domains::DomainsConfig,
 }
 
 /// The offline country database (`geoip:`).

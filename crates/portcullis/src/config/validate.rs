@@ -159,6 +159,7 @@ pub(super) fn validate(config: &mut Config, origin: &Path) -> Result<(), ConfigE
         t == LAB_TARGET || config.pfsense_targets().iter().any(|(n, _)| n == t) || config.targets.contains_key(t)
     };
     validate_logs(&config.logs, &known_target, o)?;
+    config.domains.settings().map_err(|(key, message)| invalid(key, message, o))?;
     let mirroring = config.mirroring.settings().map_err(|(key, message)| invalid(key, message, o))?;
     for s in &mirroring.sensors {
         if let Some(target) = &s.target
