@@ -7,6 +7,9 @@ mod common;
 
 mod cli;
 
+#[path = "../../portcullis-tools/tests/common/dns.rs"]
+mod dns;
+
 use cli::run;
 use common::*;
 
@@ -334,4 +337,89 @@ fn a_mirror_started_through_the_cli_copies_counts_and_stops() {
     assert_eq!(stopped["status"], "applied", "{stopped}");
     assert!(!net.nft(&["list", "tables"]).contains("portcullis_mirror"), "the mirror table is gone");
     let _ = std::process::Command::new("ip").args(["netns", "del", &sensor_ns]).status();
+}
+
+/// `portcullis serve` on stdio, left running (its reconciler refreshes domain blocks) until dropped.
+struct Serving(std::process::Child);
+
+impl Serving {
+    fn start(dir: &std::path::Path) -> Serving {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .arg("--config")
+            .arg(dir.join("config.yaml"))
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .arg("serve")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("portcullis serve runs");
+        Serving(child)
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until `done` holds, up to 20 s; how long it took.
+fn within(what: &str, done: impl Fn() -> bool) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "{what} did not happen in 20 s");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    started.elapsed()
+}
+
+#[test]
+fn a_domain_block_through_the_cli_drops_the_names_addresses_and_follows_it_across_a_restart() {
+    const FIRST: &str = "10.77.2.2";
+    const SECOND: &str = "10.77.2.3";
+    let net = Topology::new();
+    let ip = |args: &[&str]| assert!(std::process::Command::new("ip").args(args).status().expect("ip").success());
+    ip(&["-n", &net.server, "address", "add", &format!("{SECOND}/24"), "dev", "eth0"]);
+    let dns = dns::Dns::start(&format!("{FIRST} web.zone.test\n"));
+    let dir = admin_on_router(&net);
+    let config = dir.path().join("config.yaml");
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str(&format!("domains: {{resolver: \"{}\", min_refresh: 1s}}\n", dns.address()));
+    std::fs::write(&config, text).expect("config");
+    assert!(net.ping(CLIENT_A, FIRST) && net.ping(CLIENT_A, SECOND));
+
+    let blocked = portcullis(
+        dir.path(),
+        &["call", "block_domain", "domain=web.zone.test", "duration=1h", "reason=phishing", "--json"],
+    );
+    assert_eq!(blocked["status"], "applied", "{blocked}");
+    assert!(!net.ping(CLIENT_A, FIRST) && !net.tcp(CLIENT_B, 8080), "traffic to the name's address is dropped");
+    assert!(net.ping(CLIENT_A, SECOND) && net.ping(CLIENT_B, SECOND), "and nothing else");
+    let blocks = portcullis(dir.path(), &["call", "list_blocks", "--json"]);
+    assert!(
+        blocks["data"].as_array().unwrap().iter().any(|b| b["domain"] == "web.zone.test" && b["ip_address"] == FIRST)
+    );
+
+    // The record moves to the second address: the running server's reconciler follows it at the TTL (2 s).
+    let serving = Serving::start(dir.path());
+    dns.serve(&format!("{SECOND} web.zone.test\n"));
+    let took = within("following the changed record", || net.ping(CLIENT_A, FIRST) && !net.ping(CLIENT_A, SECOND));
+    println!("the block followed the record from {FIRST} to {SECOND} in {took:.1?} (TTL 2 s, min_refresh 1 s)");
+    drop(serving);
+
+    // The record moves back while no server runs; a new one picks the block up from the store.
+    dns.serve(&format!("{FIRST} web.zone.test\n"));
+    let serving = Serving::start(dir.path());
+    let took = within("following after a restart", || !net.ping(CLIENT_A, FIRST) && net.ping(CLIENT_A, SECOND));
+    println!("after a restart of the server the block followed the record back in {took:.1?}");
+    drop(serving);
+
+    let gone = portcullis(dir.path(), &["call", "unblock_domain", "domain=web.zone.test", "--json"]);
+    assert_eq!(gone["status"], "applied", "{gone}");
+    assert!(net.ping(CLIENT_A, FIRST) && net.ping(CLIENT_A, SECOND) && net.tcp(CLIENT_B, 8080));
+    let blocks = portcullis(dir.path(), &["call", "list_blocks", "--json"]);
+    assert!(!blocks.to_string().contains("web.zone.test"), "nothing of the block is left: {blocks}");
 }
