@@ -151,6 +151,9 @@ pub struct DomainBlockAsk {
     /// Addresses other live domain blocks of the same list stand for, by name: an address that leaves this
     /// answer but is in another's stays, as that name's.
     pub others: BTreeMap<IpAddr, DomainName>,
+    /// The firewall resolves names itself (pfSense keeps FQDN entries of host aliases resolved): the one entry is
+    /// the name, in a host alias; `addresses` is then only the answer the block was judged on.
+    pub by_name: bool,
 }
 
 /// The entries of `domain` in a domain block list.
@@ -193,13 +196,18 @@ pub fn plan_domain_block(state: &RuleSet, ask: &DomainBlockAsk, now: Timestamp) 
         Some(i) => vec![i.clone()],
         None => state.interfaces.iter().map(|i| i.name.clone()).collect(),
     };
-    let mut operations = ensure_list(state, &alias_name, &targets, now);
+    let kind = if ask.by_name { AliasKind::Host } else { AliasKind::Network };
+    let mut operations = ensure_list(state, &alias_name, kind, &targets, now);
     let held: BTreeMap<&str, &AliasEntry> =
         state.alias(&alias_name).map(|a| a.entries.iter().map(|e| (e.value.as_str(), e)).collect()).unwrap_or_default();
     let detail = entry_detail(&ask.domain, &ask.reason);
+    let wanted: BTreeSet<String> = if ask.by_name {
+        BTreeSet::from([ask.domain.to_string()])
+    } else {
+        ask.addresses.iter().map(|a| net_to_string(&IpNet::from(*a))).collect()
+    };
     let (mut put, mut replaced, mut removed, mut warnings) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for addr in &ask.addresses {
-        let value = net_to_string(&IpNet::from(*addr));
+    for value in wanted.iter().cloned() {
         match held.get(value.as_str()) {
             Some(old) if domain_of(&old.detail) != ask.domain.as_str() && old.is_live(now) => {
                 warnings.push(format!("{value} is already blocked as an address of {}", domain_of(&old.detail)));
@@ -223,11 +231,10 @@ pub fn plan_domain_block(state: &RuleSet, ask: &DomainBlockAsk, now: Timestamp) 
         }
     }
     for old in entries_of(state, &alias_name, &ask.domain) {
-        let Ok(addr) = old.value.parse::<IpAddr>() else { continue };
-        if ask.addresses.contains(&addr) {
+        if wanted.contains(&old.value) {
             continue;
         }
-        match ask.others.get(&addr) {
+        match old.value.parse::<IpAddr>().ok().and_then(|a| ask.others.get(&a)) {
             // Another name still stands for the address: it stays, as that name's.
             Some(other) => {
                 replaced.push(old.clone());
@@ -307,13 +314,19 @@ pub fn plan_domain_unblock(
 }
 
 /// Creates the domain block list and its enforcing rules where they are missing.
-fn ensure_list(state: &RuleSet, alias_name: &str, interfaces: &[String], now: Timestamp) -> Vec<Operation> {
+fn ensure_list(
+    state: &RuleSet,
+    alias_name: &str,
+    kind: AliasKind,
+    interfaces: &[String],
+    now: Timestamp,
+) -> Vec<Operation> {
     let mut ops = Vec::new();
     if state.alias(alias_name).is_none() {
         ops.push(Operation::CreateAlias {
             after: Alias {
                 name: alias_name.to_string(),
-                kind: AliasKind::Network,
+                kind,
                 description: DOMAIN_ALIAS_DESCR.into(),
                 entries: Vec::new(),
                 managed: Some(MANAGED_DOMAIN_BLOCK.into()),

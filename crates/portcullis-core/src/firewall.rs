@@ -341,6 +341,12 @@ pub trait Firewall: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// Whether the firewall resolves host names in its lists itself and keeps them current (pfSense's FQDN alias
+    /// entries): a domain block then holds the name, not the addresses Portcullis resolved.
+    fn resolves_names(&self) -> bool {
+        false
+    }
+
     /// Why a mirror on this firewall needs an admin, when the way it is carried out is root-equivalent (pfSense's
     /// shell); `None` when the mirror permission is enough.
     fn mirror_needs_admin(&self) -> Option<String> {

@@ -390,6 +390,11 @@ impl Firewall for PfSenseFirewall {
         if self.options.allow_shell { mirror::unsupported_with_shell(ask) } else { Some(mirror::unsupported()) }
     }
 
+    /// pfSense's filterdns keeps the FQDN entries of host aliases resolved (at their TTL) in the pf tables.
+    fn resolves_names(&self) -> bool {
+        true
+    }
+
     fn mirror_needs_admin(&self) -> Option<String> {
         self.options
             .allow_shell

@@ -192,6 +192,8 @@ pub fn rule_from_device(
         Some(MANAGED_BLOCK.to_string())
     } else if r.descr.starts_with(GRANT_RULE_DESCR) {
         Some(MANAGED_GRANT.to_string())
+    } else if r.descr.starts_with(portcullis_core::domain::DOMAIN_RULE_DESCR) {
+        Some(portcullis_core::domain::MANAGED_DOMAIN_BLOCK.to_string())
     } else if r.descr.starts_with(portcullis_core::geo::GEO_RULE_DESCR) {
         Some(portcullis_core::geo::MANAGED_GEO.to_string())
     } else {
@@ -364,6 +366,10 @@ pub fn managed_alias_kind(name: &str, descr: &str) -> Option<&'static str> {
         Some(MANAGED_GRANT)
     } else if portcullis_core::geo::is_geo_list(name) {
         Some(portcullis_core::geo::MANAGED_GEO)
+    } else if name.starts_with(portcullis_core::domain::DOMAIN_ALIAS)
+        || descr == portcullis_core::domain::DOMAIN_ALIAS_DESCR
+    {
+        Some(portcullis_core::domain::MANAGED_DOMAIN_BLOCK)
     } else if is_managed_alias(name) || descr == BLOCK_ALIAS_DESCR {
         Some(MANAGED_BLOCK)
     } else {

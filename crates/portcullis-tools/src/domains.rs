@@ -263,6 +263,8 @@ impl IntentJob for DomainBlockRequest {
             _ => domain_error(format!("{f}, so there is nothing to block"), "check the name's spelling"),
         })?;
         self.refuse_own(at, &answer).await?;
+        // A firewall that resolves names itself (pfSense) holds the name; the answer was only for the checks.
+        let by_name = at.target.firewall.resolves_names();
         let list = domain_alias_name(self.interface.as_deref());
         let records = load_records(at.svc, &at.target.name)?;
         let ask = DomainBlockAsk {
@@ -272,6 +274,7 @@ impl IntentJob for DomainBlockRequest {
             expires_at: self.expires_at,
             reason: self.reason,
             others: others_of(&records, &self.domain, &list),
+            by_name,
         };
         let settings = at.svc.domains.clone();
         let record = DomainRecord {
@@ -282,11 +285,13 @@ impl IntentJob for DomainBlockRequest {
             next_refresh: now() + settings.refresh_after(answer.ttl),
         };
         let target = at.target.name.clone();
+        let after_apply: Option<crate::work::AfterApply> =
+            if by_name { None } else { Some(Box::new(move |svc: &ToolService| put_record(svc, &target, record))) };
         Ok(PlannedIntent {
             intent: Intent::BlockDomain(Box::new(ask)),
             must_reach: Vec::new(),
             person_must_approve: None,
-            after_apply: Some(Box::new(move |svc: &ToolService| put_record(svc, &target, record))),
+            after_apply,
         })
     }
 }
@@ -383,6 +388,7 @@ impl ToolService {
                         expires_at,
                         reason,
                         others: others_of(&records, &record.domain, &record.list()),
+                        by_name: false,
                     };
                     let plan = portcullis_core::domain::plan_domain_block(&state, &ask, at)?;
                     if !plan.operations.is_empty() {

@@ -33,6 +33,7 @@ fn ask(domain: &str, addresses: &[&str]) -> DomainBlockAsk {
         expires_at: Some(now() + TimeDelta::hours(1)),
         reason: "phishing".into(),
         others: BTreeMap::new(),
+        by_name: false,
     }
 }
 
