@@ -341,6 +341,12 @@ pub trait Firewall: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// The devices the firewall sees on its networks now (neighbour or ARP table, its DHCP leases); `None` when it
+    /// keeps no such table (then only configured lease files and traffic name devices).
+    async fn device_sightings(&self) -> Result<Option<Vec<crate::device::Sighting>>, BackendError> {
+        Ok(None)
+    }
+
     /// Whether the firewall resolves host names in its lists itself and keeps them current (pfSense's FQDN alias
     /// entries): a domain block then holds the name, not the addresses Portcullis resolved.
     fn resolves_names(&self) -> bool {

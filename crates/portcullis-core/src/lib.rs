@@ -4,6 +4,7 @@
 
 pub mod address;
 pub mod compare;
+pub mod device;
 pub mod domain;
 pub mod duration;
 pub mod effect;

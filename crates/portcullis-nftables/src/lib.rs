@@ -19,6 +19,7 @@
 
 pub mod apply;
 pub mod comment;
+pub mod devices;
 pub mod logs;
 pub mod mirror;
 pub mod netlink;
@@ -755,6 +756,12 @@ impl Firewall for NftablesFirewall {
 
     async fn interface_counters(&self) -> Result<Option<Vec<InterfaceCounters>>, BackendError> {
         Ok(Some(self.link_counters().await?))
+    }
+
+    /// The kernel's neighbour table of the configured interfaces.
+    async fn device_sightings(&self) -> Result<Option<Vec<portcullis_core::device::Sighting>>, BackendError> {
+        let listing = self.settings.runner.ip_json(&["-s", "neigh", "show"]).await?;
+        Ok(Some(devices::sightings(&listing, &self.settings.interfaces, chrono::Utc::now())))
     }
 
     fn unsupported_protection_fields(&self, protection: &Protection) -> Vec<UnsupportedField> {

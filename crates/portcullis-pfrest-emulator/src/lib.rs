@@ -354,6 +354,17 @@ impl Emulator {
         self.inner.count_anchor_rule(anchor, label, packets, bytes)
     }
 
+    /// Replaces the ARP table (`GET /api/v2/diagnostics/arp_table`) with these rows (pfRest `ARPTable` fields),
+    /// as when devices come and go.
+    pub fn set_arp_table(&self, rows: Vec<Value>) {
+        self.inner.set_device_table("arp", rows);
+    }
+
+    /// Replaces the DHCP leases (`GET /api/v2/status/dhcp_server/leases`, pfRest `DHCPServerLease` fields).
+    pub fn set_dhcp_leases(&self, rows: Vec<Value>) {
+        self.inner.set_device_table("leases", rows);
+    }
+
     /// A reboot as far as state outside config.xml goes: every pf anchor and `/tmp` is empty again (config,
     /// aliases and rules stay). Also `POST /__emulator/reboot`.
     pub fn reboot(&self) {

@@ -846,6 +846,12 @@ async fn call_endpoint(
             let ran = inner.run_command(command);
             Ok((json!({"output": ran.output, "result_code": ran.result_code}), None))
         }
+        ("/api/v2/diagnostics/arp_table", "GET") => {
+            static_list("ARPTable", inner.device_table("arp").unwrap_or_else(status::arp_table), &data, &controls)
+        }
+        ("/api/v2/status/dhcp_server/leases", "GET") => {
+            static_list("DHCPServerLease", inner.device_table("leases").unwrap_or_else(status::dhcp_leases), &data, &controls)
+        }
         ("/api/v2/diagnostics/tables", "GET") => static_list("Table", table_list(inner), &data, &controls),
         ("/api/v2/diagnostics/table", "GET") => {
             let name = table_id(&data)?;

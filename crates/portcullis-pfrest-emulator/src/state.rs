@@ -44,6 +44,8 @@ pub(crate) struct Inner {
     pub tables: Mutex<BTreeMap<String, Vec<String>>>,
     /// The files and pf anchors that `diagnostics/command_prompt` works on: running state, not config.xml.
     pub shell: Mutex<crate::shell::ShellState>,
+    /// The ARP table and DHCP leases a test put in place of the fixtures (`arp`, `leases`).
+    pub device_tables: Mutex<BTreeMap<String, Vec<Value>>>,
     /// Serialises writes when lost-update emulation is off.
     pub write_lock: tokio::sync::Mutex<()>,
     /// Serialises filter reloads.
@@ -109,6 +111,7 @@ impl Inner {
             running: Mutex::new(AppliedRuleset::default()),
             tables: Mutex::new(SYSTEM_TABLES.iter().map(|t| (t.to_string(), Vec::new())).collect()),
             shell: Mutex::new(crate::shell::ShellState::default()),
+            device_tables: Mutex::new(BTreeMap::new()),
             write_lock: tokio::sync::Mutex::new(()),
             apply_lock: tokio::sync::Mutex::new(()),
             applies_in_flight: AtomicUsize::new(0),
@@ -279,6 +282,15 @@ impl Inner {
             self.record_violation(format!("POST /api/v2/diagnostics/command_prompt: command not emulated: {command}"));
         }
         ran
+    }
+
+    /// The ARP table (`arp`) or DHCP leases (`leases`) a test set, if any.
+    pub(crate) fn device_table(&self, which: &str) -> Option<Vec<Value>> {
+        lock(&self.device_tables).get(which).cloned()
+    }
+
+    pub(crate) fn set_device_table(&self, which: &str, rows: Vec<Value>) {
+        lock(&self.device_tables).insert(which.to_string(), rows);
     }
 
     /// pf's anchors with their rules and counters.

@@ -151,6 +151,39 @@ pub(crate) fn openvpn_servers() -> Vec<Value> {
     )]
 }
 
+/// pfSense's ARP table: two LAN hosts (one also leased) and the DMZ server, as pfRest lists it (`interface` is
+/// the NIC; `expires` as FreeBSD's `arp -a` prints it, out of 1200 s).
+pub(crate) fn arp_table() -> Vec<Value> {
+    let entry = |ip: &str, mac: &str, nic: &str, host: &str, expires: &str| {
+        build(
+            "ARPTable",
+            json!({"hostname": host, "ip_address": ip, "mac_address": mac, "interface": nic, "type": "ethernet",
+                   "permanent": expires == "permanent", "dnsresolve": host, "expires": expires}),
+        )
+    };
+    vec![
+        entry("192.168.1.20", "00:1b:21:3a:4f:5c", "em1", "laptop.home.arpa", "Expires in 1150 seconds"),
+        entry("192.168.1.21", "3c:22:fb:10:20:30", "em1", "?", "Expires in 600 seconds"),
+        entry("10.10.10.5", "00:50:56:aa:bb:cc", "em2", "?", "Expires in 1199 seconds"),
+        entry("192.168.1.1", "00:0c:29:00:00:01", "em1", "pfsense.home.arpa", "permanent"),
+    ]
+}
+
+/// The DHCP server's leases: the laptop (online) and a printer that left (offline).
+pub(crate) fn dhcp_leases() -> Vec<Value> {
+    let lease = |ip: &str, mac: &str, host: &str, online: &str| {
+        build(
+            "DHCPServerLease",
+            json!({"ip": ip, "mac": mac, "hostname": host, "if": "lan", "starts": "2026/12/07 08:00:00",
+                   "ends": "2026/12/07 20:00:00", "active_status": "active", "online_status": online, "descr": ""}),
+        )
+    };
+    vec![
+        lease("192.168.1.20", "00:1b:21:3a:4f:5c", "laptop", "active/online"),
+        lease("192.168.1.30", "00:80:77:11:22:33", "printer", "idle/offline"),
+    ]
+}
+
 pub(crate) fn openvpn_clients() -> Vec<Value> {
     vec![build(
         "OpenVPNClientStatus",

@@ -14,7 +14,7 @@ use crate::config::{Auth, ClientConfig, RequestInfo, RequestObserver, RetryPolic
 use crate::error::{self, PfRestError};
 use crate::scrub::Scrubber;
 use crate::types::{
-    COMMAND_MAX_LEN, CommandOutput, CommandPromptRequest, FirewallAlias, FirewallAliasRequest, FirewallApplyRequest,
+    ArpEntry, COMMAND_MAX_LEN, CommandOutput, CommandPromptRequest, DhcpLease, FirewallAlias, FirewallAliasRequest, FirewallApplyRequest,
     FirewallApplyStatus, FirewallRule, FirewallRuleRequest, GatewayStatus, InterfaceStats, IpsecSa, LogLine,
     NetworkInterface, OpenVpnClientStatus, OpenVpnServerStatus, PfTable, RestApiVersion, SystemStatus,
     TrafficShaperLimiter, TrafficShaperLimiterRequest, WireGuardPeer, WireGuardTunnel,
@@ -711,6 +711,21 @@ impl PfRestClient {
         match self.get::<PfTable>(path, &[("id", name.to_string())]).await {
             Ok(table) => Ok(Some(table)),
             Err(e) if e.status == Some(404) && e.response_id.is_some() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// pfSense's ARP table.
+    pub async fn arp_table(&self) -> Result<Vec<ArpEntry>, PfRestError> {
+        self.list("/api/v2/diagnostics/arp_table", &[]).await
+    }
+
+    /// The DHCP server's leases; `None` when the endpoint is not there (the DHCP server not in use, or a pfRest
+    /// that lacks it).
+    pub async fn dhcp_leases(&self) -> Result<Option<Vec<DhcpLease>>, PfRestError> {
+        match self.list("/api/v2/status/dhcp_server/leases", &[]).await {
+            Ok(leases) => Ok(Some(leases)),
+            Err(e) if e.status == Some(404) => Ok(None),
             Err(e) => Err(e),
         }
     }

@@ -619,6 +619,46 @@ pub struct PfTable {
     pub entries: Vec<String>,
 }
 
+/// One entry of pfSense's ARP table (`GET /api/v2/diagnostics/arp_table`, model `ARPTable`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ArpEntry {
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub hostname: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub ip_address: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub mac_address: Option<String>,
+    /// The NIC (`em1`).
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub interface: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_bool")]
+    pub permanent: Option<bool>,
+    /// As `arp -a` prints it: `Expires in 1150 seconds`, or `permanent`.
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub expires: Option<String>,
+}
+
+/// One lease of pfSense's DHCP server (`GET /api/v2/status/dhcp_server/leases`, model `DHCPServerLease`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DhcpLease {
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub ip: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub mac: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub hostname: Option<String>,
+    /// The interface (pfSense id).
+    #[serde(rename = "if", deserialize_with = "lenient::opt_string")]
+    pub if_: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub active_status: Option<String>,
+    /// `active/online`, `idle/offline`, … (whether pfSense sees the leased address in its ARP table now).
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub online_status: Option<String>,
+}
+
 /// The body of `POST /api/v2/diagnostics/command_prompt` (model `CommandPrompt`; `command` at most
 /// [`COMMAND_MAX_LEN`] characters). pfRest runs it with PHP `exec("$command 2>&1")`, as root.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

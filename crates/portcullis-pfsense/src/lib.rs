@@ -22,6 +22,7 @@
 mod apply;
 mod cache;
 pub mod detail;
+pub mod devices;
 pub mod mapping;
 pub mod mirror;
 pub mod protection;
@@ -388,6 +389,20 @@ impl Firewall for PfSenseFirewall {
 
     fn unsupported_mirror(&self, ask: &portcullis_core::mirror::MirrorAsk) -> Option<UnsupportedField> {
         if self.options.allow_shell { mirror::unsupported_with_shell(ask) } else { Some(mirror::unsupported()) }
+    }
+
+    /// The ARP table and the DHCP server's leases.
+    async fn device_sightings(&self) -> Result<Option<Vec<portcullis_core::device::Sighting>>, BackendError> {
+        let ((config, _), arp, leases) = tokio::try_join!(
+            self.interfaces(),
+            async { self.client.arp_table().await.map_err(BackendError::from) },
+            async { self.client.dhcp_leases().await.map_err(BackendError::from) }
+        )?;
+        let ifaces = InterfaceMap::new(&config);
+        let now = Utc::now();
+        let mut seen = devices::from_arp(&arp, &ifaces, now);
+        seen.extend(devices::from_leases(&leases.unwrap_or_default(), &ifaces, now));
+        Ok(Some(seen))
     }
 
     /// pfSense's filterdns keeps the FQDN entries of host aliases resolved (at their TTL) in the pf tables.
