@@ -37,6 +37,9 @@ READ_TOOLS = {
     "lookup_country",
     "list_geo_blocks",
     "list_mirrors",
+    "list_devices",
+    "get_online_devices",
+    "get_offline_devices",
 }
 STATE_CHANGING_TOOLS = {
     "create_firewall_rule",

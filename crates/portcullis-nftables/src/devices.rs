@@ -1,7 +1,9 @@
 //! Devices behind the router's interfaces, from the kernel's neighbour table (`ip -s -j neigh show`): each
-//! entry's address, MAC and the interface it is on, seen present when the kernel last confirmed it reachable
-//! (`confirmed`, seconds ago). Entries that failed or are still being resolved name no device; permanent ones
-//! (set by hand) are known but say nothing of presence.
+//! entry's address, MAC and the interface it is on, seen present when the kernel last heard from it: the later of
+//! `confirmed` (reachability confirmed) and `updated` (the entry learnt or changed from a packet of the device,
+//! as an ARP request it sent; for a stale entry, when it went stale, at most the reachable time after the last
+//! confirmation). Entries that failed or are still being resolved name no device; permanent ones (set by hand)
+//! are known but say nothing of presence.
 
 use chrono::TimeDelta;
 use portcullis_core::device::{Mac, Sighting, SightingSource};
@@ -27,7 +29,8 @@ pub fn sightings(listing: &Value, interfaces: &[(String, String)], now: Timestam
             let present_at = if states.iter().any(|s| matches!(*s, "PERMANENT" | "NOARP")) {
                 None
             } else {
-                n["confirmed"].as_i64().map(|ago| now - TimeDelta::seconds(ago.max(0)))
+                let ago = |key: &str| n[key].as_i64().map(|s| s.max(0));
+                ago("confirmed").into_iter().chain(ago("updated")).min().map(|s| now - TimeDelta::seconds(s))
             };
             Some(Sighting {
                 address,
@@ -50,8 +53,10 @@ mod tests {
     fn reachable_and_stale_neighbours_are_devices_failed_ones_are_not() {
         let now = chrono::Utc::now();
         let listing = json!([
-            {"dst": "10.77.1.2", "dev": "lan0", "lladdr": "00:1b:21:3a:4f:5c", "confirmed": 3, "state": ["REACHABLE"]},
-            {"dst": "10.77.1.3", "dev": "lan0", "lladdr": "00:1b:21:3a:4f:5d", "confirmed": 400, "state": ["STALE"]},
+            {"dst": "10.77.1.2", "dev": "lan0", "lladdr": "00:1b:21:3a:4f:5c", "confirmed": 3, "updated": 9,
+             "state": ["REACHABLE"]},
+            {"dst": "10.77.1.3", "dev": "lan0", "lladdr": "00:1b:21:3a:4f:5d", "confirmed": 400, "updated": 500,
+             "state": ["STALE"]},
             {"dst": "10.77.1.4", "dev": "lan0", "confirmed": 1, "state": ["FAILED"]},
             {"dst": "10.77.1.5", "dev": "lan0", "lladdr": "00:1b:21:3a:4f:5e", "state": ["PERMANENT"]},
             {"dst": "10.9.9.9", "dev": "other0", "lladdr": "00:1b:21:3a:4f:5f", "confirmed": 1, "state": ["REACHABLE"]}

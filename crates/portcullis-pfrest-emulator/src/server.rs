@@ -849,9 +849,12 @@ async fn call_endpoint(
         ("/api/v2/diagnostics/arp_table", "GET") => {
             static_list("ARPTable", inner.device_table("arp").unwrap_or_else(status::arp_table), &data, &controls)
         }
-        ("/api/v2/status/dhcp_server/leases", "GET") => {
-            static_list("DHCPServerLease", inner.device_table("leases").unwrap_or_else(status::dhcp_leases), &data, &controls)
-        }
+        ("/api/v2/status/dhcp_server/leases", "GET") => static_list(
+            "DHCPServerLease",
+            inner.device_table("leases").unwrap_or_else(status::dhcp_leases),
+            &data,
+            &controls,
+        ),
         ("/api/v2/diagnostics/tables", "GET") => static_list("Table", table_list(inner), &data, &controls),
         ("/api/v2/diagnostics/table", "GET") => {
             let name = table_id(&data)?;

@@ -14,10 +14,10 @@ use crate::config::{Auth, ClientConfig, RequestInfo, RequestObserver, RetryPolic
 use crate::error::{self, PfRestError};
 use crate::scrub::Scrubber;
 use crate::types::{
-    ArpEntry, COMMAND_MAX_LEN, CommandOutput, CommandPromptRequest, DhcpLease, FirewallAlias, FirewallAliasRequest, FirewallApplyRequest,
-    FirewallApplyStatus, FirewallRule, FirewallRuleRequest, GatewayStatus, InterfaceStats, IpsecSa, LogLine,
-    NetworkInterface, OpenVpnClientStatus, OpenVpnServerStatus, PfTable, RestApiVersion, SystemStatus,
-    TrafficShaperLimiter, TrafficShaperLimiterRequest, WireGuardPeer, WireGuardTunnel,
+    ArpEntry, COMMAND_MAX_LEN, CommandOutput, CommandPromptRequest, DhcpLease, FirewallAlias, FirewallAliasRequest,
+    FirewallApplyRequest, FirewallApplyStatus, FirewallRule, FirewallRuleRequest, GatewayStatus, InterfaceStats,
+    IpsecSa, LogLine, NetworkInterface, OpenVpnClientStatus, OpenVpnServerStatus, PfTable, RestApiVersion,
+    SystemStatus, TrafficShaperLimiter, TrafficShaperLimiterRequest, WireGuardPeer, WireGuardTunnel,
 };
 use crate::version::PfRestVersion;
 

@@ -877,6 +877,24 @@ pub struct StopMirrorArgs {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+pub struct ListDevicesArgs {
+    /// online, offline or all (the default).
+    pub status: Option<String>,
+    /// Only the devices behind this interface.
+    pub interface: Option<String>,
+    /// The firewall to read; the default target when omitted.
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct DevicesArgs {
+    /// Only the devices behind this interface.
+    pub interface: Option<String>,
+    /// The firewall to read; the default target when omitted.
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct ListMirrorsArgs {
     /// Only the mirrors of this interface.
     pub interface: Option<String>,

@@ -12,6 +12,7 @@ mod catalogue;
 mod changes;
 mod counters;
 mod ddos;
+mod devices;
 mod domains;
 mod door;
 mod drift;
@@ -46,6 +47,7 @@ pub use analytics::{
 };
 pub use catalogue::{ToolDef, ToolKind, catalogue, permissions_markdown};
 pub use counters::{HitsView, InterfaceTraffic};
+pub use devices::{DEFAULT_OUI_FILES, DeviceSettings, DeviceView, DevicesResult, LeaseFile};
 pub use domains::{Answer, DomainSettings, NameResolver, ResolveFailure};
 pub use egress::{EgressSources, FirewallApi};
 pub use ids::{EveSourceSpec, EveSourceStatus, IdsAlertThreshold};
@@ -110,6 +112,9 @@ pub struct ToolService {
     /// How domain blocks resolve names, and the resolver once made.
     domains: domains::DomainSettings,
     resolver: std::sync::Mutex<Option<std::sync::Arc<domains::NameResolver>>>,
+    /// Where devices come from beside the firewall, and the vendor registry once read.
+    devices: devices::DeviceSettings,
+    oui: std::sync::OnceLock<std::sync::Arc<portcullis_core::device::OuiRegistry>>,
 }
 
 /// What the audit record needs to know about how far a call got.
@@ -151,6 +156,8 @@ impl ToolService {
             ids: Default::default(),
             domains: Default::default(),
             resolver: std::sync::Mutex::new(None),
+            devices: Default::default(),
+            oui: std::sync::OnceLock::new(),
         })
     }
 
@@ -163,6 +170,13 @@ impl ToolService {
     /// The sensors traffic may be copied to, and the bounds of a mirror (`mirroring:`).
     pub fn with_mirroring(mut self, settings: MirrorSettings) -> Self {
         self.mirroring = settings;
+        self
+    }
+
+    /// The same service reading devices this way.
+    pub fn with_devices(mut self, settings: DeviceSettings) -> Self {
+        self.devices = settings;
+        self.oui = std::sync::OnceLock::new();
         self
     }
 

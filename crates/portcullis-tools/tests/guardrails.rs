@@ -139,6 +139,8 @@ async fn valid_call(svc: &ToolService, tool: &str) -> Value {
         "lookup_country" => json!({"ip_address": "203.0.113.7"}),
         "list_geo_blocks" => json!({}),
         "get_ddos_protection" | "list_mirrors" => json!({}),
+        "list_devices" => json!({"status": "all"}),
+        "get_online_devices" | "get_offline_devices" => json!({}),
         "enable_traffic_analysis" => json!({"interface": "dmz", "alert_threshold": "5GB/h"}),
         "mirror_traffic" => {
             json!({"interface": "dmz", "sensor": "ids", "reason": "matrix", "protocol": "tcp", "port": 80})

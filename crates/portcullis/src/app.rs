@@ -63,6 +63,7 @@ impl App {
             .with_country_db(open_country_db(&config)?)
             .with_mirroring(config.mirroring.settings().map_err(|(key, m)| anyhow::anyhow!("{key}: {m}"))?)
             .with_domains(config.domains.settings().map_err(|(key, m)| anyhow::anyhow!("{key}: {m}"))?)
+            .with_devices(config.devices.settings().map_err(|(key, m)| anyhow::anyhow!("{key}: {m}"))?)
             .with_eve_sources(eve_sources(&config))
             .map_err(|e| anyhow::anyhow!("logs.eve_files: {}", e.message))?;
         Ok(Self { service: Arc::new(service), store, config, store_path })

@@ -423,3 +423,41 @@ fn a_domain_block_through_the_cli_drops_the_names_addresses_and_follows_it_acros
     let blocks = portcullis(dir.path(), &["call", "list_blocks", "--json"]);
     assert!(!blocks.to_string().contains("web.zone.test"), "nothing of the block is left: {blocks}");
 }
+
+#[test]
+fn devices_behind_the_router_come_from_its_neighbour_table_with_vendor_and_go_offline_when_gone() {
+    let net = Topology::new();
+    let ip = |args: &[&str]| assert!(std::process::Command::new("ip").args(args).status().expect("ip").success());
+    // An Intel NIC's address on the client, so the vendor is the registry's.
+    ip(&["-n", &net.client, "link", "set", "eth0", "address", "00:1b:21:aa:bb:01"]);
+    let dir = admin_on_router(&net);
+    let leases = dir.path().join("dnsmasq.leases");
+    std::fs::write(&leases, format!("1893456000 00:1b:21:aa:bb:01 {CLIENT_A} workstation *\n")).expect("leases");
+    let config = dir.path().join("config.yaml");
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str(&format!(
+        "devices: {{idle: 3s, leases: [{{path: {}, format: dnsmasq, interface: lan}}]}}\n",
+        leases.display()
+    ));
+    std::fs::write(&config, text).expect("config");
+    assert!(net.ping(CLIENT_A, SERVER), "the router learns the client as a neighbour");
+
+    let online = portcullis(dir.path(), &["call", "get_online_devices", "--json"]);
+    let rows = online["data"].as_array().cloned().unwrap_or_default();
+    let client = rows.iter().find(|d| d["address"] == CLIENT_A).unwrap_or_else(|| panic!("{online}"));
+    assert_eq!(client["mac"], "00:1b:21:aa:bb:01");
+    assert_eq!(client["vendor"], "Intel Corporate", "{client}");
+    assert_eq!((client["hostname"].as_str(), client["interface"].as_str()), (Some("workstation"), Some("lan")));
+    assert!(rows.iter().any(|d| d["address"] == SERVER && d["interface"] == "wan"), "the server, behind wan: {online}");
+
+    // The client leaves: its neighbour entry is gone; after the idle time it is offline, still listed.
+    ip(&["-n", &net.router, "neigh", "flush", "dev", "lan0"]);
+    ip(&["-n", &net.client, "link", "set", "eth0", "down"]);
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let offline = portcullis(dir.path(), &["call", "get_offline_devices", "--json"]);
+    let gone = offline["data"].as_array().and_then(|r| r.iter().find(|d| d["address"] == CLIENT_A).cloned());
+    let gone = gone.unwrap_or_else(|| panic!("{offline}"));
+    assert_eq!((gone["status"].as_str(), gone["mac"].as_str()), (Some("offline"), Some("00:1b:21:aa:bb:01")));
+    let listed = portcullis(dir.path(), &["call", "list_devices", "status=online", "--json"]);
+    assert!(!listed.to_string().contains(CLIENT_A), "{listed}");
+}

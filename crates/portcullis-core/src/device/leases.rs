@@ -31,10 +31,12 @@ pub fn parse_leases(format: LeaseFormat, text: &str, interface: Option<&str>) ->
         })
     };
     match format {
-        LeaseFormat::Dnsmasq => count(text.lines().filter(|l| !l.trim().is_empty() && !l.starts_with("duid")).map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() >= 4).then(|| make(f[2], f[1], Some(f[3]))).flatten()
-        })),
+        LeaseFormat::Dnsmasq => {
+            count(text.lines().filter(|l| !l.trim().is_empty() && !l.starts_with("duid")).map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() >= 4).then(|| make(f[2], f[1], Some(f[3]))).flatten()
+            }))
+        }
         LeaseFormat::Isc => count(isc_blocks(text).map(|(ip, body)| {
             let field = |key: &str| {
                 body.split(';').map(str::trim).find_map(|s| s.strip_prefix(key)).map(|v| v.trim().trim_matches('"'))

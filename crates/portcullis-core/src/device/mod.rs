@@ -206,9 +206,10 @@ pub enum Presence {
 pub fn merge(records: &mut Vec<DeviceRecord>, sightings: &[Sighting], now: Timestamp) {
     for s in sightings.iter().filter(|s| !s.mac.is_some_and(|m| m.is_group())) {
         let found = match s.mac {
-            Some(mac) => records.iter().position(|r| r.mac == Some(mac)).or_else(|| {
-                records.iter().position(|r| r.mac.is_none() && r.addresses.contains(&s.address))
-            }),
+            Some(mac) => records
+                .iter()
+                .position(|r| r.mac == Some(mac))
+                .or_else(|| records.iter().position(|r| r.mac.is_none() && r.addresses.contains(&s.address))),
             None => records.iter().position(|r| r.addresses.contains(&s.address)),
         };
         let at = match found {

@@ -23,7 +23,8 @@ fn mac_addresses_are_read_in_every_common_spelling_and_hostile_ones_refused() {
     for spelling in ["00:1B:21:3A:4F:5C", "00-1b-21-3a-4f-5c", "001b.213a.4f5c", "001b213a4f5c", "0:1b:21:3a:4f:5c"] {
         assert_eq!(Mac::parse("mac", spelling).unwrap().to_string(), want, "{spelling}");
     }
-    for bad in ["", "00:1b:21:3a:4f", "00:1b:21:3a:4f:5c:7d", "zz:1b:21:3a:4f:5c", "001b.213a", "00:1b:21:3a:4f:5c;rm"] {
+    for bad in ["", "00:1b:21:3a:4f", "00:1b:21:3a:4f:5c:7d", "zz:1b:21:3a:4f:5c", "001b.213a", "00:1b:21:3a:4f:5c;rm"]
+    {
         assert_eq!(Mac::parse("mac", bad).unwrap_err().field, "mac", "{bad}");
     }
     assert!(Mac::parse("mac", "02:00:00:00:00:01").unwrap().locally_administered());

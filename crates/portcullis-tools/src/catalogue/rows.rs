@@ -11,6 +11,7 @@ use crate::analytics::{Dashboard, DashboardResult, ReportResult, ThreatsResult, 
 use crate::args::*;
 use crate::catalogue::{Decl, Tool, ToolDef, row};
 use crate::ddos::{DdosProtectionResult, ProtectionRead, ProtectionRequest};
+use crate::devices::{DeviceFilter, DeviceRead, DevicesResult};
 use crate::mirror::{MirrorRead, MirrorRequest, MirrorsResult};
 use crate::reads::{Status, Vpn};
 use crate::views::*;
@@ -28,6 +29,9 @@ pub(crate) fn rows() -> Vec<ToolDef> {
         row::<ResumeRule>(),
         row::<BlockIpAddress>(),
         row::<BlockDomain>(),
+        row::<ListDevices>(),
+        row::<GetOnlineDevices>(),
+        row::<GetOfflineDevices>(),
         row::<UnblockDomain>(),
         row::<UnblockIpAddress>(),
         row::<GrantAccess>(),
@@ -598,6 +602,50 @@ impl Tool for StopMirror {
 
     fn route(a: StopMirrorArgs, _now: Timestamp) -> Result<Work<ChangeResult>, CallError> {
         Work::change(&a.change, crate::mirror::stop_intent(&a.mirror_id)?)
+    }
+}
+
+pub(crate) struct ListDevices;
+
+impl Tool for ListDevices {
+    type Args = ListDevicesArgs;
+    type Output = DevicesResult;
+    const DECL: Decl = Decl::read("list_devices", "Devices on the network", "read_devices", Category::Device).about(
+        "The devices on the target's networks (optionally online, offline, or of one interface): address, MAC, \
+         vendor (IEEE OUI), hostname, interface, first and last seen, online while seen within devices.idle. From \
+         the firewall's neighbour/ARP table and DHCP leases and configured lease files; devices seen before are \
+         remembered, so offline ones are listed too.",
+    );
+
+    fn route(a: ListDevicesArgs, _now: Timestamp) -> Result<Work<DevicesResult>, CallError> {
+        let read = DeviceRead { filter: DeviceFilter::parse(a.status.as_deref())?, interface: a.interface };
+        Ok(Work::read(a.target, read))
+    }
+}
+
+pub(crate) struct GetOnlineDevices;
+
+impl Tool for GetOnlineDevices {
+    type Args = DevicesArgs;
+    type Output = DevicesResult;
+    const DECL: Decl = Decl::read("get_online_devices", "Online devices", "read_devices", Category::Device)
+        .about("The devices seen on the network within devices.idle (list_devices with status online).");
+
+    fn route(a: DevicesArgs, _now: Timestamp) -> Result<Work<DevicesResult>, CallError> {
+        Ok(Work::read(a.target, DeviceRead { filter: DeviceFilter::Online, interface: a.interface }))
+    }
+}
+
+pub(crate) struct GetOfflineDevices;
+
+impl Tool for GetOfflineDevices {
+    type Args = DevicesArgs;
+    type Output = DevicesResult;
+    const DECL: Decl = Decl::read("get_offline_devices", "Offline devices", "read_devices", Category::Device)
+        .about("The devices seen before but not within devices.idle (list_devices with status offline).");
+
+    fn route(a: DevicesArgs, _now: Timestamp) -> Result<Work<DevicesResult>, CallError> {
+        Ok(Work::read(a.target, DeviceRead { filter: DeviceFilter::Offline, interface: a.interface }))
     }
 }
 

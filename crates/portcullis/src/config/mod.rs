@@ -13,6 +13,7 @@
 //! `logging.file`, `logging.audit_file`) are relative to the directory of the
 //! configuration file.
 
+mod devices;
 mod domains;
 mod env;
 mod load;

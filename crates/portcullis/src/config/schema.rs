@@ -45,6 +45,8 @@ pub struct Config {
     pub mirroring: super::mirroring::MirroringConfig,
     /// How `block_domain` resolves names and how often it asks again.
     pub domains: super::domains::DomainsConfig,
+    /// When a device counts as gone, the vendor registry, and DHCP leases files.
+    pub devices: super::devices::DevicesConfig,
 }
 
 /// The offline country database (`geoip:`).
