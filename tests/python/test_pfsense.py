@@ -323,3 +323,22 @@ async def test_a_burst_between_two_log_questions_is_read_to_its_oldest_line(
                 assert stats["blocked"] >= 12_000 and "log_gap" not in stats, stats
     finally:
         emu.stop()
+
+
+async def test_the_customers_device_tools_return_rows_over_mcp(servers, data_dir: Path, pf_config: Path, emulator):
+    """`get_online_devices`, `get_offline_devices` and `list_devices` (issue 22) from the emulator's ARP table and
+    DHCP leases, with vendors from the IEEE registry."""
+    pc = servers("stdio", data_dir, config=pf_config)
+    with anyio.fail_after(SCENARIO_TIMEOUT):
+        async with pc.session() as session:
+            online = ok(await call(session, "get_online_devices"))
+            assert isinstance(online["data"], list) and online["count"] == len(online["data"]) > 0, online
+            laptop = next(d for d in online["data"] if d["address"] == "192.168.1.20")
+            assert laptop["mac"] == "00:1b:21:3a:4f:5c" and laptop["vendor"] == "Intel Corporate", laptop
+            assert laptop["status"] == "online" and laptop["interface"] == "lan", laptop
+            offline = ok(await call(session, "get_offline_devices"))
+            printer = next(d for d in offline["data"] if d["address"] == "192.168.1.30")
+            assert printer["hostname"] == "printer" and printer["status"] == "offline", printer
+            every = ok(await call(session, "list_devices", {"status": "all"}))
+            assert every["count"] == online["count"] + offline["count"], every
+    assert control(emulator, "violations") == []

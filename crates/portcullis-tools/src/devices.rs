@@ -6,16 +6,23 @@
 //! answers each with its vendor from the IEEE OUI registry (Debian's `ieee-data` CSVs). A device is online while
 //! it was seen present within `devices.idle`.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::TimeDelta;
-use portcullis_core::device::{DeviceRecord, LeaseFormat, Mac, OuiRegistry, Presence, merge, parse_leases};
-use portcullis_core::model::Timestamp;
+use portcullis_core::device::{
+    DeviceRecord, LeaseFormat, Mac, OuiRegistry, Presence, Sighting, SightingSource, merge, parse_leases,
+};
+use portcullis_core::model::{RuleSet, Timestamp};
+use portcullis_logs::rollup::SourceStat;
+use portcullis_logstore::LogStore;
 use schemars::JsonSchema;
 use serde::Serialize;
+use serde_json::json;
 
 use crate::work::{ReadJob, ReadScope};
 use crate::{CallError, ToolService, now};
@@ -108,6 +115,64 @@ pub struct DeviceView {
     pub last_seen: Option<Timestamp>,
     /// neighbour, arp, dhcp_lease, traffic.
     pub sources: Vec<portcullis_core::device::SightingSource>,
+    /// What the firewall log holds of it (as a source) in the last day, and the call that lists those lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logged: Option<LoggedActivity>,
+}
+
+/// A device's lines in the firewall log.
+#[derive(Debug, Default, Serialize, JsonSchema)]
+pub struct LoggedActivity {
+    pub lines: u64,
+    /// Blocked or rejected.
+    pub blocked: u64,
+    /// Bytes of the logged packets (only what was logged).
+    pub bytes: u64,
+    /// The `query_firewall_logs` call for them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub query: Option<serde_json::Value>,
+}
+
+/// How far back the firewall log is read for devices.
+const TRAFFIC_WINDOW: TimeDelta = TimeDelta::hours(24);
+
+/// The addresses of the inside networks (every interface but `wan`) that the log shows as sources in the last
+/// day, seen present at their last line; and what each did.
+fn traffic_sightings(
+    logs: &LogStore,
+    outline: &RuleSet,
+    now: Timestamp,
+) -> Result<(Vec<Sighting>, HashMap<IpAddr, SourceStat>), CallError> {
+    let inside: Vec<(String, ipnet::IpNet)> = outline
+        .interfaces
+        .iter()
+        .filter(|i| !i.name.eq_ignore_ascii_case("wan"))
+        .flat_map(|i| [i.ipv4, i.ipv6].into_iter().flatten().map(|n| (i.name.clone(), n.trunc())))
+        .collect();
+    let to = now.timestamp_millis() + 1;
+    let rollup = logs
+        .traffic_sources(to - TRAFFIC_WINDOW.num_milliseconds(), to)
+        .map_err(|e| CallError::internal(format!("the log store does not read: {e}")))?;
+    let mut seen = Vec::new();
+    let mut stats = HashMap::new();
+    for (ip, stat) in rollup {
+        let Some((interface, _)) = inside.iter().find(|(_, net)| net.contains(&ip)) else { continue };
+        let own = outline.interfaces.iter().any(|i| [i.ipv4, i.ipv6].iter().flatten().any(|n| n.addr() == ip));
+        if own {
+            continue;
+        }
+        seen.push(Sighting {
+            address: ip,
+            mac: None,
+            hostname: None,
+            interface: Some(interface.clone()),
+            source: SightingSource::Traffic,
+            present_at: chrono::DateTime::from_timestamp_millis(stat.last_ms),
+        });
+        stats.insert(ip, stat);
+    }
+    Ok((seen, stats))
 }
 
 /// The answer of the device tools.
@@ -170,10 +235,28 @@ impl ReadJob for DeviceRead {
                 Err(e) => sources.push(format!("leases file {} not read: {e}", file.path.display())),
             }
         }
+        let outline = at.target.firewall.outline().await?;
         let interface = match &self.interface {
-            Some(name) => Some(at.target.firewall.outline().await?.resolve_interface("interface", name)?.name.clone()),
+            Some(name) => Some(outline.resolve_interface("interface", name)?.name.clone()),
             None => None,
         };
+        let logged = match svc.log_store(target) {
+            Some(logs) => {
+                let (seen, stats) = traffic_sightings(logs, &outline, now)?;
+                sources.push(format!(
+                    "the firewall log of the last {}: {} addresses of the inside networks",
+                    crate::analytics::human_span(TRAFFIC_WINDOW),
+                    seen.len()
+                ));
+                sightings.extend(seen);
+                stats
+            }
+            None => HashMap::new(),
+        };
+        // The firewall's own addresses (pfSense lists its own in the ARP table) are not devices on its networks.
+        let own: Vec<IpAddr> =
+            outline.interfaces.iter().flat_map(|i| [i.ipv4, i.ipv6]).flatten().map(|n| n.addr()).collect();
+        sightings.retain(|s| !own.contains(&s.address));
         let store = svc.guard.auditor.store();
         let mut records: Vec<DeviceRecord> = store
             .meta_get(&records_key(target))
@@ -194,7 +277,7 @@ impl ReadJob for DeviceRead {
             .iter()
             .filter(|r| interface.is_none() || r.interface == interface)
             .filter(|r| self.filter.admits(r.presence(now, idle)))
-            .map(|r| view(r, &oui, now, idle))
+            .map(|r| view(r, &oui, now, idle, &logged))
             .collect();
         data.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then_with(|| a.address.cmp(&b.address)));
         if oui.is_empty() {
@@ -212,10 +295,26 @@ impl ReadJob for DeviceRead {
     }
 }
 
-fn view(r: &DeviceRecord, oui: &OuiRegistry, now: Timestamp, idle: TimeDelta) -> DeviceView {
-    let mut addresses: Vec<std::net::IpAddr> = r.addresses.iter().copied().collect();
+fn view(
+    r: &DeviceRecord,
+    oui: &OuiRegistry,
+    now: Timestamp,
+    idle: TimeDelta,
+    logged: &HashMap<IpAddr, SourceStat>,
+) -> DeviceView {
+    let mut addresses: Vec<IpAddr> = r.addresses.iter().copied().collect();
     addresses.sort_by_key(|a| (a.is_ipv6(), *a));
+    let mut log = LoggedActivity::default();
+    for stat in addresses.iter().filter_map(|a| logged.get(a)) {
+        log.lines += stat.total();
+        log.blocked += stat.denied();
+        log.bytes += stat.bytes;
+    }
     DeviceView {
+        logged: (log.lines > 0).then(|| LoggedActivity {
+            query: addresses.first().map(|a| json!({"tool": "query_firewall_logs", "source_ip": a.to_string()})),
+            ..log
+        }),
         address: addresses.first().map(ToString::to_string).unwrap_or_default(),
         addresses: addresses.iter().map(ToString::to_string).collect(),
         mac: r.mac.map(|m| m.to_string()),

@@ -231,3 +231,23 @@ async fn countries_appear_wherever_addresses_do() {
     assert!(html.contains("chart-countries") && html.contains("IP Geolocation by DB-IP"), "a country chart");
     assert_eq!(report["top_blocked_countries"][0]["country"], "CN");
 }
+
+#[tokio::test]
+async fn the_labs_generated_traffic_names_its_lan_clients_as_devices_linked_to_their_log_lines() {
+    let (_dir, svc) = with_traffic(Scenario::Normal).await;
+    let all = svc.call(&viewer(), "list_devices", json!({})).await.unwrap();
+    let rows = all["data"].as_array().unwrap();
+    let lan: Vec<&Value> = rows.iter().filter(|d| d["interface"] == "lan").collect();
+    assert!(lan.len() >= 10, "the generator's LAN clients (192.168.1.10-39): {all}");
+    for d in &lan {
+        let last = d["address"].as_str().unwrap().rsplit('.').next().unwrap().parse::<u8>().unwrap();
+        assert!(portcullis_lab::traffic::LAN_CLIENTS.contains(&last), "{d}");
+        assert_eq!(d["sources"], json!(["traffic"]), "{d}");
+        assert!(d.get("mac").is_none(), "the generator knows no MAC, and none is made up: {d}");
+        assert!(d["logged"]["lines"].as_u64().unwrap() > 0, "{d}");
+        assert_eq!(d["logged"]["query"]["source_ip"], d["address"]);
+    }
+    assert!(!rows.iter().any(|d| d["interface"] == "wan"), "internet hosts are not devices: {all}");
+    let online = svc.call(&viewer(), "get_online_devices", json!({})).await.unwrap();
+    assert!(online["count"].as_u64().unwrap() >= 1, "clients seen within the idle time: {online}");
+}
