@@ -40,6 +40,7 @@ READ_TOOLS = {
     "list_devices",
     "get_online_devices",
     "get_offline_devices",
+    "get_bandwidth_usage",
 }
 STATE_CHANGING_TOOLS = {
     "create_firewall_rule",

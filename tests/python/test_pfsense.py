@@ -341,4 +341,7 @@ async def test_the_customers_device_tools_return_rows_over_mcp(servers, data_dir
             assert printer["hostname"] == "printer" and printer["status"] == "offline", printer
             every = ok(await call(session, "list_devices", {"status": "all"}))
             assert every["count"] == online["count"] + offline["count"], every
+            usage = ok(await call(session, "get_bandwidth_usage", {"timeframe": "24h"}))
+            assert usage["data"] and usage["data"][0]["address"] == "192.168.1.20", usage
+            assert "states" in usage["source"] and usage["complete"] is False, usage
     assert control(emulator, "violations") == []

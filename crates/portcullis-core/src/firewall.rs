@@ -347,6 +347,12 @@ pub trait Firewall: Send + Sync {
         Ok(None)
     }
 
+    /// Traffic per address of the inside networks, as the firewall counts it (see [`AddressCounters`]); `None`
+    /// when it counts none.
+    async fn address_counters(&self) -> Result<Option<AddressCounters>, BackendError> {
+        Ok(None)
+    }
+
     /// Whether the firewall resolves host names in its lists itself and keeps them current (pfSense's FQDN alias
     /// entries): a domain block then holds the name, not the addresses Portcullis resolved.
     fn resolves_names(&self) -> bool {
@@ -364,6 +370,38 @@ pub trait Firewall: Send + Sync {
     /// read. The default: the firewall keeps what it is given.
     async fn restore_lost(&self, _state: &RuleSet) -> Result<Vec<String>, BackendError> {
         Ok(Vec::new())
+    }
+}
+
+/// Traffic per address, as a firewall counts it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddressCounters {
+    pub rows: Vec<AddressTraffic>,
+    /// True: counters that only grow, since the counting began (a difference of two readings is the traffic in
+    /// between); false: what the firewall's current connections carried (pf states), which forgets closed ones.
+    pub cumulative: bool,
+    /// The counting began just now (this reading set it up).
+    pub started_now: bool,
+    /// Where the figures come from, in a few words.
+    pub source: String,
+    /// What they miss.
+    pub misses: Option<String>,
+}
+
+/// What one address sent and received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressTraffic {
+    pub address: std::net::IpAddr,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub packets_sent: u64,
+    pub packets_received: u64,
+}
+
+impl AddressTraffic {
+    /// Nothing counted yet.
+    pub fn zero(address: std::net::IpAddr) -> Self {
+        Self { address, bytes_sent: 0, bytes_received: 0, packets_sent: 0, packets_received: 0 }
     }
 }
 

@@ -17,6 +17,7 @@
 //! - **Mirrors** copy traffic to IDS sensors from tables beside it (`dup` is refused in an `inet` table):
 //!   [`mirror`], written in the same batch, read back the same way, listed only when they exist.
 
+pub mod accounting;
 pub mod apply;
 pub mod comment;
 pub mod devices;
@@ -36,8 +37,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::Utc;
 use portcullis_core::firewall::{
-    Applied, BackendError, BackendKind, ErrorCode, Firewall, HostCheck, InterfaceCounters, MirrorCounter,
-    ProtectionLive, RuleHits, SystemStatus, TargetInfo, UnsupportedField,
+    AddressCounters, Applied, BackendError, BackendKind, ErrorCode, Firewall, HostCheck, InterfaceCounters,
+    MirrorCounter, ProtectionLive, RuleHits, SystemStatus, TargetInfo, UnsupportedField,
 };
 use portcullis_core::freshness::StateRead;
 use portcullis_core::mirror::{Mirror, MirrorAsk};
@@ -90,6 +91,9 @@ pub struct NftablesFirewall {
     netlink_batches: std::sync::atomic::AtomicU64,
     /// Whole listings of the table since start (a change of single entries makes none).
     whole_reads: std::sync::atomic::AtomicU64,
+    /// Whether traffic per device address is counted ([`accounting`]): the accounting table is made on the first
+    /// reading.
+    accounting: bool,
     /// The rules of the last whole read, while the kernel's generation vouches for them ([`touched`]).
     recent_rules: std::sync::Mutex<Option<touched::RecentRules>>,
     /// The mirror tables and mirrors of the last whole read: what a preview of a plan's mirror statements is
@@ -141,10 +145,47 @@ impl NftablesFirewall {
             skeleton_written: std::sync::atomic::AtomicBool::new(false),
             netlink_batches: std::sync::atomic::AtomicU64::new(0),
             recent_rules: std::sync::Mutex::new(None),
+            accounting: false,
             whole_reads: std::sync::atomic::AtomicU64::new(0),
             last_mirrors: std::sync::Mutex::new(None),
             kernel: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The same firewall counting traffic per device address (the accounting table, made on the first reading).
+    pub fn with_accounting(mut self, on: bool) -> Self {
+        self.accounting = on;
+        self
+    }
+
+    /// The accounting table's counters, making the table first when it is missing.
+    async fn accounting_counters(&self) -> Result<AddressCounters, BackendError> {
+        let table = accounting::table_name(&self.settings.table);
+        let list = ["-j", "list", "table", "inet", table.as_str()];
+        let (listing, made) = match self.settings.runner.nft(&list).await {
+            Ok(text) => (text, false),
+            Err(e) if e.is_missing_table() => {
+                let inside: Vec<String> = self
+                    .settings
+                    .interfaces
+                    .iter()
+                    .filter(|(logical, _)| !logical.eq_ignore_ascii_case("wan"))
+                    .map(|(_, device)| device.clone())
+                    .collect();
+                let batch = accounting::create_batch(&self.settings.table, &inside)?;
+                self.settings
+                    .runner
+                    .nft_stdin(&["-j", "-f", "-"], batch.to_string().as_bytes())
+                    .await
+                    .map_err(|e| e.into_backend("nft -j -f (accounting table)"))?;
+                let text = self.settings.runner.nft(&list).await.map_err(|e| e.into_backend("nft list table"))?;
+                (text, true)
+            }
+            Err(e) => return Err(e.into_backend("nft list table")),
+        };
+        let parsed: serde_json::Value = serde_json::from_str(&listing)
+            .map_err(|e| BackendError::new(ErrorCode::UnexpectedResponse, format!("nft -j list: {e}")))?;
+        Ok(AddressCounters { started_now: made, ..accounting::read(&parsed) })
     }
 
     pub fn settings(&self) -> &NftablesSettings {
@@ -756,6 +797,23 @@ impl Firewall for NftablesFirewall {
 
     async fn interface_counters(&self) -> Result<Option<Vec<InterfaceCounters>>, BackendError> {
         Ok(Some(self.link_counters().await?))
+    }
+
+    /// From the accounting table when `accounting` is on; refused with how to turn it on otherwise.
+    async fn address_counters(&self) -> Result<Option<AddressCounters>, BackendError> {
+        if !self.accounting {
+            return Err(BackendError::new(
+                ErrorCode::Unsupported,
+                format!("target {} does not count traffic per device", self.name),
+            )
+            .with_hint(format!(
+                "set targets.{}.accounting: true: Portcullis then makes the table inet {} (counting only) on the \
+                 first reading and counts from then on",
+                self.name,
+                accounting::table_name(&self.settings.table)
+            )));
+        }
+        Ok(Some(self.accounting_counters().await?))
     }
 
     /// The kernel's neighbour table of the configured interfaces.

@@ -37,6 +37,7 @@ ENDPOINTS = [
     "/api/v2/status/dhcp_server/leases",
     "/api/v2/interfaces",
     "/api/v2/diagnostics/arp_table",
+    "/api/v2/firewall/states",
     "/api/v2/diagnostics/command_prompt",
     "/api/v2/diagnostics/table",
     "/api/v2/diagnostics/tables",

@@ -849,6 +849,7 @@ async fn call_endpoint(
         ("/api/v2/diagnostics/arp_table", "GET") => {
             static_list("ARPTable", inner.device_table("arp").unwrap_or_else(status::arp_table), &data, &controls)
         }
+        ("/api/v2/firewall/states", "GET") => static_list("FirewallState", status::firewall_states(), &data, &controls),
         ("/api/v2/status/dhcp_server/leases", "GET") => static_list(
             "DHCPServerLease",
             inner.device_table("leases").unwrap_or_else(status::dhcp_leases),

@@ -169,6 +169,26 @@ pub(crate) fn arp_table() -> Vec<Value> {
     ]
 }
 
+/// pf's states: the laptop downloading over HTTPS and resolving names, and a connection from the internet to the
+/// DMZ server (source and destination as `address:port`, bytes in the state's direction and back).
+pub(crate) fn firewall_states() -> Vec<Value> {
+    let state = |iface: &str, proto: &str, src: &str, dst: &str, bytes_in: u64, bytes_out: u64| {
+        build(
+            "FirewallState",
+            json!({"interface": iface, "protocol": proto, "direction": "in", "source": src, "destination": dst,
+                   "state": "ESTABLISHED:ESTABLISHED", "age": "00:05:00", "expires_in": "23:55:00",
+                   "packets_total": (bytes_in + bytes_out) / 1000, "packets_in": bytes_in / 1000,
+                   "packets_out": bytes_out / 1000, "bytes_total": bytes_in + bytes_out, "bytes_in": bytes_in,
+                   "bytes_out": bytes_out}),
+        )
+    };
+    vec![
+        state("lan", "tcp", "192.168.1.20:51234", "93.184.216.34:443", 120_000, 5_000_000),
+        state("lan", "udp", "192.168.1.20:53000", "192.168.1.1:53", 2_000, 6_000),
+        state("wan", "tcp", "198.51.100.9:40000", "10.10.10.5:443", 30_000, 900_000),
+    ]
+}
+
 /// The DHCP server's leases: the laptop (online) and a printer that left (offline).
 pub(crate) fn dhcp_leases() -> Vec<Value> {
     let lease = |ip: &str, mac: &str, host: &str, online: &str| {

@@ -15,9 +15,9 @@ use crate::error::{self, PfRestError};
 use crate::scrub::Scrubber;
 use crate::types::{
     ArpEntry, COMMAND_MAX_LEN, CommandOutput, CommandPromptRequest, DhcpLease, FirewallAlias, FirewallAliasRequest,
-    FirewallApplyRequest, FirewallApplyStatus, FirewallRule, FirewallRuleRequest, GatewayStatus, InterfaceStats,
-    IpsecSa, LogLine, NetworkInterface, OpenVpnClientStatus, OpenVpnServerStatus, PfTable, RestApiVersion,
-    SystemStatus, TrafficShaperLimiter, TrafficShaperLimiterRequest, WireGuardPeer, WireGuardTunnel,
+    FirewallApplyRequest, FirewallApplyStatus, FirewallRule, FirewallRuleRequest, FirewallState, GatewayStatus,
+    InterfaceStats, IpsecSa, LogLine, NetworkInterface, OpenVpnClientStatus, OpenVpnServerStatus, PfTable,
+    RestApiVersion, SystemStatus, TrafficShaperLimiter, TrafficShaperLimiterRequest, WireGuardPeer, WireGuardTunnel,
 };
 use crate::version::PfRestVersion;
 
@@ -713,6 +713,11 @@ impl PfRestClient {
             Err(e) if e.status == Some(404) && e.response_id.is_some() => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// pf's current states, with their byte and packet counters.
+    pub async fn firewall_states(&self) -> Result<Vec<FirewallState>, PfRestError> {
+        self.list("/api/v2/firewall/states", &[]).await
     }
 
     /// pfSense's ARP table.

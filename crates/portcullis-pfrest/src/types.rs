@@ -639,6 +639,28 @@ pub struct ArpEntry {
     pub expires: Option<String>,
 }
 
+/// One of pf's states (`GET /api/v2/firewall/states`, model `FirewallState`): `source` and `destination` are
+/// `address:port` (`[v6]:port` or a bare address for protocols without ports); `bytes_in` went from source to
+/// destination, `bytes_out` back.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FirewallState {
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub interface: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub source: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub destination: Option<String>,
+    #[serde(deserialize_with = "lenient::u64_or_zero")]
+    pub packets_in: u64,
+    #[serde(deserialize_with = "lenient::u64_or_zero")]
+    pub packets_out: u64,
+    #[serde(deserialize_with = "lenient::u64_or_zero")]
+    pub bytes_in: u64,
+    #[serde(deserialize_with = "lenient::u64_or_zero")]
+    pub bytes_out: u64,
+}
+
 /// One lease of pfSense's DHCP server (`GET /api/v2/status/dhcp_server/leases`, model `DHCPServerLease`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]

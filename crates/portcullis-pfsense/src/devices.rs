@@ -61,3 +61,76 @@ pub fn from_leases(leases: &[DhcpLease], ifaces: &InterfaceMap, now: Timestamp) 
         })
         .collect()
 }
+
+/// The address of a state end: `a.b.c.d:port`, `[v6]:port`, `v6.port` (pf's own spelling) or a bare address.
+fn state_address(end: &str) -> Option<std::net::IpAddr> {
+    let end = end.trim();
+    if let Ok(ip) = end.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = end.strip_prefix('[') {
+        return rest.split(']').next()?.parse().ok();
+    }
+    if let Some((host, _)) = end.rsplit_once(':')
+        && let Ok(ip) = host.parse::<std::net::Ipv4Addr>()
+    {
+        return Some(ip.into());
+    }
+    end.rsplit_once('.').and_then(|(host, _)| host.parse().ok())
+}
+
+/// What each address of the inside networks (`inside`) sent and received on pf's current states: for the end
+/// that opened the state, `bytes_in` is what it sent; for the other, what it received.
+pub fn from_states(
+    states: &[portcullis_pfrest::types::FirewallState],
+    inside: &[ipnet::IpNet],
+) -> Vec<portcullis_core::firewall::AddressTraffic> {
+    use portcullis_core::firewall::AddressTraffic;
+    let mut rows: Vec<AddressTraffic> = Vec::new();
+    let mut add = |addr: std::net::IpAddr, sent: (u64, u64), received: (u64, u64)| {
+        if !inside.iter().any(|n| n.contains(&addr)) {
+            return;
+        }
+        let at = match rows.iter().position(|r| r.address == addr) {
+            Some(i) => i,
+            None => {
+                rows.push(AddressTraffic::zero(addr));
+                rows.len() - 1
+            }
+        };
+        let row = &mut rows[at];
+        row.bytes_sent += sent.0;
+        row.packets_sent += sent.1;
+        row.bytes_received += received.0;
+        row.packets_received += received.1;
+    };
+    for s in states {
+        let forward = (s.bytes_in, s.packets_in);
+        let back = (s.bytes_out, s.packets_out);
+        if let Some(src) = s.source.as_deref().and_then(state_address) {
+            add(src, forward, back);
+        }
+        if let Some(dst) = s.destination.as_deref().and_then(state_address) {
+            add(dst, back, forward);
+        }
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_ends_are_read_in_every_spelling() {
+        for (end, want) in [
+            ("192.168.1.20:51234", "192.168.1.20"),
+            ("[2001:db8::5]:443", "2001:db8::5"),
+            ("2001:db8::5.443", "2001:db8::5"),
+            ("10.0.0.1", "10.0.0.1"),
+        ] {
+            assert_eq!(state_address(end), Some(want.parse().unwrap()), "{end}");
+        }
+        assert_eq!(state_address("not an address"), None);
+    }
+}

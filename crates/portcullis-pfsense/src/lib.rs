@@ -405,6 +405,32 @@ impl Firewall for PfSenseFirewall {
         Ok(Some(seen))
     }
 
+    /// What pfSense offers per address: the byte counters of pf's current states (pfRest has no per-host
+    /// accounting), for the addresses of the inside networks.
+    async fn address_counters(&self) -> Result<Option<portcullis_core::firewall::AddressCounters>, BackendError> {
+        let ((config, stats), states) = tokio::try_join!(self.interfaces(), async {
+            self.client.firewall_states().await.map_err(BackendError::from)
+        })?;
+        let inside: Vec<ipnet::IpNet> = mapping::interfaces(&config, &stats)
+            .iter()
+            .filter(|i| !i.name.eq_ignore_ascii_case("wan"))
+            .flat_map(|i| [i.ipv4, i.ipv6])
+            .flatten()
+            .map(|n| n.trunc())
+            .collect();
+        Ok(Some(portcullis_core::firewall::AddressCounters {
+            rows: devices::from_states(&states, &inside),
+            cumulative: false,
+            started_now: false,
+            source: "pf's current states (GET /api/v2/firewall/states)".into(),
+            misses: Some(
+                "connections already closed, and states pfSense has let expire: the figure is what open \
+                 connections carried, not the timeframe's traffic"
+                    .into(),
+            ),
+        }))
+    }
+
     /// pfSense's filterdns keeps the FQDN entries of host aliases resolved (at their TTL) in the pf tables.
     fn resolves_names(&self) -> bool {
         true

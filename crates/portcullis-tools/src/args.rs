@@ -877,6 +877,18 @@ pub struct StopMirrorArgs {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+pub struct BandwidthArgs {
+    /// How far back: 15m, 1h, 24h, 7d, ...
+    pub timeframe: String,
+    /// Only the devices behind this interface.
+    pub interface: Option<String>,
+    /// The most devices listed (default 10, at most 1000).
+    pub limit: Option<usize>,
+    /// The firewall to read; the default target when omitted.
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct ListDevicesArgs {
     /// online, offline or all (the default).
     pub status: Option<String>,

@@ -110,6 +110,7 @@ impl ToolService {
             if let Err(e) = self.read_counters(target).await {
                 tracing::debug!(target = %target.name, "interface counters not read: {e}");
             }
+            self.sample_bandwidth(target).await;
         }
     }
 

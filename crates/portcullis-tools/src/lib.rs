@@ -8,6 +8,7 @@ mod analysis;
 mod analytics;
 mod args;
 mod audit;
+mod bandwidth;
 mod catalogue;
 mod changes;
 mod counters;
@@ -45,6 +46,7 @@ pub use analytics::{
     DEFAULT_LOG_PULL_CAP, DashboardResult, IdsThreat, ReportResult, ThreatView, ThreatsResult, TrafficPoint,
     TrafficStatsResult,
 };
+pub use bandwidth::{BandwidthResult, BandwidthRow};
 pub use catalogue::{ToolDef, ToolKind, catalogue, permissions_markdown};
 pub use counters::{HitsView, InterfaceTraffic};
 pub use devices::{DEFAULT_OUI_FILES, DeviceSettings, DeviceView, DevicesResult, LeaseFile};
@@ -115,6 +117,8 @@ pub struct ToolService {
     /// Where devices come from beside the firewall, and the vendor registry once read.
     devices: devices::DeviceSettings,
     oui: std::sync::OnceLock<std::sync::Arc<portcullis_core::device::OuiRegistry>>,
+    /// Readings of the targets' per-address counters, for traffic over a timeframe.
+    bandwidth: bandwidth::BandwidthHistory,
 }
 
 /// What the audit record needs to know about how far a call got.
@@ -158,6 +162,7 @@ impl ToolService {
             resolver: std::sync::Mutex::new(None),
             devices: Default::default(),
             oui: std::sync::OnceLock::new(),
+            bandwidth: Default::default(),
         })
     }
 

@@ -141,6 +141,7 @@ async fn valid_call(svc: &ToolService, tool: &str) -> Value {
         "get_ddos_protection" | "list_mirrors" => json!({}),
         "list_devices" => json!({"status": "all"}),
         "get_online_devices" | "get_offline_devices" => json!({}),
+        "get_bandwidth_usage" => json!({"timeframe": "1h"}),
         "enable_traffic_analysis" => json!({"interface": "dmz", "alert_threshold": "5GB/h"}),
         "mirror_traffic" => {
             json!({"interface": "dmz", "sensor": "ids", "reason": "matrix", "protocol": "tcp", "port": 80})

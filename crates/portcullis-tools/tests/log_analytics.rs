@@ -251,3 +251,17 @@ async fn the_labs_generated_traffic_names_its_lan_clients_as_devices_linked_to_t
     let online = svc.call(&viewer(), "get_online_devices", json!({})).await.unwrap();
     assert!(online["count"].as_u64().unwrap() >= 1, "clients seen within the idle time: {online}");
 }
+
+#[tokio::test]
+async fn the_labs_bandwidth_per_device_comes_from_its_generated_traffic() {
+    let (_dir, svc) = with_traffic(Scenario::Normal).await;
+    let usage = svc.call(&viewer(), "get_bandwidth_usage", json!({"timeframe": "24h", "limit": 5})).await.unwrap();
+    assert!(usage["source"].as_str().unwrap().contains("log"), "{usage}");
+    let rows = usage["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 5, "{usage}");
+    for r in rows {
+        assert_eq!(r["interface"], "lan", "{r}");
+        assert!(r["total_bytes"].as_u64().unwrap() > 0);
+    }
+    assert!(rows.windows(2).all(|w| w[0]["total_bytes"].as_u64() >= w[1]["total_bytes"].as_u64()), "top first");
+}

@@ -79,3 +79,24 @@ async fn arp_and_leases_give_devices_with_vendors_that_go_offline_after_the_idle
     assert_eq!(e.field.as_deref(), Some("status"), "{e:?}");
     assert!(s.emu.schema_violations().is_empty(), "{:?}", s.emu.schema_violations());
 }
+
+#[tokio::test]
+async fn bandwidth_on_pfsense_comes_from_its_current_states_and_says_what_it_misses() {
+    let s = pfsense_service::start(EmulatorConfig::with_api_key(pfsense_service::KEY)).await;
+    s.svc.call(&viewer(), "list_devices", json!({})).await.unwrap();
+    let usage = s.svc.call(&viewer(), "get_bandwidth_usage", json!({"timeframe": "24h"})).await.unwrap();
+    assert!(usage["source"].as_str().unwrap().contains("states"), "{usage}");
+    assert!(usage["misses"].as_str().unwrap().contains("closed"), "{usage}");
+    assert_eq!(usage["complete"], false);
+    let top = &usage["data"][0];
+    assert_eq!((top["address"].as_str(), top["hostname"].as_str()), (Some("192.168.1.20"), Some("laptop")), "{usage}");
+    assert_eq!((top["bytes_in"].as_u64(), top["bytes_out"].as_u64()), (Some(5_006_000), Some(122_000)));
+    let dmz = usage["data"].as_array().unwrap().iter().find(|r| r["address"] == "10.10.10.5").unwrap();
+    assert_eq!((dmz["bytes_out"].as_u64(), dmz["bytes_in"].as_u64()), (Some(900_000), Some(30_000)), "{dmz}");
+    assert!(!usage.to_string().contains("198.51.100.9"), "an internet host is no device: {usage}");
+    let one = s.svc.call(&viewer(), "get_bandwidth_usage", json!({"timeframe": "1h", "limit": 1})).await.unwrap();
+    assert_eq!(one["count"], 1);
+    let e = s.svc.call(&viewer(), "get_bandwidth_usage", json!({"timeframe": "1h", "limit": 0})).await.unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("limit"));
+    assert!(s.emu.schema_violations().is_empty(), "{:?}", s.emu.schema_violations());
+}

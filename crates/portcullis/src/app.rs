@@ -107,7 +107,8 @@ fn targets(config: &Config, store: &Arc<Store>, lab: LabFirewall) -> anyhow::Res
             runner,
             default_allow: nft.default_allow,
         };
-        targets.push(Target::new(name.clone(), Arc::new(NftablesFirewall::new(&name, settings, store.clone()))));
+        let firewall = NftablesFirewall::new(&name, settings, store.clone()).with_accounting(nft.accounting);
+        targets.push(Target::new(name.clone(), Arc::new(firewall)));
     }
     let default = config.default_target();
     targets.sort_by_key(|t| t.name != default);

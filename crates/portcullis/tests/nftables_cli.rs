@@ -461,3 +461,40 @@ fn devices_behind_the_router_come_from_its_neighbour_table_with_vendor_and_go_of
     let listed = portcullis(dir.path(), &["call", "list_devices", "status=online", "--json"]);
     assert!(!listed.to_string().contains(CLIENT_A), "{listed}");
 }
+
+#[test]
+fn bandwidth_per_device_is_counted_in_the_kernel_within_five_percent_of_a_known_transfer() {
+    let net = Topology::new();
+    let dir = admin_on_router(&net);
+    let config = dir.path().join("config.yaml");
+    let text = std::fs::read_to_string(&config).expect("config").replace("wan: wan0}", "wan: wan0}, accounting: true");
+    assert!(text.contains("accounting: true"), "{text}");
+    std::fs::write(&config, text).expect("config");
+
+    let first = portcullis(dir.path(), &["call", "get_bandwidth_usage", "timeframe=1h", "--json"]);
+    assert!(first["source"].as_str().is_some_and(|s| s.contains("kernel")), "{first}");
+    assert!(net.nft(&["list", "tables"]).contains("portcullis_acct"), "the accounting table is made on first use");
+
+    // 10 MB from the first client to the server's listener; the second client sends nothing.
+    const SIZE: u64 = 10_000_000;
+    let sent = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("head -c {SIZE} /dev/zero | ip netns exec {} nc -N -w 5 -s {CLIENT_A} {SERVER} 8080", net.client))
+        .status()
+        .expect("nc");
+    assert!(sent.success());
+    let usage = portcullis(dir.path(), &["call", "get_bandwidth_usage", "timeframe=1h", "interface=lan", "--json"]);
+    let rows = usage["data"].as_array().cloned().unwrap_or_default();
+    let top = rows.first().unwrap_or_else(|| panic!("{usage}"));
+    assert_eq!(top["address"], CLIENT_A, "the sender is on top: {usage}");
+    let out = top["bytes_out"].as_u64().unwrap();
+    let error = (out as f64 - SIZE as f64).abs() / SIZE as f64;
+    println!(
+        "10 MB sent: the kernel counted {out} bytes out of {CLIENT_A} ({:.2}% over, IP and TCP headers)",
+        error * 100.0
+    );
+    assert!(error < 0.05, "within 5%: {out} bytes for {SIZE}");
+    assert!(top["bytes_in"].as_u64().unwrap() < SIZE / 10, "what came back is ACKs: {top}");
+    assert_eq!(usage["complete"], true, "counted since the table was made, within the timeframe: {usage}");
+    assert!(!rows.iter().any(|r| r["address"] == SERVER), "the server is behind wan, not a device: {usage}");
+}

@@ -9,6 +9,7 @@ use portcullis_guard::Category;
 
 use crate::analytics::{Dashboard, DashboardResult, ReportResult, ThreatsResult, TrafficStatsResult};
 use crate::args::*;
+use crate::bandwidth::{BandwidthRead, BandwidthResult};
 use crate::catalogue::{Decl, Tool, ToolDef, row};
 use crate::ddos::{DdosProtectionResult, ProtectionRead, ProtectionRequest};
 use crate::devices::{DeviceFilter, DeviceRead, DevicesResult};
@@ -32,6 +33,7 @@ pub(crate) fn rows() -> Vec<ToolDef> {
         row::<ListDevices>(),
         row::<GetOnlineDevices>(),
         row::<GetOfflineDevices>(),
+        row::<GetBandwidthUsage>(),
         row::<UnblockDomain>(),
         row::<UnblockIpAddress>(),
         row::<GrantAccess>(),
@@ -646,6 +648,31 @@ impl Tool for GetOfflineDevices {
 
     fn route(a: DevicesArgs, _now: Timestamp) -> Result<Work<DevicesResult>, CallError> {
         Ok(Work::read(a.target, DeviceRead { filter: DeviceFilter::Offline, interface: a.interface }))
+    }
+}
+
+pub(crate) struct GetBandwidthUsage;
+
+impl Tool for GetBandwidthUsage {
+    type Args = BandwidthArgs;
+    type Output = BandwidthResult;
+    const DECL: Decl = Decl::read("get_bandwidth_usage", "Bandwidth per device", "read_logs", Category::Analytics)
+        .about(
+            "The devices that sent and received the most over a timeframe (1h, 24h, 7d), optionally of one \
+             interface, top `limit` (default 10): bytes_in (received), bytes_out (sent), packets, with hostname \
+             and MAC where known. `source` says where the figures come from (nftables: the kernel's per-address \
+             counters, with accounting on; pfSense: pf's current states; lab: the firewall log), `misses` what \
+             they leave out, `complete` whether they cover exactly the timeframe.",
+        );
+
+    fn route(a: BandwidthArgs, _now: Timestamp) -> Result<Work<BandwidthResult>, CallError> {
+        let span = crate::analytics::span("timeframe", &a.timeframe)?;
+        let limit = a.limit.unwrap_or(10);
+        if limit == 0 || limit > 1000 {
+            return Err(portcullis_core::FieldError::new("limit", format!("{limit} is not between 1 and 1000")).into());
+        }
+        let read = BandwidthRead { timeframe: a.timeframe, span, interface: a.interface, limit };
+        Ok(Work::read(a.target, read))
     }
 }
 

@@ -122,6 +122,10 @@ pub struct NftablesConfig {
     /// until rules pass it).
     #[serde(default = "default_true")]
     pub default_allow: bool,
+    /// Count traffic per device address (`get_bandwidth_usage`): Portcullis makes the table `inet <table>_acct`
+    /// (counting only) on the first reading.
+    #[serde(default)]
+    pub accounting: bool,
 }
 
 fn default_nft_table() -> String {
