@@ -129,16 +129,21 @@ impl PfRestClient {
 
     fn build(config: ClientConfig) -> Result<Self, PfRestError> {
         let base = config.base_url.trim().trim_end_matches('/').to_string();
-        let url =
-            reqwest::Url::parse(&base).map_err(|e| config_error(format!("base_url {base:?} is not a URL: {e}")))?;
+        let url = reqwest::Url::parse(&base).map_err(|e| {
+            config_error(format!("the firewall address {base:?} (host, port, protocol) is not a URL: {e}"))
+        })?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(config_error(format!("base_url {base:?} must start with https:// (or http://)")));
+            return Err(config_error(format!("the firewall address {base:?} must use protocol https (or http)")));
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(config_error("base_url must not contain credentials; use the auth settings".into()));
+            return Err(config_error(
+                "the firewall's host must not contain credentials; use api_key or username and password".into(),
+            ));
         }
         if url.path() != "/" && !url.path().is_empty() {
-            return Err(config_error(format!("base_url {base:?} must not have a path (the client adds /api/v2/...)")));
+            return Err(config_error(format!(
+                "the firewall address {base:?} must not have a path (host is a name or address only)"
+            )));
         }
         let host = url.host_str().unwrap_or_default().to_string();
         let mut builder = reqwest::Client::builder()
@@ -152,11 +157,11 @@ impl PfRestClient {
         if let Some(path) = &config.ca_bundle {
             let pem = std::fs::read(path).map_err(|e| {
                 config_error(format!("cannot read the CA bundle {}: {e}", path.display()))
-                    .hint("ca_bundle must be a readable PEM file with one or more CA certificates")
+                    .hint("the target's ca_file must be a readable PEM file with one or more CA certificates")
             })?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
                 config_error(format!("the CA bundle {} is not valid PEM: {e}", path.display()))
-                    .hint("ca_bundle must hold -----BEGIN CERTIFICATE----- blocks")
+                    .hint("the target's ca_file must hold -----BEGIN CERTIFICATE----- blocks")
             })?;
             if certs.is_empty() {
                 return Err(config_error(format!("the CA bundle {} holds no certificate", path.display())));
@@ -169,7 +174,7 @@ impl PfRestClient {
             tracing::warn!(
                 firewall = %host,
                 "TLS certificate verification is OFF for this firewall (verify_ssl: false): anyone on the path can \
-                 impersonate it; use ca_bundle instead outside a lab"
+                 impersonate it; set ca_file to its CA instead outside a lab"
             );
             builder = builder.danger_accept_invalid_certs(true);
         }
@@ -318,7 +323,7 @@ impl PfRestClient {
                 let mut e = error::from_status(&endpoint, status, None, None, false);
                 e.message = format!("{endpoint}: HTTP {status} redirect to {to}; redirects are not followed");
                 e.hint = Some(format!(
-                    "pfRest answers directly and never redirects: check base_url's scheme and port (pfSense \
+                    "pfRest answers directly and never redirects: check the target's protocol and port (pfSense \
                      redirects http:// to https://) and that no proxy or login page is in front of the API; {}",
                     error::HINT_UNKNOWN_OUTCOME
                 ));

@@ -62,7 +62,7 @@ impl From<PfRestError> for BackendError {
 
 pub(crate) const HINT_NOT_INSTALLED: &str = "install pfRest (the pfSense-pkg-RESTAPI package, v2) on the firewall: it \
      is not in pfSense's own package list, see https://pfrest.org for the install command matching your pfSense \
-     version; also check that base_url points at the web configurator";
+     version; also check that the target's host, port and protocol point at the web configurator";
 pub(crate) const HINT_AUTH: &str = "check the credentials; the method must be enabled in System > REST API > Settings \
      (auth_methods; a fresh install allows BasicAuth only). Repeated failures can get this address blocked by \
      sshguard's login protection";
@@ -70,10 +70,10 @@ pub(crate) const HINT_FORBIDDEN: &str = "the user behind these credentials lacks
      endpoint (api-v2-<path>-<method>), or the REST API access list / allowed interfaces refuse this client";
 pub(crate) const HINT_LOCKED: &str =
     "another administrator or process is writing the pfSense configuration; retry later";
-pub(crate) const HINT_CONNECT: &str = "check base_url (host and port of the web configurator), that the firewall is up, and that no firewall rule \
-     blocks this host";
-pub(crate) const HINT_TLS: &str = "the firewall's certificate is not trusted: set ca_bundle to its CA (PEM), or \
-     verify_ssl: false for a lab; also check that base_url uses the right scheme (https) and port";
+pub(crate) const HINT_CONNECT: &str = "check the target's host and port (those of the web configurator), that the \
+     firewall is up, and that no firewall rule blocks this host";
+pub(crate) const HINT_TLS: &str = "the firewall's certificate is not trusted: set the target's ca_file to its CA \
+     (PEM), or verify_ssl: false for a lab; also check the target's protocol (https) and port";
 pub(crate) const HINT_TIMEOUT: &str = "the firewall did not answer in time; it may be overloaded or applying a large \
      change. Raise the timeout or retry later";
 pub(crate) const HINT_UNKNOWN_OUTCOME: &str =

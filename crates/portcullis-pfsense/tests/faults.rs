@@ -226,7 +226,9 @@ async fn tls_to_a_plain_http_port_is_a_tls_error() {
     let client = PfRestClient::new(cfg).unwrap();
     let err = client.rules().await.unwrap_err();
     assert_eq!(err.code, ErrorCode::TlsError, "{err:?}");
-    assert!(err.hint.unwrap().contains("ca_bundle"));
+    let hint = err.hint.unwrap();
+    assert!(hint.contains("ca_file") && hint.contains("verify_ssl"), "only keys the config has: {hint}");
+    assert!(!hint.contains("ca_bundle") && !hint.contains("base_url"), "{hint}");
     lab.finish().await;
 }
 

@@ -284,6 +284,29 @@ pub fn print_catalogue(defs: &[ToolDef], json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `portcullis whoami`: the principal local calls run as, its role, and the tools it may and may not call.
+pub fn whoami(app: &App, json: bool) -> anyhow::Result<i32> {
+    let principal = app.local_principal();
+    let ctx = CallContext::new(principal.clone(), Transport::Cli, None);
+    let allowed: Vec<&str> = app.service.tools_for(&ctx).iter().map(|t| t.name).collect();
+    let refused: Vec<&str> =
+        app.service.tools().iter().map(|t| t.name).filter(|name| !allowed.contains(name)).collect();
+    let how = "run as another principal with security.principal in the config, or PORTCULLIS_PRINCIPAL";
+    if json {
+        let answer = serde_json::json!({"principal": principal.name, "role": principal.role,
+                                        "may_call": allowed, "may_not_call": refused, "run_as_another": how});
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(0);
+    }
+    println!("principal: {}\nrole:      {}", principal.name, principal.role);
+    println!("may call ({}): {}", allowed.len(), allowed.join(", "));
+    if !refused.is_empty() {
+        println!("may not call ({}): {}", refused.len(), refused.join(", "));
+        println!("({how})");
+    }
+    Ok(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

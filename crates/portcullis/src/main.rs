@@ -101,6 +101,11 @@ enum Command {
     },
     /// List pending approvals.
     Approvals,
+    /// Who local calls (the CLI, MCP over stdio) run as: the principal, its role, and what it may and may not do.
+    Whoami {
+        #[arg(long)]
+        json: bool,
+    },
     /// Log store commands.
     Logs {
         #[command(subcommand)]
@@ -291,6 +296,10 @@ async fn dispatch(command: Command, loaded: LoadedConfig) -> anyhow::Result<i32>
             let app = App::open(loaded.config)?;
             approvals::list(&app)
         }
+        Command::Whoami { json } => {
+            let app = App::open(loaded.config)?;
+            cli::whoami(&app, json)
+        }
         Command::Logs { command: LogsCommand::Import { files, eve, target, interface, sensor } } => {
             if files.is_empty() && eve.is_empty() {
                 anyhow::bail!("nothing to import: name filterlog files, or eve.json files with --eve");
@@ -377,8 +386,36 @@ fn config_check(loaded: LoadedConfig) -> anyhow::Result<i32> {
     for key in secrets::short_secrets(&loaded.config) {
         println!("# warning: {} (portcullis refuses to start with it)", secrets::short_secret_message(&key));
     }
+    let unreachable = unreachable_tools(&loaded.config);
+    if !unreachable.is_empty() {
+        println!(
+            "# warning: security.allowed_operations / denied_operations leave these tools out of everyone's reach \
+             (operation: tools); add the operation to allowed_operations where they are wanted:"
+        );
+        for line in unreachable {
+            println!("#   {line}");
+        }
+    }
     print!("{}", loaded.config.redacted_yaml());
     Ok(0)
+}
+
+/// The tools `security.allowed_operations` and `denied_operations` leave no one able to call, grouped by the
+/// operation to add (a list that blocks but can never list or unblock is a trap).
+fn unreachable_tools(config: &config::Config) -> Vec<String> {
+    let security = &config.security;
+    if security.allowed_operations.is_none() && security.denied_operations.is_empty() {
+        return Vec::new();
+    }
+    let policy =
+        portcullis_guard::OperationPolicy::new(security.allowed_operations.clone(), security.denied_operations.clone());
+    let mut by_operation: std::collections::BTreeMap<&str, Vec<&str>> = std::collections::BTreeMap::new();
+    for def in portcullis_tools::catalogue() {
+        if policy.check(def.operation).is_err() {
+            by_operation.entry(def.operation).or_default().push(def.name);
+        }
+    }
+    by_operation.into_iter().map(|(operation, tools)| format!("{operation}: {}", tools.join(", "))).collect()
 }
 
 async fn serve(app: App, http: Option<String>) -> anyhow::Result<()> {
