@@ -132,6 +132,18 @@ pub struct LoggedActivity {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<serde_json::Value>")]
     pub query: Option<serde_json::Value>,
+    /// What `analyze_threats` finds of the device as a source in the same day: type and score.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub threats: Vec<DeviceThreat>,
+}
+
+/// A threat a device is the source of.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DeviceThreat {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub threat_score: u8,
+    pub attempt_count: u64,
 }
 
 /// How far back the firewall log is read for devices.
@@ -240,6 +252,10 @@ impl ReadJob for DeviceRead {
             Some(name) => Some(outline.resolve_interface("interface", name)?.name.clone()),
             None => None,
         };
+        let threats = match svc.log_store(target) {
+            Some(_) => svc.threats(at.target, TRAFFIC_WINDOW, now, 1000)?.0,
+            None => Vec::new(),
+        };
         let logged = match svc.log_store(target) {
             Some(logs) => {
                 let (seen, stats) = traffic_sightings(logs, &outline, now)?;
@@ -277,7 +293,7 @@ impl ReadJob for DeviceRead {
             .iter()
             .filter(|r| interface.is_none() || r.interface == interface)
             .filter(|r| self.filter.admits(r.presence(now, idle)))
-            .map(|r| view(r, &oui, now, idle, &logged))
+            .map(|r| view(r, &oui, now, idle, &logged, &threats))
             .collect();
         data.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then_with(|| a.address.cmp(&b.address)));
         if oui.is_empty() {
@@ -301,6 +317,7 @@ fn view(
     now: Timestamp,
     idle: TimeDelta,
     logged: &HashMap<IpAddr, SourceStat>,
+    threats: &[crate::analytics::ThreatView],
 ) -> DeviceView {
     let mut addresses: Vec<IpAddr> = r.addresses.iter().copied().collect();
     addresses.sort_by_key(|a| (a.is_ipv6(), *a));
@@ -310,9 +327,15 @@ fn view(
         log.blocked += stat.denied();
         log.bytes += stat.bytes;
     }
+    let mine: Vec<DeviceThreat> = threats
+        .iter()
+        .filter(|t| addresses.iter().any(|a| a.to_string() == t.source_ip))
+        .map(|t| DeviceThreat { kind: t.kind.clone(), threat_score: t.threat_score, attempt_count: t.attempt_count })
+        .collect();
     DeviceView {
         logged: (log.lines > 0).then(|| LoggedActivity {
             query: addresses.first().map(|a| json!({"tool": "query_firewall_logs", "source_ip": a.to_string()})),
+            threats: mine,
             ..log
         }),
         address: addresses.first().map(ToString::to_string).unwrap_or_default(),

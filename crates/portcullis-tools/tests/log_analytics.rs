@@ -265,3 +265,25 @@ async fn the_labs_bandwidth_per_device_comes_from_its_generated_traffic() {
     }
     assert!(rows.windows(2).all(|w| w[0]["total_bytes"].as_u64() >= w[1]["total_bytes"].as_u64()), "top first");
 }
+
+#[tokio::test]
+async fn a_lan_device_that_scans_links_to_the_threat_analyze_threats_finds() {
+    let (_dir, svc) = with_traffic(Scenario::Normal).await;
+    let now = Utc::now();
+    let lines: Vec<String> = (1..=200u16)
+        .map(|port| {
+            format!(
+                "<134>1 {} fw.example filterlog 123 - - 5,,,1000000103,em1,match,block,in,4,0x0,,64,1234,0,DF,6,\
+                 tcp,60,192.168.1.66,10.10.10.5,40000,{port},0,S,1,,64240,,mss",
+                (now - chrono::TimeDelta::seconds(i64::from(200 - port))).to_rfc3339()
+            )
+        })
+        .collect();
+    let stats = svc.log_store("lab").unwrap().ingest_lines(lines.iter().map(String::as_str), now).unwrap();
+    assert_eq!(stats.stored, 200, "{stats:?}");
+    let all = svc.call(&viewer(), "list_devices", json!({"interface": "lan"})).await.unwrap();
+    let scanner = all["data"].as_array().unwrap().iter().find(|d| d["address"] == "192.168.1.66").unwrap().clone();
+    assert_eq!(scanner["logged"]["blocked"].as_u64(), Some(200), "{scanner}");
+    let threats = scanner["logged"]["threats"].as_array().cloned().unwrap_or_default();
+    assert!(threats.iter().any(|t| t["type"] == "port_scan"), "the device links to its threat: {scanner}");
+}
