@@ -64,7 +64,13 @@ fn schema_types(schema: &Value) -> Vec<String> {
     out
 }
 
-pub async fn call(app: &App, tool: &str, pairs: &[String], json: bool) -> anyhow::Result<i32> {
+pub async fn call(
+    app: &App,
+    tool: &str,
+    pairs: &[String],
+    json: bool,
+    output: Option<&std::path::Path>,
+) -> anyhow::Result<i32> {
     let service = &app.service;
     let args = match service.tools().iter().find(|d| d.name == tool) {
         Some(def) => parse_pairs(def, pairs).map_err(anyhow::Error::msg)?,
@@ -85,7 +91,14 @@ pub async fn call(app: &App, tool: &str, pairs: &[String], json: bool) -> anyhow
     interrupt.abort();
     match outcome {
         Ok(value) => {
-            if json {
+            if let Some(path) = output {
+                let (text, what) = match value.get("content").and_then(Value::as_str) {
+                    Some(content) => (content.to_string(), "the rendered report"),
+                    None => (serde_json::to_string_pretty(&value)?, "the answer as JSON"),
+                };
+                std::fs::write(path, &text).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+                println!("wrote {what} to {} ({} bytes)", path.display(), text.len());
+            } else if json {
                 println!("{}", serde_json::to_string_pretty(&value)?);
             } else {
                 print!("{}", render(&value));

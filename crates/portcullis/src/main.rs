@@ -78,6 +78,10 @@ enum Command {
         args: Vec<String>,
         #[arg(long)]
         json: bool,
+        /// Write the answer to FILE instead (a report's rendered `content` — HTML or Markdown — as it is,
+        /// anything else as JSON); a short line on stdout says what was written.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
     },
     /// Configuration commands.
     Config {
@@ -277,10 +281,10 @@ async fn dispatch(command: Command, loaded: LoadedConfig) -> anyhow::Result<i32>
             cli::print_catalogue(&portcullis_tools::catalogue(), json)?;
             Ok(0)
         }
-        Command::Call { tool, args, json } => {
+        Command::Call { tool, args, json, output } => {
             let app = App::open(loaded.config)?;
             recover(&app).await;
-            cli::call(&app, &tool, &args, json).await
+            cli::call(&app, &tool, &args, json, output.as_deref()).await
         }
         Command::Audit { command: AuditCommand::Verify } => {
             let app = App::open(loaded.config)?;

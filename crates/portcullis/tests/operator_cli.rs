@@ -1,5 +1,5 @@
-//! `portcullis whoami`: the principal local calls run as, its role and what it may call, for the default operator
-//! and for an admin named in the config.
+//! The operator's CLI: `portcullis whoami` (principal, role, what it may call), `config check` naming the tools an
+//! allow list puts out of reach, and `-o FILE` saving a report as HTML without `jq`.
 
 mod cli;
 
@@ -43,4 +43,24 @@ fn config_check_names_the_tools_the_customers_allow_list_puts_out_of_reach() {
     std::fs::write(dir.path().join("config.yaml"), "security: {}\n").expect("config");
     let out = cli::run(dir.path(), &["config", "check"]);
     assert!(!String::from_utf8_lossy(&out.stdout).contains("out of everyone's reach"));
+}
+
+#[test]
+fn a_report_is_saved_as_html_with_dash_o_and_no_jq() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("config.yaml"), "security: {}\n").expect("config");
+    let out = cli::run(dir.path(), &["lab", "traffic"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let file = dir.path().join("report.html");
+    let args = ["call", "generate_security_report", "timeframe=24h", "format=html", "-o", file.to_str().unwrap()];
+    let out = cli::run(dir.path(), &args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("wrote the rendered report"));
+    let html = std::fs::read_to_string(&file).expect("the report file");
+    assert!(html.trim_start().to_ascii_lowercase().starts_with("<!doctype html"), "{}", &html[..80.min(html.len())]);
+    let json = dir.path().join("blocks.json");
+    let out = cli::run(dir.path(), &["call", "list_blocks", "-o", json.to_str().unwrap()]);
+    assert!(out.status.success());
+    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).expect("JSON");
+    assert!(saved["data"].is_array(), "{saved}");
 }
