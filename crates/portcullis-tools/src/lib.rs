@@ -280,8 +280,13 @@ impl ToolService {
     async fn run(&self, ctx: &CallContext, tool: &str, args: &Value, trace: &mut Trace) -> Result<Value, CallError> {
         authenticate(ctx)?;
         let def = self.tools.iter().find(|t| t.name == tool).ok_or_else(|| {
-            CallError::new(ErrorCode::NotFound, format!("there is no tool named {tool:?}"))
-                .with_hint("`portcullis tools` lists the catalogue")
+            // Only the tools this caller may see are offered.
+            let visible: Vec<&str> = self.tools_for(ctx).iter().map(|t| t.name).collect();
+            let message = match catalogue::closest(tool, &visible) {
+                Some(name) => format!("there is no tool named {tool:?}; did you mean `{name}`?"),
+                None => format!("there is no tool named {tool:?}"),
+            };
+            CallError::new(ErrorCode::NotFound, message).with_hint("`portcullis tools` lists the catalogue")
         })?;
         self.guard.authorize(ctx, def.operation, def.requirement)?;
         let work = (def.route)(args, now())?;

@@ -453,3 +453,16 @@ async fn a_widening_change_is_named_in_what_a_person_approves() {
     let asked = pending.iter().find(|a| Some(a.id.as_str()) == err.approval_id.as_deref()).unwrap();
     assert!(asked.summary.contains("it opens") && asked.summary.contains("e.g."), "{}", asked.summary);
 }
+
+#[tokio::test]
+async fn a_misspelt_tool_name_gets_the_closest_tool_the_caller_may_see() {
+    let (svc, _) = service();
+    let err = svc.call(&ctx(), "block_ip_adress", json!({})).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::NotFound);
+    assert!(err.message.contains("did you mean `block_ip_address`"), "{}", err.message);
+    // A viewer does not see the change tools, so none is offered to it.
+    let err = svc.call(&ctx_as("viewer"), "create_firewall_rul", json!({})).await.unwrap_err();
+    assert!(!err.message.contains("create_firewall_rule"), "{}", err.message);
+    let err = svc.call(&ctx(), "xyzzy", json!({})).await.unwrap_err();
+    assert!(!err.message.contains("did you mean"), "{}", err.message);
+}

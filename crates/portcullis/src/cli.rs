@@ -249,6 +249,71 @@ fn scalar(v: &Value) -> String {
     }
 }
 
+/// `portcullis call TOOL --help`: what the tool does, its arguments (type, required, what each means) and an
+/// example call with the required ones.
+pub fn tool_help(defs: &[ToolDef], tool: &str) -> anyhow::Result<i32> {
+    let Some(def) = defs.iter().find(|d| d.name == tool) else {
+        let names: Vec<&str> = defs.iter().map(|d| d.name).collect();
+        let near = names.iter().find(|n| strsim::jaro_winkler(n, tool) > 0.85);
+        eprintln!(
+            "there is no tool named {tool:?}{}; `portcullis tools` lists the catalogue",
+            near.map(|n| format!(" (did you mean `{n}`?)")).unwrap_or_default()
+        );
+        return Ok(2);
+    };
+    println!(
+        "{} — {}
+",
+        def.name, def.title
+    );
+    println!(
+        "{}
+",
+        def.description
+    );
+    let kind = if def.kind == ToolKind::Read { "reads only" } else { "changes the firewall" };
+    println!(
+        "{kind}; permission: operation {}
+",
+        def.operation
+    );
+    let schema = &*def.input_schema;
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let mut example = vec![format!("portcullis call {}", def.name)];
+    if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+        println!("arguments:");
+        let mut keys: Vec<&String> = props.keys().collect();
+        keys.sort_by_key(|k| (!required.contains(&k.as_str()), k.as_str()));
+        for key in keys {
+            let p = &props[key];
+            let types = schema_types(p).into_iter().filter(|t| t != "null").collect::<Vec<_>>().join("|");
+            let need = if required.contains(&key.as_str()) { "required" } else { "optional" };
+            let about = p.get("description").and_then(Value::as_str).unwrap_or_default().replace('\n', " ");
+            println!(
+                "  {key} ({}, {need}){}",
+                if types.is_empty() { "any".into() } else { types.clone() },
+                if about.is_empty() { String::new() } else { format!(": {about}") }
+            );
+            if need == "required" {
+                example.push(format!("{key}=<{}>", if types.is_empty() { "value".to_string() } else { types }));
+            }
+        }
+    } else {
+        println!("arguments: none");
+    }
+    println!(
+        "
+example:
+  {}",
+        example.join(" ")
+    );
+    Ok(0)
+}
+
 pub fn print_catalogue(defs: &[ToolDef], json: bool) -> anyhow::Result<()> {
     if json {
         let list: Vec<Value> = defs

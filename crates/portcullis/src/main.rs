@@ -71,9 +71,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Call a tool: `portcullis call block_ip_address ip_address=192.0.2.7 duration=1h reason="port scan"`.
+    /// Call a tool: `portcullis call block_ip_address ip_address=192.0.2.7 duration=1h reason="port scan"`;
+    /// `portcullis call TOOL --help` describes one tool's arguments.
+    #[command(disable_help_flag = true)]
     Call {
         tool: String,
+        /// Describe the tool: what it does, its arguments with their types, an example.
+        #[arg(short = 'h', long = "help")]
+        help: bool,
         /// Arguments as key=value.
         args: Vec<String>,
         #[arg(long)]
@@ -281,7 +286,8 @@ async fn dispatch(command: Command, loaded: LoadedConfig) -> anyhow::Result<i32>
             cli::print_catalogue(&portcullis_tools::catalogue(), json)?;
             Ok(0)
         }
-        Command::Call { tool, args, json, output } => {
+        Command::Call { tool, help: true, .. } => cli::tool_help(&portcullis_tools::catalogue(), &tool),
+        Command::Call { tool, args, json, output, .. } => {
             let app = App::open(loaded.config)?;
             recover(&app).await;
             cli::call(&app, &tool, &args, json, output.as_deref()).await

@@ -64,3 +64,30 @@ fn a_report_is_saved_as_html_with_dash_o_and_no_jq() {
     let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).expect("JSON");
     assert!(saved["data"].is_array(), "{saved}");
 }
+
+#[test]
+fn every_tool_has_help_with_its_arguments_and_an_example_and_misspellings_get_a_suggestion() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("config.yaml"), "security: {}\n").expect("config");
+    let out = cli::run(dir.path(), &["tools", "--json"]);
+    let tools: serde_json::Value = serde_json::from_slice(&out.stdout).expect("catalogue");
+    for tool in tools.as_array().unwrap() {
+        let name = tool["name"].as_str().unwrap();
+        let out = cli::run(dir.path(), &["call", name, "--help"]);
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.starts_with(name) && text.contains("example:\n  portcullis call"), "{name}: {text}");
+        for required in tool["input_schema"]["required"].as_array().into_iter().flatten() {
+            let key = required.as_str().unwrap();
+            assert!(text.contains(&format!("  {key} (")) && text.contains(&format!("{key}=<")), "{name}: {text}");
+        }
+    }
+    let out = cli::run(dir.path(), &["call", "block_domain", "--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("domain (string, required)") && text.contains("dry_run (boolean, optional)"), "{text}");
+    let out = cli::run(dir.path(), &["call", "get_onlin_devices", "--help"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `get_online_devices`"));
+    let out = cli::run(dir.path(), &["call", "get_onlin_devices"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `get_online_devices`"), "the call too");
+}

@@ -260,7 +260,7 @@ fn refuse_unknown_arguments(args: &Value, schema: &Map<String, Value>) -> Result
 
 /// The known name an unknown one most likely means: the same letters but for case, `-` and `_` (`dryRun`,
 /// `dry-run`, `dryrun`), or a small misspelling.
-fn closest<'a>(unknown: &str, names: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn closest<'a>(unknown: &str, names: &[&'a str]) -> Option<&'a str> {
     let fold = |s: &str| s.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
     let wanted = fold(unknown);
     names
