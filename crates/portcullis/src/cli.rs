@@ -107,8 +107,21 @@ pub async fn call(
         }
         Err(e) => {
             print_error(&e, json);
-            Ok(if e.code == portcullis_core::firewall::ErrorCode::ValidationError { 2 } else { 1 })
+            Ok(exit_code(&e))
         }
+    }
+}
+
+/// The exit status of a refused or failed call (README, "Exit codes"): 2 for input the call cannot take (a bad
+/// argument, an unknown tool), 4 when the guardrails refuse it (role, policy, rate limit, a person's approval,
+/// lockout), 5 when the firewall cannot do it (`unsupported`), 1 for every other failure.
+pub fn exit_code(e: &CallError) -> i32 {
+    use portcullis_core::firewall::ErrorCode as C;
+    match e.code {
+        C::ValidationError | C::NotFound => 2,
+        C::AuthorizationFailed | C::PolicyDenied | C::RateLimited | C::ApprovalRequired | C::LockoutPrevented => 4,
+        C::Unsupported => 5,
+        _ => 1,
     }
 }
 

@@ -91,3 +91,16 @@ fn every_tool_has_help_with_its_arguments_and_an_example_and_misspellings_get_a_
     let out = cli::run(dir.path(), &["call", "get_onlin_devices"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `get_online_devices`"), "the call too");
 }
+
+#[test]
+fn exit_codes_say_what_kind_of_no_it_was() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("config.yaml"), "security: {}\n").expect("config");
+    let code = |args: &[&str]| cli::run(dir.path(), args).status.code();
+    assert_eq!(code(&["call", "list_blocks"]), Some(0));
+    assert_eq!(code(&["call", "block_ip_address", "ip_address=300.1.1.1", "duration=1h", "reason=x"]), Some(2));
+    assert_eq!(code(&["call", "no_such_tool"]), Some(2));
+    // The default operator may not edit rules: the guardrails refuse.
+    let rule = ["call", "delete_firewall_rule", "rule_id=1"];
+    assert_eq!(code(&rule), Some(4));
+}
