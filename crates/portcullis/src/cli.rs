@@ -150,7 +150,7 @@ pub fn render(value: &Value) -> String {
         if matches!(v, Value::Array(_) | Value::Object(_)) {
             continue;
         }
-        out.push_str(&format!("{key}: {}\n", scalar(v)));
+        out.push_str(&fit(&format!("{key}: {}", scalar(v))));
     }
     for (key, v) in map {
         match v {
@@ -160,13 +160,13 @@ pub fn render(value: &Value) -> String {
             Value::Array(items) if !items.is_empty() => {
                 out.push_str(&format!("\n{key}:\n"));
                 for item in items {
-                    out.push_str(&format!("  - {}\n", scalar(item)));
+                    out.push_str(&fit(&format!("  - {}", scalar(item))));
                 }
             }
             Value::Object(inner) if !inner.is_empty() => {
                 out.push_str(&format!("\n{key}:\n"));
                 for (k, v) in inner {
-                    out.push_str(&format!("  {k}: {}\n", scalar(v)));
+                    out.push_str(&fit(&format!("  {k}: {}", scalar(v))));
                 }
             }
             _ => {}
@@ -217,10 +217,33 @@ fn table(rows: &[Value]) -> String {
     columns.sort_by_key(rank);
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_header(&columns);
+    if let Some(width) = terminal_width() {
+        t.set_width(width);
+    }
     for row in rows.iter().filter_map(Value::as_object) {
         t.add_row(columns.iter().map(|c| row.get(c).map(scalar).unwrap_or_default()));
     }
     t.to_string()
+}
+
+/// One line of `key: value`, cut to the terminal's width with a marker (`--json` has it whole).
+fn fit(line: &str) -> String {
+    match terminal_width().map(usize::from) {
+        Some(width) if line.chars().count() > width => {
+            let kept: String = line.chars().take(width.saturating_sub(1)).collect();
+            format!("{kept}…\n")
+        }
+        _ => format!("{line}\n"),
+    }
+}
+
+/// The width tables are fitted to: the terminal's when stdout is one, else `COLUMNS` when set (as shells export
+/// it); `None` (no limit) when the output goes to a pipe or file without it.
+fn terminal_width() -> Option<u16> {
+    if let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size_of(std::io::stdout()) {
+        return Some(w.max(40));
+    }
+    std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse::<u16>().ok()).filter(|w| *w >= 40)
 }
 
 /// A plan, one line per operation: what it does to which object.

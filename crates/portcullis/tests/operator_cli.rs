@@ -104,3 +104,46 @@ fn exit_codes_say_what_kind_of_no_it_was() {
     let rule = ["call", "delete_firewall_rule", "rule_id=1"];
     assert_eq!(code(&rule), Some(4));
 }
+
+/// What `portcullis ARGS` prints in a pseudo-terminal `cols` wide (`script` from util-linux).
+fn in_terminal(dir: &std::path::Path, cols: u16, args: &[&str]) -> String {
+    let line = format!(
+        "stty cols {cols} rows 50; {} --config {} --data-dir {} {}",
+        env!("CARGO_BIN_EXE_portcullis"),
+        dir.join("config.yaml").display(),
+        dir.join("data").display(),
+        args.join(" ")
+    );
+    let out = std::process::Command::new("script").args(["-qec", &line, "/dev/null"]).output().expect("script runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn every_reads_table_fits_a_terminal_of_80_and_of_120_columns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("config.yaml"), "security: {principal: admin}\n").expect("config");
+    assert!(cli::run(dir.path(), &["lab", "traffic"]).status.success());
+    let block =
+        ["call", "block_ip_address", "ip_address=198.51.100.7", "duration=1h", "reason=a long reason that wraps"];
+    assert!(cli::run(dir.path(), &block).status.success());
+    let out = cli::run(dir.path(), &["tools", "--json"]);
+    let tools: serde_json::Value = serde_json::from_slice(&out.stdout).expect("catalogue");
+    let reads: Vec<&str> = tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["read_only"] == true)
+        .filter(|t| t["input_schema"]["required"].as_array().is_none_or(|r| r.is_empty()))
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(reads.len() >= 15, "{reads:?}");
+    for cols in [80u16, 120] {
+        for tool in &reads {
+            let text = in_terminal(dir.path(), cols, &["call", tool]);
+            let widest = text.lines().map(|l| l.trim_end_matches('\r').chars().count()).max().unwrap_or(0);
+            assert!(widest <= usize::from(cols), "{tool} at {cols} columns is {widest} wide:\n{text}");
+        }
+        let text = in_terminal(dir.path(), cols, &["call", "get_audit_log", "limit=5"]);
+        assert!(text.lines().all(|l| l.trim_end_matches('\r').chars().count() <= usize::from(cols)), "{text}");
+    }
+}
