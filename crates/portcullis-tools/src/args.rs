@@ -42,7 +42,7 @@ pub fn parse_args<T: DeserializeOwned>(args: &Value) -> Result<T, CallError> {
     let value = if args.is_null() { Value::Object(Default::default()) } else { args.clone() };
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
+        let inner = in_peoples_words(&e.into_inner().to_string());
         if path != "." && !path.is_empty() {
             return CallError::from(FieldError::new(path, inner));
         }
@@ -53,11 +53,44 @@ pub fn parse_args<T: DeserializeOwned>(args: &Value) -> Result<T, CallError> {
         // at the root is looked for there.
         match serde_path_to_error::deserialize::<_, ChangeOptions>(args.clone()) {
             Err(e) if !e.path().to_string().is_empty() && e.path().to_string() != "." => {
-                CallError::from(FieldError::new(e.path().to_string(), e.into_inner().to_string()))
+                CallError::from(FieldError::new(e.path().to_string(), in_peoples_words(&e.into_inner().to_string())))
             }
             _ => CallError::from(FieldError::new("arguments", inner)),
         }
     })
+}
+
+/// serde's message with the Rust type names said as people say them (`expected u32` → `expected a whole number
+/// from 0 to 4294967295`), and its `invalid type: string "x"` as `got the text "x"`.
+fn in_peoples_words(message: &str) -> String {
+    let kinds: [(&str, String); 14] = [
+        ("usize", "a whole number of 0 or more".into()),
+        ("u64", format!("a whole number from 0 to {}", u64::MAX)),
+        ("u32", format!("a whole number from 0 to {}", u32::MAX)),
+        ("u16", format!("a whole number from 0 to {}", u16::MAX)),
+        ("u8", format!("a whole number from 0 to {}", u8::MAX)),
+        ("i64", "a whole number".into()),
+        ("i32", "a whole number".into()),
+        ("f64", "a number".into()),
+        ("f32", "a number".into()),
+        ("a boolean", "true or false".into()),
+        ("a string", "text".into()),
+        ("a sequence", "a list".into()),
+        ("a map", "an object".into()),
+        ("struct", "an object".into()),
+    ];
+    let mut out = message.to_string();
+    for (rust, words) in &kinds {
+        out = out.replace(&format!("expected {rust}"), &format!("expected {words}"));
+    }
+    out.replace("invalid type: string ", "got the text ")
+        .replace("invalid type: integer ", "got the number ")
+        .replace("invalid type: floating point ", "got the number ")
+        .replace("invalid type: boolean ", "got ")
+        .replace("invalid type: null", "got nothing (null)")
+        .replace("invalid type: sequence", "got a list")
+        .replace("invalid type: map", "got an object")
+        .replace("invalid value: integer ", "got ")
 }
 
 fn missing_field_name(message: &str) -> Option<String> {

@@ -466,3 +466,26 @@ async fn a_misspelt_tool_name_gets_the_closest_tool_the_caller_may_see() {
     let err = svc.call(&ctx(), "xyzzy", json!({})).await.unwrap_err();
     assert!(!err.message.contains("did you mean"), "{}", err.message);
 }
+
+#[tokio::test]
+async fn wrong_types_are_said_in_peoples_words_not_rust_types() {
+    let (svc, _) = service();
+    let cases = [
+        ("get_bandwidth_usage", json!({"timeframe": "1h", "limit": "abc"}), "limit"),
+        ("list_blocks", json!({"limit": -5}), "limit"),
+        ("get_audit_log", json!({"limit": true}), "limit"),
+        (
+            "block_ip_address",
+            json!({"ip_address": "192.0.2.1", "duration": "1h", "reason": "x", "dry_run": "maybe"}),
+            "dry_run",
+        ),
+        ("pause_rule", json!({"rule_id": "1", "minutes": [1]}), "minutes"),
+    ];
+    for (tool, args, field) in cases {
+        let err = svc.call(&ctx(), tool, args).await.unwrap_err();
+        assert_eq!(err.field.as_deref(), Some(field), "{tool}: {err:?}");
+        for rust in ["usize", "u32", "u64", "i64", "u16", "u8", "a sequence", "a boolean", "invalid type"] {
+            assert!(!err.message.contains(rust), "{tool}: {}", err.message);
+        }
+    }
+}
