@@ -1,6 +1,8 @@
 //! The CLI for people: the catalogue, `call TOOL key=value ...` with readable tables (or `--json`), through
 //! the same `ToolService::call` as MCP.
 
+use std::io::IsTerminal;
+
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ContentArrangement, Table};
 use portcullis_guard::{CallContext, CallError, Transport};
@@ -131,7 +133,8 @@ fn print_error(e: &CallError, json: bool) {
         println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
         return;
     }
-    eprintln!("error [{}]: {}", e.code.as_str(), e.message);
+    let label = paint(&format!("error [{}]", e.code.as_str()), "1;31", std::io::stderr().is_terminal());
+    eprintln!("{label}: {}", e.message);
     if let Some(field) = &e.field {
         eprintln!("  field: {field}");
     }
@@ -150,7 +153,13 @@ pub fn render(value: &Value) -> String {
         if matches!(v, Value::Array(_) | Value::Object(_)) {
             continue;
         }
-        out.push_str(&fit(&format!("{key}: {}", scalar(v))));
+        let shown = scalar(v);
+        let shown = match (key.as_str(), shown.as_str()) {
+            ("status", "applied" | "rolled_back") => paint(&shown, "32", std::io::stdout().is_terminal()),
+            ("status", "pending_confirmation" | "planned") => paint(&shown, "33", std::io::stdout().is_terminal()),
+            _ => shown,
+        };
+        out.push_str(&fit(&format!("{key}: {shown}")));
     }
     for (key, v) in map {
         match v {
@@ -224,6 +233,13 @@ fn table(rows: &[Value]) -> String {
         t.add_row(columns.iter().map(|c| row.get(c).map(scalar).unwrap_or_default()));
     }
     t.to_string()
+}
+
+/// `text` in colour (an SGR code such as `1;31`) when the stream is a terminal and `NO_COLOR` is unset
+/// (no-color.org); as it is otherwise.
+fn paint(text: &str, sgr: &str, terminal: bool) -> String {
+    let wanted = terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    if wanted { format!("\x1b[{sgr}m{text}\x1b[0m") } else { text.to_string() }
 }
 
 /// One line of `key: value`, cut to the terminal's width with a marker (`--json` has it whole).

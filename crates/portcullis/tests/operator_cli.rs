@@ -147,3 +147,24 @@ fn every_reads_table_fits_a_terminal_of_80_and_of_120_columns() {
         assert!(text.lines().all(|l| l.trim_end_matches('\r').chars().count() <= usize::from(cols)), "{text}");
     }
 }
+
+#[test]
+fn colour_only_on_a_terminal_and_never_with_no_color() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("config.yaml"), "security: {}\n").expect("config");
+    let refused = ["call", "block_ip_address", "ip_address=300.1.1.1", "duration=1h", "reason=x"];
+    let on_terminal = in_terminal(dir.path(), 100, &refused);
+    assert!(on_terminal.contains("\x1b[1;31merror [validation_error]\x1b[0m"), "{on_terminal:?}");
+    let line = format!(
+        "NO_COLOR=1 {} --config {} --data-dir {} {}",
+        env!("CARGO_BIN_EXE_portcullis"),
+        dir.path().join("config.yaml").display(),
+        dir.path().join("data").display(),
+        refused.join(" ")
+    );
+    let out = std::process::Command::new("script").args(["-qec", &line, "/dev/null"]).output().expect("script");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("error [validation_error]") && !text.contains('\x1b'), "{text:?}");
+    let piped = cli::run(dir.path(), &refused);
+    assert!(!String::from_utf8_lossy(&piped.stderr).contains('\x1b'), "no colour into a pipe");
+}
