@@ -235,12 +235,30 @@ impl Guard {
                     role.level(need.category)
                 ),
             )
-            .with_hint("ask an administrator, or use a principal whose role grants it"));
+            .with_hint(self.who_may(need)));
         }
         self.settings.policy.check(operation).map_err(|reason| {
             CallError::policy(format!("{} may not {operation}: {reason}", ctx.principal.name))
                 .with_hint("the operation is not in security.allowed_operations (or is in denied_operations)")
         })
+    }
+
+    /// Which roles grant `need`, and how to run as one.
+    fn who_may(&self, need: Requirement) -> String {
+        let roles: Vec<&str> = self
+            .settings
+            .roles
+            .names()
+            .filter(|name| self.settings.roles.get(name).is_some_and(|r| r.allows(need)))
+            .collect();
+        if roles.is_empty() {
+            return "no configured role grants it; an administrator can add one under security.roles".into();
+        }
+        format!(
+            "role {} may; run as a principal with that role (security.principal in the config, or \
+             PORTCULLIS_PRINCIPAL for the CLI and stdio; a bearer token of such a principal over HTTP)",
+            roles.join(" or ")
+        )
     }
 
     /// Rate limit: one token per call from this principal, in the tool's class.

@@ -489,3 +489,13 @@ async fn wrong_types_are_said_in_peoples_words_not_rust_types() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_refused_tool_names_the_role_that_would_allow_it_and_how_to_run_as_it() {
+    let (svc, _) = service();
+    let err = svc.call(&ctx_as("operator"), "delete_firewall_rule", json!({"rule_id": "1"})).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::AuthorizationFailed);
+    let hint = err.hint.unwrap_or_default();
+    assert!(hint.contains("role admin may") && hint.contains("security.principal"), "{hint}");
+    assert!(!hint.contains("operator"), "the refused role is not offered: {hint}");
+}
