@@ -104,11 +104,22 @@ impl McpServer {
             .enable_resources_subscribe()
             .enable_tools()
             .build();
-        let info =
-            ServerConfig::new(capabilities).with_server_info(Implementation::new(name, version)).with_instructions(
+        let who = match transport {
+            Transport::Stdio => format!(
+                "You run as principal {} (role {}); tools that role may not call are not listed, and a refusal \
+                 names the role that would allow it.",
+                default_principal.name, default_principal.role
+            ),
+            _ => {
+                "You run as the principal of your bearer token; tools its role may not call are not listed.".to_string()
+            }
+        };
+        let info = ServerConfig::new(capabilities)
+            .with_server_info(Implementation::new(name, version))
+            .with_instructions(format!(
                 "Portcullis runs network security on firewalls with guardrails. Read tools are safe; change tools \
-                 accept dry_run: true to show the exact plan first. Every call is audited.",
-            );
+                 accept dry_run: true to show the exact plan first. Every call is audited. {who}"
+            ));
         let session = Session::new(log_level);
         Self { service, transport, default_principal, tools: Arc::new(tools), info: Arc::new(info), session }
     }
@@ -541,6 +552,24 @@ mod tests {
         assert_eq!((info.values.len(), info.total, info.has_more), (100, Some(150), Some(true)));
         let few = completion(vec!["lan".into()]);
         assert_eq!((few.values, few.has_more), (vec!["lan".to_string()], Some(false)));
+    }
+
+    #[test]
+    fn the_instructions_say_which_principal_a_stdio_session_runs_as() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = format!("data_dir: {}\nsecurity: {{principal: admin}}\n", dir.path().display());
+        let config = crate::config::parse(&text, std::path::Path::new("/etc/portcullis/config.yaml"), &|_| None)
+            .expect("config");
+        let app = crate::app::App::open(config).expect("app");
+        let made = |transport| {
+            let server =
+                McpServer::new(app.service.clone(), transport, app.local_principal(), "p", "1", LoggingLevel::Info);
+            server.info.instructions.clone().unwrap_or_default()
+        };
+        let stdio = made(Transport::Stdio);
+        assert!(stdio.contains("principal admin (role admin)"), "{stdio}");
+        let http = made(Transport::Http);
+        assert!(http.contains("bearer token") && !http.contains("principal admin"), "{http}");
     }
 
     #[test]
