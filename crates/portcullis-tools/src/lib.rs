@@ -297,7 +297,7 @@ impl ToolService {
             // A read changes nothing, so it may stop at any await point once the caller gives up.
             WorkKind::Read { target, job } => {
                 let target = self.target_of(target.as_deref(), trace)?;
-                until_cancelled(ctx, job.read(&ReadScope { svc: self, target })).await
+                until_cancelled(ctx, job.read(&ReadScope { svc: self, target, ctx })).await
             }
             WorkKind::LogRead { target, job } => {
                 let target = self.target_of(target.as_deref(), trace)?;

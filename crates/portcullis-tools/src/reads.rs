@@ -470,7 +470,8 @@ impl ReadJob for Status {
     async fn read(self, at: &ReadScope<'_>) -> Result<SystemStatusResult, CallError> {
         let status = at.target.firewall.system_status().await?;
         let backend = format!("{:?}", at.target.firewall.info().kind).to_ascii_lowercase();
-        Ok(SystemStatusResult { target: at.target.name.clone(), backend, status })
+        let principal = CallerView { name: at.ctx.principal.name.clone(), role: at.ctx.principal.role.clone() };
+        Ok(SystemStatusResult { target: at.target.name.clone(), backend, principal, status })
     }
 }
 

@@ -499,3 +499,10 @@ async fn a_refused_tool_names_the_role_that_would_allow_it_and_how_to_run_as_it(
     assert!(hint.contains("role admin may") && hint.contains("security.principal"), "{hint}");
     assert!(!hint.contains("operator"), "the refused role is not offered: {hint}");
 }
+
+#[tokio::test]
+async fn get_system_status_says_who_is_asking() {
+    let (svc, _) = service();
+    let status = svc.call(&ctx_as("viewer"), "get_system_status", json!({})).await.unwrap();
+    assert_eq!(status["principal"], json!({"name": "viewer-user", "role": "viewer"}), "{status}");
+}

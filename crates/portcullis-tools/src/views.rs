@@ -278,8 +278,17 @@ pub struct BlocksResult {
 pub struct SystemStatusResult {
     pub target: String,
     pub backend: String,
+    /// Who is asking: the principal this call runs as, and its role.
+    pub principal: CallerView,
     #[serde(flatten)]
     pub status: SystemStatus,
+}
+
+/// The principal a call runs as.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CallerView {
+    pub name: String,
+    pub role: String,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]

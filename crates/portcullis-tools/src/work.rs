@@ -63,6 +63,8 @@ impl ChangeOptions {
 pub(crate) struct ReadScope<'a> {
     pub svc: &'a ToolService,
     pub target: &'a Target,
+    /// Who is calling.
+    pub ctx: &'a CallContext,
 }
 
 impl ReadScope<'_> {
