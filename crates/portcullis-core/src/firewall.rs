@@ -405,6 +405,33 @@ impl AddressTraffic {
     }
 }
 
+/// Traffic summed per address, as counters are read one by one (set elements, states, log lines).
+#[derive(Debug, Default)]
+pub struct TrafficTally(std::collections::BTreeMap<std::net::IpAddr, AddressTraffic>);
+
+impl TrafficTally {
+    fn row(&mut self, address: std::net::IpAddr) -> &mut AddressTraffic {
+        self.0.entry(address).or_insert_with(|| AddressTraffic::zero(address))
+    }
+
+    pub fn sent(&mut self, address: std::net::IpAddr, bytes: u64, packets: u64) {
+        let row = self.row(address);
+        row.bytes_sent += bytes;
+        row.packets_sent += packets;
+    }
+
+    pub fn received(&mut self, address: std::net::IpAddr, bytes: u64, packets: u64) {
+        let row = self.row(address);
+        row.bytes_received += bytes;
+        row.packets_received += packets;
+    }
+
+    /// One row per address, in address order.
+    pub fn into_rows(self) -> Vec<AddressTraffic> {
+        self.0.into_values().collect()
+    }
+}
+
 /// What one mirror copied, as the firewall counts it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct MirrorCounter {

@@ -674,21 +674,6 @@ impl LogStore {
         Ok(out)
     }
 
-    /// What every source did in `[from_ms, to_ms)`, from the hours' rollups.
-    pub fn traffic_sources(
-        &self,
-        from_ms: i64,
-        to_ms: i64,
-    ) -> Result<HashMap<std::net::IpAddr, portcullis_logs::rollup::SourceStat>, StoreError> {
-        let mut out: HashMap<std::net::IpAddr, portcullis_logs::rollup::SourceStat> = HashMap::new();
-        self.visit_span(from_ms, to_ms, |r| {
-            for (ip, s) in &r.sources {
-                out.entry(*ip).or_default().merge(s);
-            }
-        })?;
-        Ok(out)
-    }
-
     /// What the given sources did in `[from_ms, to_ms)` (sources never seen are absent).
     pub fn sources_rollup(
         &self,

@@ -11,7 +11,7 @@
 
 use std::net::IpAddr;
 
-use portcullis_core::firewall::{AddressCounters, AddressTraffic, BackendError, ErrorCode};
+use portcullis_core::firewall::{AddressCounters, BackendError, ErrorCode, TrafficTally};
 use serde_json::{Value, json};
 
 /// How long an address with no traffic keeps its counter.
@@ -61,7 +61,7 @@ pub fn create_batch(table: &str, devices: &[String]) -> Result<Value, BackendErr
 
 /// The counters in a listing of the accounting table.
 pub fn read(listing: &Value) -> AddressCounters {
-    let mut rows: Vec<AddressTraffic> = Vec::new();
+    let mut tally = TrafficTally::default();
     let items = listing["nftables"].as_array().map(Vec::as_slice).unwrap_or_default();
     for set in items.iter().filter_map(|i| i.get("set")) {
         let sent = matches!(set["name"].as_str(), Some("sent4" | "sent6"));
@@ -70,25 +70,15 @@ pub fn read(listing: &Value) -> AddressCounters {
             let Some(address) = e["val"].as_str().and_then(|v| v.parse::<IpAddr>().ok()) else { continue };
             let (packets, bytes) =
                 (e["counter"]["packets"].as_u64().unwrap_or(0), e["counter"]["bytes"].as_u64().unwrap_or(0));
-            let at = match rows.iter().position(|r| r.address == address) {
-                Some(i) => i,
-                None => {
-                    rows.push(AddressTraffic::zero(address));
-                    rows.len() - 1
-                }
-            };
-            let row = &mut rows[at];
             if sent {
-                row.bytes_sent += bytes;
-                row.packets_sent += packets;
+                tally.sent(address, bytes, packets);
             } else {
-                row.bytes_received += bytes;
-                row.packets_received += packets;
+                tally.received(address, bytes, packets);
             }
         }
     }
     AddressCounters {
-        rows,
+        rows: tally.into_rows(),
         cumulative: true,
         started_now: false,
         source: "the kernel's per-address counters (nftables accounting table)".into(),

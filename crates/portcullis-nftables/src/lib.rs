@@ -169,7 +169,7 @@ impl NftablesFirewall {
                     .settings
                     .interfaces
                     .iter()
-                    .filter(|(logical, _)| !logical.eq_ignore_ascii_case("wan"))
+                    .filter(|(logical, _)| portcullis_core::device::is_inside(logical))
                     .map(|(_, device)| device.clone())
                     .collect();
                 let batch = accounting::create_batch(&self.settings.table, &inside)?;

@@ -85,36 +85,19 @@ pub fn from_states(
     states: &[portcullis_pfrest::types::FirewallState],
     inside: &[ipnet::IpNet],
 ) -> Vec<portcullis_core::firewall::AddressTraffic> {
-    use portcullis_core::firewall::AddressTraffic;
-    let mut rows: Vec<AddressTraffic> = Vec::new();
-    let mut add = |addr: std::net::IpAddr, sent: (u64, u64), received: (u64, u64)| {
-        if !inside.iter().any(|n| n.contains(&addr)) {
-            return;
-        }
-        let at = match rows.iter().position(|r| r.address == addr) {
-            Some(i) => i,
-            None => {
-                rows.push(AddressTraffic::zero(addr));
-                rows.len() - 1
-            }
-        };
-        let row = &mut rows[at];
-        row.bytes_sent += sent.0;
-        row.packets_sent += sent.1;
-        row.bytes_received += received.0;
-        row.packets_received += received.1;
-    };
+    let mut tally = portcullis_core::firewall::TrafficTally::default();
+    let is_inside = |a: &std::net::IpAddr| inside.iter().any(|n| n.contains(a));
     for s in states {
-        let forward = (s.bytes_in, s.packets_in);
-        let back = (s.bytes_out, s.packets_out);
-        if let Some(src) = s.source.as_deref().and_then(state_address) {
-            add(src, forward, back);
+        if let Some(src) = s.source.as_deref().and_then(state_address).filter(is_inside) {
+            tally.sent(src, s.bytes_in, s.packets_in);
+            tally.received(src, s.bytes_out, s.packets_out);
         }
-        if let Some(dst) = s.destination.as_deref().and_then(state_address) {
-            add(dst, back, forward);
+        if let Some(dst) = s.destination.as_deref().and_then(state_address).filter(is_inside) {
+            tally.sent(dst, s.bytes_out, s.packets_out);
+            tally.received(dst, s.bytes_in, s.packets_in);
         }
     }
-    rows
+    tally.into_rows()
 }
 
 #[cfg(test)]

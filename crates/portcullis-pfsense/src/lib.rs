@@ -411,12 +411,9 @@ impl Firewall for PfSenseFirewall {
         let ((config, stats), states) = tokio::try_join!(self.interfaces(), async {
             self.client.firewall_states().await.map_err(BackendError::from)
         })?;
-        let inside: Vec<ipnet::IpNet> = mapping::interfaces(&config, &stats)
-            .iter()
-            .filter(|i| !i.name.eq_ignore_ascii_case("wan"))
-            .flat_map(|i| [i.ipv4, i.ipv6])
-            .flatten()
-            .map(|n| n.trunc())
+        let inside: Vec<ipnet::IpNet> = portcullis_core::device::inside_networks(&mapping::interfaces(&config, &stats))
+            .into_iter()
+            .map(|(_, net)| net)
             .collect();
         Ok(Some(portcullis_core::firewall::AddressCounters {
             rows: devices::from_states(&states, &inside),
@@ -461,7 +458,7 @@ impl Firewall for PfSenseFirewall {
 
     /// The anchor's rules as the plan leaves them: Portcullis' block copies, then every mirror's rules.
     fn preview_statements(&self, plan: &ChangePlan, state: &RuleSet) -> Result<Vec<String>, BackendError> {
-        if !self.options.allow_shell || !plan.operations.iter().any(is_mirror_op) {
+        if !self.options.allow_shell || !plan.operations.iter().any(portcullis_core::plan::Operation::is_mirror) {
             return Ok(Vec::new());
         }
         mirror::anchor_rules(&portcullis_core::mirror::mirrors_after(&state.mirrors, &plan.operations), state)
@@ -523,11 +520,6 @@ impl Firewall for PfSenseFirewall {
             })
             .collect())
     }
-}
-
-fn is_mirror_op(op: &portcullis_core::plan::Operation) -> bool {
-    use portcullis_core::plan::Operation;
-    matches!(op, Operation::CreateMirror { .. } | Operation::DeleteMirror { .. })
 }
 
 /// pf's overload table on pfSense (`overload <virusprot> flush global`, blocked by `block in quick from

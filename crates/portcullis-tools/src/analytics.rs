@@ -696,7 +696,7 @@ fn repeated_over_lookback(
 
 /// Detections over a window's rollup, plus volume against the hour-of-day baseline, scored with each flagged
 /// source's history in the week before the window.
-fn threats_in(
+pub(crate) fn threats_in(
     store: &LogStore,
     rollup: &Rollup,
     window: TimeDelta,

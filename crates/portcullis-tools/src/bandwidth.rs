@@ -14,8 +14,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use chrono::TimeDelta;
-use portcullis_core::device::DeviceRecord;
-use portcullis_core::firewall::{AddressCounters, AddressTraffic};
+use portcullis_core::device::{inside_networks, is_inside};
+use portcullis_core::firewall::{AddressCounters, AddressTraffic, TrafficTally};
 use portcullis_core::model::Timestamp;
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -154,19 +154,14 @@ impl ToolService {
         to: Timestamp,
     ) -> Result<Option<Vec<AddressTraffic>>, CallError> {
         let Some(logs) = self.log_store(target) else { return Ok(None) };
-        let mut by: HashMap<IpAddr, AddressTraffic> = HashMap::new();
+        let mut tally = TrafficTally::default();
         logs.query(from.timestamp_millis(), to.timestamp_millis() + 1, 0, 0, |r| {
-            let len = u64::from(r.length);
-            let s = by.entry(r.src).or_insert_with(|| AddressTraffic::zero(r.src));
-            s.bytes_sent += len;
-            s.packets_sent += 1;
-            let d = by.entry(r.dst).or_insert_with(|| AddressTraffic::zero(r.dst));
-            d.bytes_received += len;
-            d.packets_received += 1;
+            tally.sent(r.src, u64::from(r.length), 1);
+            tally.received(r.dst, u64::from(r.length), 1);
             false
         })
         .map_err(|e| CallError::internal(format!("the log store does not read: {e}")))?;
-        Ok(Some(by.into_values().collect()))
+        Ok(Some(tally.into_rows()))
     }
 }
 
@@ -214,22 +209,10 @@ impl ReadJob for BandwidthRead {
                 }
             },
         };
-        let devices: Vec<DeviceRecord> = svc
-            .guard
-            .auditor
-            .store()
-            .meta_get(&format!("devices:{target}"))
-            .ok()
-            .flatten()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default();
-        let network_of = |a: &IpAddr| {
-            outline
-                .interfaces
-                .iter()
-                .find(|i| [i.ipv4, i.ipv6].iter().flatten().any(|n| n.trunc().contains(a)))
-                .map(|i| i.name.clone())
-        };
+        let devices = crate::devices::load_records(svc, target)?;
+        let inside = inside_networks(&outline.interfaces);
+        let network_of =
+            |a: &IpAddr| inside.iter().find(|(_, net)| net.contains(a)).map(|(interface, _)| interface.clone());
         let mut data: Vec<BandwidthRow> = rows
             .into_iter()
             .filter(|r| r.bytes_sent + r.bytes_received > 0)
@@ -247,7 +230,7 @@ impl ReadJob for BandwidthRead {
                     packets_out: r.packets_sent,
                 }
             })
-            .filter(|r| r.interface.as_deref().is_some_and(|i| !i.eq_ignore_ascii_case("wan")))
+            .filter(|r| r.interface.as_deref().is_some_and(is_inside))
             .filter(|r| interface.is_none() || r.interface == interface)
             .collect();
         data.sort_by(|a, b| b.total_bytes.cmp(&a.total_bytes).then_with(|| a.address.cmp(&b.address)));

@@ -15,7 +15,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::TimeDelta;
 use portcullis_core::device::{
-    DeviceRecord, LeaseFormat, Mac, OuiRegistry, Presence, Sighting, SightingSource, merge, parse_leases,
+    DeviceRecord, LeaseFormat, Mac, OuiRegistry, Presence, Sighting, SightingSource, inside_networks, merge,
+    parse_leases,
 };
 use portcullis_core::model::{RuleSet, Timestamp};
 use portcullis_logs::rollup::SourceStat;
@@ -149,31 +150,26 @@ pub struct DeviceThreat {
 /// How far back the firewall log is read for devices.
 const TRAFFIC_WINDOW: TimeDelta = TimeDelta::hours(24);
 
-/// The addresses of the inside networks (every interface but `wan`) that the log shows as sources in the last
-/// day, seen present at their last line; and what each did.
-fn traffic_sightings(
-    logs: &LogStore,
-    outline: &RuleSet,
-    now: Timestamp,
-) -> Result<(Vec<Sighting>, HashMap<IpAddr, SourceStat>), CallError> {
-    let inside: Vec<(String, ipnet::IpNet)> = outline
-        .interfaces
-        .iter()
-        .filter(|i| !i.name.eq_ignore_ascii_case("wan"))
-        .flat_map(|i| [i.ipv4, i.ipv6].into_iter().flatten().map(|n| (i.name.clone(), n.trunc())))
-        .collect();
+/// What the last day's log says of the inside networks: the addresses it shows as sources, seen present at their
+/// last line, what each did, and the threats `analyze_threats` finds among them. One rollup of the day serves
+/// all three.
+struct LoggedDay {
+    seen: Vec<Sighting>,
+    stats: HashMap<IpAddr, SourceStat>,
+    threats: Vec<crate::analytics::ThreatView>,
+}
+
+fn logged_day(logs: &LogStore, outline: &RuleSet, now: Timestamp) -> Result<LoggedDay, CallError> {
+    let inside = inside_networks(&outline.interfaces);
     let to = now.timestamp_millis() + 1;
     let rollup = logs
-        .traffic_sources(to - TRAFFIC_WINDOW.num_milliseconds(), to)
+        .rollup(to - TRAFFIC_WINDOW.num_milliseconds(), to)
         .map_err(|e| CallError::internal(format!("the log store does not read: {e}")))?;
+    let (threats, _) = crate::analytics::threats_in(logs, &rollup, TRAFFIC_WINDOW, now, 1000)?;
     let mut seen = Vec::new();
     let mut stats = HashMap::new();
-    for (ip, stat) in rollup {
+    for (ip, stat) in rollup.sources {
         let Some((interface, _)) = inside.iter().find(|(_, net)| net.contains(&ip)) else { continue };
-        let own = outline.interfaces.iter().any(|i| [i.ipv4, i.ipv6].iter().flatten().any(|n| n.addr() == ip));
-        if own {
-            continue;
-        }
         seen.push(Sighting {
             address: ip,
             mac: None,
@@ -184,7 +180,7 @@ fn traffic_sightings(
         });
         stats.insert(ip, stat);
     }
-    Ok((seen, stats))
+    Ok(LoggedDay { seen, stats, threats })
 }
 
 /// The answer of the device tools.
@@ -210,6 +206,20 @@ pub(crate) struct DeviceRead {
 
 fn records_key(target: &str) -> String {
     format!("devices:{target}")
+}
+
+/// The devices remembered on `target`.
+pub(crate) fn load_records(svc: &ToolService, target: &str) -> Result<Vec<DeviceRecord>, CallError> {
+    svc.guard
+        .auditor
+        .store()
+        .meta_get(&records_key(target))
+        .map_err(|e| CallError::internal(e.to_string()))?
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| serde_json::from_str(&t))
+        .transpose()
+        .map_err(|e| CallError::internal(format!("the device records do not read: {e}")))
+        .map(Option::unwrap_or_default)
 }
 
 #[async_trait]
@@ -252,38 +262,27 @@ impl ReadJob for DeviceRead {
             Some(name) => Some(outline.resolve_interface("interface", name)?.name.clone()),
             None => None,
         };
-        let threats = match svc.log_store(target) {
-            Some(_) => svc.threats(at.target, TRAFFIC_WINDOW, now, 1000)?.0,
-            None => Vec::new(),
-        };
-        let logged = match svc.log_store(target) {
+        let (logged, threats) = match svc.log_store(target) {
             Some(logs) => {
-                let (seen, stats) = traffic_sightings(logs, &outline, now)?;
+                let day = logged_day(logs, &outline, now)?;
                 sources.push(format!(
                     "the firewall log of the last {}: {} addresses of the inside networks",
                     crate::analytics::human_span(TRAFFIC_WINDOW),
-                    seen.len()
+                    day.seen.len()
                 ));
-                sightings.extend(seen);
-                stats
+                sightings.extend(day.seen);
+                (day.stats, day.threats)
             }
-            None => HashMap::new(),
+            None => (HashMap::new(), Vec::new()),
         };
         // The firewall's own addresses (pfSense lists its own in the ARP table) are not devices on its networks.
         let own: Vec<IpAddr> =
             outline.interfaces.iter().flat_map(|i| [i.ipv4, i.ipv6]).flatten().map(|n| n.addr()).collect();
         sightings.retain(|s| !own.contains(&s.address));
-        let store = svc.guard.auditor.store();
-        let mut records: Vec<DeviceRecord> = store
-            .meta_get(&records_key(target))
-            .map_err(|e| CallError::internal(e.to_string()))?
-            .filter(|t| !t.trim().is_empty())
-            .map(|t| serde_json::from_str(&t))
-            .transpose()
-            .map_err(|e| CallError::internal(format!("the device records do not read: {e}")))?
-            .unwrap_or_default();
+        let mut records = load_records(svc, target)?;
         merge(&mut records, &sightings, now);
         let text = serde_json::to_string(&records).map_err(|e| CallError::internal(e.to_string()))?;
+        let store = svc.guard.auditor.store();
         store.meta_set(&records_key(target), &text).map_err(|e| CallError::internal(e.to_string()))?;
 
         let idle = TimeDelta::from_std(svc.devices.idle).unwrap_or(TimeDelta::minutes(10));

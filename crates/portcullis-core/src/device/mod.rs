@@ -23,6 +23,21 @@ use crate::model::Timestamp;
 pub use leases::{LeaseFormat, parse_leases};
 pub use oui::OuiRegistry;
 
+/// Whether devices live behind the interface of this logical name: every interface but `wan`, which faces the
+/// internet (its hosts are not the firewall's devices).
+pub fn is_inside(interface: &str) -> bool {
+    !interface.eq_ignore_ascii_case("wan")
+}
+
+/// The networks of the inside interfaces, with the interface each belongs to.
+pub fn inside_networks(interfaces: &[crate::model::Interface]) -> Vec<(String, ipnet::IpNet)> {
+    interfaces
+        .iter()
+        .filter(|i| is_inside(&i.name))
+        .flat_map(|i| [i.ipv4, i.ipv6].into_iter().flatten().map(|n| (i.name.clone(), n.trunc())))
+        .collect()
+}
+
 /// A 48-bit hardware address, shown as `aa:bb:cc:dd:ee:ff`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(try_from = "String", into = "String")]

@@ -116,6 +116,13 @@ pub enum Operation {
     },
 }
 
+impl Operation {
+    /// Whether it starts or stops a mirror.
+    pub fn is_mirror(&self) -> bool {
+        matches!(self, Operation::CreateMirror { .. } | Operation::DeleteMirror { .. })
+    }
+}
+
 /// Facts about a change that risk scoring and policy need, computed once by the planner.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ChangeFacts {
@@ -157,11 +164,7 @@ impl ChangePlan {
 
     /// Whether the plan changes only mirrors.
     pub fn only_mirrors(&self) -> bool {
-        !self.operations.is_empty()
-            && self
-                .operations
-                .iter()
-                .all(|op| matches!(op, Operation::CreateMirror { .. } | Operation::DeleteMirror { .. }))
+        !self.operations.is_empty() && self.operations.iter().all(Operation::is_mirror)
     }
 }
 
