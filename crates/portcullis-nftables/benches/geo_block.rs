@@ -16,6 +16,7 @@ use portcullis_core::firewall::Firewall;
 use portcullis_core::geo::{CountryCode, CountryNetworks, GeoBlock, GeoBlockId, GeoDirection};
 use portcullis_core::plan::{self, Intent};
 use portcullis_geo::CountryDb;
+use portcullis_nftables::netlink::{BatchStep, ElementChange, Netlink, NewSet, network_elements};
 
 mod common;
 
@@ -113,6 +114,33 @@ fn by_hand(countries: &[CountryNetworks], round: u32) -> Duration {
     elapsed
 }
 
+/// The kernel's own share: the same four interval sets made and filled over netlink in one batch, no `nft`.
+fn by_netlink(countries: &[CountryNetworks], round: u32) -> Duration {
+    let ns = Netns::new(&format!("n{round}"));
+    let out = ns.nft(&["add", "table", "inet", "bench"]);
+    assert!(out.status.success(), "nft add table: {}", String::from_utf8_lossy(&out.stderr));
+    let mut steps = Vec::new();
+    for c in countries {
+        let v4: Vec<ipnet::IpNet> = c.v4.iter().copied().map(Into::into).collect();
+        let v6: Vec<ipnet::IpNet> = c.v6.iter().copied().map(Into::into).collect();
+        for (ipv6, nets) in [(false, v4), (true, v6)] {
+            let name = format!("geo_{}_{}", c.country, if ipv6 { "v6" } else { "v4" });
+            steps.push(BatchStep::MakeSet(NewSet {
+                name: name.clone(),
+                ipv6,
+                interval: true,
+                timeout: true,
+                comment: None,
+            }));
+            let elements = nets.iter().flat_map(|n| network_elements(*n, None, None)).collect();
+            steps.push(BatchStep::Elements(ElementChange { set: name, delete: false, elements }));
+        }
+    }
+    let started = Instant::now();
+    Netlink::new(Some(ns.0.clone())).commit_steps("bench", &steps).expect("netlink batch");
+    started.elapsed()
+}
+
 fn median(mut values: Vec<Duration>) -> Duration {
     values.sort();
     values[values.len() / 2]
@@ -128,15 +156,17 @@ fn main() {
     let lookup = started.elapsed();
     let prefixes: usize = countries.iter().map(|c| c.v4.len() + c.v6.len()).sum();
     let data_date = db.info().data_date.clone();
-    let (mut hand, mut rounds) = (Vec::new(), Vec::new());
+    let (mut hand, mut kernel, mut rounds) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..3 {
         hand.push(by_hand(&countries, round));
+        kernel.push(by_netlink(&countries, round));
         rounds.push(runtime.block_on(backend(&countries, &data_date, round)));
     }
     let pick = |f: fn(&Backend) -> Duration| median(rounds.iter().map(f).collect());
     println!("geo block CN + RU on nftables, {prefixes} prefixes in 4 interval sets (median of 3 rounds):");
     println!("  networks of CN + RU from the database (one pass)  {:>8.0} ms", lookup.as_secs_f64() * 1e3);
     println!("  baseline  nft -f of the same sets from a text file {:>8.0} ms", median(hand).as_secs_f64() * 1e3);
+    println!("  baseline  the same sets over netlink, one batch    {:>8.0} ms", median(kernel).as_secs_f64() * 1e3);
     println!("  plan (lists, rules, facts)                        {:>8.0} ms", pick(|b| b.plan).as_secs_f64() * 1e3);
     println!(
         "  baseline  nft -j -f of the backend's own batch    {:>8.0} ms",

@@ -95,10 +95,12 @@ impl Batch {
                         .elements
                         .into_iter()
                         .map(|e| {
-                            (e.net.prefix_len() == e.net.max_prefix_len()).then(|| NewElement {
-                                key: address_key(e.net.addr()),
-                                timeout_ms: e.timeout.map(|s| u64::from(s) * 1000),
-                                comment: e.comment.map(|c| c.to_string()),
+                            (e.net.prefix_len() == e.net.max_prefix_len()).then(|| {
+                                NewElement::key(
+                                    address_key(e.net.addr()),
+                                    e.timeout.map(|s| u64::from(s) * 1000),
+                                    e.comment.map(|c| c.to_string()),
+                                )
                             })
                         })
                         .collect::<Option<Vec<_>>>()?;

@@ -17,7 +17,9 @@
 //! - [`Netlink::generation`]: the kernel's ruleset generation, which every committed transaction in the network
 //!   namespace advances by one;
 //! - [`Netlink::commit`]: element additions and deletions as one nfnetlink batch, which the kernel commits whole or
-//!   not at all, like `nft -f`.
+//!   not at all, like `nft -f`;
+//! - [`Netlink::commit_steps`]: the same with address sets made (and stale ones deleted) in the batch, so that a set
+//!   of tens of thousands of networks is made and filled without `nft` parsing and evaluating each of them.
 //!
 //! Messages are the kernel's uapi (`linux/netfilter/nf_tables.h`, `nfnetlink.h`); element and rule comments are
 //! libnftnl's user-data TLVs, as `nft` writes and reads them, so `nft -j list` shows what this module wrote.
@@ -34,7 +36,9 @@ const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFT_MSG_GETTABLE: u16 = 1;
 const NFT_MSG_GETCHAIN: u16 = 4;
 const NFT_MSG_GETRULE: u16 = 7;
+const NFT_MSG_NEWSET: u16 = 9;
 const NFT_MSG_GETSET: u16 = 10;
+const NFT_MSG_DELSET: u16 = 11;
 const NFT_MSG_NEWSETELEM: u16 = 12;
 const NFT_MSG_GETSETELEM: u16 = 13;
 const NFT_MSG_DELSETELEM: u16 = 14;
@@ -46,6 +50,7 @@ const NLMSG_DONE: u16 = 3;
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_ACK: u16 = 0x4;
 const NLM_F_DUMP: u16 = 0x300;
+const NLM_F_EXCL: u16 = 0x200;
 const NLM_F_CREATE: u16 = 0x400;
 const NFPROTO_INET: u8 = 1;
 /// Every family: a dump of them all.
@@ -61,6 +66,7 @@ const NFTA_SET_ELEM_LIST_SET: u16 = 2;
 const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
 const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_SET_ELEM_KEY: u16 = 1;
+const NFTA_SET_ELEM_FLAGS: u16 = 3;
 const NFTA_SET_ELEM_TIMEOUT: u16 = 4;
 const NFTA_SET_ELEM_EXPIRATION: u16 = 5;
 const NFTA_SET_ELEM_USERDATA: u16 = 6;
@@ -68,6 +74,21 @@ const NFTA_DATA_VALUE: u16 = 1;
 const NFTA_GEN_ID: u16 = 1;
 const NFTA_SET_TABLE: u16 = 1;
 const NFTA_SET_NAME: u16 = 2;
+const NFTA_SET_FLAGS: u16 = 3;
+const NFTA_SET_KEY_TYPE: u16 = 4;
+const NFTA_SET_KEY_LEN: u16 = 5;
+const NFTA_SET_ID: u16 = 10;
+const NFTA_SET_USERDATA: u16 = 13;
+const NFT_SET_INTERVAL: u32 = 0x4;
+const NFT_SET_TIMEOUT: u32 = 0x10;
+const NFT_SET_ELEM_INTERVAL_END: u32 = 0x1;
+/// nft's datatype numbers (`enum datatypes` in nft's `datatype.h`), kept in a set's key type.
+const TYPE_IPADDR: u32 = 7;
+const TYPE_IP6ADDR: u32 = 8;
+/// libnftnl's `NFTNL_UDATA_SET_KEYBYTEORDER` and `NFTNL_UDATA_SET_COMMENT`; nft's `BYTEORDER_BIG_ENDIAN`.
+const UDATA_SET_KEYBYTEORDER: u8 = 0;
+const UDATA_SET_COMMENT: u8 = 7;
+const BYTEORDER_BIG_ENDIAN: u32 = 2;
 const NFTA_RULE_TABLE: u16 = 1;
 const NFTA_RULE_CHAIN: u16 = 2;
 const NFTA_RULE_HANDLE: u16 = 3;
@@ -86,6 +107,10 @@ const NFTA_EXPR_NAME: u16 = 1;
 const NFTA_EXPR_DATA: u16 = 2;
 /// libnftnl's `NFTNL_UDATA_SET_ELEM_COMMENT` and `NFTNL_UDATA_RULE_COMMENT`.
 const UDATA_COMMENT: u8 = 0;
+/// libnftnl's `NFTNL_UDATA_SET_ELEM_FLAGS` with `NFTNL_SET_ELEM_F_INTERVAL_OPEN`: nft's mark on the start of an
+/// interval that runs to the top of its family (and so has no end element).
+const UDATA_SET_ELEM_FLAGS: u8 = 1;
+const SET_ELEM_F_INTERVAL_OPEN: u32 = 1;
 
 const ENOENT: i32 = 2;
 /// The largest nested attribute: its length field is 16 bits.
@@ -135,6 +160,56 @@ pub struct NewElement {
     pub key: Vec<u8>,
     pub timeout_ms: Option<u64>,
     pub comment: Option<String>,
+    /// The first address past a network of an interval set ([`network_elements`]); it carries nothing else.
+    pub interval_end: bool,
+    /// The start of a network of an interval set that runs to the top of its family.
+    pub open_interval: bool,
+}
+
+impl NewElement {
+    /// A single address (of a hash set), or a number, with what it carries.
+    pub fn key(key: Vec<u8>, timeout_ms: Option<u64>, comment: Option<String>) -> Self {
+        NewElement { key, timeout_ms, comment, interval_end: false, open_interval: false }
+    }
+}
+
+/// The elements of one network in an interval set, as nft writes them: its first address (with the timeout and
+/// comment) and the first address past it, flagged as an interval's end; a network that reaches the top of its
+/// family has no end element.
+pub fn network_elements(net: ipnet::IpNet, timeout_ms: Option<u64>, comment: Option<String>) -> Vec<NewElement> {
+    let mut start = NewElement::key(address_key(net.network()), timeout_ms, comment);
+    let past = match net.broadcast() {
+        IpAddr::V4(last) => u32::from(last).checked_add(1).map(|n| address_key(IpAddr::V4(n.into()))),
+        IpAddr::V6(last) => u128::from(last).checked_add(1).map(|n| address_key(IpAddr::V6(n.into()))),
+    };
+    match past {
+        Some(key) => {
+            vec![start, NewElement { key, timeout_ms: None, comment: None, interval_end: true, open_interval: false }]
+        }
+        None => {
+            start.open_interval = true;
+            vec![start]
+        }
+    }
+}
+
+/// An address set a batch makes, as nft makes `set NAME { type ipv4_addr; flags interval, timeout; comment …; }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSet {
+    pub name: String,
+    pub ipv6: bool,
+    pub interval: bool,
+    pub timeout: bool,
+    pub comment: Option<String>,
+}
+
+/// One step of a batch, in order.
+#[derive(Debug, Clone)]
+pub enum BatchStep {
+    /// Deletes a set no rule refers to, with its elements.
+    DeleteSet(String),
+    MakeSet(NewSet),
+    Elements(ElementChange),
 }
 
 /// Additions to or deletions from one set.
@@ -394,22 +469,49 @@ impl Netlink {
     /// Commits `changes` to sets of `table` as one transaction: every change or none. A refused change is
     /// [`NetlinkError::Refused`] with its index in `changes`.
     pub fn commit(&self, table: &str, changes: &[ElementChange]) -> Result<(), NetlinkError> {
-        self.batch(table, changes, true)
+        self.batch(table, &steps_of(changes), true)
+    }
+
+    /// Commits `steps` to `table` as one transaction: every step or none. A refused step is
+    /// [`NetlinkError::Refused`] with its index in `steps`.
+    pub fn commit_steps(&self, table: &str, steps: &[BatchStep]) -> Result<(), NetlinkError> {
+        self.batch(table, steps, true)
     }
 
     /// Has the kernel check `changes` as [`Netlink::commit`] would make them, and commit nothing: the batch is sent
     /// without its end, so the kernel validates every message and then aborts the transaction.
     pub fn check(&self, table: &str, changes: &[ElementChange]) -> Result<(), NetlinkError> {
-        self.batch(table, changes, false)
+        self.batch(table, &steps_of(changes), false)
     }
 
-    fn batch(&self, table: &str, changes: &[ElementChange], commit: bool) -> Result<(), NetlinkError> {
+    fn batch(&self, table: &str, steps: &[BatchStep], commit: bool) -> Result<(), NetlinkError> {
         let mut conn = Connection::open(self.netns.as_deref())?;
         let mut batch = Message::new(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 0, NFNL_SUBSYS_NFTABLES).framing();
         batch.finish();
         let mut out = batch.buf;
         let mut owner = Vec::new();
-        for (index, change) in changes.iter().enumerate() {
+        for (index, step) in steps.iter().enumerate() {
+            let change = match step {
+                BatchStep::Elements(change) => change,
+                BatchStep::DeleteSet(name) => {
+                    let mut msg = Message::new(NFT_MSG_DELSET, NLM_F_REQUEST | NLM_F_ACK, seq_of(owner.len()), 0);
+                    msg.string(NFTA_SET_TABLE, table);
+                    msg.string(NFTA_SET_NAME, name);
+                    msg.finish();
+                    out.extend_from_slice(&msg.buf);
+                    owner.push(index);
+                    continue;
+                }
+                BatchStep::MakeSet(set) => {
+                    let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+                    let mut msg = Message::new(NFT_MSG_NEWSET, flags, seq_of(owner.len()), 0);
+                    set_definition(&mut msg, table, set, u32::try_from(index).unwrap_or(u32::MAX));
+                    msg.finish();
+                    out.extend_from_slice(&msg.buf);
+                    owner.push(index);
+                    continue;
+                }
+            };
             for chunk in chunks_fitting(&change.elements) {
                 let (kind, flags) = if change.delete {
                     (NFT_MSG_DELSETELEM, NLM_F_REQUEST | NLM_F_ACK)
@@ -480,6 +582,38 @@ fn hash_object(hasher: &mut sha2::Sha256, kind: u16, payload: &[u8]) {
     }
 }
 
+fn steps_of(changes: &[ElementChange]) -> Vec<BatchStep> {
+    changes.iter().cloned().map(BatchStep::Elements).collect()
+}
+
+/// The attributes of a `NEWSET` for `set`, as libnftnl writes them for nft (so that `nft list` shows the set as if
+/// nft had made it): key type and length, flags, the key's byte order and the comment in the user data.
+fn set_definition(msg: &mut Message, table: &str, set: &NewSet, id: u32) {
+    msg.string(NFTA_SET_TABLE, table);
+    msg.string(NFTA_SET_NAME, &set.name);
+    let flags = if set.interval { NFT_SET_INTERVAL } else { 0 } | if set.timeout { NFT_SET_TIMEOUT } else { 0 };
+    msg.attr(NFTA_SET_FLAGS, &flags.to_be_bytes());
+    let (key_type, key_len) = if set.ipv6 { (TYPE_IP6ADDR, 16u32) } else { (TYPE_IPADDR, 4u32) };
+    msg.attr(NFTA_SET_KEY_TYPE, &key_type.to_be_bytes());
+    msg.attr(NFTA_SET_KEY_LEN, &key_len.to_be_bytes());
+    msg.attr(NFTA_SET_ID, &id.to_be_bytes());
+    let mut udata = vec![UDATA_SET_KEYBYTEORDER, 4];
+    udata.extend_from_slice(&BYTEORDER_BIG_ENDIAN.to_ne_bytes());
+    if let Some(comment) = &set.comment {
+        push_udata_text(&mut udata, UDATA_SET_COMMENT, comment);
+    }
+    msg.attr(NFTA_SET_USERDATA, &udata);
+}
+
+/// A libnftnl user-data TLV of text: type, length (with the terminating NUL), the text cut to fit.
+fn push_udata_text(udata: &mut Vec<u8>, kind: u8, text: &str) {
+    let text = text.as_bytes();
+    let len = u8::try_from(text.len() + 1).unwrap_or(u8::MAX);
+    udata.extend_from_slice(&[kind, len]);
+    udata.extend_from_slice(text.get(..usize::from(len) - 1).unwrap_or(text));
+    udata.push(0);
+}
+
 /// Sequence numbers start at 1 (0 is the batch's framing).
 fn seq_of(index: usize) -> u32 {
     u32::try_from(index).unwrap_or(u32::MAX - 1).saturating_add(1)
@@ -532,16 +666,22 @@ fn element_list(
 }
 
 fn element_extras(msg: &mut Message, e: &NewElement) {
+    if e.interval_end {
+        msg.attr(NFTA_SET_ELEM_FLAGS, &NFT_SET_ELEM_INTERVAL_END.to_be_bytes());
+    }
     if let Some(ms) = e.timeout_ms {
         msg.attr(NFTA_SET_ELEM_TIMEOUT, &ms.to_be_bytes());
     }
-    if let Some(comment) = &e.comment {
-        // libnftnl's TLV: type, length (with the terminating NUL), the text. Comments are at most 128 bytes.
-        let text = comment.as_bytes();
-        let len = u8::try_from(text.len() + 1).unwrap_or(u8::MAX);
-        let mut udata = vec![UDATA_COMMENT, len];
-        udata.extend_from_slice(text.get(..usize::from(len) - 1).unwrap_or(text));
-        udata.push(0);
+    if e.comment.is_some() || e.open_interval {
+        // Comments are at most 128 bytes.
+        let mut udata = Vec::new();
+        if let Some(comment) = &e.comment {
+            push_udata_text(&mut udata, UDATA_COMMENT, comment);
+        }
+        if e.open_interval {
+            udata.extend_from_slice(&[UDATA_SET_ELEM_FLAGS, 4]);
+            udata.extend_from_slice(&SET_ELEM_F_INTERVAL_OPEN.to_ne_bytes());
+        }
         msg.attr(NFTA_SET_ELEM_USERDATA, &udata);
     }
 }
@@ -839,7 +979,7 @@ mod tests {
     #[test]
     fn attributes_round_trip_through_a_message() {
         let mut msg = Message::new(NFT_MSG_NEWSETELEM, NLM_F_REQUEST, 1, 0);
-        let e = NewElement { key: vec![192, 0, 2, 7], timeout_ms: Some(60_000), comment: Some("x=1 |why".into()) };
+        let e = NewElement::key(vec![192, 0, 2, 7], Some(60_000), Some("x=1 |why".into()));
         element_list(&mut msg, "portcullis", "BLOCK_h4", std::slice::from_ref(&e.key), |m, _| element_extras(m, &e));
         msg.finish();
         let payload = &msg.buf[20..];
@@ -873,7 +1013,7 @@ mod tests {
 
     #[test]
     fn big_element_lists_are_cut_to_fit_an_attribute() {
-        let e = NewElement { key: vec![0; 16], timeout_ms: Some(1), comment: Some("c".repeat(100)) };
+        let e = NewElement::key(vec![0; 16], Some(1), Some("c".repeat(100)));
         let many = vec![e; 2_000];
         let chunks = chunks_fitting(&many);
         assert!(chunks.len() > 1);

@@ -337,7 +337,7 @@ impl NftablesFirewall {
         let swap = |delete: bool, mark: u32| ElementChange {
             set: GENERATION_SET.to_string(),
             delete,
-            elements: vec![NewElement { key: mark_key(mark), timeout_ms: None, comment: None }],
+            elements: vec![NewElement::key(mark_key(mark), None, None)],
         };
         let mut changes = vec![swap(true, generation), swap(false, next)];
         changes.extend(elements);

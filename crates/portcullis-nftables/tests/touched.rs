@@ -194,7 +194,7 @@ async fn the_kernel_generation_advances_once_per_transaction_and_lookups_see_han
     let add = |set: &str| ElementChange {
         set: set.into(),
         delete: false,
-        elements: vec![NewElement { key: keys[1].clone(), timeout_ms: Some(60_000), comment: None }],
+        elements: vec![NewElement::key(keys[1].clone(), Some(60_000), None)],
     };
     let g1 = netlink.generation().expect("generation");
     let refused = netlink.check("portcullis", &[add("PORTCULLIS_BLOCK_h4"), add("NO_SUCH_SET")]).expect_err("refused");
