@@ -2,6 +2,10 @@
 //! checked, a difference is a `conflict`); then the batch rebuilds the chains whose rules changed (counters carried
 //! over), adds the sets of new aliases, and adds and deletes set elements. `nft -f` hands the batch to the kernel
 //! as one transaction: all of it takes effect, or none.
+//!
+//! Into a table that exists, the sets of new aliases are taken out of the batch and made and filled over netlink
+//! just before it ([`Batch::take_new_sets`]): a set no rule uses yet changes no verdict, so traffic still sees the
+//! change whole, and a geo list's tens of thousands of networks skip nft's per-element parse and evaluation.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -20,7 +24,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::comment::{EntryMeta, RuleMeta, SYSTEM_MARK, SetMeta, TextStore};
 use crate::mirror::{Devices, MirrorTable, TunnelChanges};
-use crate::netlink::{ElementChange, NewElement, address_key};
+use crate::netlink::{BatchStep, ElementChange, NewElement, NewSet, address_key, network_elements};
 use crate::read::HitMap;
 use crate::translate::{
     ALIASES_CHAIN, FAMILY, GENERATION_SET, Hits, SetPart, matches, rule_chain, rule_statements, set_def, set_name,
@@ -82,7 +86,52 @@ struct SetElement {
     comment: Option<Arc<str>>,
 }
 
+/// The comment of a set made over netlink ahead of the batch that uses it ([`Batch::take_new_sets`]). Such a set
+/// whose alias no rule describes is what an apply interrupted between the two transactions left: no rule refers
+/// to it, reads leave it out, and the next change deletes it.
+pub const STAGED_SET_COMMENT: &str = "pc-staged";
+
 impl Batch {
+    /// Takes the alias sets the batch makes (those not in `existing`) out of it, with the elements it adds to
+    /// them, as netlink steps that make and fill them, after deleting `leftovers` (sets an interrupted apply
+    /// staged). nft parses and evaluates every element it is given, the kernel takes them as they are: 37,383 geo
+    /// networks cost nft 360 ms and the kernel 111 ms. The steps are committed first, as a transaction of their
+    /// own, and no rule refers to the sets until the rest of the batch commits: traffic sees the whole change at
+    /// once or nothing of it.
+    pub fn take_new_sets(
+        &mut self,
+        existing: &BTreeMap<String, crate::read::ListedSet>,
+        leftovers: &[String],
+    ) -> Vec<BatchStep> {
+        let mut steps: Vec<BatchStep> = leftovers.iter().cloned().map(BatchStep::DeleteSet).collect();
+        let mut staged = HashSet::new();
+        let mut rest = Vec::with_capacity(self.commands.len());
+        for command in std::mem::take(&mut self.commands) {
+            match command {
+                Command::Object(NfObject::CmdObject(NfCmd::Add(NfListObject::Set(set))))
+                    if SetPart::split(&set.name).is_some() && !existing.contains_key(set.name.as_ref()) =>
+                {
+                    let Some((_, part)) = SetPart::split(&set.name) else { continue };
+                    staged.insert(set.name.to_string());
+                    steps.push(BatchStep::MakeSet(NewSet {
+                        name: set.name.to_string(),
+                        ipv6: part.is_v6(),
+                        interval: part.is_interval(),
+                        timeout: true,
+                        comment: Some(STAGED_SET_COMMENT.into()),
+                    }));
+                }
+                Command::Elements(c) if !c.delete && staged.contains(&c.set) => {
+                    let elements = c.elements.into_iter().flat_map(netlink_elements).collect();
+                    steps.push(BatchStep::Elements(ElementChange { set: c.set, delete: false, elements }));
+                }
+                other => rest.push(other),
+            }
+        }
+        self.commands = rest;
+        steps
+    }
+
     /// The batch as netlink element changes, when it holds nothing but additions and deletions of single
     /// addresses (the commands [`BatchBuilder::elements`] makes for hash sets); `None` otherwise.
     pub fn host_element_changes(self) -> Option<Vec<ElementChange>> {
@@ -182,6 +231,17 @@ impl Serialize for SetElement {
         let mut map = serializer.serialize_map(Some(1))?;
         map.serialize_entry("elem", &Fields(self))?;
         map.end()
+    }
+}
+
+/// An element as netlink writes it: a key for a single address, a start and an end for a network.
+fn netlink_elements(e: SetElement) -> Vec<NewElement> {
+    let timeout_ms = e.timeout.map(|s| u64::from(s) * 1000);
+    let comment = e.comment.map(|c| c.to_string());
+    if SetPart::of(&e.net).is_interval() {
+        network_elements(e.net, timeout_ms, comment)
+    } else {
+        vec![NewElement::key(address_key(e.net.addr()), timeout_ms, comment)]
     }
 }
 

@@ -51,7 +51,9 @@ use sha2::Digest;
 use crate::apply::{BatchBuilder, Layout, simulate};
 use crate::comment::TextStore;
 use crate::mirror::{Devices, MirrorTable, TunnelChanges};
+use crate::netlink::{BatchStep, NetlinkError, errno};
 use crate::read::{HitMap, KernelTable, aliases, chain_rules};
+use crate::touched::netlink_failure;
 use crate::translate::rule_chain;
 
 pub use runner::{NftError, NftRunner};
@@ -585,6 +587,53 @@ impl NftablesFirewall {
         Ok((batch.finish(), outcome.applied))
     }
 
+    /// Commits the steps [`apply::Batch::take_new_sets`] took out of a batch, as one transaction.
+    async fn stage_sets(&self, steps: &[BatchStep]) -> Result<(), BackendError> {
+        if steps.is_empty() {
+            return Ok(());
+        }
+        let (netlink, table, owned) = (self.netlink(), self.settings.table.clone(), steps.to_vec());
+        let committed = tokio::task::spawn_blocking(move || netlink.commit_steps(&table, &owned))
+            .await
+            .map_err(|e| BackendError::new(ErrorCode::InternalError, format!("the netlink write failed: {e}")))?;
+        let Err(e) = committed else { return Ok(()) };
+        let NetlinkError::Refused { index, errno } = e else { return Err(netlink_failure("netlink batch (sets)", e)) };
+        Err(match steps.get(index) {
+            Some(BatchStep::MakeSet(set)) if errno == errno::EEXIST => BackendError::new(
+                ErrorCode::Conflict,
+                format!("set {} appeared in the table during the write ({e})", set.name),
+            )
+            .with_hint("another Portcullis process wrote to this firewall at the same time; plan again"),
+            Some(BatchStep::Elements(change)) if [errno::EEXIST, errno::ENOTEMPTY].contains(&errno) => {
+                BackendError::new(ErrorCode::ValidationError, format!("set {}: {e}", change.set)).with_hint(
+                    "nftables interval sets cannot hold overlapping networks; remove the overlapping entry first",
+                )
+            }
+            _ => BackendError::new(ErrorCode::ApplyFailed, format!("netlink batch (sets): {e}")),
+        })
+    }
+
+    /// Deletes the sets [`Self::stage_sets`] made, when the batch that was to use them failed. Should that fail
+    /// too, the sets stay unused and the next change deletes them (`read::leftover_sets`).
+    async fn unstage_sets(&self, steps: &[BatchStep]) {
+        let made: Vec<BatchStep> = steps
+            .iter()
+            .filter_map(|s| match s {
+                BatchStep::MakeSet(set) => Some(BatchStep::DeleteSet(set.name.clone())),
+                _ => None,
+            })
+            .collect();
+        if made.is_empty() {
+            return;
+        }
+        let (netlink, table) = (self.netlink(), self.settings.table.clone());
+        match tokio::task::spawn_blocking(move || netlink.commit_steps(&table, &made)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(target = %self.name, "staged sets not deleted, the next change will: {e}"),
+            Err(e) => tracing::error!(target = %self.name, "staged sets not deleted, the next change will: {e}"),
+        }
+    }
+
     async fn run_batch(&self, batch: &apply::Batch, check_only: bool) -> Result<(), BackendError> {
         let json = batch.to_json()?;
         let args: &[&str] = if check_only { &["-c", "-j", "-f", "-"] } else { &["-j", "-f", "-"] };
@@ -744,12 +793,23 @@ impl Firewall for NftablesFirewall {
             return Ok(applied);
         }
         let current = self.read_table().await?;
-        let (batch, applied) = self.batch(&current, plan, Utc::now())?;
+        let (mut batch, applied) = self.batch(&current, plan, Utc::now())?;
         self.forget_rules();
+        // Into a table that exists, new sets are made and filled over netlink first (no rule uses them yet).
+        let staged = if current.exists {
+            batch.take_new_sets(&current.kernel.sets, &read::leftover_sets(&current.kernel, &self.texts)?)
+        } else {
+            Vec::new()
+        };
         let made = self.make_tunnels(&batch.tunnels).await?;
-        if let Err(e) = self.run_batch(&batch, false).await {
-            // Nothing of the change stays: not even the tunnel devices made for it.
+        if let Err(e) = self.stage_sets(&staged).await {
             self.delete_tunnels(&made).await;
+            return Err(e);
+        }
+        if let Err(e) = self.run_batch(&batch, false).await {
+            // Nothing of the change stays: not even the tunnel devices made for it, or the sets staged for it.
+            self.delete_tunnels(&made).await;
+            self.unstage_sets(&staged).await;
             // Another process wrote to the table since it was read: its generation number is gone.
             let now = self.list_table_json().await.ok().flatten().and_then(|j| KernelTable::parse(&j).ok());
             let table_now = now.map(|t| t.generation);

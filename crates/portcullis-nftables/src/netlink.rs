@@ -112,7 +112,17 @@ const UDATA_COMMENT: u8 = 0;
 const UDATA_SET_ELEM_FLAGS: u8 = 1;
 const SET_ELEM_F_INTERVAL_OPEN: u32 = 1;
 
-const ENOENT: i32 = 2;
+const ENOENT: i32 = errno::ENOENT;
+
+/// The errors the kernel refuses set changes with.
+pub mod errno {
+    /// No such table, set or element.
+    pub const ENOENT: i32 = 2;
+    /// The set or element exists (an interval that overlaps one in the set, too).
+    pub const EEXIST: i32 = 17;
+    /// An interval that overlaps one in the set (kernels since 6.2).
+    pub const ENOTEMPTY: i32 = 39;
+}
 /// The largest nested attribute: its length field is 16 bits.
 const MAX_NEST: usize = 60_000;
 /// Requests in flight at once: their answers must fit the receive buffer.

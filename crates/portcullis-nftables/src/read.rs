@@ -33,6 +33,8 @@ pub struct ListedSet {
     /// Whether the set has `flags interval` (it can hold networks).
     pub interval: bool,
     pub elements: Vec<ListedElement>,
+    /// Whether the set was made over netlink ahead of the batch that uses it (`crate::apply::STAGED_SET_COMMENT`).
+    pub staged: bool,
 }
 
 /// One set element as listed: its address, the seconds the kernel still keeps it, its comment.
@@ -96,7 +98,8 @@ impl KernelTable {
                 };
                 let element_type = set["type"].as_str().unwrap_or_default().to_string();
                 let interval = set["flags"].as_array().is_some_and(|flags| flags.iter().any(|f| f == "interval"));
-                table.sets.insert(name, ListedSet { element_type, interval, elements });
+                let staged = set["comment"].as_str() == Some(crate::apply::STAGED_SET_COMMENT);
+                table.sets.insert(name, ListedSet { element_type, interval, elements, staged });
                 continue;
             }
             if object.get("rule").is_none() && object.get("chain").is_none() {
@@ -431,6 +434,25 @@ pub fn chain_rules(
 /// Aliases from their sets (four per alias) and their descriptions (rules of the `aliases` chain), entries with
 /// their exact expiry from the element comments.
 pub fn aliases(table: &KernelTable, texts: &TextStore, now: Timestamp) -> Result<Vec<Alias>, BackendError> {
+    let mut by_name = described_aliases(table, texts)?;
+    for (set_name, set) in &table.sets {
+        let Some((alias_name, part)) = SetPart::split(set_name) else { continue };
+        check_layout(alias_name, part, set)?;
+        let Some(alias) = by_name.get_mut(alias_name) else {
+            if set.staged {
+                continue; // left by an interrupted apply: see `leftover_sets`
+            }
+            return Err(unexpected(format!("set {set_name} belongs to no alias Portcullis described")));
+        };
+        for element in &set.elements {
+            alias.entries.push(entry(element, texts, now)?);
+        }
+    }
+    Ok(by_name.into_values().collect())
+}
+
+/// The aliases the `aliases` chain describes, without their entries.
+fn described_aliases(table: &KernelTable, texts: &TextStore) -> Result<BTreeMap<String, Alias>, BackendError> {
     let mut by_name: BTreeMap<String, Alias> = BTreeMap::new();
     for rule in table.chains.get(ALIASES_CHAIN).into_iter().flatten() {
         let (head, description) = texts.split(rule.comment.as_deref().unwrap_or(""))?;
@@ -442,17 +464,21 @@ pub fn aliases(table: &KernelTable, texts: &TextStore, now: Timestamp) -> Result
             Alias { name: meta.name, kind: meta.kind, description, entries: Vec::new(), managed: meta.managed },
         );
     }
-    for (set_name, set) in &table.sets {
-        let Some((alias_name, part)) = SetPart::split(set_name) else { continue };
-        check_layout(alias_name, part, set)?;
-        let alias = by_name
-            .get_mut(alias_name)
-            .ok_or_else(|| unexpected(format!("set {set_name} belongs to no alias Portcullis described")))?;
-        for element in &set.elements {
-            alias.entries.push(entry(element, texts, now)?);
-        }
-    }
-    Ok(by_name.into_values().collect())
+    Ok(by_name)
+}
+
+/// Sets made ahead of a batch that never committed (the process stopped between the two, or the batch failed and
+/// so did the clean-up): staged sets whose alias no rule describes. No rule refers to them.
+pub fn leftover_sets(table: &KernelTable, texts: &TextStore) -> Result<Vec<String>, BackendError> {
+    let described = described_aliases(table, texts)?;
+    Ok(table
+        .sets
+        .iter()
+        .filter(|(name, set)| {
+            set.staged && SetPart::split(name).is_some_and(|(alias, _)| !described.contains_key(alias))
+        })
+        .map(|(name, _)| name.clone())
+        .collect())
 }
 
 /// Refuses a set that is not what Portcullis writes for its part (single addresses in a timed hash set, networks

@@ -93,3 +93,101 @@ async fn china_and_russia_from_the_real_database_apply_verify_and_delete_in_one_
     let sets = net.nft(&["-t", "list", "sets", "inet"]);
     assert!(!sets.contains("PORTCULLIS_GEO"), "{sets}");
 }
+
+/// An `nft` that fails every batch on stdin while `flag` exists, and is the real one otherwise: the batch that
+/// follows the staged sets fails after they are committed.
+fn failing_nft(dir: &Path, flag: &Path) -> std::path::PathBuf {
+    let script = dir.join("nft");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nif [ -e {} ] && [ \"$*\" = \"-j -f -\" ]; then echo 'Error: injected failure' >&2; exit 1; fi\nexec nft \"$@\"\n",
+            flag.display()
+        ),
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&script, perms).unwrap();
+    script
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_that_fails_after_its_sets_were_staged_leaves_the_table_exactly_as_before() {
+    let net = Topology::new();
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("fail");
+    let mut settings = net.settings();
+    settings.runner.nft = failing_nft(dir.path(), &flag);
+    let fw = portcullis_nftables::NftablesFirewall::new(
+        "router",
+        settings,
+        std::sync::Arc::new(portcullis_store::Store::open_in_memory().unwrap()),
+    );
+    let block = Intent::Block {
+        addresses: portcullis_core::model::parse_net("ip", "192.0.2.1").unwrap().into(),
+        interface: None,
+        expires_at: None,
+        reason: "makes the table".into(),
+        replace: false,
+    };
+    change(&fw, block).await;
+    let before = normalised(net.list_table());
+    let db = database("tests/fixtures/geoip/dbip-layout.mmdb");
+    let state = fw.snapshot().await.unwrap();
+    let plan =
+        portcullis_core::plan::plan(&state, &geo_block(&db, &["CN"], "lan", 0xfa11), chrono::Utc::now()).unwrap();
+    std::fs::write(&flag, "").unwrap();
+    let err = fw.apply(&plan).await.expect_err("the batch fails");
+    assert!(err.message.contains("injected failure"), "{}", err.message);
+    assert_eq!(normalised(net.list_table()), before, "no staged set stays behind");
+    assert!(net.ping(CLIENT_A, SERVER), "and the CN client still passes");
+
+    std::fs::remove_file(&flag).unwrap();
+    fw.apply(&plan).await.expect("the same plan applies once nft works");
+    assert!(!net.ping(CLIENT_A, SERVER), "CN's client is dropped");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sets_an_interrupted_apply_staged_are_left_out_of_reads_and_deleted_by_the_next_change() {
+    use portcullis_nftables::netlink::{BatchStep, ElementChange, Netlink, NewSet, network_elements};
+    let net = Topology::new();
+    let fw = net.firewall();
+    let db = database("tests/fixtures/geoip/dbip-layout.mmdb");
+    // The geo block's own set names, from applying and deleting it once.
+    change(&fw, geo_block(&db, &["CN"], "lan", 0x5e7)).await;
+    let geo_set = "PORTCULLIS_GEO_0005E7_CN_V4_n4";
+    assert!(net.nft(&["-t", "list", "sets", "inet"]).contains(geo_set));
+    change(&fw, Intent::DeleteGeoBlock { id: GeoBlockId::from_seed(0x5e7) }).await;
+    let before = normalised(net.list_table());
+
+    // What a process stopped between the two transactions leaves: staged sets no rule describes or uses, one of
+    // them with the name (and other networks) the geo block will use again.
+    let staged = |name: &str| NewSet {
+        name: name.into(),
+        ipv6: false,
+        interval: true,
+        timeout: true,
+        comment: Some(portcullis_nftables::apply::STAGED_SET_COMMENT.into()),
+    };
+    let stray = network_elements("198.18.0.0/15".parse().unwrap(), None, None);
+    let steps = [
+        BatchStep::MakeSet(staged(geo_set)),
+        BatchStep::Elements(ElementChange { set: geo_set.into(), delete: false, elements: stray.clone() }),
+        BatchStep::MakeSet(staged("PORTCULLIS_GEO_0000AA_RU_V4_n4")),
+    ];
+    Netlink::new(net.settings().runner.netns.clone()).commit_steps("portcullis", &steps).unwrap();
+    let restarted = net.firewall();
+    let read = restarted.snapshot().await.expect("reads leave the staged sets out");
+    assert!(geo_blocks(&read, chrono::Utc::now()).is_empty());
+
+    let (_, _, _, after) = change(&restarted, geo_block(&db, &["CN"], "lan", 0x5e7)).await;
+    let sets = net.nft(&["-t", "list", "sets", "inet"]);
+    assert!(!sets.contains("PORTCULLIS_GEO_0000AA"), "the stray staged set is gone: {sets}");
+    let listed = net.nft(&["list", "set", "inet", "portcullis", geo_set]);
+    assert!(!listed.contains("198.18.0.0"), "the set holds the geo block's networks only: {listed}");
+    assert_eq!(geo_blocks(&after, chrono::Utc::now()).len(), 1);
+    assert!(!net.ping(CLIENT_A, SERVER), "CN's client is dropped");
+    change(&restarted, Intent::DeleteGeoBlock { id: GeoBlockId::from_seed(0x5e7) }).await;
+    assert_eq!(normalised(net.list_table()), before);
+}
