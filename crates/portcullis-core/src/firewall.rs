@@ -1,6 +1,8 @@
 //! The `Firewall` trait every backend implements (lab, pfSense, nftables), and the stable error codes that
 //! travel from a backend to a script.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -172,6 +174,18 @@ pub struct VpnStatus {
     pub users: Vec<VpnUser>,
 }
 
+/// What anyone but this process changed in a target's lists since the last [`Firewall::hand_edits`] call: what a
+/// drift check must compare, so that it costs the edits and not the lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandEdits {
+    /// The backend cannot tell (it does not watch, started watching only now, or lost notifications): compare
+    /// the lists whole.
+    Unknown,
+    /// Only these entries, by alias and value, can differ from what this process wrote; none when nobody else
+    /// touched the lists.
+    Touched(BTreeMap<String, BTreeSet<String>>),
+}
+
 /// What applying a plan produced that the plan could not know in advance.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Applied {
@@ -208,6 +222,11 @@ pub trait Firewall: Send + Sync {
 
     /// Applies every operation of the plan, or none of them.
     async fn apply(&self, plan: &ChangePlan) -> Result<Applied, BackendError>;
+
+    /// The entries of its lists that others changed since the last call ([`HandEdits`]). The default cannot tell.
+    async fn hand_edits(&self) -> HandEdits {
+        HandEdits::Unknown
+    }
 
     async fn system_status(&self) -> Result<SystemStatus, BackendError>;
 

@@ -30,6 +30,7 @@ pub mod runner;
 mod status;
 mod touched;
 pub mod translate;
+mod watch;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
@@ -103,6 +104,8 @@ pub struct NftablesFirewall {
     last_mirrors: std::sync::Mutex<Option<(BTreeSet<MirrorTable>, Vec<Mirror>)>>,
     /// The running kernel's (major, minor) and release, read once: the netdev egress hook needs 5.16.
     kernel: std::sync::OnceLock<Option<((u32, u32), String)>>,
+    /// What others change in the table, for drift checks ([`watch`]).
+    edits: watch::EditWatch,
 }
 
 /// What the kernel holds now, in both forms.
@@ -140,7 +143,6 @@ impl NftablesFirewall {
     pub fn new(name: &str, settings: NftablesSettings, store: Arc<Store>) -> Self {
         Self {
             name: name.to_string(),
-            settings,
             texts: TextStore::new(store),
             writer: tokio::sync::Mutex::new(()),
             host: portcullis_host::HostProbe::default(),
@@ -151,6 +153,8 @@ impl NftablesFirewall {
             whole_reads: std::sync::atomic::AtomicU64::new(0),
             last_mirrors: std::sync::Mutex::new(None),
             kernel: std::sync::OnceLock::new(),
+            edits: watch::EditWatch::new(settings.table.clone(), netlink::Netlink::new(settings.runner.netns.clone())),
+            settings,
         }
     }
 
@@ -587,6 +591,52 @@ impl NftablesFirewall {
         Ok((batch.finish(), outcome.applied))
     }
 
+    /// [`Firewall::apply`] under the writer lock: what it applied, and in how many kernel transactions.
+    async fn apply_locked(&self, plan: &ChangePlan) -> Result<(Applied, u32), BackendError> {
+        if self.skeleton_written.load(std::sync::atomic::Ordering::Acquire)
+            && touched::host_entries_only(plan)
+            && let Some(applied) = self.apply_touched(plan, touched::Commit::Yes).await?
+        {
+            self.netlink_batches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(target = %self.name, operations = plan.operations.len(), "applied one netlink batch");
+            return Ok((applied, 1));
+        }
+        let current = self.read_table().await?;
+        let (mut batch, applied) = self.batch(&current, plan, Utc::now())?;
+        self.forget_rules();
+        // Into a table that exists, new sets are made and filled over netlink first (no rule uses them yet).
+        let staged = if current.exists {
+            batch.take_new_sets(&current.kernel.sets, &read::leftover_sets(&current.kernel, &self.texts)?)
+        } else {
+            Vec::new()
+        };
+        let made = self.make_tunnels(&batch.tunnels).await?;
+        if let Err(e) = self.stage_sets(&staged).await {
+            self.delete_tunnels(&made).await;
+            return Err(e);
+        }
+        if let Err(e) = self.run_batch(&batch, false).await {
+            // Nothing of the change stays: not even the tunnel devices made for it, or the sets staged for it.
+            self.delete_tunnels(&made).await;
+            self.unstage_sets(&staged).await;
+            // Another process wrote to the table since it was read: its generation number is gone.
+            let now = self.list_table_json().await.ok().flatten().and_then(|j| KernelTable::parse(&j).ok());
+            let table_now = now.map(|t| t.generation);
+            if table_now.is_some_and(|g| g != current.kernel.generation) || (!current.exists && table_now.is_some()) {
+                return Err(BackendError::new(
+                    ErrorCode::Conflict,
+                    format!("the table changed during the write ({})", e.message),
+                )
+                .with_hint("another Portcullis process wrote to this firewall at the same time; plan again"));
+            }
+            return Err(e);
+        }
+        self.skeleton_written.store(true, std::sync::atomic::Ordering::Release);
+        self.delete_tunnels(&batch.tunnels.unused).await;
+        tracing::info!(target = %self.name, operations = plan.operations.len(), "applied one nft batch");
+        Ok((applied, if staged.is_empty() { 1 } else { 2 }))
+    }
+
     /// Commits the steps [`apply::Batch::take_new_sets`] took out of a batch, as one transaction.
     async fn stage_sets(&self, steps: &[BatchStep]) -> Result<(), BackendError> {
         if steps.is_empty() {
@@ -784,48 +834,20 @@ impl Firewall for NftablesFirewall {
 
     async fn apply(&self, plan: &ChangePlan) -> Result<Applied, BackendError> {
         let _writer = self.writer.lock().await;
-        if self.skeleton_written.load(std::sync::atomic::Ordering::Acquire)
-            && touched::host_entries_only(plan)
-            && let Some(applied) = self.apply_touched(plan, touched::Commit::Yes).await?
+        let before = self.kernel_generation().await.ok();
+        let (applied, transactions) = self.apply_locked(plan).await?;
+        // Generations that advanced by exactly this apply's transactions are its own, not hand edits.
+        if let (Some(before), Ok(after)) = (before, self.kernel_generation().await)
+            && after.wrapping_sub(before) == transactions
+            && transactions > 0
         {
-            self.netlink_batches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::info!(target = %self.name, operations = plan.operations.len(), "applied one netlink batch");
-            return Ok(applied);
+            self.edits.own(before.wrapping_add(1), after);
         }
-        let current = self.read_table().await?;
-        let (mut batch, applied) = self.batch(&current, plan, Utc::now())?;
-        self.forget_rules();
-        // Into a table that exists, new sets are made and filled over netlink first (no rule uses them yet).
-        let staged = if current.exists {
-            batch.take_new_sets(&current.kernel.sets, &read::leftover_sets(&current.kernel, &self.texts)?)
-        } else {
-            Vec::new()
-        };
-        let made = self.make_tunnels(&batch.tunnels).await?;
-        if let Err(e) = self.stage_sets(&staged).await {
-            self.delete_tunnels(&made).await;
-            return Err(e);
-        }
-        if let Err(e) = self.run_batch(&batch, false).await {
-            // Nothing of the change stays: not even the tunnel devices made for it, or the sets staged for it.
-            self.delete_tunnels(&made).await;
-            self.unstage_sets(&staged).await;
-            // Another process wrote to the table since it was read: its generation number is gone.
-            let now = self.list_table_json().await.ok().flatten().and_then(|j| KernelTable::parse(&j).ok());
-            let table_now = now.map(|t| t.generation);
-            if table_now.is_some_and(|g| g != current.kernel.generation) || (!current.exists && table_now.is_some()) {
-                return Err(BackendError::new(
-                    ErrorCode::Conflict,
-                    format!("the table changed during the write ({})", e.message),
-                )
-                .with_hint("another Portcullis process wrote to this firewall at the same time; plan again"));
-            }
-            return Err(e);
-        }
-        self.skeleton_written.store(true, std::sync::atomic::Ordering::Release);
-        self.delete_tunnels(&batch.tunnels.unused).await;
-        tracing::info!(target = %self.name, operations = plan.operations.len(), "applied one nft batch");
         Ok(applied)
+    }
+
+    async fn hand_edits(&self) -> portcullis_core::firewall::HandEdits {
+        self.edits.take()
     }
 
     /// `nft -c`, or for a change of single entries the same netlink batch without its end: either way the kernel

@@ -18,6 +18,7 @@
 //!   namespace advances by one;
 //! - [`Netlink::commit`]: element additions and deletions as one nfnetlink batch, which the kernel commits whole or
 //!   not at all, like `nft -f`;
+//! - [`Netlink::monitor`]: the namespace's nf_tables notifications (what `nft monitor` reads), for hand edits;
 //! - [`Netlink::commit_steps`]: the same with address sets made (and stale ones deleted) in the batch, so that a set
 //!   of tens of thousands of networks is made and filled without `nft` parsing and evaluating each of them.
 //!
@@ -33,7 +34,9 @@ use std::time::Duration;
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketType, netlink, sockopt};
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_GETTABLE: u16 = 1;
+const NFT_MSG_NEWGEN: u16 = 15;
 const NFT_MSG_GETCHAIN: u16 = 4;
 const NFT_MSG_GETRULE: u16 = 7;
 const NFT_MSG_NEWSET: u16 = 9;
@@ -72,6 +75,9 @@ const NFTA_SET_ELEM_EXPIRATION: u16 = 5;
 const NFTA_SET_ELEM_USERDATA: u16 = 6;
 const NFTA_DATA_VALUE: u16 = 1;
 const NFTA_GEN_ID: u16 = 1;
+/// The nf_tables notification group (`NFNLGRP_NFTABLES`).
+const NFNLGRP_NFTABLES: u32 = 7;
+const ENOBUFS: i32 = 105;
 const NFTA_SET_TABLE: u16 = 1;
 const NFTA_SET_NAME: u16 = 2;
 const NFTA_SET_FLAGS: u16 = 3;
@@ -148,6 +154,11 @@ impl From<rustix::io::Errno> for NetlinkError {
 }
 
 impl NetlinkError {
+    /// Whether notifications were lost: the socket's buffer filled before they were read.
+    pub fn is_overrun(&self) -> bool {
+        matches!(self, NetlinkError::Io(e) if e.raw_os_error() == Some(ENOBUFS))
+    }
+
     /// Whether the kernel said "no such file or directory" (a set, table or element that is not there).
     pub fn is_missing(&self) -> bool {
         matches!(self, NetlinkError::Refused { errno: ENOENT, .. })
@@ -211,6 +222,72 @@ pub struct NewSet {
     pub interval: bool,
     pub timeout: bool,
     pub comment: Option<String>,
+}
+
+/// One nf_tables notification, as far as hand edits need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notification {
+    /// Elements added to or deleted from a set (one notification per element; interval ends included).
+    Elements { table: String, set: String, keys: Vec<Vec<u8>> },
+    /// A table, chain, rule, set or object made, changed or deleted.
+    Object { table: Option<String> },
+    /// The end of a transaction: the ruleset generation it committed.
+    Generation(u32),
+}
+
+/// A subscription to the nf_tables notifications of one network namespace.
+pub struct Monitor {
+    conn: Connection,
+}
+
+impl Monitor {
+    /// The notifications that arrive within `wait` (none when nothing happened). An error that
+    /// [`NetlinkError::is_overrun`] means some were lost.
+    pub fn next(&mut self, wait: Duration) -> Result<Vec<Notification>, NetlinkError> {
+        sockopt::set_socket_timeout(&self.conn.fd, sockopt::Timeout::Recv, Some(wait))?;
+        let n = match rustix::net::recv(&self.conn.fd, &mut self.conn.buf[..], RecvFlags::empty()) {
+            Ok((n, _)) => n,
+            Err(rustix::io::Errno::AGAIN) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(notifications(self.conn.buf.get(..n).unwrap_or(&[])))
+    }
+}
+
+/// The notifications in one datagram.
+fn notifications(mut rest: &[u8]) -> Vec<Notification> {
+    let mut out = Vec::new();
+    while rest.len() >= 20 {
+        let len = usize::try_from(u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]])).unwrap_or(usize::MAX);
+        let kind = u16::from_ne_bytes([rest[4], rest[5]]);
+        let Some(payload) = rest.get(20..len) else { break };
+        if kind >> 8 == NFNL_SUBSYS_NFTABLES {
+            out.extend(notification(kind & 0xff, rest[16], payload));
+        }
+        rest = rest.get(align(len)..).unwrap_or(&[]);
+    }
+    out
+}
+
+/// Tables are named within their family: only `inet` ones are Portcullis'.
+fn notification(kind: u16, family: u8, payload: &[u8]) -> Option<Notification> {
+    // Every object message names its table first (`NFTA_*_TABLE` is 1 for tables' names, chains, rules, sets).
+    let table = || {
+        let name = attributes(payload).find(|(t, _)| *t == NFTA_TABLE_NAME).and_then(|(_, v)| c_string(v));
+        name.map(|n| if family == NFPROTO_INET { n } else { format!("{family}:{n}") })
+    };
+    match kind {
+        NFT_MSG_NEWGEN => attributes(payload)
+            .find(|(t, _)| *t == NFTA_GEN_ID)
+            .and_then(|(_, v)| be_u32(v))
+            .map(Notification::Generation),
+        NFT_MSG_NEWSETELEM | NFT_MSG_DELSETELEM => {
+            let set = attributes(payload).find(|(t, _)| *t == NFTA_SET_ELEM_LIST_SET).and_then(|(_, v)| c_string(v))?;
+            Some(Notification::Elements { table: table()?, set, keys: elements(payload).map(|e| e.key).collect() })
+        }
+        NFT_MSG_NEWTABLE..NFT_MSG_NEWGEN => Some(Notification::Object { table: table() }),
+        _ => None,
+    }
 }
 
 /// One step of a batch, in order.
@@ -474,6 +551,15 @@ impl Netlink {
             Ok(true)
         })?;
         Ok(chains)
+    }
+
+    /// Subscribes to the namespace's nf_tables notifications: every committed change, whoever made it.
+    pub fn monitor(&self) -> Result<Monitor, NetlinkError> {
+        let fd = match self.netns.as_deref() {
+            None => Connection::subscribed()?,
+            Some(name) => in_namespace(name, Connection::subscribed)?,
+        };
+        Ok(Monitor { conn: Connection { fd, buf: vec![0; 1 << 16] } })
     }
 
     /// Commits `changes` to sets of `table` as one transaction: every change or none. A refused change is
@@ -887,6 +973,17 @@ impl Connection {
         // Root may raise the buffer beyond the system's default maximum; others get what the system allows.
         if sockopt::set_socket_recv_buffer_size_force(&fd, RECV_BUFFER).is_err() {
             sockopt::set_socket_recv_buffer_size(&fd, RECV_BUFFER)?;
+        }
+        Ok(fd)
+    }
+
+    /// A socket that receives the nf_tables notifications, with a buffer for the bursts of a bulk change (one
+    /// notification per element).
+    fn subscribed() -> io::Result<OwnedFd> {
+        let fd = rustix::net::socket(AddressFamily::NETLINK, SocketType::RAW, Some(netlink::NETFILTER))?;
+        rustix::net::bind(&fd, &netlink::SocketAddrNetlink::new(0, 1 << (NFNLGRP_NFTABLES - 1)))?;
+        if sockopt::set_socket_recv_buffer_size_force(&fd, 8 * RECV_BUFFER).is_err() {
+            sockopt::set_socket_recv_buffer_size(&fd, 8 * RECV_BUFFER)?;
         }
         Ok(fd)
     }

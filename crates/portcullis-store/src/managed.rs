@@ -1,7 +1,7 @@
 //! Portcullis' own record of the entries it placed in managed aliases (blocks, grants), kept apart from the
 //! firewall so that an entry removed or added there by hand shows up as drift.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use rusqlite::params;
@@ -72,6 +72,30 @@ impl Store {
             out.entry(alias).or_default().push(value);
         }
         Ok(out)
+    }
+
+    /// Which of `wanted` (alias, values) are recorded for a target and still live at `now`: a drift check of the
+    /// entries others touched, one index probe each.
+    pub fn managed_live_among(
+        &self,
+        target: &str,
+        wanted: &BTreeMap<String, BTreeSet<String>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<HashSet<(String, String)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT 1 FROM managed_entries WHERE target = ?1 AND alias = ?2 AND value = ?3
+             AND (expires_at_ms IS NULL OR expires_at_ms > ?4)",
+        )?;
+        let mut live = HashSet::new();
+        for (alias, values) in wanted {
+            for value in values {
+                if stmt.exists(params![target, alias, value, now.timestamp_millis()])? {
+                    live.insert((alias.clone(), value.clone()));
+                }
+            }
+        }
+        Ok(live)
     }
 
     /// The earliest expiry among a target's recorded entries, overdue ones included: the reconciler's time

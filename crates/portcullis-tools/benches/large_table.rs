@@ -1,8 +1,10 @@
 //! One block, one unblock and one grant through `ToolService::call` (every guard, the plan, the kernel's check,
 //! the apply, the read-back that verifies it, the audit) on an nftables table that already holds 100,000 and then
 //! 1,000,000 managed entries, in a network namespace made for the run. Beside each figure: `nft add element` of one
-//! element by hand in the same namespace, and the reads that still list the table whole (`list_blocks`, a drift
-//! check), which a million entries make slow, and the first page of `list_blocks` (`limit: 100`), which does not.
+//! element by hand in the same namespace; the first page of `list_blocks` (`limit: 100`) and a drift check (which
+//! looks at what others changed since the last one, and must find the elements added by hand), which a million
+//! entries do not make slow; and the reads that still list the table whole (all of `list_blocks`, a process's
+//! first drift comparison), which they do.
 //!
 //! Needs root and nft. Run: `cargo bench -p portcullis-tools --bench large_table` (about two minutes; set
 //! `PORTCULLIS_BENCH_WHOLE_READS_AT_1M=1` to also time the whole reads at a million, which take minutes).
@@ -113,12 +115,19 @@ async fn run(entries: u32, whole_reads: bool) {
     };
     let fw = Arc::new(NftablesFirewall::new("bench", settings, store.clone()));
     let rates = RateQuotas { default: u32::MAX, sensitive: u32::MAX, admin: u32::MAX, mirror: u32::MAX };
-    let guard = Guard::new(GuardSettings { rates, ..GuardSettings::default() }, Auditor::new(store, None).expect("a"))
-        .expect("guard");
+    let guard_over = |store: Arc<Store>| {
+        Guard::new(GuardSettings { rates, ..GuardSettings::default() }, Auditor::new(store, None).expect("a"))
+            .expect("guard")
+    };
+    let guard = guard_over(store.clone());
     let svc = ToolService::new(guard, vec![Target::new("bench", fw.clone())]).expect("service");
     // The first block and grant create their lists and rules, as on any firewall.
     timed(&svc, "block_ip_address", json!({"ip_address": "192.0.2.1", "duration": "1h", "reason": "seed"})).await;
     timed(&svc, "grant_access", json!({"ip_address": "198.51.100.1", "duration": "1h", "reason": "seed"})).await;
+    // The first drift checks adopt the lists and compare them whole, while they are short (as when a process
+    // starts on a firewall it manages); from then on a check looks at what others changed.
+    svc.check_drift().await;
+    svc.check_drift().await;
     let loading = load(&fw, entries).await;
     let reads_before = fw.whole_reads();
 
@@ -138,35 +147,48 @@ async fn run(entries: u32, whole_reads: bool) {
     for _ in 0..ROUNDS {
         pages.push(timed(&svc, "list_blocks", json!({"limit": 100})).await);
     }
+    let mut drifts = Vec::new();
+    for _ in 0..ROUNDS {
+        let started = Instant::now();
+        let found = svc.check_drift().await;
+        drifts.push(started.elapsed());
+        let by_hand: Vec<_> =
+            found.iter().flat_map(|d| &d.added_by_hand).filter(|(_, v)| v.starts_with("172.16.")).collect();
+        assert_eq!(by_hand.len(), ROUNDS, "the drift check finds every element added by hand: {found:?}");
+    }
     let listed = fw.whole_reads() - reads_before;
     println!(
         "large_table/{entries}: loaded in {:.1} s ({} netlink batches of up to {CHUNK}); median of {ROUNDS}: block {}, unblock {}, grant {} \
-         (each applied and verified through the tool service), list_blocks first page of 100 {}; baseline nft add element of one element by hand {}; \
-         whole listings during them: {listed}",
+         (each applied and verified through the tool service), list_blocks first page of 100 {}, drift check {} (finds the {ROUNDS} elements added by hand); \
+         baseline nft add element of one element by hand {}; whole listings during them: {listed}",
         loading.as_secs_f64(),
         entries.div_ceil(CHUNK),
         ms(median(blocks)),
         ms(median(unblocks)),
         ms(median(grants)),
         ms(median(pages)),
+        ms(median(drifts)),
         ms(median(by_hand)),
     );
     if whole_reads {
         let started = Instant::now();
         let blocks = svc.call(&admin(), "list_blocks", json!({})).await.expect("list_blocks");
         let list = started.elapsed();
+        // A process that has not compared the lists yet (a fresh service on the same firewall) compares whole.
+        let fresh =
+            ToolService::new(guard_over(store.clone()), vec![Target::new("bench", fw.clone())]).expect("service");
         let started = Instant::now();
-        svc.check_drift().await;
+        fresh.check_drift().await;
         let drift = started.elapsed();
         println!(
-            "large_table/{entries}: list_blocks (all {} blocks, one whole listing) {:.2} s; drift check (one whole listing) {:.2} s",
+            "large_table/{entries}: list_blocks (all {} blocks, one whole listing) {:.2} s; whole drift comparison (one whole listing, a process's first) {:.2} s",
             blocks["count"],
             list.as_secs_f64(),
             drift.as_secs_f64()
         );
     } else {
         println!(
-            "large_table/{entries}: list_blocks and the drift check not run (each lists the table whole: minutes at this size)"
+            "large_table/{entries}: list_blocks of all and the whole drift comparison not run (each lists the table whole: minutes at this size)"
         );
     }
 }

@@ -1,10 +1,12 @@
 //! Drift: Portcullis records every entry it puts into (or takes out of) a managed alias; the firewall is
 //! compared with that record, and entries removed or added there by hand are reported as alarms.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
 use chrono::{TimeDelta, Utc};
+use portcullis_core::firewall::HandEdits;
+use portcullis_core::freshness::StateRead;
 use portcullis_core::model::RuleSet;
 use portcullis_core::plan::{ChangePlan, Operation};
 use portcullis_store::ManagedEntry;
@@ -51,6 +53,9 @@ pub(crate) struct DriftWatch {
     last: std::sync::Mutex<HashMap<String, String>>,
     /// How long the last check took, so the reconciler can keep it out of the way of deadlines.
     cost: std::sync::Mutex<std::time::Duration>,
+    /// What the last check found per target, once a whole comparison has been made in this process: a backend
+    /// that tells what others touched since ([`HandEdits::Touched`]) is then checked on those entries and these.
+    findings: std::sync::Mutex<HashMap<String, Drift>>,
 }
 
 fn seeded_key(target: &str) -> String {
@@ -93,8 +98,18 @@ impl ToolService {
     async fn find_drift(&self) -> Vec<Drift> {
         let mut found = Vec::new();
         for target in &self.targets {
-            let Ok(state) = target.firewall.snapshot().await else { continue };
-            let Some(drift) = self.drift_of(target, &state) else { continue };
+            let edits = target.firewall.hand_edits().await;
+            let known = self.drift.findings.lock().unwrap_or_else(|p| p.into_inner()).get(&target.name).cloned();
+            let drift = match (edits, known) {
+                (HandEdits::Touched(touched), Some(known)) => self.drift_of_edits(target, touched, &known).await,
+                _ => self.whole_drift(target).await,
+            };
+            let mut findings = self.drift.findings.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(drift) = drift else {
+                findings.remove(&target.name);
+                continue;
+            };
+            findings.insert(target.name.clone(), drift.clone());
             if !drift.is_empty() {
                 found.push(drift);
             }
@@ -113,6 +128,49 @@ impl ToolService {
         }
         last.retain(|t, _| found.iter().any(|d| &d.target == t));
         found
+    }
+
+    /// The whole comparison: every managed entry on the firewall against every recorded one.
+    async fn whole_drift(&self, target: &Target) -> Option<Drift> {
+        let state = target.firewall.snapshot().await.ok()?;
+        self.drift_of(target, &state)
+    }
+
+    /// The comparison of the entries others touched since the last check, and of those that differed then (they
+    /// may have been put right, or have expired): each looked up on the firewall and in the record.
+    async fn drift_of_edits(
+        &self,
+        target: &Target,
+        mut wanted: BTreeMap<String, BTreeSet<String>>,
+        known: &Drift,
+    ) -> Option<Drift> {
+        for (alias, value) in known.removed_by_hand.iter().chain(&known.added_by_hand) {
+            wanted.entry(alias.clone()).or_default().insert(value.clone());
+        }
+        let mut drift = Drift { target: target.name.clone(), removed_by_hand: Vec::new(), added_by_hand: Vec::new() };
+        if wanted.is_empty() {
+            return Some(drift);
+        }
+        let read =
+            StateRead { aliases: wanted.keys().cloned().collect(), entries: wanted.clone(), ..Default::default() };
+        let state = target.firewall.state(&read).await.ok()?;
+        let now = now();
+        let recorded = self.guard.auditor.store().managed_live_among(&target.name, &wanted, now).ok()?;
+        for (alias, values) in &wanted {
+            let there: HashSet<&str> = state
+                .alias(alias)
+                .filter(|a| a.managed.is_some())
+                .map(|a| a.entries.iter().filter(|e| e.is_live(now)).map(|e| e.value.as_str()).collect())
+                .unwrap_or_default();
+            for value in values {
+                match (recorded.contains(&(alias.clone(), value.clone())), there.contains(value.as_str())) {
+                    (true, false) => drift.removed_by_hand.push((alias.clone(), value.clone())),
+                    (false, true) => drift.added_by_hand.push((alias.clone(), value.clone())),
+                    _ => {}
+                }
+            }
+        }
+        Some(drift)
     }
 
     fn drift_of(&self, target: &Target, state: &RuleSet) -> Option<Drift> {

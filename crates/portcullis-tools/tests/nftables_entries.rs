@@ -124,3 +124,41 @@ async fn the_first_page_of_blocks_is_read_without_listing_the_table() {
     assert_eq!(seen.len(), 1501, "every block once");
     assert_eq!(fw.whole_reads(), reads);
 }
+
+/// After one whole comparison, drift checks look at what others changed since (the nf_tables notifications) and
+/// at what differed before: hand edits of single addresses are found without listing the table, Portcullis' own
+/// changes are not reported, and a hand edit of a network falls back to the whole comparison.
+#[tokio::test(flavor = "multi_thread")]
+async fn drift_checks_after_the_first_look_only_at_what_others_changed() {
+    let net = Topology::new();
+    let (svc, fw) = service(&net, "10.77.1.9/32");
+    block(&svc, "192.0.2.44").await.expect("first block");
+    assert!(svc.check_drift().await.is_empty(), "the first check adopts what is there");
+    assert!(svc.check_drift().await.is_empty(), "and a whole comparison finds nothing");
+    let reads = fw.whole_reads();
+
+    block(&svc, "192.0.2.45").await.expect("own block");
+    assert!(svc.check_drift().await.is_empty(), "Portcullis' own change is not drift");
+    assert_eq!(fw.whole_reads(), reads, "and the check listed nothing");
+
+    net.nft(&["add", "element", "inet", "portcullis", "PORTCULLIS_BLOCK_h4", "{ 198.18.0.7 timeout 1h }"]);
+    net.nft(&["delete", "element", "inet", "portcullis", "PORTCULLIS_BLOCK_h4", "{ 192.0.2.45 }"]);
+    let drift = svc.check_drift().await;
+    assert_eq!(drift.len(), 1, "{drift:?}");
+    assert_eq!(drift[0].added_by_hand, vec![("PORTCULLIS_BLOCK".to_string(), "198.18.0.7".to_string())]);
+    assert_eq!(drift[0].removed_by_hand, vec![("PORTCULLIS_BLOCK".to_string(), "192.0.2.45".to_string())]);
+    assert_eq!(fw.whole_reads(), reads, "found by looking the touched addresses up");
+
+    // A standing difference stays reported until it is put right, also when nothing else changes.
+    assert_eq!(svc.check_drift().await, drift);
+    net.nft(&["delete", "element", "inet", "portcullis", "PORTCULLIS_BLOCK_h4", "{ 198.18.0.7 }"]);
+    net.nft(&["add", "element", "inet", "portcullis", "PORTCULLIS_BLOCK_h4", "{ 192.0.2.45 timeout 1h }"]);
+    assert!(svc.check_drift().await.is_empty(), "put right by hand");
+    assert_eq!(fw.whole_reads(), reads);
+
+    // A network added by hand is not pinned to single addresses: the check compares whole.
+    net.nft(&["add", "element", "inet", "portcullis", "PORTCULLIS_BLOCK_n4", "{ 198.18.8.0/24 timeout 1h }"]);
+    let drift = svc.check_drift().await;
+    assert_eq!(drift[0].added_by_hand, vec![("PORTCULLIS_BLOCK".to_string(), "198.18.8.0/24".to_string())]);
+    assert_eq!(fw.whole_reads(), reads + 1, "one whole listing");
+}
