@@ -178,7 +178,8 @@ fn main() {
     for (ip, n) in agg.top_sources(TOP_N) {
         println!("    {ip:<40} {n}");
     }
-    let target = 2_000_000.0;
+    // Issue 25 raised the target from 2 M.
+    let target = 5_000_000.0;
     println!(
         "  target > {target:.0} lines/s for parse+aggregate: {}",
         if rate_parse > target { "met" } else { "NOT met" }
