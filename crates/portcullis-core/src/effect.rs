@@ -147,7 +147,9 @@ impl Changed {
                 | Operation::UpdateProtection { .. }
                 | Operation::DeleteProtection { .. }
                 | Operation::CreateMirror { .. }
-                | Operation::DeleteMirror { .. } => {}
+                | Operation::DeleteMirror { .. }
+                | Operation::CreateVpnAccount { .. }
+                | Operation::DeleteVpnAccount { .. } => {}
             }
         }
         changed
@@ -196,7 +198,9 @@ fn bases(plan: &ChangePlan, old: &Side<'_>, new: &Side<'_>) -> Vec<Base> {
             | Operation::UpdateProtection { .. }
             | Operation::DeleteProtection { .. }
             | Operation::CreateMirror { .. }
-            | Operation::DeleteMirror { .. } => continue,
+            | Operation::DeleteMirror { .. }
+            | Operation::CreateVpnAccount { .. }
+            | Operation::DeleteVpnAccount { .. } => continue,
         };
         let changed_ids: Vec<String> = ids_and_rules.iter().map(|(id, _, _)| id.clone()).collect();
         for (_, rule, from_new) in ids_and_rules {

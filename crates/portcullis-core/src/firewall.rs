@@ -242,6 +242,19 @@ pub trait Firewall: Send + Sync {
         false
     }
 
+    /// The VPN servers whose users Portcullis manages on this firewall (`crate::vpn`); none by default.
+    fn vpn_servers(&self) -> Vec<crate::vpn::VpnServer> {
+        Vec::new()
+    }
+
+    /// What a WireGuard client of `server` needs of it (its public key, endpoint, routes).
+    async fn wireguard_server_side(&self, server: &str) -> Result<crate::vpn::WireguardServerSide, BackendError> {
+        Err(BackendError::new(
+            ErrorCode::Unsupported,
+            format!("this firewall has no WireGuard server {server} Portcullis manages"),
+        ))
+    }
+
     /// VPN servers, tunnels and connected users, optionally of one kind.
     async fn vpn_status(&self, _kind: Option<VpnKind>) -> Result<VpnStatus, BackendError> {
         Ok(VpnStatus::default())
@@ -288,6 +301,7 @@ pub trait Firewall: Send + Sync {
             aliases,
             protections: Vec::new(),
             mirrors: Vec::new(),
+            vpn_accounts: Vec::new(),
         })
     }
 

@@ -88,7 +88,10 @@ impl StateRead {
                 | Operation::DeleteProtection { .. }
                 // Mirrors are read with the rules too (on pfSense from the anchor they are loaded into).
                 | Operation::CreateMirror { .. }
-                | Operation::DeleteMirror { .. } => read.all_rules = true,
+                | Operation::DeleteMirror { .. }
+                // VPN users are read with the rules (a backend reads its VPN server whole).
+                | Operation::CreateVpnAccount { .. }
+                | Operation::DeleteVpnAccount { .. } => read.all_rules = true,
             }
         }
         read.entries.retain(|alias, _| !whole.contains(alias));

@@ -21,5 +21,6 @@ pub mod model;
 pub mod plan;
 pub mod protection;
 pub mod text;
+pub mod vpn;
 
 pub use error::{FieldError, FieldResult};

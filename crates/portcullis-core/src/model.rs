@@ -741,6 +741,9 @@ pub struct RuleSet {
     /// Traffic mirrors to IDS sensors (`crate::mirror`), each with its expiry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mirrors: Vec<crate::mirror::Mirror>,
+    /// VPN users of the firewall's VPN servers that Portcullis manages (`crate::vpn`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vpn_accounts: Vec<crate::vpn::VpnAccount>,
 }
 
 impl RuleSet {

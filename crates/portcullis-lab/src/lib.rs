@@ -38,6 +38,8 @@ fn with_interfaces(interfaces: &[Interface], stored: LabState) -> RuleSet {
         aliases: stored.aliases,
         protections: stored.protections,
         mirrors: stored.mirrors,
+        // The lab has no VPN server.
+        vpn_accounts: Vec::new(),
     }
 }
 
@@ -113,6 +115,16 @@ impl Firewall for LabFirewall {
     }
 
     async fn apply(&self, plan: &ChangePlan) -> Result<Applied, BackendError> {
+        if plan.operations.iter().any(|o| {
+            matches!(
+                o,
+                portcullis_core::plan::Operation::CreateVpnAccount { .. }
+                    | portcullis_core::plan::Operation::DeleteVpnAccount { .. }
+            )
+        }) {
+            return Err(BackendError::new(ErrorCode::Unsupported, "the lab firewall has no VPN server")
+                .with_hint("VPN users are made on an nftables target with a WireGuard interface configured"));
+        }
         // One writer: the state lock is held from reading the current state to committing the new one.
         let mut state = self.state()?;
         // Entries are only recorded, and written into the lists in place once the store has committed: a block

@@ -288,6 +288,7 @@ mod tests {
             aliases: state.aliases,
             protections: state.protections,
             mirrors: state.mirrors,
+            vpn_accounts: Vec::new(),
         };
         let o = TrafficOptions { scenario: Scenario::Default, seed: 7, end: now, days: 1, peak_per_hour: 100 };
         let lines = generate(&rules, &o, "lab");

@@ -637,6 +637,7 @@ mod tests {
                 entries,
                 managed: None,
             }],
+            vpn_accounts: Vec::new(),
         }
     }
 

@@ -31,6 +31,7 @@ mod status;
 mod touched;
 pub mod translate;
 mod watch;
+pub mod wireguard;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
@@ -44,7 +45,7 @@ use portcullis_core::firewall::{
 use portcullis_core::freshness::StateRead;
 use portcullis_core::mirror::{Mirror, MirrorAsk};
 use portcullis_core::model::{Action, AliasEntry, Direction, Interface, Rule, RuleId, RuleSet, Timestamp};
-use portcullis_core::plan::ChangePlan;
+use portcullis_core::plan::{ChangePlan, Operation};
 use portcullis_core::protection::Protection;
 use portcullis_store::Store;
 use sha2::Digest;
@@ -70,11 +71,19 @@ pub struct NftablesSettings {
     /// Whether a new interface chain starts with a "default allow" rule (true) or denies inbound traffic until
     /// rules pass it (false, as on a pfSense WAN).
     pub default_allow: bool,
+    /// The WireGuard interface whose peers are this target's VPN users ([`wireguard`]).
+    pub wireguard: Option<wireguard::WireguardSettings>,
 }
 
 impl NftablesSettings {
     pub fn new(interfaces: Vec<(String, String)>) -> Self {
-        Self { table: "portcullis".into(), interfaces, runner: NftRunner::default(), default_allow: true }
+        Self {
+            table: "portcullis".into(),
+            interfaces,
+            runner: NftRunner::default(),
+            default_allow: true,
+            wireguard: None,
+        }
     }
 }
 
@@ -83,6 +92,8 @@ pub struct NftablesFirewall {
     name: String,
     settings: NftablesSettings,
     texts: TextStore,
+    /// Portcullis' own records kept for this target (the VPN users' peers, [`wireguard`]).
+    store: Arc<Store>,
     /// One writer per firewall: held from reading the table to applying the batch.
     writer: tokio::sync::Mutex<()>,
     host: portcullis_host::HostProbe,
@@ -143,7 +154,8 @@ impl NftablesFirewall {
     pub fn new(name: &str, settings: NftablesSettings, store: Arc<Store>) -> Self {
         Self {
             name: name.to_string(),
-            texts: TextStore::new(store),
+            texts: TextStore::new(store.clone()),
+            store,
             writer: tokio::sync::Mutex::new(()),
             host: portcullis_host::HostProbe::default(),
             skeleton_written: std::sync::atomic::AtomicBool::new(false),
@@ -270,6 +282,7 @@ impl NftablesFirewall {
             aliases: aliases(&kernel, &self.texts, now)?,
             protections: protect::read(&kernel.protections)?,
             mirrors,
+            vpn_accounts: self.vpn_accounts().await?,
         };
         Ok(Current { exists: json.is_some(), kernel, state, hits, mirrors: listed_mirrors })
     }
@@ -758,6 +771,28 @@ impl Firewall for NftablesFirewall {
     }
 
     /// The table filters the host (or network namespace) `nft` runs in, Portcullis' own traffic included.
+    fn vpn_servers(&self) -> Vec<portcullis_core::vpn::VpnServer> {
+        self.vpn_server().into_iter().collect()
+    }
+
+    async fn wireguard_server_side(
+        &self,
+        _server: &str,
+    ) -> Result<portcullis_core::vpn::WireguardServerSide, BackendError> {
+        NftablesFirewall::wireguard_server_side(self).await
+    }
+
+    async fn vpn_status(
+        &self,
+        kind: Option<portcullis_core::firewall::VpnKind>,
+    ) -> Result<portcullis_core::firewall::VpnStatus, BackendError> {
+        if kind.is_some_and(|k| k != portcullis_core::firewall::VpnKind::Wireguard) {
+            return Ok(portcullis_core::firewall::VpnStatus::default());
+        }
+        let (connections, users) = self.wireguard_status().await?;
+        Ok(portcullis_core::firewall::VpnStatus { connections, users })
+    }
+
     fn filters_own_traffic(&self) -> bool {
         true
     }
@@ -798,6 +833,7 @@ impl Firewall for NftablesFirewall {
             rules: Vec::new(),
             aliases: aliases.collect(),
             protections: Vec::new(),
+            vpn_accounts: Vec::new(),
             mirrors: Vec::new(),
         })
     }
@@ -834,8 +870,23 @@ impl Firewall for NftablesFirewall {
 
     async fn apply(&self, plan: &ChangePlan) -> Result<Applied, BackendError> {
         let _writer = self.writer.lock().await;
+        // VPN users' peers first (`wireguard`), then the table; a failure of the table undoes the peers.
+        let vpn: Vec<&Operation> = plan.operations.iter().filter(|o| wireguard::is_vpn(o)).collect();
+        let table_plan = wireguard::without_vpn(plan);
+        if !vpn.is_empty() {
+            self.apply_vpn(&vpn).await?;
+            if table_plan.operations.is_empty() {
+                return Ok(Applied::default());
+            }
+        }
         let before = self.kernel_generation().await.ok();
-        let (applied, transactions) = self.apply_locked(plan).await?;
+        let (applied, transactions) = match self.apply_locked(&table_plan).await {
+            Ok(done) => done,
+            Err(e) => {
+                self.undo_vpn(&vpn).await;
+                return Err(e);
+            }
+        };
         // Generations that advanced by exactly this apply's transactions are its own, not hand edits.
         if let (Some(before), Ok(after)) = (before, self.kernel_generation().await)
             && after.wrapping_sub(before) == transactions
@@ -853,6 +904,14 @@ impl Firewall for NftablesFirewall {
     /// `nft -c`, or for a change of single entries the same netlink batch without its end: either way the kernel
     /// checks the whole batch without committing it.
     async fn check(&self, plan: &ChangePlan) -> Result<(), BackendError> {
+        // VPN users' peers are checked against the interface when they are applied; the table checks the rest.
+        if plan.operations.iter().any(wireguard::is_vpn) {
+            self.wireguard_server_side().await?;
+        }
+        let plan = &wireguard::without_vpn(plan);
+        if plan.operations.is_empty() {
+            return Ok(());
+        }
         if self.skeleton_written.load(std::sync::atomic::Ordering::Acquire)
             && touched::host_entries_only(plan)
             && self.apply_touched(plan, touched::Commit::No).await?.is_some()

@@ -14,13 +14,15 @@ use tokio::process::Command;
 pub struct NftRunner {
     pub nft: PathBuf,
     pub ip: PathBuf,
+    /// `wg` (wireguard-tools), for the peers of a WireGuard interface.
+    pub wg: PathBuf,
     /// A named network namespace (`ip netns add NAME`); `None` is the namespace Portcullis runs in.
     pub netns: Option<String>,
 }
 
 impl Default for NftRunner {
     fn default() -> Self {
-        Self { nft: PathBuf::from("nft"), ip: PathBuf::from("ip"), netns: None }
+        Self { nft: PathBuf::from("nft"), ip: PathBuf::from("ip"), wg: PathBuf::from("wg"), netns: None }
     }
 }
 
@@ -127,6 +129,30 @@ impl NftRunner {
             return Err(BackendError::new(code, format!("ip {}: {stderr}", args.join(" "))));
         }
         Ok(())
+    }
+
+    /// `wg ARGS` in the configured namespace. Its output can hold an interface's private key (`show … dump`):
+    /// callers parse it at once and keep nothing of that field; it is never logged.
+    pub async fn wg(&self, args: &[&str]) -> Result<String, BackendError> {
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new(&self.ip);
+                c.args(["netns", "exec", ns]).arg(&self.wg);
+                c
+            }
+            None => Command::new(&self.wg),
+        };
+        cmd.args(args).stdin(Stdio::null()).kill_on_drop(true);
+        let output = cmd.output().await.map_err(|e| {
+            BackendError::new(ErrorCode::Unavailable, format!("cannot run wg: {e}"))
+                .with_hint("install wireguard-tools (apt-get install wireguard-tools)")
+        })?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+            let code = if stderr.contains("No such device") { ErrorCode::Unavailable } else { ErrorCode::ApplyFailed };
+            return Err(BackendError::new(code, format!("wg {}: {stderr}", args.first().copied().unwrap_or(""))));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
     pub fn describe(&self) -> String {

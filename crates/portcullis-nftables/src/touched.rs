@@ -220,6 +220,7 @@ impl NftablesFirewall {
             aliases: touched.state.aliases,
             protections: Vec::new(),
             mirrors: Vec::new(),
+            vpn_accounts: Vec::new(),
         }))
     }
 
@@ -266,6 +267,7 @@ impl NftablesFirewall {
             aliases: aliases.into_values().collect(),
             protections: Vec::new(),
             mirrors: Vec::new(),
+            vpn_accounts: Vec::new(),
         };
         Ok(Some(TouchedState { state, generation: raw.generation }))
     }
@@ -379,6 +381,7 @@ impl NftablesFirewall {
             aliases: touched.state.aliases,
             protections: Vec::new(),
             mirrors: Vec::new(),
+            vpn_accounts: Vec::new(),
         })
     }
 

@@ -417,6 +417,7 @@ mod tests {
                 entries: Vec::new(),
                 managed: None,
             }],
+            vpn_accounts: Vec::new(),
         }
     }
 

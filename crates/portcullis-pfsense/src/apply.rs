@@ -106,6 +106,9 @@ fn prevalidate(plan: &ChangePlan, geo_cap: usize, shell: bool) -> Result<(), Bac
             Operation::DeleteProtection { .. } => {}
             Operation::CreateMirror { after } if !shell => return Err(crate::mirror::unsupported_error(after)),
             Operation::CreateMirror { .. } | Operation::DeleteMirror { .. } => {}
+            Operation::CreateVpnAccount { after } | Operation::DeleteVpnAccount { before: after } => {
+                return Err(vpn_unsupported(after));
+            }
         }
     }
     Ok(())
@@ -298,7 +301,18 @@ fn describe_op(op: &Operation) -> String {
         Operation::DeleteProtection { before } => format!("remove DDoS protection {}", before.protection_id),
         Operation::CreateMirror { after } => format!("start mirror {}", after.mirror_id),
         Operation::DeleteMirror { before } => format!("stop mirror {}", before.mirror_id),
+        Operation::CreateVpnAccount { after } => format!("create VPN user {}", after.username),
+        Operation::DeleteVpnAccount { before } => format!("delete VPN user {}", before.username),
     }
+}
+
+/// VPN users on pfSense (OpenVPN users with certificates and overrides, WireGuard peers) are not built yet.
+fn vpn_unsupported(account: &portcullis_core::vpn::VpnAccount) -> BackendError {
+    BackendError::new(
+        ErrorCode::Unsupported,
+        format!("VPN user {}: Portcullis does not manage VPN users on pfSense yet", account.username),
+    )
+    .with_hint("create the user in the pfSense GUI (System > User Manager, VPN > OpenVPN or WireGuard), or manage WireGuard peers on a Linux target")
 }
 
 /// A pause deadline to record once the device writes succeeded: `None` clears it.
@@ -425,6 +439,10 @@ impl<'a> Engine<'a> {
                 let records = self.mirror_records()?;
                 *records = portcullis_core::mirror::mirrors_after(records, [op]);
                 Ok(())
+            }
+            // Refused by `prevalidate` before anything is written.
+            Operation::CreateVpnAccount { after } | Operation::DeleteVpnAccount { before: after } => {
+                Err(vpn_unsupported(after))
             }
         }
     }
@@ -1479,12 +1497,14 @@ pub(crate) async fn check(fw: &PfSenseFirewall, plan: &ChangePlan) -> Result<(),
                     c.update_alias(&req).await.map_err(dry_run_error)?;
                 }
             }
-            // Checked by `check_protections` above; mirrors by `prevalidate`.
+            // Checked by `check_protections` above; mirrors and VPN users by `prevalidate`.
             Operation::CreateProtection { .. }
             | Operation::UpdateProtection { .. }
             | Operation::DeleteProtection { .. }
             | Operation::CreateMirror { .. }
-            | Operation::DeleteMirror { .. } => {}
+            | Operation::DeleteMirror { .. }
+            | Operation::CreateVpnAccount { .. }
+            | Operation::DeleteVpnAccount { .. } => {}
         }
     }
     Ok(())

@@ -259,7 +259,7 @@ impl PfSenseFirewall {
             .collect();
         let interfaces = mapping::interfaces(&config, &stats);
         let mirrors = self.held_mirrors(&interfaces).await?;
-        Ok(RuleSet { interfaces, rules, aliases, protections, mirrors })
+        Ok(RuleSet { interfaces, rules, aliases, protections, mirrors, vpn_accounts: Vec::new() })
     }
 
     /// Runs one command through pfRest's shell; its output, or an error with what it printed.

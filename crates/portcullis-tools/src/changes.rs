@@ -356,6 +356,8 @@ fn took_effect(plan: &ChangePlan, state: &RuleSet) -> Option<Applied> {
                 state.mirrors.iter().any(|m| portcullis_core::mirror::same_enforcement(m, after))
             }
             Operation::DeleteMirror { before } => state.mirrors.iter().all(|m| m.mirror_id != before.mirror_id),
+            Operation::CreateVpnAccount { after } => state.vpn_accounts.iter().any(|u| u.same_enforcement(after)),
+            Operation::DeleteVpnAccount { before } => state.vpn_accounts.iter().all(|u| u.username != before.username),
         };
         if !holds {
             return None;

@@ -106,6 +106,13 @@ fn targets(config: &Config, store: &Arc<Store>, lab: LabFirewall) -> anyhow::Res
             interfaces: nft.interfaces.iter().map(|(l, d)| (l.clone(), d.clone())).collect(),
             runner,
             default_allow: nft.default_allow,
+            wireguard: nft.wireguard.as_ref().map(|wg| portcullis_nftables::wireguard::WireguardSettings {
+                device: wg.interface.clone(),
+                address: wg.address,
+                endpoint: wg.endpoint.clone(),
+                client_allowed_ips: wg.client_allowed_ips.clone(),
+                client_dns: wg.client_dns.clone(),
+            }),
         };
         let firewall = NftablesFirewall::new(&name, settings, store.clone()).with_accounting(nft.accounting);
         targets.push(Target::new(name.clone(), Arc::new(firewall)));

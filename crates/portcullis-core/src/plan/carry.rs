@@ -142,6 +142,7 @@ pub fn carry_out<'p>(
             aliases,
             protections: state.protections.clone(),
             mirrors: state.mirrors.clone(),
+            vpn_accounts: state.vpn_accounts.clone(),
         },
         applied: Applied::default(),
         interfaces: BTreeSet::new(),
@@ -239,6 +240,18 @@ pub fn carry_out<'p>(
                 };
                 out.interfaces.insert(before.interface.clone());
                 next.mirrors.remove(idx);
+            }
+            Operation::CreateVpnAccount { after } => {
+                if next.vpn_accounts.iter().any(|u| u.username == after.username) {
+                    return Err(Conflict::new(format!("VPN user {} already exists", after.username)));
+                }
+                next.vpn_accounts.push(after.clone());
+            }
+            Operation::DeleteVpnAccount { before } => {
+                let Some(idx) = next.vpn_accounts.iter().position(|u| u.same_enforcement(before)) else {
+                    return Err(Conflict::new(format!("VPN user {} is not as planned", before.username)));
+                };
+                next.vpn_accounts.remove(idx);
             }
         }
     }

@@ -170,6 +170,11 @@ pub enum Intent {
     StopMirror {
         mirror_id: crate::mirror::MirrorId,
     },
+    /// A VPN user and the grant of its address (`crate::vpn`).
+    CreateVpnUser(Box<crate::vpn::VpnAsk>),
+    DeleteVpnUser {
+        username: String,
+    },
     /// `block_domain`, and its refresh at the name's TTL (`crate::domain`).
     BlockDomain(Box<crate::domain::DomainBlockAsk>),
     /// `unblock_domain`: `others` are the addresses other live domain blocks stand for.

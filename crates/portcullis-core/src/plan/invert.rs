@@ -113,6 +113,8 @@ pub fn invert(plan: &ChangePlan, applied: &Applied, before_state: &RuleSet, afte
             }
             Operation::CreateMirror { after } => undo.push(Operation::DeleteMirror { before: after.clone() }),
             Operation::DeleteMirror { before } => undo.push(Operation::CreateMirror { after: before.clone() }),
+            Operation::CreateVpnAccount { after } => undo.push(Operation::DeleteVpnAccount { before: after.clone() }),
+            Operation::DeleteVpnAccount { before } => undo.push(Operation::CreateVpnAccount { after: before.clone() }),
             Operation::RemoveAliasEntries { alias, before } => {
                 undo.push(Operation::PutAliasEntries {
                     alias: alias.clone(),

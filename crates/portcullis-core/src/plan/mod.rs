@@ -114,6 +114,13 @@ pub enum Operation {
     DeleteMirror {
         before: crate::mirror::Mirror,
     },
+    /// A VPN user made (`crate::vpn`): its account with the peer's public key, never a secret.
+    CreateVpnAccount {
+        after: crate::vpn::VpnAccount,
+    },
+    DeleteVpnAccount {
+        before: crate::vpn::VpnAccount,
+    },
 }
 
 impl Operation {
@@ -200,6 +207,8 @@ pub fn plan(state: &RuleSet, intent: &Intent, now: Timestamp) -> FieldResult<Cha
         Intent::RemoveProtection(key) => crate::protection::plan_remove(state, key),
         Intent::StartMirror(ask) => crate::mirror::plan_start(state, ask, now),
         Intent::StopMirror { mirror_id } => crate::mirror::plan_stop(state, mirror_id),
+        Intent::CreateVpnUser(ask) => crate::vpn::plan_create(state, ask, now),
+        Intent::DeleteVpnUser { username } => crate::vpn::plan_delete(state, username, now),
         Intent::BlockDomain(ask) => crate::domain::plan_domain_block(state, ask, now),
         Intent::UnblockDomain { domain, interface, others } => {
             crate::domain::plan_domain_unblock(state, domain, interface.as_deref(), others)

@@ -79,6 +79,7 @@ fn seeded() -> RuleSet {
         aliases: Vec::new(),
         protections: Vec::new(),
         mirrors: Vec::new(),
+        vpn_accounts: Vec::new(),
     }
 }
 
@@ -178,6 +179,8 @@ fn shape(op: &Operation) -> String {
         Operation::DeleteProtection { before } => format!("unprotect {}", before.protection_id),
         Operation::CreateMirror { after } => format!("mirror {}", after.mirror_id),
         Operation::DeleteMirror { before } => format!("unmirror {}", before.mirror_id),
+        Operation::CreateVpnAccount { after } => format!("vpn user {}", after.username),
+        Operation::DeleteVpnAccount { before } => format!("delete vpn user {}", before.username),
     }
 }
 

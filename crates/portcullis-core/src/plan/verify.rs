@@ -91,6 +91,21 @@ pub fn verify(plan: &ChangePlan, applied: &Applied, after: &RuleSet) -> Result<(
                     return Err(format!("mirror {} is still present", before.mirror_id));
                 }
             }
+            Operation::CreateVpnAccount { after: wanted } => {
+                let found = after
+                    .vpn_accounts
+                    .iter()
+                    .find(|u| u.username == wanted.username)
+                    .ok_or_else(|| format!("VPN user {} is missing on read-back", wanted.username))?;
+                if !found.same_enforcement(wanted) {
+                    return Err(format!("VPN user {} is not as planned on read-back", wanted.username));
+                }
+            }
+            Operation::DeleteVpnAccount { before } => {
+                if after.vpn_accounts.iter().any(|u| u.username == before.username) {
+                    return Err(format!("VPN user {} is still present", before.username));
+                }
+            }
             Operation::RemoveAliasEntries { alias, before } => {
                 if let Some(found) = after.alias(alias).map(Alias::entries_by_value)
                     && let Some(e) =

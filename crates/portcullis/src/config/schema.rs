@@ -126,6 +126,27 @@ pub struct NftablesConfig {
     /// (counting only) on the first reading.
     #[serde(default)]
     pub accounting: bool,
+    /// A WireGuard interface brought up beforehand whose peers are this target's VPN users (`create_vpn_user`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wireguard: Option<WireguardConfig>,
+}
+
+/// `targets.<name>.wireguard`: the interface Portcullis adds VPN users to as peers.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireguardConfig {
+    /// The interface (`wg0`).
+    pub interface: String,
+    /// The server's own tunnel address with the tunnel network's prefix (`10.8.0.1/24`).
+    pub address: ipnet::IpNet,
+    /// `host:port` clients connect to (the public address and listen port).
+    pub endpoint: String,
+    /// What clients send through the tunnel (default: the tunnel network).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_allowed_ips: Vec<ipnet::IpNet>,
+    /// DNS servers the client configuration names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_dns: Vec<std::net::IpAddr>,
 }
 
 fn default_nft_table() -> String {
