@@ -41,6 +41,7 @@ READ_TOOLS = {
     "get_online_devices",
     "get_offline_devices",
     "get_bandwidth_usage",
+    "list_vpn_users",
 }
 STATE_CHANGING_TOOLS = {
     "create_firewall_rule",
@@ -64,12 +65,14 @@ STATE_CHANGING_TOOLS = {
     "mirror_traffic",
     "stop_mirror",
     "enable_traffic_analysis",
+    "create_vpn_user",
+    "delete_vpn_user",
 }
 # Every tool the server lists: each one either only reads or changes state.
 EXPECTED_TOOLS = READ_TOOLS | STATE_CHANGING_TOOLS
 RULE_EDITING = {"create_firewall_rule", "modify_firewall_rule", "delete_firewall_rule"}
-# Admin-level tools: the host's egress policy (system category) and DDoS protection (security category).
-ADMIN_SYSTEM = {"set_egress_policy", "configure_ddos_protection"}
+# Admin-level tools: the host's egress policy and VPN users (system category) and DDoS protection (security category).
+ADMIN_SYSTEM = {"set_egress_policy", "configure_ddos_protection", "create_vpn_user", "delete_vpn_user"}
 
 SCENARIO_TIMEOUT = 60.0
 

@@ -46,6 +46,8 @@ impl Default for RiskWeights {
             ("ddos_protection", 40),
             // A copy of users' traffic: its breadth, its interface and how long it runs add to it.
             ("mirror_traffic", 30),
+            // Remote access for a person into the networks behind the firewall; permanent ones score 60.
+            ("manage_vpn_users", 45),
         ];
         Self {
             base: base.into_iter().map(|(op, w)| (op.to_string(), w)).collect(),

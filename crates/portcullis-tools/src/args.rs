@@ -962,3 +962,30 @@ pub struct EnableTrafficAnalysisArgs {
     #[serde(flatten)]
     pub change: ChangeOptions,
 }
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct CreateVpnUserArgs {
+    /// The user's name: 1 to 32 letters, digits, '.', '-' or '_'.
+    pub username: String,
+    /// OpenVPN only: an existing certificate (by description or refid). WireGuard users get a key pair instead.
+    pub certificate: Option<String>,
+    /// The user's tunnel address, inside the server's tunnel network and unused; the first free one when omitted.
+    pub static_ip: Option<String>,
+    /// wireguard or openvpn; the target's server decides when omitted.
+    #[serde(rename = "type")]
+    pub vpn_type: Option<String>,
+    /// The VPN server (a WireGuard interface such as wg0); needed only when the target has several.
+    pub server: Option<String>,
+    /// When the user is removed: a duration (30d, 12h) or an RFC 3339 time; never when omitted.
+    pub expires: Option<String>,
+    #[serde(flatten)]
+    pub change: ChangeOptions,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct DeleteVpnUserArgs {
+    /// The user to remove, with everything its creation made (see list_vpn_users).
+    pub username: String,
+    #[serde(flatten)]
+    pub change: ChangeOptions,
+}

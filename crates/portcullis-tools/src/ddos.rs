@@ -47,7 +47,7 @@ impl IntentJob for ProtectionRequest {
                 Intent::ConfigureProtection(Box::new(asked))
             }
         };
-        Ok(PlannedIntent { intent, must_reach: Vec::new(), person_must_approve: None, after_apply: None })
+        Ok(PlannedIntent { intent, must_reach: Vec::new(), person_must_approve: None, after_apply: None, reveal: None })
     }
 }
 

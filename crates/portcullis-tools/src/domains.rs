@@ -292,6 +292,7 @@ impl IntentJob for DomainBlockRequest {
             must_reach: Vec::new(),
             person_must_approve: None,
             after_apply,
+            reveal: None,
         })
     }
 }
@@ -319,6 +320,7 @@ impl IntentJob for DomainUnblockRequest {
                 records.retain(|r| !(r.domain == domain && (interface.is_none() || r.interface == interface)));
                 save_records(svc, &target, &records)
             })),
+            reveal: None,
         })
     }
 }

@@ -531,6 +531,7 @@ fn expiry_of(intent: &Intent, plan: &ChangePlan) -> Option<Timestamp> {
         Intent::Block { expires_at, .. } | Intent::Grant { expires_at, .. } => put.unwrap_or(*expires_at),
         Intent::PauseRule { until, .. } => Some(*until),
         Intent::StartMirror(ask) => Some(ask.expires_at),
+        Intent::CreateVpnUser(ask) => ask.expires_at,
         _ => None,
     }
 }

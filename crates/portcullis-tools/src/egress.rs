@@ -92,6 +92,7 @@ impl EgressSources {
                 must_reach: Vec::new(),
                 person_must_approve: None,
                 after_apply: None,
+                reveal: None,
             });
         }
         let apis = self.resolve_apis().await?;
@@ -130,6 +131,7 @@ impl EgressSources {
             must_reach,
             person_must_approve: None,
             after_apply: None,
+            reveal: None,
         })
     }
 

@@ -161,6 +161,7 @@ impl IntentJob for GeoBlockRequest {
             must_reach: Vec::new(),
             person_must_approve: None,
             after_apply: None,
+            reveal: None,
         })
     }
 }
@@ -275,6 +276,7 @@ impl IntentJob for GeoRefreshRequest {
             must_reach: Vec::new(),
             person_must_approve: None,
             after_apply: None,
+            reveal: None,
         })
     }
 }

@@ -29,6 +29,7 @@ mod reconciler;
 mod resources;
 mod respond;
 mod views;
+mod vpn;
 mod work;
 
 use std::sync::Arc;
@@ -308,11 +309,18 @@ impl ToolService {
                 trace.dry_run = options.dry_run;
                 let mut planned = until_cancelled(ctx, job.intent(&IntentScope { svc: self, ctx, target })).await?;
                 let after_apply = planned.after_apply.take();
+                let reveal = planned.reveal.take();
                 let call = ChangeCall { ctx, def, target, args, planned: &planned, options };
-                let answer = self.change(&call, trace).await?;
+                let mut answer = self.change(&call, trace).await?;
                 let applied = matches!(answer["status"].as_str(), Some("applied" | "pending_confirmation"));
                 if let Some(record) = after_apply.filter(|_| applied) {
                     record(self)?;
+                }
+                if let Some(reveal) = reveal.filter(|_| applied) {
+                    let extra = reveal(&answer);
+                    if let Some(fields) = answer.as_object_mut() {
+                        fields.extend(extra);
+                    }
                 }
                 Ok(answer)
             }

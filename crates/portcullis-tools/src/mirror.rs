@@ -218,6 +218,7 @@ impl IntentJob for MirrorRequest {
             person_must_approve: copies_all
                 .then(|| "a copy of everything on an interface needs a person's approval".to_string()),
             after_apply: None,
+            reveal: None,
         })
     }
 }

@@ -112,10 +112,17 @@ pub(crate) struct PlannedIntent {
     /// What Portcullis records of its own once the change is applied (a domain block's answer and refresh time);
     /// not run for a dry run or a refused change.
     pub after_apply: Option<AfterApply>,
+    /// Fields added to the answer of the call that applied the change, and to nothing else (a VPN user's client
+    /// configuration with its private key): not run for a dry run or a refused change, never journalled or audited.
+    pub reveal: Option<Reveal>,
 }
 
 /// A record written once a change is applied.
 pub(crate) type AfterApply = Box<dyn FnOnce(&crate::ToolService) -> Result<(), CallError> + Send + Sync>;
+
+/// Fields for the answer of an applied change, from that answer.
+pub(crate) type Reveal =
+    Box<dyn FnOnce(&serde_json::Value) -> serde_json::Map<String, serde_json::Value> + Send + Sync>;
 
 /// A handler answered from Portcullis' own records.
 #[async_trait]
@@ -272,7 +279,13 @@ struct Ready(Intent);
 #[async_trait]
 impl IntentJob for Ready {
     async fn intent(self, _at: &IntentScope<'_>) -> Result<PlannedIntent, CallError> {
-        Ok(PlannedIntent { intent: self.0, must_reach: Vec::new(), person_must_approve: None, after_apply: None })
+        Ok(PlannedIntent {
+            intent: self.0,
+            must_reach: Vec::new(),
+            person_must_approve: None,
+            after_apply: None,
+            reveal: None,
+        })
     }
 }
 

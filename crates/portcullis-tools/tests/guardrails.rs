@@ -34,7 +34,12 @@ fn service_with(mut settings: GuardSettings) -> (ToolService, Arc<Store>) {
     let logs = portcullis_logstore::LogStore::open(logs_dir, portcullis_logstore::Retention::default()).unwrap();
     let stores = std::collections::HashMap::from([("lab".to_string(), logs)]);
     let host = LabFirewall::open("host", store.clone(), lab_interfaces(&default_interfaces())).unwrap();
-    let targets = vec![Target::new("lab", Arc::new(lab)), Target::new("host", Arc::new(common::OwnHost(host)))];
+    let vpn = LabFirewall::open("vpn", store.clone(), lab_interfaces(&default_interfaces())).unwrap();
+    let targets = vec![
+        Target::new("lab", Arc::new(lab)),
+        Target::new("host", Arc::new(common::OwnHost(host))),
+        Target::new("vpn", Arc::new(common::VpnHost(vpn, Default::default()))),
+    ];
     let sensor = portcullis_tools::SensorSetting {
         target: None,
         sensor: portcullis_core::mirror::Sensor {
@@ -111,6 +116,12 @@ async fn valid_call(svc: &ToolService, tool: &str) -> Value {
     match tool {
         "get_firewall_rules" | "list_blocks" | "get_system_status" | "lint_rules" | "verify_audit_log" => json!({}),
         "get_vpn_status" => json!({"type": "openvpn"}),
+        "create_vpn_user" => json!({"target": "vpn", "username": "matrix_user", "expires": "1h"}),
+        "list_vpn_users" => json!({"target": "vpn"}),
+        "delete_vpn_user" => {
+            call(svc, "admin", "create_vpn_user", json!({"target": "vpn", "username": "leaving"})).await.unwrap();
+            json!({"target": "vpn", "username": "leaving"})
+        }
         "query_firewall_logs" => json!({"timeframe": "1h", "action": "block"}),
         "get_traffic_stats" => json!({"timeframe": "1h"}),
         "analyze_threats" => json!({"timeframe": "24h"}),

@@ -41,14 +41,18 @@ pub fn plan_expiry(state: &RuleSet, now: Timestamp) -> Option<ChangePlan> {
     let mirrors = crate::mirror::expired_mirrors(state, now);
     let stopped = mirrors.len();
     operations.extend(mirrors);
+    let accounts = crate::vpn::expired_accounts(state, now);
+    let removed_users = accounts.len();
+    operations.extend(accounts);
     if operations.is_empty() {
         return None;
     }
     let (entries, settled) = expiry_counts(&operations);
     let resumed = settled - stopped;
     let mirrors = if stopped == 0 { String::new() } else { format!(" and stop {stopped} mirrors") };
+    let users = if removed_users == 0 { String::new() } else { format!(" and remove {removed_users} VPN users") };
     Some(ChangePlan {
-        summary: format!("expire {entries} entries and resume {resumed} paused rules that are due{mirrors}"),
+        summary: format!("expire {entries} entries and resume {resumed} paused rules that are due{mirrors}{users}"),
         operations,
         warnings: Vec::new(),
         facts: ChangeFacts::default(),
@@ -90,5 +94,5 @@ pub fn plan_entry_expiry(entries: Vec<(String, Vec<AliasEntry>)>, now: Timestamp
 /// stays cheap however long the managed lists are.
 pub fn next_pause_end(state: &RuleSet) -> Option<Timestamp> {
     let pauses = state.rules.iter().filter_map(|r| r.paused_until).min();
-    pauses.into_iter().chain(crate::mirror::next_mirror_end(state)).min()
+    pauses.into_iter().chain(crate::mirror::next_mirror_end(state)).chain(crate::vpn::next_account_end(state)).min()
 }

@@ -253,29 +253,20 @@ pub fn plan_delete(state: &RuleSet, username: &str, now: Timestamp) -> FieldResu
     Ok(plan)
 }
 
-/// Plans the removal of the accounts whose time has come (the reconciler).
-pub fn plan_expired(state: &RuleSet, now: Timestamp) -> Option<ChangePlan> {
-    let due: Vec<&VpnAccount> = state.vpn_accounts.iter().filter(|u| u.expires_at.is_some_and(|t| t <= now)).collect();
-    if due.is_empty() {
-        return None;
-    }
-    let mut operations: Vec<Operation> =
-        due.iter().map(|u| Operation::DeleteVpnAccount { before: (*u).clone() }).collect();
-    // Their grants expire with them on their own; entries the grant list still holds go in the same plan.
-    if let Some(grants) = state.alias(crate::plan::GRANT_ALIAS) {
-        let values: Vec<String> = due.iter().map(|u| crate::model::net_to_string(&u.host())).collect();
-        let before: Vec<_> = grants.entries.iter().filter(|e| values.contains(&e.value)).cloned().collect();
-        if !before.is_empty() {
-            operations.insert(0, Operation::RemoveAliasEntries { alias: grants.name.clone(), before });
-        }
-    }
-    let names: Vec<&str> = due.iter().map(|u| u.username.as_str()).collect();
-    Some(ChangePlan {
-        summary: format!("remove expired VPN users {}", names.join(", ")),
-        operations,
-        warnings: Vec::new(),
-        facts: Default::default(),
-    })
+/// The removal of the accounts whose time has come, for the reconciler's expiry plan (their grants expire with
+/// them, as entries of the grant list with the same time).
+pub fn expired_accounts(state: &RuleSet, now: Timestamp) -> Vec<Operation> {
+    state
+        .vpn_accounts
+        .iter()
+        .filter(|u| u.expires_at.is_some_and(|t| t <= now))
+        .map(|u| Operation::DeleteVpnAccount { before: u.clone() })
+        .collect()
+}
+
+/// When the next account expires.
+pub fn next_account_end(state: &RuleSet) -> Option<Timestamp> {
+    state.vpn_accounts.iter().filter_map(|u| u.expires_at).min()
 }
 
 #[cfg(test)]

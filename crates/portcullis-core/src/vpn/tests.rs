@@ -87,8 +87,16 @@ fn free_addresses_skip_the_server_and_taken_ones_and_expired_users_are_removed()
     let p = plan_create(&state, &second, now()).expect("p");
     state = applied(&state, &p);
     assert_eq!(state.vpn_accounts[1].address.to_string(), "10.8.0.3");
-    assert!(plan_expired(&state, now()).is_none());
-    let due = plan_expired(&state, now() + TimeDelta::hours(2)).expect("due");
+    assert_eq!(next_account_end(&state), first.expires_at);
+    assert!(plan::plan_expiry(&state, now()).is_none());
+    let due = plan::plan_expiry(&state, now() + TimeDelta::hours(2)).expect("due");
+    assert!(due.summary.contains("remove 1 VPN users"), "{}", due.summary);
     let after = applied(&state, &due);
     assert_eq!(after.vpn_accounts.iter().map(|u| u.username.as_str()).collect::<Vec<_>>(), ["b"]);
+    let grants = after.alias(plan::GRANT_ALIAS).expect("grants");
+    assert_eq!(
+        grants.entries.iter().map(|e| e.value.as_str()).collect::<Vec<_>>(),
+        ["10.8.0.3"],
+        "a's grant expired with it"
+    );
 }

@@ -16,6 +16,7 @@ use crate::devices::{DeviceFilter, DeviceRead, DevicesResult};
 use crate::mirror::{MirrorRead, MirrorRequest, MirrorsResult};
 use crate::reads::{Status, Vpn};
 use crate::views::*;
+use crate::vpn::{VpnUserRequest, VpnUsersRead, VpnUsersResult};
 use crate::work::Work;
 use crate::{CallError, changes, egress, geo, logs, reads};
 
@@ -43,6 +44,9 @@ pub(crate) fn rows() -> Vec<ToolDef> {
         row::<ListBlocks>(),
         row::<GetSystemStatus>(),
         row::<GetVpnStatus>(),
+        row::<CreateVpnUser>(),
+        row::<DeleteVpnUser>(),
+        row::<ListVpnUsers>(),
         row::<QueryFirewallLogs>(),
         row::<GetTrafficStats>(),
         row::<AnalyzeThreats>(),
@@ -357,6 +361,60 @@ impl Tool for GetVpnStatus {
 
     fn route(a: VpnStatusArgs, _now: Timestamp) -> Result<Work<VpnStatusResult>, CallError> {
         Ok(Work::read(a.target, Vpn(a.kind.as_deref().map(vpn_kind).transpose()?)))
+    }
+}
+
+pub(crate) struct CreateVpnUser;
+
+impl Tool for CreateVpnUser {
+    type Args = CreateVpnUserArgs;
+    type Output = ChangeResult;
+    const DECL: Decl = Decl::change("create_vpn_user", "Create a VPN user", "manage_vpn_users", Category::System)
+        .admin()
+        .not_idempotent()
+        .about(
+            "Make a VPN user on the target's VPN server: username, static_ip (inside the server's tunnel network and \
+             unused; the first free address when omitted), expires (30d, or a time; removed then). On a Linux target \
+             this is a WireGuard peer of the configured interface: Portcullis makes the key pair and returns \
+             client_config, holding the private key, once, in this answer (never stored). The address is put in the \
+             grant list. type: wireguard or openvpn; certificate is OpenVPN's (pfSense).",
+        );
+
+    fn route(a: CreateVpnUserArgs, now: Timestamp) -> Result<Work<ChangeResult>, CallError> {
+        Work::change_with(&a.change, VpnUserRequest::parse(&a, now)?)
+    }
+}
+
+pub(crate) struct DeleteVpnUser;
+
+impl Tool for DeleteVpnUser {
+    type Args = DeleteVpnUserArgs;
+    type Output = ChangeResult;
+    const DECL: Decl = Decl::change("delete_vpn_user", "Delete a VPN user", "manage_vpn_users", Category::System)
+        .admin()
+        .destructive()
+        .about(
+            "Remove a VPN user and what its creation made (the peer, its address in the grant list), and nothing else.",
+        );
+
+    fn route(a: DeleteVpnUserArgs, _now: Timestamp) -> Result<Work<ChangeResult>, CallError> {
+        let username = portcullis_core::vpn::check_username("username", a.username.trim())?;
+        Work::change(&a.change, Intent::DeleteVpnUser { username })
+    }
+}
+
+pub(crate) struct ListVpnUsers;
+
+impl Tool for ListVpnUsers {
+    type Args = TargetArg;
+    type Output = VpnUsersResult;
+    const DECL: Decl = Decl::read("list_vpn_users", "VPN users", "read_vpn", Category::Network).about(
+        "The VPN users Portcullis manages on the target: username, type, server, address, public key, created and \
+         expiry. No secret is ever listed.",
+    );
+
+    fn route(a: TargetArg, _now: Timestamp) -> Result<Work<VpnUsersResult>, CallError> {
+        Ok(Work::read(a.target, VpnUsersRead))
     }
 }
 

@@ -43,3 +43,62 @@ pub fn test_country_db() -> std::sync::Arc<portcullis_geo::CountryDb> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/geoip/dbip-layout.mmdb");
     std::sync::Arc::new(portcullis_geo::CountryDb::open(&path).expect("the test country database opens"))
 }
+
+/// A lab firewall with one WireGuard server whose accounts live in memory: a stand-in for the guard matrix,
+/// which checks who may call the VPN tools, not how a backend keeps peers (`tests/vpn_wireguard.rs` does).
+#[allow(dead_code)]
+pub struct VpnHost(pub LabFirewall, pub std::sync::Mutex<Vec<portcullis_core::vpn::VpnAccount>>);
+
+#[async_trait]
+impl Firewall for VpnHost {
+    fn info(&self) -> TargetInfo {
+        self.0.info()
+    }
+
+    async fn snapshot(&self) -> Result<RuleSet, BackendError> {
+        let mut state = self.0.snapshot().await?;
+        state.vpn_accounts = self.1.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Ok(state)
+    }
+
+    async fn apply(&self, plan: &ChangePlan) -> Result<Applied, BackendError> {
+        use portcullis_core::plan::Operation;
+        let vpn = |o: &Operation| matches!(o, Operation::CreateVpnAccount { .. } | Operation::DeleteVpnAccount { .. });
+        let rest =
+            ChangePlan { operations: plan.operations.iter().filter(|o| !vpn(o)).cloned().collect(), ..plan.clone() };
+        let applied = self.0.apply(&rest).await?;
+        let mut accounts = self.1.lock().unwrap_or_else(|p| p.into_inner());
+        for op in &plan.operations {
+            match op {
+                Operation::CreateVpnAccount { after } => accounts.push(after.clone()),
+                Operation::DeleteVpnAccount { before } => accounts.retain(|a| a.username != before.username),
+                _ => {}
+            }
+        }
+        Ok(applied)
+    }
+
+    async fn system_status(&self) -> Result<SystemStatus, BackendError> {
+        self.0.system_status().await
+    }
+
+    fn vpn_servers(&self) -> Vec<portcullis_core::vpn::VpnServer> {
+        vec![portcullis_core::vpn::VpnServer {
+            name: "wg0".into(),
+            kind: portcullis_core::vpn::VpnType::Wireguard,
+            address: "10.8.0.1/24".parse().expect("net"),
+        }]
+    }
+
+    async fn wireguard_server_side(
+        &self,
+        _server: &str,
+    ) -> Result<portcullis_core::vpn::WireguardServerSide, BackendError> {
+        Ok(portcullis_core::vpn::WireguardServerSide {
+            public_key: "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=".into(),
+            endpoint: "192.0.2.1:51820".into(),
+            allowed_ips: vec!["10.8.0.0/24".parse().expect("net")],
+            dns: Vec::new(),
+        })
+    }
+}
