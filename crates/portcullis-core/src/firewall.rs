@@ -247,6 +247,11 @@ pub trait Firewall: Send + Sync {
         Vec::new()
     }
 
+    /// The VPN users Portcullis manages here, read now; an error when the VPN server does not answer.
+    async fn vpn_accounts(&self) -> Result<Vec<crate::vpn::VpnAccount>, BackendError> {
+        Ok(self.snapshot().await?.vpn_accounts)
+    }
+
     /// What a WireGuard client of `server` needs of it (its public key, endpoint, routes).
     async fn wireguard_server_side(&self, server: &str) -> Result<crate::vpn::WireguardServerSide, BackendError> {
         Err(BackendError::new(

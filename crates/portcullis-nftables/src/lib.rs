@@ -282,7 +282,7 @@ impl NftablesFirewall {
             aliases: aliases(&kernel, &self.texts, now)?,
             protections: protect::read(&kernel.protections)?,
             mirrors,
-            vpn_accounts: self.vpn_accounts().await?,
+            vpn_accounts: self.vpn_accounts_or_none().await,
         };
         Ok(Current { exists: json.is_some(), kernel, state, hits, mirrors: listed_mirrors })
     }
@@ -773,6 +773,10 @@ impl Firewall for NftablesFirewall {
     /// The table filters the host (or network namespace) `nft` runs in, Portcullis' own traffic included.
     fn vpn_servers(&self) -> Vec<portcullis_core::vpn::VpnServer> {
         self.vpn_server().into_iter().collect()
+    }
+
+    async fn vpn_accounts(&self) -> Result<Vec<portcullis_core::vpn::VpnAccount>, BackendError> {
+        NftablesFirewall::vpn_accounts(self).await
     }
 
     async fn wireguard_server_side(

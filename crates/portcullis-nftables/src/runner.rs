@@ -149,8 +149,14 @@ impl NftRunner {
         })?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
-            let code = if stderr.contains("No such device") { ErrorCode::Unavailable } else { ErrorCode::ApplyFailed };
-            return Err(BackendError::new(code, format!("wg {}: {stderr}", args.first().copied().unwrap_or(""))));
+            // The verb and the interface: the rest of a command line never holds more than a public key.
+            let what = args.iter().take(2).copied().collect::<Vec<_>>().join(" ");
+            if stderr.contains("No such device") || stderr.contains("Unable to access interface") {
+                return Err(BackendError::new(ErrorCode::Unavailable, format!("wg {what}: {stderr}")).with_hint(
+                    "bring the WireGuard interface up (wg-quick up, systemd-networkd, wireguard-go) first",
+                ));
+            }
+            return Err(BackendError::new(ErrorCode::ApplyFailed, format!("wg {what}: {stderr}")));
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }

@@ -146,6 +146,19 @@ impl NftablesFirewall {
         Ok(self.vpn_records()?.into_iter().filter(held).collect())
     }
 
+    /// [`Self::vpn_accounts`] for a read of the whole state: an interface that does not answer leaves the
+    /// accounts out (with a warning) rather than failing every change of the table. `list_vpn_users` and the
+    /// VPN changes themselves read the interface directly and fail on it.
+    pub(crate) async fn vpn_accounts_or_none(&self) -> Vec<VpnAccount> {
+        match self.vpn_accounts().await {
+            Ok(accounts) => accounts,
+            Err(e) => {
+                tracing::warn!(target = %self.name, "VPN users not read: {}", e.message);
+                Vec::new()
+            }
+        }
+    }
+
     /// What a client needs of the server.
     pub(crate) async fn wireguard_server_side(&self) -> Result<WireguardServerSide, BackendError> {
         let wg = self.wireguard()?;

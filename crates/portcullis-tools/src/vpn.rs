@@ -189,7 +189,7 @@ pub struct VpnUsersResult {
 impl ReadJob for VpnUsersRead {
     type Output = VpnUsersResult;
     async fn read(self, at: &ReadScope<'_>) -> Result<VpnUsersResult, CallError> {
-        let users = at.target.firewall.snapshot().await?.vpn_accounts;
+        let users = at.target.firewall.vpn_accounts().await?;
         Ok(VpnUsersResult { target: at.target.name.clone(), count: users.len(), users })
     }
 }

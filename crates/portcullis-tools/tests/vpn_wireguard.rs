@@ -236,3 +236,30 @@ async fn an_expired_user_is_removed_by_the_reconciler() {
     assert_eq!(listed["count"], 0, "{listed}");
     assert!(!ping_through(&lab.net.client, "10.8.0.2", "10.8.0.1"), "no tunnel after the expiry");
 }
+
+/// A WireGuard interface that is not there stops VPN calls, with why, and nothing else: the table's changes go on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_interface_fails_the_vpn_calls_and_no_other_change() {
+    let net = Topology::new();
+    let mut settings = net.settings();
+    settings.wireguard = Some(WireguardSettings {
+        device: "wgmissing0".into(),
+        address: "10.8.0.1/24".parse().expect("net"),
+        endpoint: "10.77.1.1:51820".into(),
+        client_allowed_ips: Vec::new(),
+        client_dns: Vec::new(),
+    });
+    let store = Arc::new(Store::open_in_memory().expect("store"));
+    let fw = Arc::new(NftablesFirewall::new("router", settings, store.clone()));
+    let guard = Guard::new(GuardSettings::default(), Auditor::new(store, None).expect("auditor")).expect("guard");
+    let svc = ToolService::new(guard, vec![Target::new("router", fw)]).expect("service");
+    let blocked = svc
+        .call(&admin(), "block_ip_address", json!({"ip_address": "192.0.2.9", "duration": "1h", "reason": "scan"}))
+        .await
+        .expect("a block is not held up by the VPN interface");
+    assert_eq!(blocked["verified"], true, "{blocked}");
+    let listed = svc.call(&admin(), "list_vpn_users", json!({})).await.expect_err("no interface");
+    assert!(listed.message.contains("wgmissing0"), "{listed:?}");
+    let created = svc.call(&admin(), "create_vpn_user", json!({"username": "u1"})).await.expect_err("no interface");
+    assert!(created.message.contains("wgmissing0"), "{created:?}");
+}
