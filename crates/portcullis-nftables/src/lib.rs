@@ -880,6 +880,7 @@ impl Firewall for NftablesFirewall {
         if !vpn.is_empty() {
             self.apply_vpn(&vpn).await?;
             if table_plan.operations.is_empty() {
+                self.confirm_vpn(&vpn)?;
                 return Ok(Applied::default());
             }
         }
@@ -891,6 +892,9 @@ impl Firewall for NftablesFirewall {
                 return Err(e);
             }
         };
+        if !vpn.is_empty() {
+            self.confirm_vpn(&vpn)?;
+        }
         // Generations that advanced by exactly this apply's transactions are its own, not hand edits.
         if let (Some(before), Ok(after)) = (before, self.kernel_generation().await)
             && after.wrapping_sub(before) == transactions
@@ -899,6 +903,12 @@ impl Firewall for NftablesFirewall {
             self.edits.own(before.wrapping_add(1), after);
         }
         Ok(applied)
+    }
+
+    /// VPN users' peers the WireGuard interface lost (restarted from a file without them) are added back.
+    async fn restore_lost(&self, _state: &RuleSet) -> Result<Vec<String>, BackendError> {
+        let _writer = self.writer.lock().await;
+        self.restore_lost_peers().await
     }
 
     async fn hand_edits(&self) -> portcullis_core::firewall::HandEdits {

@@ -85,6 +85,21 @@ pub fn without_vpn(plan: &ChangePlan) -> ChangePlan {
     ChangePlan { operations: plan.operations.iter().filter(|o| !is_vpn(o)).cloned().collect(), ..plan.clone() }
 }
 
+/// Portcullis' record of one user's peer.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct StoredAccount {
+    #[serde(flatten)]
+    pub account: VpnAccount,
+    /// Whether the change that made it was applied whole; until then the peer may be a stopped apply's.
+    #[serde(default)]
+    pub confirmed: bool,
+}
+
+/// Whether the interface holds `account`'s peer with its address.
+fn held(peers: &[Peer], account: &VpnAccount) -> bool {
+    peers.iter().any(|p| Some(&p.public_key) == account.public_key.as_ref() && p.allowed_ips.contains(&account.host()))
+}
+
 fn records_key(target: &str) -> String {
     format!("nftables:{target}:vpn_accounts")
 }
@@ -114,7 +129,7 @@ impl NftablesFirewall {
         parse_dump(&self.settings.runner.wg(&["show", &wg.device, "dump"]).await?)
     }
 
-    pub(crate) fn vpn_records(&self) -> Result<Vec<VpnAccount>, BackendError> {
+    pub(crate) fn vpn_records(&self) -> Result<Vec<StoredAccount>, BackendError> {
         let stored = self.store.meta_get(&records_key(&self.name)).map_err(|e| {
             BackendError::new(ErrorCode::InternalError, format!("the VPN user records cannot be read: {e}"))
         })?;
@@ -126,7 +141,7 @@ impl NftablesFirewall {
         }
     }
 
-    fn save_vpn_records(&self, records: &[VpnAccount]) -> Result<(), BackendError> {
+    fn save_vpn_records(&self, records: &[StoredAccount]) -> Result<(), BackendError> {
         let text = serde_json::to_string(records)
             .map_err(|e| BackendError::new(ErrorCode::InternalError, format!("VPN user records: {e}")))?;
         self.store.meta_set(&records_key(&self.name), &text).map_err(|e| {
@@ -140,10 +155,7 @@ impl NftablesFirewall {
             return Ok(Vec::new());
         }
         let (_, peers) = self.wg_peers().await?;
-        let held = |a: &VpnAccount| {
-            peers.iter().any(|p| Some(&p.public_key) == a.public_key.as_ref() && p.allowed_ips.contains(&a.host()))
-        };
-        Ok(self.vpn_records()?.into_iter().filter(held).collect())
+        Ok(self.vpn_records()?.into_iter().filter(|r| held(&peers, &r.account)).map(|r| r.account).collect())
     }
 
     /// [`Self::vpn_accounts`] for a read of the whole state: an interface that does not answer leaves the
@@ -184,14 +196,19 @@ impl NftablesFirewall {
                 _ => {}
             }
         }
-        // Records of peers that never came (an apply stopped between the two) go now.
-        let mut records: Vec<VpnAccount> =
-            self.vpn_records()?.into_iter().filter(|r| current.iter().any(|c| c.username == r.username)).collect();
+        // Records of peers that never came (an apply stopped between the two) go now; confirmed ones whose peer
+        // the interface lost stay, for `restore_lost_peers`.
+        let mut records: Vec<StoredAccount> = self
+            .vpn_records()?
+            .into_iter()
+            .filter(|r| r.confirmed || current.iter().any(|c| c.username == r.account.username))
+            .collect();
         let mut done: Vec<&Operation> = Vec::new();
         for op in ops {
             let step = match op {
                 Operation::CreateVpnAccount { after } => {
-                    records.push(after.clone());
+                    records.retain(|r| r.account.username != after.username);
+                    records.push(StoredAccount { account: after.clone(), confirmed: false });
                     self.save_vpn_records(&records)?;
                     self.set_peer(&wg.device, after, true).await
                 }
@@ -205,9 +222,41 @@ impl NftablesFirewall {
             done.push(op);
         }
         records.retain(|r| {
-            !ops.iter().any(|o| matches!(o, Operation::DeleteVpnAccount { before } if before.username == r.username))
+            !ops.iter()
+                .any(|o| matches!(o, Operation::DeleteVpnAccount { before } if before.username == r.account.username))
         });
         self.save_vpn_records(&records)
+    }
+
+    /// Marks the users a change made as confirmed, once the whole change is applied: from then on a peer the
+    /// interface loses (restarted from a file without it) is put back by [`Self::restore_lost_peers`].
+    pub(crate) fn confirm_vpn(&self, ops: &[&Operation]) -> Result<(), BackendError> {
+        let mut records = self.vpn_records()?;
+        for r in &mut records {
+            if ops
+                .iter()
+                .any(|o| matches!(o, Operation::CreateVpnAccount { after } if after.username == r.account.username))
+            {
+                r.confirmed = true;
+            }
+        }
+        self.save_vpn_records(&records)
+    }
+
+    /// Adds back the peers of confirmed, unexpired users that the interface no longer holds; what was put back.
+    pub(crate) async fn restore_lost_peers(&self) -> Result<Vec<String>, BackendError> {
+        let Some(wg) = self.settings.wireguard.as_ref() else { return Ok(Vec::new()) };
+        let (_, peers) = self.wg_peers().await?;
+        let now = chrono::Utc::now();
+        let mut restored = Vec::new();
+        for r in self.vpn_records()? {
+            let live = r.account.expires_at.is_none_or(|t| t > now);
+            if r.confirmed && live && !held(&peers, &r.account) {
+                self.set_peer(&wg.device, &r.account, true).await?;
+                restored.push(format!("VPN user {} ({}) on {}", r.account.username, r.account.address, wg.device));
+            }
+        }
+        Ok(restored)
     }
 
     /// Undoes VPN operations (a later part of the change failed): peers added are removed, removed ones added back.
@@ -223,14 +272,14 @@ impl NftablesFirewall {
                 tracing::error!(target = %self.name, "a VPN user's peer could not be put back: {}", e.message);
             }
         }
-        // The records follow the peers: a record without its peer is not listed.
+        // The records follow the peers: a record without its peer is not listed, and an unconfirmed one goes.
         if let Ok(mut records) = self.vpn_records() {
             for op in done {
                 match op {
                     Operation::DeleteVpnAccount { before }
-                        if !records.iter().any(|r| r.username == before.username) =>
+                        if !records.iter().any(|r| r.account.username == before.username) =>
                     {
-                        records.push(before.clone())
+                        records.push(StoredAccount { account: before.clone(), confirmed: true })
                     }
                     _ => {}
                 }
@@ -256,7 +305,7 @@ impl NftablesFirewall {
     pub(crate) async fn wireguard_status(&self) -> Result<(Vec<VpnConnection>, Vec<VpnUser>), BackendError> {
         let Some(wg) = self.settings.wireguard.as_ref() else { return Ok((Vec::new(), Vec::new())) };
         let (_, peers) = self.wg_peers().await?;
-        let accounts = self.vpn_records()?;
+        let accounts: Vec<VpnAccount> = self.vpn_records()?.into_iter().map(|r| r.account).collect();
         let now = chrono::Utc::now().timestamp();
         let mut users = Vec::new();
         for peer in &peers {

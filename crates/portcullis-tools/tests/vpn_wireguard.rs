@@ -101,7 +101,21 @@ struct Lab {
     net: Topology,
     server_dev: WgDevice,
     data: tempfile::TempDir,
+    fw: Arc<NftablesFirewall>,
+    store: Arc<Store>,
     svc: ToolService,
+}
+
+fn service(fw: Arc<NftablesFirewall>, store: Arc<Store>) -> ToolService {
+    let guard = Guard::new(
+        GuardSettings {
+            rates: RateQuotas { default: 10_000, sensitive: 10_000, admin: 10_000, mirror: 10_000 },
+            ..GuardSettings::default()
+        },
+        Auditor::new(store, None).expect("auditor"),
+    )
+    .expect("guard");
+    ToolService::new(guard, vec![Target::new("router", fw)]).expect("service")
 }
 
 fn lab() -> Lab {
@@ -138,16 +152,8 @@ fn lab() -> Lab {
     let data = tempfile::tempdir().expect("data dir");
     let store = Arc::new(Store::open(&data.path().join("portcullis.db")).expect("store"));
     let fw = Arc::new(NftablesFirewall::new("router", settings, store.clone()));
-    let guard = Guard::new(
-        GuardSettings {
-            rates: RateQuotas { default: 10_000, sensitive: 10_000, admin: 10_000, mirror: 10_000 },
-            ..GuardSettings::default()
-        },
-        Auditor::new(store.clone(), None).expect("auditor"),
-    )
-    .expect("guard");
-    let svc = ToolService::new(guard, vec![Target::new("router", fw)]).expect("service");
-    Lab { net, server_dev, data, svc }
+    let svc = service(fw.clone(), store.clone());
+    Lab { net, server_dev, data, fw, store, svc }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -262,4 +268,43 @@ async fn a_missing_interface_fails_the_vpn_calls_and_no_other_change() {
     assert!(listed.message.contains("wgmissing0"), "{listed:?}");
     let created = svc.call(&admin(), "create_vpn_user", json!({"username": "u1"})).await.expect_err("no interface");
     assert!(created.message.contains("wgmissing0"), "{created:?}");
+}
+
+/// The interface restarted from a file without Portcullis' peers: the reconciler's next whole read (here the first
+/// of a restarted service) puts the confirmed users' peers back, audited as a restore, and the tunnel works again.
+#[tokio::test(flavor = "multi_thread")]
+async fn peers_the_interface_lost_are_put_back_by_the_reconciler() {
+    let lab = lab();
+    let created = lab
+        .svc
+        .call(&admin(), "create_vpn_user", json!({"username": "field_tech", "static_ip": "10.8.0.50"}))
+        .await
+        .expect("create_vpn_user");
+    let config = created["client_config"].as_str().expect("config").to_string();
+    let public_key = created["plan"]
+        .as_array()
+        .and_then(|ops| ops.iter().find(|o| o["op"] == "create_vpn_account"))
+        .and_then(|o| o["after"]["public_key"].as_str())
+        .expect("the planned public key")
+        .to_string();
+    let client_dev = WgDevice::new(&lab.net.client, "r");
+    let dir = tempfile::tempdir().expect("tempdir");
+    bring_up_client(&lab.net.client, &client_dev, &config, dir.path());
+    assert!(ping_through(&lab.net.client, "10.8.0.50", "10.8.0.1"));
+
+    run(&["ip", "netns", "exec", &lab.net.router, "wg", "set", &lab.server_dev.name, "peer", &public_key, "remove"]);
+    assert!(!ping_through(&lab.net.client, "10.8.0.50", "10.8.0.1"), "the peer is gone from the interface");
+    let restarted = service(lab.fw.clone(), lab.store.clone());
+    let swept = restarted.sweep_expired().await;
+    assert!(swept.iter().all(|(_, r)| r.is_ok()), "{swept:?}");
+    let peers = run(&["ip", "netns", "exec", &lab.net.router, "wg", "show", &lab.server_dev.name, "allowed-ips"]);
+    assert!(peers.contains(&public_key) && peers.contains("10.8.0.50/32"), "the peer is back: {peers}");
+    // The client reconnects (its old session died with the server's peer) with the same configuration.
+    let server_key = config.lines().filter_map(|l| l.strip_prefix("PublicKey = ")).next().expect("server key");
+    run(&["ip", "netns", "exec", &lab.net.client, "wg", "set", &client_dev.name, "peer", server_key, "remove"]);
+    let conf = dir.path().join("client.conf");
+    run(&["ip", "netns", "exec", &lab.net.client, "wg", "addconf", &client_dev.name, conf.to_str().expect("path")]);
+    assert!(ping_through(&lab.net.client, "10.8.0.50", "10.8.0.1"), "put back: the same configuration works again");
+    let audit = restarted.call(&admin(), "get_audit_log", json!({"limit": 20})).await.expect("audit");
+    assert!(audit.to_string().contains("field_tech"), "the restore is audited: {audit}");
 }
