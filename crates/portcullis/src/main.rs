@@ -4,6 +4,7 @@
 mod app;
 mod approvals;
 mod cli;
+mod client_config;
 mod config;
 #[cfg(feature = "conformance")]
 mod conformance;
@@ -16,6 +17,7 @@ mod logs;
 mod mcp;
 mod secrets;
 mod stdio;
+mod token;
 
 use std::path::PathBuf;
 
@@ -130,6 +132,24 @@ enum Command {
         #[command(subcommand)]
         command: GeoipCommand,
     },
+    /// Bearer tokens for the Streamable HTTP transport.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Print what an MCP client's configuration needs to use this install (nothing is written).
+    ClientConfig {
+        client: client_config::Client,
+        /// Reach a running `portcullis serve --http` at this URL instead of starting this binary over stdio.
+        #[arg(long, value_name = "URL")]
+        http: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Make a token for PRINCIPAL: its SHA-256 is added to the config file's http.tokens, the token printed once.
+    New { principal: String },
 }
 
 #[derive(Subcommand)]
@@ -277,9 +297,43 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     runtime.block_on(dispatch(cli.command, loaded))
 }
 
+/// `portcullis client-config`: the snippet and where it goes (stderr), the snippet alone on stdout.
+fn print_client_config(
+    client: client_config::Client,
+    http: Option<&str>,
+    source: &ConfigSource,
+) -> anyhow::Result<i32> {
+    let binary = std::env::current_exe().context("where this binary is")?;
+    let config = match source {
+        ConfigSource::File(path) => Some(std::fs::canonicalize(path).unwrap_or_else(|_| path.clone())),
+        ConfigSource::Defaults => None,
+    };
+    let reach = match http {
+        Some(url) => {
+            let host = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")).unwrap_or("");
+            if host.is_empty() || host.starts_with('/') || url.chars().any(|c| c.is_whitespace() || c == '"') {
+                anyhow::bail!("--http: {url:?} is not an http(s) URL (e.g. https://fw.example.com/mcp)");
+            }
+            client_config::Reach::Http { url }
+        }
+        None => client_config::Reach::Stdio { binary: &binary, config: config.as_deref() },
+    };
+    let (place, text) = client_config::snippet(client, &reach);
+    eprintln!("# for {place}:");
+    println!("{text}");
+    Ok(0)
+}
+
 async fn dispatch(command: Command, loaded: LoadedConfig) -> anyhow::Result<i32> {
     match command {
         Command::Config { command: ConfigCommand::Check } => config_check(loaded),
+        Command::Token { command: TokenCommand::New { principal } } => match &loaded.source {
+            ConfigSource::File(path) => token::new(path, &loaded.config, &principal),
+            ConfigSource::Defaults => anyhow::bail!(
+                "no configuration file to add the token to: name one with --config FILE (or $PORTCULLIS_CONFIG)"
+            ),
+        },
+        Command::ClientConfig { client, http } => print_client_config(client, http.as_deref(), &loaded.source),
         Command::Geoip { command: GeoipCommand::Install { file } } => geoip::install(&loaded.config, &file).await,
         Command::Geoip { command: GeoipCommand::Info } => geoip::info(&loaded.config),
         Command::Tools { json } => {

@@ -1,5 +1,5 @@
 //! The operator's CLI: `portcullis whoami` (principal, role, what it may call), `config check` naming the tools an
-//! allow list puts out of reach, and `-o FILE` saving a report as HTML without `jq`.
+//! allow list puts out of reach, `-o FILE` saving a report as HTML without `jq`, `token new` and `client-config`.
 
 mod cli;
 
@@ -167,4 +167,58 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
     assert!(text.contains("error [validation_error]") && !text.contains('\x1b'), "{text:?}");
     let piped = cli::run(dir.path(), &refused);
     assert!(!String::from_utf8_lossy(&piped.stderr).contains('\x1b'), "no colour into a pipe");
+}
+
+/// `token new` prints the token once and puts only its hash in the file, keeping the file's comments; an unknown
+/// principal or a form it cannot extend is refused with the file untouched.
+#[test]
+fn token_new_adds_the_hash_keeps_the_comments_and_prints_the_token_once() {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.yaml");
+    let original =
+        "# the SOC's Portcullis\nsecurity:\n  principals:\n    soc-bot: {role: operator}  # the triage bot\n";
+    std::fs::write(&path, original).expect("config");
+    let out = cli::run(dir.path(), &["token", "new", "soc-bot"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(token.starts_with("pct_") && token.len() > 40, "{token}");
+    let text = std::fs::read_to_string(&path).expect("config");
+    assert!(text.starts_with(original), "comments and layout kept: {text}");
+    assert!(!text.contains(&token), "the file holds no token");
+    assert!(text.contains(&hex::encode(sha2::Sha256::digest(token.as_bytes()))), "{text}");
+    let check = cli::run(dir.path(), &["config", "check"]);
+    assert!(check.status.success(), "the edited file loads: {}", String::from_utf8_lossy(&check.stderr));
+
+    let second = cli::run(dir.path(), &["token", "new", "soc-bot"]);
+    assert!(second.status.success());
+    assert_eq!(std::fs::read_to_string(&path).expect("config").matches("principal: soc-bot").count(), 2);
+
+    let before = std::fs::read_to_string(&path).expect("config");
+    let unknown = cli::run(dir.path(), &["token", "new", "nobody"]);
+    assert!(!unknown.status.success());
+    assert_eq!(std::fs::read_to_string(&path).expect("config"), before, "untouched");
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("security.principals"));
+    std::fs::write(&path, "http: {bind: 127.0.0.1:8787}\n").expect("config");
+    let flow = cli::run(dir.path(), &["token", "new", "admin"]);
+    assert!(!flow.status.success() && String::from_utf8_lossy(&flow.stderr).contains("by hand"));
+    assert_eq!(std::fs::read_to_string(&path).expect("config"), "http: {bind: 127.0.0.1:8787}\n", "untouched");
+}
+
+#[test]
+fn client_config_prints_a_snippet_that_starts_this_binary_with_its_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("config.yaml"), "security: {}\n").expect("config");
+    let out = cli::run(dir.path(), &["client-config", "claude"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout alone");
+    let server = &v["mcpServers"]["portcullis"];
+    assert!(std::path::Path::new(server["command"].as_str().unwrap()).exists(), "{v}");
+    let args: Vec<&str> = server["args"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
+    assert_eq!(args.first(), Some(&"--config"));
+    assert!(args[1].ends_with("config.yaml") && args.last() == Some(&"serve"), "{args:?}");
+    let http = cli::run(dir.path(), &["client-config", "vscode", "--http", "https://fw.example.com/mcp"]);
+    let v: serde_json::Value = serde_json::from_slice(&http.stdout).expect("JSON");
+    assert_eq!(v["servers"]["portcullis"]["url"], "https://fw.example.com/mcp");
+    assert!(!cli::run(dir.path(), &["client-config", "cursor", "--http", "not a url"]).status.success());
 }
