@@ -437,6 +437,37 @@ pub fn whoami(app: &App, json: bool) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// `config check --probe`: every target's status read through the tool service (guards and audit included), one
+/// line each: what answered, or the error with its hint. Exit 1 when any target does not answer.
+pub async fn probe_targets(config: crate::config::Config) -> anyhow::Result<i32> {
+    let app = App::open(config)?;
+    let ctx = CallContext::new(app.local_principal(), Transport::Cli, None);
+    let mut failed = 0;
+    for name in app.service.target_names() {
+        let call = app.service.call(&ctx, "get_system_status", serde_json::json!({"target": name}));
+        match tokio::time::timeout(std::time::Duration::from_secs(20), call).await {
+            Ok(Ok(status)) => {
+                let what = [&status["backend"], &status["version"], &status["hostname"]]
+                    .iter()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                println!("# probe {name}: ok{}", if what.is_empty() { String::new() } else { format!(" ({what})") });
+            }
+            Ok(Err(e)) => {
+                failed += 1;
+                let hint = e.hint.as_deref().map(|h| format!(" — {h}")).unwrap_or_default();
+                println!("# probe {name}: {}: {}{hint}", e.code.as_str(), e.message);
+            }
+            Err(_) => {
+                failed += 1;
+                println!("# probe {name}: no answer within 20 s");
+            }
+        }
+    }
+    Ok(if failed == 0 { 0 } else { 1 })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -203,7 +203,11 @@ enum LabCommand {
 #[derive(Subcommand)]
 enum ConfigCommand {
     /// Load and validate the configuration, and show it with secrets redacted.
-    Check,
+    Check {
+        /// Also connect to every target and say what works (its status read through the tool service).
+        #[arg(long)]
+        probe: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -326,7 +330,14 @@ fn print_client_config(
 
 async fn dispatch(command: Command, loaded: LoadedConfig) -> anyhow::Result<i32> {
     match command {
-        Command::Config { command: ConfigCommand::Check } => config_check(loaded),
+        Command::Config { command: ConfigCommand::Check { probe } } => {
+            let probed = if probe { Some(loaded.config.clone()) } else { None };
+            let code = config_check(loaded)?;
+            match probed {
+                Some(config) => cli::probe_targets(config).await,
+                None => Ok(code),
+            }
+        }
         Command::Token { command: TokenCommand::New { principal } } => match &loaded.source {
             ConfigSource::File(path) => token::new(path, &loaded.config, &principal),
             ConfigSource::Defaults => anyhow::bail!(
@@ -446,6 +457,7 @@ fn config_check(loaded: LoadedConfig) -> anyhow::Result<i32> {
     println!("# data directory: {}", loaded.config.data_dir().display());
     let mut targets = vec![config::LAB_TARGET.to_string()];
     targets.extend(loaded.config.pfsense_targets().into_iter().map(|(name, pf)| format!("{name} ({})", pf.host)));
+    targets.extend(loaded.config.nftables_targets().into_iter().map(|(name, _)| format!("{name} (nftables)")));
     println!("# targets: {}; default: {}", targets.join(", "), loaded.config.default_target());
     for key in secrets::short_secrets(&loaded.config) {
         println!("# warning: {} (portcullis refuses to start with it)", secrets::short_secret_message(&key));

@@ -222,3 +222,19 @@ fn client_config_prints_a_snippet_that_starts_this_binary_with_its_config() {
     assert_eq!(v["servers"]["portcullis"]["url"], "https://fw.example.com/mcp");
     assert!(!cli::run(dir.path(), &["client-config", "cursor", "--http", "not a url"]).status.success());
 }
+
+#[test]
+fn config_check_probe_says_which_targets_answer_and_why_the_others_do_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = "security: {}\ntargets:\n  gw:\n    kind: nftables\n    netns: pc-no-such-namespace\n    interfaces: {lan: eth1}\n";
+    std::fs::write(dir.path().join("config.yaml"), config).expect("config");
+    let out = cli::run(dir.path(), &["config", "check", "--probe"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("# targets: lab, gw (nftables)"), "{text}");
+    assert!(text.contains("# probe lab: ok"), "{text}");
+    let gw = text.lines().find(|l| l.starts_with("# probe gw:")).expect("gw probed");
+    assert!(gw.contains("pc-no-such-namespace"), "the reason names what is wrong: {gw}");
+    assert_eq!(out.status.code(), Some(1), "a target that does not answer fails the check");
+    let plain = cli::run(dir.path(), &["config", "check"]);
+    assert!(plain.status.success() && !String::from_utf8_lossy(&plain.stdout).contains("# probe"));
+}
