@@ -19,6 +19,32 @@ use portcullis_store::Store;
 use portcullis_tools::{Target, ToolService};
 use serde_json::json;
 
+/// Every log line of the test process, at every level: the private key must be in none of them.
+fn captured_logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
+    static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = buffer.clone();
+        let writer = move || Capture(sink.clone());
+        let subscriber = tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(writer).finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        buffer
+    })
+    .clone()
+}
+
+struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn admin() -> CallContext {
     CallContext::new(Principal { name: "root".into(), role: "admin".into() }, Transport::Cli, None)
 }
@@ -158,6 +184,7 @@ fn lab() -> Lab {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_created_user_gets_a_tunnel_that_works_and_loses_it_when_deleted() {
+    let logs = captured_logs();
     let lab = lab();
     let created = lab
         .svc
@@ -213,6 +240,9 @@ async fn a_created_user_gets_a_tunnel_that_works_and_loses_it_when_deleted() {
     // The private key was in the one answer: nowhere in the store, the audit or the journal.
     let audit = lab.svc.call(&admin(), "get_audit_log", json!({"limit": 100})).await.expect("audit");
     assert!(!audit.to_string().contains(&private_key));
+    let logged = logs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert!(!logged.is_empty(), "the capture sees the service's log lines");
+    assert!(!logged.windows(private_key.len()).any(|w| w == private_key.as_bytes()), "no log line holds the key");
     for entry in std::fs::read_dir(lab.data.path()).expect("data dir") {
         let path = entry.expect("entry").path();
         let bytes = std::fs::read(&path).expect("read");
