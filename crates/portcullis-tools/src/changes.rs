@@ -208,6 +208,8 @@ impl ToolService {
             effect: None,
             addresses: Vec::new(),
             statements: Vec::new(),
+            client_config: None,
+            secret_notice: None,
         };
         if dry_run {
             return Ok(result);

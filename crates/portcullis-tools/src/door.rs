@@ -283,6 +283,8 @@ impl ToolService {
             addresses: crate::views::AddressOutcome::of(&call.planned.intent, &plan),
             effect,
             statements,
+            client_config: None,
+            secret_notice: None,
         };
         Ok((plan, result, needs_approval))
     }
