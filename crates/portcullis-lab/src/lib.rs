@@ -115,13 +115,7 @@ impl Firewall for LabFirewall {
     }
 
     async fn apply(&self, plan: &ChangePlan) -> Result<Applied, BackendError> {
-        if plan.operations.iter().any(|o| {
-            matches!(
-                o,
-                portcullis_core::plan::Operation::CreateVpnAccount { .. }
-                    | portcullis_core::plan::Operation::DeleteVpnAccount { .. }
-            )
-        }) {
+        if plan.operations.iter().any(portcullis_core::plan::Operation::is_vpn_account) {
             return Err(BackendError::new(ErrorCode::Unsupported, "the lab firewall has no VPN server")
                 .with_hint("VPN users are made on an nftables target with a WireGuard interface configured"));
         }

@@ -140,19 +140,13 @@ impl Batch {
             .map(|command| match command {
                 Command::Object(_) | Command::Raw(_) => None,
                 Command::Elements(c) => {
-                    let elements = c
-                        .elements
-                        .into_iter()
-                        .map(|e| {
-                            (e.net.prefix_len() == e.net.max_prefix_len()).then(|| {
-                                NewElement::key(
-                                    address_key(e.net.addr()),
-                                    e.timeout.map(|s| u64::from(s) * 1000),
-                                    e.comment.map(|c| c.to_string()),
-                                )
-                            })
-                        })
-                        .collect::<Option<Vec<_>>>()?;
+                    let mut elements = Vec::with_capacity(c.elements.len());
+                    for e in c.elements {
+                        if SetPart::of(&e.net).is_interval() {
+                            return None;
+                        }
+                        elements.extend(netlink_elements(e));
+                    }
                     Some(ElementChange { set: c.set, delete: c.delete, elements })
                 }
             })

@@ -875,7 +875,7 @@ impl Firewall for NftablesFirewall {
     async fn apply(&self, plan: &ChangePlan) -> Result<Applied, BackendError> {
         let _writer = self.writer.lock().await;
         // VPN users' peers first (`wireguard`), then the table; a failure of the table undoes the peers.
-        let vpn: Vec<&Operation> = plan.operations.iter().filter(|o| wireguard::is_vpn(o)).collect();
+        let vpn: Vec<&Operation> = plan.operations.iter().filter(|o| o.is_vpn_account()).collect();
         let table_plan = wireguard::without_vpn(plan);
         if !vpn.is_empty() {
             self.apply_vpn(&vpn).await?;
@@ -919,7 +919,7 @@ impl Firewall for NftablesFirewall {
     /// checks the whole batch without committing it.
     async fn check(&self, plan: &ChangePlan) -> Result<(), BackendError> {
         // VPN users' peers are checked against the interface when they are applied; the table checks the rest.
-        if plan.operations.iter().any(wireguard::is_vpn) {
+        if plan.operations.iter().any(Operation::is_vpn_account) {
             self.wireguard_server_side().await?;
         }
         let plan = &wireguard::without_vpn(plan);

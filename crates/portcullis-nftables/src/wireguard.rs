@@ -75,14 +75,9 @@ pub fn parse_dump(text: &str) -> Result<(String, Vec<Peer>), BackendError> {
     Ok((public_key.to_string(), peers))
 }
 
-/// Whether an operation is a VPN user's.
-pub fn is_vpn(op: &Operation) -> bool {
-    matches!(op, Operation::CreateVpnAccount { .. } | Operation::DeleteVpnAccount { .. })
-}
-
 /// The plan without its VPN users' operations: what the nftables table carries out.
 pub fn without_vpn(plan: &ChangePlan) -> ChangePlan {
-    ChangePlan { operations: plan.operations.iter().filter(|o| !is_vpn(o)).cloned().collect(), ..plan.clone() }
+    ChangePlan { operations: plan.operations.iter().filter(|o| !o.is_vpn_account()).cloned().collect(), ..plan.clone() }
 }
 
 /// Portcullis' record of one user's peer.

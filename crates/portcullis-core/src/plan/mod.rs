@@ -128,6 +128,11 @@ impl Operation {
     pub fn is_mirror(&self) -> bool {
         matches!(self, Operation::CreateMirror { .. } | Operation::DeleteMirror { .. })
     }
+
+    /// Whether it makes or removes a VPN user's account.
+    pub fn is_vpn_account(&self) -> bool {
+        matches!(self, Operation::CreateVpnAccount { .. } | Operation::DeleteVpnAccount { .. })
+    }
 }
 
 /// Facts about a change that risk scoring and policy need, computed once by the planner.

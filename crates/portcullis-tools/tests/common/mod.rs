@@ -63,9 +63,10 @@ impl Firewall for VpnHost {
 
     async fn apply(&self, plan: &ChangePlan) -> Result<Applied, BackendError> {
         use portcullis_core::plan::Operation;
-        let vpn = |o: &Operation| matches!(o, Operation::CreateVpnAccount { .. } | Operation::DeleteVpnAccount { .. });
-        let rest =
-            ChangePlan { operations: plan.operations.iter().filter(|o| !vpn(o)).cloned().collect(), ..plan.clone() };
+        let rest = ChangePlan {
+            operations: plan.operations.iter().filter(|o| !o.is_vpn_account()).cloned().collect(),
+            ..plan.clone()
+        };
         let applied = self.0.apply(&rest).await?;
         let mut accounts = self.1.lock().unwrap_or_else(|p| p.into_inner());
         for op in &plan.operations {
