@@ -345,3 +345,50 @@ async def test_the_customers_device_tools_return_rows_over_mcp(servers, data_dir
             assert usage["data"] and usage["data"][0]["address"] == "192.168.1.20", usage
             assert "states" in usage["source"] and usage["complete"] is False, usage
     assert control(emulator, "violations") == []
+
+
+def emulator_api(emulator: HttpServer, method: str, path: str, body: dict | None = None) -> dict:
+    """A request to the emulator's pfRest API itself, as an administrator in the pfSense GUI would make it."""
+    url = f"http://127.0.0.1:{emulator.port}{path}"
+    with httpx.Client(trust_env=False, timeout=10, headers={"X-API-Key": API_KEY}) as client:
+        r = client.request(method, url, json=body)
+    r.raise_for_status()
+    return r.json()["data"]
+
+
+async def test_the_customers_vpn_user_call_on_pfsense(servers, data_dir: Path, pf_config: Path, emulator):
+    """BRIEF's `create_vpn_user {"username": "remote_user", "certificate": "user_cert.crt", "static_ip":
+    "10.0.1.100"}` on pfSense over MCP: the user holds the named certificate, an override gives it the address, and
+    the exported configuration and the password arrive once; neither is anywhere in the data directory."""
+    ca = emulator_api(emulator, "GET", "/api/v2/system/certificate_authorities")[0]["refid"]
+    emulator_api(emulator, "POST", "/api/v2/system/certificate/generate",
+                 {"descr": "user_cert.crt", "caref": ca, "keytype": "RSA", "keylen": 2048, "digest_alg": "sha256",
+                  "dn_commonname": "remote_user", "type": "user"})
+    before = control(emulator, "state")["vpn"]
+    pc = servers("stdio", data_dir, config=pf_config)
+    with anyio.fail_after(SCENARIO_TIMEOUT):
+        async with pc.session() as s:
+            made = ok(await call(s, "create_vpn_user",
+                                 {"username": "remote_user", "certificate": "user_cert.crt", "static_ip": "10.0.1.100"}))
+            assert made["status"] == "applied" and made["verified"] is True, made
+            client_config, password = made["client_config"], made["password"]
+            private_key = client_config.split("<key>\n", 1)[1].split("</key>", 1)[0].strip()
+            assert private_key and "no copy" in made["secret_notice"], made
+            csos = control(emulator, "state")["vpn"]["csos"]
+            assert [(c["common_name"], c["tunnel_network"]) for c in csos] == [("remote_user", "10.0.1.100/24")], csos
+            taken = error(await call(s, "create_vpn_user", {"username": "second", "type": "openvpn", "static_ip": "10.0.1.100"}))
+            assert taken["field"] == "static_ip", taken
+            status = ok(await call(s, "get_vpn_status", {"type": "openvpn"}))
+            assert [c["name"] for c in status["connections"] if c["kind"] == "openvpn"], status
+            listed = ok(await call(s, "list_vpn_users"))
+            assert [u["username"] for u in listed["users"]] == ["remote_user"], listed
+            assert password not in str(listed)
+            gone = ok(await call(s, "delete_vpn_user", {"username": "remote_user"}))
+            assert gone["verified"] is True, gone
+    assert control(emulator, "state")["vpn"] == before, "user and override gone, the named certificate kept"
+    for path in data_dir.rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            assert password.encode() not in content, f"{path} holds the password"
+            assert private_key.encode() not in content, f"{path} holds the private key"
+    assert control(emulator, "violations") == []

@@ -191,6 +191,20 @@ pub enum HandEdits {
 pub struct Applied {
     /// Ids assigned to the rules of `CreateRule` operations, in operation order.
     pub created_rules: Vec<RuleId>,
+    /// What the firewall made for the caller alone while applying (an OpenVPN user's client configuration and
+    /// password): added to the answer of the call that applied the change, and kept nowhere else.
+    pub handed_over: HandedOver,
+}
+
+/// Secrets made by an apply for its caller, by answer field. `Debug` shows the field names only, so a logged
+/// `Applied` never carries them.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct HandedOver(pub BTreeMap<String, String>);
+
+impl std::fmt::Debug for HandedOver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 /// One firewall. Implementations read fresh state on every `snapshot` and apply a whole plan or nothing.
@@ -242,9 +256,10 @@ pub trait Firewall: Send + Sync {
         false
     }
 
-    /// The VPN servers whose users Portcullis manages on this firewall (`crate::vpn`); none by default.
-    fn vpn_servers(&self) -> Vec<crate::vpn::VpnServer> {
-        Vec::new()
+    /// The VPN servers whose users Portcullis manages on this firewall (`crate::vpn`), read now where the firewall
+    /// holds them; none by default.
+    async fn vpn_servers(&self) -> Result<Vec<crate::vpn::VpnServer>, BackendError> {
+        Ok(Vec::new())
     }
 
     /// The VPN users Portcullis manages here, read now; an error when the VPN server does not answer.

@@ -771,8 +771,8 @@ impl Firewall for NftablesFirewall {
     }
 
     /// The table filters the host (or network namespace) `nft` runs in, Portcullis' own traffic included.
-    fn vpn_servers(&self) -> Vec<portcullis_core::vpn::VpnServer> {
-        self.vpn_server().into_iter().collect()
+    async fn vpn_servers(&self) -> Result<Vec<portcullis_core::vpn::VpnServer>, BackendError> {
+        Ok(self.vpn_server().into_iter().collect())
     }
 
     async fn vpn_accounts(&self) -> Result<Vec<portcullis_core::vpn::VpnAccount>, BackendError> {

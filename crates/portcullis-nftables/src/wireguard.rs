@@ -102,7 +102,7 @@ fn records_key(target: &str) -> String {
 impl NftablesFirewall {
     pub(crate) fn vpn_server(&self) -> Option<VpnServer> {
         let wg = self.settings.wireguard.as_ref()?;
-        Some(VpnServer { name: wg.device.clone(), kind: VpnType::Wireguard, address: wg.address })
+        Some(VpnServer::new(wg.device.clone(), VpnType::Wireguard, wg.address))
     }
 
     fn wireguard(&self) -> Result<&WireguardSettings, BackendError> {

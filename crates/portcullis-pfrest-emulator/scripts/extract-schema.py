@@ -41,6 +41,25 @@ ENDPOINTS = [
     "/api/v2/diagnostics/command_prompt",
     "/api/v2/diagnostics/table",
     "/api/v2/diagnostics/tables",
+    # VPN users (WAVE2-FACTS §4).
+    "/api/v2/system/packages",
+    "/api/v2/system/certificate_authorities",
+    "/api/v2/system/certificate_authority",
+    "/api/v2/system/certificates",
+    "/api/v2/system/certificate",
+    "/api/v2/system/certificate/generate",
+    "/api/v2/user",
+    "/api/v2/users",
+    "/api/v2/vpn/openvpn/server",
+    "/api/v2/vpn/openvpn/servers",
+    "/api/v2/vpn/openvpn/cso",
+    "/api/v2/vpn/openvpn/csos",
+    "/api/v2/vpn/openvpn/client_export",
+    "/api/v2/vpn/wireguard/tunnel",
+    "/api/v2/vpn/wireguard/tunnels",
+    "/api/v2/vpn/wireguard/peer",
+    "/api/v2/vpn/wireguard/peers",
+    "/api/v2/vpn/wireguard/apply",
 ]
 
 ENDPOINT_KEYS = ["url", "model_class", "many", "request_method_options", "requires_auth", "auth_methods", "deprecated"]

@@ -76,6 +76,9 @@ pub struct Faults {
     echo_status: AtomicU16,
     echo_style: AtomicU8,
     echo_writes_only: AtomicBool,
+    /// When set (`"POST /api/v2/vpn/openvpn/cso"`), `fail_next_n` counts and fails only requests with this method
+    /// and path: a fault in the middle of a flow of several requests.
+    fail_only: std::sync::Mutex<Option<String>>,
 }
 
 /// A copy of every switch (what `GET /__emulator/faults` returns).
@@ -98,6 +101,7 @@ pub struct FaultsSnapshot {
     pub echo_status: u16,
     pub echo_style: EchoStyle,
     pub echo_writes_only: bool,
+    pub fail_only: Option<String>,
 }
 
 /// A partial update of the switches (body of `POST /__emulator/faults`); absent fields are left alone.
@@ -123,6 +127,8 @@ pub struct FaultsPatch {
     pub echo_status: Option<u16>,
     pub echo_style: Option<EchoStyle>,
     pub echo_writes_only: Option<bool>,
+    /// `"METHOD /path"`, or `""` to fail any request again.
+    pub fail_only: Option<String>,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -149,6 +155,7 @@ impl Faults {
             echo_status: AtomicU16::new(500),
             echo_style: AtomicU8::new(EchoStyle::Envelope.to_u8()),
             echo_writes_only: AtomicBool::new(false),
+            fail_only: std::sync::Mutex::new(None),
         }
     }
 
@@ -240,8 +247,18 @@ impl Faults {
     fn take(counter: &AtomicU64) -> bool {
         counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
     }
-    pub(crate) fn take_fail(&self) -> bool {
+    /// Whether this request fails (`fail_next_n`, restricted to `fail_only` when that is set).
+    pub(crate) fn take_fail(&self, method: &str, path: &str) -> bool {
+        let only = self.fail_only.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if only.is_some_and(|o| o != format!("{method} {path}")) {
+            return false;
+        }
         Self::take(&self.fail_next_n)
+    }
+    /// The next `n` requests with this method and path fail with `status`; others are answered as usual.
+    pub fn fail_next_on(&self, method: &str, path: &str, n: u64, status: u16) {
+        *self.fail_only.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{method} {path}"));
+        self.fail_next(n, status);
     }
     pub(crate) fn take_config_locked(&self) -> bool {
         Self::take(&self.config_locked_next_n)
@@ -285,6 +302,7 @@ impl Faults {
             echo_status: Some(500),
             echo_style: Some(EchoStyle::Envelope),
             echo_writes_only: Some(false),
+            fail_only: Some(String::new()),
             reset: None,
         });
     }
@@ -309,6 +327,7 @@ impl Faults {
             echo_status: self.echo_status.load(Ordering::SeqCst),
             echo_style: EchoStyle::from_u8(self.echo_style.load(Ordering::SeqCst)),
             echo_writes_only: self.echo_writes_only.load(Ordering::SeqCst),
+            fail_only: self.fail_only.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         }
     }
 
@@ -349,5 +368,8 @@ impl Faults {
         }
         b(&self.echo_writes_only, p.echo_writes_only);
         s(&self.echo_next_n, p.echo_next_n);
+        if let Some(only) = &p.fail_only {
+            *self.fail_only.lock().unwrap_or_else(|e| e.into_inner()) = Some(only.clone()).filter(|o| !o.is_empty());
+        }
     }
 }

@@ -30,6 +30,7 @@ mod shell;
 mod state;
 mod status;
 mod util;
+mod vpn;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -88,6 +89,9 @@ pub struct EmulatorConfig {
     /// pfSense-pkg-WireGuard installed (WireGuard status endpoints answer; otherwise 404
     /// `MODEL_MISSING_REQUIRED_PACKAGE`). Default true.
     pub wireguard_installed: bool,
+    /// pfSense-pkg-openvpn-client-export installed (`POST /api/v2/vpn/openvpn/client_export` answers; otherwise
+    /// 404 `MODEL_MISSING_REQUIRED_PACKAGE`). Default true.
+    pub client_export_installed: bool,
     /// Refuse deleting an alias that a rule references (409 `MODEL_CANNOT_BE_DELETED_WHILE_REFERENCED`). Default
     /// false: pfRest v2.10 does NOT check this (FirewallAlias.name has no `referenced_by`); the rule is then
     /// silently skipped at the next filter reload (see [`AppliedRuleset::notices`]).
@@ -124,6 +128,7 @@ impl Default for EmulatorConfig {
             seed_default_rules: true,
             unique_trackers: true,
             wireguard_installed: true,
+            client_export_installed: true,
             refuse_referenced_alias_delete: false,
             refuse_referenced_limiter_delete: true,
             firewall_log: None,
@@ -199,6 +204,10 @@ pub struct StateView {
     pub applied: AppliedRuleset,
     /// Filter reloads queued or running.
     pub applies_in_progress: usize,
+    /// VPN users' objects as pfRest shows them (sensitive fields left out), by collection: `users`,
+    /// `certificates`, `authorities`, `openvpn_servers`, `csos`, `wireguard_tunnels`, `wireguard_peers`.
+    #[serde(default)]
+    pub vpn: std::collections::BTreeMap<String, Vec<Value>>,
 }
 
 impl StateView {
@@ -225,6 +234,10 @@ impl StateView {
     /// The configured limiter with this name.
     pub fn limiter(&self, name: &str) -> Option<&Value> {
         self.limiters.iter().find(|l| l["name"] == name)
+    }
+    /// The VPN objects of one collection (see [`StateView::vpn`]).
+    pub fn vpn_objects(&self, collection: &str) -> &[Value] {
+        self.vpn.get(collection).map(Vec::as_slice).unwrap_or_default()
     }
     /// The limiter with this name as the last filter reload loaded it.
     pub fn applied_limiter(&self, name: &str) -> Option<&Value> {

@@ -217,6 +217,8 @@ pub(crate) struct ValidateCtx<'a> {
     pub aliases: &'a [Obj],
     /// All configured limiters (a rule's `dnpipe` / `pdnpipe` must name one).
     pub limiters: &'a [Obj],
+    /// The VPN users' objects a foreign field may name (a user's certificates, an override's server).
+    pub vpn: Option<&'a crate::vpn::VpnObjects>,
     pub repr: InterfaceRepresentation,
     /// `user@ip (API)` for created_by / updated_by.
     pub client: &'a str,
@@ -420,7 +422,7 @@ fn validate_field(
         let item = match field.class.as_str() {
             "FilterAddressField" => validate_filter_address(field, &item, ctx)?,
             "PortField" => validate_port_value(field, &item, ctx)?,
-            "ForeignModelField" => validate_foreign(model, field, &item)?,
+            "ForeignModelField" => validate_foreign(model, field, &item, ctx)?,
             _ => item,
         };
         converted.push(item);
@@ -571,9 +573,21 @@ fn validate_port_value(field: &FieldSchema, item: &Value, ctx: &ValidateCtx<'_>)
 /// ForeignModelField: only gateways exist on the emulated firewall (no schedules, ALTQ queues). A few fields
 /// accept keywords besides object names (pfRest's `allowed_keywords`, which the schema does not carry): a
 /// limiter bandwidth's `bwsched` takes `none` (no schedule).
-fn validate_foreign(model: &ModelSchema, field: &FieldSchema, item: &Value) -> Result<Value, ApiError> {
+fn validate_foreign(
+    model: &ModelSchema,
+    field: &FieldSchema,
+    item: &Value,
+    ctx: &ValidateCtx<'_>,
+) -> Result<Value, ApiError> {
     let s = item.as_str().unwrap_or_default();
-    if model.class == "TrafficShaperLimiterBandwidth" && field.name == "bwsched" && s == "none" {
+    let keyword = match (model.class.as_str(), field.name.as_str()) {
+        ("TrafficShaperLimiterBandwidth", "bwsched") => s == "none",
+        // A peer on no tunnel yet, and the local user database (no AuthServer object).
+        ("WireGuardPeer", "tun") => s == "unassigned",
+        ("OpenVPNServer", "authmode") => s == "Local Database",
+        _ => false,
+    };
+    if keyword {
         return Ok(item.clone());
     }
     let models: Vec<String> = match &field.foreign_model_class {
@@ -581,7 +595,12 @@ fn validate_foreign(model: &ModelSchema, field: &FieldSchema, item: &Value) -> R
         Value::Array(ms) => ms.iter().filter_map(|m| m.as_str().map(str::to_string)).collect(),
         _ => vec![],
     };
-    let known = models.iter().any(|m| m.starts_with("RoutingGateway")) && GATEWAYS.contains(&s);
+    let foreign_field = field.foreign_model_field.as_deref().unwrap_or("name");
+    let among_vpn = ctx.vpn.and_then(|vpn| {
+        models.iter().filter_map(|m| crate::vpn::foreign_exists(vpn, m, foreign_field, item)).reduce(|a, b| a || b)
+    });
+    let known =
+        among_vpn.unwrap_or(false) || models.iter().any(|m| m.starts_with("RoutingGateway")) && GATEWAYS.contains(&s);
     if known {
         return Ok(item.clone());
     }
@@ -779,7 +798,9 @@ pub(crate) fn to_repr(model: &ModelSchema, obj: &Obj, id: Option<Value>, repr: I
         out.insert("id".into(), id);
     }
     for field in &model.fields {
-        if field.write_only {
+        // pfRest leaves sensitive values (password hashes, private keys) out of every answer by default
+        // (`RESTAPISettings.expose_sensitive_fields` is off).
+        if field.write_only || field.sensitive {
             continue;
         }
         let v = obj.get(&field.name).cloned().unwrap_or(Value::Null);
@@ -858,6 +879,7 @@ mod tests {
             initial: None,
             aliases,
             limiters: &[],
+            vpn: None,
             repr: InterfaceRepresentation::Descr,
             client: "admin@127.0.0.1 (API)",
             keep_read_only: false,

@@ -334,7 +334,7 @@ async fn process(inner: &Arc<Inner>, rq: &Rq) -> Out {
     if faults.take_drop() {
         return Out::dropped("drop");
     }
-    if faults.take_fail() {
+    if faults.take_fail(&rq.method, &rq.path) {
         let code = faults.fail_status();
         let resp = match code {
             502 => nginx_page(502, "Bad Gateway"),
@@ -745,6 +745,9 @@ async fn call_endpoint(
             format!("Resource at {} does not support the requested HTTP method '{}'", ep.url, rq.method),
         ));
     }
+    if let Some(e) = crate::vpn::missing_package(inner, &model.packages) {
+        return Err(e);
+    }
     let data = decoded?;
     if rq.method == "PUT" && ep.many {
         let Value::Array(items) = data else {
@@ -796,6 +799,15 @@ async fn call_endpoint(
             singleton(&controls, status::restapi_version(&inner.cfg.version)).map(|d| (d, None))
         }
         ("/api/v2/firewall/apply", "GET") => singleton(&controls, apply_status(inner)).map(|d| (d, None)),
+        ("/api/v2/system/packages", "GET") => static_list("Package", crate::vpn::packages(inner), &data, &controls),
+        ("/api/v2/system/certificate/generate", "POST") => {
+            crate::vpn::generate_certificate(inner, &data, controls.dry_run, &client).await.map(|d| (d, None))
+        }
+        ("/api/v2/vpn/openvpn/client_export", "POST") => {
+            crate::vpn::client_export(inner, &data, &client).map(|d| (d, None))
+        }
+        ("/api/v2/vpn/wireguard/apply", "GET") => Ok((crate::vpn::wireguard_apply(inner, false), None)),
+        ("/api/v2/vpn/wireguard/apply", "POST") => Ok((crate::vpn::wireguard_apply(inner, !controls.dry_run), None)),
         ("/api/v2/firewall/apply", "POST") => {
             if !controls.dry_run {
                 if controls.async_ {
@@ -831,7 +843,12 @@ async fn call_endpoint(
             if url.ends_with("tunnels") {
                 static_list("WireGuardTunnelStatus", status::wireguard_tunnels(), &data, &controls)
             } else {
-                static_list("WireGuardPeerStatus", status::wireguard_peers(), &data, &controls)
+                static_list(
+                    "WireGuardPeerStatus",
+                    crate::vpn::wireguard_peer_status(&inner.config_snapshot().vpn),
+                    &data,
+                    &controls,
+                )
             }
         }
         ("/api/v2/interfaces", "GET") => {
@@ -1025,29 +1042,50 @@ enum Coll {
     Rules,
     Aliases,
     Limiters,
+    Users,
+    Certificates,
+    Authorities,
+    OpenvpnServers,
+    Csos,
+    WireguardTunnels,
+    WireguardPeers,
 }
 
 impl Coll {
+    const ALL: [(Coll, &'static str); 10] = [
+        (Coll::Rules, "FirewallRule"),
+        (Coll::Aliases, "FirewallAlias"),
+        (Coll::Limiters, "TrafficShaperLimiter"),
+        (Coll::Users, "User"),
+        (Coll::Certificates, "Certificate"),
+        (Coll::Authorities, "CertificateAuthority"),
+        (Coll::OpenvpnServers, "OpenVPNServer"),
+        (Coll::Csos, "OpenVPNClientSpecificOverride"),
+        (Coll::WireguardTunnels, "WireGuardTunnel"),
+        (Coll::WireguardPeers, "WireGuardPeer"),
+    ];
+
     fn for_endpoint(ep: &EndpointSchema) -> Option<Coll> {
-        match ep.model_class.as_str() {
-            "FirewallRule" => Some(Coll::Rules),
-            "FirewallAlias" => Some(Coll::Aliases),
-            "TrafficShaperLimiter" => Some(Coll::Limiters),
-            _ => None,
-        }
+        Coll::ALL.iter().find(|(_, m)| *m == ep.model_class).map(|(c, _)| *c)
+    }
+    fn model_name(self) -> &'static str {
+        Coll::ALL.iter().find(|(c, _)| *c == self).map_or("", |(_, m)| *m)
     }
     fn model(self) -> &'static ModelSchema {
-        model(match self {
-            Coll::Rules => "FirewallRule",
-            Coll::Aliases => "FirewallAlias",
-            Coll::Limiters => "TrafficShaperLimiter",
-        })
+        model(self.model_name())
     }
     fn items(self, c: &Config) -> &Vec<Obj> {
         match self {
             Coll::Rules => &c.rules,
             Coll::Aliases => &c.aliases,
             Coll::Limiters => &c.limiters,
+            Coll::Users => &c.vpn.users,
+            Coll::Certificates => &c.vpn.certificates,
+            Coll::Authorities => &c.vpn.authorities,
+            Coll::OpenvpnServers => &c.vpn.openvpn_servers,
+            Coll::Csos => &c.vpn.csos,
+            Coll::WireguardTunnels => &c.vpn.wireguard_tunnels,
+            Coll::WireguardPeers => &c.vpn.wireguard_peers,
         }
     }
     fn items_mut(self, c: &mut Config) -> &mut Vec<Obj> {
@@ -1055,13 +1093,21 @@ impl Coll {
             Coll::Rules => &mut c.rules,
             Coll::Aliases => &mut c.aliases,
             Coll::Limiters => &mut c.limiters,
+            Coll::Users => &mut c.vpn.users,
+            Coll::Certificates => &mut c.vpn.certificates,
+            Coll::Authorities => &mut c.vpn.authorities,
+            Coll::OpenvpnServers => &mut c.vpn.openvpn_servers,
+            Coll::Csos => &mut c.vpn.csos,
+            Coll::WireguardTunnels => &mut c.vpn.wireguard_tunnels,
+            Coll::WireguardPeers => &mut c.vpn.wireguard_peers,
         }
     }
     fn subsystem(self) -> Option<&'static str> {
         match self {
-            Coll::Rules => None,
             Coll::Aliases => Some("aliases"),
             Coll::Limiters => Some("shaper"),
+            Coll::WireguardTunnels | Coll::WireguardPeers => Some("wireguard"),
+            _ => None,
         }
     }
 }
@@ -1154,18 +1200,34 @@ async fn after_write(inner: &Arc<Inner>, coll: Coll, c: &Controls) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn validate_ctx<'a>(
-    inner: &Inner,
+/// The other objects a write is validated against.
+struct Around<'a> {
     peers: &'a [Obj],
     aliases: &'a [Obj],
     limiters: &'a [Obj],
+    vpn: &'a crate::vpn::VpnObjects,
+}
+
+fn validate_ctx<'a>(
+    inner: &Inner,
+    around: &Around<'a>,
     self_id: Option<usize>,
     initial: Option<&'a Obj>,
     client: &'a str,
     keep_read_only: bool,
 ) -> ValidateCtx<'a> {
-    ValidateCtx { peers, self_id, initial, aliases, limiters, repr: inner.repr(), client, keep_read_only, now: now() }
+    ValidateCtx {
+        peers: around.peers,
+        self_id,
+        initial,
+        aliases: around.aliases,
+        limiters: around.limiters,
+        vpn: Some(around.vpn),
+        repr: inner.repr(),
+        client,
+        keep_read_only,
+        now: now(),
+    }
 }
 
 async fn create(
@@ -1184,8 +1246,11 @@ async fn create(
             let peers = coll.items(cfg).clone();
             let aliases = cfg.aliases.clone();
             let limiters = cfg.limiters.clone();
-            let ctx = validate_ctx(inner, &peers, &aliases, &limiters, None, None, client, false);
+            let vpn = cfg.vpn.clone();
+            let around = Around { peers: &peers, aliases: &aliases, limiters: &limiters, vpn: &vpn };
+            let ctx = validate_ctx(inner, &around, None, None, client, false);
             let mut obj = validate(m, &data, &ctx)?;
+            crate::vpn::stamp_created(coll.model_name(), &mut obj, &peers);
             if let Some(t) = tracker {
                 obj.insert("tracker".into(), json!(t));
             }
@@ -1225,6 +1290,7 @@ async fn update(
             let peers = coll.items(cfg).clone();
             let aliases = cfg.aliases.clone();
             let limiters = cfg.limiters.clone();
+            let vpn = cfg.vpn.clone();
             let id = resolve_id(id_value.as_ref(), peers.len())?;
             let initial = peers[id].clone();
             // append / remove work on the represented array values (what the client sees).
@@ -1244,7 +1310,8 @@ async fn update(
                     data.insert(field.name.clone(), Value::Array(merged));
                 }
             }
-            let ctx = validate_ctx(inner, &peers, &aliases, &limiters, Some(id), Some(&initial), client, false);
+            let around = Around { peers: &peers, aliases: &aliases, limiters: &limiters, vpn: &vpn };
+            let ctx = validate_ctx(inner, &around, Some(id), Some(&initial), client, false);
             let obj = validate(m, &data, &ctx)?;
             let items = coll.items_mut(cfg);
             items[id] = obj;
@@ -1346,6 +1413,7 @@ async fn delete_one(inner: &Arc<Inner>, coll: Coll, data: Map<String, Value>, c:
             if coll == Coll::Limiters {
                 check_limiter_references(inner, cfg, &cfg.limiters[id])?;
             }
+            crate::vpn::check_deletable(coll.model_name(), &cfg.vpn, &coll.items(cfg)[id])?;
             if let Some(e) = many_minimum_reached(m, len) {
                 return Err(e);
             }
@@ -1394,8 +1462,8 @@ async fn replace_all(
                 obj.remove("id");
                 let aliases = if coll == Coll::Aliases { new_items.clone() } else { cfg.aliases.clone() };
                 let limiters = if coll == Coll::Limiters { new_items.clone() } else { cfg.limiters.clone() };
-                let ctx =
-                    validate_ctx(inner, &new_items, &aliases, &limiters, Some(new_items.len()), None, client, true);
+                let around = Around { peers: &new_items, aliases: &aliases, limiters: &limiters, vpn: &cfg.vpn };
+                let ctx = validate_ctx(inner, &around, Some(new_items.len()), None, client, true);
                 let mut validated = validate(m, &obj, &ctx)?;
                 if coll == Coll::Limiters && !validated.get("number").is_some_and(|n| n.is_i64()) {
                     validated.insert("number".into(), json!(next_pipe_number(&new_items)));

@@ -31,6 +31,8 @@ pub(crate) struct Config {
     pub aliases: Vec<Obj>,
     /// Traffic shaper limiters (`dnshaper/queue`), which rules name in `dnpipe` / `pdnpipe`.
     pub limiters: Vec<Obj>,
+    /// Users, certificates, OpenVPN servers and overrides, WireGuard tunnels and peers.
+    pub vpn: crate::vpn::VpnObjects,
 }
 
 pub(crate) struct Inner {
@@ -78,6 +80,7 @@ fn default_rules(now: i64) -> Vec<Obj> {
             initial: None,
             aliases: &[],
             limiters: &[],
+            vpn: None,
             repr: InterfaceRepresentation::Id,
             client: "(system)",
             keep_read_only: false,
@@ -100,6 +103,7 @@ impl Inner {
             rules: if cfg.seed_default_rules { default_rules(started) } else { vec![] },
             aliases: vec![],
             limiters: vec![],
+            vpn: crate::vpn::seed(started),
         };
         let faults = Faults::new(cfg.lost_updates, cfg.write_latency, cfg.apply_delay);
         let log = cfg.firewall_log.clone().unwrap_or_else(crate::status::default_firewall_log);
@@ -156,6 +160,10 @@ impl Inner {
 
     pub(crate) fn clear_dirty(&self, subsystem: &str) {
         lock(&self.dirty).remove(subsystem);
+    }
+
+    pub(crate) fn is_dirty(&self, subsystem: &str) -> bool {
+        lock(&self.dirty).contains(subsystem)
     }
 
     pub(crate) fn pending_subsystems(&self) -> Vec<String> {
@@ -452,6 +460,7 @@ impl Inner {
             pending_subsystems: self.pending_subsystems(),
             applied: lock(&self.running).clone(),
             applies_in_progress: self.applies_in_flight.load(Ordering::SeqCst),
+            vpn: crate::vpn::view(&cfg.vpn, repr),
         }
     }
 }

@@ -134,14 +134,14 @@ pub(crate) fn gateways() -> Vec<Value> {
 pub(crate) fn openvpn_servers() -> Vec<Value> {
     let conn = build(
         "OpenVPNServerConnectionStatus",
-        json!({"common_name": "alice", "remote_host": "198.51.100.23:51234", "virtual_addr": "10.8.0.2",
+        json!({"common_name": "alice", "remote_host": "198.51.100.23:51234", "virtual_addr": "10.0.1.2",
                "virtual_addr6": "", "bytes_recv": 123_456, "bytes_sent": 654_321,
                "connect_time": "2026-01-05 09:12:44", "connect_time_unix": 1_767_604_364_i64, "user_name": "alice",
                "client_id": 3, "peer_id": 0, "cipher": "AES-256-GCM"}),
     );
     let route = build(
         "OpenVPNServerRouteStatus",
-        json!({"common_name": "alice", "remote_host": "198.51.100.23:51234", "virtual_addr": "10.8.0.2",
+        json!({"common_name": "alice", "remote_host": "198.51.100.23:51234", "virtual_addr": "10.0.1.2",
                "last_time": "2026-01-05 10:01:02"}),
     );
     vec![build(
@@ -248,7 +248,7 @@ pub(crate) fn wireguard_peers() -> Vec<Value> {
 pub(crate) fn wireguard_tunnels() -> Vec<Value> {
     vec![build(
         "WireGuardTunnelStatus",
-        json!({"name": "tun_wg0", "status": "up", "public_key": "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=",
+        json!({"name": "tun_wg0", "status": "up", "public_key": crate::vpn::seeded_tunnel_public_key(),
                "listen_port": "51820", "mtu": 1420, "transfer_rx": 4_096, "transfer_tx": 8_192, "inpkts": 40,
                "outpkts": 52, "descr": "road warriors", "peers": wireguard_peers()}),
     )]

@@ -1226,3 +1226,98 @@ async fn a_rule_pipe_must_name_a_limiter_and_a_limiter_in_use_cannot_be_deleted(
     assert_eq!((r.status, r.response_id().as_str()), (404, "FIREWALL_RULE_DNPIPE_NOT_FOUND"));
     emu.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// VPN users' objects.
+
+#[tokio::test]
+async fn vpn_objects_get_pfsense_values_references_are_kept_and_secrets_never_shown() {
+    let (emu, c) = start().await;
+    let ca = c.get("/api/v2/system/certificate_authorities").await.data()[0]["refid"].clone();
+    let made = c
+        .post(
+            "/api/v2/system/certificate/generate",
+            json!({"descr": "u1", "caref": ca, "keytype": "RSA", "keylen": 2048, "digest_alg": "sha256",
+                   "dn_commonname": "u1", "type": "user"}),
+        )
+        .await;
+    assert_ok(&made);
+    let refid = made.data()["refid"].clone();
+    assert_eq!(refid.as_str().map(str::len), Some(13), "a uniqid: {}", made.body);
+    assert!(made.data().get("prv").is_none(), "the private key is sensitive: {}", made.body);
+    let bad_ca = c
+        .post(
+            "/api/v2/system/certificate/generate",
+            json!({"descr": "x", "caref": "nope", "keytype": "RSA", "keylen": 2048, "digest_alg": "sha256",
+                   "dn_commonname": "x"}),
+        )
+        .await;
+    assert_eq!(bad_ca.response_id(), "FOREIGN_MODEL_FIELD_VALUE_NOT_FOUND", "{}", bad_ca.body);
+
+    let user = c.post("/api/v2/user", json!({"name": "u1", "password": "secret-pass", "cert": [refid]})).await;
+    assert_ok(&user);
+    assert_eq!(user.data()["uid"], 2000);
+    assert!(user.data().get("password").is_none());
+    assert!(!c.get("/api/v2/users").await.body.contains("secret-pass"));
+    let unknown_cert = c.post("/api/v2/user", json!({"name": "u2", "password": "p", "cert": ["nope"]})).await;
+    assert_eq!(unknown_cert.response_id(), "FOREIGN_MODEL_FIELD_VALUE_NOT_FOUND");
+
+    // The certificate is the user's: it cannot go first.
+    let cert_id = c.get("/api/v2/system/certificates").await.data().as_array().unwrap().len() - 1;
+    let in_use = c.delete(&format!("/api/v2/system/certificate?id={cert_id}")).await;
+    assert_eq!((in_use.status, in_use.response_id().as_str()), (409, "MODEL_CANNOT_BE_DELETED_WHILE_REFERENCED"));
+    let admin = c.delete("/api/v2/user?id=0").await;
+    assert_eq!(admin.status, 400, "the system's admin stays: {}", admin.body);
+
+    let cso = json!({"common_name": "u1", "server_list": ["ovpns1"], "tunnel_network": "10.0.1.50/24"});
+    assert_ok(&c.post("/api/v2/vpn/openvpn/cso", cso).await);
+    let no_server = c.post("/api/v2/vpn/openvpn/cso", json!({"common_name": "u3", "server_list": ["ovpns9"]})).await;
+    assert_eq!(no_server.response_id(), "FOREIGN_MODEL_FIELD_VALUE_NOT_FOUND");
+    let export = c
+        .post(
+            "/api/v2/vpn/openvpn/client_export",
+            json!({"server": 1, "type": "confinline", "username": "u1", "certref": refid}),
+        )
+        .await;
+    assert_ok(&export);
+    assert!(export.data()["filename"].as_str().unwrap().ends_with(".ovpn"));
+
+    // A peer marks WireGuard pending until its apply; the tunnel's public key is derived from its private key.
+    let tunnel = &c.get("/api/v2/vpn/wireguard/tunnels").await.data()[0];
+    assert!(tunnel.get("privatekey").is_none() && tunnel["publickey"].as_str().is_some_and(|k| k.len() == 44));
+    let peer = json!({"enabled": true, "tun": "tun_wg0", "publickey": "Sgfbxfq+Z8DiTQoDeYPh191Edu3Ir1fDtXCBbHxQzFs=",
+                      "allowedips": [{"address": "10.6.0.9", "mask": 32}]});
+    assert_ok(&c.post("/api/v2/vpn/wireguard/peer", peer.clone()).await);
+    assert_eq!(c.get("/api/v2/vpn/wireguard/apply").await.data()["applied"], false);
+    assert_eq!(c.post("/api/v2/vpn/wireguard/peer", peer).await.response_id(), "FIELD_MUST_BE_UNIQUE");
+    assert_eq!(c.post("/api/v2/vpn/wireguard/apply", json!({})).await.data()["applied"], true);
+    assert!(emu.schema_violations().is_empty(), "{:?}", emu.schema_violations());
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn packages_gate_their_endpoints_and_a_fault_can_hit_one_step_of_a_flow() {
+    let emu =
+        Emulator::start(EmulatorConfig { wireguard_installed: false, client_export_installed: false, ..config() })
+            .await
+            .unwrap();
+    let c = Client::new(&emu);
+    let names: Vec<Value> =
+        c.get("/api/v2/system/packages").await.data().as_array().unwrap().iter().map(|p| p["name"].clone()).collect();
+    assert_eq!(names, vec![json!("pfSense-pkg-RESTAPI")]);
+    let peers = c.get("/api/v2/vpn/wireguard/peers").await;
+    assert_eq!((peers.status, peers.response_id().as_str()), (404, "MODEL_MISSING_REQUIRED_PACKAGE"));
+    let export = c.post("/api/v2/vpn/openvpn/client_export", json!({"server": 1, "type": "confinline"})).await;
+    assert_eq!(export.response_id(), "MODEL_MISSING_REQUIRED_PACKAGE");
+
+    emu.faults().fail_next_on("POST", "/api/v2/vpn/openvpn/cso", 1, 500);
+    assert_ok(&c.get("/api/v2/users").await);
+    let failed = c.post("/api/v2/vpn/openvpn/cso", json!({"common_name": "x", "server_list": ["ovpns1"]})).await;
+    assert_eq!(failed.status, 500);
+    assert_eq!(emu.state().vpn_objects("csos").len(), 0, "a failed request changes nothing");
+    assert_ok(&c.post("/api/v2/vpn/openvpn/cso", json!({"common_name": "x", "server_list": ["ovpns1"]})).await);
+    assert_eq!(emu.faults().snapshot().fail_only.as_deref(), Some("POST /api/v2/vpn/openvpn/cso"));
+    emu.faults().reset();
+    assert_eq!(emu.faults().snapshot().fail_only, None);
+    emu.shutdown().await;
+}

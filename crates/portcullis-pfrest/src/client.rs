@@ -822,7 +822,7 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-fn missing_package_is_none<T>(r: Result<T, PfRestError>) -> Result<Option<T>, PfRestError> {
+pub(crate) fn missing_package_is_none<T>(r: Result<T, PfRestError>) -> Result<Option<T>, PfRestError> {
     match r {
         Ok(v) => Ok(Some(v)),
         Err(e) if e.is("MODEL_MISSING_REQUIRED_PACKAGE") || e.is("DISPATCHER_MISSING_REQUIRED_PACKAGE") => Ok(None),

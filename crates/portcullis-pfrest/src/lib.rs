@@ -27,6 +27,7 @@ mod lenient;
 pub mod scrub;
 pub mod types;
 mod version;
+pub mod vpn;
 
 pub use client::PfRestClient;
 pub use config::{Auth, ClientConfig, RequestInfo, RequestObserver, RetryPolicy};

@@ -106,9 +106,8 @@ fn prevalidate(plan: &ChangePlan, geo_cap: usize, shell: bool) -> Result<(), Bac
             Operation::DeleteProtection { .. } => {}
             Operation::CreateMirror { after } if !shell => return Err(crate::mirror::unsupported_error(after)),
             Operation::CreateMirror { .. } | Operation::DeleteMirror { .. } => {}
-            Operation::CreateVpnAccount { after } | Operation::DeleteVpnAccount { before: after } => {
-                return Err(vpn_unsupported(after));
-            }
+            // Judged against the firewall as it is now by `crate::vpn::check` and again right before the writes.
+            Operation::CreateVpnAccount { .. } | Operation::DeleteVpnAccount { .. } => {}
         }
     }
     Ok(())
@@ -306,15 +305,6 @@ fn describe_op(op: &Operation) -> String {
     }
 }
 
-/// VPN users on pfSense (OpenVPN users with certificates and overrides, WireGuard peers) are not built yet.
-fn vpn_unsupported(account: &portcullis_core::vpn::VpnAccount) -> BackendError {
-    BackendError::new(
-        ErrorCode::Unsupported,
-        format!("VPN user {}: Portcullis does not manage VPN users on pfSense yet", account.username),
-    )
-    .with_hint("create the user in the pfSense GUI (System > User Manager, VPN > OpenVPN or WireGuard), or manage WireGuard peers on a Linux target")
-}
-
 /// A pause deadline to record once the device writes succeeded: `None` clears it.
 struct PauseChange {
     tracker: i64,
@@ -343,6 +333,8 @@ struct Engine<'a> {
     protections_changed: bool,
     /// The store's mirror records before the plan (read at the first mirror operation) and as it leaves them.
     mirrors: Option<(Vec<Mirror>, Vec<Mirror>)>,
+    /// VPN users' objects written, and the secrets made for the caller.
+    vpn: crate::vpn::VpnWork,
 }
 
 impl<'a> Engine<'a> {
@@ -360,6 +352,7 @@ impl<'a> Engine<'a> {
             protections: None,
             protections_changed: false,
             mirrors: None,
+            vpn: crate::vpn::VpnWork::default(),
         }
     }
 
@@ -440,9 +433,8 @@ impl<'a> Engine<'a> {
                 *records = portcullis_core::mirror::mirrors_after(records, [op]);
                 Ok(())
             }
-            // Refused by `prevalidate` before anything is written.
-            Operation::CreateVpnAccount { after } | Operation::DeleteVpnAccount { before: after } => {
-                Err(vpn_unsupported(after))
+            Operation::CreateVpnAccount { .. } | Operation::DeleteVpnAccount { .. } => {
+                self.vpn.operation(self.client(), op).await
             }
         }
     }
@@ -1113,7 +1105,7 @@ impl<'a> Engine<'a> {
             return Ok(());
         }
         self.client().apply_firewall().await?;
-        let opts = self.fw.options;
+        let opts = &self.fw.options;
         let mut pending = Vec::new();
         for attempt in 0..opts.apply_poll_attempts.max(1) {
             let status = self.client().apply_status().await?;
@@ -1234,7 +1226,8 @@ impl<'a> Engine<'a> {
         self.applied_inline = false;
         let undo = std::mem::take(&mut self.undo);
         let touched_device = undo.iter().any(Undo::on_device);
-        let mut failures = Vec::new();
+        // VPN operations come last in their plans and touch no rule or alias: theirs are undone first.
+        let (vpn_undone, mut failures) = self.vpn.rollback(self.client()).await;
         for u in undo.iter().rev() {
             if let Err(e) = self.undo_one(u).await {
                 failures.push(format!("{}: {}", u.describe(), e.message));
@@ -1243,7 +1236,7 @@ impl<'a> Engine<'a> {
         if touched_device && let Err(e) = self.commit().await {
             failures.push(format!("reload the filter: {}", e.message));
         }
-        (undo.len(), failures)
+        (undo.len() + vpn_undone, failures)
     }
 
     /// Rolls back and turns the step's error into the error of the whole apply.
@@ -1280,6 +1273,7 @@ impl<'a> Engine<'a> {
 pub(crate) async fn apply(fw: &PfSenseFirewall, plan: &ChangePlan) -> Result<Applied, BackendError> {
     let _writer = fw.writer.lock().await;
     prevalidate(plan, fw.options.geo_alias_max_entries, fw.options.allow_shell)?;
+    crate::vpn::note_new_users(&fw.store, &fw.name, plan)?;
     let (interfaces, _) = fw.interfaces().await?;
     let mut engine = Engine::new(fw, InterfaceMap::new(&interfaces));
     let groups = alias_groups(plan);
@@ -1292,6 +1286,9 @@ pub(crate) async fn apply(fw: &PfSenseFirewall, plan: &ChangePlan) -> Result<App
     if let Err(e) = engine.write_mirrors().await {
         return Err(engine.fail(e, "write the mirror anchor").await);
     }
+    if let Err(e) = engine.vpn.finish(fw.client.as_ref()).await {
+        return Err(engine.fail(e, "apply the WireGuard changes").await);
+    }
     let touched_device = engine.undo.iter().any(Undo::on_device);
     if let Err(e) = engine.record_pauses() {
         return Err(engine.fail(e, "record the pause deadlines").await);
@@ -1302,6 +1299,11 @@ pub(crate) async fn apply(fw: &PfSenseFirewall, plan: &ChangePlan) -> Result<App
     if touched_device && let Err(e) = engine.commit().await {
         return Err(engine.fail(e, "apply the change on the firewall").await);
     }
+    if let Err(e) = crate::vpn::forget_deleted_users(&fw.store, &fw.name, plan) {
+        // Only costs reads: the name stays on the list of users to look for.
+        tracing::warn!(error = %e.message, "the deleted VPN users could not be taken off the store's list");
+    }
+    engine.applied.handed_over = std::mem::take(&mut engine.vpn.handed_over);
     Ok(engine.applied)
 }
 
@@ -1408,6 +1410,7 @@ pub(crate) async fn check(fw: &PfSenseFirewall, plan: &ChangePlan) -> Result<(),
     }
     prevalidate(plan, cap, fw.options.allow_shell)?;
     check_mirrors(fw, plan).await?;
+    crate::vpn::check(c, plan).await?;
     let dry_run = c.supports_dry_run().await?;
     check_protections(fw, plan, dry_run).await?;
     if !dry_run {
@@ -1497,7 +1500,7 @@ pub(crate) async fn check(fw: &PfSenseFirewall, plan: &ChangePlan) -> Result<(),
                     c.update_alias(&req).await.map_err(dry_run_error)?;
                 }
             }
-            // Checked by `check_protections` above; mirrors and VPN users by `prevalidate`.
+            // Checked by `check_protections` above, mirrors by `prevalidate`, VPN users by `crate::vpn::check`.
             Operation::CreateProtection { .. }
             | Operation::UpdateProtection { .. }
             | Operation::DeleteProtection { .. }

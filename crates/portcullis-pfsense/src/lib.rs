@@ -27,6 +27,7 @@ pub mod mapping;
 pub mod mirror;
 pub mod protection;
 mod status;
+mod vpn;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,7 +55,7 @@ pub use crate::cache::CacheAges;
 pub use portcullis_pfrest;
 
 /// Tuning of the apply step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PfSenseOptions {
     /// How often to ask `GET /api/v2/firewall/apply` whether the reload finished.
     pub apply_poll_attempts: u32,
@@ -72,6 +73,9 @@ pub struct PfSenseOptions {
     /// [`mirror`]). Off by default: with it, whoever may mirror on this target runs root commands built by
     /// Portcullis, so only admins may.
     pub allow_shell: bool,
+    /// The host WireGuard clients reach the firewall at, in the client configurations Portcullis returns;
+    /// `None`: the host Portcullis reaches pfRest at.
+    pub vpn_endpoint_host: Option<String>,
 }
 
 /// pfRest validates each entry of an alias against every alias, so a write costs the square of its length; 10,000
@@ -87,6 +91,7 @@ impl Default for PfSenseOptions {
             cache: CacheAges::default(),
             geo_alias_max_entries: DEFAULT_GEO_ALIAS_MAX_ENTRIES,
             allow_shell: false,
+            vpn_endpoint_host: None,
         }
     }
 }
@@ -141,8 +146,8 @@ impl PfSenseFirewall {
     }
 
     pub fn with_options(mut self, options: PfSenseOptions) -> Self {
-        self.options = options;
         self.cache = StateCache::new(options.cache);
+        self.options = options;
         self
     }
 
@@ -259,7 +264,13 @@ impl PfSenseFirewall {
             .collect();
         let interfaces = mapping::interfaces(&config, &stats);
         let mirrors = self.held_mirrors(&interfaces).await?;
-        Ok(RuleSet { interfaces, rules, aliases, protections, mirrors, vpn_accounts: Vec::new() })
+        // Read only where Portcullis may have made VPN users (the store's list of names is a superset).
+        let vpn_accounts = if vpn::known_users(&self.store, &self.name)?.is_empty() {
+            Vec::new()
+        } else {
+            vpn::accounts(&self.client).await?
+        };
+        Ok(RuleSet { interfaces, rules, aliases, protections, mirrors, vpn_accounts })
     }
 
     /// Runs one command through pfRest's shell; its output, or an error with what it printed.
@@ -367,6 +378,21 @@ impl Firewall for PfSenseFirewall {
 
     async fn vpn_status(&self, kind: Option<VpnKind>) -> Result<VpnStatus, BackendError> {
         status::vpn_status(&self.client, kind).await
+    }
+
+    async fn vpn_servers(&self) -> Result<Vec<portcullis_core::vpn::VpnServer>, BackendError> {
+        vpn::servers(&self.client).await
+    }
+
+    async fn vpn_accounts(&self) -> Result<Vec<portcullis_core::vpn::VpnAccount>, BackendError> {
+        vpn::accounts(&self.client).await
+    }
+
+    async fn wireguard_server_side(
+        &self,
+        server: &str,
+    ) -> Result<portcullis_core::vpn::WireguardServerSide, BackendError> {
+        vpn::wireguard_server_side(&self.client, server, self.options.vpn_endpoint_host.as_deref()).await
     }
 
     async fn firewall_log(&self, limit: usize) -> Result<Vec<String>, BackendError> {

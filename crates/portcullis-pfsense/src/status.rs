@@ -211,8 +211,12 @@ pub(crate) async fn vpn_status(c: &PfRestClient, kind: Option<VpnKind>) -> Resul
         for p in c.wireguard_peers().await?.unwrap_or_default() {
             out.users.push(VpnUser {
                 kind: VpnKind::Wireguard,
-                name: non_empty(&p.descr).unwrap_or_else(|| p.public_key.clone()),
-                remote_address: non_empty(&p.endpoint),
+                // A VPN user Portcullis made is shown by its name, not by the marker in the description.
+                name: crate::vpn::user_of(p.descr.as_deref().unwrap_or_default())
+                    .or_else(|| non_empty(&p.descr))
+                    .unwrap_or_else(|| p.public_key.clone()),
+                // wg prints `(none)` for a peer that has not connected.
+                remote_address: non_empty(&p.endpoint).filter(|e| e != "(none)"),
                 virtual_address: (!p.allowed_ips.is_empty()).then(|| p.allowed_ips.join(", ")),
                 connected_since: p
                     .latest_handshake

@@ -56,7 +56,7 @@ async fn vpn_status_covers_openvpn_ipsec_and_wireguard() {
     assert_eq!(kinds(VpnKind::Wireguard), 1);
     let alice = all.users.iter().find(|u| u.name == "alice").unwrap();
     assert_eq!(alice.remote_address.as_deref(), Some("198.51.100.23:51234"));
-    assert_eq!(alice.virtual_address.as_deref(), Some("10.8.0.2"));
+    assert_eq!(alice.virtual_address.as_deref(), Some("10.0.1.2"));
     assert_eq!((alice.bytes_in, alice.bytes_out), (123_456, 654_321));
     let ipsec = all.connections.iter().find(|c| c.kind == VpnKind::Ipsec).unwrap();
     assert_eq!(ipsec.status, "established");

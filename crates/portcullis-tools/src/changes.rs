@@ -209,6 +209,7 @@ impl ToolService {
             addresses: Vec::new(),
             statements: Vec::new(),
             client_config: None,
+            password: None,
             secret_notice: None,
         };
         if dry_run {
@@ -365,5 +366,5 @@ fn took_effect(plan: &ChangePlan, state: &RuleSet) -> Option<Applied> {
             return None;
         }
     }
-    Some(Applied { created_rules: created })
+    Some(Applied { created_rules: created, ..Default::default() })
 }

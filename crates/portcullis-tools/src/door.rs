@@ -53,6 +53,8 @@ pub(crate) struct Carried {
     pub state: Option<RuleSet>,
     /// The ids the firewall gave the rules the plan created, in order.
     pub created: Vec<RuleId>,
+    /// Secrets the firewall made for the caller ([`Applied::handed_over`]).
+    pub handed_over: portcullis_core::firewall::HandedOver,
 }
 
 impl ToolService {
@@ -106,12 +108,12 @@ impl Inside<'_> {
                 }
                 announce();
                 self.svc.record_managed(&self.target.name, plan, &state, owner)?;
-                Ok(Carried { state: Some(state), created: applied.created_rules })
+                Ok(Carried { state: Some(state), created: applied.created_rules, handed_over: applied.handed_over })
             }
             ReadBack::RemovedEntries => {
                 announce();
                 self.verify_removed(plan).await?;
-                Ok(Carried { state: None, created: applied.created_rules })
+                Ok(Carried { state: None, created: applied.created_rules, handed_over: applied.handed_over })
             }
         }
     }
@@ -172,14 +174,19 @@ impl ToolService {
             }
         };
         let after = carried.state.as_ref().ok_or_else(|| CallError::internal("a whole read-back without state"))?;
-        let applied = Applied { created_rules: carried.created.clone() };
+        let applied = Applied { created_rules: carried.created.clone(), ..Default::default() };
         self.journal_applied(&result.change_id, &plan::invert(&plan, &applied, &state, after), confirm_by)?;
         result.status = if confirm_by.is_some() { ChangeStatus::PendingConfirmation } else { ChangeStatus::Applied };
         result.confirm_by = confirm_by;
         result.verified = true;
         result.rule = applied_rule(after, &plan, &carried.created);
         ctx.report_progress(CHANGE_STEPS, Some(CHANGE_STEPS), "applied and verified");
-        to_json(&result)
+        let mut answer = to_json(&result)?;
+        // After the journal: what the firewall made for the caller goes into this answer and nowhere else.
+        if let Some(fields) = answer.as_object_mut() {
+            fields.extend(carried.handed_over.0.into_iter().map(|(k, v)| (k, Value::String(v))));
+        }
+        Ok(answer)
     }
 
     /// Plans the call against the state it needs fresh, and returns that state with the vetted plan.
@@ -284,6 +291,7 @@ impl ToolService {
             effect,
             statements,
             client_config: None,
+            password: None,
             secret_notice: None,
         };
         Ok((plan, result, needs_approval))

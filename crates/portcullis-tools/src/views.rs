@@ -141,11 +141,16 @@ pub struct ChangeResult {
     /// The exact statements the firewall runs for the change's mirrors (nft JSON commands, pf rules).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub statements: Vec<String>,
-    /// `create_vpn_user` on WireGuard: the client's configuration file with its private key, in the answer of the
-    /// call that applied the change and nowhere else (never stored; it cannot be shown again).
+    /// `create_vpn_user`: the client's configuration file with its private key (WireGuard's `wg-quick` file, or
+    /// OpenVPN's inline `.ovpn` exported by pfSense), in the answer of the call that applied the change and nowhere
+    /// else (never stored; it cannot be shown again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_config: Option<String>,
-    /// What `client_config` holds and that no copy is kept.
+    /// `create_vpn_user` on an OpenVPN server of pfSense: the password of the user pfSense authenticates, made for
+    /// this user, shown here once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// What `client_config` and `password` hold and that no copy is kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_notice: Option<String>,
 }

@@ -75,12 +75,16 @@ impl VpnUserRequest {
                 "target",
                 format!(
                     "target {target} has no VPN server Portcullis manages (on Linux: targets.{target}.wireguard names the \
-                     interface; VPN users on pfSense are not built yet)"
+                     interface; on pfSense: an OpenVPN remote-access server in subnet topology, or a WireGuard \
+                     tunnel with an address)"
                 ),
             )));
         }
-        let mut fitting: Vec<&VpnServer> =
-            servers.iter().filter(|s| self.vpn_type.is_none_or(|t| t == s.kind)).collect();
+        // A certificate is OpenVPN's: it picks the OpenVPN server where there is one (elsewhere it is refused,
+        // naming the field).
+        let has_openvpn = servers.iter().any(|s| s.kind == VpnType::Openvpn);
+        let wanted = self.vpn_type.or((self.certificate.is_some() && has_openvpn).then_some(VpnType::Openvpn));
+        let mut fitting: Vec<&VpnServer> = servers.iter().filter(|s| wanted.is_none_or(|t| t == s.kind)).collect();
         if let Some(name) = &self.server {
             fitting.retain(|s| &s.name == name);
             return fitting.first().map(|s| (*s).clone()).ok_or_else(|| {
@@ -94,13 +98,50 @@ impl VpnUserRequest {
             [one] => Ok((*one).clone()),
             [] => Err(CallError::from(FieldError::new(
                 "type",
-                format!(
-                    "target {target} has no {} server; there is: {}",
-                    self.vpn_type.map_or("", VpnType::as_str),
-                    names()
-                ),
+                format!("target {target} has no {} server; there is: {}", wanted.map_or("", VpnType::as_str), names()),
             ))),
             _ => Err(CallError::from(FieldError::new("server", format!("name one of the servers: {}", names())))),
+        }
+    }
+}
+
+impl VpnUserRequest {
+    /// An OpenVPN user: the firewall makes the certificate (unless one is named) and the client configuration,
+    /// and hands them over in the apply's answer; this only adds the notice that no copy is kept.
+    fn openvpn(self, server: VpnServer) -> PlannedIntent {
+        let ask = VpnAsk {
+            server,
+            username: self.username,
+            public_key: None,
+            address: self.address,
+            certificate: self.certificate,
+            expires_at: self.expires_at,
+        };
+        let reveal: crate::work::Reveal = Box::new(|answer: &serde_json::Value| {
+            let mut extra = serde_json::Map::new();
+            let notice = match (answer.get("client_config").is_some(), answer.get("password").is_some()) {
+                (true, _) => Some(
+                    "client_config holds the user's private key and password holds the user's password; Portcullis \
+                     keeps no copy of either, so they cannot be shown again",
+                ),
+                (false, true) => Some(
+                    "password holds the user's password and Portcullis keeps no copy; the firewall has no client \
+                     export package, so export the client configuration in its GUI (VPN > OpenVPN > Client Export) \
+                     or install pfSense-pkg-openvpn-client-export",
+                ),
+                (false, false) => None,
+            };
+            if let Some(notice) = notice {
+                extra.insert("secret_notice".into(), notice.into());
+            }
+            extra
+        });
+        PlannedIntent {
+            intent: Intent::CreateVpnUser(Box::new(ask)),
+            must_reach: Vec::new(),
+            person_must_approve: None,
+            after_apply: None,
+            reveal: Some(reveal),
         }
     }
 }
@@ -128,13 +169,9 @@ fn created_account(answer: &serde_json::Value) -> Option<VpnAccount> {
 #[async_trait]
 impl IntentJob for VpnUserRequest {
     async fn intent(self, at: &IntentScope<'_>) -> Result<PlannedIntent, CallError> {
-        let server = self.server(&at.target.name, at.target.firewall.vpn_servers())?;
+        let server = self.server(&at.target.name, at.target.firewall.vpn_servers().await?)?;
         if server.kind == VpnType::Openvpn {
-            return Err(CallError::new(
-                portcullis_core::firewall::ErrorCode::Unsupported,
-                "OpenVPN users are not built yet",
-            )
-            .with_hint("use a WireGuard server (type: wireguard), or create the user in the pfSense GUI"));
+            return Ok(self.openvpn(server));
         }
         if self.certificate.is_some() {
             return Err(CallError::from(FieldError::new(
@@ -150,6 +187,7 @@ impl IntentJob for VpnUserRequest {
             username: self.username,
             public_key: Some(public_key),
             address: self.address,
+            certificate: None,
             expires_at: self.expires_at,
         };
         let reveal: crate::work::Reveal = Box::new(move |answer: &serde_json::Value| {

@@ -131,6 +131,7 @@ fn pfsense_options(pf: &crate::config::PfSenseConfig) -> PfSenseOptions {
         cache,
         geo_alias_max_entries: pf.geo_alias_max_entries,
         allow_shell: pf.allow_shell,
+        vpn_endpoint_host: pf.vpn_endpoint_host.clone(),
         ..PfSenseOptions::default()
     }
 }

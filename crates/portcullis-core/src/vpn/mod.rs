@@ -85,6 +85,10 @@ pub struct VpnAccount {
     pub public_key: Option<String>,
     /// The account's tunnel address.
     pub address: IpAddr,
+    /// The certificate the user authenticates with (OpenVPN), named by its description or reference id, when it
+    /// existed before the user; `None` when Portcullis had one made for the user (and removes it with the user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,13 +112,74 @@ impl VpnAccount {
     }
 }
 
-/// A VPN server as configuration describes it: its name, the tunnel network and the server's own address in it.
+/// A VPN server as configuration or the firewall describes it: its name, the tunnel network and the server's own
+/// address in it, and what others hold on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VpnServer {
     pub name: String,
     pub kind: VpnType,
     /// The server's own address with the tunnel network's prefix (`10.8.0.1/24`).
     pub address: IpNet,
+    /// Addresses of the tunnel network the firewall gives to clients Portcullis does not manage, with whose they
+    /// are (a pfSense override made by hand, a peer added in the GUI).
+    pub held: Vec<(IpAddr, String)>,
+    /// User names the server's firewall has that are not VPN users Portcullis made.
+    pub other_users: Vec<String>,
+    /// The certificates a user of this server may authenticate with (OpenVPN: user certificates signed by the
+    /// server's authority), as (reference id, description).
+    pub certificates: Vec<(String, String)>,
+}
+
+impl VpnServer {
+    /// A server nothing else is known of.
+    pub fn new(name: impl Into<String>, kind: VpnType, address: IpNet) -> Self {
+        VpnServer {
+            name: name.into(),
+            kind,
+            address,
+            held: Vec::new(),
+            other_users: Vec::new(),
+            certificates: Vec::new(),
+        }
+    }
+
+    /// The reference id of the certificate `name` (a description or a reference id) names.
+    fn certificate(&self, name: &str) -> FieldResult<String> {
+        if let Some((refid, _)) = self.certificates.iter().find(|(refid, _)| refid == name) {
+            return Ok(refid.clone());
+        }
+        let described: Vec<&(String, String)> = self.certificates.iter().filter(|(_, d)| d == name).collect();
+        match described.as_slice() {
+            [(refid, _)] => Ok(refid.clone()),
+            [] => {
+                let known: Vec<&str> = self.certificates.iter().map(|(_, d)| d.as_str()).collect();
+                Err(FieldError::new(
+                    "certificate",
+                    if known.is_empty() {
+                        format!(
+                            "no user certificate {name:?} signed by server {}'s authority; leave certificate out to \
+                             have one made",
+                            self.name
+                        )
+                    } else {
+                        format!(
+                            "no user certificate {name:?} signed by server {}'s authority; there are: {}",
+                            self.name,
+                            known.join(", ")
+                        )
+                    },
+                ))
+            }
+            many => Err(FieldError::new(
+                "certificate",
+                format!(
+                    "{} certificates are described {name:?}; name one by its reference id: {}",
+                    many.len(),
+                    many.iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            )),
+        }
+    }
 }
 
 impl VpnServer {
@@ -126,6 +191,8 @@ impl VpnServer {
             Some(format!("outside server {}'s tunnel network {net}", self.name))
         } else if addr == self.address.addr() {
             Some(format!("server {}'s own address", self.name))
+        } else if let Some((_, whose)) = self.held.iter().find(|(a, _)| *a == addr) {
+            Some(format!("held by {whose} on server {}", self.name))
         } else if addr == net.network()
             || (matches!(net, IpNet::V4(_)) && addr == net.broadcast() && net.prefix_len() < 31)
         {
@@ -155,6 +222,8 @@ pub struct VpnAsk {
     pub public_key: Option<String>,
     /// `None`: the first free address of the tunnel network.
     pub address: Option<IpAddr>,
+    /// An existing certificate to authenticate with (OpenVPN); `None`: one is made for the user.
+    pub certificate: Option<String>,
     pub expires_at: Option<Timestamp>,
 }
 
@@ -169,6 +238,26 @@ pub fn plan_create(state: &RuleSet, ask: &VpnAsk, now: Timestamp) -> FieldResult
             ),
         ));
     }
+    if ask.server.other_users.iter().any(|u| u == &ask.username) {
+        return Err(FieldError::new(
+            "username",
+            format!(
+                "{} is a user of the firewall already, not a VPN user Portcullis made; choose another name",
+                ask.username
+            ),
+        ));
+    }
+    let certificate = match (&ask.certificate, ask.server.kind) {
+        (Some(name), VpnType::Openvpn) => Some(ask.server.certificate(name)?),
+        (Some(_), VpnType::Wireguard) => {
+            return Err(FieldError::new(
+                "certificate",
+                "a WireGuard user gets a key pair, not a certificate: leave certificate out (certificates are \
+                 OpenVPN's)",
+            ));
+        }
+        (None, _) => None,
+    };
     if let Some(t) = ask.expires_at
         && t <= now
     {
@@ -200,6 +289,7 @@ pub fn plan_create(state: &RuleSet, ask: &VpnAsk, now: Timestamp) -> FieldResult
         server: ask.server.name.clone(),
         public_key: ask.public_key.clone(),
         address,
+        certificate,
         created_at: Some(now),
         expires_at: ask.expires_at,
     };

@@ -8,13 +8,14 @@ fn now() -> Timestamp {
 }
 
 fn server() -> VpnServer {
-    VpnServer { name: "wg0".into(), kind: VpnType::Wireguard, address: "10.8.0.1/24".parse().expect("net") }
+    VpnServer::new("wg0", VpnType::Wireguard, "10.8.0.1/24".parse().expect("net"))
 }
 
 const KEY: &str = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
 
 fn ask(name: &str, ip: Option<&str>) -> VpnAsk {
     VpnAsk {
+        certificate: None,
         server: server(),
         username: name.into(),
         public_key: Some(KEY.into()),

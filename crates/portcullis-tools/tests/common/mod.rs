@@ -83,12 +83,12 @@ impl Firewall for VpnHost {
         self.0.system_status().await
     }
 
-    fn vpn_servers(&self) -> Vec<portcullis_core::vpn::VpnServer> {
-        vec![portcullis_core::vpn::VpnServer {
-            name: "wg0".into(),
-            kind: portcullis_core::vpn::VpnType::Wireguard,
-            address: "10.8.0.1/24".parse().expect("net"),
-        }]
+    async fn vpn_servers(&self) -> Result<Vec<portcullis_core::vpn::VpnServer>, BackendError> {
+        Ok(vec![portcullis_core::vpn::VpnServer::new(
+            "wg0",
+            portcullis_core::vpn::VpnType::Wireguard,
+            "10.8.0.1/24".parse().expect("net"),
+        )])
     }
 
     async fn wireguard_server_side(

@@ -192,6 +192,10 @@ pub struct PfSenseConfig {
     /// off by default, and with it only admins may mirror on this target.
     #[serde(default)]
     pub allow_shell: bool,
+    /// The host (name or address) WireGuard clients reach this firewall at, written into the client
+    /// configurations of `create_vpn_user`; default: `host`.
+    #[serde(default)]
+    pub vpn_endpoint_host: Option<String>,
 }
 
 fn default_geo_alias_max_entries() -> usize {
@@ -241,6 +245,7 @@ impl PfSenseConfig {
             cache: PfSenseCacheConfig::default(),
             geo_alias_max_entries: default_geo_alias_max_entries(),
             allow_shell: false,
+            vpn_endpoint_host: None,
         }
     }
 
