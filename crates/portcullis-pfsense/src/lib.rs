@@ -264,11 +264,13 @@ impl PfSenseFirewall {
             .collect();
         let interfaces = mapping::interfaces(&config, &stats);
         let mirrors = self.held_mirrors(&interfaces).await?;
-        // Read only where Portcullis may have made VPN users (the store's list of names is a superset).
-        let vpn_accounts = if vpn::known_users(&self.store, &self.name)?.is_empty() {
-            Vec::new()
-        } else {
+        // Read on a whole read (the reconciler's, which expires users whatever Portcullis' data holds) and where
+        // Portcullis may have made VPN users (the store's list of names is a superset); not on a target without.
+        let whole = read.all_rules && read.all_aliases;
+        let vpn_accounts = if whole || !vpn::known_users(&self.store, &self.name)?.is_empty() {
             vpn::accounts(&self.client).await?
+        } else {
+            Vec::new()
         };
         Ok(RuleSet { interfaces, rules, aliases, protections, mirrors, vpn_accounts })
     }

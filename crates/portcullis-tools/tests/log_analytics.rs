@@ -113,8 +113,11 @@ async fn logs_and_stats_answer_from_the_store() {
         assert_eq!(e["interface"], "wan");
         assert_eq!(e["rule_id"], "1000000103");
     }
-    let times: Vec<&str> = data.iter().map(|e| e["timestamp"].as_str().unwrap()).collect();
-    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
+    // Compared as times: RFC 3339 text with and without a fraction of a second does not sort as text
+    // (`…:05Z` > `…:05.250Z`).
+    let times: Vec<chrono::DateTime<chrono::Utc>> =
+        data.iter().map(|e| e["timestamp"].as_str().unwrap().parse().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first: {times:?}");
     let page2 = svc
         .call(&viewer(), "query_firewall_logs", json!({"timeframe": "1h", "source_ip": BRUTE_FORCER, "destination_port": 22, "limit": 1000, "cursor": ssh["next_cursor"]}))
         .await

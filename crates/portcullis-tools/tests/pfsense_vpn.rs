@@ -199,3 +199,32 @@ async fn a_wireguard_user_on_pfsense_is_a_peer_of_the_tunnel_with_a_client_confi
     let audit = s.svc.call(&admin(), "get_audit_log", json!({"limit": 50})).await.unwrap();
     assert!(!audit.to_string().contains(&private_key));
 }
+
+/// The expiry is on the firewall: a service started again without Portcullis' data (another store) still finds the
+/// user at its next whole read and removes it on time, with the certificate made for it.
+#[tokio::test]
+async fn an_expired_user_is_removed_by_the_reconciler_of_a_service_started_again() {
+    let s = start().await;
+    let before = objects(&s);
+    let made = s
+        .svc
+        .call(&admin(), "create_vpn_user", json!({"username": "temp", "type": "openvpn", "expires": "2s"}))
+        .await
+        .unwrap();
+    assert_eq!(made["status"], "applied", "{made}");
+    let user = s.emu.state().vpn_objects("users").iter().find(|u| u["name"] == "temp").cloned().unwrap();
+    let op = made["plan"].as_array().unwrap().iter().find(|o| o["op"] == "create_vpn_account").unwrap().clone();
+    let expires: chrono::DateTime<chrono::Utc> = op["after"]["expires_at"].as_str().unwrap().parse().unwrap();
+    let day = (expires + chrono::TimeDelta::days(1)).format("%m/%d/%Y").to_string();
+    assert_eq!(user["expires"], day, "pfSense's own expiry, the day after");
+
+    let again = pfsense_service::over(s.emu.clone(), |_| {});
+    assert!(again.svc.sweep_expired().await.iter().all(|(_, r)| r.is_ok()));
+    let listed = again.svc.call(&admin(), "list_vpn_users", json!({})).await.unwrap();
+    assert_eq!(listed["count"], 1, "not expired yet: {listed}");
+    tokio::time::sleep(std::time::Duration::from_millis(2_200)).await;
+    let swept = again.svc.sweep_expired().await;
+    assert!(swept.iter().all(|(_, r)| r.is_ok()), "{swept:?}");
+    assert_eq!(again.svc.call(&admin(), "list_vpn_users", json!({})).await.unwrap()["count"], 0);
+    assert_eq!(objects(&s), before, "user, override, certificate and grant are gone");
+}

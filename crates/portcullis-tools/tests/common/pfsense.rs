@@ -34,6 +34,13 @@ pub async fn start(emulator: EmulatorConfig) -> PfSenseService {
 /// [`start`], with the backend's options changed by `tweak` (e.g. `allow_shell`).
 pub async fn start_with(emulator: EmulatorConfig, tweak: impl FnOnce(&mut PfSenseOptions)) -> PfSenseService {
     let emu = Emulator::start(emulator).await.expect("emulator starts");
+    over(emu, tweak)
+}
+
+/// A service over an emulator already running, with a store of its own: Portcullis started again on another
+/// machine, or after losing its data directory.
+#[allow(dead_code)] // not every test that includes this module restarts
+pub fn over(emu: Emulator, tweak: impl FnOnce(&mut PfSenseOptions)) -> PfSenseService {
     let mut client = ClientConfig::new(emu.base_url(), Auth::ApiKey(KEY.into()));
     client.retry =
         RetryPolicy { max_retries: 3, base_delay: Duration::from_millis(5), max_delay: Duration::from_millis(20) };
