@@ -285,9 +285,13 @@ impl PfRestClient {
             .map(|v| self.scrubber.scrub(&String::from_utf8_lossy(v.as_bytes())));
         let bytes = response.bytes().await.map_err(|e| transport_error(&endpoint, &e))?;
         if tracing::enabled!(tracing::Level::TRACE) {
-            // Scrubbed whole, then cut: a cut first could split a secret and leave its start.
-            let text = self.scrubber.scrub(&String::from_utf8_lossy(&bytes));
-            tracing::trace!(%endpoint, attempt, status, bytes = bytes.len(), body = %excerpt(&text, 2048), "pfRest answer");
+            if answer_holds_secrets(call.path) {
+                tracing::trace!(%endpoint, attempt, status, bytes = bytes.len(), "pfRest answer (withheld: it holds secrets)");
+            } else {
+                // Scrubbed whole, then cut: a cut first could split a secret and leave its start.
+                let text = self.scrubber.scrub(&String::from_utf8_lossy(&bytes));
+                tracing::trace!(%endpoint, attempt, status, bytes = bytes.len(), body = %excerpt(&text, 2048), "pfRest answer");
+            }
         }
         let mut parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
         // Everything read from the answer from here on (messages, data, what errors quote) is scrubbed.
@@ -789,6 +793,18 @@ impl PfRestClient {
         }
         Ok(lines)
     }
+}
+
+/// Endpoints whose answers carry secrets the firewall just made (a client configuration with its private key, a
+/// generated certificate's key, a PKCS#12 bundle), which the scrubber cannot know in advance: never traced.
+fn answer_holds_secrets(path: &str) -> bool {
+    const SECRET_ANSWERS: [&str; 4] = [
+        "/api/v2/vpn/openvpn/client_export",
+        "/api/v2/system/certificate/generate",
+        "/api/v2/system/certificate_authority/generate",
+        "/api/v2/system/certificate/pkcs12/export",
+    ];
+    SECRET_ANSWERS.contains(&path)
 }
 
 /// At most `max` bytes of `text`, cut at a character boundary, with `…` when cut.

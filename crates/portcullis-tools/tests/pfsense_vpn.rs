@@ -19,6 +19,9 @@ use portcullis_pfrest::{Auth, ClientConfig, PfRestClient};
 use portcullis_pfrest_emulator::EmulatorConfig;
 use serde_json::{Value, json};
 
+#[path = "common/logs.rs"]
+mod logs;
+
 #[path = "common/pfsense.rs"]
 mod pfsense_service;
 
@@ -65,6 +68,7 @@ fn field_of(e: &portcullis_guard::CallError) -> (&str, Option<&str>) {
 
 #[tokio::test]
 async fn the_customers_call_makes_user_and_override_refuses_what_is_taken_and_deletion_restores_everything() {
+    logs::captured_logs();
     let s = start().await;
     let refid = user_certificate(&s, "user_cert.crt").await;
     let before = objects(&s);
@@ -123,6 +127,19 @@ async fn the_customers_call_makes_user_and_override_refuses_what_is_taken_and_de
     assert_eq!(objects(&s), before, "the firewall's objects are as before the user (the named certificate stays)");
     let audit = s.svc.call(&admin(), "get_audit_log", json!({"limit": 50})).await.unwrap();
     assert!(!audit.to_string().contains(&password), "the password is in no audit record");
+    // Every log line of the process, at every level (the pfRest client traces answers at TRACE).
+    let logged = logs::logged_text();
+    assert!(logged.contains("pfRest answer"), "the capture sees the client's TRACE lines");
+    let key = config.split("<key>\n").nth(1).and_then(|k| k.split("</key>").next()).unwrap().trim().to_string();
+    assert!(!logged.contains(&password), "no log line holds the password");
+    assert!(!logged.contains(&key), "no log line holds the private key");
+    // The export's answer (the whole file, base64) is withheld from the trace, not merely cut.
+    assert!(!logged.contains(&base64_of(config)[..60]), "the client export's answer is not traced");
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
 }
 
 #[tokio::test]
@@ -227,4 +244,19 @@ async fn an_expired_user_is_removed_by_the_reconciler_of_a_service_started_again
     assert!(swept.iter().all(|(_, r)| r.is_ok()), "{swept:?}");
     assert_eq!(again.svc.call(&admin(), "list_vpn_users", json!({})).await.unwrap()["count"], 0);
     assert_eq!(objects(&s), before, "user, override, certificate and grant are gone");
+}
+
+/// Without the client export package the user is made all the same; the answer has the password and says where to
+/// export the configuration.
+#[tokio::test]
+async fn without_the_export_package_the_answer_says_where_the_configuration_is() {
+    let config = EmulatorConfig { client_export_installed: false, ..EmulatorConfig::with_api_key(KEY) };
+    let s = pfsense_service::start(config).await;
+    let made = s.svc.call(&admin(), "create_vpn_user", json!({"username": "erin", "type": "openvpn"})).await.unwrap();
+    assert_eq!(made["status"], "applied", "{made}");
+    assert!(made.get("client_config").is_none(), "{made}");
+    assert!(made["password"].as_str().is_some_and(|p| p.len() >= 20));
+    let notice = made["secret_notice"].as_str().unwrap();
+    assert!(notice.contains("Client Export") && notice.contains("pfSense-pkg-openvpn-client-export"), "{notice}");
+    assert!(s.emu.request_counts().get("POST /api/v2/vpn/openvpn/client_export").is_none(), "not asked for");
 }

@@ -4,6 +4,10 @@
 //! server behind the router through the tunnel. After `delete_vpn_user`, and separately after `expires`, the
 //! tunnel carries nothing. The private key is in the answer once and nowhere in the store.
 
+#[path = "common/logs.rs"]
+mod logs;
+use logs::captured_logs;
+
 #[path = "../../portcullis-nftables/tests/common/mod.rs"]
 mod nft;
 
@@ -18,32 +22,6 @@ use portcullis_nftables::wireguard::WireguardSettings;
 use portcullis_store::Store;
 use portcullis_tools::{Target, ToolService};
 use serde_json::json;
-
-/// Every log line of the test process, at every level: the private key must be in none of them.
-fn captured_logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
-    static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = buffer.clone();
-        let writer = move || Capture(sink.clone());
-        let subscriber = tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(writer).finish();
-        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
-        buffer
-    })
-    .clone()
-}
-
-struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn admin() -> CallContext {
     CallContext::new(Principal { name: "root".into(), role: "admin".into() }, Transport::Cli, None)

@@ -12,6 +12,7 @@ mod conformance;
 mod fuzz;
 mod geoip;
 mod http;
+mod init;
 mod jsonrpc;
 mod logs;
 mod mcp;
@@ -58,6 +59,47 @@ struct Cli {
     data_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(clap::Args)]
+struct InitArgs {
+    /// Where to write (default: --config, $PORTCULLIS_CONFIG, else the platform's configuration file).
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Replace a file that exists.
+    #[arg(long)]
+    force: bool,
+    /// A pfSense target: the firewall's host name or address (pfRest v2 on its web configurator).
+    #[arg(long)]
+    pfsense_host: Option<String>,
+    #[arg(long, default_value_t = 443)]
+    pfsense_port: u16,
+    #[arg(long, default_value = "https", value_parser = ["https", "http"])]
+    pfsense_protocol: String,
+    /// The pfRest API key, written into the file (which is then readable by its owner only).
+    #[arg(long, conflicts_with = "pfsense_api_key_env")]
+    pfsense_api_key: Option<String>,
+    /// The environment variable the key is read from when Portcullis starts (`env:VAR` in the file).
+    #[arg(long, default_value = "PORTCULLIS_PFSENSE_API_KEY")]
+    pfsense_api_key_env: String,
+    /// Do not check the firewall's TLS certificate (prefer `ca_file` with its CA).
+    #[arg(long)]
+    pfsense_insecure: bool,
+    /// An nftables target on this host: logical=device pairs, e.g. lan=eth1,wan=eth0.
+    #[arg(long, value_delimiter = ',')]
+    nftables_interfaces: Vec<String>,
+    /// Run that target's `nft` in this network namespace.
+    #[arg(long, requires = "nftables_interfaces")]
+    nftables_netns: Option<String>,
+    /// Who the CLI and MCP over stdio run as.
+    #[arg(long, default_value = "admin")]
+    principal: String,
+    /// The principal's role: viewer, operator or admin.
+    #[arg(long, default_value = "admin", value_parser = ["viewer", "operator", "admin"])]
+    role: String,
+    /// Connect to each target once the file is written, and say what works (exit 1 when one does not answer).
+    #[arg(long)]
+    probe: bool,
 }
 
 #[derive(Subcommand)]
@@ -132,6 +174,9 @@ enum Command {
         #[command(subcommand)]
         command: GeoipCommand,
     },
+    /// Write a commented configuration file for this install (from flags, or asked on a terminal), checked by
+    /// loading it back; `--probe` then connects to each target. Without a firewall, the lab is the target.
+    Init(InitArgs),
     /// Bearer tokens for the Streamable HTTP transport.
     Token {
         #[command(subcommand)]
@@ -279,6 +324,9 @@ fn open_log_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
+    if let Command::Init(args) = &cli.command {
+        return init_config(args, cli.config.as_deref());
+    }
     let loaded = load_config(&cli)?;
     secrets::add_config(secrets::global(), &loaded.config);
     let quiet = !matches!(cli.command, Command::Serve { .. });
@@ -299,6 +347,44 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     };
     let runtime = builder.enable_all().build().context("starting the async runtime")?;
     runtime.block_on(dispatch(cli.command, loaded))
+}
+
+/// `portcullis init`: the file written and checked, then probed if asked.
+fn init_config(args: &InitArgs, config: Option<&std::path::Path>) -> anyhow::Result<i32> {
+    init_logging(tracing::Level::WARN, None)?;
+    let mut answers = init::Answers {
+        pfsense: args.pfsense_host.as_ref().map(|host| init::PfSense {
+            host: host.trim().to_string(),
+            port: args.pfsense_port,
+            protocol: args.pfsense_protocol.clone(),
+            api_key: match &args.pfsense_api_key {
+                Some(key) => init::ApiKey::Literal(key.clone()),
+                None => init::ApiKey::Env(args.pfsense_api_key_env.clone()),
+            },
+            verify_ssl: !args.pfsense_insecure,
+        }),
+        nftables: None,
+        principal: args.principal.clone(),
+        role: args.role.clone(),
+    };
+    if !args.nftables_interfaces.is_empty() {
+        let interfaces = init::interface_pairs(&args.nftables_interfaces)?;
+        answers.nftables = Some(init::Nftables { interfaces, netns: args.nftables_netns.clone() });
+    }
+    if answers.pfsense.is_none() && answers.nftables.is_none() {
+        init::ask(&mut answers)?;
+    }
+    let path = init::destination(args.output.as_deref(), config)?;
+    let holds_secret = matches!(&answers.pfsense, Some(p) if matches!(p.api_key, init::ApiKey::Literal(_)));
+    init::write_checked(&path, &init::render(&answers), args.force, holds_secret)?;
+    println!("# wrote {}", path.display());
+    if !args.probe {
+        println!("# next: portcullis --config {} config check --probe", path.display());
+        return Ok(0);
+    }
+    let loaded = config::load(Some(&path), &|k| std::env::var(k).ok())?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    runtime.block_on(cli::probe_targets(loaded.config))
 }
 
 /// `portcullis client-config`: the snippet and where it goes (stderr), the snippet alone on stdout.
@@ -338,6 +424,8 @@ async fn dispatch(command: Command, loaded: LoadedConfig) -> anyhow::Result<i32>
                 None => Ok(code),
             }
         }
+        // Handled in `run`, before any configuration is loaded.
+        Command::Init(_) => anyhow::bail!("`init` writes the configuration; it runs before one is loaded"),
         Command::Token { command: TokenCommand::New { principal } } => match &loaded.source {
             ConfigSource::File(path) => token::new(path, &loaded.config, &principal),
             ConfigSource::Defaults => anyhow::bail!(

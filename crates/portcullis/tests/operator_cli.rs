@@ -1,5 +1,6 @@
 //! The operator's CLI: `portcullis whoami` (principal, role, what it may call), `config check` naming the tools an
-//! allow list puts out of reach, `-o FILE` saving a report as HTML without `jq`, `token new` and `client-config`.
+//! allow list puts out of reach, `-o FILE` saving a report as HTML without `jq`, `token new`, `client-config` and
+//! `init`.
 
 mod cli;
 
@@ -237,4 +238,68 @@ fn config_check_probe_says_which_targets_answer_and_why_the_others_do_not() {
     assert_eq!(out.status.code(), Some(1), "a target that does not answer fails the check");
     let plain = cli::run(dir.path(), &["config", "check"]);
     assert!(plain.status.success() && !String::from_utf8_lossy(&plain.stdout).contains("# probe"));
+}
+
+/// `portcullis init` from flags against the pfRest emulator: the file loads, holds the key readable by its owner
+/// only, and `--probe` (and `config check --probe` after it) reaches the firewall; an existing file is kept
+/// without `--force`, and a file that would not load is not written.
+#[test]
+fn init_writes_a_config_that_checks_and_probes_the_emulator() {
+    use portcullis_pfrest_emulator::{Emulator, EmulatorConfig};
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("rt");
+    let emulator = runtime.block_on(Emulator::start(EmulatorConfig::with_api_key("init-key-0123456789"))).expect("emu");
+    let port = emulator.local_addr().port().to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.yaml");
+    let init = |extra: &[&str]| {
+        let mut args = vec![
+            "init",
+            "--pfsense-host",
+            "127.0.0.1",
+            "--pfsense-port",
+            &port,
+            "--pfsense-protocol",
+            "http",
+            "--pfsense-api-key",
+            "init-key-0123456789",
+            "--principal",
+            "ada",
+            "--role",
+            "operator",
+        ];
+        args.extend_from_slice(extra);
+        cli::run(dir.path(), &args)
+    };
+    let out = init(&["--probe"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("# probe pfsense: ok"), "{text}");
+    let written = std::fs::read_to_string(&path).expect("the file");
+    assert!(written.contains("# Portcullis configuration, written by `portcullis init`."), "{written}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the key is in the file: owner only");
+    }
+    let check = cli::run(dir.path(), &["config", "check", "--probe"]);
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    let whoami = String::from_utf8_lossy(&cli::run(dir.path(), &["whoami"]).stdout).into_owned();
+    assert!(whoami.contains("ada") && whoami.contains("operator"), "{whoami}");
+
+    let again = init(&[]);
+    assert!(!again.status.success(), "an existing file is kept");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    assert_eq!(std::fs::read_to_string(&path).expect("file"), written);
+
+    let other = dir.path().join("other.yaml");
+    let other_arg = other.to_string_lossy().into_owned();
+    let bad = cli::run(dir.path(), &["init", "--output", &other_arg, "--nftables-interfaces", "lan"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("NAME=DEVICE"));
+    let unloadable = cli::run(dir.path(), &["init", "--output", &other_arg, "--pfsense-host", "bad host name"]);
+    assert!(!unloadable.status.success(), "{}", String::from_utf8_lossy(&unloadable.stdout));
+    assert!(String::from_utf8_lossy(&unloadable.stderr).contains("would not load"));
+    assert!(!other.exists(), "nothing is written");
+    runtime.block_on(emulator.shutdown());
 }
