@@ -155,6 +155,29 @@ impl Store {
         Ok(conn.last_insert_rowid())
     }
 
+    /// The alerts raised after the one with id `after`, oldest first, at most `limit`: what an outbox delivers next.
+    pub fn alerts_after(&self, after: i64, limit: usize) -> StoreResult<Vec<Alert>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, time_ms, kind, principal, message FROM alerts WHERE id > ?1 ORDER BY id ASC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after, limit as i64], |r| {
+            Ok(Alert {
+                id: r.get(0)?,
+                time: time(r.get(1)?),
+                kind: r.get(2)?,
+                principal: r.get(3)?,
+                message: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// The id of the newest alert (0 when there is none).
+    pub fn alerts_newest_id(&self) -> StoreResult<i64> {
+        Ok(self.conn().query_row("SELECT COALESCE(MAX(id), 0) FROM alerts", [], |r| r.get(0))?)
+    }
+
     pub fn alerts_since(&self, since: DateTime<Utc>) -> StoreResult<Vec<Alert>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(

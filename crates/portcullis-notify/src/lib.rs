@@ -1,0 +1,111 @@
+//! Alarms delivered to people.
+//!
+//! Every alarm Portcullis raises (a burst of denials, a refused high-risk change, drift, a change applied, a
+//! rollback, a threat above a score) is a row of the store's `alerts` table, written by the call that raised it.
+//! The [`Outbox`] reads that table in the background and delivers each alarm to the configured sinks: webhooks
+//! (generic JSON or Slack-compatible), email over SMTP, syslog. A call never waits for a sink: it only writes its
+//! row. A sink that is down is retried, with a growing pause, from the last alarm it took; each sink keeps its
+//! place in the store, so a restart neither loses nor repeats what was delivered.
+
+mod outbox;
+mod sink;
+
+pub use outbox::{Outbox, OutboxHandle};
+pub use sink::{EmailSink, Sink, SinkKind, SyslogSink, WebhookFormat, WebhookSink};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// How urgent an alarm is; a sink takes alarms of at least its `min_severity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Medium,
+    High,
+}
+
+impl Severity {
+    pub fn parse(text: &str) -> Option<Severity> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "info" => Some(Severity::Info),
+            "medium" => Some(Severity::Medium),
+            "high" => Some(Severity::High),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+        }
+    }
+
+    /// The severity of an alarm kind: someone trying what they may not, or a change refused for its risk, is high;
+    /// the firewall changing behind Portcullis' back, a rollback or a threat is medium; a change applied is info.
+    /// A `threat` carries its own (by score) in [`Alarm::severity`].
+    pub fn of_kind(kind: &str) -> Severity {
+        match kind {
+            "denial_burst" | "high_risk_refused" => Severity::High,
+            "change_applied" | "report" => Severity::Info,
+            _ => Severity::Medium,
+        }
+    }
+}
+
+/// One alarm as it is delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Alarm {
+    /// The store's id: increasing, so a sink's place is the last id it took.
+    pub id: i64,
+    pub time: DateTime<Utc>,
+    pub kind: String,
+    pub severity: Severity,
+    /// Whose call raised it (`portcullis` for Portcullis' own work).
+    pub principal: String,
+    pub message: String,
+}
+
+impl Alarm {
+    pub fn from_store(a: &portcullis_store::Alert) -> Alarm {
+        // A threat's message starts with its score band (`[high] …`), which sets its severity.
+        let severity = match a.message.strip_prefix('[').and_then(|m| m.split_once(']')) {
+            Some((band, _)) if a.kind == "threat" => Severity::parse(band).unwrap_or(Severity::Medium),
+            _ => Severity::of_kind(&a.kind),
+        };
+        Alarm {
+            id: a.id,
+            time: a.time,
+            kind: a.kind.clone(),
+            severity,
+            principal: a.principal.clone(),
+            message: a.message.clone(),
+        }
+    }
+
+    /// One line a person reads: `[HIGH] denial_burst (mallory): more than 5 denied calls in 10 minutes`.
+    pub fn line(&self) -> String {
+        format!(
+            "[{}] {} ({}): {}",
+            self.severity.as_str().to_ascii_uppercase(),
+            self.kind,
+            self.principal,
+            self.message
+        )
+    }
+}
+
+/// Why a delivery failed (it is tried again later).
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error("webhook {url}: {message}")]
+    Webhook { url: String, message: String },
+    #[error("email via {server}: {message}")]
+    Email { server: String, message: String },
+    #[error("syslog {address}: {message}")]
+    Syslog { address: String, message: String },
+    #[error("store: {0}")]
+    Store(#[from] portcullis_store::StoreError),
+}
