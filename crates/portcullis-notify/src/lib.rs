@@ -16,6 +16,11 @@ pub use sink::{EmailSink, Sink, SinkKind, SyslogSink, WebhookFormat, WebhookSink
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+/// Whether `text` is an address a message can be sent from or to (`soc@example.com`, `SOC <soc@example.com>`).
+pub fn is_email_address(text: &str) -> bool {
+    text.parse::<lettre::message::Mailbox>().is_ok()
+}
+
 /// How urgent an alarm is; a sink takes alarms of at least its `min_severity`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]

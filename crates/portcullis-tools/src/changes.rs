@@ -227,6 +227,11 @@ impl ToolService {
         match inside.carry(&inverse, ReadBack::Whole, None).await {
             Ok(_) => {
                 store.journal_update(&entry.change_id, RolledBack, None, None).map_err(store_error)?;
+                self.raise_alarm(
+                    "rollback",
+                    &entry.principal,
+                    &format!("change {} on {} was rolled back: {}", entry.change_id, entry.target, inverse.summary),
+                );
                 result.status = ChangeStatus::RolledBack;
                 result.verified = true;
                 Ok(result)
@@ -234,6 +239,14 @@ impl ToolService {
             Err(e) => {
                 let note = format!("rollback failed: {}: {}", e.code.as_str(), e.message);
                 store.journal_update(&entry.change_id, RollbackFailed, None, Some(&note)).map_err(store_error)?;
+                self.raise_alarm(
+                    "rollback",
+                    &entry.principal,
+                    &format!(
+                        "[high] the rollback of change {} on {} failed: {}",
+                        entry.change_id, entry.target, e.message
+                    ),
+                );
                 Err(e)
             }
         }

@@ -181,6 +181,11 @@ impl ToolService {
         result.verified = true;
         result.rule = applied_rule(after, &plan, &carried.created);
         ctx.report_progress(CHANGE_STEPS, Some(CHANGE_STEPS), "applied and verified");
+        self.raise_alarm(
+            "change_applied",
+            &ctx.principal.name,
+            &format!("{} on {} ({}, change {})", plan.summary, call.target.name, call.def.name, result.change_id),
+        );
         let mut answer = to_json(&result)?;
         // After the journal: what the firewall made for the caller goes into this answer and nowhere else.
         if let Some(fields) = answer.as_object_mut() {

@@ -245,12 +245,20 @@ impl ToolService {
                         .into(),
             })
             .collect();
-        data.extend(alerts.into_iter().filter(|al| al.kind != "drift").map(|al| Alarm {
-            severity: if al.kind == "denial_burst" { "medium".into() } else { "high".into() },
+        // A change applied is news for the sinks (`alerts:`), not an alarm to act on.
+        let active = |kind: &str| kind != "drift" && kind != "change_applied";
+        data.extend(alerts.into_iter().filter(|al| active(&al.kind)).map(|al| Alarm {
+            severity: match al.kind.as_str() {
+                "denial_burst" => "medium".into(),
+                "threat" | "rollback" if !al.message.starts_with("[high]") => "medium".into(),
+                _ => "high".into(),
+            },
             recommendation: match al.kind.as_str() {
                 "denial_burst" => {
                     format!("check what {} is trying to do; revoke its token if it is not expected", al.principal)
                 }
+                "threat" => "see analyze_threats; block_ip_address the source if nothing blocks it yet".into(),
+                "rollback" => "read the change in get_audit_log; apply it again once it is understood".into(),
                 _ => "review the refused change in get_audit_log before approving anything like it".into(),
             },
             kind: al.kind,

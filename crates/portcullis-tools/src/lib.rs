@@ -28,6 +28,7 @@ mod reads;
 mod reconciler;
 mod resources;
 mod respond;
+mod threat_alarms;
 mod views;
 mod vpn;
 mod work;
@@ -61,6 +62,7 @@ pub use prompts::{PromptArgDef, PromptBody, PromptDef, prompts};
 pub use reconciler::{SweepOutcome, TargetSchedule};
 pub use resources::{ResourceBody, ResourceDef, ResourceTemplateDef, resource_templates, resources};
 pub use respond::{AutoBlock, AutoResponse, AutoResponseMemory};
+pub use threat_alarms::{ThreatAlarmMemory, ThreatAlarms};
 pub use views::*;
 
 use door::ChangeCall;
@@ -262,6 +264,14 @@ impl ToolService {
             });
         }
         result
+    }
+
+    /// Records an alarm for the people the configured sinks reach (`portcullis_notify`): a row of the store's
+    /// outbox, which is all a call waits for.
+    pub(crate) fn raise_alarm(&self, kind: &str, principal: &str, message: &str) {
+        if let Err(e) = self.guard.auditor.store().alert_raise(kind, principal, message, Utc::now()) {
+            tracing::error!(kind, "alarm not stored: {e}");
+        }
     }
 
     fn raise_alerts(&self, ctx: &CallContext, tool: &str, error: &CallError, risk: u8) {

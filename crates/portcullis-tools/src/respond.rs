@@ -43,6 +43,31 @@ pub struct AutoBlock {
 }
 
 impl ToolService {
+    /// `analyze_threats` over each target's last `timeframe`, as `ctx`'s principal: the threats found, by target
+    /// (a target whose analysis failed is left out, the failure logged under `who`).
+    pub(crate) async fn threats_per_target(
+        &self,
+        ctx: &CallContext,
+        timeframe: &str,
+        who: &str,
+    ) -> Vec<(String, Vec<serde_json::Value>)> {
+        let mut out = Vec::new();
+        for target in self.target_names() {
+            let args = serde_json::json!({"timeframe": timeframe, "target": target});
+            match self.call(ctx, "analyze_threats", args).await {
+                Ok(mut found) => {
+                    let threats = match found["data"].take() {
+                        serde_json::Value::Array(threats) => threats,
+                        _ => Vec::new(),
+                    };
+                    out.push((target, threats));
+                }
+                Err(e) => tracing::debug!(target, "{who}: no analysis: {}", e.message),
+            }
+        }
+        out
+    }
+
     /// One round of the automated response over every target, as `ctx`'s principal.
     pub async fn auto_response_round(
         &self,
@@ -51,17 +76,8 @@ impl ToolService {
         memory: &mut AutoResponseMemory,
     ) -> Vec<AutoBlock> {
         let mut out = Vec::new();
-        for target in self.target_names() {
-            let args = serde_json::json!({"timeframe": cfg.timeframe, "target": target});
-            let found = match self.call(ctx, "analyze_threats", args).await {
-                Ok(found) => found,
-                Err(e) => {
-                    tracing::debug!(target, "automated response: no analysis: {}", e.message);
-                    continue;
-                }
-            };
-            let Some(threats) = found["data"].as_array() else { continue };
-            for t in threats {
+        for (target, threats) in self.threats_per_target(ctx, &cfg.timeframe, "automated response").await {
+            for t in &threats {
                 let score = t["threat_score"].as_u64().unwrap_or(0);
                 let (Some(ip), Some(duration)) = (t["source_ip"].as_str(), t["recommended_block_duration"].as_str())
                 else {

@@ -1,6 +1,7 @@
 //! `portcullis`: the MCP server (stdio and Streamable HTTP) and the CLI. Thin by design: configuration,
 //! transports and rendering live here; every tool call runs in `portcullis_tools::ToolService`.
 
+mod alerts;
 mod app;
 mod approvals;
 mod cli;
@@ -589,6 +590,7 @@ async fn serve(app: App, http: Option<String>) -> anyhow::Result<()> {
     spawn_expiry_sweeper(&app, shutdown.clone());
     spawn_counter_sampler(&app, shutdown.clone());
     logs::spawn_tasks(&app, shutdown.clone()).await?;
+    alerts::spawn(&app, shutdown.clone())?;
     spawn_signal_handler(shutdown.clone());
     match http {
         Some(bind) => {

@@ -32,6 +32,9 @@ pub fn add_config(scrubber: &Scrubber, config: &Config) {
             scrubber.add_basic(pf.username.as_deref().unwrap_or_default(), password.expose());
         }
     }
+    for secret in config.alerts.secrets() {
+        scrubber.add(secret.expose());
+    }
 }
 
 /// The secrets too short to be scrubbed reliably (fewer than [`MIN_SECRET_LEN`] characters), by key path. They

@@ -144,6 +144,9 @@ pub(super) fn resolve_secrets(
             resolve_secret(s, &format!("{key}.api_key"), base, origin, env)?;
         }
     }
+    for (key, s) in config.alerts.secrets_mut() {
+        resolve_secret(s, &key, base, origin, env)?;
+    }
     Ok(())
 }
 

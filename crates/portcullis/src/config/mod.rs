@@ -13,6 +13,7 @@
 //! `logging.file`, `logging.audit_file`) are relative to the directory of the
 //! configuration file.
 
+mod alerts;
 mod devices;
 mod domains;
 mod env;

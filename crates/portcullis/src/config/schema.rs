@@ -47,6 +47,8 @@ pub struct Config {
     pub domains: super::domains::DomainsConfig,
     /// When a device counts as gone, the vendor registry, and DHCP leases files.
     pub devices: super::devices::DevicesConfig,
+    /// Where alarms go to reach people, and which threats raise one.
+    pub alerts: super::alerts::AlertsConfig,
 }
 
 /// The offline country database (`geoip:`).

@@ -161,6 +161,7 @@ pub(super) fn validate(config: &mut Config, origin: &Path) -> Result<(), ConfigE
     validate_logs(&config.logs, &known_target, o)?;
     config.domains.settings().map_err(|(key, message)| invalid(key, message, o))?;
     config.devices.settings().map_err(|(key, message)| invalid(key, message, o))?;
+    config.alerts.sinks().map_err(|(key, message)| invalid(key, message, o))?;
     let mirroring = config.mirroring.settings().map_err(|(key, message)| invalid(key, message, o))?;
     for s in &mirroring.sensors {
         if let Some(target) = &s.target
