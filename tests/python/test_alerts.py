@@ -3,7 +3,8 @@
 - a local SMTP server (aiosmtpd);
 - a webhook that accepts connections and never answers (a sink that is down).
 
-After a `lab traffic` run, the threat round raises alarms for its attackers. A block is applied and a burst of
+After a `lab traffic` run, the threat round raises alarms for its attackers, and a report schedule sends the
+security report every 3 s. A block is applied and a burst of
 denied calls is made over MCP. The receiver and the mailbox get those alarms. The calls do not wait for the dead
 sink: the call times are printed beside the calls of a server without sinks. The dead sink is tried again."""
 
@@ -113,6 +114,8 @@ async def test_alarms_of_a_lab_run_reach_a_webhook_and_a_mailbox_and_a_dead_sink
             f"    - {{name: mail, email: {{host: 127.0.0.1, port: {smtp.port}, starttls: false, "
             "from: portcullis@example.com, to: [soc@example.com]}, min_severity: medium}\n"
             f"    - {{name: dead, webhook: {{url: 'http://127.0.0.1:{dead.getsockname()[1]}/x'}}, min_severity: info}}\n"
+            "  reports:\n"
+            "    - {every: 3s, timeframe: 24h, format: html, to: [mail, hook]}\n"
         )
         baseline_data = tmp_path / "baseline-data"
         baseline_data.mkdir()
@@ -132,16 +135,21 @@ async def test_alarms_of_a_lab_run_reach_a_webhook_and_a_mailbox_and_a_dead_sink
                     assert denied["code"] == "policy_denied", denied
                 deadline = time.monotonic() + 60
                 def kinds() -> set[str]:
-                    return {a["kind"] for body in hooks for a in body["alarms"]}
+                    return {a["kind"] for body in hooks for a in body.get("alarms", [])}
                 while time.monotonic() < deadline and not {"change_applied", "denial_burst", "threat"} <= kinds():
                     await anyio.sleep(0.2)
-                while time.monotonic() < deadline and not (mailbox.messages and dead_accepted[0] >= 2):
+                def reports() -> list[dict]:
+                    return [body["report"] for body in hooks if "report" in body]
+                def mailed_report() -> bool:
+                    return any("Content-Disposition: attachment" in m for m in mailbox.messages)
+                while time.monotonic() < deadline and not (
+                        mailbox.messages and dead_accepted[0] >= 2 and reports() and mailed_report()):
                     await anyio.sleep(0.2)
         print(f"block_ip_address median: {statistics.median(without_sinks) * 1000:.1f} ms without sinks, "
               f"{statistics.median(with_sinks) * 1000:.1f} ms with a webhook, a mailbox and a sink that never "
               f"answers (max {max(with_sinks) * 1000:.1f} ms)")
         assert {"change_applied", "denial_burst", "threat"} <= kinds(), hooks
-        threats = [a for body in hooks for a in body["alarms"] if a["kind"] == "threat"]
+        threats = [a for body in hooks for a in body.get("alarms", []) if a["kind"] == "threat"]
         assert any("203.0.113.50" in a["message"] for a in threats), threats
         assert all(a["severity"] in ("medium", "high") for a in threats), threats
         mail = "\n".join(mailbox.messages)
@@ -150,6 +158,12 @@ async def test_alarms_of_a_lab_run_reach_a_webhook_and_a_mailbox_and_a_dead_sink
         # The dead sink was tried, and again after its first try timed out; no call waited for it (a delivery
         # waits up to 10 s for an answer).
         assert dead_accepted[0] >= 2, dead_accepted
+        # The scheduled report: whole to the JSON webhook, attached to the mail.
+        report = reports()[0]
+        assert report["format"] == "html" and "<html" in report["content"], report["summary"]
+        assert "203.0.113.50" in report["content"] and "threats" in report["summary"], report["summary"]
+        attached = next(m for m in mailbox.messages if "Content-Disposition: attachment" in m)
+        assert "security-report-" in attached and "Subject: Portcullis security report" in attached, attached[:800]
         assert max(with_sinks) < 5.0, with_sinks
     finally:
         smtp.stop()

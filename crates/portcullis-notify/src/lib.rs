@@ -11,7 +11,7 @@ mod outbox;
 mod sink;
 
 pub use outbox::{Outbox, OutboxHandle};
-pub use sink::{EmailSink, Sink, SinkKind, SyslogSink, WebhookFormat, WebhookSink};
+pub use sink::{EmailSink, Report, Sink, SinkKind, SyslogSink, WebhookFormat, WebhookSink};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -92,6 +92,51 @@ impl Sink {
             SinkKind::Syslog(s) => syslog(s, alarms).await,
         }
     }
+
+    /// Delivers a scheduled report: email gets it attached, a JSON webhook gets it whole, Slack and syslog (which
+    /// cannot show it) get its summary line.
+    pub async fn deliver_report(&self, http: &reqwest::Client, report: &Report) -> Result<(), NotifyError> {
+        match &self.kind {
+            SinkKind::Email(e) => email_report(e, report).await,
+            SinkKind::Webhook(w) if w.format == WebhookFormat::Json => {
+                let body = json!({"source": "portcullis", "report": report});
+                post(http, w, &body).await
+            }
+            SinkKind::Webhook(w) => post(http, w, &json!({"text": report.summary})).await,
+            SinkKind::Syslog(s) => {
+                let line = Alarm {
+                    id: 0,
+                    time: report.generated_at,
+                    kind: "report".into(),
+                    severity: Severity::Info,
+                    principal: "portcullis".into(),
+                    message: report.summary.clone(),
+                };
+                syslog(s, std::slice::from_ref(&line)).await
+            }
+        }
+    }
+}
+
+/// A security report on its way to the sinks of a schedule (`alerts.reports`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub title: String,
+    pub timeframe: String,
+    /// `html` or `markdown`.
+    pub format: String,
+    pub generated_at: chrono::DateTime<chrono::Utc>,
+    /// One line: what the period held.
+    pub summary: String,
+    /// The rendered report.
+    pub content: String,
+}
+
+impl Report {
+    fn file_name(&self) -> String {
+        let extension = if self.format == "html" { "html" } else { "md" };
+        format!("security-report-{}.{extension}", self.generated_at.format("%Y-%m-%d"))
+    }
 }
 
 fn summary(alarms: &[Alarm]) -> String {
@@ -110,11 +155,15 @@ async fn webhook(http: &reqwest::Client, w: &WebhookSink, alarms: &[Alarm]) -> R
             json!({"text": format!("{}\n{}", summary(alarms), lines.join("\n"))})
         }
     };
+    post(http, w, &body).await
+}
+
+async fn post(http: &reqwest::Client, w: &WebhookSink, body: &serde_json::Value) -> Result<(), NotifyError> {
     let failed = |message: String| NotifyError::Webhook { url: redact_url(&w.url), message };
     let response = http
         .post(&w.url)
         .timeout(DELIVERY_TIMEOUT)
-        .json(&body)
+        .json(body)
         .send()
         .await
         .map_err(|e| failed(e.without_url().to_string()))?;
@@ -129,19 +178,48 @@ fn redact_url(url: &str) -> String {
     }
 }
 
-async fn email(e: &EmailSink, alarms: &[Alarm]) -> Result<(), NotifyError> {
-    let server = format!("{}:{}", e.host, e.port);
-    let failed = |message: String| NotifyError::Email { server: server.clone(), message };
+fn email_failure(e: &EmailSink) -> impl Fn(String) -> NotifyError + '_ {
+    move |message| NotifyError::Email { server: format!("{}:{}", e.host, e.port), message }
+}
+
+/// A message from and to the sink's addresses.
+fn envelope(e: &EmailSink, subject: String) -> Result<lettre::message::MessageBuilder, NotifyError> {
+    let failed = email_failure(e);
     let from: Mailbox = e.from.parse().map_err(|err| failed(format!("from {:?}: {err}", e.from)))?;
-    let mut builder = Message::builder().from(from).subject(summary(alarms));
+    let mut builder = Message::builder().from(from).subject(subject);
     for to in &e.to {
         builder = builder.to(to.parse().map_err(|err| failed(format!("to {to:?}: {err}")))?);
     }
+    Ok(builder)
+}
+
+async fn email(e: &EmailSink, alarms: &[Alarm]) -> Result<(), NotifyError> {
     let lines: Vec<String> = alarms.iter().map(|a| format!("{}  {}", a.time.to_rfc3339(), a.line())).collect();
-    let message = builder
+    let message = envelope(e, summary(alarms))?
         .header(ContentType::TEXT_PLAIN)
         .body(format!("{}\n", lines.join("\n")))
-        .map_err(|err| failed(err.to_string()))?;
+        .map_err(|err| email_failure(e)(err.to_string()))?;
+    send(e, message).await
+}
+
+async fn email_report(e: &EmailSink, report: &Report) -> Result<(), NotifyError> {
+    use lettre::message::{Attachment, MultiPart, SinglePart};
+    let kind = if report.format == "html" { "text/html; charset=utf-8" } else { "text/markdown; charset=utf-8" };
+    let content_type = ContentType::parse(kind).map_err(|err| email_failure(e)(err.to_string()))?;
+    let body = MultiPart::mixed()
+        .singlepart(SinglePart::plain(format!(
+            "{}\n\nThe report is attached ({}).\n",
+            report.summary,
+            report.file_name()
+        )))
+        .singlepart(Attachment::new(report.file_name()).body(report.content.clone(), content_type));
+    let message =
+        envelope(e, report.title.clone())?.multipart(body).map_err(|err| email_failure(e)(err.to_string()))?;
+    send(e, message).await
+}
+
+async fn send(e: &EmailSink, message: Message) -> Result<(), NotifyError> {
+    let failed = email_failure(e);
     let mut transport = if e.starttls {
         AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&e.host).map_err(|err| failed(err.to_string()))?
     } else {

@@ -40,6 +40,51 @@ pub struct AlertsConfig {
     /// Threats found in the logs raise a `threat` alarm (whether or not anything blocks them).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threats: Option<ThreatAlarmsConfig>,
+    /// Security reports sent on a schedule to sinks.
+    pub reports: Vec<ReportScheduleConfig>,
+}
+
+/// `alerts.reports[]`: `generate_security_report` every `every`, sent to the sinks named in `to`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportScheduleConfig {
+    /// `daily`, `weekly`, or a duration (`12h`).
+    pub every: String,
+    /// The period the report covers (default: `every`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeframe: Option<String>,
+    /// `html` (default) or `markdown`.
+    #[serde(default = "default_report_format")]
+    pub format: String,
+    /// Sink names.
+    pub to: Vec<String>,
+    /// The target reported on (default: the default target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The principal the report is generated as (read access is enough).
+    #[serde(default = "default_report_principal")]
+    pub principal: String,
+}
+
+fn default_report_format() -> String {
+    "html".into()
+}
+
+fn default_report_principal() -> String {
+    "portcullis-reports".into()
+}
+
+/// One report schedule, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportSchedule {
+    /// Its place in `alerts.reports` (its last run is kept under it).
+    pub index: usize,
+    pub every: chrono::TimeDelta,
+    pub timeframe: String,
+    pub format: String,
+    pub to: Vec<String>,
+    pub target: Option<String>,
+    pub principal: String,
 }
 
 /// One sink: a `name` and exactly one of `webhook`, `email`, `syslog`.
@@ -171,6 +216,47 @@ impl AlertsConfig {
         Ok(out)
     }
 
+    /// The report schedules, their sinks checked against `sinks`.
+    pub fn report_schedules(&self) -> Result<Vec<ReportSchedule>, (String, String)> {
+        let names: Vec<&str> = self.sinks.iter().map(|s| s.name.as_str()).collect();
+        let mut out = Vec::with_capacity(self.reports.len());
+        for (i, r) in self.reports.iter().enumerate() {
+            let key = |field: &str| format!("alerts.reports[{i}].{field}");
+            let every_text = match r.every.trim() {
+                "daily" => "24h",
+                "weekly" => "7d",
+                other => other,
+            };
+            let every =
+                portcullis_core::duration::parse_span("every", every_text).map_err(|e| (key("every"), e.message))?;
+            if every < chrono::TimeDelta::seconds(1) {
+                return Err((key("every"), "at least 1s".into()));
+            }
+            let timeframe = r.timeframe.clone().unwrap_or_else(|| every_text.to_string());
+            portcullis_core::duration::parse_span("timeframe", &timeframe)
+                .map_err(|e| (key("timeframe"), e.message))?;
+            if !matches!(r.format.as_str(), "html" | "markdown") {
+                return Err((key("format"), format!("{:?} is not html or markdown", r.format)));
+            }
+            if r.to.is_empty() {
+                return Err((key("to"), "name at least one sink".into()));
+            }
+            if let Some(unknown) = r.to.iter().find(|t| !names.contains(&t.as_str())) {
+                return Err((key("to"), format!("no sink named {unknown:?}; there are: {}", names.join(", "))));
+            }
+            out.push(ReportSchedule {
+                index: i,
+                every,
+                timeframe,
+                format: r.format.clone(),
+                to: r.to.clone(),
+                target: r.target.clone(),
+                principal: r.principal.clone(),
+            });
+        }
+        Ok(out)
+    }
+
     /// Every secret of the section (for the scrubber).
     pub fn secrets(&self) -> impl Iterator<Item = &Secret> {
         self.sinks
@@ -272,5 +358,22 @@ mod tests {
             bad("sinks:\n- {name: x, syslog: {address: 'h:1'}, min_severity: loud}\n"),
             "alerts.sinks[0].min_severity"
         );
+    }
+
+    #[test]
+    fn report_schedules_name_their_sinks_and_a_period() {
+        let sinks = "sinks:\n- {name: mail, syslog: {address: 'h:1'}}\n";
+        let reports =
+            "reports:\n- {every: weekly, to: [mail]}\n- {every: 12h, timeframe: 24h, format: markdown, to: [mail]}\n";
+        let schedules = parse(&format!("{sinks}{reports}")).report_schedules().expect("valid");
+        assert_eq!(schedules[0].every, chrono::TimeDelta::days(7));
+        assert_eq!(schedules[0].timeframe, "7d", "the period by default");
+        assert_eq!((schedules[1].timeframe.as_str(), schedules[1].format.as_str()), ("24h", "markdown"));
+        let bad =
+            |reports: &str| parse(&format!("{sinks}reports:\n{reports}")).report_schedules().expect_err("invalid").0;
+        assert_eq!(bad("- {every: weekly, to: [pager]}\n"), "alerts.reports[0].to");
+        assert_eq!(bad("- {every: sometimes, to: [mail]}\n"), "alerts.reports[0].every");
+        assert_eq!(bad("- {every: daily, to: []}\n"), "alerts.reports[0].to");
+        assert_eq!(bad("- {every: daily, to: [mail], format: pdf}\n"), "alerts.reports[0].format");
     }
 }

@@ -27,6 +27,7 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
+pub use alerts::ReportSchedule;
 pub use load::*;
 pub use logs::LogsConfig;
 pub use schema::*;

@@ -162,6 +162,15 @@ pub(super) fn validate(config: &mut Config, origin: &Path) -> Result<(), ConfigE
     config.domains.settings().map_err(|(key, message)| invalid(key, message, o))?;
     config.devices.settings().map_err(|(key, message)| invalid(key, message, o))?;
     config.alerts.sinks().map_err(|(key, message)| invalid(key, message, o))?;
+    for r in config.alerts.report_schedules().map_err(|(key, message)| invalid(key, message, o))? {
+        if let Some(target) = r.target.as_deref().filter(|t| !known_target(t)) {
+            return Err(invalid(
+                format!("alerts.reports[{}].target", r.index),
+                format!("no target named `{target}`"),
+                o,
+            ));
+        }
+    }
     let mirroring = config.mirroring.settings().map_err(|(key, message)| invalid(key, message, o))?;
     for s in &mirroring.sensors {
         if let Some(target) = &s.target
