@@ -1,9 +1,10 @@
-//! Streamable HTTP transport: `/mcp` (rmcp), `/health`, `/feeds/*`. Binds loopback unless bearer tokens are
+//! Streamable HTTP transport: `/mcp` (rmcp), `/health`, `/feeds/*`, `/dashboard` (`dashboard.rs`). Binds loopback unless bearer tokens are
 //! configured; with tokens, every request to `/mcp` must carry one, and the token's principal makes the calls.
 //! The Host header is checked on every route and the Origin header on `/mcp` (DNS-rebinding protection); a
 //! POST body to `/mcp` that does not decode is answered with a JSON-RPC error (`guard.rs`).
 
 mod auth;
+mod dashboard;
 mod guard;
 
 use std::net::SocketAddr;
@@ -75,12 +76,28 @@ fn router(app: &App, http: &HttpConfig, local: SocketAddr, shutdown: Cancellatio
     let roles = http.tokens.iter().map(|t| (t.principal.clone(), app.principal(&t.principal).role)).collect();
     let auth = AuthState { http: Arc::new(http.clone()), roles: Arc::new(roles) };
     let feeds = FeedState { service: app.service.clone(), auth: auth.clone() };
+    let board = dashboard::DashboardState {
+        service: app.service.clone(),
+        store: app.store.clone(),
+        auth: auth.clone(),
+        changes: Default::default(),
+    };
+    board.follow_changes();
+    let dashboard_routes = Router::new()
+        .route("/dashboard", get(dashboard::page))
+        .route("/dashboard/app.js", get(dashboard::script))
+        .route("/dashboard/app.css", get(dashboard::style))
+        .route("/dashboard/state", get(dashboard::data))
+        .route("/dashboard/version", get(dashboard::version))
+        .route("/dashboard/report", get(dashboard::report))
+        .with_state(board);
     Router::new()
         .nest_service("/mcp", mcp_service)
         .layer(middleware::from_fn(guard::decode_body))
         .layer(middleware::from_fn_with_state(auth, authenticate))
         .route("/health", get(health))
         .route("/feeds/{list}", get(feed).with_state(feeds))
+        .merge(dashboard_routes)
         .layer(middleware::from_fn_with_state(guard::AllowedHosts(Arc::new(hosts)), guard::check_host))
 }
 
