@@ -103,7 +103,7 @@ pub async fn call(
             } else if json {
                 println!("{}", serde_json::to_string_pretty(&value)?);
             } else {
-                print!("{}", render(&value));
+                print!("{}", render_for(tool, &value));
             }
             Ok(0)
         }
@@ -143,8 +143,81 @@ fn print_error(e: &CallError, json: bool) {
     }
 }
 
-/// Renders a result for a person: scalar fields as `key: value`, `data` and `plan` rows as tables.
-pub fn render(value: &Value) -> String {
+/// [`render_for`] a tool that chooses no columns.
+#[cfg(test)]
+fn render(value: &Value) -> String {
+    render_for("", value)
+}
+
+/// The columns a tool's table shows, in order, as paths into each row (`record.principal.name`); the rest is
+/// left to `--json`. Tools without an entry get every column, the ones people read first leading.
+fn tool_columns(tool: &str) -> Option<&'static [(&'static str, &'static str)]> {
+    Some(match tool {
+        "get_audit_log" => &[
+            ("seq", "seq"),
+            ("time", "record.time"),
+            ("principal", "record.principal.name"),
+            ("tool", "record.tool"),
+            ("target", "record.target"),
+            ("decision", "record.decision"),
+            ("outcome", "record.outcome"),
+            ("risk", "record.risk_score"),
+            ("reason", "record.reason"),
+        ],
+        "list_blocks" | "list_grants" => &[
+            ("ip_address", "ip_address"),
+            ("interface", "interface"),
+            ("reason", "reason"),
+            ("expires_at", "expires_at"),
+            ("remaining_seconds", "remaining_seconds"),
+        ],
+        "query_firewall_logs" => &[
+            ("timestamp", "timestamp"),
+            ("action", "action"),
+            ("interface", "interface"),
+            ("protocol", "protocol"),
+            ("src_ip", "src_ip"),
+            ("src_port", "src_port"),
+            ("dst_ip", "dst_ip"),
+            ("dst_port", "dst_port"),
+            ("src_country", "src_country"),
+            ("rule_id", "rule_id"),
+        ],
+        "analyze_threats" => &[
+            ("type", "type"),
+            ("source_ip", "source_ip"),
+            ("threat_score", "threat_score"),
+            ("severity", "severity"),
+            ("attempts", "attempt_count"),
+            ("recommended_block", "recommended_block_duration"),
+            ("detail", "detail"),
+        ],
+        "list_vpn_users" => &[
+            ("username", "username"),
+            ("type", "type"),
+            ("server", "server"),
+            ("address", "address"),
+            ("expires_at", "expires_at"),
+        ],
+        "get_active_alarms" => &[
+            ("kind", "kind"),
+            ("severity", "severity"),
+            ("time", "time"),
+            ("message", "message"),
+            ("recommendation", "recommendation"),
+        ],
+        _ => return None,
+    })
+}
+
+/// The value at a dotted path of a row.
+fn at<'a>(row: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(row, |v, key| v.get(key))
+}
+
+/// Renders a result for a person: scalar fields as `key: value`, `data` and `plan` rows as tables, with the
+/// columns `tool` chooses.
+pub fn render_for(tool: &str, value: &Value) -> String {
     let Some(map) = value.as_object() else {
         return format!("{value}\n");
     };
@@ -164,7 +237,12 @@ pub fn render(value: &Value) -> String {
     for (key, v) in map {
         match v {
             Value::Array(rows) if rows.iter().all(Value::is_object) && !rows.is_empty() => {
-                out.push_str(&format!("\n{key}:\n{}\n", table(rows)));
+                let chosen = tool_columns(tool).filter(|_| key == "data" || key == "users");
+                let shown = match chosen {
+                    Some(columns) => chosen_table(rows, columns),
+                    None => table(rows),
+                };
+                out.push_str(&format!("\n{key}:\n{shown}\n"));
             }
             Value::Array(items) if !items.is_empty() => {
                 out.push_str(&format!("\n{key}:\n"));
@@ -231,6 +309,23 @@ fn table(rows: &[Value]) -> String {
     }
     for row in rows.iter().filter_map(Value::as_object) {
         t.add_row(columns.iter().map(|c| row.get(c).map(scalar).unwrap_or_default()));
+    }
+    t.to_string()
+}
+
+/// A table of the columns a tool chose, those no row has left out.
+fn chosen_table(rows: &[Value], columns: &[(&str, &str)]) -> String {
+    let present: Vec<&(&str, &str)> =
+        columns.iter().filter(|(_, path)| rows.iter().any(|r| at(r, path).is_some_and(|v| !v.is_null()))).collect();
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(present.iter().map(|(title, _)| *title));
+    if let Some(width) = terminal_width() {
+        t.set_width(width);
+    }
+    for row in rows {
+        t.add_row(present.iter().map(|(_, path)| at(row, path).map(scalar).unwrap_or_default()));
     }
     t.to_string()
 }
@@ -485,5 +580,18 @@ mod tests {
         let plan = json!({"plan": [{"op": "put_alias_entries", "alias": "PORTCULLIS_BLOCK", "before": [],
             "after": [{"value": "203.0.113.9"}]}]});
         assert!(render(&plan).contains("PORTCULLIS_BLOCK += 203.0.113.9"), "{}", render(&plan));
+    }
+
+    #[test]
+    fn the_audit_log_is_a_table_of_its_records_fields_not_a_blob() {
+        let audit = json!({"count": 1, "data": [{"seq": 7, "hash": "ab12", "record": {"time": "2026-12-07T10:00:00Z",
+            "principal": {"name": "ada", "role": "admin"}, "tool": "block_ip_address", "decision": "allowed",
+            "outcome": "ok", "risk_score": 10, "arguments": {"ip_address": "192.0.2.7"}}}]});
+        let out = render_for("get_audit_log", &audit);
+        let header = out.lines().find(|l| l.contains("principal")).unwrap_or_else(|| panic!("{out}"));
+        assert!(header.find("seq") < header.find("time") && header.find("time") < header.find("tool"), "{header}");
+        assert!(out.contains("ada") && out.contains("block_ip_address"), "{out}");
+        assert!(!out.contains("ab12") && !out.contains("\"arguments\""), "bookkeeping and blobs left to --json: {out}");
+        assert!(!header.contains("target"), "a column no row has is left out: {header}");
     }
 }

@@ -6,7 +6,7 @@
 use std::process::Command;
 
 const UNIT: &str = include_str!("../../../docs/portcullis-nftables.service");
-const INSTALLED_BINARY: &str = "/usr/local/bin/portcullis";
+const INSTALLED_BINARY: &str = "/usr/bin/portcullis";
 
 /// Every setting `systemd-analyze security` may mark exposed (✗), and why the service needs it that way.
 const NEEDED: &[(&str, &str)] = &[
