@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import threading
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Sequence
 
 import anyio
+import pytest
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
@@ -281,3 +283,14 @@ def read_audit(data_dir: Path) -> list[dict[str, Any]]:
     seqs = [r[0] for r in rows]
     assert seqs == sorted(set(seqs)), f"audit seq not strictly increasing: {seqs}"
     return [json.loads(r[1]) for r in rows]
+
+
+def require_chromium() -> str:
+    """The headless Chromium a browser test drives: required in CI (scripts/test installs it), skipped elsewhere."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    if os.environ.get("CI"):
+        pytest.fail("chromium is required in CI (scripts/test installs it)")
+    pytest.skip("chromium not installed")

@@ -11,8 +11,6 @@ import asyncio
 import base64
 import hashlib
 import json
-import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -22,19 +20,12 @@ import anyio
 import pytest
 import websockets
 
-from harness import _http_transport, _initialized_session, call, httpx, ok
+from harness import _http_transport, _initialized_session, call, httpx, ok, require_chromium
 
 pytestmark = pytest.mark.anyio
 
 TOKEN = "dashboard-secret-token-0123456789"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "target" / "artifacts"
-
-
-def chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    return None
 
 
 class Page:
@@ -91,11 +82,7 @@ async def open_browser(browser: str, profile: Path):
 
 
 async def test_dashboard_shows_the_lab_and_follows_a_new_block_without_reload(servers, data_dir: Path, tmp_path: Path):
-    browser = chromium()
-    if browser is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is required in CI (scripts/test installs it)")
-        pytest.skip("chromium not installed")
+    browser = require_chromium()
     config = tmp_path / "dashboard.yaml"
     config.write_text(
         "security:\n  principal: admin\n  principals: {soc: {role: admin}}\n"

@@ -3,8 +3,6 @@ security report of a `lab traffic` scenario rendered by headless Chromium."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import struct
 import subprocess
@@ -16,7 +14,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from harness import call, ok
+from harness import call, ok, require_chromium
 
 pytestmark = pytest.mark.anyio
 
@@ -134,19 +132,8 @@ def count_colour(rows, bpp, width, region, rgb, tolerance=12) -> int:
     return n
 
 
-def chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
 async def test_html_report_of_lab_traffic_renders_its_charts_in_chromium(servers, data_dir: Path, tmp_path: Path):
-    browser = chromium()
-    if browser is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is required in CI (scripts/test installs it)")
-        pytest.skip("chromium not installed")
+    browser = require_chromium()
     pc = servers("stdio", data_dir)
     traffic = pc.cli("lab", "traffic", "--seed", "3", timeout=120)
     assert traffic.returncode == 0, traffic.stderr

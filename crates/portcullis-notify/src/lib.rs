@@ -50,11 +50,11 @@ impl Severity {
 
     /// The severity of an alarm kind: someone trying what they may not, or a change refused for its risk, is high;
     /// the firewall changing behind Portcullis' back, a rollback or a threat is medium; a change applied is info.
-    /// A `threat` carries its own (by score) in [`Alarm::severity`].
+    /// A message that starts with `[info]`, `[medium]` or `[high]` states its own ([`Alarm::from_store`]).
     pub fn of_kind(kind: &str) -> Severity {
         match kind {
             "denial_burst" | "high_risk_refused" => Severity::High,
-            "change_applied" | "report" => Severity::Info,
+            "change_applied" => Severity::Info,
             _ => Severity::Medium,
         }
     }
@@ -75,11 +75,11 @@ pub struct Alarm {
 
 impl Alarm {
     pub fn from_store(a: &portcullis_store::Alert) -> Alarm {
-        // A threat's message starts with its score band (`[high] …`), which sets its severity.
-        let severity = match a.message.strip_prefix('[').and_then(|m| m.split_once(']')) {
-            Some((band, _)) if a.kind == "threat" => Severity::parse(band).unwrap_or(Severity::Medium),
-            _ => Severity::of_kind(&a.kind),
-        };
+        // A message may start with its own severity (`[high] …`: a threat by its score, a rollback that failed),
+        // which wins over its kind's.
+        let stated =
+            a.message.strip_prefix('[').and_then(|m| m.split_once(']')).and_then(|(band, _)| Severity::parse(band));
+        let severity = stated.unwrap_or_else(|| Severity::of_kind(&a.kind));
         Alarm {
             id: a.id,
             time: a.time,
@@ -113,4 +113,34 @@ pub enum NotifyError {
     Syslog { address: String, message: String },
     #[error("store: {0}")]
     Store(#[from] portcullis_store::StoreError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(kind: &str, message: &str) -> portcullis_store::Alert {
+        portcullis_store::Alert {
+            id: 1,
+            time: Utc::now(),
+            kind: kind.into(),
+            principal: "portcullis".into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn a_stated_severity_wins_over_the_kinds() {
+        assert_eq!(
+            Alarm::from_store(&stored("threat", "[high] brute force from 203.0.113.50")).severity,
+            Severity::High
+        );
+        assert_eq!(
+            Alarm::from_store(&stored("rollback", "[high] the rollback of change x failed")).severity,
+            Severity::High
+        );
+        assert_eq!(Alarm::from_store(&stored("rollback", "change x was rolled back")).severity, Severity::Medium);
+        assert_eq!(Alarm::from_store(&stored("denial_burst", "more than 5 denied calls")).severity, Severity::High);
+        assert_eq!(Alarm::from_store(&stored("drift", "[loud] not a band")).severity, Severity::Medium);
+    }
 }

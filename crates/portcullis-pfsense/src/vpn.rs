@@ -245,28 +245,37 @@ impl Read {
     }
 
     fn accounts(&self) -> Vec<VpnAccount> {
-        let mut out = Vec::new();
-        for u in &self.users {
-            let Some(mark) = Mark::decode(&u.descr).filter(|m| m.user == u.name) else { continue };
-            let cso = self.csos.iter().find(|c| c.common_name == u.name && Mark::decode(&c.description).is_some());
-            let address = cso.and_then(override_address).unwrap_or(mark.address);
-            out.push(mark.account(VpnType::Openvpn, None, address));
-        }
-        for p in &self.peers {
-            let Some(mark) = Mark::decode(&p.descr) else { continue };
-            let address = peer_addresses(p).first().copied().unwrap_or(mark.address);
-            out.push(mark.account(VpnType::Wireguard, Some(p.publickey.clone()), address));
-        }
-        out
+        accounts_of(&self.users, &self.csos, &self.peers)
     }
+}
+
+/// The VPN users Portcullis made, from the firewall's users, overrides and peers: each marked as Portcullis' in
+/// its description, with the address its override or peer gives it.
+fn accounts_of(users: &[User], csos: &[OpenVpnCso], peers: &[WireGuardPeerConfig]) -> Vec<VpnAccount> {
+    let mut out = Vec::new();
+    for u in users {
+        let Some(mark) = Mark::decode(&u.descr).filter(|m| m.user == u.name) else { continue };
+        let cso = csos.iter().find(|c| c.common_name == u.name && Mark::decode(&c.description).is_some());
+        let address = cso.and_then(override_address).unwrap_or(mark.address);
+        out.push(mark.account(VpnType::Openvpn, None, address));
+    }
+    for p in peers {
+        let Some(mark) = Mark::decode(&p.descr) else { continue };
+        let address = peer_addresses(p).first().copied().unwrap_or(mark.address);
+        out.push(mark.account(VpnType::Wireguard, Some(p.publickey.clone()), address));
+    }
+    out
 }
 
 pub(crate) async fn servers(c: &PfRestClient) -> Result<Vec<VpnServer>, BackendError> {
     Ok(read(c).await?.servers())
 }
 
+/// Only what the accounts are made of (users, overrides, peers): this runs on every whole read of a target
+/// with VPN users, where servers and certificates are not needed.
 pub(crate) async fn accounts(c: &PfRestClient) -> Result<Vec<VpnAccount>, BackendError> {
-    Ok(read(c).await?.accounts())
+    let (users, csos, peers) = tokio::try_join!(c.users(), c.openvpn_csos(), c.wireguard_peer_configs())?;
+    Ok(accounts_of(&users, &csos, &peers.unwrap_or_default()))
 }
 
 /// What a WireGuard client of tunnel `server` needs: its public key, the endpoint (`endpoint_host`, or the host

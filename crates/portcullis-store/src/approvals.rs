@@ -45,6 +45,11 @@ fn time(ms: i64) -> DateTime<Utc> {
 const APPROVAL_COLUMNS: &str = "id, digest, principal, tool, target, arguments, summary, risk_score, reason, \
                                 created_at_ms, expires_at_ms, status, decided_by";
 
+/// An `alerts` row selected as `id, time_ms, kind, principal, message`.
+fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
+    Ok(Alert { id: r.get(0)?, time: time(r.get(1)?), kind: r.get(2)?, principal: r.get(3)?, message: r.get(4)? })
+}
+
 fn approval_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Approval> {
     let arguments: String = r.get(5)?;
     Ok(Approval {
@@ -161,15 +166,7 @@ impl Store {
         let mut stmt = conn.prepare_cached(
             "SELECT id, time_ms, kind, principal, message FROM alerts WHERE id > ?1 ORDER BY id ASC LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![after, limit as i64], |r| {
-            Ok(Alert {
-                id: r.get(0)?,
-                time: time(r.get(1)?),
-                kind: r.get(2)?,
-                principal: r.get(3)?,
-                message: r.get(4)?,
-            })
-        })?;
+        let rows = stmt.query_map(params![after, limit as i64], alert_row)?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
@@ -183,15 +180,7 @@ impl Store {
         let mut stmt = conn.prepare_cached(
             "SELECT id, time_ms, kind, principal, message FROM alerts WHERE time_ms >= ?1 ORDER BY id DESC",
         )?;
-        let rows = stmt.query_map([ms(since)], |r| {
-            Ok(Alert {
-                id: r.get(0)?,
-                time: time(r.get(1)?),
-                kind: r.get(2)?,
-                principal: r.get(3)?,
-                message: r.get(4)?,
-            })
-        })?;
+        let rows = stmt.query_map([ms(since)], alert_row)?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 }

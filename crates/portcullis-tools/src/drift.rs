@@ -118,10 +118,7 @@ impl ToolService {
         for drift in &found {
             let signature = drift.describe();
             if last.get(&drift.target) != Some(&signature) {
-                let store = self.guard.auditor.store();
-                if let Err(e) = store.alert_raise("drift", "portcullis", &signature, Utc::now()) {
-                    tracing::error!("drift alarm not stored: {e}");
-                }
+                self.raise_alarm("drift", "portcullis", &signature);
                 tracing::warn!(target = drift.target, "{signature}");
                 last.insert(drift.target.clone(), signature);
             }

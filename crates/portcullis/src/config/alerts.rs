@@ -21,16 +21,8 @@ use serde::{Deserialize, Serialize};
 use super::env::Secret;
 
 /// The alarm kinds there are (a sink's `kinds` must name these).
-pub const ALARM_KINDS: [&str; 8] = [
-    "denial_burst",
-    "high_risk_refused",
-    "drift",
-    "change_applied",
-    "rollback",
-    "threat",
-    "audit_witness_reconciled",
-    "report",
-];
+pub const ALARM_KINDS: [&str; 7] =
+    ["denial_burst", "high_risk_refused", "drift", "change_applied", "rollback", "threat", "audit_witness_reconciled"];
 
 /// `alerts:` in the config file.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -106,6 +106,16 @@ pub(super) struct TargetQuery {
     target: Option<String>,
 }
 
+impl TargetQuery {
+    /// A tool's arguments with the page's target, when it names one.
+    fn onto(&self, mut args: Value) -> Value {
+        if let Some(t) = &self.target {
+            args["target"] = t.clone().into();
+        }
+        args
+    }
+}
+
 pub(super) async fn version(State(state): State<DashboardState>, headers: HeaderMap) -> Response {
     if let Err(refused) = state.principal(&headers) {
         return *refused;
@@ -131,12 +141,7 @@ pub(super) async fn data(
         Err(refused) => return *refused,
     };
     let ctx = CallContext::new(principal.clone(), Transport::Http, Some("dashboard".into()));
-    let target = |mut args: Value| {
-        if let Some(t) = &query.target {
-            args["target"] = t.clone().into();
-        }
-        args
-    };
+    let target = |args: Value| query.onto(args);
     let s = &state.service;
     let (dashboard, blocks, grants, changes, audit) = tokio::join!(
         section(s, &ctx, "get_dashboard_data", target(json!({}))),
@@ -182,10 +187,7 @@ pub(super) async fn report(
         Err(refused) => return *refused,
     };
     let ctx = CallContext::new(principal, Transport::Http, Some("dashboard report".into()));
-    let mut args = json!({"timeframe": "24h", "format": "html"});
-    if let Some(t) = &query.target {
-        args["target"] = t.clone().into();
-    }
+    let args = query.onto(json!({"timeframe": "24h", "format": "html"}));
     match state.service.call(&ctx, "generate_security_report", args).await {
         Ok(answer) => {
             let html = answer["content"].as_str().unwrap_or_default().to_string();
